@@ -1,0 +1,199 @@
+//! Configuration: defaults → optional TOML file → `EDGE_*` environment → command-line flags.
+//! Every key of [`Config`] can be set in the file under its name and in the environment
+//! as `EDGE_<NAME>` (upper case). Validated once at start-up with clear messages.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Which parts of the server a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// HTTP API only.
+    Api,
+    /// Task workers only.
+    Worker,
+    /// Both (the default).
+    All,
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "api" => Ok(Role::Api),
+            "worker" => Ok(Role::Worker),
+            "all" => Ok(Role::All),
+            _ => Err(format!("role must be api, worker or all, not '{s}'")),
+        }
+    }
+}
+
+/// The whole server configuration. See `config.example.toml` for every key, commented.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub public_url: Option<String>,
+    pub admin_secret_b64: Option<String>,
+    pub data_key_b64: Option<String>,
+    pub fs_origin_root: Option<PathBuf>,
+    pub allow_private_sources: bool,
+    pub slack_api_base: String,
+    pub maintenance: bool,
+    pub maintenance_retry_after: u64,
+    pub operator_org: String,
+    pub operator_admin: String,
+    pub role: Role,
+    pub json_body_limit: usize,
+    pub orgsel_ttl: u64,
+    pub access_ttl: u64,
+    pub refresh_ttl: u64,
+    pub login_max_failures_user: u32,
+    pub login_max_failures_addr: u32,
+    pub login_window: u64,
+    pub trusted_proxies: Vec<String>,
+    pub enrollment_name: String,
+    pub enrollment_rid: Option<String>,
+    pub log_format: String,
+    pub task_lease_seconds: u64,
+    pub worker_poll_ms: u64,
+    pub metrics_listen: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            public_url: None,
+            admin_secret_b64: None,
+            data_key_b64: None,
+            fs_origin_root: None,
+            allow_private_sources: false,
+            slack_api_base: "https://slack.com/api".into(),
+            maintenance: false,
+            maintenance_retry_after: 900,
+            operator_org: "operator".into(),
+            operator_admin: "admin".into(),
+            role: Role::All,
+            json_body_limit: 1 << 20,
+            orgsel_ttl: 900,
+            access_ttl: 900,
+            refresh_ttl: 86_400,
+            login_max_failures_user: 10,
+            login_max_failures_addr: 50,
+            login_window: 900,
+            trusted_proxies: Vec::new(),
+            enrollment_name: "rockit-edge".into(),
+            enrollment_rid: None,
+            log_format: "json".into(),
+            task_lease_seconds: 60,
+            worker_poll_ms: 500,
+            metrics_listen: None,
+        }
+    }
+}
+
+fn parse_env<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, String> {
+    v.parse().map_err(|_| format!("EDGE_{}: cannot parse '{v}'", key.to_uppercase()))
+}
+
+fn parse_bool(key: &str, v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        _ => Err(format!("EDGE_{}: expected true or false, not '{v}'", key.to_uppercase())),
+    }
+}
+
+impl Config {
+    /// Loads the file (when given) over the defaults, then applies `vars` (the process
+    /// environment in production; tests pass their own).
+    pub fn load(file: Option<&Path>, vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, String> {
+        let mut c: Config = match file {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| format!("config file {}: {e}", p.display()))?;
+                toml::from_str(&text).map_err(|e| format!("config file {}: {e}", p.display()))?
+            }
+            None => Config::default(),
+        };
+        for (k, v) in vars {
+            let Some(key) = k.strip_prefix("EDGE_") else { continue };
+            let key = key.to_ascii_lowercase();
+            c.set(&key, &v)?;
+        }
+        Ok(c)
+    }
+
+    /// Sets one key from its text form (environment variables).
+    fn set(&mut self, key: &str, v: &str) -> Result<(), String> {
+        let opt = |v: &str| if v.is_empty() { None } else { Some(v.to_string()) };
+        match key {
+            "listen" => self.listen = v.into(),
+            "data_dir" => self.data_dir = v.into(),
+            "database_url" => self.database_url = opt(v),
+            "public_url" => self.public_url = opt(v),
+            "admin_secret_b64" => self.admin_secret_b64 = opt(v),
+            "data_key_b64" => self.data_key_b64 = opt(v),
+            "fs_origin_root" => self.fs_origin_root = opt(v).map(PathBuf::from),
+            "allow_private_sources" => self.allow_private_sources = parse_bool(key, v)?,
+            "slack_api_base" => self.slack_api_base = v.into(),
+            "maintenance" => self.maintenance = parse_bool(key, v)?,
+            "maintenance_retry_after" => self.maintenance_retry_after = parse_env(key, v)?,
+            "operator_org" => self.operator_org = v.into(),
+            "operator_admin" => self.operator_admin = v.into(),
+            "role" => self.role = v.parse()?,
+            "json_body_limit" => self.json_body_limit = parse_env(key, v)?,
+            "orgsel_ttl" => self.orgsel_ttl = parse_env(key, v)?,
+            "access_ttl" => self.access_ttl = parse_env(key, v)?,
+            "refresh_ttl" => self.refresh_ttl = parse_env(key, v)?,
+            "login_max_failures_user" => self.login_max_failures_user = parse_env(key, v)?,
+            "login_max_failures_addr" => self.login_max_failures_addr = parse_env(key, v)?,
+            "login_window" => self.login_window = parse_env(key, v)?,
+            "trusted_proxies" => {
+                self.trusted_proxies = v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+            }
+            "enrollment_name" => self.enrollment_name = v.into(),
+            "enrollment_rid" => self.enrollment_rid = opt(v),
+            "log_format" => self.log_format = v.into(),
+            "task_lease_seconds" => self.task_lease_seconds = parse_env(key, v)?,
+            "worker_poll_ms" => self.worker_poll_ms = parse_env(key, v)?,
+            "metrics_listen" => self.metrics_listen = opt(v),
+            // Variables of other tools may share the prefix (EDGE_TEST_…); they are not ours.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Checks cross-field rules after all sources are applied.
+    pub fn validate(&self) -> Result<(), String> {
+        if !crate::names::valid_name(&self.operator_org) {
+            return Err(format!("operator_org '{}' does not match ^[A-Za-z0-9_]{{2,50}}$", self.operator_org));
+        }
+        if !crate::names::valid_name(&self.operator_admin) {
+            return Err(format!("operator_admin '{}' does not match ^[A-Za-z0-9_]{{2,50}}$", self.operator_admin));
+        }
+        if self.json_body_limit < 1024 {
+            return Err("json_body_limit must be at least 1024 bytes".into());
+        }
+        if !["json", "text"].contains(&self.log_format.as_str()) {
+            return Err("log_format must be json or text".into());
+        }
+        if self.task_lease_seconds < 5 {
+            return Err("task_lease_seconds must be at least 5".into());
+        }
+        Ok(())
+    }
+
+    /// The database URL: the configured one, or SQLite in the data directory.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) => u.clone(),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("edge.db").display()),
+        }
+    }
+}

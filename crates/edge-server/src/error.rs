@@ -1,0 +1,108 @@
+//! The one error type at the HTTP edge: a stable `error` code, an HTTP status and the
+//! failure envelope of conventions.md. Internal causes go to the log, never to the client.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Map, Value};
+
+/// A failure answered to a client as `{"status":"failed","error":…,"message":…}`.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status of the answer.
+    pub status: StatusCode,
+    /// Stable machine-readable code (`invalid-param`, `not-found`, …).
+    pub code: &'static str,
+    /// Human sentence; never holds secrets, SQL or paths.
+    pub message: String,
+    /// Optional structured details (`{"field":"name"}`).
+    pub details: Option<Map<String, Value>>,
+    /// Extra top-level fields of the envelope (`retryAfter` for maintenance).
+    pub extra: Option<Map<String, Value>>,
+    /// `Retry-After` header value in seconds.
+    pub retry_after: Option<u64>,
+}
+
+/// Result alias for handlers and services.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    /// Builds an error with a status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into(), details: None, extra: None, retry_after: None }
+    }
+    /// 400 `invalid-param` naming the offending field.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid-param", message).detail("field", field)
+    }
+    /// 400 `invalid-param` without a single field.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid-param", message)
+    }
+    /// 401 `unauthorized`.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+    /// 403 `forbidden`.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+    /// 404 `not-found` for a kind of resource and its name.
+    pub fn not_found(what: &str, name: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", format!("{what} '{name}' not found"))
+    }
+    /// 409 with one of the conflict codes.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+    /// 413 `payload-too-large`.
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", message)
+    }
+    /// 429 `too-many-requests` with `Retry-After`.
+    pub fn too_many(retry_after: u64) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "too-many-requests", "too many attempts, try again later");
+        e.retry_after = Some(retry_after.max(1));
+        e
+    }
+    /// 500 `internal`: logs the cause, shows the client nothing of it.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+    }
+    /// Adds one entry to `details`.
+    pub fn detail(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.details.get_or_insert_with(Map::new).insert(key.to_string(), value.into());
+        self
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e {
+            if db.is_unique_violation() {
+                return ApiError::conflict("item-exists", "an item with that name already exists");
+            }
+        }
+        ApiError::internal(format!("database: {e}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = Map::new();
+        body.insert("status".into(), json!("failed"));
+        body.insert("error".into(), json!(self.code));
+        body.insert("message".into(), json!(self.message));
+        if let Some(d) = self.details {
+            body.insert("details".into(), Value::Object(d));
+        }
+        if let Some(x) = self.extra {
+            body.extend(x);
+        }
+        let mut resp = (self.status, axum::Json(Value::Object(body))).into_response();
+        if let Some(s) = self.retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        resp
+    }
+}

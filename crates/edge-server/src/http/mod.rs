@@ -1,0 +1,132 @@
+//! The HTTP edge: one router per resource, merged here with the cross-cutting layers
+//! (request id and access log, maintenance mode, JSON 404/405).
+
+pub mod admin;
+pub mod apikeys;
+pub mod apps;
+pub mod auth;
+pub mod extract;
+pub mod foundry;
+pub mod login;
+pub mod orgs;
+pub mod roles;
+pub mod users;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The request id of the current request (also in the `x-request-id` response header).
+#[derive(Clone)]
+pub struct RequestId(pub String);
+
+/// Builds the complete application router.
+pub fn router(st: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(|| async { extract::success(json!({"message": "rockit-edge"})) }))
+        .route("/healthz", get(|| async { extract::success(json!({"message": "alive"})) }))
+        .route("/readyz", get(readyz))
+        .merge(admin::router())
+        .merge(orgs::router())
+        .merge(login::router())
+        .merge(apikeys::router())
+        .merge(users::router())
+        .merge(roles::router())
+        .merge(apps::router())
+        .merge(foundry::router())
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint") })
+        .layer(middleware::from_fn_with_state(st.clone(), maintenance_gate))
+        .layer(middleware::from_fn(request_id))
+        .with_state(st)
+}
+
+/// The router of a worker-only process: health checks only.
+pub fn health_router(st: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(|| async { extract::success(json!({"message": "rockit-edge worker"})) }))
+        .route("/healthz", get(|| async { extract::success(json!({"message": "alive"})) }))
+        .route("/readyz", get(readyz))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint") })
+        .layer(middleware::from_fn(request_id))
+        .with_state(st)
+}
+
+async fn readyz(State(st): State<Arc<AppState>>) -> Response {
+    let db = st.db.ping().await;
+    let depot = tokio::fs::metadata(&st.cfg.data_dir).await.map(|m| m.is_dir()).unwrap_or(false);
+    if db && depot {
+        extract::success(json!({"message": "ready", "database": "ok", "depot": "ok"})).into_response()
+    } else {
+        let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "not ready");
+        e = e.detail("database", if db { "ok" } else { "unreachable" }).detail("depot", if depot { "ok" } else { "unreachable" });
+        e.into_response()
+    }
+}
+
+fn valid_request_id(s: &str) -> bool {
+    (1..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+}
+
+/// Assigns the request id, logs the request once it is answered, and turns axum's bare
+/// 405 into the JSON envelope.
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| valid_request_id(s))
+        .map(String::from)
+        .unwrap_or_else(|| crate::util::new_id("req"));
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let method = req.method().clone();
+    let route = req.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_string());
+    let path = req.uri().path().to_string();
+    let start = Instant::now();
+    let mut resp = next.run(req).await;
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED && resp.headers().get("content-type").is_none() {
+        let allow = resp.headers().get("allow").cloned();
+        resp = ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "method not allowed on this path").into_response();
+        if let Some(a) = allow {
+            resp.headers_mut().insert("allow", a);
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    let status = resp.status().as_u16();
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    let route = route.unwrap_or(path);
+    if status >= 500 {
+        tracing::warn!(request_id = %id, %method, route = %route, status, ms, "request failed");
+    } else {
+        tracing::debug!(request_id = %id, %method, route = %route, status, ms, "request");
+    }
+    resp
+}
+
+/// Maintenance mode answers 503 on `/be/v1` (schemas excepted) and `/client/v1` before
+/// anything else runs.
+async fn maintenance_gate(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let p = req.uri().path();
+    let gated = (p.starts_with("/be/v1/") && !p.starts_with("/be/v1/schemas/")) || p.starts_with("/client/v1/");
+    if gated {
+        let m = st.maintenance().await;
+        if m.enabled {
+            let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "maintenance", "the service is in maintenance, try again later");
+            e.retry_after = Some(m.retry_after);
+            let mut extra = serde_json::Map::new();
+            extra.insert("retryAfter".into(), json!(m.retry_after.to_string()));
+            e.extra = Some(extra);
+            return e.into_response();
+        }
+    }
+    next.run(req).await
+}

@@ -1,0 +1,355 @@
+//! Users (`/be/v1/users`, resource `beUsers`): persons and machine users, memberships,
+//! profile and password changes, credential resets, and the no-takeover rules.
+
+use super::auth::Caller;
+use super::extract::{project, success, JsonBody, ListQuery, ListSpec};
+use crate::crypto::{hash_password, random_password, verify_password};
+use crate::error::{ApiError, ApiResult};
+use crate::names::{email, text, Name};
+use crate::perms::{Perms, Resource, C, D, R, U};
+use crate::state::AppState;
+use crate::store::{apikeys, roles, sessions, users, Conn};
+use axum::extract::{Path, RawQuery, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// Routes of this module.
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/be/v1/users", get(list_users).post(post_user).patch(patch_user))
+        .route("/be/v1/users/{username}", get(get_user).delete(delete_user))
+}
+
+/// What a caller is about to do to another user.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub enum TargetChange {
+    /// Profile fields or password.
+    Profile,
+    /// Passwords and API keys.
+    Credentials,
+    /// Role assignment in this org.
+    Roles,
+    /// Removal from this org.
+    Delete,
+}
+
+/// The no-takeover rule: the target's permissions must be a subset of the caller's, and a
+/// person's profile and credentials may be touched only when the person belongs to no
+/// organization but the caller's.
+pub async fn guard_target(c: &mut Conn, caller: &Caller, target: &users::User, change: TargetChange) -> ApiResult<()> {
+    if target.id == caller.user_id {
+        return Ok(());
+    }
+    let theirs = users::effective_perms(c, &caller.org_id, &target.id).await?;
+    if !theirs.subset_of(&caller.perms) {
+        return Err(ApiError::forbidden("the target user holds permissions you do not have"));
+    }
+    if !target.is_machine()
+        && matches!(change, TargetChange::Profile | TargetChange::Credentials)
+        && users::other_org_count(c, &caller.org_id, &target.id).await? > 0
+    {
+        return Err(ApiError::forbidden("this person belongs to other organizations too; only they can change their profile and credentials"));
+    }
+    Ok(())
+}
+
+/// The password rule: 10..256 characters, not containing the username, not a common one.
+pub fn check_password(pw: &str, username: &str) -> ApiResult<()> {
+    const COMMON: &[&str] = &[
+        "1234567890", "123456789012", "password123", "password1234", "qwertyuiop", "1q2w3e4r5t", "iloveyou12", "administrator",
+        "letmein1234", "welcome1234", "passw0rd123", "0987654321", "abcdefghij", "qwerty12345", "1111111111", "changeme123",
+    ];
+    let n = pw.chars().count();
+    if !(10..=256).contains(&n) {
+        return Err(ApiError::invalid("newPW", "the password must be 10..256 characters"));
+    }
+    if pw.to_lowercase().contains(&username.to_lowercase()) {
+        return Err(ApiError::invalid("newPW", "the password must not contain the username"));
+    }
+    if COMMON.contains(&pw.to_lowercase().as_str()) {
+        return Err(ApiError::invalid("newPW", "the password is too common"));
+    }
+    Ok(())
+}
+
+/// Resolves role names of `org` to (ids, combined permissions); unknown → 400.
+async fn resolve_roles(c: &mut Conn, org: &str, names: &[String]) -> ApiResult<(Vec<String>, Perms)> {
+    let mut ids = Vec::new();
+    let mut p = Perms::default();
+    for n in names {
+        let r = roles::get(c, org, n).await?.ok_or_else(|| ApiError::invalid("roles", format!("unknown role '{n}'")))?;
+        p = p.union(&r.perms);
+        ids.push(r.id);
+    }
+    Ok((ids, p))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserIn {
+    username: String,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    email: Option<String>,
+    firstname: Option<String>,
+    surname: Option<String>,
+    title: Option<String>,
+    label: Option<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+async fn post_user(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<UserIn>) -> ApiResult<Json<Value>> {
+    let username = Name::parse("username", &b.username)?;
+    let machine = match b.kind.as_deref() {
+        Some("machine") => true,
+        Some("user") => false,
+        Some(_) => return Err(ApiError::invalid("type", "type must be user or machine")),
+        None => b.label.is_some() && b.email.is_none(),
+    };
+    let title = b.title.as_deref().map(|t| text("title", t, 1, 100)).transpose()?;
+    let (mail, first, sur, label) = if machine {
+        for (f, v) in [("email", &b.email), ("firstname", &b.firstname), ("surname", &b.surname)] {
+            if v.is_some() {
+                return Err(ApiError::invalid(f, format!("a machine user has no {f}")));
+            }
+        }
+        let label = text("label", b.label.as_deref().ok_or_else(|| ApiError::invalid("label", "missing field 'label'"))?, 1, 200)?;
+        (None, None, None, Some(label))
+    } else {
+        let req = |f: &str, v: &Option<String>| v.clone().ok_or_else(|| ApiError::invalid(f, format!("missing field '{f}'")));
+        if b.label.is_some() {
+            return Err(ApiError::invalid("label", "a person has no label; use firstname and surname"));
+        }
+        (
+            Some(email("email", &req("email", &b.email)?)?),
+            Some(text("firstname", &req("firstname", &b.firstname)?, 1, 100)?),
+            Some(text("surname", &req("surname", &b.surname)?, 1, 100)?),
+            None,
+        )
+    };
+    let mut tx = st.db.tx().await?;
+    let (role_ids, granted) = resolve_roles(&mut tx, &c.org_id, &b.roles).await?;
+    c.require(Resource::BeUsers, C)?;
+    if !granted.subset_of(&c.perms) {
+        return Err(ApiError::forbidden("those roles grant permissions you do not have"));
+    }
+    let (pw_plain, pw_hash) = if machine {
+        (None, None)
+    } else {
+        let p = random_password();
+        let p2 = p.clone();
+        (Some(p), Some(tokio::task::spawn_blocking(move || hash_password(&p2)).await.map_err(ApiError::internal)?))
+    };
+    if users::by_username(&mut tx, username.as_str()).await?.is_some() {
+        return Err(ApiError::conflict("item-exists", format!("username '{username}' is taken")));
+    }
+    let id = users::insert(
+        &mut tx,
+        users::NewUser {
+            username: username.as_str(),
+            kind: if machine { "machine" } else { "user" },
+            machine_org: machine.then_some(c.org_id.as_str()),
+            pw_hash,
+            email: mail.as_deref(),
+            firstname: first.as_deref(),
+            surname: sur.as_deref(),
+            title: title.as_deref(),
+            label: label.as_deref(),
+        },
+    )
+    .await?;
+    users::add_membership(&mut tx, &c.org_id, &id).await?;
+    users::set_roles(&mut tx, &c.org_id, &id, &role_ids).await?;
+    let key = if machine { Some(apikeys::create(&mut tx, &c.org_id, &id, Some("initial key"), None).await?.1) } else { None };
+    let u = users::by_id(&mut tx, &id).await?.ok_or_else(|| ApiError::internal("user vanished"))?;
+    let names = users::role_names(&mut tx, &c.org_id, &id).await?;
+    tx.commit().await?;
+    let mut out = json!({"user": u.to_json(&names)});
+    if let Some(p) = pw_plain {
+        out["initialPW"] = json!(p);
+    }
+    if let Some(k) = key {
+        out["apiKey"] = json!(k);
+    }
+    Ok(success(out))
+}
+
+const USER_LIST: ListSpec = ListSpec { filters: &["username", "type"], order_fields: &["username", "created", "updated", "type"], default_order: ("username", false), unique: "username" };
+
+async fn list_users(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+    let q = ListQuery::parse(raw.as_deref(), &USER_LIST)?;
+    if let Some(t) = q.filters.get("type") {
+        if t != "user" && t != "machine" {
+            return Err(ApiError::invalid("type", "type must be user or machine"));
+        }
+    }
+    c.require(Resource::BeUsers, R)?;
+    let mut conn = st.db.pool.acquire().await?;
+    let needle = q.filters.get("username").map(|s| s.to_lowercase());
+    let items = users::members(&mut conn, &c.org_id)
+        .await?
+        .into_iter()
+        .filter(|(u, _)| needle.as_ref().is_none_or(|n| u.username.to_lowercase().contains(n)))
+        .filter(|(u, _)| q.filters.get("type").is_none_or(|t| *t == u.kind))
+        .map(|(u, r)| u.to_json(&r))
+        .collect();
+    q.page(items, "users")
+}
+
+async fn get_user(c: Caller, State(st): State<Arc<AppState>>, Path(username): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+    if username != c.username {
+        c.require(Resource::BeUsers, R)?;
+    }
+    let mut conn = st.db.pool.acquire().await?;
+    let u = users::member_by_username(&mut conn, &c.org_id, &username).await?.ok_or_else(|| ApiError::not_found("user", &username))?;
+    let names = users::role_names(&mut conn, &c.org_id, &u.id).await?;
+    Ok(success(json!({"user": project(u.to_json(&names), raw.as_deref())?})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserPatch {
+    username: Option<String>,
+    email: Option<String>,
+    firstname: Option<String>,
+    surname: Option<String>,
+    title: Option<String>,
+    label: Option<String>,
+    roles: Option<Vec<String>>,
+    #[serde(rename = "oldPW")]
+    old_pw: Option<String>,
+    #[serde(rename = "newPW")]
+    new_pw: Option<String>,
+    #[serde(rename = "resetCreds")]
+    reset_creds: Option<bool>,
+}
+
+async fn patch_user(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<UserPatch>) -> ApiResult<Json<Value>> {
+    let target_name = b.username.clone().unwrap_or_else(|| c.username.clone());
+    let own = target_name == c.username;
+    let mail = b.email.as_deref().map(|e| email("email", e)).transpose()?;
+    let first = b.firstname.as_deref().map(|t| text("firstname", t, 1, 100)).transpose()?;
+    let sur = b.surname.as_deref().map(|t| text("surname", t, 1, 100)).transpose()?;
+    let title = b.title.as_deref().map(|t| text("title", t, 1, 100)).transpose()?;
+    let label = b.label.as_deref().map(|t| text("label", t, 1, 200)).transpose()?;
+    if b.new_pw.is_some() && !own {
+        return Err(ApiError::invalid("newPW", "newPW changes only your own password; use resetCreds for others"));
+    }
+    if b.new_pw.is_some() != b.old_pw.is_some() {
+        return Err(ApiError::invalid(if b.new_pw.is_some() { "oldPW" } else { "newPW" }, "oldPW and newPW go together"));
+    }
+    if let Some(pw) = &b.new_pw {
+        check_password(pw, &target_name)?;
+    }
+    let reset = b.reset_creds.unwrap_or(false);
+    let mut tx = st.db.tx().await?;
+    let t = users::member_by_username(&mut tx, &c.org_id, &target_name).await?;
+    let role_change = match &b.roles {
+        Some(names) => Some(resolve_roles(&mut tx, &c.org_id, names).await?),
+        None => None,
+    };
+    // 403s: permission bits, then the no-takeover rules.
+    let profile_change = mail.is_some() || first.is_some() || sur.is_some() || title.is_some() || label.is_some();
+    if !own && (profile_change || b.roles.is_some()) {
+        c.require(Resource::BeUsers, U)?;
+    }
+    if b.roles.is_some() {
+        c.require(Resource::BeUsers, U)?;
+    }
+    if reset && c.perms.get(Resource::BeUsers) != 15 {
+        return Err(ApiError::forbidden("resetCreds needs beUsers = 15"));
+    }
+    if let Some((_, p)) = &role_change {
+        if !p.subset_of(&c.perms) {
+            return Err(ApiError::forbidden("those roles grant permissions you do not have"));
+        }
+    }
+    let t = t.ok_or_else(|| ApiError::not_found("user", &target_name))?;
+    if profile_change || b.new_pw.is_some() {
+        guard_target(&mut tx, &c, &t, TargetChange::Profile).await?;
+    }
+    if reset {
+        guard_target(&mut tx, &c, &t, TargetChange::Credentials).await?;
+    }
+    if role_change.is_some() {
+        guard_target(&mut tx, &c, &t, TargetChange::Roles).await?;
+    }
+    if t.is_machine() && (mail.is_some() || first.is_some() || sur.is_some() || b.new_pw.is_some()) {
+        return Err(ApiError::invalid("type", "a machine user has no email, names or password"));
+    }
+    if !t.is_machine() && label.is_some() {
+        return Err(ApiError::invalid("label", "a person has no label"));
+    }
+    if let Some(old) = &b.old_pw {
+        let hash = t.pw_hash.clone().unwrap_or_else(|| st.dummy_hash.clone());
+        let old = old.clone();
+        if !tokio::task::spawn_blocking(move || verify_password(&old, &hash)).await.map_err(ApiError::internal)? {
+            return Err(ApiError::unauthorized("oldPW is wrong"));
+        }
+    }
+    if let Some((ids, _)) = &role_change {
+        let admins_before = users::admin_count(&mut tx, &c.org_id).await?;
+        users::set_roles(&mut tx, &c.org_id, &t.id, ids).await?;
+        if admins_before > 0 && users::admin_count(&mut tx, &c.org_id).await? == 0 {
+            return Err(ApiError::conflict("item-protected", "the organization's last administrator keeps the Administrators role"));
+        }
+    }
+    if profile_change {
+        sqlx::query(
+            "UPDATE users SET email = COALESCE($1, email), firstname = COALESCE($2, firstname), surname = COALESCE($3, surname), \
+             title = COALESCE($4, title), label = COALESCE($5, label), updated = $6 WHERE id = $7",
+        )
+        .bind(mail)
+        .bind(first)
+        .bind(sur)
+        .bind(title)
+        .bind(label)
+        .bind(crate::util::now_ms())
+        .bind(&t.id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let mut out = json!({});
+    if let Some(pw) = b.new_pw {
+        let h = tokio::task::spawn_blocking(move || hash_password(&pw)).await.map_err(ApiError::internal)?;
+        users::set_password(&mut tx, &t.id, &h).await?;
+        sessions::revoke_user(&mut tx, &t.id, c.session_id.as_deref()).await?;
+    }
+    if reset {
+        sessions::revoke_user(&mut tx, &t.id, None).await?;
+        if t.is_machine() {
+            apikeys::delete_for_user(&mut tx, &c.org_id, &t.id).await?;
+            out["apiKey"] = json!(apikeys::create(&mut tx, &c.org_id, &t.id, Some("reset key"), None).await?.1);
+        } else {
+            let p = random_password();
+            let p2 = p.clone();
+            let h = tokio::task::spawn_blocking(move || hash_password(&p2)).await.map_err(ApiError::internal)?;
+            users::set_password(&mut tx, &t.id, &h).await?;
+            out["newPW"] = json!(p);
+        }
+    }
+    let u = users::by_id(&mut tx, &t.id).await?.ok_or_else(|| ApiError::internal("user vanished"))?;
+    let names = users::role_names(&mut tx, &c.org_id, &t.id).await?;
+    tx.commit().await?;
+    out["user"] = u.to_json(&names);
+    Ok(success(out))
+}
+
+async fn delete_user(c: Caller, State(st): State<Arc<AppState>>, Path(username): Path<String>) -> ApiResult<Json<Value>> {
+    c.require(Resource::BeUsers, D)?;
+    let mut tx = st.db.tx().await?;
+    let t = users::member_by_username(&mut tx, &c.org_id, &username).await?.ok_or_else(|| ApiError::not_found("user", &username))?;
+    guard_target(&mut tx, &c, &t, TargetChange::Delete).await?;
+    let admins = users::admin_count(&mut tx, &c.org_id).await?;
+    let is_admin = users::role_names(&mut tx, &c.org_id, &t.id).await?.iter().any(|r| r == roles::ADMINISTRATORS);
+    if is_admin && admins <= 1 {
+        return Err(ApiError::conflict("item-protected", "the organization's last administrator cannot be deleted"));
+    }
+    users::remove_member(&mut tx, &c.org_id, &t).await?;
+    tx.commit().await?;
+    Ok(success(json!({"message": "user deleted"})))
+}

@@ -1,0 +1,18 @@
+//! rockit-edge: an open, self-hostable, wire-compatible implementation of the ROCKIT Edge
+//! game-delivery service. See `docs/ARCHITECTURE.md` for the map of this crate.
+
+pub mod changelog;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod names;
+pub mod orgkey;
+pub mod perms;
+pub mod ratelimit;
+pub mod server;
+pub mod state;
+pub mod store;
+pub mod util;
+pub mod worker;

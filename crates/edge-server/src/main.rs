@@ -1,0 +1,119 @@
+//! The `rockit-edge` binary: `serve` and `admin-token`.
+
+use clap::{Parser, Subcommand};
+use edge_server::config::{Config, Role};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "rockit-edge", version, about = "ROCKIT Edge game-delivery server")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(clap::Args)]
+struct Common {
+    /// TOML configuration file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data directory (SQLite file, depot, generated secrets).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Runs the server.
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        /// Listen address.
+        #[arg(long)]
+        listen: Option<String>,
+        /// api, worker or all.
+        #[arg(long)]
+        role: Option<Role>,
+    },
+    /// Prints an admin token for the configured secret.
+    AdminToken {
+        #[command(flatten)]
+        common: Common,
+        /// The operator name recorded in the audit log.
+        #[arg(long)]
+        username: String,
+    },
+}
+
+fn load(common: &Common) -> Config {
+    let mut cfg = match Config::load(common.config.as_deref(), std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => fail(&e),
+    };
+    if let Some(d) = &common.data_dir {
+        cfg.data_dir = d.clone();
+    }
+    cfg
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("rockit-edge: {msg}");
+    std::process::exit(2)
+}
+
+fn init_logs(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EDGE_LOG").unwrap_or_else(|_| "info,sqlx=warn".into());
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        b.json().flatten_event(true).init();
+    } else {
+        b.init();
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Serve { common, listen, role } => {
+            let mut cfg = load(&common);
+            if let Some(l) = listen {
+                cfg.listen = l;
+            }
+            if let Some(r) = role {
+                cfg.role = r;
+            }
+            init_logs(&cfg.log_format);
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap_or_else(|e| fail(&e.to_string()));
+            rt.block_on(async move {
+                let running = edge_server::server::start(cfg).await.unwrap_or_else(|e| fail(&e));
+                let stop = running.stop_signal();
+                tokio::spawn(async move {
+                    shutdown_signal().await;
+                    tracing::info!("shutting down: finishing work in hand");
+                    let _ = stop.send(true);
+                });
+                running.wait().await;
+            });
+        }
+        Cmd::AdminToken { common, username } => {
+            let cfg = load(&common);
+            if !edge_server::names::valid_name(&username) && username.is_empty() {
+                fail("--username must not be empty");
+            }
+            let key = edge_server::server::admin_secret(&cfg).unwrap_or_else(|e| fail(&e));
+            println!("{}", edge_server::crypto::jwt_sign(&serde_json::json!({"username": username}), &key));
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,212 @@
+//! Start-up: data directory, generated secrets, database, initialization, listener,
+//! worker loop, graceful shutdown.
+
+use crate::config::{Config, Role};
+use crate::crypto::DataKey;
+use crate::db::{Backend, Db};
+use crate::state::AppState;
+use crate::store::{orgs, settings};
+use crate::util::{b64, b64_decode, random_bytes};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// A started server: its address and state, and the handles to stop it.
+pub struct Running {
+    /// The bound address (the real port when listening on port 0).
+    pub addr: SocketAddr,
+    /// Shared state.
+    pub state: Arc<AppState>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops taking work and requests, drains what is in flight, and returns when done.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+    /// Waits until the server stops by itself (it normally runs until shut down).
+    pub async fn wait(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+    /// A receiver that flips to true at shutdown.
+    pub fn stop_signal(&self) -> watch::Sender<bool> {
+        self.stop.clone()
+    }
+}
+
+#[cfg(unix)]
+fn write_secret_file(path: &Path, content: &str) -> std::io::Result<bool> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(mut f) => {
+            f.write_all(content.as_bytes())?;
+            f.sync_all()?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(not(unix))]
+fn write_secret_file(path: &Path, content: &str) -> std::io::Result<bool> {
+    if path.exists() {
+        return Ok(false);
+    }
+    std::fs::write(path, content)?;
+    Ok(true)
+}
+
+/// A secret from configuration (base64), or from a file in the data directory, generated
+/// on first use. Never logged; only its file's location is.
+fn load_secret(configured: &Option<String>, data_dir: &Path, file: &str, what: &str, exact: Option<usize>) -> Result<Vec<u8>, String> {
+    let check = |bytes: Vec<u8>, src: &str| -> Result<Vec<u8>, String> {
+        match exact {
+            Some(n) if bytes.len() != n => Err(format!("{what} from {src} must be exactly {n} bytes")),
+            None if bytes.len() < 32 => Err(format!("{what} from {src} is shorter than 32 bytes")),
+            _ => Ok(bytes),
+        }
+    };
+    if let Some(v) = configured {
+        let bytes = b64_decode(v).ok_or_else(|| format!("{what}: not valid base64"))?;
+        return check(bytes, "configuration");
+    }
+    let path = data_dir.join(file);
+    if write_secret_file(&path, &b64(&random_bytes(32))).map_err(|e| format!("{what} file {}: {e}", path.display()))? {
+        tracing::info!(path = %path.display(), "generated {what}");
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{what} file {}: {e}", path.display()))?;
+    let bytes = b64_decode(text.trim()).ok_or_else(|| format!("{what} file {} is not base64", path.display()))?;
+    check(bytes, &path.display().to_string())
+}
+
+/// Reads the admin-token secret the way `serve` does (for `rockit-edge admin-token`).
+pub fn admin_secret(cfg: &Config) -> Result<Vec<u8>, String> {
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| format!("data directory {}: {e}", cfg.data_dir.display()))?;
+    load_secret(&cfg.admin_secret_b64, &cfg.data_dir, "admin-secret", "admin secret", None)
+}
+
+/// Applies migrations and makes sure the operator organization exists. Idempotent and safe
+/// to run concurrently. Returns the schema version.
+pub async fn initialize(db: &Db, cfg: &Config) -> Result<i64, String> {
+    let version = db.migrate().await.map_err(|e| format!("migrations: {e}"))?;
+    let mut tx = db.tx().await.map_err(|e| e.to_string())?;
+    if db.backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock(7310002)").execute(&mut *tx).await.map_err(|e| e.to_string())?;
+    }
+    let existing: Option<String> = sqlx::query("SELECT value FROM settings WHERE key = 'operator_org'")
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(|e| e.to_string())?
+        .map(|r| crate::db::s(&r, "value"));
+    if let Some(name) = existing {
+        if name != cfg.operator_org {
+            return Err(format!(
+                "the operator organization was fixed as '{name}' at the first initialization; operator_org '{}' is not allowed",
+                cfg.operator_org
+            ));
+        }
+        tx.commit().await.map_err(|e| e.to_string())?;
+        return Ok(version);
+    }
+    if orgs::by_name(&mut tx, &cfg.operator_org).await.map_err(|e| e.to_string())?.is_some() {
+        return Err(format!("an organization named '{}' exists and cannot become the operator organization", cfg.operator_org));
+    }
+    let plain = crate::crypto::random_password();
+    let hash = crate::crypto::hash_password(&plain);
+    let created = orgs::create(
+        &mut tx,
+        orgs::NewOrg { name: cfg.operator_org.clone(), label: "Operator".into(), operator: true, dxorglnk: None, key: None, host: None, description: None },
+        Some(orgs::NewAdmin { username: &cfg.operator_admin, email: None, firstname: None, surname: None }),
+        Some((plain.clone(), hash)),
+    )
+    .await
+    .map_err(|e| match e {
+        orgs::CreateError::Db(e) => format!("creating the operator organization: {e}"),
+        orgs::CreateError::MachineUser => "the operator admin username belongs to a machine user".into(),
+    })?;
+    sqlx::query("INSERT INTO settings (key, value) VALUES ('operator_org', $1)").bind(&cfg.operator_org).execute(&mut *tx).await.map_err(|e| e.to_string())?;
+    tx.commit().await.map_err(|e| e.to_string())?;
+    if let Some(pw) = created.admin_pw {
+        let path = cfg.data_dir.join("initial-admin-password");
+        std::fs::create_dir_all(&cfg.data_dir).map_err(|e| e.to_string())?;
+        if !write_secret_file(&path, &format!("{pw}\n")).map_err(|e| format!("{}: {e}", path.display()))? {
+            std::fs::write(&path, format!("{pw}\n")).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        tracing::info!(org = %cfg.operator_org, user = %cfg.operator_admin, path = %path.display(), "operator organization created; initial admin password written to file");
+    }
+    Ok(version)
+}
+
+/// Starts everything the configured role runs and returns once the listener is bound.
+pub async fn start(cfg: Config) -> Result<Running, String> {
+    cfg.validate()?;
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| format!("data directory {}: {e}", cfg.data_dir.display()))?;
+    let url = cfg.database_url();
+    if url.starts_with("postgres") && (cfg.admin_secret_b64.is_none() || cfg.data_key_b64.is_none()) {
+        return Err("with PostgreSQL, admin_secret_b64 and data_key_b64 must be configured (every process shares them)".into());
+    }
+    let admin_key = load_secret(&cfg.admin_secret_b64, &cfg.data_dir, "admin-secret", "admin secret", None)?;
+    let dk = load_secret(&cfg.data_key_b64, &cfg.data_dir, "data-key", "data key", Some(32))?;
+    let mut key = [0u8; 32];
+    key.copy_from_slice(&dk);
+    let db = Db::connect(&url).await.map_err(|e| format!("database: {e}"))?;
+    initialize(&db, &cfg).await?;
+    let operator_org_id = {
+        let mut c = db.pool.acquire().await.map_err(|e| e.to_string())?;
+        orgs::by_name(&mut c, &cfg.operator_org).await.map_err(|e| e.to_string())?.ok_or("operator organization missing")?.id
+    };
+    let rid = match &cfg.enrollment_rid {
+        Some(r) => r.clone(),
+        None => settings::get_or_init(&db, "enrollment_rid", &format!("ri.control-panel.main.customer.{}", crate::util::new_uuid()))
+            .await
+            .map_err(|e| e.to_string())?,
+    };
+    let enrolled: i64 = settings::get_or_init(&db, "enrollment_created", &crate::util::now_ms().to_string())
+        .await
+        .map_err(|e| e.to_string())?
+        .parse()
+        .unwrap_or(0);
+    let listener = tokio::net::TcpListener::bind(&cfg.listen).await.map_err(|e| format!("listen {}: {e}", cfg.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let public_url = cfg.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_string();
+    let role = cfg.role;
+    if cfg.maintenance {
+        // The configured start state wins over what the database remembers.
+        settings::put(&db, "maintenance", &serde_json::json!({"enabled": true, "retryAfter": cfg.maintenance_retry_after, "since": crate::util::now_ms()}).to_string())
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let state = Arc::new(AppState::new(cfg, db, DataKey::new(key), admin_key, public_url, operator_org_id, (rid, enrolled)));
+    let (stop, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    if role != Role::Api {
+        tasks.push(tokio::spawn(crate::worker::run(state.clone(), stop_rx.clone())));
+    }
+    let app = if role == Role::Worker { crate::http::health_router(state.clone()) } else { crate::http::router(state.clone()) };
+    let mut rx = stop_rx.clone();
+    tasks.push(tokio::spawn(async move {
+        let svc = app.into_make_service_with_connect_info::<SocketAddr>();
+        let shutdown = async move {
+            while !*rx.borrow() {
+                if rx.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        if let Err(e) = axum::serve(listener, svc).with_graceful_shutdown(shutdown).await {
+            tracing::error!(error = %e, "server stopped with an error");
+        }
+    }));
+    tracing::info!(%addr, ?role, "rockit-edge listening");
+    Ok(Running { addr, state, stop, tasks })
+}

@@ -1,0 +1,14 @@
+//! Persistence, one module per aggregate. Functions that touch tenant data take the
+//! organization id first, so a query without tenant scope cannot be written by accident.
+
+pub mod apikeys;
+pub mod orgs;
+pub mod roles;
+pub mod sessions;
+pub mod settings;
+pub mod tasks;
+pub mod users;
+
+/// The connection type every store function works on (a pooled connection or a
+/// transaction, both deref to it).
+pub type Conn = sqlx::AnyConnection;

@@ -1,0 +1,102 @@
+//! Roles of an organization.
+
+use super::Conn;
+use crate::db::{i, opt_s, s};
+use crate::perms::Perms;
+use crate::util::{new_id, now_ms, rfc3339};
+use serde_json::{json, Value};
+use sqlx::any::AnyRow;
+
+/// The protected built-in role.
+pub const ADMINISTRATORS: &str = "Administrators";
+
+/// A role row with its holder count.
+#[derive(Debug, Clone)]
+pub struct Role {
+    pub id: String,
+    pub name: String,
+    pub label: Option<String>,
+    pub perms: Perms,
+    pub builtin: bool,
+    pub users: i64,
+    pub created: i64,
+    pub updated: i64,
+}
+
+impl Role {
+    fn from_row(r: &AnyRow) -> Role {
+        Role {
+            id: s(r, "id"),
+            name: s(r, "name"),
+            label: opt_s(r, "label"),
+            perms: Perms::from_db(&s(r, "perms")),
+            builtin: i(r, "builtin") == 1,
+            users: i(r, "users"),
+            created: i(r, "created"),
+            updated: i(r, "updated"),
+        }
+    }
+    /// The wire object.
+    pub fn to_json(&self, operator: bool) -> Value {
+        let mut v = json!({
+            "name": self.name, "permissions": self.perms.to_json(operator), "builtin": self.builtin,
+            "users": self.users, "created": rfc3339(self.created), "updated": rfc3339(self.updated),
+        });
+        if let Some(l) = &self.label {
+            v["label"] = json!(l);
+        }
+        v
+    }
+}
+
+const SELECT: &str = "SELECT r.id, r.name, r.label, r.perms, r.builtin, r.created, r.updated, \
+    (SELECT COUNT(*) FROM member_roles mr WHERE mr.role_id = r.id) AS users FROM roles r";
+
+/// Every role of `org`.
+pub async fn list(c: &mut Conn, org: &str) -> Result<Vec<Role>, sqlx::Error> {
+    let rows = sqlx::query(&format!("{SELECT} WHERE r.org_id = $1")).bind(org).fetch_all(c).await?;
+    Ok(rows.iter().map(Role::from_row).collect())
+}
+
+/// One role of `org` by name.
+pub async fn get(c: &mut Conn, org: &str, name: &str) -> Result<Option<Role>, sqlx::Error> {
+    let r = sqlx::query(&format!("{SELECT} WHERE r.org_id = $1 AND r.name = $2")).bind(org).bind(name).fetch_optional(c).await?;
+    Ok(r.as_ref().map(Role::from_row))
+}
+
+/// Inserts a role; a taken name is a unique violation.
+pub async fn insert(c: &mut Conn, org: &str, name: &str, label: Option<&str>, perms: &Perms, builtin: bool) -> Result<String, sqlx::Error> {
+    let id = new_id("r");
+    let now = now_ms();
+    sqlx::query("INSERT INTO roles (id, org_id, name, label, perms, builtin, created, updated) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)")
+        .bind(&id)
+        .bind(org)
+        .bind(name)
+        .bind(label)
+        .bind(perms.to_db())
+        .bind(builtin as i64)
+        .bind(now)
+        .execute(c)
+        .await?;
+    Ok(id)
+}
+
+/// Updates label and permissions.
+pub async fn update(c: &mut Conn, org: &str, id: &str, label: Option<&str>, perms: &Perms) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE roles SET label = $1, perms = $2, updated = $3 WHERE org_id = $4 AND id = $5")
+        .bind(label)
+        .bind(perms.to_db())
+        .bind(now_ms())
+        .bind(org)
+        .bind(id)
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+/// Deletes a role and detaches it from its holders.
+pub async fn delete(c: &mut Conn, org: &str, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM member_roles WHERE org_id = $1 AND role_id = $2").bind(org).bind(id).execute(&mut *c).await?;
+    sqlx::query("DELETE FROM roles WHERE org_id = $1 AND id = $2").bind(org).bind(id).execute(&mut *c).await?;
+    Ok(())
+}

@@ -1,0 +1,277 @@
+//! The durable task table: every pipeline step, purge and test task is a row, claimed by a
+//! worker under a lease that expires, so a dead worker's task is taken up again.
+
+use super::Conn;
+use crate::db::{i, opt_i, opt_s, s, Backend, Db};
+use crate::util::{new_id, now_ms, rfc3339};
+use serde_json::{json, Value};
+use sqlx::any::AnyRow;
+
+/// A task row.
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub name: String,
+    pub org_id: Option<String>,
+    pub org_name: Option<String>,
+    pub kind: String,
+    pub group: String,
+    pub app_id: Option<String>,
+    pub app_name: Option<String>,
+    pub build_name: Option<String>,
+    pub build_id: Option<i64>,
+    pub status: String,
+    pub progress: f64,
+    pub created: i64,
+    pub started: Option<i64>,
+    pub ended: Option<i64>,
+    pub attempts: i64,
+    pub warning: Option<String>,
+    pub exception: Option<String>,
+    pub result: Option<String>,
+    pub params: String,
+    pub lease_owner: Option<String>,
+}
+
+fn parse(v: &Option<String>) -> Value {
+    v.as_deref().and_then(|s| serde_json::from_str(s).ok()).unwrap_or(Value::Null)
+}
+
+impl Task {
+    fn from_row(r: &AnyRow) -> Task {
+        use sqlx::Row;
+        Task {
+            name: s(r, "name"),
+            org_id: opt_s(r, "org_id"),
+            org_name: opt_s(r, "org_name"),
+            kind: s(r, "type"),
+            group: s(r, "task_group"),
+            app_id: opt_s(r, "app_id"),
+            app_name: opt_s(r, "app_name"),
+            build_name: opt_s(r, "build_name"),
+            build_id: opt_i(r, "build_id"),
+            status: s(r, "status"),
+            progress: r.try_get::<f64, _>("progress").unwrap_or(0.0),
+            created: i(r, "created"),
+            started: opt_i(r, "started"),
+            ended: opt_i(r, "ended"),
+            attempts: i(r, "attempts"),
+            warning: opt_s(r, "warning"),
+            exception: opt_s(r, "exception"),
+            result: opt_s(r, "result"),
+            params: s(r, "params"),
+            lease_owner: opt_s(r, "lease_owner"),
+        }
+    }
+
+    /// The wire object of delivery.md (`with_org` adds `orgName` for the admin API).
+    pub fn to_json(&self, with_org: bool) -> Value {
+        let mut v = json!({
+            "taskName": self.name, "type": self.kind, "taskGroup": self.group, "appName": self.app_name,
+            "buildName": self.build_name, "buildId": self.build_id, "status": self.status,
+            "progress": self.progress, "created": rfc3339(self.created), "started": self.started.map(rfc3339),
+            "ended": self.ended.map(rfc3339), "attempts": self.attempts, "warning": parse(&self.warning),
+            "exception": parse(&self.exception), "result": parse(&self.result),
+        });
+        if with_org {
+            v["orgName"] = json!(self.org_name);
+        }
+        v
+    }
+
+    /// The task's parameters.
+    pub fn params(&self) -> Value {
+        serde_json::from_str(&self.params).unwrap_or(Value::Null)
+    }
+}
+
+/// A task to enqueue.
+#[derive(Default)]
+pub struct NewTask {
+    pub org_id: Option<String>,
+    pub org_name: Option<String>,
+    pub kind: String,
+    pub group: Option<String>,
+    pub app_id: Option<String>,
+    pub app_name: Option<String>,
+    pub build_name: Option<String>,
+    pub build_id: Option<i64>,
+    pub params: Value,
+}
+
+/// Inserts a `submitted` task in the caller's transaction; returns (name, group).
+pub async fn enqueue(c: &mut Conn, t: NewTask) -> Result<(String, String), sqlx::Error> {
+    let name = new_id("t");
+    let group = t.group.unwrap_or_else(|| new_id("g"));
+    sqlx::query(
+        "INSERT INTO tasks (name, org_id, org_name, type, task_group, app_id, app_name, build_name, build_id, status, created, params) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'submitted', $10, $11)",
+    )
+    .bind(&name)
+    .bind(t.org_id)
+    .bind(t.org_name)
+    .bind(&t.kind)
+    .bind(&group)
+    .bind(t.app_id)
+    .bind(t.app_name)
+    .bind(t.build_name)
+    .bind(t.build_id)
+    .bind(now_ms())
+    .bind(t.params.to_string())
+    .execute(c)
+    .await?;
+    Ok((name, group))
+}
+
+const COLS: &str = "name, org_id, org_name, type, task_group, app_id, app_name, build_name, build_id, status, progress, \
+    created, started, ended, attempts, warning, exception, result, params, lease_owner";
+
+/// One task by name, any org (admin) or within `org`.
+pub async fn get(c: &mut Conn, org: Option<&str>, name: &str) -> Result<Option<Task>, sqlx::Error> {
+    let r = match org {
+        Some(o) => sqlx::query(&format!("SELECT {COLS} FROM tasks WHERE name = $1 AND org_id = $2")).bind(name).bind(o).fetch_optional(c).await?,
+        None => sqlx::query(&format!("SELECT {COLS} FROM tasks WHERE name = $1")).bind(name).fetch_optional(c).await?,
+    };
+    Ok(r.as_ref().map(Task::from_row))
+}
+
+/// Filters of a task list.
+#[derive(Default)]
+pub struct TaskFilter {
+    pub org: Option<String>,
+    pub app_name: Option<String>,
+    pub group: Option<String>,
+    pub status: Option<String>,
+    pub kind: Option<String>,
+    pub created_after: Option<i64>,
+    pub created_before: Option<i64>,
+}
+
+/// Lists tasks with filters, order and paging done in SQL; returns (page, total).
+pub async fn list(c: &mut Conn, f: &TaskFilter, order: &[(String, bool)], offset: usize, limit: usize) -> Result<(Vec<Task>, i64), sqlx::Error> {
+    let mut conds: Vec<String> = Vec::new();
+    let mut args: Vec<Value> = Vec::new();
+    let mut push = |cond: &str, v: Value| {
+        args.push(v);
+        conds.push(cond.replace('?', &format!("${}", args.len())));
+    };
+    if let Some(o) = &f.org {
+        push("org_id = ?", json!(o));
+    }
+    if let Some(a) = &f.app_name {
+        push("LOWER(app_name) LIKE ? ESCAPE '\\'", json!(format!("%{}%", like_escape(&a.to_lowercase()))));
+    }
+    if let Some(g) = &f.group {
+        push("task_group = ?", json!(g));
+    }
+    if let Some(st) = &f.status {
+        push("status = ?", json!(st));
+    }
+    if let Some(k) = &f.kind {
+        push("type = ?", json!(k));
+    }
+    if let Some(t) = f.created_after {
+        push("created > ?", json!(t));
+    }
+    if let Some(t) = f.created_before {
+        push("created < ?", json!(t));
+    }
+    let where_ = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
+    let order_sql: Vec<String> = order
+        .iter()
+        .map(|(field, desc)| {
+            let col = match field.as_str() {
+                "taskName" => "name",
+                "type" => "type",
+                "status" => "status",
+                "appName" => "app_name",
+                "buildId" => "build_id",
+                "started" => "started",
+                "ended" => "ended",
+                _ => "created",
+            };
+            format!("{col} {}", if *desc { "DESC" } else { "ASC" })
+        })
+        .collect();
+    let sql = format!("SELECT {COLS} FROM tasks{where_} ORDER BY {} LIMIT {} OFFSET {}", order_sql.join(", "), limit, offset);
+    let count_sql = format!("SELECT COUNT(*) AS n FROM tasks{where_}");
+    fn bind<'q>(sql: &'q str, args: &'q [Value]) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+        let mut q = sqlx::query(sql);
+        for a in args {
+            q = match a {
+                Value::Number(n) => q.bind(n.as_i64().unwrap_or(0)),
+                other => q.bind(other.as_str().unwrap_or("").to_string()),
+            };
+        }
+        q
+    }
+    let rows = bind(&sql, &args).fetch_all(&mut *c).await?;
+    let total = bind(&count_sql, &args).fetch_one(&mut *c).await.map(|r| i(&r, "n"))?;
+    Ok((rows.iter().map(Task::from_row).collect(), total))
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
+pub fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+/// Claims the oldest runnable task (submitted, or running under an expired lease) of one
+/// of `kinds`, taking a lease for `owner`. Atomic on both backends.
+pub async fn claim(db: &Db, owner: &str, lease_s: u64, kinds: &[&str]) -> Result<Option<Task>, sqlx::Error> {
+    let now = now_ms();
+    let kinds_sql = kinds.iter().map(|k| format!("'{k}'")).collect::<Vec<_>>().join(", ");
+    let lock = if db.backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+    let sql = format!(
+        "UPDATE tasks SET status = 'running', lease_owner = $1, lease_until = $2, started = COALESCE(started, $3), \
+         attempts = CASE WHEN status = 'submitted' THEN attempts + 1 ELSE attempts END \
+         WHERE name = (SELECT name FROM tasks WHERE type IN ({kinds_sql}) AND run_after <= $3 AND \
+         (status = 'submitted' OR (status = 'running' AND lease_until < $3)) ORDER BY created, name LIMIT 1{lock}) \
+         RETURNING {COLS}"
+    );
+    let mut tx = db.tx().await?;
+    let r = sqlx::query(&sql).bind(owner).bind(now + lease_s as i64 * 1000).bind(now).fetch_optional(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(r.as_ref().map(Task::from_row))
+}
+
+/// Extends the lease; false when it is no longer ours (taken over after expiry).
+pub async fn renew(db: &Db, name: &str, owner: &str, lease_s: u64, progress: Option<f64>) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE tasks SET lease_until = $1, progress = COALESCE($2, progress) WHERE name = $3 AND lease_owner = $4 AND status = 'running'",
+    )
+    .bind(now_ms() + lease_s as i64 * 1000)
+    .bind(progress)
+    .bind(name)
+    .bind(owner)
+    .execute(&db.pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// How a task run ended.
+pub struct Outcome {
+    /// `done` or `error` (or `expired`, `canceled`).
+    pub status: &'static str,
+    pub result: Option<Value>,
+    pub exception: Option<Value>,
+    pub warning: Option<Value>,
+}
+
+/// Records the end of a run, only while `owner` still holds the lease. Returns false when
+/// the lease was lost (the write is refused).
+pub async fn finish(c: &mut Conn, name: &str, owner: &str, o: &Outcome) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE tasks SET status = $1, result = $2, exception = $3, warning = COALESCE($4, warning), ended = $5, \
+         progress = CASE WHEN $1 = 'done' THEN 1.0 ELSE progress END, lease_owner = NULL, lease_until = NULL \
+         WHERE name = $6 AND lease_owner = $7 AND status = 'running'",
+    )
+    .bind(o.status)
+    .bind(o.result.as_ref().map(|v| v.to_string()))
+    .bind(o.exception.as_ref().map(|v| v.to_string()))
+    .bind(o.warning.as_ref().map(|v| v.to_string()))
+    .bind(now_ms())
+    .bind(name)
+    .bind(owner)
+    .execute(c)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}

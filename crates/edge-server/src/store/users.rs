@@ -1,0 +1,264 @@
+//! Principals (persons and machine users), memberships and their roles.
+
+use super::Conn;
+use crate::db::{i, opt_i, opt_s, s};
+use crate::perms::Perms;
+use crate::util::{now_ms, rfc3339};
+use serde_json::{json, Value};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+/// A user row.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    /// `user` or `machine`.
+    pub kind: String,
+    /// The one organization of a machine user.
+    pub machine_org: Option<String>,
+    pub pw_hash: Option<String>,
+    pub email: Option<String>,
+    pub firstname: Option<String>,
+    pub surname: Option<String>,
+    pub title: Option<String>,
+    pub label: Option<String>,
+    pub created: i64,
+    pub updated: i64,
+    pub last_login: Option<i64>,
+}
+
+impl User {
+    fn from_row(r: &AnyRow) -> User {
+        User {
+            id: s(r, "id"),
+            username: s(r, "username"),
+            kind: s(r, "kind"),
+            machine_org: opt_s(r, "machine_org"),
+            pw_hash: opt_s(r, "pw_hash"),
+            email: opt_s(r, "email"),
+            firstname: opt_s(r, "firstname"),
+            surname: opt_s(r, "surname"),
+            title: opt_s(r, "title"),
+            label: opt_s(r, "label"),
+            created: i(r, "created"),
+            updated: i(r, "updated"),
+            last_login: opt_i(r, "last_login"),
+        }
+    }
+
+    /// True for a machine user.
+    pub fn is_machine(&self) -> bool {
+        self.kind == "machine"
+    }
+
+    /// The wire object (never a hash, key or secret).
+    pub fn to_json(&self, roles: &[String]) -> Value {
+        let mut v = json!({
+            "id": self.id, "username": self.username, "type": self.kind, "roles": roles,
+            "created": rfc3339(self.created), "updated": rfc3339(self.updated),
+        });
+        let m = v.as_object_mut().expect("object");
+        for (k, val) in [("label", &self.label), ("title", &self.title), ("email", &self.email), ("firstname", &self.firstname), ("surname", &self.surname)] {
+            if let Some(x) = val {
+                m.insert(k.into(), json!(x));
+            }
+        }
+        if let Some(t) = self.last_login {
+            m.insert("lastLogin".into(), json!(rfc3339(t)));
+        }
+        v
+    }
+}
+
+const COLS: &str = "id, username, kind, machine_org, pw_hash, email, firstname, surname, title, label, created, updated, last_login";
+
+/// Finds a user by username, instance-wide.
+pub async fn by_username(c: &mut Conn, username: &str) -> Result<Option<User>, sqlx::Error> {
+    let r = sqlx::query(&format!("SELECT {COLS} FROM users WHERE username = $1")).bind(username).fetch_optional(c).await?;
+    Ok(r.as_ref().map(User::from_row))
+}
+
+/// Finds a user by id.
+pub async fn by_id(c: &mut Conn, id: &str) -> Result<Option<User>, sqlx::Error> {
+    let r = sqlx::query(&format!("SELECT {COLS} FROM users WHERE id = $1")).bind(id).fetch_optional(c).await?;
+    Ok(r.as_ref().map(User::from_row))
+}
+
+/// Finds a member of `org` by username (non-members are `None`: tenant isolation).
+pub async fn member_by_username(c: &mut Conn, org: &str, username: &str) -> Result<Option<User>, sqlx::Error> {
+    let r = sqlx::query(&format!(
+        "SELECT {} FROM users u JOIN memberships m ON m.user_id = u.id WHERE m.org_id = $1 AND u.username = $2",
+        COLS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ")
+    ))
+    .bind(org)
+    .bind(username)
+    .fetch_optional(c)
+    .await?;
+    Ok(r.as_ref().map(User::from_row))
+}
+
+/// Every member of `org` with their role names.
+pub async fn members(c: &mut Conn, org: &str) -> Result<Vec<(User, Vec<String>)>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT {} FROM users u JOIN memberships m ON m.user_id = u.id WHERE m.org_id = $1",
+        COLS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ")
+    ))
+    .bind(org)
+    .fetch_all(&mut *c)
+    .await?;
+    let role_rows = sqlx::query("SELECT mr.user_id, r.name FROM member_roles mr JOIN roles r ON r.id = mr.role_id WHERE mr.org_id = $1 ORDER BY r.name")
+        .bind(org)
+        .fetch_all(&mut *c)
+        .await?;
+    Ok(rows
+        .iter()
+        .map(User::from_row)
+        .map(|u| {
+            let roles = role_rows.iter().filter(|r| s(r, "user_id") == u.id).map(|r| s(r, "name")).collect();
+            (u, roles)
+        })
+        .collect())
+}
+
+/// Role names a member holds in `org`.
+pub async fn role_names(c: &mut Conn, org: &str, user: &str) -> Result<Vec<String>, sqlx::Error> {
+    let rows = sqlx::query("SELECT r.name FROM member_roles mr JOIN roles r ON r.id = mr.role_id WHERE mr.org_id = $1 AND mr.user_id = $2 ORDER BY r.name")
+        .bind(org)
+        .bind(user)
+        .fetch_all(c)
+        .await?;
+    Ok(rows.iter().map(|r| s(r, "name")).collect())
+}
+
+/// The effective permissions of a member: the OR over its roles.
+pub async fn effective_perms(c: &mut Conn, org: &str, user: &str) -> Result<Perms, sqlx::Error> {
+    let rows = sqlx::query("SELECT r.perms FROM member_roles mr JOIN roles r ON r.id = mr.role_id WHERE mr.org_id = $1 AND mr.user_id = $2")
+        .bind(org)
+        .bind(user)
+        .fetch_all(c)
+        .await?;
+    Ok(rows.iter().fold(Perms::default(), |acc, r| acc.union(&Perms::from_db(&s(r, "perms")))))
+}
+
+/// True when `user` is a member of `org`.
+pub async fn is_member(c: &mut Conn, org: &str, user: &str) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query("SELECT 1 FROM memberships WHERE org_id = $1 AND user_id = $2").bind(org).bind(user).fetch_optional(c).await?.is_some())
+}
+
+/// Organizations a user belongs to: (id, name, label), by name.
+pub async fn orgs_of(c: &mut Conn, user: &str) -> Result<Vec<(String, String, String)>, sqlx::Error> {
+    let rows = sqlx::query("SELECT o.id, o.name, o.label FROM orgs o JOIN memberships m ON m.org_id = o.id WHERE m.user_id = $1 ORDER BY o.name")
+        .bind(user)
+        .fetch_all(c)
+        .await?;
+    Ok(rows.iter().map(|r| (s(r, "id"), s(r, "name"), s(r, "label"))).collect())
+}
+
+/// Fields of a new user.
+pub struct NewUser<'a> {
+    pub username: &'a str,
+    pub kind: &'a str,
+    pub machine_org: Option<&'a str>,
+    pub pw_hash: Option<String>,
+    pub email: Option<&'a str>,
+    pub firstname: Option<&'a str>,
+    pub surname: Option<&'a str>,
+    pub title: Option<&'a str>,
+    pub label: Option<&'a str>,
+}
+
+/// Inserts a user; a taken username is a unique violation (→ 409 `item-exists`).
+pub async fn insert(c: &mut Conn, u: NewUser<'_>) -> Result<String, sqlx::Error> {
+    let id = crate::util::new_uuid();
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO users (id, username, kind, machine_org, pw_hash, email, firstname, surname, title, label, created, updated) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+    )
+    .bind(&id)
+    .bind(u.username)
+    .bind(u.kind)
+    .bind(u.machine_org)
+    .bind(u.pw_hash)
+    .bind(u.email)
+    .bind(u.firstname)
+    .bind(u.surname)
+    .bind(u.title)
+    .bind(u.label)
+    .bind(now)
+    .execute(c)
+    .await?;
+    Ok(id)
+}
+
+/// Adds a membership (idempotent).
+pub async fn add_membership(c: &mut Conn, org: &str, user: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO memberships (org_id, user_id, created) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        .bind(org)
+        .bind(user)
+        .bind(now_ms())
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+/// Replaces a member's roles with `role_ids`.
+pub async fn set_roles(c: &mut Conn, org: &str, user: &str, role_ids: &[String]) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM member_roles WHERE org_id = $1 AND user_id = $2").bind(org).bind(user).execute(&mut *c).await?;
+    for r in role_ids {
+        sqlx::query("INSERT INTO member_roles (org_id, user_id, role_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(org)
+            .bind(user)
+            .bind(r)
+            .execute(&mut *c)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Removes a membership, its roles, sessions and API keys in that org; deletes the user
+/// itself when it belongs to no other org (machine users always).
+pub async fn remove_member(c: &mut Conn, org: &str, user: &User) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM member_roles WHERE org_id = $1 AND user_id = $2").bind(org).bind(&user.id).execute(&mut *c).await?;
+    sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND user_id = $2").bind(org).bind(&user.id).execute(&mut *c).await?;
+    sqlx::query("DELETE FROM apikeys WHERE org_id = $1 AND user_id = $2").bind(org).bind(&user.id).execute(&mut *c).await?;
+    sqlx::query("UPDATE sessions SET revoked = 1 WHERE org_id = $1 AND user_id = $2").bind(org).bind(&user.id).execute(&mut *c).await?;
+    let others = sqlx::query("SELECT 1 FROM memberships WHERE user_id = $1").bind(&user.id).fetch_optional(&mut *c).await?;
+    if others.is_none() || user.is_machine() {
+        sqlx::query("DELETE FROM tokens WHERE user_id = $1").bind(&user.id).execute(&mut *c).await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(&user.id).execute(&mut *c).await?;
+        sqlx::query("DELETE FROM apikeys WHERE user_id = $1").bind(&user.id).execute(&mut *c).await?;
+        sqlx::query("DELETE FROM users WHERE id = $1").bind(&user.id).execute(&mut *c).await?;
+    }
+    Ok(())
+}
+
+/// Members of `org` holding the `Administrators` role.
+pub async fn admin_count(c: &mut Conn, org: &str) -> Result<i64, sqlx::Error> {
+    let r = sqlx::query(
+        "SELECT COUNT(*) AS n FROM member_roles mr JOIN roles r ON r.id = mr.role_id WHERE mr.org_id = $1 AND r.builtin = 1",
+    )
+    .bind(org)
+    .fetch_one(c)
+    .await?;
+    Ok(r.try_get::<i64, _>("n").unwrap_or(0))
+}
+
+/// Sets the password hash.
+pub async fn set_password(c: &mut Conn, user: &str, hash: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET pw_hash = $1, updated = $2 WHERE id = $3").bind(hash).bind(now_ms()).bind(user).execute(c).await?;
+    Ok(())
+}
+
+/// Records a successful login.
+pub async fn touch_login(c: &mut Conn, user: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET last_login = $1 WHERE id = $2").bind(now_ms()).bind(user).execute(c).await?;
+    Ok(())
+}
+
+/// Organizations other than `org` the user belongs to (how many).
+pub async fn other_org_count(c: &mut Conn, org: &str, user: &str) -> Result<i64, sqlx::Error> {
+    let r = sqlx::query("SELECT COUNT(*) AS n FROM memberships WHERE user_id = $1 AND org_id <> $2").bind(user).bind(org).fetch_one(c).await?;
+    Ok(r.try_get::<i64, _>("n").unwrap_or(0))
+}
