@@ -51,6 +51,7 @@ pub struct Config {
     pub orgsel_ttl: u64,
     pub access_ttl: u64,
     pub refresh_ttl: u64,
+    pub refresh_grace_seconds: u64,
     pub login_max_failures_user: u32,
     pub login_max_failures_addr: u32,
     pub login_window: u64,
@@ -84,6 +85,7 @@ impl Default for Config {
             orgsel_ttl: 900,
             access_ttl: 900,
             refresh_ttl: 86_400,
+            refresh_grace_seconds: 10,
             login_max_failures_user: 10,
             login_max_failures_addr: 50,
             login_window: 900,
@@ -122,7 +124,9 @@ impl Config {
             None => Config::default(),
         };
         for (k, v) in vars {
-            let Some(key) = k.strip_prefix("EDGE_") else { continue };
+            let Some(key) = k.strip_prefix("EDGE_") else {
+                continue;
+            };
             let key = key.to_ascii_lowercase();
             c.set(&key, &v)?;
         }
@@ -131,7 +135,13 @@ impl Config {
 
     /// Sets one key from its text form (environment variables).
     fn set(&mut self, key: &str, v: &str) -> Result<(), String> {
-        let opt = |v: &str| if v.is_empty() { None } else { Some(v.to_string()) };
+        let opt = |v: &str| {
+            if v.is_empty() {
+                None
+            } else {
+                Some(v.to_string())
+            }
+        };
         match key {
             "listen" => self.listen = v.into(),
             "data_dir" => self.data_dir = v.into(),
@@ -151,12 +161,11 @@ impl Config {
             "orgsel_ttl" => self.orgsel_ttl = parse_env(key, v)?,
             "access_ttl" => self.access_ttl = parse_env(key, v)?,
             "refresh_ttl" => self.refresh_ttl = parse_env(key, v)?,
+            "refresh_grace_seconds" => self.refresh_grace_seconds = parse_env(key, v)?,
             "login_max_failures_user" => self.login_max_failures_user = parse_env(key, v)?,
             "login_max_failures_addr" => self.login_max_failures_addr = parse_env(key, v)?,
             "login_window" => self.login_window = parse_env(key, v)?,
-            "trusted_proxies" => {
-                self.trusted_proxies = v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
-            }
+            "trusted_proxies" => self.trusted_proxies = v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
             "enrollment_name" => self.enrollment_name = v.into(),
             "enrollment_rid" => self.enrollment_rid = opt(v),
             "log_format" => self.log_format = v.into(),

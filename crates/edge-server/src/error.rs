@@ -14,7 +14,14 @@ pub struct ApiError {
     pub code: &'static str,
     /// Human sentence; never holds secrets, SQL or paths.
     pub message: String,
-    /// Optional structured details (`{"field":"name"}`).
+    /// The rarely used parts, boxed so results stay small.
+    pub more: Option<Box<More>>,
+}
+
+/// Optional parts of an error.
+#[derive(Debug, Default)]
+pub struct More {
+    /// Structured details (`{"field":"name"}`).
     pub details: Option<Map<String, Value>>,
     /// Extra top-level fields of the envelope (`retryAfter` for maintenance).
     pub extra: Option<Map<String, Value>>,
@@ -28,7 +35,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 impl ApiError {
     /// Builds an error with a status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), details: None, extra: None, retry_after: None }
+        ApiError { status, code, message: message.into(), more: None }
     }
     /// 400 `invalid-param` naming the offending field.
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
@@ -60,9 +67,7 @@ impl ApiError {
     }
     /// 429 `too-many-requests` with `Retry-After`.
     pub fn too_many(retry_after: u64) -> Self {
-        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "too-many-requests", "too many attempts, try again later");
-        e.retry_after = Some(retry_after.max(1));
-        e
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "too-many-requests", "too many attempts, try again later").retry_after(retry_after.max(1))
     }
     /// 500 `internal`: logs the cause, shows the client nothing of it.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
@@ -71,7 +76,17 @@ impl ApiError {
     }
     /// Adds one entry to `details`.
     pub fn detail(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.details.get_or_insert_with(Map::new).insert(key.to_string(), value.into());
+        self.more.get_or_insert_with(Default::default).details.get_or_insert_with(Map::new).insert(key.to_string(), value.into());
+        self
+    }
+    /// Adds one top-level field to the envelope.
+    pub fn extra(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.more.get_or_insert_with(Default::default).extra.get_or_insert_with(Map::new).insert(key.to_string(), value.into());
+        self
+    }
+    /// Sets the `Retry-After` header.
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.more.get_or_insert_with(Default::default).retry_after = Some(seconds);
         self
     }
 }
@@ -93,14 +108,15 @@ impl IntoResponse for ApiError {
         body.insert("status".into(), json!("failed"));
         body.insert("error".into(), json!(self.code));
         body.insert("message".into(), json!(self.message));
-        if let Some(d) = self.details {
+        let more = self.more.map(|m| *m).unwrap_or_default();
+        if let Some(d) = more.details {
             body.insert("details".into(), Value::Object(d));
         }
-        if let Some(x) = self.extra {
+        if let Some(x) = more.extra {
             body.extend(x);
         }
         let mut resp = (self.status, axum::Json(Value::Object(body))).into_response();
-        if let Some(s) = self.retry_after {
+        if let Some(s) = more.retry_after {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         resp

@@ -4,7 +4,7 @@
 //! `ENCRYPTED PRIVATE KEY` with PBES2, as `openssl genpkey`/`openssl pkcs8 -topk8` write it).
 
 use crate::error::ApiError;
-use crate::util::{b64_decode, b64};
+use crate::util::{b64, b64_decode};
 use aes::cipher::{block_padding::Pkcs7, BlockDecryptMut, KeyIvInit};
 use md5::{Digest, Md5};
 use rsa::pkcs1::DecodeRsaPrivateKey;
@@ -96,9 +96,18 @@ fn decrypt_legacy(pem: &Pem, pw: Option<&str>) -> Result<Vec<u8>, ApiError> {
     let wrong = || ApiError::invalid(F_PW, "wrong passphrase for the organization key");
     let mut buf = pem.der.clone();
     let plain = match klen {
-        16 => cbc::Decryptor::<aes::Aes128>::new_from_slices(&key, &iv).map_err(|_| wrong())?.decrypt_padded_mut::<Pkcs7>(&mut buf).map(|p| p.to_vec()),
-        24 => cbc::Decryptor::<aes::Aes192>::new_from_slices(&key, &iv).map_err(|_| wrong())?.decrypt_padded_mut::<Pkcs7>(&mut buf).map(|p| p.to_vec()),
-        _ => cbc::Decryptor::<aes::Aes256>::new_from_slices(&key, &iv).map_err(|_| wrong())?.decrypt_padded_mut::<Pkcs7>(&mut buf).map(|p| p.to_vec()),
+        16 => cbc::Decryptor::<aes::Aes128>::new_from_slices(&key, &iv)
+            .map_err(|_| wrong())?
+            .decrypt_padded_mut::<Pkcs7>(&mut buf)
+            .map(|p| p.to_vec()),
+        24 => cbc::Decryptor::<aes::Aes192>::new_from_slices(&key, &iv)
+            .map_err(|_| wrong())?
+            .decrypt_padded_mut::<Pkcs7>(&mut buf)
+            .map(|p| p.to_vec()),
+        _ => cbc::Decryptor::<aes::Aes256>::new_from_slices(&key, &iv)
+            .map_err(|_| wrong())?
+            .decrypt_padded_mut::<Pkcs7>(&mut buf)
+            .map(|p| p.to_vec()),
     };
     plain.map_err(|_| wrong())
 }

@@ -12,14 +12,14 @@ use std::net::{IpAddr, SocketAddr};
 pub fn client_key(st: &AppState, peer: SocketAddr, h: &HeaderMap) -> String {
     let mut ip = peer.ip();
     if st.cfg.trusted_proxies.iter().any(|p| p.parse::<IpAddr>().ok() == Some(ip)) {
-        if let Some(last) = h
+        let entries: Vec<IpAddr> = h
             .get_all("x-forwarded-for")
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-            .last()
-        {
+            .collect();
+        if let Some(&last) = entries.last() {
             ip = last;
         }
     }
@@ -48,7 +48,9 @@ async fn window_count(st: &AppState, key: &str, since: i64) -> ApiResult<(i64, i
 pub async fn check(st: &AppState, username: &str, client: &str) -> ApiResult<()> {
     let window = st.cfg.login_window as i64 * 1000;
     let now = now_ms();
-    for (key, max) in [(format!("u:{username}|{client}"), st.cfg.login_max_failures_user), (format!("a:{client}"), st.cfg.login_max_failures_addr)] {
+    for (key, max) in
+        [(format!("u:{username}|{client}"), st.cfg.login_max_failures_user), (format!("a:{client}"), st.cfg.login_max_failures_addr)]
+    {
         let (n, first) = window_count(st, &key, now - window).await?;
         if n >= i64::from(max) {
             let retry = ((first + window - now) / 1000).max(1) as u64;

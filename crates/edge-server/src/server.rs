@@ -125,7 +125,15 @@ pub async fn initialize(db: &Db, cfg: &Config) -> Result<i64, String> {
     let hash = crate::crypto::hash_password(&plain);
     let created = orgs::create(
         &mut tx,
-        orgs::NewOrg { name: cfg.operator_org.clone(), label: "Operator".into(), operator: true, dxorglnk: None, key: None, host: None, description: None },
+        orgs::NewOrg {
+            name: cfg.operator_org.clone(),
+            label: "Operator".into(),
+            operator: true,
+            dxorglnk: None,
+            key: None,
+            host: None,
+            description: None,
+        },
         Some(orgs::NewAdmin { username: &cfg.operator_admin, email: None, firstname: None, surname: None }),
         Some((plain.clone(), hash)),
     )
@@ -134,7 +142,11 @@ pub async fn initialize(db: &Db, cfg: &Config) -> Result<i64, String> {
         orgs::CreateError::Db(e) => format!("creating the operator organization: {e}"),
         orgs::CreateError::MachineUser => "the operator admin username belongs to a machine user".into(),
     })?;
-    sqlx::query("INSERT INTO settings (key, value) VALUES ('operator_org', $1)").bind(&cfg.operator_org).execute(&mut *tx).await.map_err(|e| e.to_string())?;
+    sqlx::query("INSERT INTO settings (key, value) VALUES ('operator_org', $1)")
+        .bind(&cfg.operator_org)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| e.to_string())?;
     tx.commit().await.map_err(|e| e.to_string())?;
     if let Some(pw) = created.admin_pw {
         let path = cfg.data_dir.join("initial-admin-password");
@@ -182,9 +194,13 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
     let role = cfg.role;
     if cfg.maintenance {
         // The configured start state wins over what the database remembers.
-        settings::put(&db, "maintenance", &serde_json::json!({"enabled": true, "retryAfter": cfg.maintenance_retry_after, "since": crate::util::now_ms()}).to_string())
-            .await
-            .map_err(|e| e.to_string())?;
+        settings::put(
+            &db,
+            "maintenance",
+            &serde_json::json!({"enabled": true, "retryAfter": cfg.maintenance_retry_after, "since": crate::util::now_ms()}).to_string(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
     }
     let state = Arc::new(AppState::new(cfg, db, DataKey::new(key), admin_key, public_url, operator_org_id, (rid, enrolled)));
     let (stop, stop_rx) = watch::channel(false);

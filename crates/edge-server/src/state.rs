@@ -97,7 +97,15 @@ impl AppState {
     /// Stores a new maintenance setting and refreshes the cache.
     pub async fn set_maintenance(&self, enabled: bool, retry_after: u64) -> ApiResult<Maintenance> {
         let prev = self.maintenance().await;
-        let since = if enabled { if prev.enabled { prev.since } else { crate::util::now_ms() } } else { 0 };
+        let since = if enabled {
+            if prev.enabled {
+                prev.since
+            } else {
+                crate::util::now_ms()
+            }
+        } else {
+            0
+        };
         let m = Maintenance { enabled, retry_after, since };
         let v = serde_json::json!({"enabled": enabled, "retryAfter": retry_after, "since": since});
         crate::store::settings::put(&self.db, "maintenance", &v.to_string()).await?;

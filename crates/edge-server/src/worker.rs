@@ -99,7 +99,12 @@ pub async fn sweep(st: &AppState) -> Result<Value, String> {
     let mut c = st.db.pool.acquire().await.map_err(|e| e.to_string())?;
     let sessions = sessions::sweep(&mut c).await.map_err(|e| e.to_string())?;
     let cutoff = crate::util::now_ms() - st.cfg.login_window as i64 * 1000;
-    let failures = sqlx::query("DELETE FROM login_failures WHERE at < $1").bind(cutoff).execute(&mut *c).await.map_err(|e| e.to_string())?.rows_affected();
+    let failures = sqlx::query("DELETE FROM login_failures WHERE at < $1")
+        .bind(cutoff)
+        .execute(&mut *c)
+        .await
+        .map_err(|e| e.to_string())?
+        .rows_affected();
     Ok(json!({"expiredUploads": 0, "removedFiles": 0, "expiredSessionRows": sessions, "loginCounterRows": failures}))
 }
 

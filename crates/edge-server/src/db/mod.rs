@@ -69,10 +69,8 @@ impl Db {
             sqlx::query("SELECT pg_advisory_xact_lock(7310001)").execute(&mut *tx).await?;
         }
         sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)").execute(&mut *tx).await?;
-        let current: Option<i64> = sqlx::query("SELECT MAX(version) AS v FROM schema_version")
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get::<Option<i64>, _>("v")?;
+        let current: Option<i64> =
+            sqlx::query("SELECT MAX(version) AS v FROM schema_version").fetch_one(&mut *tx).await?.try_get::<Option<i64>, _>("v")?;
         let current = current.unwrap_or(0);
         let mut version = current;
         for (i, m) in schema::MIGRATIONS.iter().enumerate() {

@@ -81,7 +81,11 @@ async fn hello(a: Admin, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<
     let mut c = st.db.pool.acquire().await?;
     let (name, _) = tasks::enqueue(
         &mut c,
-        tasks::NewTask { kind: "hello".into(), params: json!({"message": b.message, "maintenance": b.maintenance, "admin": a.username}), ..Default::default() },
+        tasks::NewTask {
+            kind: "hello".into(),
+            params: json!({"message": b.message, "maintenance": b.maintenance, "admin": a.username}),
+            ..Default::default()
+        },
     )
     .await?;
     audit(&st, &a.username, "hello", &name).await?;
@@ -99,7 +103,8 @@ async fn changelog() -> Json<Value> {
     success(json!({"changelog": crate::changelog::parse(include_str!("../../../../CHANGELOG.md"))}))
 }
 
-const ORG_LIST: ListSpec = ListSpec { filters: &["name"], order_fields: &["name", "created", "updated", "label"], default_order: ("name", false), unique: "name" };
+const ORG_LIST: ListSpec =
+    ListSpec { filters: &["name"], order_fields: &["name", "created", "updated", "label"], default_order: ("name", false), unique: "name" };
 
 /// Lists organizations with the `name` partial filter (shared with `/be/v1/orgs`).
 pub async fn org_list(st: &AppState, raw: Option<&str>) -> ApiResult<Json<Value>> {
@@ -185,7 +190,10 @@ pub async fn task_list(st: &AppState, org: Option<&str>, raw: Option<&str>) -> A
             if let Some(bad) = fs.iter().find(|f| items.first().is_some_and(|i| i.get(f.as_str()).is_none())) {
                 return Err(ApiError::invalid("fields[]", format!("unknown field '{bad}'")));
             }
-            items.into_iter().map(|v| Value::Object(v.as_object().cloned().unwrap_or_default().into_iter().filter(|(k, _)| fs.contains(k)).collect())).collect()
+            items
+                .into_iter()
+                .map(|v| Value::Object(v.as_object().cloned().unwrap_or_default().into_iter().filter(|(k, _)| fs.contains(k)).collect()))
+                .collect()
         }
         None => items,
     };

@@ -19,7 +19,9 @@ use std::sync::Arc;
 
 /// Routes of this module.
 pub fn router() -> Router<Arc<AppState>> {
-    Router::new().route("/be/v1/apikeys", get(list_keys).post(post_key).delete(delete_own_key)).route("/be/v1/apikeys/{key_id}", delete(delete_key))
+    Router::new()
+        .route("/be/v1/apikeys", get(list_keys).post(post_key).delete(delete_own_key))
+        .route("/be/v1/apikeys/{key_id}", delete(delete_key))
 }
 
 #[derive(Deserialize)]
@@ -53,7 +55,12 @@ async fn post_key(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonB
     Ok(success(json!({"apiKey": key, "key": k.to_json(&c.org_name)})))
 }
 
-const KEY_LIST: ListSpec = ListSpec { filters: &["username"], order_fields: &["keyId", "created", "username", "label"], default_order: ("created", false), unique: "keyId" };
+const KEY_LIST: ListSpec = ListSpec {
+    filters: &["username"],
+    order_fields: &["keyId", "created", "username", "label"],
+    default_order: ("created", false),
+    unique: "keyId",
+};
 
 async fn list_keys(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     let q = ListQuery::parse(raw.as_deref(), &KEY_LIST)?;
@@ -73,7 +80,8 @@ async fn list_keys(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): Ra
 
 async fn delete_key(c: Caller, State(st): State<Arc<AppState>>, Path(key_id): Path<String>) -> ApiResult<Json<Value>> {
     let mut tx = st.db.tx().await?;
-    let k = apikeys::by_id(&mut tx, &key_id).await?.filter(|k| k.org_id == c.org_id).ok_or_else(|| ApiError::not_found("API key", &key_id))?;
+    let k =
+        apikeys::by_id(&mut tx, &key_id).await?.filter(|k| k.org_id == c.org_id).ok_or_else(|| ApiError::not_found("API key", &key_id))?;
     if k.user_id != c.user_id {
         c.require(Resource::BeUsers, U)?;
         let t = users::by_id(&mut tx, &k.user_id).await?.ok_or_else(|| ApiError::not_found("API key", &key_id))?;

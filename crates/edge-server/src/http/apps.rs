@@ -20,7 +20,9 @@ use std::sync::Arc;
 
 /// Routes of this module.
 pub fn router() -> Router<Arc<AppState>> {
-    Router::new().route("/be/v1/apps", get(list_apps).post(post_app).patch(patch_app)).route("/be/v1/apps/{name}", get(get_app).delete(delete_app))
+    Router::new()
+        .route("/be/v1/apps", get(list_apps).post(post_app).patch(patch_app))
+        .route("/be/v1/apps/{name}", get(get_app).delete(delete_app))
 }
 
 const SELECT: &str = "SELECT a.id, a.name, a.label, a.max_builds, a.deployments, a.client_key_sealed, a.i_cur_build, a.dxf_name, \
@@ -98,7 +100,12 @@ async fn post_app(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonB
     Ok(success(json!({"app": app_json(&st, &r, c.perms.has(Resource::Keys, R))})))
 }
 
-const APP_LIST: ListSpec = ListSpec { filters: &["name", "error"], order_fields: &["name", "created", "updated", "label"], default_order: ("name", false), unique: "name" };
+const APP_LIST: ListSpec = ListSpec {
+    filters: &["name", "error"],
+    order_fields: &["name", "created", "updated", "label"],
+    default_order: ("name", false),
+    unique: "name",
+};
 
 async fn list_apps(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     let q = ListQuery::parse(raw.as_deref(), &APP_LIST)?;
@@ -142,14 +149,16 @@ async fn patch_app(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Json
     check_deployments(&b.deployments)?;
     c.require(Resource::Apps, U)?;
     let mut tx = st.db.tx().await?;
-    let done = sqlx::query("UPDATE apps SET label = COALESCE($1, label), max_builds = COALESCE($2, max_builds), updated = $3 WHERE org_id = $4 AND name = $5")
-        .bind(label)
-        .bind(b.max_builds)
-        .bind(now_ms())
-        .bind(&c.org_id)
-        .bind(&b.name)
-        .execute(&mut *tx)
-        .await?;
+    let done = sqlx::query(
+        "UPDATE apps SET label = COALESCE($1, label), max_builds = COALESCE($2, max_builds), updated = $3 WHERE org_id = $4 AND name = $5",
+    )
+    .bind(label)
+    .bind(b.max_builds)
+    .bind(now_ms())
+    .bind(&c.org_id)
+    .bind(&b.name)
+    .execute(&mut *tx)
+    .await?;
     if done.rows_affected() == 0 {
         return Err(ApiError::not_found("app", &b.name));
     }
@@ -158,7 +167,12 @@ async fn patch_app(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Json
     Ok(success(json!({"app": app_json(&st, &r, c.perms.has(Resource::Keys, R))})))
 }
 
-async fn delete_app(c: Caller, State(st): State<Arc<AppState>>, Path(name): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+async fn delete_app(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
     let mut force = false;
     for (k, v) in form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes()) {
         match (k.as_ref(), v.as_ref()) {
@@ -180,11 +194,13 @@ async fn delete_app(c: Caller, State(st): State<Arc<AppState>>, Path(name): Path
     if i(&r, "active") > 0 && !force {
         return Err(ApiError::conflict("invalid-state", "a pipeline is running for this app; use force=true to cancel it"));
     }
-    sqlx::query("UPDATE tasks SET status = 'canceled', ended = $1 WHERE app_id = $2 AND status IN ('submitted', 'running') AND type <> 'purge'")
-        .bind(now_ms())
-        .bind(&app_id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE tasks SET status = 'canceled', ended = $1 WHERE app_id = $2 AND status IN ('submitted', 'running') AND type <> 'purge'",
+    )
+    .bind(now_ms())
+    .bind(&app_id)
+    .execute(&mut *tx)
+    .await?;
     let snapshot = st.data_key.seal(json!({"orgName": c.org_name, "appName": name, "objects": []}).to_string().as_bytes());
     let (task, _) = tasks::enqueue(
         &mut tx,

@@ -139,22 +139,16 @@ pub async fn resolve_caller(h: &HeaderMap, st: &AppState) -> ApiResult<Caller> {
     if let Some(k) = &key_id {
         apikeys::touch(&mut c, k).await?;
     }
-    Ok(Caller {
-        user_id,
-        username: u.username,
-        kind: u.kind,
-        org_id,
-        org_name: o.0,
-        operator: o.1,
-        perms,
-        session_id,
-        key_id,
-    })
+    Ok(Caller { user_id, username: u.username, kind: u.kind, org_id, org_name: o.0, operator: o.1, perms, session_id, key_id })
 }
 
 async fn check_key(c: &mut crate::store::Conn, key: &str) -> ApiResult<Option<apikeys::ApiKey>> {
-    let Some((id, secret)) = apikeys::split(key) else { return Ok(None) };
-    let Some(k) = apikeys::by_id(c, id).await? else { return Ok(None) };
+    let Some((id, secret)) = apikeys::split(key) else {
+        return Ok(None);
+    };
+    let Some(k) = apikeys::by_id(c, id).await? else {
+        return Ok(None);
+    };
     if !ct_eq(sha256_hex(secret.as_bytes()).as_bytes(), k.secret_hash.as_bytes()) {
         return Ok(None);
     }

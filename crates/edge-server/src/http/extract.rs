@@ -32,14 +32,21 @@ async fn read_json_bytes(req: Request, limit: usize, allow_empty: bool) -> Resul
         if bytes.is_empty() {
             return Ok(None);
         }
-        return Err(ApiError::new(axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Content-Type must be application/json"));
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Content-Type must be application/json",
+        ));
     }
     if !is_json {
-        return Err(ApiError::new(axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Content-Type must be application/json"));
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Content-Type must be application/json",
+        ));
     }
-    let bytes = axum::body::to_bytes(req.into_body(), limit)
-        .await
-        .map_err(|_| ApiError::too_large(format!("request body over {limit} bytes")))?;
+    let bytes =
+        axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| ApiError::too_large(format!("request body over {limit} bytes")))?;
     if allow_empty && bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(None);
     }
@@ -61,7 +68,9 @@ pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
         let path = e.path().to_string();
         let inner = e.inner().to_string();
         let backticked = inner.split('`').nth(1).map(str::to_string);
-        let field = if inner.starts_with("unknown field") || inner.starts_with("missing field") {
+        let field = if inner.starts_with("unknown field") && path != "." && !path.is_empty() {
+            path.clone()
+        } else if inner.starts_with("unknown field") || inner.starts_with("missing field") {
             let name = backticked.unwrap_or_default();
             if path == "." || path.is_empty() {
                 name
@@ -146,7 +155,11 @@ impl ListQuery {
             match k.as_str() {
                 "offset" => q.offset = v.parse().map_err(|_| ApiError::invalid("offset", "offset must be an integer ≥ 0"))?,
                 "limit" => {
-                    q.limit = v.parse().ok().filter(|n| (1..=1000).contains(n)).ok_or_else(|| ApiError::invalid("limit", "limit must be an integer 1..1000"))?
+                    q.limit = v
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=1000).contains(n))
+                        .ok_or_else(|| ApiError::invalid("limit", "limit must be an integer 1..1000"))?
                 }
                 "order[]" | "order" => {
                     for part in v.split(',').filter(|s| !s.is_empty()) {
@@ -249,7 +262,9 @@ pub fn project(item: Value, raw_query: Option<&str>) -> Result<Value, ApiError> 
 fn cmp_json(a: Option<&Value>, b: Option<&Value>) -> std::cmp::Ordering {
     use std::cmp::Ordering::*;
     match (a, b) {
-        (Some(Value::Number(x)), Some(Value::Number(y))) => x.as_f64().unwrap_or(0.0).partial_cmp(&y.as_f64().unwrap_or(0.0)).unwrap_or(Equal),
+        (Some(Value::Number(x)), Some(Value::Number(y))) => {
+            x.as_f64().unwrap_or(0.0).partial_cmp(&y.as_f64().unwrap_or(0.0)).unwrap_or(Equal)
+        }
         (Some(Value::String(x)), Some(Value::String(y))) => x.cmp(y),
         (Some(Value::Bool(x)), Some(Value::Bool(y))) => x.cmp(y),
         (None | Some(Value::Null), None | Some(Value::Null)) => Equal,

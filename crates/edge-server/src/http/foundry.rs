@@ -126,7 +126,13 @@ fn org_json(o: &orgs::Org) -> Value {
 fn valid_host(h: &str) -> bool {
     !h.is_empty()
         && h.len() <= 253
-        && h.split('.').all(|l| !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-') && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        && h.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 /// The Edge name for a Foundry display name (foundry.md, "Rules").
@@ -224,12 +230,16 @@ async fn create(State(st): State<Arc<AppState>>, h: HeaderMap, RawQuery(raw): Ra
         orgs::CreateError::Db(e) => FErr::from(e),
         orgs::CreateError::MachineUser => ferr(StatusCode::NOT_FOUND, "PrincipalNotFound", json!({})),
     })?;
-    let role = roles::get(&mut tx, &created.org_id, roles::ADMINISTRATORS).await?.ok_or_else(|| ferr(StatusCode::INTERNAL_SERVER_ERROR, "Default:Internal", json!({})))?;
+    let role = roles::get(&mut tx, &created.org_id, roles::ADMINISTRATORS)
+        .await?
+        .ok_or_else(|| ferr(StatusCode::INTERNAL_SERVER_ERROR, "Default:Internal", json!({})))?;
     for u in &admins {
         users::add_membership(&mut tx, &created.org_id, &u.id).await?;
         users::set_roles(&mut tx, &created.org_id, &u.id, std::slice::from_ref(&role.id)).await?;
     }
-    let o = orgs::by_id(&mut tx, &created.org_id).await?.ok_or_else(|| ferr(StatusCode::INTERNAL_SERVER_ERROR, "Default:Internal", json!({})))?;
+    let o = orgs::by_id(&mut tx, &created.org_id)
+        .await?
+        .ok_or_else(|| ferr(StatusCode::INTERNAL_SERVER_ERROR, "Default:Internal", json!({})))?;
     tx.commit().await?;
     Ok(Json(org_json(&o)))
 }
@@ -351,13 +361,20 @@ async fn change_assignments(st: &AppState, h: &HeaderMap, rid: &str, b: &Bytes, 
         return Err(ferr(StatusCode::FORBIDDEN, name, json!({"organizationRid": rid})));
     }
     if b.role_assignments.len() > 100 {
-        return Err(ferr(StatusCode::BAD_REQUEST, "BatchRequestSizeExceededLimit", json!({"maximumBatchSize": 100, "providedBatchSize": b.role_assignments.len()})));
+        return Err(ferr(
+            StatusCode::BAD_REQUEST,
+            "BatchRequestSizeExceededLimit",
+            json!({"maximumBatchSize": 100, "providedBatchSize": b.role_assignments.len()}),
+        ));
     }
     let mut tx = st.db.tx().await?;
     let o = find(&mut tx, rid).await?;
     let all_roles = roles::list(&mut tx, &o.id).await?;
     for a in &b.role_assignments {
-        let role = all_roles.iter().find(|r| role_id(r) == a.role_id).ok_or_else(|| ferr(StatusCode::NOT_FOUND, "RoleNotFound", json!({"roleId": a.role_id})))?;
+        let role = all_roles
+            .iter()
+            .find(|r| role_id(r) == a.role_id)
+            .ok_or_else(|| ferr(StatusCode::NOT_FOUND, "RoleNotFound", json!({"roleId": a.role_id})))?;
         let u = principal(&mut tx, &a.principal_id).await?;
         let mut ids: Vec<String> = Vec::new();
         for n in users::role_names(&mut tx, &o.id, &u.id).await? {
@@ -379,7 +396,11 @@ async fn change_assignments(st: &AppState, h: &HeaderMap, rid: &str, b: &Bytes, 
         users::set_roles(&mut tx, &o.id, &u.id, &ids).await?;
     }
     if !add && users::admin_count(&mut tx, &o.id).await? == 0 {
-        return Err(ferr(StatusCode::BAD_REQUEST, "RemoveOrganizationRoleAssignmentsLastAdministratorNotAllowed", json!({"organizationRid": rid})));
+        return Err(ferr(
+            StatusCode::BAD_REQUEST,
+            "RemoveOrganizationRoleAssignmentsLastAdministratorNotAllowed",
+            json!({"organizationRid": rid}),
+        ));
     }
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)

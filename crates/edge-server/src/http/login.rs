@@ -56,14 +56,18 @@ async fn login(
             return Err(ApiError::invalid(f, format!("{f} must be a positive number of seconds")));
         }
     }
-    let ttls = (b.access_ttl.unwrap_or(st.cfg.access_ttl).min(st.cfg.access_ttl), b.refresh_ttl.unwrap_or(st.cfg.refresh_ttl).min(st.cfg.refresh_ttl));
+    let ttls = (
+        b.access_ttl.unwrap_or(st.cfg.access_ttl).min(st.cfg.access_ttl),
+        b.refresh_ttl.unwrap_or(st.cfg.refresh_ttl).min(st.cfg.refresh_ttl),
+    );
     if let Some(tok) = b.org_selection_token {
         if b.username.is_some() || b.password.is_some() {
             return Err(ApiError::bad_request("orgSelectionToken goes without username and password"));
         }
         let org = b.org_name.ok_or_else(|| ApiError::invalid("orgName", "missing field 'orgName'"))?;
         let mut c = st.db.pool.acquire().await?;
-        let user = sessions::org_selection(&mut c, &tok).await?.ok_or_else(|| ApiError::unauthorized("invalid or expired orgSelectionToken"))?;
+        let user =
+            sessions::org_selection(&mut c, &tok).await?.ok_or_else(|| ApiError::unauthorized("invalid or expired orgSelectionToken"))?;
         return open_session(&st, &mut c, &user, &org, ttls).await;
     }
     let username = b.username.ok_or_else(|| ApiError::invalid("username", "missing field 'username'"))?;
@@ -86,7 +90,8 @@ async fn login(
     match b.org_name {
         Some(org) => open_session(&st, &mut c, &user.id, &org, ttls).await,
         None => {
-            let orgs: Vec<Value> = users::orgs_of(&mut c, &user.id).await?.into_iter().map(|(_, n, l)| json!({"name": n, "label": l})).collect();
+            let orgs: Vec<Value> =
+                users::orgs_of(&mut c, &user.id).await?.into_iter().map(|(_, n, l)| json!({"name": n, "label": l})).collect();
             let tok = sessions::issue(&mut c, "orgsel", &user.id, None, st.cfg.orgsel_ttl).await?;
             Ok(success(json!({"orgSelectionToken": tok, "expiresIn": st.cfg.orgsel_ttl, "orgs": orgs})))
         }
@@ -136,7 +141,7 @@ async fn refresh(State(st): State<Arc<AppState>>, headers: HeaderMap, OptJsonBod
         (None, None) => return Err(ApiError::unauthorized("refresh token required")),
     };
     let mut tx = st.db.tx().await?;
-    let outcome = sessions::refresh(&mut tx, &tok, true).await?;
+    let outcome = sessions::refresh(&mut tx, &tok, true, st.cfg.refresh_grace_seconds).await?;
     tx.commit().await?;
     let grant = match outcome {
         sessions::Refresh::Rotated(g) => g,
@@ -169,7 +174,7 @@ async fn logout(State(st): State<Arc<AppState>>, headers: HeaderMap, OptJsonBody
     let mut tx = st.db.tx().await?;
     let (session, user) = if let Some(g) = sessions::access(&mut tx, &tok).await? {
         (g.session_id, g.user_id)
-    } else if let sessions::Refresh::Rotated(g) = sessions::refresh(&mut tx, &tok, false).await? {
+    } else if let sessions::Refresh::Rotated(g) = sessions::refresh(&mut tx, &tok, false, st.cfg.refresh_grace_seconds).await? {
         (g.session_id, g.user_id)
     } else {
         return Err(ApiError::unauthorized("invalid or expired token"));
@@ -185,7 +190,7 @@ async fn logout(State(st): State<Arc<AppState>>, headers: HeaderMap, OptJsonBody
 async fn auth(State(st): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
     let tok = header(&headers, "x-rockit-besession-token").ok_or_else(|| ApiError::unauthorized("x-rockit-besession-token required"))?;
     let mut tx = st.db.tx().await?;
-    let outcome = sessions::refresh(&mut tx, &tok, false).await?;
+    let outcome = sessions::refresh(&mut tx, &tok, false, st.cfg.refresh_grace_seconds).await?;
     let grant = match outcome {
         sessions::Refresh::Rotated(g) => g,
         _ => {

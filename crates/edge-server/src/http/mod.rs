@@ -120,12 +120,10 @@ async fn maintenance_gate(State(st): State<Arc<AppState>>, req: Request, next: N
     if gated {
         let m = st.maintenance().await;
         if m.enabled {
-            let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "maintenance", "the service is in maintenance, try again later");
-            e.retry_after = Some(m.retry_after);
-            let mut extra = serde_json::Map::new();
-            extra.insert("retryAfter".into(), json!(m.retry_after.to_string()));
-            e.extra = Some(extra);
-            return e.into_response();
+            return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "maintenance", "the service is in maintenance, try again later")
+                .retry_after(m.retry_after)
+                .extra("retryAfter", m.retry_after.to_string())
+                .into_response();
         }
     }
     next.run(req).await

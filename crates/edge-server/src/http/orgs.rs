@@ -100,7 +100,9 @@ pub async fn insert_org(st: &AppState, v: ValidOrg) -> ApiResult<Json<Value>> {
     .await;
     let created = match created {
         Ok(c) => c,
-        Err(orgs::CreateError::MachineUser) => return Err(ApiError::conflict("item-exists", format!("username '{username}' belongs to a machine user"))),
+        Err(orgs::CreateError::MachineUser) => {
+            return Err(ApiError::conflict("item-exists", format!("username '{username}' belongs to a machine user")))
+        }
         Err(orgs::CreateError::Db(e)) => return Err(map_create_conflict(e, &name)),
     };
     tx.commit().await.map_err(|e| map_create_conflict(e, &name))?;
@@ -115,8 +117,13 @@ pub async fn insert_org(st: &AppState, v: ValidOrg) -> ApiResult<Json<Value>> {
 fn map_create_conflict(e: sqlx::Error, name: &Name) -> ApiError {
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => {
-            let what = if d.message().contains("username") || d.constraint().is_some_and(|c| c.contains("username")) { "username" } else { "organization name" };
-            ApiError::conflict("item-exists", format!("{what} already exists")).detail("field", if what == "username" { "username" } else { "name" })
+            let what = if d.message().contains("username") || d.constraint().is_some_and(|c| c.contains("username")) {
+                "username"
+            } else {
+                "organization name"
+            };
+            ApiError::conflict("item-exists", format!("{what} already exists"))
+                .detail("field", if what == "username" { "username" } else { "name" })
         }
         _ => ApiError::from(e).detail("org", name.as_str()),
     }

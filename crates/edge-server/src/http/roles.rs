@@ -17,7 +17,9 @@ use std::sync::Arc;
 
 /// Routes of this module.
 pub fn router() -> Router<Arc<AppState>> {
-    Router::new().route("/be/v1/roles", get(list_roles).post(post_role).patch(patch_role)).route("/be/v1/roles/{name}", get(get_role).delete(delete_role))
+    Router::new()
+        .route("/be/v1/roles", get(list_roles).post(post_role).patch(patch_role))
+        .route("/be/v1/roles/{name}", get(get_role).delete(delete_role))
 }
 
 #[derive(Deserialize)]
@@ -50,7 +52,8 @@ async fn post_role(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Json
     Ok(success(json!({"role": r.to_json(c.operator)})))
 }
 
-const ROLE_LIST: ListSpec = ListSpec { filters: &["name"], order_fields: &["name", "created", "updated", "users"], default_order: ("name", false), unique: "name" };
+const ROLE_LIST: ListSpec =
+    ListSpec { filters: &["name"], order_fields: &["name", "created", "updated", "users"], default_order: ("name", false), unique: "name" };
 
 async fn list_roles(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     let q = ListQuery::parse(raw.as_deref(), &ROLE_LIST)?;
@@ -123,7 +126,12 @@ async fn patch_role(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
     Ok(success(json!({"role": r.to_json(c.operator)})))
 }
 
-async fn delete_role(c: Caller, State(st): State<Arc<AppState>>, Path(name): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+async fn delete_role(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
     let mut force = false;
     for (k, v) in form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes()) {
         match (k.as_ref(), v.as_ref()) {

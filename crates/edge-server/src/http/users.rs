@@ -51,7 +51,9 @@ pub async fn guard_target(c: &mut Conn, caller: &Caller, target: &users::User, c
         && matches!(change, TargetChange::Profile | TargetChange::Credentials)
         && users::other_org_count(c, &caller.org_id, &target.id).await? > 0
     {
-        return Err(ApiError::forbidden("this person belongs to other organizations too; only they can change their profile and credentials"));
+        return Err(ApiError::forbidden(
+            "this person belongs to other organizations too; only they can change their profile and credentials",
+        ));
     }
     Ok(())
 }
@@ -59,8 +61,22 @@ pub async fn guard_target(c: &mut Conn, caller: &Caller, target: &users::User, c
 /// The password rule: 10..256 characters, not containing the username, not a common one.
 pub fn check_password(pw: &str, username: &str) -> ApiResult<()> {
     const COMMON: &[&str] = &[
-        "1234567890", "123456789012", "password123", "password1234", "qwertyuiop", "1q2w3e4r5t", "iloveyou12", "administrator",
-        "letmein1234", "welcome1234", "passw0rd123", "0987654321", "abcdefghij", "qwerty12345", "1111111111", "changeme123",
+        "1234567890",
+        "123456789012",
+        "password123",
+        "password1234",
+        "qwertyuiop",
+        "1q2w3e4r5t",
+        "iloveyou12",
+        "administrator",
+        "letmein1234",
+        "welcome1234",
+        "passw0rd123",
+        "0987654321",
+        "abcdefghij",
+        "qwerty12345",
+        "1111111111",
+        "changeme123",
     ];
     let n = pw.chars().count();
     if !(10..=256).contains(&n) {
@@ -178,7 +194,12 @@ async fn post_user(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Json
     Ok(success(out))
 }
 
-const USER_LIST: ListSpec = ListSpec { filters: &["username", "type"], order_fields: &["username", "created", "updated", "type"], default_order: ("username", false), unique: "username" };
+const USER_LIST: ListSpec = ListSpec {
+    filters: &["username", "type"],
+    order_fields: &["username", "created", "updated", "type"],
+    default_order: ("username", false),
+    unique: "username",
+};
 
 async fn list_users(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     let q = ListQuery::parse(raw.as_deref(), &USER_LIST)?;
@@ -200,7 +221,12 @@ async fn list_users(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): R
     q.page(items, "users")
 }
 
-async fn get_user(c: Caller, State(st): State<Arc<AppState>>, Path(username): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+async fn get_user(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    Path(username): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
     if username != c.username {
         c.require(Resource::BeUsers, R)?;
     }

@@ -52,7 +52,13 @@ pub fn split(key: &str) -> Option<(&str, &str)> {
 }
 
 /// Creates a key and returns `(keyId, full key)`.
-pub async fn create(c: &mut Conn, org: &str, user: &str, label: Option<&str>, expires: Option<i64>) -> Result<(String, String), sqlx::Error> {
+pub async fn create(
+    c: &mut Conn,
+    org: &str,
+    user: &str,
+    label: Option<&str>,
+    expires: Option<i64>,
+) -> Result<(String, String), sqlx::Error> {
     let key_id = hex(&random_bytes(8));
     let secret = hex(&random_bytes(32));
     sqlx::query("INSERT INTO apikeys (key_id, org_id, user_id, secret_hash, label, created, expires) VALUES ($1, $2, $3, $4, $5, $6, $7)")

@@ -219,7 +219,13 @@ pub async fn delete(c: &mut Conn, org: &str) -> Result<(), sqlx::Error> {
 }
 
 /// Updates Foundry display fields.
-pub async fn update_display(c: &mut Conn, org: &str, label: &str, host: Option<&str>, description: Option<&str>) -> Result<(), sqlx::Error> {
+pub async fn update_display(
+    c: &mut Conn,
+    org: &str,
+    label: &str,
+    host: Option<&str>,
+    description: Option<&str>,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE orgs SET label = $1, host = $2, description = $3, updated = $4 WHERE id = $5")
         .bind(label)
         .bind(host)

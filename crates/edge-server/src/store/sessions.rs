@@ -74,7 +74,7 @@ pub async fn org_selection(c: &mut Conn, token: &str) -> Result<Option<String>, 
 pub enum Refresh {
     /// The token was current: it is now rotated; issue a new pair for this session.
     Rotated(AccessGrant),
-    /// Rotated within the last 10 s (a concurrent refresh): refuse without revoking.
+    /// Rotated within the grace period (10 s by default: a concurrent refresh): refuse without revoking.
     JustRotated,
     /// An older rotated token came back: the session was revoked.
     Reused,
@@ -83,7 +83,7 @@ pub enum Refresh {
 }
 
 /// Looks up a refresh token; with `rotate`, atomically marks it rotated (compare-and-set).
-pub async fn refresh(c: &mut Conn, token: &str, rotate: bool) -> Result<Refresh, sqlx::Error> {
+pub async fn refresh(c: &mut Conn, token: &str, rotate: bool, grace_s: u64) -> Result<Refresh, sqlx::Error> {
     let hash = sha256_hex(token.as_bytes());
     let now = now_ms();
     let Some(r) = sqlx::query(
@@ -101,7 +101,7 @@ pub async fn refresh(c: &mut Conn, token: &str, rotate: bool) -> Result<Refresh,
         return Ok(Refresh::Invalid);
     }
     if let Some(at) = opt_i(&r, "rotated_at") {
-        if now - at <= 10_000 {
+        if now - at <= grace_s as i64 * 1000 {
             return Ok(Refresh::JustRotated);
         }
         revoke(c, &session).await?;
@@ -111,7 +111,11 @@ pub async fn refresh(c: &mut Conn, token: &str, rotate: bool) -> Result<Refresh,
     if !rotate {
         return Ok(Refresh::Rotated(grant));
     }
-    let done = sqlx::query("UPDATE tokens SET rotated_at = $1 WHERE hash = $2 AND rotated_at IS NULL").bind(now).bind(&hash).execute(&mut *c).await?;
+    let done = sqlx::query("UPDATE tokens SET rotated_at = $1 WHERE hash = $2 AND rotated_at IS NULL")
+        .bind(now)
+        .bind(&hash)
+        .execute(&mut *c)
+        .await?;
     if done.rows_affected() == 1 {
         Ok(Refresh::Rotated(grant))
     } else {

@@ -128,7 +128,9 @@ const COLS: &str = "name, org_id, org_name, type, task_group, app_id, app_name, 
 /// One task by name, any org (admin) or within `org`.
 pub async fn get(c: &mut Conn, org: Option<&str>, name: &str) -> Result<Option<Task>, sqlx::Error> {
     let r = match org {
-        Some(o) => sqlx::query(&format!("SELECT {COLS} FROM tasks WHERE name = $1 AND org_id = $2")).bind(name).bind(o).fetch_optional(c).await?,
+        Some(o) => {
+            sqlx::query(&format!("SELECT {COLS} FROM tasks WHERE name = $1 AND org_id = $2")).bind(name).bind(o).fetch_optional(c).await?
+        }
         None => sqlx::query(&format!("SELECT {COLS} FROM tasks WHERE name = $1")).bind(name).fetch_optional(c).await?,
     };
     Ok(r.as_ref().map(Task::from_row))
@@ -147,7 +149,13 @@ pub struct TaskFilter {
 }
 
 /// Lists tasks with filters, order and paging done in SQL; returns (page, total).
-pub async fn list(c: &mut Conn, f: &TaskFilter, order: &[(String, bool)], offset: usize, limit: usize) -> Result<(Vec<Task>, i64), sqlx::Error> {
+pub async fn list(
+    c: &mut Conn,
+    f: &TaskFilter,
+    order: &[(String, bool)],
+    offset: usize,
+    limit: usize,
+) -> Result<(Vec<Task>, i64), sqlx::Error> {
     let mut conds: Vec<String> = Vec::new();
     let mut args: Vec<Value> = Vec::new();
     let mut push = |cond: &str, v: Value| {

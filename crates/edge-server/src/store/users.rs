@@ -59,7 +59,13 @@ impl User {
             "created": rfc3339(self.created), "updated": rfc3339(self.updated),
         });
         let m = v.as_object_mut().expect("object");
-        for (k, val) in [("label", &self.label), ("title", &self.title), ("email", &self.email), ("firstname", &self.firstname), ("surname", &self.surname)] {
+        for (k, val) in [
+            ("label", &self.label),
+            ("title", &self.title),
+            ("email", &self.email),
+            ("firstname", &self.firstname),
+            ("surname", &self.surname),
+        ] {
             if let Some(x) = val {
                 m.insert(k.into(), json!(x));
             }
@@ -107,10 +113,12 @@ pub async fn members(c: &mut Conn, org: &str) -> Result<Vec<(User, Vec<String>)>
     .bind(org)
     .fetch_all(&mut *c)
     .await?;
-    let role_rows = sqlx::query("SELECT mr.user_id, r.name FROM member_roles mr JOIN roles r ON r.id = mr.role_id WHERE mr.org_id = $1 ORDER BY r.name")
-        .bind(org)
-        .fetch_all(&mut *c)
-        .await?;
+    let role_rows = sqlx::query(
+        "SELECT mr.user_id, r.name FROM member_roles mr JOIN roles r ON r.id = mr.role_id WHERE mr.org_id = $1 ORDER BY r.name",
+    )
+    .bind(org)
+    .fetch_all(&mut *c)
+    .await?;
     Ok(rows
         .iter()
         .map(User::from_row)
@@ -123,21 +131,24 @@ pub async fn members(c: &mut Conn, org: &str) -> Result<Vec<(User, Vec<String>)>
 
 /// Role names a member holds in `org`.
 pub async fn role_names(c: &mut Conn, org: &str, user: &str) -> Result<Vec<String>, sqlx::Error> {
-    let rows = sqlx::query("SELECT r.name FROM member_roles mr JOIN roles r ON r.id = mr.role_id WHERE mr.org_id = $1 AND mr.user_id = $2 ORDER BY r.name")
-        .bind(org)
-        .bind(user)
-        .fetch_all(c)
-        .await?;
+    let rows = sqlx::query(
+        "SELECT r.name FROM member_roles mr JOIN roles r ON r.id = mr.role_id WHERE mr.org_id = $1 AND mr.user_id = $2 ORDER BY r.name",
+    )
+    .bind(org)
+    .bind(user)
+    .fetch_all(c)
+    .await?;
     Ok(rows.iter().map(|r| s(r, "name")).collect())
 }
 
 /// The effective permissions of a member: the OR over its roles.
 pub async fn effective_perms(c: &mut Conn, org: &str, user: &str) -> Result<Perms, sqlx::Error> {
-    let rows = sqlx::query("SELECT r.perms FROM member_roles mr JOIN roles r ON r.id = mr.role_id WHERE mr.org_id = $1 AND mr.user_id = $2")
-        .bind(org)
-        .bind(user)
-        .fetch_all(c)
-        .await?;
+    let rows =
+        sqlx::query("SELECT r.perms FROM member_roles mr JOIN roles r ON r.id = mr.role_id WHERE mr.org_id = $1 AND mr.user_id = $2")
+            .bind(org)
+            .bind(user)
+            .fetch_all(c)
+            .await?;
     Ok(rows.iter().fold(Perms::default(), |acc, r| acc.union(&Perms::from_db(&s(r, "perms")))))
 }
 
@@ -148,10 +159,11 @@ pub async fn is_member(c: &mut Conn, org: &str, user: &str) -> Result<bool, sqlx
 
 /// Organizations a user belongs to: (id, name, label), by name.
 pub async fn orgs_of(c: &mut Conn, user: &str) -> Result<Vec<(String, String, String)>, sqlx::Error> {
-    let rows = sqlx::query("SELECT o.id, o.name, o.label FROM orgs o JOIN memberships m ON m.org_id = o.id WHERE m.user_id = $1 ORDER BY o.name")
-        .bind(user)
-        .fetch_all(c)
-        .await?;
+    let rows =
+        sqlx::query("SELECT o.id, o.name, o.label FROM orgs o JOIN memberships m ON m.org_id = o.id WHERE m.user_id = $1 ORDER BY o.name")
+            .bind(user)
+            .fetch_all(c)
+            .await?;
     Ok(rows.iter().map(|r| (s(r, "id"), s(r, "name"), s(r, "label"))).collect())
 }
 
@@ -236,12 +248,11 @@ pub async fn remove_member(c: &mut Conn, org: &str, user: &User) -> Result<(), s
 
 /// Members of `org` holding the `Administrators` role.
 pub async fn admin_count(c: &mut Conn, org: &str) -> Result<i64, sqlx::Error> {
-    let r = sqlx::query(
-        "SELECT COUNT(*) AS n FROM member_roles mr JOIN roles r ON r.id = mr.role_id WHERE mr.org_id = $1 AND r.builtin = 1",
-    )
-    .bind(org)
-    .fetch_one(c)
-    .await?;
+    let r =
+        sqlx::query("SELECT COUNT(*) AS n FROM member_roles mr JOIN roles r ON r.id = mr.role_id WHERE mr.org_id = $1 AND r.builtin = 1")
+            .bind(org)
+            .fetch_one(c)
+            .await?;
     Ok(r.try_get::<i64, _>("n").unwrap_or(0))
 }
 
@@ -259,6 +270,7 @@ pub async fn touch_login(c: &mut Conn, user: &str) -> Result<(), sqlx::Error> {
 
 /// Organizations other than `org` the user belongs to (how many).
 pub async fn other_org_count(c: &mut Conn, org: &str, user: &str) -> Result<i64, sqlx::Error> {
-    let r = sqlx::query("SELECT COUNT(*) AS n FROM memberships WHERE user_id = $1 AND org_id <> $2").bind(user).bind(org).fetch_one(c).await?;
+    let r =
+        sqlx::query("SELECT COUNT(*) AS n FROM memberships WHERE user_id = $1 AND org_id <> $2").bind(user).bind(org).fetch_one(c).await?;
     Ok(r.try_get::<i64, _>("n").unwrap_or(0))
 }

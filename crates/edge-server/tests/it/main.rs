@@ -1,0 +1,9 @@
+//! The integration suite: one binary, real servers on 127.0.0.1:0, spoken to over HTTP.
+//! Every test runs on SQLite; its `_pg` twin runs on PostgreSQL when
+//! `EDGE_TEST_DATABASE_URL` is set (CI sets it).
+
+mod common;
+
+mod admin;
+mod conventions;
+mod flow;
