@@ -1,0 +1,297 @@
+//! Streaming tar ingest: validates every entry (delivery.md, `mkraw`), cuts file contents
+//! into content-defined chunks, stores new chunks, and returns the build's [`Tree`].
+
+use crate::store::ChunkStore;
+use crate::tree::{ChunkInfo, ChunkRef, Entry, Kind, Tree};
+use crate::{Hash, Params};
+use std::collections::HashMap;
+use std::io::{self, Read};
+
+/// Name used for problems with the archive as a whole.
+pub const ARCHIVE: &str = "native-build.tar";
+
+/// An entry (or the archive) that the pipeline refuses: the `fileReadFailed` exception.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// The entry's path, or [`ARCHIVE`].
+    pub filename: String,
+    /// What was expected (`tar`, `regular file`, `relative path`).
+    pub type_expected: String,
+    /// What was found (`gzip`, `character device`, `truncated`, …).
+    pub type_detected: String,
+}
+
+/// Why ingest stopped.
+#[derive(Debug)]
+pub enum IngestError {
+    /// Bad input: reported to the publisher.
+    Rejected(Rejected),
+    /// The Edge's own failure (disk full, …).
+    Io(io::Error),
+}
+
+impl From<io::Error> for IngestError {
+    fn from(e: io::Error) -> Self {
+        IngestError::Io(e)
+    }
+}
+
+fn reject(filename: &str, expected: &str, detected: &str) -> IngestError {
+    IngestError::Rejected(Rejected { filename: filename.into(), type_expected: expected.into(), type_detected: detected.into() })
+}
+
+/// What ingest produced.
+pub struct Ingested {
+    /// The build.
+    pub tree: Tree,
+    /// Zero-length files present (the `empty-file` warning).
+    pub empty_files: usize,
+    /// Chunks that were not in the store before.
+    pub new_chunks: usize,
+    /// Bytes of archive read.
+    pub bytes_read: u64,
+}
+
+/// Names the format of a file from its first bytes.
+pub fn detect(head: &[u8]) -> &'static str {
+    if head.is_empty() {
+        "empty"
+    } else if head.starts_with(&[0x1f, 0x8b]) {
+        "gzip"
+    } else if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        "zip"
+    } else if head.starts_with(b"BZh") {
+        "bzip2"
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        "xz"
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        "zstd"
+    } else if head.starts_with(b"7z\xbc\xaf\x27\x1c") {
+        "7z"
+    } else if head.len() >= 512 && (&head[257..262] == b"ustar" || tar_checksum_ok(&head[..512])) {
+        "tar"
+    } else {
+        "unknown"
+    }
+}
+
+fn tar_checksum_ok(h: &[u8]) -> bool {
+    let field = std::str::from_utf8(&h[148..156]).unwrap_or("");
+    let Ok(want) = u32::from_str_radix(field.trim_matches(|c: char| c == '\0' || c == ' '), 8) else { return false };
+    let sum: u32 = h.iter().enumerate().map(|(i, b)| if (148..156).contains(&i) { 32 } else { u32::from(*b) }).sum();
+    sum == want && h.iter().any(|b| *b != 0)
+}
+
+/// Counts bytes and remembers the last 512 read, to tell a proper end-of-archive marker
+/// from an archive cut at an entry boundary.
+struct Counting<R> {
+    inner: R,
+    total: u64,
+    tail: Vec<u8>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.total += n as u64;
+        if n >= 512 {
+            self.tail.clear();
+            self.tail.extend_from_slice(&buf[n - 512..n]);
+        } else {
+            self.tail.extend_from_slice(&buf[..n]);
+            let excess = self.tail.len().saturating_sub(512);
+            self.tail.drain(..excess);
+        }
+        Ok(n)
+    }
+}
+
+/// Normalizes an archive path: strips `./`, empty and `.` components. `Ok(None)` for the
+/// root itself; `Err` names why the path is refused.
+pub fn normalize(raw: &str) -> Result<Option<String>, &'static str> {
+    if raw.starts_with('/') {
+        return Err("absolute path");
+    }
+    let mut parts = Vec::new();
+    for c in raw.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => return Err("parent directory reference"),
+            c => parts.push(c),
+        }
+    }
+    Ok(if parts.is_empty() { None } else { Some(parts.join("/")) })
+}
+
+/// True when a symlink at `path` pointing to `target` stays inside the tree.
+pub fn link_inside(path: &str, target: &str) -> bool {
+    if target.starts_with('/') || target.is_empty() {
+        return false;
+    }
+    let mut stack: Vec<&str> = path.split('/').collect();
+    stack.pop();
+    for c in target.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                if stack.pop().is_none() {
+                    return false;
+                }
+            }
+            c => stack.push(c),
+        }
+    }
+    true
+}
+
+/// Reads an uncompressed tar from `r`, validating and chunking it into `store`.
+/// `progress` receives the archive bytes read so far.
+pub fn ingest<R: Read>(mut r: R, store: &ChunkStore, p: &Params, progress: &mut dyn FnMut(u64)) -> Result<Ingested, IngestError> {
+    let mut head = vec![0u8; 512];
+    let mut got = 0;
+    while got < 512 {
+        let n = r.read(&mut head[got..])?;
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    head.truncate(got);
+    let kind = detect(&head);
+    if kind != "tar" {
+        let kind = if got < 512 && kind == "unknown" && got > 0 { "truncated" } else { kind };
+        return Err(reject(ARCHIVE, "tar", kind));
+    }
+    let counting = Counting { inner: io::Cursor::new(head).chain(r), total: 0, tail: Vec::new() };
+    let mut archive = tar::Archive::new(counting);
+    let mut tree = Tree::default();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut empty_files = 0;
+    let mut new_chunks = 0;
+    let entries = archive.entries().map_err(|_| reject(ARCHIVE, "tar", "corrupt"))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| tar_error(ARCHIVE, &e))?;
+        let raw_path = String::from_utf8(entry.path_bytes().into_owned()).map_err(|_| reject(ARCHIVE, "UTF-8 path", "invalid UTF-8 name"))?;
+        let path = match normalize(&raw_path) {
+            Ok(Some(p)) => p,
+            Ok(None) => continue,
+            Err(why) => return Err(reject(&raw_path, "relative path", why)),
+        };
+        let header = entry.header();
+        let mode = header.mode().unwrap_or(0o644) & 0o7777;
+        let et = header.entry_type();
+        let e = match et {
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let size = header.size().map_err(|_| reject(&path, "regular file", "corrupt"))?;
+                let mut chunks = Vec::new();
+                let mut read = 0u64;
+                if size == 0 {
+                    empty_files += 1;
+                } else {
+                    let cdc = fastcdc::v2020::StreamCDC::new(&mut entry, p.chunk.min, p.chunk.avg, p.chunk.max);
+                    for c in cdc {
+                        let c = c.map_err(|e| match e {
+                            fastcdc::v2020::Error::IoError(e) => tar_io(&path, e),
+                            _ => reject(&path, "regular file", "unreadable"),
+                        })?;
+                        let h = Hash::of(&c.data);
+                        if !tree.chunks.contains_key(&h) {
+                            let existed = store.has(&h);
+                            let (stored, z) = store.put(&h, &c.data, p.zstd_level)?;
+                            if !existed {
+                                new_chunks += 1;
+                            }
+                            tree.chunks.insert(h, ChunkInfo { raw: c.length as u32, stored, z });
+                        }
+                        chunks.push(ChunkRef { h, len: c.length as u32 });
+                        read += c.length as u64;
+                        progress(read);
+                    }
+                }
+                if read != size {
+                    return Err(reject(&path, "regular file", "truncated"));
+                }
+                Entry { path: path.clone(), kind: Kind::File, mode, size, target: None, chunks }
+            }
+            tar::EntryType::Directory => Entry { path: path.clone(), kind: Kind::Dir, mode, size: 0, target: None, chunks: vec![] },
+            tar::EntryType::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .ok_or_else(|| reject(&path, "symbolic link", "link without target"))?;
+                if !link_inside(&path, &target) {
+                    return Err(reject(&path, "regular file", "symbolic link leaving the tree"));
+                }
+                Entry { path: path.clone(), kind: Kind::Symlink, mode: 0o777, size: 0, target: Some(target), chunks: vec![] }
+            }
+            other => return Err(reject(&path, "regular file", type_name(other))),
+        };
+        match index.get(&path) {
+            Some(&i) => tree.entries[i] = e,
+            None => {
+                index.insert(path, tree.entries.len());
+                tree.entries.push(e);
+            }
+        }
+    }
+    let inner = archive.into_inner();
+    let ended = inner.tail.len() == 512 && inner.tail.iter().all(|b| *b == 0) && inner.total % 512 == 0;
+    if !ended {
+        return Err(reject(ARCHIVE, "tar", "truncated"));
+    }
+    progress(inner.total);
+    Ok(Ingested { tree, empty_files, new_chunks, bytes_read: inner.total })
+}
+
+fn tar_io(path: &str, e: io::Error) -> IngestError {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        reject(path, "regular file", "truncated")
+    } else {
+        IngestError::Io(e)
+    }
+}
+
+fn tar_error(path: &str, e: &io::Error) -> IngestError {
+    let msg = e.to_string();
+    if e.kind() == io::ErrorKind::UnexpectedEof || msg.contains("entire block") || msg.contains("unexpected EOF") {
+        reject(path, "tar", "truncated")
+    } else {
+        reject(path, "tar", "corrupt")
+    }
+}
+
+/// The contract's name for a refused entry type.
+fn type_name(t: tar::EntryType) -> &'static str {
+    match t {
+        tar::EntryType::Char => "character device",
+        tar::EntryType::Block => "block device",
+        tar::EntryType::Fifo => "fifo",
+        tar::EntryType::Link => "hard link",
+        tar::EntryType::GNUSparse => "sparse file",
+        _ => "unknown entry type",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn paths() {
+        assert_eq!(normalize("./bin/a").unwrap().as_deref(), Some("bin/a"));
+        assert_eq!(normalize("./").unwrap(), None);
+        assert_eq!(normalize("a//b/./c/").unwrap().as_deref(), Some("a/b/c"));
+        assert!(normalize("/etc/passwd").is_err());
+        assert!(normalize("a/../../b").is_err());
+        assert!(link_inside("bin/a", "../data/x"));
+        assert!(!link_inside("bin/a", "../../x"));
+        assert!(!link_inside("a", "/etc/passwd"));
+        assert!(link_inside("a", "b"));
+    }
+    #[test]
+    fn detects() {
+        assert_eq!(detect(&[]), "empty");
+        assert_eq!(detect(&[0x1f, 0x8b, 8]), "gzip");
+        assert_eq!(detect(b"PK\x03\x04xx"), "zip");
+        assert_eq!(detect(b"hello"), "unknown");
+    }
+}

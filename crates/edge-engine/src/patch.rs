@@ -1,0 +1,159 @@
+//! The patch writer: from an older build to a newer one, carrying the newer build's index,
+//! the chunks the older build lacks, and byte-level deltas where they are smaller. A
+//! launcher holding the older tree rebuilds the newer one from its files and the patch.
+
+use crate::image::{file_table, write_atomic, PackWriter, VERSION};
+use crate::store::ChunkStore;
+use crate::tree::{Kind, Tree};
+use crate::{io_ctx, Hash, Params};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::path::Path;
+
+/// What the patch says about its two ends.
+#[derive(Debug, Clone)]
+pub struct PatchMeta {
+    pub org_name: String,
+    pub app_name: String,
+    pub from_build_id: u64,
+    pub to_build_id: u64,
+    pub from_dxf_name: String,
+    pub to_dxf_name: String,
+    /// RFC 3339 creation time.
+    pub created: String,
+}
+
+/// What was written.
+#[derive(Debug, Clone)]
+pub struct PatchSummary {
+    /// Files in publishing order (patch.json last).
+    pub files: Vec<String>,
+    /// Bytes of every file of the patch.
+    pub size_bytes: u64,
+    /// Chunks reused from the older build.
+    pub reused: usize,
+    /// Chunks sent whole.
+    pub sent: usize,
+    /// Chunks sent as deltas against the older build.
+    pub deltas: usize,
+}
+
+/// zstd level of patch chunks: patches are sent to every player, so they are worth it.
+const PATCH_LEVEL: i32 = 19;
+
+/// Where each chunk of `tree` first occurs: (path, offset).
+fn locations(tree: &Tree) -> HashMap<Hash, (String, u64)> {
+    let mut m = HashMap::new();
+    for e in tree.entries.iter().filter(|e| e.kind == Kind::File) {
+        let mut off = 0u64;
+        for c in &e.chunks {
+            m.entry(c.h).or_insert_with(|| (e.path.clone(), off));
+            off += u64::from(c.len);
+        }
+    }
+    m
+}
+
+/// Reads `len` bytes of the older build's file `path` at `off` from the chunk store.
+fn from_bytes(from: &Tree, store: &ChunkStore, path: &str, off: u64, len: u64) -> io::Result<Vec<u8>> {
+    let e = from.entries.iter().find(|e| e.path == path && e.kind == Kind::File).ok_or_else(|| io::Error::other("base file missing"))?;
+    let mut out = Vec::with_capacity(len as usize);
+    let mut pos = 0u64;
+    for c in &e.chunks {
+        let (start, end) = (pos, pos + u64::from(c.len));
+        pos = end;
+        if end <= off || start >= off + len {
+            continue;
+        }
+        let raw = store.get_raw(&c.h, c.len as usize)?;
+        let a = off.saturating_sub(start) as usize;
+        let b = ((off + len).min(end) - start) as usize;
+        out.extend_from_slice(&raw[a..b]);
+    }
+    Ok(out)
+}
+
+/// Writes the patch `from` → `to` into `dir` (created).
+pub fn write_patch(from: &Tree, to: &Tree, store: &ChunkStore, meta: &PatchMeta, dir: &Path, p: &Params) -> io::Result<PatchSummary> {
+    fs::create_dir_all(dir).map_err(|e| io_ctx(dir.display(), e))?;
+    let have = locations(from);
+    let from_files: HashMap<&str, u64> = from.entries.iter().filter(|e| e.kind == Kind::File).map(|e| (e.path.as_str(), e.size)).collect();
+    let order = to.chunk_order();
+    let to_locs = locations(to);
+    let mut packs = PackWriter::new(dir, p.pack_limit);
+    let mut rows = Vec::with_capacity(order.len());
+    let mut pos = HashMap::with_capacity(order.len());
+    let (mut reused, mut sent, mut deltas) = (0, 0, 0);
+    for (i, h) in order.iter().enumerate() {
+        pos.insert(*h, i);
+        let info = to.chunks[h];
+        if let Some((path, off)) = have.get(h) {
+            reused += 1;
+            rows.push(json!({"h": h.hex(), "raw": info.raw, "src": "from", "path": path, "off": off}));
+            continue;
+        }
+        let raw = store.get_raw(h, info.raw as usize)?;
+        // The whole chunk, compressed hard unless the store found it incompressible.
+        let (mut body, mut codec) = if info.z {
+            let z = zstd::bulk::compress(&raw, PATCH_LEVEL)?;
+            if z.len() < raw.len() {
+                (z, "zstd")
+            } else {
+                (raw.clone(), "raw")
+            }
+        } else {
+            (raw.clone(), "raw")
+        };
+        // A delta against the same file's bytes around the same offset in the older build,
+        // which is where an edit or an insertion left the old content.
+        let mut base = Value::Null;
+        let (path, off) = &to_locs[h];
+        if let Some(&size) = from_files.get(path.as_str()) {
+            let len = u64::from(info.raw);
+            let start = off.saturating_sub(len);
+            let end = (off + 2 * len).min(size);
+            if end > start {
+                let dict = from_bytes(from, store, path, start, end - start)?;
+                let mut c = zstd::bulk::Compressor::with_dictionary(PATCH_LEVEL, &dict)?;
+                let d = c.compress(&raw)?;
+                if d.len() < body.len() {
+                    body = d;
+                    codec = "zstd-dict";
+                    base = json!({"path": path, "off": start, "len": end - start});
+                }
+            }
+        }
+        let (pack, poff) = packs.append(&body)?;
+        let mut row = json!({"h": h.hex(), "raw": info.raw, "pack": pack, "off": poff, "stored": body.len(), "codec": codec});
+        if codec == "zstd-dict" {
+            row["base"] = base;
+            deltas += 1;
+        } else {
+            sent += 1;
+        }
+        rows.push(row);
+    }
+    packs.close()?;
+    let index = json!({"format": "rockit-patch-index", "version": VERSION, "chunks": rows, "files": file_table(to, &pos)});
+    let index_bytes = serde_json::to_vec(&index).map_err(io::Error::other)?;
+    write_atomic(dir, "index.json", &index_bytes)?;
+    let pack_bytes: u64 = packs.packs.iter().map(|p| p.1).sum();
+    let size_bytes = pack_bytes + index_bytes.len() as u64;
+    let manifest = json!({
+        "format": "rockit-patch", "version": VERSION, "orgName": meta.org_name, "appName": meta.app_name,
+        "fromBuildId": meta.from_build_id, "toBuildId": meta.to_build_id,
+        "fromDxfName": meta.from_dxf_name, "toDxfName": meta.to_dxf_name, "created": meta.created,
+        "sizeBytes": size_bytes, "toSizeBytes": to.size_bytes(), "chunkCount": order.len(),
+        "reusedChunks": reused, "sentChunks": sent, "deltaChunks": deltas,
+        "packs": packs.json(),
+        "index": {"name": "index.json", "sizeBytes": index_bytes.len(), "blake3": Hash::of(&index_bytes).hex()},
+    });
+    let manifest_bytes = serde_json::to_vec_pretty(&manifest).map_err(io::Error::other)?;
+    write_atomic(dir, "patch.json", &manifest_bytes)?;
+    let mut files: Vec<String> = packs.packs.iter().map(|p| p.0.clone()).collect();
+    files.push("index.json".into());
+    files.push("patch.json".into());
+    Ok(PatchSummary { files, size_bytes: size_bytes + manifest_bytes.len() as u64, reused, sent, deltas })
+}

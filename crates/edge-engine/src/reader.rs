@@ -1,0 +1,309 @@
+//! Reading published images and patches: `unpack` rebuilds a build's tree from its image,
+//! `apply` rebuilds the newer tree from an older tree and a patch. Every byte is checked
+//! against the hashes the manifest pins.
+
+use crate::ingest::normalize;
+use crate::{io_ctx, Hash};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::fs;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// Where an image or patch is read from (a directory, or an HTTP base URL in the CLI).
+pub trait Source {
+    /// Opens one file of the image or patch for streaming.
+    fn open(&self, name: &str) -> io::Result<Box<dyn Read + '_>>;
+}
+
+/// A local directory.
+pub struct DirSource(pub PathBuf);
+
+impl Source for DirSource {
+    fn open(&self, name: &str) -> io::Result<Box<dyn Read + '_>> {
+        let p = self.0.join(name);
+        Ok(Box::new(io::BufReader::with_capacity(1 << 20, fs::File::open(&p).map_err(|e| io_ctx(p.display(), e))?)))
+    }
+}
+
+fn bad(msg: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.into())
+}
+
+fn read_all(src: &dyn Source, name: &str) -> io::Result<Vec<u8>> {
+    let mut v = Vec::new();
+    src.open(name)?.read_to_end(&mut v)?;
+    Ok(v)
+}
+
+/// What an unpack or apply produced.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Files written.
+    pub files: usize,
+    /// Bytes of file content written.
+    pub bytes: u64,
+    /// Bytes read from packs.
+    pub pack_bytes: u64,
+}
+
+/// An output directory the tools may write: absent, or empty.
+fn prepare_out(out: &Path) -> io::Result<()> {
+    if out.exists() {
+        if fs::read_dir(out)?.next().is_some() {
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} exists and is not empty", out.display())));
+        }
+    } else {
+        fs::create_dir_all(out)?;
+    }
+    Ok(())
+}
+
+struct FileRow {
+    path: String,
+    kind: String,
+    mode: u32,
+    size: u64,
+    target: Option<String>,
+    chunks: Vec<usize>,
+}
+
+fn files_of(index: &Value) -> io::Result<Vec<FileRow>> {
+    let mut out = Vec::new();
+    for f in index["files"].as_array().ok_or_else(|| bad("index without files"))? {
+        let raw = f["path"].as_str().ok_or_else(|| bad("file without path"))?;
+        let path = match normalize(raw) {
+            Ok(Some(p)) if p == raw => p,
+            _ => return Err(bad(format!("unsafe path in index: {raw}"))),
+        };
+        let chunks = f["chunks"].as_array().map(|a| a.iter().filter_map(|c| c.as_u64().map(|c| c as usize)).collect()).unwrap_or_default();
+        out.push(FileRow {
+            path,
+            kind: f["type"].as_str().unwrap_or("file").to_string(),
+            mode: f["mode"].as_u64().unwrap_or(0o644) as u32,
+            size: f["size"].as_u64().unwrap_or(0),
+            target: f["target"].as_str().map(String::from),
+            chunks,
+        });
+    }
+    Ok(out)
+}
+
+/// Creates directories and empty files of the right size; returns, for each chunk index,
+/// the places (file, offset) its bytes go.
+fn lay_out(out: &Path, files: &[FileRow], raw_len: &[u64]) -> io::Result<HashMap<usize, Vec<(usize, u64)>>> {
+    let mut places: HashMap<usize, Vec<(usize, u64)>> = HashMap::new();
+    for (fi, f) in files.iter().enumerate() {
+        let p = out.join(&f.path);
+        match f.kind.as_str() {
+            "dir" => fs::create_dir_all(&p)?,
+            "file" => {
+                if let Some(parent) = p.parent() {
+                    fs::create_dir_all(parent)?;
+                }
+                let file = fs::File::create(&p).map_err(|e| io_ctx(p.display(), e))?;
+                file.set_len(f.size)?;
+                let mut off = 0;
+                for &c in &f.chunks {
+                    let len = *raw_len.get(c).ok_or_else(|| bad("chunk index out of range"))?;
+                    places.entry(c).or_default().push((fi, off));
+                    off += len;
+                }
+                if off != f.size {
+                    return Err(bad(format!("chunks of {} do not add up to its size", f.path)));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(places)
+}
+
+fn write_places(out: &Path, files: &[FileRow], places: Option<&Vec<(usize, u64)>>, data: &[u8]) -> io::Result<u64> {
+    let mut n = 0;
+    for (fi, off) in places.into_iter().flatten() {
+        let mut f = fs::OpenOptions::new().write(true).open(out.join(&files[*fi].path))?;
+        f.seek(SeekFrom::Start(*off))?;
+        f.write_all(data)?;
+        n += data.len() as u64;
+    }
+    Ok(n)
+}
+
+fn finish(out: &Path, files: &[FileRow]) -> io::Result<()> {
+    #[cfg(unix)]
+    use std::os::unix::fs::PermissionsExt;
+    for f in files {
+        let p = out.join(&f.path);
+        match f.kind.as_str() {
+            "symlink" => {
+                let t = f.target.as_deref().ok_or_else(|| bad("symlink without target"))?;
+                if !crate::ingest::link_inside(&f.path, t) {
+                    return Err(bad(format!("symlink {} leaves the tree", f.path)));
+                }
+                if let Some(parent) = p.parent() {
+                    fs::create_dir_all(parent)?;
+                }
+                #[cfg(unix)]
+                std::os::unix::fs::symlink(t, &p)?;
+            }
+            #[cfg(unix)]
+            "file" | "dir" => fs::set_permissions(&p, fs::Permissions::from_mode(f.mode & 0o7777))?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_pinned(bytes: &[u8], pin: &Value, what: &str) -> io::Result<()> {
+    let want = pin["blake3"].as_str().ok_or_else(|| bad(format!("{what} not pinned")))?;
+    if Hash::of(bytes).hex() != want || pin["sizeBytes"].as_u64() != Some(bytes.len() as u64) {
+        return Err(bad(format!("{what} does not match its hash")));
+    }
+    Ok(())
+}
+
+/// Streams the packs named in `manifest`, calling `each(row index, stored bytes)` for
+/// every row of `rows` that lives in a pack (rows give `pack` and `off`, in stream order),
+/// and verifies each pack's hash.
+fn stream_packs(src: &dyn Source, manifest: &Value, rows: &[(usize, usize, u64, u64)], mut each: impl FnMut(usize, &[u8]) -> io::Result<()>) -> io::Result<u64> {
+    let mut total = 0;
+    for (pi, pack) in manifest["packs"].as_array().ok_or_else(|| bad("manifest without packs"))?.iter().enumerate() {
+        let name = pack["name"].as_str().ok_or_else(|| bad("pack without name"))?;
+        if name.contains('/') || name.starts_with('.') {
+            return Err(bad("unsafe pack name"));
+        }
+        let mut r = src.open(name)?;
+        let mut h = blake3::Hasher::new();
+        let mut pos = 0u64;
+        for &(row, pack_no, off, stored) in rows.iter().filter(|r| r.1 == pi + 1) {
+            if off != pos {
+                return Err(bad(format!("{name}: chunks are not contiguous")));
+            }
+            let mut buf = vec![0u8; stored as usize];
+            r.read_exact(&mut buf).map_err(|e| io_ctx(name, e))?;
+            h.update(&buf);
+            pos += stored;
+            let _ = pack_no;
+            each(row, &buf)?;
+        }
+        let mut rest = Vec::new();
+        r.read_to_end(&mut rest)?;
+        h.update(&rest);
+        pos += rest.len() as u64;
+        if Hash(*h.finalize().as_bytes()).hex() != pack["blake3"].as_str().unwrap_or("") || Some(pos) != pack["sizeBytes"].as_u64() {
+            return Err(bad(format!("{name} does not match its hash")));
+        }
+        total += pos;
+    }
+    Ok(total)
+}
+
+/// Unpacks a DxF image into `out` (absent or empty), verifying every hash and, given the
+/// org's public key (PEM), the manifest signature.
+pub fn unpack(src: &dyn Source, out: &Path, public_pem: Option<&str>) -> io::Result<Stats> {
+    let manifest_bytes = read_all(src, "manifest.json")?;
+    if let Some(pem) = public_pem {
+        let sig = read_all(src, "manifest.sig").map_err(|e| bad(format!("manifest.sig: {e}")))?;
+        if !crate::image::rsa_verify(pem, &manifest_bytes, &sig) {
+            return Err(bad("the manifest signature does not verify with the given key"));
+        }
+    }
+    let manifest: Value = serde_json::from_slice(&manifest_bytes).map_err(|e| bad(format!("manifest.json: {e}")))?;
+    if manifest["format"] != "rockit-dxf" {
+        return Err(bad("not a rockit-dxf manifest"));
+    }
+    let index_bytes = read_all(src, "index.json")?;
+    check_pinned(&index_bytes, &manifest["index"], "index.json")?;
+    let index: Value = serde_json::from_slice(&index_bytes).map_err(|e| bad(format!("index.json: {e}")))?;
+    let chunks = index["chunks"].as_array().ok_or_else(|| bad("index without chunks"))?;
+    let mut hashes = Vec::with_capacity(chunks.len());
+    let mut raw_len = Vec::with_capacity(chunks.len());
+    let mut rows = Vec::with_capacity(chunks.len());
+    let mut z = Vec::with_capacity(chunks.len());
+    for (i, c) in chunks.iter().enumerate() {
+        let h = c[0].as_str().and_then(Hash::from_hex).ok_or_else(|| bad("bad chunk hash"))?;
+        hashes.push(h);
+        raw_len.push(c[1].as_u64().ok_or_else(|| bad("bad chunk size"))?);
+        z.push(c[3].as_u64() == Some(1));
+        rows.push((i, c[4].as_u64().unwrap_or(0) as usize, c[5].as_u64().unwrap_or(0), c[2].as_u64().unwrap_or(0)));
+    }
+    let files = files_of(&index)?;
+    prepare_out(out)?;
+    let places = lay_out(out, &files, &raw_len)?;
+    let mut stats = Stats { files: files.iter().filter(|f| f.kind == "file").count(), ..Default::default() };
+    stats.pack_bytes = stream_packs(src, &manifest, &rows, |i, stored| {
+        let raw = if z[i] { zstd::bulk::decompress(stored, raw_len[i] as usize)? } else { stored.to_vec() };
+        if Hash::of(&raw) != hashes[i] {
+            return Err(bad(format!("chunk {} does not match its hash", hashes[i].hex())));
+        }
+        stats.bytes += write_places(out, &files, places.get(&i), &raw)?;
+        Ok(())
+    })?;
+    finish(out, &files)?;
+    Ok(stats)
+}
+
+/// Reads `len` bytes at `off` of `path` in the older tree.
+fn read_from(from: &Path, path: &str, off: u64, len: u64) -> io::Result<Vec<u8>> {
+    match normalize(path) {
+        Ok(Some(p)) if p == path => {}
+        _ => return Err(bad(format!("unsafe path in patch: {path}"))),
+    }
+    let mut f = fs::File::open(from.join(path)).map_err(|e| io_ctx(format!("older build file {path}"), e))?;
+    f.seek(SeekFrom::Start(off))?;
+    let mut buf = vec![0u8; len as usize];
+    f.read_exact(&mut buf).map_err(|e| io_ctx(format!("older build file {path}"), e))?;
+    Ok(buf)
+}
+
+/// Applies a patch to the older tree `from`, writing the newer tree into `out`.
+pub fn apply(src: &dyn Source, from: &Path, out: &Path) -> io::Result<Stats> {
+    let manifest: Value = serde_json::from_slice(&read_all(src, "patch.json")?).map_err(|e| bad(format!("patch.json: {e}")))?;
+    if manifest["format"] != "rockit-patch" {
+        return Err(bad("not a rockit-patch manifest"));
+    }
+    let index_bytes = read_all(src, "index.json")?;
+    check_pinned(&index_bytes, &manifest["index"], "index.json")?;
+    let index: Value = serde_json::from_slice(&index_bytes).map_err(|e| bad(format!("index.json: {e}")))?;
+    let chunks = index["chunks"].as_array().ok_or_else(|| bad("index without chunks"))?.clone();
+    let raw_len: Vec<u64> = chunks.iter().map(|c| c["raw"].as_u64().unwrap_or(0)).collect();
+    let files = files_of(&index)?;
+    prepare_out(out)?;
+    let places = lay_out(out, &files, &raw_len)?;
+    let mut stats = Stats { files: files.iter().filter(|f| f.kind == "file").count(), ..Default::default() };
+    let hash_of = |c: &Value| c["h"].as_str().and_then(Hash::from_hex).ok_or_else(|| bad("bad chunk hash"));
+    let mut rows = Vec::new();
+    for (i, c) in chunks.iter().enumerate() {
+        if c["src"] == "from" {
+            let raw = read_from(from, c["path"].as_str().unwrap_or(""), c["off"].as_u64().unwrap_or(0), raw_len[i])?;
+            if Hash::of(&raw) != hash_of(c)? {
+                return Err(bad(format!("older build file {} differs from the patch's base", c["path"])));
+            }
+            stats.bytes += write_places(out, &files, places.get(&i), &raw)?;
+        } else {
+            rows.push((i, c["pack"].as_u64().unwrap_or(0) as usize, c["off"].as_u64().unwrap_or(0), c["stored"].as_u64().unwrap_or(0)));
+        }
+    }
+    stats.pack_bytes = stream_packs(src, &manifest, &rows, |i, stored| {
+        let c = &chunks[i];
+        let n = raw_len[i] as usize;
+        let raw = match c["codec"].as_str() {
+            Some("raw") => stored.to_vec(),
+            Some("zstd") => zstd::bulk::decompress(stored, n)?,
+            Some("zstd-dict") => {
+                let b = &c["base"];
+                let dict = read_from(from, b["path"].as_str().unwrap_or(""), b["off"].as_u64().unwrap_or(0), b["len"].as_u64().unwrap_or(0))?;
+                zstd::bulk::Decompressor::with_dictionary(&dict)?.decompress(stored, n)?
+            }
+            other => return Err(bad(format!("unknown codec {other:?}"))),
+        };
+        if Hash::of(&raw) != hash_of(c)? {
+            return Err(bad(format!("chunk {} does not match its hash", c["h"])));
+        }
+        stats.bytes += write_places(out, &files, places.get(&i), &raw)?;
+        Ok(())
+    })?;
+    finish(out, &files)?;
+    Ok(stats)
+}

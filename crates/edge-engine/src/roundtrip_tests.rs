@@ -1,0 +1,202 @@
+//! Engine round trips: tar → chunks → image → unpack, and build → patch → apply.
+
+use crate::image::{write_image, ImageMeta};
+use crate::ingest::{ingest, IngestError};
+use crate::patch::{write_patch, PatchMeta};
+use crate::reader::{apply, unpack, DirSource};
+use crate::store::ChunkStore;
+use crate::{ChunkParams, Params};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+struct Tmp(PathBuf);
+impl Tmp {
+    fn new() -> Tmp {
+        let p = std::env::temp_dir().join(format!("engine-test-{}-{:x}", std::process::id(), rand_u64()));
+        std::fs::create_dir_all(&p).unwrap();
+        Tmp(p)
+    }
+}
+impl Drop for Tmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64);
+    h.finish()
+}
+
+/// Deterministic pseudo-random bytes.
+fn noise(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn tar_of(files: &BTreeMap<String, Vec<u8>>, links: &[(&str, &str)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (p, d) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(d.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, format!("./{p}"), &d[..]).unwrap();
+    }
+    for (p, t) in links {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_cksum();
+        b.append_link(&mut h, p, t).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    fn walk(base: &Path, d: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(d).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+            let ft = e.file_type().unwrap();
+            if ft.is_symlink() {
+                out.insert(rel, format!("-> {}", std::fs::read_link(&p).unwrap().display()).into_bytes());
+            } else if ft.is_dir() {
+                walk(base, &p, out);
+            } else {
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn params() -> Params {
+    Params { chunk: ChunkParams { min: 4 << 10, avg: 16 << 10, max: 64 << 10 }, zstd_level: 3, pack_limit: 256 << 10 }
+}
+
+fn meta(id: u64) -> ImageMeta {
+    ImageMeta {
+        org_name: "O".into(),
+        app_name: "A".into(),
+        build_id: id,
+        build_name: format!("b{id}"),
+        created: "2026-01-01T00:00:00Z".into(),
+        traces: 0,
+        generation: 0,
+        preload: serde_json::Value::Null,
+    }
+}
+
+#[test]
+fn image_and_patch_round_trip() {
+    let t = Tmp::new();
+    let store = ChunkStore::open(&t.0.join("store")).unwrap();
+    let mut v1 = BTreeMap::new();
+    v1.insert("bin/game.exe".to_string(), noise(1, 300_000));
+    v1.insert("data/level1.pak".to_string(), b"level data ".repeat(40_000));
+    v1.insert("data/empty.txt".to_string(), Vec::new());
+    v1.insert("readme.txt".to_string(), b"hello".to_vec());
+    let tar1 = tar_of(&v1, &[("bin/readme", "../readme.txt")]);
+    let p = params();
+    let ing = ingest(&tar1[..], &store, &p, &mut |_| {}).unwrap();
+    assert_eq!(ing.empty_files, 1);
+    assert!(ing.new_chunks > 5);
+    let img = write_image(&ing.tree, &store, &[], &meta(1), &t.0.join("img1"), &p, None).unwrap();
+    assert!(img.dxf_name.starts_with("dxf-"));
+    assert!(img.files.len() > 3, "packs split at the limit: {:?}", img.files);
+    assert_eq!(img.files.last().unwrap(), "manifest.json");
+    unpack(&DirSource(t.0.join("img1")), &t.0.join("out1"), None).unwrap();
+    let mut want = v1.clone();
+    want.insert("bin/readme".into(), b"-> ../readme.txt".to_vec());
+    assert_eq!(read_tree(&t.0.join("out1")), want);
+    // The same content gives the same image name; refusal of a non-empty output.
+    let again = write_image(&ing.tree, &store, &[], &meta(1), &t.0.join("img1b"), &p, None).unwrap();
+    assert_eq!(again.dxf_name, img.dxf_name);
+    assert!(unpack(&DirSource(t.0.join("img1")), &t.0.join("out1"), None).is_err());
+
+    // Build 2: a rename, a small edit, an insertion, a new file.
+    let mut v2 = v1.clone();
+    let exe = v2.remove("bin/game.exe").unwrap();
+    v2.insert("bin/game2.exe".into(), exe);
+    let lvl = v2.get_mut("data/level1.pak").unwrap();
+    lvl[200_000] ^= 0xff;
+    lvl.splice(100_000..100_000, b"INSERTED".iter().copied());
+    v2.insert("data/new.bin".into(), noise(2, 50_000));
+    let tar2 = tar_of(&v2, &[("bin/readme", "../readme.txt")]);
+    let ing2 = ingest(&tar2[..], &store, &p, &mut |_| {}).unwrap();
+    let img2 = write_image(&ing2.tree, &store, &[], &meta(2), &t.0.join("img2"), &p, None).unwrap();
+    assert_ne!(img2.dxf_name, img.dxf_name);
+    let pm = PatchMeta {
+        org_name: "O".into(),
+        app_name: "A".into(),
+        from_build_id: 1,
+        to_build_id: 2,
+        from_dxf_name: img.dxf_name.clone(),
+        to_dxf_name: img2.dxf_name.clone(),
+        created: "2026-01-01T00:00:00Z".into(),
+    };
+    let ps = write_patch(&ing.tree, &ing2.tree, &store, &pm, &t.0.join("pat"), &p).unwrap();
+    assert!(ps.reused > 10);
+    assert!(ps.deltas >= 1, "the edited chunks go as deltas: {ps:?}");
+    // Renamed file costs nothing; the patch is far smaller than the new content.
+    assert!(ps.size_bytes < 90_000, "patch too big: {}", ps.size_bytes);
+    apply(&DirSource(t.0.join("pat")), &t.0.join("out1"), &t.0.join("out2")).unwrap();
+    let mut want2 = v2.clone();
+    want2.insert("bin/readme".into(), b"-> ../readme.txt".to_vec());
+    assert_eq!(read_tree(&t.0.join("out2")), want2);
+    // A corrupted pack is caught.
+    let pack = t.0.join("img2/pack-0001.bin");
+    let mut bytes = std::fs::read(&pack).unwrap();
+    bytes[10] ^= 1;
+    std::fs::write(&pack, bytes).unwrap();
+    assert!(unpack(&DirSource(t.0.join("img2")), &t.0.join("out3"), None).is_err());
+}
+
+#[test]
+fn hostile_archives_are_refused() {
+    let t = Tmp::new();
+    let store = ChunkStore::open(&t.0.join("store")).unwrap();
+    let p = params();
+    let rejected = |data: &[u8]| match ingest(data, &store, &p, &mut |_| {}) {
+        Err(IngestError::Rejected(r)) => r,
+        Err(IngestError::Io(e)) => panic!("io: {e}"),
+        Ok(_) => panic!("accepted"),
+    };
+    assert_eq!(rejected(b"").type_detected, "empty");
+    assert_eq!(rejected(&[0x1f, 0x8b, 8, 0, 0, 0]).type_detected, "gzip");
+    let mut files = BTreeMap::new();
+    files.insert("a.bin".to_string(), noise(3, 5000));
+    let good = tar_of(&files, &[]);
+    let r = rejected(&good[..good.len() - 1024 - 600]);
+    assert_eq!(r.type_detected, "truncated");
+    // Cut exactly after an entry: no end-of-archive marker.
+    let r = rejected(&good[..512 + 5120]);
+    assert_eq!((r.filename.as_str(), r.type_detected.as_str()), ("native-build.tar", "truncated"));
+    // A symlink out of the tree.
+    let evil = tar_of(&files, &[("link", "../../etc/passwd")]);
+    let r = rejected(&evil);
+    assert_eq!((r.filename.as_str(), r.type_expected.as_str()), ("link", "regular file"));
+    // A character device.
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Char);
+    h.set_size(0);
+    h.set_path("dev/null").unwrap();
+    h.set_cksum();
+    b.append(&h, &[][..]).unwrap();
+    let r = rejected(&b.into_inner().unwrap());
+    assert_eq!(r.type_detected, "character device");
+}
