@@ -10,6 +10,9 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
 
+/// Signs the manifest bytes (the org key's RSA PKCS#1 v1.5 SHA-256).
+pub type Signer<'a> = &'a dyn Fn(&[u8]) -> Vec<u8>;
+
 /// Format version written into manifests and indexes.
 pub const VERSION: u32 = 1;
 
@@ -155,7 +158,7 @@ pub fn write_image(
     meta: &ImageMeta,
     dir: &Path,
     p: &Params,
-    sign: Option<&dyn Fn(&[u8]) -> Vec<u8>>,
+    sign: Option<Signer<'_>>,
 ) -> io::Result<ImageSummary> {
     fs::create_dir_all(dir).map_err(|e| io_ctx(dir.display(), e))?;
     let order = stream_order(tree, sequence);

@@ -145,7 +145,7 @@ pub fn link_inside(path: &str, target: &str) -> bool {
 }
 
 /// Reads an uncompressed tar from `r`, validating and chunking it into `store`.
-/// `progress` receives the archive bytes read so far.
+/// `progress` receives the file bytes processed so far.
 pub fn ingest<R: Read>(mut r: R, store: &ChunkStore, p: &Params, progress: &mut dyn FnMut(u64)) -> Result<Ingested, IngestError> {
     let mut head = vec![0u8; 512];
     let mut got = 0;
@@ -168,10 +168,12 @@ pub fn ingest<R: Read>(mut r: R, store: &ChunkStore, p: &Params, progress: &mut 
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut empty_files = 0;
     let mut new_chunks = 0;
+    let mut all_bytes = 0u64;
     let entries = archive.entries().map_err(|_| reject(ARCHIVE, "tar", "corrupt"))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| tar_error(ARCHIVE, &e))?;
-        let raw_path = String::from_utf8(entry.path_bytes().into_owned()).map_err(|_| reject(ARCHIVE, "UTF-8 path", "invalid UTF-8 name"))?;
+        let raw_path =
+            String::from_utf8(entry.path_bytes().into_owned()).map_err(|_| reject(ARCHIVE, "UTF-8 path", "invalid UTF-8 name"))?;
         let path = match normalize(&raw_path) {
             Ok(Some(p)) => p,
             Ok(None) => continue,
@@ -195,17 +197,18 @@ pub fn ingest<R: Read>(mut r: R, store: &ChunkStore, p: &Params, progress: &mut 
                             _ => reject(&path, "regular file", "unreadable"),
                         })?;
                         let h = Hash::of(&c.data);
-                        if !tree.chunks.contains_key(&h) {
+                        if let std::collections::hash_map::Entry::Vacant(slot) = tree.chunks.entry(h) {
                             let existed = store.has(&h);
                             let (stored, z) = store.put(&h, &c.data, p.zstd_level)?;
                             if !existed {
                                 new_chunks += 1;
                             }
-                            tree.chunks.insert(h, ChunkInfo { raw: c.length as u32, stored, z });
+                            slot.insert(ChunkInfo { raw: c.length as u32, stored, z });
                         }
                         chunks.push(ChunkRef { h, len: c.length as u32 });
                         read += c.length as u64;
-                        progress(read);
+                        all_bytes += c.length as u64;
+                        progress(all_bytes);
                     }
                 }
                 if read != size {
@@ -239,7 +242,6 @@ pub fn ingest<R: Read>(mut r: R, store: &ChunkStore, p: &Params, progress: &mut 
     if !ended {
         return Err(reject(ARCHIVE, "tar", "truncated"));
     }
-    progress(inner.total);
     Ok(Ingested { tree, empty_files, new_chunks, bytes_read: inner.total })
 }
 

@@ -166,7 +166,12 @@ fn check_pinned(bytes: &[u8], pin: &Value, what: &str) -> io::Result<()> {
 /// Streams the packs named in `manifest`, calling `each(row index, stored bytes)` for
 /// every row of `rows` that lives in a pack (rows give `pack` and `off`, in stream order),
 /// and verifies each pack's hash.
-fn stream_packs(src: &dyn Source, manifest: &Value, rows: &[(usize, usize, u64, u64)], mut each: impl FnMut(usize, &[u8]) -> io::Result<()>) -> io::Result<u64> {
+fn stream_packs(
+    src: &dyn Source,
+    manifest: &Value,
+    rows: &[(usize, usize, u64, u64)],
+    mut each: impl FnMut(usize, &[u8]) -> io::Result<()>,
+) -> io::Result<u64> {
     let mut total = 0;
     for (pi, pack) in manifest["packs"].as_array().ok_or_else(|| bad("manifest without packs"))?.iter().enumerate() {
         let name = pack["name"].as_str().ok_or_else(|| bad("pack without name"))?;
@@ -293,7 +298,8 @@ pub fn apply(src: &dyn Source, from: &Path, out: &Path) -> io::Result<Stats> {
             Some("zstd") => zstd::bulk::decompress(stored, n)?,
             Some("zstd-dict") => {
                 let b = &c["base"];
-                let dict = read_from(from, b["path"].as_str().unwrap_or(""), b["off"].as_u64().unwrap_or(0), b["len"].as_u64().unwrap_or(0))?;
+                let dict =
+                    read_from(from, b["path"].as_str().unwrap_or(""), b["off"].as_u64().unwrap_or(0), b["len"].as_u64().unwrap_or(0))?;
                 zstd::bulk::Decompressor::with_dictionary(&dict)?.decompress(stored, n)?
             }
             other => return Err(bad(format!("unknown codec {other:?}"))),

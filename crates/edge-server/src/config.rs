@@ -62,6 +62,12 @@ pub struct Config {
     pub task_lease_seconds: u64,
     pub worker_poll_ms: u64,
     pub metrics_listen: Option<String>,
+    pub download_idle_timeout: u64,
+    pub upload_max_bytes: u64,
+    pub upload_ttl: u64,
+    pub grace_period: u64,
+    pub webhook_backoff_ms: Vec<u64>,
+    pub webhook_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -96,6 +102,12 @@ impl Default for Config {
             task_lease_seconds: 60,
             worker_poll_ms: 500,
             metrics_listen: None,
+            download_idle_timeout: 60,
+            upload_max_bytes: 256 << 30,
+            upload_ttl: 86_400,
+            grace_period: 86_400,
+            webhook_backoff_ms: vec![5_000, 30_000, 120_000, 600_000, 3_600_000, 10_800_000, 21_600_000, 43_200_000],
+            webhook_timeout_ms: 10_000,
         }
     }
 }
@@ -172,6 +184,14 @@ impl Config {
             "task_lease_seconds" => self.task_lease_seconds = parse_env(key, v)?,
             "worker_poll_ms" => self.worker_poll_ms = parse_env(key, v)?,
             "metrics_listen" => self.metrics_listen = opt(v),
+            "download_idle_timeout" => self.download_idle_timeout = parse_env(key, v)?,
+            "upload_max_bytes" => self.upload_max_bytes = parse_env(key, v)?,
+            "upload_ttl" => self.upload_ttl = parse_env(key, v)?,
+            "grace_period" => self.grace_period = parse_env(key, v)?,
+            "webhook_backoff_ms" => {
+                self.webhook_backoff_ms = v.split(',').map(|x| parse_env(key, x.trim())).collect::<Result<_, _>>()?;
+            }
+            "webhook_timeout_ms" => self.webhook_timeout_ms = parse_env(key, v)?,
             // Variables of other tools may share the prefix (EDGE_TEST_…); they are not ours.
             _ => {}
         }

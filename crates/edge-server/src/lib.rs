@@ -5,6 +5,7 @@ pub mod changelog;
 pub mod config;
 pub mod crypto;
 pub mod db;
+pub mod delivery;
 pub mod error;
 pub mod http;
 pub mod names;

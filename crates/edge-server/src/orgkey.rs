@@ -137,7 +137,19 @@ pub fn parse_org_key(b64_pem: &str, pw: Option<&str>) -> Result<OrgKey, ApiError
             let pw = pw.ok_or_else(|| ApiError::invalid(F_PW, "the key is encrypted: orgPrivPW is required"))?;
             let info = pkcs8::EncryptedPrivateKeyInfo::try_from(pem.der.as_slice())
                 .map_err(|_| bad("the encrypted PKCS#8 key cannot be decoded"))?;
-            let doc = info.decrypt(pw.as_bytes()).map_err(|_| ApiError::invalid(F_PW, "wrong passphrase for the organization key"))?;
+            // An algorithm this build cannot decrypt (PBES1, PBKDF2 with HMAC-SHA-1, DES) is a
+            // fault of the key file, not of the passphrase: saying "wrong passphrase" would
+            // send the caller after the wrong thing.
+            let doc = info.decrypt(pw.as_bytes()).map_err(|e| match e {
+                pkcs8::Error::EncryptedPrivateKey(
+                    pkcs8::pkcs5::Error::UnsupportedAlgorithm { .. }
+                    | pkcs8::pkcs5::Error::NoPbes1CryptSupport
+                    | pkcs8::pkcs5::Error::AlgorithmParametersInvalid { .. },
+                ) => bad(
+                    "unsupported PKCS#8 encryption: use PBES2 with AES-CBC and PBKDF2-HMAC-SHA-256 (openssl pkcs8 -topk8 -v2 aes-256-cbc)",
+                ),
+                _ => ApiError::invalid(F_PW, "wrong passphrase for the organization key"),
+            })?;
             from_pkcs8(doc.as_bytes())?
         }
         "OPENSSH PRIVATE KEY" => return Err(bad("OpenSSH key format is not accepted: export it with ssh-keygen -m PEM")),

@@ -207,6 +207,7 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
     let mut tasks = Vec::new();
     if role != Role::Api {
         tasks.push(tokio::spawn(crate::worker::run(state.clone(), stop_rx.clone())));
+        tasks.push(tokio::spawn(crate::delivery::dispatch::run(state.clone(), stop_rx.clone())));
     }
     let app = if role == Role::Worker { crate::http::health_router(state.clone()) } else { crate::http::router(state.clone()) };
     let mut rx = stop_rx.clone();

@@ -44,6 +44,15 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{:012x}{}", now_ms(), hex(&random_bytes(8)))
 }
 
+/// An identifier that sorts in creation order within this process even inside one
+/// millisecond: `<prefix>_<12 hex ms><6 hex counter><10 hex random>`.
+pub fn new_seq_id(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed) & 0xff_ffff;
+    format!("{prefix}_{:012x}{n:06x}{}", now_ms(), &hex(&random_bytes(5)))
+}
+
 /// A random version-4 UUID in its canonical text form.
 pub fn new_uuid() -> String {
     let mut b = random_bytes(16);
@@ -61,6 +70,11 @@ pub fn random_token() -> String {
 /// base64url without padding.
 pub fn b64url(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Decodes base64url without padding.
+pub fn b64url_decode(s: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).ok()
 }
 
 /// Standard base64 with padding.

@@ -8,7 +8,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::names::{text, Name};
 use crate::perms::{Resource, C, D, R, U};
 use crate::state::AppState;
-use crate::store::tasks;
 use crate::util::{new_id, now_ms, rfc3339};
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;
@@ -27,15 +26,45 @@ pub fn router() -> Router<Arc<AppState>> {
 
 const SELECT: &str = "SELECT a.id, a.name, a.label, a.max_builds, a.deployments, a.client_key_sealed, a.i_cur_build, a.dxf_name, \
     a.build_name, a.error, a.error_task, a.created, a.updated, \
-    (SELECT COUNT(*) FROM tasks t WHERE t.app_id = a.id AND t.status IN ('submitted', 'running') AND t.type <> 'purge') AS active \
+    (SELECT COUNT(*) FROM tasks t WHERE t.app_id = a.id AND t.status IN ('submitted', 'running') AND t.type <> 'purge' AND t.run_after < 9000000000000000000) AS active, \
+    (SELECT COUNT(*) FROM tasks t WHERE t.app_id = a.id AND t.status = 'running' AND t.type = 'deploy') AS exporting \
     FROM apps a";
+
+/// The app object with its builds and patches.
+async fn app_full(st: &AppState, c: &mut crate::store::Conn, r: &AnyRow, show_key: bool) -> ApiResult<Value> {
+    let id = s(r, "id");
+    let mut v = app_json(st, r, show_key);
+    let builds = sqlx::query("SELECT build_id, build_name, dxf_name, image_bytes, created FROM builds WHERE app_id = $1 AND status IN ('current', 'retained') ORDER BY build_id")
+        .bind(&id)
+        .fetch_all(&mut *c)
+        .await?;
+    let patches = sqlx::query("SELECT from_build, to_build, size_bytes FROM patches WHERE app_id = $1 ORDER BY from_build")
+        .bind(&id)
+        .fetch_all(&mut *c)
+        .await?;
+    let size: i64 = builds.iter().map(|b| i(b, "image_bytes")).sum::<i64>() + patches.iter().map(|p| i(p, "size_bytes")).sum::<i64>();
+    v["builds"] = Value::Array(
+        builds
+            .iter()
+            .map(|b| json!({"buildId": i(b, "build_id"), "buildName": s(b, "build_name"), "dxfName": opt_s(b, "dxf_name"), "sizeBytes": i(b, "image_bytes"), "created": rfc3339(i(b, "created"))}))
+            .collect(),
+    );
+    v["patches"] = Value::Array(
+        patches
+            .iter()
+            .map(|p| json!({"fromBuildId": i(p, "from_build"), "toBuildId": i(p, "to_build"), "sizeBytes": i(p, "size_bytes")}))
+            .collect(),
+    );
+    v["sizeBytes"] = json!(size);
+    Ok(v)
+}
 
 fn app_json(st: &AppState, r: &AnyRow, show_key: bool) -> Value {
     let deployments: Value = serde_json::from_str(&s(r, "deployments")).unwrap_or(json!([]));
     let mut v = json!({
         "name": s(r, "name"), "label": s(r, "label"), "maxBuilds": i(r, "max_builds"), "deployments": deployments,
         "iCurBuild": opt_i(r, "i_cur_build"), "dxfName": opt_s(r, "dxf_name"), "buildName": opt_s(r, "build_name"),
-        "builds": [], "patches": [], "processing": i(r, "active") > 0, "exporting": false,
+        "builds": [], "patches": [], "processing": i(r, "active") > 0, "exporting": i(r, "exporting") > 0,
         "error": i(r, "error") == 1, "errorTask": opt_s(r, "error_task"), "sizeBytes": 0,
         "created": rfc3339(i(r, "created")), "updated": rfc3339(i(r, "updated")),
     });
@@ -62,12 +91,26 @@ fn check_max_builds(m: Option<i64>) -> ApiResult<()> {
     Ok(())
 }
 
+/// Validates deployment names (pattern, no duplicates); existence is checked against the
+/// org's deployments in [`known_deployments`].
 fn check_deployments(d: &Option<Vec<String>>) -> ApiResult<()> {
     if let Some(list) = d {
-        // No deployment is registered in this version, so any name is unknown.
-        if let Some(first) = list.first() {
-            Name::parse("deployments", first)?;
-            return Err(ApiError::invalid("deployments", format!("unknown deployment '{first}'")));
+        let mut seen = std::collections::HashSet::new();
+        for n in list {
+            Name::parse("deployments", n)?;
+            if !seen.insert(n) {
+                return Err(ApiError::invalid("deployments", format!("deployment '{n}' is listed twice")));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn known_deployments(c: &mut crate::store::Conn, org: &str, d: &Option<Vec<String>>) -> ApiResult<()> {
+    if let Some(list) = d {
+        let all = crate::store::deployments::list(c, org).await?;
+        if let Some(n) = list.iter().find(|n| !all.iter().any(|d| &d.name == *n)) {
+            return Err(ApiError::invalid("deployments", format!("unknown deployment '{n}'")));
         }
     }
     Ok(())
@@ -80,24 +123,27 @@ async fn post_app(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonB
     check_deployments(&b.deployments)?;
     c.require(Resource::Apps, C)?;
     let mut tx = st.db.tx().await?;
+    known_deployments(&mut tx, &c.org_id, &b.deployments).await?;
     let now = now_ms();
     let key = format!("ck_{}", crate::util::random_token());
     let id = new_id("app");
     sqlx::query(
-        "INSERT INTO apps (id, org_id, name, label, max_builds, deployments, client_key_sealed, created, updated) VALUES ($1, $2, $3, $4, $5, '[]', $6, $7, $7)",
+        "INSERT INTO apps (id, org_id, name, label, max_builds, deployments, client_key_sealed, created, updated) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
     )
     .bind(&id)
     .bind(&c.org_id)
     .bind(name.as_str())
     .bind(&label)
     .bind(b.max_builds.unwrap_or(5))
+    .bind(json!(b.deployments.clone().unwrap_or_default()).to_string())
     .bind(st.data_key.seal(key.as_bytes()))
     .bind(now)
     .execute(&mut *tx)
     .await?;
     let r = sqlx::query(&format!("{SELECT} WHERE a.id = $1")).bind(&id).fetch_one(&mut *tx).await?;
+    let v = app_full(&st, &mut tx, &r, c.perms.has(Resource::Keys, R)).await?;
     tx.commit().await?;
-    Ok(success(json!({"app": app_json(&st, &r, c.perms.has(Resource::Keys, R))})))
+    Ok(success(json!({"app": v})))
 }
 
 const APP_LIST: ListSpec = ListSpec {
@@ -111,27 +157,32 @@ async fn list_apps(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): Ra
     let q = ListQuery::parse(raw.as_deref(), &APP_LIST)?;
     let error = q.bool_filter("error")?;
     c.require(Resource::Apps, R)?;
-    let rows = sqlx::query(&format!("{SELECT} WHERE a.org_id = $1")).bind(&c.org_id).fetch_all(&st.db.pool).await?;
+    let mut conn = st.db.pool.acquire().await?;
+    let rows = sqlx::query(&format!("{SELECT} WHERE a.org_id = $1")).bind(&c.org_id).fetch_all(&mut *conn).await?;
     let needle = q.filters.get("name").map(|s| s.to_lowercase());
     let show_key = c.perms.has(Resource::Keys, R);
-    let items = rows
+    let mut items = Vec::new();
+    for r in rows
         .iter()
         .filter(|r| needle.as_ref().is_none_or(|n| s(r, "name").to_lowercase().contains(n)))
         .filter(|r| error.is_none_or(|e| (i(r, "error") == 1) == e))
-        .map(|r| app_json(&st, r, show_key))
-        .collect();
+    {
+        items.push(app_full(&st, &mut conn, r, show_key).await?);
+    }
     q.page(items, "apps")
 }
 
 async fn get_app(c: Caller, State(st): State<Arc<AppState>>, Path(name): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     c.require(Resource::Apps, R)?;
+    let mut conn = st.db.pool.acquire().await?;
     let r = sqlx::query(&format!("{SELECT} WHERE a.org_id = $1 AND a.name = $2"))
         .bind(&c.org_id)
         .bind(&name)
-        .fetch_optional(&st.db.pool)
+        .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| ApiError::not_found("app", &name))?;
-    Ok(success(json!({"app": project(app_json(&st, &r, c.perms.has(Resource::Keys, R)), raw.as_deref())?})))
+    let v = app_full(&st, &mut conn, &r, c.perms.has(Resource::Keys, R)).await?;
+    Ok(success(json!({"app": project(v, raw.as_deref())?})))
 }
 
 #[derive(Deserialize)]
@@ -163,8 +214,13 @@ async fn patch_app(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Json
         return Err(ApiError::not_found("app", &b.name));
     }
     let r = sqlx::query(&format!("{SELECT} WHERE a.org_id = $1 AND a.name = $2")).bind(&c.org_id).bind(&b.name).fetch_one(&mut *tx).await?;
+    if b.max_builds.is_some() {
+        // Lowering maxBuilds rotates at once: the oldest builds and their patches go.
+        crate::delivery::pipeline::rotate(&mut tx, &s(&r, "id")).await?;
+    }
+    let v = app_full(&st, &mut tx, &r, c.perms.has(Resource::Keys, R)).await?;
     tx.commit().await?;
-    Ok(success(json!({"app": app_json(&st, &r, c.perms.has(Resource::Keys, R))})))
+    Ok(success(json!({"app": v})))
 }
 
 async fn delete_app(
@@ -201,20 +257,11 @@ async fn delete_app(
     .bind(&app_id)
     .execute(&mut *tx)
     .await?;
-    let snapshot = st.data_key.seal(json!({"orgName": c.org_name, "appName": name, "objects": []}).to_string().as_bytes());
-    let (task, _) = tasks::enqueue(
-        &mut tx,
-        tasks::NewTask {
-            org_id: Some(c.org_id.clone()),
-            org_name: Some(c.org_name.clone()),
-            kind: "purge".into(),
-            app_name: Some(name.clone()),
-            params: json!({"snapshot": snapshot, "reason": "app-deleted"}),
-            ..Default::default()
-        },
-    )
-    .await?;
+    let task = crate::delivery::purge::enqueue_for_app(&st, &mut tx, &c.org_id, &c.org_name, &app_id, &name).await?;
     sqlx::query("DELETE FROM tasks WHERE app_id = $1").bind(&app_id).execute(&mut *tx).await?;
+    for table in ["builds", "patches", "uploads"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE app_id = $1")).bind(&app_id).execute(&mut *tx).await?;
+    }
     sqlx::query("DELETE FROM apps WHERE id = $1").bind(&app_id).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(success(json!({"message": "app deleted", "taskName": task})))

@@ -6,7 +6,7 @@ use crate::perms::{Perms, Resource, C, R, U};
 use crate::state::AppState;
 use crate::store::{orgs, roles, users, Conn};
 use crate::util::{new_uuid, rfc3339};
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -105,11 +105,12 @@ fn preview(raw: &Option<String>) -> FResult<()> {
     }
 }
 
-fn body<T: DeserializeOwned>(st: &AppState, b: &Bytes) -> FResult<T> {
-    if b.len() > st.cfg.json_body_limit {
-        return Err(ferr(StatusCode::PAYLOAD_TOO_LARGE, "Conjure:RequestEntityTooLarge", json!({})));
-    }
-    serde_json::from_slice(b).map_err(|e| ferr(StatusCode::BAD_REQUEST, "Conjure:InvalidArgument", json!({"message": e.to_string()})))
+/// Reads and parses a JSON body under the configured limit. The body is taken as a raw
+/// stream (not axum's `Bytes` extractor, whose own 2 MB limit answers in plain text).
+async fn body<T: DeserializeOwned>(st: &AppState, b: Body) -> FResult<T> {
+    let too_large = || ferr(StatusCode::PAYLOAD_TOO_LARGE, "Conjure:RequestEntityTooLarge", json!({}));
+    let b: Bytes = axum::body::to_bytes(b, st.cfg.json_body_limit).await.map_err(|_| too_large())?;
+    serde_json::from_slice(&b).map_err(|e| ferr(StatusCode::BAD_REQUEST, "Conjure:InvalidArgument", json!({"message": e.to_string()})))
 }
 
 fn org_json(o: &orgs::Org) -> Value {
@@ -188,10 +189,10 @@ struct CreateIn {
     description: Option<String>,
 }
 
-async fn create(State(st): State<Arc<AppState>>, h: HeaderMap, RawQuery(raw): RawQuery, b: Bytes) -> FResult<Json<Value>> {
+async fn create(State(st): State<Arc<AppState>>, h: HeaderMap, RawQuery(raw): RawQuery, b: Body) -> FResult<Json<Value>> {
     let w = who(&h, &st).await?;
     preview(&raw)?;
-    let b: CreateIn = body(&st, &b)?;
+    let b: CreateIn = body(&st, b).await?;
     if !w.can(C) {
         return Err(ferr(StatusCode::FORBIDDEN, "CreateOrganizationPermissionDenied", json!({})));
     }
@@ -211,6 +212,12 @@ async fn create(State(st): State<Arc<AppState>>, h: HeaderMap, RawQuery(raw): Ra
         return Err(ferr(StatusCode::BAD_REQUEST, "Conjure:InvalidArgument", json!({"name": "1..200 characters"})));
     }
     let mut tx = st.db.tx().await?;
+    if st.db.backend == crate::db::Backend::Postgres {
+        // SQLite's BEGIN IMMEDIATE already serializes writers; on PostgreSQL two creates of
+        // the same display name would both pass the label check (labels are not unique in
+        // the schema) and collide on the derived name (500). Released at commit/rollback.
+        sqlx::query("SELECT pg_advisory_xact_lock(7310002)").execute(&mut *tx).await?;
+    }
     let mut admins = Vec::new();
     for p in &b.administrators {
         admins.push(principal(&mut tx, p).await?);
@@ -264,9 +271,9 @@ struct ReplaceIn {
     description: Option<String>,
 }
 
-async fn replace(State(st): State<Arc<AppState>>, h: HeaderMap, Path(rid): Path<String>, b: Bytes) -> FResult<Json<Value>> {
+async fn replace(State(st): State<Arc<AppState>>, h: HeaderMap, Path(rid): Path<String>, b: Body) -> FResult<Json<Value>> {
     let w = who(&h, &st).await?;
-    let b: ReplaceIn = body(&st, &b)?;
+    let b: ReplaceIn = body(&st, b).await?;
     if !w.can(U) {
         return Err(ferr(StatusCode::FORBIDDEN, "ReplaceOrganizationPermissionDenied", json!({"organizationRid": rid})));
     }
@@ -353,12 +360,13 @@ struct AssignmentsIn {
     role_assignments: Vec<Assignment>,
 }
 
-async fn change_assignments(st: &AppState, h: &HeaderMap, rid: &str, b: &Bytes, add: bool) -> FResult<StatusCode> {
+async fn change_assignments(st: &AppState, h: &HeaderMap, rid: &str, b: Body, add: bool) -> FResult<StatusCode> {
     let w = who(h, st).await?;
-    let b: AssignmentsIn = body(st, b)?;
+    let b: AssignmentsIn = body(st, b).await?;
+    let name = if add { "AddOrganizationRoleAssignmentsPermissionDenied" } else { "RemoveOrganizationRoleAssignmentsPermissionDenied" };
+    let denied = || ferr(StatusCode::FORBIDDEN, name, json!({"organizationRid": rid}));
     if !w.can(U) {
-        let name = if add { "AddOrganizationRoleAssignmentsPermissionDenied" } else { "RemoveOrganizationRoleAssignmentsPermissionDenied" };
-        return Err(ferr(StatusCode::FORBIDDEN, name, json!({"organizationRid": rid})));
+        return Err(denied());
     }
     if b.role_assignments.len() > 100 {
         return Err(ferr(
@@ -376,6 +384,15 @@ async fn change_assignments(st: &AppState, h: &HeaderMap, rid: &str, b: &Bytes, 
             .find(|r| role_id(r) == a.role_id)
             .ok_or_else(|| ferr(StatusCode::NOT_FOUND, "RoleNotFound", json!({"roleId": a.role_id})))?;
         let u = principal(&mut tx, &a.principal_id).await?;
+        // In the operator organization a member (not the admin token) may neither grant
+        // bits it does not hold nor touch a user stronger than itself — otherwise `orgs`
+        // Update would be a path to the operator's Administrators role.
+        if let (true, Who::Member(mine)) = (o.operator, &w) {
+            let theirs = users::effective_perms(&mut tx, &o.id, &u.id).await?;
+            if (add && !role.perms.subset_of(mine)) || !theirs.subset_of(mine) {
+                return Err(denied());
+            }
+        }
         let mut ids: Vec<String> = Vec::new();
         for n in users::role_names(&mut tx, &o.id, &u.id).await? {
             if let Some(r) = all_roles.iter().find(|r| r.name == n) {
@@ -406,12 +423,12 @@ async fn change_assignments(st: &AppState, h: &HeaderMap, rid: &str, b: &Bytes, 
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn add_assignments(State(st): State<Arc<AppState>>, h: HeaderMap, Path(rid): Path<String>, b: Bytes) -> FResult<StatusCode> {
-    change_assignments(&st, &h, &rid, &b, true).await
+async fn add_assignments(State(st): State<Arc<AppState>>, h: HeaderMap, Path(rid): Path<String>, b: Body) -> FResult<StatusCode> {
+    change_assignments(&st, &h, &rid, b, true).await
 }
 
-async fn remove_assignments(State(st): State<Arc<AppState>>, h: HeaderMap, Path(rid): Path<String>, b: Bytes) -> FResult<StatusCode> {
-    change_assignments(&st, &h, &rid, &b, false).await
+async fn remove_assignments(State(st): State<Arc<AppState>>, h: HeaderMap, Path(rid): Path<String>, b: Body) -> FResult<StatusCode> {
+    change_assignments(&st, &h, &rid, b, false).await
 }
 
 async fn current_enrollment(State(st): State<Arc<AppState>>, h: HeaderMap, RawQuery(raw): RawQuery) -> FResult<Json<Value>> {

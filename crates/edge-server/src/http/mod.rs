@@ -5,11 +5,16 @@ pub mod admin;
 pub mod apikeys;
 pub mod apps;
 pub mod auth;
+pub mod builds;
+pub mod deployments;
 pub mod extract;
 pub mod foundry;
 pub mod login;
+pub mod openapi;
 pub mod orgs;
 pub mod roles;
+pub mod subscriptions;
+pub mod tasks;
 pub mod users;
 
 use crate::error::ApiError;
@@ -34,6 +39,8 @@ pub fn router(st: Arc<AppState>) -> Router {
         .route("/", get(|| async { extract::success(json!({"message": "rockit-edge"})) }))
         .route("/healthz", get(|| async { extract::success(json!({"message": "alive"})) }))
         .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .route("/docs", get(openapi::docs))
         .merge(admin::router())
         .merge(orgs::router())
         .merge(login::router())
@@ -41,6 +48,10 @@ pub fn router(st: Arc<AppState>) -> Router {
         .merge(users::router())
         .merge(roles::router())
         .merge(apps::router())
+        .merge(deployments::router())
+        .merge(builds::router())
+        .merge(tasks::router())
+        .merge(subscriptions::router())
         .merge(foundry::router())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint") })
         .layer(middleware::from_fn_with_state(st.clone(), maintenance_gate))

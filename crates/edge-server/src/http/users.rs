@@ -273,6 +273,9 @@ async fn patch_user(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
     }
     let reset = b.reset_creds.unwrap_or(false);
     let mut tx = st.db.tx().await?;
+    if b.roles.is_some() {
+        users::lock_admins(&mut tx, &c.org_id, st.db.backend).await?;
+    }
     let t = users::member_by_username(&mut tx, &c.org_id, &target_name).await?;
     let role_change = match &b.roles {
         Some(names) => Some(resolve_roles(&mut tx, &c.org_id, names).await?),
@@ -280,10 +283,9 @@ async fn patch_user(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
     };
     // 403s: permission bits, then the no-takeover rules.
     let profile_change = mail.is_some() || first.is_some() || sur.is_some() || title.is_some() || label.is_some();
-    if !own && (profile_change || b.roles.is_some()) {
-        c.require(Resource::BeUsers, U)?;
-    }
-    if b.roles.is_some() {
+    // Anything about someone else (even an empty change, which answers their record) and
+    // any role change needs beUsers Update.
+    if !own || b.roles.is_some() {
         c.require(Resource::BeUsers, U)?;
     }
     if reset && c.perms.get(Resource::BeUsers) != 15 {
@@ -368,6 +370,7 @@ async fn patch_user(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
 async fn delete_user(c: Caller, State(st): State<Arc<AppState>>, Path(username): Path<String>) -> ApiResult<Json<Value>> {
     c.require(Resource::BeUsers, D)?;
     let mut tx = st.db.tx().await?;
+    users::lock_admins(&mut tx, &c.org_id, st.db.backend).await?;
     let t = users::member_by_username(&mut tx, &c.org_id, &username).await?.ok_or_else(|| ApiError::not_found("user", &username))?;
     guard_target(&mut tx, &c, &t, TargetChange::Delete).await?;
     let admins = users::admin_count(&mut tx, &c.org_id).await?;

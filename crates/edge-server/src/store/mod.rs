@@ -2,7 +2,10 @@
 //! organization id first, so a query without tenant scope cannot be written by accident.
 
 pub mod apikeys;
+pub mod deployments;
+pub mod events;
 pub mod orgs;
+pub mod published;
 pub mod roles;
 pub mod sessions;
 pub mod settings;

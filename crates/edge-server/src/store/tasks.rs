@@ -30,6 +30,8 @@ pub struct Task {
     pub result: Option<String>,
     pub params: String,
     pub lease_owner: Option<String>,
+    /// Position in its group.
+    pub step: i64,
 }
 
 fn parse(v: &Option<String>) -> Value {
@@ -60,6 +62,7 @@ impl Task {
             result: opt_s(r, "result"),
             params: s(r, "params"),
             lease_owner: opt_s(r, "lease_owner"),
+            step: i(r, "step"),
         }
     }
 
@@ -96,6 +99,12 @@ pub struct NewTask {
     pub build_name: Option<String>,
     pub build_id: Option<i64>,
     pub params: Value,
+    /// Position in the group (1 = first).
+    pub step: i64,
+    /// Position in the app's line (set when the group enters it).
+    pub queue_pos: Option<i64>,
+    /// Not claimable before this time (epoch ms; `i64::MAX` = only by an upload).
+    pub run_after: i64,
 }
 
 /// Inserts a `submitted` task in the caller's transaction; returns (name, group).
@@ -103,8 +112,8 @@ pub async fn enqueue(c: &mut Conn, t: NewTask) -> Result<(String, String), sqlx:
     let name = new_id("t");
     let group = t.group.unwrap_or_else(|| new_id("g"));
     sqlx::query(
-        "INSERT INTO tasks (name, org_id, org_name, type, task_group, app_id, app_name, build_name, build_id, status, created, params) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'submitted', $10, $11)",
+        "INSERT INTO tasks (name, org_id, org_name, type, task_group, app_id, app_name, build_name, build_id, status, created, params, \
+         step, queue_pos, run_after) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'submitted', $10, $11, $12, $13, $14)",
     )
     .bind(&name)
     .bind(t.org_id)
@@ -117,13 +126,17 @@ pub async fn enqueue(c: &mut Conn, t: NewTask) -> Result<(String, String), sqlx:
     .bind(t.build_id)
     .bind(now_ms())
     .bind(t.params.to_string())
-    .execute(c)
+    .bind(t.step.max(1))
+    .bind(t.queue_pos)
+    .bind(t.run_after)
+    .execute(&mut *c)
     .await?;
+    super::events::emit(c, &name, "submit").await?;
     Ok((name, group))
 }
 
 const COLS: &str = "name, org_id, org_name, type, task_group, app_id, app_name, build_name, build_id, status, progress, \
-    created, started, ended, attempts, warning, exception, result, params, lease_owner";
+    created, started, ended, attempts, warning, exception, result, params, lease_owner, step";
 
 /// One task by name, any org (admin) or within `org`.
 pub async fn get(c: &mut Conn, org: Option<&str>, name: &str) -> Result<Option<Task>, sqlx::Error> {
@@ -222,8 +235,10 @@ pub fn like_escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
-/// Claims the oldest runnable task (submitted, or running under an expired lease) of one
-/// of `kinds`, taking a lease for `owner`. Atomic on both backends.
+/// Claims the oldest runnable task of one of `kinds`, taking a lease for `owner`. A task
+/// is runnable when it is submitted, its group's previous step is done, and no task of an
+/// earlier group in its app's line is unfinished; or when it runs under an expired lease
+/// (its worker died). Atomic on both backends.
 pub async fn claim(db: &Db, owner: &str, lease_s: u64, kinds: &[&str]) -> Result<Option<Task>, sqlx::Error> {
     let now = now_ms();
     let kinds_sql = kinds.iter().map(|k| format!("'{k}'")).collect::<Vec<_>>().join(", ");
@@ -231,14 +246,134 @@ pub async fn claim(db: &Db, owner: &str, lease_s: u64, kinds: &[&str]) -> Result
     let sql = format!(
         "UPDATE tasks SET status = 'running', lease_owner = $1, lease_until = $2, started = COALESCE(started, $3), \
          attempts = CASE WHEN status = 'submitted' THEN attempts + 1 ELSE attempts END \
-         WHERE name = (SELECT name FROM tasks WHERE type IN ({kinds_sql}) AND run_after <= $3 AND \
-         (status = 'submitted' OR (status = 'running' AND lease_until < $3)) ORDER BY created, name LIMIT 1{lock}) \
+         WHERE name = (SELECT t.name FROM tasks t WHERE t.type IN ({kinds_sql}) AND t.run_after <= $3 AND \
+         ((t.status = 'submitted' \
+           AND (t.step = 1 OR EXISTS (SELECT 1 FROM tasks p WHERE p.task_group = t.task_group AND p.step = t.step - 1 AND p.status = 'done')) \
+           AND (t.queue_pos IS NULL OR NOT EXISTS (SELECT 1 FROM tasks o WHERE o.app_id = t.app_id AND o.queue_pos IS NOT NULL \
+                AND (o.queue_pos < t.queue_pos OR (o.queue_pos = t.queue_pos AND o.task_group < t.task_group)) \
+                AND o.status IN ('submitted', 'running')))) \
+          OR (t.status = 'running' AND t.lease_until < $3)) \
+         ORDER BY t.created, t.name LIMIT 1{lock}) \
          RETURNING {COLS}"
     );
     let mut tx = db.tx().await?;
     let r = sqlx::query(&sql).bind(owner).bind(now + lease_s as i64 * 1000).bind(now).fetch_optional(&mut *tx).await?;
+    if let Some(r) = &r {
+        super::events::emit(&mut tx, &s(r, "name"), "begin").await?;
+    }
     tx.commit().await?;
     Ok(r.as_ref().map(Task::from_row))
+}
+
+/// The task of `group` at `step`.
+pub async fn group_step(c: &mut Conn, group: &str, step: i64) -> Result<Option<Task>, sqlx::Error> {
+    let r = sqlx::query(&format!("SELECT {COLS} FROM tasks WHERE task_group = $1 AND step = $2"))
+        .bind(group)
+        .bind(step)
+        .fetch_optional(c)
+        .await?;
+    Ok(r.as_ref().map(Task::from_row))
+}
+
+/// Every task of a group, in step order.
+pub async fn group(c: &mut Conn, group: &str) -> Result<Vec<Task>, sqlx::Error> {
+    let rows = sqlx::query(&format!("SELECT {COLS} FROM tasks WHERE task_group = $1 ORDER BY step")).bind(group).fetch_all(c).await?;
+    Ok(rows.iter().map(Task::from_row).collect())
+}
+
+/// Cancels the group's tasks that have not run, with an optional result.
+pub async fn cancel_rest(c: &mut Conn, group: &str, result: Option<&Value>) -> Result<u64, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE tasks SET status = 'canceled', ended = $1, result = $2, queue_pos = NULL WHERE task_group = $3 AND status = 'submitted'",
+    )
+    .bind(now_ms())
+    .bind(result.map(|v| v.to_string()))
+    .bind(group)
+    .execute(c)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// Puts the group at the back of its app's line.
+pub async fn enter_line(c: &mut Conn, group: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE tasks SET queue_pos = $1 WHERE task_group = $2").bind(now_ms()).bind(group).execute(c).await?;
+    Ok(())
+}
+
+/// Sets the build id on every task of a group.
+pub async fn set_group_build(c: &mut Conn, group: &str, build_id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE tasks SET build_id = $1 WHERE task_group = $2").bind(build_id).bind(group).execute(c).await?;
+    Ok(())
+}
+
+/// Ends a task that no worker holds (upload completion, expiry) with `status`.
+pub async fn end_unleased(
+    c: &mut Conn,
+    name: &str,
+    status: &str,
+    result: Option<&Value>,
+    exception: Option<&Value>,
+) -> Result<bool, sqlx::Error> {
+    let now = now_ms();
+    let r = sqlx::query(
+        "UPDATE tasks SET status = $1, result = $2, exception = $3, started = COALESCE(started, $4), ended = $4, \
+         progress = CASE WHEN $1 = 'done' THEN 1.0 ELSE progress END, attempts = CASE WHEN attempts = 0 THEN 1 ELSE attempts END \
+         WHERE name = $5 AND status = 'submitted'",
+    )
+    .bind(status)
+    .bind(result.map(|v| v.to_string()))
+    .bind(exception.map(|v| v.to_string()))
+    .bind(now)
+    .bind(name)
+    .execute(&mut *c)
+    .await?;
+    if r.rows_affected() != 1 {
+        return Ok(false);
+    }
+    // Nobody leased this task: its begin and its end are one moment.
+    match status {
+        "done" => {
+            super::events::emit(c, name, "begin").await?;
+            super::events::emit(c, name, "end").await?;
+        }
+        "error" | "expired" => super::events::emit(c, name, "error").await?,
+        _ => {}
+    }
+    Ok(true)
+}
+
+/// Sets a task's warning.
+pub async fn set_warning(c: &mut Conn, name: &str, warning: Option<&Value>) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE tasks SET warning = $1 WHERE name = $2").bind(warning.map(|v| v.to_string())).bind(name).execute(c).await?;
+    Ok(())
+}
+
+/// Puts a failed task back in line (Retry Task): it and its group's canceled tasks are
+/// submitted again, at the back of the app's line.
+pub async fn retry(c: &mut Conn, t: &Task) -> Result<(), sqlx::Error> {
+    let now = now_ms();
+    sqlx::query(
+        "UPDATE tasks SET status = 'submitted', exception = NULL, result = NULL, ended = NULL, progress = 0, run_after = 0 WHERE name = $1",
+    )
+    .bind(&t.name)
+    .execute(&mut *c)
+    .await?;
+    let revived = sqlx::query("SELECT name FROM tasks WHERE task_group = $1 AND status = 'canceled' ORDER BY step")
+        .bind(&t.group)
+        .fetch_all(&mut *c)
+        .await?;
+    sqlx::query("UPDATE tasks SET status = 'submitted', result = NULL, ended = NULL WHERE task_group = $1 AND status = 'canceled'")
+        .bind(&t.group)
+        .execute(&mut *c)
+        .await?;
+    super::events::emit(c, &t.name, "submit").await?;
+    for r in revived {
+        super::events::emit(c, &s(&r, "name"), "submit").await?;
+    }
+    if t.kind != "dltar" || t.params()["mode"] == "url" {
+        sqlx::query("UPDATE tasks SET queue_pos = $1 WHERE task_group = $2").bind(now).bind(&t.group).execute(&mut *c).await?;
+    }
+    Ok(())
 }
 
 /// Extends the lease; false when it is no longer ours (taken over after expiry).
@@ -279,7 +414,15 @@ pub async fn finish(c: &mut Conn, name: &str, owner: &str, o: &Outcome) -> Resul
     .bind(now_ms())
     .bind(name)
     .bind(owner)
-    .execute(c)
+    .execute(&mut *c)
     .await?;
-    Ok(r.rows_affected() == 1)
+    if r.rows_affected() != 1 {
+        return Ok(false);
+    }
+    match o.status {
+        "done" => super::events::emit(c, name, "end").await?,
+        "error" | "expired" => super::events::emit(c, name, "error").await?,
+        _ => {}
+    }
+    Ok(true)
 }

@@ -246,6 +246,17 @@ pub async fn remove_member(c: &mut Conn, org: &str, user: &User) -> Result<(), s
     Ok(())
 }
 
+/// Serializes changes to who administers `org` until the transaction ends. On PostgreSQL
+/// (read committed) it takes a row lock on the org's `Administrators` role, so two
+/// administrators removing each other at the same moment cannot both pass the
+/// last-administrator check; SQLite's write transactions are serial already.
+pub async fn lock_admins(c: &mut Conn, org: &str, backend: crate::db::Backend) -> Result<(), sqlx::Error> {
+    if backend == crate::db::Backend::Postgres {
+        sqlx::query("SELECT id FROM roles WHERE org_id = $1 AND builtin = 1 FOR UPDATE").bind(org).fetch_all(c).await?;
+    }
+    Ok(())
+}
+
 /// Members of `org` holding the `Administrators` role.
 pub async fn admin_count(c: &mut Conn, org: &str) -> Result<i64, sqlx::Error> {
     let r =

@@ -141,11 +141,22 @@ impl Srv {
         Srv { base: format!("http://{}", running.addr), http: reqwest::Client::new(), admin, dir, backend, running: Some(running) }
     }
 
+    /// A client for a server running elsewhere (a child process), with the test admin token.
+    pub fn external(base: &str, backend: Backend) -> Srv {
+        let admin = edge_server::crypto::jwt_sign(&json!({"username": "tester"}), &[7u8; 32]);
+        Srv { base: base.to_string(), http: reqwest::Client::new(), admin, dir: TempDir::new("ext"), backend, running: None }
+    }
+
     /// Stops the server (draining), keeping its data directory.
     pub async fn stop(&mut self) {
         if let Some(r) = self.running.take() {
             r.shutdown().await;
         }
+    }
+
+    /// The database URL of the running server.
+    pub fn db_url(&self) -> String {
+        self.running.as_ref().map(|r| r.state.cfg.database_url()).expect("a running in-process server")
     }
 
     /// The server's data directory.

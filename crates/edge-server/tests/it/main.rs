@@ -5,5 +5,16 @@
 mod common;
 
 mod admin;
+mod cli;
 mod conventions;
+mod crash;
+mod delivery;
+mod events;
 mod flow;
+mod foundry;
+mod game;
+mod identity;
+mod openapi;
+mod orgs;
+mod origins;
+mod pipeline_failures;

@@ -1,0 +1,71 @@
+//! What the CLI tells the user: sizes and rates in human units, and a progress line on
+//! stderr when stderr is a terminal (never in pipes or logs).
+
+use std::cell::Cell;
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Whether a progress line is on the terminal and must be cleared before other output.
+static SHOWN: AtomicBool = AtomicBool::new(false);
+
+/// `1.5 MiB`, `512 B`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", UNITS[u])
+}
+
+/// `12.3 MiB/s` for `n` bytes in `d`.
+pub fn rate(n: u64, d: Duration) -> String {
+    let secs = d.as_secs_f64().max(1e-3);
+    format!("{}/s", bytes((n as f64 / secs) as u64))
+}
+
+/// Removes the progress line, if one is shown.
+pub fn clear_progress() {
+    if SHOWN.swap(false, Ordering::Relaxed) {
+        let mut e = std::io::stderr();
+        let _ = write!(e, "\r\x1b[K");
+        let _ = e.flush();
+    }
+}
+
+/// A throttled "read X of Y" line.
+pub struct Progress {
+    enabled: bool,
+    start: Instant,
+    last: Cell<Option<Instant>>,
+}
+
+impl Progress {
+    /// Enabled when stderr is a terminal.
+    pub fn new() -> Progress {
+        Progress { enabled: std::io::stderr().is_terminal(), start: Instant::now(), last: Cell::new(None) }
+    }
+
+    /// Reports `done` of `total` bytes (total 0: unknown), at most five times a second.
+    pub fn tick(&self, done: u64, total: u64) {
+        if !self.enabled {
+            return;
+        }
+        let now = Instant::now();
+        if self.last.get().is_some_and(|l| now - l < Duration::from_millis(200)) {
+            return;
+        }
+        self.last.set(Some(now));
+        let of = if total > 0 { format!(" of {} ({:.0} %)", bytes(total), done as f64 * 100.0 / total as f64) } else { String::new() };
+        let mut e = std::io::stderr();
+        let _ = write!(e, "\r\x1b[Kread {}{of}, {}", bytes(done), rate(done, now - self.start));
+        let _ = e.flush();
+        SHOWN.store(true, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,268 @@
+//! The event dispatcher: sends each subscription's pending deliveries in order, one at a
+//! time per subscription and many subscriptions at once, so one slow or dead receiver
+//! delays nobody else. Webhooks are signed (HS256 JWT in `x-rockit-subscriptions` with the
+//! body's SHA-256); Slack goes through `chat.postMessage`. Failures retry with exponential
+//! backoff and jitter, honouring `Retry-After` up to an hour; then the event is dropped.
+
+use crate::db::{i, opt_s, s};
+use crate::state::AppState;
+use crate::util::{hex, now_ms, random_bytes};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Deliveries older than this are dropped (events.md: 24 h).
+const MAX_AGE_MS: i64 = 24 * 3600 * 1000;
+
+/// Runs until `stop` flips.
+pub async fn run(st: Arc<AppState>, mut stop: watch::Receiver<bool>) {
+    let busy: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let opts = edge_origin::OriginOptions {
+        allow_private: st.cfg.allow_private_sources,
+        timeout: Duration::from_millis(st.cfg.webhook_timeout_ms),
+    };
+    let client = edge_origin::net::client(&opts);
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        match due(&st, &busy).await {
+            Ok(list) => {
+                for (sub, delivery) in list {
+                    busy.lock().expect("busy set").insert(sub.clone());
+                    let (st, busy, client) = (st.clone(), busy.clone(), client.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = deliver(&st, &client, &delivery).await {
+                            tracing::warn!(delivery = %delivery, error = %e, "delivery bookkeeping failed");
+                        }
+                        busy.lock().expect("busy set").remove(&sub);
+                    });
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "looking for due deliveries failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// The head delivery of every subscription that has one due and is not being served.
+async fn due(st: &AppState, busy: &Mutex<HashSet<String>>) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let now = now_ms();
+    let rows = sqlx::query(
+        "SELECT d.id, d.subscription_id, d.next_at, d.lease_until FROM deliveries d WHERE d.status = 'pending' AND d.id = \
+         (SELECT MIN(d2.id) FROM deliveries d2 WHERE d2.subscription_id = d.subscription_id AND d2.status = 'pending') LIMIT 500",
+    )
+    .fetch_all(&st.db.pool)
+    .await?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (id, sub) = (s(&r, "id"), s(&r, "subscription_id"));
+        if i(&r, "next_at") > now
+            || crate::db::opt_i(&r, "lease_until").is_some_and(|l| l > now)
+            || busy.lock().expect("busy set").contains(&sub)
+        {
+            continue;
+        }
+        // Lease it so another process does not send it too.
+        let got = sqlx::query(
+            "UPDATE deliveries SET lease_until = $1 WHERE id = $2 AND status = 'pending' AND (lease_until IS NULL OR lease_until < $3)",
+        )
+        .bind(now + 60_000)
+        .bind(&id)
+        .bind(now)
+        .execute(&st.db.pool)
+        .await?;
+        if got.rows_affected() == 1 {
+            out.push((sub, id));
+        }
+    }
+    Ok(out)
+}
+
+enum Sent {
+    Ok,
+    /// Disable the subscription (410, or Slack's fatal errors).
+    Gone(String),
+    /// Retry (optionally after the receiver's Retry-After).
+    Retry(String, Option<u64>),
+}
+
+async fn deliver(st: &AppState, client: &reqwest::Client, id: &str) -> Result<(), sqlx::Error> {
+    let Some(r) = sqlx::query(
+        "SELECT d.id, d.attempts, d.created, d.subscription_id, o.body, s.kind, s.url, s.slack_channel, s.slack_token_sealed, s.secret_sealed, s.name, s.enabled \
+         FROM deliveries d JOIN outbox o ON o.id = d.event_id JOIN subscriptions s ON s.id = d.subscription_id WHERE d.id = $1 AND d.status = 'pending'",
+    )
+    .bind(id)
+    .fetch_optional(&st.db.pool)
+    .await?
+    else {
+        return Ok(());
+    };
+    let sub = s(&r, "subscription_id");
+    let now = now_ms();
+    if i(&r, "enabled") != 1 || now - i(&r, "created") > MAX_AGE_MS {
+        return drop_delivery(st, id, &sub, "expired before delivery").await;
+    }
+    let mut body: Value = serde_json::from_str(&s(&r, "body")).unwrap_or(Value::Null);
+    body["deliveryId"] = json!(id);
+    let sent = if s(&r, "kind") == "slack" { send_slack(st, client, &r, &body).await } else { send_webhook(st, client, &r, &body).await };
+    match sent {
+        Sent::Ok => {
+            let mut tx = st.db.tx().await?;
+            sqlx::query("UPDATE deliveries SET status = 'done', attempts = attempts + 1, lease_until = NULL WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE subscriptions SET delivered = delivered + 1, last_delivery = $1, last_status = 'ok', last_error = NULL WHERE id = $2")
+                .bind(now_ms())
+                .bind(&sub)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        }
+        Sent::Gone(why) => {
+            let mut tx = st.db.tx().await?;
+            sqlx::query("UPDATE subscriptions SET enabled = 0, last_status = 'failed', last_error = $1, last_delivery = $2 WHERE id = $3")
+                .bind(&why)
+                .bind(now_ms())
+                .bind(&sub)
+                .execute(&mut *tx)
+                .await?;
+            let n = sqlx::query(
+                "UPDATE deliveries SET status = 'dropped', lease_until = NULL WHERE subscription_id = $1 AND status = 'pending'",
+            )
+            .bind(&sub)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            sqlx::query("UPDATE subscriptions SET failed = failed + $1 WHERE id = $2").bind(n as i64).bind(&sub).execute(&mut *tx).await?;
+            tx.commit().await?;
+            tracing::info!(subscription = %s(&r, "name"), reason = %why, "subscription disabled");
+            Ok(())
+        }
+        Sent::Retry(why, retry_after) => {
+            let attempts = i(&r, "attempts") as usize;
+            let schedule = &st.cfg.webhook_backoff_ms;
+            if attempts >= schedule.len() {
+                return drop_delivery(st, id, &sub, &why).await;
+            }
+            let base = schedule[attempts] as f64;
+            let jitter = 0.8 + (random_bytes(1)[0] as f64 / 255.0) * 0.4;
+            let mut wait = (base * jitter) as i64;
+            if let Some(ra) = retry_after {
+                wait = wait.max((ra.min(3600) * 1000) as i64);
+            }
+            let mut tx = st.db.tx().await?;
+            sqlx::query("UPDATE deliveries SET attempts = attempts + 1, next_at = $1, lease_until = NULL, last_error = $2 WHERE id = $3")
+                .bind(now_ms() + wait)
+                .bind(&why)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE subscriptions SET last_status = 'failed', last_error = $1, last_delivery = $2 WHERE id = $3")
+                .bind(&why)
+                .bind(now_ms())
+                .bind(&sub)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        }
+    }
+}
+
+async fn drop_delivery(st: &AppState, id: &str, sub: &str, why: &str) -> Result<(), sqlx::Error> {
+    let mut tx = st.db.tx().await?;
+    sqlx::query("UPDATE deliveries SET status = 'dropped', lease_until = NULL, last_error = $1 WHERE id = $2")
+        .bind(why)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE subscriptions SET failed = failed + 1, last_status = 'failed', last_error = $1 WHERE id = $2")
+        .bind(why)
+        .bind(sub)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}
+
+fn secret_of(st: &AppState, sealed: Option<String>) -> Vec<u8> {
+    sealed.and_then(|s| st.data_key.open(&s)).unwrap_or_default()
+}
+
+async fn send_webhook(st: &AppState, client: &reqwest::Client, r: &sqlx::any::AnyRow, body: &Value) -> Sent {
+    let url = s(r, "url");
+    if let Err(e) = edge_origin::net::check_url(&url, st.cfg.allow_private_sources) {
+        return Sent::Retry(e.to_string(), None);
+    }
+    let bytes = body.to_string().into_bytes();
+    let secret = secret_of(st, opt_s(r, "secret_sealed"));
+    let key = crate::util::b64url_decode(std::str::from_utf8(&secret).unwrap_or("")).unwrap_or_default();
+    let iat = now_ms() / 1000;
+    let claims = json!({"iss": "rockit-edge", "sub": s(r, "name"), "iat": iat, "exp": iat + 300, "jti": body["deliveryId"], "sha256": hex(&Sha256::digest(&bytes))});
+    let jwt = crate::crypto::jwt_sign(&claims, &key);
+    let req = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("x-rockit-subscriptions", jwt)
+        .timeout(Duration::from_millis(st.cfg.webhook_timeout_ms))
+        .body(bytes);
+    match req.send().await {
+        Ok(resp) if resp.status().is_success() => Sent::Ok,
+        Ok(resp) if resp.status().as_u16() == 410 => Sent::Gone("410 Gone".into()),
+        Ok(resp) => {
+            let ra = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+            Sent::Retry(format!("HTTP {}", resp.status().as_u16()), ra)
+        }
+        Err(e) => Sent::Retry(edge_origin::net::request_error(&e).to_string(), None),
+    }
+}
+
+/// One line for humans, e.g. `MyGame 1.0.3: deploy error (publish-failed)`.
+fn slack_text(b: &Value) -> String {
+    let mut t = format!(
+        "{} {}{}: {} {}",
+        b["orgName"].as_str().unwrap_or(""),
+        b["appName"].as_str().unwrap_or(""),
+        b["buildName"].as_str().map(|n| format!(" {n}")).unwrap_or_default(),
+        b["type"].as_str().unwrap_or(""),
+        b["event"].as_str().unwrap_or("")
+    );
+    if let Some(code) = b["exception"].as_object().and_then(|o| o.keys().next()) {
+        t.push_str(&format!(" ({code})"));
+    }
+    t
+}
+
+async fn send_slack(st: &AppState, client: &reqwest::Client, r: &sqlx::any::AnyRow, body: &Value) -> Sent {
+    let token = String::from_utf8(secret_of(st, opt_s(r, "slack_token_sealed"))).unwrap_or_default();
+    let url = format!("{}/chat.postMessage", st.cfg.slack_api_base.trim_end_matches('/'));
+    let fields: Vec<Value> = ["type", "event", "appName", "buildName", "buildId", "taskName"]
+        .iter()
+        .filter(|k| !body[**k].is_null())
+        .map(|k| json!({"type": "mrkdwn", "text": format!("*{k}*: {}", body[*k].as_str().map(String::from).unwrap_or_else(|| body[*k].to_string()))}))
+        .collect();
+    let msg = json!({"channel": s(r, "slack_channel"), "text": slack_text(body),
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": slack_text(body)}, "fields": fields}], "metadata": {"event_type": "rockit_edge", "event_payload": body}});
+    let resp = client.post(&url).bearer_auth(token).json(&msg).timeout(Duration::from_millis(st.cfg.webhook_timeout_ms)).send().await;
+    match resp {
+        Ok(resp) if resp.status().is_success() => {
+            let v: Value = resp.json().await.unwrap_or(Value::Null);
+            match (v["ok"].as_bool(), v["error"].as_str()) {
+                (Some(true), _) => Sent::Ok,
+                (_, Some(e @ ("invalid_auth" | "channel_not_found" | "account_inactive"))) => Sent::Gone(format!("slack: {e}")),
+                (_, e) => Sent::Retry(format!("slack: {}", e.unwrap_or("not ok")), None),
+            }
+        }
+        Ok(resp) => {
+            let ra = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+            Sent::Retry(format!("slack HTTP {}", resp.status().as_u16()), ra)
+        }
+        Err(e) => Sent::Retry(edge_origin::net::request_error(&e).to_string(), None),
+    }
+}

@@ -1,0 +1,598 @@
+//! The import pipeline's task runners: `dltar → mkraw → mkdxf → mkpat → deploy`. Each step
+//! is idempotent (files written to temporary names, then renamed; rows keyed so a second
+//! run changes nothing), so a crashed step simply runs again. A runner returns its outcome
+//! and the state change to commit with it; the worker commits both in one transaction,
+//! only while it still holds the task's lease.
+
+use super::{depot, download, targets::TargetSpec};
+use crate::db::{i, opt_i, s};
+use crate::state::AppState;
+use crate::store::{deployments, published, tasks, Conn};
+use crate::util::{now_ms, rfc3339};
+use edge_engine::store::ChunkStore;
+use edge_engine::tree::Tree;
+use edge_engine::Params;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// A task's progress (0..1), shared between its runner and the lease renewal.
+#[derive(Clone, Default)]
+pub struct Progress(Arc<AtomicU64>);
+
+impl Progress {
+    /// Sets the fraction done.
+    pub fn set(&self, f: f64) {
+        self.0.store(f.clamp(0.0, 1.0).to_bits(), Ordering::Relaxed);
+    }
+    /// The fraction done.
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+}
+
+/// The state change that goes with a finished task.
+pub enum After {
+    /// Nothing beyond the task row.
+    Nothing,
+    /// `dltar` done: the group enters its app's line.
+    Downloaded,
+    /// A failure that cancels the rest of the group.
+    CancelRest,
+    /// `mkraw` done: a new build id.
+    Raw { tree_path: String, content_hash: String, size: u64 },
+    /// `mkraw` found the current build again.
+    Identical,
+    /// `mkdxf` done.
+    Dxf { dxf_name: String, image_bytes: u64 },
+    /// `deploy` done on every target.
+    Deployed { targets: Vec<String>, patches: Vec<(i64, u64)> },
+    /// `deploy` failed on a target: the app is locked.
+    DeployFailed { deployment_id: String, message: String },
+}
+
+/// What a runner produced.
+pub struct Done {
+    pub outcome: tasks::Outcome,
+    pub after: After,
+}
+
+fn ok(result: Value, after: After) -> Done {
+    Done { outcome: tasks::Outcome { status: "done", result: Some(result), exception: None, warning: None }, after }
+}
+
+fn fail(exception: Value, after: After) -> Done {
+    Done { outcome: tasks::Outcome { status: "error", result: None, exception: Some(exception), warning: None }, after }
+}
+
+fn internal(code: &str, message: impl std::fmt::Display) -> Done {
+    tracing::error!(code, error = %message, "pipeline step failed");
+    fail(json!({"error": {"code": code, "message": message.to_string()}}), After::CancelRest)
+}
+
+/// The app a task works for.
+pub struct AppCtx {
+    pub id: String,
+    pub name: String,
+    pub org_id: String,
+    pub org_name: String,
+    pub max_builds: i64,
+    pub deployments: Vec<String>,
+    pub cur_build: Option<i64>,
+}
+
+/// Loads the app of a task (None when it was deleted meanwhile).
+pub async fn app_ctx(c: &mut Conn, app_id: &str) -> Result<Option<AppCtx>, sqlx::Error> {
+    let r = sqlx::query("SELECT a.id, a.name, a.org_id, o.name AS org_name, a.max_builds, a.deployments, a.i_cur_build FROM apps a JOIN orgs o ON o.id = a.org_id WHERE a.id = $1")
+        .bind(app_id)
+        .fetch_optional(c)
+        .await?;
+    Ok(r.map(|r| AppCtx {
+        id: s(&r, "id"),
+        name: s(&r, "name"),
+        org_id: s(&r, "org_id"),
+        org_name: s(&r, "org_name"),
+        max_builds: i(&r, "max_builds"),
+        deployments: serde_json::from_str(&s(&r, "deployments")).unwrap_or_default(),
+        cur_build: opt_i(&r, "i_cur_build"),
+    }))
+}
+
+/// Engine parameters from the configuration.
+pub fn params(_st: &AppState) -> Params {
+    Params::default()
+}
+
+/// Runs one pipeline task.
+pub async fn run(st: &Arc<AppState>, t: &tasks::Task, progress: &Progress) -> Done {
+    let mut c = match st.db.pool.acquire().await {
+        Ok(c) => c,
+        Err(e) => return internal("database", e),
+    };
+    let app = match t.app_id.as_deref() {
+        Some(id) => match app_ctx(&mut c, id).await {
+            Ok(Some(a)) => a,
+            Ok(None) => return internal("app-deleted", "the app was deleted"),
+            Err(e) => return internal("database", e),
+        },
+        None => return internal("no-app", "pipeline task without an app"),
+    };
+    drop(c);
+    let r = match t.kind.as_str() {
+        "dltar" => download::run(st, t, progress).await,
+        "mkraw" => mkraw(st, t, &app, progress).await,
+        "mkdxf" => mkdxf(st, t, &app).await,
+        "mkpat" => mkpat(st, t, &app, progress).await,
+        "deploy" => deploy(st, t, &app, progress).await,
+        other => Err(format!("unknown task type {other}")),
+    };
+    r.unwrap_or_else(|e| internal("internal", e))
+}
+
+fn read_tree(path: &Path) -> Result<Tree, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("build tree {}: {e}", path.display()))?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("build tree {}: {e}", path.display()))
+}
+
+async fn mkraw(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Progress) -> Result<Done, String> {
+    let mut c = st.db.pool.acquire().await.map_err(|e| e.to_string())?;
+    let cur_hash = match app.cur_build {
+        Some(b) => sqlx::query("SELECT content_hash FROM builds WHERE app_id = $1 AND build_id = $2")
+            .bind(&app.id)
+            .bind(b)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(|e| e.to_string())?
+            .map(|r| s(&r, "content_hash")),
+        None => None,
+    };
+    drop(c);
+    let tar = depot::upload_path(st, &t.group);
+    let store = ChunkStore::open(&depot::chunks_dir(st, &app.id)).map_err(|e| e.to_string())?;
+    let p = params(st);
+    let total = std::fs::metadata(&tar).map(|m| m.len()).map_err(|e| format!("the build archive is missing: {e}"))?;
+    let prog = progress.clone();
+    let res = tokio::task::spawn_blocking(move || {
+        let f = std::fs::File::open(&tar)?;
+        let r = std::io::BufReader::with_capacity(1 << 20, f);
+        Ok::<_, std::io::Error>(edge_engine::ingest::ingest(r, &store, &p, &mut |n| prog.set(n as f64 / total.max(1) as f64)))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+    let ing = match res {
+        Ok(i) => i,
+        Err(edge_engine::ingest::IngestError::Rejected(r)) => {
+            return Ok(fail(
+                json!({"fileReadFailed": {"filename": r.filename, "typeExpected": r.type_expected, "typeDetected": r.type_detected}}),
+                After::CancelRest,
+            ))
+        }
+        Err(edge_engine::ingest::IngestError::Io(e)) => return Err(format!("reading the build: {e}")),
+    };
+    let content_hash = ing.tree.content_hash().hex();
+    let result = json!({"fileCount": ing.tree.file_count(), "sizeBytes": ing.tree.size_bytes(), "chunkCount": ing.tree.chunks.len(), "newChunks": ing.new_chunks});
+    if cur_hash.as_deref() == Some(content_hash.as_str()) {
+        let mut d = ok(result, After::Identical);
+        d.outcome.warning = Some(
+            json!({"code": "identical-build", "message": "same content as the current build: no new image is published", "acknowledged": false}),
+        );
+        return Ok(d);
+    }
+    let dir = depot::trees_dir(st, &app.id);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let path = dir.join(format!("{}.json", t.group));
+    let tmp = dir.join(format!(".{}.tmp", t.group));
+    std::fs::write(&tmp, serde_json::to_vec(&ing.tree).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, &path).map_err(|e| e.to_string())?;
+    let size = ing.tree.size_bytes();
+    let mut d = ok(result, After::Raw { tree_path: path.display().to_string(), content_hash, size });
+    if ing.empty_files > 0 {
+        d.outcome.warning = Some(
+            json!({"code": "empty-file", "message": format!("{} zero-length file(s) in the build", ing.empty_files), "acknowledged": false}),
+        );
+    }
+    Ok(d)
+}
+
+struct BuildRow {
+    build_id: i64,
+    build_name: String,
+    dxf_name: Option<String>,
+    tree_path: String,
+}
+
+async fn build_row(st: &AppState, app_id: &str, build_id: i64) -> Result<BuildRow, String> {
+    let r = sqlx::query("SELECT build_id, build_name, dxf_name, tree_path FROM builds WHERE app_id = $1 AND build_id = $2")
+        .bind(app_id)
+        .bind(build_id)
+        .fetch_optional(&st.db.pool)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("build {build_id} is not recorded"))?;
+    Ok(BuildRow {
+        build_id: i(&r, "build_id"),
+        build_name: s(&r, "build_name"),
+        dxf_name: crate::db::opt_s(&r, "dxf_name"),
+        tree_path: s(&r, "tree_path"),
+    })
+}
+
+/// The org key as a signer, when the org has one.
+async fn org_signer(st: &AppState, org_id: &str) -> Result<Option<rsa::RsaPrivateKey>, String> {
+    use rsa::pkcs8::DecodePrivateKey;
+    let r = sqlx::query("SELECT key_sealed FROM orgs WHERE id = $1")
+        .bind(org_id)
+        .fetch_optional(&st.db.pool)
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(sealed) = r.and_then(|r| crate::db::opt_s(&r, "key_sealed")) else { return Ok(None) };
+    let der = st.data_key.open(&sealed).ok_or("the organization key cannot be unsealed")?;
+    rsa::RsaPrivateKey::from_pkcs8_der(&der).map(Some).map_err(|e| format!("organization key: {e}"))
+}
+
+async fn mkdxf(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx) -> Result<Done, String> {
+    let build_id = t.build_id.ok_or("the task has no build id")?;
+    let b = build_row(st, &app.id, build_id).await?;
+    let key = org_signer(st, &app.org_id).await?;
+    let dir = depot::staging_dir(st, &app.id, &t.group).join("dxf");
+    let store = ChunkStore::open(&depot::chunks_dir(st, &app.id)).map_err(|e| e.to_string())?;
+    let meta = edge_engine::image::ImageMeta {
+        org_name: app.org_name.clone(),
+        app_name: app.name.clone(),
+        build_id: build_id as u64,
+        build_name: b.build_name.clone(),
+        created: rfc3339(now_ms()),
+        traces: 0,
+        generation: 0,
+        preload: Value::Null,
+    };
+    let p = params(st);
+    let tree_path = PathBuf::from(&b.tree_path);
+    let summary = tokio::task::spawn_blocking(move || {
+        let tree = read_tree(&tree_path)?;
+        let _ = std::fs::remove_dir_all(&dir);
+        let signer = key.map(|k| move |m: &[u8]| edge_engine::image::rsa_sign(&k, m));
+        let sign: Option<edge_engine::image::Signer<'_>> = signer.as_ref().map(|f| f as edge_engine::image::Signer<'_>);
+        edge_engine::image::write_image(&tree, &store, &[], &meta, &dir, &p, sign).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    Ok(ok(
+        json!({"dxfName": summary.dxf_name, "packBytes": summary.pack_bytes, "sizeBytes": summary.total_bytes, "files": summary.files}),
+        After::Dxf { dxf_name: summary.dxf_name.clone(), image_bytes: summary.total_bytes },
+    ))
+}
+
+/// Older builds a new build gets patches from: the newest `max_builds - 1` retained ones.
+async fn patch_sources(st: &AppState, app: &AppCtx, build_id: i64) -> Result<Vec<BuildRow>, String> {
+    let rows = sqlx::query(
+        "SELECT build_id FROM builds WHERE app_id = $1 AND build_id < $2 AND status IN ('current', 'retained') ORDER BY build_id DESC",
+    )
+    .bind(&app.id)
+    .bind(build_id)
+    .fetch_all(&st.db.pool)
+    .await
+    .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for r in rows.iter().take((app.max_builds - 1).max(0) as usize) {
+        out.push(build_row(st, &app.id, i(r, "build_id")).await?);
+    }
+    Ok(out)
+}
+
+async fn mkpat(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Progress) -> Result<Done, String> {
+    let build_id = t.build_id.ok_or("the task has no build id")?;
+    let to = build_row(st, &app.id, build_id).await?;
+    let sources = patch_sources(st, app, build_id).await?;
+    let base = depot::staging_dir(st, &app.id, &t.group).join("pat");
+    let _ = std::fs::remove_dir_all(&base);
+    let image_bytes: i64 = sqlx::query("SELECT image_bytes FROM builds WHERE app_id = $1 AND build_id = $2")
+        .bind(&app.id)
+        .bind(build_id)
+        .fetch_one(&st.db.pool)
+        .await
+        .map(|r| i(&r, "image_bytes"))
+        .map_err(|e| e.to_string())?;
+    let mut patches = Vec::new();
+    let mut large = Vec::new();
+    let n = sources.len().max(1);
+    for (k, from) in sources.into_iter().enumerate() {
+        let store = ChunkStore::open(&depot::chunks_dir(st, &app.id)).map_err(|e| e.to_string())?;
+        let meta = edge_engine::patch::PatchMeta {
+            org_name: app.org_name.clone(),
+            app_name: app.name.clone(),
+            from_build_id: from.build_id as u64,
+            to_build_id: build_id as u64,
+            from_dxf_name: from.dxf_name.clone().unwrap_or_default(),
+            to_dxf_name: to.dxf_name.clone().unwrap_or_default(),
+            created: rfc3339(now_ms()),
+        };
+        let dir = base.join(from.build_id.to_string());
+        let (fp, tp, p) = (PathBuf::from(&from.tree_path), PathBuf::from(&to.tree_path), params(st));
+        let sum = tokio::task::spawn_blocking(move || {
+            let (ft, tt) = (read_tree(&fp)?, read_tree(&tp)?);
+            edge_engine::patch::write_patch(&ft, &tt, &store, &meta, &dir, &p).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        if sum.size_bytes as i64 * 2 > image_bytes {
+            large.push(from.build_id);
+        }
+        patches.push(json!({"fromBuildId": from.build_id, "sizeBytes": sum.size_bytes, "reusedChunks": sum.reused, "deltaChunks": sum.deltas, "sentChunks": sum.sent}));
+        progress.set((k + 1) as f64 / n as f64);
+    }
+    let mut d = ok(json!({"patches": patches}), After::Nothing);
+    if !large.is_empty() {
+        d.outcome.warning = Some(
+            json!({"code": "large-patch", "message": format!("patch(es) from build(s) {large:?} exceed 50 % of the image"), "acknowledged": false}),
+        );
+    }
+    Ok(d)
+}
+
+/// The files of a staged directory in publishing order: data, then the manifest last.
+fn publish_order(dir: &Path, manifest: &str) -> Result<Vec<String>, String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.') && n != manifest)
+        .collect();
+    names.sort();
+    names.push(manifest.to_string());
+    Ok(names)
+}
+
+/// The targets of an app: its deployments (all of the org's when its list is empty), in
+/// order, then the depot.
+pub async fn app_targets(st: &AppState, app: &AppCtx) -> Result<Vec<TargetSpec>, String> {
+    let mut c = st.db.pool.acquire().await.map_err(|e| e.to_string())?;
+    let all = deployments::list(&mut c, &app.org_id).await.map_err(|e| e.to_string())?;
+    let chosen: Vec<&deployments::Deployment> = if app.deployments.is_empty() {
+        all.iter().collect()
+    } else {
+        app.deployments.iter().filter_map(|n| all.iter().find(|d| &d.name == n)).collect()
+    };
+    let mut out = Vec::new();
+    for d in chosen {
+        out.push(crate::http::deployments::target_of(st, d).map_err(|e| e.message)?);
+    }
+    out.push(TargetSpec::depot(st));
+    Ok(out)
+}
+
+async fn deploy(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Progress) -> Result<Done, String> {
+    let build_id = t.build_id.ok_or("the task has no build id")?;
+    let b = build_row(st, &app.id, build_id).await?;
+    let dxf = b.dxf_name.clone().ok_or("the build has no image")?;
+    let stage = depot::staging_dir(st, &app.id, &t.group);
+    let image_dir = stage.join("dxf");
+    let image_files = publish_order(&image_dir, "manifest.json")?;
+    let mut patch_dirs: Vec<(i64, PathBuf, Vec<String>)> = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(stage.join("pat")) {
+        for e in rd.flatten() {
+            if let Ok(from) = e.file_name().to_string_lossy().parse::<i64>() {
+                patch_dirs.push((from, e.path(), publish_order(&e.path(), "patch.json")?));
+            }
+        }
+    }
+    patch_dirs.sort_by_key(|p| -p.0);
+    let targets = app_targets(st, app).await?;
+    let total_objects = (image_files.len() + patch_dirs.iter().map(|p| p.2.len()).sum::<usize>()) * targets.len();
+    let mut done_objects = 0usize;
+    for tg in &targets {
+        let fail_target = |msg: String| {
+            fail(
+                json!({"error": {"code": "publish-failed", "message": format!("{}: {msg}", tg.name)}, "deployment": {"name": tg.name}}),
+                After::DeployFailed { deployment_id: tg.deployment_id.clone(), message: msg },
+            )
+        };
+        let origin = match tg.origin(st) {
+            Ok(o) => o,
+            Err(e) => return Ok(fail_target(e.to_string())),
+        };
+        let dxf_dir = edge_origin::keys::dxf_dir(&tg.prefix, &app.org_name, &app.name, build_id as u64, &dxf);
+        // Patches and image data first; the image manifest last of all.
+        let mut uploads: Vec<(String, PathBuf)> = Vec::new();
+        for (from, dir, files) in &patch_dirs {
+            let pd = edge_origin::keys::pat_dir(&tg.prefix, &app.org_name, &app.name, build_id as u64, *from as u64);
+            uploads.extend(files.iter().map(|f| (edge_origin::keys::join(&pd, f), dir.join(f))));
+        }
+        let (manifest, data): (Vec<&String>, Vec<&String>) = image_files.iter().partition(|f| *f == "manifest.json");
+        let mut ordered: Vec<(String, PathBuf)> = data.iter().map(|f| (edge_origin::keys::join(&dxf_dir, f), image_dir.join(f))).collect();
+        ordered.extend(uploads);
+        ordered.extend(manifest.iter().map(|f| (edge_origin::keys::join(&dxf_dir, f), image_dir.join(f))));
+        for (key, path) in ordered {
+            if let Err(e) = origin.put_file(&key, &path).await {
+                return Ok(fail_target(e.to_string()));
+            }
+            let mut c = st.db.pool.acquire().await.map_err(|e| e.to_string())?;
+            published::record(&mut c, &app.org_id, &app.id, &tg.deployment_id, &key, Some(build_id)).await.map_err(|e| e.to_string())?;
+            done_objects += 1;
+            progress.set(done_objects as f64 / total_objects.max(1) as f64);
+        }
+    }
+    let patches: Vec<(i64, u64)> = patch_dirs
+        .iter()
+        .map(|(from, dir, files)| (*from, files.iter().map(|f| std::fs::metadata(dir.join(f)).map(|m| m.len()).unwrap_or(0)).sum()))
+        .collect();
+    Ok(ok(
+        json!({"dxfName": dxf, "targets": targets.iter().map(|t| t.name.clone()).collect::<Vec<_>>(), "patches": patches.iter().map(|p| json!({"fromBuildId": p.0, "sizeBytes": p.1})).collect::<Vec<_>>()}),
+        After::Deployed { targets: targets.iter().map(|t| t.deployment_id.clone()).filter(|d| !d.is_empty()).collect(), patches },
+    ))
+}
+
+/// Commits the state change of a finished task, in the transaction that records its end.
+pub async fn commit(c: &mut Conn, st: &AppState, t: &tasks::Task, d: &Done) -> Result<(), sqlx::Error> {
+    let app_id = t.app_id.clone().unwrap_or_default();
+    match &d.after {
+        After::Nothing => {}
+        After::Downloaded => tasks::enter_line(c, &t.group).await?,
+        After::CancelRest => {
+            tasks::cancel_rest(c, &t.group, None).await?;
+        }
+        After::Identical => {
+            tasks::cancel_rest(c, &t.group, Some(&json!({"reason": "identical-build"}))).await?;
+        }
+        After::Raw { tree_path, content_hash, size } => {
+            let id: i64 = sqlx::query("UPDATE apps SET next_build_id = next_build_id + 1 WHERE id = $1 RETURNING next_build_id")
+                .bind(&app_id)
+                .fetch_one(&mut *c)
+                .await
+                .map(|r| i(&r, "next_build_id") - 1)?;
+            sqlx::query(
+                "INSERT INTO builds (app_id, build_id, org_id, build_name, size_bytes, content_hash, tree_path, task_group, status, created) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9)",
+            )
+            .bind(&app_id)
+            .bind(id)
+            .bind(t.org_id.clone().unwrap_or_default())
+            .bind(t.build_name.clone().unwrap_or_else(|| format!("build-{id}")))
+            .bind(*size as i64)
+            .bind(content_hash)
+            .bind(tree_path)
+            .bind(&t.group)
+            .bind(now_ms())
+            .execute(&mut *c)
+            .await?;
+            tasks::set_group_build(c, &t.group, id).await?;
+            if t.build_name.is_none() {
+                sqlx::query("UPDATE tasks SET build_name = $1 WHERE task_group = $2")
+                    .bind(format!("build-{id}"))
+                    .bind(&t.group)
+                    .execute(&mut *c)
+                    .await?;
+            }
+        }
+        After::Dxf { dxf_name, image_bytes } => {
+            sqlx::query("UPDATE builds SET dxf_name = $1, image_bytes = $2 WHERE app_id = $3 AND build_id = $4")
+                .bind(dxf_name)
+                .bind(*image_bytes as i64)
+                .bind(&app_id)
+                .bind(t.build_id)
+                .execute(&mut *c)
+                .await?;
+        }
+        After::DeployFailed { deployment_id, message } => {
+            sqlx::query("UPDATE apps SET error = 1, error_task = $1, updated = $2 WHERE id = $3")
+                .bind(&t.name)
+                .bind(now_ms())
+                .bind(&app_id)
+                .execute(&mut *c)
+                .await?;
+            if !deployment_id.is_empty() {
+                deployments::set_status(c, deployment_id, false, &format!("publish failed {}: {message}", rfc3339(now_ms()))).await?;
+            }
+        }
+        After::Deployed { targets, patches } => make_current(c, st, t, targets, patches).await?,
+    }
+    Ok(())
+}
+
+/// Makes the deployed build current, rotates old builds out, and marks what left the
+/// window as superseded (the sweep removes it after the grace period).
+async fn make_current(
+    c: &mut Conn,
+    _st: &AppState,
+    t: &tasks::Task,
+    targets: &[String],
+    patches: &[(i64, u64)],
+) -> Result<(), sqlx::Error> {
+    let app_id = t.app_id.clone().unwrap_or_default();
+    let build_id = t.build_id.unwrap_or(0);
+    let now = now_ms();
+    let b = sqlx::query("SELECT build_name, dxf_name FROM builds WHERE app_id = $1 AND build_id = $2")
+        .bind(&app_id)
+        .bind(build_id)
+        .fetch_one(&mut *c)
+        .await?;
+    sqlx::query("UPDATE builds SET status = 'retained' WHERE app_id = $1 AND status = 'current'").bind(&app_id).execute(&mut *c).await?;
+    sqlx::query("UPDATE builds SET status = 'current' WHERE app_id = $1 AND build_id = $2")
+        .bind(&app_id)
+        .bind(build_id)
+        .execute(&mut *c)
+        .await?;
+    sqlx::query(
+        "UPDATE apps SET i_cur_build = $1, dxf_name = $2, build_name = $3, error = 0, error_task = NULL, updated = $4 WHERE id = $5",
+    )
+    .bind(build_id)
+    .bind(crate::db::opt_s(&b, "dxf_name"))
+    .bind(s(&b, "build_name"))
+    .bind(now)
+    .bind(&app_id)
+    .execute(&mut *c)
+    .await?;
+    for (from, size) in patches {
+        sqlx::query(
+            "INSERT INTO patches (app_id, from_build, to_build, size_bytes, to_dxf_name, created) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        )
+        .bind(&app_id)
+        .bind(from)
+        .bind(build_id)
+        .bind(*size as i64)
+        .bind(crate::db::opt_s(&b, "dxf_name").unwrap_or_default())
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+    }
+    for d in targets {
+        deployments::set_status(c, d, true, &format!("last publish {}", rfc3339(now))).await?;
+    }
+    rotate(c, &app_id).await
+}
+
+/// Keeps at most `maxBuilds` builds and the patches into the current build from them.
+pub async fn rotate(c: &mut Conn, app_id: &str) -> Result<(), sqlx::Error> {
+    let a = sqlx::query(
+        "SELECT a.name, a.max_builds, a.i_cur_build, o.name AS org_name FROM apps a JOIN orgs o ON o.id = a.org_id WHERE a.id = $1",
+    )
+    .bind(app_id)
+    .fetch_one(&mut *c)
+    .await?;
+    let (max, cur) = (i(&a, "max_builds"), opt_i(&a, "i_cur_build").unwrap_or(0));
+    let rows =
+        sqlx::query("SELECT build_id, dxf_name FROM builds WHERE app_id = $1 AND status IN ('current', 'retained') ORDER BY build_id DESC")
+            .bind(app_id)
+            .fetch_all(&mut *c)
+            .await?;
+    let mut live = Vec::new();
+    for (k, r) in rows.iter().enumerate() {
+        let id = i(r, "build_id");
+        if (k as i64) < max {
+            live.push(edge_origin::keys::dxf_dir("", &s(&a, "org_name"), &s(&a, "name"), id as u64, &s(r, "dxf_name")));
+            if id != cur {
+                live.push(edge_origin::keys::pat_dir("", &s(&a, "org_name"), &s(&a, "name"), cur as u64, id as u64));
+            }
+        } else {
+            sqlx::query("UPDATE builds SET status = 'removed' WHERE app_id = $1 AND build_id = $2")
+                .bind(app_id)
+                .bind(id)
+                .execute(&mut *c)
+                .await?;
+        }
+    }
+    sqlx::query("DELETE FROM patches WHERE app_id = $1 AND (to_build <> $2 OR from_build IN (SELECT build_id FROM builds WHERE app_id = $1 AND status = 'removed'))")
+        .bind(app_id)
+        .bind(cur)
+        .execute(&mut *c)
+        .await?;
+    let live: Vec<String> = live.into_iter().map(|l| format!("{l}/")).collect();
+    published::supersede_except(c, app_id, &live).await?;
+    Ok(())
+}
+
+/// Cleans up local files once a finished task's transaction committed.
+pub fn after_commit(st: &AppState, t: &tasks::Task, d: &Done) {
+    match (&d.after, t.kind.as_str()) {
+        // The archive is no longer needed once it is chunked (or refused).
+        (After::Raw { .. } | After::Identical | After::CancelRest, "mkraw") => {
+            let _ = std::fs::remove_file(depot::upload_path(st, &t.group));
+        }
+        (After::Deployed { .. }, _) => {
+            let _ = std::fs::remove_dir_all(depot::staging_dir(st, t.app_id.as_deref().unwrap_or("_"), &t.group));
+        }
+        _ => {}
+    }
+}

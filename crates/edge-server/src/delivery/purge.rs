@@ -1,0 +1,164 @@
+//! Purges: a task carrying a sealed snapshot of exactly which objects were published where
+//! (and which local directories hold the data), taken when the deletion happened, so a
+//! re-created app, deployment or org of the same name is never touched.
+
+use super::depot;
+use super::targets::TargetSpec;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::store::{deployments, published, tasks, Conn};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+/// What a purge removes.
+#[derive(Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Snapshot {
+    /// Per target: where, and which keys.
+    pub targets: Vec<(TargetSpec, Vec<String>)>,
+    /// Local directories to remove.
+    pub dirs: Vec<String>,
+}
+
+/// Builds the snapshot of the objects of `rows` (target id, key), resolving each target.
+async fn snapshot(
+    st: &AppState,
+    c: &mut Conn,
+    org: &str,
+    rows: Vec<(String, String)>,
+    known: Option<(String, TargetSpec)>,
+) -> ApiResult<Snapshot> {
+    let mut by_target: HashMap<String, Vec<String>> = HashMap::new();
+    for (t, k) in rows {
+        by_target.entry(t).or_default().push(k);
+    }
+    let all = deployments::list(c, org).await?;
+    let mut snap = Snapshot::default();
+    for (tid, keys) in by_target {
+        let spec = if tid.is_empty() {
+            Some(TargetSpec::depot(st))
+        } else if let Some((id, spec)) = known.as_ref().filter(|(id, _)| *id == tid) {
+            let _ = id;
+            Some(spec.clone())
+        } else {
+            all.iter().find(|d| d.id == tid).and_then(|d| crate::http::deployments::target_of(st, d).ok())
+        };
+        if let Some(spec) = spec {
+            snap.targets.push((spec, keys));
+        }
+    }
+    Ok(snap)
+}
+
+async fn enqueue(
+    st: &AppState,
+    c: &mut Conn,
+    org: &str,
+    org_name: &str,
+    app_name: Option<&str>,
+    snap: Snapshot,
+    reason: &str,
+) -> ApiResult<String> {
+    let sealed = st.data_key.seal(&serde_json::to_vec(&snap).map_err(ApiError::internal)?);
+    let (name, _) = tasks::enqueue(
+        c,
+        tasks::NewTask {
+            org_id: Some(org.into()),
+            org_name: Some(org_name.into()),
+            kind: "purge".into(),
+            app_name: app_name.map(String::from),
+            params: json!({"snapshot": sealed, "reason": reason}),
+            ..Default::default()
+        },
+    )
+    .await?;
+    Ok(name)
+}
+
+/// Queues the purge of everything published to a deployment being deleted.
+pub async fn enqueue_for_deployment(
+    st: &AppState,
+    c: &mut Conn,
+    org: &str,
+    org_name: &str,
+    d: &deployments::Deployment,
+    spec: Option<TargetSpec>,
+) -> ApiResult<String> {
+    let rows = published::of_deployment(c, &d.id).await?.into_iter().map(|(_, k)| (d.id.clone(), k)).collect();
+    let snap = snapshot(st, c, org, rows, spec.map(|s| (d.id.clone(), s))).await?;
+    published::forget_deployment(c, &d.id).await?;
+    enqueue(st, c, org, org_name, None, snap, "deployment-deleted").await
+}
+
+/// Queues the purge of an app: its published objects everywhere and its local data.
+pub async fn enqueue_for_app(st: &AppState, c: &mut Conn, org: &str, org_name: &str, app_id: &str, app_name: &str) -> ApiResult<String> {
+    let rows = published::of_app(c, app_id).await?;
+    let mut snap = snapshot(st, c, org, rows, None).await?;
+    snap.dirs = depot::app_dirs(st, app_id).iter().map(|p| p.display().to_string()).collect();
+    published::forget_app(c, app_id).await?;
+    enqueue(st, c, org, org_name, Some(app_name), snap, "app-deleted").await
+}
+
+/// Queues the purge of an organization's apps (with `prune`, their published files too).
+pub async fn enqueue_for_org(st: &AppState, c: &mut Conn, org: &str, org_name: &str, prune: bool) -> ApiResult<Option<String>> {
+    let apps: Vec<String> = sqlx::query("SELECT id FROM apps WHERE org_id = $1")
+        .bind(org)
+        .fetch_all(&mut *c)
+        .await?
+        .iter()
+        .map(|r| crate::db::s(r, "id"))
+        .collect();
+    let mut snap = Snapshot::default();
+    let mut rows = Vec::new();
+    for a in &apps {
+        snap.dirs.extend(depot::app_dirs(st, a).iter().map(|p| p.display().to_string()));
+        if prune {
+            rows.extend(published::of_app(c, a).await?);
+        }
+        published::forget_app(c, a).await?;
+    }
+    if !prune {
+        // Without prune the published files stay; the Edge's own copies go at once.
+        let dirs = std::mem::take(&mut snap.dirs);
+        tokio::task::spawn_blocking(move || dirs.iter().for_each(|d| drop(std::fs::remove_dir_all(d))));
+        return Ok(None);
+    }
+    let mut s2 = snapshot(st, c, org, rows, None).await?;
+    s2.dirs = snap.dirs;
+    Ok(Some(enqueue(st, c, org, org_name, None, s2, "org-deleted").await?))
+}
+
+/// Runs a purge task: deletes every recorded object (a missing one counts as gone), then
+/// the local directories. Any failure leaves the task in error, retryable.
+pub async fn run(st: &AppState, params: &Value) -> Result<Value, (String, String)> {
+    let sealed = params["snapshot"].as_str().ok_or(("snapshot".to_string(), "no snapshot".to_string()))?;
+    let bytes = st
+        .data_key
+        .open(sealed)
+        .ok_or(("snapshot".to_string(), "the snapshot cannot be read with this instance's data key".to_string()))?;
+    let snap: Snapshot = serde_json::from_slice(&bytes).map_err(|e| ("snapshot".to_string(), e.to_string()))?;
+    let mut removed = 0u64;
+    for (spec, keys) in &snap.targets {
+        let origin = spec.origin(st).map_err(|e| ("origin".to_string(), format!("{}: {e}", spec.name)))?;
+        for k in keys {
+            origin.delete(k).await.map_err(|e| ("origin".to_string(), format!("{}: {e}", spec.name)))?;
+            removed += 1;
+        }
+    }
+    let dirs = snap.dirs.clone();
+    let n_dirs = dirs.len();
+    tokio::task::spawn_blocking(move || {
+        for d in dirs {
+            if let Err(e) = std::fs::remove_dir_all(&d) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    return Err(("local".to_string(), e.to_string()));
+                }
+            }
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| ("local".to_string(), e.to_string()))??;
+    Ok(json!({"removed": removed, "targets": snap.targets.len(), "localDirs": n_dirs}))
+}

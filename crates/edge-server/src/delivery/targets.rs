@@ -1,0 +1,97 @@
+//! Publishing targets: a deployment's stored origin (secrets sealed) turned into an
+//! `edge_origin::Origin`, and the Edge's own depot. A [`TargetSpec`] is serializable so
+//! purge tasks can carry (sealed) what they must delete even after the deployment is gone.
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use edge_origin::{Origin, OriginConfig, OriginOptions};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::path::{Component, Path, PathBuf};
+
+/// A target with everything needed to reach it (secrets included: seal before storing).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetSpec {
+    /// Deployment id, or "" for the depot.
+    pub deployment_id: String,
+    /// Deployment name (for messages), or "depot".
+    pub name: String,
+    /// Key prefix on the origin.
+    pub prefix: String,
+    /// `fs`, `s3`, `netstorage`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Non-secret origin fields as stored (`path` resolved absolute for fs).
+    pub origin: Value,
+    /// The origin's secret, if any.
+    pub secret: Option<String>,
+}
+
+impl TargetSpec {
+    /// The depot target: an fs origin at `<data dir>/depot`, no prefix.
+    pub fn depot(st: &AppState) -> TargetSpec {
+        TargetSpec {
+            deployment_id: String::new(),
+            name: "depot".into(),
+            prefix: String::new(),
+            kind: "fs".into(),
+            origin: json!({"path": st.cfg.data_dir.join("depot").display().to_string()}),
+            secret: None,
+        }
+    }
+
+    /// Connects (lazily) to the origin.
+    pub fn origin(&self, st: &AppState) -> Result<Origin, edge_origin::OriginError> {
+        let s = |k: &str| self.origin[k].as_str().unwrap_or("").to_string();
+        let cfg = match self.kind.as_str() {
+            "fs" => OriginConfig::Fs { root: PathBuf::from(s("path")) },
+            "s3" => OriginConfig::S3 {
+                endpoint: s("endpoint"),
+                region: s("region"),
+                bucket: s("bucket"),
+                access_key_id: s("accessKeyId"),
+                secret_access_key: self.secret.clone().unwrap_or_default(),
+                path_style: self.origin["pathStyle"].as_bool().unwrap_or(false),
+            },
+            _ => OriginConfig::NetStorage {
+                host: s("host"),
+                key_name: s("keyName"),
+                key: self.secret.clone().unwrap_or_default(),
+                cp_code: s("cpCode"),
+                base_path: self.origin["basePath"].as_str().map(String::from),
+            },
+        };
+        let opts =
+            OriginOptions { allow_private: st.cfg.allow_private_sources || self.kind == "fs", timeout: std::time::Duration::from_secs(60) };
+        Origin::new(cfg, opts)
+    }
+}
+
+/// The root `fs` origins must stay inside.
+pub fn fs_root(st: &AppState) -> PathBuf {
+    st.cfg.fs_origin_root.clone().unwrap_or_else(|| st.cfg.data_dir.join("origins"))
+}
+
+/// Resolves an `fs` origin path (absolute, or relative to the root), creating it; refuses
+/// anything outside the root, `..` included, symlinks resolved.
+pub fn resolve_fs_path(st: &AppState, path: &str, prefix: &str) -> ApiResult<PathBuf> {
+    let bad = |m: &str| ApiError::invalid("origin.path", m.to_string());
+    if path.is_empty() || Path::new(path).components().any(|c| matches!(c, Component::ParentDir)) {
+        return Err(bad("origin.path must lie inside the configured fs_origin_root, without '..'"));
+    }
+    let root = fs_root(st);
+    std::fs::create_dir_all(&root).map_err(ApiError::internal)?;
+    let root = root.canonicalize().map_err(ApiError::internal)?;
+    let p = Path::new(path);
+    let full = if p.is_absolute() { p.to_path_buf() } else { root.join(p) };
+    if !full.starts_with(&root) {
+        return Err(bad("origin.path must lie inside the configured fs_origin_root"));
+    }
+    std::fs::create_dir_all(full.join(prefix)).map_err(|_| bad("origin.path cannot be created"))?;
+    let real = full.canonicalize().map_err(|_| bad("origin.path cannot be resolved"))?;
+    let real_final = full.join(prefix).canonicalize().map_err(|_| bad("origin.path cannot be resolved"))?;
+    if !real.starts_with(&root) || !real_final.starts_with(&root) {
+        return Err(ApiError::invalid("origin.path", "origin.path (symlinks resolved) must lie inside the configured fs_origin_root"));
+    }
+    Ok(real)
+}

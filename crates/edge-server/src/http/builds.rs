@@ -1,0 +1,278 @@
+//! Build import (`POST /be/v1/builds`) and the one-time upload URL
+//! (`PUT /be/v1/uploads/{token}`), which streams the archive to disk.
+
+use super::auth::Caller;
+use super::extract::{success, JsonBody};
+use crate::delivery::depot;
+use crate::error::{ApiError, ApiResult};
+use crate::names::{text, Name};
+use crate::perms::{Resource, U};
+use crate::state::AppState;
+use crate::store::tasks;
+use crate::util::{now_ms, random_token, rfc3339, sha256_hex};
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::routing::{post, put};
+use axum::{Json, Router};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+
+/// Routes of this module.
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new().route("/be/v1/builds", post(post_build)).route("/be/v1/uploads/{token}", put(put_upload))
+}
+
+/// The pipeline steps after `dltar`, in order.
+const STEPS: [&str; 4] = ["mkraw", "mkdxf", "mkpat", "deploy"];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct BuildIn {
+    app_name: String,
+    build_name: Option<String>,
+    url: Option<Value>,
+    size: Option<u64>,
+}
+
+/// A validated import URL: href, headers, sha256.
+struct ImportUrl {
+    href: String,
+    headers: Map<String, Value>,
+    sha256: Option<String>,
+}
+
+fn parse_href(field: &str, v: &Value) -> ApiResult<String> {
+    let s = v.as_str().ok_or_else(|| ApiError::invalid(field, format!("{field} must be a string")))?;
+    let ok = reqwest::Url::parse(s).map(|u| (u.scheme() == "http" || u.scheme() == "https") && u.host_str().is_some()).unwrap_or(false);
+    if !ok || s.len() > 8192 {
+        return Err(ApiError::invalid(field, format!("{field} must be an http or https URL")));
+    }
+    Ok(s.to_string())
+}
+
+fn parse_url(v: &Value) -> ApiResult<ImportUrl> {
+    match v {
+        Value::String(_) => Ok(ImportUrl { href: parse_href("url", v)?, headers: Map::new(), sha256: None }),
+        Value::Object(o) => {
+            if let Some(k) = o.keys().find(|k| !["href", "headers", "sha256"].contains(&k.as_str())) {
+                return Err(ApiError::invalid(&format!("url.{k}"), format!("unknown field 'url.{k}'")));
+            }
+            let href = parse_href("url.href", o.get("href").unwrap_or(&Value::Null))?;
+            let mut headers = Map::new();
+            match o.get("headers") {
+                None | Some(Value::Null) => {}
+                Some(Value::Object(h)) => {
+                    for (k, v) in h {
+                        let lk = k.to_ascii_lowercase();
+                        if ["host", "content-length", "transfer-encoding", "connection"].contains(&lk.as_str()) {
+                            return Err(ApiError::invalid("url.headers", format!("header '{k}' may not be set")));
+                        }
+                        let valid_name = !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+                        let val = v.as_str().filter(|s| s.len() <= 8192 && !s.contains(['\r', '\n']));
+                        match (valid_name, val) {
+                            (true, Some(val)) => {
+                                headers.insert(k.clone(), json!(val));
+                            }
+                            _ => {
+                                return Err(ApiError::invalid(
+                                    "url.headers",
+                                    format!("header '{k}' must be a valid name with a string value"),
+                                ))
+                            }
+                        }
+                    }
+                }
+                Some(_) => return Err(ApiError::invalid("url.headers", "url.headers must be an object")),
+            }
+            let sha256 = match o.get("sha256") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) => Some(s.to_lowercase()),
+                Some(_) => return Err(ApiError::invalid("url.sha256", "url.sha256 must be 64 hex digits")),
+            };
+            Ok(ImportUrl { href, headers, sha256 })
+        }
+        _ => Err(ApiError::invalid("url", "url must be a string or an import URL object")),
+    }
+}
+
+async fn post_build(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<BuildIn>) -> ApiResult<Json<Value>> {
+    Name::parse("appName", &b.app_name)?;
+    let build_name = b.build_name.as_deref().map(|n| text("buildName", n, 1, 100)).transpose()?;
+    let url = b.url.as_ref().filter(|v| !v.is_null()).map(parse_url).transpose()?;
+    if b.size.is_some_and(|s| s > st.cfg.upload_max_bytes) {
+        return Err(ApiError::too_large("size is over the build size limit"));
+    }
+    c.require(Resource::Apps, U)?;
+    let mut tx = st.db.tx().await?;
+    let app = sqlx::query("SELECT id, error FROM apps WHERE org_id = $1 AND name = $2")
+        .bind(&c.org_id)
+        .bind(&b.app_name)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| ApiError::not_found("app", &b.app_name))?;
+    let app_id = crate::db::s(&app, "id");
+    if crate::db::i(&app, "error") == 1 {
+        return Err(ApiError::conflict("app-locked", "the app is in error state after a failed publish; fix it and retry the task first"));
+    }
+    if url.is_none() {
+        let waiting = sqlx::query("SELECT COUNT(*) AS n FROM uploads u JOIN tasks t ON t.name = u.task_name WHERE u.app_id = $1 AND u.state IN ('waiting', 'receiving') AND t.status = 'submitted'")
+            .bind(&app_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if crate::db::i(&waiting, "n") >= 4 {
+            return Err(ApiError::conflict("invalid-state", "this app already has 4 uploads waiting; use or expire them first"));
+        }
+    }
+    let group = crate::util::new_id("g");
+    let mut params = json!({"mode": if url.is_some() { "url" } else { "upload" }, "size": b.size});
+    if let Some(u) = &url {
+        params["url"] = json!(u.href);
+        params["sha256"] = json!(u.sha256);
+        if !u.headers.is_empty() {
+            // Import headers often carry credentials: sealed at rest like every secret.
+            params["headersSealed"] = json!(st.data_key.seal(Value::Object(u.headers.clone()).to_string().as_bytes()));
+        }
+    }
+    let base = tasks::NewTask {
+        org_id: Some(c.org_id.clone()),
+        org_name: Some(c.org_name.clone()),
+        group: Some(group.clone()),
+        app_id: Some(app_id.clone()),
+        app_name: Some(b.app_name.clone()),
+        build_name: build_name.clone(),
+        ..Default::default()
+    };
+    let (dl, _) = tasks::enqueue(
+        &mut tx,
+        tasks::NewTask { kind: "dltar".into(), params, step: 1, run_after: if url.is_some() { 0 } else { i64::MAX }, ..clone_task(&base) },
+    )
+    .await?;
+    for (k, kind) in STEPS.iter().enumerate() {
+        tasks::enqueue(&mut tx, tasks::NewTask { kind: (*kind).into(), params: json!({}), step: k as i64 + 2, ..clone_task(&base) })
+            .await?;
+    }
+    let mut out = json!({"taskName": dl, "taskGroup": group});
+    if url.is_none() {
+        let token = random_token();
+        let expires = now_ms() + st.cfg.upload_ttl as i64 * 1000;
+        sqlx::query("INSERT INTO uploads (token_hash, task_name, org_id, app_id, expires, size_expected, state, created) VALUES ($1, $2, $3, $4, $5, $6, 'waiting', $7)")
+            .bind(sha256_hex(token.as_bytes()))
+            .bind(&dl)
+            .bind(&c.org_id)
+            .bind(&app_id)
+            .bind(expires)
+            .bind(b.size.map(|s| s as i64))
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        out["uploadUrl"] = json!(format!("{}/be/v1/uploads/{token}", st.public_url));
+        out["uploadExpires"] = json!(rfc3339(expires));
+    }
+    tx.commit().await?;
+    Ok(success(out))
+}
+
+fn clone_task(t: &tasks::NewTask) -> tasks::NewTask {
+    tasks::NewTask {
+        org_id: t.org_id.clone(),
+        org_name: t.org_name.clone(),
+        group: t.group.clone(),
+        app_id: t.app_id.clone(),
+        app_name: t.app_name.clone(),
+        build_name: t.build_name.clone(),
+        ..Default::default()
+    }
+}
+
+/// Puts an upload back to `waiting` and removes its partial file unless disarmed
+/// (a broken or refused upload may be sent again).
+struct Rewind {
+    st: Arc<AppState>,
+    hash: String,
+    part: std::path::PathBuf,
+    armed: bool,
+}
+
+impl Drop for Rewind {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (st, hash, part) = (self.st.clone(), self.hash.clone(), self.part.clone());
+        tokio::spawn(async move {
+            let _ = tokio::fs::remove_file(&part).await;
+            let _ = sqlx::query("UPDATE uploads SET state = 'waiting', bytes = 0 WHERE token_hash = $1 AND state = 'receiving'")
+                .bind(hash)
+                .execute(&st.db.pool)
+                .await;
+        });
+    }
+}
+
+async fn put_upload(State(st): State<Arc<AppState>>, Path(token): Path<String>, headers: HeaderMap, body: Body) -> ApiResult<Json<Value>> {
+    let hash = sha256_hex(token.as_bytes());
+    let gone = || ApiError::new(axum::http::StatusCode::NOT_FOUND, "not-found", "no such upload (completed, expired or unknown)");
+    let row = sqlx::query("SELECT u.task_name, u.expires, u.size_expected, u.state, t.task_group FROM uploads u JOIN tasks t ON t.name = u.task_name WHERE u.token_hash = $1")
+        .bind(&hash)
+        .fetch_optional(&st.db.pool)
+        .await?
+        .ok_or_else(gone)?;
+    let (task, group, state) = (crate::db::s(&row, "task_name"), crate::db::s(&row, "task_group"), crate::db::s(&row, "state"));
+    if state == "done" || state == "expired" || crate::db::i(&row, "expires") < now_ms() {
+        return Err(gone());
+    }
+    let expected = crate::db::opt_i(&row, "size_expected").map(|s| s as u64);
+    let declared: Option<u64> = headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    if declared.is_some_and(|n| n > st.cfg.upload_max_bytes) {
+        return Err(ApiError::too_large("the build is over the size limit"));
+    }
+    if let (Some(d), Some(e)) = (declared, expected) {
+        if d != e {
+            return Err(ApiError::invalid("size", format!("the upload has {d} bytes, the import said {e}")));
+        }
+    }
+    let claimed = sqlx::query("UPDATE uploads SET state = 'receiving' WHERE token_hash = $1 AND state = 'waiting'")
+        .bind(&hash)
+        .execute(&st.db.pool)
+        .await?;
+    if claimed.rows_affected() == 0 {
+        return Err(ApiError::conflict("invalid-state", "another upload to this URL is in progress"));
+    }
+    let dest = depot::upload_path(&st, &group);
+    let part = dest.with_extension("part");
+    let mut rewind = Rewind { st: st.clone(), hash: hash.clone(), part: part.clone(), armed: true };
+    tokio::fs::create_dir_all(dest.parent().expect("uploads dir")).await.map_err(ApiError::internal)?;
+    let file = tokio::fs::File::create(&part).await.map_err(ApiError::internal)?;
+    let mut w = tokio::io::BufWriter::with_capacity(1 << 20, file);
+    let mut n: u64 = 0;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| ApiError::bad_request("the upload was interrupted; send it again"))?;
+        n += chunk.len() as u64;
+        if n > st.cfg.upload_max_bytes {
+            return Err(ApiError::too_large("the build is over the size limit"));
+        }
+        w.write_all(&chunk).await.map_err(ApiError::internal)?;
+    }
+    w.flush().await.map_err(ApiError::internal)?;
+    w.into_inner().sync_all().await.map_err(ApiError::internal)?;
+    if let Some(e) = expected {
+        if n != e {
+            return Err(ApiError::invalid("size", format!("the upload has {n} bytes, the import said {e}")));
+        }
+    }
+    tokio::fs::rename(&part, &dest).await.map_err(ApiError::internal)?;
+    let mut tx = st.db.tx().await?;
+    sqlx::query("UPDATE uploads SET state = 'done', bytes = $1 WHERE token_hash = $2").bind(n as i64).bind(&hash).execute(&mut *tx).await?;
+    if !tasks::end_unleased(&mut tx, &task, "done", Some(&json!({"sizeBytes": n})), None).await? {
+        return Err(gone());
+    }
+    tasks::enter_line(&mut tx, &group).await?;
+    tx.commit().await?;
+    rewind.armed = false;
+    Ok(success(json!({"sizeBytes": n})))
+}

@@ -1,0 +1,141 @@
+//! Tasks (`/be/v1/tasks`) and triggers (`/be/v1/trigger`): list, details, acknowledge a
+//! warning, expire a waiting upload, retry a failed task, process traces.
+
+use super::auth::Caller;
+use super::extract::{success, JsonBody};
+use crate::error::{ApiError, ApiResult};
+use crate::perms::{Resource, R, U, X};
+use crate::state::AppState;
+use crate::store::tasks;
+use axum::extract::{Path, RawQuery, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// Routes of this module.
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/be/v1/tasks", get(list_tasks).patch(patch_task))
+        .route("/be/v1/tasks/{name}", get(get_task))
+        .route("/be/v1/trigger", post(trigger))
+}
+
+async fn list_tasks(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+    c.require(Resource::Tasks, R)?;
+    super::admin::task_list(&st, Some(&c.org_id), raw.as_deref()).await
+}
+
+async fn get_task(c: Caller, State(st): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+    c.require(Resource::Tasks, R)?;
+    let mut conn = st.db.pool.acquire().await?;
+    let t = tasks::get(&mut conn, Some(&c.org_id), &name).await?.ok_or_else(|| ApiError::not_found("task", &name))?;
+    Ok(success(json!({"task": t.to_json(false)})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct TaskPatch {
+    task_name: String,
+    acknowledge: Option<bool>,
+    expire: Option<bool>,
+}
+
+async fn patch_task(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<TaskPatch>) -> ApiResult<Json<Value>> {
+    let (ack, exp) = (b.acknowledge == Some(true), b.expire == Some(true));
+    if ack == exp {
+        return Err(ApiError::bad_request("give exactly one of acknowledge: true or expire: true"));
+    }
+    c.require(Resource::Tasks, U)?;
+    let mut conn = st.db.pool.acquire().await?;
+    let t = tasks::get(&mut conn, Some(&c.org_id), &b.task_name).await?.ok_or_else(|| ApiError::not_found("task", &b.task_name))?;
+    if ack {
+        let Some(mut w) = t.warning.as_deref().and_then(|w| serde_json::from_str::<Value>(w).ok()).filter(|w| w.is_object()) else {
+            return Err(ApiError::conflict("invalid-state", "the task has no warning"));
+        };
+        w["acknowledged"] = json!(true);
+        tasks::set_warning(&mut conn, &t.name, Some(&w)).await?;
+    } else {
+        let waiting = t.kind == "dltar" && t.status == "submitted" && t.params()["mode"] == "upload";
+        let upload = sqlx::query("SELECT token_hash FROM uploads WHERE task_name = $1 AND state = 'waiting'")
+            .bind(&t.name)
+            .fetch_optional(&mut *conn)
+            .await?;
+        match (waiting, upload) {
+            (true, Some(u)) => {
+                if !crate::worker::expire_upload_task(&st, &crate::db::s(&u, "token_hash"), &t.name).await? {
+                    return Err(ApiError::conflict("invalid-state", "the upload is no longer waiting"));
+                }
+            }
+            _ => return Err(ApiError::conflict("invalid-state", "only a dltar task waiting for its upload can be expired")),
+        }
+    }
+    let t = tasks::get(&mut conn, Some(&c.org_id), &b.task_name).await?.ok_or_else(|| ApiError::not_found("task", &b.task_name))?;
+    Ok(success(json!({"task": t.to_json(false)})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct TriggerIn {
+    #[serde(rename = "type")]
+    kind: String,
+    task_name: Option<String>,
+    app_name: Option<String>,
+    force: Option<bool>,
+}
+
+async fn trigger(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<TriggerIn>) -> ApiResult<Json<Value>> {
+    match b.kind.as_str() {
+        "retry" => {
+            let name = b.task_name.clone().ok_or_else(|| ApiError::invalid("taskName", "missing field 'taskName'"))?;
+            if b.app_name.is_some() || b.force.is_some() {
+                return Err(ApiError::bad_request("retry takes only taskName"));
+            }
+            c.require(Resource::Tasks, X)?;
+            let mut tx = st.db.tx().await?;
+            let t = tasks::get(&mut tx, Some(&c.org_id), &name).await?.ok_or_else(|| ApiError::not_found("task", &name))?;
+            if t.status != "error" {
+                return Err(ApiError::conflict("invalid-state", format!("only a failed task can be retried; this one is {}", t.status)));
+            }
+            if let (Some(app), Some(build)) = (&t.app_id, t.build_id) {
+                let cur = sqlx::query("SELECT i_cur_build FROM apps WHERE id = $1")
+                    .bind(app)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .and_then(|r| crate::db::opt_i(&r, "i_cur_build"));
+                if cur.is_some_and(|c| build < c) {
+                    return Err(ApiError::conflict("invalid-state", "a build older than the current one cannot become current again"));
+                }
+            }
+            tasks::retry(&mut tx, &t).await?;
+            if t.kind == "dltar" {
+                // A retried upload import gets its upload URL back for the rest of its life.
+                sqlx::query("UPDATE uploads SET state = 'waiting' WHERE task_name = $1 AND state = 'receiving'")
+                    .bind(&t.name)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(success(json!({"taskName": name})))
+        }
+        "traces" => {
+            let app = b.app_name.clone().ok_or_else(|| ApiError::invalid("appName", "missing field 'appName'"))?;
+            c.require(Resource::Tasks, X)?;
+            let mut conn = st.db.pool.acquire().await?;
+            let row = sqlx::query("SELECT id, error FROM apps WHERE org_id = $1 AND name = $2")
+                .bind(&c.org_id)
+                .bind(&app)
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or_else(|| ApiError::not_found("app", &app))?;
+            if crate::db::i(&row, "error") == 1 {
+                return Err(ApiError::conflict("app-locked", "the app is in error state after a failed publish"));
+            }
+            // Launcher traces arrive through /client/v1 (not yet served by this version), so
+            // there is never a trace to learn from.
+            Err(ApiError::conflict("invalid-state", "the app has no traces to process"))
+        }
+        _ => Err(ApiError::invalid("type", "type must be retry or traces")),
+    }
+}

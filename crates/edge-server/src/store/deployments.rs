@@ -1,0 +1,178 @@
+//! Deployments (CDN origins) of an organization. Secrets are stored sealed.
+
+use super::Conn;
+use crate::db::{i, opt_s, s};
+use crate::util::{now_ms, rfc3339};
+use serde_json::{json, Value};
+use sqlx::any::AnyRow;
+
+/// A deployment row.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    pub label: Option<String>,
+    pub prefix: String,
+    pub kind: String,
+    /// Non-secret origin fields.
+    pub origin: Value,
+    pub secret_sealed: Option<String>,
+    /// Non-secret download-auth fields (`type`, `window`) or null.
+    pub download_auth: Value,
+    pub download_secret_sealed: Option<String>,
+    pub public_url: Option<String>,
+    pub status: String,
+    pub message: Option<String>,
+    pub created: i64,
+    pub updated: i64,
+}
+
+impl Deployment {
+    fn from_row(r: &AnyRow) -> Deployment {
+        let j = |c: &str| opt_s(r, c).and_then(|v| serde_json::from_str(&v).ok()).unwrap_or(Value::Null);
+        Deployment {
+            id: s(r, "id"),
+            org_id: s(r, "org_id"),
+            name: s(r, "name"),
+            label: opt_s(r, "label"),
+            prefix: s(r, "origin_prefix"),
+            kind: s(r, "origin_type"),
+            origin: j("origin"),
+            secret_sealed: opt_s(r, "secret_sealed"),
+            download_auth: j("download_auth"),
+            download_secret_sealed: opt_s(r, "download_secret_sealed"),
+            public_url: opt_s(r, "public_url"),
+            status: s(r, "status"),
+            message: opt_s(r, "message"),
+            created: i(r, "created"),
+            updated: i(r, "updated"),
+        }
+    }
+
+    /// The secret field's name for this origin type.
+    pub fn secret_field(kind: &str) -> Option<&'static str> {
+        match kind {
+            "s3" => Some("secretAccessKey"),
+            "netstorage" => Some("key"),
+            _ => None,
+        }
+    }
+
+    /// The wire object; secrets show as `********`. `apps` are the apps registered to it.
+    pub fn to_json(&self, apps: &[String]) -> Value {
+        let mut origin = self.origin.clone();
+        origin["type"] = json!(self.kind);
+        if let Some(f) = Self::secret_field(&self.kind) {
+            origin[f] = json!("********");
+        }
+        let mut da = self.download_auth.clone();
+        if da.is_object() {
+            let f = if da["type"] == "akamai" { "key" } else { "secret" };
+            da[f] = json!("********");
+        }
+        json!({
+            "name": self.name, "label": self.label, "originPrefix": self.prefix, "origin": origin,
+            "downloadAuth": da, "publicUrl": self.public_url, "apps": apps, "status": self.status,
+            "message": self.message, "created": rfc3339(self.created), "updated": rfc3339(self.updated),
+        })
+    }
+}
+
+const COLS: &str = "id, org_id, name, label, origin_prefix, origin_type, origin, secret_sealed, download_auth, \
+    download_secret_sealed, public_url, status, message, created, updated";
+
+/// Every deployment of `org`.
+pub async fn list(c: &mut Conn, org: &str) -> Result<Vec<Deployment>, sqlx::Error> {
+    let rows = sqlx::query(&format!("SELECT {COLS} FROM deployments WHERE org_id = $1 ORDER BY name")).bind(org).fetch_all(c).await?;
+    Ok(rows.iter().map(Deployment::from_row).collect())
+}
+
+/// One deployment of `org` by name.
+pub async fn get(c: &mut Conn, org: &str, name: &str) -> Result<Option<Deployment>, sqlx::Error> {
+    let r = sqlx::query(&format!("SELECT {COLS} FROM deployments WHERE org_id = $1 AND name = $2"))
+        .bind(org)
+        .bind(name)
+        .fetch_optional(c)
+        .await?;
+    Ok(r.as_ref().map(Deployment::from_row))
+}
+
+/// Inserts or replaces (by id) a deployment.
+pub async fn save(c: &mut Conn, d: &Deployment) -> Result<(), sqlx::Error> {
+    let da = if d.download_auth.is_null() { None } else { Some(d.download_auth.to_string()) };
+    sqlx::query(
+        "INSERT INTO deployments (id, org_id, name, label, origin_prefix, origin_type, origin, secret_sealed, download_auth, \
+         download_secret_sealed, public_url, status, message, created, updated) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15) \
+         ON CONFLICT (id) DO UPDATE SET label = excluded.label, origin_prefix = excluded.origin_prefix, origin_type = excluded.origin_type, \
+         origin = excluded.origin, secret_sealed = excluded.secret_sealed, download_auth = excluded.download_auth, \
+         download_secret_sealed = excluded.download_secret_sealed, public_url = excluded.public_url, updated = excluded.updated",
+    )
+    .bind(&d.id)
+    .bind(&d.org_id)
+    .bind(&d.name)
+    .bind(&d.label)
+    .bind(&d.prefix)
+    .bind(&d.kind)
+    .bind(d.origin.to_string())
+    .bind(&d.secret_sealed)
+    .bind(da)
+    .bind(&d.download_secret_sealed)
+    .bind(&d.public_url)
+    .bind(&d.status)
+    .bind(&d.message)
+    .bind(d.created)
+    .bind(d.updated)
+    .execute(c)
+    .await?;
+    Ok(())
+}
+
+/// Records the outcome of the last publish to a deployment.
+pub async fn set_status(c: &mut Conn, id: &str, ok: bool, message: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE deployments SET status = $1, message = $2 WHERE id = $3")
+        .bind(if ok { "ok" } else { "error" })
+        .bind(message)
+        .bind(id)
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+/// Names of the apps of `org` registered to deployment `name` explicitly.
+pub async fn apps_using(c: &mut Conn, org: &str, name: &str) -> Result<Vec<String>, sqlx::Error> {
+    let rows = sqlx::query("SELECT name, deployments FROM apps WHERE org_id = $1 ORDER BY name").bind(org).fetch_all(c).await?;
+    Ok(rows
+        .iter()
+        .filter(|r| serde_json::from_str::<Vec<String>>(&s(r, "deployments")).unwrap_or_default().iter().any(|d| d == name))
+        .map(|r| s(r, "name"))
+        .collect())
+}
+
+/// Deletes a deployment.
+pub async fn delete(c: &mut Conn, org: &str, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM deployments WHERE org_id = $1 AND id = $2").bind(org).bind(id).execute(c).await?;
+    Ok(())
+}
+
+/// A new deployment row with defaults.
+pub fn new_row(org: &str, name: &str) -> Deployment {
+    let now = now_ms();
+    Deployment {
+        id: crate::util::new_id("dep"),
+        org_id: org.into(),
+        name: name.into(),
+        label: None,
+        prefix: String::new(),
+        kind: String::new(),
+        origin: Value::Null,
+        secret_sealed: None,
+        download_auth: Value::Null,
+        download_secret_sealed: None,
+        public_url: None,
+        status: "ok".into(),
+        message: None,
+        created: now,
+        updated: now,
+    }
+}

@@ -1,0 +1,83 @@
+//! The durable event outbox: every state change of a customer-facing task writes an event
+//! here, in the transaction of the change, and one delivery per matching subscription.
+
+use super::Conn;
+use crate::db::{i, opt_i, opt_s, s};
+use crate::util::{new_seq_id, now_ms, rfc3339};
+use serde_json::{json, Value};
+
+/// Task types whose changes are events (events.md).
+pub const TYPES: [&str; 6] = ["dltar", "mkraw", "mkdxf", "mkpat", "deploy", "mkseq"];
+/// Event names.
+pub const EVENTS: [&str; 4] = ["submit", "begin", "end", "error"];
+/// Most pending deliveries one subscription may hold.
+pub const QUEUE_LIMIT: i64 = 10_000;
+
+/// Writes the event `event` of task `task` (its state as of now) and fans it out.
+pub async fn emit(c: &mut Conn, task: &str, event: &str) -> Result<(), sqlx::Error> {
+    let Some(t) = sqlx::query(
+        "SELECT name, org_id, org_name, type, task_group, app_name, build_name, build_id, exception, result FROM tasks WHERE name = $1",
+    )
+    .bind(task)
+    .fetch_optional(&mut *c)
+    .await?
+    else {
+        return Ok(());
+    };
+    let kind = s(&t, "type");
+    let Some(org) = opt_s(&t, "org_id").filter(|_| TYPES.contains(&kind.as_str())) else { return Ok(()) };
+    let parse = |col: &str| opt_s(&t, col).and_then(|v| serde_json::from_str::<Value>(&v).ok()).unwrap_or(Value::Null);
+    let exception = if event == "error" { parse("exception") } else { Value::Null };
+    let result = parse("result");
+    let deployment = exception.get("deployment").cloned().unwrap_or(Value::Null);
+    let now = now_ms();
+    let body = json!({
+        "type": kind, "event": event, "orgName": opt_s(&t, "org_name"), "appName": opt_s(&t, "app_name"),
+        "buildName": opt_s(&t, "build_name"), "buildId": opt_i(&t, "build_id"),
+        "dxfName": result.get("dxfName").cloned().unwrap_or(Value::Null),
+        "taskName": s(&t, "name"), "taskGroup": s(&t, "task_group"), "timestamp": rfc3339(now),
+        "exception": exception, "deployment": deployment,
+    });
+    let id = new_seq_id("e");
+    let app = opt_s(&t, "app_name");
+    sqlx::query("INSERT INTO outbox (id, org_id, app_name, task_type, event, body, created) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        .bind(&id)
+        .bind(&org)
+        .bind(&app)
+        .bind(&kind)
+        .bind(event)
+        .bind(body.to_string())
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+    let subs = sqlx::query("SELECT id, filter FROM subscriptions WHERE org_id = $1 AND enabled = 1").bind(&org).fetch_all(&mut *c).await?;
+    for sub in subs {
+        let f: Value = serde_json::from_str(&s(&sub, "filter")).unwrap_or(Value::Null);
+        let pass = |k: &str, v: &str| f[k].as_array().is_none_or(|a| a.is_empty() || a.iter().any(|x| x == v));
+        if !(pass("types", &kind) && pass("events", event) && pass("apps", app.as_deref().unwrap_or(""))) {
+            continue;
+        }
+        let sub_id = s(&sub, "id");
+        let queued = sqlx::query("SELECT COUNT(*) AS n FROM deliveries WHERE subscription_id = $1 AND status = 'pending'")
+            .bind(&sub_id)
+            .fetch_one(&mut *c)
+            .await?;
+        if i(&queued, "n") >= QUEUE_LIMIT {
+            // Overflow is dropped and counted, never blocking the pipeline.
+            sqlx::query("UPDATE subscriptions SET failed = failed + 1, last_error = 'queue overflow' WHERE id = $1")
+                .bind(&sub_id)
+                .execute(&mut *c)
+                .await?;
+            continue;
+        }
+        sqlx::query("INSERT INTO deliveries (id, subscription_id, event_id, org_id, status, attempts, next_at, created) VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5)")
+            .bind(new_seq_id("d"))
+            .bind(&sub_id)
+            .bind(&id)
+            .bind(&org)
+            .bind(now)
+            .execute(&mut *c)
+            .await?;
+    }
+    Ok(())
+}

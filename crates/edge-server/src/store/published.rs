@@ -1,0 +1,81 @@
+//! What was published where: one row per object key per target (deployment id, or "" for
+//! the depot). Purges delete exactly these; the sweep removes superseded ones after the
+//! grace period.
+
+use super::Conn;
+use crate::db::{opt_i, s};
+use crate::util::now_ms;
+
+/// Records an object as published (idempotent).
+pub async fn record(c: &mut Conn, org: &str, app: &str, target: &str, key: &str, build_id: Option<i64>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO published (id, org_id, app_id, deployment_id, obj_key, build_id, created) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (app_id, deployment_id, obj_key) DO UPDATE SET superseded = NULL, build_id = excluded.build_id",
+    )
+    .bind(crate::util::new_id("p"))
+    .bind(org)
+    .bind(app)
+    .bind(target)
+    .bind(key)
+    .bind(build_id)
+    .bind(now_ms())
+    .execute(c)
+    .await?;
+    Ok(())
+}
+
+/// (target, key) of every object published for an app.
+pub async fn of_app(c: &mut Conn, app: &str) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let rows = sqlx::query("SELECT deployment_id, obj_key FROM published WHERE app_id = $1").bind(app).fetch_all(c).await?;
+    Ok(rows.iter().map(|r| (s(r, "deployment_id"), s(r, "obj_key"))).collect())
+}
+
+/// (app, key) of every object published to one deployment.
+pub async fn of_deployment(c: &mut Conn, deployment: &str) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let rows = sqlx::query("SELECT app_id, obj_key FROM published WHERE deployment_id = $1").bind(deployment).fetch_all(c).await?;
+    Ok(rows.iter().map(|r| (s(r, "app_id"), s(r, "obj_key"))).collect())
+}
+
+/// Forgets rows (after their purge was queued).
+pub async fn forget_app(c: &mut Conn, app: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM published WHERE app_id = $1").bind(app).execute(c).await?;
+    Ok(())
+}
+
+/// Forgets rows of a deployment.
+pub async fn forget_deployment(c: &mut Conn, deployment: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM published WHERE deployment_id = $1").bind(deployment).execute(c).await?;
+    Ok(())
+}
+
+/// Marks as superseded every object of the app whose key lies in none of the `live`
+/// directories (`dxf/<org>/<app>/<NNNN>/<dxf>/`, `pat/<org>/<app>/<to>/<from>/`).
+pub async fn supersede_except(c: &mut Conn, app: &str, live: &[String]) -> Result<u64, sqlx::Error> {
+    let rows = sqlx::query("SELECT id, obj_key, superseded FROM published WHERE app_id = $1").bind(app).fetch_all(&mut *c).await?;
+    let mut n = 0;
+    let now = now_ms();
+    for r in rows {
+        let key = s(&r, "obj_key");
+        if opt_i(&r, "superseded").is_none() && !live.iter().any(|l| key.starts_with(l.as_str()) || key.contains(&format!("/{l}"))) {
+            sqlx::query("UPDATE published SET superseded = $1 WHERE id = $2").bind(now).bind(s(&r, "id")).execute(&mut *c).await?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Superseded rows older than `before`: (id, org, app, target, key).
+pub async fn due(c: &mut Conn, before: i64) -> Result<Vec<(String, String, String, String, String)>, sqlx::Error> {
+    let rows =
+        sqlx::query("SELECT id, org_id, app_id, deployment_id, obj_key FROM published WHERE superseded IS NOT NULL AND superseded < $1")
+            .bind(before)
+            .fetch_all(c)
+            .await?;
+    Ok(rows.iter().map(|r| (s(r, "id"), s(r, "org_id"), s(r, "app_id"), s(r, "deployment_id"), s(r, "obj_key"))).collect())
+}
+
+/// Removes one row.
+pub async fn remove(c: &mut Conn, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM published WHERE id = $1").bind(id).execute(c).await?;
+    Ok(())
+}
