@@ -3,7 +3,7 @@
 # with wrk, plus the server's peak RSS during the run. Usage: bench/api.sh [seconds]
 source "$(dirname "$0")/lib.sh"
 DUR=${1:-20}
-build
+[ -n "${NO_BUILD:-}" ] || build
 start_server
 trap stop_server EXIT
 TOKEN=$(org_token BenchOrg)

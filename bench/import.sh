@@ -4,7 +4,7 @@
 # Usage: bench/import.sh [size, default 2G]
 source "$(dirname "$0")/lib.sh"
 SIZE=${1:-2G}
-build
+[ -n "${NO_BUILD:-}" ] || build
 echo "machine: $(machine)"
 "$BIN/rockit-bench" gen "$WORK/game" --size "$SIZE" --seed 1
 tar cf "$WORK/game.tar" -C "$WORK/game" .

@@ -3,7 +3,7 @@
 # build-to-build change scenarios. Usage: bench/patch.sh [size, default 512M]
 source "$(dirname "$0")/lib.sh"
 SIZE=${1:-512M}
-build
+[ -n "${NO_BUILD:-}" ] || build
 echo "machine: $(machine); zstd $(zstd --version | grep -o 'v[0-9.]*'); xdelta3 $(xdelta3 -V 2>&1 | head -1 | grep -o '[0-9.][0-9.a-z]*' | head -1)"
 "$BIN/rockit-bench" gen "$WORK/base" --size "$SIZE" --seed 1
 tar cf "$WORK/old.tar" -C "$WORK/base" .

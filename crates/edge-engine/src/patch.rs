@@ -75,6 +75,30 @@ fn from_bytes(from: &Tree, store: &ChunkStore, path: &str, off: u64, len: u64) -
     Ok(out)
 }
 
+/// zstd-compresses `raw` with `prefix` referenced as raw content (never parsed as a
+/// formatted dictionary, whatever its first bytes).
+pub fn compress_with_prefix(raw: &[u8], prefix: &[u8]) -> io::Result<Vec<u8>> {
+    use zstd::zstd_safe::{CCtx, CParameter};
+    let err = |c: usize| io::Error::other(zstd::zstd_safe::get_error_name(c));
+    let mut cctx = CCtx::create();
+    cctx.set_parameter(CParameter::CompressionLevel(PATCH_LEVEL)).map_err(err)?;
+    cctx.ref_prefix(prefix).map_err(err)?;
+    let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(raw.len()));
+    cctx.compress2(&mut out, raw).map_err(err)?;
+    Ok(out)
+}
+
+/// Reverses [`compress_with_prefix`].
+pub fn decompress_with_prefix(data: &[u8], prefix: &[u8], raw_len: usize) -> io::Result<Vec<u8>> {
+    use zstd::zstd_safe::DCtx;
+    let err = |c: usize| io::Error::new(io::ErrorKind::InvalidData, zstd::zstd_safe::get_error_name(c));
+    let mut dctx = DCtx::create();
+    dctx.ref_prefix(prefix).map_err(err)?;
+    let mut out = Vec::with_capacity(raw_len);
+    dctx.decompress(&mut out, data).map_err(err)?;
+    Ok(out)
+}
+
 /// Writes the patch `from` → `to` into `dir` (created).
 pub fn write_patch(from: &Tree, to: &Tree, store: &ChunkStore, meta: &PatchMeta, dir: &Path, p: &Params) -> io::Result<PatchSummary> {
     fs::create_dir_all(dir).map_err(|e| io_ctx(dir.display(), e))?;
@@ -116,8 +140,7 @@ pub fn write_patch(from: &Tree, to: &Tree, store: &ChunkStore, meta: &PatchMeta,
             let end = (off + 2 * len).min(size);
             if end > start {
                 let dict = from_bytes(from, store, path, start, end - start)?;
-                let mut c = zstd::bulk::Compressor::with_dictionary(PATCH_LEVEL, &dict)?;
-                let d = c.compress(&raw)?;
+                let d = compress_with_prefix(&raw, &dict)?;
                 if d.len() < body.len() {
                     body = d;
                     codec = "zstd-dict";

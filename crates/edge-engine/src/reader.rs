@@ -133,7 +133,11 @@ fn write_places(out: &Path, files: &[FileRow], places: Option<&Vec<(usize, u64)>
 fn finish(out: &Path, files: &[FileRow]) -> io::Result<()> {
     #[cfg(unix)]
     use std::os::unix::fs::PermissionsExt;
-    for f in files {
+    // Symlinks first, modes last: a read-only directory must not stop a link inside it.
+    let mut ordered: Vec<&FileRow> = files.iter().filter(|f| f.kind == "symlink").collect();
+    ordered.extend(files.iter().filter(|f| f.kind == "file"));
+    ordered.extend(files.iter().filter(|f| f.kind == "dir").rev());
+    for f in ordered {
         let p = out.join(&f.path);
         match f.kind.as_str() {
             "symlink" => {
@@ -173,6 +177,7 @@ fn stream_packs(
     mut each: impl FnMut(usize, &[u8]) -> io::Result<()>,
 ) -> io::Result<u64> {
     let mut total = 0;
+    let mut consumed = 0usize;
     for (pi, pack) in manifest["packs"].as_array().ok_or_else(|| bad("manifest without packs"))?.iter().enumerate() {
         let name = pack["name"].as_str().ok_or_else(|| bad("pack without name"))?;
         if name.contains('/') || name.starts_with('.') {
@@ -190,16 +195,23 @@ fn stream_packs(
             h.update(&buf);
             pos += stored;
             let _ = pack_no;
+            consumed += 1;
             each(row, &buf)?;
         }
+        // Bytes after the last chunk still count for the pack's hash; read them in bounded
+        // pieces, and no further than the pack's pinned size allows.
+        let limit = pack["sizeBytes"].as_u64().unwrap_or(0).saturating_sub(pos) + 1;
         let mut rest = Vec::new();
-        r.read_to_end(&mut rest)?;
+        r.take(limit).read_to_end(&mut rest)?;
         h.update(&rest);
         pos += rest.len() as u64;
         if Hash(*h.finalize().as_bytes()).hex() != pack["blake3"].as_str().unwrap_or("") || Some(pos) != pack["sizeBytes"].as_u64() {
             return Err(bad(format!("{name} does not match its hash")));
         }
         total += pos;
+    }
+    if consumed != rows.len() {
+        return Err(bad(format!("{} chunk(s) point at packs the manifest does not list", rows.len() - consumed)));
     }
     Ok(total)
 }
@@ -238,7 +250,12 @@ pub fn unpack(src: &dyn Source, out: &Path, public_pem: Option<&str>) -> io::Res
     let places = lay_out(out, &files, &raw_len)?;
     let mut stats = Stats { files: files.iter().filter(|f| f.kind == "file").count(), ..Default::default() };
     stats.pack_bytes = stream_packs(src, &manifest, &rows, |i, stored| {
-        let raw = if z[i] { zstd::bulk::decompress(stored, raw_len[i] as usize)? } else { stored.to_vec() };
+        let raw = if z[i] {
+            zstd::bulk::decompress(stored, raw_len[i] as usize)
+                .map_err(|e| bad(format!("chunk {} does not decompress: {e}", hashes[i].hex())))?
+        } else {
+            stored.to_vec()
+        };
         if Hash::of(&raw) != hashes[i] {
             return Err(bad(format!("chunk {} does not match its hash", hashes[i].hex())));
         }
@@ -295,12 +312,12 @@ pub fn apply(src: &dyn Source, from: &Path, out: &Path) -> io::Result<Stats> {
         let n = raw_len[i] as usize;
         let raw = match c["codec"].as_str() {
             Some("raw") => stored.to_vec(),
-            Some("zstd") => zstd::bulk::decompress(stored, n)?,
+            Some("zstd") => zstd::bulk::decompress(stored, n).map_err(|e| bad(format!("chunk {}: {e}", c["h"])))?,
             Some("zstd-dict") => {
                 let b = &c["base"];
                 let dict =
                     read_from(from, b["path"].as_str().unwrap_or(""), b["off"].as_u64().unwrap_or(0), b["len"].as_u64().unwrap_or(0))?;
-                zstd::bulk::Decompressor::with_dictionary(&dict)?.decompress(stored, n)?
+                crate::patch::decompress_with_prefix(stored, &dict, n).map_err(|e| bad(format!("chunk {}: {e}", c["h"])))?
             }
             other => return Err(bad(format!("unknown codec {other:?}"))),
         };

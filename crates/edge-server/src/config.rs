@@ -68,6 +68,9 @@ pub struct Config {
     pub grace_period: u64,
     pub webhook_backoff_ms: Vec<u64>,
     pub webhook_timeout_ms: u64,
+    pub chunk_avg_bytes: u32,
+    pub zstd_level: i32,
+    pub pack_limit_bytes: u64,
 }
 
 impl Default for Config {
@@ -108,6 +111,9 @@ impl Default for Config {
             grace_period: 86_400,
             webhook_backoff_ms: vec![5_000, 30_000, 120_000, 600_000, 3_600_000, 10_800_000, 21_600_000, 43_200_000],
             webhook_timeout_ms: 10_000,
+            chunk_avg_bytes: 256 << 10,
+            zstd_level: 3,
+            pack_limit_bytes: 64 << 20,
         }
     }
 }
@@ -192,6 +198,9 @@ impl Config {
                 self.webhook_backoff_ms = v.split(',').map(|x| parse_env(key, x.trim())).collect::<Result<_, _>>()?;
             }
             "webhook_timeout_ms" => self.webhook_timeout_ms = parse_env(key, v)?,
+            "chunk_avg_bytes" => self.chunk_avg_bytes = parse_env(key, v)?,
+            "zstd_level" => self.zstd_level = parse_env(key, v)?,
+            "pack_limit_bytes" => self.pack_limit_bytes = parse_env(key, v)?,
             // Variables of other tools may share the prefix (EDGE_TEST_…); they are not ours.
             _ => {}
         }
@@ -211,6 +220,15 @@ impl Config {
         }
         if !["json", "text"].contains(&self.log_format.as_str()) {
             return Err("log_format must be json or text".into());
+        }
+        if !(16 << 10..=8 << 20).contains(&self.chunk_avg_bytes) {
+            return Err("chunk_avg_bytes must be 16 KiB..8 MiB".into());
+        }
+        if !(1..=19).contains(&self.zstd_level) {
+            return Err("zstd_level must be 1..19".into());
+        }
+        if self.pack_limit_bytes < u64::from(self.chunk_avg_bytes) * 8 {
+            return Err("pack_limit_bytes must hold at least 8 average chunks".into());
         }
         if self.task_lease_seconds < 5 {
             return Err("task_lease_seconds must be at least 5".into());

@@ -4,6 +4,8 @@ use crate::config::Config;
 use crate::crypto::{DataKey, Secret};
 use crate::db::Db;
 use crate::error::ApiResult;
+use crate::http::auth::Caller;
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -38,6 +40,10 @@ pub struct AppState {
     /// When the enrollment was created (epoch ms).
     pub enrollment_created: i64,
     maintenance_cache: Mutex<(Maintenance, Option<Instant>)>,
+    /// Authentication results by credential hash: (caller, write epoch, valid until ms).
+    /// Only with SQLite, where this process is the only writer, so the write epoch (moved
+    /// by every committed write transaction) invalidates entries exactly.
+    auth_cache: Mutex<HashMap<String, (Caller, u64, i64)>>,
     /// A dummy Argon2 hash checked when a username does not exist, so both failures
     /// take the same time.
     pub dummy_hash: String,
@@ -66,7 +72,32 @@ impl AppState {
             enrollment_rid: enrollment.0,
             enrollment_created: enrollment.1,
             maintenance_cache: Mutex::new((m, None)),
+            auth_cache: Mutex::new(HashMap::new()),
             dummy_hash: crate::crypto::hash_password("not a real password, only for timing"),
+        }
+    }
+
+    /// A cached caller, if still valid at write epoch `epoch`.
+    pub fn auth_cache_get(&self, key: &str, epoch: u64) -> Option<Caller> {
+        if self.db.backend != crate::db::Backend::Sqlite {
+            return None;
+        }
+        let now = crate::util::now_ms();
+        let c = self.auth_cache.lock().ok()?;
+        c.get(key).filter(|(_, e, until)| *e == epoch && *until > now).map(|(c, _, _)| c.clone())
+    }
+
+    /// Caches a caller resolved at write epoch `epoch` (for at most 5 s, and never past its
+    /// credential's expiry).
+    pub fn auth_cache_put(&self, key: String, caller: &Caller, epoch: u64, valid_until: i64) {
+        if self.db.backend != crate::db::Backend::Sqlite {
+            return;
+        }
+        if let Ok(mut c) = self.auth_cache.lock() {
+            if c.len() >= 10_000 {
+                c.clear();
+            }
+            c.insert(key, (caller.clone(), epoch, valid_until.min(crate::util::now_ms() + 5_000)));
         }
     }
 

@@ -5,6 +5,7 @@ mod schema;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Which server is behind the pool (only the task claim and locks differ).
@@ -25,8 +26,35 @@ pub struct Db {
     pub backend: Backend,
 }
 
+/// Counts committed write transactions in this process. Caches of database state (the
+/// authentication cache) are valid only while it has not moved.
+pub static WRITE_EPOCH: AtomicU64 = AtomicU64::new(0);
+
 /// A write transaction (`BEGIN IMMEDIATE` on SQLite, so writers queue instead of failing).
-pub type Tx = Transaction<'static, Any>;
+/// Derefs to the connection; committing moves [`WRITE_EPOCH`].
+pub struct Tx(Transaction<'static, Any>);
+
+impl Tx {
+    /// Commits, then invalidates this process's caches of database state.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        let r = self.0.commit().await;
+        WRITE_EPOCH.fetch_add(1, Ordering::SeqCst);
+        r
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.0
+    }
+}
 
 impl Db {
     /// Connects; for SQLite also enables WAL and a busy timeout on every connection.
@@ -54,10 +82,10 @@ impl Db {
 
     /// Begins a write transaction.
     pub async fn tx(&self) -> Result<Tx, sqlx::Error> {
-        match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
-        }
+        Ok(Tx(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        }))
     }
 
     /// Applies pending migrations; safe to run concurrently from several processes.

@@ -35,8 +35,17 @@ pub async fn run(st: Arc<AppState>, mut stop: watch::Receiver<bool>) {
                     busy.lock().expect("busy set").insert(sub.clone());
                     let (st, busy, client) = (st.clone(), busy.clone(), client.clone());
                     tokio::spawn(async move {
-                        if let Err(e) = deliver(&st, &client, &delivery).await {
-                            tracing::warn!(delivery = %delivery, error = %e, "delivery bookkeeping failed");
+                        // Serve this subscription's queue in order until nothing is due.
+                        let mut next = Some(delivery);
+                        while let Some(d) = next {
+                            match deliver(&st, &client, &d).await {
+                                Ok(true) => next = lease_head(&st, &sub).await.unwrap_or(None),
+                                Ok(false) => next = None,
+                                Err(e) => {
+                                    tracing::warn!(delivery = %d, error = %e, "delivery bookkeeping failed");
+                                    next = None;
+                                }
+                            }
                         }
                         busy.lock().expect("busy set").remove(&sub);
                     });
@@ -85,6 +94,31 @@ async fn due(st: &AppState, busy: &Mutex<HashSet<String>>) -> Result<Vec<(String
     Ok(out)
 }
 
+/// Leases the head delivery of one subscription if it is due.
+async fn lease_head(st: &AppState, sub: &str) -> Result<Option<String>, sqlx::Error> {
+    let now = now_ms();
+    let Some(r) = sqlx::query("SELECT id, next_at FROM deliveries WHERE subscription_id = $1 AND status = 'pending' ORDER BY id LIMIT 1")
+        .bind(sub)
+        .fetch_optional(&st.db.pool)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if i(&r, "next_at") > now {
+        return Ok(None);
+    }
+    let id = s(&r, "id");
+    let got = sqlx::query(
+        "UPDATE deliveries SET lease_until = $1 WHERE id = $2 AND status = 'pending' AND (lease_until IS NULL OR lease_until < $3)",
+    )
+    .bind(now + 60_000)
+    .bind(&id)
+    .bind(now)
+    .execute(&st.db.pool)
+    .await?;
+    Ok((got.rows_affected() == 1).then_some(id))
+}
+
 enum Sent {
     Ok,
     /// Disable the subscription (410, or Slack's fatal errors).
@@ -93,7 +127,8 @@ enum Sent {
     Retry(String, Option<u64>),
 }
 
-async fn deliver(st: &AppState, client: &reqwest::Client, id: &str) -> Result<(), sqlx::Error> {
+/// Sends one delivery; `Ok(true)` when it succeeded (the queue may go on at once).
+async fn deliver(st: &AppState, client: &reqwest::Client, id: &str) -> Result<bool, sqlx::Error> {
     let Some(r) = sqlx::query(
         "SELECT d.id, d.attempts, d.created, d.subscription_id, o.body, s.kind, s.url, s.slack_channel, s.slack_token_sealed, s.secret_sealed, s.name, s.enabled \
          FROM deliveries d JOIN outbox o ON o.id = d.event_id JOIN subscriptions s ON s.id = d.subscription_id WHERE d.id = $1 AND d.status = 'pending'",
@@ -102,12 +137,12 @@ async fn deliver(st: &AppState, client: &reqwest::Client, id: &str) -> Result<()
     .fetch_optional(&st.db.pool)
     .await?
     else {
-        return Ok(());
+        return Ok(false);
     };
     let sub = s(&r, "subscription_id");
     let now = now_ms();
     if i(&r, "enabled") != 1 || now - i(&r, "created") > MAX_AGE_MS {
-        return drop_delivery(st, id, &sub, "expired before delivery").await;
+        return drop_delivery(st, id, &sub, "expired before delivery").await.map(|_| true);
     }
     let mut body: Value = serde_json::from_str(&s(&r, "body")).unwrap_or(Value::Null);
     body["deliveryId"] = json!(id);
@@ -124,7 +159,7 @@ async fn deliver(st: &AppState, client: &reqwest::Client, id: &str) -> Result<()
                 .bind(&sub)
                 .execute(&mut *tx)
                 .await?;
-            tx.commit().await
+            tx.commit().await.map(|_| true)
         }
         Sent::Gone(why) => {
             let mut tx = st.db.tx().await?;
@@ -144,13 +179,14 @@ async fn deliver(st: &AppState, client: &reqwest::Client, id: &str) -> Result<()
             sqlx::query("UPDATE subscriptions SET failed = failed + $1 WHERE id = $2").bind(n as i64).bind(&sub).execute(&mut *tx).await?;
             tx.commit().await?;
             tracing::info!(subscription = %s(&r, "name"), reason = %why, "subscription disabled");
-            Ok(())
+            Ok(false)
         }
         Sent::Retry(why, retry_after) => {
             let attempts = i(&r, "attempts") as usize;
             let schedule = &st.cfg.webhook_backoff_ms;
             if attempts >= schedule.len() {
-                return drop_delivery(st, id, &sub, &why).await;
+                // Dropped: the next event in line may go at once.
+                return drop_delivery(st, id, &sub, &why).await.map(|_| true);
             }
             let base = schedule[attempts] as f64;
             let jitter = 0.8 + (random_bytes(1)[0] as f64 / 255.0) * 0.4;
@@ -171,7 +207,7 @@ async fn deliver(st: &AppState, client: &reqwest::Client, id: &str) -> Result<()
                 .bind(&sub)
                 .execute(&mut *tx)
                 .await?;
-            tx.commit().await
+            tx.commit().await.map(|_| false)
         }
     }
 }

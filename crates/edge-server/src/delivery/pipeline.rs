@@ -99,9 +99,14 @@ pub async fn app_ctx(c: &mut Conn, app_id: &str) -> Result<Option<AppCtx>, sqlx:
     }))
 }
 
-/// Engine parameters from the configuration.
-pub fn params(_st: &AppState) -> Params {
-    Params::default()
+/// Engine parameters from the configuration (chunk window min = avg/4, max = avg·4).
+pub fn params(st: &AppState) -> Params {
+    let avg = st.cfg.chunk_avg_bytes;
+    Params {
+        chunk: edge_engine::ChunkParams { min: avg / 4, avg, max: avg * 4 },
+        zstd_level: st.cfg.zstd_level,
+        pack_limit: st.cfg.pack_limit_bytes,
+    }
 }
 
 /// Runs one pipeline task.

@@ -94,7 +94,8 @@ async fn delete_key(c: Caller, State(st): State<Arc<AppState>>, Path(key_id): Pa
 
 async fn delete_own_key(c: Caller, State(st): State<Arc<AppState>>) -> ApiResult<Json<Value>> {
     let key_id = c.key_id.clone().ok_or_else(|| ApiError::bad_request("this request was not authenticated with an API key"))?;
-    let mut conn = st.db.pool.acquire().await?;
-    apikeys::delete(&mut conn, &c.org_id, &key_id).await?;
+    let mut tx = st.db.tx().await?;
+    apikeys::delete(&mut tx, &c.org_id, &key_id).await?;
+    tx.commit().await?;
     Ok(success(json!({"message": "API key revoked"})))
 }

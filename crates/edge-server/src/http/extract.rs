@@ -205,8 +205,9 @@ impl ListQuery {
 
     /// Sorts, pages and projects in-memory items; answers the list envelope under `plural`.
     pub fn page(&self, mut items: Vec<Value>, plural: &str) -> Result<axum::Json<Value>, ApiError> {
-        if let (Some(fields), Some(first)) = (&self.fields, items.first()) {
-            if let Some(bad) = fields.iter().find(|f| first.get(f.as_str()).is_none()) {
+        if let Some(fields) = &self.fields {
+            let known = |f: &str| OPTIONAL_FIELDS.contains(&f) || items.iter().any(|i| i.get(f).is_some());
+            if let Some(bad) = fields.iter().find(|f| !items.is_empty() && !known(f)) {
                 return Err(ApiError::invalid("fields[]", format!("unknown field '{bad}'")));
             }
         }
@@ -239,6 +240,10 @@ impl ListQuery {
     }
 }
 
+/// Fields that some objects carry only when set (a person's `email`, a machine's `label`,
+/// …): naming them in `fields[]` is never an error, even when no item has them.
+const OPTIONAL_FIELDS: &[&str] = &["label", "title", "email", "firstname", "surname", "lastLogin", "url", "slackChannel"];
+
 /// Projects one item to `fields[]` of a single-resource GET (unknown field → 400).
 pub fn project(item: Value, raw_query: Option<&str>) -> Result<Value, ApiError> {
     let mut fields: Option<Vec<String>> = None;
@@ -250,7 +255,7 @@ pub fn project(item: Value, raw_query: Option<&str>) -> Result<Value, ApiError> 
     }
     match (fields, item) {
         (Some(fs), Value::Object(m)) => {
-            if let Some(bad) = fs.iter().find(|f| !m.contains_key(f.as_str())) {
+            if let Some(bad) = fs.iter().find(|f| !m.contains_key(f.as_str()) && !OPTIONAL_FIELDS.contains(&f.as_str())) {
                 return Err(ApiError::invalid("fields[]", format!("unknown field '{bad}'")));
             }
             Ok(Value::Object(m.into_iter().filter(|(k, _)| fs.contains(k)).collect()))

@@ -7,7 +7,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::names::{email, text, Name};
 use crate::perms::{Resource, C, D, R};
 use crate::state::AppState;
-use crate::store::{orgs, tasks};
+use crate::store::orgs;
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -146,25 +146,9 @@ pub async fn delete_org(st: &AppState, name: &str, raw: Option<&str>) -> ApiResu
     if org.operator {
         return Err(ApiError::conflict("item-protected", "the operator organization cannot be deleted"));
     }
-    let task = if prune {
-        // Nothing is recorded as published yet for an org without builds; the purge task
-        // carries the (sealed) snapshot of what was, so a re-created org is never touched.
-        let snapshot = st.data_key.seal(json!({"orgName": org.name, "objects": []}).to_string().as_bytes());
-        let (t, _) = tasks::enqueue(
-            &mut tx,
-            tasks::NewTask {
-                org_id: Some(org.id.clone()),
-                org_name: Some(org.name.clone()),
-                kind: "purge".into(),
-                params: json!({"snapshot": snapshot, "reason": "org-deleted"}),
-                ..Default::default()
-            },
-        )
-        .await?;
-        Some(t)
-    } else {
-        None
-    };
+    // The purge snapshot records exactly what was published for the org, so a re-created
+    // org of the same name is never touched.
+    let task = crate::delivery::purge::enqueue_for_org(st, &mut tx, &org.id, &org.name, prune).await?;
     orgs::delete(&mut tx, &org.id).await?;
     tx.commit().await?;
     tracing::info!(org = %name, prune, "organization deleted");

@@ -209,7 +209,16 @@ pub async fn delete(c: &mut Conn, org: &str) -> Result<(), sqlx::Error> {
     for (u, _) in &members {
         users::remove_member(c, org, u).await?;
     }
-    for table in ["member_roles", "memberships", "roles", "apikeys", "sessions", "apps"] {
+    let apps: Vec<String> =
+        sqlx::query("SELECT id FROM apps WHERE org_id = $1").bind(org).fetch_all(&mut *c).await?.iter().map(|r| s(r, "id")).collect();
+    for a in &apps {
+        for table in ["builds", "patches", "uploads", "published"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE app_id = $1")).bind(a).execute(&mut *c).await?;
+        }
+    }
+    for table in
+        ["member_roles", "memberships", "roles", "apikeys", "sessions", "apps", "deployments", "subscriptions", "deliveries", "outbox"]
+    {
         sqlx::query(&format!("DELETE FROM {table} WHERE org_id = $1")).bind(org).execute(&mut *c).await?;
     }
     // Tasks go too, except purge tasks, which must outlive the org to do their work.

@@ -258,10 +258,14 @@ pub async fn claim(db: &Db, owner: &str, lease_s: u64, kinds: &[&str]) -> Result
     );
     let mut tx = db.tx().await?;
     let r = sqlx::query(&sql).bind(owner).bind(now + lease_s as i64 * 1000).bind(now).fetch_optional(&mut *tx).await?;
-    if let Some(r) = &r {
-        super::events::emit(&mut tx, &s(r, "name"), "begin").await?;
+    match &r {
+        Some(r) => {
+            super::events::emit(&mut tx, &s(r, "name"), "begin").await?;
+            tx.commit().await?;
+        }
+        // Nothing claimed: nothing written (and caches stay valid).
+        None => drop(tx),
     }
-    tx.commit().await?;
     Ok(r.as_ref().map(Task::from_row))
 }
 

@@ -1305,7 +1305,7 @@ edge_test!(apikeys_own_create_list_revoke, |b| async move {
     assert_eq!(r.ok()["message"], "API key revoked");
     s.be(&key, Method::GET, "/be/v1/users/nobits", None).await.err(401, "unauthorized");
     s.req(Method::GET, "/be/v1/users/nobits", &triple, None).await.err(401, "unauthorized");
-    assert_eq!(names(s.be(&nob, Method::GET, "/be/v1/apikeys", None).await.ok(), "keys", "keyId"), [second_id.clone()]);
+    assert_eq!(names(s.be(&nob, Method::GET, "/be/v1/apikeys", None).await.ok(), "keys", "keyId"), vec![second_id.clone()]);
     s.be(&nob, Method::DELETE, &format!("/be/v1/apikeys/{key_id}"), None).await.err(404, "not-found");
     s.be(&nob, Method::DELETE, "/be/v1/apikeys/0000000000000000", None).await.err(404, "not-found");
     // Without an id: the key the request came with; with a token instead of a key: 400.

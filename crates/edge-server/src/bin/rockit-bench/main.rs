@@ -2,6 +2,7 @@
 //! game builds, applies build-to-build change scenarios, and measures patch creation with
 //! the engine. See `bench/` and `docs/BENCHMARKS.md`.
 
+mod events;
 mod gen;
 
 use clap::{Parser, Subcommand};
@@ -38,6 +39,17 @@ enum Cmd {
     /// Ingests two tars into a fresh chunk store and writes the patch old → new; prints
     /// sizes and times as JSON.
     Patch { old: PathBuf, new: PathBuf, work: PathBuf },
+    /// Fans EVENTS events out to RECEIVERS local webhook receivers through an in-process
+    /// server; prints delivered throughput and latency.
+    Events {
+        #[arg(long, default_value_t = 1000)]
+        events: usize,
+        #[arg(long, default_value_t = 10)]
+        receivers: usize,
+        /// PostgreSQL URL (default: embedded SQLite).
+        #[arg(long)]
+        database_url: Option<String>,
+    },
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -61,6 +73,11 @@ fn main() {
         }),
         Cmd::Mutate { dir, scenario, seed } => gen::mutate(&dir, &scenario, seed).map(|m| eprintln!("{m}")).map_err(|e| e.to_string()),
         Cmd::Patch { old, new, work } => patch(&old, &new, &work),
+        Cmd::Events { events, receivers, database_url } => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+            .and_then(|rt| rt.block_on(events::run(events, receivers, database_url))),
     };
     if let Err(e) = r {
         eprintln!("rockit-bench: {e}");
