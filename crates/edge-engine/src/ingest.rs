@@ -177,7 +177,13 @@ pub fn ingest<R: Read>(mut r: R, store: &ChunkStore, p: &Params, progress: &mut 
         let path = match normalize(&raw_path) {
             Ok(Some(p)) => p,
             Ok(None) => continue,
-            Err(why) => return Err(reject(&raw_path, "relative path", why)),
+            Err(why) => {
+                let mut shown = raw_path.as_str();
+                while let Some(rest) = shown.strip_prefix("./") {
+                    shown = rest;
+                }
+                return Err(reject(shown, "relative path", why));
+            }
         };
         let header = entry.header();
         let mode = header.mode().unwrap_or(0o644) & 0o7777;

@@ -47,6 +47,22 @@ pub fn client(opts: &OriginOptions) -> reqwest::Client {
         .expect("the HTTP client (rustls) could not be built")
 }
 
+/// Like [`client`], but follows no redirect: for callers that must decide per hop what
+/// to send (build downloads drop the publisher's headers on a hop to another origin).
+/// Sends no `Referer`.
+pub fn client_no_redirect(opts: &OriginOptions) -> reqwest::Client {
+    reqwest::Client::builder()
+        .dns_resolver(Arc::new(GuardedResolver { allow_private: opts.allow_private }))
+        .redirect(redirect::Policy::none())
+        .referer(false)
+        .no_proxy()
+        .connect_timeout(opts.timeout)
+        .read_timeout(opts.timeout)
+        .user_agent(concat!("rockit-edge/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("the HTTP client (rustls) could not be built")
+}
+
 /// Checks what can be checked before connecting: the scheme (http or https only) and, for a
 /// host written as an IP literal (or a `localhost` name), that the address is allowed.
 /// Names are checked later, at connect time, by the resolver of [`client`].

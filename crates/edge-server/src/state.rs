@@ -44,6 +44,8 @@ pub struct AppState {
     /// Only with SQLite, where this process is the only writer, so the write epoch (moved
     /// by every committed write transaction) invalidates entries exactly.
     auth_cache: Mutex<HashMap<String, (Caller, u64, i64)>>,
+    /// Read results (the apps list) by key, under the same rule as `auth_cache`.
+    read_cache: Mutex<HashMap<String, (serde_json::Value, u64, i64)>>,
     /// A dummy Argon2 hash checked when a username does not exist, so both failures
     /// take the same time.
     pub dummy_hash: String,
@@ -73,6 +75,7 @@ impl AppState {
             enrollment_created: enrollment.1,
             maintenance_cache: Mutex::new((m, None)),
             auth_cache: Mutex::new(HashMap::new()),
+            read_cache: Mutex::new(HashMap::new()),
             dummy_hash: crate::crypto::hash_password("not a real password, only for timing"),
         }
     }
@@ -98,6 +101,29 @@ impl AppState {
                 c.clear();
             }
             c.insert(key, (caller.clone(), epoch, valid_until.min(crate::util::now_ms() + 5_000)));
+        }
+    }
+
+    /// A cached read result, valid while no write committed since (SQLite only, 5 s at most).
+    pub fn read_cache_get(&self, key: &str, epoch: u64) -> Option<serde_json::Value> {
+        if self.db.backend != crate::db::Backend::Sqlite {
+            return None;
+        }
+        let now = crate::util::now_ms();
+        let c = self.read_cache.lock().ok()?;
+        c.get(key).filter(|(_, e, until)| *e == epoch && *until > now).map(|(v, _, _)| v.clone())
+    }
+
+    /// Caches a read result computed at write epoch `epoch`.
+    pub fn read_cache_put(&self, key: String, v: &serde_json::Value, epoch: u64) {
+        if self.db.backend != crate::db::Backend::Sqlite {
+            return;
+        }
+        if let Ok(mut c) = self.read_cache.lock() {
+            if c.len() >= 1_000 {
+                c.clear();
+            }
+            c.insert(key, (v.clone(), epoch, crate::util::now_ms() + 5_000));
         }
     }
 

@@ -48,7 +48,12 @@ fn classify(e: &reqwest::Error) -> u8 {
         ErrorKind::Denied => 8,
         _ if e.is_redirect() || chain.contains("too many redirects") => 7,
         _ if e.is_timeout() || chain.contains("timed out") => 3,
-        _ if chain.contains("certificate") || chain.contains("tls") || chain.contains("handshake") => 6,
+        _ if ["certificate", "tls", "handshake", "corrupt message", "invalidcontenttype", "peer is incompatible", "alert", "rustls"]
+            .iter()
+            .any(|k| chain.contains(k)) =>
+        {
+            6
+        }
         _ => 1,
     }
 }
@@ -65,16 +70,41 @@ pub async fn run(st: &Arc<AppState>, t: &tasks::Task, progress: &Progress) -> Re
         None => Default::default(),
     };
     let opts = OriginOptions { allow_private: st.cfg.allow_private_sources, timeout: Duration::from_secs(st.cfg.download_idle_timeout) };
-    let client = edge_origin::net::client(&opts);
-    let mut req = client.get(&url);
-    for (k, v) in &headers {
-        if let Some(v) = v.as_str() {
-            req = req.header(k.as_str(), v);
+    let client = edge_origin::net::client_no_redirect(&opts);
+    // Redirects by hand: every hop is checked, at most 5 are followed, and the publisher's
+    // headers go only to the origin they were given for.
+    let origin_of = |u: &reqwest::Url| (u.scheme().to_string(), u.host_str().unwrap_or("").to_string(), u.port_or_known_default());
+    let first = reqwest::Url::parse(&url).map_err(|e| e.to_string())?;
+    let home = origin_of(&first);
+    let mut current = first;
+    let mut hops = 0;
+    let mut resp = loop {
+        let mut req = client.get(current.clone());
+        if origin_of(&current) == home {
+            for (k, v) in &headers {
+                if let Some(v) = v.as_str() {
+                    req = req.header(k.as_str(), v);
+                }
+            }
         }
-    }
-    let mut resp = match req.send().await {
-        Ok(r) => r,
-        Err(e) => return Ok(failed(classify(&e), None, &url, None)),
+        let r = match req.send().await {
+            Ok(r) => r,
+            Err(e) => return Ok(failed(classify(&e), None, &url, None)),
+        };
+        if !r.status().is_redirection() {
+            break r;
+        }
+        let Some(next) = r.headers().get("location").and_then(|l| l.to_str().ok()).and_then(|l| current.join(l).ok()) else {
+            break r;
+        };
+        hops += 1;
+        if hops > edge_origin::net::MAX_REDIRECTS {
+            return Ok(failed(7, None, &url, None));
+        }
+        if let Err(e) = edge_origin::net::check_url(next.as_str(), st.cfg.allow_private_sources) {
+            return Ok(failed(if e.kind == ErrorKind::Denied { 8 } else { 1 }, None, &url, None));
+        }
+        current = next;
     };
     let status = resp.status().as_u16();
     if !resp.status().is_success() {

@@ -591,8 +591,9 @@ pub async fn rotate(c: &mut Conn, app_id: &str) -> Result<(), sqlx::Error> {
 /// Cleans up local files once a finished task's transaction committed.
 pub fn after_commit(st: &AppState, t: &tasks::Task, d: &Done) {
     match (&d.after, t.kind.as_str()) {
-        // The archive is no longer needed once it is chunked (or refused).
-        (After::Raw { .. } | After::Identical | After::CancelRest, "mkraw") => {
+        // The archive is no longer needed once it is chunked; a refused one stays, so a
+        // retry gives the same verdict.
+        (After::Raw { .. } | After::Identical, "mkraw") => {
             let _ = std::fs::remove_file(depot::upload_path(st, &t.group));
         }
         (After::Deployed { .. }, _) => {

@@ -26,7 +26,8 @@ pub fn router() -> Router<Arc<AppState>> {
 
 const SELECT: &str = "SELECT a.id, a.name, a.label, a.max_builds, a.deployments, a.client_key_sealed, a.i_cur_build, a.dxf_name, \
     a.build_name, a.error, a.error_task, a.created, a.updated, \
-    (SELECT COUNT(*) FROM tasks t WHERE t.app_id = a.id AND t.status IN ('submitted', 'running') AND t.type <> 'purge' AND t.run_after < 9000000000000000000) AS active, \
+    (SELECT COUNT(*) FROM tasks t WHERE t.app_id = a.id AND t.status IN ('submitted', 'running') AND t.type <> 'purge' \
+     AND (t.queue_pos IS NOT NULL OR (t.step = 1 AND t.run_after < 9000000000000000000))) AS active, \
     (SELECT COUNT(*) FROM tasks t WHERE t.app_id = a.id AND t.status = 'running' AND t.type = 'deploy') AS exporting \
     FROM apps a";
 
@@ -157,18 +158,37 @@ async fn list_apps(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): Ra
     let q = ListQuery::parse(raw.as_deref(), &APP_LIST)?;
     let error = q.bool_filter("error")?;
     c.require(Resource::Apps, R)?;
-    let mut conn = st.db.pool.acquire().await?;
-    let rows = sqlx::query(&format!("{SELECT} WHERE a.org_id = $1")).bind(&c.org_id).fetch_all(&mut *conn).await?;
-    let needle = q.filters.get("name").map(|s| s.to_lowercase());
     let show_key = c.perms.has(Resource::Keys, R);
-    let mut items = Vec::new();
-    for r in rows
-        .iter()
-        .filter(|r| needle.as_ref().is_none_or(|n| s(r, "name").to_lowercase().contains(n)))
-        .filter(|r| error.is_none_or(|e| (i(r, "error") == 1) == e))
-    {
-        items.push(app_full(&st, &mut conn, r, show_key).await?);
-    }
+    // Launchers and CI poll this list; between writes it is served from memory.
+    let epoch = crate::db::WRITE_EPOCH.load(std::sync::atomic::Ordering::SeqCst);
+    let cache_key = format!("apps:{}:{show_key}", c.org_id);
+    let all: Vec<Value> = match st.read_cache_get(&cache_key, epoch) {
+        Some(Value::Array(v)) => v,
+        _ => {
+            let mut conn = st.db.pool.acquire().await?;
+            let rows = sqlx::query(&format!("{SELECT} WHERE a.org_id = $1")).bind(&c.org_id).fetch_all(&mut *conn).await?;
+            let mut all = Vec::new();
+            for r in &rows {
+                let mut v = app_full(&st, &mut conn, r, show_key).await?;
+                v["_error"] = json!(i(r, "error") == 1);
+                all.push(v);
+            }
+            st.read_cache_put(cache_key, &Value::Array(all.clone()), epoch);
+            all
+        }
+    };
+    let needle = q.filters.get("name").map(|s| s.to_lowercase());
+    let items: Vec<Value> = all
+        .into_iter()
+        .filter(|v| needle.as_ref().is_none_or(|n| v["name"].as_str().unwrap_or("").to_lowercase().contains(n)))
+        .filter(|v| error.is_none_or(|e| v["_error"] == e))
+        .map(|mut v| {
+            if let Some(o) = v.as_object_mut() {
+                o.remove("_error");
+            }
+            v
+        })
+        .collect();
     q.page(items, "apps")
 }
 

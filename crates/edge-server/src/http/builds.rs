@@ -197,6 +197,31 @@ struct Rewind {
     armed: bool,
 }
 
+impl Rewind {
+    /// Resets at once (before an error answer goes out), so the URL can take the next try.
+    async fn now(mut self) {
+        self.armed = false;
+        let _ = tokio::fs::remove_file(&self.part).await;
+        let _ = sqlx::query("UPDATE uploads SET state = 'waiting', bytes = 0 WHERE token_hash = $1 AND state = 'receiving'")
+            .bind(&self.hash)
+            .execute(&self.st.db.pool)
+            .await;
+    }
+}
+
+/// Reads and discards up to 1 MiB of a body we refuse, so the client (still sending)
+/// reads our answer instead of a connection reset.
+async fn drain(body: Body) {
+    let mut stream = body.into_data_stream();
+    let mut n = 0usize;
+    while let Some(Ok(chunk)) = stream.next().await {
+        n += chunk.len();
+        if n > 1 << 20 {
+            break;
+        }
+    }
+}
+
 impl Drop for Rewind {
     fn drop(&mut self) {
         if !self.armed {
@@ -214,6 +239,35 @@ impl Drop for Rewind {
 }
 
 async fn put_upload(State(st): State<Arc<AppState>>, Path(token): Path<String>, headers: HeaderMap, body: Body) -> ApiResult<Json<Value>> {
+    let (checked, body) = match check_upload(&st, &token, &headers).await {
+        Ok(c) => (c, body),
+        Err(e) => {
+            // Bounded in bytes and in time: a client waiting for an answer before sending
+            // (or sending slowly) gets it within half a second.
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(500), drain(body)).await;
+            return Err(e);
+        }
+    };
+    let (hash, task, group, expected) = checked;
+    let dest = depot::upload_path(&st, &group);
+    let part = dest.with_extension("part");
+    let rewind = Rewind { st: st.clone(), hash: hash.clone(), part: part.clone(), armed: true };
+    match receive(&st, &hash, &task, &group, expected, body).await {
+        Ok(v) => {
+            let mut rewind = rewind;
+            rewind.armed = false;
+            Ok(v)
+        }
+        Err(e) => {
+            rewind.now().await;
+            Err(e)
+        }
+    }
+}
+
+/// The checks before any byte is read; claims the upload (`receiving`). Returns
+/// (token hash, task, group, expected size).
+async fn check_upload(st: &AppState, token: &str, headers: &HeaderMap) -> ApiResult<(String, String, String, Option<u64>)> {
     let hash = sha256_hex(token.as_bytes());
     let gone = || ApiError::new(axum::http::StatusCode::NOT_FOUND, "not-found", "no such upload (completed, expired or unknown)");
     let row = sqlx::query("SELECT u.task_name, u.expires, u.size_expected, u.state, t.task_group FROM uploads u JOIN tasks t ON t.name = u.task_name WHERE u.token_hash = $1")
@@ -242,9 +296,14 @@ async fn put_upload(State(st): State<Arc<AppState>>, Path(token): Path<String>, 
     if claimed.rows_affected() == 0 {
         return Err(ApiError::conflict("invalid-state", "another upload to this URL is in progress"));
     }
-    let dest = depot::upload_path(&st, &group);
+    Ok((hash, task, group, expected))
+}
+
+/// Streams the body to disk and completes the upload.
+async fn receive(st: &AppState, hash: &str, task: &str, group: &str, expected: Option<u64>, body: Body) -> ApiResult<Json<Value>> {
+    let gone = || ApiError::new(axum::http::StatusCode::NOT_FOUND, "not-found", "no such upload (completed, expired or unknown)");
+    let dest = depot::upload_path(st, group);
     let part = dest.with_extension("part");
-    let mut rewind = Rewind { st: st.clone(), hash: hash.clone(), part: part.clone(), armed: true };
     tokio::fs::create_dir_all(dest.parent().expect("uploads dir")).await.map_err(ApiError::internal)?;
     let file = tokio::fs::File::create(&part).await.map_err(ApiError::internal)?;
     let mut w = tokio::io::BufWriter::with_capacity(1 << 20, file);
@@ -267,12 +326,11 @@ async fn put_upload(State(st): State<Arc<AppState>>, Path(token): Path<String>, 
     }
     tokio::fs::rename(&part, &dest).await.map_err(ApiError::internal)?;
     let mut tx = st.db.tx().await?;
-    sqlx::query("UPDATE uploads SET state = 'done', bytes = $1 WHERE token_hash = $2").bind(n as i64).bind(&hash).execute(&mut *tx).await?;
-    if !tasks::end_unleased(&mut tx, &task, "done", Some(&json!({"sizeBytes": n})), None).await? {
+    sqlx::query("UPDATE uploads SET state = 'done', bytes = $1 WHERE token_hash = $2").bind(n as i64).bind(hash).execute(&mut *tx).await?;
+    if !tasks::end_unleased(&mut tx, task, "done", Some(&json!({"sizeBytes": n})), None).await? {
         return Err(gone());
     }
-    tasks::enter_line(&mut tx, &group).await?;
+    tasks::enter_line(&mut tx, group).await?;
     tx.commit().await?;
-    rewind.armed = false;
     Ok(success(json!({"sizeBytes": n})))
 }

@@ -22,33 +22,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-/// [`edge_test!`] for a test that documents a known server bug: both twins are ignored
-/// (run them with `--ignored`).
-macro_rules! edge_test_ignored {
-    ($name:ident, $reason:literal, $body:expr) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            #[ignore = $reason]
-            async fn sqlite() {
-                let f = $body;
-                f($crate::common::Backend::Sqlite).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            #[ignore = $reason]
-            async fn pg() {
-                if std::env::var("EDGE_TEST_DATABASE_URL").is_err() {
-                    eprintln!("EDGE_TEST_DATABASE_URL not set: PostgreSQL run skipped");
-                    return;
-                }
-                let f = $body;
-                f($crate::common::Backend::Postgres).await;
-            }
-        }
-    };
-}
-
 /// Runs GNU tar with `args`; true on success.
 fn gnu_tar(args: &[&str]) -> bool {
     let out = Command::new("tar").args(args).output().expect("GNU tar runs");
@@ -409,26 +382,22 @@ fn hostile_archives(work: &Path) -> Vec<Hostile> {
     out
 }
 
-edge_test_ignored!(
-    refused_path_is_shown_without_leading_dot_slash,
-    "server bug: ingest.rs reports a refused path raw ('./../evil.txt'), not as in formats.md ('../evil.txt')",
-    |b| async move {
-        let s = Srv::start_with(b, |c| c.allow_private_sources = true).await;
-        let (tok, _) = s.org_admin("DotOrg").await;
-        new_app(&s, &tok, "Dot", 5).await;
-        let work = TempDir::new("dot");
-        std::fs::create_dir_all(work.0.join("tree")).unwrap();
-        std::fs::write(work.0.join("tree/good.txt"), b"good").unwrap();
-        std::fs::write(work.0.join("evil.txt"), b"evil").unwrap();
-        // What `cd tree && tar cPf x.tar . ../evil.txt` style archives hold: './' prefixes.
-        let t = work.0.join("dot.tar");
-        assert!(gnu_tar(&["-C", p(&work.0.join("tree")), "-cPf", p(&t), "./good.txt", "./../evil.txt"]));
-        let imp = upload(&s, &tok, "Dot", "dot", &t).await;
-        let tasks = wait_group(&s, &tok, imp["taskGroup"].as_str().unwrap()).await;
-        assert_failed_at(&tasks, 1, "./..");
-        assert_eq!(tasks[1]["exception"]["fileReadFailed"]["filename"], "../evil.txt", "{}", tasks[1]);
-    }
-);
+edge_test!(refused_path_is_shown_without_leading_dot_slash, |b| async move {
+    let s = Srv::start_with(b, |c| c.allow_private_sources = true).await;
+    let (tok, _) = s.org_admin("DotOrg").await;
+    new_app(&s, &tok, "Dot", 5).await;
+    let work = TempDir::new("dot");
+    std::fs::create_dir_all(work.0.join("tree")).unwrap();
+    std::fs::write(work.0.join("tree/good.txt"), b"good").unwrap();
+    std::fs::write(work.0.join("evil.txt"), b"evil").unwrap();
+    // What `cd tree && tar cPf x.tar . ../evil.txt` style archives hold: './' prefixes.
+    let t = work.0.join("dot.tar");
+    assert!(gnu_tar(&["-C", p(&work.0.join("tree")), "-cPf", p(&t), "./good.txt", "./../evil.txt"]));
+    let imp = upload(&s, &tok, "Dot", "dot", &t).await;
+    let tasks = wait_group(&s, &tok, imp["taskGroup"].as_str().unwrap()).await;
+    assert_failed_at(&tasks, 1, "./..");
+    assert_eq!(tasks[1]["exception"]["fileReadFailed"]["filename"], "../evil.txt", "{}", tasks[1]);
+});
 
 edge_test!(hostile_archives_are_refused_by_mkraw, |b| async move {
     let s = Srv::start_with(b, |c| c.allow_private_sources = true).await;
@@ -752,40 +721,36 @@ edge_test!(edge_download_exit_codes, |b| async move {
     assert_eq!(get_app(&s, &tok, "DlMissing").await["builds"], json!([]));
 });
 
-edge_test_ignored!(
-    import_headers_are_dropped_on_a_cross_origin_redirect,
-    "server bug: import headers other than Authorization, and a Referer with the signed query, follow a cross-origin redirect",
-    |b| async move {
-        let s = Srv::start_with(b, |c| c.allow_private_sources = true).await;
-        let (tok, _) = s.org_admin("HopOrg").await;
-        let work = TempDir::new("hop");
-        let hopped = small_tar(&work.0, "hopped", &small_tree(21));
-        let mut files = BTreeMap::new();
-        files.insert("/hopped.tar".to_string(), hopped.clone());
-        let peer = start_peer(files).await;
-        // 127.0.0.1:<port> redirects to localhost:<port>: another origin (another host).
-        let g = url_import(
+edge_test!(import_headers_are_dropped_on_a_cross_origin_redirect, |b| async move {
+    let s = Srv::start_with(b, |c| c.allow_private_sources = true).await;
+    let (tok, _) = s.org_admin("HopOrg").await;
+    let work = TempDir::new("hop");
+    let hopped = small_tar(&work.0, "hopped", &small_tree(21));
+    let mut files = BTreeMap::new();
+    files.insert("/hopped.tar".to_string(), hopped.clone());
+    let peer = start_peer(files).await;
+    // 127.0.0.1:<port> redirects to localhost:<port>: another origin (another host).
+    let g = url_import(
         &s,
         &tok,
         "DlHop",
         json!({"url": {"href": peer.url("/hop?sig=topsecret"), "headers": {"Authorization": "Bearer hop-secret", "X-Build-Token": "hop-42"}}, "size": hopped.len()}),
     )
     .await;
-        let tasks = wait_group(&s, &tok, &g).await;
-        assert!(tasks.iter().all(|t| t["status"] == "done"), "{:?} {}", types(&tasks), tasks[0]);
-        let first = peer.seen("/hop");
-        assert_eq!(first.len(), 1, "{first:?}");
-        assert_eq!(first[0].headers.get("authorization").map(String::as_str), Some("Bearer hop-secret"));
-        assert_eq!(first[0].headers.get("x-build-token").map(String::as_str), Some("hop-42"));
-        let second = peer.seen("/hopped.tar");
-        assert_eq!(second.len(), 1, "{second:?}");
-        assert!(second[0].host.starts_with("localhost:"), "{second:?}");
-        assert_eq!(second[0].headers.get("authorization"), None, "Authorization must not follow a cross-origin redirect: {second:?}");
-        assert_eq!(second[0].headers.get("x-build-token"), None, "import headers must not follow a cross-origin redirect: {second:?}");
-        let referer = second[0].headers.get("referer").cloned().unwrap_or_default();
-        assert!(!referer.contains("topsecret"), "the source URL's query (a signature) must not reach another origin: {referer}");
-    }
-);
+    let tasks = wait_group(&s, &tok, &g).await;
+    assert!(tasks.iter().all(|t| t["status"] == "done"), "{:?} {}", types(&tasks), tasks[0]);
+    let first = peer.seen("/hop");
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0].headers.get("authorization").map(String::as_str), Some("Bearer hop-secret"));
+    assert_eq!(first[0].headers.get("x-build-token").map(String::as_str), Some("hop-42"));
+    let second = peer.seen("/hopped.tar");
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert!(second[0].host.starts_with("localhost:"), "{second:?}");
+    assert_eq!(second[0].headers.get("authorization"), None, "Authorization must not follow a cross-origin redirect: {second:?}");
+    assert_eq!(second[0].headers.get("x-build-token"), None, "import headers must not follow a cross-origin redirect: {second:?}");
+    let referer = second[0].headers.get("referer").cloned().unwrap_or_default();
+    assert!(!referer.contains("topsecret"), "the source URL's query (a signature) must not reach another origin: {referer}");
+});
 
 edge_test!(edge_download_private_address_refused, |b| async move {
     // allow_private_sources is false by default.
@@ -876,25 +841,21 @@ edge_test!(edge_download_tls_failures, |b| async move {
     assert_download_failed(&s, &tok, "TlsSelfSigned", &g, http_failed(Value::Null, 6, &url)).await;
 });
 
-edge_test_ignored!(
-    edge_download_tls_to_a_plain_http_server,
-    "server bug: download.rs classify reports a TLS handshake with a plain-HTTP server as exit 1, not 6",
-    |b| async move {
-        let s = Srv::start_with(b, |c| {
-            c.allow_private_sources = true;
-            c.download_idle_timeout = 5;
-        })
-        .await;
-        let (tok, _) = s.org_admin("TlsOrg").await;
-        let peer = start_peer(BTreeMap::new()).await;
-        // https:// to a server that speaks plain HTTP: the TLS handshake fails.
-        let url = format!("https://127.0.0.1:{}/build.tar", peer.port);
-        let g = url_import(&s, &tok, "TlsPlain", json!({"url": url})).await;
-        let t = wait_group(&s, &tok, &g).await;
-        assert_eq!(peer.seen("TLS").len(), 1, "the peer got a ClientHello: {:?}", peer.all_seen());
-        assert_eq!(t[0]["exception"], http_failed(Value::Null, 6, &url), "{}", t[0]);
-    }
-);
+edge_test!(edge_download_tls_to_a_plain_http_server, |b| async move {
+    let s = Srv::start_with(b, |c| {
+        c.allow_private_sources = true;
+        c.download_idle_timeout = 5;
+    })
+    .await;
+    let (tok, _) = s.org_admin("TlsOrg").await;
+    let peer = start_peer(BTreeMap::new()).await;
+    // https:// to a server that speaks plain HTTP: the TLS handshake fails.
+    let url = format!("https://127.0.0.1:{}/build.tar", peer.port);
+    let g = url_import(&s, &tok, "TlsPlain", json!({"url": url})).await;
+    let t = wait_group(&s, &tok, &g).await;
+    assert_eq!(peer.seen("TLS").len(), 1, "the peer got a ClientHello: {:?}", peer.all_seen());
+    assert_eq!(t[0]["exception"], http_failed(Value::Null, 6, &url), "{}", t[0]);
+});
 
 // ---------------------------------------------------------------------------------------
 // 3. Validation of imports, task actions and triggers
@@ -1083,24 +1044,20 @@ edge_test!(uploads_limits_expiry_and_task_actions, |b| async move {
     assert_eq!(get_app(&s, &tok, "Up").await["iCurBuild"], 2);
 });
 
-edge_test_ignored!(
-    waiting_upload_is_not_processing,
-    "server bug: apps.rs counts the queued steps of an import whose upload never came as processing",
-    |b| async move {
-        let s = Srv::start(b).await;
-        let (tok, _) = s.org_admin("WaitOrg").await;
-        new_app(&s, &tok, "Idle", 5).await;
-        let imp = start_upload(&s, &tok, json!({"appName": "Idle"})).await;
-        // Only the dltar waits (for its upload); nothing is queued or running.
-        let app = get_app(&s, &tok, "Idle").await;
-        assert_eq!(app["processing"], false, "an unused upload URL is not a running pipeline: {app}");
-        // So the app can be deleted without force; the waiting import goes with it.
-        let r = s.be(&tok, Method::DELETE, "/be/v1/apps/Idle", None).await;
-        r.ok();
-        let (st, _) = put_bytes(&s, imp["uploadUrl"].as_str().unwrap(), b"x".to_vec()).await;
-        assert_eq!(st, 404);
-    }
-);
+edge_test!(waiting_upload_is_not_processing, |b| async move {
+    let s = Srv::start(b).await;
+    let (tok, _) = s.org_admin("WaitOrg").await;
+    new_app(&s, &tok, "Idle", 5).await;
+    let imp = start_upload(&s, &tok, json!({"appName": "Idle"})).await;
+    // Only the dltar waits (for its upload); nothing is queued or running.
+    let app = get_app(&s, &tok, "Idle").await;
+    assert_eq!(app["processing"], false, "an unused upload URL is not a running pipeline: {app}");
+    // So the app can be deleted without force; the waiting import goes with it.
+    let r = s.be(&tok, Method::DELETE, "/be/v1/apps/Idle", None).await;
+    r.ok();
+    let (st, _) = put_bytes(&s, imp["uploadUrl"].as_str().unwrap(), b"x".to_vec()).await;
+    assert_eq!(st, 404);
+});
 
 /// Every task of a group, whatever their state (step order).
 async fn wait_group_any(s: &Srv, tok: &str, group: &str) -> Vec<Value> {
@@ -1221,47 +1178,39 @@ async fn put_stream(s: &Srv, url: &str, body: Vec<u8>) -> Result<(u16, Value), r
     Ok((status, r.json().await.unwrap_or(Value::Null)))
 }
 
-edge_test_ignored!(
-    refused_upload_can_be_sent_again_at_once,
-    "server bug: builds.rs Rewind puts a refused upload back to waiting in a spawned task, after the 400 went out",
-    |b| async move {
-        let s = Srv::start(b).await;
-        let (tok, _) = s.org_admin("AgainOrg").await;
-        new_app(&s, &tok, "Again", 5).await;
-        let imp = start_upload(&s, &tok, json!({"appName": "Again", "size": 100})).await;
-        let url = imp["uploadUrl"].as_str().unwrap().to_string();
-        // Each streamed body is 50 bytes short: each must be refused with 400, none with
-        // 409 (no other PUT runs: the previous one was answered).
-        let mut codes = Vec::new();
-        for _ in 0..10 {
-            codes.push(put_stream(&s, &url, vec![1u8; 50]).await.unwrap().0);
-        }
-        assert_eq!(codes, vec![400; 10]);
-        let (st, v) = put_stream(&s, &url, vec![1u8; 100]).await.unwrap();
-        assert_eq!(st, 200, "{v}");
+edge_test!(refused_upload_can_be_sent_again_at_once, |b| async move {
+    let s = Srv::start(b).await;
+    let (tok, _) = s.org_admin("AgainOrg").await;
+    new_app(&s, &tok, "Again", 5).await;
+    let imp = start_upload(&s, &tok, json!({"appName": "Again", "size": 100})).await;
+    let url = imp["uploadUrl"].as_str().unwrap().to_string();
+    // Each streamed body is 50 bytes short: each must be refused with 400, none with
+    // 409 (no other PUT runs: the previous one was answered).
+    let mut codes = Vec::new();
+    for _ in 0..10 {
+        codes.push(put_stream(&s, &url, vec![1u8; 50]).await.unwrap().0);
     }
-);
+    assert_eq!(codes, vec![400; 10]);
+    let (st, v) = put_stream(&s, &url, vec![1u8; 100]).await.unwrap();
+    assert_eq!(st, 200, "{v}");
+});
 
-edge_test_ignored!(
-    early_upload_answers_reach_the_client,
-    "server bug: builds.rs put_upload answers 400/404/409 without reading the body, and the reset loses the answer",
-    |b| async move {
-        let s = Srv::start(b).await;
-        let (tok, _) = s.org_admin("EarlyOrg").await;
-        new_app(&s, &tok, "Early", 5).await;
-        let imp = start_upload(&s, &tok, json!({"appName": "Early", "size": 10})).await;
-        let url = imp["uploadUrl"].as_str().unwrap().to_string();
-        // An ordinary client sends the whole body; it must still get the 400, every time.
-        let mut lost = Vec::new();
-        for _ in 0..10 {
-            match s.http.put(&url).body(vec![0u8; 75_000]).send().await {
-                Ok(r) => assert_eq!(r.status(), 400),
-                Err(e) => lost.push(format!("{e:?}")),
-            }
+edge_test!(early_upload_answers_reach_the_client, |b| async move {
+    let s = Srv::start(b).await;
+    let (tok, _) = s.org_admin("EarlyOrg").await;
+    new_app(&s, &tok, "Early", 5).await;
+    let imp = start_upload(&s, &tok, json!({"appName": "Early", "size": 10})).await;
+    let url = imp["uploadUrl"].as_str().unwrap().to_string();
+    // An ordinary client sends the whole body; it must still get the 400, every time.
+    let mut lost = Vec::new();
+    for _ in 0..10 {
+        match s.http.put(&url).body(vec![0u8; 75_000]).send().await {
+            Ok(r) => assert_eq!(r.status(), 400),
+            Err(e) => lost.push(format!("{e:?}")),
         }
-        assert!(lost.is_empty(), "{} of 10 answers lost: {:?}", lost.len(), lost.first());
     }
-);
+    assert!(lost.is_empty(), "{} of 10 answers lost: {:?}", lost.len(), lost.first());
+});
 
 edge_test!(task_list_filters_and_tenancy, |b| async move {
     let s = Srv::start_with(b, |c| c.allow_private_sources = true).await;
@@ -1391,16 +1340,12 @@ edge_test!(retry_of_a_refused_archive_fails_again, |b| async move {
     assert_eq!(app["builds"], json!([]));
 });
 
-edge_test_ignored!(
-    retry_of_a_refused_archive_gives_the_same_verdict,
-    "server bug: pipeline.rs after_commit deletes the refused archive, so a retried mkraw fails with an internal error",
-    |b| async move {
-        let s = Srv::start_with(b, |c| c.allow_private_sources = true).await;
-        let (tok, _) = s.org_admin("AgainOrg").await;
-        let (t, t2) = refuse_then_retry(&s, &tok).await;
-        assert_eq!(t2[1]["exception"], t[1]["exception"], "the same archive gets the same verdict");
-    }
-);
+edge_test!(retry_of_a_refused_archive_gives_the_same_verdict, |b| async move {
+    let s = Srv::start_with(b, |c| c.allow_private_sources = true).await;
+    let (tok, _) = s.org_admin("AgainOrg").await;
+    let (t, t2) = refuse_then_retry(&s, &tok).await;
+    assert_eq!(t2[1]["exception"], t[1]["exception"], "the same archive gets the same verdict");
+});
 
 edge_test!(retry_of_an_older_build_is_refused, |b| async move {
     let moto = crate::origins::start_moto().await;
