@@ -9,7 +9,7 @@ trap stop_server EXIT
 TOKEN=$(org_token BenchOrg)
 curl -sf "$E/be/v1/apps" -H "authorization: Bearer $TOKEN" >/dev/null
 echo "machine: $(machine)"
-peak_rss "$SERVER_PID" $((2 * DUR + 6)) >"$WORK/rss" &
+peak_rss "$SERVER_PID" $((2 * DUR + 6)) "$WORK/rss" &
 RSS_PID=$!
 echo "== GET / =="
 wrk -t2 -c32 -d"${DUR}s" --latency "$E/" | tee "$WORK/root.txt" | grep -E "Requests/sec|50%|99%"

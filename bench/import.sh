@@ -15,7 +15,7 @@ TOKEN=$(org_token BenchOrg)
 H=(-H "authorization: Bearer $TOKEN" -H 'content-type: application/json')
 curl -sf -XPOST "$E/be/v1/deployments" "${H[@]}" -d '{"name":"local","origin":{"type":"fs","path":"site"}}' >/dev/null
 curl -sf -XPOST "$E/be/v1/apps" "${H[@]}" -d '{"name":"Game","label":"Game"}' >/dev/null
-peak_rss "$SERVER_PID" 3600 >"$WORK/rss" &
+peak_rss "$SERVER_PID" 3600 "$WORK/rss" &
 RSS_PID=$!
 T0=$(date +%s.%N)
 IMP=$(curl -sf -XPOST "$E/be/v1/builds" "${H[@]}" -d '{"appName":"Game","buildName":"bench"}')
@@ -39,7 +39,8 @@ curl -sf "$E/be/v1/tasks?taskGroup=$GROUP&order[]=created" -H "authorization: Be
 import sys, json, datetime
 p = lambda s: datetime.datetime.fromisoformat(s.replace("Z", "+00:00"))
 for t in json.load(sys.stdin)["tasks"]:
-    print(f"  {t[\"type\"]:7} {(p(t[\"ended\"]) - p(t[\"started\"])).total_seconds():6.0f} s (second resolution)")'
+    d = (p(t["ended"]) - p(t["started"])).total_seconds()
+    print("  %-7s %4.0f s (second resolution)" % (t["type"], d))'
 echo "server peak RSS during import: $(cat "$WORK/rss" 2>/dev/null || echo '?') MiB"
 APP=$(curl -sf "$E/be/v1/apps/Game" -H "authorization: Bearer $TOKEN")
 DXF=$(echo "$APP" | json "d['app']['dxfName']")

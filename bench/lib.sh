@@ -30,15 +30,15 @@ org_token() {
     -d "{\"username\":\"${1}_admin\",\"password\":\"$pw\",\"orgName\":\"$1\"}" | json "d['accessToken']"
 }
 
-# peak_rss PID SECONDS: samples VmRSS every 0.2 s, prints the peak in MiB.
+# peak_rss PID SECONDS FILE: samples VmRSS every 0.2 s, keeps the peak (MiB) in FILE.
 peak_rss() {
-  local pid=$1 end=$((SECONDS + $2)) peak=0 r
+  local pid=$1 end=$((SECONDS + $2)) out=$3 peak=0 r
+  echo 0 >"$out"
   while [ $SECONDS -lt $end ] && kill -0 "$pid" 2>/dev/null; do
     r=$(awk '/VmRSS/{print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
-    [ "${r:-0}" -gt "$peak" ] && peak=$r
+    if [ "${r:-0}" -gt "$peak" ]; then peak=$r; echo $((peak / 1024)) >"$out"; fi
     sleep 0.2
   done
-  echo $((peak / 1024))
 }
 
 machine() { echo "$(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr), $(date -u +%Y-%m-%d)"; }

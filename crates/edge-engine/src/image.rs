@@ -81,7 +81,7 @@ pub(crate) struct PackWriter<'a> {
     dir: &'a Path,
     limit: u64,
     pub(crate) packs: Vec<(String, u64, Hash)>,
-    cur: Option<(fs::File, blake3::Hasher, u64)>,
+    cur: Option<(io::BufWriter<fs::File>, blake3::Hasher, u64)>,
 }
 
 impl<'a> PackWriter<'a> {
@@ -101,7 +101,7 @@ impl<'a> PackWriter<'a> {
         if self.cur.is_none() {
             let n = self.packs.len() + 1;
             let p = self.dir.join(format!(".{}.tmp", Self::name(n)));
-            let f = fs::File::create(&p).map_err(|e| io_ctx(p.display(), e))?;
+            let f = io::BufWriter::with_capacity(1 << 20, fs::File::create(&p).map_err(|e| io_ctx(p.display(), e))?);
             self.cur = Some((f, blake3::Hasher::new(), 0));
         }
         let (f, h, len) = self.cur.as_mut().expect("open pack");
@@ -113,8 +113,10 @@ impl<'a> PackWriter<'a> {
     }
     /// Finishes the current pack.
     pub(crate) fn close(&mut self) -> io::Result<()> {
-        if let Some((f, h, len)) = self.cur.take() {
-            f.sync_all()?;
+        if let Some((mut f, h, len)) = self.cur.take() {
+            f.flush()?;
+            // No fsync per pack: a crashed step is re-run from the chunk store, and the
+            // manifest (written last) only appears after every pack is complete.
             drop(f);
             let n = self.packs.len() + 1;
             let name = Self::name(n);

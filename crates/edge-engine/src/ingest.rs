@@ -106,6 +106,67 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
+/// Compresses and stores chunks on worker threads while the reader goes on cutting and
+/// hashing: the bounded queue keeps memory at a few chunks.
+struct Storer {
+    tx: Option<std::sync::mpsc::SyncSender<(Hash, Vec<u8>)>>,
+    rx: std::sync::mpsc::Receiver<io::Result<(Hash, u64, bool, bool)>>,
+    handles: Vec<std::thread::JoinHandle<()>>,
+}
+
+type Job = (Hash, Vec<u8>);
+
+impl Storer {
+    fn new(store: &ChunkStore, level: i32, workers: usize) -> Storer {
+        let (tx, jobs) = std::sync::mpsc::sync_channel::<Job>(workers * 2);
+        let (rtx, rx) = std::sync::mpsc::channel();
+        let jobs = std::sync::Arc::new(std::sync::Mutex::new(jobs));
+        let handles = (0..workers)
+            .map(|_| {
+                let (jobs, rtx, store) = (jobs.clone(), rtx.clone(), store.clone());
+                std::thread::spawn(move || loop {
+                    let job = match jobs.lock() {
+                        Ok(j) => j.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok((h, data)) = job else { return };
+                    let existed = store.has(&h);
+                    let r = store.put(&h, &data, level).map(|(stored, z)| (h, stored, z, existed));
+                    if rtx.send(r).is_err() {
+                        return;
+                    }
+                })
+            })
+            .collect();
+        Storer { tx: Some(tx), rx, handles }
+    }
+
+    fn put(&mut self, h: Hash, data: Vec<u8>) -> io::Result<()> {
+        match &self.tx {
+            Some(tx) => tx.send((h, data)).map_err(|_| io::Error::other("chunk store workers stopped")),
+            None => Err(io::Error::other("chunk store closed")),
+        }
+    }
+
+    /// Waits for every queued chunk; returns (hash, stored size, compressed, existed).
+    fn finish(mut self) -> io::Result<Vec<(Hash, u64, bool, bool)>> {
+        self.tx = None;
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+        self.rx.try_iter().collect()
+    }
+}
+
+impl Drop for Storer {
+    fn drop(&mut self) {
+        self.tx = None;
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
 /// Normalizes an archive path: strips `./`, empty and `.` components. `Ok(None)` for the
 /// root itself; `Err` names why the path is refused.
 pub fn normalize(raw: &str) -> Result<Option<String>, &'static str> {
@@ -169,6 +230,8 @@ pub fn ingest<R: Read>(mut r: R, store: &ChunkStore, p: &Params, progress: &mut 
     let mut empty_files = 0;
     let mut new_chunks = 0;
     let mut all_bytes = 0u64;
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 8);
+    let mut storer = Storer::new(store, p.zstd_level, workers);
     let entries = archive.entries().map_err(|_| reject(ARCHIVE, "tar", "corrupt"))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| tar_error(ARCHIVE, &e))?;
@@ -204,12 +267,9 @@ pub fn ingest<R: Read>(mut r: R, store: &ChunkStore, p: &Params, progress: &mut 
                         })?;
                         let h = Hash::of(&c.data);
                         if let std::collections::hash_map::Entry::Vacant(slot) = tree.chunks.entry(h) {
-                            let existed = store.has(&h);
-                            let (stored, z) = store.put(&h, &c.data, p.zstd_level)?;
-                            if !existed {
-                                new_chunks += 1;
-                            }
-                            slot.insert(ChunkInfo { raw: c.length as u32, stored, z });
+                            // Sizes are filled in when the workers report back.
+                            slot.insert(ChunkInfo { raw: c.length as u32, stored: 0, z: false });
+                            storer.put(h, c.data)?;
                         }
                         chunks.push(ChunkRef { h, len: c.length as u32 });
                         read += c.length as u64;
@@ -241,6 +301,15 @@ pub fn ingest<R: Read>(mut r: R, store: &ChunkStore, p: &Params, progress: &mut 
                 index.insert(path, tree.entries.len());
                 tree.entries.push(e);
             }
+        }
+    }
+    for (h, stored, z, existed) in storer.finish()? {
+        if let Some(info) = tree.chunks.get_mut(&h) {
+            info.stored = stored;
+            info.z = z;
+        }
+        if !existed {
+            new_chunks += 1;
         }
     }
     let inner = archive.into_inner();

@@ -119,10 +119,27 @@ fn lay_out(out: &Path, files: &[FileRow], raw_len: &[u64]) -> io::Result<HashMap
     Ok(places)
 }
 
-fn write_places(out: &Path, files: &[FileRow], places: Option<&Vec<(usize, u64)>>, data: &[u8]) -> io::Result<u64> {
+/// Open output files by file index (chunks of a file mostly arrive in a row).
+#[derive(Default)]
+struct Handles(HashMap<usize, fs::File>);
+
+impl Handles {
+    fn get(&mut self, out: &Path, files: &[FileRow], fi: usize) -> io::Result<&mut fs::File> {
+        if !self.0.contains_key(&fi) {
+            if self.0.len() >= 64 {
+                self.0.clear();
+            }
+            let f = fs::OpenOptions::new().write(true).open(out.join(&files[fi].path))?;
+            self.0.insert(fi, f);
+        }
+        Ok(self.0.get_mut(&fi).expect("just inserted"))
+    }
+}
+
+fn write_places(h: &mut Handles, out: &Path, files: &[FileRow], places: Option<&Vec<(usize, u64)>>, data: &[u8]) -> io::Result<u64> {
     let mut n = 0;
     for (fi, off) in places.into_iter().flatten() {
-        let mut f = fs::OpenOptions::new().write(true).open(out.join(&files[*fi].path))?;
+        let f = h.get(out, files, *fi)?;
         f.seek(SeekFrom::Start(*off))?;
         f.write_all(data)?;
         n += data.len() as u64;
@@ -248,6 +265,7 @@ pub fn unpack(src: &dyn Source, out: &Path, public_pem: Option<&str>) -> io::Res
     let files = files_of(&index)?;
     prepare_out(out)?;
     let places = lay_out(out, &files, &raw_len)?;
+    let mut handles = Handles::default();
     let mut stats = Stats { files: files.iter().filter(|f| f.kind == "file").count(), ..Default::default() };
     stats.pack_bytes = stream_packs(src, &manifest, &rows, |i, stored| {
         let raw = if z[i] {
@@ -259,7 +277,7 @@ pub fn unpack(src: &dyn Source, out: &Path, public_pem: Option<&str>) -> io::Res
         if Hash::of(&raw) != hashes[i] {
             return Err(bad(format!("chunk {} does not match its hash", hashes[i].hex())));
         }
-        stats.bytes += write_places(out, &files, places.get(&i), &raw)?;
+        stats.bytes += write_places(&mut handles, out, &files, places.get(&i), &raw)?;
         Ok(())
     })?;
     finish(out, &files)?;
@@ -293,6 +311,7 @@ pub fn apply(src: &dyn Source, from: &Path, out: &Path) -> io::Result<Stats> {
     let files = files_of(&index)?;
     prepare_out(out)?;
     let places = lay_out(out, &files, &raw_len)?;
+    let mut handles = Handles::default();
     let mut stats = Stats { files: files.iter().filter(|f| f.kind == "file").count(), ..Default::default() };
     let hash_of = |c: &Value| c["h"].as_str().and_then(Hash::from_hex).ok_or_else(|| bad("bad chunk hash"));
     let mut rows = Vec::new();
@@ -302,7 +321,7 @@ pub fn apply(src: &dyn Source, from: &Path, out: &Path) -> io::Result<Stats> {
             if Hash::of(&raw) != hash_of(c)? {
                 return Err(bad(format!("older build file {} differs from the patch's base", c["path"])));
             }
-            stats.bytes += write_places(out, &files, places.get(&i), &raw)?;
+            stats.bytes += write_places(&mut handles, out, &files, places.get(&i), &raw)?;
         } else {
             rows.push((i, c["pack"].as_u64().unwrap_or(0) as usize, c["off"].as_u64().unwrap_or(0), c["stored"].as_u64().unwrap_or(0)));
         }
@@ -324,7 +343,7 @@ pub fn apply(src: &dyn Source, from: &Path, out: &Path) -> io::Result<Stats> {
         if Hash::of(&raw) != hash_of(c)? {
             return Err(bad(format!("chunk {} does not match its hash", c["h"])));
         }
-        stats.bytes += write_places(out, &files, places.get(&i), &raw)?;
+        stats.bytes += write_places(&mut handles, out, &files, places.get(&i), &raw)?;
         Ok(())
     })?;
     finish(out, &files)?;

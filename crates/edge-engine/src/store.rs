@@ -46,8 +46,12 @@ impl ChunkStore {
             let flag = fs::read(&p).map(|b| b.first().copied() == Some(1)).unwrap_or(false);
             return Ok((m.len().saturating_sub(1), flag));
         }
-        let z = zstd::bulk::compress(raw, level)?;
-        let (flag, body) = if z.len() < raw.len() { (1u8, &z[..]) } else { (0u8, raw) };
+        // Compressed assets (textures, audio, video) do not shrink: a fast level-1 probe of a
+        // sample spares the full compression of chunks that would be stored raw anyway.
+        const SAMPLE: usize = 16 << 10;
+        let incompressible = raw.len() > 4 * SAMPLE && zstd::bulk::compress(&raw[..SAMPLE], 1)?.len() * 100 > SAMPLE * 98;
+        let z = if incompressible { Vec::new() } else { zstd::bulk::compress(raw, level)? };
+        let (flag, body) = if !incompressible && z.len() < raw.len() { (1u8, &z[..]) } else { (0u8, raw) };
         let dir = p.parent().expect("chunk path has a parent");
         fs::create_dir_all(dir).map_err(|e| io_ctx(dir.display(), e))?;
         let tmp = dir.join(format!(".{}.tmp{}", h.hex(), std::process::id()));

@@ -125,6 +125,16 @@ enum WriteError {
 
 fn write_tmp_then_rename(dir: &Path, tmp: &Path, dst: &Path, content: &Content) -> Result<(), WriteError> {
     fs::create_dir_all(dir).map_err(WriteError::Dst)?;
+    // Published files are immutable (always replaced by rename, never written in place), so
+    // on the same file system a hard link publishes without copying a byte.
+    if let Content::File(src) = content {
+        if fs::hard_link(src, tmp).is_ok() {
+            let r = fs::rename(tmp, dst).map_err(WriteError::Dst);
+            // When `dst` already is this very file, rename leaves `tmp` in place (POSIX).
+            let _ = fs::remove_file(tmp);
+            return r;
+        }
+    }
     // Open the source first: a missing source must not leave a temporary file behind.
     let mut source = match content {
         Content::File(src) => Some(File::open(src).map_err(|e| WriteError::Src(src.clone(), e))?),

@@ -35,15 +35,16 @@ pub async fn run(st: Arc<AppState>, mut stop: watch::Receiver<bool>) {
                     busy.lock().expect("busy set").insert(sub.clone());
                     let (st, busy, client) = (st.clone(), busy.clone(), client.clone());
                     tokio::spawn(async move {
-                        // Serve this subscription's queue in order until nothing is due.
-                        let mut next = Some(delivery);
-                        while let Some(d) = next {
-                            match deliver(&st, &client, &d).await {
-                                Ok(true) => next = lease_head(&st, &sub).await.unwrap_or(None),
-                                Ok(false) => next = None,
+                        // Serve this subscription's queue in order until nothing is due:
+                        // the leased head first, then batches.
+                        let mut batch = vec![delivery];
+                        while !batch.is_empty() {
+                            match serve_batch(&st, &client, &sub, &batch).await {
+                                Ok(true) => batch = lease_batch(&st, &sub, 64).await.unwrap_or_default(),
+                                Ok(false) => batch = Vec::new(),
                                 Err(e) => {
-                                    tracing::warn!(delivery = %d, error = %e, "delivery bookkeeping failed");
-                                    next = None;
+                                    tracing::warn!(subscription = %sub, error = %e, "delivery bookkeeping failed");
+                                    batch = Vec::new();
                                 }
                             }
                         }
@@ -94,29 +95,81 @@ async fn due(st: &AppState, busy: &Mutex<HashSet<String>>) -> Result<Vec<(String
     Ok(out)
 }
 
-/// Leases the head delivery of one subscription if it is due.
-async fn lease_head(st: &AppState, sub: &str) -> Result<Option<String>, sqlx::Error> {
+/// Leases up to `n` due deliveries at the head of one subscription's queue, in order
+/// (stopping at the first one not yet due: order is kept).
+async fn lease_batch(st: &AppState, sub: &str, n: i64) -> Result<Vec<String>, sqlx::Error> {
     let now = now_ms();
-    let Some(r) = sqlx::query("SELECT id, next_at FROM deliveries WHERE subscription_id = $1 AND status = 'pending' ORDER BY id LIMIT 1")
+    let rows = sqlx::query("SELECT id, next_at FROM deliveries WHERE subscription_id = $1 AND status = 'pending' ORDER BY id LIMIT $2")
         .bind(sub)
-        .fetch_optional(&st.db.pool)
-        .await?
-    else {
-        return Ok(None);
-    };
-    if i(&r, "next_at") > now {
-        return Ok(None);
+        .bind(n)
+        .fetch_all(&st.db.pool)
+        .await?;
+    let ids: Vec<String> = rows.iter().take_while(|r| i(r, "next_at") <= now).map(|r| s(r, "id")).collect();
+    if ids.is_empty() {
+        return Ok(ids);
     }
-    let id = s(&r, "id");
-    let got = sqlx::query(
-        "UPDATE deliveries SET lease_until = $1 WHERE id = $2 AND status = 'pending' AND (lease_until IS NULL OR lease_until < $3)",
-    )
-    .bind(now + 60_000)
-    .bind(&id)
-    .bind(now)
-    .execute(&st.db.pool)
-    .await?;
-    Ok((got.rows_affected() == 1).then_some(id))
+    let mut tx = st.db.tx().await?;
+    let mut leased = Vec::new();
+    for id in ids {
+        let got = sqlx::query(
+            "UPDATE deliveries SET lease_until = $1 WHERE id = $2 AND status = 'pending' AND (lease_until IS NULL OR lease_until < $3)",
+        )
+        .bind(now + 60_000)
+        .bind(&id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if got.rows_affected() != 1 {
+            break;
+        }
+        leased.push(id);
+    }
+    tx.commit().await?;
+    Ok(leased)
+}
+
+/// Sends a leased batch in order; successes are recorded together. `Ok(true)` when the
+/// whole batch went out (the queue may go on at once).
+async fn serve_batch(st: &AppState, client: &reqwest::Client, sub: &str, batch: &[String]) -> Result<bool, sqlx::Error> {
+    let mut delivered: Vec<&String> = Vec::new();
+    let mut all_ok = true;
+    for id in batch {
+        match deliver(st, client, id, false).await? {
+            Some(true) => delivered.push(id),
+            Some(false) => continue,
+            None => {
+                all_ok = false;
+                break;
+            }
+        }
+    }
+    if !delivered.is_empty() {
+        let mut tx = st.db.tx().await?;
+        for id in &delivered {
+            sqlx::query("UPDATE deliveries SET status = 'done', attempts = attempts + 1, lease_until = NULL WHERE id = $1")
+                .bind(*id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "UPDATE subscriptions SET delivered = delivered + $1, last_delivery = $2, last_status = 'ok', last_error = NULL WHERE id = $3",
+        )
+        .bind(delivered.len() as i64)
+        .bind(now_ms())
+        .bind(sub)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+    }
+    if !all_ok {
+        // Release the leases of what was not attempted, keeping their place in line.
+        sqlx::query("UPDATE deliveries SET lease_until = NULL WHERE subscription_id = $1 AND status = 'pending' AND next_at <= $2")
+            .bind(sub)
+            .bind(now_ms())
+            .execute(&st.db.pool)
+            .await?;
+    }
+    Ok(all_ok)
 }
 
 enum Sent {
@@ -127,8 +180,10 @@ enum Sent {
     Retry(String, Option<u64>),
 }
 
-/// Sends one delivery; `Ok(true)` when it succeeded (the queue may go on at once).
-async fn deliver(st: &AppState, client: &reqwest::Client, id: &str) -> Result<bool, sqlx::Error> {
+/// Sends one delivery. `Some(true)`: it succeeded (recorded by the caller unless
+/// `record`); `Some(false)`: dropped (recorded), the queue may go on; `None`: a retry was
+/// scheduled or the subscription disabled — the queue stops here.
+async fn deliver(st: &AppState, client: &reqwest::Client, id: &str, record: bool) -> Result<Option<bool>, sqlx::Error> {
     let Some(r) = sqlx::query(
         "SELECT d.id, d.attempts, d.created, d.subscription_id, o.body, s.kind, s.url, s.slack_channel, s.slack_token_sealed, s.secret_sealed, s.name, s.enabled \
          FROM deliveries d JOIN outbox o ON o.id = d.event_id JOIN subscriptions s ON s.id = d.subscription_id WHERE d.id = $1 AND d.status = 'pending'",
@@ -137,17 +192,18 @@ async fn deliver(st: &AppState, client: &reqwest::Client, id: &str) -> Result<bo
     .fetch_optional(&st.db.pool)
     .await?
     else {
-        return Ok(false);
+        return Ok(Some(false));
     };
     let sub = s(&r, "subscription_id");
     let now = now_ms();
     if i(&r, "enabled") != 1 || now - i(&r, "created") > MAX_AGE_MS {
-        return drop_delivery(st, id, &sub, "expired before delivery").await.map(|_| true);
+        return drop_delivery(st, id, &sub, "expired before delivery").await.map(|_| Some(false));
     }
     let mut body: Value = serde_json::from_str(&s(&r, "body")).unwrap_or(Value::Null);
     body["deliveryId"] = json!(id);
     let sent = if s(&r, "kind") == "slack" { send_slack(st, client, &r, &body).await } else { send_webhook(st, client, &r, &body).await };
     match sent {
+        Sent::Ok if !record => Ok(Some(true)),
         Sent::Ok => {
             let mut tx = st.db.tx().await?;
             sqlx::query("UPDATE deliveries SET status = 'done', attempts = attempts + 1, lease_until = NULL WHERE id = $1")
@@ -159,7 +215,7 @@ async fn deliver(st: &AppState, client: &reqwest::Client, id: &str) -> Result<bo
                 .bind(&sub)
                 .execute(&mut *tx)
                 .await?;
-            tx.commit().await.map(|_| true)
+            tx.commit().await.map(|_| Some(true))
         }
         Sent::Gone(why) => {
             let mut tx = st.db.tx().await?;
@@ -179,14 +235,14 @@ async fn deliver(st: &AppState, client: &reqwest::Client, id: &str) -> Result<bo
             sqlx::query("UPDATE subscriptions SET failed = failed + $1 WHERE id = $2").bind(n as i64).bind(&sub).execute(&mut *tx).await?;
             tx.commit().await?;
             tracing::info!(subscription = %s(&r, "name"), reason = %why, "subscription disabled");
-            Ok(false)
+            Ok(None)
         }
         Sent::Retry(why, retry_after) => {
             let attempts = i(&r, "attempts") as usize;
             let schedule = &st.cfg.webhook_backoff_ms;
             if attempts >= schedule.len() {
                 // Dropped: the next event in line may go at once.
-                return drop_delivery(st, id, &sub, &why).await.map(|_| true);
+                return drop_delivery(st, id, &sub, &why).await.map(|_| Some(false));
             }
             let base = schedule[attempts] as f64;
             let jitter = 0.8 + (random_bytes(1)[0] as f64 / 255.0) * 0.4;
@@ -207,7 +263,7 @@ async fn deliver(st: &AppState, client: &reqwest::Client, id: &str) -> Result<bo
                 .bind(&sub)
                 .execute(&mut *tx)
                 .await?;
-            tx.commit().await.map(|_| false)
+            tx.commit().await.map(|_| None)
         }
     }
 }

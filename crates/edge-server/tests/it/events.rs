@@ -320,3 +320,88 @@ edge_test!(subscriptions_api_rules, |b| async move {
     s.be(&tok2, Method::GET, "/be/v1/subscriptions/s1", None).await.err(404, "not-found");
     s.be(&tok2, Method::DELETE, "/be/v1/subscriptions/s1", None).await.err(404, "not-found");
 });
+
+/// A local stand-in for the Slack Web API: checks the bot token, records the messages and
+/// answers as Slack does (`{"ok": true}` or an error code).
+async fn slack_api(answer: &'static str) -> (String, Arc<Mutex<Vec<(String, Value)>>>) {
+    let got: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+    let g = got.clone();
+    let app = axum::Router::new().route(
+        "/api/chat.postMessage",
+        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let g = g.clone();
+            async move {
+                let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                g.lock().unwrap().push((auth, v));
+                let reply = if answer == "ok" { json!({"ok": true}) } else { json!({"ok": false, "error": answer}) };
+                axum::Json(reply)
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (format!("http://{addr}/api"), got)
+}
+
+edge_test!(slack_messages_and_fatal_errors, |b| async move {
+    let (base, got) = slack_api("ok").await;
+    let (bad_base, bad_got) = slack_api("invalid_auth").await;
+    let _ = bad_base;
+    let s = Srv::start_with(b, |c| {
+        fast(c);
+        c.slack_api_base = base.clone();
+    })
+    .await;
+    let (tok, tar, _w) = setup(&s).await;
+    let r = s.be(&tok, Method::POST, "/be/v1/subscriptions", Some(json!({"name": "chat", "type": "slack", "slackChannel": "#builds", "slackToken": "xoxb-test-1", "filter": {"types": ["deploy"], "events": ["end"]}}))).await;
+    r.ok();
+    upload(&s, &tok, "Game", "2.0", &tar).await;
+    for _ in 0..200 {
+        if !got.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let msgs = got.lock().unwrap().clone();
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    assert_eq!(msgs[0].0, "Bearer xoxb-test-1");
+    assert_eq!(msgs[0].1["channel"], "#builds");
+    let text = msgs[0].1["text"].as_str().unwrap();
+    assert!(text.contains("Game") && text.contains("deploy end"), "{text}");
+    let r = s.be(&tok, Method::GET, "/be/v1/subscriptions/chat", None).await;
+    assert_eq!(r.ok()["subscription"]["stats"]["delivered"], 1);
+    assert!(bad_got.lock().unwrap().is_empty());
+});
+
+edge_test!(slack_invalid_auth_disables, |b| async move {
+    let (base, got) = slack_api("invalid_auth").await;
+    let s = Srv::start_with(b, |c| {
+        fast(c);
+        c.slack_api_base = base.clone();
+    })
+    .await;
+    let (tok, tar, _w) = setup(&s).await;
+    s.be(
+        &tok,
+        Method::POST,
+        "/be/v1/subscriptions",
+        Some(json!({"name": "chat", "type": "slack", "slackChannel": "#b", "slackToken": "xoxb-revoked"})),
+    )
+    .await
+    .ok();
+    upload(&s, &tok, "Game", "2.0", &tar).await;
+    let mut disabled = false;
+    for _ in 0..200 {
+        let r = s.be(&tok, Method::GET, "/be/v1/subscriptions/chat", None).await;
+        if r.ok()["subscription"]["enabled"] == false {
+            disabled = true;
+            assert!(r.body["subscription"]["stats"]["lastError"].as_str().unwrap().contains("invalid_auth"));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(disabled);
+    assert_eq!(got.lock().unwrap().len(), 1, "no further messages after invalid_auth");
+});
