@@ -34,9 +34,21 @@ pub fn client(opts: &OriginOptions) -> reqwest::Client {
             Err(err) => attempt.error(err),
         }
     });
+    build(opts, policy)
+}
+
+/// Like [`client`], but follows no redirect: for callers that must decide per hop what
+/// to send (build downloads drop the publisher's headers on a hop to another origin).
+/// Sends no `Referer`.
+pub fn client_no_redirect(opts: &OriginOptions) -> reqwest::Client {
+    build(opts, redirect::Policy::none())
+}
+
+fn build(opts: &OriginOptions, policy: redirect::Policy) -> reqwest::Client {
     reqwest::Client::builder()
-        .dns_resolver(Arc::new(GuardedResolver { allow_private }))
+        .dns_resolver(Arc::new(GuardedResolver { allow_private: opts.allow_private }))
         .redirect(policy)
+        .referer(false)
         .no_proxy()
         .connect_timeout(opts.timeout)
         .read_timeout(opts.timeout)
@@ -44,22 +56,6 @@ pub fn client(opts: &OriginOptions) -> reqwest::Client {
         .build()
         // Building fails only when the TLS backend cannot initialise, which the bundled
         // rustls with compiled-in roots does not do: a failure here is a broken build.
-        .expect("the HTTP client (rustls) could not be built")
-}
-
-/// Like [`client`], but follows no redirect: for callers that must decide per hop what
-/// to send (build downloads drop the publisher's headers on a hop to another origin).
-/// Sends no `Referer`.
-pub fn client_no_redirect(opts: &OriginOptions) -> reqwest::Client {
-    reqwest::Client::builder()
-        .dns_resolver(Arc::new(GuardedResolver { allow_private: opts.allow_private }))
-        .redirect(redirect::Policy::none())
-        .referer(false)
-        .no_proxy()
-        .connect_timeout(opts.timeout)
-        .read_timeout(opts.timeout)
-        .user_agent(concat!("rockit-edge/", env!("CARGO_PKG_VERSION")))
-        .build()
         .expect("the HTTP client (rustls) could not be built")
 }
 

@@ -249,15 +249,7 @@ async fn delete_app(
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let mut force = false;
-    for (k, v) in form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes()) {
-        match (k.as_ref(), v.as_ref()) {
-            ("force", "true") => force = true,
-            ("force", "false") => force = false,
-            ("force", _) => return Err(ApiError::invalid("force", "force must be true or false")),
-            (other, _) => return Err(ApiError::invalid(other, format!("unknown query parameter '{other}'"))),
-        }
-    }
+    let force = super::extract::flag_query(raw.as_deref(), "force")?;
     c.require(Resource::Apps, D)?;
     let mut tx = st.db.tx().await?;
     let r = sqlx::query(&format!("{SELECT} WHERE a.org_id = $1 AND a.name = $2"))

@@ -289,3 +289,18 @@ where
     use serde::Deserialize;
     Option::<T>::deserialize(d).map(Some)
 }
+
+/// The query of a DELETE that takes one boolean flag (`force`, `prune`): the flag's value
+/// (default false); anything else in the query is 400.
+pub fn flag_query(raw: Option<&str>, name: &str) -> Result<bool, ApiError> {
+    let mut on = false;
+    for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        match (k.as_ref(), v.as_ref()) {
+            (k, "true") if k == name => on = true,
+            (k, "false") if k == name => on = false,
+            (k, _) if k == name => return Err(ApiError::invalid(name, format!("{name} must be true or false"))),
+            (other, _) => return Err(ApiError::invalid(other, format!("unknown query parameter '{other}'"))),
+        }
+    }
+    Ok(on)
+}

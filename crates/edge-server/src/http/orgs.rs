@@ -132,15 +132,7 @@ fn map_create_conflict(e: sqlx::Error, name: &Name) -> ApiError {
 /// Deletes an organization (`?prune=true` also purges its published files through a
 /// `purge` task). The operator organization is protected.
 pub async fn delete_org(st: &AppState, name: &str, raw: Option<&str>) -> ApiResult<Json<Value>> {
-    let mut prune = false;
-    for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
-        match (k.as_ref(), v.as_ref()) {
-            ("prune", "true") => prune = true,
-            ("prune", "false") => prune = false,
-            ("prune", _) => return Err(ApiError::invalid("prune", "prune must be true or false")),
-            (other, _) => return Err(ApiError::invalid(other, format!("unknown query parameter '{other}'"))),
-        }
-    }
+    let prune = super::extract::flag_query(raw, "prune")?;
     let mut tx = st.db.tx().await?;
     let org = orgs::by_name(&mut tx, name).await?.ok_or_else(|| ApiError::not_found("organization", name))?;
     if org.operator {

@@ -52,7 +52,11 @@ fn verify(secret: &str, headers: &HeaderMap, body: &[u8]) -> Result<Value, Strin
 }
 
 async fn receiver() -> Receiver {
-    let inbox: Arc<Mutex<Inbox>> = Arc::default();
+    receiver_at("127.0.0.1:0".parse().unwrap(), Arc::default()).await
+}
+
+/// A verifying receiver on `addr` delivering into `inbox`.
+async fn receiver_at(addr: std::net::SocketAddr, inbox: Arc<Mutex<Inbox>>) -> Receiver {
     let ib = inbox.clone();
     let app = axum::Router::new().route(
         "/hook",
@@ -70,7 +74,7 @@ async fn receiver() -> Receiver {
             }
         }),
     );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let l = tokio::net::TcpListener::bind(addr).await.unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
     Receiver { url: format!("http://{addr}/hook"), inbox }
@@ -234,23 +238,7 @@ edge_test!(pending_deliveries_survive_a_restart, |b| async move {
     s.stop().await;
     // The receiver comes up on the same port; the server starts again on the same data.
     let inbox: Arc<Mutex<Inbox>> = Arc::new(Mutex::new(Inbox { secret: Some(secret), ..Default::default() }));
-    let ib = inbox.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
-            let ib = ib.clone();
-            async move {
-                let mut g = ib.lock().unwrap();
-                let secret = g.secret.clone().unwrap();
-                if let Ok(v) = verify(&secret, &headers, &body) {
-                    g.got.push(v);
-                }
-                StatusCode::OK
-            }
-        }),
-    );
-    let l = tokio::net::TcpListener::bind(addr).await.unwrap();
-    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    receiver_at(addr, inbox.clone()).await;
     let mut cfg2 = cfg.clone();
     cfg2.webhook_backoff_ms = vec![100];
     // Nothing was lost: the delivery waits for its next attempt and arrives after restart.
