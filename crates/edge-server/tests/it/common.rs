@@ -93,6 +93,12 @@ pub struct Srv {
     running: Option<Running>,
 }
 
+/// The tests' HTTP client: no idle connection reuse, so a connection the server closed after
+/// an early answer (413, refused upload) is never picked up by the next request.
+pub fn test_client() -> reqwest::Client {
+    reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("reqwest client")
+}
+
 /// A fresh PostgreSQL schema for one test: a URL whose connections use it.
 async fn pg_schema(base_url: &str) -> String {
     use sqlx::Executor;
@@ -138,13 +144,13 @@ impl Srv {
         let key = edge_server::util::b64_decode(cfg.admin_secret_b64.as_deref().unwrap()).unwrap();
         let running = start(cfg).await.expect("server starts");
         let admin = edge_server::crypto::jwt_sign(&json!({"username": "tester"}), &key);
-        Srv { base: format!("http://{}", running.addr), http: reqwest::Client::new(), admin, dir, backend, running: Some(running) }
+        Srv { base: format!("http://{}", running.addr), http: test_client(), admin, dir, backend, running: Some(running) }
     }
 
     /// A client for a server running elsewhere (a child process), with the test admin token.
     pub fn external(base: &str, backend: Backend) -> Srv {
         let admin = edge_server::crypto::jwt_sign(&json!({"username": "tester"}), &[7u8; 32]);
-        Srv { base: base.to_string(), http: reqwest::Client::new(), admin, dir: TempDir::new("ext"), backend, running: None }
+        Srv { base: base.to_string(), http: test_client(), admin, dir: TempDir::new("ext"), backend, running: None }
     }
 
     /// Stops the server (draining), keeping its data directory.
