@@ -108,33 +108,41 @@ async fn lease_batch(st: &AppState, sub: &str, n: i64) -> Result<Vec<String>, sq
     if ids.is_empty() {
         return Ok(ids);
     }
-    let mut tx = st.db.tx().await?;
-    let mut leased = Vec::new();
-    for id in ids {
-        let got = sqlx::query(
-            "UPDATE deliveries SET lease_until = $1 WHERE id = $2 AND status = 'pending' AND (lease_until IS NULL OR lease_until < $3)",
-        )
-        .bind(now + 60_000)
-        .bind(&id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        if got.rows_affected() != 1 {
-            break;
-        }
-        leased.push(id);
+    let sql = format!(
+        "UPDATE deliveries SET lease_until = $1 WHERE status = 'pending' AND (lease_until IS NULL OR lease_until < $2) AND id IN ({})",
+        placeholders(3, ids.len())
+    );
+    let mut q = sqlx::query(&sql).bind(now + 60_000).bind(now);
+    for id in &ids {
+        q = q.bind(id);
     }
-    tx.commit().await?;
-    Ok(leased)
+    let got = q.execute(&st.db.pool).await?;
+    // Another process holds part of this queue: leave it to that one (its leases expire).
+    Ok(if got.rows_affected() as usize == ids.len() { ids } else { Vec::new() })
 }
+
+/// `$start, $start+1, …` for `n` parameters.
+fn placeholders(start: usize, n: usize) -> String {
+    (start..start + n).map(|k| format!("${k}")).collect::<Vec<_>>().join(", ")
+}
+
+const DELIVERY_SQL: &str = "SELECT d.id, d.attempts, d.created, d.subscription_id, o.body, s.kind, s.url, s.slack_channel, \
+    s.slack_token_sealed, s.secret_sealed, s.name, s.enabled FROM deliveries d JOIN outbox o ON o.id = d.event_id \
+    JOIN subscriptions s ON s.id = d.subscription_id WHERE d.status = 'pending' AND d.id";
 
 /// Sends a leased batch in order; successes are recorded together. `Ok(true)` when the
 /// whole batch went out (the queue may go on at once).
 async fn serve_batch(st: &AppState, client: &reqwest::Client, sub: &str, batch: &[String]) -> Result<bool, sqlx::Error> {
     let mut delivered: Vec<&String> = Vec::new();
     let mut all_ok = true;
+    let sql = format!("{DELIVERY_SQL} IN ({})", placeholders(1, batch.len()));
+    let mut q = sqlx::query(&sql);
     for id in batch {
-        match deliver(st, client, id, false).await? {
+        q = q.bind(id);
+    }
+    let mut rows: std::collections::HashMap<String, sqlx::any::AnyRow> = q.fetch_all(&st.db.pool).await?.into_iter().map(|r| (s(&r, "id"), r)).collect();
+    for id in batch {
+        match deliver(st, client, id, rows.remove(id), false).await? {
             Some(true) => delivered.push(id),
             Some(false) => continue,
             None => {
@@ -183,15 +191,12 @@ enum Sent {
 /// Sends one delivery. `Some(true)`: it succeeded (recorded by the caller unless
 /// `record`); `Some(false)`: dropped (recorded), the queue may go on; `None`: a retry was
 /// scheduled or the subscription disabled — the queue stops here.
-async fn deliver(st: &AppState, client: &reqwest::Client, id: &str, record: bool) -> Result<Option<bool>, sqlx::Error> {
-    let Some(r) = sqlx::query(
-        "SELECT d.id, d.attempts, d.created, d.subscription_id, o.body, s.kind, s.url, s.slack_channel, s.slack_token_sealed, s.secret_sealed, s.name, s.enabled \
-         FROM deliveries d JOIN outbox o ON o.id = d.event_id JOIN subscriptions s ON s.id = d.subscription_id WHERE d.id = $1 AND d.status = 'pending'",
-    )
-    .bind(id)
-    .fetch_optional(&st.db.pool)
-    .await?
-    else {
+async fn deliver(st: &AppState, client: &reqwest::Client, id: &str, row: Option<sqlx::any::AnyRow>, record: bool) -> Result<Option<bool>, sqlx::Error> {
+    let row = match row {
+        Some(r) => Some(r),
+        None => sqlx::query(&format!("{DELIVERY_SQL} = $1")).bind(id).fetch_optional(&st.db.pool).await?,
+    };
+    let Some(r) = row else {
         return Ok(Some(false));
     };
     let sub = s(&r, "subscription_id");
