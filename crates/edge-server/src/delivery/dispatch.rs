@@ -140,7 +140,8 @@ async fn serve_batch(st: &AppState, client: &reqwest::Client, sub: &str, batch: 
     for id in batch {
         q = q.bind(id);
     }
-    let mut rows: std::collections::HashMap<String, sqlx::any::AnyRow> = q.fetch_all(&st.db.pool).await?.into_iter().map(|r| (s(&r, "id"), r)).collect();
+    let mut rows: std::collections::HashMap<String, sqlx::any::AnyRow> =
+        q.fetch_all(&st.db.pool).await?.into_iter().map(|r| (s(&r, "id"), r)).collect();
     for id in batch {
         match deliver(st, client, id, rows.remove(id), false).await? {
             Some(true) => delivered.push(id),
@@ -191,7 +192,13 @@ enum Sent {
 /// Sends one delivery. `Some(true)`: it succeeded (recorded by the caller unless
 /// `record`); `Some(false)`: dropped (recorded), the queue may go on; `None`: a retry was
 /// scheduled or the subscription disabled — the queue stops here.
-async fn deliver(st: &AppState, client: &reqwest::Client, id: &str, row: Option<sqlx::any::AnyRow>, record: bool) -> Result<Option<bool>, sqlx::Error> {
+async fn deliver(
+    st: &AppState,
+    client: &reqwest::Client,
+    id: &str,
+    row: Option<sqlx::any::AnyRow>,
+    record: bool,
+) -> Result<Option<bool>, sqlx::Error> {
     let row = match row {
         Some(r) => Some(r),
         None => sqlx::query(&format!("{DELIVERY_SQL} = $1")).bind(id).fetch_optional(&st.db.pool).await?,

@@ -90,22 +90,26 @@ pub async fn start_moto() -> Moto {
 }
 
 impl Moto {
-    /// Creates a bucket with a signed path-style `PUT /<bucket>`.
-    pub async fn create_bucket(&self, bucket: &str) {
+    /// Sends a signed, empty-bodied path-style request to `uri` (`/<bucket>[/<key>]`).
+    pub async fn signed(&self, method: &str, uri: &str) -> reqwest::Response {
         let host = format!("127.0.0.1:{}", self.port);
         let date = sigv4::amz_date(time::OffsetDateTime::now_utc());
-        let uri = format!("/{bucket}");
         let headers = [("host", host.as_str()), ("x-amz-content-sha256", sigv4::EMPTY_SHA256), ("x-amz-date", date.as_str())];
-        let req = sigv4::Request { method: "PUT", canonical_uri: &uri, query: &[], headers: &headers, payload_hash: sigv4::EMPTY_SHA256 };
+        let req = sigv4::Request { method, canonical_uri: uri, query: &[], headers: &headers, payload_hash: sigv4::EMPTY_SHA256 };
         let auth = sigv4::authorization(self.creds(), Scope { region: &self.region, service: "s3" }, &req, &date);
-        let resp = reqwest::Client::new()
-            .put(format!("{}{uri}", self.endpoint))
+        reqwest::Client::new()
+            .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), format!("{}{uri}", self.endpoint))
             .header("x-amz-content-sha256", sigv4::EMPTY_SHA256)
             .header("x-amz-date", &date)
             .header("authorization", auth)
             .send()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Creates a bucket with a signed path-style `PUT /<bucket>`.
+    pub async fn create_bucket(&self, bucket: &str) {
+        let resp = self.signed("PUT", &format!("/{bucket}")).await;
         let status = resp.status();
         assert!(status.is_success(), "create bucket {bucket}: {status} {}", resp.text().await.unwrap());
     }

@@ -1449,21 +1449,7 @@ edge_test!(max_builds_rotation, |b| async move {
 
 /// A signed path-style GET on moto: (status, body).
 async fn moto_get(moto: &crate::origins::Moto, bucket: &str, key: &str) -> (u16, Vec<u8>) {
-    use edge_origin::sigv4::{self, Scope};
-    let host = format!("127.0.0.1:{}", moto.port);
-    let date = sigv4::amz_date(time::OffsetDateTime::now_utc());
-    let uri = format!("/{bucket}/{key}");
-    let headers = [("host", host.as_str()), ("x-amz-content-sha256", sigv4::EMPTY_SHA256), ("x-amz-date", date.as_str())];
-    let req = sigv4::Request { method: "GET", canonical_uri: &uri, query: &[], headers: &headers, payload_hash: sigv4::EMPTY_SHA256 };
-    let auth = sigv4::authorization(moto.creds(), Scope { region: &moto.region, service: "s3" }, &req, &date);
-    let r = reqwest::Client::new()
-        .get(format!("{}{uri}", moto.endpoint))
-        .header("x-amz-content-sha256", sigv4::EMPTY_SHA256)
-        .header("x-amz-date", &date)
-        .header("authorization", auth)
-        .send()
-        .await
-        .unwrap();
+    let r = moto.signed("GET", &format!("/{bucket}/{key}")).await;
     let status = r.status().as_u16();
     (status, r.bytes().await.unwrap().to_vec())
 }
