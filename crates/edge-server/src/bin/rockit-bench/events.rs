@@ -31,6 +31,11 @@ async fn receiver(arrivals: Arrivals) -> String {
     format!("http://{addr}/hook")
 }
 
+/// Sends a JSON body and reads the JSON answer.
+async fn post_json(req: reqwest::RequestBuilder, body: Value) -> Result<Value, String> {
+    req.json(&body).send().await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())
+}
+
 fn pct(sorted: &[i64], p: f64) -> i64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -49,25 +54,16 @@ pub async fn run(events: usize, receivers: usize, database_url: Option<String>) 
     let base = format!("http://{}", running.addr);
     let http = reqwest::Client::new();
     let admin = edge_server::crypto::jwt_sign(&json!({"username": "bench"}), &[1u8; 32]);
-    let org: Value = http
-        .post(format!("{base}/adm/v1/orgs"))
-        .header("x-rockit-admin-token", &admin)
-        .json(&json!({"name": "EvOrg", "label": "Ev", "username": "ev_admin", "email": "a@b.io", "firstname": "A", "surname": "B"}))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
-    let login: Value = http
-        .post(format!("{base}/be/v1/login"))
-        .json(&json!({"username": "ev_admin", "password": org["adminPW"], "orgName": "EvOrg"}))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
+    let org = post_json(
+        http.post(format!("{base}/adm/v1/orgs")).header("x-rockit-admin-token", &admin),
+        json!({"name": "EvOrg", "label": "Ev", "username": "ev_admin", "email": "a@b.io", "firstname": "A", "surname": "B"}),
+    )
+    .await?;
+    let login = post_json(
+        http.post(format!("{base}/be/v1/login")),
+        json!({"username": "ev_admin", "password": org["adminPW"], "orgName": "EvOrg"}),
+    )
+    .await?;
     let tok = login["accessToken"].as_str().ok_or("login failed")?.to_string();
     let arrivals: Arrivals = Arc::default();
     for i in 0..receivers {
