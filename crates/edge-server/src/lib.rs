@@ -9,6 +9,7 @@ pub mod delivery;
 pub mod error;
 pub mod http;
 pub mod names;
+pub mod orgconf;
 pub mod orgkey;
 pub mod perms;
 pub mod ratelimit;

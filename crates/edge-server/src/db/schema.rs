@@ -115,4 +115,9 @@ CREATE TABLE deliveries (
   created BIGINT NOT NULL, last_error TEXT);
 CREATE INDEX deliveries_due ON deliveries (status, subscription_id, id)
 "#,
+    r#"
+CREATE TABLE imports (
+  id TEXT PRIMARY KEY, org_id TEXT NOT NULL, user_id TEXT NOT NULL, bundle TEXT NOT NULL,
+  base TEXT NOT NULL, created BIGINT NOT NULL, expires BIGINT NOT NULL)
+"#,
 ];

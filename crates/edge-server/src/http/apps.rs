@@ -76,16 +76,17 @@ fn app_json(st: &AppState, r: &AnyRow, show_key: bool) -> Value {
     v
 }
 
+/// The Create App body (also an app item of a configuration bundle).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct AppIn {
-    name: String,
-    label: String,
-    max_builds: Option<i64>,
-    deployments: Option<Vec<String>>,
+pub(crate) struct AppIn {
+    pub name: String,
+    pub label: String,
+    pub max_builds: Option<i64>,
+    pub deployments: Option<Vec<String>>,
 }
 
-fn check_max_builds(m: Option<i64>) -> ApiResult<()> {
+pub(crate) fn check_max_builds(m: Option<i64>) -> ApiResult<()> {
     if m.is_some_and(|m| !(1..=100).contains(&m)) {
         return Err(ApiError::invalid("maxBuilds", "maxBuilds must be 1..100"));
     }
@@ -94,7 +95,7 @@ fn check_max_builds(m: Option<i64>) -> ApiResult<()> {
 
 /// Validates deployment names (pattern, no duplicates); existence is checked against the
 /// org's deployments in [`known_deployments`].
-fn check_deployments(d: &Option<Vec<String>>) -> ApiResult<()> {
+pub(crate) fn check_deployments(d: &Option<Vec<String>>) -> ApiResult<()> {
     if let Some(list) = d {
         let mut seen = std::collections::HashSet::new();
         for n in list {
@@ -125,26 +126,72 @@ async fn post_app(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonB
     c.require(Resource::Apps, C)?;
     let mut tx = st.db.tx().await?;
     known_deployments(&mut tx, &c.org_id, &b.deployments).await?;
-    let now = now_ms();
+    let id =
+        insert_app(&st, &mut tx, &c.org_id, name.as_str(), &label, b.max_builds.unwrap_or(5), &b.deployments.unwrap_or_default()).await?;
+    let r = sqlx::query(&format!("{SELECT} WHERE a.id = $1")).bind(&id).fetch_one(&mut *tx).await?;
+    let v = app_full(&st, &mut tx, &r, c.perms.has(Resource::Keys, R)).await?;
+    tx.commit().await?;
+    Ok(success(json!({"app": v})))
+}
+
+/// Inserts a validated app with a fresh client key; returns its id.
+pub(crate) async fn insert_app(
+    st: &AppState,
+    c: &mut crate::store::Conn,
+    org_id: &str,
+    name: &str,
+    label: &str,
+    max_builds: i64,
+    deployments: &[String],
+) -> ApiResult<String> {
     let key = format!("ck_{}", crate::util::random_token());
     let id = new_id("app");
     sqlx::query(
         "INSERT INTO apps (id, org_id, name, label, max_builds, deployments, client_key_sealed, created, updated) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
     )
     .bind(&id)
-    .bind(&c.org_id)
-    .bind(name.as_str())
-    .bind(&label)
-    .bind(b.max_builds.unwrap_or(5))
-    .bind(json!(b.deployments.clone().unwrap_or_default()).to_string())
+    .bind(org_id)
+    .bind(name)
+    .bind(label)
+    .bind(max_builds)
+    .bind(json!(deployments).to_string())
     .bind(st.data_key.seal(key.as_bytes()))
-    .bind(now)
-    .execute(&mut *tx)
+    .bind(now_ms())
+    .execute(&mut *c)
     .await?;
-    let r = sqlx::query(&format!("{SELECT} WHERE a.id = $1")).bind(&id).fetch_one(&mut *tx).await?;
-    let v = app_full(&st, &mut tx, &r, c.perms.has(Resource::Keys, R)).await?;
-    tx.commit().await?;
-    Ok(success(json!({"app": v})))
+    Ok(id)
+}
+
+/// Changes an app's settings (absent fields stay); lowering `maxBuilds` rotates at once.
+/// Returns false when the app does not exist.
+pub(crate) async fn update_app(
+    c: &mut crate::store::Conn,
+    org_id: &str,
+    name: &str,
+    label: Option<&str>,
+    max_builds: Option<i64>,
+    deployments: Option<&[String]>,
+) -> ApiResult<bool> {
+    let done = sqlx::query(
+        "UPDATE apps SET label = COALESCE($1, label), max_builds = COALESCE($2, max_builds), deployments = COALESCE($3, deployments), \
+         updated = $4 WHERE org_id = $5 AND name = $6",
+    )
+    .bind(label)
+    .bind(max_builds)
+    .bind(deployments.map(|d| json!(d).to_string()))
+    .bind(now_ms())
+    .bind(org_id)
+    .bind(name)
+    .execute(&mut *c)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    if max_builds.is_some() {
+        let r = sqlx::query("SELECT id FROM apps WHERE org_id = $1 AND name = $2").bind(org_id).bind(name).fetch_one(&mut *c).await?;
+        crate::delivery::pipeline::rotate(c, &s(&r, "id")).await?;
+    }
+    Ok(true)
 }
 
 const APP_LIST: ListSpec = ListSpec {
@@ -220,24 +267,11 @@ async fn patch_app(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Json
     check_deployments(&b.deployments)?;
     c.require(Resource::Apps, U)?;
     let mut tx = st.db.tx().await?;
-    let done = sqlx::query(
-        "UPDATE apps SET label = COALESCE($1, label), max_builds = COALESCE($2, max_builds), updated = $3 WHERE org_id = $4 AND name = $5",
-    )
-    .bind(label)
-    .bind(b.max_builds)
-    .bind(now_ms())
-    .bind(&c.org_id)
-    .bind(&b.name)
-    .execute(&mut *tx)
-    .await?;
-    if done.rows_affected() == 0 {
+    known_deployments(&mut tx, &c.org_id, &b.deployments).await?;
+    if !update_app(&mut tx, &c.org_id, &b.name, label.as_deref(), b.max_builds, b.deployments.as_deref()).await? {
         return Err(ApiError::not_found("app", &b.name));
     }
     let r = sqlx::query(&format!("{SELECT} WHERE a.org_id = $1 AND a.name = $2")).bind(&c.org_id).bind(&b.name).fetch_one(&mut *tx).await?;
-    if b.max_builds.is_some() {
-        // Lowering maxBuilds rotates at once: the oldest builds and their patches go.
-        crate::delivery::pipeline::rotate(&mut tx, &s(&r, "id")).await?;
-    }
     let v = app_full(&st, &mut tx, &r, c.perms.has(Resource::Keys, R)).await?;
     tx.commit().await?;
     Ok(success(json!({"app": v})))

@@ -177,46 +177,62 @@ async fn probe(st: &AppState, d: &Deployment) -> ApiResult<()> {
     origin.probe(&d.prefix).await.map_err(|e| ApiError::invalid("origin", format!("probe failed: {e}")).detail("probe", e.to_string()))
 }
 
+/// The Create Deployment body (also, without `probe`, a deployment item of a bundle).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct DeploymentIn {
-    name: String,
-    label: Option<String>,
-    origin_prefix: Option<String>,
-    origin: Value,
-    download_auth: Option<Value>,
-    public_url: Option<String>,
-    probe: Option<bool>,
+pub(crate) struct DeploymentIn {
+    pub name: String,
+    pub label: Option<String>,
+    pub origin_prefix: Option<String>,
+    pub origin: Value,
+    pub download_auth: Option<Value>,
+    pub public_url: Option<String>,
+    pub probe: Option<bool>,
 }
 
-async fn post_deployment(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<DeploymentIn>) -> ApiResult<Json<Value>> {
+/// Validates a complete deployment description into a row of `org_id`: a new one, or
+/// `existing` replaced field by field (its secrets kept where the body omits them or sends
+/// `********`). fs paths are checked against `fs_origin_root`; nothing is probed.
+pub(crate) fn row_from(st: &AppState, org_id: &str, b: &DeploymentIn, existing: Option<&Deployment>) -> ApiResult<Deployment> {
     let name = Name::parse("name", &b.name)?;
     let label = b.label.as_deref().map(|l| text("label", l, 1, 200)).transpose()?;
     let prefix = parse_prefix(b.origin_prefix.as_deref())?;
-    let (kind, origin, secret) = parse_origin(&b.origin, None)?;
+    let open = |s: &Option<String>| s.as_ref().and_then(|s| st.data_key.open(s)).and_then(|b| String::from_utf8(b).ok());
+    let (kind, origin, secret) = parse_origin(&b.origin, existing.map(|d| (d.kind.as_str(), open(&d.secret_sealed))))?;
     let da = match &b.download_auth {
         None | Some(Value::Null) => None,
-        Some(v) => Some(parse_download_auth(v, None)?),
+        Some(v) => {
+            let keep = existing.map(|d| (d.download_auth["type"].as_str().unwrap_or(""), open(&d.download_secret_sealed)));
+            Some(parse_download_auth(v, keep)?)
+        }
     };
     let public_url = parse_public_url(b.public_url.as_deref())?;
-    c.require(Resource::Deployments, C)?;
-    let mut conn = st.db.pool.acquire().await?;
-    if store::get(&mut conn, &c.org_id, name.as_str()).await?.is_some() {
-        return Err(ApiError::conflict("item-exists", format!("deployment '{name}' exists")));
-    }
-    let mut d = store::new_row(&c.org_id, name.as_str());
+    let mut d = match existing {
+        Some(e) => e.clone(),
+        None => store::new_row(org_id, name.as_str()),
+    };
     d.label = label;
     d.prefix = prefix;
     d.kind = kind;
     d.origin = origin;
     d.secret_sealed = secret.map(|s| st.data_key.seal(s.as_bytes()));
-    if let Some((v, s)) = da {
-        d.download_auth = v;
-        d.download_secret_sealed = Some(st.data_key.seal(s.as_bytes()));
-    }
+    (d.download_auth, d.download_secret_sealed) = match da {
+        Some((v, s)) => (v, Some(st.data_key.seal(s.as_bytes()))),
+        None => (Value::Null, None),
+    };
     d.public_url = public_url;
     if d.kind == "fs" {
-        target_of(&st, &d)?;
+        target_of(st, &d)?;
+    }
+    Ok(d)
+}
+
+async fn post_deployment(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<DeploymentIn>) -> ApiResult<Json<Value>> {
+    let d = row_from(&st, &c.org_id, &b, None)?;
+    c.require(Resource::Deployments, C)?;
+    let mut conn = st.db.pool.acquire().await?;
+    if store::get(&mut conn, &c.org_id, &d.name).await?.is_some() {
+        return Err(ApiError::conflict("item-exists", format!("deployment '{}' exists", d.name)));
     }
     if b.probe.unwrap_or(true) {
         probe(&st, &d).await?;

@@ -11,6 +11,7 @@ pub mod extract;
 pub mod foundry;
 pub mod login;
 pub mod openapi;
+pub mod orgconf;
 pub mod orgs;
 pub mod roles;
 pub mod subscriptions;
@@ -53,6 +54,7 @@ pub fn router(st: Arc<AppState>) -> Router {
         .merge(tasks::router())
         .merge(subscriptions::router())
         .merge(foundry::router())
+        .merge(orgconf::router())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint") })
         .layer(middleware::from_fn_with_state(st.clone(), maintenance_gate))
         .layer(middleware::from_fn(request_id))

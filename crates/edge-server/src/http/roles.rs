@@ -22,13 +22,14 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/be/v1/roles/{name}", get(get_role).delete(delete_role))
 }
 
+/// The Create Role body (also a role item of a configuration bundle).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RoleIn {
-    name: String,
-    label: Option<String>,
+pub(crate) struct RoleIn {
+    pub name: String,
+    pub label: Option<String>,
     #[serde(default)]
-    permissions: Option<Value>,
+    pub permissions: Option<Value>,
 }
 
 async fn post_role(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<RoleIn>) -> ApiResult<Json<Value>> {

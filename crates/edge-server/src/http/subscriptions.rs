@@ -44,27 +44,40 @@ fn sub_json(r: &AnyRow) -> Value {
     v
 }
 
+/// A subscription's filter.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FilterIn {
+pub(crate) struct FilterIn {
     #[serde(default)]
-    types: Vec<String>,
+    pub types: Vec<String>,
     #[serde(default)]
-    events: Vec<String>,
+    pub events: Vec<String>,
     #[serde(default)]
-    apps: Vec<String>,
+    pub apps: Vec<String>,
 }
 
+/// The Create Subscription body (also a subscription item of a configuration bundle).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct SubscriptionIn {
-    name: String,
+pub(crate) struct SubscriptionIn {
+    pub name: String,
     #[serde(rename = "type")]
-    kind: String,
-    url: Option<String>,
-    slack_channel: Option<String>,
-    slack_token: Option<String>,
-    filter: Option<FilterIn>,
+    pub kind: String,
+    pub url: Option<String>,
+    pub slack_channel: Option<String>,
+    pub slack_token: Option<String>,
+    pub filter: Option<FilterIn>,
+}
+
+/// A Create Subscription body that passed validation.
+pub(crate) struct ValidSub {
+    pub name: Name,
+    pub kind: String,
+    pub url: Option<String>,
+    pub channel: Option<String>,
+    pub token: Option<String>,
+    /// The filter in its stored (and wire) form.
+    pub filter: Value,
 }
 
 /// Refuses URLs whose host is (or resolves to) a private, loopback or link-local address,
@@ -88,7 +101,8 @@ async fn check_target(st: &AppState, url: &str) -> ApiResult<()> {
     Ok(())
 }
 
-async fn post_subscription(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<SubscriptionIn>) -> ApiResult<Json<Value>> {
+/// Checks every field of a Create Subscription body, the target URL included.
+pub(crate) async fn validate_subscription(st: &AppState, b: SubscriptionIn) -> ApiResult<ValidSub> {
     let name = Name::parse("name", &b.name)?;
     let f = b.filter.unwrap_or(FilterIn { types: vec![], events: vec![], apps: vec![] });
     if let Some(t) = f.types.iter().find(|t| !TYPES.contains(&t.as_str())) {
@@ -109,7 +123,7 @@ async fn post_subscription(c: Caller, State(st): State<Arc<AppState>>, JsonBody(
             if url.len() > 2048 {
                 return Err(ApiError::invalid("url", "url is too long"));
             }
-            check_target(&st, &url).await?;
+            check_target(st, &url).await?;
             (Some(url), None, None)
         }
         "slack" => {
@@ -128,35 +142,52 @@ async fn post_subscription(c: Caller, State(st): State<Arc<AppState>>, JsonBody(
         }
         _ => return Err(ApiError::invalid("type", "type must be webhook or slack")),
     };
-    c.require(Resource::Subscriptions, C)?;
+    let filter = json!({"types": f.types, "events": f.events, "apps": f.apps});
+    Ok(ValidSub { name, kind: b.kind, url, channel, token, filter })
+}
+
+/// Inserts a validated subscription with a fresh signing secret; returns (id, secret).
+/// A taken name is 409 `item-exists`.
+pub(crate) async fn insert_subscription(
+    st: &AppState,
+    c: &mut crate::store::Conn,
+    org_id: &str,
+    v: &ValidSub,
+) -> ApiResult<(String, String)> {
     let secret = crate::util::b64url(&crate::util::random_bytes(32));
-    let now = now_ms();
     let id = crate::util::new_id("sub");
-    let mut tx = st.db.tx().await?;
     let taken = sqlx::query("SELECT 1 FROM subscriptions WHERE org_id = $1 AND name = $2")
-        .bind(&c.org_id)
-        .bind(name.as_str())
-        .fetch_optional(&mut *tx)
+        .bind(org_id)
+        .bind(v.name.as_str())
+        .fetch_optional(&mut *c)
         .await?;
     if taken.is_some() {
-        return Err(ApiError::conflict("item-exists", format!("subscription '{name}' exists")));
+        return Err(ApiError::conflict("item-exists", format!("subscription '{}' exists", v.name)));
     }
     sqlx::query(
         "INSERT INTO subscriptions (id, org_id, name, kind, url, slack_channel, slack_token_sealed, secret_sealed, filter, enabled, created, updated) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10)",
     )
     .bind(&id)
-    .bind(&c.org_id)
-    .bind(name.as_str())
-    .bind(&b.kind)
-    .bind(url)
-    .bind(channel)
-    .bind(token.map(|t| st.data_key.seal(t.as_bytes())))
+    .bind(org_id)
+    .bind(v.name.as_str())
+    .bind(&v.kind)
+    .bind(&v.url)
+    .bind(&v.channel)
+    .bind(v.token.as_ref().map(|t| st.data_key.seal(t.as_bytes())))
     .bind(st.data_key.seal(secret.as_bytes()))
-    .bind(json!({"types": f.types, "events": f.events, "apps": f.apps}).to_string())
-    .bind(now)
-    .execute(&mut *tx)
+    .bind(v.filter.to_string())
+    .bind(now_ms())
+    .execute(&mut *c)
     .await?;
+    Ok((id, secret))
+}
+
+async fn post_subscription(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<SubscriptionIn>) -> ApiResult<Json<Value>> {
+    let v = validate_subscription(&st, b).await?;
+    c.require(Resource::Subscriptions, C)?;
+    let mut tx = st.db.tx().await?;
+    let (id, secret) = insert_subscription(&st, &mut tx, &c.org_id, &v).await?;
     let r = sqlx::query("SELECT * FROM subscriptions WHERE id = $1").bind(&id).fetch_one(&mut *tx).await?;
     tx.commit().await?;
     Ok(success(json!({"subscription": sub_json(&r), "secret": secret})))

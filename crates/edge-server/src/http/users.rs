@@ -92,7 +92,7 @@ pub fn check_password(pw: &str, username: &str) -> ApiResult<()> {
 }
 
 /// Resolves role names of `org` to (ids, combined permissions); unknown → 400.
-async fn resolve_roles(c: &mut Conn, org: &str, names: &[String]) -> ApiResult<(Vec<String>, Perms)> {
+pub(crate) async fn resolve_roles(c: &mut Conn, org: &str, names: &[String]) -> ApiResult<(Vec<String>, Perms)> {
     let mut ids = Vec::new();
     let mut p = Perms::default();
     for n in names {
@@ -103,22 +103,36 @@ async fn resolve_roles(c: &mut Conn, org: &str, names: &[String]) -> ApiResult<(
     Ok((ids, p))
 }
 
+/// The Create User body (also a user item of a configuration bundle).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct UserIn {
-    username: String,
+pub(crate) struct UserIn {
+    pub username: String,
     #[serde(rename = "type")]
-    kind: Option<String>,
-    email: Option<String>,
-    firstname: Option<String>,
-    surname: Option<String>,
-    title: Option<String>,
-    label: Option<String>,
+    pub kind: Option<String>,
+    pub email: Option<String>,
+    pub firstname: Option<String>,
+    pub surname: Option<String>,
+    pub title: Option<String>,
+    pub label: Option<String>,
     #[serde(default)]
-    roles: Vec<String>,
+    pub roles: Vec<String>,
 }
 
-async fn post_user(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<UserIn>) -> ApiResult<Json<Value>> {
+/// A Create User body that passed validation.
+pub(crate) struct ValidUser {
+    pub username: Name,
+    pub machine: bool,
+    pub email: Option<String>,
+    pub firstname: Option<String>,
+    pub surname: Option<String>,
+    pub title: Option<String>,
+    pub label: Option<String>,
+    pub roles: Vec<String>,
+}
+
+/// Checks every field of a Create User body.
+pub(crate) fn validate_user(b: UserIn) -> ApiResult<ValidUser> {
     let username = Name::parse("username", &b.username)?;
     let machine = match b.kind.as_deref() {
         Some("machine") => true,
@@ -147,45 +161,62 @@ async fn post_user(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Json
             None,
         )
     };
-    let mut tx = st.db.tx().await?;
-    let (role_ids, granted) = resolve_roles(&mut tx, &c.org_id, &b.roles).await?;
-    c.require(Resource::BeUsers, C)?;
-    if !granted.subset_of(&c.perms) {
-        return Err(ApiError::forbidden("those roles grant permissions you do not have"));
-    }
-    let (pw_plain, pw_hash) = if machine {
+    Ok(ValidUser { username, machine, email: mail, firstname: first, surname: sur, title, label, roles: b.roles })
+}
+
+/// Creates a validated user as a member of `org` with `role_ids`: a person gets a random
+/// initial password, a machine user an API key. Returns (id, initialPW, apiKey).
+pub(crate) async fn insert_user(
+    c: &mut Conn,
+    org: &str,
+    v: &ValidUser,
+    role_ids: &[String],
+) -> ApiResult<(String, Option<String>, Option<String>)> {
+    let (pw_plain, pw_hash) = if v.machine {
         (None, None)
     } else {
         let p = random_password();
         let p2 = p.clone();
         (Some(p), Some(tokio::task::spawn_blocking(move || hash_password(&p2)).await.map_err(ApiError::internal)?))
     };
-    if users::by_username(&mut tx, username.as_str()).await?.is_some() {
-        return Err(ApiError::conflict("item-exists", format!("username '{username}' is taken")));
+    if users::by_username(c, v.username.as_str()).await?.is_some() {
+        return Err(ApiError::conflict("item-exists", format!("username '{}' is taken", v.username)));
     }
     let id = users::insert(
-        &mut tx,
+        c,
         users::NewUser {
-            username: username.as_str(),
-            kind: if machine { "machine" } else { "user" },
-            machine_org: machine.then_some(c.org_id.as_str()),
+            username: v.username.as_str(),
+            kind: if v.machine { "machine" } else { "user" },
+            machine_org: v.machine.then_some(org),
             pw_hash,
-            email: mail.as_deref(),
-            firstname: first.as_deref(),
-            surname: sur.as_deref(),
-            title: title.as_deref(),
-            label: label.as_deref(),
+            email: v.email.as_deref(),
+            firstname: v.firstname.as_deref(),
+            surname: v.surname.as_deref(),
+            title: v.title.as_deref(),
+            label: v.label.as_deref(),
         },
     )
     .await?;
-    users::add_membership(&mut tx, &c.org_id, &id).await?;
-    users::set_roles(&mut tx, &c.org_id, &id, &role_ids).await?;
-    let key = if machine { Some(apikeys::create(&mut tx, &c.org_id, &id, Some("initial key"), None).await?.1) } else { None };
+    users::add_membership(c, org, &id).await?;
+    users::set_roles(c, org, &id, role_ids).await?;
+    let key = if v.machine { Some(apikeys::create(c, org, &id, Some("initial key"), None).await?.1) } else { None };
+    Ok((id, pw_plain, key))
+}
+
+async fn post_user(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<UserIn>) -> ApiResult<Json<Value>> {
+    let v = validate_user(b)?;
+    let mut tx = st.db.tx().await?;
+    let (role_ids, granted) = resolve_roles(&mut tx, &c.org_id, &v.roles).await?;
+    c.require(Resource::BeUsers, C)?;
+    if !granted.subset_of(&c.perms) {
+        return Err(ApiError::forbidden("those roles grant permissions you do not have"));
+    }
+    let (id, pw, key) = insert_user(&mut tx, &c.org_id, &v, &role_ids).await?;
     let u = users::by_id(&mut tx, &id).await?.ok_or_else(|| ApiError::internal("user vanished"))?;
     let names = users::role_names(&mut tx, &c.org_id, &id).await?;
     tx.commit().await?;
     let mut out = json!({"user": u.to_json(&names)});
-    if let Some(p) = pw_plain {
+    if let Some(p) = pw {
         out["initialPW"] = json!(p);
     }
     if let Some(k) = key {

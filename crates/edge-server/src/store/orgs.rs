@@ -216,9 +216,19 @@ pub async fn delete(c: &mut Conn, org: &str) -> Result<(), sqlx::Error> {
             sqlx::query(&format!("DELETE FROM {table} WHERE app_id = $1")).bind(a).execute(&mut *c).await?;
         }
     }
-    for table in
-        ["member_roles", "memberships", "roles", "apikeys", "sessions", "apps", "deployments", "subscriptions", "deliveries", "outbox"]
-    {
+    for table in [
+        "member_roles",
+        "memberships",
+        "roles",
+        "apikeys",
+        "sessions",
+        "apps",
+        "deployments",
+        "subscriptions",
+        "deliveries",
+        "outbox",
+        "imports",
+    ] {
         sqlx::query(&format!("DELETE FROM {table} WHERE org_id = $1")).bind(org).execute(&mut *c).await?;
     }
     // Tasks go too, except purge tasks, which must outlive the org to do their work.

@@ -17,7 +17,7 @@ fn org_body(name: &str, username: &str) -> Value {
 }
 
 /// Runs a tool in `dir`, asserting success; returns its stdout.
-fn tool(dir: &Path, prog: &str, args: &[&str]) -> Vec<u8> {
+pub fn tool(dir: &Path, prog: &str, args: &[&str]) -> Vec<u8> {
     let out = std::process::Command::new(prog).args(args).current_dir(dir).output().unwrap_or_else(|e| panic!("{prog} runs: {e}"));
     assert!(out.status.success(), "{prog} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     out.stdout

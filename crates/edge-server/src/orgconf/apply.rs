@@ -1,0 +1,127 @@
+//! Applying a plan inside the caller's transaction: every create and update of the plan,
+//! in its order, with the credentials of what it created collected to show once.
+
+use super::in_item;
+use super::plan::{parse, Action, Step};
+use crate::error::{ApiError, ApiResult};
+use crate::http::{apps, deployments, subscriptions, users};
+use crate::perms::Perms;
+use crate::state::AppState;
+use crate::store::{self, Conn};
+use crate::util::now_ms;
+use serde_json::{json, Value};
+
+/// What a commit did.
+pub struct Applied {
+    /// Items created or updated.
+    pub applied: usize,
+    /// `{"resource","name","initialPW"|"apiKey"|"secret"}` of every credential created.
+    pub secrets: Vec<Value>,
+}
+
+/// Applies every step that changes something. The caller commits or rolls back.
+pub async fn apply(st: &AppState, c: &mut Conn, org_id: &str, operator: bool, steps: &[Step]) -> ApiResult<Applied> {
+    let mut out = Applied { applied: 0, secrets: Vec::new() };
+    for s in steps.iter().filter(|s| s.action != Action::Unchanged) {
+        apply_one(st, c, org_id, operator, s, &mut out.secrets).await.map_err(|e| in_item(s.resource, &s.name, e))?;
+        out.applied += 1;
+    }
+    if steps.iter().any(|s| s.resource == "users" && s.action == Action::Update) && store::users::admin_count(c, org_id).await? == 0 {
+        return Err(ApiError::conflict("item-protected", "the organization's last administrator keeps the Administrators role"));
+    }
+    Ok(out)
+}
+
+async fn apply_one(st: &AppState, c: &mut Conn, org_id: &str, operator: bool, s: &Step, secrets: &mut Vec<Value>) -> ApiResult<()> {
+    let create = s.action == Action::Create;
+    match s.resource {
+        "roles" => {
+            let perms = Perms::parse_onto(Perms::default(), &s.item["permissions"], operator, "permissions")?;
+            let label = s.item["label"].as_str();
+            match store::roles::get(c, org_id, &s.name).await? {
+                Some(r) if !create => store::roles::update(c, org_id, &r.id, label, &perms).await?,
+                None if create => {
+                    store::roles::insert(c, org_id, &s.name, label, &perms, false).await?;
+                }
+                _ => return Err(stale()),
+            }
+        }
+        "deployments" => {
+            let b: deployments::DeploymentIn = parse(&s.item)?;
+            let existing = store::deployments::get(c, org_id, &s.name).await?;
+            if existing.is_some() == create {
+                return Err(stale());
+            }
+            let mut d = deployments::row_from(st, org_id, &b, existing.as_ref())?;
+            d.updated = now_ms();
+            store::deployments::save(c, &d).await?;
+        }
+        "apps" => {
+            let b: apps::AppIn = parse(&s.item)?;
+            let (max, deps) = (b.max_builds.unwrap_or(5), b.deployments.unwrap_or_default());
+            if create {
+                apps::insert_app(st, c, org_id, &s.name, &b.label, max, &deps).await?;
+            } else if !apps::update_app(c, org_id, &s.name, Some(&b.label), Some(max), Some(&deps)).await? {
+                return Err(stale());
+            }
+        }
+        "users" => {
+            let v = users::validate_user(parse(&s.item)?)?;
+            let (role_ids, _) = users::resolve_roles(c, org_id, &v.roles).await?;
+            if create {
+                let (_, pw, key) = users::insert_user(c, org_id, &v, &role_ids).await?;
+                match (pw, key) {
+                    (Some(p), _) => secrets.push(json!({"resource": "users", "name": s.name, "initialPW": p})),
+                    (_, Some(k)) => secrets.push(json!({"resource": "users", "name": s.name, "apiKey": k})),
+                    _ => {}
+                }
+            } else {
+                let t = store::users::member_by_username(c, org_id, &s.name).await?.ok_or_else(stale)?;
+                sqlx::query(
+                    "UPDATE users SET email = $1, firstname = $2, surname = $3, title = $4, label = $5, updated = $6 WHERE id = $7",
+                )
+                .bind(&v.email)
+                .bind(&v.firstname)
+                .bind(&v.surname)
+                .bind(&v.title)
+                .bind(&v.label)
+                .bind(now_ms())
+                .bind(&t.id)
+                .execute(&mut *c)
+                .await?;
+                store::users::set_roles(c, org_id, &t.id, &role_ids).await?;
+            }
+        }
+        "subscriptions" => {
+            let v = subscriptions::validate_subscription(st, parse(&s.item)?).await?;
+            if create {
+                let (_, secret) = subscriptions::insert_subscription(st, c, org_id, &v).await?;
+                secrets.push(json!({"resource": "subscriptions", "name": s.name, "secret": secret}));
+            } else {
+                let done = sqlx::query(
+                    "UPDATE subscriptions SET kind = $1, url = $2, slack_channel = $3, slack_token_sealed = $4, filter = $5, updated = $6 \
+                     WHERE org_id = $7 AND name = $8",
+                )
+                .bind(&v.kind)
+                .bind(&v.url)
+                .bind(&v.channel)
+                .bind(v.token.as_ref().map(|t| st.data_key.seal(t.as_bytes())))
+                .bind(v.filter.to_string())
+                .bind(now_ms())
+                .bind(org_id)
+                .bind(&s.name)
+                .execute(&mut *c)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Err(stale());
+                }
+            }
+        }
+        _ => return Err(ApiError::internal("unknown resource in a plan")),
+    }
+    Ok(())
+}
+
+fn stale() -> ApiError {
+    ApiError::conflict("invalid-state", "the configuration changed since the plan was made; import again")
+}
