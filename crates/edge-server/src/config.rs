@@ -68,6 +68,8 @@ pub struct Config {
     pub grace_period: u64,
     pub webhook_backoff_ms: Vec<u64>,
     pub webhook_timeout_ms: u64,
+    pub session_rate_per_minute: u32,
+    pub max_traces: u64,
     pub chunk_avg_bytes: u32,
     pub zstd_level: i32,
     pub pack_limit_bytes: u64,
@@ -111,6 +113,8 @@ impl Default for Config {
             grace_period: 86_400,
             webhook_backoff_ms: vec![5_000, 30_000, 120_000, 600_000, 3_600_000, 10_800_000, 21_600_000, 43_200_000],
             webhook_timeout_ms: 10_000,
+            session_rate_per_minute: 60,
+            max_traces: 1000,
             chunk_avg_bytes: 256 << 10,
             zstd_level: 3,
             pack_limit_bytes: 64 << 20,
@@ -198,6 +202,8 @@ impl Config {
                 self.webhook_backoff_ms = v.split(',').map(|x| parse_env(key, x.trim())).collect::<Result<_, _>>()?;
             }
             "webhook_timeout_ms" => self.webhook_timeout_ms = parse_env(key, v)?,
+            "session_rate_per_minute" => self.session_rate_per_minute = parse_env(key, v)?,
+            "max_traces" => self.max_traces = parse_env(key, v)?,
             "chunk_avg_bytes" => self.chunk_avg_bytes = parse_env(key, v)?,
             "zstd_level" => self.zstd_level = parse_env(key, v)?,
             "pack_limit_bytes" => self.pack_limit_bytes = parse_env(key, v)?,

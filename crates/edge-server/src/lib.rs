@@ -6,6 +6,7 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod delivery;
+pub mod dlauth;
 pub mod error;
 pub mod http;
 pub mod names;

@@ -24,7 +24,12 @@ pub fn staging_dir(st: &AppState, app_id: &str, group: &str) -> PathBuf {
     st.cfg.data_dir.join("staging").join(app_id).join(group)
 }
 
+/// The play traces of an app (one zstd-compressed `rockit-trace` file each).
+pub fn traces_dir(st: &AppState, app_id: &str) -> PathBuf {
+    st.cfg.data_dir.join("traces").join(app_id)
+}
+
 /// Every local directory of an app (removed when the app goes).
 pub fn app_dirs(st: &AppState, app_id: &str) -> Vec<PathBuf> {
-    vec![chunks_dir(st, app_id), trees_dir(st, app_id), st.cfg.data_dir.join("staging").join(app_id)]
+    vec![chunks_dir(st, app_id), trees_dir(st, app_id), st.cfg.data_dir.join("staging").join(app_id), traces_dir(st, app_id)]
 }

@@ -64,12 +64,22 @@ pub async fn run(st: Arc<AppState>, mut stop: watch::Receiver<bool>) {
 /// The head delivery of every subscription that has one due and is not being served.
 async fn due(st: &AppState, busy: &Mutex<HashSet<String>>) -> Result<Vec<(String, String)>, sqlx::Error> {
     let now = now_ms();
-    let rows = sqlx::query(
-        "SELECT d.id, d.subscription_id, d.next_at, d.lease_until FROM deliveries d WHERE d.status = 'pending' AND d.id = \
-         (SELECT MIN(d2.id) FROM deliveries d2 WHERE d2.subscription_id = d.subscription_id AND d2.status = 'pending') LIMIT 500",
-    )
-    .fetch_all(&st.db.pool)
-    .await?;
+    // The head of each queue: one pass over the (status, subscription_id, id) index, then
+    // a primary-key lookup per head. (A correlated subquery per pending row cost O(backlog)
+    // lookups on every poll, just when a burst made the backlog long.)
+    let heads = sqlx::query("SELECT MIN(id) AS id FROM deliveries WHERE status = 'pending' GROUP BY subscription_id LIMIT 500")
+        .fetch_all(&st.db.pool)
+        .await?;
+    if heads.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = heads.iter().map(|r| s(r, "id")).collect();
+    let sql = format!("SELECT id, subscription_id, next_at, lease_until FROM deliveries WHERE id IN ({})", placeholders(1, ids.len()));
+    let mut q = sqlx::query(&sql);
+    for id in &ids {
+        q = q.bind(id);
+    }
+    let rows = q.fetch_all(&st.db.pool).await?;
     let mut out = Vec::new();
     for r in rows {
         let (id, sub) = (s(&r, "id"), s(&r, "subscription_id"));
@@ -154,12 +164,15 @@ async fn serve_batch(st: &AppState, client: &reqwest::Client, sub: &str, batch: 
     }
     if !delivered.is_empty() {
         let mut tx = st.db.tx().await?;
+        let sql = format!(
+            "UPDATE deliveries SET status = 'done', attempts = attempts + 1, lease_until = NULL WHERE id IN ({})",
+            placeholders(1, delivered.len())
+        );
+        let mut q = sqlx::query(&sql);
         for id in &delivered {
-            sqlx::query("UPDATE deliveries SET status = 'done', attempts = attempts + 1, lease_until = NULL WHERE id = $1")
-                .bind(*id)
-                .execute(&mut *tx)
-                .await?;
+            q = q.bind(*id);
         }
+        q.execute(&mut *tx).await?;
         sqlx::query(
             "UPDATE subscriptions SET delivered = delivered + $1, last_delivery = $2, last_status = 'ok', last_error = NULL WHERE id = $3",
         )

@@ -22,6 +22,7 @@ pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/be/v1/apps", get(list_apps).post(post_app).patch(patch_app))
         .route("/be/v1/apps/{name}", get(get_app).delete(delete_app))
+        .route("/be/v1/apps/{name}/client-key", axum::routing::post(rotate_client_key))
 }
 
 const SELECT: &str = "SELECT a.id, a.name, a.label, a.max_builds, a.deployments, a.client_key_sealed, a.i_cur_build, a.dxf_name, \
@@ -305,10 +306,31 @@ async fn delete_app(
     .await?;
     let task = crate::delivery::purge::enqueue_for_app(&st, &mut tx, &c.org_id, &c.org_name, &app_id, &name).await?;
     sqlx::query("DELETE FROM tasks WHERE app_id = $1").bind(&app_id).execute(&mut *tx).await?;
-    for table in ["builds", "patches", "uploads"] {
+    for table in ["builds", "patches", "uploads", "rte_sessions", "traces", "trainings"] {
         sqlx::query(&format!("DELETE FROM {table} WHERE app_id = $1")).bind(&app_id).execute(&mut *tx).await?;
     }
     sqlx::query("DELETE FROM apps WHERE id = $1").bind(&app_id).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(success(json!({"message": "app deleted", "taskName": task})))
+}
+
+/// A new client key for the app; the old one stops working at once (sessions it opened
+/// keep their own tokens until they expire).
+async fn rotate_client_key(c: Caller, State(st): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+    c.require(Resource::Keys, U)?;
+    let key = format!("ck_{}", crate::util::random_token());
+    let mut tx = st.db.tx().await?;
+    let done = sqlx::query("UPDATE apps SET client_key_sealed = $1, updated = $2 WHERE org_id = $3 AND name = $4")
+        .bind(st.data_key.seal(key.as_bytes()))
+        .bind(now_ms())
+        .bind(&c.org_id)
+        .bind(&name)
+        .execute(&mut *tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(ApiError::not_found("app", &name));
+    }
+    tx.commit().await?;
+    tracing::info!(org = %c.org_name, app = %name, "client key rotated");
+    Ok(success(json!({"clientKey": key})))
 }

@@ -6,7 +6,9 @@ pub mod apikeys;
 pub mod apps;
 pub mod auth;
 pub mod builds;
+pub mod client;
 pub mod deployments;
+pub mod depot;
 pub mod extract;
 pub mod foundry;
 pub mod login;
@@ -16,6 +18,7 @@ pub mod orgs;
 pub mod roles;
 pub mod subscriptions;
 pub mod tasks;
+pub mod trainings;
 pub mod users;
 
 use crate::error::ApiError;
@@ -55,6 +58,9 @@ pub fn router(st: Arc<AppState>) -> Router {
         .merge(subscriptions::router())
         .merge(foundry::router())
         .merge(orgconf::router())
+        .merge(client::router())
+        .merge(depot::router())
+        .merge(trainings::router())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint") })
         .layer(middleware::from_fn_with_state(st.clone(), maintenance_gate))
         .layer(middleware::from_fn(request_id))

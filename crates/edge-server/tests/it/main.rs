@@ -6,6 +6,7 @@ mod common;
 
 mod admin;
 mod cli;
+mod client;
 mod conventions;
 mod crash;
 mod delivery;

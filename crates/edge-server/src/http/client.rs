@@ -1,0 +1,272 @@
+//! The launcher side (`/client/v1`, client.md): play sessions opened with the app's client
+//! key, each telling the launcher where the image is (`manifestUrl`, signed with the
+//! deployment's download authentication when it has one).
+
+use super::extract::{success, JsonBody};
+use crate::db::{i, opt_i, opt_s, s};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::util::{new_id, now_ms, random_token, sha256_hex};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+/// How long a session token works.
+pub const SESSION_TTL_S: i64 = 86_400;
+
+/// Routes of this module.
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new().route("/client/v1/rte-sessions", post(open_session).patch(close_session))
+}
+
+/// A session as its token proves it.
+pub struct Session {
+    pub id: String,
+    pub org_id: String,
+    pub org_name: String,
+    pub app_id: String,
+    pub app_name: String,
+    pub build_id: i64,
+    pub dxf_name: String,
+    pub trace_id: Option<String>,
+}
+
+/// The session whose token is in `x-rockit-session-token` (or `token`, for URLs a
+/// launcher cannot add headers to); 401 for anything else.
+pub async fn session_from(st: &AppState, h: &HeaderMap, token: Option<&str>) -> ApiResult<Session> {
+    let tok = super::auth::header(h, "x-rockit-session-token").or_else(|| token.map(String::from));
+    let tok = tok.ok_or_else(|| ApiError::unauthorized("x-rockit-session-token is required"))?;
+    let r = sqlx::query(
+        "SELECT s.id, s.org_id, s.app_id, s.build_id, s.dxf_name, s.trace_id, s.expires, o.name AS org_name, a.name AS app_name \
+         FROM rte_sessions s JOIN orgs o ON o.id = s.org_id JOIN apps a ON a.id = s.app_id WHERE s.token_hash = $1",
+    )
+    .bind(sha256_hex(tok.as_bytes()))
+    .fetch_optional(&st.db.pool)
+    .await?
+    .filter(|r| i(r, "expires") > now_ms())
+    .ok_or_else(|| ApiError::unauthorized("the session token is unknown or expired"))?;
+    Ok(Session {
+        id: s(&r, "id"),
+        org_id: s(&r, "org_id"),
+        org_name: s(&r, "org_name"),
+        app_id: s(&r, "app_id"),
+        app_name: s(&r, "app_name"),
+        build_id: i(&r, "build_id"),
+        dxf_name: s(&r, "dxf_name"),
+        trace_id: opt_s(&r, "trace_id"),
+    })
+}
+
+/// Session openings per client address: a token bucket of `session_rate_per_minute`
+/// tokens refilled at that rate, per process (a launcher opens one per play; a flood
+/// from one address is refused before it reaches the database).
+struct Bucket {
+    tokens: f64,
+    at: i64,
+}
+
+static OPENINGS: std::sync::LazyLock<Mutex<HashMap<String, Bucket>>> = std::sync::LazyLock::new(Default::default);
+
+fn rate_limit(st: &AppState, client: &str) -> ApiResult<()> {
+    let limit = f64::from(st.cfg.session_rate_per_minute);
+    if limit == 0.0 {
+        return Ok(());
+    }
+    let now = now_ms();
+    let per_ms = limit / 60_000.0;
+    let mut m = OPENINGS.lock().unwrap_or_else(|e| e.into_inner());
+    if m.len() > 100_000 {
+        // Full buckets carry no information.
+        m.retain(|_, b| b.tokens + (now - b.at) as f64 * per_ms < limit);
+    }
+    // Keyed by server too: several servers may share a process (tests, embedding).
+    let b = m.entry(format!("{} {client}", st.public_url)).or_insert(Bucket { tokens: limit, at: now });
+    b.tokens = (b.tokens + (now - b.at) as f64 * per_ms).min(limit);
+    b.at = now;
+    if b.tokens < 1.0 {
+        let wait_s = ((1.0 - b.tokens) / per_ms / 1000.0).ceil() as u64;
+        return Err(ApiError::too_many(wait_s));
+    }
+    b.tokens -= 1.0;
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct OpenIn {
+    org_name: String,
+    app_name: String,
+    build_id: Option<i64>,
+}
+
+async fn open_session(
+    State(st): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    JsonBody(b): JsonBody<OpenIn>,
+) -> ApiResult<Json<Value>> {
+    let client = crate::ratelimit::client_key(&st, peer, &headers);
+    rate_limit(&st, &client)?;
+    let key =
+        super::auth::header(&headers, "x-rockit-client-key").ok_or_else(|| ApiError::unauthorized("x-rockit-client-key is required"))?;
+    let mut c = st.db.pool.acquire().await?;
+    let app = sqlx::query(
+        "SELECT a.id, a.org_id, a.name, a.deployments, a.client_key_sealed, a.i_cur_build, o.public_key_pem FROM apps a \
+         JOIN orgs o ON o.id = a.org_id WHERE o.name = $1 AND a.name = $2",
+    )
+    .bind(&b.org_name)
+    .bind(&b.app_name)
+    .fetch_optional(&mut *c)
+    .await?;
+    // Unknown org, unknown app and wrong key answer alike: nothing to enumerate.
+    let app = app
+        .filter(|a| {
+            let stored = opt_s(a, "client_key_sealed").and_then(|k| st.data_key.open(&k)).unwrap_or_default();
+            !stored.is_empty() && crate::util::ct_eq(&stored, key.as_bytes())
+        })
+        .ok_or_else(|| ApiError::unauthorized("the client key is not valid for this app"))?;
+    let app_id = s(&app, "id");
+    let build_id = match b.build_id.or_else(|| opt_i(&app, "i_cur_build")) {
+        Some(id) => id,
+        None => return Err(ApiError::conflict("invalid-state", "the app has no published build yet")),
+    };
+    let build = sqlx::query(
+        "SELECT dxf_name FROM builds WHERE app_id = $1 AND build_id = $2 AND status IN ('current', 'retained') AND dxf_name IS NOT NULL",
+    )
+    .bind(&app_id)
+    .bind(build_id)
+    .fetch_optional(&mut *c)
+    .await?
+    .ok_or_else(|| ApiError::not_found("build", &build_id.to_string()))?;
+    let dxf = s(&build, "dxf_name");
+    let org_name = b.org_name.clone();
+    let (manifest_url, query) = locate(&st, &mut c, &app, &org_name, build_id, &dxf).await?;
+    let (id, token, now) = (new_id("rs"), format!("rs_{}", random_token()), now_ms());
+    sqlx::query(
+        "INSERT INTO rte_sessions (id, org_id, app_id, build_id, dxf_name, token_hash, state, client, created, expires) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8, $9)",
+    )
+    .bind(&id)
+    .bind(s(&app, "org_id"))
+    .bind(&app_id)
+    .bind(build_id)
+    .bind(&dxf)
+    .bind(sha256_hex(token.as_bytes()))
+    .bind(&client)
+    .bind(now)
+    .bind(now + SESSION_TTL_S * 1000)
+    .execute(&mut *c)
+    .await?;
+    let mut out = json!({
+        "sessionId": id, "sessionToken": token, "expiresIn": SESSION_TTL_S,
+        "build": {"buildId": build_id, "dxfName": dxf, "manifestUrl": manifest_url},
+        "publicKeyPem": opt_s(&app, "public_key_pem"),
+    });
+    if let Some(q) = query {
+        out["downloadQuery"] = json!(q);
+    }
+    Ok(success(out))
+}
+
+/// Where a launcher finds the image: the first of the app's deployments (its list order,
+/// by name when the list is empty) with a `publicUrl` that holds the image, signed when it
+/// has download authentication; else the depot through this server.
+async fn locate(
+    st: &AppState,
+    c: &mut crate::store::Conn,
+    app: &sqlx::any::AnyRow,
+    org: &str,
+    build: i64,
+    dxf: &str,
+) -> ApiResult<(String, Option<String>)> {
+    let app_id = s(app, "id");
+    let app_name = s(app, "name");
+    let listed: Vec<String> = serde_json::from_str(&s(app, "deployments")).unwrap_or_default();
+    let mut deps = crate::store::deployments::list(c, &s(app, "org_id")).await?;
+    if listed.is_empty() {
+        deps.sort_by(|a, b| a.name.cmp(&b.name));
+    } else {
+        deps = listed.iter().filter_map(|n| deps.iter().find(|d| &d.name == n).cloned()).collect();
+    }
+    for d in deps {
+        let Some(base) = &d.public_url else { continue };
+        let dir = edge_origin::keys::dxf_dir(&d.prefix, org, &app_name, build as u64, dxf);
+        let manifest_key = format!("{dir}/manifest.json");
+        let held = sqlx::query("SELECT 1 FROM published WHERE app_id = $1 AND deployment_id = $2 AND obj_key = $3 AND superseded IS NULL")
+            .bind(&app_id)
+            .bind(&d.id)
+            .bind(&manifest_key)
+            .fetch_optional(&mut *c)
+            .await?;
+        if held.is_none() {
+            continue;
+        }
+        let url = format!("{base}/{manifest_key}");
+        let query = match (d.download_auth["type"].as_str(), &d.download_secret_sealed) {
+            (Some(kind), Some(sealed)) => {
+                let secret = st
+                    .data_key
+                    .open(sealed)
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .ok_or_else(|| ApiError::internal("download secret unreadable"))?;
+                let window = d.download_auth["window"].as_i64().unwrap_or(3600);
+                // The URL path of the image directory on the CDN, for the token's scope.
+                let dir_path = reqwest::Url::parse(&format!("{base}/{dir}/")).map(|u| u.path().to_string()).map_err(ApiError::internal)?;
+                let now_s = now_ms() / 1000;
+                Some(match kind {
+                    "akamai" => crate::dlauth::akamai(&secret, &format!("{dir_path}*"), now_s, window)
+                        .ok_or_else(|| ApiError::internal("akamai key is not hex"))?,
+                    _ => crate::dlauth::gcore(&secret, &dir_path, now_s + window),
+                })
+            }
+            _ => None,
+        };
+        return Ok((url, query));
+    }
+    let url = format!(
+        "{}/client/v1/depot/{org}/{app_name}/{}/{dxf}/manifest.json",
+        st.public_url,
+        edge_origin::keys::build_dir_name(build as u64)
+    );
+    Ok((url, None))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CloseIn {
+    session_id: String,
+    state: String,
+    play_seconds: Option<u64>,
+    stalls: Option<u64>,
+    stall_seconds: Option<u64>,
+}
+
+async fn close_session(State(st): State<Arc<AppState>>, headers: HeaderMap, JsonBody(b): JsonBody<CloseIn>) -> ApiResult<Json<Value>> {
+    if b.state != "ended" {
+        return Err(ApiError::invalid("state", "state must be \"ended\""));
+    }
+    let sess = session_from(&st, &headers, None).await?;
+    if sess.id != b.session_id {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "the session token belongs to another session"));
+    }
+    let done = sqlx::query(
+        "UPDATE rte_sessions SET state = 'ended', ended = $1, play_seconds = $2, stalls = $3, stall_seconds = $4 WHERE id = $5 AND state = 'open'",
+    )
+    .bind(now_ms())
+    .bind(b.play_seconds.map(|v| v.min(i64::MAX as u64) as i64))
+    .bind(b.stalls.map(|v| v.min(i64::MAX as u64) as i64))
+    .bind(b.stall_seconds.map(|v| v.min(i64::MAX as u64) as i64))
+    .bind(&sess.id)
+    .execute(&st.db.pool)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(ApiError::conflict("invalid-state", "the session has ended already"));
+    }
+    Ok(success(json!({"sessionId": sess.id, "state": "ended"})))
+}

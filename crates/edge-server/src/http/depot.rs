@@ -1,0 +1,97 @@
+//! `GET /client/v1/depot/<org>/<app>/<NNNN>/<dxfName>/<file>`: the Edge's own copy of
+//! published images, for launchers of apps without a CDN deployment. A session token of
+//! that app is required (header, or `?token=` for tools that only take a URL); single
+//! byte ranges are served as 206.
+
+use super::client::session_from;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use std::io::SeekFrom;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+/// Routes of this module.
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new().route("/client/v1/depot/{org}/{app}/{build}/{dxf}/{file}", get(get_file))
+}
+
+fn safe(seg: &str) -> bool {
+    !seg.is_empty() && seg.len() <= 200 && !seg.starts_with('.') && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// `bytes=a-b`, `bytes=a-` or `bytes=-n` against `len`: the inclusive range, `Err` when
+/// it cannot be satisfied, `None` when there is no (usable) header.
+fn range(h: &HeaderMap, len: u64) -> Option<Result<(u64, u64), ()>> {
+    let v = h.get(header::RANGE)?.to_str().ok()?.strip_prefix("bytes=")?;
+    if v.contains(',') {
+        return None; // several ranges: answer the whole file, as RFC 9110 allows
+    }
+    let (a, b) = v.split_once('-')?;
+    let r = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().ok()?;
+            (len.saturating_sub(n), len.checked_sub(1)?)
+        }
+        (a, "") => (a.parse().ok()?, len.checked_sub(1)?),
+        (a, b) => (a.parse().ok()?, b.parse::<u64>().ok()?.min(len.saturating_sub(1))),
+    };
+    Some(if r.0 <= r.1 && r.0 < len { Ok(r) } else { Err(()) })
+}
+
+async fn get_file(
+    State(st): State<Arc<AppState>>,
+    Path((org, app, build, dxf, file)): Path<(String, String, String, String, String)>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let token = raw.as_deref().and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "token").map(|(_, v)| v.into_owned()));
+    let sess = session_from(&st, &headers, token.as_deref()).await?;
+    if sess.org_name != org || sess.app_name != app {
+        return Err(ApiError::forbidden("the session belongs to another app"));
+    }
+    if ![&build, &dxf, &file].iter().all(|s| safe(s)) {
+        return Err(ApiError::not_found("file", &file));
+    }
+    let path = st.cfg.data_dir.join("depot").join("dxf").join(&org).join(&app).join(&build).join(&dxf).join(&file);
+    let mut f = tokio::fs::File::open(&path).await.map_err(|_| ApiError::not_found("file", &file))?;
+    let len = f.metadata().await.map_err(ApiError::internal)?.len();
+    let (status, start, end) = match range(&headers, len) {
+        None => (StatusCode::OK, 0, len.saturating_sub(1)),
+        Some(Ok((a, b))) => (StatusCode::PARTIAL_CONTENT, a, b),
+        Some(Err(())) => {
+            let mut r = ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "range-not-satisfiable", "the range lies outside the file")
+                .into_response();
+            r.headers_mut().insert(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes */{len}")).map_err(ApiError::internal)?);
+            return Ok(r);
+        }
+    };
+    let count = if len == 0 { 0 } else { end - start + 1 };
+    f.seek(SeekFrom::Start(start)).await.map_err(ApiError::internal)?;
+    // Streamed in 256 KiB reads: a pack is never held in memory whole.
+    let stream = futures_util::stream::unfold((Some(f.take(count)), vec![0u8; 256 * 1024]), |(f, mut buf)| async move {
+        let mut f = f?;
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => Some((Ok::<_, std::io::Error>(axum::body::Bytes::copy_from_slice(&buf[..n])), (Some(f), buf))),
+            // The error ends the body (the client sees a short read); nothing more is read.
+            Err(e) => Some((Err(e), (None, buf))),
+        }
+    });
+    let mut resp = Response::new(Body::from_stream(stream));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    let ctype = if file.ends_with(".json") { "application/json" } else { "application/octet-stream" };
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    if status == StatusCode::PARTIAL_CONTENT {
+        h.insert(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes {start}-{end}/{len}")).map_err(ApiError::internal)?);
+    }
+    Ok(resp)
+}
