@@ -70,6 +70,8 @@ pub struct Config {
     pub webhook_timeout_ms: u64,
     pub session_rate_per_minute: u32,
     pub max_traces: u64,
+    pub mkseq_seconds: u64,
+    pub mkseq_min_gain: f64,
     pub chunk_avg_bytes: u32,
     pub zstd_level: i32,
     pub pack_limit_bytes: u64,
@@ -115,6 +117,8 @@ impl Default for Config {
             webhook_timeout_ms: 10_000,
             session_rate_per_minute: 60,
             max_traces: 1000,
+            mkseq_seconds: 30,
+            mkseq_min_gain: 0.05,
             chunk_avg_bytes: 256 << 10,
             zstd_level: 3,
             pack_limit_bytes: 64 << 20,
@@ -204,6 +208,8 @@ impl Config {
             "webhook_timeout_ms" => self.webhook_timeout_ms = parse_env(key, v)?,
             "session_rate_per_minute" => self.session_rate_per_minute = parse_env(key, v)?,
             "max_traces" => self.max_traces = parse_env(key, v)?,
+            "mkseq_seconds" => self.mkseq_seconds = parse_env(key, v)?,
+            "mkseq_min_gain" => self.mkseq_min_gain = parse_env(key, v)?,
             "chunk_avg_bytes" => self.chunk_avg_bytes = parse_env(key, v)?,
             "zstd_level" => self.zstd_level = parse_env(key, v)?,
             "pack_limit_bytes" => self.pack_limit_bytes = parse_env(key, v)?,
@@ -229,6 +235,9 @@ impl Config {
         }
         if !(16 << 10..=8 << 20).contains(&self.chunk_avg_bytes) {
             return Err("chunk_avg_bytes must be 16 KiB..8 MiB".into());
+        }
+        if !(0.0..1.0).contains(&self.mkseq_min_gain) {
+            return Err("mkseq_min_gain must be 0 ≤ gain < 1".into());
         }
         if !(1..=19).contains(&self.zstd_level) {
             return Err("zstd_level must be 1..19".into());

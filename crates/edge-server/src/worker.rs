@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// Pipeline task types (not taken during maintenance).
-const PIPELINE: &[&str] = &["dltar", "mkraw", "mkdxf", "mkpat", "deploy", "purge"];
+const PIPELINE: &[&str] = &["dltar", "mkraw", "mkdxf", "mkpat", "deploy", "mkseq", "purge"];
 
 /// Runs until `stop` flips: the task in hand is finished, then the loop ends.
 pub async fn run(st: Arc<AppState>, mut stop: watch::Receiver<bool>) {

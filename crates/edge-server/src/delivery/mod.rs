@@ -6,4 +6,5 @@ pub mod dispatch;
 pub mod download;
 pub mod pipeline;
 pub mod purge;
+pub mod seq;
 pub mod targets;

@@ -46,8 +46,12 @@ pub enum After {
     Identical,
     /// `mkdxf` done.
     Dxf { dxf_name: String, image_bytes: u64 },
-    /// `deploy` done on every target.
-    Deployed { targets: Vec<String>, patches: Vec<(i64, u64)> },
+    /// `mkseq` wrote a better image of the current build; the group's `deploy` publishes it.
+    Seq { build_id: i64, dxf_name: String, image_bytes: u64 },
+    /// `mkseq` found no order better enough: the group's `deploy` is canceled.
+    SeqNoGain { build_id: i64 },
+    /// `deploy` done on every target: the image `dxf_name` (of `image_bytes`) is current.
+    Deployed { targets: Vec<String>, patches: Vec<(i64, u64)>, dxf_name: String, image_bytes: u64 },
     /// `deploy` failed on a target: the app is locked.
     DeployFailed { deployment_id: String, message: String },
 }
@@ -58,7 +62,7 @@ pub struct Done {
     pub after: After,
 }
 
-fn ok(result: Value, after: After) -> Done {
+pub(crate) fn ok(result: Value, after: After) -> Done {
     Done { outcome: tasks::Outcome { status: "done", result: Some(result), exception: None, warning: None }, after }
 }
 
@@ -130,12 +134,13 @@ pub async fn run(st: &Arc<AppState>, t: &tasks::Task, progress: &Progress) -> Do
         "mkdxf" => mkdxf(st, t, &app).await,
         "mkpat" => mkpat(st, t, &app, progress).await,
         "deploy" => deploy(st, t, &app, progress).await,
+        "mkseq" => super::seq::mkseq(st, t, &app).await,
         other => Err(format!("unknown task type {other}")),
     };
     r.unwrap_or_else(|e| internal("internal", e))
 }
 
-fn read_tree(path: &Path) -> Result<Tree, String> {
+pub(crate) fn read_tree(path: &Path) -> Result<Tree, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("build tree {}: {e}", path.display()))?;
     serde_json::from_slice(&bytes).map_err(|e| format!("build tree {}: {e}", path.display()))
 }
@@ -201,14 +206,16 @@ async fn mkraw(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Pro
     Ok(d)
 }
 
-struct BuildRow {
-    build_id: i64,
-    build_name: String,
-    dxf_name: Option<String>,
-    tree_path: String,
+/// A build as the pipeline needs it.
+pub(crate) struct BuildRow {
+    pub build_id: i64,
+    pub build_name: String,
+    pub dxf_name: Option<String>,
+    pub tree_path: String,
 }
 
-async fn build_row(st: &AppState, app_id: &str, build_id: i64) -> Result<BuildRow, String> {
+/// One build of an app.
+pub(crate) async fn build_row(st: &AppState, app_id: &str, build_id: i64) -> Result<BuildRow, String> {
     let r = sqlx::query("SELECT build_id, build_name, dxf_name, tree_path FROM builds WHERE app_id = $1 AND build_id = $2")
         .bind(app_id)
         .bind(build_id)
@@ -240,34 +247,92 @@ async fn org_signer(st: &AppState, org_id: &str) -> Result<Option<rsa::RsaPrivat
 async fn mkdxf(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx) -> Result<Done, String> {
     let build_id = t.build_id.ok_or("the task has no build id")?;
     let b = build_row(st, &app.id, build_id).await?;
+    // The app's traces carry over to every new build (by path): its first image is
+    // already in trained order.
+    let ids = super::seq::trace_ids(st, &app.id).await?;
+    let gen = super::seq::generation(st, &app.id).await?;
+    let (st2, app_id, tree_path) = (st.clone(), app.id.clone(), PathBuf::from(&b.tree_path));
+    let learned = tokio::task::spawn_blocking(move || -> Result<_, String> {
+        let tree = read_tree(&tree_path)?;
+        Ok(if ids.is_empty() { None } else { super::seq::learn(&st2, &app_id, &ids, &tree) })
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let (sequence, traces, accesses) = match learned {
+        Some(l) => (l.sequence, l.traces, l.accesses),
+        None => (Vec::new(), 0, Vec::new()),
+    };
+    let summary = write_dxf(st, t, app, &b, &sequence, traces, if traces > 0 { gen as u64 } else { 0 }, &accesses).await?;
+    Ok(ok(
+        json!({"dxfName": summary.dxf_name, "packBytes": summary.pack_bytes, "sizeBytes": summary.total_bytes, "files": summary.files,
+               "traces": traces, "preload": summary.preload, "acceleration100": summary.acceleration100}),
+        After::Dxf { dxf_name: summary.dxf_name.clone(), image_bytes: summary.total_bytes },
+    ))
+}
+
+/// What [`write_dxf`] wrote.
+pub(crate) struct DxfWritten {
+    pub dxf_name: String,
+    pub files: Vec<String>,
+    pub pack_bytes: u64,
+    pub total_bytes: u64,
+    /// The manifest's `preload` figures (null without traces).
+    pub preload: Value,
+    /// Full-download time / time-to-play at 100 Mbit/s (None without traces or preload).
+    pub acceleration100: Option<f64>,
+}
+
+/// Writes the image of build `b` into the group's staging area, chunks in `sequence` order
+/// first, signed with the org key when there is one; `accesses` (the traces mapped onto
+/// the build) give the manifest's preload figures.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn write_dxf(
+    st: &Arc<AppState>,
+    t: &tasks::Task,
+    app: &AppCtx,
+    b: &BuildRow,
+    sequence: &[edge_engine::Hash],
+    traces: u64,
+    generation: u64,
+    accesses: &[Vec<(u64, edge_engine::Hash)>],
+) -> Result<DxfWritten, String> {
     let key = org_signer(st, &app.org_id).await?;
     let dir = depot::staging_dir(st, &app.id, &t.group).join("dxf");
     let store = ChunkStore::open(&depot::chunks_dir(st, &app.id)).map_err(|e| e.to_string())?;
-    let meta = edge_engine::image::ImageMeta {
+    let mut meta = edge_engine::image::ImageMeta {
         org_name: app.org_name.clone(),
         app_name: app.name.clone(),
-        build_id: build_id as u64,
+        build_id: b.build_id as u64,
         build_name: b.build_name.clone(),
         created: rfc3339(now_ms()),
-        traces: 0,
-        generation: 0,
+        traces,
+        generation,
         preload: Value::Null,
     };
     let p = params(st);
     let tree_path = PathBuf::from(&b.tree_path);
-    let summary = tokio::task::spawn_blocking(move || {
+    let (sequence, accesses) = (sequence.to_vec(), accesses.to_vec());
+    tokio::task::spawn_blocking(move || {
         let tree = read_tree(&tree_path)?;
+        let order = edge_engine::image::stream_order(&tree, &sequence);
+        let layout = edge_engine::seq::layout(&tree, &order);
+        meta.preload = edge_engine::seq::preload_figures_at(&layout, &accesses, edge_engine::seq::PRELOAD_PERCENTILE);
+        let accel = meta.preload["100"].as_u64().and_then(|p| edge_engine::seq::acceleration(&layout, p));
         let _ = std::fs::remove_dir_all(&dir);
         let signer = key.map(|k| move |m: &[u8]| edge_engine::image::rsa_sign(&k, m));
         let sign: Option<edge_engine::image::Signer<'_>> = signer.as_ref().map(|f| f as edge_engine::image::Signer<'_>);
-        edge_engine::image::write_image(&tree, &store, &[], &meta, &dir, &p, sign).map_err(|e| e.to_string())
+        let s = edge_engine::image::write_image(&tree, &store, &sequence, &meta, &dir, &p, sign).map_err(|e| e.to_string())?;
+        Ok(DxfWritten {
+            dxf_name: s.dxf_name,
+            files: s.files,
+            pack_bytes: s.pack_bytes,
+            total_bytes: s.total_bytes,
+            preload: meta.preload,
+            acceleration100: accel,
+        })
     })
     .await
-    .map_err(|e| e.to_string())??;
-    Ok(ok(
-        json!({"dxfName": summary.dxf_name, "packBytes": summary.pack_bytes, "sizeBytes": summary.total_bytes, "files": summary.files}),
-        After::Dxf { dxf_name: summary.dxf_name.clone(), image_bytes: summary.total_bytes },
-    ))
+    .map_err(|e| e.to_string())?
 }
 
 /// Older builds a new build gets patches from: the newest `max_builds - 1` retained ones.
@@ -370,10 +435,13 @@ pub async fn app_targets(st: &AppState, app: &AppCtx) -> Result<Vec<TargetSpec>,
 
 async fn deploy(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Progress) -> Result<Done, String> {
     let build_id = t.build_id.ok_or("the task has no build id")?;
-    let b = build_row(st, &app.id, build_id).await?;
-    let dxf = b.dxf_name.clone().ok_or("the build has no image")?;
     let stage = depot::staging_dir(st, &app.id, &t.group);
     let image_dir = stage.join("dxf");
+    // The image this group staged (an import's first image, or a re-sequenced one).
+    let staged: Value = std::fs::read(image_dir.join("manifest.json"))
+        .map_err(|e| format!("staged image: {e}"))
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("staged manifest: {e}")))?;
+    let dxf = staged["dxfName"].as_str().ok_or("the staged manifest has no dxfName")?.to_string();
     let image_files = publish_order(&image_dir, "manifest.json")?;
     let mut patch_dirs: Vec<(i64, PathBuf, Vec<String>)> = Vec::new();
     if let Ok(rd) = std::fs::read_dir(stage.join("pat")) {
@@ -425,7 +493,12 @@ async fn deploy(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Pr
         .collect();
     Ok(ok(
         json!({"dxfName": dxf, "targets": targets.iter().map(|t| t.name.clone()).collect::<Vec<_>>(), "patches": patches.iter().map(|p| json!({"fromBuildId": p.0, "sizeBytes": p.1})).collect::<Vec<_>>()}),
-        After::Deployed { targets: targets.iter().map(|t| t.deployment_id.clone()).filter(|d| !d.is_empty()).collect(), patches },
+        After::Deployed {
+            targets: targets.iter().map(|t| t.deployment_id.clone()).filter(|d| !d.is_empty()).collect(),
+            patches,
+            image_bytes: image_files.iter().map(|f| std::fs::metadata(image_dir.join(f)).map(|m| m.len()).unwrap_or(0)).sum(),
+            dxf_name: dxf,
+        },
     ))
 }
 
@@ -491,7 +564,20 @@ pub async fn commit(c: &mut Conn, st: &AppState, t: &tasks::Task, d: &Done) -> R
                 deployments::set_status(c, deployment_id, false, &format!("publish failed {}: {message}", rfc3339(now_ms()))).await?;
             }
         }
-        After::Deployed { targets, patches } => make_current(c, st, t, targets, patches).await?,
+        After::Seq { build_id, .. } => tasks::set_group_build(c, &t.group, *build_id).await?,
+        After::SeqNoGain { build_id } => {
+            tasks::set_group_build(c, &t.group, *build_id).await?;
+            tasks::cancel_rest(c, &t.group, Some(&json!({"reason": "no-improvement"}))).await?;
+            sqlx::query("UPDATE trainings SET since_sequence = 0, last_sequence = $1 WHERE app_id = $2")
+                .bind(now_ms())
+                .bind(&app_id)
+                .execute(&mut *c)
+                .await?;
+        }
+        After::Deployed { targets, patches, dxf_name, image_bytes } => {
+            make_current(c, st, t, targets, patches, dxf_name, *image_bytes).await?;
+            super::seq::after_publish(c, t).await?;
+        }
     }
     Ok(())
 }
@@ -504,10 +590,35 @@ async fn make_current(
     t: &tasks::Task,
     targets: &[String],
     patches: &[(i64, u64)],
+    dxf_name: &str,
+    image_bytes: u64,
 ) -> Result<(), sqlx::Error> {
     let app_id = t.app_id.clone().unwrap_or_default();
     let build_id = t.build_id.unwrap_or(0);
     let now = now_ms();
+    let before = sqlx::query("SELECT dxf_name FROM builds WHERE app_id = $1 AND build_id = $2")
+        .bind(&app_id)
+        .bind(build_id)
+        .fetch_one(&mut *c)
+        .await?;
+    if let Some(old) = crate::db::opt_s(&before, "dxf_name").filter(|o| o != dxf_name) {
+        // A re-sequenced image replaces the build's previous one: its files leave with the
+        // grace period, like a rotated build's.
+        sqlx::query("UPDATE published SET superseded = $1 WHERE app_id = $2 AND build_id = $3 AND superseded IS NULL AND obj_key LIKE $4")
+            .bind(now)
+            .bind(&app_id)
+            .bind(build_id)
+            .bind(format!("%/{old}/%"))
+            .execute(&mut *c)
+            .await?;
+    }
+    sqlx::query("UPDATE builds SET dxf_name = $1, image_bytes = $2 WHERE app_id = $3 AND build_id = $4")
+        .bind(dxf_name)
+        .bind(image_bytes as i64)
+        .bind(&app_id)
+        .bind(build_id)
+        .execute(&mut *c)
+        .await?;
     let b = sqlx::query("SELECT build_name, dxf_name FROM builds WHERE app_id = $1 AND build_id = $2")
         .bind(&app_id)
         .bind(build_id)

@@ -148,12 +148,11 @@ async fn post_build(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
     };
     let (dl, _) = tasks::enqueue(
         &mut tx,
-        tasks::NewTask { kind: "dltar".into(), params, step: 1, run_after: if url.is_some() { 0 } else { i64::MAX }, ..clone_task(&base) },
+        tasks::NewTask { kind: "dltar".into(), params, step: 1, run_after: if url.is_some() { 0 } else { i64::MAX }, ..base.clone() },
     )
     .await?;
     for (k, kind) in STEPS.iter().enumerate() {
-        tasks::enqueue(&mut tx, tasks::NewTask { kind: (*kind).into(), params: json!({}), step: k as i64 + 2, ..clone_task(&base) })
-            .await?;
+        tasks::enqueue(&mut tx, tasks::NewTask { kind: (*kind).into(), params: json!({}), step: k as i64 + 2, ..base.clone() }).await?;
     }
     let mut out = json!({"taskName": dl, "taskGroup": group});
     if url.is_none() {
@@ -174,18 +173,6 @@ async fn post_build(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
     }
     tx.commit().await?;
     Ok(success(out))
-}
-
-fn clone_task(t: &tasks::NewTask) -> tasks::NewTask {
-    tasks::NewTask {
-        org_id: t.org_id.clone(),
-        org_name: t.org_name.clone(),
-        group: t.group.clone(),
-        app_id: t.app_id.clone(),
-        app_name: t.app_name.clone(),
-        build_name: t.build_name.clone(),
-        ..Default::default()
-    }
 }
 
 /// Puts an upload back to `waiting` and removes its partial file unless disarmed
@@ -211,7 +198,7 @@ impl Rewind {
 
 /// Reads and discards up to 1 MiB of a body we refuse, so the client (still sending)
 /// reads our answer instead of a connection reset.
-async fn drain(body: Body) {
+pub(crate) async fn drain(body: Body) {
     let mut stream = body.into_data_stream();
     let mut n = 0usize;
     while let Some(Ok(chunk)) = stream.next().await {

@@ -18,6 +18,7 @@ pub mod orgs;
 pub mod roles;
 pub mod subscriptions;
 pub mod tasks;
+pub mod traces;
 pub mod trainings;
 pub mod users;
 
@@ -61,6 +62,7 @@ pub fn router(st: Arc<AppState>) -> Router {
         .merge(client::router())
         .merge(depot::router())
         .merge(trainings::router())
+        .merge(traces::router())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint") })
         .layer(middleware::from_fn_with_state(st.clone(), maintenance_gate))
         .layer(middleware::from_fn(request_id))

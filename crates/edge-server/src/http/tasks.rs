@@ -132,9 +132,23 @@ async fn trigger(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBo
             if crate::db::i(&row, "error") == 1 {
                 return Err(ApiError::conflict("app-locked", "the app is in error state after a failed publish"));
             }
-            // Launcher traces arrive through /client/v1 (not yet served by this version), so
-            // there is never a trace to learn from.
-            Err(ApiError::conflict("invalid-state", "the app has no traces to process"))
+            let app_id = crate::db::s(&row, "id");
+            let n = sqlx::query("SELECT COUNT(*) AS n FROM traces WHERE app_id = $1").bind(&app_id).fetch_one(&mut *conn).await?;
+            if crate::db::i(&n, "n") == 0 {
+                return Err(ApiError::conflict("invalid-state", "the app has no traces to process"));
+            }
+            let cur = sqlx::query("SELECT i_cur_build FROM apps WHERE id = $1").bind(&app_id).fetch_one(&mut *conn).await?;
+            if crate::db::opt_i(&cur, "i_cur_build").is_none() {
+                return Err(ApiError::conflict("invalid-state", "the app has no published build to re-sequence"));
+            }
+            drop(conn);
+            let mut tx = st.db.tx().await?;
+            let queued = crate::delivery::seq::enqueue(&mut tx, &c.org_id, &c.org_name, &app_id, &app).await?;
+            tx.commit().await?;
+            match queued {
+                Some(name) => Ok(success(json!({"taskName": name}))),
+                None => Err(ApiError::conflict("invalid-state", "a mkseq task is already queued or running for this app")),
+            }
         }
         _ => Err(ApiError::invalid("type", "type must be retry or traces")),
     }

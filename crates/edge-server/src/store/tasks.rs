@@ -88,7 +88,7 @@ impl Task {
 }
 
 /// A task to enqueue.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct NewTask {
     pub org_id: Option<String>,
     pub org_name: Option<String>,

@@ -16,7 +16,7 @@ pub async fn wait_group(s: &Srv, tok: &str, group: &str) -> Vec<Value> {
         let ts = r.ok()["tasks"].as_array().unwrap().clone();
         if !ts.is_empty() && ts.iter().all(|t| !["submitted", "running"].contains(&t["status"].as_str().unwrap())) {
             let mut ts = ts;
-            let order = ["dltar", "mkraw", "mkdxf", "mkpat", "deploy"];
+            let order = ["dltar", "mkraw", "mkdxf", "mkseq", "mkpat", "deploy"];
             ts.sort_by_key(|t| order.iter().position(|o| *o == t["type"]).unwrap_or(9));
             return ts;
         }

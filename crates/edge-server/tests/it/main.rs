@@ -20,3 +20,4 @@ mod orgconf;
 mod orgs;
 mod origins;
 mod pipeline_failures;
+mod traces;

@@ -1,0 +1,237 @@
+//! Learning from play traces (formats.md, client.md): the app's stored traces mapped onto a
+//! build by path, the sequence the optimiser chooses, the preload figures; the `mkseq`
+//! step that republishes the current build in trained order when that beats its image.
+
+use super::depot;
+use super::pipeline::{build_row, ok, read_tree, write_dxf, After, AppCtx, Done};
+use crate::db::{i, s};
+use crate::state::AppState;
+use crate::store::tasks;
+use crate::util::now_ms;
+use edge_engine::seq::{self, SeqParams};
+use edge_engine::tree::Tree;
+use edge_engine::Hash;
+use serde_json::{json, Value};
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The newest traces a sequence is learned from (older ones stay stored, counted, and
+/// carried over, but do not slow `mkseq` down).
+pub const TRAINING_MAX: i64 = 200;
+
+/// Stored traces are zstd-compressed `rockit-trace` documents.
+pub fn trace_file(st: &AppState, app_id: &str, trace_id: &str) -> std::path::PathBuf {
+    depot::traces_dir(st, app_id).join(format!("{trace_id}.json.zst"))
+}
+
+/// Reads one stored trace.
+fn load(path: &Path) -> Option<seq::Trace> {
+    let f = std::fs::File::open(path).ok()?;
+    let mut bytes = Vec::new();
+    zstd::stream::read::Decoder::new(f).ok()?.read_to_end(&mut bytes).ok()?;
+    seq::parse_trace(&bytes).ok()
+}
+
+/// What the traces say about a build.
+pub struct Learned {
+    /// The learned chunk sequence (traced chunks only).
+    pub sequence: Vec<Hash>,
+    /// Traces it was learned from.
+    pub traces: u64,
+    /// The traces mapped onto the build.
+    pub accesses: Vec<Vec<(u64, Hash)>>,
+}
+
+/// The app's newest traces (at most [`TRAINING_MAX`]) mapped onto `tree` and the sequence
+/// learned from them; `None` when no trace touches the build. Blocking (file reads and the
+/// optimiser): call from a blocking thread.
+pub fn learn(st: &AppState, app_id: &str, trace_ids: &[String], tree: &Tree) -> Option<Learned> {
+    let accesses: Vec<Vec<(u64, Hash)>> = trace_ids
+        .iter()
+        .filter_map(|id| load(&trace_file(st, app_id, id)))
+        .map(|t| seq::accesses(tree, &t))
+        .filter(|a| !a.is_empty())
+        .collect();
+    if accesses.is_empty() {
+        return None;
+    }
+    let p = SeqParams { time_budget: std::time::Duration::from_secs(st.cfg.mkseq_seconds.max(1)), ..SeqParams::default() };
+    let sequence = seq::optimize(tree, &accesses, &p);
+    Some(Learned { sequence, traces: accesses.len() as u64, accesses })
+}
+
+/// Ids of the app's newest traces.
+pub async fn trace_ids(st: &AppState, app_id: &str) -> Result<Vec<String>, String> {
+    let rows = sqlx::query("SELECT id FROM traces WHERE app_id = $1 ORDER BY created DESC, id DESC LIMIT $2")
+        .bind(app_id)
+        .bind(TRAINING_MAX)
+        .fetch_all(&st.db.pool)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(rows.iter().map(|r| s(r, "id")).collect())
+}
+
+/// The app's sequence generation (0 before any `mkseq` published).
+pub async fn generation(st: &AppState, app_id: &str) -> Result<i64, String> {
+    let r = sqlx::query("SELECT generation FROM trainings WHERE app_id = $1").bind(app_id).fetch_optional(&st.db.pool).await;
+    Ok(r.map_err(|e| e.to_string())?.map(|r| i(&r, "generation")).unwrap_or(0))
+}
+
+/// The chunk order of a published image, read from its index in the depot.
+fn image_order(st: &AppState, org: &str, app: &str, build_id: i64, dxf: &str) -> Result<Vec<Hash>, String> {
+    let path = st
+        .cfg
+        .data_dir
+        .join("depot/dxf")
+        .join(org)
+        .join(app)
+        .join(edge_origin::keys::build_dir_name(build_id as u64))
+        .join(dxf)
+        .join("index.json");
+    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    v["chunks"]
+        .as_array()
+        .ok_or("index without chunks")?
+        .iter()
+        .map(|c| c[0].as_str().and_then(Hash::from_hex).ok_or_else(|| "index chunk hash".to_string()))
+        .collect()
+}
+
+/// p90 preload at 100 Mbit/s of an order over mapped traces.
+fn objective(tree: &Tree, order: &[Hash], acc: &[Vec<(u64, Hash)>]) -> u64 {
+    let layout = seq::layout(tree, order);
+    let b = seq::mbit_to_bytes_per_s(100.0);
+    let per: Vec<u64> = acc.iter().map(|a| seq::preload_bytes(&layout, a, b)).collect();
+    seq::aggregate(&per, seq::PRELOAD_PERCENTILE).unwrap_or(0)
+}
+
+/// `mkseq`: learn a sequence for the current build; write its image when the p90 preload
+/// at 100 Mbit/s beats the published image's by `mkseq_min_gain`, else warn
+/// `no-improvement` and cancel the group's `deploy`.
+pub async fn mkseq(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx) -> Result<Done, String> {
+    let build_id = app.cur_build.ok_or("the app has no current build")?;
+    let b = build_row(st, &app.id, build_id).await?;
+    let cur_dxf = b.dxf_name.clone().ok_or("the current build has no image")?;
+    let ids = trace_ids(st, &app.id).await?;
+    let gen = generation(st, &app.id).await?;
+    let (st2, app_id, org, name) = (st.clone(), app.id.clone(), app.org_name.clone(), app.name.clone());
+    let tree_path = b.tree_path.clone();
+    let (tree, learned, cur_order) = tokio::task::spawn_blocking(move || -> Result<_, String> {
+        let tree = read_tree(Path::new(&tree_path))?;
+        let cur_order = image_order(&st2, &org, &name, build_id, &cur_dxf)?;
+        let learned = learn(&st2, &app_id, &ids, &tree);
+        Ok((tree, learned, cur_order))
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let Some(l) = learned else {
+        return Ok(no_gain(build_id, json!({"traces": 0}), "no trace touches the current build"));
+    };
+    let new_order = edge_engine::image::stream_order(&tree, &l.sequence);
+    let (before, after) = (objective(&tree, &cur_order, &l.accesses), objective(&tree, &new_order, &l.accesses));
+    let figures = json!({"traces": l.traces, "preload100Before": before, "preload100After": after});
+    if before == 0 || (after as f64) > before as f64 * (1.0 - st.cfg.mkseq_min_gain) {
+        let msg = format!(
+            "the learned order gives a p90 preload of {after} bytes at 100 Mbit/s against {before} now: below the {:.0} % needed",
+            st.cfg.mkseq_min_gain * 100.0
+        );
+        return Ok(no_gain(build_id, figures, &msg));
+    }
+    let meta_gen = gen + 1;
+    let summary = write_dxf(st, t, app, &b, &l.sequence, l.traces, meta_gen as u64, &l.accesses).await?;
+    let mut result = figures;
+    result["dxfName"] = json!(summary.dxf_name);
+    result["generation"] = json!(meta_gen);
+    result["preload"] = summary.preload.clone();
+    result["acceleration100"] = json!(summary.acceleration100);
+    Ok(ok(result, After::Seq { build_id, dxf_name: summary.dxf_name, image_bytes: summary.total_bytes }))
+}
+
+fn no_gain(build_id: i64, result: Value, message: &str) -> Done {
+    let mut d = ok(result, After::SeqNoGain { build_id });
+    d.outcome.warning = Some(json!({"code": "no-improvement", "message": message, "acknowledged": false}));
+    d
+}
+
+/// After a trace arrives: one more since the last sequence; `mkseq` queued when enough
+/// arrived and none is queued or running for the app. In the caller's transaction.
+pub async fn on_trace(
+    c: &mut crate::store::Conn,
+    org_id: &str,
+    org_name: &str,
+    app_id: &str,
+    app_name: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    crate::http::trainings::ensure(c, org_id, app_id).await?;
+    sqlx::query("UPDATE trainings SET since_sequence = since_sequence + 1 WHERE app_id = $1").bind(app_id).execute(&mut *c).await?;
+    let r =
+        sqlx::query("SELECT since_sequence, n_traces_reliable FROM trainings WHERE app_id = $1").bind(app_id).fetch_one(&mut *c).await?;
+    if i(&r, "since_sequence") < i(&r, "n_traces_reliable") {
+        return Ok(None);
+    }
+    enqueue(c, org_id, org_name, app_id, app_name).await
+}
+
+/// Queues a `mkseq` → `deploy` group in the app's line, unless one is queued or running.
+pub async fn enqueue(
+    c: &mut crate::store::Conn,
+    org_id: &str,
+    org_name: &str,
+    app_id: &str,
+    app_name: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let busy = sqlx::query("SELECT 1 FROM tasks WHERE app_id = $1 AND type = 'mkseq' AND status IN ('submitted', 'running')")
+        .bind(app_id)
+        .fetch_optional(&mut *c)
+        .await?;
+    if busy.is_some() {
+        return Ok(None);
+    }
+    let cur = sqlx::query("SELECT i_cur_build FROM apps WHERE id = $1").bind(app_id).fetch_one(&mut *c).await?;
+    let group = crate::util::new_id("g");
+    let base = tasks::NewTask {
+        org_id: Some(org_id.to_string()),
+        org_name: Some(org_name.to_string()),
+        group: Some(group.clone()),
+        app_id: Some(app_id.to_string()),
+        app_name: Some(app_name.to_string()),
+        build_id: crate::db::opt_i(&cur, "i_cur_build"),
+        queue_pos: Some(now_ms()),
+        ..Default::default()
+    };
+    let (name, _) = tasks::enqueue(c, tasks::NewTask { kind: "mkseq".into(), params: json!({}), step: 1, ..base.clone() }).await?;
+    tasks::enqueue(c, tasks::NewTask { kind: "deploy".into(), params: json!({}), step: 2, ..base }).await?;
+    Ok(Some(name))
+}
+
+/// After a group's `deploy` made its image current, the training shows that image's
+/// figures; a `mkseq` group also records its generation and restarts the count.
+pub async fn after_publish(c: &mut crate::store::Conn, t: &tasks::Task) -> Result<(), sqlx::Error> {
+    let Some(r) = sqlx::query("SELECT type, result FROM tasks WHERE task_group = $1 AND type IN ('mkseq', 'mkdxf')")
+        .bind(&t.group)
+        .fetch_optional(&mut *c)
+        .await?
+    else {
+        return Ok(());
+    };
+    let res: Value = crate::db::opt_s(&r, "result").and_then(|v| serde_json::from_str(&v).ok()).unwrap_or(Value::Null);
+    let app_id = t.app_id.clone().unwrap_or_default();
+    crate::http::trainings::ensure(c, &t.org_id.clone().unwrap_or_default(), &app_id).await?;
+    sqlx::query("UPDATE trainings SET preload = $1, acceleration = $2 WHERE app_id = $3")
+        .bind(res["preload"].to_string())
+        .bind(res["acceleration100"].to_string())
+        .bind(&app_id)
+        .execute(&mut *c)
+        .await?;
+    if s(&r, "type") == "mkseq" {
+        sqlx::query("UPDATE trainings SET since_sequence = 0, last_sequence = $1, generation = $2 WHERE app_id = $3")
+            .bind(now_ms())
+            .bind(res["generation"].as_i64().unwrap_or(0))
+            .bind(&app_id)
+            .execute(&mut *c)
+            .await?;
+    }
+    Ok(())
+}

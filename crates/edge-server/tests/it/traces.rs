@@ -1,0 +1,250 @@
+//! Traces end to end: launchers upload play traces through `/client/v1` with a client key
+//! (plain, zstd and gzip), enough of them run `mkseq` by itself, a re-ordered image of the
+//! same build is published whose preload — computed here from the published index with
+//! formats.md's definition, independently of the server's model — is far below the
+//! untrained image's, and the next build's first image is already in trained order.
+
+use crate::common::*;
+use crate::delivery::{upload, wait_group};
+use crate::edge_test;
+use crate::game::*;
+use edge_engine::reader::{unpack, DirSource};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A game whose tar order is the worst for its players: big unused data first, the boot
+/// files the game reads at once last.
+fn game(version: u8) -> BTreeMap<String, Vec<u8>> {
+    let mut g = BTreeMap::new();
+    g.insert("a_music/tracks.pak".into(), noise(1, 6_000_000));
+    g.insert("b_levels/level1.pak".into(), noise(2, 2_000_000));
+    g.insert("b_levels/level2.pak".into(), noise(3, 2_000_000));
+    let mut exe = noise(4, 700_000);
+    exe[0] = version;
+    g.insert("z_boot/game.exe".into(), exe);
+    g.insert("z_boot/boot.dat".into(), text(5, 300_000));
+    g.insert("bin/run.sh".into(), b"#!/bin/sh\nexec ../z_boot/game.exe\n".to_vec());
+    g.insert("config/settings.ini".into(), b"[video]\nfullscreen=1\n".to_vec());
+    g
+}
+
+/// The tree and its tar in name order (`--sort=name`), so the tar order is known.
+fn make_sorted(base: &Path, name: &str, files: &BTreeMap<String, Vec<u8>>) -> (PathBuf, PathBuf) {
+    let dir = base.join(name);
+    write_tree(&dir, files);
+    let t = base.join(format!("{name}.tar"));
+    let st = std::process::Command::new("tar").arg("--sort=name").arg("-cf").arg(&t).arg("-C").arg(&dir).arg(".").status().unwrap();
+    assert!(st.success());
+    (dir, t)
+}
+
+/// A player's session: boot at once, then a level after `level_at` ms.
+fn trace(build: u64, level: &str, level_at: u64, jitter: u64) -> Value {
+    json!({"format": "rockit-trace", "version": 1, "appName": "Game", "buildId": build,
+           "paths": ["z_boot/game.exe", "z_boot/boot.dat", level],
+           "events": [[0, 0, 0, 700_000], [50 + jitter, 1, 0, 300_000], [level_at + jitter, 2, 0, 1_500_000]]})
+}
+
+/// Start delay S·B (bytes) of `trace` on the image at `dir` at `bytes_per_s`, straight from
+/// formats.md: chunks arrive in stream order; an event at t needs its chunks by S + t.
+fn preload(dir: &Path, trace: &Value, bytes_per_s: f64) -> u64 {
+    let index: Value = serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let mut ends = Vec::new();
+    let mut at = 0u64;
+    for row in index["chunks"].as_array().unwrap() {
+        at += row[2].as_u64().unwrap();
+        ends.push(at);
+    }
+    let raw: Vec<u64> = index["chunks"].as_array().unwrap().iter().map(|r| r[1].as_u64().unwrap()).collect();
+    let files: BTreeMap<String, Vec<u64>> = index["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["type"] == "file")
+        .map(|f| (f["path"].as_str().unwrap().to_string(), f["chunks"].as_array().unwrap().iter().map(|c| c.as_u64().unwrap()).collect()))
+        .collect();
+    let paths: Vec<&str> = trace["paths"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    let mut s = 0f64;
+    for e in trace["events"].as_array().unwrap() {
+        let (t, p, off, len) = (e[0].as_u64().unwrap(), e[1].as_u64().unwrap() as usize, e[2].as_u64().unwrap(), e[3].as_u64().unwrap());
+        let mut pos = 0u64;
+        for &c in &files[paths[p]] {
+            let (a, b) = (pos, pos + raw[c as usize]);
+            if a < off + len && b > off {
+                s = s.max(ends[c as usize] as f64 / bytes_per_s - t as f64 / 1000.0);
+            }
+            pos = b;
+        }
+    }
+    (s * bytes_per_s).round() as u64
+}
+
+const B100: f64 = 12_500_000.0;
+
+fn zstd(bytes: &[u8]) -> Vec<u8> {
+    zstd::stream::encode_all(bytes, 3).unwrap()
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// Opens a session: (session token, session id).
+async fn session(s: &Srv, key: &str) -> (String, String) {
+    let r = s
+        .req(Method::POST, "/client/v1/rte-sessions", &[("x-rockit-client-key", key)], Some(json!({"orgName": "Play", "appName": "Game"})))
+        .await;
+    let v = r.ok().clone();
+    (v["sessionToken"].as_str().unwrap().to_string(), v["sessionId"].as_str().unwrap().to_string())
+}
+
+async fn send(s: &Srv, token: &str, body: Vec<u8>, encoding: Option<&str>) -> Resp {
+    let mut rb = s.http.post(format!("{}/client/v1/traces", s.base)).header("x-rockit-session-token", token).body(body);
+    if let Some(e) = encoding {
+        rb = rb.header("content-encoding", e);
+    }
+    let r = rb.send().await.unwrap();
+    let status = r.status();
+    let headers = r.headers().clone();
+    let body = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap_or(Value::Null);
+    Resp { status, headers, body }
+}
+
+/// Waits for the app's newest task of `kind` to end, then for its group.
+async fn wait_kind(s: &Srv, tok: &str, kind: &str) -> Vec<Value> {
+    for _ in 0..300 {
+        let r = s.be(tok, Method::GET, &format!("/be/v1/tasks?type={kind}&appName=Game"), None).await;
+        if let Some(t) = r.ok()["tasks"].as_array().unwrap().first() {
+            return wait_group(s, tok, t["taskGroup"].as_str().unwrap()).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no {kind} task appeared");
+}
+
+fn image_dir(s: &Srv, build: u32, dxf: &str) -> PathBuf {
+    s.data_dir().join(format!("origins/site/dxf/Play/Game/{build:04}/{dxf}"))
+}
+
+edge_test!(traces_train_the_image_and_carry_over, |b| async move {
+    let s = Srv::start_with(b, |c| {
+        c.allow_private_sources = true;
+        c.chunk_avg_bytes = 64 << 10;
+        c.pack_limit_bytes = 4 << 20;
+    })
+    .await;
+    let (tok, _) = s.org_admin("Play").await;
+    s.be(
+        &tok,
+        Method::POST,
+        "/be/v1/deployments",
+        Some(json!({"name": "local", "origin": {"type": "fs", "path": "site"}, "publicUrl": "https://cdn.example.com"})),
+    )
+    .await
+    .ok();
+    let r = s.be(&tok, Method::POST, "/be/v1/apps", Some(json!({"name": "Game", "label": "Game"}))).await;
+    let key = r.ok()["app"]["clientKey"].as_str().unwrap().to_string();
+    let work = TempDir::new("traces");
+    let (dir1, tar1) = make_sorted(&work.0, "v1", &game(1));
+    let imp = upload(&s, &tok, "Game", "1.0", &tar1).await;
+    assert!(wait_group(&s, &tok, imp["taskGroup"].as_str().unwrap()).await.iter().all(|t| t["status"] == "done"));
+    let dxf1 = s.be(&tok, Method::GET, "/be/v1/apps/Game", None).await.ok()["app"]["dxfName"].as_str().unwrap().to_string();
+    let m1: Value = serde_json::from_slice(&std::fs::read(image_dir(&s, 1, &dxf1).join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m1["preload"], Value::Null, "no traces yet");
+    s.be(&tok, Method::PATCH, "/be/v1/trainings", Some(json!({"appName": "Game", "nTracesReliable": 3}))).await.ok();
+    s.be(&tok, Method::POST, "/be/v1/trigger", Some(json!({"type": "traces", "appName": "Game"}))).await.err(409, "invalid-state");
+
+    // Refusals first: nothing is stored by any of them.
+    let (t0, _) = session(&s, &key).await;
+    send(&s, &t0, b"{not json".to_vec(), None).await.err(400, "invalid-param");
+    send(&s, &t0, serde_json::to_vec(&trace(7, "b_levels/level1.pak", 20_000, 0)).unwrap(), None).await.err(400, "invalid-param");
+    let mut bad = trace(1, "b_levels/level1.pak", 20_000, 0);
+    bad["events"][0][1] = json!(9);
+    send(&s, &t0, serde_json::to_vec(&bad).unwrap(), None).await.err(400, "invalid-param");
+    send(&s, &t0, b"garbage".to_vec(), Some("zstd")).await.err(400, "invalid-param");
+    send(&s, &t0, b"{}".to_vec(), Some("br")).await.err(415, "unsupported-media-type");
+    send(&s, &t0, vec![b' '; 17 << 20], None).await.err(413, "payload-too-large");
+    let bomb = zstd(&vec![b' '; 300 << 20]);
+    assert!(bomb.len() < 16 << 20);
+    send(&s, &t0, bomb, Some("zstd")).await.err(413, "payload-too-large");
+    send(&s, "rs_unknown", b"{}".to_vec(), None).await.err(401, "unauthorized");
+    let tr = s.be(&tok, Method::GET, "/be/v1/trainings/Game", None).await;
+    assert_eq!(tr.ok()["training"]["nTraces"], 0);
+
+    // Three players (plain, zstd, gzip), each once per session.
+    let plays = [("b_levels/level1.pak", 20_000, 0u64), ("b_levels/level2.pak", 30_000, 7), ("b_levels/level1.pak", 25_000, 13)];
+    for (k, (level, at, jitter)) in plays.iter().enumerate() {
+        let (token, _) = session(&s, &key).await;
+        let doc = serde_json::to_vec(&trace(1, level, *at, *jitter)).unwrap();
+        let r = match k {
+            0 => send(&s, &token, doc.clone(), None).await,
+            1 => send(&s, &token, zstd(&doc), Some("zstd")).await,
+            _ => send(&s, &token, gzip(&doc), Some("gzip")).await,
+        };
+        assert!(r.ok()["traceId"].as_str().unwrap().starts_with("tr"));
+        send(&s, &token, doc, None).await.err(409, "item-exists");
+    }
+    // The third made mkseq run by itself; its deploy republishes build 1.
+    let group = wait_kind(&s, &tok, "mkseq").await;
+    assert!(group.iter().all(|t| t["status"] == "done"), "{group:?}");
+    assert_eq!(group.len(), 2);
+    let app = s.be(&tok, Method::GET, "/be/v1/apps/Game", None).await.ok()["app"].clone();
+    assert_eq!(app["iCurBuild"], 1);
+    let dxf2 = app["dxfName"].as_str().unwrap().to_string();
+    assert_ne!(dxf2, dxf1, "a new image of the same build");
+    let d2 = image_dir(&s, 1, &dxf2);
+    let m2: Value = serde_json::from_slice(&std::fs::read(d2.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m2["sequence"], json!({"traces": 3, "generation": 1}));
+    let p100 = m2["preload"]["100"].as_u64().expect("preload figures");
+    // A held-out player: preload far below the untrained image's.
+    let held_out = trace(1, "b_levels/level2.pak", 22_000, 3);
+    let (before, after) = (preload(&image_dir(&s, 1, &dxf1), &held_out, B100), preload(&d2, &held_out, B100));
+    assert!(after * 5 < before, "trained {after} vs untrained {before}");
+    assert!(after <= 1_100_000, "boot data first: {after}");
+    assert!(p100 <= 1_100_000, "{p100}");
+    // Same bytes, new order: unpacking still gives the build exactly.
+    let out = work.0.join("out");
+    unpack(&DirSource(d2.clone()), &out, None).unwrap();
+    assert_eq!(read_tree(&out), read_tree(&dir1));
+    let tr = s.be(&tok, Method::GET, "/be/v1/trainings/Game", None).await.ok()["training"].clone();
+    assert_eq!(
+        (tr["nTraces"].as_i64(), tr["nTracesSinceSequence"].as_i64(), tr["sequenceGeneration"].as_i64()),
+        (Some(3), Some(0), Some(1))
+    );
+    assert_eq!(tr["preload"]["100"], p100);
+    assert!(tr["acceleration100"].as_f64().unwrap() > 5.0, "{tr}");
+    assert!(tr["lastSequence"].is_string());
+    // The session answer now points at the trained image.
+    let r = s
+        .req(Method::POST, "/client/v1/rte-sessions", &[("x-rockit-client-key", &key)], Some(json!({"orgName": "Play", "appName": "Game"})))
+        .await;
+    assert_eq!(r.ok()["build"]["dxfName"], dxf2.as_str());
+
+    // Processing again finds nothing better: a warning, and nothing is republished.
+    let r = s.be(&tok, Method::POST, "/be/v1/trigger", Some(json!({"type": "traces", "appName": "Game"}))).await;
+    let name = r.ok()["taskName"].as_str().unwrap().to_string();
+    let t = s.be(&tok, Method::GET, &format!("/be/v1/tasks/{name}"), None).await.ok()["task"].clone();
+    let g = wait_group(&s, &tok, t["taskGroup"].as_str().unwrap()).await;
+    assert_eq!(g[0]["warning"]["code"], "no-improvement", "{g:?}");
+    assert_eq!(g[1]["status"], "canceled");
+    assert_eq!(s.be(&tok, Method::GET, "/be/v1/apps/Game", None).await.ok()["app"]["dxfName"], dxf2.as_str());
+
+    // Build 2: its first image is already trained (traces carried over by path).
+    let (_, tar2) = make_sorted(&work.0, "v2", &game(2));
+    let imp = upload(&s, &tok, "Game", "2.0", &tar2).await;
+    let g = wait_group(&s, &tok, imp["taskGroup"].as_str().unwrap()).await;
+    assert!(g.iter().all(|t| t["status"] == "done"), "{g:?}");
+    assert_eq!(g[2]["result"]["traces"], 3);
+    let dxf3 = s.be(&tok, Method::GET, "/be/v1/apps/Game", None).await.ok()["app"]["dxfName"].as_str().unwrap().to_string();
+    let d3 = image_dir(&s, 2, &dxf3);
+    let m3: Value = serde_json::from_slice(&std::fs::read(d3.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m3["sequence"]["traces"], 3);
+    assert!(m3["preload"]["100"].as_u64().unwrap() <= 1_100_000);
+    let held_out2 = trace(2, "b_levels/level1.pak", 21_000, 5);
+    assert!(preload(&d3, &held_out2, B100) <= 1_100_000);
+});
