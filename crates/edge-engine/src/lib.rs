@@ -7,6 +7,7 @@ pub mod image;
 pub mod ingest;
 pub mod patch;
 pub mod reader;
+pub mod seq;
 pub mod store;
 pub mod tree;
 
