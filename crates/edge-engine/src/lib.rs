@@ -6,6 +6,7 @@ pub mod hash;
 pub mod image;
 pub mod ingest;
 pub mod patch;
+pub mod play;
 pub mod reader;
 pub mod seq;
 pub mod store;

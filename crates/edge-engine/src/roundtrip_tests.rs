@@ -200,3 +200,43 @@ fn hostile_archives_are_refused() {
     let r = rejected(&b.into_inner().unwrap());
     assert_eq!(r.type_detected, "character device");
 }
+
+#[test]
+fn play_agrees_with_the_model_and_counts_stalls() {
+    use crate::play::{play, PlayOptions};
+    use crate::seq;
+    let t = Tmp::new();
+    let store = ChunkStore::open(&t.0.join("store")).unwrap();
+    let mut v = BTreeMap::new();
+    v.insert("a/unused.pak".to_string(), noise(7, 900_000));
+    v.insert("z/boot.bin".to_string(), noise(8, 200_000));
+    let p = params();
+    let ing = ingest(&tar_of(&v, &[])[..], &store, &p, &mut |_| {}).unwrap();
+    let trace = seq::Trace {
+        app_name: "A".into(),
+        build_id: 1,
+        dxf_name: None,
+        paths: vec!["z/boot.bin".into(), "a/unused.pak".into()],
+        events: vec![[0, 0, 0, 200_000], [2_000, 1, 100_000, 50_000]],
+    };
+    let b = 100_000.0; // 100 kB/s: the image takes 11 s
+    let acc = seq::accesses(&ing.tree, &trace);
+    for (name, sequence) in [("tar", Vec::new()), ("trained", seq::optimize(&ing.tree, &[acc.clone()], &seq::SeqParams::default()))] {
+        let dir = t.0.join(name);
+        write_image(&ing.tree, &store, &sequence, &meta(1), &dir, &p, None).unwrap();
+        let order = crate::image::stream_order(&ing.tree, &sequence);
+        let model = seq::preload_bytes(&seq::layout(&ing.tree, &order), &acc, b);
+        let r = play(&DirSource(dir.clone()), &trace, &PlayOptions { bytes_per_s: b, start_after: None, stream: true }).unwrap();
+        assert!(r.preload_bytes.abs_diff(model) <= 1, "{name}: play {} vs model {model}", r.preload_bytes);
+        assert_eq!((r.events, r.events_mapped, r.stalls), (2, 2, 0));
+        assert_eq!(r.verified_bytes, r.total_bytes);
+        // Starting with nothing downloaded waits exactly the time-to-play in stalls.
+        let early = play(&DirSource(dir), &trace, &PlayOptions { bytes_per_s: b, start_after: Some(0), stream: false }).unwrap();
+        assert!(early.stalls >= 1);
+        assert!((early.stall_seconds - r.time_to_play_s).abs() < 1e-6, "{name}: {early:?} vs {r:?}");
+    }
+    let tar = play(&DirSource(t.0.join("tar")), &trace, &PlayOptions { bytes_per_s: b, start_after: None, stream: false }).unwrap();
+    let trained = play(&DirSource(t.0.join("trained")), &trace, &PlayOptions { bytes_per_s: b, start_after: None, stream: false }).unwrap();
+    assert!(trained.preload_bytes * 3 < tar.preload_bytes, "{trained:?} vs {tar:?}");
+    assert!(trained.acceleration.unwrap() > tar.acceleration.unwrap());
+}

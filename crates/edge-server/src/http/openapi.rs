@@ -90,6 +90,7 @@ pub const OPS: &[Op] = &[
     op("GET", "/be/v1/trainings/{app}", "trainings", "One app's training", "trainings:R"),
     op("POST", "/client/v1/rte-sessions", "client", "Open a play session with the app's client key", "x-rockit-client-key"),
     op("PATCH", "/client/v1/rte-sessions", "client", "End a play session", "x-rockit-session-token"),
+    op("POST", "/client/v1/traces", "client", "Upload the session's play trace (rockit-trace; zstd or gzip)", "x-rockit-session-token"),
     op(
         "GET",
         "/client/v1/depot/{org}/{app}/{build}/{dxf}/{file}",

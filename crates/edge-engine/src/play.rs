@@ -1,0 +1,165 @@
+//! The launcher simulator behind `rockit play`: a published image read as a launcher reads
+//! it (manifest, then the index it pins; with `stream`, every pack too, hashes checked), a
+//! play trace replayed against the stream order at a bandwidth, and the formats.md figures:
+//! time-to-play, preload, acceleration, and the stalls a launcher starting earlier meets.
+
+use crate::reader::Source;
+use crate::seq::Trace;
+use crate::Hash;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::{self, Read};
+
+/// How to play.
+#[derive(Debug, Clone)]
+pub struct PlayOptions {
+    /// Download bandwidth, bytes per second.
+    pub bytes_per_s: f64,
+    /// Start the game once this many bytes arrived instead of at the computed time-to-play
+    /// (stalls are counted when it is too early).
+    pub start_after: Option<u64>,
+    /// Read every pack through the source and check its hash (as a launcher would).
+    pub stream: bool,
+}
+
+/// What a play gave.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlayReport {
+    /// Seconds from the first byte to the game's start (formats.md `S`).
+    pub time_to_play_s: f64,
+    /// `S · B`.
+    pub preload_bytes: u64,
+    /// Bytes of all packs.
+    pub total_bytes: u64,
+    /// `total_bytes / B`.
+    pub full_download_s: f64,
+    /// `full_download_s / S` (None when S is 0).
+    pub acceleration: Option<f64>,
+    /// When started at `start_after`: events that had to wait, and the seconds waited.
+    pub stalls: u64,
+    pub stall_seconds: f64,
+    /// Trace events, and those that touched the image.
+    pub events: usize,
+    pub events_mapped: usize,
+    /// Pack bytes read and verified (`stream`).
+    pub verified_bytes: u64,
+}
+
+fn bad(m: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, m.into())
+}
+
+fn read_all(src: &dyn Source, name: &str) -> io::Result<Vec<u8>> {
+    let mut v = Vec::new();
+    src.open(name)?.read_to_end(&mut v)?;
+    Ok(v)
+}
+
+/// Plays `trace` on the image at `src`.
+pub fn play(src: &dyn Source, trace: &Trace, o: &PlayOptions) -> io::Result<PlayReport> {
+    if o.bytes_per_s.is_nan() || o.bytes_per_s <= 0.0 {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "the bandwidth must be positive"));
+    }
+    let manifest: Value = serde_json::from_slice(&read_all(src, "manifest.json")?).map_err(|e| bad(format!("manifest.json: {e}")))?;
+    if manifest["format"] != "rockit-dxf" {
+        return Err(bad("manifest.json is not a rockit-dxf manifest"));
+    }
+    let pin = &manifest["index"];
+    let index_name = pin["name"].as_str().unwrap_or("index.json");
+    let index_bytes = read_all(src, index_name)?;
+    if Hash::of(&index_bytes).hex() != pin["blake3"].as_str().unwrap_or("") {
+        return Err(bad(format!("{index_name} does not match its hash")));
+    }
+    let index: Value = serde_json::from_slice(&index_bytes).map_err(|e| bad(format!("{index_name}: {e}")))?;
+    let rows = index["chunks"].as_array().ok_or_else(|| bad("index without chunks"))?;
+    // Where each chunk's stored form ends in the stream, and its raw length.
+    let mut ends = Vec::with_capacity(rows.len());
+    let mut raw = Vec::with_capacity(rows.len());
+    let mut at = 0u64;
+    for r in rows {
+        at += r[2].as_u64().ok_or_else(|| bad("chunk row without stored size"))?;
+        ends.push(at);
+        raw.push(r[1].as_u64().ok_or_else(|| bad("chunk row without raw size"))?);
+    }
+    let total = at;
+    // Each file's chunks with their raw start offsets.
+    let mut files: HashMap<&str, Vec<(u64, u64, usize)>> = HashMap::new();
+    for f in index["files"].as_array().ok_or_else(|| bad("index without files"))? {
+        if f["type"] != "file" {
+            continue;
+        }
+        let mut off = 0;
+        let mut list = Vec::new();
+        for c in f["chunks"].as_array().into_iter().flatten() {
+            let c = c.as_u64().map(|c| c as usize).filter(|c| *c < raw.len()).ok_or_else(|| bad("chunk number out of range"))?;
+            list.push((off, off + raw[c], c));
+            off += raw[c];
+        }
+        files.insert(f["path"].as_str().unwrap_or(""), list);
+    }
+    let b = o.bytes_per_s;
+    // Each event's deadline: the stream offset its last needed byte arrives with, and when.
+    let mut needs: Vec<(f64, f64)> = Vec::with_capacity(trace.events.len());
+    for e in &trace.events {
+        let [t, p, off, len] = *e;
+        let Some(list) = trace.paths.get(p as usize).and_then(|p| files.get(p.as_str())) else { continue };
+        let first = list.partition_point(|&(_, end, _)| end <= off);
+        let need = list[first..].iter().take_while(|&&(start, _, _)| start < off.saturating_add(len)).map(|&(_, _, c)| ends[c]).max();
+        if let Some(n) = need {
+            needs.push((t as f64 / 1000.0, n as f64 / b));
+        }
+    }
+    let s = needs.iter().map(|(t, avail)| avail - t).fold(0.0f64, f64::max);
+    let mut rep = PlayReport {
+        time_to_play_s: s,
+        preload_bytes: (s * b).round() as u64,
+        total_bytes: total,
+        full_download_s: total as f64 / b,
+        acceleration: (s > 0.0).then(|| total as f64 / b / s),
+        events: trace.events.len(),
+        events_mapped: needs.len(),
+        ..PlayReport::default()
+    };
+    if let Some(p) = o.start_after {
+        // The game starts when `p` bytes arrived; each wait pushes the rest of the play back.
+        let mut late = 0.0f64;
+        let start = p.min(total) as f64 / b;
+        for (t, avail) in &needs {
+            let now = start + t + late;
+            if *avail > now + 1e-9 {
+                rep.stalls += 1;
+                rep.stall_seconds += avail - now;
+                late += avail - now;
+            }
+        }
+    }
+    if o.stream {
+        rep.verified_bytes = verify_packs(src, &manifest)?;
+    }
+    Ok(rep)
+}
+
+/// Reads every pack the manifest lists and checks its size and hash.
+fn verify_packs(src: &dyn Source, manifest: &Value) -> io::Result<u64> {
+    let mut total = 0;
+    for p in manifest["packs"].as_array().ok_or_else(|| bad("manifest without packs"))? {
+        let name = p["name"].as_str().filter(|n| !n.contains('/') && !n.starts_with('.')).ok_or_else(|| bad("unsafe pack name"))?;
+        let mut r = src.open(name)?;
+        let mut h = blake3::Hasher::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut n = 0u64;
+        loop {
+            let k = r.read(&mut buf)?;
+            if k == 0 {
+                break;
+            }
+            h.update(&buf[..k]);
+            n += k as u64;
+        }
+        if Some(n) != p["sizeBytes"].as_u64() || Hash(*h.finalize().as_bytes()).hex() != p["blake3"].as_str().unwrap_or("") {
+            return Err(bad(format!("{name} does not match its hash")));
+        }
+        total += n;
+    }
+    Ok(total)
+}
