@@ -221,7 +221,9 @@ fn play_agrees_with_the_model_and_counts_stalls() {
     };
     let b = 100_000.0; // 100 kB/s: the image takes 11 s
     let acc = seq::accesses(&ing.tree, &trace);
-    for (name, sequence) in [("tar", Vec::new()), ("trained", seq::optimize(&ing.tree, &[acc.clone()], &seq::SeqParams::default()))] {
+    for (name, sequence) in
+        [("tar", Vec::new()), ("trained", seq::optimize(&ing.tree, std::slice::from_ref(&acc), &seq::SeqParams::default()))]
+    {
         let dir = t.0.join(name);
         write_image(&ing.tree, &store, &sequence, &meta(1), &dir, &p, None).unwrap();
         let order = crate::image::stream_order(&ing.tree, &sequence);
