@@ -6,6 +6,7 @@ mod common;
 
 mod admin;
 mod cli;
+mod cli_publish;
 mod conventions;
 mod crash;
 mod delivery;
