@@ -530,3 +530,85 @@ edge_test!(cli_resource_commands, |b| async move {
     let line = cli.login(&s, "ResCo_admin", &pw, &[]).await.failed().to_string();
     assert!(line.starts_with(&format!("rockit: cannot connect to {base}")), "{line}");
 });
+
+/// A TCP proxy to the server that cuts the first `PUT` after `cut_after` bytes of it.
+struct CuttingProxy {
+    addr: std::net::SocketAddr,
+    target: std::sync::Arc<std::sync::Mutex<Option<std::net::SocketAddr>>>,
+    cuts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CuttingProxy {
+    fn start(cut_after: usize) -> CuttingProxy {
+        use std::io::Read;
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::{Arc, Mutex};
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let target: Arc<Mutex<Option<std::net::SocketAddr>>> = Arc::default();
+        let cuts = Arc::new(AtomicUsize::new(0));
+        let (t2, c2) = (target.clone(), cuts.clone());
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                let Ok(mut client) = c else { continue };
+                let Some(to) = *t2.lock().unwrap() else { continue };
+                let Ok(up) = TcpStream::connect(to) else { continue };
+                let cuts = c2.clone();
+                let (mut up_r, mut client_w) = (up.try_clone().unwrap(), client.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut up_r, &mut client_w);
+                    let _ = client_w.shutdown(Shutdown::Write);
+                });
+                std::thread::spawn(move || {
+                    let mut up = up;
+                    let mut buf = vec![0u8; 16 * 1024];
+                    let (mut n, mut put) = (0usize, None);
+                    loop {
+                        let k = match client.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(k) => k,
+                        };
+                        let is_put = *put.get_or_insert_with(|| buf.starts_with(b"PUT "));
+                        n += k;
+                        if is_put && n > cut_after && cuts.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                            let _ = client.shutdown(Shutdown::Both);
+                            let _ = up.shutdown(Shutdown::Both);
+                            return;
+                        }
+                        if up.write_all(&buf[..k]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = up.shutdown(Shutdown::Write);
+                });
+            }
+        });
+        CuttingProxy { addr, target, cuts }
+    }
+}
+
+edge_test!(cli_push_sends_a_broken_upload_again, |b| async move {
+    let proxy = CuttingProxy::start(1 << 20);
+    let public = format!("http://{}", proxy.addr);
+    let s = Srv::start_with(b, move |c| c.public_url = Some(public)).await;
+    *proxy.target.lock().unwrap() = Some(s.base.trim_start_matches("http://").parse().unwrap());
+    let pw = s.create_org("CutCo", "cut_admin").await;
+    let cli = Cli::new();
+    cli.login(&s, "cut_admin", &pw, &[]).await.ok();
+    cli.json(&["deployments", "create", "--name", "site", "--type", "fs", "--path", "site"]).await;
+    cli.json(&["apps", "create", "--name", "Game"]).await;
+    let work = TempDir::new("cut");
+    let dir = work.0.join("v1");
+    write_tree(&dir, &game_v1());
+    let r = cli.run(&["push", ps(&dir), "--app", "Game"]).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(proxy.cuts.load(std::sync::atomic::Ordering::SeqCst), 1, "the first upload was cut");
+    assert!(r.stderr.starts_with("rockit: upload interrupted (") && r.stderr.contains("sending it again from the start"), "{r:?}");
+    assert!(r.stdout.contains("published Game build 1"), "{r:?}");
+    let app = cli.json(&["apps", "show", "Game"]).await;
+    let img = s.data_dir().join(format!("origins/site/dxf/CutCo/Game/0001/{}", app["dxfName"].as_str().unwrap()));
+    let out = work.0.join("out");
+    cli.run(&["unpack", ps(&img), ps(&out)]).await.ok();
+    assert_eq!(read_tree(&out), read_tree(&dir));
+});

@@ -224,8 +224,13 @@ pub fn envelope(resp: Response, server: &str) -> Result<Value, Fail> {
     let status = resp.status();
     let bytes = resp.bytes().map_err(|e| Fail::new(format!("reading the answer of {server}: {}", describe(&e))))?;
     let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    envelope_of(status, &v, server)
+}
+
+/// [`envelope`] of an answer already read.
+pub fn envelope_of(status: StatusCode, v: &Value, server: &str) -> Result<Value, Fail> {
     if status.is_success() && v["status"] == "success" {
-        return Ok(v);
+        return Ok(v.clone());
     }
     if let Some(code) = v["error"].as_str() {
         let msg = v["message"].as_str().unwrap_or("");

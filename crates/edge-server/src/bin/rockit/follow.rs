@@ -124,6 +124,7 @@ pub fn follow(api: &mut Api, group: Option<&str>, name: &str, quiet: bool) -> Re
     let tty = std::io::stderr().is_terminal();
     let mut told: HashMap<String, (String, i64)> = HashMap::new();
     let mut wait = Duration::from_millis(200);
+    let mut empty = 0;
     loop {
         let mut tasks: Vec<Value> = match group {
             Some(g) => {
@@ -133,6 +134,12 @@ pub fn follow(api: &mut Api, group: Option<&str>, name: &str, quiet: bool) -> Re
             None => vec![api.get(&format!("/be/v1/tasks/{name}"), &[])?["task"].clone()],
         };
         tasks.sort_by_key(step);
+        if tasks.is_empty() {
+            empty += 1;
+            if empty >= 3 {
+                return Err(Fail::new(format!("the tasks of import {} are gone (was the app deleted?)", group.unwrap_or(name))));
+            }
+        }
         let mut changed = false;
         for t in &tasks {
             let status = t["status"].as_str().unwrap_or("?").to_string();
