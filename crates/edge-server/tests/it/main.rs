@@ -7,6 +7,7 @@ mod common;
 mod admin;
 mod cli;
 mod cli_publish;
+mod cli_resources;
 mod conventions;
 mod crash;
 mod delivery;
