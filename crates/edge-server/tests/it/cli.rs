@@ -18,22 +18,22 @@ use std::sync::{Arc, Mutex};
 
 /// What one run of the binary gave.
 #[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Run {
     #[track_caller]
-    fn ok(&self) -> &str {
+    pub(crate) fn ok(&self) -> &str {
         assert_eq!(self.code, 0, "{self:?}");
         assert!(self.stderr.is_empty(), "{self:?}");
         &self.stdout
     }
     /// Asserts a failure reported as exactly one `rockit: …` line; returns that line.
     #[track_caller]
-    fn failed(&self) -> &str {
+    pub(crate) fn failed(&self) -> &str {
         assert_eq!(self.code, 1, "{self:?}");
         assert!(self.stdout.is_empty(), "{self:?}");
         assert_eq!(self.stderr.lines().count(), 1, "{self:?}");
@@ -56,7 +56,7 @@ async fn rockit(args: &[&str]) -> Run {
     }
 }
 
-fn ps(p: &Path) -> &str {
+pub(crate) fn ps(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 

@@ -6,6 +6,8 @@ mod common;
 
 mod admin;
 mod cli;
+mod cli_publish;
+mod cli_resources;
 mod client;
 mod conventions;
 mod crash;

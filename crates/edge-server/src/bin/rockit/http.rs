@@ -70,7 +70,7 @@ pub fn shown(u: &Url) -> String {
 }
 
 /// The innermost causes of a reqwest error, without the URL reqwest repeats.
-fn describe(e: &reqwest::Error) -> String {
+pub fn describe(e: &reqwest::Error) -> String {
     let mut parts = Vec::new();
     if e.is_timeout() {
         parts.push("timed out".to_string());

@@ -69,3 +69,61 @@ impl Progress {
         SHOWN.store(true, Ordering::Relaxed);
     }
 }
+
+/// `1:05` or `1:02:03` for a number of seconds.
+pub fn clock(secs: u64) -> String {
+    if secs >= 3600 {
+        format!("{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+    } else {
+        format!("{}:{:02}", secs / 60, secs % 60)
+    }
+}
+
+/// A progress bar for an upload: bytes sent, rate, ETA; on stderr at most five times a
+/// second. Shown when stderr is a terminal, or when forced.
+pub struct Bar {
+    enabled: bool,
+    total: u64,
+    start: Instant,
+    last: Option<Instant>,
+}
+
+impl Bar {
+    pub fn new(total: u64, force: bool) -> Bar {
+        Bar { enabled: force || std::io::stderr().is_terminal(), total, start: Instant::now(), last: None }
+    }
+
+    pub fn tick(&mut self, done: u64) {
+        if !self.enabled {
+            return;
+        }
+        let now = Instant::now();
+        if self.last.is_some_and(|l| now - l < Duration::from_millis(200)) && done < self.total {
+            return;
+        }
+        self.last = Some(now);
+        let el = (now - self.start).as_secs_f64().max(1e-3);
+        let pct = if self.total > 0 { done as f64 * 100.0 / self.total as f64 } else { 100.0 };
+        let width = 24usize;
+        let full = ((pct / 100.0) * width as f64) as usize;
+        let bar: String = (0..width).map(|i| if i < full { '#' } else { '-' }).collect();
+        let rate = done as f64 / el;
+        let eta = if rate > 0.0 && done < self.total { clock(((self.total - done) as f64 / rate) as u64) } else { "0:00".into() };
+        let mut e = std::io::stderr();
+        let _ = write!(
+            e,
+            "\r\x1b[Kuploading [{bar}] {:>3.0} %  {} of {}  {}/s  ETA {eta}",
+            pct,
+            bytes(done),
+            bytes(self.total),
+            bytes(rate as u64)
+        );
+        let _ = e.flush();
+        SHOWN.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Notes that something wrote a progress line (cleared by [`clear_progress`]).
+pub fn mark_shown() {
+    SHOWN.store(true, Ordering::Relaxed);
+}
