@@ -127,6 +127,18 @@ async fn wait_kind(s: &Srv, tok: &str, kind: &str) -> Vec<Value> {
     panic!("no {kind} task appeared");
 }
 
+/// `rockit play <dir> --trace <file> --stream --json`, parsed.
+async fn rockit_play(dir: &Path, trace: &Path) -> Value {
+    let args: Vec<String> =
+        ["play", dir.to_str().unwrap(), "--trace", trace.to_str().unwrap(), "--stream", "--json"].iter().map(|s| s.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || std::process::Command::new(env!("CARGO_BIN_EXE_rockit")).args(&args).output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn image_dir(s: &Srv, build: u32, dxf: &str) -> PathBuf {
     s.data_dir().join(format!("origins/site/dxf/Play/Game/{build:04}/{dxf}"))
 }
@@ -205,6 +217,14 @@ edge_test!(traces_train_the_image_and_carry_over, |b| async move {
     let held_out = trace(1, "b_levels/level2.pak", 22_000, 3);
     let (before, after) = (preload(&image_dir(&s, 1, &dxf1), &held_out, B100), preload(&d2, &held_out, B100));
     assert!(after * 5 < before, "trained {after} vs untrained {before}");
+    // `rockit play` (the launcher simulator) says the same of both images.
+    let held_file = work.0.join("held_out.json");
+    std::fs::write(&held_file, serde_json::to_vec(&held_out).unwrap()).unwrap();
+    for (dir, want) in [(image_dir(&s, 1, &dxf1), before), (image_dir(&s, 1, &dxf2), after)] {
+        let run = rockit_play(&dir, &held_file).await;
+        assert!(run["preloadBytes"].as_u64().unwrap().abs_diff(want) <= 1, "{run} vs {want}");
+        assert_eq!(run["verifiedBytes"], run["totalBytes"]);
+    }
     assert!(after <= 1_100_000, "boot data first: {after}");
     assert!(p100 <= 1_100_000, "{p100}");
     // Same bytes, new order: unpacking still gives the build exactly.

@@ -12,6 +12,7 @@ mod http;
 mod key;
 mod login;
 mod outdir;
+mod play;
 mod push;
 mod report;
 mod resources;
@@ -86,6 +87,7 @@ enum Cmd {
         shell: String,
     },
     Unpack(unpack::Args),
+    Play(play::Args),
     Apply(apply::Args),
 }
 
@@ -117,6 +119,7 @@ fn main() {
         Cmd::Subscriptions(c) => resources::subscriptions(&g, c),
         Cmd::Completions { shell } => completions(&shell),
         Cmd::Unpack(a) => unpack::run(a),
+        Cmd::Play(a) => play::run(a),
         Cmd::Apply(a) => apply::run(a),
     };
     if let Err(e) = res {
