@@ -416,8 +416,9 @@ fn publish_order(dir: &Path, manifest: &str) -> Result<Vec<String>, String> {
 }
 
 /// The targets of an app: its deployments (all of the org's when its list is empty), in
-/// order, then the depot.
-pub async fn app_targets(st: &AppState, app: &AppCtx) -> Result<Vec<TargetSpec>, String> {
+/// order, then the depot. A deployment that cannot be resolved (an `fs` path gone bad) is
+/// `Err((deployment id, name, why))`, so its publish fails naming it.
+pub async fn app_targets(st: &AppState, app: &AppCtx) -> Result<Vec<Result<TargetSpec, (String, String, String)>>, String> {
     let mut c = st.db.pool.acquire().await.map_err(|e| e.to_string())?;
     let all = deployments::list(&mut c, &app.org_id).await.map_err(|e| e.to_string())?;
     let chosen: Vec<&deployments::Deployment> = if app.deployments.is_empty() {
@@ -427,9 +428,9 @@ pub async fn app_targets(st: &AppState, app: &AppCtx) -> Result<Vec<TargetSpec>,
     };
     let mut out = Vec::new();
     for d in chosen {
-        out.push(crate::http::deployments::target_of(st, d).map_err(|e| e.message)?);
+        out.push(crate::http::deployments::target_of(st, d).map_err(|e| (d.id.clone(), d.name.clone(), e.message)));
     }
-    out.push(TargetSpec::depot(st));
+    out.push(Ok(TargetSpec::depot(st)));
     Ok(out)
 }
 
@@ -452,7 +453,18 @@ async fn deploy(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Pr
         }
     }
     patch_dirs.sort_by_key(|p| -p.0);
-    let targets = app_targets(st, app).await?;
+    let mut targets = Vec::new();
+    for tg in app_targets(st, app).await? {
+        match tg {
+            Ok(t) => targets.push(t),
+            Err((id, name, msg)) => {
+                return Ok(fail(
+                    json!({"error": {"code": "publish-failed", "message": format!("{name}: {msg}")}, "deployment": {"name": name}}),
+                    After::DeployFailed { deployment_id: id, message: msg },
+                ))
+            }
+        }
+    }
     let total_objects = (image_files.len() + patch_dirs.iter().map(|p| p.2.len()).sum::<usize>()) * targets.len();
     let mut done_objects = 0usize;
     for tg in &targets {

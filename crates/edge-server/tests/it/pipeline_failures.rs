@@ -1577,3 +1577,31 @@ edge_test!(failed_s3_publish_locks_the_app_until_retried, |b| async move {
     let (st, _) = moto_get(&moto, "edge-cdn", "rk/pat/S3Org/S3Game/0002/0001/patch.json").await;
     assert_eq!(st, 200);
 });
+
+edge_test!(unresolvable_fs_deployment_fails_publish_naming_it, |b| async move {
+    let s = Srv::start(b).await;
+    let (tok, _) = s.org_admin("FsOrg").await;
+    s.be(&tok, Method::POST, "/be/v1/deployments", Some(json!({"name": "local", "origin": {"type": "fs", "path": "site"}}))).await.ok();
+    s.be(&tok, Method::POST, "/be/v1/apps", Some(json!({"name": "Game", "label": "Game"}))).await.ok();
+    // The origin directory becomes a file: the path cannot be resolved at publish time.
+    let site = s.data_dir().join("origins/site");
+    let _ = std::fs::remove_dir_all(&site);
+    std::fs::write(&site, b"not a directory").unwrap();
+    let work = TempDir::new("fs-broken");
+    let (_, tar) = make_build(&work.0, "v1", &game_v1());
+    let imp = upload(&s, &tok, "Game", "1", &tar).await;
+    let tasks = wait_group(&s, &tok, imp["taskGroup"].as_str().unwrap()).await;
+    let deploy = tasks.iter().find(|t| t["type"] == "deploy").unwrap();
+    assert_eq!(deploy["status"], "error", "{tasks:?}");
+    assert_eq!(deploy["exception"]["error"]["code"], "publish-failed");
+    assert_eq!(deploy["exception"]["deployment"]["name"], "local");
+    let app = s.be(&tok, Method::GET, "/be/v1/apps/Game", None).await.ok()["app"].clone();
+    assert_eq!((app["error"].as_bool(), app["iCurBuild"].is_null()), (Some(true), true));
+    assert_eq!(s.be(&tok, Method::GET, "/be/v1/deployments/local", None).await.ok()["deployment"]["status"], "error");
+    // Fixed on disk, a retry publishes.
+    std::fs::remove_file(&site).unwrap();
+    s.be(&tok, Method::POST, "/be/v1/trigger", Some(json!({"type": "retry", "taskName": deploy["taskName"]}))).await.ok();
+    let tasks = wait_group(&s, &tok, imp["taskGroup"].as_str().unwrap()).await;
+    assert!(tasks.iter().all(|t| t["status"] == "done"), "{tasks:?}");
+    assert_eq!(s.be(&tok, Method::GET, "/be/v1/apps/Game", None).await.ok()["app"]["iCurBuild"], 1);
+});
