@@ -16,6 +16,7 @@ mod events;
 mod flow;
 mod foundry;
 mod game;
+mod getting_started;
 mod identity;
 mod openapi;
 mod orgconf;

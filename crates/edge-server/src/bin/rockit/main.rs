@@ -19,6 +19,7 @@ mod resources;
 mod source;
 mod table;
 mod tarstream;
+mod trace;
 mod unpack;
 
 use api::Global;
@@ -88,6 +89,9 @@ enum Cmd {
     },
     Unpack(unpack::Args),
     Play(play::Args),
+    /// Play traces: send them as a launcher does.
+    #[command(subcommand)]
+    Trace(trace::TraceCmd),
     Apply(apply::Args),
 }
 
@@ -120,6 +124,7 @@ fn main() {
         Cmd::Completions { shell } => completions(&shell),
         Cmd::Unpack(a) => unpack::run(a),
         Cmd::Play(a) => play::run(a),
+        Cmd::Trace(c) => trace::run(&g, c),
         Cmd::Apply(a) => apply::run(a),
     };
     if let Err(e) = res {
