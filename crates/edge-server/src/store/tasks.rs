@@ -78,6 +78,10 @@ impl Task {
         if with_org {
             v["orgName"] = json!(self.org_name);
         }
+        if self.kind == "dltar" {
+            // A submitted upload-mode dltar waits for its client, not for a worker.
+            v["waitingForUpload"] = json!(self.status == "submitted" && self.params()["mode"] == "upload");
+        }
         v
     }
 

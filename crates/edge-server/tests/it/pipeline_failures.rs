@@ -1052,6 +1052,10 @@ edge_test!(waiting_upload_is_not_processing, |b| async move {
     // Only the dltar waits (for its upload); nothing is queued or running.
     let app = get_app(&s, &tok, "Idle").await;
     assert_eq!(app["processing"], false, "an unused upload URL is not a running pipeline: {app}");
+    let t = s.be(&tok, Method::GET, &format!("/be/v1/tasks/{}", imp["taskName"].as_str().unwrap()), None).await;
+    assert_eq!(t.ok()["task"]["waitingForUpload"], true);
+    let g = wait_group_any(&s, &tok, imp["taskGroup"].as_str().unwrap()).await;
+    assert!(g[1..].iter().all(|t| t.get("waitingForUpload").is_none()), "only dltar tasks carry it: {g:?}");
     // So the app can be deleted without force; the waiting import goes with it.
     let r = s.be(&tok, Method::DELETE, "/be/v1/apps/Idle", None).await;
     r.ok();

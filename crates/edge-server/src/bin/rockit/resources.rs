@@ -436,7 +436,8 @@ pub fn tasks(g: &Global, c: TasksCmd) -> Result<(), Fail> {
 fn active(t: &Value) -> bool {
     match t["status"].as_str() {
         Some("running") => true,
-        Some("submitted") => t["type"] != "dltar",
+        // A download-mode dltar is queued work; an upload-mode one waits for its client.
+        Some("submitted") => t["waitingForUpload"] != true,
         _ => false,
     }
 }
