@@ -8,6 +8,7 @@ pub mod db;
 pub mod delivery;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod names;
 pub mod orgkey;
 pub mod perms;

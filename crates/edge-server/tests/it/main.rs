@@ -15,6 +15,7 @@ mod foundry;
 mod game;
 mod identity;
 mod openapi;
+mod ops;
 mod orgs;
 mod origins;
 mod pipeline_failures;
