@@ -276,3 +276,43 @@ edge_test!(maintenance_extends_upload_expiry, |b| async move {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 });
+
+edge_test!(configured_maintenance_ends_at_restart_and_extends_uploads, |b| async move {
+    let mut s = Srv::start_with(b, |c| c.upload_ttl = 4).await;
+    let tok = setup_app(&s, "RestartCo", "Game", 5).await;
+    let r = s.be(&tok, Method::POST, "/be/v1/builds", Some(json!({"appName": "Game", "buildName": "kept"}))).await;
+    let imp = r.ok().clone();
+    let posted = Instant::now();
+    let work = TempDir::new("restart");
+    let (_, tarp) = make_build(&work.0, "v1", &game_v1());
+    let url = s.db_url();
+    // Restart in maintenance (configured), past the upload's expiry, then without it.
+    let restart = |s: &mut Srv, maintenance: bool| {
+        let dir = std::mem::replace(&mut s.dir, TempDir::new("moved"));
+        let url = url.clone();
+        async move {
+            let mut cfg = test_config(b, &dir).await;
+            cfg.database_url = Some(url);
+            cfg.upload_ttl = 4;
+            cfg.maintenance = maintenance;
+            Srv::start_cfg(b, cfg, dir).await
+        }
+    };
+    s.stop().await;
+    let mut m = restart(&mut s, true).await;
+    m.req(Method::GET, "/be/v1/apps", &[], None).await.err(503, "maintenance");
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    // A second start with the configuration keeps the maintenance's start time.
+    m.stop().await;
+    let mut m = restart(&mut m, true).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    m.stop().await;
+    let s2 = restart(&mut m, false).await;
+    assert!(posted.elapsed() > Duration::from_secs(5), "past the original expiry");
+    assert_eq!(s2.adm(Method::GET, "/adm/v1/maintenance", None).await.ok()["maintenance"]["enabled"], false);
+    let path = imp["uploadUrl"].as_str().unwrap().split("/be/v1/").nth(1).unwrap().to_string();
+    let r = s2.http.put(format!("{}/be/v1/{path}", s2.base)).body(std::fs::read(&tarp).unwrap()).send().await.unwrap();
+    assert_eq!(r.status(), 200, "the upload's expiry moved by the maintenance's length");
+    let tasks = wait_group(&s2, &tok, imp["taskGroup"].as_str().unwrap()).await;
+    assert!(tasks.iter().all(|t| t["status"] == "done"), "{tasks:?}");
+});
