@@ -12,10 +12,12 @@ cd "$ROOT"
 [ -n "${NO_BUILD:-}" ] || cargo build --release --bin rockit-edge --bin rockit-bench >/dev/null
 EDGE_BIN="$ROOT/target/release/rockit-edge"
 export BENCH_BIN="$ROOT/target/release/rockit-bench" WORK
-export EDGE_LOG=warn
+export EDGE_LOG=${EDGE_LOG:-warn}
+# Access tokens outlive a slow run.
+export EDGE_ACCESS_TTL=86400
 trap cleanup EXIT
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr), PostgreSQL $(psql "$PG_BASE/postgres" -Atc 'SHOW server_version'), $(date -u +%Y-%m-%d)"
-echo "workload: $IMPORTS imports of ~$SIZE generated builds (rockit-bench gen) across $APPS apps, submitted at once"
+echo "workload: $IMPORTS imports of ~$SIZE generated builds across $APPS apps (per app: rockit-bench gen, then each next build the previous one plus new files, rockit-bench mutate newfiles), submitted at once"
 for n in 1 2; do
   create_db
   DATA="$WORK/data-$n"

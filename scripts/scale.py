@@ -311,14 +311,23 @@ def bench():
     apps = [f"Bench{i}" for i in range(a.apps)]
     for x in apps:
         call(urls[0], "POST", "/be/v1/apps", {"name": x, "label": x, "maxBuilds": 5}, token=token)
+    # Each app's builds are successive versions of one game: a generated tree, then each
+    # next import its predecessor plus new files (rockit-bench mutate newfiles), as real
+    # updates are (patches between unrelated trees would measure something else).
     tars = []
     for i in range(a.imports):
         d = os.path.join(WORK, "builds", f"g{i}")
         if not os.path.exists(d + ".tar"):
-            subprocess.run([gen, "gen", d, "--size", a.size, "--seed", str(i + 1)], check=True, stderr=subprocess.DEVNULL)
+            prev = os.path.join(WORK, "builds", f"g{i - len(apps)}")
+            if i < len(apps):
+                subprocess.run([gen, "gen", d, "--size", a.size, "--seed", str(i + 1)], check=True, stderr=subprocess.DEVNULL)
+            else:
+                subprocess.run(["cp", "-a", prev, d], check=True)
+                subprocess.run([gen, "mutate", d, "--scenario", "newfiles", "--seed", str(i + 1)], check=True, stderr=subprocess.DEVNULL)
             tar(d, f"g{i}")
         tars.append(os.path.join(WORK, "builds", f"g{i}.tar"))
     total_bytes = sum(os.path.getsize(t) for t in tars)
+    print(f"{a.label}: {a.imports} builds ready, {total_bytes / 1e6:.0f} MB of tars; submitting", file=sys.stderr, flush=True)
     lock, submitted = threading.Lock(), {}
 
     def submit(i):
