@@ -66,6 +66,7 @@ pub struct Config {
     pub upload_max_bytes: u64,
     pub upload_ttl: u64,
     pub grace_period: u64,
+    pub sweep_interval: u64,
     pub webhook_backoff_ms: Vec<u64>,
     pub webhook_timeout_ms: u64,
     pub session_rate_per_minute: u32,
@@ -113,6 +114,7 @@ impl Default for Config {
             upload_max_bytes: 256 << 30,
             upload_ttl: 86_400,
             grace_period: 86_400,
+            sweep_interval: 3600,
             webhook_backoff_ms: vec![5_000, 30_000, 120_000, 600_000, 3_600_000, 10_800_000, 21_600_000, 43_200_000],
             webhook_timeout_ms: 10_000,
             session_rate_per_minute: 60,
@@ -202,6 +204,7 @@ impl Config {
             "upload_max_bytes" => self.upload_max_bytes = parse_env(key, v)?,
             "upload_ttl" => self.upload_ttl = parse_env(key, v)?,
             "grace_period" => self.grace_period = parse_env(key, v)?,
+            "sweep_interval" => self.sweep_interval = parse_env(key, v)?,
             "webhook_backoff_ms" => {
                 self.webhook_backoff_ms = v.split(',').map(|x| parse_env(key, x.trim())).collect::<Result<_, _>>()?;
             }

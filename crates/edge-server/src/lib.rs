@@ -9,6 +9,7 @@ pub mod delivery;
 pub mod dlauth;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod names;
 pub mod orgconf;
 pub mod orgkey;

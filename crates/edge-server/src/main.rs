@@ -64,7 +64,7 @@ fn init_logs(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("EDGE_LOG").unwrap_or_else(|_| "info,sqlx=warn".into());
     let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if format == "json" {
-        b.json().flatten_event(true).init();
+        b.json().flatten_event(true).with_span_list(false).init();
     } else {
         b.init();
     }

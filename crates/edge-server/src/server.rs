@@ -192,38 +192,41 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let public_url = cfg.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_string();
     let role = cfg.role;
-    if cfg.maintenance {
-        // The configured start state wins over what the database remembers.
-        settings::put(
-            &db,
-            "maintenance",
-            &serde_json::json!({"enabled": true, "retryAfter": cfg.maintenance_retry_after, "since": crate::util::now_ms()}).to_string(),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    }
+    let metrics_listener = match &cfg.metrics_listen {
+        Some(a) => Some(tokio::net::TcpListener::bind(a).await.map_err(|e| format!("metrics_listen {a}: {e}"))?),
+        None => None,
+    };
     let state = Arc::new(AppState::new(cfg, db, DataKey::new(key), admin_key, public_url, operator_org_id, (rid, enrolled)));
+    state.maintenance_at_start().await.map_err(|e| format!("maintenance setting: {e}"))?;
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     if role != Role::Api {
         tasks.push(tokio::spawn(crate::worker::run(state.clone(), stop_rx.clone())));
+        tasks.push(tokio::spawn(crate::worker::run_sweeper(state.clone(), stop_rx.clone())));
         tasks.push(tokio::spawn(crate::delivery::dispatch::run(state.clone(), stop_rx.clone())));
     }
+    if let Some(l) = metrics_listener {
+        let maddr = l.local_addr().map_err(|e| e.to_string())?;
+        tracing::info!(addr = %maddr, "metrics listening");
+        tasks.push(tokio::spawn(serve_until(l, crate::http::metrics_router(state.clone()), stop_rx.clone())));
+    }
     let app = if role == Role::Worker { crate::http::health_router(state.clone()) } else { crate::http::router(state.clone()) };
-    let mut rx = stop_rx.clone();
-    tasks.push(tokio::spawn(async move {
-        let svc = app.into_make_service_with_connect_info::<SocketAddr>();
-        let shutdown = async move {
-            while !*rx.borrow() {
-                if rx.changed().await.is_err() {
-                    break;
-                }
-            }
-        };
-        if let Err(e) = axum::serve(listener, svc).with_graceful_shutdown(shutdown).await {
-            tracing::error!(error = %e, "server stopped with an error");
-        }
-    }));
+    tasks.push(tokio::spawn(serve_until(listener, app, stop_rx.clone())));
     tracing::info!(%addr, ?role, "rockit-edge listening");
     Ok(Running { addr, state, stop, tasks })
+}
+
+/// Serves `app` on `listener` until `rx` flips to true, then drains.
+async fn serve_until(listener: tokio::net::TcpListener, app: axum::Router, mut rx: watch::Receiver<bool>) {
+    let svc = app.into_make_service_with_connect_info::<SocketAddr>();
+    let shutdown = async move {
+        while !*rx.borrow() {
+            if rx.changed().await.is_err() {
+                break;
+            }
+        }
+    };
+    if let Err(e) = axum::serve(listener, svc).with_graceful_shutdown(shutdown).await {
+        tracing::error!(error = %e, "server stopped with an error");
+    }
 }

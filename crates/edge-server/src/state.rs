@@ -49,6 +49,8 @@ pub struct AppState {
     /// A dummy Argon2 hash checked when a username does not exist, so both failures
     /// take the same time.
     pub dummy_hash: String,
+    /// Prometheus metrics of this server.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl AppState {
@@ -77,6 +79,7 @@ impl AppState {
             auth_cache: Mutex::new(HashMap::new()),
             read_cache: Mutex::new(HashMap::new()),
             dummy_hash: crate::crypto::hash_password("not a real password, only for timing"),
+            metrics: crate::metrics::Metrics::new(),
         }
     }
 
@@ -134,16 +137,14 @@ impl AppState {
                 return c.0;
             }
         }
+        self.maintenance_fresh().await
+    }
+
+    /// The maintenance setting as the database has it now (refreshes the cache).
+    pub async fn maintenance_fresh(&self) -> Maintenance {
         let m = match crate::store::settings::get(&self.db, "maintenance").await {
-            Ok(Some(v)) => serde_json::from_str::<serde_json::Value>(&v)
-                .ok()
-                .map(|v| Maintenance {
-                    enabled: v["enabled"].as_bool().unwrap_or(false),
-                    retry_after: v["retryAfter"].as_u64().unwrap_or(self.cfg.maintenance_retry_after),
-                    since: v["since"].as_i64().unwrap_or(0),
-                })
-                .unwrap_or(Maintenance { enabled: false, retry_after: self.cfg.maintenance_retry_after, since: 0 }),
-            _ => Maintenance { enabled: false, retry_after: self.cfg.maintenance_retry_after, since: 0 },
+            Ok(Some(v)) => self.parse_maintenance(&v),
+            _ => self.maintenance_off(),
         };
         if let Ok(mut c) = self.maintenance_cache.lock() {
             *c = (m, Some(Instant::now()));
@@ -151,24 +152,99 @@ impl AppState {
         m
     }
 
-    /// Stores a new maintenance setting and refreshes the cache.
+    fn maintenance_off(&self) -> Maintenance {
+        Maintenance { enabled: false, retry_after: self.cfg.maintenance_retry_after, since: 0 }
+    }
+
+    fn parse_maintenance(&self, text: &str) -> Maintenance {
+        serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .map(|v| Maintenance {
+                enabled: v["enabled"].as_bool().unwrap_or(false),
+                retry_after: v["retryAfter"].as_u64().unwrap_or(self.cfg.maintenance_retry_after),
+                since: v["since"].as_i64().unwrap_or(0),
+            })
+            .unwrap_or_else(|| self.maintenance_off())
+    }
+
+    /// Stores a new maintenance setting and refreshes the cache. Ending maintenance
+    /// extends the expiry of every pending upload by its length (admin.md), in the same
+    /// transaction, exactly once even when several processes end it at the same time.
     pub async fn set_maintenance(&self, enabled: bool, retry_after: u64) -> ApiResult<Maintenance> {
-        let prev = self.maintenance().await;
-        let since = if enabled {
-            if prev.enabled {
-                prev.since
-            } else {
-                crate::util::now_ms()
-            }
-        } else {
-            0
-        };
-        let m = Maintenance { enabled, retry_after, since };
-        let v = serde_json::json!({"enabled": enabled, "retryAfter": retry_after, "since": since});
-        crate::store::settings::put(&self.db, "maintenance", &v.to_string()).await?;
-        if let Ok(mut c) = self.maintenance_cache.lock() {
-            *c = (m, Some(Instant::now()));
+        Ok(self.write_maintenance(enabled, retry_after, false).await?)
+    }
+
+    /// At start-up: a configured maintenance wins over what the database remembers (and
+    /// keeps its start time when it was on already); a start without it ends a maintenance
+    /// that a configuration started (an API-started one stays until the API ends it).
+    pub async fn maintenance_at_start(&self) -> Result<(), sqlx::Error> {
+        if self.cfg.maintenance {
+            self.write_maintenance(true, self.cfg.maintenance_retry_after, true).await?;
+            return Ok(());
         }
-        Ok(m)
+        let stored = crate::store::settings::get(&self.db, "maintenance").await?;
+        let v: serde_json::Value = stored.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default();
+        if v["enabled"] == true && v["byConfig"] == true {
+            let m = self.write_maintenance(false, self.parse_maintenance(&v.to_string()).retry_after, false).await?;
+            tracing::info!(enabled = m.enabled, "maintenance started by configuration ended: this process starts without it");
+        }
+        Ok(())
+    }
+
+    async fn write_maintenance(&self, enabled: bool, retry_after: u64, by_config: bool) -> Result<Maintenance, sqlx::Error> {
+        use sqlx::Row;
+        for _ in 0..50 {
+            let mut tx = self.db.tx().await?;
+            let old: Option<String> = sqlx::query("SELECT value FROM settings WHERE key = 'maintenance'")
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.get::<String, _>("value"));
+            let prev = old.as_deref().map(|t| self.parse_maintenance(t)).unwrap_or_else(|| self.maintenance_off());
+            let now = crate::util::now_ms();
+            let since = match (enabled, prev.enabled && prev.since > 0) {
+                (true, true) => prev.since,
+                (true, false) => now,
+                (false, _) => 0,
+            };
+            let m = Maintenance { enabled, retry_after, since };
+            let mut v = serde_json::json!({"enabled": enabled, "retryAfter": retry_after, "since": since});
+            if by_config && enabled {
+                v["byConfig"] = serde_json::json!(true);
+            }
+            let written = match &old {
+                Some(o) => sqlx::query("UPDATE settings SET value = $1 WHERE key = 'maintenance' AND value = $2")
+                    .bind(v.to_string())
+                    .bind(o.as_str())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected(),
+                None => sqlx::query("INSERT INTO settings (key, value) VALUES ('maintenance', $1) ON CONFLICT (key) DO NOTHING")
+                    .bind(v.to_string())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected(),
+            };
+            if written != 1 {
+                // Another process changed it in between: read again.
+                drop(tx);
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                continue;
+            }
+            if prev.enabled && !enabled && prev.since > 0 {
+                let by = (now - prev.since).max(0);
+                let n = sqlx::query("UPDATE uploads SET expires = expires + $1 WHERE state IN ('waiting', 'receiving')")
+                    .bind(by)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                tracing::info!(maintenance_ms = by, uploads = n, "maintenance ended; pending upload expiries extended by its length");
+            }
+            tx.commit().await?;
+            if let Ok(mut c) = self.maintenance_cache.lock() {
+                *c = (m, Some(Instant::now()));
+            }
+            return Ok(m);
+        }
+        Err(sqlx::Error::Protocol("the maintenance setting kept changing concurrently".into()))
     }
 }

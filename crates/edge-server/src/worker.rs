@@ -1,6 +1,7 @@
 //! The worker loop: claims task rows under a lease, runs them, renews the lease while they
 //! run (reporting progress), and records the outcome — with the state change it implies —
-//! only while it still holds the lease. Also expires uploads that never came.
+//! only while it still holds the lease. Also expires uploads that never came, and runs the
+//! periodic maintenance sweep under an instance-wide lease (one process per interval).
 
 use crate::delivery::pipeline::{self, After, Done, Progress};
 use crate::delivery::{depot, purge};
@@ -10,6 +11,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 /// Pipeline task types (not taken during maintenance).
 const PIPELINE: &[&str] = &["dltar", "mkraw", "mkdxf", "mkpat", "deploy", "mkseq", "purge"];
@@ -52,7 +54,22 @@ pub async fn run(st: Arc<AppState>, mut stop: watch::Receiver<bool>) {
 }
 
 async fn run_one(st: &Arc<AppState>, owner: &str, t: tasks::Task) {
-    tracing::info!(task = %t.name, kind = %t.kind, org = t.org_name.as_deref().unwrap_or(""), app = t.app_name.as_deref().unwrap_or(""), "task started");
+    // Every log line of the run carries the task, its type, org, app and group.
+    let span = tracing::info_span!(
+        "task",
+        task = %t.name,
+        kind = %t.kind,
+        org = t.org_name.as_deref().unwrap_or(""),
+        app = t.app_name.as_deref().unwrap_or(""),
+        group = %t.group,
+        worker = %owner
+    );
+    run_one_inner(st, owner, t).instrument(span).await
+}
+
+async fn run_one_inner(st: &Arc<AppState>, owner: &str, t: tasks::Task) {
+    tracing::info!(task = %t.name, kind = %t.kind, org = t.org_name.as_deref().unwrap_or(""), app = t.app_name.as_deref().unwrap_or(""), attempt = t.attempts, "task started");
+    let started = Instant::now();
     let lease = st.cfg.task_lease_seconds;
     let progress = Progress::default();
     let work = execute(st, &t, &progress);
@@ -65,17 +82,23 @@ async fn run_one(st: &Arc<AppState>, owner: &str, t: tasks::Task) {
             _ = tick.tick() => {
                 if !matches!(tasks::renew(&st.db, &t.name, owner, lease, Some(progress.get())).await, Ok(true)) {
                     tracing::warn!(task = %t.name, "lease lost; abandoning the task");
+                    st.metrics.task_ended(&t.kind, "abandoned", None);
                     return;
                 }
             }
         }
     };
+    let secs = started.elapsed().as_secs_f64();
     match record(st, owner, &t, &done).await {
         Ok(true) => {
             pipeline::after_commit(st, &t, &done);
-            tracing::info!(task = %t.name, status = done.outcome.status, "task ended");
+            st.metrics.task_ended(&t.kind, crate::metrics::outcome_of(done.outcome.status), Some(secs));
+            tracing::info!(task = %t.name, kind = %t.kind, status = done.outcome.status, seconds = secs, "task ended");
         }
-        Ok(false) => tracing::warn!(task = %t.name, "lease lost before the outcome was recorded"),
+        Ok(false) => {
+            st.metrics.task_ended(&t.kind, "abandoned", None);
+            tracing::warn!(task = %t.name, "lease lost before the outcome was recorded")
+        }
         Err(e) => tracing::error!(task = %t.name, error = %e, "recording the task outcome failed"),
     }
 }
@@ -114,7 +137,7 @@ async fn hello(st: &Arc<AppState>, t: &tasks::Task) -> Done {
     }
     let mut result = json!({"message": p["message"], "workerVersion": version});
     if p["maintenance"].as_bool() == Some(true) {
-        match sweep(st).await {
+        match sweep_now(st).await {
             Ok(counts) => result["sweep"] = counts,
             Err(e) => return plain("error", None, Some(json!({"error": {"code": "sweep", "message": e}}))),
         }
@@ -123,17 +146,22 @@ async fn hello(st: &Arc<AppState>, t: &tasks::Task) -> Done {
 }
 
 /// Ends `dltar` upload tasks whose upload never came (exit code 9), cancelling their group.
-/// Time spent in maintenance mode does not count against an upload's lifetime.
+/// Time spent in maintenance mode does not count against an upload's lifetime: while it is
+/// on, only uploads that had expired before it began are expired (ending it extends the
+/// others by its length).
 pub async fn expire_uploads(st: &AppState) -> Result<u64, sqlx::Error> {
     let now = crate::util::now_ms();
+    let m = st.maintenance_fresh().await;
+    let cutoff = if m.enabled { m.since.min(now) } else { now };
     let rows = sqlx::query("SELECT token_hash, task_name FROM uploads WHERE state IN ('waiting') AND expires < $1")
-        .bind(now)
+        .bind(cutoff)
         .fetch_all(&st.db.pool)
         .await?;
     let mut n = 0;
     for r in rows {
         let (hash, task) = (crate::db::s(&r, "token_hash"), crate::db::s(&r, "task_name"));
-        if expire_upload_task(st, &hash, &task).await? {
+        if expire_upload(st, &hash, &task, Some(cutoff)).await? {
+            st.metrics.task_ended("dltar", "expired", None);
             n += 1;
         }
     }
@@ -142,9 +170,16 @@ pub async fn expire_uploads(st: &AppState) -> Result<u64, sqlx::Error> {
 
 /// Expires one waiting upload task (also used by `PATCH /be/v1/tasks {"expire":true}`).
 pub async fn expire_upload_task(st: &AppState, token_hash: &str, task: &str) -> Result<bool, sqlx::Error> {
+    expire_upload(st, token_hash, task, None).await
+}
+
+/// Expires one waiting upload task; with `before`, only if its expiry is still earlier
+/// (an expiry extended meanwhile wins).
+async fn expire_upload(st: &AppState, token_hash: &str, task: &str, before: Option<i64>) -> Result<bool, sqlx::Error> {
     let mut tx = st.db.tx().await?;
-    let moved = sqlx::query("UPDATE uploads SET state = 'expired' WHERE token_hash = $1 AND state = 'waiting'")
+    let moved = sqlx::query("UPDATE uploads SET state = 'expired' WHERE token_hash = $1 AND state = 'waiting' AND expires < $2")
         .bind(token_hash)
+        .bind(before.unwrap_or(i64::MAX))
         .execute(&mut *tx)
         .await?;
     if moved.rows_affected() == 0 {
@@ -160,8 +195,125 @@ pub async fn expire_upload_task(st: &AppState, token_hash: &str, task: &str) -> 
     Ok(ended)
 }
 
-/// One maintenance sweep; returns what it removed, by kind.
-pub async fn sweep(st: &AppState) -> Result<Value, String> {
+/// The sweep lease: the `sweep` row of `settings`, JSON `{"owner","until","last"}`, moved
+/// only by compare-and-set of its whole text, so two processes never sweep at once and
+/// sweeps start at most once per interval across the instance.
+const SWEEP_KEY: &str = "sweep";
+/// How long a sweep lease lasts without renewal (renewed every third of it).
+const SWEEP_LEASE_MS: i64 = 60_000;
+
+/// Compare-and-set of the sweep row from `old` to `new`.
+async fn sweep_cas(st: &AppState, old: &str, new: &str) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("UPDATE settings SET value = $1 WHERE key = $2 AND value = $3")
+        .bind(new)
+        .bind(SWEEP_KEY)
+        .bind(old)
+        .execute(&st.db.pool)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Takes the sweep lease when no sweep runs and (unless `force`) the last one started an
+/// interval ago or more. Returns the row text now held.
+async fn sweep_claim(st: &AppState, owner: &str, force: bool) -> Result<Option<String>, sqlx::Error> {
+    let cur = match settings::get(&st.db, SWEEP_KEY).await? {
+        Some(v) => v,
+        None => settings::get_or_init(&st.db, SWEEP_KEY, r#"{"owner":null,"until":0,"last":0}"#).await?,
+    };
+    let v: Value = serde_json::from_str(&cur).unwrap_or(Value::Null);
+    let now = crate::util::now_ms();
+    let (until, last) = (v["until"].as_i64().unwrap_or(0), v["last"].as_i64().unwrap_or(0));
+    if until > now || (!force && now < last + st.cfg.sweep_interval as i64 * 1000) {
+        return Ok(None);
+    }
+    let held = json!({"owner": owner, "until": now + SWEEP_LEASE_MS, "last": now}).to_string();
+    Ok(sweep_cas(st, &cur, &held).await?.then_some(held))
+}
+
+/// Runs one sweep under the lease `held`, renewing it meanwhile, then releases it.
+async fn sweep_leased(st: &AppState, mut held: String) -> Result<Value, String> {
+    let work = sweep(st);
+    tokio::pin!(work);
+    let mut tick = tokio::time::interval(Duration::from_millis(SWEEP_LEASE_MS as u64 / 3));
+    tick.tick().await;
+    let out = loop {
+        tokio::select! {
+            r = &mut work => break r,
+            _ = tick.tick() => {
+                let mut v: Value = serde_json::from_str(&held).unwrap_or(Value::Null);
+                v["until"] = json!(crate::util::now_ms() + SWEEP_LEASE_MS);
+                let next = v.to_string();
+                match sweep_cas(st, &held, &next).await {
+                    Ok(true) => held = next,
+                    _ => return Err("the sweep lease was lost".into()),
+                }
+            }
+        }
+    };
+    let mut v: Value = serde_json::from_str(&held).unwrap_or(Value::Null);
+    v["until"] = json!(0);
+    if let Err(e) = sweep_cas(st, &held, &v.to_string()).await {
+        tracing::warn!(error = %e, "releasing the sweep lease failed (it expires by itself)");
+    }
+    out
+}
+
+/// A sweep now (the `hello` test task with `maintenance: true`): waits for a sweep in
+/// progress elsewhere to end (up to the lease length), ignoring the interval.
+pub async fn sweep_now(st: &AppState) -> Result<Value, String> {
+    let owner = crate::util::new_id("sw");
+    let deadline = Instant::now() + Duration::from_millis(SWEEP_LEASE_MS as u64);
+    loop {
+        match sweep_claim(st, &owner, true).await {
+            Ok(Some(held)) => return sweep_leased(st, held).await,
+            Ok(None) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
+            Ok(None) => return Err("another maintenance sweep is running".into()),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// The periodic sweep (`sweep_interval` seconds, 0 = off): every process looks often, one
+/// per interval sweeps.
+pub async fn run_sweeper(st: Arc<AppState>, mut stop: watch::Receiver<bool>) {
+    let interval = st.cfg.sweep_interval;
+    if interval == 0 {
+        return;
+    }
+    let owner = crate::util::new_id("sw");
+    let poll = Duration::from_millis((interval * 1000 / 4).clamp(200, 30_000));
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        match sweep_claim(&st, &owner, false).await {
+            Ok(Some(held)) => {
+                let t0 = Instant::now();
+                match sweep_leased(&st, held).await {
+                    Ok(counts) => tracing::info!(
+                        sweeper = %owner,
+                        expired_uploads = counts["expiredUploads"].as_u64().unwrap_or(0),
+                        removed_files = counts["removedFiles"].as_u64().unwrap_or(0),
+                        session_rows = counts["expiredSessionRows"].as_u64().unwrap_or(0),
+                        login_counter_rows = counts["loginCounterRows"].as_u64().unwrap_or(0),
+                        seconds = t0.elapsed().as_secs_f64(),
+                        "maintenance sweep done"
+                    ),
+                    Err(e) => tracing::warn!(sweeper = %owner, error = %e, "maintenance sweep failed"),
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "claiming the maintenance sweep failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(poll) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// One maintenance sweep; returns what it removed, by kind. Callers hold the sweep lease.
+async fn sweep(st: &AppState) -> Result<Value, String> {
     let expired = expire_uploads(st).await.map_err(|e| e.to_string())?;
     let mut c = st.db.pool.acquire().await.map_err(|e| e.to_string())?;
     let sessions = sessions::sweep(&mut c).await.map_err(|e| e.to_string())?;
@@ -173,6 +325,12 @@ pub async fn sweep(st: &AppState) -> Result<Value, String> {
         .map_err(|e| e.to_string())?
         .rows_affected();
     let removed = remove_superseded(st).await?;
+    st.metrics.sweep_done(&[
+        ("expired_uploads", expired),
+        ("removed_files", removed),
+        ("session_rows", sessions),
+        ("login_counter_rows", failures),
+    ]);
     Ok(json!({"expiredUploads": expired, "removedFiles": removed, "expiredSessionRows": sessions, "loginCounterRows": failures}))
 }
 

@@ -221,12 +221,23 @@ async fn deliver(
     };
     let sub = s(&r, "subscription_id");
     let now = now_ms();
+    let kind = s(&r, "kind");
     if i(&r, "enabled") != 1 || now - i(&r, "created") > MAX_AGE_MS {
+        st.metrics.delivery(&kind, "failed");
         return drop_delivery(st, id, &sub, "expired before delivery").await.map(|_| Some(false));
     }
     let mut body: Value = serde_json::from_str(&s(&r, "body")).unwrap_or(Value::Null);
     body["deliveryId"] = json!(id);
-    let sent = if s(&r, "kind") == "slack" { send_slack(st, client, &r, &body).await } else { send_webhook(st, client, &r, &body).await };
+    let sent = if kind == "slack" { send_slack(st, client, &r, &body).await } else { send_webhook(st, client, &r, &body).await };
+    st.metrics.delivery(
+        &kind,
+        match &sent {
+            Sent::Ok => "delivered",
+            Sent::Gone(_) => "failed",
+            Sent::Retry(..) if i(&r, "attempts") as usize >= st.cfg.webhook_backoff_ms.len() => "failed",
+            Sent::Retry(..) => "retried",
+        },
+    );
     match sent {
         Sent::Ok if !record => Ok(Some(true)),
         Sent::Ok => {

@@ -171,6 +171,7 @@ async fn mkraw(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Pro
     .await
     .map_err(|e| e.to_string())?
     .map_err(|e| e.to_string())?;
+    st.metrics.ingested_bytes.fetch_add(total, Ordering::Relaxed);
     let ing = match res {
         Ok(i) => i,
         Err(edge_engine::ingest::IngestError::Rejected(r)) => {
@@ -493,6 +494,7 @@ async fn deploy(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Pr
             if let Err(e) = origin.put_file(&key, &path).await {
                 return Ok(fail_target(e.to_string()));
             }
+            st.metrics.published_bytes.fetch_add(std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0), Ordering::Relaxed);
             let mut c = st.db.pool.acquire().await.map_err(|e| e.to_string())?;
             published::record(&mut c, &app.org_id, &app.id, &tg.deployment_id, &key, Some(build_id)).await.map_err(|e| e.to_string())?;
             done_objects += 1;

@@ -196,6 +196,10 @@ async fn resolve_uncached(cred: Credential, st: &AppState) -> ApiResult<(Caller,
 impl FromRequestParts<Arc<AppState>> for Caller {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, st: &Arc<AppState>) -> Result<Self, ApiError> {
-        resolve_caller(&parts.headers, st).await
+        let c = resolve_caller(&parts.headers, st).await?;
+        if let Some(slot) = parts.extensions.get::<super::LogOrg>() {
+            let _ = slot.0.set(c.org_name.clone());
+        }
+        Ok(c)
     }
 }

@@ -1,5 +1,5 @@
 //! The HTTP edge: one router per resource, merged here with the cross-cutting layers
-//! (request id and access log, maintenance mode, JSON 404/405).
+//! (request id, access log and request metrics, maintenance mode, JSON 404/405).
 
 pub mod admin;
 pub mod apikeys;
@@ -38,6 +38,11 @@ use std::time::Instant;
 #[derive(Clone)]
 pub struct RequestId(pub String);
 
+/// The caller's organization, filled in by the `Caller` extractor once it is known, for
+/// the access log line.
+#[derive(Clone, Default)]
+pub struct LogOrg(pub Arc<std::sync::OnceLock<String>>);
+
 /// Builds the complete application router.
 pub fn router(st: Arc<AppState>) -> Router {
     Router::new()
@@ -46,6 +51,7 @@ pub fn router(st: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/docs", get(openapi::docs))
+        .route("/metrics", get(metrics_admin))
         .merge(admin::router())
         .merge(orgs::router())
         .merge(login::router())
@@ -65,19 +71,34 @@ pub fn router(st: Arc<AppState>) -> Router {
         .merge(traces::router())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint") })
         .layer(middleware::from_fn_with_state(st.clone(), maintenance_gate))
-        .layer(middleware::from_fn(request_id))
+        .layer(middleware::from_fn_with_state(st.clone(), request_id))
         .with_state(st)
 }
 
-/// The router of a worker-only process: health checks only.
+/// The router of a worker-only process: health checks and metrics only.
 pub fn health_router(st: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(|| async { extract::success(json!({"message": "rockit-edge worker"})) }))
         .route("/healthz", get(|| async { extract::success(json!({"message": "alive"})) }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_admin))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint") })
-        .layer(middleware::from_fn(request_id))
+        .layer(middleware::from_fn_with_state(st.clone(), request_id))
         .with_state(st)
+}
+
+/// The router of the separate metrics listener (`metrics_listen`): `GET /metrics` without
+/// authentication — the address is the operator's to keep private.
+pub fn metrics_router(st: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", get(|State(st): State<Arc<AppState>>| async move { crate::metrics::scrape(&st).await }))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint") })
+        .with_state(st)
+}
+
+/// `GET /metrics` on the main (or worker) listener: needs the admin token (admin.md).
+async fn metrics_admin(_a: auth::Admin, State(st): State<Arc<AppState>>) -> Response {
+    crate::metrics::scrape(&st).await
 }
 
 async fn readyz(State(st): State<Arc<AppState>>) -> Response {
@@ -96,9 +117,9 @@ fn valid_request_id(s: &str) -> bool {
     (1..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
 }
 
-/// Assigns the request id, logs the request once it is answered, and turns axum's bare
-/// 405 into the JSON envelope.
-async fn request_id(mut req: Request, next: Next) -> Response {
+/// Assigns the request id, logs and counts the request once it is answered, and turns
+/// axum's bare 405 into the JSON envelope.
+async fn request_id(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     let id = req
         .headers()
         .get("x-request-id")
@@ -107,6 +128,8 @@ async fn request_id(mut req: Request, next: Next) -> Response {
         .map(String::from)
         .unwrap_or_else(|| crate::util::new_id("req"));
     req.extensions_mut().insert(RequestId(id.clone()));
+    let org = LogOrg::default();
+    req.extensions_mut().insert(org.clone());
     let method = req.method().clone();
     let route = req.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_string());
     let path = req.uri().path().to_string();
@@ -123,12 +146,15 @@ async fn request_id(mut req: Request, next: Next) -> Response {
         resp.headers_mut().insert("x-request-id", v);
     }
     let status = resp.status().as_u16();
-    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    let secs = start.elapsed().as_secs_f64();
+    let ms = secs * 1000.0;
+    st.metrics.http_request(route.as_deref().unwrap_or("unmatched"), method.as_str(), status, secs);
     let route = route.unwrap_or(path);
+    let org = org.0.get().map(String::as_str).unwrap_or("");
     if status >= 500 {
-        tracing::warn!(request_id = %id, %method, route = %route, status, ms, "request failed");
+        tracing::warn!(request_id = %id, %method, route = %route, status, ms, org, "request failed");
     } else {
-        tracing::debug!(request_id = %id, %method, route = %route, status, ms, "request");
+        tracing::info!(request_id = %id, %method, route = %route, status, ms, org, "request");
     }
     resp
 }

@@ -24,6 +24,7 @@ pub const OPS: &[Op] = &[
     op("GET", "/", "health", "Load-balancer health check", "none"),
     op("GET", "/healthz", "health", "Liveness", "none"),
     op("GET", "/readyz", "health", "Readiness: database and depot reachable", "none"),
+    op("GET", "/metrics", "health", "Prometheus metrics (also open on metrics_listen when configured)", "admin token"),
     op("GET", "/openapi.json", "meta", "This OpenAPI document", "none"),
     op("GET", "/docs", "meta", "Browsable API reference", "none"),
     op("POST", "/srv/v1/ping", "admin", "Ping (echoes an optional message)", "admin token"),

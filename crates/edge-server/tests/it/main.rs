@@ -19,6 +19,7 @@ mod game;
 mod getting_started;
 mod identity;
 mod openapi;
+mod ops;
 mod orgconf;
 mod orgs;
 mod origins;
