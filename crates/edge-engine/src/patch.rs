@@ -40,6 +40,12 @@ pub struct PatchSummary {
     pub deltas: usize,
 }
 
+/// The patch index's file name (zstd-compressed JSON).
+pub const INDEX_NAME: &str = "index.json.zst";
+
+/// Largest decoded patch index a reader accepts.
+pub const MAX_INDEX_BYTES: usize = 1 << 30;
+
 /// zstd level of patch chunks: patches are sent to every player, so they are worth it.
 const PATCH_LEVEL: i32 = 19;
 
@@ -160,8 +166,11 @@ pub fn write_patch(from: &Tree, to: &Tree, store: &ChunkStore, meta: &PatchMeta,
     }
     packs.close()?;
     let index = json!({"format": "rockit-patch-index", "version": VERSION, "chunks": rows, "files": file_table(to, &pos)});
-    let index_bytes = serde_json::to_vec(&index).map_err(io::Error::other)?;
-    write_atomic(dir, "index.json", &index_bytes)?;
+    // The index travels zstd-compressed: its rows repeat paths and field names, and for a
+    // small patch it is most of the bytes.
+    let index_json = serde_json::to_vec(&index).map_err(io::Error::other)?;
+    let index_bytes = zstd::bulk::compress(&index_json, PATCH_LEVEL)?;
+    write_atomic(dir, INDEX_NAME, &index_bytes)?;
     let pack_bytes: u64 = packs.packs.iter().map(|p| p.1).sum();
     let size_bytes = pack_bytes + index_bytes.len() as u64;
     let manifest = json!({
@@ -171,12 +180,12 @@ pub fn write_patch(from: &Tree, to: &Tree, store: &ChunkStore, meta: &PatchMeta,
         "sizeBytes": size_bytes, "toSizeBytes": to.size_bytes(), "chunkCount": order.len(),
         "reusedChunks": reused, "sentChunks": sent, "deltaChunks": deltas,
         "packs": packs.json(),
-        "index": {"name": "index.json", "sizeBytes": index_bytes.len(), "blake3": Hash::of(&index_bytes).hex()},
+        "index": {"name": INDEX_NAME, "encoding": "zstd", "rawBytes": index_json.len(), "sizeBytes": index_bytes.len(), "blake3": Hash::of(&index_bytes).hex()},
     });
     let manifest_bytes = serde_json::to_vec_pretty(&manifest).map_err(io::Error::other)?;
     write_atomic(dir, "patch.json", &manifest_bytes)?;
     let mut files: Vec<String> = packs.packs.iter().map(|p| p.0.clone()).collect();
-    files.push("index.json".into());
+    files.push(INDEX_NAME.into());
     files.push("patch.json".into());
     Ok(PatchSummary { files, size_bytes: size_bytes + manifest_bytes.len() as u64, reused, sent, deltas })
 }

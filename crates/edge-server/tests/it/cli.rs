@@ -335,7 +335,7 @@ edge_test!(cli_unpack_and_apply, |b| async move {
     assert_eq!(read_tree(&out6), read_tree(&dir2));
 
     // A tampered patch pack: the chunk is named, nothing is left behind.
-    let pidx: Value = serde_json::from_slice(&std::fs::read(pat.join("index.json")).unwrap()).unwrap();
+    let pidx: Value = serde_json::from_slice(&zstd::decode_all(&std::fs::read(pat.join("index.json.zst")).unwrap()[..]).unwrap()).unwrap();
     let sent: Vec<&Value> = pidx["chunks"].as_array().unwrap().iter().filter(|c| c["src"] != "from").collect();
     assert!(sent.iter().any(|c| c["codec"] == "zstd-dict"), "the edit travels as a delta: {sent:?}");
     for (k, row) in sent.iter().enumerate() {

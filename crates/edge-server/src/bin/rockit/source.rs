@@ -137,8 +137,22 @@ impl Tracked {
     }
 }
 
+/// A kept copy as JSON; a zstd-compressed one (a patch index) is decoded first.
 fn json_of(b: &Option<Vec<u8>>) -> Value {
-    b.as_deref().and_then(|b| serde_json::from_slice(b).ok()).unwrap_or(Value::Null)
+    let Some(b) = b.as_deref() else { return Value::Null };
+    let decoded;
+    let b = if b.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        match zstd::bulk::decompress(b, edge_engine::patch::MAX_INDEX_BYTES) {
+            Ok(d) => {
+                decoded = d;
+                &decoded[..]
+            }
+            Err(_) => return Value::Null,
+        }
+    } else {
+        b
+    };
+    serde_json::from_slice(b).unwrap_or(Value::Null)
 }
 
 impl Source for Tracked {
@@ -146,7 +160,7 @@ impl Source for Tracked {
         let mut r = self.inner.open(name)?;
         let slot = if name == self.manifest_name {
             &self.manifest
-        } else if name == "index.json" {
+        } else if name.starts_with("index.json") {
             &self.index
         } else {
             *self.streaming.borrow_mut() = Some((name.to_string(), 0));
