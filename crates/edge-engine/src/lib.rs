@@ -9,6 +9,7 @@ pub mod patch;
 pub mod play;
 pub mod reader;
 pub mod seq;
+pub mod similar;
 pub mod store;
 pub mod tree;
 

@@ -3,6 +3,7 @@
 //! launcher holding the older tree rebuilds the newer one from its files and the patch.
 
 use crate::image::{file_table, write_atomic, PackWriter, VERSION};
+use crate::similar::Anchors;
 use crate::store::ChunkStore;
 use crate::tree::{Kind, Tree};
 use crate::{io_ctx, Hash, Params};
@@ -39,6 +40,12 @@ pub struct PatchSummary {
     /// Chunks sent as deltas against the older build.
     pub deltas: usize,
 }
+
+/// Bytes of older content taken on each side of a similar place, for a delta base.
+const SLACK: u64 = 16 << 10;
+
+/// Largest delta base a reader accepts (two ranges of the largest chunk and their slack).
+pub const MAX_BASE_BYTES: u64 = 64 << 20;
 
 /// The patch index's file name (zstd-compressed JSON).
 pub const INDEX_NAME: &str = "index.json.zst";
@@ -116,6 +123,7 @@ pub fn write_patch(from: &Tree, to: &Tree, store: &ChunkStore, meta: &PatchMeta,
     let mut rows = Vec::with_capacity(order.len());
     let mut pos = HashMap::with_capacity(order.len());
     let (mut reused, mut sent, mut deltas) = (0, 0, 0);
+    let mut anchors: Option<Anchors> = None;
     for (i, h) in order.iter().enumerate() {
         pos.insert(*h, i);
         let info = to.chunks[h];
@@ -151,6 +159,32 @@ pub fn write_patch(from: &Tree, to: &Tree, store: &ChunkStore, meta: &PatchMeta,
                     body = d;
                     codec = "zstd-dict";
                     base = json!({"path": path, "off": start, "len": end - start});
+                }
+            }
+        }
+        // Content that moved (a reordered pack, data shifted between files) has no good
+        // base at its own place: look for where its bytes sit in the older build.
+        if body.len() > raw.len() / 16 {
+            if anchors.is_none() {
+                anchors = Some(Anchors::build(from, store)?);
+            }
+            let a = anchors.as_ref().expect("just built");
+            let mut dict = Vec::new();
+            let mut ranges = Vec::new();
+            for (fi, start) in a.alignments(&raw, 2) {
+                let (fpath, fsize) = &a.files[fi];
+                let (s0, s1) = (start.saturating_sub(SLACK), (start + u64::from(info.raw) + SLACK).min(*fsize));
+                if s1 > s0 {
+                    dict.extend(from_bytes(from, store, fpath, s0, s1 - s0)?);
+                    ranges.push(json!({"path": fpath, "off": s0, "len": s1 - s0}));
+                }
+            }
+            if !ranges.is_empty() {
+                let d = compress_with_prefix(&raw, &dict)?;
+                if d.len() < body.len() {
+                    body = d;
+                    codec = "zstd-dict";
+                    base = if ranges.len() == 1 { ranges.swap_remove(0) } else { Value::Array(ranges) };
                 }
             }
         }

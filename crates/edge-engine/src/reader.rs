@@ -361,9 +361,24 @@ pub fn apply(src: &dyn Source, from: &Path, out: &Path) -> io::Result<Stats> {
             Some("raw") => stored.to_vec(),
             Some("zstd") => zstd::bulk::decompress(stored, n).map_err(|e| bad(format!("chunk {}: {e}", c["h"])))?,
             Some("zstd-dict") => {
-                let b = &c["base"];
-                let dict =
-                    read_from(from, b["path"].as_str().unwrap_or(""), b["off"].as_u64().unwrap_or(0), b["len"].as_u64().unwrap_or(0))?;
+                // One range of the older build, or several read one after the other.
+                let ranges: Vec<&Value> = match &c["base"] {
+                    Value::Array(a) => a.iter().collect(),
+                    b => vec![b],
+                };
+                let total: u64 = ranges.iter().map(|b| b["len"].as_u64().unwrap_or(0)).sum();
+                if total > crate::patch::MAX_BASE_BYTES {
+                    return Err(bad(format!("chunk {}: delta base of {total} bytes is too large", c["h"])));
+                }
+                let mut dict = Vec::with_capacity(total as usize);
+                for b in ranges {
+                    dict.extend(read_from(
+                        from,
+                        b["path"].as_str().unwrap_or(""),
+                        b["off"].as_u64().unwrap_or(0),
+                        b["len"].as_u64().unwrap_or(0),
+                    )?);
+                }
                 crate::patch::decompress_with_prefix(stored, &dict, n).map_err(|e| bad(format!("chunk {}: {e}", c["h"])))?
             }
             other => return Err(bad(format!("unknown codec {other:?}"))),

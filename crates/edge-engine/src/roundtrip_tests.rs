@@ -242,3 +242,38 @@ fn play_agrees_with_the_model_and_counts_stalls() {
     assert!(trained.preload_bytes * 3 < tar.preload_bytes, "{trained:?} vs {tar:?}");
     assert!(trained.acceleration.unwrap() > tar.acceleration.unwrap());
 }
+
+#[test]
+fn a_reordered_file_travels_as_deltas_against_where_its_blocks_went() {
+    let t = Tmp::new();
+    let store = ChunkStore::open(&t.0.join("store")).unwrap();
+    let p = params();
+    let pak = noise(11, 1 << 20);
+    let mut v1 = BTreeMap::new();
+    v1.insert("data/assets.pak".to_string(), pak.clone());
+    // Blocks of the chunk size, reversed: almost every new chunk straddles two old blocks.
+    let mut reordered = Vec::new();
+    for b in pak.chunks(16 << 10).rev() {
+        reordered.extend_from_slice(b);
+    }
+    let mut v2 = BTreeMap::new();
+    v2.insert("data/assets.pak".to_string(), reordered);
+    let ing1 = ingest(&tar_of(&v1, &[])[..], &store, &p, &mut |_| {}).unwrap();
+    let ing2 = ingest(&tar_of(&v2, &[])[..], &store, &p, &mut |_| {}).unwrap();
+    let pm = PatchMeta {
+        org_name: "O".into(),
+        app_name: "A".into(),
+        from_build_id: 1,
+        to_build_id: 2,
+        from_dxf_name: "dxf-a".into(),
+        to_dxf_name: "dxf-b".into(),
+        created: "2026-01-01T00:00:00Z".into(),
+    };
+    let ps = write_patch(&ing1.tree, &ing2.tree, &store, &pm, &t.0.join("pat"), &p).unwrap();
+    assert!(ps.deltas > ps.sent, "{ps:?}");
+    assert!(ps.size_bytes < 60_000, "a reorder of 1 MiB of noise costs {} bytes", ps.size_bytes);
+    write_image(&ing1.tree, &store, &[], &meta(1), &t.0.join("img1"), &p, None).unwrap();
+    unpack(&DirSource(t.0.join("img1")), &t.0.join("old"), None).unwrap();
+    apply(&DirSource(t.0.join("pat")), &t.0.join("old"), &t.0.join("new")).unwrap();
+    assert_eq!(read_tree(&t.0.join("new")), v2);
+}
