@@ -16,7 +16,7 @@ pub use model::{
     acceleration, accesses, aggregate, layout, mbit_to_bytes_per_s, preload_bytes, preload_figures, preload_figures_at, start_ms, Layout,
     PRELOAD_MBITS, PRELOAD_PERCENTILE,
 };
-pub use optimize::{optimize, optimize_with_stats, SeqParams, SeqStats};
+pub use optimize::{optimize, optimize_with_stats, rank_order, SeqParams, SeqStats};
 pub use trace::{parse_trace, Trace, TraceError, MAX_EVENTS, MAX_PATH_CHARS};
 
 #[cfg(test)]
