@@ -1,21 +1,27 @@
 //! The sequence optimiser: the chunk order that minimises the `percentile`-th percentile
 //! (default 90th) of per-trace preload over training traces at one bandwidth (default
-//! 100 Mbit/s), evaluated with the exact model of [`model`](super::model).
+//! 100 Mbit/s), evaluated with the exact model of [`model`](super::model). Orders of
+//! equal percentile are told apart by the median preload, then by the sum over traces.
 //!
-//! 1. **Candidates.** Orders by a statistic of each chunk's first-access times across the
-//!    traces: the earliest (*EDD*: earliest due date, optimal for the worst trace and, for a
-//!    single trace, exactly first-access order), the r-th earliest for ranks tied to the
-//!    percentile, the quartile and the median (a chunk read by fewer traces goes after,
-//!    by its earliest time); EDD over the traces left after greedily excluding the ones
-//!    the percentile may ignore (for a fixed set of traces that must be served, EDD over
-//!    that set is optimal, so this searches the percentile's freedom directly); and the
-//!    traced chunks in archive order (so the result is never worse than tar order).
-//! 2. **Local search** from the best candidate: the order is cut into blocks (runs of
-//!    chunks read by the same set of traces, bounded in bytes); each block is tried at
-//!    positions 1, 2, 4, … blocks earlier and later, and the best move is kept when it
-//!    improves the objective — first the percentile, then the sum of per-trace preloads
-//!    (so slack in the percentile is spent on the typical trace). Passes repeat until none
-//!    improves, then blocks are halved and the search goes on, down to single chunks.
+//! The tool throughout is *EDD by allowance*: give each trace `j` an allowance `A_j`
+//! (bytes it may need before start) and order chunks by the deadline
+//! `min over readers j (t_j · B + A_j)`. For fixed allowances this order meets them all
+//! whenever any order can (earliest-deadline-first is optimal for maximum lateness), so a
+//! search over allowances is a search over the orders worth having.
+//!
+//! 1. **Candidates.** All allowances 0 (plain EDD: optimal for the worst trace and, for a
+//!    single trace, exactly first-access order); orders by the r-th earliest first access
+//!    for ranks tied to the percentile, the quartile and the median; EDD after greedily
+//!    excluding (allowance ∞) the traces the percentile may ignore, each time the one
+//!    whose exclusion helps most; and the traced chunks in archive order (so the result is
+//!    never worse than tar order). The best by the objective is kept.
+//! 2. **Median tier.** Every trace keeps its preload as its allowance (the percentile
+//!    cannot grow); a set of traces, shrunk greedily from the percentile's down to the
+//!    median's rank, gets the smallest common allowance EDD still meets (binary search).
+//! 3. **Local search**: the order is cut into blocks (runs of chunks read by the same set
+//!    of traces, bounded in bytes); each block is tried at positions 1, 2, 4, … blocks
+//!    earlier and later and at both ends, and the best improving move is kept. Passes
+//!    repeat until none improves, then blocks are halved, down to single chunks.
 //!
 //! Every evaluation is exact. The search is deterministic for identical input; it stops
 //! at `max_evals` evaluations, or earlier at `time_budget` (only then can the result

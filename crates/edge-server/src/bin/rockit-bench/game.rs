@@ -552,7 +552,9 @@ impl Session {
 /// Synthesises session `k` of the seeded population on `game`.
 /// `mixed_languages`: players speak the layout's languages in their shares (else all
 /// play in the first, English).
-pub fn session(game: &GameLayout, seed: u64, k: u64, mixed_languages: bool) -> Trace {
+/// `new_players`: the share of first sessions (first-run settings, the intro, then the
+/// campaign's first level).
+pub fn session(game: &GameLayout, seed: u64, k: u64, mixed_languages: bool, new_players: f64) -> Trace {
     let mut rng = Rng::new(splitmix(splitmix(seed) ^ k));
     // Who plays: machine speed, GPU vendor, language, quality, first session or not.
     let speed = (0.3 * (unit(&mut rng) + unit(&mut rng) + unit(&mut rng) - 1.5) * 2.0).exp();
@@ -573,7 +575,7 @@ pub fn session(game: &GameLayout, seed: u64, k: u64, mixed_languages: bool) -> T
         }
     }
     let high_quality = unit(&mut rng) < 0.65;
-    let first_time = unit(&mut rng) < 0.5;
+    let first_time = unit(&mut rng) < new_players;
     let mut s = Session { rng, t: 0.0, speed, paths: Vec::new(), index: HashMap::new(), events: Vec::new() };
     let r = &mut s;
 

@@ -54,6 +54,11 @@ enum Cmd {
         /// layout's five languages in its shares (text, fonts and voice per language).
         #[arg(long, default_value = "en")]
         languages: String,
+        /// Share of first sessions: new players go through first-run settings and the
+        /// intro, then start the campaign's first level; the others pick a level (Zipf)
+        /// right after the menu.
+        #[arg(long, default_value_t = 0.8)]
+        new_players: f64,
     },
     /// Ingests a game, trains a sequence on the first TRAIN traces and reports the preload
     /// of tar order, per-file first-access order, chunk first-access order, `optimize` and
@@ -148,8 +153,8 @@ fn main() {
             }
             Ok(())
         }),
-        Cmd::Traces { game, count, seed, out, languages } => match languages.as_str() {
-            "en" | "mixed" => traces(&game, count, seed, &out, languages == "mixed"),
+        Cmd::Traces { game, count, seed, out, languages, new_players } => match languages.as_str() {
+            "en" | "mixed" => traces(&game, count, seed, &out, languages == "mixed", new_players.clamp(0.0, 1.0)),
             other => Err(format!("unknown languages {other} (en or mixed)")),
         },
         Cmd::Seq { game, traces, train, holdout, mbit, tree, work, budget, max_evals, verbose, percentile } => {
@@ -184,12 +189,12 @@ fn main() {
     }
 }
 
-fn traces(game: &std::path::Path, count: u64, seed: u64, out: &std::path::Path, mixed: bool) -> Result<(), String> {
+fn traces(game: &std::path::Path, count: u64, seed: u64, out: &std::path::Path, mixed: bool, new_players: f64) -> Result<(), String> {
     let g = game::read_layout(game).map_err(|e| e.to_string())?;
     std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
     let (mut events, mut bytes, mut last) = (0usize, 0u64, 0u64);
     for k in 0..count {
-        let t = game::session(&g, seed, k, mixed);
+        let t = game::session(&g, seed, k, mixed, new_players);
         t.validate().map_err(|e| e.to_string())?;
         events += t.events.len();
         bytes += t.events.iter().map(|e| e[3]).sum::<u64>();
