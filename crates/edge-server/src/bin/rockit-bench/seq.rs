@@ -159,13 +159,11 @@ pub fn run(o: &Opts<'_>) -> Result<(), String> {
         for (name, pct) in [("oracle-p50", 50.0), ("oracle-p90", 90.0)] {
             orders.push((name, seq::optimize(&tree, hold, &SeqParams { percentile: pct, ..params.clone() })));
         }
-        for r in [3, 6, 12, 18] {
-            orders.push((
-                ["rank3", "rank6", "rank12", "rank18"][[3, 6, 12, 18].iter().position(|&x| x == r).unwrap_or(0)],
-                seq::rank_order(&tree, train, r),
-            ));
+        for (name, q) in [("rank-q25", 4), ("rank-q50", 2)] {
+            orders.push((name, seq::rank_order(&tree, train, o.train.div_ceil(q))));
         }
     }
+    let order_hash = Hash::of(&ours.iter().flat_map(|h| h.0).collect::<Vec<u8>>()).hex()[..16].to_string();
     let tailed = seq::with_tail(&tree, train, &ours);
     orders.push(("optimize", ours));
     orders.push(("optimize+tail", tailed));
@@ -242,11 +240,11 @@ pub fn run(o: &Opts<'_>) -> Result<(), String> {
         println!("training traces under optimize+tail:");
         explain(&tree, &orders[orders.len() - 1].1, train, train, &raw[..o.train], b);
     }
-    println!("optimize wall time: {optimize_s:.1} s");
+    println!("optimize wall time: {optimize_s:.1} s (sequence {order_hash})");
     println!(
         "{}",
         json!({"streamBytes": stream_bytes, "chunks": tree.chunks.len(), "mbit": o.mbit, "train": o.train, "holdout": o.holdout,
-               "optimizeSeconds": optimize_s, "optimizeEvals": stats.evals, "orders": summary})
+               "optimizeSeconds": optimize_s, "optimizeEvals": stats.evals, "optimizeOrder": order_hash, "orders": summary})
     );
     Ok(())
 }
