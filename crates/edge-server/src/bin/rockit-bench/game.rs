@@ -410,8 +410,11 @@ pub fn generate(dir: &Path, total: u64, seed: u64, levels: usize) -> io::Result<
         p.add(f(1.5 / 8.0), Fill::One(Content::Noise));
         paks.push(p);
     }
+    // The art book takes what is left of the requested size (at least 0.5 %), so that
+    // the game is at least `total` bytes.
+    let so_far: u64 = paks.iter().map(|p| p.len).sum();
     let mut p = Pak::new("extras/artbook.pdf", "extras (never read)");
-    p.add(f(0.5), Fill::One(Content::Noise));
+    p.add(total.saturating_sub(so_far).max(f(0.5)), Fill::One(Content::Noise));
     paks.push(p);
 
     // Write everything, in path order, content seeded per file.
