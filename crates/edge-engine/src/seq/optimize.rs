@@ -1,21 +1,27 @@
 //! The sequence optimiser: the chunk order that minimises the `percentile`-th percentile
 //! (default 90th) of per-trace preload over training traces at one bandwidth (default
-//! 100 Mbit/s), evaluated with the exact model of [`model`](super::model).
+//! 100 Mbit/s), evaluated with the exact model of [`model`](super::model). Orders of
+//! equal percentile are told apart by the median preload, then by the sum over traces.
 //!
-//! 1. **Candidates.** Orders by a statistic of each chunk's first-access times across the
-//!    traces: the earliest (*EDD*: earliest due date, optimal for the worst trace and, for a
-//!    single trace, exactly first-access order), the r-th earliest for ranks tied to the
-//!    percentile, the quartile and the median (a chunk read by fewer traces goes after,
-//!    by its earliest time); EDD over the traces left after greedily excluding the ones
-//!    the percentile may ignore (for a fixed set of traces that must be served, EDD over
-//!    that set is optimal, so this searches the percentile's freedom directly); and the
-//!    traced chunks in archive order (so the result is never worse than tar order).
-//! 2. **Local search** from the best candidate: the order is cut into blocks (runs of
-//!    chunks read by the same set of traces, bounded in bytes); each block is tried at
-//!    positions 1, 2, 4, … blocks earlier and later, and the best move is kept when it
-//!    improves the objective — first the percentile, then the sum of per-trace preloads
-//!    (so slack in the percentile is spent on the typical trace). Passes repeat until none
-//!    improves, then blocks are halved and the search goes on, down to single chunks.
+//! The tool throughout is *EDD by allowance*: give each trace `j` an allowance `A_j`
+//! (bytes it may need before start) and order chunks by the deadline
+//! `min over readers j (t_j · B + A_j)`. For fixed allowances this order meets them all
+//! whenever any order can (earliest-deadline-first is optimal for maximum lateness), so a
+//! search over allowances is a search over the orders worth having.
+//!
+//! 1. **Candidates.** All allowances 0 (plain EDD: optimal for the worst trace and, for a
+//!    single trace, exactly first-access order); orders by the r-th earliest first access
+//!    for ranks tied to the percentile, the quartile and the median; EDD after greedily
+//!    excluding (allowance ∞) the traces the percentile may ignore, each time the one
+//!    whose exclusion helps most; and the traced chunks in archive order (so the result is
+//!    never worse than tar order). The best by the objective is kept.
+//! 2. **Median tier.** Every trace keeps its preload as its allowance (the percentile
+//!    cannot grow); a set of traces, shrunk greedily from the percentile's down to the
+//!    median's rank, gets the smallest common allowance EDD still meets (binary search).
+//! 3. **Local search**: the order is cut into blocks (runs of chunks read by the same set
+//!    of traces, bounded in bytes); each block is tried at positions 1, 2, 4, … blocks
+//!    earlier and later and at both ends, and the best improving move is kept. Passes
+//!    repeat until none improves, then blocks are halved, down to single chunks.
 //!
 //! Every evaluation is exact. The search is deterministic for identical input; it stops
 //! at `max_evals` evaluations, or earlier at `time_budget` (only then can the result
@@ -122,11 +128,15 @@ pub fn optimize_with_stats(tree: &Tree, training: &[Vec<(u64, Hash)>], p: &SeqPa
         consider(obj, name, order, &mut best);
     }
     if n > keep {
-        let (obj, order) = s.greedy_exclusion(n - keep);
+        let (obj, order, _) = s.greedy_exclusion(n - keep);
         consider(obj, "edd-excluding".into(), order, &mut best);
     }
     consider(arch_obj, "archive".into(), arch, &mut best);
-    let (obj, name, order) = best.expect("at least one candidate");
+    let (mut obj, mut name, mut order) = best.expect("at least one candidate");
+    if let Some((o, better)) = s.tighten_median(&order, obj) {
+        (obj, order) = (o, better);
+        name.push_str("+median");
+    }
     stats.candidate_objective = whole_bytes(obj.p);
     stats.candidate = name;
     let (order, obj) = s.local_search(order, obj);
@@ -139,16 +149,26 @@ pub fn optimize_with_stats(tree: &Tree, training: &[Vec<(u64, Hash)>], p: &SeqPa
     (order.iter().map(|&c| pb.hashes[c as usize]).collect(), stats)
 }
 
-/// The objective of one order: the percentile preload, then the sum over traces (bytes).
+/// The traced chunks ordered by their `r`-th earliest first-access time across `training`
+/// (`r = 1`: the earliest, EDD); chunks read by fewer than `r` traces go after, by their
+/// earliest. One of the optimiser's starting points, public for benchmarks.
+pub fn rank_order(tree: &Tree, training: &[Vec<(u64, Hash)>], r: usize) -> Vec<Hash> {
+    let pb = Problem::new(tree, training, 1000.0);
+    pb.order_by_rank(r.max(1)).iter().map(|&c| pb.hashes[c as usize]).collect()
+}
+
+/// The objective of one order, compared in this order: the percentile preload, the median
+/// preload, the sum of preloads over traces (bytes).
 #[derive(Debug, Clone, Copy)]
 struct Obj {
     p: f64,
+    mid: f64,
     sum: f64,
 }
 
 impl Obj {
     fn better(&self, o: &Obj) -> bool {
-        self.p < o.p || (self.p == o.p && self.sum < o.sum)
+        (self.p, self.mid, self.sum).partial_cmp(&(o.p, o.mid, o.sum)) == Some(std::cmp::Ordering::Less)
     }
 }
 
@@ -165,9 +185,10 @@ struct Problem {
     chunk: Vec<u32>,
     /// Trace `j`'s accesses are `start[j]..start[j + 1]`.
     start: Vec<usize>,
-    /// Per chunk: its first-access times across traces, ascending, and which traces.
-    times: Vec<Vec<u64>>,
-    readers: Vec<Vec<u32>>,
+    /// Per chunk: (first-access time in ms, trace) for every trace reading it, by time.
+    first: Vec<Vec<(u64, u32)>>,
+    /// Bytes streamed per millisecond.
+    per_ms: f64,
 }
 
 impl Problem {
@@ -181,8 +202,8 @@ impl Problem {
             deadline: Vec::new(),
             chunk: Vec::new(),
             start: vec![0],
-            times: Vec::new(),
-            readers: Vec::new(),
+            first: Vec::new(),
+            per_ms,
         };
         for (j, acc) in training.iter().enumerate() {
             for &(t, h) in acc {
@@ -190,29 +211,22 @@ impl Problem {
                 let c = *id.entry(h).or_insert_with(|| {
                     pb.hashes.push(h);
                     pb.size.push(info.stored);
-                    pb.times.push(Vec::new());
-                    pb.readers.push(Vec::new());
+                    pb.first.push(Vec::new());
                     (pb.hashes.len() - 1) as u32
                 });
-                let (times, readers) = (&mut pb.times[c as usize], &mut pb.readers[c as usize]);
-                match readers.last() {
+                let first = &mut pb.first[c as usize];
+                match first.last_mut() {
                     // Already read by this trace: keep the earliest time.
-                    Some(&r) if r == j as u32 => {
-                        let last = times.last_mut().expect("paired with readers");
-                        *last = (*last).min(t);
-                    }
-                    _ => {
-                        readers.push(j as u32);
-                        times.push(t);
-                    }
+                    Some(last) if last.1 == j as u32 => last.0 = last.0.min(t),
+                    _ => first.push((t, j as u32)),
                 }
                 pb.deadline.push(t as f64 * per_ms);
                 pb.chunk.push(c);
             }
             pb.start.push(pb.chunk.len());
         }
-        for t in &mut pb.times {
-            t.sort_unstable();
+        for f in &mut pb.first {
+            f.sort_unstable();
         }
         let mut arch = vec![u32::MAX; pb.hashes.len()];
         for (r, h) in tree.chunk_order().iter().enumerate() {
@@ -232,28 +246,28 @@ impl Problem {
     /// by the earliest), ties by id.
     fn order_by_rank(&self, r: usize) -> Vec<u32> {
         let key = |c: usize| {
-            let t = &self.times[c];
-            (t.get(r - 1).copied().unwrap_or(u64::MAX), t[0])
+            let f = &self.first[c];
+            (f.get(r - 1).map_or(u64::MAX, |x| x.0), f[0].0)
         };
         let mut o: Vec<u32> = (0..self.hashes.len() as u32).collect();
         o.sort_by_key(|&c| (key(c as usize), c));
         o
     }
 
-    /// EDD over the traces not `excluded`; chunks only they read go after, by EDD.
-    fn order_edd_excluding(&self, excluded: &[bool]) -> Vec<u32> {
-        let key = |c: usize| {
-            let mut inc = u64::MAX;
-            for (t, r) in self.times[c].iter().zip(&self.readers[c]) {
-                if !excluded[*r as usize] {
-                    inc = inc.min(*t);
-                }
-            }
-            (inc, self.times[c][0])
-        };
-        let mut keyed: Vec<((u64, u64), u32)> = (0..self.hashes.len() as u32).map(|c| (key(c as usize), c)).collect();
-        keyed.sort_unstable();
-        keyed.into_iter().map(|(_, c)| c).collect()
+    /// Earliest-deadline-first where trace `j` may start `allow[j]` bytes late: chunk `c`'s
+    /// deadline is `min over its readers j (t · B + allow[j])`. For fixed allowances this
+    /// order meets them all whenever any order does. Chunks read only by traces with an
+    /// infinite allowance go after, by their earliest read; ties by id.
+    fn order_by_allowance(&self, allow: &[f64]) -> Vec<u32> {
+        let mut keyed: Vec<(f64, u64, u32)> = (0..self.hashes.len())
+            .map(|c| {
+                let f = &self.first[c];
+                let d = f.iter().map(|&(t, j)| t as f64 * self.per_ms + allow[j as usize]).fold(f64::INFINITY, f64::min);
+                (d, f[0].0, c as u32)
+            })
+            .collect();
+        keyed.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        keyed.into_iter().map(|k| k.2).collect()
     }
 
     /// Traced chunks in archive order.
@@ -267,7 +281,9 @@ impl Problem {
 /// Evaluation state and budget.
 struct Search<'a> {
     pb: &'a Problem,
+    /// Nearest ranks of the percentile and of the median.
     keep: usize,
+    mid: usize,
     max_evals: u64,
     deadline: Instant,
     evals: u64,
@@ -283,6 +299,7 @@ impl<'a> Search<'a> {
         Search {
             pb,
             keep: rank(pb.n_traces(), p.percentile),
+            mid: rank(pb.n_traces(), 50.0),
             max_evals: p.max_evals,
             deadline: started + p.time_budget,
             evals: 0,
@@ -330,23 +347,22 @@ impl<'a> Search<'a> {
         }
         self.scratch.clear();
         self.scratch.extend_from_slice(&self.per);
-        let k = self.keep - 1;
-        let (_, kth, _) = self.scratch.select_nth_unstable_by(k, |a, b| a.total_cmp(b));
-        (Obj { p: *kth, sum }, &self.per)
+        self.scratch.sort_unstable_by(|a, b| a.total_cmp(b));
+        (Obj { p: self.scratch[self.keep - 1], mid: self.scratch[self.mid - 1], sum }, &self.per)
     }
 
     /// Excludes `count` traces one at a time, each time the one (among the currently
     /// worst few) whose exclusion gives the best EDD order over the rest; returns the best
-    /// order met.
-    fn greedy_exclusion(&mut self, count: usize) -> (Obj, Vec<u32>) {
+    /// order met and its allowances (0 for the traces served, infinite for the excluded).
+    fn greedy_exclusion(&mut self, count: usize) -> (Obj, Vec<u32>, Vec<f64>) {
         let n = self.pb.n_traces();
-        let mut excluded = vec![false; n];
-        let order = self.pb.order_edd_excluding(&excluded);
+        let mut allow = vec![0.0; n];
+        let order = self.pb.order_by_allowance(&allow);
         let (obj, per) = self.eval(&order);
         let mut per = per.to_vec();
-        let mut best = (obj, order);
+        let mut best = (obj, order, allow.clone());
         for _ in 0..count {
-            let mut cand: Vec<usize> = (0..n).filter(|&j| !excluded[j]).collect();
+            let mut cand: Vec<usize> = (0..n).filter(|&j| allow[j] == 0.0).collect();
             cand.sort_by(|&a, &b| per[b].total_cmp(&per[a]).then(a.cmp(&b)));
             cand.truncate(8);
             let mut step: Option<(Obj, usize, Vec<u32>, Vec<f64>)> = None;
@@ -354,22 +370,105 @@ impl<'a> Search<'a> {
                 if !self.can_eval() {
                     break;
                 }
-                excluded[j] = true;
-                let order = self.pb.order_edd_excluding(&excluded);
-                excluded[j] = false;
+                allow[j] = f64::INFINITY;
+                let order = self.pb.order_by_allowance(&allow);
+                allow[j] = 0.0;
                 let (obj, p) = self.eval(&order);
                 if step.as_ref().is_none_or(|s| obj.better(&s.0)) {
                     step = Some((obj, j, order, p.to_vec()));
                 }
             }
             let Some((obj, j, order, p)) = step else { break };
-            excluded[j] = true;
+            allow[j] = f64::INFINITY;
             per = p;
             if obj.better(&best.0) {
-                best = (obj, order);
+                best = (obj, order, allow.clone());
             }
         }
         best
+    }
+
+    /// Serves a median tier better without losing the percentile. Every trace keeps its
+    /// current preload as its allowance (so the percentile cannot grow); a set `J` of
+    /// traces gets the smallest common allowance `V(J)` that EDD by allowance still meets
+    /// (binary search). `J` starts as the percentile's traces and sheds, one at a time, the
+    /// trace whose removal lowers `V` most, down to the median's rank. Returns the best
+    /// order met when it beats `obj`.
+    fn tighten_median(&mut self, order: &[u32], obj: Obj) -> Option<(Obj, Vec<u32>)> {
+        let n = self.pb.n_traces();
+        let (_, per) = self.eval(order);
+        let per = per.to_vec();
+        let mut idx: Vec<usize> = (0..n).collect();
+        idx.sort_by(|&a, &b| per[a].total_cmp(&per[b]).then(a.cmp(&b)));
+        // The percentile's traces keep their preload (plus a byte: floating point).
+        let mut base = vec![f64::INFINITY; n];
+        for &j in &idx[..self.keep] {
+            base[j] = per[j] + 1.0;
+        }
+        let mut members: Vec<usize> = idx[..self.keep].to_vec();
+        members.sort_unstable();
+        let mut best: Option<(Obj, Vec<u32>)> = None;
+        let Some((_, mut cur_per)) = self.common_allowance(&base, &members, &mut best, obj) else { return best };
+        while members.len() > self.mid && self.can_eval() {
+            let mut cand: Vec<usize> = members.clone();
+            cand.sort_by(|&a, &b| cur_per[b].total_cmp(&cur_per[a]).then(a.cmp(&b)));
+            cand.truncate(6);
+            let mut step: Option<(f64, usize, Vec<f64>)> = None;
+            for j in cand {
+                let rest: Vec<usize> = members.iter().copied().filter(|&m| m != j).collect();
+                if let Some((w, p)) = self.common_allowance(&base, &rest, &mut best, obj) {
+                    if step.as_ref().is_none_or(|s| w < s.0) {
+                        step = Some((w, j, p));
+                    }
+                }
+            }
+            let Some((_, j, p)) = step else { break };
+            members.retain(|&m| m != j);
+            cur_per = p;
+        }
+        best
+    }
+
+    /// The smallest common allowance (±0.1 %) the traces `members` can all get on top of
+    /// `base`, by binary search over EDD-by-allowance orders; with the per-trace preloads
+    /// of that order. Every feasible order met updates `best` when it beats `obj` and it.
+    fn common_allowance(
+        &mut self,
+        base: &[f64],
+        members: &[usize],
+        best: &mut Option<(Obj, Vec<u32>)>,
+        obj: Obj,
+    ) -> Option<(f64, Vec<f64>)> {
+        let n = base.len();
+        let mut hi = members.iter().map(|&j| base[j]).fold(0.0, f64::max);
+        let mut lo = 0.0f64;
+        let mut found: Option<(f64, Vec<f64>)> = None;
+        let mut allow = base.to_vec();
+        loop {
+            if !self.can_eval() {
+                return found;
+            }
+            let v = if found.is_none() { hi } else { (lo + hi) / 2.0 };
+            for &j in members {
+                allow[j] = base[j].min(v);
+            }
+            let o = self.pb.order_by_allowance(&allow);
+            let (ob, p) = self.eval(&o);
+            if (0..n).all(|j| p[j] <= allow[j] + 1.0) {
+                hi = v;
+                found = Some((v, p.to_vec()));
+                if ob.better(best.as_ref().map_or(&obj, |b| &b.0)) {
+                    *best = Some((ob, o));
+                }
+            } else if found.is_none() {
+                return None;
+            } else {
+                lo = v;
+            }
+            if hi - lo <= (hi * 1e-3).max(4096.0) {
+                return found;
+            }
+        }
     }
 
     /// Block moves from `order` (objective `obj`) until no move improves, halving blocks
@@ -377,7 +476,7 @@ impl<'a> Search<'a> {
     fn local_search(&mut self, order: Vec<u32>, mut obj: Obj) -> (Vec<u32>, Obj) {
         let pb = self.pb;
         let total: u64 = order.iter().map(|&c| pb.size[c as usize]).sum();
-        let mut limit = (total / 256).max(1);
+        let mut limit = (total / 64).max(1);
         let sig = self.signatures();
         let mut blocks = cut_blocks(&order, |c| sig[c as usize], |c| pb.size[c as usize], limit);
         let mut flat = Vec::with_capacity(order.len());
@@ -456,10 +555,10 @@ impl<'a> Search<'a> {
     /// A hash of the set of traces reading each chunk.
     fn signatures(&self) -> Vec<u64> {
         self.pb
-            .readers
+            .first
             .iter()
             .map(|r| {
-                r.iter().fold(0u64, |acc, &j| {
+                r.iter().fold(0u64, |acc, &(_, j)| {
                     let mut x = u64::from(j).wrapping_add(0x9E37_79B9_7F4A_7C15);
                     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
                     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

@@ -432,3 +432,56 @@ fn optimize_handles_nothing() {
     assert!(optimize(&t, &[], &params()).is_empty());
     assert!(optimize(&t, &[vec![], vec![(0, h(99))]], &params()).is_empty());
 }
+
+#[test]
+fn rank_order_uses_the_rth_reader() {
+    // Chunk 1: read at 0 by one trace and at 900 by two more; chunk 2: at 100 by all three.
+    let t = tree(&[("f", &[(1, 10, 10), (2, 10, 10)])]);
+    let traces = vec![vec![(0, h(1)), (100, h(2))], vec![(100, h(2)), (900, h(1))], vec![(100, h(2)), (900, h(1))]];
+    assert_eq!(rank_order(&t, &traces, 1), vec![h(1), h(2)]);
+    assert_eq!(rank_order(&t, &traces, 2), vec![h(2), h(1)]);
+    // Fewer readers than r: after, by the earliest read.
+    assert_eq!(rank_order(&t, &traces, 4), vec![h(1), h(2)]);
+}
+
+#[test]
+fn with_tail_orders_the_rest_by_proximity() {
+    // f: chunks 1..=6, only 2 traced (at 50 ms); g: 7, 8 traced at 10 ms, 9 not;
+    // u: never read.
+    let t = tree(&[
+        ("f", &[(1, 10, 10), (2, 10, 10), (3, 10, 10), (4, 10, 10), (5, 10, 10), (6, 10, 10)]),
+        ("g", &[(7, 10, 10), (8, 10, 10), (9, 10, 10)]),
+        ("u", &[(10, 10, 10), (11, 10, 10)]),
+    ]);
+    let training = vec![vec![(10, h(7)), (10, h(8)), (50, h(2))]];
+    let seq = optimize(&t, &training, &params());
+    assert_eq!(seq, vec![h(7), h(8), h(2)]);
+    let full = with_tail(&t, &training, &seq);
+    // Distance 1: 9 (neighbour 8 read at 10 ms), then 1 and 3 (neighbour 2 at 50 ms, in
+    // archive order); distance 2: 4; distances 3–4: 5, 6; then the unread file.
+    let want: Vec<Hash> = [7, 8, 2, 9, 1, 3, 4, 5, 6, 10, 11].iter().map(|&i| h(i)).collect();
+    assert_eq!(full, want);
+    // Every chunk once, traced ones first; stream_order keeps it as it is.
+    assert_eq!(stream_order(&t, &full), full);
+    // No training: the sequence, then archive order.
+    let plain = with_tail(&t, &[], &[]);
+    assert_eq!(plain, t.chunk_order());
+}
+
+#[test]
+fn optimize_is_no_worse_than_simple_orders() {
+    // The objective is (90th percentile, then median); every rank order is a starting point.
+    let stat = |t: &Tree, order: &[Hash], traces: &[Vec<(u64, Hash)>]| {
+        let l = layout(t, order);
+        let per: Vec<u64> = traces.iter().map(|a| preload_bytes(&l, a, 1000.0)).collect();
+        (aggregate(&per, 90.0).unwrap(), aggregate(&per, 50.0).unwrap())
+    };
+    for seed in 30..40 {
+        let (t, traces) = random_case(seed, 25, 24);
+        let ours = stat(&t, &optimize(&t, &traces, &params()), &traces);
+        for r in [1, 3, 6, 12] {
+            let other = stat(&t, &rank_order(&t, &traces, r), &traces);
+            assert!(ours <= other, "seed {seed} rank {r}: {ours:?} > {other:?}");
+        }
+    }
+}

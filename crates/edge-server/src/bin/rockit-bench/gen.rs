@@ -40,7 +40,7 @@ const WORDS: &[&str] = &[
 
 /// Kinds of content in a game build.
 #[derive(Clone, Copy)]
-enum Content {
+pub(crate) enum Content {
     /// Compressed assets (textures, audio, video): incompressible.
     Noise,
     /// Scripts, configs, level data: compressible text.
@@ -49,7 +49,7 @@ enum Content {
     Code,
 }
 
-fn content(rng: &mut Rng, kind: Content, n: usize, out: &mut Vec<u8>) {
+pub(crate) fn content(rng: &mut Rng, kind: Content, n: usize, out: &mut Vec<u8>) {
     match kind {
         Content::Noise => {
             let start = out.len();
