@@ -160,9 +160,15 @@ pub async fn initialize(db: &Db, cfg: &Config) -> Result<i64, String> {
 }
 
 /// Starts everything the configured role runs and returns once the listener is bound.
-pub async fn start(cfg: Config) -> Result<Running, String> {
+pub async fn start(mut cfg: Config) -> Result<Running, String> {
     cfg.validate()?;
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| format!("data directory {}: {e}", cfg.data_dir.display()))?;
+    // Paths are taken as given at start (`--data-dir ./data`) and held absolute from then on:
+    // origins and the depot refuse relative roots.
+    cfg.data_dir = std::path::absolute(&cfg.data_dir).map_err(|e| format!("data directory {}: {e}", cfg.data_dir.display()))?;
+    if let Some(root) = &cfg.fs_origin_root {
+        cfg.fs_origin_root = Some(std::path::absolute(root).map_err(|e| format!("fs_origin_root {}: {e}", root.display()))?);
+    }
     let url = cfg.database_url();
     if url.starts_with("postgres") && (cfg.admin_secret_b64.is_none() || cfg.data_key_b64.is_none()) {
         return Err("with PostgreSQL, admin_secret_b64 and data_key_b64 must be configured (every process shares them)".into());

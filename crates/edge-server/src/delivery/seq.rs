@@ -35,7 +35,7 @@ fn load(path: &Path) -> Option<seq::Trace> {
 
 /// What the traces say about a build.
 pub struct Learned {
-    /// The learned chunk sequence (traced chunks only).
+    /// The learned chunk sequence (traced chunks first, then the untraced rest).
     pub sequence: Vec<Hash>,
     /// Traces it was learned from.
     pub traces: u64,
@@ -57,7 +57,9 @@ pub fn learn(st: &AppState, app_id: &str, trace_ids: &[String], tree: &Tree) -> 
         return None;
     }
     let p = SeqParams { time_budget: std::time::Duration::from_secs(st.cfg.mkseq_seconds.max(1)), ..SeqParams::default() };
-    let sequence = seq::optimize(tree, &accesses, &p);
+    // The traced chunks in the optimiser's order, then the untraced rest by how close it
+    // sits to traced data (so a session reading just past what training saw waits less).
+    let sequence = seq::with_tail(tree, &accesses, &seq::optimize(tree, &accesses, &p));
     Some(Learned { sequence, traces: accesses.len() as u64, accesses })
 }
 

@@ -198,7 +198,7 @@ impl Rewind {
 
 /// Reads and discards up to 1 MiB of a body we refuse, so the client (still sending)
 /// reads our answer instead of a connection reset.
-pub(crate) async fn drain(body: Body) {
+async fn drain(body: Body) {
     let mut stream = body.into_data_stream();
     let mut n = 0usize;
     while let Some(Ok(chunk)) = stream.next().await {

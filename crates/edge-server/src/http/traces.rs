@@ -28,18 +28,23 @@ pub fn router() -> Router<Arc<AppState>> {
     Router::new().route("/client/v1/traces", post(post_trace))
 }
 
-/// The body, at most [`MAX_SENT`] bytes (413 beyond, with the rest drained).
-async fn read_body(headers: &HeaderMap, body: Body) -> ApiResult<Vec<u8>> {
-    let declared = headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_SENT as u64) {
-        super::builds::drain(body).await;
-        return Err(ApiError::too_large("a trace may be at most 16 MiB as sent"));
-    }
+/// The body, at most [`MAX_SENT`] bytes (413 beyond).
+async fn read_body(body: Body) -> ApiResult<Vec<u8>> {
     let mut out = Vec::new();
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| ApiError::bad_request("the request body was cut off"))?;
         if out.len() + chunk.len() > MAX_SENT {
+            // Read on (up to 64 MiB or 2 s) so a client still sending gets the answer
+            // rather than a reset connection.
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+            let mut seen = out.len() + chunk.len();
+            while seen < 64 << 20 {
+                match tokio::time::timeout_at(deadline, stream.next()).await {
+                    Ok(Some(Ok(c))) => seen += c.len(),
+                    _ => break,
+                }
+            }
             return Err(ApiError::too_large("a trace may be at most 16 MiB as sent"));
         }
         out.extend_from_slice(&chunk);
@@ -79,7 +84,7 @@ fn decode(encoding: Option<&str>, sent: &[u8]) -> ApiResult<Vec<u8>> {
 
 async fn post_trace(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> ApiResult<Json<Value>> {
     let sess = session_from(&st, &headers, None).await?;
-    let sent = read_body(&headers, body).await?;
+    let sent = read_body(body).await?;
     let encoding = headers.get("content-encoding").and_then(|v| v.to_str().ok()).map(String::from);
     let trace = tokio::task::spawn_blocking(move || -> ApiResult<edge_engine::seq::Trace> {
         let decoded = decode(encoding.as_deref(), &sent)?;

@@ -67,6 +67,7 @@ async fn getting_started_walkthrough() {
         "the walkthrough failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}\n--- server.log (tail)\n{}",
         tail(&log)
     );
+    eprintln!("{stdout}");
     assert!(stdout.contains("the image holds the build exactly"), "{stdout}");
     // Both plays reported; the trained image starts the held-out session sooner.
     let ttp: Vec<f64> = stdout

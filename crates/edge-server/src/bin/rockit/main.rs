@@ -8,6 +8,13 @@ mod apply;
 mod config;
 mod fail;
 mod follow;
+// The synthetic game model and its play sessions, shared with rockit-bench.
+#[allow(dead_code)]
+#[path = "../rockit-bench/game.rs"]
+mod game;
+#[allow(dead_code)]
+#[path = "../rockit-bench/gen.rs"]
+mod gen;
 mod http;
 mod key;
 mod login;
