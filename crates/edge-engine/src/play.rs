@@ -20,6 +20,9 @@ pub struct PlayOptions {
     pub start_after: Option<u64>,
     /// Read every pack through the source and check its hash (as a launcher would).
     pub stream: bool,
+    /// With `stream`: pace the download at `bytes_per_s` in real time, as a launcher on
+    /// that line would see it (the figures stay those of the model).
+    pub realtime: bool,
 }
 
 /// What a play gave.
@@ -43,6 +46,8 @@ pub struct PlayReport {
     pub events_mapped: usize,
     /// Pack bytes read and verified (`stream`).
     pub verified_bytes: u64,
+    /// Wall-clock seconds the streaming took (`stream`).
+    pub stream_seconds: f64,
 }
 
 fn bad(m: impl Into<String>) -> io::Error {
@@ -134,14 +139,18 @@ pub fn play(src: &dyn Source, trace: &Trace, o: &PlayOptions) -> io::Result<Play
         }
     }
     if o.stream {
-        rep.verified_bytes = verify_packs(src, &manifest)?;
+        let t0 = std::time::Instant::now();
+        rep.verified_bytes = verify_packs(src, &manifest, o.realtime.then_some(b))?;
+        rep.stream_seconds = t0.elapsed().as_secs_f64();
     }
     Ok(rep)
 }
 
-/// Reads every pack the manifest lists and checks its size and hash.
-fn verify_packs(src: &dyn Source, manifest: &Value) -> io::Result<u64> {
+/// Reads every pack the manifest lists and checks its size and hash; with `pace`, no
+/// faster than that many bytes per second.
+fn verify_packs(src: &dyn Source, manifest: &Value, pace: Option<f64>) -> io::Result<u64> {
     let mut total = 0;
+    let t0 = std::time::Instant::now();
     for p in manifest["packs"].as_array().ok_or_else(|| bad("manifest without packs"))? {
         let name = p["name"].as_str().filter(|n| !n.contains('/') && !n.starts_with('.')).ok_or_else(|| bad("unsafe pack name"))?;
         let mut r = src.open(name)?;
@@ -155,6 +164,12 @@ fn verify_packs(src: &dyn Source, manifest: &Value) -> io::Result<u64> {
             }
             h.update(&buf[..k]);
             n += k as u64;
+            if let Some(b) = pace {
+                let due = std::time::Duration::from_secs_f64((total + n) as f64 / b);
+                if let Some(wait) = due.checked_sub(t0.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
         }
         if Some(n) != p["sizeBytes"].as_u64() || Hash(*h.finalize().as_bytes()).hex() != p["blake3"].as_str().unwrap_or("") {
             return Err(bad(format!("{name} does not match its hash")));

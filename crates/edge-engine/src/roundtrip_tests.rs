@@ -228,18 +228,29 @@ fn play_agrees_with_the_model_and_counts_stalls() {
         write_image(&ing.tree, &store, &sequence, &meta(1), &dir, &p, None).unwrap();
         let order = crate::image::stream_order(&ing.tree, &sequence);
         let model = seq::preload_bytes(&seq::layout(&ing.tree, &order), &acc, b);
-        let r = play(&DirSource(dir.clone()), &trace, &PlayOptions { bytes_per_s: b, start_after: None, stream: true }).unwrap();
+        let r = play(&DirSource(dir.clone()), &trace, &PlayOptions { bytes_per_s: b, start_after: None, stream: true, realtime: false })
+            .unwrap();
         assert!(r.preload_bytes.abs_diff(model) <= 1, "{name}: play {} vs model {model}", r.preload_bytes);
         assert_eq!((r.events, r.events_mapped, r.stalls), (2, 2, 0));
         assert_eq!(r.verified_bytes, r.total_bytes);
         // Starting with nothing downloaded waits exactly the time-to-play in stalls.
-        let early = play(&DirSource(dir), &trace, &PlayOptions { bytes_per_s: b, start_after: Some(0), stream: false }).unwrap();
+        let early =
+            play(&DirSource(dir), &trace, &PlayOptions { bytes_per_s: b, start_after: Some(0), stream: false, realtime: false }).unwrap();
         assert!(early.stalls >= 1);
         assert!((early.stall_seconds - r.time_to_play_s).abs() < 1e-6, "{name}: {early:?} vs {r:?}");
     }
-    let tar = play(&DirSource(t.0.join("tar")), &trace, &PlayOptions { bytes_per_s: b, start_after: None, stream: false }).unwrap();
-    let trained = play(&DirSource(t.0.join("trained")), &trace, &PlayOptions { bytes_per_s: b, start_after: None, stream: false }).unwrap();
+    let tar = play(&DirSource(t.0.join("tar")), &trace, &PlayOptions { bytes_per_s: b, start_after: None, stream: false, realtime: false })
+        .unwrap();
+    let trained =
+        play(&DirSource(t.0.join("trained")), &trace, &PlayOptions { bytes_per_s: b, start_after: None, stream: false, realtime: false })
+            .unwrap();
     assert!(trained.preload_bytes * 3 < tar.preload_bytes, "{trained:?} vs {tar:?}");
+    // Paced in real time, the stream takes as long as the line needs for it.
+    let fast = 8_000_000.0;
+    let paced =
+        play(&DirSource(t.0.join("trained")), &trace, &PlayOptions { bytes_per_s: fast, start_after: None, stream: true, realtime: true })
+            .unwrap();
+    assert!(paced.stream_seconds >= 0.95 * paced.total_bytes as f64 / fast, "{paced:?}");
     assert!(trained.acceleration.unwrap() > tar.acceleration.unwrap());
 }
 
