@@ -176,6 +176,29 @@ fn finish(out: &Path, files: &[FileRow]) -> io::Result<()> {
     Ok(())
 }
 
+/// The index a manifest or patch.json pins: its name, hash and size checked, decoded per
+/// its `encoding` (none, or `zstd` with the decoded length in `rawBytes`).
+fn read_index(src: &dyn Source, manifest: &Value) -> io::Result<Value> {
+    let pin = &manifest["index"];
+    let name =
+        pin["name"].as_str().filter(|n| !n.contains('/') && !n.starts_with('.')).ok_or_else(|| bad("the manifest names no index"))?;
+    let stored = read_all(src, name)?;
+    check_pinned(&stored, pin, name)?;
+    let bytes = match pin["encoding"].as_str() {
+        None => stored,
+        Some("zstd") => {
+            let raw = pin["rawBytes"]
+                .as_u64()
+                .map(|n| n as usize)
+                .filter(|n| *n <= crate::patch::MAX_INDEX_BYTES)
+                .ok_or_else(|| bad(format!("{name}: no usable rawBytes")))?;
+            zstd::bulk::decompress(&stored, raw).map_err(|e| bad(format!("{name}: {e}")))?
+        }
+        Some(other) => return Err(bad(format!("{name}: unknown encoding {other}"))),
+    };
+    serde_json::from_slice(&bytes).map_err(|e| bad(format!("{name}: {e}")))
+}
+
 fn check_pinned(bytes: &[u8], pin: &Value, what: &str) -> io::Result<()> {
     let want = pin["blake3"].as_str().ok_or_else(|| bad(format!("{what} not pinned")))?;
     if Hash::of(bytes).hex() != want || pin["sizeBytes"].as_u64() != Some(bytes.len() as u64) {
@@ -247,23 +270,7 @@ pub fn unpack(src: &dyn Source, out: &Path, public_pem: Option<&str>) -> io::Res
     if manifest["format"] != "rockit-dxf" {
         return Err(bad("not a rockit-dxf manifest"));
     }
-    let pin = &manifest["index"];
-    let name = pin["name"].as_str().filter(|n| !n.contains('/') && !n.starts_with('.')).ok_or_else(|| bad("patch.json names no index"))?;
-    let stored = read_all(src, name)?;
-    check_pinned(&stored, pin, name)?;
-    let index_bytes = match pin["encoding"].as_str() {
-        None => stored,
-        Some("zstd") => {
-            let raw = pin["rawBytes"]
-                .as_u64()
-                .map(|n| n as usize)
-                .filter(|n| *n <= crate::patch::MAX_INDEX_BYTES)
-                .ok_or_else(|| bad(format!("{name}: no usable rawBytes")))?;
-            zstd::bulk::decompress(&stored, raw).map_err(|e| bad(format!("{name}: {e}")))?
-        }
-        Some(other) => return Err(bad(format!("{name}: unknown encoding {other}"))),
-    };
-    let index: Value = serde_json::from_slice(&index_bytes).map_err(|e| bad(format!("{name}: {e}")))?;
+    let index = read_index(src, &manifest)?;
     let chunks = index["chunks"].as_array().ok_or_else(|| bad("index without chunks"))?;
     let mut hashes = Vec::with_capacity(chunks.len());
     let mut raw_len = Vec::with_capacity(chunks.len());
@@ -317,23 +324,7 @@ pub fn apply(src: &dyn Source, from: &Path, out: &Path) -> io::Result<Stats> {
     if manifest["format"] != "rockit-patch" {
         return Err(bad("not a rockit-patch manifest"));
     }
-    let pin = &manifest["index"];
-    let name = pin["name"].as_str().filter(|n| !n.contains('/') && !n.starts_with('.')).ok_or_else(|| bad("patch.json names no index"))?;
-    let stored = read_all(src, name)?;
-    check_pinned(&stored, pin, name)?;
-    let index_bytes = match pin["encoding"].as_str() {
-        None => stored,
-        Some("zstd") => {
-            let raw = pin["rawBytes"]
-                .as_u64()
-                .map(|n| n as usize)
-                .filter(|n| *n <= crate::patch::MAX_INDEX_BYTES)
-                .ok_or_else(|| bad(format!("{name}: no usable rawBytes")))?;
-            zstd::bulk::decompress(&stored, raw).map_err(|e| bad(format!("{name}: {e}")))?
-        }
-        Some(other) => return Err(bad(format!("{name}: unknown encoding {other}"))),
-    };
-    let index: Value = serde_json::from_slice(&index_bytes).map_err(|e| bad(format!("{name}: {e}")))?;
+    let index = read_index(src, &manifest)?;
     let chunks = index["chunks"].as_array().ok_or_else(|| bad("index without chunks"))?.clone();
     let raw_len: Vec<u64> = chunks.iter().map(|c| c["raw"].as_u64().unwrap_or(0)).collect();
     let files = files_of(&index)?;
