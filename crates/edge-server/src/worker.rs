@@ -324,14 +324,29 @@ async fn sweep(st: &AppState) -> Result<Value, String> {
         .await
         .map_err(|e| e.to_string())?
         .rows_affected();
+    // Launcher sessions past their token's life (their traces stay), and staged imports
+    // no one committed in time.
+    let now = crate::util::now_ms();
+    let mut gone = [0u64; 2];
+    for (k, table) in ["rte_sessions", "imports"].iter().enumerate() {
+        gone[k] = sqlx::query(&format!("DELETE FROM {table} WHERE expires < $1"))
+            .bind(now)
+            .execute(&mut *c)
+            .await
+            .map_err(|e| e.to_string())?
+            .rows_affected();
+    }
     let removed = remove_superseded(st).await?;
     st.metrics.sweep_done(&[
         ("expired_uploads", expired),
         ("removed_files", removed),
         ("session_rows", sessions),
         ("login_counter_rows", failures),
+        ("launcher_session_rows", gone[0]),
+        ("import_rows", gone[1]),
     ]);
-    Ok(json!({"expiredUploads": expired, "removedFiles": removed, "expiredSessionRows": sessions, "loginCounterRows": failures}))
+    Ok(json!({"expiredUploads": expired, "removedFiles": removed, "expiredSessionRows": sessions, "loginCounterRows": failures,
+              "launcherSessionRows": gone[0], "importRows": gone[1]}))
 }
 
 /// Removes published objects superseded longer ago than the grace period.
