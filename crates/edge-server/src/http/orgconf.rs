@@ -116,10 +116,13 @@ async fn plan_for(st: &AppState, c: &mut Conn, caller: &Caller, bundle: &Value) 
 }
 
 async fn import(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<ImportIn>) -> ApiResult<Json<Value>> {
-    let mut tx = st.db.tx().await?;
-    let (steps, base) = plan_for(&st, &mut tx, &c, &b.bundle).await?;
+    // Planning only reads (and may resolve webhook hosts): no write lock is held for it.
+    // What changes before the commit is caught there by the fingerprint taken here.
+    let mut conn = st.db.pool.acquire().await?;
+    let (steps, base) = plan_for(&st, &mut conn, &c, &b.bundle).await?;
+    drop(conn);
     let (id, now) = (new_id("imp"), now_ms());
-    sqlx::query("DELETE FROM imports WHERE org_id = $1 AND expires < $2").bind(&c.org_id).bind(now).execute(&mut *tx).await?;
+    // Expired staged imports are removed by the maintenance sweep.
     sqlx::query("INSERT INTO imports (id, org_id, user_id, bundle, base, created, expires) VALUES ($1, $2, $3, $4, $5, $6, $7)")
         .bind(&id)
         .bind(&c.org_id)
@@ -128,9 +131,8 @@ async fn import(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBod
         .bind(&base)
         .bind(now)
         .bind(now + IMPORT_TTL_MS)
-        .execute(&mut *tx)
+        .execute(&st.db.pool)
         .await?;
-    tx.commit().await?;
     let plan: Vec<Value> = steps.iter().map(Step::to_json).collect();
     Ok(success(json!({"importId": id, "expires": rfc3339(now + IMPORT_TTL_MS), "plan": plan})))
 }

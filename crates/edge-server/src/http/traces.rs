@@ -53,20 +53,17 @@ async fn read_body(body: Body) -> ApiResult<Vec<u8>> {
 }
 
 /// Decodes per `Content-Encoding`, stopping at [`MAX_DECODED`].
-fn decode(encoding: Option<&str>, sent: &[u8]) -> ApiResult<Vec<u8>> {
-    let mut out = Vec::new();
+fn decode(encoding: Option<&str>, sent: Vec<u8>) -> ApiResult<Vec<u8>> {
     let bad = |what: &str| ApiError::bad_request(format!("the body is not valid {what}"));
-    let read = match encoding.map(|e| e.trim().to_ascii_lowercase()).as_deref() {
-        None | Some("identity") | Some("") => {
-            out.extend_from_slice(sent);
-            Ok(0)
-        }
-        Some("zstd") => zstd::stream::read::Decoder::new(sent)
+    let mut out = Vec::new();
+    match encoding.map(|e| e.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("identity") | Some("") => return Ok(sent),
+        Some("zstd") => zstd::stream::read::Decoder::new(&sent[..])
             .map_err(|_| bad("zstd"))?
             .take(MAX_DECODED + 1)
             .read_to_end(&mut out)
-            .map_err(|_| bad("zstd")),
-        Some("gzip") => flate2::read::GzDecoder::new(sent).take(MAX_DECODED + 1).read_to_end(&mut out).map_err(|_| bad("gzip")),
+            .map_err(|_| bad("zstd"))?,
+        Some("gzip") => flate2::read::GzDecoder::new(&sent[..]).take(MAX_DECODED + 1).read_to_end(&mut out).map_err(|_| bad("gzip"))?,
         Some(other) => {
             return Err(ApiError::new(
                 axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -75,7 +72,6 @@ fn decode(encoding: Option<&str>, sent: &[u8]) -> ApiResult<Vec<u8>> {
             ))
         }
     };
-    read?;
     if out.len() as u64 > MAX_DECODED {
         return Err(ApiError::too_large("a trace may be at most 256 MiB decoded"));
     }
@@ -87,7 +83,7 @@ async fn post_trace(State(st): State<Arc<AppState>>, headers: HeaderMap, body: B
     let sent = read_body(body).await?;
     let encoding = headers.get("content-encoding").and_then(|v| v.to_str().ok()).map(String::from);
     let trace = tokio::task::spawn_blocking(move || -> ApiResult<edge_engine::seq::Trace> {
-        let decoded = decode(encoding.as_deref(), &sent)?;
+        let decoded = decode(encoding.as_deref(), sent)?;
         edge_engine::seq::parse_trace(&decoded).map_err(|e| ApiError::bad_request(format!("not a valid rockit-trace: {e}")))
     })
     .await
