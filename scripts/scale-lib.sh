@@ -1,16 +1,15 @@
 # Shared set-up of the scale test and the scale benchmark (sourced): a moto S3 server, a
-# fresh PostgreSQL database, and rockit-edge processes sharing one data directory.
-#
-# The depot (uploads, chunk store, staging, published copy) is local disk only today, so
-# the processes must share one data directory: they run on one machine here. Across
-# machines that directory would have to be a shared file system. moto serves the `s3`
-# deployment origin every build is published to.
+# fresh PostgreSQL database, and rockit-edge processes that share nothing else: each has
+# its own data directory (its cache), and the depot (uploads, chunk stores, trees, staged
+# images, the published copy) is the `edge-depot` bucket on moto, as across machines.
+# moto also serves the `s3` deployment origin the scale test publishes to.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WORK=${WORK:-$(mktemp -d /tmp/rockit-scale.XXXXXX)}
 PG_BASE=${EDGE_SCALE_PG:-postgres://postgres@127.0.0.1:5432}
 PIDS=()
 DB_NAME=""
+DEPOT_BUCKET=edge-depot
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -22,7 +21,13 @@ start_moto() {
   python3 -m moto.server -H 127.0.0.1 -p "$port" >"$WORK/moto.log" 2>&1 &
   PIDS+=($!)
   MOTO_URL="http://127.0.0.1:$port"
-  for _ in $(seq 300); do curl -s -o /dev/null "$MOTO_URL" && return 0; sleep 0.1; done
+  for _ in $(seq 300); do
+    if curl -s -o /dev/null "$MOTO_URL"; then
+      curl -sf -X PUT "$MOTO_URL/$DEPOT_BUCKET" >/dev/null || { echo "cannot create the depot bucket"; exit 2; }
+      return 0
+    fi
+    sleep 0.1
+  done
   echo "moto did not start:"; cat "$WORK/moto.log"; exit 2
 }
 
@@ -33,17 +38,19 @@ create_db() {
   DB_URL="$PG_BASE/$DB_NAME"
 }
 
-# start_edge N [ROLE]: rockit-edge process N on the shared data directory; sets PID_N and
-# URL_N. Logs (JSON) go to $WORK/edge-N.log.
+# start_edge N [ROLE]: rockit-edge process N with its own data directory ($WORK/data-N, or
+# $DATA-N) on the S3 depot; sets PID_N and URL_N. Logs (JSON) go to $WORK/edge-N.log.
 start_edge() {
-  local n=$1 role=${2:-all} port
+  local n=$1 role=${2:-all} port dir
   port=$(free_port)
-  DATA=${DATA:-$WORK/data}
-  mkdir -p "$DATA"
-  EDGE_DATABASE_URL="$DB_URL" EDGE_ADMIN_SECRET_B64="$SECRET" EDGE_DATA_KEY_B64="$DATA_KEY" \
+  dir="${DATA:-$WORK/data}-$n"
+  mkdir -p "$dir"
+  EDGE_DEPOT_S3_ENDPOINT="$MOTO_URL" EDGE_DEPOT_S3_BUCKET="$DEPOT_BUCKET" EDGE_DEPOT_S3_PATH_STYLE=true \
+    EDGE_DEPOT_S3_ACCESS_KEY_ID=AKIASCALEDEPOT EDGE_DEPOT_S3_SECRET_ACCESS_KEY=scale-depot-secret \
+    EDGE_FS_ORIGIN_ROOT="$WORK/origins" EDGE_DATABASE_URL="$DB_URL" EDGE_ADMIN_SECRET_B64="$SECRET" EDGE_DATA_KEY_B64="$DATA_KEY" \
     EDGE_TASK_LEASE_SECONDS="${LEASE:-60}" EDGE_WORKER_POLL_MS=100 EDGE_ALLOW_PRIVATE_SOURCES=true \
     EDGE_LOG_FORMAT=json EDGE_LOG="${EDGE_LOG:-info,sqlx=warn}" \
-    "$EDGE_BIN" serve --data-dir "$DATA" --listen "127.0.0.1:$port" --role "$role" >>"$WORK/edge-$n.log" 2>&1 &
+    "$EDGE_BIN" serve --data-dir "$dir" --listen "127.0.0.1:$port" --role "$role" >>"$WORK/edge-$n.log" 2>&1 &
   local pid=$!
   PIDS+=($pid)
   eval "PID_$n=$pid; URL_$n=http://127.0.0.1:$port"

@@ -6,8 +6,8 @@
 # deploy ends in submission order). Then kill -9 of one process while it runs a task: the
 # other one takes it over once its lease expired and finishes the work.
 #
-# The depot is local disk today, so both processes share one data directory (one
-# machine); see scripts/scale-lib.sh.
+# The processes share only the database and the depot bucket (on moto); each has its own
+# data directory, as on separate machines; see scripts/scale-lib.sh.
 #
 # Needs PostgreSQL (EDGE_SCALE_PG, default postgres://postgres@127.0.0.1:5432), python3
 # with moto, GNU tar, curl. Binary: EDGE_BIN, else target/release/rockit-edge when newer
@@ -32,7 +32,7 @@ start_moto
 create_db
 start_edge 1
 start_edge 2
-export URL_1 URL_2 PID_1 PID_2 MOTO_URL WORK
+export URL_1 URL_2 PID_1 PID_2 MOTO_URL WORK DEPOT_BUCKET
 if ! python3 "$ROOT/scripts/scale.py" test; then
   echo "--- last log lines of process 1:"; tail -n 15 "$WORK/edge-1.log" || true
   echo "--- last log lines of process 2:"; tail -n 15 "$WORK/edge-2.log" || true

@@ -165,9 +165,10 @@ def s3_keys(moto, bucket, prefix=""):
         token = root.findtext(ns + "NextContinuationToken")
 
 
-def check_published(moto, bucket, org, app, builds):
-    """Exactly one image (one dxf name, one manifest) per build id on the s3 origin."""
-    keys = s3_keys(moto, bucket, f"dxf/{org}/{app}/")
+def check_published(moto, bucket, org, app, builds, prefix=""):
+    """Exactly one image (one dxf name, one manifest) per build id on the s3 origin (or,
+    with prefix "depot/", in the depot's published copy)."""
+    keys = [k[len(prefix):] for k in s3_keys(moto, bucket, f"{prefix}dxf/{org}/{app}/")]
     per_build = {}
     for k in keys:
         parts = k.split("/")  # dxf, org, app, build, dxfName, file...
@@ -185,6 +186,7 @@ def test():
     pid1 = int(os.environ["PID_1"])
     moto, lease = os.environ["MOTO_URL"], int(os.environ.get("LEASE", "5"))
     bucket, org = "scale", "ScaleCo"
+    depot = os.environ.get("DEPOT_BUCKET", "edge-depot")
     t0 = time.time()
     req = urllib.request.Request(f"{moto}/{bucket}", method="PUT")
     urllib.request.urlopen(req, timeout=30).read()
@@ -242,6 +244,7 @@ def test():
         app = call(url2, "GET", f"/be/v1/apps/{a}", token=token)["app"]
         check(app["iCurBuild"] == 4 and app["buildName"] == f"{a}-b3", f"{a}: current build {app['iCurBuild']} {app['buildName']}")
         check_published(moto, bucket, org, a, [1, 2, 3, 4])
+        check_published(moto, depot, org, a, [1, 2, 3, 4], "depot/")
     print("phase 1: every import completed exactly once, one image per build on s3, per-app order kept")
 
     # Phase 2: larger imports; kill -9 whichever process is seen running one of their

@@ -19,7 +19,7 @@ const WRITE_ATTEMPTS: usize = 3;
 
 #[derive(Clone, Debug)]
 pub(crate) struct FsOrigin {
-    root: PathBuf,
+    pub(crate) root: PathBuf,
 }
 
 enum Content {
@@ -35,7 +35,7 @@ impl FsOrigin {
         Ok(FsOrigin { root })
     }
 
-    fn path_of(&self, key: &str) -> PathBuf {
+    pub(crate) fn path_of(&self, key: &str) -> PathBuf {
         let mut p = self.root.clone();
         p.extend(key.split('/'));
         p

@@ -68,6 +68,11 @@ pub(crate) fn xml_field<'a>(body: &'a str, tag: &str) -> Option<&'a str> {
     Some(body[start..start + len].trim())
 }
 
+/// Decodes the five predefined XML entities (S3 listings escape keys with them).
+pub(crate) fn xml_unescape(s: &str) -> String {
+    s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&apos;", "'").replace("&amp;", "&")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,10 +13,12 @@ mod http;
 pub mod keys;
 pub mod net;
 mod netstorage;
+mod read;
 mod s3;
 pub mod sigv4;
 
 pub use error::{ErrorKind, OriginError};
+pub use read::Download;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

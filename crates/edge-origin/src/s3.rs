@@ -116,10 +116,75 @@ impl S3Origin {
         Err(self.error(&failure, "DELETE", key))
     }
 
+    /// The size of an object; `None` when there is none.
+    pub(crate) async fn head(&self, key: &str) -> Result<Option<u64>, OriginError> {
+        let resp = self.request(Method::HEAD, key, None, sigv4::EMPTY_SHA256).await?;
+        if resp.status().is_success() {
+            // The header, not the (empty) body of a HEAD answer.
+            let len = resp.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+            return Ok(Some(len.unwrap_or(0)));
+        }
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        // HEAD answers carry no body: the status is all there is.
+        Err(self.error(&Failure { status: resp.status(), code: String::new(), message: String::new() }, "HEAD", key))
+    }
+
+    /// A streamed GET, whole or of the inclusive byte range `range`; `None` when there is
+    /// no such object.
+    pub(crate) async fn open(&self, key: &str, range: Option<(u64, u64)>) -> Result<Option<Response>, OriginError> {
+        let r = range.map(|(a, b)| format!("bytes={a}-{b}"));
+        let resp = self.request_with(Method::GET, key, &[], r.as_deref(), None, sigv4::EMPTY_SHA256).await?;
+        if resp.status().is_success() {
+            return Ok(Some(resp));
+        }
+        let failure = Failure::read(resp).await;
+        if failure.status == StatusCode::NOT_FOUND && failure.code != "NoSuchBucket" {
+            return Ok(None);
+        }
+        Err(self.error(&failure, "GET", key))
+    }
+
+    /// Every object under `prefix` (a key prefix, normally ending in `/`): key and size,
+    /// through ListObjectsV2 pages of up to 1000.
+    pub(crate) async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, OriginError> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut query = vec![("list-type", "2"), ("prefix", prefix)];
+            if let Some(t) = &token {
+                query.push(("continuation-token", t.as_str()));
+            }
+            let resp = self.request_with(Method::GET, "", &query, None, None, sigv4::EMPTY_SHA256).await?;
+            if !resp.status().is_success() {
+                return Err(self.error(&Failure::read(resp).await, "LIST", prefix));
+            }
+            let body = String::from_utf8_lossy(&http::read_body(resp).await?).into_owned();
+            for part in body.split("<Contents>").skip(1) {
+                let key = http::xml_field(part, "Key").map(http::xml_unescape).unwrap_or_default();
+                let size = http::xml_field(part, "Size").and_then(|s| s.parse().ok()).unwrap_or(0);
+                if !key.is_empty() {
+                    out.push((key, size));
+                }
+            }
+            token = match http::xml_field(&body, "IsTruncated") {
+                Some("true") => http::xml_field(&body, "NextContinuationToken").map(http::xml_unescape),
+                _ => None,
+            };
+            if token.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
     /// The URL, the canonical URI and the `Host` header of an object.
     fn target(&self, key: &str) -> (String, String, String) {
         let key = sigv4::uri_encode(key, false);
-        let (host, uri) = if self.path_style {
+        let (host, uri) = if self.path_style && key.is_empty() {
+            // The bucket itself (listings): `/bucket`, as S3 servers canonicalize it.
+            (self.base.authority.clone(), format!("/{}", sigv4::uri_encode(&self.bucket, true)))
+        } else if self.path_style {
             (self.base.authority.clone(), format!("/{}/{key}", sigv4::uri_encode(&self.bucket, true)))
         } else {
             (format!("{}.{}", self.bucket, self.base.authority), format!("/{key}"))
@@ -128,11 +193,29 @@ impl S3Origin {
     }
 
     async fn request(&self, method: Method, key: &str, upload: Upload, payload_hash: &str) -> Result<Response, OriginError> {
-        let (url, uri, host) = self.target(key);
+        self.request_with(method, key, &[], None, upload, payload_hash).await
+    }
+
+    /// A signed request with query parameters and an optional (unsigned) `Range` header.
+    async fn request_with(
+        &self,
+        method: Method,
+        key: &str,
+        query: &[(&str, &str)],
+        range: Option<&str>,
+        upload: Upload,
+        payload_hash: &str,
+    ) -> Result<Response, OriginError> {
+        let (mut url, uri, host) = self.target(key);
+        if !query.is_empty() {
+            let q: Vec<String> =
+                query.iter().map(|(k, v)| format!("{}={}", sigv4::uri_encode(k, true), sigv4::uri_encode(v, true))).collect();
+            url = format!("{url}?{}", q.join("&"));
+        }
         net::check_url(&url, self.allow_private)?;
         let date = sigv4::amz_date(OffsetDateTime::now_utc());
         let headers = [("host", host.as_str()), ("x-amz-content-sha256", payload_hash), ("x-amz-date", date.as_str())];
-        let signed = sigv4::Request { method: method.as_str(), canonical_uri: &uri, query: &[], headers: &headers, payload_hash };
+        let signed = sigv4::Request { method: method.as_str(), canonical_uri: &uri, query, headers: &headers, payload_hash };
         let creds = Credentials { access_key_id: &self.access_key_id, secret_access_key: self.secret_access_key.expose() };
         let scope = Scope { region: &self.region, service: "s3" };
         let auth = sigv4::authorization(creds, scope, &signed, &date);
@@ -142,6 +225,9 @@ impl S3Origin {
             .header("x-amz-content-sha256", payload_hash)
             .header("x-amz-date", &date)
             .header(AUTHORIZATION, auth);
+        if let Some(r) = range {
+            req = req.header(reqwest::header::RANGE, r);
+        }
         if let Some((body, len)) = upload {
             // An explicit length: the file is streamed, not chunked (S3 refuses chunked PUTs).
             req = req.header(CONTENT_LENGTH, len).body(body);

@@ -76,6 +76,13 @@ pub struct Config {
     pub chunk_avg_bytes: u32,
     pub zstd_level: i32,
     pub pack_limit_bytes: u64,
+    pub depot_s3_endpoint: Option<String>,
+    pub depot_s3_bucket: Option<String>,
+    pub depot_s3_region: String,
+    pub depot_s3_prefix: String,
+    pub depot_s3_access_key_id: Option<String>,
+    pub depot_s3_secret_access_key: Option<String>,
+    pub depot_s3_path_style: bool,
 }
 
 impl Default for Config {
@@ -124,6 +131,13 @@ impl Default for Config {
             chunk_avg_bytes: 256 << 10,
             zstd_level: 3,
             pack_limit_bytes: 64 << 20,
+            depot_s3_endpoint: None,
+            depot_s3_bucket: None,
+            depot_s3_region: "us-east-1".into(),
+            depot_s3_prefix: String::new(),
+            depot_s3_access_key_id: None,
+            depot_s3_secret_access_key: None,
+            depot_s3_path_style: false,
         }
     }
 }
@@ -216,6 +230,13 @@ impl Config {
             "chunk_avg_bytes" => self.chunk_avg_bytes = parse_env(key, v)?,
             "zstd_level" => self.zstd_level = parse_env(key, v)?,
             "pack_limit_bytes" => self.pack_limit_bytes = parse_env(key, v)?,
+            "depot_s3_endpoint" => self.depot_s3_endpoint = opt(v),
+            "depot_s3_bucket" => self.depot_s3_bucket = opt(v),
+            "depot_s3_region" => self.depot_s3_region = v.into(),
+            "depot_s3_prefix" => self.depot_s3_prefix = v.into(),
+            "depot_s3_access_key_id" => self.depot_s3_access_key_id = opt(v),
+            "depot_s3_secret_access_key" => self.depot_s3_secret_access_key = opt(v),
+            "depot_s3_path_style" => self.depot_s3_path_style = parse_bool(key, v)?,
             // Variables of other tools may share the prefix (EDGE_TEST_…); they are not ours.
             _ => {}
         }
@@ -251,6 +272,7 @@ impl Config {
         if self.task_lease_seconds < 5 {
             return Err("task_lease_seconds must be at least 5".into());
         }
+        crate::delivery::depot::Depot::new(self)?;
         Ok(())
     }
 

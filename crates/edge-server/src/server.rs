@@ -202,7 +202,11 @@ pub async fn start(mut cfg: Config) -> Result<Running, String> {
         Some(a) => Some(tokio::net::TcpListener::bind(a).await.map_err(|e| format!("metrics_listen {a}: {e}"))?),
         None => None,
     };
-    let state = Arc::new(AppState::new(cfg, db, DataKey::new(key), admin_key, public_url, operator_org_id, (rid, enrolled)));
+    let state = Arc::new(AppState::new(cfg, db, DataKey::new(key), admin_key, public_url, operator_org_id, (rid, enrolled))?);
+    if let Err(e) = state.depot.ready().await {
+        // Not fatal: the store may come up after us; /readyz reports it until it does.
+        tracing::warn!(error = %e, "the depot does not answer");
+    }
     state.maintenance_at_start().await.map_err(|e| format!("maintenance setting: {e}"))?;
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();

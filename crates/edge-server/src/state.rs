@@ -51,6 +51,8 @@ pub struct AppState {
     pub dummy_hash: String,
     /// Prometheus metrics of this server.
     pub metrics: crate::metrics::Metrics,
+    /// Working data and the published copy (the data directory, or an S3 bucket).
+    pub depot: crate::delivery::depot::Depot,
 }
 
 impl AppState {
@@ -64,9 +66,11 @@ impl AppState {
         public_url: String,
         operator_org_id: String,
         enrollment: (String, i64),
-    ) -> Self {
+    ) -> Result<Self, String> {
+        let depot = crate::delivery::depot::Depot::new(&cfg)?;
         let m = Maintenance { enabled: cfg.maintenance, retry_after: cfg.maintenance_retry_after, since: 0 };
-        AppState {
+        Ok(AppState {
+            depot,
             cfg,
             db,
             data_key,
@@ -80,7 +84,7 @@ impl AppState {
             read_cache: Mutex::new(HashMap::new()),
             dummy_hash: crate::crypto::hash_password("not a real password, only for timing"),
             metrics: crate::metrics::Metrics::new(),
-        }
+        })
     }
 
     /// A cached caller, if still valid at write epoch `epoch`.

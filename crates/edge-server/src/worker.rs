@@ -91,7 +91,7 @@ async fn run_one_inner(st: &Arc<AppState>, owner: &str, t: tasks::Task) {
     let secs = started.elapsed().as_secs_f64();
     match record(st, owner, &t, &done).await {
         Ok(true) => {
-            pipeline::after_commit(st, &t, &done);
+            pipeline::after_commit(st, &t, &done).await;
             st.metrics.task_ended(&t.kind, crate::metrics::outcome_of(done.outcome.status), Some(secs));
             tracing::info!(task = %t.name, kind = %t.kind, status = done.outcome.status, seconds = secs, "task ended");
         }
@@ -189,7 +189,7 @@ async fn expire_upload(st: &AppState, token_hash: &str, task: &str, before: Opti
     let ended = tasks::end_unleased(&mut tx, task, "expired", None, Some(&exc)).await?;
     if let Some(t) = tasks::get(&mut tx, None, task).await? {
         tasks::cancel_rest(&mut tx, &t.group, None).await?;
-        let _ = std::fs::remove_file(depot::upload_path(st, &t.group).with_extension("part"));
+        let _ = std::fs::remove_file(st.depot.local(&depot::upload_key(&t.group)).with_extension("part"));
     }
     tx.commit().await?;
     Ok(ended)

@@ -116,7 +116,8 @@ pub async fn run(st: &Arc<AppState>, t: &tasks::Task, progress: &Progress) -> Re
         return Ok(failed(5, Some(status), &url, None));
     }
     let total_hint = expected.or(resp.content_length()).unwrap_or(0);
-    let dest = depot::upload_path(st, &t.group);
+    let key = depot::upload_key(&t.group);
+    let dest = st.depot.local(&key);
     let part = dest.with_extension("part");
     std::fs::create_dir_all(dest.parent().expect("uploads dir")).map_err(|e| e.to_string())?;
     let mut f = tokio::fs::File::create(&part).await.map_err(|e| e.to_string())?;
@@ -158,6 +159,7 @@ pub async fn run(st: &Arc<AppState>, t: &tasks::Task, progress: &Progress) -> Re
         }
     }
     tokio::fs::rename(&part, &dest).await.map_err(|e| e.to_string())?;
+    st.depot.push(&key).await?;
     Ok(Done {
         outcome: tasks::Outcome {
             status: "done",

@@ -140,9 +140,21 @@ pub async fn run(st: &Arc<AppState>, t: &tasks::Task, progress: &Progress) -> Do
     r.unwrap_or_else(|e| internal("internal", e))
 }
 
-pub(crate) fn read_tree(path: &Path) -> Result<Tree, String> {
+fn read_tree(path: &Path) -> Result<Tree, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("build tree {}: {e}", path.display()))?;
     serde_json::from_slice(&bytes).map_err(|e| format!("build tree {}: {e}", path.display()))
+}
+
+/// A build's tree (`tree_path` is its depot key; an absolute path on data from before the
+/// depot had keys), read through the depot; with `chunks`, its chunks are cached here too.
+pub(crate) async fn load_tree(st: &AppState, app_id: &str, tree_path: &str, chunks: bool) -> Result<Tree, String> {
+    let path =
+        if Path::new(tree_path).is_absolute() { PathBuf::from(tree_path) } else { st.depot.fetch(tree_path, "the build tree").await? };
+    let tree = tokio::task::spawn_blocking(move || read_tree(&path)).await.map_err(|e| e.to_string())??;
+    if chunks {
+        st.depot.pull_chunks(app_id, &tree.chunks.keys().copied().collect::<Vec<_>>()).await?;
+    }
+    Ok(tree)
 }
 
 async fn mkraw(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Progress) -> Result<Done, String> {
@@ -158,8 +170,8 @@ async fn mkraw(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Pro
         None => None,
     };
     drop(c);
-    let tar = depot::upload_path(st, &t.group);
-    let store = ChunkStore::open(&depot::chunks_dir(st, &app.id)).map_err(|e| e.to_string())?;
+    let tar = st.depot.fetch(&depot::upload_key(&t.group), "the build archive").await?;
+    let store = ChunkStore::open(&st.depot.local(&depot::chunks_key(&app.id))).map_err(|e| e.to_string())?;
     let p = params(st);
     let total = std::fs::metadata(&tar).map(|m| m.len()).map_err(|e| format!("the build archive is missing: {e}"))?;
     let prog = progress.clone();
@@ -191,14 +203,18 @@ async fn mkraw(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Pro
         );
         return Ok(d);
     }
-    let dir = depot::trees_dir(st, &app.id);
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let path = dir.join(format!("{}.json", t.group));
+    // Chunks before the tree: a tree in the depot always finds its chunks there.
+    st.depot.push_chunks(&app.id, &ing.tree.chunks.keys().copied().collect::<Vec<_>>()).await?;
+    let tree_key = depot::tree_key(&app.id, &t.group);
+    let path = st.depot.local(&tree_key);
+    let dir = path.parent().ok_or("tree path")?;
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let tmp = dir.join(format!(".{}.tmp", t.group));
     std::fs::write(&tmp, serde_json::to_vec(&ing.tree).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
     std::fs::rename(&tmp, &path).map_err(|e| e.to_string())?;
+    st.depot.push(&tree_key).await?;
     let size = ing.tree.size_bytes();
-    let mut d = ok(result, After::Raw { tree_path: path.display().to_string(), content_hash, size });
+    let mut d = ok(result, After::Raw { tree_path: tree_key, content_hash, size });
     if ing.empty_files > 0 {
         d.outcome.warning = Some(
             json!({"code": "empty-file", "message": format!("{} zero-length file(s) in the build", ing.empty_files), "acknowledged": false}),
@@ -252,9 +268,10 @@ async fn mkdxf(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx) -> Result<Done
     // already in trained order.
     let ids = super::seq::trace_ids(st, &app.id).await?;
     let gen = super::seq::generation(st, &app.id).await?;
-    let (st2, app_id, tree_path) = (st.clone(), app.id.clone(), PathBuf::from(&b.tree_path));
+    let tree = load_tree(st, &app.id, &b.tree_path, false).await?;
+    super::seq::fetch_traces(st, &app.id, &ids).await?;
+    let (st2, app_id) = (st.clone(), app.id.clone());
     let learned = tokio::task::spawn_blocking(move || -> Result<_, String> {
-        let tree = read_tree(&tree_path)?;
         Ok(if ids.is_empty() { None } else { super::seq::learn(&st2, &app_id, &ids, &tree) })
     })
     .await
@@ -298,8 +315,10 @@ pub(crate) async fn write_dxf(
     accesses: &[Vec<(u64, edge_engine::Hash)>],
 ) -> Result<DxfWritten, String> {
     let key = org_signer(st, &app.org_id).await?;
-    let dir = depot::staging_dir(st, &app.id, &t.group).join("dxf");
-    let store = ChunkStore::open(&depot::chunks_dir(st, &app.id)).map_err(|e| e.to_string())?;
+    let owner = t.lease_owner.as_deref().ok_or("the task is not leased")?;
+    let stage_key = format!("{}/dxf", depot::staging_key(&app.id, &t.group, owner));
+    let dir = st.depot.local(&stage_key);
+    let store = ChunkStore::open(&st.depot.local(&depot::chunks_key(&app.id))).map_err(|e| e.to_string())?;
     let mut meta = edge_engine::image::ImageMeta {
         org_name: app.org_name.clone(),
         app_name: app.name.clone(),
@@ -311,10 +330,9 @@ pub(crate) async fn write_dxf(
         preload: Value::Null,
     };
     let p = params(st);
-    let tree_path = PathBuf::from(&b.tree_path);
+    let tree = load_tree(st, &app.id, &b.tree_path, true).await?;
     let (sequence, accesses) = (sequence.to_vec(), accesses.to_vec());
-    tokio::task::spawn_blocking(move || {
-        let tree = read_tree(&tree_path)?;
+    let written = tokio::task::spawn_blocking(move || -> Result<DxfWritten, String> {
         let order = edge_engine::image::stream_order(&tree, &sequence);
         let layout = edge_engine::seq::layout(&tree, &order);
         meta.preload = edge_engine::seq::preload_figures_at(&layout, &accesses, edge_engine::seq::PRELOAD_PERCENTILE);
@@ -333,7 +351,9 @@ pub(crate) async fn write_dxf(
         })
     })
     .await
-    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())??;
+    st.depot.push_dir(&stage_key, "manifest.json").await?;
+    Ok(written)
 }
 
 /// Older builds a new build gets patches from: the newest `max_builds - 1` retained ones.
@@ -357,8 +377,11 @@ async fn mkpat(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Pro
     let build_id = t.build_id.ok_or("the task has no build id")?;
     let to = build_row(st, &app.id, build_id).await?;
     let sources = patch_sources(st, app, build_id).await?;
-    let base = depot::staging_dir(st, &app.id, &t.group).join("pat");
+    let owner = t.lease_owner.as_deref().ok_or("the task is not leased")?;
+    let base_key = format!("{}/pat", depot::staging_key(&app.id, &t.group, owner));
+    let base = st.depot.local(&base_key);
     let _ = std::fs::remove_dir_all(&base);
+    let to_tree = if sources.is_empty() { None } else { Some(std::sync::Arc::new(load_tree(st, &app.id, &to.tree_path, true).await?)) };
     let image_bytes: i64 = sqlx::query("SELECT image_bytes FROM builds WHERE app_id = $1 AND build_id = $2")
         .bind(&app.id)
         .bind(build_id)
@@ -370,7 +393,9 @@ async fn mkpat(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Pro
     let mut large = Vec::new();
     let n = sources.len().max(1);
     for (k, from) in sources.into_iter().enumerate() {
-        let store = ChunkStore::open(&depot::chunks_dir(st, &app.id)).map_err(|e| e.to_string())?;
+        let store = ChunkStore::open(&st.depot.local(&depot::chunks_key(&app.id))).map_err(|e| e.to_string())?;
+        let ft = load_tree(st, &app.id, &from.tree_path, true).await?;
+        let tt = to_tree.clone().ok_or("no target tree")?;
         let meta = edge_engine::patch::PatchMeta {
             org_name: app.org_name.clone(),
             app_name: app.name.clone(),
@@ -381,9 +406,8 @@ async fn mkpat(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Pro
             created: rfc3339(now_ms()),
         };
         let dir = base.join(from.build_id.to_string());
-        let (fp, tp, p) = (PathBuf::from(&from.tree_path), PathBuf::from(&to.tree_path), params(st));
+        let p = params(st);
         let sum = tokio::task::spawn_blocking(move || {
-            let (ft, tt) = (read_tree(&fp)?, read_tree(&tp)?);
             edge_engine::patch::write_patch(&ft, &tt, &store, &meta, &dir, &p).map_err(|e| e.to_string())
         })
         .await
@@ -393,6 +417,9 @@ async fn mkpat(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Pro
         }
         patches.push(json!({"fromBuildId": from.build_id, "sizeBytes": sum.size_bytes, "reusedChunks": sum.reused, "deltaChunks": sum.deltas, "sentChunks": sum.sent}));
         progress.set((k + 1) as f64 / n as f64);
+    }
+    if !patches.is_empty() {
+        st.depot.push_dir(&base_key, "patch.json").await?;
     }
     let mut d = ok(json!({"patches": patches}), After::Nothing);
     if !large.is_empty() {
@@ -437,8 +464,26 @@ pub async fn app_targets(st: &AppState, app: &AppCtx) -> Result<Vec<Result<Targe
 
 async fn deploy(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Progress) -> Result<Done, String> {
     let build_id = t.build_id.ok_or("the task has no build id")?;
-    let stage = depot::staging_dir(st, &app.id, &t.group);
-    let image_dir = stage.join("dxf");
+    // The files the group's image and patch steps staged (the runs that committed).
+    let mut c = st.db.pool.acquire().await.map_err(|e| e.to_string())?;
+    let steps = tasks::group(&mut c, &t.group).await.map_err(|e| e.to_string())?;
+    drop(c);
+    let owner_of =
+        |kinds: &[&str]| steps.iter().find(|x| kinds.contains(&x.kind.as_str()) && x.status == "done").and_then(|x| x.lease_owner.clone());
+    let image_owner = owner_of(&["mkdxf", "mkseq"]).ok_or("the group has no staged image")?;
+    let image_key = format!("{}/dxf", depot::staging_key(&app.id, &t.group, &image_owner));
+    if !st.depot.pull_dir(&image_key).await? {
+        return Err("the staged image is missing from the depot".into());
+    }
+    let image_dir = st.depot.local(&image_key);
+    let pat_dir = match owner_of(&["mkpat"]) {
+        Some(o) => {
+            let k = format!("{}/pat", depot::staging_key(&app.id, &t.group, &o));
+            st.depot.pull_dir(&k).await?;
+            Some(st.depot.local(&k))
+        }
+        None => None,
+    };
     // The image this group staged (an import's first image, or a re-sequenced one).
     let staged: Value = std::fs::read(image_dir.join("manifest.json"))
         .map_err(|e| format!("staged image: {e}"))
@@ -446,7 +491,7 @@ async fn deploy(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Pr
     let dxf = staged["dxfName"].as_str().ok_or("the staged manifest has no dxfName")?.to_string();
     let image_files = publish_order(&image_dir, "manifest.json")?;
     let mut patch_dirs: Vec<(i64, PathBuf, Vec<String>)> = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(stage.join("pat")) {
+    if let Some(Ok(rd)) = pat_dir.as_ref().map(std::fs::read_dir) {
         for e in rd.flatten() {
             if let Ok(from) = e.file_name().to_string_lossy().parse::<i64>() {
                 patch_dirs.push((from, e.path(), publish_order(&e.path(), "patch.json")?));
@@ -713,17 +758,17 @@ pub async fn rotate(c: &mut Conn, app_id: &str) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Cleans up local files once a finished task's transaction committed.
-pub fn after_commit(st: &AppState, t: &tasks::Task, d: &Done) {
-    match (&d.after, t.kind.as_str()) {
+/// Cleans up working files once a finished task's transaction committed. A failed clean-up
+/// only leaves garbage (the app's purge removes it), so it is logged, not retried.
+pub async fn after_commit(st: &AppState, t: &tasks::Task, d: &Done) {
+    let res = match (&d.after, t.kind.as_str()) {
         // The archive is no longer needed once it is chunked; a refused one stays, so a
         // retry gives the same verdict.
-        (After::Raw { .. } | After::Identical, "mkraw") => {
-            let _ = std::fs::remove_file(depot::upload_path(st, &t.group));
-        }
-        (After::Deployed { .. }, _) => {
-            let _ = std::fs::remove_dir_all(depot::staging_dir(st, t.app_id.as_deref().unwrap_or("_"), &t.group));
-        }
-        _ => {}
+        (After::Raw { .. } | After::Identical, "mkraw") => st.depot.remove(&depot::upload_key(&t.group)).await,
+        (After::Deployed { .. }, _) => st.depot.remove_dir(&depot::group_staging_key(t.app_id.as_deref().unwrap_or("_"), &t.group)).await,
+        _ => Ok(()),
+    };
+    if let Err(e) = res {
+        tracing::warn!(task = %t.name, error = %e, "cleaning up after the task failed");
     }
 }

@@ -17,7 +17,8 @@ use std::collections::HashMap;
 pub struct Snapshot {
     /// Per target: where, and which keys.
     pub targets: Vec<(TargetSpec, Vec<String>)>,
-    /// Local directories to remove.
+    /// Depot directories (keys) to remove; absolute paths in snapshots from before the
+    /// depot had keys.
     pub dirs: Vec<String>,
 }
 
@@ -95,7 +96,7 @@ pub async fn enqueue_for_deployment(
 pub async fn enqueue_for_app(st: &AppState, c: &mut Conn, org: &str, org_name: &str, app_id: &str, app_name: &str) -> ApiResult<String> {
     let rows = published::of_app(c, app_id).await?;
     let mut snap = snapshot(st, c, org, rows, None).await?;
-    snap.dirs = depot::app_dirs(st, app_id).iter().map(|p| p.display().to_string()).collect();
+    snap.dirs = depot::app_keys(app_id);
     published::forget_app(c, app_id).await?;
     enqueue(st, c, org, org_name, Some(app_name), snap, "app-deleted").await
 }
@@ -112,15 +113,19 @@ pub async fn enqueue_for_org(st: &AppState, c: &mut Conn, org: &str, org_name: &
     let mut snap = Snapshot::default();
     let mut rows = Vec::new();
     for a in &apps {
-        snap.dirs.extend(depot::app_dirs(st, a).iter().map(|p| p.display().to_string()));
+        snap.dirs.extend(depot::app_keys(a));
         if prune {
             rows.extend(published::of_app(c, a).await?);
         }
         published::forget_app(c, a).await?;
     }
     if !prune {
-        // Without prune the published files stay; the Edge's own copies go at once.
-        let dirs = std::mem::take(&mut snap.dirs);
+        // Without prune the published files stay; the Edge's own copies go: at once from
+        // the data directory, by a purge task from a shared depot (many objects).
+        if st.depot.is_shared() {
+            return Ok(Some(enqueue(st, c, org, org_name, None, snap, "org-deleted").await?));
+        }
+        let dirs: Vec<_> = snap.dirs.iter().map(|d| st.depot.local(d)).collect();
         tokio::task::spawn_blocking(move || dirs.iter().for_each(|d| drop(std::fs::remove_dir_all(d))));
         return Ok(None);
     }
@@ -146,19 +151,17 @@ pub async fn run(st: &AppState, params: &Value) -> Result<Value, (String, String
             removed += 1;
         }
     }
-    let dirs = snap.dirs.clone();
-    let n_dirs = dirs.len();
-    tokio::task::spawn_blocking(move || {
-        for d in dirs {
-            if let Err(e) = std::fs::remove_dir_all(&d) {
+    let n_dirs = snap.dirs.len();
+    for d in &snap.dirs {
+        if std::path::Path::new(d).is_absolute() {
+            if let Err(e) = tokio::fs::remove_dir_all(d).await {
                 if e.kind() != std::io::ErrorKind::NotFound {
                     return Err(("local".to_string(), e.to_string()));
                 }
             }
+        } else {
+            st.depot.remove_dir(d).await.map_err(|e| ("depot".to_string(), e))?;
         }
-        Ok(())
-    })
-    .await
-    .map_err(|e| ("local".to_string(), e.to_string()))??;
+    }
     Ok(json!({"removed": removed, "targets": snap.targets.len(), "localDirs": n_dirs}))
 }

@@ -3,7 +3,7 @@
 //! step that republishes the current build in trained order when that beats its image.
 
 use super::depot;
-use super::pipeline::{build_row, ok, read_tree, write_dxf, After, AppCtx, Done};
+use super::pipeline::{build_row, load_tree, ok, write_dxf, After, AppCtx, Done};
 use crate::db::{i, s};
 use crate::state::AppState;
 use crate::store::tasks;
@@ -20,9 +20,20 @@ use std::sync::Arc;
 /// carried over, but do not slow `mkseq` down).
 pub const TRAINING_MAX: i64 = 200;
 
-/// Stored traces are zstd-compressed `rockit-trace` documents.
+/// Stored traces are zstd-compressed `rockit-trace` documents (this process's copy).
 pub fn trace_file(st: &AppState, app_id: &str, trace_id: &str) -> std::path::PathBuf {
-    depot::traces_dir(st, app_id).join(format!("{trace_id}.json.zst"))
+    st.depot.local(&depot::trace_key(app_id, trace_id))
+}
+
+/// Caches the traces `ids` here (from the depot) before [`learn`] reads them; a trace the
+/// depot lost is skipped by `learn`, not fatal.
+pub async fn fetch_traces(st: &AppState, app_id: &str, ids: &[String]) -> Result<(), String> {
+    for id in ids {
+        if let Err(e) = st.depot.fetch(&depot::trace_key(app_id, id), "the trace").await {
+            tracing::warn!(trace = %id, error = %e, "a stored trace cannot be read");
+        }
+    }
+    Ok(())
 }
 
 /// Reads one stored trace.
@@ -81,18 +92,10 @@ pub async fn generation(st: &AppState, app_id: &str) -> Result<i64, String> {
 }
 
 /// The chunk order of a published image, read from its index in the depot.
-fn image_order(st: &AppState, org: &str, app: &str, build_id: i64, dxf: &str) -> Result<Vec<Hash>, String> {
-    let path = st
-        .cfg
-        .data_dir
-        .join("depot/dxf")
-        .join(org)
-        .join(app)
-        .join(edge_origin::keys::build_dir_name(build_id as u64))
-        .join(dxf)
-        .join("index.json");
-    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let v: Value = serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+async fn image_order(st: &AppState, org: &str, app: &str, build_id: i64, dxf: &str) -> Result<Vec<Hash>, String> {
+    let key = edge_origin::keys::join(&edge_origin::keys::dxf_dir("", org, app, build_id as u64, dxf), "index.json");
+    let bytes = st.depot.read_published(&key).await?.ok_or_else(|| format!("{key} is missing from the depot"))?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|e| format!("{key}: {e}"))?;
     v["chunks"]
         .as_array()
         .ok_or("index without chunks")?
@@ -118,13 +121,13 @@ pub async fn mkseq(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx) -> Result<
     let cur_dxf = b.dxf_name.clone().ok_or("the current build has no image")?;
     let ids = trace_ids(st, &app.id).await?;
     let gen = generation(st, &app.id).await?;
-    let (st2, app_id, org, name) = (st.clone(), app.id.clone(), app.org_name.clone(), app.name.clone());
-    let tree_path = b.tree_path.clone();
-    let (tree, learned, cur_order) = tokio::task::spawn_blocking(move || -> Result<_, String> {
-        let tree = read_tree(Path::new(&tree_path))?;
-        let cur_order = image_order(&st2, &org, &name, build_id, &cur_dxf)?;
+    let (st2, app_id) = (st.clone(), app.id.clone());
+    let tree = load_tree(st, &app.id, &b.tree_path, false).await?;
+    let cur_order = image_order(st, &app.org_name, &app.name, build_id, &cur_dxf).await?;
+    fetch_traces(st, &app.id, &ids).await?;
+    let (tree, learned) = tokio::task::spawn_blocking(move || -> Result<_, String> {
         let learned = learn(&st2, &app_id, &ids, &tree);
-        Ok((tree, learned, cur_order))
+        Ok((tree, learned))
     })
     .await
     .map_err(|e| e.to_string())??;

@@ -6,7 +6,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use edge_origin::{Origin, OriginConfig, OriginOptions};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::path::{Component, Path, PathBuf};
 
 /// A target with everything needed to reach it (secrets included: seal before storing).
@@ -28,16 +28,11 @@ pub struct TargetSpec {
 }
 
 impl TargetSpec {
-    /// The depot target: an fs origin at `<data dir>/depot`, no prefix.
+    /// The depot target: an fs origin at `<data dir>/depot`, or the depot's bucket under
+    /// `<prefix>/depot`.
     pub fn depot(st: &AppState) -> TargetSpec {
-        TargetSpec {
-            deployment_id: String::new(),
-            name: "depot".into(),
-            prefix: String::new(),
-            kind: "fs".into(),
-            origin: json!({"path": st.cfg.data_dir.join("depot").display().to_string()}),
-            secret: None,
-        }
+        let (kind, origin, prefix, secret) = st.depot.published();
+        TargetSpec { deployment_id: String::new(), name: "depot".into(), prefix, kind: kind.into(), origin, secret }
     }
 
     /// Connects (lazily) to the origin.
@@ -61,8 +56,10 @@ impl TargetSpec {
                 base_path: self.origin["basePath"].as_str().map(String::from),
             },
         };
-        let opts =
-            OriginOptions { allow_private: st.cfg.allow_private_sources || self.kind == "fs", timeout: std::time::Duration::from_secs(60) };
+        let opts = OriginOptions {
+            allow_private: st.cfg.allow_private_sources || self.kind == "fs" || self.deployment_id.is_empty(),
+            timeout: std::time::Duration::from_secs(60),
+        };
         Origin::new(cfg, opts)
     }
 }

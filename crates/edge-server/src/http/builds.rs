@@ -236,8 +236,7 @@ async fn put_upload(State(st): State<Arc<AppState>>, Path(token): Path<String>, 
         }
     };
     let (hash, task, group, expected) = checked;
-    let dest = depot::upload_path(&st, &group);
-    let part = dest.with_extension("part");
+    let part = st.depot.local(&depot::upload_key(&group)).with_extension("part");
     let rewind = Rewind { st: st.clone(), hash: hash.clone(), part: part.clone(), armed: true };
     match receive(&st, &hash, &task, &group, expected, body).await {
         Ok(v) => {
@@ -289,7 +288,8 @@ async fn check_upload(st: &AppState, token: &str, headers: &HeaderMap) -> ApiRes
 /// Streams the body to disk and completes the upload.
 async fn receive(st: &AppState, hash: &str, task: &str, group: &str, expected: Option<u64>, body: Body) -> ApiResult<Json<Value>> {
     let gone = || ApiError::new(axum::http::StatusCode::NOT_FOUND, "not-found", "no such upload (completed, expired or unknown)");
-    let dest = depot::upload_path(st, group);
+    let key = depot::upload_key(group);
+    let dest = st.depot.local(&key);
     let part = dest.with_extension("part");
     tokio::fs::create_dir_all(dest.parent().expect("uploads dir")).await.map_err(ApiError::internal)?;
     let file = tokio::fs::File::create(&part).await.map_err(ApiError::internal)?;
@@ -312,6 +312,15 @@ async fn receive(st: &AppState, hash: &str, task: &str, group: &str, expected: O
         }
     }
     tokio::fs::rename(&part, &dest).await.map_err(ApiError::internal)?;
+    // The worker that ingests it may be another process: the tar goes to the depot first.
+    if let Err(e) = st.depot.push(&key).await {
+        tracing::error!(error = %e, "an upload could not be stored in the depot");
+        return Err(ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the upload could not be stored; send it again",
+        ));
+    }
     let mut tx = st.db.tx().await?;
     sqlx::query("UPDATE uploads SET state = 'done', bytes = $1 WHERE token_hash = $2").bind(n as i64).bind(hash).execute(&mut *tx).await?;
     if !tasks::end_unleased(&mut tx, task, "done", Some(&json!({"sizeBytes": n})), None).await? {

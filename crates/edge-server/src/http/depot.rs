@@ -12,9 +12,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use std::io::SeekFrom;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 /// Routes of this module.
 pub fn router() -> Router<Arc<AppState>> {
@@ -58,9 +56,8 @@ async fn get_file(
     if ![&build, &dxf, &file].iter().all(|s| safe(s)) {
         return Err(ApiError::not_found("file", &file));
     }
-    let path = st.cfg.data_dir.join("depot").join("dxf").join(&org).join(&app).join(&build).join(&dxf).join(&file);
-    let mut f = tokio::fs::File::open(&path).await.map_err(|_| ApiError::not_found("file", &file))?;
-    let len = f.metadata().await.map_err(ApiError::internal)?.len();
+    let key = format!("dxf/{org}/{app}/{build}/{dxf}/{file}");
+    let len = st.depot.published_size(&key).await.map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found("file", &file))?;
     let (status, start, end) = match range(&headers, len) {
         None => (StatusCode::OK, 0, len.saturating_sub(1)),
         Some(Ok((a, b))) => (StatusCode::PARTIAL_CONTENT, a, b),
@@ -72,15 +69,16 @@ async fn get_file(
         }
     };
     let count = if len == 0 { 0 } else { end - start + 1 };
-    f.seek(SeekFrom::Start(start)).await.map_err(ApiError::internal)?;
-    // Streamed in 256 KiB reads: a pack is never held in memory whole.
-    let stream = futures_util::stream::unfold((Some(f.take(count)), vec![0u8; 256 * 1024]), |(f, mut buf)| async move {
-        let mut f = f?;
-        match f.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => Some((Ok::<_, std::io::Error>(axum::body::Bytes::copy_from_slice(&buf[..n])), (Some(f), buf))),
+    let range = (count > 0).then_some((start, end));
+    let dl = st.depot.open_published(&key, range).await.map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found("file", &file))?;
+    // Streamed piece by piece: a pack is never held in memory whole.
+    let stream = futures_util::stream::unfold(Some(dl), |dl| async move {
+        let mut dl = dl?;
+        match dl.chunk().await {
+            Ok(None) => None,
+            Ok(Some(b)) => Some((Ok::<_, std::io::Error>(b), Some(dl))),
             // The error ends the body (the client sees a short read); nothing more is read.
-            Err(e) => Some((Err(e), (None, buf))),
+            Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
         }
     });
     let mut resp = Response::new(Body::from_stream(stream));

@@ -103,7 +103,13 @@ async fn metrics_admin(_a: auth::Admin, State(st): State<Arc<AppState>>) -> Resp
 
 async fn readyz(State(st): State<Arc<AppState>>) -> Response {
     let db = st.db.ping().await;
-    let depot = tokio::fs::metadata(&st.cfg.data_dir).await.map(|m| m.is_dir()).unwrap_or(false);
+    let depot = match st.depot.ready().await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: the depot does not answer");
+            false
+        }
+    };
     if db && depot {
         extract::success(json!({"message": "ready", "database": "ok", "depot": "ok"})).into_response()
     } else {

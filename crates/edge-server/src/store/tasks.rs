@@ -408,11 +408,12 @@ pub struct Outcome {
 }
 
 /// Records the end of a run, only while `owner` still holds the lease. Returns false when
-/// the lease was lost (the write is refused).
+/// the lease was lost (the write is refused). The owner stays on the row: the next step
+/// finds what this run staged by it.
 pub async fn finish(c: &mut Conn, name: &str, owner: &str, o: &Outcome) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
         "UPDATE tasks SET status = $1, result = $2, exception = $3, warning = COALESCE($4, warning), ended = $5, \
-         progress = CASE WHEN $1 = 'done' THEN 1.0 ELSE progress END, lease_owner = NULL, lease_until = NULL \
+         progress = CASE WHEN $1 = 'done' THEN 1.0 ELSE progress END, lease_until = NULL \
          WHERE name = $6 AND lease_owner = $7 AND status = 'running'",
     )
     .bind(o.status)

@@ -12,6 +12,7 @@ mod client;
 mod conventions;
 mod crash;
 mod delivery;
+mod depot_s3;
 mod events;
 mod flow;
 mod foundry;
