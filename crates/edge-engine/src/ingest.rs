@@ -108,37 +108,49 @@ impl<R: Read> Read for Counting<R> {
 
 /// Compresses and stores chunks on worker threads while the reader goes on cutting and
 /// hashing: the bounded queue keeps memory at a few chunks.
+/// New chunks are written as one batch ([`ChunkStore::put_batched`]), made durable and
+/// named when the archive is through, removed when it is refused.
 struct Storer {
     tx: Option<std::sync::mpsc::SyncSender<(Hash, Vec<u8>)>>,
     rx: std::sync::mpsc::Receiver<io::Result<(Hash, u64, bool, bool)>>,
     handles: Vec<std::thread::JoinHandle<()>>,
+    store: ChunkStore,
+    batch: String,
+    /// Results already taken from `rx` (by `finish`).
+    done: Vec<(Hash, u64, bool, bool)>,
 }
+
+/// Distinguishes the batches of concurrent ingests in one process.
+static BATCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 type Job = (Hash, Vec<u8>);
 
 impl Storer {
     fn new(store: &ChunkStore, level: i32, workers: usize) -> Storer {
+        let batch = format!("b{}-{}", std::process::id(), BATCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         let (tx, jobs) = std::sync::mpsc::sync_channel::<Job>(workers * 2);
         let (rtx, rx) = std::sync::mpsc::channel();
         let jobs = std::sync::Arc::new(std::sync::Mutex::new(jobs));
         let handles = (0..workers)
             .map(|_| {
-                let (jobs, rtx, store) = (jobs.clone(), rtx.clone(), store.clone());
+                let (jobs, rtx, store, batch) = (jobs.clone(), rtx.clone(), store.clone(), batch.clone());
                 std::thread::spawn(move || loop {
                     let job = match jobs.lock() {
                         Ok(j) => j.recv(),
                         Err(_) => return,
                     };
                     let Ok((h, data)) = job else { return };
-                    let existed = store.has(&h);
-                    let r = store.put(&h, &data, level).map(|(stored, z)| (h, stored, z, existed));
+                    let r = match store.info(&h) {
+                        Some((stored, z)) => Ok((h, stored, z, true)),
+                        None => store.put_batched(&h, &data, level, &batch).map(|(stored, z)| (h, stored, z, false)),
+                    };
                     if rtx.send(r).is_err() {
                         return;
                     }
                 })
             })
             .collect();
-        Storer { tx: Some(tx), rx, handles }
+        Storer { tx: Some(tx), rx, handles, store: store.clone(), batch, done: Vec::new() }
     }
 
     fn put(&mut self, h: Hash, data: Vec<u8>) -> io::Result<()> {
@@ -148,22 +160,32 @@ impl Storer {
         }
     }
 
-    /// Waits for every queued chunk; returns (hash, stored size, compressed, existed).
+    /// Waits for every queued chunk and commits the batch; returns (hash, stored size,
+    /// compressed, existed).
     fn finish(mut self) -> io::Result<Vec<(Hash, u64, bool, bool)>> {
         self.tx = None;
         for h in self.handles.drain(..) {
             let _ = h.join();
         }
-        self.rx.try_iter().collect()
+        for r in self.rx.try_iter() {
+            self.done.push(r?);
+        }
+        let new: Vec<Hash> = self.done.iter().filter(|d| !d.3).map(|d| d.0).collect();
+        self.store.commit_batch(&new, &self.batch)?;
+        Ok(std::mem::take(&mut self.done))
     }
 }
 
 impl Drop for Storer {
+    /// An ingest that stopped early leaves no temporary chunks behind.
     fn drop(&mut self) {
         self.tx = None;
         for h in self.handles.drain(..) {
             let _ = h.join();
         }
+        let mut staged: Vec<Hash> = self.done.iter().filter(|d| !d.3).map(|d| d.0).collect();
+        staged.extend(self.rx.try_iter().flatten().filter(|d| !d.3).map(|d| d.0));
+        self.store.discard_batch(&staged, &self.batch);
     }
 }
 
@@ -259,21 +281,18 @@ pub fn ingest<R: Read>(mut r: R, store: &ChunkStore, p: &Params, progress: &mut 
                 if size == 0 {
                     empty_files += 1;
                 } else {
-                    let cdc = fastcdc::v2020::StreamCDC::new(&mut entry, p.chunk.min, p.chunk.avg, p.chunk.max);
-                    for c in cdc {
-                        let c = c.map_err(|e| match e {
-                            fastcdc::v2020::Error::IoError(e) => tar_io(&path, e),
-                            _ => reject(&path, "regular file", "unreadable"),
-                        })?;
-                        let h = Hash::of(&c.data);
+                    let mut cdc = crate::cutter::Cutter::new(&mut entry, &p.chunk, Some(size));
+                    while let Some(data) = cdc.next_chunk().map_err(|e| tar_io(&path, e))? {
+                        let h = Hash::of(&data);
+                        let len = data.len();
                         if let std::collections::hash_map::Entry::Vacant(slot) = tree.chunks.entry(h) {
                             // Sizes are filled in when the workers report back.
-                            slot.insert(ChunkInfo { raw: c.length as u32, stored: 0, z: false });
-                            storer.put(h, c.data)?;
+                            slot.insert(ChunkInfo { raw: len as u32, stored: 0, z: false });
+                            storer.put(h, data)?;
                         }
-                        chunks.push(ChunkRef { h, len: c.length as u32 });
-                        read += c.length as u64;
-                        all_bytes += c.length as u64;
+                        chunks.push(ChunkRef { h, len: len as u32 });
+                        read += len as u64;
+                        all_bytes += len as u64;
                         progress(all_bytes);
                     }
                 }

@@ -2,6 +2,7 @@
 //! no I/O beyond local files. Synchronous and streaming: memory stays bounded whatever the
 //! build size. The formats are documented byte for byte in `docs/FORMAT.md`.
 
+pub mod cutter;
 pub mod hash;
 pub mod image;
 pub mod ingest;

@@ -288,3 +288,46 @@ fn a_reordered_file_travels_as_deltas_against_where_its_blocks_went() {
     apply(&DirSource(t.0.join("pat")), &t.0.join("old"), &t.0.join("new")).unwrap();
     assert_eq!(read_tree(&t.0.join("new")), v2);
 }
+
+/// Files under `dir`, recursively: (named chunk files, temporary files).
+fn store_files(dir: &Path) -> (usize, usize) {
+    let (mut named, mut tmp) = (0, 0);
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().unwrap().is_dir() {
+            let (n, t) = store_files(&e.path());
+            named += n;
+            tmp += t;
+        } else if e.file_name().to_string_lossy().starts_with('.') {
+            tmp += 1;
+        } else {
+            named += 1;
+        }
+    }
+    (named, tmp)
+}
+
+#[test]
+fn ingest_names_its_chunks_only_when_the_archive_is_whole() {
+    let t = Tmp::new();
+    let store = ChunkStore::open(&t.0.join("store")).unwrap();
+    let p = params();
+    let mut files = BTreeMap::new();
+    files.insert("a.bin".to_string(), noise(11, 300_000));
+    files.insert("b.bin".to_string(), noise(12, 200_000));
+    let good = tar_of(&files, &[]);
+    // Cut inside b.bin: a.bin's chunks were cut and written, but nothing is kept.
+    let cut = &good[..good.len() - 1024 - 50_000];
+    assert!(matches!(ingest(cut, &store, &p, &mut |_| {}), Err(IngestError::Rejected(_))));
+    assert_eq!(store_files(&t.0.join("store")), (0, 0), "a refused archive leaves no chunk behind");
+    let ing = ingest(&good[..], &store, &p, &mut |_| {}).unwrap();
+    assert_eq!(store_files(&t.0.join("store")), (ing.tree.chunks.len(), 0));
+    assert_eq!(ing.new_chunks, ing.tree.chunks.len());
+    for (h, info) in &ing.tree.chunks {
+        assert_eq!(store.get_raw(h, info.raw as usize).unwrap().len(), info.raw as usize);
+        assert_eq!(store.info(h), Some((info.stored, info.z)));
+    }
+    // Again: every chunk is found, none is written.
+    let again = ingest(&good[..], &store, &p, &mut |_| {}).unwrap();
+    assert_eq!(again.new_chunks, 0);
+    assert_eq!(store_files(&t.0.join("store")), (ing.tree.chunks.len(), 0));
+}

@@ -1,5 +1,6 @@
 //! The chunk store of one app: each chunk once, named by its hash, zstd-compressed unless
-//! that does not shrink it. One file per chunk, written atomically.
+//! that does not shrink it. One file per chunk, written atomically and durably: synced
+//! before the rename that names it (one by one, or a whole batch at once).
 
 use crate::{io_ctx, Hash};
 use std::fs;
@@ -39,28 +40,82 @@ impl ChunkStore {
     }
 
     /// Stores a chunk (compressing it at `level` when that helps) unless present; returns
-    /// the stored size and whether it is compressed.
+    /// the stored size and whether it is compressed. Durable when it returns.
     pub fn put(&self, h: &Hash, raw: &[u8], level: i32) -> io::Result<(u64, bool)> {
-        let p = self.path(h);
-        if let Ok(m) = fs::metadata(&p) {
-            let flag = fs::read(&p).map(|b| b.first().copied() == Some(1)).unwrap_or(false);
-            return Ok((m.len().saturating_sub(1), flag));
+        if let Some(found) = self.info(h) {
+            return Ok(found);
         }
+        let tmp = self.tmp_path(h, &format!("tmp{}", std::process::id()));
+        let out = self.write(&tmp, raw, level)?;
+        // On disk before it has its name: after a crash a chunk is whole or absent, never a
+        // named file of zeros that every later build would trust.
+        fs::File::open(&tmp)?.sync_data()?;
+        let p = self.path(h);
+        fs::rename(&tmp, &p).map_err(|e| io_ctx(p.display(), e))?;
+        Ok(out)
+    }
+
+    /// Like [`ChunkStore::put`] for a chunk that is not stored yet, but leaves it unsynced
+    /// under a temporary name of `batch` (unique per writer): [`ChunkStore::commit_batch`]
+    /// makes a whole batch durable and names it at once, so writing and the disk's
+    /// write-back overlap instead of waiting for each chunk in turn.
+    pub fn put_batched(&self, h: &Hash, raw: &[u8], level: i32, batch: &str) -> io::Result<(u64, bool)> {
+        self.write(&self.tmp_path(h, batch), raw, level)
+    }
+
+    /// Syncs the batch's chunks `hashes` (several at once), then gives each its name.
+    pub fn commit_batch(&self, hashes: &[Hash], batch: &str) -> io::Result<()> {
+        let per = hashes.len().div_ceil(4).max(1);
+        std::thread::scope(|scope| {
+            let jobs: Vec<_> = hashes
+                .chunks(per)
+                .map(|part| scope.spawn(move || part.iter().try_for_each(|h| fs::File::open(self.tmp_path(h, batch))?.sync_data())))
+                .collect();
+            jobs.into_iter().try_for_each(|j| j.join().unwrap_or_else(|_| Err(io::Error::other("sync thread panicked"))))
+        })?;
+        for h in hashes {
+            let p = self.path(h);
+            fs::rename(self.tmp_path(h, batch), &p).map_err(|e| io_ctx(p.display(), e))?;
+        }
+        Ok(())
+    }
+
+    /// Removes a batch's temporary chunks (a failed ingest).
+    pub fn discard_batch(&self, hashes: &[Hash], batch: &str) {
+        for h in hashes {
+            let _ = fs::remove_file(self.tmp_path(h, batch));
+        }
+    }
+
+    /// The stored size and compression flag of a stored chunk (one byte read); `None`
+    /// when it is not stored.
+    pub fn info(&self, h: &Hash) -> Option<(u64, bool)> {
+        use std::io::Read;
+        let mut f = fs::File::open(self.path(h)).ok()?;
+        let len = f.metadata().ok()?.len();
+        let mut flag = [0u8; 1];
+        f.read_exact(&mut flag).ok()?;
+        Some((len.saturating_sub(1), flag[0] == 1))
+    }
+
+    fn tmp_path(&self, h: &Hash, tag: &str) -> PathBuf {
+        let hex = h.hex();
+        self.root.join(&hex[..2]).join(format!(".{hex}.{tag}"))
+    }
+
+    /// Compresses (when that helps) and writes the flag byte and body to `tmp`.
+    fn write(&self, tmp: &Path, raw: &[u8], level: i32) -> io::Result<(u64, bool)> {
         // Compressed assets (textures, audio, video) do not shrink: a fast level-1 probe of a
         // sample spares the full compression of chunks that would be stored raw anyway.
         const SAMPLE: usize = 16 << 10;
         let incompressible = raw.len() > 4 * SAMPLE && zstd::bulk::compress(&raw[..SAMPLE], 1)?.len() * 100 > SAMPLE * 98;
         let z = if incompressible { Vec::new() } else { zstd::bulk::compress(raw, level)? };
         let (flag, body) = if !incompressible && z.len() < raw.len() { (1u8, &z[..]) } else { (0u8, raw) };
-        let dir = p.parent().expect("chunk path has a parent");
+        let dir = tmp.parent().expect("chunk path has a parent");
         fs::create_dir_all(dir).map_err(|e| io_ctx(dir.display(), e))?;
-        let tmp = dir.join(format!(".{}.tmp{}", h.hex(), std::process::id()));
-        {
-            let mut f = fs::File::create(&tmp).map_err(|e| io_ctx(tmp.display(), e))?;
-            f.write_all(&[flag])?;
-            f.write_all(body)?;
-        }
-        fs::rename(&tmp, &p).map_err(|e| io_ctx(p.display(), e))?;
+        let mut f = fs::File::create(tmp).map_err(|e| io_ctx(tmp.display(), e))?;
+        f.write_all(&[flag])?;
+        f.write_all(body)?;
         Ok((body.len() as u64, flag == 1))
     }
 

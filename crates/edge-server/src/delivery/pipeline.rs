@@ -170,20 +170,14 @@ async fn mkraw(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Pro
         None => None,
     };
     drop(c);
-    let tar = st.depot.fetch(&depot::upload_key(&t.group), "the build archive").await?;
-    let store = ChunkStore::open(&st.depot.local(&depot::chunks_key(&app.id))).map_err(|e| e.to_string())?;
-    let p = params(st);
-    let total = std::fs::metadata(&tar).map(|m| m.len()).map_err(|e| format!("the build archive is missing: {e}"))?;
-    let prog = progress.clone();
-    let res = tokio::task::spawn_blocking(move || {
-        let f = std::fs::File::open(&tar)?;
-        let r = std::io::BufReader::with_capacity(1 << 20, f);
-        Ok::<_, std::io::Error>(edge_engine::ingest::ingest(r, &store, &p, &mut |n| prog.set(n as f64 / total.max(1) as f64)))
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())?;
-    st.metrics.ingested_bytes.fetch_add(total, Ordering::Relaxed);
+    // The upload may have been ingested as it arrived (preingest): then its result stands.
+    let pre = super::preingest::take(st, &app.id, &t.group).await;
+    let fresh = pre.is_none();
+    let (res, archive_bytes) = match pre {
+        Some(kept) => kept,
+        None => ingest_archive(st, &app.id, &t.group, progress).await?,
+    };
+    st.metrics.ingested_bytes.fetch_add(archive_bytes, Ordering::Relaxed);
     let ing = match res {
         Ok(i) => i,
         Err(edge_engine::ingest::IngestError::Rejected(r)) => {
@@ -195,7 +189,8 @@ async fn mkraw(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Pro
         Err(edge_engine::ingest::IngestError::Io(e)) => return Err(format!("reading the build: {e}")),
     };
     let content_hash = ing.tree.content_hash().hex();
-    let result = json!({"fileCount": ing.tree.file_count(), "sizeBytes": ing.tree.size_bytes(), "chunkCount": ing.tree.chunks.len(), "newChunks": ing.new_chunks});
+    let result = json!({"fileCount": ing.tree.file_count(), "sizeBytes": ing.tree.size_bytes(), "chunkCount": ing.tree.chunks.len(), "newChunks": ing.new_chunks,
+                        "ingestedDuringUpload": !fresh});
     if cur_hash.as_deref() == Some(content_hash.as_str()) {
         let mut d = ok(result, After::Identical);
         d.outcome.warning = Some(
@@ -203,16 +198,12 @@ async fn mkraw(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Pro
         );
         return Ok(d);
     }
-    // Chunks before the tree: a tree in the depot always finds its chunks there.
-    st.depot.push_chunks(&app.id, &ing.tree.chunks.keys().copied().collect::<Vec<_>>()).await?;
+    if fresh {
+        // Chunks before the tree: a tree in the depot always finds its chunks there.
+        st.depot.push_chunks(&app.id, &ing.tree.chunks.keys().copied().collect::<Vec<_>>()).await?;
+        store_tree(st, &app.id, &t.group, &ing.tree).await?;
+    }
     let tree_key = depot::tree_key(&app.id, &t.group);
-    let path = st.depot.local(&tree_key);
-    let dir = path.parent().ok_or("tree path")?;
-    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    let tmp = dir.join(format!(".{}.tmp", t.group));
-    std::fs::write(&tmp, serde_json::to_vec(&ing.tree).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
-    std::fs::rename(&tmp, &path).map_err(|e| e.to_string())?;
-    st.depot.push(&tree_key).await?;
     let size = ing.tree.size_bytes();
     let mut d = ok(result, After::Raw { tree_path: tree_key, content_hash, size });
     if ing.empty_files > 0 {
@@ -221,6 +212,48 @@ async fn mkraw(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Pro
         );
     }
     Ok(d)
+}
+
+/// Ingests an import's archive from the depot (the `mkraw` work proper); with the
+/// archive's size.
+async fn ingest_archive(
+    st: &Arc<AppState>,
+    app_id: &str,
+    group: &str,
+    progress: &Progress,
+) -> Result<(Result<edge_engine::ingest::Ingested, edge_engine::ingest::IngestError>, u64), String> {
+    let tar = st.depot.fetch(&depot::upload_key(group), "the build archive").await?;
+    let store = ChunkStore::open(&st.depot.local(&depot::chunks_key(app_id))).map_err(|e| e.to_string())?;
+    let p = params(st);
+    let total = std::fs::metadata(&tar).map(|m| m.len()).map_err(|e| format!("the build archive is missing: {e}"))?;
+    let prog = progress.clone();
+    tokio::task::spawn_blocking(move || {
+        let f = std::fs::File::open(&tar)?;
+        let r = std::io::BufReader::with_capacity(1 << 20, f);
+        Ok::<_, std::io::Error>(edge_engine::ingest::ingest(r, &store, &p, &mut |n| prog.set(n as f64 / total.max(1) as f64)))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map(|outcome| (outcome, total))
+    .map_err(|e| e.to_string())
+}
+
+/// Writes a build's tree under its depot key (atomically) and sends it to the depot.
+pub(crate) async fn store_tree(st: &AppState, app_id: &str, group: &str, tree: &Tree) -> Result<(), String> {
+    let tree_key = depot::tree_key(app_id, group);
+    let path = st.depot.local(&tree_key);
+    let dir = path.parent().ok_or("tree path")?.to_path_buf();
+    let bytes = serde_json::to_vec(tree).map_err(|e| e.to_string())?;
+    let tmp = dir.join(format!(".{group}.tmp"));
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, &path)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+    st.depot.push(&tree_key).await
 }
 
 /// A build as the pipeline needs it.
@@ -764,7 +797,15 @@ pub async fn after_commit(st: &AppState, t: &tasks::Task, d: &Done) {
     let res = match (&d.after, t.kind.as_str()) {
         // The archive is no longer needed once it is chunked; a refused one stays, so a
         // retry gives the same verdict.
-        (After::Raw { .. } | After::Identical, "mkraw") => st.depot.remove(&depot::upload_key(&t.group)).await,
+        (After::Raw { .. } | After::Identical, "mkraw") => {
+            let app_id = t.app_id.as_deref().unwrap_or("_");
+            super::preingest::forget(st, app_id, &t.group).await;
+            if matches!(d.after, After::Identical) {
+                // A pre-ingest wrote the tree of a build that is not kept.
+                let _ = st.depot.remove(&depot::tree_key(app_id, &t.group)).await;
+            }
+            st.depot.remove(&depot::upload_key(&t.group)).await
+        }
         (After::Deployed { .. }, _) => st.depot.remove_dir(&depot::group_staging_key(t.app_id.as_deref().unwrap_or("_"), &t.group)).await,
         _ => Ok(()),
     };

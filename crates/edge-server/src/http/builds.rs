@@ -235,10 +235,10 @@ async fn put_upload(State(st): State<Arc<AppState>>, Path(token): Path<String>, 
             return Err(e);
         }
     };
-    let (hash, task, group, expected) = checked;
+    let (hash, task, group, app_id, expected) = checked;
     let part = st.depot.local(&depot::upload_key(&group)).with_extension("part");
     let rewind = Rewind { st: st.clone(), hash: hash.clone(), part: part.clone(), armed: true };
-    match receive(&st, &hash, &task, &group, expected, body).await {
+    match receive(&st, &hash, &task, (&group, &app_id), expected, body).await {
         Ok(v) => {
             let mut rewind = rewind;
             rewind.armed = false;
@@ -252,11 +252,11 @@ async fn put_upload(State(st): State<Arc<AppState>>, Path(token): Path<String>, 
 }
 
 /// The checks before any byte is read; claims the upload (`receiving`). Returns
-/// (token hash, task, group, expected size).
-async fn check_upload(st: &AppState, token: &str, headers: &HeaderMap) -> ApiResult<(String, String, String, Option<u64>)> {
+/// (token hash, task, group, app id, expected size).
+async fn check_upload(st: &AppState, token: &str, headers: &HeaderMap) -> ApiResult<(String, String, String, String, Option<u64>)> {
     let hash = sha256_hex(token.as_bytes());
     let gone = || ApiError::new(axum::http::StatusCode::NOT_FOUND, "not-found", "no such upload (completed, expired or unknown)");
-    let row = sqlx::query("SELECT u.task_name, u.expires, u.size_expected, u.state, t.task_group FROM uploads u JOIN tasks t ON t.name = u.task_name WHERE u.token_hash = $1")
+    let row = sqlx::query("SELECT u.task_name, u.app_id, u.expires, u.size_expected, u.state, t.task_group FROM uploads u JOIN tasks t ON t.name = u.task_name WHERE u.token_hash = $1")
         .bind(&hash)
         .fetch_optional(&st.db.pool)
         .await?
@@ -282,18 +282,37 @@ async fn check_upload(st: &AppState, token: &str, headers: &HeaderMap) -> ApiRes
     if claimed.rows_affected() == 0 {
         return Err(ApiError::conflict("invalid-state", "another upload to this URL is in progress"));
     }
-    Ok((hash, task, group, expected))
+    Ok((hash, task, group, crate::db::s(&row, "app_id"), expected))
 }
 
-/// Streams the body to disk and completes the upload.
-async fn receive(st: &AppState, hash: &str, task: &str, group: &str, expected: Option<u64>, body: Body) -> ApiResult<Json<Value>> {
+/// Streams the body into an ingest when this process can run one (`delivery::preingest`:
+/// what `mkraw` needs is kept, the archive itself never touches the disk), else to disk
+/// for `mkraw`; then completes the upload.
+async fn receive(
+    st: &AppState,
+    hash: &str,
+    task: &str,
+    (group, app_id): (&str, &str),
+    expected: Option<u64>,
+    body: Body,
+) -> ApiResult<Json<Value>> {
     let gone = || ApiError::new(axum::http::StatusCode::NOT_FOUND, "not-found", "no such upload (completed, expired or unknown)");
+    let unavailable =
+        || ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the upload could not be stored; send it again");
     let key = depot::upload_key(group);
     let dest = st.depot.local(&key);
     let part = dest.with_extension("part");
-    tokio::fs::create_dir_all(dest.parent().expect("uploads dir")).await.map_err(ApiError::internal)?;
-    let file = tokio::fs::File::create(&part).await.map_err(ApiError::internal)?;
-    let mut w = tokio::io::BufWriter::with_capacity(1 << 20, file);
+    // An earlier attempt's ingest (its completion failed after it was kept) is not this one's.
+    crate::delivery::preingest::forget(st, app_id, group).await;
+    let mut tee = crate::delivery::preingest::Tee::start(st, app_id);
+    let mut w = match tee {
+        Some(_) => None,
+        None => {
+            tokio::fs::create_dir_all(dest.parent().expect("uploads dir")).await.map_err(ApiError::internal)?;
+            let file = tokio::fs::File::create(&part).await.map_err(ApiError::internal)?;
+            Some(tokio::io::BufWriter::with_capacity(1 << 20, file))
+        }
+    };
     let mut n: u64 = 0;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
@@ -302,24 +321,37 @@ async fn receive(st: &AppState, hash: &str, task: &str, group: &str, expected: O
         if n > st.cfg.upload_max_bytes {
             return Err(ApiError::too_large("the build is over the size limit"));
         }
-        w.write_all(&chunk).await.map_err(ApiError::internal)?;
+        if let Some(w) = w.as_mut() {
+            w.write_all(&chunk).await.map_err(ApiError::internal)?;
+        }
+        if let Some(t) = tee.as_mut() {
+            t.feed(chunk).await;
+        }
     }
-    w.flush().await.map_err(ApiError::internal)?;
-    w.into_inner().sync_all().await.map_err(ApiError::internal)?;
+    if let Some(mut w) = w {
+        w.flush().await.map_err(ApiError::internal)?;
+        w.into_inner().sync_all().await.map_err(ApiError::internal)?;
+    }
     if let Some(e) = expected {
         if n != e {
             return Err(ApiError::invalid("size", format!("the upload has {n} bytes, the import said {e}")));
         }
     }
-    tokio::fs::rename(&part, &dest).await.map_err(ApiError::internal)?;
-    // The worker that ingests it may be another process: the tar goes to the depot first.
-    if let Err(e) = st.depot.push(&key).await {
-        tracing::error!(error = %e, "an upload could not be stored in the depot");
-        return Err(ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the upload could not be stored; send it again",
-        ));
+    match tee {
+        Some(t) => {
+            if let Err(e) = crate::delivery::preingest::save(st, app_id, group, n, t.finish().await).await {
+                tracing::error!(error = %e, "an upload's ingest could not be kept");
+                return Err(unavailable());
+            }
+        }
+        None => {
+            tokio::fs::rename(&part, &dest).await.map_err(ApiError::internal)?;
+            // The worker that ingests it may be another process: the tar goes to the depot first.
+            if let Err(e) = st.depot.push(&key).await {
+                tracing::error!(error = %e, "an upload could not be stored in the depot");
+                return Err(unavailable());
+            }
+        }
     }
     let mut tx = st.db.tx().await?;
     sqlx::query("UPDATE uploads SET state = 'done', bytes = $1 WHERE token_hash = $2").bind(n as i64).bind(hash).execute(&mut *tx).await?;

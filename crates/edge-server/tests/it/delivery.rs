@@ -62,6 +62,9 @@ edge_test!(upload_publish_unpack_patch_apply, |b| async move {
         tasks.iter().map(|t| (t["type"].as_str().unwrap().to_string(), t["status"].as_str().unwrap().to_string())).collect();
     assert!(tasks.iter().all(|t| t["status"] == "done"), "{statuses:?} {tasks:?}");
     assert_eq!(tasks[1]["warning"]["code"], "empty-file");
+    // This process runs workers: the upload was ingested as it streamed in.
+    assert_eq!(tasks[1]["result"]["ingestedDuringUpload"], true, "{}", tasks[1]);
+    assert_eq!(tasks[1]["result"]["fileCount"], 5);
     assert!(tasks.iter().all(|t| t["buildId"] == 1));
     let app = s.be(&tok, Method::GET, "/be/v1/apps/MyGame", None).await.ok()["app"].clone();
     assert_eq!(app["iCurBuild"], 1);

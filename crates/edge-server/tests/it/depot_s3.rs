@@ -71,6 +71,8 @@ edge_test!(s3_depot_shared_by_api_and_worker_processes, |b| async move {
     let imp = upload(&api, &tok, "Game", "1.0", &tar1).await;
     let tasks = wait_group(&api, &tok, imp["taskGroup"].as_str().unwrap()).await;
     assert!(tasks.iter().all(|t| t["status"] == "done"), "{tasks:?}");
+    // An API-only process leaves the ingest to the worker's mkraw.
+    assert_eq!(tasks[1]["result"]["ingestedDuringUpload"], false);
     let dxf = api.be(&tok, Method::GET, "/be/v1/apps/Game", None).await.ok()["app"]["dxfName"].as_str().unwrap().to_string();
 
     // The bucket holds the working data and the published copy; what a step only needed

@@ -400,7 +400,22 @@ edge_test!(refused_path_is_shown_without_leading_dot_slash, |b| async move {
 });
 
 edge_test!(hostile_archives_are_refused_by_mkraw, |b| async move {
-    let s = Srv::start_with(b, |c| c.allow_private_sources = true).await;
+    hostile_archives_refused(b, true).await;
+});
+
+edge_test!(hostile_archives_are_refused_by_mkraw_from_disk, |b| async move {
+    hostile_archives_refused(b, false).await;
+});
+
+/// Every hostile archive, uploaded, fails `mkraw` with its exact `fileReadFailed`; with
+/// `ingest` the verdict was reached while the upload streamed, without it from the archive
+/// on disk — the same either way.
+async fn hostile_archives_refused(b: Backend, ingest: bool) {
+    let s = Srv::start_with(b, |c| {
+        c.allow_private_sources = true;
+        c.ingest_during_upload = ingest;
+    })
+    .await;
     let (tok, _) = s.org_admin("HostileOrg").await;
     new_app(&s, &tok, "Target", 5).await;
     let work = TempDir::new("hostile");
@@ -437,7 +452,8 @@ edge_test!(hostile_archives_are_refused_by_mkraw, |b| async move {
     // A failed import's error tasks are listed under status=error, one per hostile case.
     let r = s.be(&tok, Method::GET, "/be/v1/tasks?appName=Target&status=error&type=mkraw&limit=100", None).await;
     assert_eq!(r.ok()["total"], cases.len());
-});
+    assert_eq!(tasks[1]["result"]["ingestedDuringUpload"], ingest, "{}", tasks[1]);
+}
 
 // ---------------------------------------------------------------------------------------
 // 2. Edge-download mode against a hand-written HTTP/1.1 server
@@ -1073,9 +1089,12 @@ async fn wait_group_any(s: &Srv, tok: &str, group: &str) -> Vec<Value> {
 }
 
 edge_test!(upload_size_checks_and_concurrent_put, |b| async move {
+    // The archive-on-disk path (no ingest along the upload), whose `.part` file shows a PUT
+    // in progress; the ingest path is checked by `delivery` and `hostile_uploads_*`.
     let s = Srv::start_with(b, |c| {
         c.allow_private_sources = true;
         c.upload_max_bytes = 200_000;
+        c.ingest_during_upload = false;
     })
     .await;
     let (tok, _) = s.org_admin("SizeOrg").await;
