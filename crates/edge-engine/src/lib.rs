@@ -3,10 +3,13 @@
 //! build size. The formats are documented byte for byte in `docs/FORMAT.md`.
 
 pub mod cutter;
+pub mod diff;
 pub mod hash;
 pub mod image;
 pub mod ingest;
 pub mod patch;
+pub mod patch_apply;
+pub mod patch_ops;
 pub mod play;
 pub mod reader;
 pub mod seq;

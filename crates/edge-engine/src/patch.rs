@@ -1,17 +1,40 @@
-//! The patch writer: from an older build to a newer one, carrying the newer build's index,
-//! the chunks the older build lacks, and byte-level deltas where they are smaller. A
-//! launcher holding the older tree rebuilds the newer one from its files and the patch.
+//! The patch writer (format version 2): from an older build to a newer one, one zstd
+//! stream of records. The newer build's table is a delta against the older one's (entries
+//! that did not change cost nothing), and every changed or new file is a run of copy and
+//! insert operations against any file of the older build. A launcher holding the older
+//! tree rebuilds the newer one from its files and the patch. Byte layout: `docs/FORMAT.md`.
 
-use crate::image::{file_table, write_atomic, PackWriter, VERSION};
+use crate::diff::{self, Base, Op};
+use crate::image::{write_atomic, PackWriter};
+use crate::patch_ops::{self as ops, op, rec, Item};
 use crate::similar::Anchors;
 use crate::store::ChunkStore;
-use crate::tree::{Kind, Tree};
+use crate::tree::{Entry, Kind, Tree};
 use crate::{io_ctx, Hash, Params};
-use serde_json::{json, Value};
-use std::collections::HashMap;
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::path::Path;
+
+/// The patch format version this writer produces and the reader accepts.
+pub const VERSION: u32 = 2;
+
+/// zstd level of the patch stream: patches are sent to every player, so it is worth it.
+const PATCH_LEVEL: i32 = 19;
+
+/// log2 of the stream's zstd window: what a reader must be ready to hold (8 MiB).
+pub const WINDOW_LOG: u32 = 23;
+
+/// Older bytes taken on each side of a candidate place, for a delta base.
+const SLACK: u64 = 16 << 10;
+
+/// Largest delta base gathered for one chunk (several windows of the largest chunk).
+const MAX_BASE_BYTES: u64 = 16 << 20;
+
+/// A base that leaves more than this share of a chunk as literal bytes is widened with
+/// the places its content sits anywhere in the older build.
+const WIDEN_DIVISOR: u64 = 16;
 
 /// What the patch says about its two ends.
 #[derive(Debug, Clone)]
@@ -33,51 +56,119 @@ pub struct PatchSummary {
     pub files: Vec<String>,
     /// Bytes of every file of the patch.
     pub size_bytes: u64,
-    /// Chunks reused from the older build.
+    /// Distinct chunks of the newer build copied whole from the older build's files.
     pub reused: usize,
-    /// Chunks sent whole.
+    /// Distinct chunks sent as literal bytes only (nothing of them found in the older build).
     pub sent: usize,
-    /// Chunks sent as deltas against the older build.
+    /// Distinct chunks sent as copies of older bytes with literal bytes between.
     pub deltas: usize,
 }
 
-/// zstd level of the probe that tells whether a same-place base is worth level 19.
-const PROBE_LEVEL: i32 = 3;
-
-/// zstd level of deltas against moved content.
-const MOVED_LEVEL: i32 = 9;
-
-/// Bytes of older content taken on each side of a similar place, for a delta base.
-const SLACK: u64 = 16 << 10;
-
-/// Largest delta base a reader accepts (two ranges of the largest chunk and their slack).
-pub const MAX_BASE_BYTES: u64 = 64 << 20;
-
-/// The patch index's file name (zstd-compressed JSON).
-pub const INDEX_NAME: &str = "index.json.zst";
-
-/// Largest decoded patch index a reader accepts.
-pub const MAX_INDEX_BYTES: usize = 1 << 30;
-
-/// zstd level of patch chunks: patches are sent to every player, so they are worth it.
-const PATCH_LEVEL: i32 = 19;
-
-/// Where each chunk of `tree` first occurs: (path, offset).
-fn locations(tree: &Tree) -> HashMap<Hash, (String, u64)> {
-    let mut m = HashMap::new();
-    for e in tree.entries.iter().filter(|e| e.kind == Kind::File) {
-        let mut off = 0u64;
-        for c in &e.chunks {
-            m.entry(c.h).or_insert_with(|| (e.path.clone(), off));
-            off += u64::from(c.len);
-        }
-    }
-    m
+/// The older build's regular files and symlinks in byte-wise path order: records and
+/// ops name them by their number in this list, which a reader rebuilds by listing its
+/// older tree.
+pub(crate) struct FromList<'a> {
+    pub(crate) entries: Vec<&'a Entry>,
+    by_path: HashMap<&'a str, usize>,
 }
 
-/// Reads `len` bytes of the older build's file `path` at `off` from the chunk store.
-fn from_bytes(from: &Tree, store: &ChunkStore, path: &str, off: u64, len: u64) -> io::Result<Vec<u8>> {
-    let e = from.entries.iter().find(|e| e.path == path && e.kind == Kind::File).ok_or_else(|| io::Error::other("base file missing"))?;
+impl<'a> FromList<'a> {
+    pub(crate) fn of(tree: &'a Tree) -> FromList<'a> {
+        let mut entries: Vec<&Entry> = tree.entries.iter().filter(|e| e.kind != Kind::Dir).collect();
+        entries.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+        let by_path = entries.iter().enumerate().map(|(i, e)| (e.path.as_str(), i)).collect();
+        FromList { entries, by_path }
+    }
+
+    /// The digest a reader checks its listing against: paths, kinds, sizes, targets.
+    pub(crate) fn digest(&self) -> [u8; 32] {
+        let mut h = blake3::Hasher::new();
+        for e in &self.entries {
+            ops::digest_item(&mut h, &e.path, &item(e, None));
+        }
+        *h.finalize().as_bytes()
+    }
+}
+
+fn item(e: &Entry, content: Option<[u8; 32]>) -> Item<'_> {
+    match e.kind {
+        Kind::Symlink => Item::Link(e.target.as_deref().unwrap_or("")),
+        _ => Item::File { mode: e.mode, size: e.size, content },
+    }
+}
+
+/// Splits the stream into packs of at most `limit` bytes, so a CDN caches each as one
+/// object.
+struct Sink<'a> {
+    packs: PackWriter<'a>,
+    limit: u64,
+    room: u64,
+}
+
+impl Write for Sink<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.room == 0 {
+            self.packs.close()?;
+            self.room = self.limit;
+        }
+        let n = buf.len().min(self.room as usize);
+        self.packs.append(&buf[..n])?;
+        self.room -= n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Encodes one file's ops, merging copies of adjacent older bytes into one.
+struct OpWriter {
+    src: Option<u32>,
+    expect: u64,
+    pending: Option<(u32, u64, u64)>,
+}
+
+impl OpWriter {
+    fn copy(&mut self, w: &mut impl Write, fi: u32, off: u64, len: u64) -> io::Result<()> {
+        if let Some((pf, po, pl)) = &mut self.pending {
+            if *pf == fi && *po + *pl == off {
+                *pl += len;
+                return Ok(());
+            }
+        }
+        self.flush(w)?;
+        self.pending = Some((fi, off, len));
+        Ok(())
+    }
+
+    fn insert(&mut self, w: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
+        self.flush(w)?;
+        ops::put_varint(w, (bytes.len() as u64) << 2 | op::INSERT)?;
+        w.write_all(bytes)
+    }
+
+    fn flush(&mut self, w: &mut impl Write) -> io::Result<()> {
+        if let Some((fi, off, len)) = self.pending.take() {
+            if self.src != Some(fi) {
+                ops::put_varint(w, u64::from(fi) << 2 | op::SRC)?;
+                self.src = Some(fi);
+                self.expect = 0;
+            }
+            ops::put_varint(w, len << 2 | op::COPY)?;
+            ops::put_varint(w, ops::zigzag(off as i64 - self.expect as i64))?;
+            self.expect = off + len;
+        }
+        Ok(())
+    }
+
+    /// Where the next older bytes would continue the last copy.
+    fn continuation(&self) -> Option<(u32, u64)> {
+        self.pending.map(|(fi, off, len)| (fi, off + len))
+    }
+}
+
+/// Reads `len` bytes of the older file `e` at `off` from the chunk store.
+fn read_range(store: &ChunkStore, e: &Entry, off: u64, len: u64) -> io::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(len as usize);
     let mut pos = 0u64;
     for c in &e.chunks {
@@ -94,148 +185,335 @@ fn from_bytes(from: &Tree, store: &ChunkStore, path: &str, off: u64, len: u64) -
     Ok(out)
 }
 
-/// zstd-compresses `raw` with `prefix` referenced as raw content (never parsed as a
-/// formatted dictionary, whatever its first bytes).
-pub fn compress_with_prefix(raw: &[u8], prefix: &[u8]) -> io::Result<Vec<u8>> {
-    compress_with_prefix_at(raw, prefix, PATCH_LEVEL)
+/// Finds delta bases for new chunks: the older bytes around the same place, around where
+/// the previous copy left off, and (lazily built) content-defined anchors for content
+/// that moved anywhere in the older build.
+struct Differ<'a> {
+    from: &'a Tree,
+    fl: &'a FromList<'a>,
+    store: &'a ChunkStore,
+    anchors: Option<(Anchors, Vec<Option<u32>>)>,
 }
 
-/// [`compress_with_prefix`] at a given zstd level.
-pub fn compress_with_prefix_at(raw: &[u8], prefix: &[u8], level: i32) -> io::Result<Vec<u8>> {
-    use zstd::zstd_safe::{CCtx, CParameter};
-    let err = |c: usize| io::Error::other(zstd::zstd_safe::get_error_name(c));
-    let mut cctx = CCtx::create();
-    cctx.set_parameter(CParameter::CompressionLevel(level)).map_err(err)?;
-    cctx.ref_prefix(prefix).map_err(err)?;
-    let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(raw.len()));
-    cctx.compress2(&mut out, raw).map_err(err)?;
-    Ok(out)
+impl Differ<'_> {
+    fn window(&self, fi: u32, center_start: u64, n: u64, before: u64, after: u64) -> Option<(u32, u64, u64)> {
+        let e = self.fl.entries[fi as usize];
+        let s = center_start.saturating_sub(before);
+        let end = (center_start + n + after).min(e.size);
+        (e.kind == Kind::File && end > s).then_some((fi, s, end - s))
+    }
+
+    fn diff_against(&self, raw: &[u8], ranges: &mut Vec<(u32, u64, u64)>) -> io::Result<Vec<Op>> {
+        ranges.sort_unstable();
+        let mut merged: Vec<(u32, u64, u64)> = Vec::new();
+        for &(fi, s, l) in ranges.iter() {
+            match merged.last_mut() {
+                Some((mf, ms, ml)) if *mf == fi && s <= *ms + *ml => *ml = (*ml).max(s + l - *ms),
+                _ => merged.push((fi, s, l)),
+            }
+        }
+        let mut base = Base::new();
+        let mut total = 0u64;
+        for (fi, s, l) in merged {
+            let l = l.min(MAX_BASE_BYTES.saturating_sub(total));
+            if l == 0 {
+                break;
+            }
+            total += l;
+            base.push(fi, s, &read_range(self.store, self.fl.entries[fi as usize], s, l)?);
+        }
+        Ok(diff::diff(raw, &base))
+    }
+
+    /// The ops for a chunk of `raw` at offset `off` of a file whose same-path older file
+    /// is `same`, the previous copy ending at `cont`.
+    fn delta(&mut self, raw: &[u8], off: u64, same: Option<u32>, cont: Option<(u32, u64)>) -> io::Result<Vec<Op>> {
+        let n = raw.len() as u64;
+        let mut ranges = Vec::new();
+        // An edit or an insertion left the older bytes near the same offset, shifted by
+        // at most the slack…
+        if let Some(fi) = same {
+            ranges.extend(self.window(fi, off, n, n + SLACK, n + SLACK));
+        }
+        // …or right after where the last copied older bytes ended.
+        if let Some((fi, end)) = cont {
+            ranges.extend(self.window(fi, end, n, SLACK, SLACK));
+        }
+        let mut ops = if ranges.is_empty() { vec![Op::Insert { start: 0, end: raw.len() }] } else { self.diff_against(raw, &mut ranges)? };
+        if diff::literal_bytes(&ops) as u64 > n / WIDEN_DIVISOR {
+            if self.anchors.is_none() {
+                let a = Anchors::build(self.from, self.store)?;
+                let map = a.files.iter().map(|(p, _)| self.fl.by_path.get(p.as_str()).map(|i| *i as u32)).collect();
+                self.anchors = Some((a, map));
+            }
+            let (a, map) = self.anchors.as_ref().expect("just built");
+            let before = ranges.len();
+            for (afi, start) in a.alignments(raw, 4) {
+                if let Some(fi) = map[afi] {
+                    ranges.extend(self.window(fi, start, n, SLACK, SLACK));
+                }
+            }
+            if ranges.len() > before {
+                let wide = self.diff_against(raw, &mut ranges)?;
+                if diff::literal_bytes(&wide) < diff::literal_bytes(&ops) {
+                    ops = wide;
+                }
+            }
+        }
+        Ok(ops)
+    }
 }
 
-/// Reverses [`compress_with_prefix`].
-pub fn decompress_with_prefix(data: &[u8], prefix: &[u8], raw_len: usize) -> io::Result<Vec<u8>> {
-    use zstd::zstd_safe::DCtx;
-    let err = |c: usize| io::Error::new(io::ErrorKind::InvalidData, zstd::zstd_safe::get_error_name(c));
-    let mut dctx = DCtx::create();
-    dctx.ref_prefix(prefix).map_err(err)?;
-    let mut out = Vec::with_capacity(raw_len);
-    dctx.decompress(&mut out, data).map_err(err)?;
-    Ok(out)
+/// The records that turn the older table into the newer one, in stream order.
+struct Plan<'a> {
+    removes: Vec<usize>,
+    rmdirs: Vec<&'a str>,
+    dirs: Vec<&'a Entry>,
+    links: Vec<&'a Entry>,
+    /// Newer files described by ops, in the newer build's order, with the same-path
+    /// older entry they replace.
+    files: Vec<(&'a Entry, Option<usize>)>,
+    /// Newer files carried unchanged from the older tree.
+    carried: Vec<&'a Entry>,
+    /// The mode of each older entry in the newer build (repeats for the ones that go).
+    modes: Vec<u32>,
+}
+
+fn plan<'a>(from: &'a Tree, fl: &FromList<'a>, to: &'a Tree) -> Plan<'a> {
+    let to_by_path: HashMap<&str, &Entry> = to.entries.iter().map(|e| (e.path.as_str(), e)).collect();
+    let mut p = Plan { removes: vec![], rmdirs: vec![], dirs: vec![], links: vec![], files: vec![], carried: vec![], modes: vec![] };
+    let mut last_mode = 0o644;
+    for (i, f) in fl.entries.iter().enumerate() {
+        let t = to_by_path.get(f.path.as_str()).copied();
+        let mode = match t {
+            Some(t) if t.kind == Kind::File && f.kind == Kind::File && t.size == f.size && t.chunks == f.chunks => {
+                p.carried.push(t);
+                t.mode
+            }
+            Some(t) if t.kind == Kind::Symlink && f.kind == Kind::Symlink && t.target == f.target => last_mode,
+            Some(t) if t.kind == Kind::File => t.mode,
+            _ => {
+                p.removes.push(i);
+                last_mode
+            }
+        };
+        p.modes.push(mode);
+        last_mode = mode;
+    }
+    let from_dirs: HashMap<&str, u32> = from.entries.iter().filter(|e| e.kind == Kind::Dir).map(|e| (e.path.as_str(), e.mode)).collect();
+    for t in &to.entries {
+        let old = fl.by_path.get(t.path.as_str()).map(|i| (*i, fl.entries[*i]));
+        match t.kind {
+            Kind::Dir if from_dirs.get(t.path.as_str()) != Some(&t.mode) => p.dirs.push(t),
+            Kind::Dir => {}
+            Kind::Symlink if !matches!(old, Some((_, f)) if f.kind == Kind::Symlink && f.target == t.target) => p.links.push(t),
+            Kind::Symlink => {}
+            Kind::File => match old {
+                Some((_, f)) if f.kind == Kind::File && f.size == t.size && f.chunks == t.chunks => {}
+                Some((i, _)) => p.files.push((t, Some(i))),
+                None => p.files.push((t, None)),
+            },
+        }
+    }
+    let to_dirs: HashSet<&str> = to.entries.iter().filter(|e| e.kind == Kind::Dir).map(|e| e.path.as_str()).collect();
+    p.rmdirs = from.entries.iter().filter(|e| e.kind == Kind::Dir && !to_dirs.contains(e.path.as_str())).map(|e| e.path.as_str()).collect();
+    p
+}
+
+/// BLAKE3 of a file of the newer build, read from the chunk store.
+fn content_hash(store: &ChunkStore, e: &Entry) -> io::Result<[u8; 32]> {
+    let mut h = blake3::Hasher::new();
+    for c in &e.chunks {
+        h.update(&store.get_raw(&c.h, c.len as usize)?);
+    }
+    Ok(*h.finalize().as_bytes())
+}
+
+/// Counts of distinct chunks, for the summary.
+#[derive(Default)]
+struct Counts {
+    seen: HashSet<Hash>,
+    reused: usize,
+    sent: usize,
+    deltas: usize,
+}
+
+/// Writes the ops of the newer file `t` (whose same-path older entry is `same`); returns
+/// the BLAKE3 of its content.
+fn file_ops(
+    w: &mut impl Write,
+    d: &mut Differ<'_>,
+    t: &Entry,
+    same: Option<u32>,
+    places: &Places,
+    counts: &mut Counts,
+) -> io::Result<[u8; 32]> {
+    let same = same.filter(|i| d.fl.entries[*i as usize].kind == Kind::File);
+    let mut ow = OpWriter { src: same, expect: 0, pending: None };
+    let mut h = blake3::Hasher::new();
+    let mut off = 0u64;
+    for c in &t.chunks {
+        let raw = d.store.get_raw(&c.h, c.len as usize)?;
+        h.update(&raw);
+        let first = counts.seen.insert(c.h);
+        let len = u64::from(c.len);
+        // A chunk the older build has: copied, preferably right where the last copy ended.
+        let cont = ow.continuation();
+        let place = cont.filter(|k| places.starts.get(k) == Some(&c.h)).or_else(|| places.first.get(&c.h).copied());
+        if let Some((fi, o)) = place {
+            ow.copy(w, fi, o, len)?;
+            counts.reused += usize::from(first);
+        } else {
+            let chunk_ops = d.delta(&raw, off, same, cont)?;
+            let mut copied = false;
+            for o in chunk_ops {
+                match o {
+                    Op::Copy { fi, off, len } => {
+                        copied = true;
+                        ow.copy(w, fi, off, len)?;
+                    }
+                    Op::Insert { start, end } => ow.insert(w, &raw[start..end])?,
+                }
+            }
+            if first {
+                if copied {
+                    counts.deltas += 1;
+                } else {
+                    counts.sent += 1;
+                }
+            }
+        }
+        off += len;
+    }
+    ow.flush(w)?;
+    Ok(*h.finalize().as_bytes())
+}
+
+/// Where the older build's chunks are: the first place of each, and the chunk starting
+/// at each (file number, offset).
+struct Places {
+    first: HashMap<Hash, (u32, u64)>,
+    starts: HashMap<(u32, u64), Hash>,
+}
+
+impl Places {
+    fn of(fl: &FromList<'_>) -> Places {
+        let mut p = Places { first: HashMap::new(), starts: HashMap::new() };
+        for (fi, e) in fl.entries.iter().enumerate().filter(|(_, e)| e.kind == Kind::File) {
+            let mut off = 0u64;
+            for c in &e.chunks {
+                p.first.entry(c.h).or_insert((fi as u32, off));
+                p.starts.insert((fi as u32, off), c.h);
+                off += u64::from(c.len);
+            }
+        }
+        p
+    }
 }
 
 /// Writes the patch `from` → `to` into `dir` (created).
 pub fn write_patch(from: &Tree, to: &Tree, store: &ChunkStore, meta: &PatchMeta, dir: &Path, p: &Params) -> io::Result<PatchSummary> {
     fs::create_dir_all(dir).map_err(|e| io_ctx(dir.display(), e))?;
-    let have = locations(from);
-    let from_files: HashMap<&str, u64> = from.entries.iter().filter(|e| e.kind == Kind::File).map(|e| (e.path.as_str(), e.size)).collect();
-    let order = to.chunk_order();
-    let to_locs = locations(to);
-    let mut packs = PackWriter::new(dir, p.pack_limit);
-    let mut rows = Vec::with_capacity(order.len());
-    let mut pos = HashMap::with_capacity(order.len());
-    let (mut reused, mut sent, mut deltas) = (0, 0, 0);
-    let mut anchors: Option<Anchors> = None;
-    for (i, h) in order.iter().enumerate() {
-        pos.insert(*h, i);
-        let info = to.chunks[h];
-        if let Some((path, off)) = have.get(h) {
-            reused += 1;
-            rows.push(json!({"h": h.hex(), "raw": info.raw, "src": "from", "path": path, "off": off}));
-            continue;
-        }
-        let raw = store.get_raw(h, info.raw as usize)?;
-        // The whole chunk, compressed hard unless the store found it incompressible.
-        let (mut body, mut codec) = if info.z {
-            let z = zstd::bulk::compress(&raw, PATCH_LEVEL)?;
-            if z.len() < raw.len() {
-                (z, "zstd")
-            } else {
-                (raw.clone(), "raw")
+    let fl = FromList::of(from);
+    let plan = plan(from, &fl, to);
+    let places = Places::of(&fl);
+    let limit = p.pack_limit.max(1);
+    let sink = Sink { packs: PackWriter::new(dir, limit), limit, room: limit };
+    let mut z = zstd::stream::write::Encoder::new(sink, PATCH_LEVEL)?;
+    z.window_log(WINDOW_LOG)?;
+    let mut w = io::BufWriter::with_capacity(1 << 16, z);
+    let mut counts = Counts::default();
+    // Unchanged files are hashed for the newer build's digest on a second core while
+    // this one works out the changed ones.
+    let (hashes, carried_hashes) = std::thread::scope(|s| -> io::Result<_> {
+        let carried = s.spawn(|| plan.carried.iter().map(|e| content_hash(store, e).map(|h| (e.path.as_str(), h))).collect::<io::Result<Vec<_>>>());
+        w.write_all(ops::MAGIC)?;
+        ops::put_varint(&mut w, fl.entries.len() as u64)?;
+        w.write_all(&fl.digest())?;
+        let mut runs: Vec<(u64, u32)> = Vec::new();
+        for m in &plan.modes {
+            match runs.last_mut() {
+                Some((n, lm)) if lm == m => *n += 1,
+                _ => runs.push((1, *m)),
             }
-        } else {
-            (raw.clone(), "raw")
-        };
-        // A delta against the same file's bytes around the same offset in the older build,
-        // which is where an edit or an insertion left the old content.
-        let mut base = Value::Null;
-        let (path, off) = &to_locs[h];
-        if let Some(&size) = from_files.get(path.as_str()) {
-            let len = u64::from(info.raw);
-            let start = off.saturating_sub(len);
-            let end = (off + 2 * len).min(size);
-            if end > start {
-                let dict = from_bytes(from, store, path, start, end - start)?;
-                // A fast probe first: level 19 over a three-chunk base is slow, and only
-                // worth it when the base holds the chunk's content (an edit, an insertion).
-                let probe = compress_with_prefix_at(&raw, &dict, PROBE_LEVEL)?;
-                let d = if probe.len() <= raw.len() / 16 { compress_with_prefix(&raw, &dict)? } else { probe };
-                if d.len() < body.len() {
-                    body = d;
-                    codec = "zstd-dict";
-                    base = json!({"path": path, "off": start, "len": end - start});
+        }
+        ops::put_varint(&mut w, runs.len() as u64)?;
+        for (n, m) in &runs {
+            ops::put_varint(&mut w, *n)?;
+            ops::put_varint(&mut w, u64::from(*m))?;
+        }
+        for i in &plan.removes {
+            ops::put_varint(&mut w, rec::REMOVE)?;
+            ops::put_varint(&mut w, *i as u64)?;
+        }
+        for path in &plan.rmdirs {
+            ops::put_varint(&mut w, rec::RMDIR)?;
+            ops::put_str(&mut w, path)?;
+        }
+        for e in &plan.dirs {
+            ops::put_varint(&mut w, rec::DIR)?;
+            ops::put_str(&mut w, &e.path)?;
+            ops::put_varint(&mut w, u64::from(e.mode))?;
+        }
+        for e in &plan.links {
+            ops::put_varint(&mut w, rec::LINK)?;
+            ops::put_str(&mut w, &e.path)?;
+            ops::put_str(&mut w, e.target.as_deref().unwrap_or(""))?;
+        }
+        let mut d = Differ { from, fl: &fl, store, anchors: None };
+        let mut hashes = Vec::with_capacity(plan.files.len());
+        for (t, same) in &plan.files {
+            match same {
+                Some(i) => {
+                    ops::put_varint(&mut w, rec::FILE_AT)?;
+                    ops::put_varint(&mut w, *i as u64)?;
+                    ops::put_varint(&mut w, ops::zigzag(t.size as i64 - fl.entries[*i].size as i64))?;
+                }
+                None => {
+                    ops::put_varint(&mut w, rec::FILE_NEW)?;
+                    ops::put_str(&mut w, &t.path)?;
+                    ops::put_varint(&mut w, u64::from(t.mode))?;
+                    ops::put_varint(&mut w, t.size)?;
                 }
             }
+            let h = file_ops(&mut w, &mut d, t, same.map(|i| i as u32), &places, &mut counts)?;
+            hashes.push((t.path.as_str(), h));
         }
-        // Content that moved (a reordered pack, data shifted between files) has no good
-        // base at its own place: look for where its bytes sit in the older build.
-        if body.len() > raw.len() / 16 {
-            if anchors.is_none() {
-                anchors = Some(Anchors::build(from, store)?);
-            }
-            let a = anchors.as_ref().expect("just built");
-            let mut dict = Vec::new();
-            let mut ranges = Vec::new();
-            for (fi, start) in a.alignments(&raw, 4) {
-                let (fpath, fsize) = &a.files[fi];
-                let (s0, s1) = (start.saturating_sub(SLACK), (start + u64::from(info.raw) + SLACK).min(*fsize));
-                if s1 > s0 {
-                    dict.extend(from_bytes(from, store, fpath, s0, s1 - s0)?);
-                    ranges.push(json!({"path": fpath, "off": s0, "len": s1 - s0}));
-                }
-            }
-            if !ranges.is_empty() {
-                // Moved content matches in long runs, which a fast level finds as well as
-                // level 19 does, at a fraction of the time over a base of up to four ranges.
-                let d = compress_with_prefix_at(&raw, &dict, MOVED_LEVEL)?;
-                if d.len() < body.len() {
-                    body = d;
-                    codec = "zstd-dict";
-                    base = if ranges.len() == 1 { ranges.swap_remove(0) } else { Value::Array(ranges) };
-                }
-            }
-        }
-        let (pack, poff) = packs.append(&body)?;
-        let mut row = json!({"h": h.hex(), "raw": info.raw, "pack": pack, "off": poff, "stored": body.len(), "codec": codec});
-        if codec == "zstd-dict" {
-            row["base"] = base;
-            deltas += 1;
-        } else {
-            sent += 1;
-        }
-        rows.push(row);
+        let carried = carried.join().map_err(|_| io::Error::other("hashing thread panicked"))??;
+        Ok((hashes, carried))
+    })?;
+    // The newer build's digest: every file and symlink, in path order.
+    let content: HashMap<&str, [u8; 32]> = hashes.into_iter().chain(carried_hashes).collect();
+    let mut items: Vec<&Entry> = to.entries.iter().filter(|e| e.kind != Kind::Dir).collect();
+    items.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+    let mut dh = blake3::Hasher::new();
+    for e in items {
+        ops::digest_item(&mut dh, &e.path, &item(e, content.get(e.path.as_str()).copied()));
     }
-    packs.close()?;
-    let index = json!({"format": "rockit-patch-index", "version": VERSION, "chunks": rows, "files": file_table(to, &pos)});
-    // The index travels zstd-compressed: its rows repeat paths and field names, and for a
-    // small patch it is most of the bytes.
-    let index_json = serde_json::to_vec(&index).map_err(io::Error::other)?;
-    let index_bytes = zstd::bulk::compress(&index_json, PATCH_LEVEL)?;
-    write_atomic(dir, INDEX_NAME, &index_bytes)?;
-    let pack_bytes: u64 = packs.packs.iter().map(|p| p.1).sum();
-    let size_bytes = pack_bytes + index_bytes.len() as u64;
+    ops::put_varint(&mut w, rec::END)?;
+    w.write_all(dh.finalize().as_bytes())?;
+    let z = w.into_inner().map_err(|e| e.into_error())?;
+    let mut sink = z.finish()?;
+    sink.packs.close()?;
+    let packs = sink.packs;
+    let size_bytes: u64 = packs.packs.iter().map(|p| p.1).sum();
     let manifest = json!({
         "format": "rockit-patch", "version": VERSION, "orgName": meta.org_name, "appName": meta.app_name,
         "fromBuildId": meta.from_build_id, "toBuildId": meta.to_build_id,
         "fromDxfName": meta.from_dxf_name, "toDxfName": meta.to_dxf_name, "created": meta.created,
-        "sizeBytes": size_bytes, "toSizeBytes": to.size_bytes(), "chunkCount": order.len(),
-        "reusedChunks": reused, "sentChunks": sent, "deltaChunks": deltas,
+        "sizeBytes": size_bytes, "toSizeBytes": to.size_bytes(), "chunkCount": to.chunks.len(),
+        "reusedChunks": counts.reused, "sentChunks": counts.sent, "deltaChunks": counts.deltas,
         "packs": packs.json(),
-        "index": {"name": INDEX_NAME, "encoding": "zstd", "rawBytes": index_json.len(), "sizeBytes": index_bytes.len(), "blake3": Hash::of(&index_bytes).hex()},
     });
     let manifest_bytes = serde_json::to_vec_pretty(&manifest).map_err(io::Error::other)?;
     write_atomic(dir, "patch.json", &manifest_bytes)?;
     let mut files: Vec<String> = packs.packs.iter().map(|p| p.0.clone()).collect();
-    files.push(INDEX_NAME.into());
     files.push("patch.json".into());
-    Ok(PatchSummary { files, size_bytes: size_bytes + manifest_bytes.len() as u64, reused, sent, deltas })
+    Ok(PatchSummary {
+        files,
+        size_bytes: size_bytes + manifest_bytes.len() as u64,
+        reused: counts.reused,
+        sent: counts.sent,
+        deltas: counts.deltas,
+    })
 }

@@ -1,6 +1,8 @@
 //! Reading published images and patches: `unpack` rebuilds a build's tree from its image,
-//! `apply` rebuilds the newer tree from an older tree and a patch. Every byte is checked
-//! against the hashes the manifest pins.
+//! `apply` (in `patch_apply.rs`) rebuilds the newer tree from an older tree and a patch.
+//! Every byte is checked against the hashes the manifest pins.
+
+pub use crate::patch_apply::apply;
 
 use crate::ingest::normalize;
 use crate::{io_ctx, Hash};
@@ -26,11 +28,11 @@ impl Source for DirSource {
     }
 }
 
-fn bad(msg: impl Into<String>) -> io::Error {
+pub(crate) fn bad(msg: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.into())
 }
 
-fn read_all(src: &dyn Source, name: &str) -> io::Result<Vec<u8>> {
+pub(crate) fn read_all(src: &dyn Source, name: &str) -> io::Result<Vec<u8>> {
     let mut v = Vec::new();
     src.open(name)?.read_to_end(&mut v)?;
     Ok(v)
@@ -48,7 +50,7 @@ pub struct Stats {
 }
 
 /// An output directory the tools may write: absent, or empty.
-fn prepare_out(out: &Path) -> io::Result<()> {
+pub(crate) fn prepare_out(out: &Path) -> io::Result<()> {
     if out.exists() {
         if fs::read_dir(out)?.next().is_some() {
             return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} exists and is not empty", out.display())));
@@ -176,26 +178,13 @@ fn finish(out: &Path, files: &[FileRow]) -> io::Result<()> {
     Ok(())
 }
 
-/// The index a manifest or patch.json pins: its name, hash and size checked, decoded per
-/// its `encoding` (none, or `zstd` with the decoded length in `rawBytes`).
+/// The index a manifest pins: its name, hash and size checked.
 fn read_index(src: &dyn Source, manifest: &Value) -> io::Result<Value> {
     let pin = &manifest["index"];
     let name =
         pin["name"].as_str().filter(|n| !n.contains('/') && !n.starts_with('.')).ok_or_else(|| bad("the manifest names no index"))?;
-    let stored = read_all(src, name)?;
-    check_pinned(&stored, pin, name)?;
-    let bytes = match pin["encoding"].as_str() {
-        None => stored,
-        Some("zstd") => {
-            let raw = pin["rawBytes"]
-                .as_u64()
-                .map(|n| n as usize)
-                .filter(|n| *n <= crate::patch::MAX_INDEX_BYTES)
-                .ok_or_else(|| bad(format!("{name}: no usable rawBytes")))?;
-            zstd::bulk::decompress(&stored, raw).map_err(|e| bad(format!("{name}: {e}")))?
-        }
-        Some(other) => return Err(bad(format!("{name}: unknown encoding {other}"))),
-    };
+    let bytes = read_all(src, name)?;
+    check_pinned(&bytes, pin, name)?;
     serde_json::from_slice(&bytes).map_err(|e| bad(format!("{name}: {e}")))
 }
 
@@ -297,85 +286,6 @@ pub fn unpack(src: &dyn Source, out: &Path, public_pem: Option<&str>) -> io::Res
         };
         if Hash::of(&raw) != hashes[i] {
             return Err(bad(format!("chunk {} does not match its hash", hashes[i].hex())));
-        }
-        stats.bytes += write_places(&mut handles, out, &files, places.get(&i), &raw)?;
-        Ok(())
-    })?;
-    finish(out, &files)?;
-    Ok(stats)
-}
-
-/// Reads `len` bytes at `off` of `path` in the older tree.
-fn read_from(from: &Path, path: &str, off: u64, len: u64) -> io::Result<Vec<u8>> {
-    match normalize(path) {
-        Ok(Some(p)) if p == path => {}
-        _ => return Err(bad(format!("unsafe path in patch: {path}"))),
-    }
-    let mut f = fs::File::open(from.join(path)).map_err(|e| io_ctx(format!("older build file {path}"), e))?;
-    f.seek(SeekFrom::Start(off))?;
-    let mut buf = vec![0u8; len as usize];
-    f.read_exact(&mut buf).map_err(|e| io_ctx(format!("older build file {path}"), e))?;
-    Ok(buf)
-}
-
-/// Applies a patch to the older tree `from`, writing the newer tree into `out`.
-pub fn apply(src: &dyn Source, from: &Path, out: &Path) -> io::Result<Stats> {
-    let manifest: Value = serde_json::from_slice(&read_all(src, "patch.json")?).map_err(|e| bad(format!("patch.json: {e}")))?;
-    if manifest["format"] != "rockit-patch" {
-        return Err(bad("not a rockit-patch manifest"));
-    }
-    let index = read_index(src, &manifest)?;
-    let chunks = index["chunks"].as_array().ok_or_else(|| bad("index without chunks"))?.clone();
-    let raw_len: Vec<u64> = chunks.iter().map(|c| c["raw"].as_u64().unwrap_or(0)).collect();
-    let files = files_of(&index)?;
-    prepare_out(out)?;
-    let places = lay_out(out, &files, &raw_len)?;
-    let mut handles = Handles::default();
-    let mut stats = Stats { files: files.iter().filter(|f| f.kind == "file").count(), ..Default::default() };
-    let hash_of = |c: &Value| c["h"].as_str().and_then(Hash::from_hex).ok_or_else(|| bad("bad chunk hash"));
-    let mut rows = Vec::new();
-    for (i, c) in chunks.iter().enumerate() {
-        if c["src"] == "from" {
-            let raw = read_from(from, c["path"].as_str().unwrap_or(""), c["off"].as_u64().unwrap_or(0), raw_len[i])?;
-            if Hash::of(&raw) != hash_of(c)? {
-                return Err(bad(format!("older build file {} differs from the patch's base", c["path"])));
-            }
-            stats.bytes += write_places(&mut handles, out, &files, places.get(&i), &raw)?;
-        } else {
-            rows.push((i, c["pack"].as_u64().unwrap_or(0) as usize, c["off"].as_u64().unwrap_or(0), c["stored"].as_u64().unwrap_or(0)));
-        }
-    }
-    stats.pack_bytes = stream_packs(src, &manifest, &rows, |i, stored| {
-        let c = &chunks[i];
-        let n = raw_len[i] as usize;
-        let raw = match c["codec"].as_str() {
-            Some("raw") => stored.to_vec(),
-            Some("zstd") => zstd::bulk::decompress(stored, n).map_err(|e| bad(format!("chunk {}: {e}", c["h"])))?,
-            Some("zstd-dict") => {
-                // One range of the older build, or several read one after the other.
-                let ranges: Vec<&Value> = match &c["base"] {
-                    Value::Array(a) => a.iter().collect(),
-                    b => vec![b],
-                };
-                let total: u64 = ranges.iter().map(|b| b["len"].as_u64().unwrap_or(0)).sum();
-                if total > crate::patch::MAX_BASE_BYTES {
-                    return Err(bad(format!("chunk {}: delta base of {total} bytes is too large", c["h"])));
-                }
-                let mut dict = Vec::with_capacity(total as usize);
-                for b in ranges {
-                    dict.extend(read_from(
-                        from,
-                        b["path"].as_str().unwrap_or(""),
-                        b["off"].as_u64().unwrap_or(0),
-                        b["len"].as_u64().unwrap_or(0),
-                    )?);
-                }
-                crate::patch::decompress_with_prefix(stored, &dict, n).map_err(|e| bad(format!("chunk {}: {e}", c["h"])))?
-            }
-            other => return Err(bad(format!("unknown codec {other:?}"))),
-        };
-        if Hash::of(&raw) != hash_of(c)? {
-            return Err(bad(format!("chunk {} does not match its hash", c["h"])));
         }
         stats.bytes += write_places(&mut handles, out, &files, places.get(&i), &raw)?;
         Ok(())

@@ -10,18 +10,18 @@ use std::time::Instant;
 
 /// Apply a published patch to an unpacked older build, giving the newer build exactly.
 ///
-/// Chunks the older build already has are copied from its files (and checked against
-/// their hashes); the others stream from the patch's packs, whole or as zstd deltas
-/// against the older build's bytes. Every chunk is checked against its BLAKE3 name, the
-/// index and every pack against the hashes patch.json pins. The older tree is only read.
-/// On failure the output directory is emptied again.
+/// The older tree must hold exactly the older build (its file list is checked first).
+/// Unchanged files are copied from it; changed and new files are rebuilt from the patch's
+/// stream of copies of older bytes and literal bytes. Every pack is checked against the
+/// hash patch.json pins, and the rebuilt tree against the patch's digest of the newer
+/// build. The older tree is only read. On failure the output directory is emptied again.
 #[derive(clap::Args)]
 pub struct Args {
     /// The patch: a directory holding patch.json, or its http(s) base URL
     /// (…/pat/<org>/<app>/<to>/<from>/).
     #[arg(value_name = "PATCH")]
     pub patch: String,
-    /// The older build's tree, as `rockit unpack` (or a launcher) left it.
+    /// The older build's tree, as `rockit unpack` (or a launcher) left it, with nothing added.
     #[arg(value_name = "FROM")]
     pub from: PathBuf,
     /// The directory to create for the newer build; an existing one must be empty.

@@ -81,8 +81,8 @@ pub fn open(loc: &str, what: What) -> Result<Tracked, Fail> {
     })
 }
 
-/// A source that counts what is read, keeps copies of the manifest and the index, and
-/// knows which pack is being streamed, so a failure can name the chunk it happened in.
+/// A source that counts what is read, keeps copies of the manifest and (images) the index,
+/// and knows which pack is being streamed, so a failure can name where it happened.
 pub struct Tracked {
     inner: Box<dyn Source>,
     manifest_name: &'static str,
@@ -107,26 +107,29 @@ impl Tracked {
     }
 
     /// An engine failure as the user sees it: when it happened inside a pack and does not
-    /// say where, the chunk being read or decoded is named.
+    /// say where, the chunk being read or decoded (images) or the pack and byte (patches,
+    /// whose packs are one stream) is named.
     pub fn explain(&self, e: io::Error) -> Fail {
         let msg = e.to_string();
         let Some((pack, pos)) = self.streaming.borrow().clone() else { return Fail::new(msg) };
+        if msg.contains(&pack) {
+            return Fail::new(msg);
+        }
         match self.chunk_at(&pack, pos) {
-            Some((h, off)) if !msg.contains(&pack) && !msg.contains(&h) => Fail::new(format!("chunk {h} ({pack} at offset {off}): {msg}")),
-            _ => Fail::new(msg),
+            Some((h, off)) if !msg.contains(&h) => Fail::new(format!("chunk {h} ({pack} at offset {off}): {msg}")),
+            Some(_) => Fail::new(msg),
+            None => Fail::new(format!("{pack} (read up to byte {pos}): {msg}")),
         }
     }
 
-    /// The chunk of pack `name` that ends at or runs across byte `pos`: (hash, offset).
+    /// The image chunk of pack `name` that ends at or runs across byte `pos`: (hash, offset).
     fn chunk_at(&self, name: &str, pos: u64) -> Option<(String, u64)> {
         let n = self.manifest()["packs"].as_array()?.iter().position(|p| p["name"] == name)? as u64 + 1;
         let index = json_of(&self.index.borrow());
         index["chunks"].as_array()?.iter().find_map(|c| {
-            // Image rows are `[hash, raw, stored, z, pack, off]`, patch rows objects.
-            let (h, stored, pack, off) = match c {
-                Value::Array(a) => (a.first()?.as_str()?, a.get(2)?.as_u64()?, a.get(4)?.as_u64()?, a.get(5)?.as_u64()?),
-                _ => (c["h"].as_str()?, c["stored"].as_u64()?, c["pack"].as_u64()?, c["off"].as_u64()?),
-            };
+            // Image rows are `[hash, raw, stored, z, pack, off]`.
+            let a = c.as_array()?;
+            let (h, stored, pack, off) = (a.first()?.as_str()?, a.get(2)?.as_u64()?, a.get(4)?.as_u64()?, a.get(5)?.as_u64()?);
             (pack == n && off < pos && pos <= off + stored).then(|| (h.to_string(), off))
         })
     }
@@ -137,22 +140,9 @@ impl Tracked {
     }
 }
 
-/// A kept copy as JSON; a zstd-compressed one (a patch index) is decoded first.
+/// A kept copy as JSON.
 fn json_of(b: &Option<Vec<u8>>) -> Value {
-    let Some(b) = b.as_deref() else { return Value::Null };
-    let decoded;
-    let b = if b.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        match zstd::bulk::decompress(b, edge_engine::patch::MAX_INDEX_BYTES) {
-            Ok(d) => {
-                decoded = d;
-                &decoded[..]
-            }
-            Err(_) => return Value::Null,
-        }
-    } else {
-        b
-    };
-    serde_json::from_slice(b).unwrap_or(Value::Null)
+    b.as_deref().and_then(|b| serde_json::from_slice(b).ok()).unwrap_or(Value::Null)
 }
 
 impl Source for Tracked {
@@ -160,7 +150,7 @@ impl Source for Tracked {
         let mut r = self.inner.open(name)?;
         let slot = if name == self.manifest_name {
             &self.manifest
-        } else if name.starts_with("index.json") {
+        } else if name == "index.json" {
             &self.index
         } else {
             *self.streaming.borrow_mut() = Some((name.to_string(), 0));
@@ -170,7 +160,7 @@ impl Source for Tracked {
         r.read_to_end(&mut bytes)?;
         self.add(bytes.len());
         if name == self.manifest_name {
-            // Everything the manifest pins, packs and index, plus the manifest itself.
+            // Everything the manifest pins, packs and (images) index, plus the manifest itself.
             if let Ok(m) = serde_json::from_slice::<Value>(&bytes) {
                 let packs: u64 = m["packs"].as_array().map(|a| a.iter().filter_map(|p| p["sizeBytes"].as_u64()).sum()).unwrap_or(0);
                 self.total.set(packs + m["index"]["sizeBytes"].as_u64().unwrap_or(0) + bytes.len() as u64);
