@@ -59,4 +59,6 @@ pub(crate) fn io_ctx(what: impl std::fmt::Display, e: std::io::Error) -> std::io
 }
 
 #[cfg(test)]
+mod patch_tests;
+#[cfg(test)]
 mod roundtrip_tests;

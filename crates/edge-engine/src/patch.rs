@@ -32,6 +32,12 @@ const SLACK: u64 = 16 << 10;
 /// Largest delta base gathered for one chunk (several windows of the largest chunk).
 const MAX_BASE_BYTES: u64 = 16 << 20;
 
+/// Places of a chunk's content elsewhere in the older build added to its base, at most.
+const MAX_ALIGNMENTS: usize = 8;
+
+/// Longest literal run at a chunk's end held back for the next chunk's copy to absorb.
+const MAX_TAIL: usize = 64 << 10;
+
 /// A base that leaves more than this share of a chunk as literal bytes is widened with
 /// the places its content sits anywhere in the older build.
 const WIDEN_DIVISOR: u64 = 16;
@@ -142,9 +148,15 @@ impl OpWriter {
     }
 
     fn insert(&mut self, w: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
+        self.insert2(w, bytes, &[])
+    }
+
+    /// One insert of `a` then `b`.
+    fn insert2(&mut self, w: &mut impl Write, a: &[u8], b: &[u8]) -> io::Result<()> {
         self.flush(w)?;
-        ops::put_varint(w, (bytes.len() as u64) << 2 | op::INSERT)?;
-        w.write_all(bytes)
+        ops::put_varint(w, ((a.len() + b.len()) as u64) << 2 | op::INSERT)?;
+        w.write_all(a)?;
+        w.write_all(b)
     }
 
     fn flush(&mut self, w: &mut impl Write) -> io::Result<()> {
@@ -167,24 +179,6 @@ impl OpWriter {
     }
 }
 
-/// Reads `len` bytes of the older file `e` at `off` from the chunk store.
-fn read_range(store: &ChunkStore, e: &Entry, off: u64, len: u64) -> io::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(len as usize);
-    let mut pos = 0u64;
-    for c in &e.chunks {
-        let (start, end) = (pos, pos + u64::from(c.len));
-        pos = end;
-        if end <= off || start >= off + len {
-            continue;
-        }
-        let raw = store.get_raw(&c.h, c.len as usize)?;
-        let a = off.saturating_sub(start) as usize;
-        let b = ((off + len).min(end) - start) as usize;
-        out.extend_from_slice(&raw[a..b]);
-    }
-    Ok(out)
-}
-
 /// Finds delta bases for new chunks: the older bytes around the same place, around where
 /// the previous copy left off, and (lazily built) content-defined anchors for content
 /// that moved anywhere in the older build.
@@ -193,17 +187,108 @@ struct Differ<'a> {
     fl: &'a FromList<'a>,
     store: &'a ChunkStore,
     anchors: Option<(Anchors, Vec<Option<u32>>)>,
+    /// Recently read older chunks: the windows of neighbouring chunks overlap.
+    cache: HashMap<Hash, std::rc::Rc<Vec<u8>>>,
 }
 
+/// Older chunks kept decompressed, at most.
+const CACHE_CHUNKS: usize = 16;
+
 impl Differ<'_> {
-    fn window(&self, fi: u32, center_start: u64, n: u64, before: u64, after: u64) -> Option<(u32, u64, u64)> {
+    /// Reads `len` bytes of older file `fi` at `off` from the chunk store.
+    fn read(&mut self, fi: u32, off: u64, len: u64) -> io::Result<Vec<u8>> {
         let e = self.fl.entries[fi as usize];
-        let s = center_start.saturating_sub(before);
-        let end = (center_start + n + after).min(e.size);
-        (e.kind == Kind::File && end > s).then_some((fi, s, end - s))
+        let mut out = Vec::with_capacity(len as usize);
+        let mut pos = 0u64;
+        for c in &e.chunks {
+            let (start, end) = (pos, pos + u64::from(c.len));
+            pos = end;
+            if end <= off || start >= off + len {
+                continue;
+            }
+            let raw = match self.cache.get(&c.h) {
+                Some(r) => r.clone(),
+                None => {
+                    if self.cache.len() >= CACHE_CHUNKS {
+                        self.cache.clear();
+                    }
+                    let r = std::rc::Rc::new(self.store.get_raw(&c.h, c.len as usize)?);
+                    self.cache.insert(c.h, r.clone());
+                    r
+                }
+            };
+            let a = off.saturating_sub(start) as usize;
+            let b = ((off + len).min(end) - start) as usize;
+            out.extend_from_slice(&raw[a..b]);
+        }
+        Ok(out)
     }
 
-    fn diff_against(&self, raw: &[u8], ranges: &mut Vec<(u32, u64, u64)>) -> io::Result<Vec<Op>> {
+    /// How many of the first bytes of `t` the older file `fi` holds from `off` on.
+    fn match_after(&mut self, t: &[u8], fi: u32, off: u64) -> io::Result<usize> {
+        let room = self.fl.entries[fi as usize].size.saturating_sub(off);
+        let (mut got, mut step) = (0usize, 4096u64);
+        // Growing reads: most literal bytes differ at once, long runs are rare.
+        while got < t.len() && (got as u64) < room {
+            let want = step.min((t.len() - got) as u64).min(room - got as u64);
+            let old = self.read(fi, off + got as u64, want)?;
+            let m = diff::common_prefix(&t[got..], &old);
+            got += m;
+            if m < old.len() {
+                break;
+            }
+            step *= 2;
+        }
+        Ok(got)
+    }
+
+    /// How many of the last bytes of `t` the older file `fi` holds just before `off`.
+    fn match_before(&mut self, t: &[u8], fi: u32, off: u64) -> io::Result<usize> {
+        let (mut got, mut step) = (0usize, 4096u64);
+        while got < t.len() && (got as u64) < off {
+            let want = step.min((t.len() - got) as u64).min(off - got as u64);
+            let old = self.read(fi, off - got as u64 - want, want)?;
+            let m = diff::common_suffix(&t[..t.len() - got], &old);
+            got += m;
+            if m < old.len() {
+                break;
+            }
+            step *= 2;
+        }
+        Ok(got)
+    }
+
+    /// Grows copies into the literal bytes next to them where the older file goes on
+    /// (or began earlier) with the same bytes: a base window may end in the middle of a
+    /// run of moved content.
+    fn stretch(&mut self, raw: &[u8], ops: &mut Vec<Op>) -> io::Result<()> {
+        for k in 0..ops.len() {
+            let Op::Insert { start: mut s, end: mut e } = ops[k] else { continue };
+            if let Some(&Op::Copy { fi, off, len }) = k.checked_sub(1).and_then(|j| ops.get(j)) {
+                let m = self.match_after(&raw[s..e], fi, off + len)?;
+                s += m;
+                ops[k - 1] = Op::Copy { fi, off, len: len + m as u64 };
+            }
+            if let Some(&Op::Copy { fi, off, len }) = ops.get(k + 1) {
+                let m = self.match_before(&raw[s..e], fi, off)?;
+                e -= m;
+                ops[k + 1] = Op::Copy { fi, off: off - m as u64, len: len + m as u64 };
+            }
+            ops[k] = Op::Insert { start: s, end: e };
+        }
+        ops.retain(|o| !matches!(o, Op::Insert { start, end } if start == end));
+        Ok(())
+    }
+
+    /// Bytes `[start - before, start + n + after)` of older file `fi`, within the file.
+    fn window(&self, fi: u32, start: u64, n: u64, before: u64, after: u64) -> Option<(u32, u64, u64)> {
+        let e = self.fl.entries[fi as usize];
+        let s = start.saturating_sub(before);
+        let end = (start + n + after).min(e.size);
+        (e.kind == Kind::File && end > s).then(|| (fi, s, end - s))
+    }
+
+    fn diff_against(&mut self, raw: &[u8], ranges: &mut Vec<(u32, u64, u64)>) -> io::Result<Vec<Op>> {
         ranges.sort_unstable();
         let mut merged: Vec<(u32, u64, u64)> = Vec::new();
         for &(fi, s, l) in ranges.iter() {
@@ -220,9 +305,12 @@ impl Differ<'_> {
                 break;
             }
             total += l;
-            base.push(fi, s, &read_range(self.store, self.fl.entries[fi as usize], s, l)?);
+            let bytes = self.read(fi, s, l)?;
+            base.push(fi, s, &bytes);
         }
-        Ok(diff::diff(raw, &base))
+        let mut ops = diff::diff(raw, &base);
+        self.stretch(raw, &mut ops)?;
+        Ok(ops)
     }
 
     /// The ops for a chunk of `raw` at offset `off` of a file whose same-path older file
@@ -248,7 +336,7 @@ impl Differ<'_> {
             }
             let (a, map) = self.anchors.as_ref().expect("just built");
             let before = ranges.len();
-            for (afi, start) in a.alignments(raw, 4) {
+            for (afi, start) in a.alignments(raw, MAX_ALIGNMENTS, 1) {
                 if let Some(fi) = map[afi] {
                     ranges.extend(self.window(fi, start, n, SLACK, SLACK));
                 }
@@ -352,6 +440,10 @@ fn file_ops(
     let mut ow = OpWriter { src: same, expect: 0, pending: None };
     let mut h = blake3::Hasher::new();
     let mut off = 0u64;
+    // A chunk's last literal bytes wait for the next chunk: when that one begins with a
+    // copy, the older bytes just before it may hold them too (content moved in runs that
+    // do not end where chunks do).
+    let mut tail: Option<Vec<u8>> = None;
     for c in &t.chunks {
         let raw = d.store.get_raw(&c.h, c.len as usize)?;
         h.update(&raw);
@@ -360,30 +452,59 @@ fn file_ops(
         // A chunk the older build has: copied, preferably right where the last copy ended.
         let cont = ow.continuation();
         let place = cont.filter(|k| places.starts.get(k) == Some(&c.h)).or_else(|| places.first.get(&c.h).copied());
-        if let Some((fi, o)) = place {
-            ow.copy(w, fi, o, len)?;
-            counts.reused += usize::from(first);
-        } else {
-            let chunk_ops = d.delta(&raw, off, same, cont)?;
-            let mut copied = false;
-            for o in chunk_ops {
-                match o {
-                    Op::Copy { fi, off, len } => {
-                        copied = true;
-                        ow.copy(w, fi, off, len)?;
-                    }
-                    Op::Insert { start, end } => ow.insert(w, &raw[start..end])?,
-                }
+        let chunk_ops = match place {
+            Some((fi, o)) => {
+                counts.reused += usize::from(first);
+                vec![Op::Copy { fi, off: o, len }]
             }
-            if first {
-                if copied {
-                    counts.deltas += 1;
-                } else {
-                    counts.sent += 1;
+            None => {
+                let ops = d.delta(&raw, off, same, cont)?;
+                if first {
+                    if ops.iter().any(|o| matches!(o, Op::Copy { .. })) {
+                        counts.deltas += 1;
+                    } else {
+                        counts.sent += 1;
+                    }
                 }
+                ops
+            }
+        };
+        let mut skip_first = false;
+        if let Some(lit) = tail.take() {
+            match chunk_ops.first() {
+                Some(&Op::Copy { fi, off, .. }) => {
+                    let m = d.match_before(&lit, fi, off)?;
+                    if m < lit.len() {
+                        ow.insert(w, &lit[..lit.len() - m])?;
+                    }
+                    if m > 0 {
+                        ow.copy(w, fi, off - m as u64, m as u64)?;
+                    }
+                }
+                // Literal bytes on both sides of a chunk boundary go as one insert.
+                Some(&Op::Insert { start, end }) if chunk_ops.len() > 1 || end - start + lit.len() > MAX_TAIL => {
+                    ow.insert2(w, &lit, &raw[start..end])?;
+                    skip_first = true;
+                }
+                Some(&Op::Insert { start, end }) => {
+                    tail = Some([&lit[..], &raw[start..end]].concat());
+                    skip_first = true;
+                }
+                None => tail = Some(lit),
+            }
+        }
+        let n_ops = chunk_ops.len();
+        for (k, o) in chunk_ops.into_iter().enumerate().skip(usize::from(skip_first)) {
+            match o {
+                Op::Copy { fi, off, len } => ow.copy(w, fi, off, len)?,
+                Op::Insert { start, end } if k + 1 == n_ops && end - start <= MAX_TAIL => tail = Some(raw[start..end].to_vec()),
+                Op::Insert { start, end } => ow.insert(w, &raw[start..end])?,
             }
         }
         off += len;
+    }
+    if let Some(lit) = tail {
+        ow.insert(w, &lit)?;
     }
     ow.flush(w)?;
     Ok(*h.finalize().as_bytes())
@@ -460,7 +581,7 @@ pub fn write_patch(from: &Tree, to: &Tree, store: &ChunkStore, meta: &PatchMeta,
             ops::put_str(&mut w, &e.path)?;
             ops::put_str(&mut w, e.target.as_deref().unwrap_or(""))?;
         }
-        let mut d = Differ { from, fl: &fl, store, anchors: None };
+        let mut d = Differ { from, fl: &fl, store, anchors: None, cache: HashMap::new() };
         let mut hashes = Vec::with_capacity(plan.files.len());
         for (t, same) in &plan.files {
             match same {

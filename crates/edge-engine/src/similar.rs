@@ -91,15 +91,17 @@ impl Anchors {
     }
 
     /// The best places of `data` in the build: up to `max` (file number, start offset)
-    /// alignments, by how many anchors agree, at least two anchors each.
-    pub fn alignments(&self, data: &[u8], max: usize) -> Vec<(usize, u64)> {
+    /// alignments, by how many anchors agree, at least `min_votes` anchors each. One vote
+    /// is already 32 equal bytes (up to a 64-bit key collision); more make a place likelier
+    /// to hold more than a sliver of `data`.
+    pub fn alignments(&self, data: &[u8], max: usize, min_votes: u32) -> Vec<(usize, u64)> {
         let mut votes: HashMap<(u32, i64), u32> = HashMap::new();
         anchors(data, self.mask, |end, k| {
             if let Some(&(fi, off)) = self.map.get(&k) {
                 *votes.entry((fi, off as i64 - end as i64)).or_default() += 1;
             }
         });
-        let mut v: Vec<((u32, i64), u32)> = votes.into_iter().filter(|(_, n)| *n >= 2).collect();
+        let mut v: Vec<((u32, i64), u32)> = votes.into_iter().filter(|(_, n)| *n >= min_votes).collect();
         v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let mut out: Vec<(usize, u64)> = Vec::new();
         for ((fi, start), _) in v {
@@ -137,10 +139,10 @@ mod tests {
             a.map.entry(k).or_insert((0, end as u64));
         });
         // A piece from the middle, and a piece made of two distant pieces.
-        assert_eq!(a.alignments(&data[50_000..70_000], 2), vec![(0, 50_000)]);
+        assert_eq!(a.alignments(&data[50_000..70_000], 2, 2), vec![(0, 50_000)]);
         let mut two = data[10_000..30_000].to_vec();
         two.extend_from_slice(&data[150_000..170_000]);
-        let got = a.alignments(&two, 2);
+        let got = a.alignments(&two, 2, 2);
         assert!(got.contains(&(0, 10_000)) && got.contains(&(0, 130_000)), "{got:?}");
     }
 }

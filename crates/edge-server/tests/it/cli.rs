@@ -334,29 +334,33 @@ edge_test!(cli_unpack_and_apply, |b| async move {
     rockit(&["unpack", ps(&origin.join(format!("cdn/dxf/CliCo/Game/0002/{dxf2}"))), ps(&out6)]).await.ok();
     assert_eq!(read_tree(&out6), read_tree(&dir2));
 
-    // A tampered patch pack: the chunk is named, nothing is left behind.
-    let pidx: Value = serde_json::from_slice(&zstd::decode_all(&std::fs::read(pat.join("index.json.zst")).unwrap()[..]).unwrap()).unwrap();
-    let sent: Vec<&Value> = pidx["chunks"].as_array().unwrap().iter().filter(|c| c["src"] != "from").collect();
-    assert!(sent.iter().any(|c| c["codec"] == "zstd-dict"), "the edit travels as a delta: {sent:?}");
-    for (k, row) in sent.iter().enumerate() {
+    // A tampered patch: the damaged pack is named, nothing is left behind.
+    let pm: Value = serde_json::from_slice(&std::fs::read(pat.join("patch.json")).unwrap()).unwrap();
+    assert_eq!(pm["version"], 2);
+    assert!(pm["deltaChunks"].as_u64().unwrap() >= 1, "the edit travels as a delta: {pm}");
+    let pack = &pm["packs"][0];
+    let (name, size) = (pack["name"].as_str().unwrap(), pack["sizeBytes"].as_u64().unwrap());
+    for (k, at) in [8, size / 2, size - 1].into_iter().enumerate() {
         let badp = w.join(format!("badp{k}"));
         copy_dir(&pat, &badp);
-        flip(
-            &badp.join(format!("pack-{:04}.bin", row["pack"].as_u64().unwrap())),
-            row["off"].as_u64().unwrap() + row["stored"].as_u64().unwrap() / 2,
-        );
+        flip(&badp.join(name), at);
         let o = w.join(format!("o-badp{k}"));
         let line = rockit(&["apply", ps(&badp), ps(&out1), ps(&o)]).await.failed().to_string();
-        assert!(line.contains(row["h"].as_str().unwrap()), "{} {line}", row["codec"]);
+        assert!(line.contains(name), "byte {at}: {line}");
         assert!(!o.exists());
     }
 
-    // An older tree that differs from build 1 where the patch reuses it → refused.
+    // An older tree that differs from build 1 → refused: a changed byte, an extra file.
     let from_bad = w.join("from-bad");
     make_build(w, "from-bad", &v1);
     flip(&from_bad.join("data/textures.pak"), 4242);
     let line = rockit(&["apply", ps(&pat), ps(&from_bad), ps(&w.join("o-apply-bad"))]).await.failed().to_string();
-    assert!(line.contains("data/textures.pak"), "{line}");
+    assert!(line.contains("differs from build 1"), "{line}");
+    assert!(!w.join("o-apply-bad").exists());
+    flip(&from_bad.join("data/textures.pak"), 4242);
+    std::fs::write(from_bad.join("saves.dat"), b"x").unwrap();
+    let line = rockit(&["apply", ps(&pat), ps(&from_bad), ps(&w.join("o-apply-bad"))]).await.failed().to_string();
+    assert!(line.contains("is not build 1") && line.contains("7 files and links, the build has 6"), "{line}");
     assert!(!w.join("o-apply-bad").exists());
     // Wrong arguments: an image given as the patch, a missing older tree, a non-empty out.
     let line = rockit(&["apply", ps(&img), ps(&out1), ps(&w.join("o-x"))]).await.failed().to_string();
