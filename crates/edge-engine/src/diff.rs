@@ -27,11 +27,13 @@ pub enum Op {
 const KEY: usize = 32;
 /// Base positions indexed: every STRIDE-th (a match of KEY + STRIDE bytes is always found).
 const STRIDE: usize = 4;
-/// Shortest copy found by lookup; a copy on the previous match's alignment may be shorter.
-const MIN_LOOKUP: usize = KEY;
-/// Shortest copy on the previous alignment: a copy op costs a few bytes, so fewer matching
-/// bytes are cheaper sent as they are.
-const MIN_DIAGONAL: usize = 8;
+/// Shortest copy found by lookup. A copy op costs a few bytes and cuts the literal run
+/// that zstd compresses, so in text (where runs of a few words recur everywhere) shorter
+/// coincidental matches cost more than the bytes they save.
+const MIN_LOOKUP: usize = 64;
+/// Shortest copy on the previous match's alignment (after an in-place edit, where the old
+/// bytes go on as before): shorter is coincidence.
+const MIN_DIAGONAL: usize = 16;
 /// Largest hash table (entries of 4 bytes).
 const MAX_TABLE_BITS: u32 = 24;
 
