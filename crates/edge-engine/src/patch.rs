@@ -288,7 +288,7 @@ impl Differ<'_> {
         (e.kind == Kind::File && end > s).then(|| (fi, s, end - s))
     }
 
-    fn diff_against(&mut self, raw: &[u8], ranges: &mut Vec<(u32, u64, u64)>) -> io::Result<Vec<Op>> {
+    fn diff_against(&mut self, raw: &[u8], ranges: &mut [(u32, u64, u64)]) -> io::Result<Vec<Op>> {
         ranges.sort_unstable();
         let mut merged: Vec<(u32, u64, u64)> = Vec::new();
         for &(fi, s, l) in ranges.iter() {
@@ -547,7 +547,8 @@ pub fn write_patch(from: &Tree, to: &Tree, store: &ChunkStore, meta: &PatchMeta,
     // Unchanged files are hashed for the newer build's digest on a second core while
     // this one works out the changed ones.
     let (hashes, carried_hashes) = std::thread::scope(|s| -> io::Result<_> {
-        let carried = s.spawn(|| plan.carried.iter().map(|e| content_hash(store, e).map(|h| (e.path.as_str(), h))).collect::<io::Result<Vec<_>>>());
+        let carried =
+            s.spawn(|| plan.carried.iter().map(|e| content_hash(store, e).map(|h| (e.path.as_str(), h))).collect::<io::Result<Vec<_>>>());
         w.write_all(ops::MAGIC)?;
         ops::put_varint(&mut w, fl.entries.len() as u64)?;
         w.write_all(&fl.digest())?;

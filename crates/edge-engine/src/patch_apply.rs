@@ -273,9 +273,7 @@ pub fn apply(src: &dyn Source, from: &Path, out: &Path) -> io::Result<Stats> {
         ops::digest_item(&mut dh, &e.path, &it);
     }
     if *dh.finalize().as_bytes() != want {
-        return Err(bad(format!(
-            "the older tree {from_shown} is not build {from_id}: a file's name or size, or a link's target, differs"
-        )));
+        return Err(bad(format!("the older tree {from_shown} is not build {from_id}: a file's name or size, or a link's target, differs")));
     }
     prepare_out(out)?;
     let modes = read_modes(&mut s, listing.entries.len())?;
@@ -291,7 +289,9 @@ pub fn apply(src: &dyn Source, from: &Path, out: &Path) -> io::Result<Stats> {
             let code = s.varint()?;
             let index = |s: &mut Stream<_>| -> io::Result<usize> {
                 let i = s.varint()?;
-                (i < listing.entries.len() as u64).then_some(i as usize).ok_or_else(|| bad(format!("patch names older entry {i} of {}", listing.entries.len())))
+                (i < listing.entries.len() as u64)
+                    .then_some(i as usize)
+                    .ok_or_else(|| bad(format!("patch names older entry {i} of {}", listing.entries.len())))
             };
             match code {
                 rec::END => break,
@@ -424,7 +424,7 @@ fn read_modes<R: Read>(s: &mut Stream<R>, n: usize) -> io::Result<Vec<u32>> {
         if k > (n - modes.len()) as u64 {
             return Err(bad("the patch's mode runs cover more entries than the older tree has"));
         }
-        modes.extend(std::iter::repeat(m).take(k as usize));
+        modes.resize(modes.len() + k as usize, m);
     }
     if modes.len() != n {
         return Err(bad("the patch's mode runs do not cover the older tree"));
@@ -453,7 +453,7 @@ fn file_ops<R: Read>(
                 let i = src.ok_or_else(|| bad("the patch copies before naming a source file"))?;
                 let e = &listing.entries[i];
                 let off = u64::try_from(expect as i64 + delta).map_err(|_| bad("the patch copies from before a file's start"))?;
-                if arg > left || off.checked_add(arg).map_or(true, |end| end > e.size) {
+                if arg > left || off.checked_add(arg).is_none_or(|end| end > e.size) {
                     return Err(bad(format!("the patch copies beyond the end of {}", e.path)));
                 }
                 let r = old.get(i, &e.path)?;

@@ -142,7 +142,8 @@ fn round_trip_with(v1: &Build, v2: &Build, p: &Params) -> Done {
     assert_eq!(on_disk(&t.0.join("old")), v1);
     let sum = write_patch(&a.tree, &b.tree, &store, &pm(), &t.0.join("pat"), p).unwrap();
     assert_eq!(sum.files.last().map(String::as_str), Some("patch.json"));
-    let data: u64 = sum.files.iter().filter(|n| *n != "patch.json").map(|n| std::fs::metadata(t.0.join("pat").join(n)).unwrap().len()).sum();
+    let data: u64 =
+        sum.files.iter().filter(|n| *n != "patch.json").map(|n| std::fs::metadata(t.0.join("pat").join(n)).unwrap().len()).sum();
     let stats = apply(&DirSource(t.0.join("pat")), &t.0.join("old"), &t.0.join("new")).unwrap();
     assert_eq!(on_disk(&t.0.join("new")), v2);
     assert_eq!(stats.bytes, b.tree.size_bytes());
@@ -427,12 +428,6 @@ fn worked_example_stream() {
         packed.extend(std::fs::read(d.t.0.join("pat").join(name)).unwrap());
     }
     let s = zstd::stream::decode_all(&packed[..]).unwrap();
-    if std::env::var("SHOW").is_ok() {
-        eprintln!("{}", std::fs::read_to_string(d.t.0.join("pat/patch.json")).unwrap());
-        eprintln!("packs {} bytes, stream {} bytes", packed.len(), s.len());
-        let hex: Vec<String> = s.iter().map(|b| format!("{b:02x}")).collect();
-        eprintln!("{}", hex.join(" "));
-    }
     let mut want = b"RKP2".to_vec();
     want.push(5); // five files and links in `from`
     want.extend_from_slice(&s[5..37]); // the `from` digest
