@@ -16,10 +16,11 @@ export EDGE_LOG=${EDGE_LOG:-warn}
 # Access tokens outlive a slow run.
 export EDGE_ACCESS_TTL=86400
 trap cleanup EXIT
-start_moto
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr), PostgreSQL $(psql "$PG_BASE/postgres" -Atc 'SHOW server_version'), $(date -u +%Y-%m-%d)"
 echo "workload: $IMPORTS imports of ~$SIZE generated builds across $APPS apps (per app: rockit-bench gen, then each next build the previous one plus new files, rockit-bench mutate newfiles), submitted at once"
 for n in 1 2; do
+  # stop_all ends moto too: each run gets a fresh depot.
+  start_moto
   create_db
   DATA="$WORK/run-$n"
   start_edge 1

@@ -613,7 +613,8 @@ pub fn write_patch(from: &Tree, to: &Tree, store: &ChunkStore, meta: &PatchMeta,
         ops::digest_item(&mut dh, &e.path, &item(e, content.get(e.path.as_str()).copied()));
     }
     ops::put_varint(&mut w, rec::END)?;
-    w.write_all(dh.finalize().as_bytes())?;
+    let to_digest = *dh.finalize().as_bytes();
+    w.write_all(&to_digest)?;
     let z = w.into_inner().map_err(|e| e.into_error())?;
     let mut sink = z.finish()?;
     sink.packs.close()?;
@@ -626,6 +627,9 @@ pub fn write_patch(from: &Tree, to: &Tree, store: &ChunkStore, meta: &PatchMeta,
         "sizeBytes": size_bytes, "toSizeBytes": to.size_bytes(), "chunkCount": to.chunks.len(),
         "reusedChunks": counts.reused, "sentChunks": counts.sent, "deltaChunks": counts.deltas,
         "packs": packs.json(),
+        // The `to` build's index travels in the stream (as a delta against `from`); this
+        // says so and gives the digest the rebuilt tree must have.
+        "index": {"in": "packs", "toDigest": crate::Hash(to_digest).hex()},
     });
     let manifest_bytes = serde_json::to_vec_pretty(&manifest).map_err(io::Error::other)?;
     write_atomic(dir, "patch.json", &manifest_bytes)?;

@@ -365,6 +365,11 @@ pub fn apply(src: &dyn Source, from: &Path, out: &Path) -> io::Result<Stats> {
             e
         }
     })?;
+    // patch.json names the digest too: a description and a stream of different patches
+    // never mix.
+    if manifest["index"]["toDigest"].as_str() != Some(crate::Hash(want_to).hex().as_str()) {
+        return Err(bad("patch.json's index.toDigest does not match the patch data"));
+    }
     stats.pack_bytes = *total.borrow();
     // Unchanged files and links come from the older tree.
     let mut carried = Vec::new();

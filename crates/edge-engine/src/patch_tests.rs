@@ -363,6 +363,17 @@ fn damaged_patch_data_is_refused() {
     std::fs::write(v3.join("patch.json"), m).unwrap();
     let e = apply(&DirSource(v3), &d.t.0.join("old"), &d.t.0.join("o-v3")).unwrap_err().to_string();
     assert!(e.contains("version 3 is not supported"), "{e}");
+    // patch.json whose index names another result than its stream rebuilds.
+    let other = d.t.0.join("other-digest");
+    copy_dir(&pat, &other);
+    let m = std::fs::read_to_string(other.join("patch.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&m).unwrap();
+    let digest = v["index"]["toDigest"].as_str().unwrap().to_string();
+    assert_eq!((v["index"]["in"].as_str(), digest.len()), (Some("packs"), 64), "{m}");
+    let flipped = format!("{}{}", if digest.starts_with('0') { "1" } else { "0" }, &digest[1..]);
+    std::fs::write(other.join("patch.json"), m.replace(&digest, &flipped)).unwrap();
+    let e = apply(&DirSource(other), &d.t.0.join("old"), &d.t.0.join("o-other")).unwrap_err().to_string();
+    assert!(e.contains("index.toDigest"), "{e}");
 }
 
 #[test]
