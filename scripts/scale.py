@@ -196,7 +196,9 @@ def test():
     call(url2, "POST", "/be/v1/deployments", {"name": "s3", "origin": origin}, token=token)
     apps = [f"Game{i}" for i in range(5)]
     for a in apps:
-        call(url1, "POST", "/be/v1/apps", {"name": a, "label": a, "maxBuilds": 10}, token=token)
+        # Three builds kept: two patches per import (the test is about concurrency; patch
+        # cost per older build is bench/patch.sh's subject).
+        call(url1, "POST", "/be/v1/apps", {"name": a, "label": a, "maxBuilds": 3}, token=token)
     tars = {(a, k): small_build(f"{a}-{k}", i * 10 + k) for i, a in enumerate(apps) for k in range(4)}
 
     # Phase 1: 20 concurrent imports across 5 apps, through both processes' APIs. Within
