@@ -77,21 +77,13 @@ impl<R: Read> Cutter<R> {
 mod tests {
     use super::*;
 
+    /// Runs of repeats among noise, so some cuts fall at `max` and some by content.
     fn data(seed: u64, n: usize) -> Vec<u8> {
-        let mut x = seed | 1;
-        // Runs of repeats among noise, so some cuts fall at `max` and some by content.
-        (0..n)
-            .map(|i| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                if (i / 70_000) % 3 == 1 {
-                    (i % 7) as u8
-                } else {
-                    x as u8
-                }
-            })
-            .collect()
+        let mut d = crate::roundtrip_tests::noise(seed, n);
+        for (i, b) in d.iter_mut().enumerate().filter(|(i, _)| (i / 70_000) % 3 == 1) {
+            *b = (i % 7) as u8;
+        }
+        d
     }
 
     /// A reader that hands out at most `step` bytes per read (as a network stream does).

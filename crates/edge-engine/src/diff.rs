@@ -169,18 +169,7 @@ pub fn literal_bytes(ops: &[Op]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn noise(seed: u64, n: usize) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
+    use crate::roundtrip_tests::noise;
 
     fn rebuild(t: &[u8], ops: &[Op], files: &[&[u8]]) -> Vec<u8> {
         let mut out = Vec::new();

@@ -125,15 +125,7 @@ mod tests {
 
     #[test]
     fn moved_data_is_found_where_it_went() {
-        let mut x = 7u64;
-        let data: Vec<u8> = (0..200_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let data = crate::roundtrip_tests::noise(7, 200_000);
         let mut a = Anchors { map: HashMap::new(), mask: (1 << 11) - 1, files: vec![("f".into(), data.len() as u64)] };
         anchors(&data, a.mask, |end, k| {
             a.map.entry(k).or_insert((0, end as u64));
