@@ -12,6 +12,7 @@ pub mod patch_apply;
 pub mod patch_ops;
 pub mod play;
 pub mod reader;
+pub mod safepath;
 pub mod seq;
 pub mod similar;
 pub mod store;
@@ -58,6 +59,8 @@ pub(crate) fn io_ctx(what: impl std::fmt::Display, e: std::io::Error) -> std::io
     std::io::Error::new(e.kind(), format!("{what}: {e}"))
 }
 
+#[cfg(test)]
+mod hostile_tests;
 #[cfg(test)]
 mod patch_tests;
 #[cfg(test)]

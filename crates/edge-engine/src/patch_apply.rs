@@ -3,11 +3,19 @@
 //! older bytes and literal bytes, the unchanged files are copied over, and the result
 //! must match the patch's `to` digest. Memory stays bounded: files stream through fixed
 //! buffers, and only the listing (one row per file) is held.
+//!
+//! The newer tree is checked against [`crate::safepath`] although it is only known once
+//! the stream has been read: every name and link target as its record is read; regular
+//! files (the only things written while the stream is read) are written where no link
+//! exists yet and never under a file already written; and the whole tree before any
+//! directory of it or any link is created. So nothing is ever created outside `out`.
 
-use crate::ingest::{link_inside, normalize};
+use crate::ingest::normalize;
 use crate::patch::WINDOW_LOG;
 use crate::patch_ops::{self as ops, op, rec, Item, MAX_PATH};
-use crate::reader::{bad, prepare_out, read_all, Source, Stats};
+use crate::reader::{bad, check_listing, prepare_out, read_all, Source, Stats};
+use crate::safepath::{self, shown, Refusal, Why};
+use crate::tree::Kind;
 use crate::{io_ctx, Hash};
 use serde_json::Value;
 use std::cell::RefCell;
@@ -140,9 +148,11 @@ impl<R: Read> Stream<R> {
     fn path(&mut self) -> io::Result<String> {
         let p = ops::get_str(&mut self.r, MAX_PATH).map_err(|e| self.err(e))?;
         match normalize(&p) {
-            Ok(Some(n)) if n == p => Ok(p),
-            _ => Err(bad(format!("unsafe path in patch: {p}"))),
+            Ok(Some(n)) if n == p => {}
+            _ => return Err(bad(format!("unsafe path in patch: {}", shown(&p)))),
         }
+        safepath::check_name(&p).map_err(|why| bad(format!("unsafe path in patch: {}", Refusal { path: p.clone(), why })))?;
+        Ok(p)
     }
     fn bytes<const N: usize>(&mut self) -> io::Result<[u8; N]> {
         let mut b = [0u8; N];
@@ -218,6 +228,39 @@ struct Newer {
     files: Vec<(String, u32, u64, [u8; 32])>,
     /// Every path the records name, to refuse one named twice.
     named: HashSet<String>,
+    /// Paths of the LINK records.
+    link_at: HashSet<String>,
+    /// Regular files written so far.
+    written: HashSet<String>,
+    /// Directories the files written so far lie in, each with one such file.
+    under: HashMap<String, String>,
+}
+
+impl Newer {
+    /// Before a regular file is written at `p`: refuses it under a file already written or
+    /// under a LINK record's path, or where a file already written needs a directory.
+    /// (No link exists in `out` while files are written; the whole tree is checked
+    /// before any is created, this only refuses early and with the entry's name.)
+    fn claim_file(&mut self, p: &str) -> io::Result<()> {
+        let refuse = |path: &str, why: Why| bad(format!("unsafe tree in patch: {}", Refusal { path: path.to_string(), why }));
+        for (k, _) in p.match_indices('/') {
+            let q = &p[..k];
+            if self.written.contains(q) {
+                return Err(refuse(p, Why::ThroughFile));
+            }
+            if self.link_at.contains(q) {
+                return Err(refuse(p, Why::ThroughLink));
+            }
+        }
+        if let Some(f) = self.under.get(p) {
+            return Err(refuse(f, Why::ThroughFile));
+        }
+        for (k, _) in p.match_indices('/') {
+            self.under.entry(p[..k].to_string()).or_insert_with(|| p.to_string());
+        }
+        self.written.insert(p.to_string());
+        Ok(())
+    }
 }
 
 /// Applies a patch to the older tree `from`, writing the newer tree into `out` (absent or
@@ -312,10 +355,10 @@ pub fn apply(src: &dyn Source, from: &Path, out: &Path) -> io::Result<Stats> {
                 rec::LINK => {
                     let p = s.path()?;
                     let t = ops::get_str(&mut s.r, MAX_PATH).map_err(|e| s.err(e))?;
-                    if !link_inside(&p, &t) {
-                        return Err(bad(format!("symlink {p} leaves the tree")));
-                    }
+                    // Where it leads is checked with the whole tree, before it is created.
+                    safepath::check_target(&t).map_err(|why| bad(format!("unsafe link in patch: {}", Refusal { path: p.clone(), why })))?;
                     name_once(&mut nw, &by_path, &p)?;
+                    nw.link_at.insert(p.clone());
                     nw.links.push((p, t));
                 }
                 rec::FILE_AT | rec::FILE_NEW => {
@@ -337,6 +380,7 @@ pub fn apply(src: &dyn Source, from: &Path, out: &Path) -> io::Result<Stats> {
                         name_once(&mut nw, &by_path, &p)?;
                         (p, mode, size, None)
                     };
+                    nw.claim_file(&path)?;
                     let mut f = Out::create(out, &path)?;
                     file_ops(&mut s, &mut f, &listing, &mut old, same, size, &mut buf).map_err(|e| match e.kind() {
                         io::ErrorKind::InvalidData => e,
@@ -373,10 +417,14 @@ pub fn apply(src: &dyn Source, from: &Path, out: &Path) -> io::Result<Stats> {
     stats.pack_bytes = *total.borrow();
     // Unchanged files and links come from the older tree.
     let mut carried = Vec::new();
-    for (i, e) in listing.entries.iter().enumerate().filter(|(i, _)| !nw.removed[*i]) {
+    for (i, e) in listing.entries.iter().enumerate() {
+        if nw.removed[i] {
+            continue;
+        }
         match &e.link {
             Some(t) => nw.links.push((e.path.clone(), t.clone())),
             None => {
+                nw.claim_file(&e.path)?;
                 let mut f = Out::create(out, &e.path)?;
                 let mut r = fs::File::open(from.join(&e.path)).map_err(|x| io_ctx(format!("older build file {}", e.path), x))?;
                 f.copy_from(&mut r, e.size, &mut buf).map_err(|x| io_ctx(format!("older build file {}", e.path), x))?;
@@ -495,6 +543,11 @@ fn finish(out: &Path, listing: &Listing, nw: &mut Newer) -> io::Result<()> {
     let mut dirs: Vec<(String, u32)> =
         listing.dirs.iter().filter(|(p, _)| !nw.rmdirs.contains(p) && !nw.named.contains(p) && !blocked(p)).cloned().collect();
     dirs.extend(nw.dirs.iter().cloned());
+    // The newer tree whole, before any of its directories or links is created.
+    let tree = nw.files.iter().map(|f| safepath::Item::new(&f.0, Kind::File, None));
+    let tree = tree.chain(dirs.iter().map(|d| safepath::Item::new(&d.0, Kind::Dir, None)));
+    let links = nw.links.iter().map(|l| safepath::Item::new(&l.0, Kind::Symlink, Some(&l.1)));
+    check_listing("the patched tree", tree.chain(links))?;
     for (p, _) in &dirs {
         fs::create_dir_all(out.join(p))?;
     }

@@ -5,6 +5,8 @@
 pub use crate::patch_apply::apply;
 
 use crate::ingest::normalize;
+use crate::safepath;
+use crate::tree::Kind;
 use crate::{io_ctx, Hash};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -68,6 +70,22 @@ struct FileRow {
     size: u64,
     target: Option<String>,
     chunks: Vec<usize>,
+}
+
+/// Checks the tree a file table describes against [`crate::safepath`] before anything is
+/// created (`what` names the table in the message). Entries of an unknown type are never
+/// created, so they are not part of the tree.
+pub(crate) fn check_listing<'a>(what: &str, listing: impl IntoIterator<Item = safepath::Item<'a>>) -> io::Result<()> {
+    safepath::check(listing).map_err(|r| bad(format!("{what} refused: {r}")))
+}
+
+fn kind_of(kind: &str) -> Option<Kind> {
+    match kind {
+        "file" => Some(Kind::File),
+        "dir" => Some(Kind::Dir),
+        "symlink" => Some(Kind::Symlink),
+        _ => None,
+    }
 }
 
 fn files_of(index: &Value) -> io::Result<Vec<FileRow>> {
@@ -160,10 +178,8 @@ fn finish(out: &Path, files: &[FileRow]) -> io::Result<()> {
         let p = out.join(&f.path);
         match f.kind.as_str() {
             "symlink" => {
+                // Checked with the whole table before anything was created.
                 let t = f.target.as_deref().ok_or_else(|| bad("symlink without target"))?;
-                if !crate::ingest::link_inside(&f.path, t) {
-                    return Err(bad(format!("symlink {} leaves the tree", f.path)));
-                }
                 if let Some(parent) = p.parent() {
                     fs::create_dir_all(parent)?;
                 }
@@ -246,7 +262,8 @@ fn stream_packs(
 }
 
 /// Unpacks a DxF image into `out` (absent or empty), verifying every hash and, given the
-/// org's public key (PEM), the manifest signature.
+/// org's public key (PEM), the manifest signature. A file table that [`crate::safepath`]
+/// refuses is refused before anything is created.
 pub fn unpack(src: &dyn Source, out: &Path, public_pem: Option<&str>) -> io::Result<Stats> {
     let manifest_bytes = read_all(src, "manifest.json")?;
     if let Some(pem) = public_pem {
@@ -273,6 +290,10 @@ pub fn unpack(src: &dyn Source, out: &Path, public_pem: Option<&str>) -> io::Res
         rows.push((i, c[4].as_u64().unwrap_or(0) as usize, c[5].as_u64().unwrap_or(0), c[2].as_u64().unwrap_or(0)));
     }
     let files = files_of(&index)?;
+    check_listing(
+        "the image's file table",
+        files.iter().filter_map(|f| kind_of(&f.kind).map(|k| safepath::Item::new(&f.path, k, f.target.as_deref()))),
+    )?;
     prepare_out(out)?;
     let places = lay_out(out, &files, &raw_len)?;
     let mut handles = Handles::default();

@@ -4,11 +4,12 @@
 //! front; then [`TarStream`] reads one file at a time, never holding more than a header.
 //!
 //! Only what the Edge accepts goes in (delivery.md, `mkraw`): regular files, directories,
-//! and symlinks that stay inside the tree; names must be UTF-8. Anything else is refused
-//! before a byte is sent.
+//! and symlinks that stay inside the tree; names must be UTF-8; the tree must pass the
+//! Edge's rules for names, links and what lies under them (`edge_engine::safepath`).
+//! Anything else is refused before a byte is sent.
 
 use crate::fail::Fail;
-use edge_engine::ingest::link_inside;
+use edge_engine::safepath::{self, shown, Why};
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
@@ -150,6 +151,7 @@ fn headers(m: &Member) -> Vec<u8> {
 pub fn walk(root: &Path) -> Result<Tree, Fail> {
     let mut t = Tree { root: root.to_path_buf(), members: Vec::new(), len: 2 * BLOCK, files: 0, file_bytes: 0 };
     visit(root, "", &mut t)?;
+    check(&t.members)?;
     t.len += t.members.iter().map(member_len).sum::<u64>();
     Ok(t)
 }
@@ -183,9 +185,6 @@ fn visit(dir: &Path, prefix: &str, t: &mut Tree) -> Result<(), Fail> {
             let Some(target) = target.to_str() else {
                 return Err(Fail::new(format!("{}: the link target is not UTF-8", path.display())));
             };
-            if !link_inside(&rel, target) {
-                return Err(Fail::new(format!("{rel}: symbolic link leaving the tree (-> {target}); the Edge refuses it")));
-            }
             t.members.push(Member { rel, kind: Kind::Symlink, mode: 0o777, mtime, size: 0, link: Some(target.to_string()) });
         } else {
             use std::os::unix::fs::FileTypeExt;
@@ -202,6 +201,25 @@ fn visit(dir: &Path, prefix: &str, t: &mut Tree) -> Result<(), Fail> {
         }
     }
     Ok(())
+}
+
+/// The tree against the Edge's rules (`edge_engine::safepath`), as `mkraw` will check it.
+fn check(members: &[Member]) -> Result<(), Fail> {
+    let kind = |k: Kind| match k {
+        Kind::File => edge_engine::tree::Kind::File,
+        Kind::Dir => edge_engine::tree::Kind::Dir,
+        Kind::Symlink => edge_engine::tree::Kind::Symlink,
+    };
+    let listing = members.iter().map(|m| safepath::Item::new(m.rel.trim_end_matches('/'), kind(m.kind), m.link.as_deref()));
+    safepath::check(listing).map_err(|r| {
+        let target = members.iter().find(|m| m.rel == r.path).and_then(|m| m.link.as_deref());
+        match (r.why, target) {
+            (Why::Leaves | Why::Loop | Why::TargetBackslash | Why::TargetControl, Some(t)) => {
+                Fail::new(format!("{r} (-> {}); the Edge refuses it", shown(t)))
+            }
+            _ => Fail::new(format!("{r}; the Edge refuses it")),
+        }
+    })
 }
 
 /// What went wrong on the sending side (a file changed or could not be read), as opposed
@@ -361,5 +379,25 @@ mod tests {
         let e = walk(&d).unwrap_err().to_string();
         assert!(e.contains("bad: symbolic link leaving the tree"), "{e}");
         std::fs::remove_dir_all(d).unwrap();
+        // Through another link: `s -> .` makes `../s/..` the root's parent.
+        let d = tmp("via");
+        std::fs::create_dir_all(d.join("a")).unwrap();
+        std::os::unix::fs::symlink(".", d.join("s")).unwrap();
+        std::os::unix::fs::symlink("../s/..", d.join("a/l")).unwrap();
+        let e = walk(&d).unwrap_err().to_string();
+        assert!(e.contains("a/l: symbolic link leaving the tree (-> ../s/..)"), "{e}");
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn refuses_names_unsafe_for_players() {
+        for (name, why) in [("..\\..\\evil.dll", "backslash in name"), ("new\nline", "control character in name")] {
+            let d = tmp("names");
+            std::fs::write(d.join(name), b"x").unwrap();
+            let e = walk(&d).unwrap_err().to_string();
+            assert!(e.contains(why), "{e}");
+            assert!(!e.contains('\n'), "one line: {e:?}");
+            std::fs::remove_dir_all(d).unwrap();
+        }
     }
 }
