@@ -1,7 +1,7 @@
 # Shared helpers for the benchmark scripts (sourced). Not tests: see docs/BENCHMARKS.md.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BIN="$ROOT/target/release"
+BIN=${BIN:-"$ROOT/target/release"}
 WORK=${WORK:-$(mktemp -d /tmp/rockit-bench.XXXXXX)}
 PORT=${PORT:-18181}
 E="http://127.0.0.1:$PORT"

@@ -55,6 +55,7 @@ pub struct Config {
     pub login_max_failures_user: u32,
     pub login_max_failures_addr: u32,
     pub login_window: u64,
+    pub password_hash_concurrency: usize,
     pub trusted_proxies: Vec<String>,
     pub enrollment_name: String,
     pub enrollment_rid: Option<String>,
@@ -65,12 +66,14 @@ pub struct Config {
     pub download_idle_timeout: u64,
     pub upload_max_bytes: u64,
     pub upload_ttl: u64,
+    pub upload_lease_seconds: u64,
     pub grace_period: u64,
     pub sweep_interval: u64,
     pub webhook_backoff_ms: Vec<u64>,
     pub webhook_timeout_ms: u64,
     pub session_rate_per_minute: u32,
     pub max_traces: u64,
+    pub trace_intake_concurrency: usize,
     pub mkseq_seconds: u64,
     pub mkseq_min_gain: f64,
     pub chunk_avg_bytes: u32,
@@ -111,6 +114,7 @@ impl Default for Config {
             login_max_failures_user: 10,
             login_max_failures_addr: 50,
             login_window: 900,
+            password_hash_concurrency: 0,
             trusted_proxies: Vec::new(),
             enrollment_name: "rockit-edge".into(),
             enrollment_rid: None,
@@ -121,12 +125,14 @@ impl Default for Config {
             download_idle_timeout: 60,
             upload_max_bytes: 256 << 30,
             upload_ttl: 86_400,
+            upload_lease_seconds: 30,
             grace_period: 86_400,
             sweep_interval: 3600,
             webhook_backoff_ms: vec![5_000, 30_000, 120_000, 600_000, 3_600_000, 10_800_000, 21_600_000, 43_200_000],
             webhook_timeout_ms: 10_000,
             session_rate_per_minute: 60,
             max_traces: 1000,
+            trace_intake_concurrency: 2,
             mkseq_seconds: 30,
             mkseq_min_gain: 0.05,
             chunk_avg_bytes: 256 << 10,
@@ -209,6 +215,7 @@ impl Config {
             "login_max_failures_user" => self.login_max_failures_user = parse_env(key, v)?,
             "login_max_failures_addr" => self.login_max_failures_addr = parse_env(key, v)?,
             "login_window" => self.login_window = parse_env(key, v)?,
+            "password_hash_concurrency" => self.password_hash_concurrency = parse_env(key, v)?,
             "trusted_proxies" => self.trusted_proxies = v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
             "enrollment_name" => self.enrollment_name = v.into(),
             "enrollment_rid" => self.enrollment_rid = opt(v),
@@ -219,6 +226,7 @@ impl Config {
             "download_idle_timeout" => self.download_idle_timeout = parse_env(key, v)?,
             "upload_max_bytes" => self.upload_max_bytes = parse_env(key, v)?,
             "upload_ttl" => self.upload_ttl = parse_env(key, v)?,
+            "upload_lease_seconds" => self.upload_lease_seconds = parse_env(key, v)?,
             "grace_period" => self.grace_period = parse_env(key, v)?,
             "sweep_interval" => self.sweep_interval = parse_env(key, v)?,
             "webhook_backoff_ms" => {
@@ -227,6 +235,7 @@ impl Config {
             "webhook_timeout_ms" => self.webhook_timeout_ms = parse_env(key, v)?,
             "session_rate_per_minute" => self.session_rate_per_minute = parse_env(key, v)?,
             "max_traces" => self.max_traces = parse_env(key, v)?,
+            "trace_intake_concurrency" => self.trace_intake_concurrency = parse_env(key, v)?,
             "mkseq_seconds" => self.mkseq_seconds = parse_env(key, v)?,
             "mkseq_min_gain" => self.mkseq_min_gain = parse_env(key, v)?,
             "chunk_avg_bytes" => self.chunk_avg_bytes = parse_env(key, v)?,
@@ -272,8 +281,17 @@ impl Config {
         if self.pack_limit_bytes < u64::from(self.chunk_avg_bytes) * 8 {
             return Err("pack_limit_bytes must hold at least 8 average chunks".into());
         }
+        if !(3..=3600).contains(&self.upload_lease_seconds) {
+            return Err("upload_lease_seconds must be 3..3600".into());
+        }
+        if self.password_hash_concurrency > 256 {
+            return Err("password_hash_concurrency must be 0 (one per core) .. 256".into());
+        }
         if self.task_lease_seconds < 5 {
             return Err("task_lease_seconds must be at least 5".into());
+        }
+        if self.trace_intake_concurrency < 1 {
+            return Err("trace_intake_concurrency must be at least 1".into());
         }
         crate::delivery::depot::Depot::new(self)?;
         Ok(())

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod names;
 pub mod orgconf;
 pub mod orgkey;
+pub mod passwords;
 pub mod perms;
 pub mod ratelimit;
 pub mod server;

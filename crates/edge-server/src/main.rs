@@ -41,7 +41,32 @@ enum Cmd {
         /// The operator name recorded in the audit log.
         #[arg(long)]
         username: String,
+        /// How long the token is valid: seconds, or with a unit (`90m`, `12h`, `30d`).
+        /// To revoke every admin token at once, rotate the admin secret.
+        #[arg(long, default_value = "24h", value_parser = parse_ttl)]
+        ttl: u64,
     },
+}
+
+/// `3600`, `90m`, `12h`, `30d` → seconds (at least one).
+fn parse_ttl(v: &str) -> Result<u64, String> {
+    let (num, unit) = match v.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => (&v[..i], &v[i..]),
+        None => (v, "s"),
+    };
+    let n: u64 = num.parse().map_err(|_| format!("'{v}' is not a duration (e.g. 3600, 90m, 12h, 30d)"))?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("'{v}': the unit is s, m, h or d")),
+    };
+    match n.checked_mul(mult) {
+        Some(0) => Err("--ttl must be at least one second".into()),
+        Some(s) if s <= 100 * 365 * 86_400 => Ok(s),
+        _ => Err(format!("'{v}' is too long")),
+    }
 }
 
 fn load(common: &Common) -> Config {
@@ -94,13 +119,15 @@ fn main() {
                 running.wait().await;
             });
         }
-        Cmd::AdminToken { common, username } => {
+        Cmd::AdminToken { common, username, ttl } => {
             let cfg = load(&common);
             if !edge_server::names::valid_name(&username) && username.is_empty() {
                 fail("--username must not be empty");
             }
             let key = edge_server::server::admin_secret(&cfg).unwrap_or_else(|e| fail(&e));
-            println!("{}", edge_server::crypto::jwt_sign(&serde_json::json!({"username": username}), &key));
+            let now = edge_server::util::now_ms() / 1000;
+            let claims = serde_json::json!({"username": username, "iat": now, "exp": now + ttl as i64});
+            println!("{}", edge_server::crypto::jwt_sign(&claims, &key));
         }
     }
 }

@@ -83,6 +83,12 @@ pub struct Metrics {
     pub sweep_last_ms: AtomicU64,
     /// What the sweeps of this process removed, by kind.
     sweep_items: Mutex<BTreeMap<&'static str, u64>>,
+    /// Trace uploads refused, by reason ([`TRACE_REFUSALS`]).
+    trace_refusals: Mutex<BTreeMap<&'static str, u64>>,
+    /// Trace uploads waiting for an intake permit now.
+    trace_intake_waiting: AtomicU64,
+    /// Trace uploads that had to wait for an intake permit.
+    trace_intake_waits: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -126,6 +132,36 @@ impl Metrics {
             sweeps: AtomicU64::new(0),
             sweep_last_ms: AtomicU64::new(0),
             sweep_items: Mutex::default(),
+            trace_refusals: Mutex::default(),
+            trace_intake_waiting: AtomicU64::new(0),
+            trace_intake_waits: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one refused trace upload by its answer's status (401 is not counted: no
+    /// session, no trace).
+    pub fn trace_refused(&self, status: u16) {
+        let reason = match status {
+            400 => "invalid",
+            409 => "duplicate",
+            413 => "too_large",
+            415 => "unsupported_encoding",
+            503 => "busy",
+            401 => return,
+            _ => "other",
+        };
+        if let Ok(mut m) = self.trace_refusals.lock() {
+            *m.entry(reason).or_default() += 1;
+        }
+    }
+
+    /// A trace upload starts (`1`) or stops (`-1`) waiting for an intake permit.
+    pub fn trace_intake_waiting(&self, delta: i32) {
+        if delta > 0 {
+            self.trace_intake_waits.fetch_add(1, Ordering::Relaxed);
+            self.trace_intake_waiting.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.trace_intake_waiting.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -258,9 +294,23 @@ impl Metrics {
         for kind in SWEEP_KINDS {
             let _ = writeln!(out, "edge_sweep_removed_total{{kind=\"{kind}\"}} {}", items.get(kind).copied().unwrap_or(0));
         }
+
+        let refusals = self.trace_refusals.lock().map(|m| m.clone()).unwrap_or_default();
+        header(&mut out, "edge_traces_refused_total", "counter", "Trace uploads refused by this process, by reason.");
+        for reason in TRACE_REFUSALS {
+            let _ = writeln!(out, "edge_traces_refused_total{{reason=\"{reason}\"}} {}", refusals.get(reason).copied().unwrap_or(0));
+        }
+        header(&mut out, "edge_trace_intake_waiting", "gauge", "Trace uploads waiting for an intake permit now.");
+        let _ = writeln!(out, "edge_trace_intake_waiting {}", self.trace_intake_waiting.load(Ordering::Relaxed));
+        header(&mut out, "edge_trace_intake_waits_total", "counter", "Trace uploads that had to wait for an intake permit.");
+        let _ = writeln!(out, "edge_trace_intake_waits_total {}", self.trace_intake_waits.load(Ordering::Relaxed));
         out
     }
 }
+
+/// Why trace uploads are refused: 400, 409, 413, 415, 503 (`busy`: no intake permit in
+/// time), anything else.
+pub const TRACE_REFUSALS: &[&str] = &["invalid", "duplicate", "too_large", "unsupported_encoding", "busy", "other"];
 
 /// The kinds a sweep reports.
 pub const SWEEP_KINDS: &[&str] = &["expired_uploads", "removed_files", "session_rows", "login_counter_rows"];
@@ -269,7 +319,7 @@ pub const SWEEP_KINDS: &[&str] = &["expired_uploads", "removed_files", "session_
 /// `tasks_status` index.
 pub async fn queue_depth(st: &AppState) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
     let rows = sqlx::query("SELECT status, type, COUNT(*) AS n FROM tasks WHERE status IN ('submitted', 'running') GROUP BY status, type")
-        .fetch_all(&st.db.pool)
+        .fetch_all(st.db.pool())
         .await?;
     Ok(rows.iter().map(|r| (crate::db::s(r, "status"), crate::db::s(r, "type"), crate::db::i(r, "n"))).collect())
 }
@@ -284,7 +334,12 @@ pub async fn scrape(st: &AppState) -> axum::response::Response {
             Vec::new()
         }
     };
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], st.metrics.render(&queue)).into_response()
+    let mut text = st.metrics.render(&queue);
+    text.push_str(&format!(
+        "# HELP edge_password_checks_total Password checks (Argon2) this process did.\n# TYPE edge_password_checks_total counter\nedge_password_checks_total {}\n",
+        st.passwords.checks()
+    ));
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Login brute-force limits: failures per (username, client address) and per address,
 //! counted in the database so every process agrees, pruned as they age out.
 
+use crate::db::Backend;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::util::now_ms;
@@ -35,39 +36,116 @@ pub fn client_key(st: &AppState, peer: SocketAddr, h: &HeaderMap) -> String {
     }
 }
 
-async fn window_count(st: &AppState, key: &str, since: i64) -> ApiResult<(i64, i64)> {
-    let r = sqlx::query("SELECT COUNT(*) AS n, MIN(at) AS first FROM login_failures WHERE key = $1 AND at > $2")
-        .bind(key)
-        .bind(since)
-        .fetch_one(&st.db.pool)
-        .await?;
-    Ok((crate::db::i(&r, "n"), crate::db::i(&r, "first")))
+/// A login attempt counted before its password is checked, so that however many requests
+/// arrive at once, no more than the limit get a check. It is *pending* while the check
+/// runs; [`Attempt::failed`] makes it a failure, [`Attempt::release`] (right password, or
+/// not checked) removes it. A pending attempt older than [`PENDING_MS`] (its process died)
+/// counts as a failure.
+#[must_use = "a reserved attempt stays pending until resolved"]
+pub struct Attempt {
+    id: String,
 }
 
-/// 429 with `Retry-After` when either limit is reached (even for the right password).
-pub async fn check(st: &AppState, username: &str, client: &str) -> ApiResult<()> {
+/// How long an attempt may stay pending before it counts as a failure.
+const PENDING_MS: i64 = 30_000;
+/// How long a login waits for other attempts of its key to be resolved.
+const WAIT_MS: u64 = 10_000;
+
+/// Reserves an attempt for `username` from `client`. With failures at either limit (per
+/// user and address, per address) the answer is 429 with `Retry-After` — even for the
+/// right password, which then is not checked. When failures and pending attempts together
+/// reach a limit, it waits for the pending ones to be resolved: if they fail, this one is
+/// refused; if they pass, it goes on.
+pub async fn reserve(st: &AppState, username: &str, client: &str) -> ApiResult<Attempt> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(WAIT_MS);
+    loop {
+        if let Some(a) = try_reserve(st, username, client).await? {
+            return Ok(a);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "unavailable", "too many logins at once; try again")
+                .retry_after(1));
+        }
+        // Woken when an attempt of this process is resolved; attempts of other processes
+        // are seen at the next look, at most 200 ms later.
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(200), RESOLVED.notified()).await;
+    }
+}
+
+/// Wakes the logins waiting for pending attempts to be resolved.
+static RESOLVED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// One try: `Ok(None)` when pending attempts fill the limit.
+async fn try_reserve(st: &AppState, username: &str, client: &str) -> ApiResult<Option<Attempt>> {
     let window = st.cfg.login_window as i64 * 1000;
     let now = now_ms();
-    for (key, max) in
-        [(format!("u:{username}|{client}"), st.cfg.login_max_failures_user), (format!("a:{client}"), st.cfg.login_max_failures_addr)]
-    {
-        let (n, first) = window_count(st, &key, now - window).await?;
-        if n >= i64::from(max) {
+    let keys =
+        [(format!("u:{username}|{client}"), st.cfg.login_max_failures_user), (format!("a:{client}"), st.cfg.login_max_failures_addr)];
+    let mut tx = st.db.tx().await?;
+    if st.db.backend == Backend::Postgres {
+        // Every attempt from one address takes this lock (both keys hold the address), so
+        // count-then-insert is one step; SQLite's BEGIN IMMEDIATE already serializes writers.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(lock_id(client)).execute(&mut *tx).await?;
+    }
+    let mut full = false;
+    for (key, max) in &keys {
+        let r = sqlx::query(
+            "SELECT COUNT(*) AS n, SUM(CASE WHEN pending = 1 AND at > $1 THEN 1 ELSE 0 END) AS inflight, \
+             MIN(CASE WHEN pending = 0 OR at <= $1 THEN at END) AS first FROM login_failures WHERE key = $2 AND at > $3",
+        )
+        .bind(now - PENDING_MS)
+        .bind(key)
+        .bind(now - window)
+        .fetch_one(&mut *tx)
+        .await?;
+        let (n, inflight, first) = (crate::db::i(&r, "n"), crate::db::i(&r, "inflight"), crate::db::i(&r, "first"));
+        let failures = n - inflight;
+        if failures >= i64::from(*max) {
             let retry = ((first + window - now) / 1000).max(1) as u64;
             return Err(ApiError::too_many(retry));
         }
+        full |= n >= i64::from(*max);
     }
-    Ok(())
+    if full {
+        return Ok(None);
+    }
+    let id = crate::util::new_id("la");
+    for (key, _) in &keys {
+        sqlx::query("INSERT INTO login_failures (key, at, attempt, pending) VALUES ($1, $2, $3, 1)")
+            .bind(key)
+            .bind(now)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        // Keys are pruned as they are used (and by the sweep); the index is on (key, at).
+        sqlx::query("DELETE FROM login_failures WHERE key = $1 AND at <= $2").bind(key).bind(now - window).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(Some(Attempt { id }))
 }
 
-/// Counts one failed login, and prunes entries older than the window.
-pub async fn record_failure(st: &AppState, username: &str, client: &str) -> ApiResult<()> {
-    let now = now_ms();
-    let mut tx = st.db.tx().await?;
-    for key in [format!("u:{username}|{client}"), format!("a:{client}")] {
-        sqlx::query("INSERT INTO login_failures (key, at) VALUES ($1, $2)").bind(key).bind(now).execute(&mut *tx).await?;
+impl Attempt {
+    /// The password was right (or was not checked): the attempt no longer counts.
+    pub async fn release(self, st: &AppState) -> ApiResult<()> {
+        let mut tx = st.db.tx().await?;
+        sqlx::query("DELETE FROM login_failures WHERE attempt = $1").bind(&self.id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        RESOLVED.notify_waiters();
+        Ok(())
     }
-    sqlx::query("DELETE FROM login_failures WHERE at < $1").bind(now - st.cfg.login_window as i64 * 1000).execute(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(())
+
+    /// The password was wrong: the attempt counts as a failure for the whole window.
+    pub async fn failed(self, st: &AppState) -> ApiResult<()> {
+        let mut tx = st.db.tx().await?;
+        sqlx::query("UPDATE login_failures SET pending = 0 WHERE attempt = $1").bind(&self.id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        RESOLVED.notify_waiters();
+        Ok(())
+    }
+}
+
+/// The advisory lock of one client address (a stable 64-bit number from its hash).
+fn lock_id(client: &str) -> i64 {
+    let h = crate::util::sha256_hex(format!("login-limit:{client}").as_bytes());
+    i64::from_str_radix(&h[..15], 16).unwrap_or(0)
 }

@@ -66,6 +66,25 @@ fn write_secret_file(path: &Path, content: &str) -> std::io::Result<bool> {
     Ok(true)
 }
 
+/// Makes `path` readable by its owner only, creating it empty if missing: the embedded
+/// database holds password hashes and sealed secrets (SQLite gives its WAL and shared
+/// memory files the database file's mode).
+fn private_file(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(path)?;
+        for p in [path.to_path_buf(), path.with_extension("db-wal"), path.with_extension("db-shm")] {
+            if p.exists() {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(path)?;
+    Ok(())
+}
+
 /// A secret from configuration (base64), or from a file in the data directory, generated
 /// on first use. Never logged; only its file's location is.
 fn load_secret(configured: &Option<String>, data_dir: &Path, file: &str, what: &str, exact: Option<usize>) -> Result<Vec<u8>, String> {
@@ -177,10 +196,13 @@ pub async fn start(mut cfg: Config) -> Result<Running, String> {
     let dk = load_secret(&cfg.data_key_b64, &cfg.data_dir, "data-key", "data key", Some(32))?;
     let mut key = [0u8; 32];
     key.copy_from_slice(&dk);
+    if cfg.database_url.is_none() {
+        private_file(&cfg.data_dir.join("edge.db")).map_err(|e| format!("database file: {e}"))?;
+    }
     let db = Db::connect(&url).await.map_err(|e| format!("database: {e}"))?;
     initialize(&db, &cfg).await?;
     let operator_org_id = {
-        let mut c = db.pool.acquire().await.map_err(|e| e.to_string())?;
+        let mut c = db.conn().await.map_err(|e| e.to_string())?;
         orgs::by_name(&mut c, &cfg.operator_org).await.map_err(|e| e.to_string())?.ok_or("operator organization missing")?.id
     };
     let rid = match &cfg.enrollment_rid {
@@ -208,12 +230,19 @@ pub async fn start(mut cfg: Config) -> Result<Running, String> {
         tracing::warn!(error = %e, "the depot does not answer");
     }
     state.maintenance_at_start().await.map_err(|e| format!("maintenance setting: {e}"))?;
+    // Uploads this instance was receiving when it stopped can be sent again at once.
+    let reset = crate::store::uploads::reset_dead_claims(&mut *state.db.conn().await.map_err(|e| e.to_string())?, &state.instance)
+        .await
+        .map_err(|e| format!("upload claims: {e}"))?;
+    if reset > 0 {
+        tracing::info!(uploads = reset, "uploads cut off by the last stop can be sent again");
+    }
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     if role != Role::Api {
-        tasks.push(tokio::spawn(crate::worker::run(state.clone(), stop_rx.clone())));
-        tasks.push(tokio::spawn(crate::worker::run_sweeper(state.clone(), stop_rx.clone())));
-        tasks.push(tokio::spawn(crate::delivery::dispatch::run(state.clone(), stop_rx.clone())));
+        tasks.push(tokio::spawn(crate::db::scope(crate::worker::run(state.clone(), stop_rx.clone()))));
+        tasks.push(tokio::spawn(crate::db::scope(crate::worker::run_sweeper(state.clone(), stop_rx.clone()))));
+        tasks.push(tokio::spawn(crate::db::scope(crate::delivery::dispatch::run(state.clone(), stop_rx.clone()))));
     }
     if let Some(l) = metrics_listener {
         let maddr = l.local_addr().map_err(|e| e.to_string())?;

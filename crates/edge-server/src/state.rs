@@ -49,10 +49,18 @@ pub struct AppState {
     /// A dummy Argon2 hash checked when a username does not exist, so both failures
     /// take the same time.
     pub dummy_hash: String,
+    /// This process's instance id (kept in the data directory, so the same across
+    /// restarts): what its upload claims are named by.
+    pub instance: String,
+    /// Argon2 work, off the runtime and bounded (`password_hash_concurrency`).
+    pub passwords: crate::passwords::Passwords,
     /// Prometheus metrics of this server.
     pub metrics: crate::metrics::Metrics,
     /// Working data and the published copy (the data directory, or an S3 bucket).
     pub depot: crate::delivery::depot::Depot,
+    /// Permits for decoding and parsing traces (`trace_intake_concurrency`): bounds the
+    /// memory trace uploads take together.
+    pub trace_intake: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -68,7 +76,11 @@ impl AppState {
         enrollment: (String, i64),
     ) -> Result<Self, String> {
         let depot = crate::delivery::depot::Depot::new(&cfg)?;
+        let passwords = crate::passwords::Passwords::new(cfg.password_hash_concurrency);
+        let instance = instance_id(&cfg.data_dir)?;
         let m = Maintenance { enabled: cfg.maintenance, retry_after: cfg.maintenance_retry_after, since: 0 };
+        let trace_intake =
+            std::sync::Arc::new(tokio::sync::Semaphore::new(cfg.trace_intake_concurrency.min(tokio::sync::Semaphore::MAX_PERMITS)));
         Ok(AppState {
             depot,
             cfg,
@@ -83,7 +95,10 @@ impl AppState {
             auth_cache: Mutex::new(HashMap::new()),
             read_cache: Mutex::new(HashMap::new()),
             dummy_hash: crate::crypto::hash_password("not a real password, only for timing"),
+            passwords,
+            instance,
             metrics: crate::metrics::Metrics::new(),
+            trace_intake,
         })
     }
 
@@ -251,4 +266,18 @@ impl AppState {
         }
         Err(sqlx::Error::Protocol("the maintenance setting kept changing concurrently".into()))
     }
+}
+
+/// The instance id in `data_dir/instance-id`, made at the first start.
+fn instance_id(data_dir: &std::path::Path) -> Result<String, String> {
+    let path = data_dir.join("instance-id");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if crate::names::valid_name(s.trim()) => return Ok(s.trim().to_string()),
+        Ok(_) => return Err(format!("{} does not hold an instance id; delete it to make a new one", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    }
+    let id = crate::util::new_id("i");
+    std::fs::write(&path, format!("{id}\n")).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(id)
 }

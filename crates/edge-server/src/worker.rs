@@ -72,7 +72,9 @@ async fn run_one_inner(st: &Arc<AppState>, owner: &str, t: tasks::Task) {
     let started = Instant::now();
     let lease = st.cfg.task_lease_seconds;
     let progress = Progress::default();
-    let work = execute(st, &t, &progress);
+    // The work and the lease renewal beside it are independent: each counts its own
+    // connections (`db::held`).
+    let work = crate::db::scope(execute(st, &t, &progress));
     tokio::pin!(work);
     let mut tick = tokio::time::interval(Duration::from_secs((lease / 3).max(1)));
     tick.tick().await;
@@ -153,9 +155,14 @@ pub async fn expire_uploads(st: &AppState) -> Result<u64, sqlx::Error> {
     let now = crate::util::now_ms();
     let m = st.maintenance_fresh().await;
     let cutoff = if m.enabled { m.since.min(now) } else { now };
-    let rows = sqlx::query("SELECT token_hash, task_name FROM uploads WHERE state IN ('waiting') AND expires < $1")
+    // Claims whose process died without coming back give their upload back first.
+    let reset = crate::store::uploads::reset_expired_claims(&mut *st.db.conn().await?).await?;
+    if reset > 0 {
+        tracing::info!(uploads = reset, "upload claims of a process that stopped were reset");
+    }
+    let rows = sqlx::query("SELECT token_hash, task_name FROM uploads WHERE state = 'waiting' AND expires < $1")
         .bind(cutoff)
-        .fetch_all(&st.db.pool)
+        .fetch_all(st.db.pool())
         .await?;
     let mut n = 0;
     for r in rows {
@@ -168,21 +175,17 @@ pub async fn expire_uploads(st: &AppState) -> Result<u64, sqlx::Error> {
     Ok(n)
 }
 
-/// Expires one waiting upload task (also used by `PATCH /be/v1/tasks {"expire":true}`).
+/// Expires one upload task that is waiting for (or receiving) its upload: `PATCH
+/// /be/v1/tasks {"expire":true}`. A request still receiving it stops at its next step.
 pub async fn expire_upload_task(st: &AppState, token_hash: &str, task: &str) -> Result<bool, sqlx::Error> {
     expire_upload(st, token_hash, task, None).await
 }
 
-/// Expires one waiting upload task; with `before`, only if its expiry is still earlier
-/// (an expiry extended meanwhile wins).
+/// Expires one upload task; with `before`, only if its expiry is still earlier (an expiry
+/// extended meanwhile wins) and no live claim is receiving it.
 async fn expire_upload(st: &AppState, token_hash: &str, task: &str, before: Option<i64>) -> Result<bool, sqlx::Error> {
     let mut tx = st.db.tx().await?;
-    let moved = sqlx::query("UPDATE uploads SET state = 'expired' WHERE token_hash = $1 AND state = 'waiting' AND expires < $2")
-        .bind(token_hash)
-        .bind(before.unwrap_or(i64::MAX))
-        .execute(&mut *tx)
-        .await?;
-    if moved.rows_affected() == 0 {
+    if !crate::store::uploads::expire(&mut tx, token_hash, before).await? {
         return Ok(false);
     }
     let exc = json!({"httpDownloadFailed": {"httpStatus": null, "exitCode": 9, "url": null}});
@@ -208,7 +211,7 @@ async fn sweep_cas(st: &AppState, old: &str, new: &str) -> Result<bool, sqlx::Er
         .bind(new)
         .bind(SWEEP_KEY)
         .bind(old)
-        .execute(&st.db.pool)
+        .execute(st.db.pool())
         .await?;
     Ok(r.rows_affected() == 1)
 }
@@ -232,7 +235,7 @@ async fn sweep_claim(st: &AppState, owner: &str, force: bool) -> Result<Option<S
 
 /// Runs one sweep under the lease `held`, renewing it meanwhile, then releases it.
 async fn sweep_leased(st: &AppState, mut held: String) -> Result<Value, String> {
-    let work = sweep(st);
+    let work = crate::db::scope(sweep(st));
     tokio::pin!(work);
     let mut tick = tokio::time::interval(Duration::from_millis(SWEEP_LEASE_MS as u64 / 3));
     tick.tick().await;
@@ -315,7 +318,7 @@ pub async fn run_sweeper(st: Arc<AppState>, mut stop: watch::Receiver<bool>) {
 /// One maintenance sweep; returns what it removed, by kind. Callers hold the sweep lease.
 async fn sweep(st: &AppState) -> Result<Value, String> {
     let expired = expire_uploads(st).await.map_err(|e| e.to_string())?;
-    let mut c = st.db.pool.acquire().await.map_err(|e| e.to_string())?;
+    let mut c = st.db.conn().await.map_err(|e| e.to_string())?;
     let sessions = sessions::sweep(&mut c).await.map_err(|e| e.to_string())?;
     let cutoff = crate::util::now_ms() - st.cfg.login_window as i64 * 1000;
     let failures = sqlx::query("DELETE FROM login_failures WHERE at < $1")
@@ -336,6 +339,7 @@ async fn sweep(st: &AppState) -> Result<Value, String> {
             .map_err(|e| e.to_string())?
             .rows_affected();
     }
+    drop(c);
     let removed = remove_superseded(st).await?;
     st.metrics.sweep_done(&[
         ("expired_uploads", expired),
@@ -352,7 +356,7 @@ async fn sweep(st: &AppState) -> Result<Value, String> {
 /// Removes published objects superseded longer ago than the grace period.
 async fn remove_superseded(st: &AppState) -> Result<u64, String> {
     let before = crate::util::now_ms() - st.cfg.grace_period as i64 * 1000;
-    let mut c = st.db.pool.acquire().await.map_err(|e| e.to_string())?;
+    let mut c = st.db.conn().await.map_err(|e| e.to_string())?;
     let due = published::due(&mut c, before).await.map_err(|e| e.to_string())?;
     let mut removed = 0;
     let mut specs = std::collections::HashMap::new();

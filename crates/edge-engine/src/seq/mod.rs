@@ -21,7 +21,9 @@ pub use model::{
 };
 pub use optimize::{optimize, optimize_with_stats, rank_order, SeqParams, SeqStats};
 pub use tail::with_tail;
-pub use trace::{parse_trace, Trace, TraceError, MAX_EVENTS, MAX_PATH_CHARS};
+pub use trace::{
+    parse_trace, read_trace, Trace, TraceError, MAX_DEPTH, MAX_EVENTS, MAX_PATHS, MAX_PATH_BYTES, MAX_PATH_CHARS, MAX_TOKEN_BYTES,
+};
 
 #[cfg(test)]
 mod tests;

@@ -177,6 +177,149 @@ fn trace_event_limit() {
     assert_eq!(parse_trace(exact.as_bytes()).unwrap().events.len(), MAX_EVENTS);
 }
 
+/// A reader handing out `data` `step` bytes at a time, counting what it handed out.
+struct Trickle<'a> {
+    data: &'a [u8],
+    step: usize,
+    given: usize,
+}
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.step).min(self.data.len() - self.given);
+        buf[..n].copy_from_slice(&self.data[self.given..self.given + n]);
+        self.given += n;
+        Ok(n)
+    }
+}
+
+#[test]
+fn trace_events_stop_at_the_limit_while_streaming() {
+    // Far more events than allowed: reading ends one event past the limit, not at the end.
+    let head = r#"{"format":"rockit-trace","version":1,"appName":"G","buildId":1,"paths":["a"],"events":["#;
+    let mut s = String::with_capacity(head.len() + 3 * MAX_EVENTS * 10);
+    s.push_str(head);
+    for i in 0..3 * MAX_EVENTS {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str("[0,0,0,1]");
+    }
+    s.push_str("]}");
+    let mut r = Trickle { data: s.as_bytes(), step: 1 << 16, given: 0 };
+    let m = read_trace(&mut r).unwrap_err().message;
+    assert!(m.contains("more than 2000000 events"), "{m}");
+    assert!(r.given < head.len() + (MAX_EVENTS + 1) * 10 + (128 << 10), "read {} of {} bytes", r.given, s.len());
+}
+
+#[test]
+fn trace_path_limits() {
+    let head = r#"{"format":"rockit-trace","version":1,"appName":"G","buildId":1,"events":[],"paths":["#;
+    let many = |n: usize| {
+        let mut s = String::from(head);
+        for i in 0..n {
+            if i > 0 {
+                s.push(',');
+            }
+            s.push_str(&format!("\"p{i}\""));
+        }
+        s.push_str("]}");
+        s
+    };
+    assert_eq!(parse_trace(many(MAX_PATHS).as_bytes()).unwrap().paths.len(), MAX_PATHS);
+    let m = parse_trace(many(MAX_PATHS + 1).as_bytes()).unwrap_err().message;
+    assert!(m.starts_with("more than 1000000 paths: a trace may list at most 1000000 files"), "{m}");
+    // Path text: 4096-character paths, just over 64 MiB of them.
+    let n = MAX_PATH_BYTES / 4096 + 1;
+    let mut s = String::with_capacity(n * 4100 + 128);
+    s.push_str(head);
+    for i in 0..n {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&format!("\"{i:06}/{}\"", "a".repeat(4089)));
+    }
+    s.push_str("]}");
+    let m = parse_trace(s.as_bytes()).unwrap_err().message;
+    assert!(m.starts_with("the paths add up to more than 64 MiB: a trace may hold at most 64 MiB of path text"), "{m}");
+    // Traces built in code are checked alike.
+    let t = Trace { paths: (0..=MAX_PATHS).map(|i| format!("p{i}")).collect(), ..trace(&[], &[]) };
+    assert!(t.validate().unwrap_err().message.starts_with("more than 1000000 paths"));
+    // The first fault in list order wins, a malformed path or a repeat.
+    assert_eq!(err(doc(json!(["b", "a", "c", "a", "/x"]), json!([]))), "paths[3] \"a\" repeats paths[1] (list each file once)");
+    assert!(err(doc(json!(["b", "/x", "b"]), json!([]))).starts_with("paths[1] \"/x\": must not start with `/`"));
+    assert_eq!(err(doc(json!(["c", "b", "b", "c", "c"]), json!([]))), "paths[2] \"b\" repeats paths[1] (list each file once)");
+}
+
+#[test]
+fn trace_token_and_depth_limits() {
+    let with_extra =
+        |extra: &str| format!(r#"{{"format":"rockit-trace","version":1,"appName":"G","buildId":1,"paths":["a"],"events":[],"x":{extra}}}"#);
+    // Strings (escapes included) up to the limit are read, also when skipped.
+    let ok = format!("\"{}\\\"{}\"", "s".repeat(MAX_TOKEN_BYTES / 2), "s".repeat(MAX_TOKEN_BYTES / 2 - 2));
+    assert!(parse_trace(with_extra(&ok).as_bytes()).is_ok());
+    let long = format!("\"{}\"", "s".repeat(MAX_TOKEN_BYTES + 1));
+    let at = with_extra("").len() - 1;
+    let m = parse_trace(with_extra(&long).as_bytes()).unwrap_err().message;
+    assert!(m.starts_with(&format!("a string longer than 1048576 bytes at byte {at} ")), "{m}");
+    // In a key too.
+    let m = parse_trace(format!("{{{long}:1}}").as_bytes()).unwrap_err().message;
+    assert!(m.starts_with("a string longer than 1048576 bytes"), "{m}");
+    let m = parse_trace(with_extra(&"9".repeat(MAX_TOKEN_BYTES + 1)).as_bytes()).unwrap_err().message;
+    assert!(m.starts_with("a number or literal longer than 1048576 bytes"), "{m}");
+    // Nesting: 63 levels inside the document's object are fine, 64 are not.
+    let nest = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+    assert!(parse_trace(with_extra(&nest(MAX_DEPTH - 1)).as_bytes()).is_ok());
+    let m = parse_trace(with_extra(&nest(MAX_DEPTH)).as_bytes()).unwrap_err().message;
+    assert!(m.starts_with("arrays and objects nested deeper than 64 levels"), "{m}");
+    // A syntax error before the overlong token is the one reported.
+    let m = parse_trace(format!(r#"{{"format" x {long}}}"#).as_bytes()).unwrap_err().message;
+    assert!(m.starts_with("not valid JSON"), "{m}");
+    // Byte by byte (escapes and quotes split across reads): the same answers.
+    let doc1 =
+        br#"{"format":"rockit-trace","version":1,"appName":"G\"1\\","buildId":1,"paths":["a\\\"b","c"],"events":[[0,1,0,1]],"x":["}{]["]}"#;
+    let t = read_trace(&mut Trickle { data: doc1, step: 1, given: 0 }).unwrap();
+    assert_eq!(t, parse_trace(doc1).unwrap());
+    assert_eq!(t.app_name, "G\"1\\");
+    assert_eq!(t.paths, vec!["a\\\"b", "c"]);
+    let bytes = with_extra(&long).into_bytes();
+    let m = read_trace(&mut Trickle { data: &bytes, step: 7, given: 0 }).unwrap_err().message;
+    assert!(m.starts_with(&format!("a string longer than 1048576 bytes at byte {at} ")), "{m}");
+}
+
+#[test]
+fn trace_whitespace_runs() {
+    // Long runs between tokens are the same document; inside strings every byte counts.
+    let pad = " \n\t\r".repeat(4 << 20);
+    let path = format!("a{}b", " ".repeat(100));
+    let text = format!(
+        r#"{pad}{{{pad}"format":"rockit-trace","version":1,"appName":"G","buildId":1,"paths":[{pad}"{path}"{pad}],"events":[[0,{pad}0,0,1]]}}{pad}"#
+    );
+    let t = parse_trace(text.as_bytes()).unwrap();
+    assert_eq!(t.paths, vec![path]);
+    assert_eq!(t.events, vec![[0, 0, 0, 1]]);
+    // Positions in messages are exact for ordinary indentation.
+    let m = parse_trace(b"{\n        \"format\": x}").unwrap_err().message;
+    assert!(m.ends_with("at line 2 column 19"), "{m}");
+}
+
+#[test]
+fn trace_reader_errors_end_the_read() {
+    struct Broken(usize);
+    impl std::io::Read for Broken {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0 == 0 {
+                return Err(std::io::Error::other("the pipe broke"));
+            }
+            self.0 -= 1;
+            buf[0] = b' ';
+            Ok(1)
+        }
+    }
+    let m = read_trace(&mut Broken(10)).unwrap_err().message;
+    assert!(m.starts_with("unreadable: the pipe broke"), "{m}");
+}
+
 // ---- accesses ----
 
 #[test]

@@ -13,8 +13,8 @@
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use std::collections::HashMap;
 use std::fmt;
+use std::io::{BufReader, Read};
 
 /// The document's `format`.
 pub const FORMAT: &str = "rockit-trace";
@@ -22,8 +22,21 @@ pub const FORMAT: &str = "rockit-trace";
 pub const VERSION: u64 = 1;
 /// Most events a trace may hold.
 pub const MAX_EVENTS: usize = 2_000_000;
+/// Most paths a trace may list (ours, beyond the contract: bounds the parsed structure).
+pub const MAX_PATHS: usize = 1_000_000;
+/// Most path text a trace may hold, bytes of UTF-8 summed over `paths` (ours, beyond the
+/// contract: bounds the parsed structure).
+pub const MAX_PATH_BYTES: usize = 64 << 20;
 /// Longest path, in characters.
 pub const MAX_PATH_CHARS: usize = 4096;
+/// Longest single JSON token (a string with its escapes, or a number) read from a stream:
+/// the JSON reader gathers a string or a number whole before looking at it, so this bounds
+/// that buffer. A path of [`MAX_PATH_CHARS`] characters is at most 48 KiB even with every
+/// character escaped.
+pub const MAX_TOKEN_BYTES: usize = 1 << 20;
+/// Deepest nesting of arrays and objects (a trace needs 3): values of unknown fields are
+/// skipped with one byte of bookkeeping per open level.
+pub const MAX_DEPTH: usize = 64;
 
 /// One validated play-session trace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,8 +76,175 @@ impl std::error::Error for TraceError {}
 
 /// Parses and validates a `rockit-trace` document (already decompressed).
 pub fn parse_trace(bytes: &[u8]) -> Result<Trace, TraceError> {
-    let wire: Wire = serde_json::from_slice(bytes).map_err(|e| TraceError::new(json_message(&e)))?;
-    wire.validate()
+    read_trace(&mut &bytes[..])
+}
+
+/// Reads and validates a `rockit-trace` document from a stream (already decompressed) as it
+/// arrives: the document is never held whole, and what is kept of it is bounded
+/// ([`MAX_EVENTS`], [`MAX_PATHS`], [`MAX_PATH_BYTES`], [`MAX_TOKEN_BYTES`], [`MAX_DEPTH`]).
+/// Reading stops at the first problem. An error of `r` itself ends the read as
+/// `unreadable: …`; a caller that limits or decodes in `r` tells its own causes apart.
+///
+/// Not generic, so the JSON reader is compiled (and optimised) here once.
+pub fn read_trace(r: &mut dyn Read) -> Result<Trace, TraceError> {
+    let mut guard = Guard::new(r);
+    let res: Result<Wire, _> = serde_json::from_reader(BufReader::with_capacity(64 << 10, &mut guard));
+    match res {
+        Ok(wire) => wire.validate(),
+        Err(e) => Err(TraceError::new(guard.tripped.take().unwrap_or_else(|| json_message(&e)))),
+    }
+}
+
+/// Whitespace kept of one run between tokens; the rest of a longer run is dropped before
+/// the JSON reader sees it (same document, read at the guard's pace rather than byte by
+/// byte by the parser). Positions in messages stay exact for indentation up to this.
+const MAX_WHITESPACE_RUN: usize = 64;
+
+/// Watches the bytes on their way to the JSON reader, as a lexer would: a token longer
+/// than [`MAX_TOKEN_BYTES`] or nesting deeper than [`MAX_DEPTH`] ends the read (the bytes
+/// before the offending one are still delivered, so an earlier syntax error wins); long
+/// runs of whitespace between tokens are shortened ([`MAX_WHITESPACE_RUN`]).
+struct Guard<'a> {
+    inner: &'a mut dyn Read,
+    in_string: bool,
+    escaped: bool,
+    /// Length of the token being read, and where it began (for the message).
+    token: usize,
+    token_at: u64,
+    depth: usize,
+    /// Length of the current run of whitespace between tokens.
+    blank: usize,
+    /// Bytes read so far (as the document has them).
+    offset: u64,
+    /// Why the read was ended, once it was.
+    tripped: Option<String>,
+}
+
+impl<'a> Guard<'a> {
+    fn new(inner: &'a mut dyn Read) -> Guard<'a> {
+        Guard { inner, in_string: false, escaped: false, token: 0, token_at: 0, depth: 0, blank: 0, offset: 0, tripped: None }
+    }
+
+    /// Scans `buf`, moving the bytes it keeps to its front: how many it kept, and whether
+    /// it stopped at a byte over a limit (then nothing after it is kept).
+    fn scan(&mut self, buf: &mut [u8]) -> (usize, bool) {
+        let mut kept = 0;
+        let mut k = 0;
+        while k < buf.len() {
+            // Runs first, a byte at a time only where the state may change.
+            if self.in_string && !self.escaped {
+                let run = buf[k..].iter().position(|&b| b == b'"' || b == b'\\').unwrap_or(buf.len() - k);
+                let room = MAX_TOKEN_BYTES - self.token;
+                if run > room {
+                    buf.copy_within(k..k + room, kept);
+                    self.trip(self.token_at, format!("a string longer than {MAX_TOKEN_BYTES} bytes"));
+                    return (kept + room, true);
+                }
+                buf.copy_within(k..k + run, kept);
+                kept += run;
+                self.token += run;
+                k += run;
+                if k == buf.len() {
+                    break;
+                }
+            } else if !self.in_string && self.blank >= MAX_WHITESPACE_RUN {
+                let run = buf[k..].iter().position(|&b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r')).unwrap_or(buf.len() - k);
+                self.blank += run;
+                k += run;
+                if k == buf.len() {
+                    break;
+                }
+            }
+            let b = buf[k];
+            k += 1;
+            let at = self.offset + (k - 1) as u64;
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                } else if b == b'\\' {
+                    self.escaped = true;
+                } else if b == b'"' {
+                    self.in_string = false;
+                    self.token = 0;
+                }
+                if self.in_string {
+                    self.token += 1;
+                    if self.token > MAX_TOKEN_BYTES {
+                        self.trip(self.token_at, format!("a string longer than {MAX_TOKEN_BYTES} bytes"));
+                        return (kept, true);
+                    }
+                }
+            } else {
+                match b {
+                    b' ' | b'\t' | b'\n' | b'\r' => {
+                        self.token = 0;
+                        self.blank += 1;
+                        if self.blank > MAX_WHITESPACE_RUN {
+                            continue;
+                        }
+                    }
+                    b'"' => {
+                        self.in_string = true;
+                        self.token = 0;
+                        self.token_at = at;
+                    }
+                    b'[' | b'{' => {
+                        self.token = 0;
+                        self.depth += 1;
+                        if self.depth > MAX_DEPTH {
+                            self.trip(at, format!("arrays and objects nested deeper than {MAX_DEPTH} levels"));
+                            return (kept, true);
+                        }
+                    }
+                    b']' | b'}' => {
+                        self.token = 0;
+                        self.depth = self.depth.saturating_sub(1);
+                    }
+                    b',' | b':' => self.token = 0,
+                    _ => {
+                        if self.token == 0 {
+                            self.token_at = at;
+                        }
+                        self.token += 1;
+                        if self.token > MAX_TOKEN_BYTES {
+                            self.trip(self.token_at, format!("a number or literal longer than {MAX_TOKEN_BYTES} bytes"));
+                            return (kept, true);
+                        }
+                    }
+                }
+                if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+                    self.blank = 0;
+                }
+            }
+            buf[kept] = b;
+            kept += 1;
+        }
+        (kept, false)
+    }
+
+    fn trip(&mut self, at: u64, what: String) {
+        self.tripped = Some(format!("{what} at byte {at} (a trace has no such thing)"));
+    }
+}
+
+impl Read for Guard<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if self.tripped.is_some() {
+                return Err(std::io::Error::other("the trace exceeds a limit"));
+            }
+            let n = self.inner.read(buf)?;
+            if n == 0 {
+                return Ok(0);
+            }
+            let (kept, stopped) = self.scan(&mut buf[..n]);
+            self.offset += n as u64;
+            // Only dropped whitespace: read on (0 would mean the end).
+            if kept > 0 || stopped {
+                return if kept > 0 { Ok(kept) } else { Err(std::io::Error::other("the trace exceeds a limit")) };
+            }
+        }
+    }
 }
 
 /// serde_json's message, with its category where the position alone says little.
@@ -101,7 +281,7 @@ struct Wire {
     build_id: Option<u64>,
     #[serde(default)]
     dxf_name: Option<String>,
-    paths: Option<Vec<String>>,
+    paths: Option<Paths>,
     events: Option<Events>,
 }
 
@@ -122,7 +302,7 @@ impl Wire {
             return Err(TraceError::new("appName is empty"));
         }
         let build_id = self.build_id.ok_or_else(|| TraceError::new("missing field `buildId`"))?;
-        let paths = self.paths.ok_or_else(|| TraceError::new("missing field `paths`"))?;
+        let paths = self.paths.ok_or_else(|| TraceError::new("missing field `paths`"))?.0;
         let events = self.events.ok_or_else(|| TraceError::new("missing field `events`"))?.0;
         validate_paths(&paths)?;
         validate_events(&events, paths.len())?;
@@ -130,20 +310,57 @@ impl Wire {
     }
 }
 
+fn too_many_paths() -> String {
+    format!("more than {MAX_PATHS} paths: a trace may list at most {MAX_PATHS} files")
+}
+
+fn too_much_path_text() -> String {
+    format!(
+        "the paths add up to more than {} MiB: a trace may hold at most {} MiB of path text",
+        MAX_PATH_BYTES >> 20,
+        MAX_PATH_BYTES >> 20
+    )
+}
+
+/// The first path at fault (in list order): a malformed path, or one that repeats an
+/// earlier one. Repeats are found by sorting indices (4 bytes a path) rather than with a
+/// map of every path.
 fn validate_paths(paths: &[String]) -> Result<(), TraceError> {
-    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(paths.len());
-    for (i, p) in paths.iter().enumerate() {
-        if let Some(why) = path_problem(p) {
-            return Err(TraceError::new(format!(
-                "paths[{i}] {:?}: {why} (paths are relative to the game directory and `/`-separated, e.g. \"bin/game.exe\")",
-                shorten(p)
-            )));
-        }
-        if let Some(j) = seen.insert(p, i) {
-            return Err(TraceError::new(format!("paths[{i}] {:?} repeats paths[{j}] (list each file once)", shorten(p))));
-        }
+    if paths.len() > MAX_PATHS {
+        return Err(TraceError::new(too_many_paths()));
     }
-    Ok(())
+    if paths.iter().map(String::len).sum::<usize>() > MAX_PATH_BYTES {
+        return Err(TraceError::new(too_much_path_text()));
+    }
+    let problem = paths.iter().enumerate().find_map(|(i, p)| path_problem(p).map(|why| (i, why)));
+    let limit = problem.map_or(paths.len(), |(i, _)| i + 1);
+    let mut order: Vec<u32> = (0..limit as u32).collect();
+    order.sort_unstable_by(|&a, &b| paths[a as usize].cmp(&paths[b as usize]).then(a.cmp(&b)));
+    // In a run of equal paths the first index is the original, the second its first repeat.
+    let mut repeat: Option<(usize, usize)> = None;
+    let mut k = 0;
+    while k < order.len() {
+        let first = order[k] as usize;
+        let mut end = k + 1;
+        while end < order.len() && paths[order[end] as usize] == paths[first] {
+            end += 1;
+        }
+        if end > k + 1 {
+            let i = order[k + 1] as usize;
+            if !matches!(repeat, Some((r, _)) if r <= i) {
+                repeat = Some((i, first));
+            }
+        }
+        k = end;
+    }
+    match (problem, repeat) {
+        (Some((i, why)), r) if !matches!(r, Some((j, _)) if j < i) => Err(TraceError::new(format!(
+            "paths[{i}] {:?}: {why} (paths are relative to the game directory and `/`-separated, e.g. \"bin/game.exe\")",
+            shorten(&paths[i])
+        ))),
+        (_, Some((i, j))) => Err(TraceError::new(format!("paths[{i}] {:?} repeats paths[{j}] (list each file once)", shorten(&paths[i])))),
+        _ => Ok(()),
+    }
 }
 
 /// What is wrong with a trace path, if anything.
@@ -207,6 +424,48 @@ fn validate_events(events: &[[u64; 4]], n_paths: usize) -> Result<(), TraceError
         last = t;
     }
     Ok(())
+}
+
+/// The `paths` array, read stopping at [`MAX_PATHS`] + 1 paths or [`MAX_PATH_BYTES`] of
+/// text without holding more.
+struct Paths(Vec<String>);
+
+impl<'de> Deserialize<'de> for Paths {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_seq(PathsVisitor)
+    }
+}
+
+struct PathsVisitor;
+
+impl<'de> Visitor<'de> for PathsVisitor {
+    type Value = Paths;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("`paths` as an array of strings")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Paths, A::Error> {
+        let mut v: Vec<String> = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 12));
+        let mut bytes = 0usize;
+        loop {
+            if v.len() == MAX_PATHS {
+                if seq.next_element::<IgnoredAny>()?.is_some() {
+                    return Err(de::Error::custom(too_many_paths()));
+                }
+                break;
+            }
+            match seq.next_element::<String>()? {
+                Some(p) => {
+                    bytes += p.len();
+                    if bytes > MAX_PATH_BYTES {
+                        return Err(de::Error::custom(too_much_path_text()));
+                    }
+                    v.push(p);
+                }
+                None => break,
+            }
+        }
+        Ok(Paths(v))
+    }
 }
 
 /// The `events` array, read with messages naming the event and field at fault and

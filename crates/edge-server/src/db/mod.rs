@@ -3,8 +3,15 @@
 
 mod schema;
 
+mod held;
+
+pub use held::{assert_not_holding, scope};
+
+use held::Held;
 use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -17,11 +24,12 @@ pub enum Backend {
     Postgres,
 }
 
-/// The shared database handle.
+/// The shared database handle. Every connection is taken through it ([`Db::pool`],
+/// [`Db::conn`], [`Db::tx`]), so that a task holding one never asks for a second
+/// (see [`held`](self::held)).
 #[derive(Clone)]
 pub struct Db {
-    /// Connection pool.
-    pub pool: AnyPool,
+    pool: AnyPool,
     /// Backend kind.
     pub backend: Backend,
 }
@@ -32,12 +40,15 @@ pub static WRITE_EPOCH: AtomicU64 = AtomicU64::new(0);
 
 /// A write transaction (`BEGIN IMMEDIATE` on SQLite, so writers queue instead of failing).
 /// Derefs to the connection; committing moves [`WRITE_EPOCH`].
-pub struct Tx(Transaction<'static, Any>);
+pub struct Tx {
+    tx: Transaction<'static, Any>,
+    _held: Held,
+}
 
 impl Tx {
     /// Commits, then invalidates this process's caches of database state.
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        let r = self.0.commit().await;
+        let r = self.tx.commit().await;
         WRITE_EPOCH.fetch_add(1, Ordering::SeqCst);
         r
     }
@@ -46,13 +57,33 @@ impl Tx {
 impl std::ops::Deref for Tx {
     type Target = sqlx::AnyConnection;
     fn deref(&self) -> &sqlx::AnyConnection {
-        &self.0
+        &self.tx
     }
 }
 
 impl std::ops::DerefMut for Tx {
     fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
-        &mut self.0
+        &mut self.tx
+    }
+}
+
+/// A pooled connection held for several statements (reads that must see one snapshot,
+/// or many small queries). Derefs to the connection.
+pub struct Conn {
+    conn: PoolConnection<Any>,
+    _held: Held,
+}
+
+impl std::ops::Deref for Conn {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.conn
     }
 }
 
@@ -80,12 +111,41 @@ impl Db {
         Ok(Db { pool, backend })
     }
 
+    /// The pool, for one statement at a time (each takes a connection and gives it back).
+    #[track_caller]
+    pub fn pool(&self) -> &AnyPool {
+        assert_not_holding("a query on the pool");
+        &self.pool
+    }
+
+    /// Takes a connection for several statements.
+    #[track_caller]
+    pub fn conn(&self) -> impl Future<Output = Result<Conn, sqlx::Error>> + '_ {
+        let held = Held::take("a connection");
+        async move { Ok(Conn { conn: self.pool.acquire().await?, _held: held }) }
+    }
+
     /// Begins a write transaction.
-    pub async fn tx(&self) -> Result<Tx, sqlx::Error> {
-        Ok(Tx(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
-        }))
+    #[track_caller]
+    pub fn tx(&self) -> impl Future<Output = Result<Tx, sqlx::Error>> + '_ {
+        let held = Held::take("a transaction");
+        async move {
+            let tx = match self.backend {
+                Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+                Backend::Postgres => self.pool.begin().await?,
+            };
+            Ok(Tx { tx, _held: held })
+        }
+    }
+
+    /// Pool size and idle connections (for metrics); takes nothing.
+    pub fn pool_stats(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
+
+    /// Closes every connection (shutdown).
+    pub async fn close(&self) {
+        self.pool.close().await;
     }
 
     /// Applies pending migrations; safe to run concurrently from several processes.

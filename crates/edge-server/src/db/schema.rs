@@ -134,4 +134,13 @@ CREATE TABLE trainings (
   since_sequence BIGINT NOT NULL DEFAULT 0, generation BIGINT NOT NULL DEFAULT 0, preload TEXT,
   acceleration TEXT, last_sequence BIGINT)
 "#,
+    // Login attempts reserved before the password check; upload claims that expire with
+    // the process that took them.
+    r#"
+ALTER TABLE login_failures ADD COLUMN attempt TEXT;
+ALTER TABLE login_failures ADD COLUMN pending BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX login_failures_attempt ON login_failures (attempt);
+ALTER TABLE uploads ADD COLUMN receiver TEXT;
+ALTER TABLE uploads ADD COLUMN lease_until BIGINT
+"#,
 ];

@@ -34,7 +34,7 @@ pub async fn run(st: Arc<AppState>, mut stop: watch::Receiver<bool>) {
                 for (sub, delivery) in list {
                     busy.lock().expect("busy set").insert(sub.clone());
                     let (st, busy, client) = (st.clone(), busy.clone(), client.clone());
-                    tokio::spawn(async move {
+                    tokio::spawn(crate::db::scope(async move {
                         // Serve this subscription's queue in order until nothing is due:
                         // the leased head first, then batches.
                         let mut batch = vec![delivery];
@@ -49,7 +49,7 @@ pub async fn run(st: Arc<AppState>, mut stop: watch::Receiver<bool>) {
                             }
                         }
                         busy.lock().expect("busy set").remove(&sub);
-                    });
+                    }));
                 }
             }
             Err(e) => tracing::warn!(error = %e, "looking for due deliveries failed"),
@@ -68,7 +68,7 @@ async fn due(st: &AppState, busy: &Mutex<HashSet<String>>) -> Result<Vec<(String
     // a primary-key lookup per head. (A correlated subquery per pending row cost O(backlog)
     // lookups on every poll, just when a burst made the backlog long.)
     let heads = sqlx::query("SELECT MIN(id) AS id FROM deliveries WHERE status = 'pending' GROUP BY subscription_id LIMIT 500")
-        .fetch_all(&st.db.pool)
+        .fetch_all(st.db.pool())
         .await?;
     if heads.is_empty() {
         return Ok(Vec::new());
@@ -79,7 +79,7 @@ async fn due(st: &AppState, busy: &Mutex<HashSet<String>>) -> Result<Vec<(String
     for id in &ids {
         q = q.bind(id);
     }
-    let rows = q.fetch_all(&st.db.pool).await?;
+    let rows = q.fetch_all(st.db.pool()).await?;
     let mut out = Vec::new();
     for r in rows {
         let (id, sub) = (s(&r, "id"), s(&r, "subscription_id"));
@@ -96,7 +96,7 @@ async fn due(st: &AppState, busy: &Mutex<HashSet<String>>) -> Result<Vec<(String
         .bind(now + 60_000)
         .bind(&id)
         .bind(now)
-        .execute(&st.db.pool)
+        .execute(st.db.pool())
         .await?;
         if got.rows_affected() == 1 {
             out.push((sub, id));
@@ -112,7 +112,7 @@ async fn lease_batch(st: &AppState, sub: &str, n: i64) -> Result<Vec<String>, sq
     let rows = sqlx::query("SELECT id, next_at FROM deliveries WHERE subscription_id = $1 AND status = 'pending' ORDER BY id LIMIT $2")
         .bind(sub)
         .bind(n)
-        .fetch_all(&st.db.pool)
+        .fetch_all(st.db.pool())
         .await?;
     let ids: Vec<String> = rows.iter().take_while(|r| i(r, "next_at") <= now).map(|r| s(r, "id")).collect();
     if ids.is_empty() {
@@ -126,7 +126,7 @@ async fn lease_batch(st: &AppState, sub: &str, n: i64) -> Result<Vec<String>, sq
     for id in &ids {
         q = q.bind(id);
     }
-    let got = q.execute(&st.db.pool).await?;
+    let got = q.execute(st.db.pool()).await?;
     // Another process holds part of this queue: leave it to that one (its leases expire).
     Ok(if got.rows_affected() as usize == ids.len() { ids } else { Vec::new() })
 }
@@ -151,7 +151,7 @@ async fn serve_batch(st: &AppState, client: &reqwest::Client, sub: &str, batch: 
         q = q.bind(id);
     }
     let mut rows: std::collections::HashMap<String, sqlx::any::AnyRow> =
-        q.fetch_all(&st.db.pool).await?.into_iter().map(|r| (s(&r, "id"), r)).collect();
+        q.fetch_all(st.db.pool()).await?.into_iter().map(|r| (s(&r, "id"), r)).collect();
     for id in batch {
         match deliver(st, client, id, rows.remove(id), false).await? {
             Some(true) => delivered.push(id),
@@ -188,7 +188,7 @@ async fn serve_batch(st: &AppState, client: &reqwest::Client, sub: &str, batch: 
         sqlx::query("UPDATE deliveries SET lease_until = NULL WHERE subscription_id = $1 AND status = 'pending' AND next_at <= $2")
             .bind(sub)
             .bind(now_ms())
-            .execute(&st.db.pool)
+            .execute(st.db.pool())
             .await?;
     }
     Ok(all_ok)
@@ -214,7 +214,7 @@ async fn deliver(
 ) -> Result<Option<bool>, sqlx::Error> {
     let row = match row {
         Some(r) => Some(r),
-        None => sqlx::query(&format!("{DELIVERY_SQL} = $1")).bind(id).fetch_optional(&st.db.pool).await?,
+        None => sqlx::query(&format!("{DELIVERY_SQL} = $1")).bind(id).fetch_optional(st.db.pool()).await?,
     };
     let Some(r) = row else {
         return Ok(Some(false));

@@ -115,7 +115,7 @@ pub fn params(st: &AppState) -> Params {
 
 /// Runs one pipeline task.
 pub async fn run(st: &Arc<AppState>, t: &tasks::Task, progress: &Progress) -> Done {
-    let mut c = match st.db.pool.acquire().await {
+    let mut c = match st.db.conn().await {
         Ok(c) => c,
         Err(e) => return internal("database", e),
     };
@@ -158,7 +158,7 @@ pub(crate) async fn load_tree(st: &AppState, app_id: &str, tree_path: &str, chun
 }
 
 async fn mkraw(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Progress) -> Result<Done, String> {
-    let mut c = st.db.pool.acquire().await.map_err(|e| e.to_string())?;
+    let mut c = st.db.conn().await.map_err(|e| e.to_string())?;
     let cur_hash = match app.cur_build {
         Some(b) => sqlx::query("SELECT content_hash FROM builds WHERE app_id = $1 AND build_id = $2")
             .bind(&app.id)
@@ -174,7 +174,10 @@ async fn mkraw(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Pro
     let pre = super::preingest::take(st, &app.id, &t.group).await;
     let fresh = pre.is_none();
     let (res, archive_bytes) = match pre {
-        Some(kept) => kept,
+        // Checked again: a kept result may come from an older binary's rules.
+        Some((res, n)) => {
+            (res.and_then(|i| edge_engine::ingest::check_tree(&i.tree).map(|()| i).map_err(edge_engine::ingest::IngestError::Rejected)), n)
+        }
         None => ingest_archive(st, &app.id, &t.group, progress).await?,
     };
     st.metrics.ingested_bytes.fetch_add(archive_bytes, Ordering::Relaxed);
@@ -269,7 +272,7 @@ pub(crate) async fn build_row(st: &AppState, app_id: &str, build_id: i64) -> Res
     let r = sqlx::query("SELECT build_id, build_name, dxf_name, tree_path FROM builds WHERE app_id = $1 AND build_id = $2")
         .bind(app_id)
         .bind(build_id)
-        .fetch_optional(&st.db.pool)
+        .fetch_optional(st.db.pool())
         .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("build {build_id} is not recorded"))?;
@@ -286,7 +289,7 @@ async fn org_signer(st: &AppState, org_id: &str) -> Result<Option<rsa::RsaPrivat
     use rsa::pkcs8::DecodePrivateKey;
     let r = sqlx::query("SELECT key_sealed FROM orgs WHERE id = $1")
         .bind(org_id)
-        .fetch_optional(&st.db.pool)
+        .fetch_optional(st.db.pool())
         .await
         .map_err(|e| e.to_string())?;
     let Some(sealed) = r.and_then(|r| crate::db::opt_s(&r, "key_sealed")) else { return Ok(None) };
@@ -396,7 +399,7 @@ async fn patch_sources(st: &AppState, app: &AppCtx, build_id: i64) -> Result<Vec
     )
     .bind(&app.id)
     .bind(build_id)
-    .fetch_all(&st.db.pool)
+    .fetch_all(st.db.pool())
     .await
     .map_err(|e| e.to_string())?;
     let mut out = Vec::new();
@@ -418,7 +421,7 @@ async fn mkpat(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Pro
     let image_bytes: i64 = sqlx::query("SELECT image_bytes FROM builds WHERE app_id = $1 AND build_id = $2")
         .bind(&app.id)
         .bind(build_id)
-        .fetch_one(&st.db.pool)
+        .fetch_one(st.db.pool())
         .await
         .map(|r| i(&r, "image_bytes"))
         .map_err(|e| e.to_string())?;
@@ -480,7 +483,7 @@ fn publish_order(dir: &Path, manifest: &str) -> Result<Vec<String>, String> {
 /// order, then the depot. A deployment that cannot be resolved (an `fs` path gone bad) is
 /// `Err((deployment id, name, why))`, so its publish fails naming it.
 pub async fn app_targets(st: &AppState, app: &AppCtx) -> Result<Vec<Result<TargetSpec, (String, String, String)>>, String> {
-    let mut c = st.db.pool.acquire().await.map_err(|e| e.to_string())?;
+    let mut c = st.db.conn().await.map_err(|e| e.to_string())?;
     let all = deployments::list(&mut c, &app.org_id).await.map_err(|e| e.to_string())?;
     let chosen: Vec<&deployments::Deployment> = if app.deployments.is_empty() {
         all.iter().collect()
@@ -498,7 +501,7 @@ pub async fn app_targets(st: &AppState, app: &AppCtx) -> Result<Vec<Result<Targe
 async fn deploy(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Progress) -> Result<Done, String> {
     let build_id = t.build_id.ok_or("the task has no build id")?;
     // The files the group's image and patch steps staged (the runs that committed).
-    let mut c = st.db.pool.acquire().await.map_err(|e| e.to_string())?;
+    let mut c = st.db.conn().await.map_err(|e| e.to_string())?;
     let steps = tasks::group(&mut c, &t.group).await.map_err(|e| e.to_string())?;
     drop(c);
     let owner_of =
@@ -573,7 +576,7 @@ async fn deploy(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Pr
                 return Ok(fail_target(e.to_string()));
             }
             st.metrics.published_bytes.fetch_add(std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0), Ordering::Relaxed);
-            let mut c = st.db.pool.acquire().await.map_err(|e| e.to_string())?;
+            let mut c = st.db.conn().await.map_err(|e| e.to_string())?;
             published::record(&mut c, &app.org_id, &app.id, &tg.deployment_id, &key, Some(build_id)).await.map_err(|e| e.to_string())?;
             done_objects += 1;
             progress.set(done_objects as f64 / total_objects.max(1) as f64);

@@ -12,7 +12,6 @@ use edge_engine::seq::{self, SeqParams};
 use edge_engine::tree::Tree;
 use edge_engine::Hash;
 use serde_json::{json, Value};
-use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -39,9 +38,8 @@ pub async fn fetch_traces(st: &AppState, app_id: &str, ids: &[String]) -> Result
 /// Reads one stored trace.
 fn load(path: &Path) -> Option<seq::Trace> {
     let f = std::fs::File::open(path).ok()?;
-    let mut bytes = Vec::new();
-    zstd::stream::read::Decoder::new(f).ok()?.read_to_end(&mut bytes).ok()?;
-    seq::parse_trace(&bytes).ok()
+    // Parsed as it is decoded: the document is never held whole.
+    seq::read_trace(&mut zstd::stream::read::Decoder::new(f).ok()?).ok()
 }
 
 /// What the traces say about a build.
@@ -79,7 +77,7 @@ pub async fn trace_ids(st: &AppState, app_id: &str) -> Result<Vec<String>, Strin
     let rows = sqlx::query("SELECT id FROM traces WHERE app_id = $1 ORDER BY created DESC, id DESC LIMIT $2")
         .bind(app_id)
         .bind(TRAINING_MAX)
-        .fetch_all(&st.db.pool)
+        .fetch_all(st.db.pool())
         .await
         .map_err(|e| e.to_string())?;
     Ok(rows.iter().map(|r| s(r, "id")).collect())
@@ -87,7 +85,7 @@ pub async fn trace_ids(st: &AppState, app_id: &str) -> Result<Vec<String>, Strin
 
 /// The app's sequence generation (0 before any `mkseq` published).
 pub async fn generation(st: &AppState, app_id: &str) -> Result<i64, String> {
-    let r = sqlx::query("SELECT generation FROM trainings WHERE app_id = $1").bind(app_id).fetch_optional(&st.db.pool).await;
+    let r = sqlx::query("SELECT generation FROM trainings WHERE app_id = $1").bind(app_id).fetch_optional(st.db.pool()).await;
     Ok(r.map_err(|e| e.to_string())?.map(|r| i(&r, "generation")).unwrap_or(0))
 }
 

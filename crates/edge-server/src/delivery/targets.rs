@@ -69,13 +69,17 @@ pub fn fs_root(st: &AppState) -> PathBuf {
     st.cfg.fs_origin_root.clone().unwrap_or_else(|| st.cfg.data_dir.join("origins"))
 }
 
-/// Resolves an `fs` origin path (absolute, or relative to the root), creating it; refuses
-/// anything outside the root, `..` included, symlinks resolved.
+/// Resolves an `fs` origin path (absolute, or relative to the root) and its key prefix
+/// without creating anything (validation has no side effects): refuses `..`, anything
+/// outside the root, and a path whose existing part resolves — through symlinks —
+/// outside it. Returns the real origin directory (the part that does not exist yet is
+/// made by the first write, under a directory already known to be inside).
 pub fn resolve_fs_path(st: &AppState, path: &str, prefix: &str) -> ApiResult<PathBuf> {
     let bad = |m: &str| ApiError::invalid("origin.path", m.to_string());
     if path.is_empty() || Path::new(path).components().any(|c| matches!(c, Component::ParentDir)) {
         return Err(bad("origin.path must lie inside the configured fs_origin_root, without '..'"));
     }
+    // The root is the operator's (configuration, not a request): it may be created.
     let root = fs_root(st);
     std::fs::create_dir_all(&root).map_err(ApiError::internal)?;
     let root = root.canonicalize().map_err(ApiError::internal)?;
@@ -84,11 +88,32 @@ pub fn resolve_fs_path(st: &AppState, path: &str, prefix: &str) -> ApiResult<Pat
     if !full.starts_with(&root) {
         return Err(bad("origin.path must lie inside the configured fs_origin_root"));
     }
-    std::fs::create_dir_all(full.join(prefix)).map_err(|_| bad("origin.path cannot be created"))?;
-    let real = full.canonicalize().map_err(|_| bad("origin.path cannot be resolved"))?;
-    let real_final = full.join(prefix).canonicalize().map_err(|_| bad("origin.path cannot be resolved"))?;
+    let outside = || ApiError::invalid("origin.path", "origin.path (symlinks resolved) must lie inside the configured fs_origin_root");
+    let real = real_path(&full).ok_or_else(|| bad("origin.path cannot be resolved"))?;
+    let real_final = real_path(&full.join(prefix)).ok_or_else(|| bad("origin.path cannot be resolved"))?;
     if !real.starts_with(&root) || !real_final.starts_with(&root) {
-        return Err(ApiError::invalid("origin.path", "origin.path (symlinks resolved) must lie inside the configured fs_origin_root"));
+        return Err(outside());
     }
     Ok(real)
+}
+
+/// `p` with its deepest existing ancestor resolved (symlinks followed) and the missing
+/// rest appended; `None` when that ancestor cannot be resolved (a dangling link) or the
+/// rest holds `..`.
+fn real_path(p: &Path) -> Option<PathBuf> {
+    let mut existing = p;
+    let mut rest = Vec::new();
+    // `symlink_metadata`: a dangling symlink exists (and then fails to resolve).
+    while existing.symlink_metadata().is_err() {
+        rest.push(existing.file_name()?.to_os_string());
+        existing = existing.parent()?;
+    }
+    let mut real = existing.canonicalize().ok()?;
+    if !real.is_dir() {
+        return None;
+    }
+    for c in rest.iter().rev() {
+        real.push(c);
+    }
+    Some(real)
 }

@@ -45,7 +45,7 @@ pub async fn audit(st: &AppState, actor: &str, action: &str, target: &str) -> Ap
         .bind(actor)
         .bind(action)
         .bind(target)
-        .execute(&st.db.pool)
+        .execute(st.db.pool())
         .await?;
     tracing::info!(admin = actor, action, object = target, "admin action");
     Ok(())
@@ -78,9 +78,8 @@ struct HelloIn {
 }
 
 async fn hello(a: Admin, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<HelloIn>) -> ApiResult<Json<Value>> {
-    let mut c = st.db.pool.acquire().await?;
     let (name, _) = tasks::enqueue(
-        &mut c,
+        &mut *st.db.conn().await?,
         tasks::NewTask {
             kind: "hello".into(),
             params: json!({"message": b.message, "maintenance": b.maintenance, "admin": a.username}),
@@ -109,7 +108,7 @@ const ORG_LIST: ListSpec =
 /// Lists organizations with the `name` partial filter (shared with `/be/v1/orgs`).
 pub async fn org_list(st: &AppState, raw: Option<&str>) -> ApiResult<Json<Value>> {
     let q = ListQuery::parse(raw, &ORG_LIST)?;
-    let mut c = st.db.pool.acquire().await?;
+    let mut c = st.db.conn().await?;
     let needle = q.filters.get("name").map(|s| s.to_lowercase());
     let items = orgs::list(&mut c)
         .await?
@@ -132,7 +131,7 @@ async fn post_org(a: Admin, State(st): State<Arc<AppState>>, JsonBody(b): JsonBo
 }
 
 async fn get_org(_a: Admin, State(st): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
-    let mut c = st.db.pool.acquire().await?;
+    let mut c = st.db.conn().await?;
     let o = orgs::by_name(&mut c, &name).await?.ok_or_else(|| ApiError::not_found("organization", &name))?;
     Ok(success(json!({"org": o.to_json()})))
 }
@@ -164,7 +163,7 @@ pub async fn task_list(st: &AppState, org: Option<&str>, raw: Option<&str>) -> A
             return Err(ApiError::invalid("status", "unknown status"));
         }
     }
-    let mut c = st.db.pool.acquire().await?;
+    let mut c = st.db.conn().await?;
     let org_id = match (org, q.filters.get("orgName")) {
         (Some(o), None) => Some(o.to_string()),
         (Some(_), Some(_)) => return Err(ApiError::invalid("orgName", "unknown query parameter 'orgName'")),
@@ -205,7 +204,7 @@ async fn list_tasks(_a: Admin, State(st): State<Arc<AppState>>, RawQuery(raw): R
 }
 
 async fn get_task(_a: Admin, State(st): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
-    let mut c = st.db.pool.acquire().await?;
+    let mut c = st.db.conn().await?;
     let t = tasks::get(&mut c, None, &name).await?.ok_or_else(|| ApiError::not_found("task", &name))?;
     Ok(success(json!({"task": t.to_json(true)})))
 }

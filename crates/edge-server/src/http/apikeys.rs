@@ -64,7 +64,7 @@ const KEY_LIST: ListSpec = ListSpec {
 
 async fn list_keys(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     let q = ListQuery::parse(raw.as_deref(), &KEY_LIST)?;
-    let mut conn = st.db.pool.acquire().await?;
+    let mut conn = st.db.conn().await?;
     let user = match q.filters.get("username") {
         Some(u) if *u == c.username => Some(c.user_id.clone()),
         Some(u) => {

@@ -213,7 +213,7 @@ async fn list_apps(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): Ra
     let all: Vec<Value> = match st.read_cache_get(&cache_key, epoch) {
         Some(Value::Array(v)) => v,
         _ => {
-            let mut conn = st.db.pool.acquire().await?;
+            let mut conn = st.db.conn().await?;
             let rows = sqlx::query(&format!("{SELECT} WHERE a.org_id = $1")).bind(&c.org_id).fetch_all(&mut *conn).await?;
             let mut all = Vec::new();
             for r in &rows {
@@ -242,7 +242,7 @@ async fn list_apps(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): Ra
 
 async fn get_app(c: Caller, State(st): State<Arc<AppState>>, Path(name): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     c.require(Resource::Apps, R)?;
-    let mut conn = st.db.pool.acquire().await?;
+    let mut conn = st.db.conn().await?;
     let r = sqlx::query(&format!("{SELECT} WHERE a.org_id = $1 AND a.name = $2"))
         .bind(&c.org_id)
         .bind(&name)

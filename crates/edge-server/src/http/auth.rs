@@ -153,7 +153,7 @@ async fn resolve_uncached(cred: Credential, st: &AppState) -> ApiResult<(Caller,
         }
     };
     let q = sqlx::query(sql).bind(&lookup);
-    let rows = if sql == ACCESS_SQL { q.bind(now) } else { q }.fetch_all(&st.db.pool).await?;
+    let rows = if sql == ACCESS_SQL { q.bind(now) } else { q }.fetch_all(st.db.pool()).await?;
     let first = rows.first().ok_or_else(unauthorized)?;
     let is_key = secret.is_some();
     if let Some(secret) = &secret {
@@ -173,7 +173,7 @@ async fn resolve_uncached(cred: Credential, st: &AppState) -> ApiResult<(Caller,
     let perms = rows.iter().filter_map(|r| opt_s(r, "perms")).fold(Perms::default(), |acc, p| acc.union(&Perms::from_db(&p)));
     let cred_id = s(first, "cred");
     if is_key && opt_i(first, "last_used").is_none_or(|t| t < now - 60_000) {
-        let mut c = st.db.pool.acquire().await?;
+        let mut c = st.db.conn().await?;
         apikeys::touch(&mut c, &cred_id).await?;
     }
     let valid_until = opt_i(first, "expires").unwrap_or(i64::MAX);

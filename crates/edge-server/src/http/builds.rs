@@ -8,7 +8,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::names::{text, Name};
 use crate::perms::{Resource, U};
 use crate::state::AppState;
-use crate::store::tasks;
+use crate::store::{tasks, uploads};
 use crate::util::{now_ms, random_token, rfc3339, sha256_hex};
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -175,24 +175,35 @@ async fn post_build(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
     Ok(success(out))
 }
 
-/// Puts an upload back to `waiting` and removes its partial file unless disarmed
-/// (a broken or refused upload may be sent again).
-struct Rewind {
+/// This request's claim on an upload while it receives it. Unless disarmed (the upload
+/// completed), the claim is given back and the partial file removed: a broken or refused
+/// upload may be sent again. A claim also dies with its process (`store::uploads`).
+struct Claim {
     st: Arc<AppState>,
     hash: String,
+    receiver: String,
     part: std::path::PathBuf,
     armed: bool,
 }
 
-impl Rewind {
-    /// Resets at once (before an error answer goes out), so the URL can take the next try.
-    async fn now(mut self) {
+impl Claim {
+    /// Gives the claim back at once (before an error answer goes out), so the URL can
+    /// take the next try.
+    async fn release_now(mut self) {
         self.armed = false;
-        let _ = tokio::fs::remove_file(&self.part).await;
-        let _ = sqlx::query("UPDATE uploads SET state = 'waiting', bytes = 0 WHERE token_hash = $1 AND state = 'receiving'")
-            .bind(&self.hash)
-            .execute(&self.st.db.pool)
-            .await;
+        release(&self.st, &self.hash, &self.receiver, &self.part).await;
+    }
+}
+
+async fn release(st: &AppState, hash: &str, receiver: &str, part: &std::path::Path) {
+    let _ = tokio::fs::remove_file(part).await;
+    match st.db.conn().await {
+        Ok(mut c) => {
+            if let Err(e) = uploads::release(&mut c, hash, receiver).await {
+                tracing::warn!(error = %e, "an upload claim could not be given back (its lease will expire)");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "an upload claim could not be given back (its lease will expire)"),
     }
 }
 
@@ -209,19 +220,13 @@ async fn drain(body: Body) {
     }
 }
 
-impl Drop for Rewind {
+impl Drop for Claim {
     fn drop(&mut self) {
         if !self.armed {
             return;
         }
-        let (st, hash, part) = (self.st.clone(), self.hash.clone(), self.part.clone());
-        tokio::spawn(async move {
-            let _ = tokio::fs::remove_file(&part).await;
-            let _ = sqlx::query("UPDATE uploads SET state = 'waiting', bytes = 0 WHERE token_hash = $1 AND state = 'receiving'")
-                .bind(hash)
-                .execute(&st.db.pool)
-                .await;
-        });
+        let (st, hash, receiver, part) = (self.st.clone(), self.hash.clone(), self.receiver.clone(), self.part.clone());
+        tokio::spawn(crate::db::scope(async move { release(&st, &hash, &receiver, &part).await }));
     }
 }
 
@@ -235,37 +240,43 @@ async fn put_upload(State(st): State<Arc<AppState>>, Path(token): Path<String>, 
             return Err(e);
         }
     };
-    let (hash, task, group, app_id, expected) = checked;
-    let part = st.depot.local(&depot::upload_key(&group)).with_extension("part");
-    let rewind = Rewind { st: st.clone(), hash: hash.clone(), part: part.clone(), armed: true };
-    match receive(&st, &hash, &task, (&group, &app_id), expected, body).await {
+    let part = st.depot.local(&depot::upload_key(&checked.group)).with_extension("part");
+    let claim = Claim { st: st.clone(), hash: checked.hash.clone(), receiver: checked.receiver.clone(), part, armed: true };
+    match receive(&st, &checked, body).await {
         Ok(v) => {
-            let mut rewind = rewind;
-            rewind.armed = false;
+            let mut claim = claim;
+            claim.armed = false;
             Ok(v)
         }
         Err(e) => {
-            rewind.now().await;
+            claim.release_now().await;
             Err(e)
         }
     }
 }
 
-/// The checks before any byte is read; claims the upload (`receiving`). Returns
-/// (token hash, task, group, app id, expected size).
-async fn check_upload(st: &AppState, token: &str, headers: &HeaderMap) -> ApiResult<(String, String, String, String, Option<u64>)> {
+/// An upload this request has claimed.
+struct Checked {
+    hash: String,
+    receiver: String,
+    task: String,
+    group: String,
+    app_id: String,
+    expected: Option<u64>,
+}
+
+fn gone() -> ApiError {
+    ApiError::new(axum::http::StatusCode::NOT_FOUND, "not-found", "no such upload (completed, expired or unknown)")
+}
+
+/// The checks before any byte is read; claims the upload (`receiving`).
+async fn check_upload(st: &AppState, token: &str, headers: &HeaderMap) -> ApiResult<Checked> {
     let hash = sha256_hex(token.as_bytes());
-    let gone = || ApiError::new(axum::http::StatusCode::NOT_FOUND, "not-found", "no such upload (completed, expired or unknown)");
-    let row = sqlx::query("SELECT u.task_name, u.app_id, u.expires, u.size_expected, u.state, t.task_group FROM uploads u JOIN tasks t ON t.name = u.task_name WHERE u.token_hash = $1")
-        .bind(&hash)
-        .fetch_optional(&st.db.pool)
-        .await?
-        .ok_or_else(gone)?;
-    let (task, group, state) = (crate::db::s(&row, "task_name"), crate::db::s(&row, "task_group"), crate::db::s(&row, "state"));
-    if state == "done" || state == "expired" || crate::db::i(&row, "expires") < now_ms() {
+    let u = uploads::by_token(&mut *st.db.conn().await?, &hash).await?.ok_or_else(gone)?;
+    if u.state == "done" || u.state == "expired" || u.expires < now_ms() {
         return Err(gone());
     }
-    let expected = crate::db::opt_i(&row, "size_expected").map(|s| s as u64);
+    let expected = u.size_expected.map(|s| s as u64);
     let declared: Option<u64> = headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     if declared.is_some_and(|n| n > st.cfg.upload_max_bytes) {
         return Err(ApiError::too_large("the build is over the size limit"));
@@ -275,28 +286,23 @@ async fn check_upload(st: &AppState, token: &str, headers: &HeaderMap) -> ApiRes
             return Err(ApiError::invalid("size", format!("the upload has {d} bytes, the import said {e}")));
         }
     }
-    let claimed = sqlx::query("UPDATE uploads SET state = 'receiving' WHERE token_hash = $1 AND state = 'waiting'")
-        .bind(&hash)
-        .execute(&st.db.pool)
-        .await?;
-    if claimed.rows_affected() == 0 {
-        return Err(ApiError::conflict("invalid-state", "another upload to this URL is in progress"));
+    let receiver = format!("{}/{}", st.instance, crate::util::new_id("r"));
+    if !uploads::claim(&mut *st.db.conn().await?, &hash, &receiver, st.cfg.upload_lease_seconds as i64 * 1000).await? {
+        return Err(
+            ApiError::conflict("invalid-state", "another upload to this URL is in progress").retry_after(st.cfg.upload_lease_seconds)
+        );
     }
-    Ok((hash, task, group, crate::db::s(&row, "app_id"), expected))
+    Ok(Checked { hash, receiver, task: u.task_name, group: u.task_group, app_id: u.app_id, expected })
 }
+
+/// A client that sends nothing for this long loses the upload attempt (it may send again).
+pub const UPLOAD_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Streams the body into an ingest when this process can run one (`delivery::preingest`:
 /// what `mkraw` needs is kept, the archive itself never touches the disk), else to disk
 /// for `mkraw`; then completes the upload.
-async fn receive(
-    st: &AppState,
-    hash: &str,
-    task: &str,
-    (group, app_id): (&str, &str),
-    expected: Option<u64>,
-    body: Body,
-) -> ApiResult<Json<Value>> {
-    let gone = || ApiError::new(axum::http::StatusCode::NOT_FOUND, "not-found", "no such upload (completed, expired or unknown)");
+async fn receive(st: &AppState, up: &Checked, body: Body) -> ApiResult<Json<Value>> {
+    let (group, app_id, expected) = (up.group.as_str(), up.app_id.as_str(), up.expected);
     let unavailable =
         || ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the upload could not be stored; send it again");
     let key = depot::upload_key(group);
@@ -315,7 +321,36 @@ async fn receive(
     };
     let mut n: u64 = 0;
     let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
+    let (mut renewed, mut idle) = (std::time::Instant::now(), std::time::Duration::ZERO);
+    // The claim is renewed at a third of its lease as the body comes in, and while it does not.
+    let lease_ms = st.cfg.upload_lease_seconds as i64 * 1000;
+    let renew_every = std::time::Duration::from_millis(lease_ms as u64 / 3);
+    loop {
+        let next = tokio::time::timeout(renew_every, stream.next()).await;
+        if renewed.elapsed() >= renew_every || next.is_err() {
+            if !uploads::renew(&mut *st.db.conn().await?, &up.hash, &up.receiver, n, lease_ms).await? {
+                // Expired by the publisher (or by time) while it was coming in.
+                return Err(gone());
+            }
+            renewed = std::time::Instant::now();
+        }
+        let chunk = match next {
+            Ok(Some(chunk)) => {
+                idle = std::time::Duration::ZERO;
+                chunk
+            }
+            Ok(None) => break,
+            Err(_) => {
+                idle += renew_every;
+                if idle >= UPLOAD_IDLE {
+                    return Err(ApiError::bad_request(format!(
+                        "the upload stalled (no data for {} s); send it again",
+                        UPLOAD_IDLE.as_secs()
+                    )));
+                }
+                continue;
+            }
+        };
         let chunk = chunk.map_err(|_| ApiError::bad_request("the upload was interrupted; send it again"))?;
         n += chunk.len() as u64;
         if n > st.cfg.upload_max_bytes {
@@ -354,8 +389,11 @@ async fn receive(
         }
     }
     let mut tx = st.db.tx().await?;
-    sqlx::query("UPDATE uploads SET state = 'done', bytes = $1 WHERE token_hash = $2").bind(n as i64).bind(hash).execute(&mut *tx).await?;
-    if !tasks::end_unleased(&mut tx, task, "done", Some(&json!({"sizeBytes": n})), None).await? {
+    if !uploads::complete(&mut tx, &up.hash, &up.receiver, n).await? {
+        // Expired while the last bytes came in.
+        return Err(gone());
+    }
+    if !tasks::end_unleased(&mut tx, &up.task, "done", Some(&json!({"sizeBytes": n})), None).await? {
         return Err(gone());
     }
     tasks::enter_line(&mut tx, group).await?;

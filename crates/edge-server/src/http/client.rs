@@ -47,7 +47,7 @@ pub async fn session_from(st: &AppState, h: &HeaderMap, token: Option<&str>) -> 
          FROM rte_sessions s JOIN orgs o ON o.id = s.org_id JOIN apps a ON a.id = s.app_id WHERE s.token_hash = $1",
     )
     .bind(sha256_hex(tok.as_bytes()))
-    .fetch_optional(&st.db.pool)
+    .fetch_optional(st.db.pool())
     .await?
     .filter(|r| i(r, "expires") > now_ms())
     .ok_or_else(|| ApiError::unauthorized("the session token is unknown or expired"))?;
@@ -115,7 +115,7 @@ async fn open_session(
     rate_limit(&st, &client)?;
     let key =
         super::auth::header(&headers, "x-rockit-client-key").ok_or_else(|| ApiError::unauthorized("x-rockit-client-key is required"))?;
-    let mut c = st.db.pool.acquire().await?;
+    let mut c = st.db.conn().await?;
     let app = sqlx::query(
         "SELECT a.id, a.org_id, a.name, a.deployments, a.client_key_sealed, a.i_cur_build, o.public_key_pem FROM apps a \
          JOIN orgs o ON o.id = a.org_id WHERE o.name = $1 AND a.name = $2",
@@ -263,7 +263,7 @@ async fn close_session(State(st): State<Arc<AppState>>, headers: HeaderMap, Json
     .bind(b.stalls.map(|v| v.min(i64::MAX as u64) as i64))
     .bind(b.stall_seconds.map(|v| v.min(i64::MAX as u64) as i64))
     .bind(&sess.id)
-    .execute(&st.db.pool)
+    .execute(st.db.pool())
     .await?;
     if done.rows_affected() == 0 {
         return Err(ApiError::conflict("invalid-state", "the session has ended already"));

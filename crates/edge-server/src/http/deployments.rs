@@ -9,6 +9,7 @@ use crate::names::{text, Name};
 use crate::perms::{Resource, C, D, R, U};
 use crate::state::AppState;
 use crate::store::deployments::{self as store, Deployment};
+use crate::store::Conn;
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -171,6 +172,26 @@ pub fn target_of(st: &AppState, d: &Deployment) -> ApiResult<targets::TargetSpec
     })
 }
 
+/// Refuses an `fs` deployment whose directory (origin path and prefix, symlinks resolved)
+/// is, contains or lies inside one that another organization publishes to: tenants never
+/// share files on the Edge host.
+pub(crate) async fn check_fs_apart(st: &AppState, c: &mut Conn, d: &Deployment) -> ApiResult<()> {
+    if d.kind != "fs" {
+        return Ok(());
+    }
+    let dir =
+        |x: &Deployment| targets::resolve_fs_path(st, x.origin["path"].as_str().unwrap_or(""), &x.prefix).ok().map(|p| p.join(&x.prefix));
+    let Some(mine) = dir(d) else { return Ok(()) };
+    for other in store::fs_of_other_orgs(c, &d.org_id).await? {
+        if let Some(theirs) = dir(&other) {
+            if mine.starts_with(&theirs) || theirs.starts_with(&mine) {
+                return Err(ApiError::invalid("origin.path", "origin.path overlaps a directory another organization publishes to"));
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn probe(st: &AppState, d: &Deployment) -> ApiResult<()> {
     let t = target_of(st, d)?;
     let origin = t.origin(st).map_err(|e| ApiError::invalid("origin", format!("origin rejected: {e}")).detail("probe", e.to_string()))?;
@@ -230,14 +251,22 @@ pub(crate) fn row_from(st: &AppState, org_id: &str, b: &DeploymentIn, existing: 
 async fn post_deployment(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<DeploymentIn>) -> ApiResult<Json<Value>> {
     let d = row_from(&st, &c.org_id, &b, None)?;
     c.require(Resource::Deployments, C)?;
-    let mut conn = st.db.pool.acquire().await?;
-    if store::get(&mut conn, &c.org_id, &d.name).await?.is_some() {
-        return Err(ApiError::conflict("item-exists", format!("deployment '{}' exists", d.name)));
+    {
+        let mut conn = st.db.conn().await?;
+        if store::get(&mut conn, &c.org_id, &d.name).await?.is_some() {
+            return Err(ApiError::conflict("item-exists", format!("deployment '{}' exists", d.name)));
+        }
+        check_fs_apart(&st, &mut conn, &d).await?;
     }
+    // The probe reaches out over the network: no connection is held meanwhile.
     if b.probe.unwrap_or(true) {
         probe(&st, &d).await?;
     }
     let mut tx = st.db.tx().await?;
+    if store::get(&mut tx, &c.org_id, &d.name).await?.is_some() {
+        return Err(ApiError::conflict("item-exists", format!("deployment '{}' exists", d.name)));
+    }
+    check_fs_apart(&st, &mut tx, &d).await?;
     store::save(&mut tx, &d).await?;
     tx.commit().await?;
     Ok(success(json!({"deployment": d.to_json(&[])})))
@@ -250,7 +279,7 @@ async fn list_deployments(c: Caller, State(st): State<Arc<AppState>>, RawQuery(r
     let q = ListQuery::parse(raw.as_deref(), &DEP_LIST)?;
     let error = q.bool_filter("error")?;
     c.require(Resource::Deployments, R)?;
-    let mut conn = st.db.pool.acquire().await?;
+    let mut conn = st.db.conn().await?;
     let needle = q.filters.get("name").map(|s| s.to_lowercase());
     let mut items = Vec::new();
     for d in store::list(&mut conn, &c.org_id).await? {
@@ -270,7 +299,7 @@ async fn get_deployment(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
     c.require(Resource::Deployments, R)?;
-    let mut conn = st.db.pool.acquire().await?;
+    let mut conn = st.db.conn().await?;
     let d = store::get(&mut conn, &c.org_id, &name).await?.ok_or_else(|| ApiError::not_found("deployment", &name))?;
     let apps = store::apps_using(&mut conn, &c.org_id, &name).await?;
     Ok(success(json!({"deployment": project(d.to_json(&apps), raw.as_deref())?})))
@@ -303,8 +332,9 @@ async fn patch_deployment(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b
         None => None,
     };
     c.require(Resource::Deployments, U)?;
-    let mut conn = st.db.pool.acquire().await?;
-    let mut d = store::get(&mut conn, &c.org_id, &b.name).await?.ok_or_else(|| ApiError::not_found("deployment", &b.name))?;
+    let mut d =
+        store::get(&mut *st.db.conn().await?, &c.org_id, &b.name).await?.ok_or_else(|| ApiError::not_found("deployment", &b.name))?;
+    let loaded_at = d.updated;
     let open = |s: &Option<String>| s.as_ref().and_then(|s| st.data_key.open(s)).and_then(|b| String::from_utf8(b).ok());
     let mut reach_changed = false;
     if let Some(o) = &b.origin {
@@ -340,14 +370,24 @@ async fn patch_deployment(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b
     if d.kind == "fs" {
         target_of(&st, &d)?;
     }
+    if reach_changed {
+        check_fs_apart(&st, &mut *st.db.conn().await?, &d).await?;
+    }
     if reach_changed && b.probe.unwrap_or(true) {
         probe(&st, &d).await?;
     }
     d.updated = crate::util::now_ms();
     let mut tx = st.db.tx().await?;
+    // Read, probed and written without a lock held through the probe: a change that
+    // landed meanwhile is not silently overwritten.
+    let current = store::get(&mut tx, &c.org_id, &b.name).await?.ok_or_else(|| ApiError::not_found("deployment", &b.name))?;
+    if current.updated != loaded_at {
+        return Err(ApiError::conflict("invalid-state", "the deployment changed meanwhile; send the change again"));
+    }
+    check_fs_apart(&st, &mut tx, &d).await?;
     store::save(&mut tx, &d).await?;
+    let apps = store::apps_using(&mut tx, &c.org_id, &d.name).await?;
     tx.commit().await?;
-    let apps = store::apps_using(&mut conn, &c.org_id, &d.name).await?;
     Ok(success(json!({"deployment": d.to_json(&apps)})))
 }
 

@@ -260,7 +260,7 @@ async fn get_org(State(st): State<Arc<AppState>>, h: HeaderMap, Path(rid): Path<
     if !w.can(R) {
         return Err(ferr(StatusCode::FORBIDDEN, "GetOrganizationPermissionDenied", json!({"organizationRid": rid})));
     }
-    let mut c = st.db.pool.acquire().await?;
+    let mut c = st.db.conn().await?;
     Ok(Json(org_json(&find(&mut c, &rid).await?)))
 }
 
@@ -307,7 +307,7 @@ async fn list_roles(State(st): State<Arc<AppState>>, h: HeaderMap, Path(rid): Pa
     if !w.can(R) {
         return Err(ferr(StatusCode::FORBIDDEN, "ListAvailableRolesOrganizationPermissionDenied", json!({"organizationRid": rid})));
     }
-    let mut c = st.db.pool.acquire().await?;
+    let mut c = st.db.conn().await?;
     let o = find(&mut c, &rid).await?;
     let data: Vec<Value> = roles::list(&mut c, &o.id)
         .await?
@@ -330,7 +330,7 @@ async fn list_assignments(State(st): State<Arc<AppState>>, h: HeaderMap, Path(ri
     if !w.can(R) {
         return Err(ferr(StatusCode::FORBIDDEN, "ListOrganizationRoleAssignmentsPermissionDenied", json!({"organizationRid": rid})));
     }
-    let mut c = st.db.pool.acquire().await?;
+    let mut c = st.db.conn().await?;
     let o = find(&mut c, &rid).await?;
     let all_roles = roles::list(&mut c, &o.id).await?;
     let mut data = Vec::new();

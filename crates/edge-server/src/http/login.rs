@@ -2,7 +2,6 @@
 
 use super::auth::{bearer, header};
 use super::extract::{success, JsonBody, OptJsonBody};
-use crate::crypto::verify_password;
 use crate::error::{ApiError, ApiResult};
 use crate::ratelimit;
 use crate::state::AppState;
@@ -65,61 +64,72 @@ async fn login(
             return Err(ApiError::bad_request("orgSelectionToken goes without username and password"));
         }
         let org = b.org_name.ok_or_else(|| ApiError::invalid("orgName", "missing field 'orgName'"))?;
-        let mut c = st.db.pool.acquire().await?;
+        let mut tx = st.db.tx().await?;
         let user =
-            sessions::org_selection(&mut c, &tok).await?.ok_or_else(|| ApiError::unauthorized("invalid or expired orgSelectionToken"))?;
-        return open_session(&st, &mut c, &user, &org, ttls).await;
+            sessions::org_selection(&mut tx, &tok).await?.ok_or_else(|| ApiError::unauthorized("invalid or expired orgSelectionToken"))?;
+        let out = open_session(&mut tx, &user, &org, ttls).await?;
+        tx.commit().await?;
+        return Ok(out);
     }
     let username = b.username.ok_or_else(|| ApiError::invalid("username", "missing field 'username'"))?;
     let password = b.password.ok_or_else(|| ApiError::invalid("password", "missing field 'password'"))?;
     let client = ratelimit::client_key(&st, peer, &headers);
-    ratelimit::check(&st, &username, &client).await?;
-    let mut c = st.db.pool.acquire().await?;
-    let user = users::by_username(&mut c, &username).await?;
+    // Counted before the check, so parallel guesses cannot pass the limit together.
+    let attempt = ratelimit::reserve(&st, &username, &client).await?;
+    let user = users::by_username(&mut *st.db.conn().await?, &username).await?;
     // Check a hash either way so an unknown username takes as long as a wrong password.
+    // No connection is held meanwhile (`db::held`).
     let hash = user.as_ref().and_then(|u| u.pw_hash.clone()).unwrap_or_else(|| st.dummy_hash.clone());
-    let pw = password.clone();
-    let ok = tokio::task::spawn_blocking(move || verify_password(&pw, &hash)).await.map_err(ApiError::internal)?;
+    let ok = match st.passwords.verify(password, hash).await {
+        Ok(ok) => ok,
+        Err(e) => {
+            // Not checked (too busy): the attempt does not count.
+            attempt.release(&st).await?;
+            return Err(e);
+        }
+    };
     let user = match user {
         Some(u) if ok && !u.is_machine() && u.pw_hash.is_some() => u,
         _ => {
-            ratelimit::record_failure(&st, &username, &client).await?;
+            attempt.failed(&st).await?;
             return Err(generic_401());
         }
     };
-    match b.org_name {
-        Some(org) => open_session(&st, &mut c, &user.id, &org, ttls).await,
+    attempt.release(&st).await?;
+    let mut tx = st.db.tx().await?;
+    let out = match b.org_name {
+        Some(org) => open_session(&mut tx, &user.id, &org, ttls).await?,
         None => {
             let orgs: Vec<Value> =
-                users::orgs_of(&mut c, &user.id).await?.into_iter().map(|(_, n, l)| json!({"name": n, "label": l})).collect();
-            let tok = sessions::issue(&mut c, "orgsel", &user.id, None, st.cfg.orgsel_ttl).await?;
-            Ok(success(json!({"orgSelectionToken": tok, "expiresIn": st.cfg.orgsel_ttl, "orgs": orgs})))
+                users::orgs_of(&mut tx, &user.id).await?.into_iter().map(|(_, n, l)| json!({"name": n, "label": l})).collect();
+            let tok = sessions::issue(&mut tx, "orgsel", &user.id, None, st.cfg.orgsel_ttl).await?;
+            success(json!({"orgSelectionToken": tok, "expiresIn": st.cfg.orgsel_ttl, "orgs": orgs}))
         }
-    }
+    };
+    tx.commit().await?;
+    Ok(out)
 }
 
-/// Opens a session of `user` in org `org_name` and answers with the token pair.
-async fn open_session(st: &AppState, c: &mut Conn, user: &str, org_name: &str, ttls: (u64, u64)) -> ApiResult<Json<Value>> {
+/// Opens a session of `user` in org `org_name` and answers with the token pair, in the
+/// caller's transaction.
+async fn open_session(tx: &mut Conn, user: &str, org_name: &str, ttls: (u64, u64)) -> ApiResult<Json<Value>> {
     let forbidden = || ApiError::forbidden("not a member of that organization");
-    let org = orgs::by_name(c, org_name).await?.ok_or_else(forbidden)?;
-    if !users::is_member(c, &org.id, user).await? {
+    let org = orgs::by_name(tx, org_name).await?.ok_or_else(forbidden)?;
+    if !users::is_member(tx, &org.id, user).await? {
         return Err(forbidden());
     }
-    let mut tx = st.db.tx().await?;
-    let session = sessions::create(&mut tx, &org.id, user, ttls.1).await?;
-    users::touch_login(&mut tx, user).await?;
-    tx.commit().await?;
-    token_pair(st, c, &session, &org.id, user, ttls).await
+    let session = sessions::create(tx, &org.id, user, ttls.1).await?;
+    users::touch_login(tx, user).await?;
+    token_pair(tx, &session, &org.id, user, ttls).await
 }
 
-async fn token_pair(st: &AppState, c: &mut Conn, session: &str, org_id: &str, user: &str, ttls: (u64, u64)) -> ApiResult<Json<Value>> {
-    let u = users::by_id(c, user).await?.ok_or_else(|| ApiError::unauthorized("user no longer exists"))?;
-    let (org_name, operator) = orgs::brief(c, org_id).await?.ok_or_else(|| ApiError::unauthorized("organization no longer exists"))?;
-    let perms = users::effective_perms(c, org_id, user).await?;
-    let mut tx = st.db.tx().await?;
-    let access = sessions::issue(&mut tx, "access", user, Some(session), ttls.0).await?;
-    let refresh = sessions::issue(&mut tx, "refresh", user, Some(session), ttls.1).await?;
-    tx.commit().await?;
+/// Issues an access and a refresh token of `session`, in the caller's transaction.
+async fn token_pair(tx: &mut Conn, session: &str, org_id: &str, user: &str, ttls: (u64, u64)) -> ApiResult<Json<Value>> {
+    let u = users::by_id(tx, user).await?.ok_or_else(|| ApiError::unauthorized("user no longer exists"))?;
+    let (org_name, operator) = orgs::brief(tx, org_id).await?.ok_or_else(|| ApiError::unauthorized("organization no longer exists"))?;
+    let perms = users::effective_perms(tx, org_id, user).await?;
+    let access = sessions::issue(tx, "access", user, Some(session), ttls.0).await?;
+    let refresh = sessions::issue(tx, "refresh", user, Some(session), ttls.1).await?;
     Ok(success(json!({
         "accessToken": access, "refreshToken": refresh, "accessExpiresIn": ttls.0, "refreshExpiresIn": ttls.1,
         "orgName": org_name, "username": u.username, "permissions": perms.to_json(operator),
@@ -142,20 +152,26 @@ async fn refresh(State(st): State<Arc<AppState>>, headers: HeaderMap, OptJsonBod
     };
     let mut tx = st.db.tx().await?;
     let outcome = sessions::refresh(&mut tx, &tok, true, st.cfg.refresh_grace_seconds).await?;
-    tx.commit().await?;
     let grant = match outcome {
         sessions::Refresh::Rotated(g) => g,
-        sessions::Refresh::Reused => {
-            tracing::warn!("refresh token reuse: session revoked");
-            return Err(ApiError::unauthorized("refresh token already used; the session has been ended"));
+        other => {
+            // A reuse ends the session: that must stick although the answer is an error.
+            tx.commit().await?;
+            if matches!(other, sessions::Refresh::Reused) {
+                tracing::warn!("refresh token reuse: session revoked");
+                return Err(ApiError::unauthorized("refresh token already used; the session has been ended"));
+            }
+            return Err(ApiError::unauthorized("invalid or expired refresh token"));
         }
-        _ => return Err(ApiError::unauthorized("invalid or expired refresh token")),
     };
-    let mut c = st.db.pool.acquire().await?;
-    if !users::is_member(&mut c, &grant.org_id, &grant.user_id).await? {
+    if !users::is_member(&mut tx, &grant.org_id, &grant.user_id).await? {
+        // The old token stays used up, as before the membership was looked at.
+        tx.commit().await?;
         return Err(ApiError::unauthorized("membership ended"));
     }
-    token_pair(&st, &mut c, &grant.session_id, &grant.org_id, &grant.user_id, (st.cfg.access_ttl, st.cfg.refresh_ttl)).await
+    let out = token_pair(&mut tx, &grant.session_id, &grant.org_id, &grant.user_id, (st.cfg.access_ttl, st.cfg.refresh_ttl)).await?;
+    tx.commit().await?;
+    Ok(out)
 }
 
 #[derive(Deserialize)]

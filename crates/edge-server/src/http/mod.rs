@@ -140,7 +140,8 @@ async fn request_id(State(st): State<Arc<AppState>>, mut req: Request, next: Nex
     let route = req.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_string());
     let path = req.uri().path().to_string();
     let start = Instant::now();
-    let mut resp = next.run(req).await;
+    // Connection accounting (`db::held`): a handler never holds two at once.
+    let mut resp = crate::db::scope(next.run(req)).await;
     if resp.status() == StatusCode::METHOD_NOT_ALLOWED && resp.headers().get("content-type").is_none() {
         let allow = resp.headers().get("allow").cloned();
         resp = ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "method not allowed on this path").into_response();

@@ -192,7 +192,7 @@ pub async fn docs() -> Html<String> {
         "<!doctype html><html><head><meta charset=utf-8><title>rockit-edge API</title><style>\
          body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}}\
          .tag{{background:#f3f3f3;text-transform:uppercase}}.m{{font-weight:bold}}</style></head><body>\
-         <h1>rockit-edge API {}</h1><p>Machine-readable: <a href=\"/openapi.json\">/openapi.json</a>. Contract: shared/spec.</p>\
+         <h1>rockit-edge API {}</h1><p>Machine-readable: <a href=\"/openapi.json\">/openapi.json</a>. Decisions beyond the ROCKIT Edge contract: docs/API.md in the rockit-edge repository.</p>\
          <table><tr><th>method</th><th>path</th><th>what</th><th>authorization</th></tr>{rows}</table></body></html>",
         env!("CARGO_PKG_VERSION")
     ))

@@ -9,7 +9,10 @@ use crate::names::Name;
 use crate::orgconf::items::read;
 use crate::orgconf::plan::{authorize, make_plan, Step};
 use crate::orgconf::seal::BundleKey;
-use crate::orgconf::{apply::apply, fingerprint, items_sha256, map_secrets, parse_bundle, resource_of, Items, FORMAT, RESOURCES, VERSION};
+use crate::orgconf::{
+    apply::{apply, passwords_for},
+    fingerprint, items_sha256, map_secrets, parse_bundle, resource_of, Items, FORMAT, RESOURCES, VERSION,
+};
 use crate::perms::R;
 use crate::state::AppState;
 use crate::store::{orgs, Conn};
@@ -62,7 +65,7 @@ async fn export(c: Caller, State(st): State<Arc<AppState>>, OptJsonBody(b): OptJ
         }
         None => RESOURCES.iter().filter(|(_, r)| c.perms.has(*r, R)).map(|(n, _)| *n).collect(),
     };
-    let mut conn = st.db.pool.acquire().await?;
+    let mut conn = st.db.conn().await?;
     let items = read(&st, &mut conn, &c.org_id, c.operator, &which).await?;
     let key = BundleKey::of_org(&st, &mut conn, &c.org_id).await?;
     drop(conn);
@@ -118,7 +121,7 @@ async fn plan_for(st: &AppState, c: &mut Conn, caller: &Caller, bundle: &Value) 
 async fn import(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<ImportIn>) -> ApiResult<Json<Value>> {
     // Planning only reads (and may resolve webhook hosts): no write lock is held for it.
     // What changes before the commit is caught there by the fingerprint taken here.
-    let mut conn = st.db.pool.acquire().await?;
+    let mut conn = st.db.conn().await?;
     let (steps, base) = plan_for(&st, &mut conn, &c, &b.bundle).await?;
     drop(conn);
     let (id, now) = (new_id("imp"), now_ms());
@@ -131,7 +134,7 @@ async fn import(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBod
         .bind(&base)
         .bind(now)
         .bind(now + IMPORT_TTL_MS)
-        .execute(&st.db.pool)
+        .execute(st.db.pool())
         .await?;
     let plan: Vec<Value> = steps.iter().map(Step::to_json).collect();
     Ok(success(json!({"importId": id, "expires": rfc3339(now + IMPORT_TTL_MS), "plan": plan})))
@@ -144,6 +147,26 @@ struct CommitIn {
 }
 
 async fn commit(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<CommitIn>) -> ApiResult<Json<Value>> {
+    // The people the plan creates get their password hashes first, before the write lock
+    // is taken; the plan is made again under it (and must match the staged one).
+    let staged = sqlx::query("SELECT bundle FROM imports WHERE id = $1 AND org_id = $2 AND user_id = $3 AND expires > $4")
+        .bind(&b.import_id)
+        .bind(&c.org_id)
+        .bind(&c.user_id)
+        .bind(now_ms())
+        .fetch_optional(st.db.pool())
+        .await?;
+    let passwords = match staged.and_then(|r| serde_json::from_str::<Value>(&s(&r, "bundle")).ok()) {
+        Some(bundle) => {
+            let planned = plan_for(&st, &mut *st.db.conn().await?, &c, &bundle).await;
+            match planned {
+                Ok((steps, _)) => passwords_for(&st, &steps).await?,
+                // The same error comes again below, in its place among the checks.
+                Err(_) => Default::default(),
+            }
+        }
+        None => Default::default(),
+    };
     let mut tx = st.db.tx().await?;
     // One commit per organization at a time: the row lock (the write lock on SQLite) makes
     // the staleness check and the writes one step.
@@ -163,7 +186,7 @@ async fn commit(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBod
     if base != s(&row, "base") {
         return Err(ApiError::conflict("invalid-state", "the configuration changed since the plan was made; import again"));
     }
-    let done = apply(&st, &mut tx, &c.org_id, c.operator, &steps).await?;
+    let done = apply(&st, &mut tx, &c.org_id, c.operator, &steps, passwords).await?;
     sqlx::query("DELETE FROM imports WHERE id = $1").bind(&b.import_id).execute(&mut *tx).await?;
     tx.commit().await?;
     tracing::info!(org = %c.org_name, applied = done.applied, "configuration committed");
@@ -211,8 +234,7 @@ async fn admin_commit(a: Admin, State(st): State<Arc<AppState>>, JsonBody(b): Js
         None if b.org_priv_pw.is_some() => return Err(ApiError::invalid("orgPrivPW", "orgPrivPW given without orgPrivPemB64")),
         None => None,
     };
-    let mut conn = st.db.pool.acquire().await?;
-    let existing = orgs::by_name(&mut conn, name.as_str()).await?;
+    let existing = orgs::by_name(&mut *st.db.conn().await?, name.as_str()).await?;
     let mut admin_pw = None;
     let created = existing.is_none();
     if created {
@@ -222,7 +244,7 @@ async fn admin_commit(a: Admin, State(st): State<Arc<AppState>>, JsonBody(b): Js
         if let Some(u) = rest.get_mut("users") {
             u.retain(|u| u["username"] != admin["username"]);
         }
-        make_plan(&st, &mut conn, "", false, &rest, &Items::new(), given_key.as_ref()).await?;
+        make_plan(&st, &mut *st.db.conn().await?, "", false, &rest, &Items::new(), given_key.as_ref()).await?;
         let body = crate::http::orgs::OrgIn {
             name: name.to_string(),
             label: b.label.clone().unwrap_or_else(|| name.to_string()),
@@ -237,8 +259,7 @@ async fn admin_commit(a: Admin, State(st): State<Arc<AppState>>, JsonBody(b): Js
         let out = crate::http::orgs::create_org(&st, body).await?;
         admin_pw = out.0.get("adminPW").cloned();
     }
-    let org = orgs::by_name(&mut conn, name.as_str()).await?.ok_or_else(|| ApiError::internal("organization vanished"))?;
-    drop(conn);
+    let org = orgs::by_name(&mut *st.db.conn().await?, name.as_str()).await?.ok_or_else(|| ApiError::internal("organization vanished"))?;
     let res = apply_as_operator(&st, &org.id, org.operator, &items, given_key).await;
     let done = match res {
         Ok(d) => d,
@@ -267,6 +288,19 @@ async fn apply_as_operator(
     items: &Items,
     given_key: Option<BundleKey>,
 ) -> ApiResult<crate::orgconf::apply::Applied> {
+    // A first plan, only read, names the people to create: their passwords are hashed
+    // before the write lock is taken.
+    let passwords = {
+        let mut conn = st.db.conn().await?;
+        let own = match &given_key {
+            Some(_) => None,
+            None => BundleKey::of_org(st, &mut conn, org_id).await?,
+        };
+        let current = read(st, &mut conn, org_id, operator, &all_resources()).await?;
+        let steps = make_plan(st, &mut conn, org_id, operator, items, &current, given_key.as_ref().or(own.as_ref())).await?;
+        drop(conn);
+        passwords_for(st, &steps).await?
+    };
     let mut tx = st.db.tx().await?;
     let key = match given_key {
         Some(k) => Some(k),
@@ -274,7 +308,7 @@ async fn apply_as_operator(
     };
     let current = read(st, &mut tx, org_id, operator, &all_resources()).await?;
     let steps = make_plan(st, &mut tx, org_id, operator, items, &current, key.as_ref()).await?;
-    let done = apply(st, &mut tx, org_id, operator, &steps).await?;
+    let done = apply(st, &mut tx, org_id, operator, &steps, passwords).await?;
     tx.commit().await?;
     Ok(done)
 }

@@ -88,8 +88,7 @@ pub async fn validate_org(st: &AppState, b: OrgIn) -> ApiResult<ValidOrg> {
 pub async fn insert_org(st: &AppState, v: ValidOrg) -> ApiResult<Json<Value>> {
     let ValidOrg { name, label, username, email: mail, first, sur, dxorglnk, key } = v;
     let plain = crate::crypto::random_password();
-    let p2 = plain.clone();
-    let hash = tokio::task::spawn_blocking(move || crate::crypto::hash_password(&p2)).await.map_err(ApiError::internal)?;
+    let hash = st.passwords.hash(plain.clone()).await?;
     let mut tx = st.db.tx().await?;
     let created = orgs::create(
         &mut tx,
@@ -171,7 +170,7 @@ async fn list_orgs(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): Ra
 
 async fn get_org(c: Caller, State(st): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     require_operator(&c, R)?;
-    let mut conn = st.db.pool.acquire().await?;
+    let mut conn = st.db.conn().await?;
     let o = orgs::by_name(&mut conn, &name).await?.ok_or_else(|| ApiError::not_found("organization", &name))?;
     Ok(success(json!({"org": o.to_json()})))
 }
@@ -182,7 +181,7 @@ async fn del_org(c: Caller, State(st): State<Arc<AppState>>, Path(name): Path<St
 }
 
 async fn own_org(c: Caller, State(st): State<Arc<AppState>>) -> ApiResult<Json<Value>> {
-    let mut conn = st.db.pool.acquire().await?;
+    let mut conn = st.db.conn().await?;
     let o = orgs::by_id(&mut conn, &c.org_id).await?.ok_or_else(|| ApiError::not_found("organization", &c.org_name))?;
     Ok(success(json!({"org": o.to_json()})))
 }

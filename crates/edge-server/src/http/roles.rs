@@ -59,7 +59,7 @@ const ROLE_LIST: ListSpec =
 async fn list_roles(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     let q = ListQuery::parse(raw.as_deref(), &ROLE_LIST)?;
     c.require(Resource::Roles, R)?;
-    let mut conn = st.db.pool.acquire().await?;
+    let mut conn = st.db.conn().await?;
     let needle = q.filters.get("name").map(|s| s.to_lowercase());
     let items = roles::list(&mut conn, &c.org_id)
         .await?
@@ -72,7 +72,7 @@ async fn list_roles(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): R
 
 async fn get_role(c: Caller, State(st): State<Arc<AppState>>, Path(name): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     c.require(Resource::Roles, R)?;
-    let mut conn = st.db.pool.acquire().await?;
+    let mut conn = st.db.conn().await?;
     let r = roles::get(&mut conn, &c.org_id, &name).await?.ok_or_else(|| ApiError::not_found("role", &name))?;
     Ok(success(json!({"role": project(r.to_json(c.operator), raw.as_deref())?})))
 }

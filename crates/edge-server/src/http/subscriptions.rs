@@ -198,7 +198,7 @@ const SUB_LIST: ListSpec = ListSpec { filters: &[], order_fields: &["name", "cre
 async fn list_subscriptions(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     let q = ListQuery::parse(raw.as_deref(), &SUB_LIST)?;
     c.require(Resource::Subscriptions, R)?;
-    let rows = sqlx::query("SELECT * FROM subscriptions WHERE org_id = $1").bind(&c.org_id).fetch_all(&st.db.pool).await?;
+    let rows = sqlx::query("SELECT * FROM subscriptions WHERE org_id = $1").bind(&c.org_id).fetch_all(st.db.pool()).await?;
     q.page(rows.iter().map(sub_json).collect(), "subscriptions")
 }
 
@@ -212,7 +212,7 @@ async fn get_subscription(
     let r = sqlx::query("SELECT * FROM subscriptions WHERE org_id = $1 AND name = $2")
         .bind(&c.org_id)
         .bind(&name)
-        .fetch_optional(&st.db.pool)
+        .fetch_optional(st.db.pool())
         .await?
         .ok_or_else(|| ApiError::not_found("subscription", &name))?;
     Ok(success(json!({"subscription": project(sub_json(&r), raw.as_deref())?})))

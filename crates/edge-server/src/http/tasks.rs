@@ -6,7 +6,7 @@ use super::extract::{success, JsonBody};
 use crate::error::{ApiError, ApiResult};
 use crate::perms::{Resource, R, U, X};
 use crate::state::AppState;
-use crate::store::tasks;
+use crate::store::{tasks, uploads};
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -29,7 +29,7 @@ async fn list_tasks(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): R
 
 async fn get_task(c: Caller, State(st): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     c.require(Resource::Tasks, R)?;
-    let mut conn = st.db.pool.acquire().await?;
+    let mut conn = st.db.conn().await?;
     let t = tasks::get(&mut conn, Some(&c.org_id), &name).await?.ok_or_else(|| ApiError::not_found("task", &name))?;
     Ok(success(json!({"task": t.to_json(false)})))
 }
@@ -48,30 +48,31 @@ async fn patch_task(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
         return Err(ApiError::bad_request("give exactly one of acknowledge: true or expire: true"));
     }
     c.require(Resource::Tasks, U)?;
-    let mut conn = st.db.pool.acquire().await?;
-    let t = tasks::get(&mut conn, Some(&c.org_id), &b.task_name).await?.ok_or_else(|| ApiError::not_found("task", &b.task_name))?;
+    let t = tasks::get(&mut *st.db.conn().await?, Some(&c.org_id), &b.task_name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("task", &b.task_name))?;
     if ack {
         let Some(mut w) = t.warning.as_deref().and_then(|w| serde_json::from_str::<Value>(w).ok()).filter(|w| w.is_object()) else {
             return Err(ApiError::conflict("invalid-state", "the task has no warning"));
         };
         w["acknowledged"] = json!(true);
-        tasks::set_warning(&mut conn, &t.name, Some(&w)).await?;
+        tasks::set_warning(&mut *st.db.conn().await?, &t.name, Some(&w)).await?;
     } else {
         let waiting = t.kind == "dltar" && t.status == "submitted" && t.params()["mode"] == "upload";
-        let upload = sqlx::query("SELECT token_hash FROM uploads WHERE task_name = $1 AND state = 'waiting'")
-            .bind(&t.name)
-            .fetch_optional(&mut *conn)
-            .await?;
+        // Waiting, or being received (an upload cut off by a crash included): both expire.
+        let upload = uploads::pending_of_task(&mut *st.db.conn().await?, &t.name).await?;
         match (waiting, upload) {
-            (true, Some(u)) => {
-                if !crate::worker::expire_upload_task(&st, &crate::db::s(&u, "token_hash"), &t.name).await? {
+            (true, Some(hash)) => {
+                if !crate::worker::expire_upload_task(&st, &hash, &t.name).await? {
                     return Err(ApiError::conflict("invalid-state", "the upload is no longer waiting"));
                 }
             }
             _ => return Err(ApiError::conflict("invalid-state", "only a dltar task waiting for its upload can be expired")),
         }
     }
-    let t = tasks::get(&mut conn, Some(&c.org_id), &b.task_name).await?.ok_or_else(|| ApiError::not_found("task", &b.task_name))?;
+    let t = tasks::get(&mut *st.db.conn().await?, Some(&c.org_id), &b.task_name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("task", &b.task_name))?;
     Ok(success(json!({"task": t.to_json(false)})))
 }
 
@@ -111,7 +112,7 @@ async fn trigger(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBo
             tasks::retry(&mut tx, &t).await?;
             if t.kind == "dltar" {
                 // A retried upload import gets its upload URL back for the rest of its life.
-                sqlx::query("UPDATE uploads SET state = 'waiting' WHERE task_name = $1 AND state = 'receiving'")
+                sqlx::query("UPDATE uploads SET state = 'waiting', bytes = 0, receiver = NULL, lease_until = NULL WHERE task_name = $1 AND state = 'receiving'")
                     .bind(&t.name)
                     .execute(&mut *tx)
                     .await?;
@@ -122,7 +123,7 @@ async fn trigger(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBo
         "traces" => {
             let app = b.app_name.clone().ok_or_else(|| ApiError::invalid("appName", "missing field 'appName'"))?;
             c.require(Resource::Tasks, X)?;
-            let mut conn = st.db.pool.acquire().await?;
+            let mut conn = st.db.conn().await?;
             let row = sqlx::query("SELECT id, error FROM apps WHERE org_id = $1 AND name = $2")
                 .bind(&c.org_id)
                 .bind(&app)

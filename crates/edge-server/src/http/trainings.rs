@@ -47,7 +47,7 @@ const LIST: ListSpec =
 async fn list_trainings(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     let q = ListQuery::parse(raw.as_deref(), &LIST)?;
     c.require(Resource::Trainings, R)?;
-    let rows = sqlx::query(&format!("{SELECT} WHERE a.org_id = $1")).bind(&c.org_id).fetch_all(&st.db.pool).await?;
+    let rows = sqlx::query(&format!("{SELECT} WHERE a.org_id = $1")).bind(&c.org_id).fetch_all(st.db.pool()).await?;
     let needle = q.filters.get("appName").map(|s| s.to_lowercase());
     let items = rows
         .iter()
@@ -67,7 +67,7 @@ async fn get_training(
     let r = sqlx::query(&format!("{SELECT} WHERE a.org_id = $1 AND a.name = $2"))
         .bind(&c.org_id)
         .bind(&app)
-        .fetch_optional(&st.db.pool)
+        .fetch_optional(st.db.pool())
         .await?
         .ok_or_else(|| ApiError::not_found("app", &app))?;
     Ok(success(json!({"training": project(training_json(&r), raw.as_deref())?})))

@@ -3,7 +3,7 @@
 
 use super::auth::Caller;
 use super::extract::{project, success, JsonBody, ListQuery, ListSpec};
-use crate::crypto::{hash_password, random_password, verify_password};
+use crate::crypto::random_password;
 use crate::error::{ApiError, ApiResult};
 use crate::names::{email, text, Name};
 use crate::perms::{Perms, Resource, C, D, R, U};
@@ -164,20 +164,37 @@ pub(crate) fn validate_user(b: UserIn) -> ApiResult<ValidUser> {
     Ok(ValidUser { username, machine, email: mail, firstname: first, surname: sur, title, label, roles: b.roles })
 }
 
+/// A person's random initial password and its Argon2 hash.
+pub struct InitialPassword {
+    plain: String,
+    hash: String,
+}
+
+/// A new random password and its hash (for a person; `None` for a machine user).
+pub(crate) async fn initial_password(st: &AppState, v: &ValidUser) -> ApiResult<Option<InitialPassword>> {
+    if v.machine {
+        return Ok(None);
+    }
+    let plain = random_password();
+    let hash = st.passwords.hash(plain.clone()).await?;
+    Ok(Some(InitialPassword { plain, hash }))
+}
+
 /// Creates a validated user as a member of `org` with `role_ids`: a person gets a random
 /// initial password, a machine user an API key. Returns (id, initialPW, apiKey).
+/// `password` is [`initial_password`]'s answer, made before `c` was taken (hashing holds no
+/// connection).
 pub(crate) async fn insert_user(
     c: &mut Conn,
     org: &str,
     v: &ValidUser,
     role_ids: &[String],
+    password: Option<InitialPassword>,
 ) -> ApiResult<(String, Option<String>, Option<String>)> {
-    let (pw_plain, pw_hash) = if v.machine {
-        (None, None)
-    } else {
-        let p = random_password();
-        let p2 = p.clone();
-        (Some(p), Some(tokio::task::spawn_blocking(move || hash_password(&p2)).await.map_err(ApiError::internal)?))
+    let (pw_plain, pw_hash) = match (v.machine, password) {
+        (true, _) => (None, None),
+        (false, Some(p)) => (Some(p.plain), Some(p.hash)),
+        (false, None) => return Err(ApiError::internal("a person was to be created without an initial password")),
     };
     if users::by_username(c, v.username.as_str()).await?.is_some() {
         return Err(ApiError::conflict("item-exists", format!("username '{}' is taken", v.username)));
@@ -205,13 +222,21 @@ pub(crate) async fn insert_user(
 
 async fn post_user(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<UserIn>) -> ApiResult<Json<Value>> {
     let v = validate_user(b)?;
+    let check = |granted: &crate::perms::Perms| {
+        c.require(Resource::BeUsers, C)?;
+        if !granted.subset_of(&c.perms) {
+            return Err(ApiError::forbidden("those roles grant permissions you do not have"));
+        }
+        Ok(())
+    };
+    // Checked before the password is hashed (which holds no connection), and again in the
+    // transaction that creates the user.
+    check(&resolve_roles(&mut *st.db.conn().await?, &c.org_id, &v.roles).await?.1)?;
+    let password = initial_password(&st, &v).await?;
     let mut tx = st.db.tx().await?;
     let (role_ids, granted) = resolve_roles(&mut tx, &c.org_id, &v.roles).await?;
-    c.require(Resource::BeUsers, C)?;
-    if !granted.subset_of(&c.perms) {
-        return Err(ApiError::forbidden("those roles grant permissions you do not have"));
-    }
-    let (id, pw, key) = insert_user(&mut tx, &c.org_id, &v, &role_ids).await?;
+    check(&granted)?;
+    let (id, pw, key) = insert_user(&mut tx, &c.org_id, &v, &role_ids, password).await?;
     let u = users::by_id(&mut tx, &id).await?.ok_or_else(|| ApiError::internal("user vanished"))?;
     let names = users::role_names(&mut tx, &c.org_id, &id).await?;
     tx.commit().await?;
@@ -240,7 +265,7 @@ async fn list_users(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): R
         }
     }
     c.require(Resource::BeUsers, R)?;
-    let mut conn = st.db.pool.acquire().await?;
+    let mut conn = st.db.conn().await?;
     let needle = q.filters.get("username").map(|s| s.to_lowercase());
     let items = users::members(&mut conn, &c.org_id)
         .await?
@@ -261,7 +286,7 @@ async fn get_user(
     if username != c.username {
         c.require(Resource::BeUsers, R)?;
     }
-    let mut conn = st.db.pool.acquire().await?;
+    let mut conn = st.db.conn().await?;
     let u = users::member_by_username(&mut conn, &c.org_id, &username).await?.ok_or_else(|| ApiError::not_found("user", &username))?;
     let names = users::role_names(&mut conn, &c.org_id, &u.id).await?;
     Ok(success(json!({"user": project(u.to_json(&names), raw.as_deref())?})))
@@ -303,6 +328,31 @@ async fn patch_user(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
         check_password(pw, &target_name)?;
     }
     let reset = b.reset_creds.unwrap_or(false);
+    // Argon2 work first, holding no connection: the old password checked against the hash
+    // as it is now (the write below requires it unchanged), the new hashes made.
+    let mut checked_hash = None;
+    if let Some(old) = &b.old_pw {
+        // A machine user has no password: that 400 comes below, in its place.
+        let me = users::member_by_username(&mut *st.db.conn().await?, &c.org_id, &target_name).await?.filter(|u| !u.is_machine());
+        if let Some(me) = me {
+            let hash = me.pw_hash.clone();
+            if !st.passwords.verify(old.clone(), hash.clone().unwrap_or_else(|| st.dummy_hash.clone())).await? || hash.is_none() {
+                return Err(ApiError::unauthorized("oldPW is wrong"));
+            }
+            checked_hash = hash;
+        }
+    }
+    let new_hash = match &b.new_pw {
+        Some(pw) => Some(st.passwords.hash(pw.clone()).await?),
+        None => None,
+    };
+    let reset_pw = match reset {
+        true => {
+            let p = random_password();
+            Some((p.clone(), st.passwords.hash(p).await?))
+        }
+        false => None,
+    };
     let mut tx = st.db.tx().await?;
     if b.roles.is_some() {
         users::lock_admins(&mut tx, &c.org_id, st.db.backend).await?;
@@ -343,12 +393,8 @@ async fn patch_user(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
     if !t.is_machine() && label.is_some() {
         return Err(ApiError::invalid("label", "a person has no label"));
     }
-    if let Some(old) = &b.old_pw {
-        let hash = t.pw_hash.clone().unwrap_or_else(|| st.dummy_hash.clone());
-        let old = old.clone();
-        if !tokio::task::spawn_blocking(move || verify_password(&old, &hash)).await.map_err(ApiError::internal)? {
-            return Err(ApiError::unauthorized("oldPW is wrong"));
-        }
+    if b.old_pw.is_some() && t.pw_hash != checked_hash {
+        return Err(ApiError::conflict("invalid-state", "the password changed meanwhile; send the change again"));
     }
     if let Some((ids, _)) = &role_change {
         let admins_before = users::admin_count(&mut tx, &c.org_id).await?;
@@ -373,8 +419,7 @@ async fn patch_user(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
         .await?;
     }
     let mut out = json!({});
-    if let Some(pw) = b.new_pw {
-        let h = tokio::task::spawn_blocking(move || hash_password(&pw)).await.map_err(ApiError::internal)?;
+    if let Some(h) = new_hash {
         users::set_password(&mut tx, &t.id, &h).await?;
         sessions::revoke_user(&mut tx, &t.id, c.session_id.as_deref()).await?;
     }
@@ -383,10 +428,7 @@ async fn patch_user(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
         if t.is_machine() {
             apikeys::delete_for_user(&mut tx, &c.org_id, &t.id).await?;
             out["apiKey"] = json!(apikeys::create(&mut tx, &c.org_id, &t.id, Some("reset key"), None).await?.1);
-        } else {
-            let p = random_password();
-            let p2 = p.clone();
-            let h = tokio::task::spawn_blocking(move || hash_password(&p2)).await.map_err(ApiError::internal)?;
+        } else if let Some((p, h)) = reset_pw {
             users::set_password(&mut tx, &t.id, &h).await?;
             out["newPW"] = json!(p);
         }

@@ -10,6 +10,7 @@ use crate::state::AppState;
 use crate::store::{self, Conn};
 use crate::util::now_ms;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 
 /// What a commit did.
 pub struct Applied {
@@ -19,11 +20,36 @@ pub struct Applied {
     pub secrets: Vec<Value>,
 }
 
+/// Initial passwords of the people a plan creates, by username: hashed before the
+/// transaction that applies the plan is begun (hashing holds no connection).
+pub type Passwords = HashMap<String, users::InitialPassword>;
+
+/// Makes the [`Passwords`] of `steps`.
+pub async fn passwords_for(st: &AppState, steps: &[Step]) -> ApiResult<Passwords> {
+    let mut out = Passwords::new();
+    for s in steps.iter().filter(|s| s.resource == "users" && s.action == Action::Create) {
+        let v = users::validate_user(parse(&s.item)?).map_err(|e| in_item(s.resource, &s.name, e))?;
+        if let Some(p) = users::initial_password(st, &v).await? {
+            out.insert(s.name.clone(), p);
+        }
+    }
+    Ok(out)
+}
+
 /// Applies every step that changes something. The caller commits or rolls back.
-pub async fn apply(st: &AppState, c: &mut Conn, org_id: &str, operator: bool, steps: &[Step]) -> ApiResult<Applied> {
+/// `passwords` are [`passwords_for`] a plan made before the caller's transaction; a person
+/// to create that it lacks means the configuration changed in between (409).
+pub async fn apply(
+    st: &AppState,
+    c: &mut Conn,
+    org_id: &str,
+    operator: bool,
+    steps: &[Step],
+    mut passwords: Passwords,
+) -> ApiResult<Applied> {
     let mut out = Applied { applied: 0, secrets: Vec::new() };
     for s in steps.iter().filter(|s| s.action != Action::Unchanged) {
-        apply_one(st, c, org_id, operator, s, &mut out.secrets).await.map_err(|e| in_item(s.resource, &s.name, e))?;
+        apply_one(st, c, org_id, operator, s, &mut out.secrets, &mut passwords).await.map_err(|e| in_item(s.resource, &s.name, e))?;
         out.applied += 1;
     }
     if steps.iter().any(|s| s.resource == "users" && s.action == Action::Update) && store::users::admin_count(c, org_id).await? == 0 {
@@ -32,7 +58,15 @@ pub async fn apply(st: &AppState, c: &mut Conn, org_id: &str, operator: bool, st
     Ok(out)
 }
 
-async fn apply_one(st: &AppState, c: &mut Conn, org_id: &str, operator: bool, s: &Step, secrets: &mut Vec<Value>) -> ApiResult<()> {
+async fn apply_one(
+    st: &AppState,
+    c: &mut Conn,
+    org_id: &str,
+    operator: bool,
+    s: &Step,
+    secrets: &mut Vec<Value>,
+    passwords: &mut Passwords,
+) -> ApiResult<()> {
     let create = s.action == Action::Create;
     match s.resource {
         "roles" => {
@@ -54,6 +88,7 @@ async fn apply_one(st: &AppState, c: &mut Conn, org_id: &str, operator: bool, s:
             }
             let mut d = deployments::row_from(st, org_id, &b, existing.as_ref())?;
             d.updated = now_ms();
+            deployments::check_fs_apart(st, c, &d).await?;
             store::deployments::save(c, &d).await?;
         }
         "apps" => {
@@ -69,7 +104,14 @@ async fn apply_one(st: &AppState, c: &mut Conn, org_id: &str, operator: bool, s:
             let v = users::validate_user(parse(&s.item)?)?;
             let (role_ids, _) = users::resolve_roles(c, org_id, &v.roles).await?;
             if create {
-                let (_, pw, key) = users::insert_user(c, org_id, &v, &role_ids).await?;
+                let pw = passwords.remove(&s.name);
+                if pw.is_none() && !v.machine {
+                    return Err(ApiError::conflict(
+                        "invalid-state",
+                        "the configuration changed while the import was applied; commit again",
+                    ));
+                }
+                let (_, pw, key) = users::insert_user(c, org_id, &v, &role_ids, pw).await?;
                 match (pw, key) {
                     (Some(p), _) => secrets.push(json!({"resource": "users", "name": s.name, "initialPW": p})),
                     (_, Some(k)) => secrets.push(json!({"resource": "users", "name": s.name, "apiKey": k})),

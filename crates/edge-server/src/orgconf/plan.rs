@@ -141,6 +141,7 @@ async fn normalize(
             let b: deployments::DeploymentIn = parse(item)?;
             let existing = store::deployments::get(c, org_id, &b.name).await?;
             let d = deployments::row_from(st, org_id, &b, existing.as_ref())?;
+            deployments::check_fs_apart(st, c, &d).await?;
             deployment_item(st, &d)
         }
         "apps" => {

@@ -88,6 +88,13 @@ pub async fn list(c: &mut Conn, org: &str) -> Result<Vec<Deployment>, sqlx::Erro
     Ok(rows.iter().map(Deployment::from_row).collect())
 }
 
+/// The `fs` deployments of every organization but `org` (to keep their directories apart).
+pub async fn fs_of_other_orgs(c: &mut Conn, org: &str) -> Result<Vec<Deployment>, sqlx::Error> {
+    let rows =
+        sqlx::query(&format!("SELECT {COLS} FROM deployments WHERE org_id <> $1 AND origin_type = 'fs'")).bind(org).fetch_all(c).await?;
+    Ok(rows.iter().map(Deployment::from_row).collect())
+}
+
 /// One deployment of `org` by name.
 pub async fn get(c: &mut Conn, org: &str, name: &str) -> Result<Option<Deployment>, sqlx::Error> {
     let r = sqlx::query(&format!("SELECT {COLS} FROM deployments WHERE org_id = $1 AND name = $2"))

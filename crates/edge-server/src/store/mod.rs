@@ -10,6 +10,7 @@ pub mod roles;
 pub mod sessions;
 pub mod settings;
 pub mod tasks;
+pub mod uploads;
 pub mod users;
 
 /// The connection type every store function works on (a pooled connection or a

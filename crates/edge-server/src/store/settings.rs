@@ -5,7 +5,7 @@ use sqlx::Row;
 
 /// Reads one setting.
 pub async fn get(db: &Db, key: &str) -> Result<Option<String>, sqlx::Error> {
-    let row = sqlx::query("SELECT value FROM settings WHERE key = $1").bind(key).fetch_optional(&db.pool).await?;
+    let row = sqlx::query("SELECT value FROM settings WHERE key = $1").bind(key).fetch_optional(db.pool()).await?;
     Ok(row.map(|r| r.get::<String, _>("value")))
 }
 
@@ -14,7 +14,7 @@ pub async fn put(db: &Db, key: &str, value: &str) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
         .bind(key)
         .bind(value)
-        .execute(&db.pool)
+        .execute(db.pool())
         .await?;
     Ok(())
 }
@@ -25,7 +25,7 @@ pub async fn get_or_init(db: &Db, key: &str, value: &str) -> Result<String, sqlx
     sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
         .bind(key)
         .bind(value)
-        .execute(&db.pool)
+        .execute(db.pool())
         .await?;
     Ok(get(db, key).await?.unwrap_or_else(|| value.to_string()))
 }

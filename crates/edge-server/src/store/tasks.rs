@@ -393,7 +393,7 @@ pub async fn renew(db: &Db, name: &str, owner: &str, lease_s: u64, progress: Opt
     .bind(progress)
     .bind(name)
     .bind(owner)
-    .execute(&db.pool)
+    .execute(db.pool())
     .await?;
     Ok(r.rows_affected() == 1)
 }

@@ -220,12 +220,12 @@ edge_test!(depot_serves_images_to_sessions, |b| async move {
     // A session whose token has expired is refused, and the maintenance sweep removes it.
     let db = edge_server::db::Db::connect(&s.db_url()).await.unwrap();
     let id = sess["sessionId"].as_str().unwrap();
-    sqlx::query("UPDATE rte_sessions SET expires = 1 WHERE id = $1").bind(id).execute(&db.pool).await.unwrap();
+    sqlx::query("UPDATE rte_sessions SET expires = 1 WHERE id = $1").bind(id).execute(db.pool()).await.unwrap();
     assert_eq!(s.http.get(&url).header("x-rockit-session-token", &token).send().await.unwrap().status(), 401);
     let r = s.adm(Method::POST, "/adm/v1/hello", Some(json!({"message": "sweep", "maintenance": true}))).await;
     let t = s.wait_admin_task(r.ok()["taskName"].as_str().unwrap()).await;
     assert_eq!(t["result"]["sweep"]["launcherSessionRows"], 1, "{t}");
-    let left = sqlx::query("SELECT COUNT(*) AS n FROM rte_sessions WHERE id = $1").bind(id).fetch_one(&db.pool).await.unwrap();
+    let left = sqlx::query("SELECT COUNT(*) AS n FROM rte_sessions WHERE id = $1").bind(id).fetch_one(db.pool()).await.unwrap();
     assert_eq!(edge_server::db::i(&left, "n"), 0);
 });
 

@@ -5,66 +5,14 @@ use crate::common::*;
 use crate::delivery::wait_group;
 use crate::edge_test;
 use crate::game::*;
+use crate::proc::spawn;
 use reqwest::Method;
-use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
-/// A `rockit-edge serve` child process and its address.
-struct Proc {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn(data: &std::path::Path, db: Option<&str>) -> Proc {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rockit-edge"));
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
-        .env("EDGE_ADMIN_SECRET_B64", edge_server::util::b64(&[7u8; 32]))
-        .env("EDGE_DATA_KEY_B64", edge_server::util::b64(&[9u8; 32]))
-        .env("EDGE_TASK_LEASE_SECONDS", "5")
-        .env("EDGE_WORKER_POLL_MS", "50")
-        .env("EDGE_ALLOW_PRIVATE_SOURCES", "true")
-        .env("EDGE_LOG_FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    if let Some(u) = db {
-        cmd.env("EDGE_DATABASE_URL", u);
-    }
-    let mut child = cmd.spawn().expect("rockit-edge starts");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if !sent {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    if v["message"] == "rockit-edge listening" {
-                        let _ = tx.send(v["addr"].as_str().unwrap_or("").to_string());
-                        sent = true;
-                    }
-                }
-            }
-        }
-    });
-    let addr = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("server announces its address");
-    Proc { child, base: format!("http://{addr}") }
-}
+use serde_json::json;
 
 edge_test!(kill_9_mid_pipeline_then_restart, |b| async move {
     let dir = TempDir::new("crash");
     let data = dir.0.join("data");
-    let db = match b {
-        Backend::Postgres => Some(test_config(b, &dir).await.database_url.unwrap()),
-        Backend::Sqlite => None,
-    };
+    let db = crate::proc::child_database(b, &dir).await;
     let p = spawn(&data, db.as_deref());
     // Drive it with a harness-like client pointed at the child.
     let s = Srv::external(&p.base, b);

@@ -254,7 +254,7 @@ edge_test!(pending_deliveries_survive_a_restart, |b| async move {
 /// Moves every pending delivery's next attempt to now, through the admin-visible database.
 async fn sqlx_due_now(s: &Srv) {
     let db = edge_server::db::Db::connect(&s.db_url()).await.unwrap();
-    sqlx::query("UPDATE deliveries SET next_at = 0 WHERE status = 'pending'").execute(&db.pool).await.unwrap();
+    sqlx::query("UPDATE deliveries SET next_at = 0 WHERE status = 'pending'").execute(db.pool()).await.unwrap();
 }
 
 edge_test!(subscriptions_api_rules, |b| async move {

@@ -109,7 +109,13 @@ edge_test!(export_is_canonical_and_round_trips_between_orgs, |backend| async mov
     assert_eq!(e2["sha256"], e["sha256"]);
     assert_ne!(e2["exportId"], e["exportId"]);
 
-    // Another org: plan (nothing changes yet), commit, same configuration.
+    // Another org on the same instance may not publish into Alpha's fs directory.
+    let (g, _) = s.org_admin("Gamma").await;
+    let r = import(&s, &g, bundle).await;
+    assert_eq!(r.err(400, "invalid-param")["details"]["item"], "deployments/local", "{:?}", r.body);
+
+    // Another org on another instance: plan (nothing changes yet), commit, same configuration.
+    let s = server(backend).await;
     let (b, _) = s.org_admin("Beta").await;
     let r = import(&s, &b, bundle).await;
     let staged = r.ok().clone();
@@ -178,9 +184,12 @@ edge_test!(users_move_between_instances, |backend| async move {
     let text = e.to_string();
     assert!(!text.contains("password") && !text.contains("pw_hash") && !text.contains("apiKey"), "{text}");
 
-    // In the same instance the people exist already: never linked.
+    // In the same instance the people exist already: never linked. (The fs deployment
+    // moves to a directory of its own: Studio's is not for another organization.)
     let (b, _) = s1.org_admin("Other").await;
-    let r = import(&s1, &b, &e["bundle"]).await;
+    let mut same = e["bundle"].clone();
+    same["items"]["deployments"][0]["origin"]["path"] = json!("other_site");
+    let r = import(&s1, &b, &same).await;
     assert!(r.err(409, "item-exists")["message"].as_str().unwrap().contains("Studio_admin"));
 
     // Another instance: the organization moves with its people, who get new credentials.
@@ -206,7 +215,9 @@ edge_test!(stale_plans_permissions_and_bad_bundles, |backend| async move {
     let s = server(backend).await;
     let (a, _) = s.org_admin("Src").await;
     configure(&s, &a).await;
-    let bundle = export(&s, &a, Some(&PARTS)).await["bundle"].clone();
+    let mut bundle = export(&s, &a, Some(&PARTS)).await["bundle"].clone();
+    // Dst publishes to a directory of its own (Src's is not for another organization).
+    bundle["items"]["deployments"][0]["origin"]["path"] = json!("dst_site");
     let (b, _) = s.org_admin("Dst").await;
 
     // Stale: the configuration changed between plan and commit.

@@ -78,7 +78,7 @@ pub async fn run(events: usize, receivers: usize, database_url: Option<String>) 
     }
     let st = running.state.clone();
     let org_id: String = sqlx::query("SELECT id FROM orgs WHERE name = 'EvOrg'")
-        .fetch_one(&st.db.pool)
+        .fetch_one(st.db.pool())
         .await
         .map(|r| edge_server::db::s(&r, "id"))
         .map_err(|e| e.to_string())?;
@@ -114,7 +114,7 @@ pub async fn run(events: usize, receivers: usize, database_url: Option<String>) 
     }
     let got = arrivals.lock().expect("arrivals").clone();
     let created: HashMap<String, i64> = sqlx::query("SELECT d.id, o.created FROM deliveries d JOIN outbox o ON o.id = d.event_id")
-        .fetch_all(&st.db.pool)
+        .fetch_all(st.db.pool())
         .await
         .map_err(|e| e.to_string())?
         .iter()
