@@ -29,6 +29,16 @@ impl std::str::FromStr for Role {
     }
 }
 
+/// The required settings of an S3 depot, present (see [`Config::depot_s3`]).
+pub struct DepotS3 {
+    /// `depot_s3_endpoint`.
+    pub endpoint: String,
+    /// `depot_s3_access_key_id`.
+    pub access_key_id: String,
+    /// `depot_s3_secret_access_key`.
+    pub secret_access_key: String,
+}
+
 /// The whole server configuration. See `config.example.toml` for every key, commented.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -293,8 +303,23 @@ impl Config {
         if self.trace_intake_concurrency < 1 {
             return Err("trace_intake_concurrency must be at least 1".into());
         }
-        crate::delivery::depot::Depot::new(self)?;
+        self.depot_s3()?;
         Ok(())
+    }
+
+    /// The S3 depot's settings, checked: `None` when `depot_s3_bucket` is not set.
+    pub fn depot_s3(&self) -> Result<Option<DepotS3>, String> {
+        if self.depot_s3_bucket.is_none() {
+            return Ok(None);
+        }
+        let need = |v: &Option<String>, k: &str| v.clone().ok_or(format!("depot_s3_bucket is set: {k} is required too"));
+        let endpoint = need(&self.depot_s3_endpoint, "depot_s3_endpoint")?;
+        let access_key_id = need(&self.depot_s3_access_key_id, "depot_s3_access_key_id")?;
+        let secret_access_key = need(&self.depot_s3_secret_access_key, "depot_s3_secret_access_key")?;
+        if !edge_origin::keys::valid_prefix(&self.depot_s3_prefix) {
+            return Err(format!("depot_s3_prefix {:?} is not a valid key prefix", self.depot_s3_prefix));
+        }
+        Ok(Some(DepotS3 { endpoint, access_key_id, secret_access_key }))
     }
 
     /// The database URL: the configured one, or SQLite in the data directory.

@@ -5,7 +5,6 @@
 //! methods, status codes, task types and outcomes — never tenant names (admin.md). Queue
 //! depth is read from the database at scrape time. Names are listed in docs/OPERATIONS.md.
 
-use crate::state::AppState;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -209,7 +208,7 @@ impl Metrics {
     pub fn render(&self, queue: &[(String, String, i64)]) -> String {
         let mut out = String::with_capacity(8192);
         header(&mut out, "edge_build_info", "gauge", "Version of this server (always 1).");
-        let _ = writeln!(out, "edge_build_info{{version=\"{}\"}} 1", crate::http::admin::EDGE_VERSION);
+        let _ = writeln!(out, "edge_build_info{{version=\"{}\"}} 1", crate::version::EDGE_VERSION);
         header(&mut out, "process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch, seconds.");
         let _ = writeln!(out, "process_start_time_seconds {}", self.started);
 
@@ -314,33 +313,6 @@ pub const TRACE_REFUSALS: &[&str] = &["invalid", "duplicate", "too_large", "unsu
 
 /// The kinds a sweep reports.
 pub const SWEEP_KINDS: &[&str] = &["expired_uploads", "removed_files", "session_rows", "login_counter_rows"];
-
-/// Task counts by (status, type) for the queue gauge: one grouped query over the
-/// `tasks_status` index.
-pub async fn queue_depth(st: &AppState) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
-    let rows = sqlx::query("SELECT status, type, COUNT(*) AS n FROM tasks WHERE status IN ('submitted', 'running') GROUP BY status, type")
-        .fetch_all(st.db.pool())
-        .await?;
-    Ok(rows.iter().map(|r| (crate::db::s(r, "status"), crate::db::s(r, "type"), crate::db::i(r, "n"))).collect())
-}
-
-/// The whole scrape answer of `st`.
-pub async fn scrape(st: &AppState) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let queue = match queue_depth(st).await {
-        Ok(q) => q,
-        Err(e) => {
-            tracing::warn!(error = %e, "metrics: reading the queue depth failed");
-            Vec::new()
-        }
-    };
-    let mut text = st.metrics.render(&queue);
-    text.push_str(&format!(
-        "# HELP edge_password_checks_total Password checks (Argon2) this process did.\n# TYPE edge_password_checks_total counter\nedge_password_checks_total {}\n",
-        st.passwords.checks()
-    ));
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
-}
 
 #[cfg(test)]
 mod tests {

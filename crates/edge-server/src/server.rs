@@ -3,7 +3,7 @@
 
 use crate::config::{Config, Role};
 use crate::crypto::DataKey;
-use crate::db::{Backend, Db};
+use crate::db::Db;
 use crate::state::AppState;
 use crate::store::{orgs, settings};
 use crate::util::{b64, b64_decode, random_bytes};
@@ -42,30 +42,6 @@ impl Running {
     }
 }
 
-#[cfg(unix)]
-fn write_secret_file(path: &Path, content: &str) -> std::io::Result<bool> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
-        Ok(mut f) => {
-            f.write_all(content.as_bytes())?;
-            f.sync_all()?;
-            Ok(true)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-#[cfg(not(unix))]
-fn write_secret_file(path: &Path, content: &str) -> std::io::Result<bool> {
-    if path.exists() {
-        return Ok(false);
-    }
-    std::fs::write(path, content)?;
-    Ok(true)
-}
-
 /// Makes `path` readable by its owner only, creating it empty if missing: the embedded
 /// database holds password hashes and sealed secrets (SQLite gives its WAL and shared
 /// memory files the database file's mode).
@@ -100,7 +76,7 @@ fn load_secret(configured: &Option<String>, data_dir: &Path, file: &str, what: &
         return check(bytes, "configuration");
     }
     let path = data_dir.join(file);
-    if write_secret_file(&path, &b64(&random_bytes(32))).map_err(|e| format!("{what} file {}: {e}", path.display()))? {
+    if crate::util::write_secret_file(&path, &b64(&random_bytes(32))).map_err(|e| format!("{what} file {}: {e}", path.display()))? {
         tracing::info!(path = %path.display(), "generated {what}");
     }
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{what} file {}: {e}", path.display()))?;
@@ -112,70 +88,6 @@ fn load_secret(configured: &Option<String>, data_dir: &Path, file: &str, what: &
 pub fn admin_secret(cfg: &Config) -> Result<Vec<u8>, String> {
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| format!("data directory {}: {e}", cfg.data_dir.display()))?;
     load_secret(&cfg.admin_secret_b64, &cfg.data_dir, "admin-secret", "admin secret", None)
-}
-
-/// Applies migrations and makes sure the operator organization exists. Idempotent and safe
-/// to run concurrently. Returns the schema version.
-pub async fn initialize(db: &Db, cfg: &Config) -> Result<i64, String> {
-    let version = db.migrate().await.map_err(|e| format!("migrations: {e}"))?;
-    let mut tx = db.tx().await.map_err(|e| e.to_string())?;
-    if db.backend == Backend::Postgres {
-        sqlx::query("SELECT pg_advisory_xact_lock(7310002)").execute(&mut *tx).await.map_err(|e| e.to_string())?;
-    }
-    let existing: Option<String> = sqlx::query("SELECT value FROM settings WHERE key = 'operator_org'")
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(|e| e.to_string())?
-        .map(|r| crate::db::s(&r, "value"));
-    if let Some(name) = existing {
-        if name != cfg.operator_org {
-            return Err(format!(
-                "the operator organization was fixed as '{name}' at the first initialization; operator_org '{}' is not allowed",
-                cfg.operator_org
-            ));
-        }
-        tx.commit().await.map_err(|e| e.to_string())?;
-        return Ok(version);
-    }
-    if orgs::by_name(&mut tx, &cfg.operator_org).await.map_err(|e| e.to_string())?.is_some() {
-        return Err(format!("an organization named '{}' exists and cannot become the operator organization", cfg.operator_org));
-    }
-    let plain = crate::crypto::random_password();
-    let hash = crate::crypto::hash_password(&plain);
-    let created = orgs::create(
-        &mut tx,
-        orgs::NewOrg {
-            name: cfg.operator_org.clone(),
-            label: "Operator".into(),
-            operator: true,
-            dxorglnk: None,
-            key: None,
-            host: None,
-            description: None,
-        },
-        Some(orgs::NewAdmin { username: &cfg.operator_admin, email: None, firstname: None, surname: None }),
-        Some((plain.clone(), hash)),
-    )
-    .await
-    .map_err(|e| match e {
-        orgs::CreateError::Db(e) => format!("creating the operator organization: {e}"),
-        orgs::CreateError::MachineUser => "the operator admin username belongs to a machine user".into(),
-    })?;
-    sqlx::query("INSERT INTO settings (key, value) VALUES ('operator_org', $1)")
-        .bind(&cfg.operator_org)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| e.to_string())?;
-    tx.commit().await.map_err(|e| e.to_string())?;
-    if let Some(pw) = created.admin_pw {
-        let path = cfg.data_dir.join("initial-admin-password");
-        std::fs::create_dir_all(&cfg.data_dir).map_err(|e| e.to_string())?;
-        if !write_secret_file(&path, &format!("{pw}\n")).map_err(|e| format!("{}: {e}", path.display()))? {
-            std::fs::write(&path, format!("{pw}\n")).map_err(|e| format!("{}: {e}", path.display()))?;
-        }
-        tracing::info!(org = %cfg.operator_org, user = %cfg.operator_admin, path = %path.display(), "operator organization created; initial admin password written to file");
-    }
-    Ok(version)
 }
 
 /// Starts everything the configured role runs and returns once the listener is bound.
@@ -200,7 +112,7 @@ pub async fn start(mut cfg: Config) -> Result<Running, String> {
         private_file(&cfg.data_dir.join("edge.db")).map_err(|e| format!("database file: {e}"))?;
     }
     let db = Db::connect(&url).await.map_err(|e| format!("database: {e}"))?;
-    initialize(&db, &cfg).await?;
+    crate::domain::instance::initialize(&db, &cfg).await?;
     let operator_org_id = {
         let mut c = db.conn().await.map_err(|e| e.to_string())?;
         orgs::by_name(&mut c, &cfg.operator_org).await.map_err(|e| e.to_string())?.ok_or("operator organization missing")?.id

@@ -1,10 +1,10 @@
 //! Shared server state: configuration, database, keys, and small caches.
 
+use crate::caller::Caller;
 use crate::config::Config;
 use crate::crypto::{DataKey, Secret};
 use crate::db::Db;
 use crate::error::ApiResult;
-use crate::http::auth::Caller;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -57,7 +57,7 @@ pub struct AppState {
     /// Prometheus metrics of this server.
     pub metrics: crate::metrics::Metrics,
     /// Working data and the published copy (the data directory, or an S3 bucket).
-    pub depot: crate::delivery::depot::Depot,
+    pub depot: crate::depot::Depot,
     /// Permits for decoding and parsing traces (`trace_intake_concurrency`): bounds the
     /// memory trace uploads take together.
     pub trace_intake: std::sync::Arc<tokio::sync::Semaphore>,
@@ -75,7 +75,7 @@ impl AppState {
         operator_org_id: String,
         enrollment: (String, i64),
     ) -> Result<Self, String> {
-        let depot = crate::delivery::depot::Depot::new(&cfg)?;
+        let depot = crate::depot::Depot::new(&cfg)?;
         let passwords = crate::passwords::Passwords::new(cfg.password_hash_concurrency);
         let instance = instance_id(&cfg.data_dir)?;
         let m = Maintenance { enabled: cfg.maintenance, retry_after: cfg.maintenance_retry_after, since: 0 };

@@ -99,3 +99,29 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     use subtle::ConstantTimeEq;
     a.len() == b.len() && bool::from(a.ct_eq(b))
 }
+
+/// Creates `path` with `content`, readable by its owner only (0600); false when it exists.
+#[cfg(unix)]
+pub fn write_secret_file(path: &std::path::Path, content: &str) -> std::io::Result<bool> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(mut f) => {
+            f.write_all(content.as_bytes())?;
+            f.sync_all()?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates `path` with `content`; false when it exists.
+#[cfg(not(unix))]
+pub fn write_secret_file(path: &std::path::Path, content: &str) -> std::io::Result<bool> {
+    if path.exists() {
+        return Ok(false);
+    }
+    std::fs::write(path, content)?;
+    Ok(true)
+}

@@ -3,8 +3,9 @@
 //! only while it still holds the lease. Also expires uploads that never came, and runs the
 //! periodic maintenance sweep under an instance-wide lease (one process per interval).
 
-use crate::delivery::pipeline::{self, After, Done, Progress};
-use crate::delivery::{depot, purge};
+use crate::delivery::outcome::{After, Done, Progress};
+use crate::delivery::pipeline::{self};
+use crate::delivery::purge;
 use crate::state::AppState;
 use crate::store::{published, sessions, settings, tasks};
 use serde_json::{json, Value};
@@ -28,7 +29,7 @@ pub async fn run(st: Arc<AppState>, mut stop: watch::Receiver<bool>) {
         let maintenance = st.maintenance().await.enabled;
         if !maintenance && last_expiry.elapsed() > Duration::from_secs(1) {
             last_expiry = Instant::now();
-            if let Err(e) = expire_uploads(&st).await {
+            if let Err(e) = crate::domain::uploads::expire_uploads(&st).await {
                 tracing::warn!(error = %e, "expiring uploads failed");
             }
         }
@@ -93,7 +94,7 @@ async fn run_one_inner(st: &Arc<AppState>, owner: &str, t: tasks::Task) {
     let secs = started.elapsed().as_secs_f64();
     match record(st, owner, &t, &done).await {
         Ok(true) => {
-            pipeline::after_commit(st, &t, &done).await;
+            crate::delivery::commit::after_commit(st, &t, &done).await;
             st.metrics.task_ended(&t.kind, crate::metrics::outcome_of(done.outcome.status), Some(secs));
             tracing::info!(task = %t.name, kind = %t.kind, status = done.outcome.status, seconds = secs, "task ended");
         }
@@ -111,7 +112,7 @@ async fn record(st: &AppState, owner: &str, t: &tasks::Task, d: &Done) -> Result
     if !tasks::finish(&mut tx, &t.name, owner, &d.outcome).await? {
         return Ok(false);
     }
-    pipeline::commit(&mut tx, st, t, d).await?;
+    crate::delivery::commit::commit(&mut tx, st, t, d).await?;
     tx.commit().await?;
     Ok(true)
 }
@@ -133,7 +134,7 @@ async fn execute(st: &Arc<AppState>, t: &tasks::Task, progress: &Progress) -> Do
 
 async fn hello(st: &Arc<AppState>, t: &tasks::Task) -> Done {
     let p = t.params();
-    let version = crate::http::admin::EDGE_VERSION;
+    let version = crate::version::EDGE_VERSION;
     if let Err(e) = settings::put(&st.db, "worker_version", version).await {
         return plain("error", None, Some(json!({"error": {"code": "database", "message": e.to_string()}})));
     }
@@ -145,57 +146,6 @@ async fn hello(st: &Arc<AppState>, t: &tasks::Task) -> Done {
         }
     }
     plain("done", Some(result), None)
-}
-
-/// Ends `dltar` upload tasks whose upload never came (exit code 9), cancelling their group.
-/// Time spent in maintenance mode does not count against an upload's lifetime: while it is
-/// on, only uploads that had expired before it began are expired (ending it extends the
-/// others by its length).
-pub async fn expire_uploads(st: &AppState) -> Result<u64, sqlx::Error> {
-    let now = crate::util::now_ms();
-    let m = st.maintenance_fresh().await;
-    let cutoff = if m.enabled { m.since.min(now) } else { now };
-    // Claims whose process died without coming back give their upload back first.
-    let reset = crate::store::uploads::reset_expired_claims(&mut *st.db.conn().await?).await?;
-    if reset > 0 {
-        tracing::info!(uploads = reset, "upload claims of a process that stopped were reset");
-    }
-    let rows = sqlx::query("SELECT token_hash, task_name FROM uploads WHERE state = 'waiting' AND expires < $1")
-        .bind(cutoff)
-        .fetch_all(st.db.pool())
-        .await?;
-    let mut n = 0;
-    for r in rows {
-        let (hash, task) = (crate::db::s(&r, "token_hash"), crate::db::s(&r, "task_name"));
-        if expire_upload(st, &hash, &task, Some(cutoff)).await? {
-            st.metrics.task_ended("dltar", "expired", None);
-            n += 1;
-        }
-    }
-    Ok(n)
-}
-
-/// Expires one upload task that is waiting for (or receiving) its upload: `PATCH
-/// /be/v1/tasks {"expire":true}`. A request still receiving it stops at its next step.
-pub async fn expire_upload_task(st: &AppState, token_hash: &str, task: &str) -> Result<bool, sqlx::Error> {
-    expire_upload(st, token_hash, task, None).await
-}
-
-/// Expires one upload task; with `before`, only if its expiry is still earlier (an expiry
-/// extended meanwhile wins) and no live claim is receiving it.
-async fn expire_upload(st: &AppState, token_hash: &str, task: &str, before: Option<i64>) -> Result<bool, sqlx::Error> {
-    let mut tx = st.db.tx().await?;
-    if !crate::store::uploads::expire(&mut tx, token_hash, before).await? {
-        return Ok(false);
-    }
-    let exc = json!({"httpDownloadFailed": {"httpStatus": null, "exitCode": 9, "url": null}});
-    let ended = tasks::end_unleased(&mut tx, task, "expired", None, Some(&exc)).await?;
-    if let Some(t) = tasks::get(&mut tx, None, task).await? {
-        tasks::cancel_rest(&mut tx, &t.group, None).await?;
-        let _ = std::fs::remove_file(st.depot.local(&depot::upload_key(&t.group)).with_extension("part"));
-    }
-    tx.commit().await?;
-    Ok(ended)
 }
 
 /// The sweep lease: the `sweep` row of `settings`, JSON `{"owner","until","last"}`, moved
@@ -317,7 +267,7 @@ pub async fn run_sweeper(st: Arc<AppState>, mut stop: watch::Receiver<bool>) {
 
 /// One maintenance sweep; returns what it removed, by kind. Callers hold the sweep lease.
 async fn sweep(st: &AppState) -> Result<Value, String> {
-    let expired = expire_uploads(st).await.map_err(|e| e.to_string())?;
+    let expired = crate::domain::uploads::expire_uploads(st).await.map_err(|e| e.to_string())?;
     let mut c = st.db.conn().await.map_err(|e| e.to_string())?;
     let sessions = sessions::sweep(&mut c).await.map_err(|e| e.to_string())?;
     let cutoff = crate::util::now_ms() - st.cfg.login_window as i64 * 1000;
@@ -363,10 +313,10 @@ async fn remove_superseded(st: &AppState) -> Result<u64, String> {
     for (id, org, _app, target, key) in due {
         if !specs.contains_key(&target) {
             let spec = if target.is_empty() {
-                Some(crate::delivery::targets::TargetSpec::depot(st))
+                Some(crate::targets::TargetSpec::depot(st))
             } else {
                 let all = crate::store::deployments::list(&mut c, &org).await.map_err(|e| e.to_string())?;
-                all.iter().find(|d| d.id == target).and_then(|d| crate::http::deployments::target_of(st, d).ok())
+                all.iter().find(|d| d.id == target).and_then(|d| crate::domain::deployments::target_of(st, d).ok())
             };
             specs.insert(target.clone(), spec);
         }

@@ -2,8 +2,8 @@
 //! through the outbound guard, streaming to disk, checking size and hash, and mapping every
 //! failure to the contract's exit codes.
 
-use super::depot;
-use super::pipeline::{After, Done, Progress};
+use crate::delivery::outcome::{After, Done, Progress};
+use crate::depot;
 use crate::state::AppState;
 use crate::store::tasks;
 use edge_origin::{ErrorKind, OriginOptions};

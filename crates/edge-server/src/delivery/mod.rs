@@ -1,11 +1,15 @@
-//! Delivery: what happens to a build between upload and CDN — the depot (data directory or S3),
-//! publishing targets, the pipeline's task runners, purges.
+//! Delivery: what happens to a build between upload and CDN — the pipeline (`pipeline`
+//! dispatches a task to its step in `steps`, `commit` records the outcome), the build's
+//! working data (`builds`), downloads, ingest during upload, learning from traces (`seq`),
+//! purges, and the event dispatcher.
 
-pub mod depot;
+pub mod builds;
+pub mod commit;
 pub mod dispatch;
 pub mod download;
+pub mod outcome;
 pub mod pipeline;
 pub mod preingest;
 pub mod purge;
 pub mod seq;
-pub mod targets;
+pub mod steps;

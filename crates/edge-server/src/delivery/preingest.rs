@@ -9,9 +9,9 @@
 //! When it cannot run (an API-only process, `ingest_during_upload` off, two uploads already
 //! ingesting in this process) the upload goes to disk and `mkraw` ingests it as before.
 
-use super::depot;
-use super::pipeline::params;
 use crate::config::Role;
+use crate::delivery::builds::params;
+use crate::depot;
 use crate::state::AppState;
 use axum::body::Bytes;
 use edge_engine::ingest::{IngestError, Ingested};
@@ -122,7 +122,7 @@ pub async fn save(st: &AppState, app_id: &str, group: &str, size: u64, outcome: 
     let marker = match outcome {
         Ok(ing) => {
             st.depot.push_chunks(app_id, &ing.tree.chunks.keys().copied().collect::<Vec<_>>()).await?;
-            super::pipeline::store_tree(st, app_id, group, &ing.tree).await?;
+            crate::delivery::builds::store_tree(st, app_id, group, &ing.tree).await?;
             Marker {
                 rejected: None,
                 new_chunks: ing.new_chunks,
@@ -167,7 +167,7 @@ pub async fn take(st: &AppState, app_id: &str, group: &str) -> Option<(Result<In
         let r = edge_engine::ingest::Rejected { filename, type_expected, type_detected };
         return Some((Err(IngestError::Rejected(r)), m.archive_bytes));
     }
-    let tree = super::pipeline::load_tree(st, app_id, &depot::tree_key(app_id, group), false).await.ok()?;
+    let tree = crate::delivery::builds::load_tree(st, app_id, &depot::tree_key(app_id, group), false).await.ok()?;
     Some((Ok(Ingested { tree, empty_files: m.empty_files, new_chunks: m.new_chunks, bytes_read: m.bytes_read }), m.archive_bytes))
 }
 

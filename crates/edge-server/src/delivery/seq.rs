@@ -2,9 +2,10 @@
 //! build by path, the sequence the optimiser chooses, the preload figures; the `mkseq`
 //! step that republishes the current build in trained order when that beats its image.
 
-use super::depot;
-use super::pipeline::{build_row, load_tree, ok, write_dxf, After, AppCtx, Done};
 use crate::db::{i, s};
+use crate::delivery::builds::{build_row, load_tree, write_dxf, AppCtx};
+use crate::delivery::outcome::{ok, After, Done};
+use crate::depot;
 use crate::state::AppState;
 use crate::store::tasks;
 use crate::util::now_ms;
@@ -167,7 +168,7 @@ pub async fn on_trace(
     app_id: &str,
     app_name: &str,
 ) -> Result<Option<String>, sqlx::Error> {
-    crate::http::trainings::ensure(c, org_id, app_id).await?;
+    crate::domain::trainings::ensure(c, org_id, app_id).await?;
     sqlx::query("UPDATE trainings SET since_sequence = since_sequence + 1 WHERE app_id = $1").bind(app_id).execute(&mut *c).await?;
     let r =
         sqlx::query("SELECT since_sequence, n_traces_reliable FROM trainings WHERE app_id = $1").bind(app_id).fetch_one(&mut *c).await?;
@@ -221,7 +222,7 @@ pub async fn after_publish(c: &mut crate::store::Conn, t: &tasks::Task) -> Resul
     };
     let res: Value = crate::db::opt_s(&r, "result").and_then(|v| serde_json::from_str(&v).ok()).unwrap_or(Value::Null);
     let app_id = t.app_id.clone().unwrap_or_default();
-    crate::http::trainings::ensure(c, &t.org_id.clone().unwrap_or_default(), &app_id).await?;
+    crate::domain::trainings::ensure(c, &t.org_id.clone().unwrap_or_default(), &app_id).await?;
     sqlx::query("UPDATE trainings SET preload = $1, acceleration = $2 WHERE app_id = $3")
         .bind(res["preload"].to_string())
         .bind(res["acceleration100"].to_string())

@@ -2,7 +2,8 @@
 
 use super::auth::Admin;
 use super::extract::{success, JsonBody, ListQuery, ListSpec, OptJsonBody};
-use super::orgs::{create_org, delete_org, OrgIn};
+use crate::domain::audit::audit;
+use crate::domain::orgs::{create_org, delete_org, OrgIn};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store::{orgs, tasks};
@@ -13,11 +14,6 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
-
-/// The edge version (this crate's).
-pub const EDGE_VERSION: &str = env!("CARGO_PKG_VERSION");
-/// The engine (image format) version.
-pub const ENGINE_VERSION: &str = "0.1.0";
 
 /// Routes under `/srv/v1` and `/adm/v1`.
 pub fn router() -> Router<Arc<AppState>> {
@@ -37,20 +33,6 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/adm/v1/maintenance", get(get_maintenance).put(put_maintenance))
 }
 
-/// Records an admin action in the audit table.
-pub async fn audit(st: &AppState, actor: &str, action: &str, target: &str) -> ApiResult<()> {
-    sqlx::query("INSERT INTO audit (id, at, actor, action, target) VALUES ($1, $2, $3, $4, $5)")
-        .bind(crate::util::new_id("a"))
-        .bind(now_ms())
-        .bind(actor)
-        .bind(action)
-        .bind(target)
-        .execute(st.db.pool())
-        .await?;
-    tracing::info!(admin = actor, action, object = target, "admin action");
-    Ok(())
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PingIn {
@@ -65,7 +47,7 @@ async fn ping(_a: Admin, OptJsonBody(body): OptJsonBody<PingIn>) -> Json<Value> 
 async fn versions(_a: Admin, State(st): State<Arc<AppState>>) -> ApiResult<Json<Value>> {
     let worker = crate::store::settings::get(&st.db, "worker_version").await?;
     Ok(success(json!({"versions": {
-        "edge": EDGE_VERSION, "engine": ENGINE_VERSION, "api": "v1",
+        "edge": crate::version::EDGE_VERSION, "engine": crate::version::ENGINE_VERSION, "api": "v1",
         "build": option_env!("EDGE_GIT_HASH").unwrap_or("unknown"), "worker": worker,
     }})))
 }
@@ -92,7 +74,7 @@ async fn hello(a: Admin, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<
 }
 
 async fn initialize(a: Admin, State(st): State<Arc<AppState>>) -> ApiResult<Json<Value>> {
-    let v = crate::server::initialize(&st.db, &st.cfg).await.map_err(ApiError::internal)?;
+    let v = crate::domain::instance::initialize(&st.db, &st.cfg).await.map_err(ApiError::internal)?;
     audit(&st, &a.username, "initialize", "").await?;
     Ok(success(json!({"message": "initialized", "schemaVersion": v})))
 }
@@ -127,7 +109,7 @@ async fn post_org(a: Admin, State(st): State<Arc<AppState>>, JsonBody(b): JsonBo
     let name = b.name.clone();
     let out = create_org(&st, b).await?;
     audit(&st, &a.username, "org.create", &name).await?;
-    Ok(out)
+    Ok(success(out))
 }
 
 async fn get_org(_a: Admin, State(st): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
@@ -137,9 +119,10 @@ async fn get_org(_a: Admin, State(st): State<Arc<AppState>>, Path(name): Path<St
 }
 
 async fn del_org(a: Admin, State(st): State<Arc<AppState>>, Path(name): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
-    let out = delete_org(&st, &name, raw.as_deref()).await?;
+    let prune = super::extract::flag_query(raw.as_deref(), "prune")?;
+    let out = delete_org(&st, &name, prune).await?;
     audit(&st, &a.username, "org.delete", &name).await?;
-    Ok(out)
+    Ok(success(out))
 }
 
 const TASK_LIST: ListSpec = ListSpec {

@@ -1,9 +1,9 @@
 //! API keys (`/be/v1/apikeys`): created for oneself, or for another member with `beUsers`
 //! Update and no escalation; listed; revoked at once.
 
-use super::auth::Caller;
 use super::extract::{success, JsonBody, ListQuery, ListSpec};
-use super::users::{guard_target, TargetChange};
+use crate::caller::Caller;
+use crate::domain::users::{guard_target, TargetChange};
 use crate::error::{ApiError, ApiResult};
 use crate::names::text;
 use crate::perms::{Resource, R, U};

@@ -1,14 +1,15 @@
 //! Apps (`/be/v1/apps`, resource `apps`): registration and settings. The build pipeline
 //! fields (`builds`, `patches`, `processing`, …) are filled by the delivery pipeline.
 
-use super::auth::Caller;
 use super::extract::{project, success, JsonBody, ListQuery, ListSpec};
+use crate::caller::Caller;
 use crate::db::{i, opt_i, opt_s, s};
+use crate::domain::apps::{check_deployments, check_max_builds, insert_app, known_deployments, update_app, AppIn};
 use crate::error::{ApiError, ApiResult};
 use crate::names::{text, Name};
 use crate::perms::{Resource, C, D, R, U};
 use crate::state::AppState;
-use crate::util::{new_id, now_ms, rfc3339};
+use crate::util::{now_ms, rfc3339};
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -77,48 +78,6 @@ fn app_json(st: &AppState, r: &AnyRow, show_key: bool) -> Value {
     v
 }
 
-/// The Create App body (also an app item of a configuration bundle).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct AppIn {
-    pub name: String,
-    pub label: String,
-    pub max_builds: Option<i64>,
-    pub deployments: Option<Vec<String>>,
-}
-
-pub(crate) fn check_max_builds(m: Option<i64>) -> ApiResult<()> {
-    if m.is_some_and(|m| !(1..=100).contains(&m)) {
-        return Err(ApiError::invalid("maxBuilds", "maxBuilds must be 1..100"));
-    }
-    Ok(())
-}
-
-/// Validates deployment names (pattern, no duplicates); existence is checked against the
-/// org's deployments in [`known_deployments`].
-pub(crate) fn check_deployments(d: &Option<Vec<String>>) -> ApiResult<()> {
-    if let Some(list) = d {
-        let mut seen = std::collections::HashSet::new();
-        for n in list {
-            Name::parse("deployments", n)?;
-            if !seen.insert(n) {
-                return Err(ApiError::invalid("deployments", format!("deployment '{n}' is listed twice")));
-            }
-        }
-    }
-    Ok(())
-}
-
-async fn known_deployments(c: &mut crate::store::Conn, org: &str, d: &Option<Vec<String>>) -> ApiResult<()> {
-    if let Some(list) = d {
-        let all = crate::store::deployments::list(c, org).await?;
-        if let Some(n) = list.iter().find(|n| !all.iter().any(|d| &d.name == *n)) {
-            return Err(ApiError::invalid("deployments", format!("unknown deployment '{n}'")));
-        }
-    }
-    Ok(())
-}
-
 async fn post_app(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<AppIn>) -> ApiResult<Json<Value>> {
     let name = Name::parse("name", &b.name)?;
     let label = text("label", &b.label, 1, 200)?;
@@ -133,66 +92,6 @@ async fn post_app(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonB
     let v = app_full(&st, &mut tx, &r, c.perms.has(Resource::Keys, R)).await?;
     tx.commit().await?;
     Ok(success(json!({"app": v})))
-}
-
-/// Inserts a validated app with a fresh client key; returns its id.
-pub(crate) async fn insert_app(
-    st: &AppState,
-    c: &mut crate::store::Conn,
-    org_id: &str,
-    name: &str,
-    label: &str,
-    max_builds: i64,
-    deployments: &[String],
-) -> ApiResult<String> {
-    let key = format!("ck_{}", crate::util::random_token());
-    let id = new_id("app");
-    sqlx::query(
-        "INSERT INTO apps (id, org_id, name, label, max_builds, deployments, client_key_sealed, created, updated) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
-    )
-    .bind(&id)
-    .bind(org_id)
-    .bind(name)
-    .bind(label)
-    .bind(max_builds)
-    .bind(json!(deployments).to_string())
-    .bind(st.data_key.seal(key.as_bytes()))
-    .bind(now_ms())
-    .execute(&mut *c)
-    .await?;
-    Ok(id)
-}
-
-/// Changes an app's settings (absent fields stay); lowering `maxBuilds` rotates at once.
-/// Returns false when the app does not exist.
-pub(crate) async fn update_app(
-    c: &mut crate::store::Conn,
-    org_id: &str,
-    name: &str,
-    label: Option<&str>,
-    max_builds: Option<i64>,
-    deployments: Option<&[String]>,
-) -> ApiResult<bool> {
-    let done = sqlx::query(
-        "UPDATE apps SET label = COALESCE($1, label), max_builds = COALESCE($2, max_builds), deployments = COALESCE($3, deployments), \
-         updated = $4 WHERE org_id = $5 AND name = $6",
-    )
-    .bind(label)
-    .bind(max_builds)
-    .bind(deployments.map(|d| json!(d).to_string()))
-    .bind(now_ms())
-    .bind(org_id)
-    .bind(name)
-    .execute(&mut *c)
-    .await?;
-    if done.rows_affected() == 0 {
-        return Ok(false);
-    }
-    if max_builds.is_some() {
-        let r = sqlx::query("SELECT id FROM apps WHERE org_id = $1 AND name = $2").bind(org_id).bind(name).fetch_one(&mut *c).await?;
-        crate::delivery::pipeline::rotate(c, &s(&r, "id")).await?;
-    }
-    Ok(true)
 }
 
 const APP_LIST: ListSpec = ListSpec {
@@ -304,7 +203,7 @@ async fn delete_app(
     .bind(&app_id)
     .execute(&mut *tx)
     .await?;
-    let task = crate::delivery::purge::enqueue_for_app(&st, &mut tx, &c.org_id, &c.org_name, &app_id, &name).await?;
+    let task = crate::domain::purge::enqueue_for_app(&st, &mut tx, &c.org_id, &c.org_name, &app_id, &name).await?;
     sqlx::query("DELETE FROM tasks WHERE app_id = $1").bind(&app_id).execute(&mut *tx).await?;
     for table in ["builds", "patches", "uploads", "rte_sessions", "traces", "trainings"] {
         sqlx::query(&format!("DELETE FROM {table} WHERE app_id = $1")).bind(&app_id).execute(&mut *tx).await?;

@@ -1,9 +1,10 @@
 //! Who is calling: the admin token (operator), and the backend caller resolved once per
 //! request from exactly one credential (conventions.md, "Authentication").
 
+pub use crate::caller::Caller;
 use crate::crypto::jwt_verify;
 use crate::error::{ApiError, ApiResult};
-use crate::perms::{Perms, Resource};
+use crate::perms::Perms;
 use crate::state::AppState;
 use crate::store::apikeys;
 use crate::util::{ct_eq, now_ms, sha256_hex};
@@ -30,35 +31,6 @@ impl FromRequestParts<Arc<AppState>> for Admin {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, st: &Arc<AppState>) -> Result<Self, ApiError> {
         admin_from_headers(&parts.headers, st).ok_or_else(|| ApiError::unauthorized("a valid admin token is required"))
-    }
-}
-
-/// An authenticated backend caller with its organization and effective permissions.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub user_id: String,
-    pub username: String,
-    /// `user` or `machine`.
-    pub kind: String,
-    pub org_id: String,
-    pub org_name: String,
-    /// True in the operator organization.
-    pub operator: bool,
-    pub perms: Perms,
-    /// The login session, when the credential was an access token.
-    pub session_id: Option<String>,
-    /// The API key, when the credential was one.
-    pub key_id: Option<String>,
-}
-
-impl Caller {
-    /// 403 unless every bit of `bits` is held on `r`.
-    pub fn require(&self, r: Resource, bits: u8) -> ApiResult<()> {
-        if self.perms.has(r, bits) {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(format!("permission {}:{} required", r.name(), bits)))
-        }
     }
 }
 

@@ -1,9 +1,9 @@
 //! Build import (`POST /be/v1/builds`) and the one-time upload URL
 //! (`PUT /be/v1/uploads/{token}`), which streams the archive to disk.
 
-use super::auth::Caller;
 use super::extract::{success, JsonBody};
-use crate::delivery::depot;
+use crate::caller::Caller;
+use crate::depot;
 use crate::error::{ApiError, ApiResult};
 use crate::names::{text, Name};
 use crate::perms::{Resource, U};

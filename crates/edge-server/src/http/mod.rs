@@ -12,6 +12,7 @@ pub mod depot;
 pub mod extract;
 pub mod foundry;
 pub mod login;
+mod metrics;
 pub mod openapi;
 pub mod orgconf;
 pub mod orgs;
@@ -91,14 +92,14 @@ pub fn health_router(st: Arc<AppState>) -> Router {
 /// authentication — the address is the operator's to keep private.
 pub fn metrics_router(st: Arc<AppState>) -> Router {
     Router::new()
-        .route("/metrics", get(|State(st): State<Arc<AppState>>| async move { crate::metrics::scrape(&st).await }))
+        .route("/metrics", get(|State(st): State<Arc<AppState>>| async move { metrics::scrape(&st).await }))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint") })
         .with_state(st)
 }
 
 /// `GET /metrics` on the main (or worker) listener: needs the admin token (admin.md).
 async fn metrics_admin(_a: auth::Admin, State(st): State<Arc<AppState>>) -> Response {
-    crate::metrics::scrape(&st).await
+    metrics::scrape(&st).await
 }
 
 async fn readyz(State(st): State<Arc<AppState>>) -> Response {

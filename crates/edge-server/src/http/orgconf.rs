@@ -1,8 +1,9 @@
 //! Organization configuration (config-export.md): `POST /be/v1/export`, `/be/v1/import`,
 //! `/be/v1/commit`, and the operator's Commit Export `POST /adm/v1/commit`.
 
-use super::auth::{Admin, Caller};
+use super::auth::Admin;
 use super::extract::{success, JsonBody, OptJsonBody};
+use crate::caller::Caller;
 use crate::db::{i, s};
 use crate::error::{ApiError, ApiResult};
 use crate::names::Name;
@@ -245,7 +246,7 @@ async fn admin_commit(a: Admin, State(st): State<Arc<AppState>>, JsonBody(b): Js
             u.retain(|u| u["username"] != admin["username"]);
         }
         make_plan(&st, &mut *st.db.conn().await?, "", false, &rest, &Items::new(), given_key.as_ref()).await?;
-        let body = crate::http::orgs::OrgIn {
+        let body = crate::domain::orgs::OrgIn {
             name: name.to_string(),
             label: b.label.clone().unwrap_or_else(|| name.to_string()),
             username: admin["username"].as_str().unwrap_or("").to_string(),
@@ -256,8 +257,8 @@ async fn admin_commit(a: Admin, State(st): State<Arc<AppState>>, JsonBody(b): Js
             org_priv_pem_b64: b.org_priv_pem_b64.clone(),
             org_priv_pw: b.org_priv_pw.clone(),
         };
-        let out = crate::http::orgs::create_org(&st, body).await?;
-        admin_pw = out.0.get("adminPW").cloned();
+        let out = crate::domain::orgs::create_org(&st, body).await?;
+        admin_pw = out.get("adminPW").cloned();
     }
     let org = orgs::by_name(&mut *st.db.conn().await?, name.as_str()).await?.ok_or_else(|| ApiError::internal("organization vanished"))?;
     let res = apply_as_operator(&st, &org.id, org.operator, &items, given_key).await;
@@ -273,7 +274,7 @@ async fn admin_commit(a: Admin, State(st): State<Arc<AppState>>, JsonBody(b): Js
             return Err(e);
         }
     };
-    super::admin::audit(&st, &a.username, "org.commit", name.as_str()).await?;
+    crate::domain::audit::audit(&st, &a.username, "org.commit", name.as_str()).await?;
     let mut out = json!({"orgName": name.as_str(), "created": created, "applied": done.applied, "secrets": done.secrets});
     if let Some(pw) = admin_pw {
         out["adminPW"] = pw;

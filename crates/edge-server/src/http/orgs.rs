@@ -1,17 +1,16 @@
 //! Organizations on the backend (`/be/v1/orgs`, `/be/v1/org`) and the shared Create /
 //! Delete Organization logic used by the admin and Foundry routes.
 
-use super::auth::Caller;
 use super::extract::{success, JsonBody};
+use crate::caller::Caller;
+use crate::domain::orgs::{delete_org, insert_org, validate_org, OrgIn};
 use crate::error::{ApiError, ApiResult};
-use crate::names::{email, text, Name};
 use crate::perms::{Resource, C, D, R};
 use crate::state::AppState;
 use crate::store::orgs;
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -21,133 +20,6 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/be/v1/orgs", get(list_orgs).post(post_org))
         .route("/be/v1/orgs/{name}", get(get_org).delete(del_org))
         .route("/be/v1/org", get(own_org))
-}
-
-/// The Create Organization body.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct OrgIn {
-    pub name: String,
-    pub label: String,
-    pub username: String,
-    pub email: String,
-    pub firstname: String,
-    pub surname: String,
-    pub dxorglnk: Option<String>,
-    pub org_priv_pem_b64: Option<String>,
-    #[serde(rename = "orgPrivPW")]
-    pub org_priv_pw: Option<String>,
-}
-
-/// A Create Organization body that passed validation.
-pub struct ValidOrg {
-    name: Name,
-    label: String,
-    username: Name,
-    email: String,
-    first: String,
-    sur: String,
-    dxorglnk: Option<String>,
-    key: Option<(String, Option<String>, String, String)>,
-}
-
-/// Validates the body and creates the organization atomically; answers with `adminPW`.
-pub async fn create_org(st: &AppState, b: OrgIn) -> ApiResult<Json<Value>> {
-    let v = validate_org(st, b).await?;
-    insert_org(st, v).await
-}
-
-/// Checks every field of the body (the 400s, which come before the 403 in the contract's
-/// order) and decrypts the key.
-pub async fn validate_org(st: &AppState, b: OrgIn) -> ApiResult<ValidOrg> {
-    let name = Name::parse("name", &b.name)?;
-    let label = text("label", &b.label, 1, 200)?;
-    let username = Name::parse("username", &b.username)?;
-    let mail = email("email", &b.email)?;
-    let first = text("firstname", &b.firstname, 1, 100)?;
-    let sur = text("surname", &b.surname, 1, 100)?;
-    if b.dxorglnk.as_ref().is_some_and(|d| d.len() > 4096) {
-        return Err(ApiError::invalid("dxorglnk", "dxorglnk must be at most 4096 characters"));
-    }
-    let key = match b.org_priv_pem_b64.clone() {
-        Some(pem) => {
-            let pw = b.org_priv_pw.clone();
-            let k = tokio::task::spawn_blocking(move || crate::orgkey::parse_org_key(&pem, pw.as_deref()))
-                .await
-                .map_err(ApiError::internal)??;
-            let pw_sealed = b.org_priv_pw.as_ref().map(|p| st.data_key.seal(p.as_bytes()));
-            Some((st.data_key.seal(&k.pkcs8_der), pw_sealed, k.public_pem, k.fingerprint))
-        }
-        None if b.org_priv_pw.is_some() => return Err(ApiError::invalid("orgPrivPW", "orgPrivPW given without orgPrivPemB64")),
-        None => None,
-    };
-    Ok(ValidOrg { name, label, username, email: mail, first, sur, dxorglnk: b.dxorglnk, key })
-}
-
-/// Creates a validated organization with its role and administrator in one transaction.
-pub async fn insert_org(st: &AppState, v: ValidOrg) -> ApiResult<Json<Value>> {
-    let ValidOrg { name, label, username, email: mail, first, sur, dxorglnk, key } = v;
-    let plain = crate::crypto::random_password();
-    let hash = st.passwords.hash(plain.clone()).await?;
-    let mut tx = st.db.tx().await?;
-    let created = orgs::create(
-        &mut tx,
-        orgs::NewOrg { name: name.to_string(), label, operator: false, dxorglnk, key, host: None, description: None },
-        Some(orgs::NewAdmin { username: username.as_str(), email: Some(&mail), firstname: Some(&first), surname: Some(&sur) }),
-        Some((plain, hash)),
-    )
-    .await;
-    let created = match created {
-        Ok(c) => c,
-        Err(orgs::CreateError::MachineUser) => {
-            return Err(ApiError::conflict("item-exists", format!("username '{username}' belongs to a machine user")))
-        }
-        Err(orgs::CreateError::Db(e)) => return Err(map_create_conflict(e, &name)),
-    };
-    tx.commit().await.map_err(|e| map_create_conflict(e, &name))?;
-    tracing::info!(org = %name, "organization created");
-    let mut out = json!({"message": "organization created"});
-    if let Some(pw) = created.admin_pw {
-        out["adminPW"] = json!(pw);
-    }
-    Ok(success(out))
-}
-
-fn map_create_conflict(e: sqlx::Error, name: &Name) -> ApiError {
-    match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => {
-            let what = if d.message().contains("username") || d.constraint().is_some_and(|c| c.contains("username")) {
-                "username"
-            } else {
-                "organization name"
-            };
-            ApiError::conflict("item-exists", format!("{what} already exists"))
-                .detail("field", if what == "username" { "username" } else { "name" })
-        }
-        _ => ApiError::from(e).detail("org", name.as_str()),
-    }
-}
-
-/// Deletes an organization (`?prune=true` also purges its published files through a
-/// `purge` task). The operator organization is protected.
-pub async fn delete_org(st: &AppState, name: &str, raw: Option<&str>) -> ApiResult<Json<Value>> {
-    let prune = super::extract::flag_query(raw, "prune")?;
-    let mut tx = st.db.tx().await?;
-    let org = orgs::by_name(&mut tx, name).await?.ok_or_else(|| ApiError::not_found("organization", name))?;
-    if org.operator {
-        return Err(ApiError::conflict("item-protected", "the operator organization cannot be deleted"));
-    }
-    // The purge snapshot records exactly what was published for the org, so a re-created
-    // org of the same name is never touched.
-    let task = crate::delivery::purge::enqueue_for_org(st, &mut tx, &org.id, &org.name, prune).await?;
-    orgs::delete(&mut tx, &org.id).await?;
-    tx.commit().await?;
-    tracing::info!(org = %name, prune, "organization deleted");
-    let mut out = json!({"message": "organization deleted"});
-    if let Some(t) = task {
-        out["taskName"] = json!(t);
-    }
-    Ok(success(out))
 }
 
 fn require_operator(c: &Caller, bits: u8) -> ApiResult<()> {
@@ -160,7 +32,7 @@ fn require_operator(c: &Caller, bits: u8) -> ApiResult<()> {
 async fn post_org(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<OrgIn>) -> ApiResult<Json<Value>> {
     let v = validate_org(&st, b).await?;
     require_operator(&c, C)?;
-    insert_org(&st, v).await
+    Ok(success(insert_org(&st, v).await?))
 }
 
 async fn list_orgs(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
@@ -177,7 +49,8 @@ async fn get_org(c: Caller, State(st): State<Arc<AppState>>, Path(name): Path<St
 
 async fn del_org(c: Caller, State(st): State<Arc<AppState>>, Path(name): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     require_operator(&c, D)?;
-    delete_org(&st, &name, raw.as_deref()).await
+    let prune = super::extract::flag_query(raw.as_deref(), "prune")?;
+    Ok(success(delete_org(&st, &name, prune).await?))
 }
 
 async fn own_org(c: Caller, State(st): State<Arc<AppState>>) -> ApiResult<Json<Value>> {

@@ -1,8 +1,9 @@
 //! Roles (`/be/v1/roles`): permission bitmasks per resource, the protected
 //! `Administrators` role, forced deletion, and no escalation.
 
-use super::auth::Caller;
 use super::extract::{project, success, JsonBody, ListQuery, ListSpec};
+use crate::caller::Caller;
+use crate::domain::roles::RoleIn;
 use crate::error::{ApiError, ApiResult};
 use crate::names::{text, Name};
 use crate::perms::{Perms, Resource, C, D, R, U};
@@ -20,16 +21,6 @@ pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/be/v1/roles", get(list_roles).post(post_role).patch(patch_role))
         .route("/be/v1/roles/{name}", get(get_role).delete(delete_role))
-}
-
-/// The Create Role body (also a role item of a configuration bundle).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RoleIn {
-    pub name: String,
-    pub label: Option<String>,
-    #[serde(default)]
-    pub permissions: Option<Value>,
 }
 
 async fn post_role(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<RoleIn>) -> ApiResult<Json<Value>> {

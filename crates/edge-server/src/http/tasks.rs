@@ -1,8 +1,8 @@
 //! Tasks (`/be/v1/tasks`) and triggers (`/be/v1/trigger`): list, details, acknowledge a
 //! warning, expire a waiting upload, retry a failed task, process traces.
 
-use super::auth::Caller;
 use super::extract::{success, JsonBody};
+use crate::caller::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::perms::{Resource, R, U, X};
 use crate::state::AppState;
@@ -63,7 +63,7 @@ async fn patch_task(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
         let upload = uploads::pending_of_task(&mut *st.db.conn().await?, &t.name).await?;
         match (waiting, upload) {
             (true, Some(hash)) => {
-                if !crate::worker::expire_upload_task(&st, &hash, &t.name).await? {
+                if !crate::domain::uploads::expire_upload_task(&st, &hash, &t.name).await? {
                     return Err(ApiError::conflict("invalid-state", "the upload is no longer waiting"));
                 }
             }

@@ -336,13 +336,13 @@ async fn receive(st: &Arc<AppState>, headers: &HeaderMap, body: Body) -> ApiResu
     .map_err(ApiError::internal)?
     .map_err(ApiError::internal)?;
     // The learning step may run in another process: the trace goes to the depot first.
-    if let Err(e) = st.depot.push(&crate::delivery::depot::trace_key(&sess.app_id, &id)).await {
+    if let Err(e) = st.depot.push(&crate::depot::trace_key(&sess.app_id, &id)).await {
         let _ = tokio::fs::remove_file(&path).await;
         return Err(ApiError::internal(e));
     }
     let res = store(st, &sess, &id, events, stored).await;
     if res.is_err() {
-        let _ = st.depot.remove(&crate::delivery::depot::trace_key(&sess.app_id, &id)).await;
+        let _ = st.depot.remove(&crate::depot::trace_key(&sess.app_id, &id)).await;
     }
     let task = res?;
     let mut out = json!({"traceId": id});
@@ -390,7 +390,7 @@ async fn store(st: &AppState, sess: &super::client::Session, id: &str, events: i
     let task = seq::on_trace(&mut tx, &sess.org_id, &sess.org_name, &sess.app_id, &sess.app_name).await?;
     tx.commit().await?;
     for d in dropped {
-        let _ = st.depot.remove(&crate::delivery::depot::trace_key(&sess.app_id, &d)).await;
+        let _ = st.depot.remove(&crate::depot::trace_key(&sess.app_id, &d)).await;
     }
     Ok(task)
 }

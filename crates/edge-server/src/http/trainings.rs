@@ -2,13 +2,13 @@
 //! has, how many arrived since the last sequence, when `mkseq` runs by itself, and the
 //! preload figures of the current image.
 
-use super::auth::Caller;
 use super::extract::{project, success, JsonBody, ListQuery, ListSpec};
+use crate::caller::Caller;
 use crate::db::{i, opt_i, opt_s, s};
+use crate::domain::trainings::{ensure, DEFAULT_RELIABLE};
 use crate::error::{ApiError, ApiResult};
 use crate::perms::{Resource, R, U};
 use crate::state::AppState;
-use crate::store::Conn;
 use crate::util::rfc3339;
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;
@@ -16,9 +16,6 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
-
-/// `nTracesReliable` of an app that never set it.
-pub const DEFAULT_RELIABLE: i64 = 12;
 
 /// Routes of this module.
 pub fn router() -> Router<Arc<AppState>> {
@@ -78,16 +75,6 @@ async fn get_training(
 struct TrainingPatch {
     app_name: String,
     n_traces_reliable: i64,
-}
-
-/// The training row of an app, created with defaults when missing.
-pub async fn ensure(c: &mut Conn, org_id: &str, app_id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO trainings (app_id, org_id) VALUES ($1, $2) ON CONFLICT (app_id) DO NOTHING")
-        .bind(app_id)
-        .bind(org_id)
-        .execute(&mut *c)
-        .await?;
-    Ok(())
 }
 
 async fn patch_training(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<TrainingPatch>) -> ApiResult<Json<Value>> {

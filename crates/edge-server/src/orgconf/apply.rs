@@ -3,8 +3,8 @@
 
 use super::in_item;
 use super::plan::{parse, Action, Step};
+use crate::domain::{apps, deployments, subscriptions, users};
 use crate::error::{ApiError, ApiResult};
-use crate::http::{apps, deployments, subscriptions, users};
 use crate::perms::Perms;
 use crate::state::AppState;
 use crate::store::{self, Conn};

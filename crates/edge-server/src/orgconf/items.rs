@@ -27,7 +27,7 @@ pub fn role_item(name: &str, label: Option<&str>, perms: &Perms, operator: bool)
 }
 
 /// A user item (persons and machine users; roles sorted).
-pub(crate) fn user_item(u: &crate::http::users::ValidUser) -> Value {
+pub(crate) fn user_item(u: &crate::domain::users::ValidUser) -> Value {
     let mut roles = u.roles.clone();
     roles.sort();
     roles.dedup();
@@ -82,7 +82,7 @@ pub fn app_item(name: &str, label: &str, max_builds: i64, deployments: &[String]
 }
 
 /// A subscription item with its Slack token in clear.
-pub(crate) fn subscription_item(v: &crate::http::subscriptions::ValidSub) -> Value {
+pub(crate) fn subscription_item(v: &crate::domain::subscriptions::ValidSub) -> Value {
     obj(&[
         ("name", json!(v.name.as_str())),
         ("type", json!(v.kind)),
@@ -109,7 +109,7 @@ pub async fn read(st: &AppState, c: &mut Conn, org_id: &str, operator: bool, whi
                 .into_iter()
                 .map(|(u, roles)| {
                     let machine = u.is_machine();
-                    user_item(&crate::http::users::ValidUser {
+                    user_item(&crate::domain::users::ValidUser {
                         username: crate::names::Name::trusted(&u.username),
                         machine,
                         email: u.email,
@@ -148,7 +148,7 @@ pub async fn read(st: &AppState, c: &mut Conn, org_id: &str, operator: bool, whi
                     .map(|r| {
                         let token =
                             opt_s(r, "slack_token_sealed").and_then(|t| st.data_key.open(&t)).and_then(|b| String::from_utf8(b).ok());
-                        subscription_item(&crate::http::subscriptions::ValidSub {
+                        subscription_item(&crate::domain::subscriptions::ValidSub {
                             name: crate::names::Name::trusted(&s(r, "name")),
                             kind: s(r, "kind"),
                             url: opt_s(r, "url"),

@@ -4,10 +4,10 @@
 use super::items::{app_item, deployment_item, role_item, subscription_item, user_item};
 use super::seal::{open_value, BundleKey};
 use super::{in_item, item_name, map_secrets, Items, RESOURCES};
+use crate::caller::Caller;
+use crate::domain::users::{guard_target, TargetChange};
+use crate::domain::{apps, deployments, roles, subscriptions, users};
 use crate::error::{ApiError, ApiResult};
-use crate::http::auth::Caller;
-use crate::http::users::{guard_target, TargetChange};
-use crate::http::{apps, deployments, roles, subscriptions, users};
 use crate::names::{text, Name};
 use crate::perms::{Perms, C, U};
 use crate::state::AppState;

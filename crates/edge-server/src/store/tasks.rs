@@ -435,3 +435,12 @@ pub async fn finish(c: &mut Conn, name: &str, owner: &str, o: &Outcome) -> Resul
     }
     Ok(true)
 }
+
+/// Task counts by (status, type) for the queue gauge: one grouped query over the
+/// `tasks_status` index.
+pub async fn queue_depth(db: &Db) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+    let rows = sqlx::query("SELECT status, type, COUNT(*) AS n FROM tasks WHERE status IN ('submitted', 'running') GROUP BY status, type")
+        .fetch_all(db.pool())
+        .await?;
+    Ok(rows.iter().map(|r| (s(r, "status"), s(r, "type"), i(r, "n"))).collect())
+}

@@ -22,6 +22,7 @@ mod hardening;
 mod host_guards;
 mod hostile_paths;
 mod identity;
+mod layers;
 mod openapi;
 mod ops;
 mod orgconf;

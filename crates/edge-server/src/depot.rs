@@ -88,13 +88,8 @@ impl Depot {
                 Origin::new(OriginConfig::Fs { root: root.join("depot") }, OriginOptions::default()).map_err(|e| e.to_string())?;
             return Ok(Depot { root, remote: None, published, published_prefix: String::new() });
         };
-        let need = |v: &Option<String>, k: &str| v.clone().ok_or(format!("depot_s3_bucket is set: {k} is required too"));
-        let endpoint = need(&cfg.depot_s3_endpoint, "depot_s3_endpoint")?;
-        let access_key_id = need(&cfg.depot_s3_access_key_id, "depot_s3_access_key_id")?;
-        let secret = need(&cfg.depot_s3_secret_access_key, "depot_s3_secret_access_key")?;
-        if !edge_origin::keys::valid_prefix(&cfg.depot_s3_prefix) {
-            return Err(format!("depot_s3_prefix {:?} is not a valid key prefix", cfg.depot_s3_prefix));
-        }
+        let crate::config::DepotS3 { endpoint, access_key_id, secret_access_key: secret, .. } =
+            cfg.depot_s3()?.ok_or("depot_s3_bucket is set but not complete")?;
         let origin = Origin::new(
             OriginConfig::S3 {
                 endpoint: endpoint.clone(),

@@ -1,0 +1,194 @@
+//! A build's working data between the steps: the app as the pipeline sees it, engine
+//! parameters, the build tree (stored in the depot, read back into this process's cache),
+//! build rows, and writing a DxF image signed with the organization's key.
+
+use crate::db::{i, opt_i, s};
+use crate::depot;
+use crate::state::AppState;
+use crate::store::{tasks, Conn};
+use crate::util::{now_ms, rfc3339};
+use edge_engine::store::ChunkStore;
+use edge_engine::tree::Tree;
+use edge_engine::Params;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The app a task works for.
+pub struct AppCtx {
+    pub id: String,
+    pub name: String,
+    pub org_id: String,
+    pub org_name: String,
+    pub max_builds: i64,
+    pub deployments: Vec<String>,
+    pub cur_build: Option<i64>,
+}
+
+/// Loads the app of a task (None when it was deleted meanwhile).
+pub async fn app_ctx(c: &mut Conn, app_id: &str) -> Result<Option<AppCtx>, sqlx::Error> {
+    let r = sqlx::query("SELECT a.id, a.name, a.org_id, o.name AS org_name, a.max_builds, a.deployments, a.i_cur_build FROM apps a JOIN orgs o ON o.id = a.org_id WHERE a.id = $1")
+        .bind(app_id)
+        .fetch_optional(c)
+        .await?;
+    Ok(r.map(|r| AppCtx {
+        id: s(&r, "id"),
+        name: s(&r, "name"),
+        org_id: s(&r, "org_id"),
+        org_name: s(&r, "org_name"),
+        max_builds: i(&r, "max_builds"),
+        deployments: serde_json::from_str(&s(&r, "deployments")).unwrap_or_default(),
+        cur_build: opt_i(&r, "i_cur_build"),
+    }))
+}
+
+/// Engine parameters from the configuration (chunk window min = avg/4, max = avg·4).
+pub fn params(st: &AppState) -> Params {
+    let avg = st.cfg.chunk_avg_bytes;
+    Params {
+        chunk: edge_engine::ChunkParams { min: avg / 4, avg, max: avg * 4 },
+        zstd_level: st.cfg.zstd_level,
+        pack_limit: st.cfg.pack_limit_bytes,
+    }
+}
+
+pub(crate) fn read_tree(path: &Path) -> Result<Tree, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("build tree {}: {e}", path.display()))?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("build tree {}: {e}", path.display()))
+}
+
+/// A build's tree (`tree_path` is its depot key; an absolute path on data from before the
+/// depot had keys), read through the depot; with `chunks`, its chunks are cached here too.
+pub(crate) async fn load_tree(st: &AppState, app_id: &str, tree_path: &str, chunks: bool) -> Result<Tree, String> {
+    let path =
+        if Path::new(tree_path).is_absolute() { PathBuf::from(tree_path) } else { st.depot.fetch(tree_path, "the build tree").await? };
+    let tree = tokio::task::spawn_blocking(move || read_tree(&path)).await.map_err(|e| e.to_string())??;
+    if chunks {
+        st.depot.pull_chunks(app_id, &tree.chunks.keys().copied().collect::<Vec<_>>()).await?;
+    }
+    Ok(tree)
+}
+
+/// Writes a build's tree under its depot key (atomically) and sends it to the depot.
+pub(crate) async fn store_tree(st: &AppState, app_id: &str, group: &str, tree: &Tree) -> Result<(), String> {
+    let tree_key = depot::tree_key(app_id, group);
+    let path = st.depot.local(&tree_key);
+    let dir = path.parent().ok_or("tree path")?.to_path_buf();
+    let bytes = serde_json::to_vec(tree).map_err(|e| e.to_string())?;
+    let tmp = dir.join(format!(".{group}.tmp"));
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, &path)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+    st.depot.push(&tree_key).await
+}
+
+/// A build as the pipeline needs it.
+pub(crate) struct BuildRow {
+    pub build_id: i64,
+    pub build_name: String,
+    pub dxf_name: Option<String>,
+    pub tree_path: String,
+}
+
+/// One build of an app.
+pub(crate) async fn build_row(st: &AppState, app_id: &str, build_id: i64) -> Result<BuildRow, String> {
+    let r = sqlx::query("SELECT build_id, build_name, dxf_name, tree_path FROM builds WHERE app_id = $1 AND build_id = $2")
+        .bind(app_id)
+        .bind(build_id)
+        .fetch_optional(st.db.pool())
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("build {build_id} is not recorded"))?;
+    Ok(BuildRow {
+        build_id: i(&r, "build_id"),
+        build_name: s(&r, "build_name"),
+        dxf_name: crate::db::opt_s(&r, "dxf_name"),
+        tree_path: s(&r, "tree_path"),
+    })
+}
+
+/// The org key as a signer, when the org has one.
+pub(crate) async fn org_signer(st: &AppState, org_id: &str) -> Result<Option<rsa::RsaPrivateKey>, String> {
+    use rsa::pkcs8::DecodePrivateKey;
+    let r = sqlx::query("SELECT key_sealed FROM orgs WHERE id = $1")
+        .bind(org_id)
+        .fetch_optional(st.db.pool())
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(sealed) = r.and_then(|r| crate::db::opt_s(&r, "key_sealed")) else { return Ok(None) };
+    let der = st.data_key.open(&sealed).ok_or("the organization key cannot be unsealed")?;
+    rsa::RsaPrivateKey::from_pkcs8_der(&der).map(Some).map_err(|e| format!("organization key: {e}"))
+}
+
+/// What [`write_dxf`] wrote.
+pub(crate) struct DxfWritten {
+    pub dxf_name: String,
+    pub files: Vec<String>,
+    pub pack_bytes: u64,
+    pub total_bytes: u64,
+    /// The manifest's `preload` figures (null without traces).
+    pub preload: Value,
+    /// Full-download time / time-to-play at 100 Mbit/s (None without traces or preload).
+    pub acceleration100: Option<f64>,
+}
+
+/// Writes the image of build `b` into the group's staging area, chunks in `sequence` order
+/// first, signed with the org key when there is one; `accesses` (the traces mapped onto
+/// the build) give the manifest's preload figures.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn write_dxf(
+    st: &Arc<AppState>,
+    t: &tasks::Task,
+    app: &AppCtx,
+    b: &BuildRow,
+    sequence: &[edge_engine::Hash],
+    traces: u64,
+    generation: u64,
+    accesses: &[Vec<(u64, edge_engine::Hash)>],
+) -> Result<DxfWritten, String> {
+    let key = org_signer(st, &app.org_id).await?;
+    let owner = t.lease_owner.as_deref().ok_or("the task is not leased")?;
+    let stage_key = format!("{}/dxf", depot::staging_key(&app.id, &t.group, owner));
+    let dir = st.depot.local(&stage_key);
+    let store = ChunkStore::open(&st.depot.local(&depot::chunks_key(&app.id))).map_err(|e| e.to_string())?;
+    let mut meta = edge_engine::image::ImageMeta {
+        org_name: app.org_name.clone(),
+        app_name: app.name.clone(),
+        build_id: b.build_id as u64,
+        build_name: b.build_name.clone(),
+        created: rfc3339(now_ms()),
+        traces,
+        generation,
+        preload: Value::Null,
+    };
+    let p = params(st);
+    let tree = load_tree(st, &app.id, &b.tree_path, true).await?;
+    let (sequence, accesses) = (sequence.to_vec(), accesses.to_vec());
+    let written = tokio::task::spawn_blocking(move || -> Result<DxfWritten, String> {
+        let order = edge_engine::image::stream_order(&tree, &sequence);
+        let layout = edge_engine::seq::layout(&tree, &order);
+        meta.preload = edge_engine::seq::preload_figures_at(&layout, &accesses, edge_engine::seq::PRELOAD_PERCENTILE);
+        let accel = meta.preload["100"].as_u64().and_then(|p| edge_engine::seq::acceleration(&layout, p));
+        let _ = std::fs::remove_dir_all(&dir);
+        let signer = key.map(|k| move |m: &[u8]| edge_engine::image::rsa_sign(&k, m));
+        let sign: Option<edge_engine::image::Signer<'_>> = signer.as_ref().map(|f| f as edge_engine::image::Signer<'_>);
+        let s = edge_engine::image::write_image(&tree, &store, &sequence, &meta, &dir, &p, sign).map_err(|e| e.to_string())?;
+        Ok(DxfWritten {
+            dxf_name: s.dxf_name,
+            files: s.files,
+            pack_bytes: s.pack_bytes,
+            total_bytes: s.total_bytes,
+            preload: meta.preload,
+            acceleration100: accel,
+        })
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    st.depot.push_dir(&stage_key, "manifest.json").await?;
+    Ok(written)
+}

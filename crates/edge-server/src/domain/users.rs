@@ -1,0 +1,209 @@
+//! Users and memberships: validation of a new user, the password rules, role resolution,
+//! the no-takeover rules for changing someone else, and creating a user with its initial
+//! credential (hashed before any connection is taken).
+
+use crate::caller::Caller;
+use crate::crypto::random_password;
+use crate::error::{ApiError, ApiResult};
+use crate::names::{email, text, Name};
+use crate::perms::Perms;
+use crate::state::AppState;
+use crate::store::{apikeys, roles, users, Conn};
+use serde::Deserialize;
+
+/// What a caller is about to do to another user.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub enum TargetChange {
+    /// Profile fields or password.
+    Profile,
+    /// Passwords and API keys.
+    Credentials,
+    /// Role assignment in this org.
+    Roles,
+    /// Removal from this org.
+    Delete,
+}
+
+/// The no-takeover rule: the target's permissions must be a subset of the caller's, and a
+/// person's profile and credentials may be touched only when the person belongs to no
+/// organization but the caller's.
+pub async fn guard_target(c: &mut Conn, caller: &Caller, target: &users::User, change: TargetChange) -> ApiResult<()> {
+    if target.id == caller.user_id {
+        return Ok(());
+    }
+    let theirs = users::effective_perms(c, &caller.org_id, &target.id).await?;
+    if !theirs.subset_of(&caller.perms) {
+        return Err(ApiError::forbidden("the target user holds permissions you do not have"));
+    }
+    if !target.is_machine()
+        && matches!(change, TargetChange::Profile | TargetChange::Credentials)
+        && users::other_org_count(c, &caller.org_id, &target.id).await? > 0
+    {
+        return Err(ApiError::forbidden(
+            "this person belongs to other organizations too; only they can change their profile and credentials",
+        ));
+    }
+    Ok(())
+}
+
+/// The password rule: 10..256 characters, not containing the username, not a common one.
+pub fn check_password(pw: &str, username: &str) -> ApiResult<()> {
+    const COMMON: &[&str] = &[
+        "1234567890",
+        "123456789012",
+        "password123",
+        "password1234",
+        "qwertyuiop",
+        "1q2w3e4r5t",
+        "iloveyou12",
+        "administrator",
+        "letmein1234",
+        "welcome1234",
+        "passw0rd123",
+        "0987654321",
+        "abcdefghij",
+        "qwerty12345",
+        "1111111111",
+        "changeme123",
+    ];
+    let n = pw.chars().count();
+    if !(10..=256).contains(&n) {
+        return Err(ApiError::invalid("newPW", "the password must be 10..256 characters"));
+    }
+    if pw.to_lowercase().contains(&username.to_lowercase()) {
+        return Err(ApiError::invalid("newPW", "the password must not contain the username"));
+    }
+    if COMMON.contains(&pw.to_lowercase().as_str()) {
+        return Err(ApiError::invalid("newPW", "the password is too common"));
+    }
+    Ok(())
+}
+
+/// Resolves role names of `org` to (ids, combined permissions); unknown → 400.
+pub(crate) async fn resolve_roles(c: &mut Conn, org: &str, names: &[String]) -> ApiResult<(Vec<String>, Perms)> {
+    let mut ids = Vec::new();
+    let mut p = Perms::default();
+    for n in names {
+        let r = roles::get(c, org, n).await?.ok_or_else(|| ApiError::invalid("roles", format!("unknown role '{n}'")))?;
+        p = p.union(&r.perms);
+        ids.push(r.id);
+    }
+    Ok((ids, p))
+}
+
+/// The Create User body (also a user item of a configuration bundle).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UserIn {
+    pub username: String,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub email: Option<String>,
+    pub firstname: Option<String>,
+    pub surname: Option<String>,
+    pub title: Option<String>,
+    pub label: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// A Create User body that passed validation.
+pub(crate) struct ValidUser {
+    pub username: Name,
+    pub machine: bool,
+    pub email: Option<String>,
+    pub firstname: Option<String>,
+    pub surname: Option<String>,
+    pub title: Option<String>,
+    pub label: Option<String>,
+    pub roles: Vec<String>,
+}
+
+/// Checks every field of a Create User body.
+pub(crate) fn validate_user(b: UserIn) -> ApiResult<ValidUser> {
+    let username = Name::parse("username", &b.username)?;
+    let machine = match b.kind.as_deref() {
+        Some("machine") => true,
+        Some("user") => false,
+        Some(_) => return Err(ApiError::invalid("type", "type must be user or machine")),
+        None => b.label.is_some() && b.email.is_none(),
+    };
+    let title = b.title.as_deref().map(|t| text("title", t, 1, 100)).transpose()?;
+    let (mail, first, sur, label) = if machine {
+        for (f, v) in [("email", &b.email), ("firstname", &b.firstname), ("surname", &b.surname)] {
+            if v.is_some() {
+                return Err(ApiError::invalid(f, format!("a machine user has no {f}")));
+            }
+        }
+        let label = text("label", b.label.as_deref().ok_or_else(|| ApiError::invalid("label", "missing field 'label'"))?, 1, 200)?;
+        (None, None, None, Some(label))
+    } else {
+        let req = |f: &str, v: &Option<String>| v.clone().ok_or_else(|| ApiError::invalid(f, format!("missing field '{f}'")));
+        if b.label.is_some() {
+            return Err(ApiError::invalid("label", "a person has no label; use firstname and surname"));
+        }
+        (
+            Some(email("email", &req("email", &b.email)?)?),
+            Some(text("firstname", &req("firstname", &b.firstname)?, 1, 100)?),
+            Some(text("surname", &req("surname", &b.surname)?, 1, 100)?),
+            None,
+        )
+    };
+    Ok(ValidUser { username, machine, email: mail, firstname: first, surname: sur, title, label, roles: b.roles })
+}
+
+/// A person's random initial password and its Argon2 hash.
+pub struct InitialPassword {
+    plain: String,
+    hash: String,
+}
+
+/// A new random password and its hash (for a person; `None` for a machine user).
+pub(crate) async fn initial_password(st: &AppState, v: &ValidUser) -> ApiResult<Option<InitialPassword>> {
+    if v.machine {
+        return Ok(None);
+    }
+    let plain = random_password();
+    let hash = st.passwords.hash(plain.clone()).await?;
+    Ok(Some(InitialPassword { plain, hash }))
+}
+
+/// Creates a validated user as a member of `org` with `role_ids`: a person gets a random
+/// initial password, a machine user an API key. Returns (id, initialPW, apiKey).
+/// `password` is [`initial_password`]'s answer, made before `c` was taken (hashing holds no
+/// connection).
+pub(crate) async fn insert_user(
+    c: &mut Conn,
+    org: &str,
+    v: &ValidUser,
+    role_ids: &[String],
+    password: Option<InitialPassword>,
+) -> ApiResult<(String, Option<String>, Option<String>)> {
+    let (pw_plain, pw_hash) = match (v.machine, password) {
+        (true, _) => (None, None),
+        (false, Some(p)) => (Some(p.plain), Some(p.hash)),
+        (false, None) => return Err(ApiError::internal("a person was to be created without an initial password")),
+    };
+    if users::by_username(c, v.username.as_str()).await?.is_some() {
+        return Err(ApiError::conflict("item-exists", format!("username '{}' is taken", v.username)));
+    }
+    let id = users::insert(
+        c,
+        users::NewUser {
+            username: v.username.as_str(),
+            kind: if v.machine { "machine" } else { "user" },
+            machine_org: v.machine.then_some(org),
+            pw_hash,
+            email: v.email.as_deref(),
+            firstname: v.firstname.as_deref(),
+            surname: v.surname.as_deref(),
+            title: v.title.as_deref(),
+            label: v.label.as_deref(),
+        },
+    )
+    .await?;
+    users::add_membership(c, org, &id).await?;
+    users::set_roles(c, org, &id, role_ids).await?;
+    let key = if v.machine { Some(apikeys::create(c, org, &id, Some("initial key"), None).await?.1) } else { None };
+    Ok((id, pw_plain, key))
+}
