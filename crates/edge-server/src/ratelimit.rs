@@ -1,7 +1,7 @@
 //! Login brute-force limits: failures per (username, client address) and per address,
 //! counted in the database so every process agrees, pruned as they age out.
 
-use crate::db::Backend;
+use crate::store::login_attempts;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::util::now_ms;
@@ -82,24 +82,14 @@ async fn try_reserve(st: &AppState, username: &str, client: &str) -> ApiResult<O
     let keys =
         [(format!("u:{username}|{client}"), st.cfg.login_max_failures_user), (format!("a:{client}"), st.cfg.login_max_failures_addr)];
     let mut tx = st.db.tx().await?;
-    if st.db.backend == Backend::Postgres {
-        // Every attempt from one address takes this lock (both keys hold the address), so
-        // count-then-insert is one step; SQLite's BEGIN IMMEDIATE already serializes writers.
-        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(lock_id(client)).execute(&mut *tx).await?;
-    }
+    // Every attempt from one address takes this lock (both keys hold the address), so
+    // count-then-insert is one step; SQLite's BEGIN IMMEDIATE already serializes writers.
+    login_attempts::lock_address(&mut tx, st.db.backend, lock_id(client)).await?;
     let mut full = false;
     for (key, max) in &keys {
-        let r = sqlx::query(
-            "SELECT COUNT(*) AS n, SUM(CASE WHEN pending = 1 AND at > $1 THEN 1 ELSE 0 END) AS inflight, \
-             MIN(CASE WHEN pending = 0 OR at <= $1 THEN at END) AS first FROM login_failures WHERE key = $2 AND at > $3",
-        )
-        .bind(now - PENDING_MS)
-        .bind(key)
-        .bind(now - window)
-        .fetch_one(&mut *tx)
-        .await?;
-        let (n, inflight, first) = (crate::db::i(&r, "n"), crate::db::i(&r, "inflight"), crate::db::i(&r, "first"));
-        let failures = n - inflight;
+        let w = login_attempts::window(&mut tx, key, now - window, now - PENDING_MS).await?;
+        let (n, first) = (w.n, w.first.unwrap_or(0));
+        let failures = n - w.inflight.unwrap_or(0);
         if failures >= i64::from(*max) {
             let retry = ((first + window - now) / 1000).max(1) as u64;
             return Err(ApiError::too_many(retry));
@@ -111,14 +101,7 @@ async fn try_reserve(st: &AppState, username: &str, client: &str) -> ApiResult<O
     }
     let id = crate::util::new_id("la");
     for (key, _) in &keys {
-        sqlx::query("INSERT INTO login_failures (key, at, attempt, pending) VALUES ($1, $2, $3, 1)")
-            .bind(key)
-            .bind(now)
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-        // Keys are pruned as they are used (and by the sweep); the index is on (key, at).
-        sqlx::query("DELETE FROM login_failures WHERE key = $1 AND at <= $2").bind(key).bind(now - window).execute(&mut *tx).await?;
+        login_attempts::add_pending(&mut tx, key, now, &id, now - window).await?;
     }
     tx.commit().await?;
     Ok(Some(Attempt { id }))
@@ -128,7 +111,7 @@ impl Attempt {
     /// The password was right (or was not checked): the attempt no longer counts.
     pub async fn release(self, st: &AppState) -> ApiResult<()> {
         let mut tx = st.db.tx().await?;
-        sqlx::query("DELETE FROM login_failures WHERE attempt = $1").bind(&self.id).execute(&mut *tx).await?;
+        login_attempts::remove(&mut tx, &self.id).await?;
         tx.commit().await?;
         RESOLVED.notify_waiters();
         Ok(())
@@ -137,7 +120,7 @@ impl Attempt {
     /// The password was wrong: the attempt counts as a failure for the whole window.
     pub async fn failed(self, st: &AppState) -> ApiResult<()> {
         let mut tx = st.db.tx().await?;
-        sqlx::query("UPDATE login_failures SET pending = 0 WHERE attempt = $1").bind(&self.id).execute(&mut *tx).await?;
+        login_attempts::fail(&mut tx, &self.id).await?;
         tx.commit().await?;
         RESOLVED.notify_waiters();
         Ok(())

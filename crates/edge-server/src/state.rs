@@ -211,13 +211,9 @@ impl AppState {
     }
 
     async fn write_maintenance(&self, enabled: bool, retry_after: u64, by_config: bool) -> Result<Maintenance, sqlx::Error> {
-        use sqlx::Row;
         for _ in 0..50 {
             let mut tx = self.db.tx().await?;
-            let old: Option<String> = sqlx::query("SELECT value FROM settings WHERE key = 'maintenance'")
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| r.get::<String, _>("value"));
+            let old = crate::store::settings::get_in(&mut tx, "maintenance").await?;
             let prev = old.as_deref().map(|t| self.parse_maintenance(t)).unwrap_or_else(|| self.maintenance_off());
             let now = crate::util::now_ms();
             let since = match (enabled, prev.enabled && prev.since > 0) {
@@ -231,19 +227,10 @@ impl AppState {
                 v["byConfig"] = serde_json::json!(true);
             }
             let written = match &old {
-                Some(o) => sqlx::query("UPDATE settings SET value = $1 WHERE key = 'maintenance' AND value = $2")
-                    .bind(v.to_string())
-                    .bind(o.as_str())
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected(),
-                None => sqlx::query("INSERT INTO settings (key, value) VALUES ('maintenance', $1) ON CONFLICT (key) DO NOTHING")
-                    .bind(v.to_string())
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected(),
+                Some(o) => crate::store::settings::compare_and_set_in(&mut tx, "maintenance", o, &v.to_string()).await?,
+                None => crate::store::settings::insert_if_absent_in(&mut tx, "maintenance", &v.to_string()).await?,
             };
-            if written != 1 {
+            if !written {
                 // Another process changed it in between: read again.
                 drop(tx);
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -251,11 +238,7 @@ impl AppState {
             }
             if prev.enabled && !enabled && prev.since > 0 {
                 let by = (now - prev.since).max(0);
-                let n = sqlx::query("UPDATE uploads SET expires = expires + $1 WHERE state IN ('waiting', 'receiving')")
-                    .bind(by)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+                let n = crate::store::uploads::extend_pending(&mut tx, by).await?;
                 tracing::info!(maintenance_ms = by, uploads = n, "maintenance ended; pending upload expiries extended by its length");
             }
             tx.commit().await?;

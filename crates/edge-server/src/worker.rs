@@ -7,7 +7,7 @@ use crate::delivery::outcome::{After, Done, Progress};
 use crate::delivery::pipeline::{self};
 use crate::delivery::purge;
 use crate::state::AppState;
-use crate::store::{published, sessions, settings, tasks};
+use crate::store::{login_attempts, published, sessions, settings, tasks};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -157,13 +157,7 @@ const SWEEP_LEASE_MS: i64 = 60_000;
 
 /// Compare-and-set of the sweep row from `old` to `new`.
 async fn sweep_cas(st: &AppState, old: &str, new: &str) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("UPDATE settings SET value = $1 WHERE key = $2 AND value = $3")
-        .bind(new)
-        .bind(SWEEP_KEY)
-        .bind(old)
-        .execute(st.db.pool())
-        .await?;
-    Ok(r.rows_affected() == 1)
+    settings::compare_and_set(&st.db, SWEEP_KEY, old, new).await
 }
 
 /// Takes the sweep lease when no sweep runs and (unless `force`) the last one started an
@@ -271,24 +265,14 @@ async fn sweep(st: &AppState) -> Result<Value, String> {
     let mut c = st.db.conn().await.map_err(|e| e.to_string())?;
     let sessions = sessions::sweep(&mut c).await.map_err(|e| e.to_string())?;
     let cutoff = crate::util::now_ms() - st.cfg.login_window as i64 * 1000;
-    let failures = sqlx::query("DELETE FROM login_failures WHERE at < $1")
-        .bind(cutoff)
-        .execute(&mut *c)
-        .await
-        .map_err(|e| e.to_string())?
-        .rows_affected();
+    let failures = login_attempts::prune(&mut c, cutoff).await.map_err(|e| e.to_string())?;
     // Launcher sessions past their token's life (their traces stay), and staged imports
     // no one committed in time.
     let now = crate::util::now_ms();
-    let mut gone = [0u64; 2];
-    for (k, table) in ["rte_sessions", "imports"].iter().enumerate() {
-        gone[k] = sqlx::query(&format!("DELETE FROM {table} WHERE expires < $1"))
-            .bind(now)
-            .execute(&mut *c)
-            .await
-            .map_err(|e| e.to_string())?
-            .rows_affected();
-    }
+    let gone = [
+        crate::store::launcher::expire_sessions(&mut c, now).await.map_err(|e| e.to_string())?,
+        crate::store::imports::expire(&mut c, now).await.map_err(|e| e.to_string())?,
+    ];
     drop(c);
     let removed = remove_superseded(st).await?;
     st.metrics.sweep_done(&[

@@ -2,10 +2,9 @@
 //! parameters, the build tree (stored in the depot, read back into this process's cache),
 //! build rows, and writing a DxF image signed with the organization's key.
 
-use crate::db::{i, opt_i, s};
 use crate::depot;
 use crate::state::AppState;
-use crate::store::{tasks, Conn};
+use crate::store::{apps, builds, orgs, tasks, Conn};
 use crate::util::{now_ms, rfc3339};
 use edge_engine::store::ChunkStore;
 use edge_engine::tree::Tree;
@@ -27,18 +26,15 @@ pub struct AppCtx {
 
 /// Loads the app of a task (None when it was deleted meanwhile).
 pub async fn app_ctx(c: &mut Conn, app_id: &str) -> Result<Option<AppCtx>, sqlx::Error> {
-    let r = sqlx::query("SELECT a.id, a.name, a.org_id, o.name AS org_name, a.max_builds, a.deployments, a.i_cur_build FROM apps a JOIN orgs o ON o.id = a.org_id WHERE a.id = $1")
-        .bind(app_id)
-        .fetch_optional(c)
-        .await?;
-    Ok(r.map(|r| AppCtx {
-        id: s(&r, "id"),
-        name: s(&r, "name"),
-        org_id: s(&r, "org_id"),
-        org_name: s(&r, "org_name"),
-        max_builds: i(&r, "max_builds"),
-        deployments: serde_json::from_str(&s(&r, "deployments")).unwrap_or_default(),
-        cur_build: opt_i(&r, "i_cur_build"),
+    Ok(apps::for_pipeline(c, app_id).await?.map(|a| AppCtx {
+        // A list that does not parse is no list (as it always was).
+        deployments: serde_json::from_str(&a.deployments).unwrap_or_default(),
+        id: a.id,
+        name: a.name,
+        org_id: a.org_id,
+        org_name: a.org_name,
+        max_builds: a.max_builds,
+        cur_build: a.i_cur_build,
     }))
 }
 
@@ -88,39 +84,21 @@ pub(crate) async fn store_tree(st: &AppState, app_id: &str, group: &str, tree: &
 }
 
 /// A build as the pipeline needs it.
-pub(crate) struct BuildRow {
-    pub build_id: i64,
-    pub build_name: String,
-    pub dxf_name: Option<String>,
-    pub tree_path: String,
-}
+pub(crate) use crate::store::builds::BuildRow;
 
 /// One build of an app.
 pub(crate) async fn build_row(st: &AppState, app_id: &str, build_id: i64) -> Result<BuildRow, String> {
-    let r = sqlx::query("SELECT build_id, build_name, dxf_name, tree_path FROM builds WHERE app_id = $1 AND build_id = $2")
-        .bind(app_id)
-        .bind(build_id)
-        .fetch_optional(st.db.pool())
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("build {build_id} is not recorded"))?;
-    Ok(BuildRow {
-        build_id: i(&r, "build_id"),
-        build_name: s(&r, "build_name"),
-        dxf_name: crate::db::opt_s(&r, "dxf_name"),
-        tree_path: s(&r, "tree_path"),
-    })
+    builds::row(&st.db, app_id, build_id).await.map_err(|e| e.to_string())?.ok_or_else(|| format!("build {build_id} is not recorded"))
 }
 
 /// The org key as a signer, when the org has one.
 pub(crate) async fn org_signer(st: &AppState, org_id: &str) -> Result<Option<rsa::RsaPrivateKey>, String> {
     use rsa::pkcs8::DecodePrivateKey;
-    let r = sqlx::query("SELECT key_sealed FROM orgs WHERE id = $1")
-        .bind(org_id)
-        .fetch_optional(st.db.pool())
-        .await
-        .map_err(|e| e.to_string())?;
-    let Some(sealed) = r.and_then(|r| crate::db::opt_s(&r, "key_sealed")) else { return Ok(None) };
+    // A connection for this one read, given back before the key is unsealed.
+    let mut c = st.db.conn().await.map_err(|e| e.to_string())?;
+    let sealed = orgs::key_sealed(&mut c, org_id).await.map_err(|e| e.to_string())?;
+    drop(c);
+    let Some(sealed) = sealed else { return Ok(None) };
     let der = st.data_key.open(&sealed).ok_or("the organization key cannot be unsealed")?;
     rsa::RsaPrivateKey::from_pkcs8_der(&der).map(Some).map_err(|e| format!("organization key: {e}"))
 }

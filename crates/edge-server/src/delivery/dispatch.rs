@@ -4,8 +4,8 @@
 //! body's SHA-256); Slack goes through `chat.postMessage`. Failures retry with exponential
 //! backoff and jitter, honouring `Retry-After` up to an hour; then the event is dropped.
 
-use crate::db::{i, opt_s, s};
 use crate::state::AppState;
+use crate::store::deliveries::{self, Pending};
 use crate::util::{hex, now_ms, random_bytes};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -64,42 +64,19 @@ pub async fn run(st: Arc<AppState>, mut stop: watch::Receiver<bool>) {
 /// The head delivery of every subscription that has one due and is not being served.
 async fn due(st: &AppState, busy: &Mutex<HashSet<String>>) -> Result<Vec<(String, String)>, sqlx::Error> {
     let now = now_ms();
-    // The head of each queue: one pass over the (status, subscription_id, id) index, then
-    // a primary-key lookup per head. (A correlated subquery per pending row cost O(backlog)
-    // lookups on every poll, just when a burst made the backlog long.)
-    let heads = sqlx::query("SELECT MIN(id) AS id FROM deliveries WHERE status = 'pending' GROUP BY subscription_id LIMIT 500")
-        .fetch_all(st.db.pool())
-        .await?;
-    if heads.is_empty() {
+    // The head of each queue, then a primary-key lookup per head.
+    let ids = deliveries::heads(&st.db).await?;
+    if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<String> = heads.iter().map(|r| s(r, "id")).collect();
-    let sql = format!("SELECT id, subscription_id, next_at, lease_until FROM deliveries WHERE id IN ({})", placeholders(1, ids.len()));
-    let mut q = sqlx::query(&sql);
-    for id in &ids {
-        q = q.bind(id);
-    }
-    let rows = q.fetch_all(st.db.pool()).await?;
     let mut out = Vec::new();
-    for r in rows {
-        let (id, sub) = (s(&r, "id"), s(&r, "subscription_id"));
-        if i(&r, "next_at") > now
-            || crate::db::opt_i(&r, "lease_until").is_some_and(|l| l > now)
-            || busy.lock().expect("busy set").contains(&sub)
-        {
+    for h in deliveries::heads_by_id(&st.db, &ids).await? {
+        if h.next_at > now || h.lease_until.is_some_and(|l| l > now) || busy.lock().expect("busy set").contains(&h.subscription_id) {
             continue;
         }
         // Lease it so another process does not send it too.
-        let got = sqlx::query(
-            "UPDATE deliveries SET lease_until = $1 WHERE id = $2 AND status = 'pending' AND (lease_until IS NULL OR lease_until < $3)",
-        )
-        .bind(now + 60_000)
-        .bind(&id)
-        .bind(now)
-        .execute(st.db.pool())
-        .await?;
-        if got.rows_affected() == 1 {
-            out.push((sub, id));
+        if deliveries::lease(&st.db, &h.id, now).await? {
+            out.push((h.subscription_id, h.id));
         }
     }
     Ok(out)
@@ -109,49 +86,23 @@ async fn due(st: &AppState, busy: &Mutex<HashSet<String>>) -> Result<Vec<(String
 /// (stopping at the first one not yet due: order is kept).
 async fn lease_batch(st: &AppState, sub: &str, n: i64) -> Result<Vec<String>, sqlx::Error> {
     let now = now_ms();
-    let rows = sqlx::query("SELECT id, next_at FROM deliveries WHERE subscription_id = $1 AND status = 'pending' ORDER BY id LIMIT $2")
-        .bind(sub)
-        .bind(n)
-        .fetch_all(st.db.pool())
-        .await?;
-    let ids: Vec<String> = rows.iter().take_while(|r| i(r, "next_at") <= now).map(|r| s(r, "id")).collect();
+    let rows = deliveries::queue_head(&st.db, sub, n).await?;
+    let ids: Vec<String> = rows.into_iter().take_while(|(_, next_at)| *next_at <= now).map(|(id, _)| id).collect();
     if ids.is_empty() {
         return Ok(ids);
     }
-    let sql = format!(
-        "UPDATE deliveries SET lease_until = $1 WHERE status = 'pending' AND (lease_until IS NULL OR lease_until < $2) AND id IN ({})",
-        placeholders(3, ids.len())
-    );
-    let mut q = sqlx::query(&sql).bind(now + 60_000).bind(now);
-    for id in &ids {
-        q = q.bind(id);
-    }
-    let got = q.execute(st.db.pool()).await?;
+    let got = deliveries::lease_all(&st.db, &ids, now).await?;
     // Another process holds part of this queue: leave it to that one (its leases expire).
-    Ok(if got.rows_affected() as usize == ids.len() { ids } else { Vec::new() })
+    Ok(if got as usize == ids.len() { ids } else { Vec::new() })
 }
-
-/// `$start, $start+1, …` for `n` parameters.
-fn placeholders(start: usize, n: usize) -> String {
-    (start..start + n).map(|k| format!("${k}")).collect::<Vec<_>>().join(", ")
-}
-
-const DELIVERY_SQL: &str = "SELECT d.id, d.attempts, d.created, d.subscription_id, o.body, s.kind, s.url, s.slack_channel, \
-    s.slack_token_sealed, s.secret_sealed, s.name, s.enabled FROM deliveries d JOIN outbox o ON o.id = d.event_id \
-    JOIN subscriptions s ON s.id = d.subscription_id WHERE d.status = 'pending' AND d.id";
 
 /// Sends a leased batch in order; successes are recorded together. `Ok(true)` when the
 /// whole batch went out (the queue may go on at once).
 async fn serve_batch(st: &AppState, client: &reqwest::Client, sub: &str, batch: &[String]) -> Result<bool, sqlx::Error> {
     let mut delivered: Vec<&String> = Vec::new();
     let mut all_ok = true;
-    let sql = format!("{DELIVERY_SQL} IN ({})", placeholders(1, batch.len()));
-    let mut q = sqlx::query(&sql);
-    for id in batch {
-        q = q.bind(id);
-    }
-    let mut rows: std::collections::HashMap<String, sqlx::any::AnyRow> =
-        q.fetch_all(st.db.pool()).await?.into_iter().map(|r| (s(&r, "id"), r)).collect();
+    let mut rows: std::collections::HashMap<String, Pending> =
+        deliveries::pending(&st.db, batch).await?.into_iter().map(|r| (r.id.clone(), r)).collect();
     for id in batch {
         match deliver(st, client, id, rows.remove(id), false).await? {
             Some(true) => delivered.push(id),
@@ -164,32 +115,13 @@ async fn serve_batch(st: &AppState, client: &reqwest::Client, sub: &str, batch: 
     }
     if !delivered.is_empty() {
         let mut tx = st.db.tx().await?;
-        let sql = format!(
-            "UPDATE deliveries SET status = 'done', attempts = attempts + 1, lease_until = NULL WHERE id IN ({})",
-            placeholders(1, delivered.len())
-        );
-        let mut q = sqlx::query(&sql);
-        for id in &delivered {
-            q = q.bind(*id);
-        }
-        q.execute(&mut *tx).await?;
-        sqlx::query(
-            "UPDATE subscriptions SET delivered = delivered + $1, last_delivery = $2, last_status = 'ok', last_error = NULL WHERE id = $3",
-        )
-        .bind(delivered.len() as i64)
-        .bind(now_ms())
-        .bind(sub)
-        .execute(&mut *tx)
-        .await?;
+        deliveries::mark_done_all(&mut tx, &delivered).await?;
+        deliveries::count_delivered(&mut tx, sub, delivered.len() as i64).await?;
         tx.commit().await?;
     }
     if !all_ok {
         // Release the leases of what was not attempted, keeping their place in line.
-        sqlx::query("UPDATE deliveries SET lease_until = NULL WHERE subscription_id = $1 AND status = 'pending' AND next_at <= $2")
-            .bind(sub)
-            .bind(now_ms())
-            .execute(st.db.pool())
-            .await?;
+        deliveries::release(&st.db, sub, now_ms()).await?;
     }
     Ok(all_ok)
 }
@@ -209,24 +141,24 @@ async fn deliver(
     st: &AppState,
     client: &reqwest::Client,
     id: &str,
-    row: Option<sqlx::any::AnyRow>,
+    row: Option<Pending>,
     record: bool,
 ) -> Result<Option<bool>, sqlx::Error> {
     let row = match row {
         Some(r) => Some(r),
-        None => sqlx::query(&format!("{DELIVERY_SQL} = $1")).bind(id).fetch_optional(st.db.pool()).await?,
+        None => deliveries::pending_one(&st.db, id).await?,
     };
     let Some(r) = row else {
         return Ok(Some(false));
     };
-    let sub = s(&r, "subscription_id");
+    let sub = r.subscription_id.clone();
     let now = now_ms();
-    let kind = s(&r, "kind");
-    if i(&r, "enabled") != 1 || now - i(&r, "created") > MAX_AGE_MS {
+    let kind = r.kind.clone();
+    if !r.is_enabled() || now - r.created > MAX_AGE_MS {
         st.metrics.delivery(&kind, "failed");
         return drop_delivery(st, id, &sub, "expired before delivery").await.map(|_| Some(false));
     }
-    let mut body: Value = serde_json::from_str(&s(&r, "body")).unwrap_or(Value::Null);
+    let mut body: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
     body["deliveryId"] = json!(id);
     let sent = if kind == "slack" { send_slack(st, client, &r, &body).await } else { send_webhook(st, client, &r, &body).await };
     st.metrics.delivery(
@@ -234,7 +166,7 @@ async fn deliver(
         match &sent {
             Sent::Ok => "delivered",
             Sent::Gone(_) => "failed",
-            Sent::Retry(..) if i(&r, "attempts") as usize >= st.cfg.webhook_backoff_ms.len() => "failed",
+            Sent::Retry(..) if r.attempts as usize >= st.cfg.webhook_backoff_ms.len() => "failed",
             Sent::Retry(..) => "retried",
         },
     );
@@ -242,39 +174,21 @@ async fn deliver(
         Sent::Ok if !record => Ok(Some(true)),
         Sent::Ok => {
             let mut tx = st.db.tx().await?;
-            sqlx::query("UPDATE deliveries SET status = 'done', attempts = attempts + 1, lease_until = NULL WHERE id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("UPDATE subscriptions SET delivered = delivered + 1, last_delivery = $1, last_status = 'ok', last_error = NULL WHERE id = $2")
-                .bind(now_ms())
-                .bind(&sub)
-                .execute(&mut *tx)
-                .await?;
+            deliveries::mark_done(&mut tx, id).await?;
+            deliveries::count_one_delivered(&mut tx, &sub).await?;
             tx.commit().await.map(|_| Some(true))
         }
         Sent::Gone(why) => {
             let mut tx = st.db.tx().await?;
-            sqlx::query("UPDATE subscriptions SET enabled = 0, last_status = 'failed', last_error = $1, last_delivery = $2 WHERE id = $3")
-                .bind(&why)
-                .bind(now_ms())
-                .bind(&sub)
-                .execute(&mut *tx)
-                .await?;
-            let n = sqlx::query(
-                "UPDATE deliveries SET status = 'dropped', lease_until = NULL WHERE subscription_id = $1 AND status = 'pending'",
-            )
-            .bind(&sub)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            sqlx::query("UPDATE subscriptions SET failed = failed + $1 WHERE id = $2").bind(n as i64).bind(&sub).execute(&mut *tx).await?;
+            deliveries::disable_subscription(&mut tx, &sub, &why).await?;
+            let n = deliveries::drop_queue(&mut tx, &sub).await?;
+            deliveries::count_failed(&mut tx, &sub, n as i64).await?;
             tx.commit().await?;
-            tracing::info!(subscription = %s(&r, "name"), reason = %why, "subscription disabled");
+            tracing::info!(subscription = %r.name, reason = %why, "subscription disabled");
             Ok(None)
         }
         Sent::Retry(why, retry_after) => {
-            let attempts = i(&r, "attempts") as usize;
+            let attempts = r.attempts as usize;
             let schedule = &st.cfg.webhook_backoff_ms;
             if attempts >= schedule.len() {
                 // Dropped: the next event in line may go at once.
@@ -287,18 +201,8 @@ async fn deliver(
                 wait = wait.max((ra.min(3600) * 1000) as i64);
             }
             let mut tx = st.db.tx().await?;
-            sqlx::query("UPDATE deliveries SET attempts = attempts + 1, next_at = $1, lease_until = NULL, last_error = $2 WHERE id = $3")
-                .bind(now_ms() + wait)
-                .bind(&why)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("UPDATE subscriptions SET last_status = 'failed', last_error = $1, last_delivery = $2 WHERE id = $3")
-                .bind(&why)
-                .bind(now_ms())
-                .bind(&sub)
-                .execute(&mut *tx)
-                .await?;
+            deliveries::schedule_retry(&mut tx, id, now_ms() + wait, &why).await?;
+            deliveries::note_failure(&mut tx, &sub, &why).await?;
             tx.commit().await.map(|_| None)
         }
     }
@@ -306,16 +210,8 @@ async fn deliver(
 
 async fn drop_delivery(st: &AppState, id: &str, sub: &str, why: &str) -> Result<(), sqlx::Error> {
     let mut tx = st.db.tx().await?;
-    sqlx::query("UPDATE deliveries SET status = 'dropped', lease_until = NULL, last_error = $1 WHERE id = $2")
-        .bind(why)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("UPDATE subscriptions SET failed = failed + 1, last_status = 'failed', last_error = $1 WHERE id = $2")
-        .bind(why)
-        .bind(sub)
-        .execute(&mut *tx)
-        .await?;
+    deliveries::drop_one(&mut tx, id, why).await?;
+    deliveries::count_dropped(&mut tx, sub, why).await?;
     tx.commit().await
 }
 
@@ -323,16 +219,16 @@ fn secret_of(st: &AppState, sealed: Option<String>) -> Vec<u8> {
     sealed.and_then(|s| st.data_key.open(&s)).unwrap_or_default()
 }
 
-async fn send_webhook(st: &AppState, client: &reqwest::Client, r: &sqlx::any::AnyRow, body: &Value) -> Sent {
-    let url = s(r, "url");
+async fn send_webhook(st: &AppState, client: &reqwest::Client, r: &Pending, body: &Value) -> Sent {
+    let url = r.url.clone().unwrap_or_default();
     if let Err(e) = edge_origin::net::check_url(&url, st.cfg.allow_private_sources) {
         return Sent::Retry(e.to_string(), None);
     }
     let bytes = body.to_string().into_bytes();
-    let secret = secret_of(st, opt_s(r, "secret_sealed"));
+    let secret = secret_of(st, Some(r.secret_sealed.clone()));
     let key = crate::util::b64url_decode(std::str::from_utf8(&secret).unwrap_or("")).unwrap_or_default();
     let iat = now_ms() / 1000;
-    let claims = json!({"iss": "rockit-edge", "sub": s(r, "name"), "iat": iat, "exp": iat + 300, "jti": body["deliveryId"], "sha256": hex(&Sha256::digest(&bytes))});
+    let claims = json!({"iss": "rockit-edge", "sub": r.name, "iat": iat, "exp": iat + 300, "jti": body["deliveryId"], "sha256": hex(&Sha256::digest(&bytes))});
     let jwt = crate::crypto::jwt_sign(&claims, &key);
     let req = client
         .post(&url)
@@ -367,15 +263,15 @@ fn slack_text(b: &Value) -> String {
     t
 }
 
-async fn send_slack(st: &AppState, client: &reqwest::Client, r: &sqlx::any::AnyRow, body: &Value) -> Sent {
-    let token = String::from_utf8(secret_of(st, opt_s(r, "slack_token_sealed"))).unwrap_or_default();
+async fn send_slack(st: &AppState, client: &reqwest::Client, r: &Pending, body: &Value) -> Sent {
+    let token = String::from_utf8(secret_of(st, r.slack_token_sealed.clone())).unwrap_or_default();
     let url = format!("{}/chat.postMessage", st.cfg.slack_api_base.trim_end_matches('/'));
     let fields: Vec<Value> = ["type", "event", "appName", "buildName", "buildId", "taskName"]
         .iter()
         .filter(|k| !body[**k].is_null())
         .map(|k| json!({"type": "mrkdwn", "text": format!("*{k}*: {}", body[*k].as_str().map(String::from).unwrap_or_else(|| body[*k].to_string()))}))
         .collect();
-    let msg = json!({"channel": s(r, "slack_channel"), "text": slack_text(body),
+    let msg = json!({"channel": r.slack_channel.as_deref().unwrap_or_default(), "text": slack_text(body),
         "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": slack_text(body)}, "fields": fields}], "metadata": {"event_type": "rockit_edge", "event_payload": body}});
     let resp = client.post(&url).bearer_auth(token).json(&msg).timeout(Duration::from_millis(st.cfg.webhook_timeout_ms)).send().await;
     match resp {

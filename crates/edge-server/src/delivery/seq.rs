@@ -2,12 +2,11 @@
 //! build by path, the sequence the optimiser chooses, the preload figures; the `mkseq`
 //! step that republishes the current build in trained order when that beats its image.
 
-use crate::db::{i, s};
 use crate::delivery::builds::{build_row, load_tree, write_dxf, AppCtx};
 use crate::delivery::outcome::{ok, After, Done};
 use crate::depot;
 use crate::state::AppState;
-use crate::store::tasks;
+use crate::store::{apps, tasks, traces, trainings};
 use crate::util::now_ms;
 use edge_engine::seq::{self, SeqParams};
 use edge_engine::tree::Tree;
@@ -75,19 +74,12 @@ pub fn learn(st: &AppState, app_id: &str, trace_ids: &[String], tree: &Tree) -> 
 
 /// Ids of the app's newest traces.
 pub async fn trace_ids(st: &AppState, app_id: &str) -> Result<Vec<String>, String> {
-    let rows = sqlx::query("SELECT id FROM traces WHERE app_id = $1 ORDER BY created DESC, id DESC LIMIT $2")
-        .bind(app_id)
-        .bind(TRAINING_MAX)
-        .fetch_all(st.db.pool())
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(rows.iter().map(|r| s(r, "id")).collect())
+    traces::newest(&st.db, app_id, TRAINING_MAX).await.map_err(|e| e.to_string())
 }
 
 /// The app's sequence generation (0 before any `mkseq` published).
 pub async fn generation(st: &AppState, app_id: &str) -> Result<i64, String> {
-    let r = sqlx::query("SELECT generation FROM trainings WHERE app_id = $1").bind(app_id).fetch_optional(st.db.pool()).await;
-    Ok(r.map_err(|e| e.to_string())?.map(|r| i(&r, "generation")).unwrap_or(0))
+    Ok(trainings::generation(&st.db, app_id).await.map_err(|e| e.to_string())?.unwrap_or(0))
 }
 
 /// The chunk order of a published image, read from its index in the depot.
@@ -169,10 +161,9 @@ pub async fn on_trace(
     app_name: &str,
 ) -> Result<Option<String>, sqlx::Error> {
     crate::domain::trainings::ensure(c, org_id, app_id).await?;
-    sqlx::query("UPDATE trainings SET since_sequence = since_sequence + 1 WHERE app_id = $1").bind(app_id).execute(&mut *c).await?;
-    let r =
-        sqlx::query("SELECT since_sequence, n_traces_reliable FROM trainings WHERE app_id = $1").bind(app_id).fetch_one(&mut *c).await?;
-    if i(&r, "since_sequence") < i(&r, "n_traces_reliable") {
+    trainings::count_trace(c, app_id).await?;
+    let (since, reliable) = trainings::counts(c, app_id).await?;
+    if since < reliable {
         return Ok(None);
     }
     enqueue(c, org_id, org_name, app_id, app_name).await
@@ -186,14 +177,10 @@ pub async fn enqueue(
     app_id: &str,
     app_name: &str,
 ) -> Result<Option<String>, sqlx::Error> {
-    let busy = sqlx::query("SELECT 1 FROM tasks WHERE app_id = $1 AND type = 'mkseq' AND status IN ('submitted', 'running')")
-        .bind(app_id)
-        .fetch_optional(&mut *c)
-        .await?;
-    if busy.is_some() {
+    if tasks::mkseq_pending(c, app_id).await? {
         return Ok(None);
     }
-    let cur = sqlx::query("SELECT i_cur_build FROM apps WHERE id = $1").bind(app_id).fetch_one(&mut *c).await?;
+    let cur = apps::current_build(c, app_id).await?;
     let group = crate::util::new_id("g");
     let base = tasks::NewTask {
         org_id: Some(org_id.to_string()),
@@ -201,7 +188,7 @@ pub async fn enqueue(
         group: Some(group.clone()),
         app_id: Some(app_id.to_string()),
         app_name: Some(app_name.to_string()),
-        build_id: crate::db::opt_i(&cur, "i_cur_build"),
+        build_id: cur,
         queue_pos: Some(now_ms()),
         ..Default::default()
     };
@@ -213,29 +200,15 @@ pub async fn enqueue(
 /// After a group's `deploy` made its image current, the training shows that image's
 /// figures; a `mkseq` group also records its generation and restarts the count.
 pub async fn after_publish(c: &mut crate::store::Conn, t: &tasks::Task) -> Result<(), sqlx::Error> {
-    let Some(r) = sqlx::query("SELECT type, result FROM tasks WHERE task_group = $1 AND type IN ('mkseq', 'mkdxf')")
-        .bind(&t.group)
-        .fetch_optional(&mut *c)
-        .await?
-    else {
+    let Some((kind, result)) = tasks::image_step(c, &t.group).await? else {
         return Ok(());
     };
-    let res: Value = crate::db::opt_s(&r, "result").and_then(|v| serde_json::from_str(&v).ok()).unwrap_or(Value::Null);
+    let res: Value = result.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or(Value::Null);
     let app_id = t.app_id.clone().unwrap_or_default();
     crate::domain::trainings::ensure(c, &t.org_id.clone().unwrap_or_default(), &app_id).await?;
-    sqlx::query("UPDATE trainings SET preload = $1, acceleration = $2 WHERE app_id = $3")
-        .bind(res["preload"].to_string())
-        .bind(res["acceleration100"].to_string())
-        .bind(&app_id)
-        .execute(&mut *c)
-        .await?;
-    if s(&r, "type") == "mkseq" {
-        sqlx::query("UPDATE trainings SET since_sequence = 0, last_sequence = $1, generation = $2 WHERE app_id = $3")
-            .bind(now_ms())
-            .bind(res["generation"].as_i64().unwrap_or(0))
-            .bind(&app_id)
-            .execute(&mut *c)
-            .await?;
+    trainings::set_figures(c, &app_id, &res["preload"].to_string(), &res["acceleration100"].to_string()).await?;
+    if kind == "mkseq" {
+        trainings::record_sequence(c, &app_id, now_ms(), res["generation"].as_i64().unwrap_or(0)).await?;
     }
     Ok(())
 }

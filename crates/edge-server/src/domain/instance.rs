@@ -2,22 +2,16 @@
 //! every start.
 
 use crate::config::Config;
-use crate::db::{Backend, Db};
-use crate::store::orgs;
+use crate::db::Db;
+use crate::store::{orgs, settings};
 
 /// Applies migrations and makes sure the operator organization exists. Idempotent and safe
 /// to run concurrently. Returns the schema version.
 pub async fn initialize(db: &Db, cfg: &Config) -> Result<i64, String> {
     let version = db.migrate().await.map_err(|e| format!("migrations: {e}"))?;
     let mut tx = db.tx().await.map_err(|e| e.to_string())?;
-    if db.backend == Backend::Postgres {
-        sqlx::query("SELECT pg_advisory_xact_lock(7310002)").execute(&mut *tx).await.map_err(|e| e.to_string())?;
-    }
-    let existing: Option<String> = sqlx::query("SELECT value FROM settings WHERE key = 'operator_org'")
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(|e| e.to_string())?
-        .map(|r| crate::db::s(&r, "value"));
+    orgs::lock_creation(&mut tx, db.backend).await.map_err(|e| e.to_string())?;
+    let existing = settings::get_in(&mut tx, "operator_org").await.map_err(|e| e.to_string())?;
     if let Some(name) = existing {
         if name != cfg.operator_org {
             return Err(format!(
@@ -52,11 +46,8 @@ pub async fn initialize(db: &Db, cfg: &Config) -> Result<i64, String> {
         orgs::CreateError::Db(e) => format!("creating the operator organization: {e}"),
         orgs::CreateError::MachineUser => "the operator admin username belongs to a machine user".into(),
     })?;
-    sqlx::query("INSERT INTO settings (key, value) VALUES ('operator_org', $1)")
-        .bind(&cfg.operator_org)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| e.to_string())?;
+    // Under the creation lock: absent, as read above.
+    settings::insert_if_absent_in(&mut tx, "operator_org", &cfg.operator_org).await.map_err(|e| e.to_string())?;
     tx.commit().await.map_err(|e| e.to_string())?;
     if let Some(pw) = created.admin_pw {
         let path = cfg.data_dir.join("initial-admin-password");

@@ -104,13 +104,7 @@ pub async fn enqueue_for_app(st: &AppState, c: &mut Conn, org: &str, org_name: &
 
 /// Queues the purge of an organization's apps (with `prune`, their published files too).
 pub async fn enqueue_for_org(st: &AppState, c: &mut Conn, org: &str, org_name: &str, prune: bool) -> ApiResult<Option<String>> {
-    let apps: Vec<String> = sqlx::query("SELECT id FROM apps WHERE org_id = $1")
-        .bind(org)
-        .fetch_all(&mut *c)
-        .await?
-        .iter()
-        .map(|r| crate::db::s(r, "id"))
-        .collect();
+    let apps = crate::store::apps::ids_of_org(&mut *c, org).await?;
     let mut snap = Snapshot::default();
     let mut rows = Vec::new();
     for a in &apps {

@@ -4,8 +4,8 @@
 use crate::error::{ApiError, ApiResult};
 use crate::names::Name;
 use crate::state::AppState;
+use crate::store::subscriptions;
 use crate::store::events::{EVENTS, TYPES};
-use crate::util::now_ms;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -121,29 +121,23 @@ pub(crate) async fn insert_subscription(
 ) -> ApiResult<(String, String)> {
     let secret = crate::util::b64url(&crate::util::random_bytes(32));
     let id = crate::util::new_id("sub");
-    let taken = sqlx::query("SELECT 1 FROM subscriptions WHERE org_id = $1 AND name = $2")
-        .bind(org_id)
-        .bind(v.name.as_str())
-        .fetch_optional(&mut *c)
-        .await?;
-    if taken.is_some() {
+    if subscriptions::exists(&mut *c, org_id, v.name.as_str()).await? {
         return Err(ApiError::conflict("item-exists", format!("subscription '{}' exists", v.name)));
     }
-    sqlx::query(
-        "INSERT INTO subscriptions (id, org_id, name, kind, url, slack_channel, slack_token_sealed, secret_sealed, filter, enabled, created, updated) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10)",
+    subscriptions::insert(
+        c,
+        subscriptions::NewSubscription {
+            id: &id,
+            org: org_id,
+            name: v.name.as_str(),
+            kind: &v.kind,
+            url: v.url.as_deref(),
+            channel: v.channel.as_deref(),
+            slack_token_sealed: v.token.as_ref().map(|t| st.data_key.seal(t.as_bytes())),
+            secret_sealed: st.data_key.seal(secret.as_bytes()),
+            filter_json: v.filter.to_string(),
+        },
     )
-    .bind(&id)
-    .bind(org_id)
-    .bind(v.name.as_str())
-    .bind(&v.kind)
-    .bind(&v.url)
-    .bind(&v.channel)
-    .bind(v.token.as_ref().map(|t| st.data_key.seal(t.as_bytes())))
-    .bind(st.data_key.seal(secret.as_bytes()))
-    .bind(v.filter.to_string())
-    .bind(now_ms())
-    .execute(&mut *c)
     .await?;
     Ok((id, secret))
 }

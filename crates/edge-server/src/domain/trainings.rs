@@ -7,10 +7,5 @@ pub const DEFAULT_RELIABLE: i64 = 12;
 
 /// The training row of an app, created with defaults when missing.
 pub async fn ensure(c: &mut Conn, org_id: &str, app_id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO trainings (app_id, org_id) VALUES ($1, $2) ON CONFLICT (app_id) DO NOTHING")
-        .bind(app_id)
-        .bind(org_id)
-        .execute(&mut *c)
-        .await?;
-    Ok(())
+    crate::store::trainings::ensure(c, org_id, app_id).await
 }

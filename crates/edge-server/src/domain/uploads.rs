@@ -19,13 +19,9 @@ pub async fn expire_uploads(st: &AppState) -> Result<u64, sqlx::Error> {
     if reset > 0 {
         tracing::info!(uploads = reset, "upload claims of a process that stopped were reset");
     }
-    let rows = sqlx::query("SELECT token_hash, task_name FROM uploads WHERE state = 'waiting' AND expires < $1")
-        .bind(cutoff)
-        .fetch_all(st.db.pool())
-        .await?;
+    let rows = crate::store::uploads::expired_waiting(&mut *st.db.conn().await?, cutoff).await?;
     let mut n = 0;
-    for r in rows {
-        let (hash, task) = (crate::db::s(&r, "token_hash"), crate::db::s(&r, "task_name"));
+    for (hash, task) in rows {
         if expire_upload(st, &hash, &task, Some(cutoff)).await? {
             st.metrics.task_ended("dltar", "expired", None);
             n += 1;

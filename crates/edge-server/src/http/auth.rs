@@ -6,7 +6,7 @@ use crate::crypto::jwt_verify;
 use crate::error::{ApiError, ApiResult};
 use crate::perms::Perms;
 use crate::state::AppState;
-use crate::store::apikeys;
+use crate::store::{apikeys, credentials};
 use crate::util::{ct_eq, now_ms, sha256_hex};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -75,22 +75,6 @@ fn credential(h: &HeaderMap) -> ApiResult<Credential> {
     }
 }
 
-/// The caller's identity, membership, org and every role's permissions, in one query:
-/// a request pays one round trip to authenticate (rows: one per role held).
-const ACCESS_SQL: &str = "SELECT t.session_id AS cred, s.org_id, s.user_id, u.username, u.kind, o.name AS org_name, o.operator, r.perms, \
-    NULL AS secret_hash, t.expires, NULL AS last_used \
-    FROM tokens t JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id \
-    JOIN memberships m ON m.org_id = s.org_id AND m.user_id = s.user_id JOIN orgs o ON o.id = s.org_id \
-    LEFT JOIN member_roles mr ON mr.org_id = s.org_id AND mr.user_id = s.user_id LEFT JOIN roles r ON r.id = mr.role_id \
-    WHERE t.hash = $1 AND t.kind = 'access' AND t.expires > $2 AND s.revoked = 0";
-
-const KEY_SQL: &str = "SELECT k.key_id AS cred, k.org_id, k.user_id, u.username, u.kind, o.name AS org_name, o.operator, r.perms, \
-    k.secret_hash, k.expires, k.last_used \
-    FROM apikeys k JOIN users u ON u.id = k.user_id \
-    JOIN memberships m ON m.org_id = k.org_id AND m.user_id = k.user_id JOIN orgs o ON o.id = k.org_id \
-    LEFT JOIN member_roles mr ON mr.org_id = k.org_id AND mr.user_id = k.user_id LEFT JOIN roles r ON r.id = mr.role_id \
-    WHERE k.key_id = $1";
-
 /// Resolves the caller from headers (used by the extractor and the Foundry API), through
 /// the authentication cache when it is on.
 pub async fn resolve_caller(h: &HeaderMap, st: &AppState) -> ApiResult<Caller> {
@@ -110,53 +94,57 @@ pub async fn resolve_caller(h: &HeaderMap, st: &AppState) -> ApiResult<Caller> {
 
 /// Resolves the caller from the database; returns it with the time its credential expires.
 async fn resolve_uncached(cred: Credential, st: &AppState) -> ApiResult<(Caller, i64)> {
-    use crate::db::{i, opt_i, opt_s, s};
     let unauthorized = || ApiError::unauthorized("invalid or expired credentials");
     let now = now_ms();
-    let (sql, lookup, secret, want) = match &cred {
+    let (key_id, secret, want) = match &cred {
         Credential::Token(t) if t.starts_with("rk_") => {
             let (id, secret) = apikeys::split(t).ok_or_else(unauthorized)?;
-            (KEY_SQL, id.to_string(), Some(secret.to_string()), None)
+            (Some(id.to_string()), Some(secret.to_string()), None)
         }
-        Credential::Token(t) => (ACCESS_SQL, sha256_hex(t.as_bytes()), None, None),
+        Credential::Token(_) => (None, None, None),
         Credential::Triple { org, user, key } => {
             let (id, secret) = apikeys::split(key).ok_or_else(unauthorized)?;
-            (KEY_SQL, id.to_string(), Some(secret.to_string()), Some((org.clone(), user.clone())))
+            (Some(id.to_string()), Some(secret.to_string()), Some((org.clone(), user.clone())))
         }
     };
-    let q = sqlx::query(sql).bind(&lookup);
-    let rows = if sql == ACCESS_SQL { q.bind(now) } else { q }.fetch_all(st.db.pool()).await?;
+    let mut c = st.db.conn().await?;
+    let rows = match (&key_id, &cred) {
+        (Some(id), _) => credentials::by_api_key(&mut c, id).await?,
+        (None, Credential::Token(t)) => credentials::by_access_token(&mut c, &sha256_hex(t.as_bytes()), now).await?,
+        (None, Credential::Triple { .. }) => return Err(unauthorized()),
+    };
+    drop(c);
     let first = rows.first().ok_or_else(unauthorized)?;
     let is_key = secret.is_some();
     if let Some(secret) = &secret {
-        if !ct_eq(sha256_hex(secret.as_bytes()).as_bytes(), s(first, "secret_hash").as_bytes())
-            || opt_i(first, "expires").is_some_and(|e| e <= now)
+        if !ct_eq(sha256_hex(secret.as_bytes()).as_bytes(), first.secret_hash.as_deref().unwrap_or("").as_bytes())
+            || first.expires.is_some_and(|e| e <= now)
         {
             return Err(unauthorized());
         }
     }
-    let (org_name, username) = (s(first, "org_name"), s(first, "username"));
+    let (org_name, username) = (first.org_name.clone(), first.username.clone());
     if let Some((org, user)) = want {
         // In the machine triple, org and username must be the key's.
         if org != org_name || user != username {
             return Err(unauthorized());
         }
     }
-    let perms = rows.iter().filter_map(|r| opt_s(r, "perms")).fold(Perms::default(), |acc, p| acc.union(&Perms::from_db(&p)));
-    let cred_id = s(first, "cred");
-    if is_key && opt_i(first, "last_used").is_none_or(|t| t < now - 60_000) {
+    let perms = rows.iter().filter_map(|r| r.perms.as_deref()).fold(Perms::default(), |acc, p| acc.union(&Perms::from_db(p)));
+    let cred_id = first.cred.clone();
+    if is_key && first.last_used.is_none_or(|t| t < now - 60_000) {
         let mut c = st.db.conn().await?;
         apikeys::touch(&mut c, &cred_id).await?;
     }
-    let valid_until = opt_i(first, "expires").unwrap_or(i64::MAX);
+    let valid_until = first.expires.unwrap_or(i64::MAX);
     Ok((
         Caller {
-            user_id: s(first, "user_id"),
+            user_id: first.user_id.clone(),
             username,
-            kind: s(first, "kind"),
-            org_id: s(first, "org_id"),
+            kind: first.kind.clone(),
+            org_id: first.org_id.clone(),
             org_name,
-            operator: i(first, "operator") == 1,
+            operator: first.operator == 1,
             perms,
             session_id: (!is_key).then(|| cred_id.clone()),
             key_id: is_key.then_some(cred_id),

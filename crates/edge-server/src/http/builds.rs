@@ -108,22 +108,13 @@ async fn post_build(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
     }
     c.require(Resource::Apps, U)?;
     let mut tx = st.db.tx().await?;
-    let app = sqlx::query("SELECT id, error FROM apps WHERE org_id = $1 AND name = $2")
-        .bind(&c.org_id)
-        .bind(&b.app_name)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| ApiError::not_found("app", &b.app_name))?;
-    let app_id = crate::db::s(&app, "id");
-    if crate::db::i(&app, "error") == 1 {
+    let (app_id, locked) =
+        crate::store::apps::lock_state(&mut tx, &c.org_id, &b.app_name).await?.ok_or_else(|| ApiError::not_found("app", &b.app_name))?;
+    if locked {
         return Err(ApiError::conflict("app-locked", "the app is in error state after a failed publish; fix it and retry the task first"));
     }
     if url.is_none() {
-        let waiting = sqlx::query("SELECT COUNT(*) AS n FROM uploads u JOIN tasks t ON t.name = u.task_name WHERE u.app_id = $1 AND u.state IN ('waiting', 'receiving') AND t.status = 'submitted'")
-            .bind(&app_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        if crate::db::i(&waiting, "n") >= 4 {
+        if uploads::waiting_count(&mut tx, &app_id).await? >= 4 {
             return Err(ApiError::conflict("invalid-state", "this app already has 4 uploads waiting; use or expire them first"));
         }
     }
@@ -158,16 +149,15 @@ async fn post_build(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
     if url.is_none() {
         let token = random_token();
         let expires = now_ms() + st.cfg.upload_ttl as i64 * 1000;
-        sqlx::query("INSERT INTO uploads (token_hash, task_name, org_id, app_id, expires, size_expected, state, created) VALUES ($1, $2, $3, $4, $5, $6, 'waiting', $7)")
-            .bind(sha256_hex(token.as_bytes()))
-            .bind(&dl)
-            .bind(&c.org_id)
-            .bind(&app_id)
-            .bind(expires)
-            .bind(b.size.map(|s| s as i64))
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
+        let upload = uploads::NewUpload {
+            token_hash: sha256_hex(token.as_bytes()),
+            task: &dl,
+            org_id: &c.org_id,
+            app_id: &app_id,
+            expires,
+            size_expected: b.size.map(|s| s as i64),
+        };
+        uploads::insert(&mut tx, upload).await?;
         out["uploadUrl"] = json!(format!("{}/be/v1/uploads/{token}", st.public_url));
         out["uploadExpires"] = json!(rfc3339(expires));
     }

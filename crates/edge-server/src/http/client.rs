@@ -3,9 +3,9 @@
 //! deployment's download authentication when it has one).
 
 use super::extract::{success, JsonBody};
-use crate::db::{i, opt_i, opt_s, s};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::store::launcher;
 use crate::util::{new_id, now_ms, random_token, sha256_hex};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -42,24 +42,19 @@ pub struct Session {
 pub async fn session_from(st: &AppState, h: &HeaderMap, token: Option<&str>) -> ApiResult<Session> {
     let tok = super::auth::header(h, "x-rockit-session-token").or_else(|| token.map(String::from));
     let tok = tok.ok_or_else(|| ApiError::unauthorized("x-rockit-session-token is required"))?;
-    let r = sqlx::query(
-        "SELECT s.id, s.org_id, s.app_id, s.build_id, s.dxf_name, s.trace_id, s.expires, o.name AS org_name, a.name AS app_name \
-         FROM rte_sessions s JOIN orgs o ON o.id = s.org_id JOIN apps a ON a.id = s.app_id WHERE s.token_hash = $1",
-    )
-    .bind(sha256_hex(tok.as_bytes()))
-    .fetch_optional(st.db.pool())
-    .await?
-    .filter(|r| i(r, "expires") > now_ms())
-    .ok_or_else(|| ApiError::unauthorized("the session token is unknown or expired"))?;
+    let r = launcher::session_by_token(&mut *st.db.conn().await?, &sha256_hex(tok.as_bytes()))
+        .await?
+        .filter(|r| r.expires > now_ms())
+        .ok_or_else(|| ApiError::unauthorized("the session token is unknown or expired"))?;
     Ok(Session {
-        id: s(&r, "id"),
-        org_id: s(&r, "org_id"),
-        org_name: s(&r, "org_name"),
-        app_id: s(&r, "app_id"),
-        app_name: s(&r, "app_name"),
-        build_id: i(&r, "build_id"),
-        dxf_name: s(&r, "dxf_name"),
-        trace_id: opt_s(&r, "trace_id"),
+        id: r.id,
+        org_id: r.org_id,
+        org_name: r.org_name,
+        app_id: r.app_id,
+        app_name: r.app_name,
+        build_id: r.build_id,
+        dxf_name: r.dxf_name,
+        trace_id: r.trace_id,
     })
 }
 
@@ -116,57 +111,42 @@ async fn open_session(
     let key =
         super::auth::header(&headers, "x-rockit-client-key").ok_or_else(|| ApiError::unauthorized("x-rockit-client-key is required"))?;
     let mut c = st.db.conn().await?;
-    let app = sqlx::query(
-        "SELECT a.id, a.org_id, a.name, a.deployments, a.client_key_sealed, a.i_cur_build, o.public_key_pem FROM apps a \
-         JOIN orgs o ON o.id = a.org_id WHERE o.name = $1 AND a.name = $2",
-    )
-    .bind(&b.org_name)
-    .bind(&b.app_name)
-    .fetch_optional(&mut *c)
-    .await?;
+    let app = launcher::app(&mut c, &b.org_name, &b.app_name).await?;
     // Unknown org, unknown app and wrong key answer alike: nothing to enumerate.
     let app = app
         .filter(|a| {
-            let stored = opt_s(a, "client_key_sealed").and_then(|k| st.data_key.open(&k)).unwrap_or_default();
+            let stored = a.client_key_sealed.as_deref().and_then(|k| st.data_key.open(k)).unwrap_or_default();
             !stored.is_empty() && crate::util::ct_eq(&stored, key.as_bytes())
         })
         .ok_or_else(|| ApiError::unauthorized("the client key is not valid for this app"))?;
-    let app_id = s(&app, "id");
-    let build_id = match b.build_id.or_else(|| opt_i(&app, "i_cur_build")) {
+    let app_id = app.id.clone();
+    let build_id = match b.build_id.or(app.i_cur_build) {
         Some(id) => id,
         None => return Err(ApiError::conflict("invalid-state", "the app has no published build yet")),
     };
-    let build = sqlx::query(
-        "SELECT dxf_name FROM builds WHERE app_id = $1 AND build_id = $2 AND status IN ('current', 'retained') AND dxf_name IS NOT NULL",
-    )
-    .bind(&app_id)
-    .bind(build_id)
-    .fetch_optional(&mut *c)
-    .await?
-    .ok_or_else(|| ApiError::not_found("build", &build_id.to_string()))?;
-    let dxf = s(&build, "dxf_name");
+    let dxf = launcher::image_of(&mut c, &app_id, build_id).await?.ok_or_else(|| ApiError::not_found("build", &build_id.to_string()))?;
     let org_name = b.org_name.clone();
     let (manifest_url, query) = locate(&st, &mut c, &app, &org_name, build_id, &dxf).await?;
     let (id, token, now) = (new_id("rs"), format!("rs_{}", random_token()), now_ms());
-    sqlx::query(
-        "INSERT INTO rte_sessions (id, org_id, app_id, build_id, dxf_name, token_hash, state, client, created, expires) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8, $9)",
+    launcher::insert_session(
+        &mut c,
+        launcher::NewSession {
+            id: &id,
+            org_id: &app.org_id,
+            app_id: &app_id,
+            build_id,
+            dxf_name: &dxf,
+            token_hash: sha256_hex(token.as_bytes()),
+            client: &client,
+            created: now,
+            expires: now + SESSION_TTL_S * 1000,
+        },
     )
-    .bind(&id)
-    .bind(s(&app, "org_id"))
-    .bind(&app_id)
-    .bind(build_id)
-    .bind(&dxf)
-    .bind(sha256_hex(token.as_bytes()))
-    .bind(&client)
-    .bind(now)
-    .bind(now + SESSION_TTL_S * 1000)
-    .execute(&mut *c)
     .await?;
     let mut out = json!({
         "sessionId": id, "sessionToken": token, "expiresIn": SESSION_TTL_S,
         "build": {"buildId": build_id, "dxfName": dxf, "manifestUrl": manifest_url},
-        "publicKeyPem": opt_s(&app, "public_key_pem"),
+        "publicKeyPem": app.public_key_pem,
     });
     if let Some(q) = query {
         out["downloadQuery"] = json!(q);
@@ -180,15 +160,14 @@ async fn open_session(
 async fn locate(
     st: &AppState,
     c: &mut crate::store::Conn,
-    app: &sqlx::any::AnyRow,
+    app: &launcher::LauncherApp,
     org: &str,
     build: i64,
     dxf: &str,
 ) -> ApiResult<(String, Option<String>)> {
-    let app_id = s(app, "id");
-    let app_name = s(app, "name");
-    let listed: Vec<String> = serde_json::from_str(&s(app, "deployments")).unwrap_or_default();
-    let mut deps = crate::store::deployments::list(c, &s(app, "org_id")).await?;
+    let (app_id, app_name) = (&app.id, &app.name);
+    let listed: Vec<String> = serde_json::from_str(&app.deployments).unwrap_or_default();
+    let mut deps = crate::store::deployments::list(c, &app.org_id).await?;
     if listed.is_empty() {
         deps.sort_by(|a, b| a.name.cmp(&b.name));
     } else {
@@ -196,15 +175,9 @@ async fn locate(
     }
     for d in deps {
         let Some(base) = &d.public_url else { continue };
-        let dir = edge_origin::keys::dxf_dir(&d.prefix, org, &app_name, build as u64, dxf);
+        let dir = edge_origin::keys::dxf_dir(&d.prefix, org, app_name, build as u64, dxf);
         let manifest_key = format!("{dir}/manifest.json");
-        let held = sqlx::query("SELECT 1 FROM published WHERE app_id = $1 AND deployment_id = $2 AND obj_key = $3 AND superseded IS NULL")
-            .bind(&app_id)
-            .bind(&d.id)
-            .bind(&manifest_key)
-            .fetch_optional(&mut *c)
-            .await?;
-        if held.is_none() {
+        if !launcher::holds(c, app_id, &d.id, &manifest_key).await? {
             continue;
         }
         let url = format!("{base}/{manifest_key}");
@@ -255,17 +228,9 @@ async fn close_session(State(st): State<Arc<AppState>>, headers: HeaderMap, Json
     if sess.id != b.session_id {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "the session token belongs to another session"));
     }
-    let done = sqlx::query(
-        "UPDATE rte_sessions SET state = 'ended', ended = $1, play_seconds = $2, stalls = $3, stall_seconds = $4 WHERE id = $5 AND state = 'open'",
-    )
-    .bind(now_ms())
-    .bind(b.play_seconds.map(|v| v.min(i64::MAX as u64) as i64))
-    .bind(b.stalls.map(|v| v.min(i64::MAX as u64) as i64))
-    .bind(b.stall_seconds.map(|v| v.min(i64::MAX as u64) as i64))
-    .bind(&sess.id)
-    .execute(st.db.pool())
-    .await?;
-    if done.rows_affected() == 0 {
+    let clamp = |v: Option<u64>| v.map(|v| v.min(i64::MAX as u64) as i64);
+    let ended = launcher::end_session(&mut *st.db.conn().await?, &sess.id, clamp(b.play_seconds), clamp(b.stalls), clamp(b.stall_seconds)).await?;
+    if !ended {
         return Err(ApiError::conflict("invalid-state", "the session has ended already"));
     }
     Ok(success(json!({"sessionId": sess.id, "state": "ended"})))

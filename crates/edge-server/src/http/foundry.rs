@@ -212,12 +212,9 @@ async fn create(State(st): State<Arc<AppState>>, h: HeaderMap, RawQuery(raw): Ra
         return Err(ferr(StatusCode::BAD_REQUEST, "Conjure:InvalidArgument", json!({"name": "1..200 characters"})));
     }
     let mut tx = st.db.tx().await?;
-    if st.db.backend == crate::db::Backend::Postgres {
-        // SQLite's BEGIN IMMEDIATE already serializes writers; on PostgreSQL two creates of
-        // the same display name would both pass the label check (labels are not unique in
-        // the schema) and collide on the derived name (500). Released at commit/rollback.
-        sqlx::query("SELECT pg_advisory_xact_lock(7310002)").execute(&mut *tx).await?;
-    }
+    // Two creates of the same display name would both pass the label check (labels are
+    // not unique in the schema) and collide on the derived name (500).
+    orgs::lock_creation(&mut tx, st.db.backend).await?;
     let mut admins = Vec::new();
     for p in &b.administrators {
         admins.push(principal(&mut tx, p).await?);

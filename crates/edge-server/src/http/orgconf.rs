@@ -4,7 +4,6 @@
 use super::auth::Admin;
 use super::extract::{success, JsonBody, OptJsonBody};
 use crate::caller::Caller;
-use crate::db::{i, s};
 use crate::error::{ApiError, ApiResult};
 use crate::names::Name;
 use crate::orgconf::items::read;
@@ -16,7 +15,7 @@ use crate::orgconf::{
 };
 use crate::perms::R;
 use crate::state::AppState;
-use crate::store::{orgs, Conn};
+use crate::store::{imports, orgs, Conn};
 use crate::util::{new_id, now_ms, rfc3339};
 use axum::extract::State;
 use axum::routing::post;
@@ -127,16 +126,16 @@ async fn import(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBod
     drop(conn);
     let (id, now) = (new_id("imp"), now_ms());
     // Expired staged imports are removed by the maintenance sweep.
-    sqlx::query("INSERT INTO imports (id, org_id, user_id, bundle, base, created, expires) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-        .bind(&id)
-        .bind(&c.org_id)
-        .bind(&c.user_id)
-        .bind(b.bundle.to_string())
-        .bind(&base)
-        .bind(now)
-        .bind(now + IMPORT_TTL_MS)
-        .execute(st.db.pool())
-        .await?;
+    let staged = imports::NewImport {
+        id: &id,
+        org: &c.org_id,
+        user: &c.user_id,
+        bundle: b.bundle.to_string(),
+        base: &base,
+        created: now,
+        expires: now + IMPORT_TTL_MS,
+    };
+    imports::insert(&mut *st.db.conn().await?, staged).await?;
     let plan: Vec<Value> = steps.iter().map(Step::to_json).collect();
     Ok(success(json!({"importId": id, "expires": rfc3339(now + IMPORT_TTL_MS), "plan": plan})))
 }
@@ -150,14 +149,8 @@ struct CommitIn {
 async fn commit(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<CommitIn>) -> ApiResult<Json<Value>> {
     // The people the plan creates get their password hashes first, before the write lock
     // is taken; the plan is made again under it (and must match the staged one).
-    let staged = sqlx::query("SELECT bundle FROM imports WHERE id = $1 AND org_id = $2 AND user_id = $3 AND expires > $4")
-        .bind(&b.import_id)
-        .bind(&c.org_id)
-        .bind(&c.user_id)
-        .bind(now_ms())
-        .fetch_optional(st.db.pool())
-        .await?;
-    let passwords = match staged.and_then(|r| serde_json::from_str::<Value>(&s(&r, "bundle")).ok()) {
+    let staged = imports::bundle_of(&mut *st.db.conn().await?, &c.org_id, &c.user_id, &b.import_id, now_ms()).await?;
+    let passwords = match staged.and_then(|b| serde_json::from_str::<Value>(&b).ok()) {
         Some(bundle) => {
             let planned = plan_for(&st, &mut *st.db.conn().await?, &c, &bundle).await;
             match planned {
@@ -171,24 +164,21 @@ async fn commit(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBod
     let mut tx = st.db.tx().await?;
     // One commit per organization at a time: the row lock (the write lock on SQLite) makes
     // the staleness check and the writes one step.
-    sqlx::query("UPDATE orgs SET updated = updated WHERE id = $1").bind(&c.org_id).execute(&mut *tx).await?;
-    let row = sqlx::query("SELECT user_id, bundle, base, expires FROM imports WHERE id = $1 AND org_id = $2")
-        .bind(&b.import_id)
-        .bind(&c.org_id)
-        .fetch_optional(&mut *tx)
+    orgs::lock(&mut tx, &c.org_id).await?;
+    let row = imports::get(&mut tx, &c.org_id, &b.import_id)
         .await?
-        .filter(|r| i(r, "expires") > now_ms())
+        .filter(|r| r.expires > now_ms())
         .ok_or_else(|| ApiError::not_found("import", &b.import_id))?;
-    if s(&row, "user_id") != c.user_id {
+    if row.user_id != c.user_id {
         return Err(ApiError::forbidden("only the caller that staged this import may commit it"));
     }
-    let bundle: Value = serde_json::from_str(&s(&row, "bundle")).map_err(ApiError::internal)?;
+    let bundle: Value = serde_json::from_str(&row.bundle).map_err(ApiError::internal)?;
     let (steps, base) = plan_for(&st, &mut tx, &c, &bundle).await?;
-    if base != s(&row, "base") {
+    if base != row.base {
         return Err(ApiError::conflict("invalid-state", "the configuration changed since the plan was made; import again"));
     }
     let done = apply(&st, &mut tx, &c.org_id, c.operator, &steps, passwords).await?;
-    sqlx::query("DELETE FROM imports WHERE id = $1").bind(&b.import_id).execute(&mut *tx).await?;
+    imports::delete(&mut tx, &b.import_id).await?;
     tx.commit().await?;
     tracing::info!(org = %c.org_name, applied = done.applied, "configuration committed");
     Ok(success(json!({"applied": done.applied, "secrets": done.secrets})))

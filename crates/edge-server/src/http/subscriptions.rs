@@ -3,18 +3,17 @@
 
 use super::extract::{project, success, JsonBody, ListQuery, ListSpec};
 use crate::caller::Caller;
-use crate::db::{i, opt_i, opt_s, s};
 use crate::domain::subscriptions::{insert_subscription, validate_subscription, SubscriptionIn};
 use crate::error::{ApiError, ApiResult};
 use crate::perms::{Resource, C, D, R};
 use crate::state::AppState;
+use crate::store::subscriptions::{self, Subscription};
 use crate::store::events::{EVENTS, TYPES};
 use crate::util::rfc3339;
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use sqlx::any::AnyRow;
 use std::sync::Arc;
 
 /// Routes of this module.
@@ -26,18 +25,18 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/be/v1/schemas/import-url", get(import_url_schema))
 }
 
-fn sub_json(r: &AnyRow) -> Value {
-    let filter: Value = serde_json::from_str(&s(r, "filter")).unwrap_or(json!({}));
+fn sub_json(r: &Subscription) -> Value {
+    let filter: Value = serde_json::from_str(&r.filter).unwrap_or(json!({}));
     let mut v = json!({
-        "name": s(r, "name"), "type": s(r, "kind"), "filter": filter, "enabled": i(r, "enabled") == 1,
-        "created": rfc3339(i(r, "created")), "updated": rfc3339(i(r, "updated")),
-        "stats": {"delivered": i(r, "delivered"), "failed": i(r, "failed"), "lastDelivery": opt_i(r, "last_delivery").map(rfc3339),
-                  "lastStatus": opt_s(r, "last_status"), "lastError": opt_s(r, "last_error")},
+        "name": r.name, "type": r.kind, "filter": filter, "enabled": r.enabled == 1,
+        "created": rfc3339(r.created), "updated": rfc3339(r.updated),
+        "stats": {"delivered": r.delivered, "failed": r.failed, "lastDelivery": r.last_delivery.map(rfc3339),
+                  "lastStatus": r.last_status, "lastError": r.last_error},
     });
-    if let Some(u) = opt_s(r, "url") {
+    if let Some(u) = &r.url {
         v["url"] = json!(u);
     }
-    if let Some(ch) = opt_s(r, "slack_channel") {
+    if let Some(ch) = &r.slack_channel {
         v["slackChannel"] = json!(ch);
     }
     v
@@ -48,7 +47,7 @@ async fn post_subscription(c: Caller, State(st): State<Arc<AppState>>, JsonBody(
     c.require(Resource::Subscriptions, C)?;
     let mut tx = st.db.tx().await?;
     let (id, secret) = insert_subscription(&st, &mut tx, &c.org_id, &v).await?;
-    let r = sqlx::query("SELECT * FROM subscriptions WHERE id = $1").bind(&id).fetch_one(&mut *tx).await?;
+    let r = subscriptions::by_id(&mut tx, &id).await?.ok_or_else(|| ApiError::internal("subscription vanished"))?;
     tx.commit().await?;
     Ok(success(json!({"subscription": sub_json(&r), "secret": secret})))
 }
@@ -58,7 +57,7 @@ const SUB_LIST: ListSpec = ListSpec { filters: &[], order_fields: &["name", "cre
 async fn list_subscriptions(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     let q = ListQuery::parse(raw.as_deref(), &SUB_LIST)?;
     c.require(Resource::Subscriptions, R)?;
-    let rows = sqlx::query("SELECT * FROM subscriptions WHERE org_id = $1").bind(&c.org_id).fetch_all(st.db.pool()).await?;
+    let rows = subscriptions::list(&mut *st.db.conn().await?, &c.org_id).await?;
     q.page(rows.iter().map(sub_json).collect(), "subscriptions")
 }
 
@@ -69,10 +68,7 @@ async fn get_subscription(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
     c.require(Resource::Subscriptions, R)?;
-    let r = sqlx::query("SELECT * FROM subscriptions WHERE org_id = $1 AND name = $2")
-        .bind(&c.org_id)
-        .bind(&name)
-        .fetch_optional(st.db.pool())
+    let r = subscriptions::by_name(&mut *st.db.conn().await?, &c.org_id, &name)
         .await?
         .ok_or_else(|| ApiError::not_found("subscription", &name))?;
     Ok(success(json!({"subscription": project(sub_json(&r), raw.as_deref())?})))
@@ -81,16 +77,9 @@ async fn get_subscription(
 async fn delete_subscription(c: Caller, State(st): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     c.require(Resource::Subscriptions, D)?;
     let mut tx = st.db.tx().await?;
-    let r = sqlx::query("SELECT id FROM subscriptions WHERE org_id = $1 AND name = $2")
-        .bind(&c.org_id)
-        .bind(&name)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| ApiError::not_found("subscription", &name))?;
-    let id = s(&r, "id");
+    let r = subscriptions::by_name(&mut tx, &c.org_id, &name).await?.ok_or_else(|| ApiError::not_found("subscription", &name))?;
     // Unsubscribe: queued deliveries go with it.
-    sqlx::query("DELETE FROM deliveries WHERE subscription_id = $1").bind(&id).execute(&mut *tx).await?;
-    sqlx::query("DELETE FROM subscriptions WHERE id = $1").bind(&id).execute(&mut *tx).await?;
+    subscriptions::delete(&mut tx, &r.id).await?;
     tx.commit().await?;
     Ok(success(json!({"message": "unsubscribed"})))
 }

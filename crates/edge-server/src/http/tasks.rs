@@ -6,7 +6,7 @@ use crate::caller::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::perms::{Resource, R, U, X};
 use crate::state::AppState;
-use crate::store::{tasks, uploads};
+use crate::store::{apps, tasks, uploads};
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -100,11 +100,7 @@ async fn trigger(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBo
                 return Err(ApiError::conflict("invalid-state", format!("only a failed task can be retried; this one is {}", t.status)));
             }
             if let (Some(app), Some(build)) = (&t.app_id, t.build_id) {
-                let cur = sqlx::query("SELECT i_cur_build FROM apps WHERE id = $1")
-                    .bind(app)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .and_then(|r| crate::db::opt_i(&r, "i_cur_build"));
+                let cur = apps::current_build_if_any(&mut tx, app).await?;
                 if cur.is_some_and(|c| build < c) {
                     return Err(ApiError::conflict("invalid-state", "a build older than the current one cannot become current again"));
                 }
@@ -112,10 +108,7 @@ async fn trigger(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBo
             tasks::retry(&mut tx, &t).await?;
             if t.kind == "dltar" {
                 // A retried upload import gets its upload URL back for the rest of its life.
-                sqlx::query("UPDATE uploads SET state = 'waiting', bytes = 0, receiver = NULL, lease_until = NULL WHERE task_name = $1 AND state = 'receiving'")
-                    .bind(&t.name)
-                    .execute(&mut *tx)
-                    .await?;
+                uploads::reopen_for_task(&mut tx, &t.name).await?;
             }
             tx.commit().await?;
             Ok(success(json!({"taskName": name})))
@@ -124,22 +117,14 @@ async fn trigger(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBo
             let app = b.app_name.clone().ok_or_else(|| ApiError::invalid("appName", "missing field 'appName'"))?;
             c.require(Resource::Tasks, X)?;
             let mut conn = st.db.conn().await?;
-            let row = sqlx::query("SELECT id, error FROM apps WHERE org_id = $1 AND name = $2")
-                .bind(&c.org_id)
-                .bind(&app)
-                .fetch_optional(&mut *conn)
-                .await?
-                .ok_or_else(|| ApiError::not_found("app", &app))?;
-            if crate::db::i(&row, "error") == 1 {
+            let (app_id, locked) = apps::lock_state(&mut conn, &c.org_id, &app).await?.ok_or_else(|| ApiError::not_found("app", &app))?;
+            if locked {
                 return Err(ApiError::conflict("app-locked", "the app is in error state after a failed publish"));
             }
-            let app_id = crate::db::s(&row, "id");
-            let n = sqlx::query("SELECT COUNT(*) AS n FROM traces WHERE app_id = $1").bind(&app_id).fetch_one(&mut *conn).await?;
-            if crate::db::i(&n, "n") == 0 {
+            if apps::trace_count(&mut conn, &app_id).await? == 0 {
                 return Err(ApiError::conflict("invalid-state", "the app has no traces to process"));
             }
-            let cur = sqlx::query("SELECT i_cur_build FROM apps WHERE id = $1").bind(&app_id).fetch_one(&mut *conn).await?;
-            if crate::db::opt_i(&cur, "i_cur_build").is_none() {
+            if apps::current_build(&mut conn, &app_id).await?.is_none() {
                 return Err(ApiError::conflict("invalid-state", "the app has no published build to re-sequence"));
             }
             drop(conn);

@@ -12,6 +12,7 @@ use super::extract::success;
 use crate::delivery::seq;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::store::{launcher, traces};
 use crate::util::{new_seq_id, now_ms};
 use axum::body::Body;
 use axum::extract::State;
@@ -357,35 +358,23 @@ async fn receive(st: &Arc<AppState>, headers: &HeaderMap, body: Body) -> ApiResu
 /// beyond `max_traces`, and counts it for the training.
 async fn store(st: &AppState, sess: &super::client::Session, id: &str, events: i64, bytes: u64) -> ApiResult<Option<String>> {
     let mut tx = st.db.tx().await?;
-    let claimed = sqlx::query("UPDATE rte_sessions SET trace_id = $1 WHERE id = $2 AND trace_id IS NULL")
-        .bind(id)
-        .bind(&sess.id)
-        .execute(&mut *tx)
-        .await?;
-    if claimed.rows_affected() == 0 {
+    if !launcher::claim_trace(&mut tx, &sess.id, id).await? {
         return Err(ApiError::conflict("item-exists", "this session has sent its trace already"));
     }
-    sqlx::query(
-        "INSERT INTO traces (id, org_id, app_id, build_id, session_id, events, bytes, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(id)
-    .bind(&sess.org_id)
-    .bind(&sess.app_id)
-    .bind(sess.build_id)
-    .bind(&sess.id)
-    .bind(events)
-    .bind(bytes as i64)
-    .bind(now_ms())
-    .execute(&mut *tx)
-    .await?;
-    let old = sqlx::query("SELECT id FROM traces WHERE app_id = $1 ORDER BY created DESC, id DESC LIMIT 1000000 OFFSET $2")
-        .bind(&sess.app_id)
-        .bind(st.cfg.max_traces as i64)
-        .fetch_all(&mut *tx)
-        .await?;
-    let dropped: Vec<String> = old.iter().map(|r| crate::db::s(r, "id")).collect();
+    let trace = traces::NewTrace {
+        id,
+        org_id: &sess.org_id,
+        app_id: &sess.app_id,
+        build_id: sess.build_id,
+        session_id: &sess.id,
+        events,
+        bytes: bytes as i64,
+        created: now_ms(),
+    };
+    traces::insert_trace(&mut tx, trace).await?;
+    let dropped = traces::traces_beyond(&mut tx, &sess.app_id, st.cfg.max_traces as i64).await?;
     for d in &dropped {
-        sqlx::query("DELETE FROM traces WHERE id = $1").bind(d).execute(&mut *tx).await?;
+        traces::delete_trace(&mut tx, d).await?;
     }
     let task = seq::on_trace(&mut tx, &sess.org_id, &sess.org_name, &sess.app_id, &sess.app_name).await?;
     tx.commit().await?;

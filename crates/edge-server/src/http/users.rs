@@ -210,19 +210,14 @@ async fn patch_user(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
         }
     }
     if profile_change {
-        sqlx::query(
-            "UPDATE users SET email = COALESCE($1, email), firstname = COALESCE($2, firstname), surname = COALESCE($3, surname), \
-             title = COALESCE($4, title), label = COALESCE($5, label), updated = $6 WHERE id = $7",
-        )
-        .bind(mail)
-        .bind(first)
-        .bind(sur)
-        .bind(title)
-        .bind(label)
-        .bind(crate::util::now_ms())
-        .bind(&t.id)
-        .execute(&mut *tx)
-        .await?;
+        let profile = users::Profile {
+            email: mail.as_deref(),
+            firstname: first.as_deref(),
+            surname: sur.as_deref(),
+            title: title.as_deref(),
+            label: label.as_deref(),
+        };
+        users::patch_profile(&mut tx, &t.id, &profile).await?;
     }
     let mut out = json!({});
     if let Some(h) = new_hash {

@@ -119,18 +119,14 @@ async fn apply_one(
                 }
             } else {
                 let t = store::users::member_by_username(c, org_id, &s.name).await?.ok_or_else(stale)?;
-                sqlx::query(
-                    "UPDATE users SET email = $1, firstname = $2, surname = $3, title = $4, label = $5, updated = $6 WHERE id = $7",
-                )
-                .bind(&v.email)
-                .bind(&v.firstname)
-                .bind(&v.surname)
-                .bind(&v.title)
-                .bind(&v.label)
-                .bind(now_ms())
-                .bind(&t.id)
-                .execute(&mut *c)
-                .await?;
+                let profile = store::users::Profile {
+                    email: v.email.as_deref(),
+                    firstname: v.firstname.as_deref(),
+                    surname: v.surname.as_deref(),
+                    title: v.title.as_deref(),
+                    label: v.label.as_deref(),
+                };
+                store::users::replace_profile(c, &t.id, &profile).await?;
                 store::users::set_roles(c, org_id, &t.id, &role_ids).await?;
             }
         }
@@ -140,21 +136,9 @@ async fn apply_one(
                 let (_, secret) = subscriptions::insert_subscription(st, c, org_id, &v).await?;
                 secrets.push(json!({"resource": "subscriptions", "name": s.name, "secret": secret}));
             } else {
-                let done = sqlx::query(
-                    "UPDATE subscriptions SET kind = $1, url = $2, slack_channel = $3, slack_token_sealed = $4, filter = $5, updated = $6 \
-                     WHERE org_id = $7 AND name = $8",
-                )
-                .bind(&v.kind)
-                .bind(&v.url)
-                .bind(&v.channel)
-                .bind(v.token.as_ref().map(|t| st.data_key.seal(t.as_bytes())))
-                .bind(v.filter.to_string())
-                .bind(now_ms())
-                .bind(org_id)
-                .bind(&s.name)
-                .execute(&mut *c)
-                .await?;
-                if done.rows_affected() == 0 {
+                let sealed = v.token.as_ref().map(|t| st.data_key.seal(t.as_bytes()));
+                let (url, channel) = (v.url.as_deref(), v.channel.as_deref());
+                if !store::subscriptions::update(c, org_id, &s.name, &v.kind, url, channel, sealed, v.filter.to_string()).await? {
                     return Err(stale());
                 }
             }

@@ -2,7 +2,6 @@
 //! plan (normalizing what a bundle asks for), so both sides compare field for field.
 
 use super::Items;
-use crate::db::{i, opt_s, s};
 use crate::error::{ApiError, ApiResult};
 use crate::perms::Perms;
 use crate::state::AppState;
@@ -128,33 +127,27 @@ pub async fn read(st: &AppState, c: &mut Conn, org_id: &str, operator: bool, whi
                 }
                 v
             }
-            "apps" => sqlx::query("SELECT name, label, max_builds, deployments FROM apps WHERE org_id = $1")
-                .bind(org_id)
-                .fetch_all(&mut *c)
+            "apps" => crate::store::apps::list(&mut *c, org_id)
                 .await?
                 .iter()
                 .map(|r| {
-                    let deps: Vec<String> = serde_json::from_str(&s(r, "deployments")).unwrap_or_default();
-                    app_item(&s(r, "name"), &s(r, "label"), i(r, "max_builds"), &deps)
+                    let deps: Vec<String> = serde_json::from_str(&r.deployments).unwrap_or_default();
+                    app_item(&r.name, &r.label, r.max_builds, &deps)
                 })
                 .collect(),
             "subscriptions" => {
-                let rows =
-                    sqlx::query("SELECT name, kind, url, slack_channel, slack_token_sealed, filter FROM subscriptions WHERE org_id = $1")
-                        .bind(org_id)
-                        .fetch_all(&mut *c)
-                        .await?;
+                let rows = crate::store::subscriptions::list(&mut *c, org_id).await?;
                 rows.iter()
                     .map(|r| {
                         let token =
-                            opt_s(r, "slack_token_sealed").and_then(|t| st.data_key.open(&t)).and_then(|b| String::from_utf8(b).ok());
+                            r.slack_token_sealed.as_deref().and_then(|t| st.data_key.open(t)).and_then(|b| String::from_utf8(b).ok());
                         subscription_item(&crate::domain::subscriptions::ValidSub {
-                            name: crate::names::Name::trusted(&s(r, "name")),
-                            kind: s(r, "kind"),
-                            url: opt_s(r, "url"),
-                            channel: opt_s(r, "slack_channel"),
+                            name: crate::names::Name::trusted(&r.name),
+                            kind: r.kind.clone(),
+                            url: r.url.clone(),
+                            channel: r.slack_channel.clone(),
                             token,
-                            filter: serde_json::from_str(&s(r, "filter")).unwrap_or(json!({})),
+                            filter: serde_json::from_str(&r.filter).unwrap_or(json!({})),
                         })
                     })
                     .collect()

@@ -167,13 +167,9 @@ async fn normalize(
             let mut b: subscriptions::SubscriptionIn = parse(item)?;
             if b.kind == "slack" && b.slack_token.is_none() {
                 // An export without the org key leaves the token out: keep the stored one.
-                let r = sqlx::query("SELECT slack_token_sealed FROM subscriptions WHERE org_id = $1 AND name = $2")
-                    .bind(org_id)
-                    .bind(&b.name)
-                    .fetch_optional(&mut *c)
-                    .await?;
+                let r = crate::store::subscriptions::by_name(&mut *c, org_id, &b.name).await?;
                 b.slack_token = r
-                    .and_then(|r| crate::db::opt_s(&r, "slack_token_sealed"))
+                    .and_then(|r| r.slack_token_sealed)
                     .and_then(|t| st.data_key.open(&t))
                     .and_then(|t| String::from_utf8(t).ok());
             }

@@ -33,8 +33,7 @@ impl BundleKey {
 
     /// The organization's stored key, when it has one.
     pub async fn of_org(st: &AppState, c: &mut Conn, org_id: &str) -> ApiResult<Option<BundleKey>> {
-        let r = sqlx::query("SELECT key_sealed FROM orgs WHERE id = $1").bind(org_id).fetch_optional(&mut *c).await?;
-        let Some(sealed) = r.and_then(|r| crate::db::opt_s(&r, "key_sealed")) else { return Ok(None) };
+        let Some(sealed) = crate::store::orgs::key_sealed(&mut *c, org_id).await? else { return Ok(None) };
         let der = st.data_key.open(&sealed).ok_or_else(|| ApiError::internal("the organization key cannot be unsealed"))?;
         let key = RsaPrivateKey::from_pkcs8_der(&der).map_err(ApiError::internal)?;
         Ok(Some(BundleKey::new(key)?))

@@ -1,7 +1,6 @@
 //! API keys: `rk_<keyId>_<secret>`, only the secret's hash stored.
 
 use super::Conn;
-use crate::db::{opt_i, opt_s, s};
 use crate::util::{hex, now_ms, random_bytes, rfc3339, sha256_hex};
 use serde_json::{json, Value};
 use sqlx::any::AnyRow;
@@ -20,20 +19,25 @@ pub struct ApiKey {
     pub last_used: Option<i64>,
 }
 
-impl ApiKey {
-    fn from_row(r: &AnyRow) -> ApiKey {
-        ApiKey {
-            key_id: s(r, "key_id"),
-            org_id: s(r, "org_id"),
-            user_id: s(r, "user_id"),
-            username: s(r, "username"),
-            secret_hash: s(r, "secret_hash"),
-            label: opt_s(r, "label"),
-            created: crate::db::i(r, "created"),
-            expires: opt_i(r, "expires"),
-            last_used: opt_i(r, "last_used"),
-        }
+/// Decoded strictly: a missing or mistyped column is an error, not an empty value.
+impl<'r> sqlx::FromRow<'r, AnyRow> for ApiKey {
+    fn from_row(r: &'r AnyRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        Ok(ApiKey {
+            key_id: r.try_get::<String, _>("key_id")?,
+            org_id: r.try_get::<String, _>("org_id")?,
+            user_id: r.try_get::<String, _>("user_id")?,
+            username: r.try_get::<String, _>("username")?,
+            secret_hash: r.try_get::<String, _>("secret_hash")?,
+            label: r.try_get::<Option<String>, _>("label")?,
+            created: r.try_get::<i64, _>("created")?,
+            expires: r.try_get::<Option<i64>, _>("expires")?,
+            last_used: r.try_get::<Option<i64>, _>("last_used")?,
+        })
     }
+}
+
+impl ApiKey {
     /// The wire object (never the secret).
     pub fn to_json(&self, org_name: &str) -> Value {
         json!({
@@ -79,17 +83,15 @@ const SELECT: &str = "SELECT k.key_id, k.org_id, k.user_id, u.username, k.secret
 
 /// Looks a key up by id (any org: the caller checks the secret, then the org).
 pub async fn by_id(c: &mut Conn, key_id: &str) -> Result<Option<ApiKey>, sqlx::Error> {
-    let r = sqlx::query(&format!("{SELECT} WHERE k.key_id = $1")).bind(key_id).fetch_optional(c).await?;
-    Ok(r.as_ref().map(ApiKey::from_row))
+    sqlx::query_as(&format!("{SELECT} WHERE k.key_id = $1")).bind(key_id).fetch_optional(c).await
 }
 
 /// Keys of `org`, optionally of one user.
 pub async fn list(c: &mut Conn, org: &str, user: Option<&str>) -> Result<Vec<ApiKey>, sqlx::Error> {
-    let rows = match user {
-        Some(u) => sqlx::query(&format!("{SELECT} WHERE k.org_id = $1 AND k.user_id = $2")).bind(org).bind(u).fetch_all(c).await?,
-        None => sqlx::query(&format!("{SELECT} WHERE k.org_id = $1")).bind(org).fetch_all(c).await?,
-    };
-    Ok(rows.iter().map(ApiKey::from_row).collect())
+    match user {
+        Some(u) => sqlx::query_as(&format!("{SELECT} WHERE k.org_id = $1 AND k.user_id = $2")).bind(org).bind(u).fetch_all(c).await,
+        None => sqlx::query_as(&format!("{SELECT} WHERE k.org_id = $1")).bind(org).fetch_all(c).await,
+    }
 }
 
 /// Revokes one key of `org`.

@@ -1,10 +1,8 @@
 //! Deployments (CDN origins) of an organization. Secrets are stored sealed.
 
 use super::Conn;
-use crate::db::{i, opt_s, s};
 use crate::util::{now_ms, rfc3339};
 use serde_json::{json, Value};
-use sqlx::any::AnyRow;
 
 /// A deployment row.
 #[derive(Debug, Clone)]
@@ -28,28 +26,51 @@ pub struct Deployment {
     pub updated: i64,
 }
 
-impl Deployment {
-    fn from_row(r: &AnyRow) -> Deployment {
-        let j = |c: &str| opt_s(r, c).and_then(|v| serde_json::from_str(&v).ok()).unwrap_or(Value::Null);
+/// A deployment as stored: the origin and download-auth fields are JSON text.
+#[derive(sqlx::FromRow)]
+struct DeploymentRow {
+    id: String,
+    org_id: String,
+    name: String,
+    label: Option<String>,
+    origin_prefix: String,
+    origin_type: String,
+    origin: String,
+    secret_sealed: Option<String>,
+    download_auth: Option<String>,
+    download_secret_sealed: Option<String>,
+    public_url: Option<String>,
+    status: String,
+    message: Option<String>,
+    created: i64,
+    updated: i64,
+}
+
+impl From<DeploymentRow> for Deployment {
+    fn from(r: DeploymentRow) -> Deployment {
+        // JSON that does not parse reads as null, as it always has.
+        let j = |v: Option<String>| v.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or(Value::Null);
         Deployment {
-            id: s(r, "id"),
-            org_id: s(r, "org_id"),
-            name: s(r, "name"),
-            label: opt_s(r, "label"),
-            prefix: s(r, "origin_prefix"),
-            kind: s(r, "origin_type"),
-            origin: j("origin"),
-            secret_sealed: opt_s(r, "secret_sealed"),
-            download_auth: j("download_auth"),
-            download_secret_sealed: opt_s(r, "download_secret_sealed"),
-            public_url: opt_s(r, "public_url"),
-            status: s(r, "status"),
-            message: opt_s(r, "message"),
-            created: i(r, "created"),
-            updated: i(r, "updated"),
+            id: r.id,
+            org_id: r.org_id,
+            name: r.name,
+            label: r.label,
+            prefix: r.origin_prefix,
+            kind: r.origin_type,
+            origin: j(Some(r.origin)),
+            secret_sealed: r.secret_sealed,
+            download_auth: j(r.download_auth),
+            download_secret_sealed: r.download_secret_sealed,
+            public_url: r.public_url,
+            status: r.status,
+            message: r.message,
+            created: r.created,
+            updated: r.updated,
         }
     }
+}
 
+impl Deployment {
     /// The secret field's name for this origin type.
     pub fn secret_field(kind: &str) -> Option<&'static str> {
         match kind {
@@ -84,25 +105,26 @@ const COLS: &str = "id, org_id, name, label, origin_prefix, origin_type, origin,
 
 /// Every deployment of `org`.
 pub async fn list(c: &mut Conn, org: &str) -> Result<Vec<Deployment>, sqlx::Error> {
-    let rows = sqlx::query(&format!("SELECT {COLS} FROM deployments WHERE org_id = $1 ORDER BY name")).bind(org).fetch_all(c).await?;
-    Ok(rows.iter().map(Deployment::from_row).collect())
+    let rows: Vec<DeploymentRow> =
+        sqlx::query_as(&format!("SELECT {COLS} FROM deployments WHERE org_id = $1 ORDER BY name")).bind(org).fetch_all(c).await?;
+    Ok(rows.into_iter().map(Deployment::from).collect())
 }
 
 /// The `fs` deployments of every organization but `org` (to keep their directories apart).
 pub async fn fs_of_other_orgs(c: &mut Conn, org: &str) -> Result<Vec<Deployment>, sqlx::Error> {
-    let rows =
-        sqlx::query(&format!("SELECT {COLS} FROM deployments WHERE org_id <> $1 AND origin_type = 'fs'")).bind(org).fetch_all(c).await?;
-    Ok(rows.iter().map(Deployment::from_row).collect())
+    let rows: Vec<DeploymentRow> =
+        sqlx::query_as(&format!("SELECT {COLS} FROM deployments WHERE org_id <> $1 AND origin_type = 'fs'")).bind(org).fetch_all(c).await?;
+    Ok(rows.into_iter().map(Deployment::from).collect())
 }
 
 /// One deployment of `org` by name.
 pub async fn get(c: &mut Conn, org: &str, name: &str) -> Result<Option<Deployment>, sqlx::Error> {
-    let r = sqlx::query(&format!("SELECT {COLS} FROM deployments WHERE org_id = $1 AND name = $2"))
+    let r: Option<DeploymentRow> = sqlx::query_as(&format!("SELECT {COLS} FROM deployments WHERE org_id = $1 AND name = $2"))
         .bind(org)
         .bind(name)
         .fetch_optional(c)
         .await?;
-    Ok(r.as_ref().map(Deployment::from_row))
+    Ok(r.map(Deployment::from))
 }
 
 /// Inserts or replaces (by id) a deployment.
@@ -148,11 +170,12 @@ pub async fn set_status(c: &mut Conn, id: &str, ok: bool, message: &str) -> Resu
 
 /// Names of the apps of `org` registered to deployment `name` explicitly.
 pub async fn apps_using(c: &mut Conn, org: &str, name: &str) -> Result<Vec<String>, sqlx::Error> {
-    let rows = sqlx::query("SELECT name, deployments FROM apps WHERE org_id = $1 ORDER BY name").bind(org).fetch_all(c).await?;
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT name, deployments FROM apps WHERE org_id = $1 ORDER BY name").bind(org).fetch_all(c).await?;
     Ok(rows
-        .iter()
-        .filter(|r| serde_json::from_str::<Vec<String>>(&s(r, "deployments")).unwrap_or_default().iter().any(|d| d == name))
-        .map(|r| s(r, "name"))
+        .into_iter()
+        .filter(|(_, deps)| serde_json::from_str::<Vec<String>>(deps).unwrap_or_default().iter().any(|d| d == name))
+        .map(|(app, _)| app)
         .collect())
 }
 

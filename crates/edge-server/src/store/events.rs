@@ -2,7 +2,6 @@
 //! here, in the transaction of the change, and one delivery per matching subscription.
 
 use super::Conn;
-use crate::db::{opt_i, opt_s, s};
 use crate::util::{new_seq_id, now_ms, rfc3339};
 use serde_json::{json, Value};
 
@@ -37,9 +36,25 @@ fn reprobe(sub: &str) {
     PROBES.lock().unwrap_or_else(|e| e.into_inner()).remove(sub);
 }
 
+/// What an event tells of its task.
+#[derive(sqlx::FromRow)]
+struct EventTask {
+    name: String,
+    org_id: Option<String>,
+    org_name: Option<String>,
+    #[sqlx(rename = "type")]
+    kind: String,
+    task_group: String,
+    app_name: Option<String>,
+    build_name: Option<String>,
+    build_id: Option<i64>,
+    exception: Option<String>,
+    result: Option<String>,
+}
+
 /// Writes the event `event` of task `task` (its state as of now) and fans it out.
 pub async fn emit(c: &mut Conn, task: &str, event: &str) -> Result<(), sqlx::Error> {
-    let Some(t) = sqlx::query(
+    let Some(t) = sqlx::query_as::<_, EventTask>(
         "SELECT name, org_id, org_name, type, task_group, app_name, build_name, build_id, exception, result FROM tasks WHERE name = $1",
     )
     .bind(task)
@@ -48,22 +63,22 @@ pub async fn emit(c: &mut Conn, task: &str, event: &str) -> Result<(), sqlx::Err
     else {
         return Ok(());
     };
-    let kind = s(&t, "type");
-    let Some(org) = opt_s(&t, "org_id").filter(|_| TYPES.contains(&kind.as_str())) else { return Ok(()) };
-    let parse = |col: &str| opt_s(&t, col).and_then(|v| serde_json::from_str::<Value>(&v).ok()).unwrap_or(Value::Null);
-    let exception = if event == "error" { parse("exception") } else { Value::Null };
-    let result = parse("result");
+    let kind = t.kind.clone();
+    let Some(org) = t.org_id.clone().filter(|_| TYPES.contains(&kind.as_str())) else { return Ok(()) };
+    let parse = |v: &Option<String>| v.as_deref().and_then(|v| serde_json::from_str::<Value>(v).ok()).unwrap_or(Value::Null);
+    let exception = if event == "error" { parse(&t.exception) } else { Value::Null };
+    let result = parse(&t.result);
     let deployment = exception.get("deployment").cloned().unwrap_or(Value::Null);
     let now = now_ms();
     let body = json!({
-        "type": kind, "event": event, "orgName": opt_s(&t, "org_name"), "appName": opt_s(&t, "app_name"),
-        "buildName": opt_s(&t, "build_name"), "buildId": opt_i(&t, "build_id"),
+        "type": kind, "event": event, "orgName": t.org_name, "appName": t.app_name,
+        "buildName": t.build_name, "buildId": t.build_id,
         "dxfName": result.get("dxfName").cloned().unwrap_or(Value::Null),
-        "taskName": s(&t, "name"), "taskGroup": s(&t, "task_group"), "timestamp": rfc3339(now),
+        "taskName": t.name, "taskGroup": t.task_group, "timestamp": rfc3339(now),
         "exception": exception, "deployment": deployment,
     });
     let id = new_seq_id("e");
-    let app = opt_s(&t, "app_name");
+    let app = t.app_name;
     sqlx::query("INSERT INTO outbox (id, org_id, app_name, task_type, event, body, created) VALUES ($1, $2, $3, $4, $5, $6, $7)")
         .bind(&id)
         .bind(&org)
@@ -74,25 +89,26 @@ pub async fn emit(c: &mut Conn, task: &str, event: &str) -> Result<(), sqlx::Err
         .bind(now)
         .execute(&mut *c)
         .await?;
-    let subs = sqlx::query("SELECT id, filter FROM subscriptions WHERE org_id = $1 AND enabled = 1").bind(&org).fetch_all(&mut *c).await?;
+    let subs: Vec<(String, String)> =
+        sqlx::query_as("SELECT id, filter FROM subscriptions WHERE org_id = $1 AND enabled = 1").bind(&org).fetch_all(&mut *c).await?;
     let mut fan_out = Vec::new();
-    for sub in subs {
-        let f: Value = serde_json::from_str(&s(&sub, "filter")).unwrap_or(Value::Null);
+    for (sub_id, filter) in subs {
+        let f: Value = serde_json::from_str(&filter).unwrap_or(Value::Null);
         let pass = |k: &str, v: &str| f[k].as_array().is_none_or(|a| a.is_empty() || a.iter().any(|x| x == v));
         if !(pass("types", &kind) && pass("events", event) && pass("apps", app.as_deref().unwrap_or(""))) {
             continue;
         }
-        let sub_id = s(&sub, "id");
         if probe_due(&sub_id) {
             // The queue limit, probed at its edge. The probe walks up to QUEUE_LIMIT index
             // entries, so it runs for one event in PROBE_EVERY per subscription: during a
             // burst, probing every event cost more than writing it.
-            let full =
-                sqlx::query("SELECT id FROM deliveries WHERE subscription_id = $1 AND status = 'pending' ORDER BY id LIMIT 1 OFFSET $2")
-                    .bind(&sub_id)
-                    .bind(QUEUE_LIMIT - 1)
-                    .fetch_optional(&mut *c)
-                    .await?;
+            let full: Option<String> = sqlx::query_scalar(
+                "SELECT id FROM deliveries WHERE subscription_id = $1 AND status = 'pending' ORDER BY id LIMIT 1 OFFSET $2",
+            )
+            .bind(&sub_id)
+            .bind(QUEUE_LIMIT - 1)
+            .fetch_optional(&mut *c)
+            .await?;
             if full.is_some() {
                 // Overflow is dropped and counted, never blocking the pipeline.
                 sqlx::query("UPDATE subscriptions SET failed = failed + 1, last_error = 'queue overflow' WHERE id = $1")

@@ -2,14 +2,25 @@
 //! organization id first, so a query without tenant scope cannot be written by accident.
 
 pub mod apikeys;
+pub mod apps;
+pub mod audit;
+pub mod builds;
+pub mod deliveries;
+pub mod credentials;
 pub mod deployments;
 pub mod events;
+pub mod imports;
+pub mod launcher;
+pub mod login_attempts;
 pub mod orgs;
 pub mod published;
 pub mod roles;
 pub mod sessions;
 pub mod settings;
+pub mod subscriptions;
 pub mod tasks;
+pub mod traces;
+pub mod trainings;
 pub mod uploads;
 pub mod users;
 

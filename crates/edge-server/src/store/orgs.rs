@@ -2,7 +2,6 @@
 //! its administrator in one transaction.
 
 use super::{roles, users, Conn};
-use crate::db::{i, opt_s, s};
 use crate::perms::Perms;
 use crate::util::{new_uuid, now_ms, rfc3339};
 use serde_json::{json, Value};
@@ -29,27 +28,32 @@ pub struct Org {
     pub apps: i64,
 }
 
-impl Org {
-    fn from_row(r: &AnyRow) -> Org {
-        Org {
-            id: s(r, "id"),
-            name: s(r, "name"),
-            label: s(r, "label"),
-            rid: s(r, "rid"),
-            marking_id: s(r, "marking_id"),
-            operator: i(r, "operator") == 1,
-            dxorglnk: opt_s(r, "dxorglnk"),
-            key_sealed: opt_s(r, "key_sealed"),
-            public_key_pem: opt_s(r, "public_key_pem"),
-            key_fingerprint: opt_s(r, "key_fingerprint"),
-            host: opt_s(r, "host"),
-            description: opt_s(r, "description"),
-            created: i(r, "created"),
-            updated: i(r, "updated"),
-            users: i(r, "users"),
-            apps: i(r, "apps"),
-        }
+/// Decoded strictly: a missing or mistyped column is an error, not an empty value.
+impl<'r> sqlx::FromRow<'r, AnyRow> for Org {
+    fn from_row(r: &'r AnyRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        Ok(Org {
+            id: r.try_get::<String, _>("id")?,
+            name: r.try_get::<String, _>("name")?,
+            label: r.try_get::<String, _>("label")?,
+            rid: r.try_get::<String, _>("rid")?,
+            marking_id: r.try_get::<String, _>("marking_id")?,
+            operator: r.try_get::<i64, _>("operator")? == 1,
+            dxorglnk: r.try_get::<Option<String>, _>("dxorglnk")?,
+            key_sealed: r.try_get::<Option<String>, _>("key_sealed")?,
+            public_key_pem: r.try_get::<Option<String>, _>("public_key_pem")?,
+            key_fingerprint: r.try_get::<Option<String>, _>("key_fingerprint")?,
+            host: r.try_get::<Option<String>, _>("host")?,
+            description: r.try_get::<Option<String>, _>("description")?,
+            created: r.try_get::<i64, _>("created")?,
+            updated: r.try_get::<i64, _>("updated")?,
+            users: r.try_get::<i64, _>("users")?,
+            apps: r.try_get::<i64, _>("apps")?,
+        })
     }
+}
+
+impl Org {
 
     /// The org details object of admin.md.
     pub fn to_json(&self) -> Value {
@@ -69,32 +73,28 @@ const SELECT: &str = "SELECT o.id, o.name, o.label, o.rid, o.marking_id, o.opera
 
 /// Every organization, by name.
 pub async fn list(c: &mut Conn) -> Result<Vec<Org>, sqlx::Error> {
-    let rows = sqlx::query(&format!("{SELECT} ORDER BY o.name")).fetch_all(c).await?;
-    Ok(rows.iter().map(Org::from_row).collect())
+    sqlx::query_as(&format!("{SELECT} ORDER BY o.name")).fetch_all(c).await
 }
 
 /// One organization by name.
 pub async fn by_name(c: &mut Conn, name: &str) -> Result<Option<Org>, sqlx::Error> {
-    let r = sqlx::query(&format!("{SELECT} WHERE o.name = $1")).bind(name).fetch_optional(c).await?;
-    Ok(r.as_ref().map(Org::from_row))
+    sqlx::query_as(&format!("{SELECT} WHERE o.name = $1")).bind(name).fetch_optional(c).await
 }
 
 /// One organization by id.
 pub async fn by_id(c: &mut Conn, id: &str) -> Result<Option<Org>, sqlx::Error> {
-    let r = sqlx::query(&format!("{SELECT} WHERE o.id = $1")).bind(id).fetch_optional(c).await?;
-    Ok(r.as_ref().map(Org::from_row))
+    sqlx::query_as(&format!("{SELECT} WHERE o.id = $1")).bind(id).fetch_optional(c).await
 }
 
 /// Name and operator flag of an org by id (the cheap lookup every request makes).
 pub async fn brief(c: &mut Conn, id: &str) -> Result<Option<(String, bool)>, sqlx::Error> {
-    let r = sqlx::query("SELECT name, operator FROM orgs WHERE id = $1").bind(id).fetch_optional(c).await?;
-    Ok(r.map(|r| (s(&r, "name"), i(&r, "operator") == 1)))
+    let r: Option<(String, i64)> = sqlx::query_as("SELECT name, operator FROM orgs WHERE id = $1").bind(id).fetch_optional(c).await?;
+    Ok(r.map(|(name, operator)| (name, operator == 1)))
 }
 
 /// One organization by Foundry rid.
 pub async fn by_rid(c: &mut Conn, rid: &str) -> Result<Option<Org>, sqlx::Error> {
-    let r = sqlx::query(&format!("{SELECT} WHERE o.rid = $1")).bind(rid).fetch_optional(c).await?;
-    Ok(r.as_ref().map(Org::from_row))
+    sqlx::query_as(&format!("{SELECT} WHERE o.rid = $1")).bind(rid).fetch_optional(c).await
 }
 
 /// What a new organization is made of (already validated).
@@ -209,8 +209,7 @@ pub async fn delete(c: &mut Conn, org: &str) -> Result<(), sqlx::Error> {
     for (u, _) in &members {
         users::remove_member(c, org, u).await?;
     }
-    let apps: Vec<String> =
-        sqlx::query("SELECT id FROM apps WHERE org_id = $1").bind(org).fetch_all(&mut *c).await?.iter().map(|r| s(r, "id")).collect();
+    let apps: Vec<String> = sqlx::query_scalar("SELECT id FROM apps WHERE org_id = $1").bind(org).fetch_all(&mut *c).await?;
     for a in &apps {
         for table in ["builds", "patches", "uploads", "published"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE app_id = $1")).bind(a).execute(&mut *c).await?;
@@ -254,4 +253,26 @@ pub async fn update_display(
         .execute(c)
         .await?;
     Ok(())
+}
+
+/// Locks the organization's row for the rest of the transaction (the write lock on
+/// SQLite): one configuration commit per organization at a time.
+pub async fn lock(c: &mut Conn, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE orgs SET updated = updated WHERE id = $1").bind(id).execute(c).await?;
+    Ok(())
+}
+
+/// Serializes organization creation across processes for the rest of the transaction
+/// (PostgreSQL; SQLite's write transaction already does): name and label checks and the
+/// insert become one step.
+pub async fn lock_creation(c: &mut Conn, backend: crate::db::Backend) -> Result<(), sqlx::Error> {
+    if backend == crate::db::Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock(7310002)").execute(c).await?;
+    }
+    Ok(())
+}
+
+/// The organization's sealed private key, when it has one.
+pub async fn key_sealed(c: &mut Conn, id: &str) -> Result<Option<String>, sqlx::Error> {
+    Ok(sqlx::query_scalar::<_, Option<String>>("SELECT key_sealed FROM orgs WHERE id = $1").bind(id).fetch_optional(c).await?.flatten())
 }

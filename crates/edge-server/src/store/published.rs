@@ -3,7 +3,6 @@
 //! grace period.
 
 use super::Conn;
-use crate::db::{opt_i, s};
 use crate::util::now_ms;
 
 /// Records an object as published (idempotent).
@@ -26,14 +25,12 @@ pub async fn record(c: &mut Conn, org: &str, app: &str, target: &str, key: &str,
 
 /// (target, key) of every object published for an app.
 pub async fn of_app(c: &mut Conn, app: &str) -> Result<Vec<(String, String)>, sqlx::Error> {
-    let rows = sqlx::query("SELECT deployment_id, obj_key FROM published WHERE app_id = $1").bind(app).fetch_all(c).await?;
-    Ok(rows.iter().map(|r| (s(r, "deployment_id"), s(r, "obj_key"))).collect())
+    sqlx::query_as("SELECT deployment_id, obj_key FROM published WHERE app_id = $1").bind(app).fetch_all(c).await
 }
 
 /// (app, key) of every object published to one deployment.
 pub async fn of_deployment(c: &mut Conn, deployment: &str) -> Result<Vec<(String, String)>, sqlx::Error> {
-    let rows = sqlx::query("SELECT app_id, obj_key FROM published WHERE deployment_id = $1").bind(deployment).fetch_all(c).await?;
-    Ok(rows.iter().map(|r| (s(r, "app_id"), s(r, "obj_key"))).collect())
+    sqlx::query_as("SELECT app_id, obj_key FROM published WHERE deployment_id = $1").bind(deployment).fetch_all(c).await
 }
 
 /// Forgets rows (after their purge was queued).
@@ -51,27 +48,39 @@ pub async fn forget_deployment(c: &mut Conn, deployment: &str) -> Result<(), sql
 /// Marks as superseded every object of the app whose key lies in none of the `live`
 /// directories (`dxf/<org>/<app>/<NNNN>/<dxf>/`, `pat/<org>/<app>/<to>/<from>/`).
 pub async fn supersede_except(c: &mut Conn, app: &str, live: &[String]) -> Result<u64, sqlx::Error> {
-    let rows = sqlx::query("SELECT id, obj_key, superseded FROM published WHERE app_id = $1").bind(app).fetch_all(&mut *c).await?;
+    let rows: Vec<(String, String, Option<i64>)> =
+        sqlx::query_as("SELECT id, obj_key, superseded FROM published WHERE app_id = $1").bind(app).fetch_all(&mut *c).await?;
     let mut n = 0;
     let now = now_ms();
-    for r in rows {
-        let key = s(&r, "obj_key");
-        if opt_i(&r, "superseded").is_none() && !live.iter().any(|l| key.starts_with(l.as_str()) || key.contains(&format!("/{l}"))) {
-            sqlx::query("UPDATE published SET superseded = $1 WHERE id = $2").bind(now).bind(s(&r, "id")).execute(&mut *c).await?;
+    for (id, key, superseded) in rows {
+        if superseded.is_none() && !live.iter().any(|l| key.starts_with(l.as_str()) || key.contains(&format!("/{l}"))) {
+            sqlx::query("UPDATE published SET superseded = $1 WHERE id = $2").bind(now).bind(id).execute(&mut *c).await?;
             n += 1;
         }
     }
     Ok(n)
 }
 
+/// Marks as superseded at `now` the files of a build's image `old_dxf` still live (a
+/// re-sequenced image replaced it: they leave with the grace period, like a rotated
+/// build's).
+pub async fn supersede_image(c: &mut Conn, app: &str, build_id: i64, old_dxf: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE published SET superseded = $1 WHERE app_id = $2 AND build_id = $3 AND superseded IS NULL AND obj_key LIKE $4")
+        .bind(now)
+        .bind(app)
+        .bind(build_id)
+        .bind(format!("%/{old_dxf}/%"))
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
 /// Superseded rows older than `before`: (id, org, app, target, key).
 pub async fn due(c: &mut Conn, before: i64) -> Result<Vec<(String, String, String, String, String)>, sqlx::Error> {
-    let rows =
-        sqlx::query("SELECT id, org_id, app_id, deployment_id, obj_key FROM published WHERE superseded IS NOT NULL AND superseded < $1")
-            .bind(before)
-            .fetch_all(c)
-            .await?;
-    Ok(rows.iter().map(|r| (s(r, "id"), s(r, "org_id"), s(r, "app_id"), s(r, "deployment_id"), s(r, "obj_key"))).collect())
+    sqlx::query_as("SELECT id, org_id, app_id, deployment_id, obj_key FROM published WHERE superseded IS NOT NULL AND superseded < $1")
+        .bind(before)
+        .fetch_all(c)
+        .await
 }
 
 /// Removes one row.

@@ -1,7 +1,6 @@
 //! Roles of an organization.
 
 use super::Conn;
-use crate::db::{i, opt_s, s};
 use crate::perms::Perms;
 use crate::util::{new_id, now_ms, rfc3339};
 use serde_json::{json, Value};
@@ -23,19 +22,24 @@ pub struct Role {
     pub updated: i64,
 }
 
-impl Role {
-    fn from_row(r: &AnyRow) -> Role {
-        Role {
-            id: s(r, "id"),
-            name: s(r, "name"),
-            label: opt_s(r, "label"),
-            perms: Perms::from_db(&s(r, "perms")),
-            builtin: i(r, "builtin") == 1,
-            users: i(r, "users"),
-            created: i(r, "created"),
-            updated: i(r, "updated"),
-        }
+/// Decoded strictly: a missing or mistyped column is an error, not an empty value.
+impl<'r> sqlx::FromRow<'r, AnyRow> for Role {
+    fn from_row(r: &'r AnyRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        Ok(Role {
+            id: r.try_get::<String, _>("id")?,
+            name: r.try_get::<String, _>("name")?,
+            label: r.try_get::<Option<String>, _>("label")?,
+            perms: Perms::from_db(&r.try_get::<String, _>("perms")?),
+            builtin: r.try_get::<i64, _>("builtin")? == 1,
+            users: r.try_get::<i64, _>("users")?,
+            created: r.try_get::<i64, _>("created")?,
+            updated: r.try_get::<i64, _>("updated")?,
+        })
     }
+}
+
+impl Role {
     /// The wire object.
     pub fn to_json(&self, operator: bool) -> Value {
         let mut v = json!({
@@ -54,14 +58,12 @@ const SELECT: &str = "SELECT r.id, r.name, r.label, r.perms, r.builtin, r.create
 
 /// Every role of `org`.
 pub async fn list(c: &mut Conn, org: &str) -> Result<Vec<Role>, sqlx::Error> {
-    let rows = sqlx::query(&format!("{SELECT} WHERE r.org_id = $1")).bind(org).fetch_all(c).await?;
-    Ok(rows.iter().map(Role::from_row).collect())
+    sqlx::query_as(&format!("{SELECT} WHERE r.org_id = $1")).bind(org).fetch_all(c).await
 }
 
 /// One role of `org` by name.
 pub async fn get(c: &mut Conn, org: &str, name: &str) -> Result<Option<Role>, sqlx::Error> {
-    let r = sqlx::query(&format!("{SELECT} WHERE r.org_id = $1 AND r.name = $2")).bind(org).bind(name).fetch_optional(c).await?;
-    Ok(r.as_ref().map(Role::from_row))
+    sqlx::query_as(&format!("{SELECT} WHERE r.org_id = $1 AND r.name = $2")).bind(org).bind(name).fetch_optional(c).await
 }
 
 /// Inserts a role; a taken name is a unique violation.

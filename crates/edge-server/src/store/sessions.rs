@@ -1,7 +1,6 @@
 //! Login sessions and their bearer tokens (stored as SHA-256 hashes only).
 
 use super::Conn;
-use crate::db::{i, opt_i, s};
 use crate::util::{new_id, now_ms, random_token, sha256_hex};
 
 /// The caller a valid access token stands for.
@@ -49,7 +48,7 @@ pub async fn issue(c: &mut Conn, kind: &str, user: &str, session: Option<&str>, 
 
 /// Resolves a valid access token (not expired, session live).
 pub async fn access(c: &mut Conn, token: &str) -> Result<Option<AccessGrant>, sqlx::Error> {
-    let r = sqlx::query(
+    let r: Option<(String, String, String)> = sqlx::query_as(
         "SELECT t.session_id, s.org_id, s.user_id FROM tokens t JOIN sessions s ON s.id = t.session_id \
          WHERE t.hash = $1 AND t.kind = 'access' AND t.expires > $2 AND s.revoked = 0",
     )
@@ -57,17 +56,16 @@ pub async fn access(c: &mut Conn, token: &str) -> Result<Option<AccessGrant>, sq
     .bind(now_ms())
     .fetch_optional(c)
     .await?;
-    Ok(r.map(|r| AccessGrant { session_id: s(&r, "session_id"), org_id: s(&r, "org_id"), user_id: s(&r, "user_id") }))
+    Ok(r.map(|(session_id, org_id, user_id)| AccessGrant { session_id, org_id, user_id }))
 }
 
 /// Resolves a valid organization-selection token to its user id.
 pub async fn org_selection(c: &mut Conn, token: &str) -> Result<Option<String>, sqlx::Error> {
-    let r = sqlx::query("SELECT user_id FROM tokens WHERE hash = $1 AND kind = 'orgsel' AND expires > $2")
+    sqlx::query_scalar("SELECT user_id FROM tokens WHERE hash = $1 AND kind = 'orgsel' AND expires > $2")
         .bind(sha256_hex(token.as_bytes()))
         .bind(now_ms())
         .fetch_optional(c)
-        .await?;
-    Ok(r.map(|r| s(&r, "user_id")))
+        .await
 }
 
 /// What presenting a refresh token amounts to.
@@ -82,11 +80,22 @@ pub enum Refresh {
     Invalid,
 }
 
+/// A refresh token with its session.
+#[derive(sqlx::FromRow)]
+struct RefreshRow {
+    session_id: String,
+    rotated_at: Option<i64>,
+    expires: i64,
+    org_id: String,
+    user_id: String,
+    revoked: i64,
+}
+
 /// Looks up a refresh token; with `rotate`, atomically marks it rotated (compare-and-set).
 pub async fn refresh(c: &mut Conn, token: &str, rotate: bool, grace_s: u64) -> Result<Refresh, sqlx::Error> {
     let hash = sha256_hex(token.as_bytes());
     let now = now_ms();
-    let Some(r) = sqlx::query(
+    let Some(r) = sqlx::query_as::<_, RefreshRow>(
         "SELECT t.session_id, t.rotated_at, t.expires, s.org_id, s.user_id, s.revoked FROM tokens t \
          JOIN sessions s ON s.id = t.session_id WHERE t.hash = $1 AND t.kind = 'refresh'",
     )
@@ -96,18 +105,18 @@ pub async fn refresh(c: &mut Conn, token: &str, rotate: bool, grace_s: u64) -> R
     else {
         return Ok(Refresh::Invalid);
     };
-    let session = s(&r, "session_id");
-    if i(&r, "revoked") == 1 || i(&r, "expires") <= now {
+    let session = r.session_id;
+    if r.revoked == 1 || r.expires <= now {
         return Ok(Refresh::Invalid);
     }
-    if let Some(at) = opt_i(&r, "rotated_at") {
+    if let Some(at) = r.rotated_at {
         if now - at <= grace_s as i64 * 1000 {
             return Ok(Refresh::JustRotated);
         }
         revoke(c, &session).await?;
         return Ok(Refresh::Reused);
     }
-    let grant = AccessGrant { session_id: session, org_id: s(&r, "org_id"), user_id: s(&r, "user_id") };
+    let grant = AccessGrant { session_id: session, org_id: r.org_id, user_id: r.user_id };
     if !rotate {
         return Ok(Refresh::Rotated(grant));
     }

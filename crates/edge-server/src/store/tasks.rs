@@ -2,18 +2,20 @@
 //! worker under a lease that expires, so a dead worker's task is taken up again.
 
 use super::Conn;
-use crate::db::{i, opt_i, opt_s, s, Backend, Db};
+use crate::db::{Backend, Db};
 use crate::util::{new_id, now_ms, rfc3339};
 use serde_json::{json, Value};
-use sqlx::any::AnyRow;
 
 /// A task row.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Task {
     pub name: String,
     pub org_id: Option<String>,
     pub org_name: Option<String>,
+    /// The task type (`type` is a keyword in Rust).
+    #[sqlx(rename = "type")]
     pub kind: String,
+    #[sqlx(rename = "task_group")]
     pub group: String,
     pub app_id: Option<String>,
     pub app_name: Option<String>,
@@ -39,33 +41,6 @@ fn parse(v: &Option<String>) -> Value {
 }
 
 impl Task {
-    fn from_row(r: &AnyRow) -> Task {
-        use sqlx::Row;
-        Task {
-            name: s(r, "name"),
-            org_id: opt_s(r, "org_id"),
-            org_name: opt_s(r, "org_name"),
-            kind: s(r, "type"),
-            group: s(r, "task_group"),
-            app_id: opt_s(r, "app_id"),
-            app_name: opt_s(r, "app_name"),
-            build_name: opt_s(r, "build_name"),
-            build_id: opt_i(r, "build_id"),
-            status: s(r, "status"),
-            progress: r.try_get::<f64, _>("progress").unwrap_or(0.0),
-            created: i(r, "created"),
-            started: opt_i(r, "started"),
-            ended: opt_i(r, "ended"),
-            attempts: i(r, "attempts"),
-            warning: opt_s(r, "warning"),
-            exception: opt_s(r, "exception"),
-            result: opt_s(r, "result"),
-            params: s(r, "params"),
-            lease_owner: opt_s(r, "lease_owner"),
-            step: i(r, "step"),
-        }
-    }
-
     /// The wire object of delivery.md (`with_org` adds `orgName` for the admin API).
     pub fn to_json(&self, with_org: bool) -> Value {
         let mut v = json!({
@@ -144,13 +119,12 @@ const COLS: &str = "name, org_id, org_name, type, task_group, app_id, app_name, 
 
 /// One task by name, any org (admin) or within `org`.
 pub async fn get(c: &mut Conn, org: Option<&str>, name: &str) -> Result<Option<Task>, sqlx::Error> {
-    let r = match org {
+    match org {
         Some(o) => {
-            sqlx::query(&format!("SELECT {COLS} FROM tasks WHERE name = $1 AND org_id = $2")).bind(name).bind(o).fetch_optional(c).await?
+            sqlx::query_as(&format!("SELECT {COLS} FROM tasks WHERE name = $1 AND org_id = $2")).bind(name).bind(o).fetch_optional(c).await
         }
-        None => sqlx::query(&format!("SELECT {COLS} FROM tasks WHERE name = $1")).bind(name).fetch_optional(c).await?,
-    };
-    Ok(r.as_ref().map(Task::from_row))
+        None => sqlx::query_as(&format!("SELECT {COLS} FROM tasks WHERE name = $1")).bind(name).fetch_optional(c).await,
+    }
 }
 
 /// Filters of a task list.
@@ -219,8 +193,11 @@ pub async fn list(
         .collect();
     let sql = format!("SELECT {COLS} FROM tasks{where_} ORDER BY {} LIMIT {} OFFSET {}", order_sql.join(", "), limit, offset);
     let count_sql = format!("SELECT COUNT(*) AS n FROM tasks{where_}");
-    fn bind<'q>(sql: &'q str, args: &'q [Value]) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-        let mut q = sqlx::query(sql);
+    fn bind<'q, O>(sql: &'q str, args: &'q [Value]) -> sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>>
+    where
+        O: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
+    {
+        let mut q = sqlx::query_as(sql);
         for a in args {
             q = match a {
                 Value::Number(n) => q.bind(n.as_i64().unwrap_or(0)),
@@ -229,9 +206,9 @@ pub async fn list(
         }
         q
     }
-    let rows = bind(&sql, &args).fetch_all(&mut *c).await?;
-    let total = bind(&count_sql, &args).fetch_one(&mut *c).await.map(|r| i(&r, "n"))?;
-    Ok((rows.iter().map(Task::from_row).collect(), total))
+    let rows: Vec<Task> = bind(&sql, &args).fetch_all(&mut *c).await?;
+    let (total,): (i64,) = bind(&count_sql, &args).fetch_one(&mut *c).await?;
+    Ok((rows, total))
 }
 
 /// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
@@ -261,32 +238,26 @@ pub async fn claim(db: &Db, owner: &str, lease_s: u64, kinds: &[&str]) -> Result
          RETURNING {COLS}"
     );
     let mut tx = db.tx().await?;
-    let r = sqlx::query(&sql).bind(owner).bind(now + lease_s as i64 * 1000).bind(now).fetch_optional(&mut *tx).await?;
-    match &r {
-        Some(r) => {
-            super::events::emit(&mut tx, &s(r, "name"), "begin").await?;
+    let t: Option<Task> = sqlx::query_as(&sql).bind(owner).bind(now + lease_s as i64 * 1000).bind(now).fetch_optional(&mut *tx).await?;
+    match &t {
+        Some(t) => {
+            super::events::emit(&mut tx, &t.name, "begin").await?;
             tx.commit().await?;
         }
         // Nothing claimed: nothing written (and caches stay valid).
         None => drop(tx),
     }
-    Ok(r.as_ref().map(Task::from_row))
+    Ok(t)
 }
 
 /// The task of `group` at `step`.
 pub async fn group_step(c: &mut Conn, group: &str, step: i64) -> Result<Option<Task>, sqlx::Error> {
-    let r = sqlx::query(&format!("SELECT {COLS} FROM tasks WHERE task_group = $1 AND step = $2"))
-        .bind(group)
-        .bind(step)
-        .fetch_optional(c)
-        .await?;
-    Ok(r.as_ref().map(Task::from_row))
+    sqlx::query_as(&format!("SELECT {COLS} FROM tasks WHERE task_group = $1 AND step = $2")).bind(group).bind(step).fetch_optional(c).await
 }
 
 /// Every task of a group, in step order.
 pub async fn group(c: &mut Conn, group: &str) -> Result<Vec<Task>, sqlx::Error> {
-    let rows = sqlx::query(&format!("SELECT {COLS} FROM tasks WHERE task_group = $1 ORDER BY step")).bind(group).fetch_all(c).await?;
-    Ok(rows.iter().map(Task::from_row).collect())
+    sqlx::query_as(&format!("SELECT {COLS} FROM tasks WHERE task_group = $1 ORDER BY step")).bind(group).fetch_all(c).await
 }
 
 /// Cancels the group's tasks that have not run, with an optional result.
@@ -366,7 +337,7 @@ pub async fn retry(c: &mut Conn, t: &Task) -> Result<(), sqlx::Error> {
     .bind(&t.name)
     .execute(&mut *c)
     .await?;
-    let revived = sqlx::query("SELECT name FROM tasks WHERE task_group = $1 AND status = 'canceled' ORDER BY step")
+    let revived: Vec<String> = sqlx::query_scalar("SELECT name FROM tasks WHERE task_group = $1 AND status = 'canceled' ORDER BY step")
         .bind(&t.group)
         .fetch_all(&mut *c)
         .await?;
@@ -375,8 +346,8 @@ pub async fn retry(c: &mut Conn, t: &Task) -> Result<(), sqlx::Error> {
         .execute(&mut *c)
         .await?;
     super::events::emit(c, &t.name, "submit").await?;
-    for r in revived {
-        super::events::emit(c, &s(&r, "name"), "submit").await?;
+    for name in revived {
+        super::events::emit(c, &name, "submit").await?;
     }
     if t.kind != "dltar" || t.params()["mode"] == "url" {
         sqlx::query("UPDATE tasks SET queue_pos = $1 WHERE task_group = $2").bind(now).bind(&t.group).execute(&mut *c).await?;
@@ -439,8 +410,31 @@ pub async fn finish(c: &mut Conn, name: &str, owner: &str, o: &Outcome) -> Resul
 /// Task counts by (status, type) for the queue gauge: one grouped query over the
 /// `tasks_status` index.
 pub async fn queue_depth(db: &Db) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
-    let rows = sqlx::query("SELECT status, type, COUNT(*) AS n FROM tasks WHERE status IN ('submitted', 'running') GROUP BY status, type")
+    sqlx::query_as("SELECT status, type, COUNT(*) AS n FROM tasks WHERE status IN ('submitted', 'running') GROUP BY status, type")
         .fetch_all(db.pool())
+        .await
+}
+
+/// Names the builds of a group's tasks (`build-<id>`, when the import gave no name).
+pub async fn set_group_build_name(c: &mut Conn, group: &str, build_name: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE tasks SET build_name = $1 WHERE task_group = $2").bind(build_name).bind(group).execute(c).await?;
+    Ok(())
+}
+
+/// True while a `mkseq` of the app is queued or running (one at a time is enough).
+pub async fn mkseq_pending(c: &mut Conn, app_id: &str) -> Result<bool, sqlx::Error> {
+    // Only whether a row exists matters: nothing of it is read.
+    let busy = sqlx::query("SELECT 1 FROM tasks WHERE app_id = $1 AND type = 'mkseq' AND status IN ('submitted', 'running')")
+        .bind(app_id)
+        .fetch_optional(c)
         .await?;
-    Ok(rows.iter().map(|r| (s(r, "status"), s(r, "type"), i(r, "n"))).collect())
+    Ok(busy.is_some())
+}
+
+/// The task of a group that wrote its image (`mkseq` or `mkdxf`): (type, result JSON).
+pub async fn image_step(c: &mut Conn, group: &str) -> Result<Option<(String, Option<String>)>, sqlx::Error> {
+    sqlx::query_as("SELECT type, result FROM tasks WHERE task_group = $1 AND type IN ('mkseq', 'mkdxf')")
+        .bind(group)
+        .fetch_optional(c)
+        .await
 }

@@ -12,6 +12,7 @@ use super::Conn;
 use crate::util::now_ms;
 
 /// The row of a token, as the upload handler checks it.
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Upload {
     pub task_name: String,
     pub app_id: String,
@@ -23,18 +24,10 @@ pub struct Upload {
 
 /// The upload of `token_hash`, with its task's group.
 pub async fn by_token(c: &mut Conn, token_hash: &str) -> Result<Option<Upload>, sqlx::Error> {
-    let row = sqlx::query("SELECT u.task_name, u.app_id, u.expires, u.size_expected, u.state, t.task_group FROM uploads u JOIN tasks t ON t.name = u.task_name WHERE u.token_hash = $1")
+    sqlx::query_as("SELECT u.task_name, u.app_id, u.expires, u.size_expected, u.state, t.task_group FROM uploads u JOIN tasks t ON t.name = u.task_name WHERE u.token_hash = $1")
         .bind(token_hash)
         .fetch_optional(c)
-        .await?;
-    Ok(row.map(|r| Upload {
-        task_name: crate::db::s(&r, "task_name"),
-        app_id: crate::db::s(&r, "app_id"),
-        expires: crate::db::i(&r, "expires"),
-        size_expected: crate::db::opt_i(&r, "size_expected"),
-        state: crate::db::s(&r, "state"),
-        task_group: crate::db::s(&r, "task_group"),
-    }))
+        .await
 }
 
 /// Claims a waiting upload (or one whose claim's lease ran out) for `receiver`.
@@ -121,11 +114,10 @@ pub async fn reset_expired_claims(c: &mut Conn) -> Result<u64, sqlx::Error> {
 
 /// The token of the upload of `task` that has not completed or expired.
 pub async fn pending_of_task(c: &mut Conn, task: &str) -> Result<Option<String>, sqlx::Error> {
-    let row = sqlx::query("SELECT token_hash FROM uploads WHERE task_name = $1 AND state IN ('waiting', 'receiving')")
+    sqlx::query_scalar("SELECT token_hash FROM uploads WHERE task_name = $1 AND state IN ('waiting', 'receiving')")
         .bind(task)
         .fetch_optional(c)
-        .await?;
-    Ok(row.map(|r| crate::db::s(&r, "token_hash")))
+        .await
 }
 
 /// Expires an upload that has not completed (`before`: only if its expiry is still
@@ -149,4 +141,63 @@ pub async fn expire(c: &mut Conn, token_hash: &str, before: Option<i64>) -> Resu
         .await?,
     };
     Ok(r.rows_affected() == 1)
+}
+
+/// Gives the upload of a retried task its URL back (a claim cut off stays no more).
+pub async fn reopen_for_task(c: &mut Conn, task: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE uploads SET state = 'waiting', bytes = 0, receiver = NULL, lease_until = NULL WHERE task_name = $1 AND state = 'receiving'",
+    )
+    .bind(task)
+    .execute(c)
+    .await?;
+    Ok(())
+}
+
+/// Moves the expiry of every upload not yet done by `by_ms` (the length of a maintenance
+/// that just ended); returns how many.
+pub async fn extend_pending(c: &mut Conn, by_ms: i64) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query("UPDATE uploads SET expires = expires + $1 WHERE state IN ('waiting', 'receiving')").bind(by_ms).execute(c).await?.rows_affected())
+}
+
+/// Upload-mode imports of the app still waiting for (or receiving) their archive.
+pub async fn waiting_count(c: &mut Conn, app_id: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) AS n FROM uploads u JOIN tasks t ON t.name = u.task_name WHERE u.app_id = $1 AND u.state IN ('waiting', 'receiving') AND t.status = 'submitted'",
+    )
+    .bind(app_id)
+    .fetch_one(c)
+    .await
+}
+
+/// A new upload URL, waiting.
+pub struct NewUpload<'a> {
+    pub token_hash: String,
+    pub task: &'a str,
+    pub org_id: &'a str,
+    pub app_id: &'a str,
+    pub expires: i64,
+    pub size_expected: Option<i64>,
+}
+
+/// Records a new upload URL.
+pub async fn insert(c: &mut Conn, u: NewUpload<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO uploads (token_hash, task_name, org_id, app_id, expires, size_expected, state, created) VALUES ($1, $2, $3, $4, $5, $6, 'waiting', $7)",
+    )
+    .bind(u.token_hash)
+    .bind(u.task)
+    .bind(u.org_id)
+    .bind(u.app_id)
+    .bind(u.expires)
+    .bind(u.size_expected)
+    .bind(now_ms())
+    .execute(c)
+    .await?;
+    Ok(())
+}
+
+/// Waiting uploads whose expiry passed before `cutoff`: (token hash, task).
+pub async fn expired_waiting(c: &mut Conn, cutoff: i64) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT token_hash, task_name FROM uploads WHERE state = 'waiting' AND expires < $1").bind(cutoff).fetch_all(c).await
 }

@@ -1,15 +1,13 @@
 //! Principals (persons and machine users), memberships and their roles.
 
 use super::Conn;
-use crate::db::{i, opt_i, opt_s, s};
 use crate::perms::Perms;
 use crate::util::{now_ms, rfc3339};
 use serde_json::{json, Value};
-use sqlx::any::AnyRow;
 use sqlx::Row;
 
 /// A user row.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct User {
     pub id: String,
     pub username: String,
@@ -29,24 +27,6 @@ pub struct User {
 }
 
 impl User {
-    fn from_row(r: &AnyRow) -> User {
-        User {
-            id: s(r, "id"),
-            username: s(r, "username"),
-            kind: s(r, "kind"),
-            machine_org: opt_s(r, "machine_org"),
-            pw_hash: opt_s(r, "pw_hash"),
-            email: opt_s(r, "email"),
-            firstname: opt_s(r, "firstname"),
-            surname: opt_s(r, "surname"),
-            title: opt_s(r, "title"),
-            label: opt_s(r, "label"),
-            created: i(r, "created"),
-            updated: i(r, "updated"),
-            last_login: opt_i(r, "last_login"),
-        }
-    }
-
     /// True for a machine user.
     pub fn is_machine(&self) -> bool {
         self.kind == "machine"
@@ -81,49 +61,45 @@ const COLS: &str = "id, username, kind, machine_org, pw_hash, email, firstname, 
 
 /// Finds a user by username, instance-wide.
 pub async fn by_username(c: &mut Conn, username: &str) -> Result<Option<User>, sqlx::Error> {
-    let r = sqlx::query(&format!("SELECT {COLS} FROM users WHERE username = $1")).bind(username).fetch_optional(c).await?;
-    Ok(r.as_ref().map(User::from_row))
+    sqlx::query_as(&format!("SELECT {COLS} FROM users WHERE username = $1")).bind(username).fetch_optional(c).await
 }
 
 /// Finds a user by id.
 pub async fn by_id(c: &mut Conn, id: &str) -> Result<Option<User>, sqlx::Error> {
-    let r = sqlx::query(&format!("SELECT {COLS} FROM users WHERE id = $1")).bind(id).fetch_optional(c).await?;
-    Ok(r.as_ref().map(User::from_row))
+    sqlx::query_as(&format!("SELECT {COLS} FROM users WHERE id = $1")).bind(id).fetch_optional(c).await
 }
 
 /// Finds a member of `org` by username (non-members are `None`: tenant isolation).
 pub async fn member_by_username(c: &mut Conn, org: &str, username: &str) -> Result<Option<User>, sqlx::Error> {
-    let r = sqlx::query(&format!(
+    sqlx::query_as(&format!(
         "SELECT {} FROM users u JOIN memberships m ON m.user_id = u.id WHERE m.org_id = $1 AND u.username = $2",
         COLS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ")
     ))
     .bind(org)
     .bind(username)
     .fetch_optional(c)
-    .await?;
-    Ok(r.as_ref().map(User::from_row))
+    .await
 }
 
 /// Every member of `org` with their role names.
 pub async fn members(c: &mut Conn, org: &str) -> Result<Vec<(User, Vec<String>)>, sqlx::Error> {
-    let rows = sqlx::query(&format!(
+    let users: Vec<User> = sqlx::query_as(&format!(
         "SELECT {} FROM users u JOIN memberships m ON m.user_id = u.id WHERE m.org_id = $1",
         COLS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ")
     ))
     .bind(org)
     .fetch_all(&mut *c)
     .await?;
-    let role_rows = sqlx::query(
+    let role_rows: Vec<(String, String)> = sqlx::query_as(
         "SELECT mr.user_id, r.name FROM member_roles mr JOIN roles r ON r.id = mr.role_id WHERE mr.org_id = $1 ORDER BY r.name",
     )
     .bind(org)
     .fetch_all(&mut *c)
     .await?;
-    Ok(rows
-        .iter()
-        .map(User::from_row)
+    Ok(users
+        .into_iter()
         .map(|u| {
-            let roles = role_rows.iter().filter(|r| s(r, "user_id") == u.id).map(|r| s(r, "name")).collect();
+            let roles = role_rows.iter().filter(|(id, _)| *id == u.id).map(|(_, n)| n.clone()).collect();
             (u, roles)
         })
         .collect())
@@ -131,25 +107,24 @@ pub async fn members(c: &mut Conn, org: &str) -> Result<Vec<(User, Vec<String>)>
 
 /// Role names a member holds in `org`.
 pub async fn role_names(c: &mut Conn, org: &str, user: &str) -> Result<Vec<String>, sqlx::Error> {
-    let rows = sqlx::query(
+    sqlx::query_scalar(
         "SELECT r.name FROM member_roles mr JOIN roles r ON r.id = mr.role_id WHERE mr.org_id = $1 AND mr.user_id = $2 ORDER BY r.name",
     )
     .bind(org)
     .bind(user)
     .fetch_all(c)
-    .await?;
-    Ok(rows.iter().map(|r| s(r, "name")).collect())
+    .await
 }
 
 /// The effective permissions of a member: the OR over its roles.
 pub async fn effective_perms(c: &mut Conn, org: &str, user: &str) -> Result<Perms, sqlx::Error> {
-    let rows =
-        sqlx::query("SELECT r.perms FROM member_roles mr JOIN roles r ON r.id = mr.role_id WHERE mr.org_id = $1 AND mr.user_id = $2")
+    let rows: Vec<String> =
+        sqlx::query_scalar("SELECT r.perms FROM member_roles mr JOIN roles r ON r.id = mr.role_id WHERE mr.org_id = $1 AND mr.user_id = $2")
             .bind(org)
             .bind(user)
             .fetch_all(c)
             .await?;
-    Ok(rows.iter().fold(Perms::default(), |acc, r| acc.union(&Perms::from_db(&s(r, "perms")))))
+    Ok(rows.iter().fold(Perms::default(), |acc, p| acc.union(&Perms::from_db(p))))
 }
 
 /// True when `user` is a member of `org`.
@@ -159,12 +134,10 @@ pub async fn is_member(c: &mut Conn, org: &str, user: &str) -> Result<bool, sqlx
 
 /// Organizations a user belongs to: (id, name, label), by name.
 pub async fn orgs_of(c: &mut Conn, user: &str) -> Result<Vec<(String, String, String)>, sqlx::Error> {
-    let rows =
-        sqlx::query("SELECT o.id, o.name, o.label FROM orgs o JOIN memberships m ON m.org_id = o.id WHERE m.user_id = $1 ORDER BY o.name")
-            .bind(user)
-            .fetch_all(c)
-            .await?;
-    Ok(rows.iter().map(|r| (s(r, "id"), s(r, "name"), s(r, "label"))).collect())
+    sqlx::query_as("SELECT o.id, o.name, o.label FROM orgs o JOIN memberships m ON m.org_id = o.id WHERE m.user_id = $1 ORDER BY o.name")
+        .bind(user)
+        .fetch_all(c)
+        .await
 }
 
 /// Fields of a new user.
@@ -284,4 +257,46 @@ pub async fn other_org_count(c: &mut Conn, org: &str, user: &str) -> Result<i64,
     let r =
         sqlx::query("SELECT COUNT(*) AS n FROM memberships WHERE user_id = $1 AND org_id <> $2").bind(user).bind(org).fetch_one(c).await?;
     Ok(r.try_get::<i64, _>("n").unwrap_or(0))
+}
+
+/// A person's or machine user's descriptive fields.
+pub struct Profile<'a> {
+    pub email: Option<&'a str>,
+    pub firstname: Option<&'a str>,
+    pub surname: Option<&'a str>,
+    pub title: Option<&'a str>,
+    pub label: Option<&'a str>,
+}
+
+/// Sets every profile field (absent ones to null).
+pub async fn replace_profile(c: &mut Conn, user: &str, p: &Profile<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET email = $1, firstname = $2, surname = $3, title = $4, label = $5, updated = $6 WHERE id = $7")
+        .bind(p.email)
+        .bind(p.firstname)
+        .bind(p.surname)
+        .bind(p.title)
+        .bind(p.label)
+        .bind(now_ms())
+        .bind(user)
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+/// Sets the profile fields given (absent ones stay).
+pub async fn patch_profile(c: &mut Conn, user: &str, p: &Profile<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE users SET email = COALESCE($1, email), firstname = COALESCE($2, firstname), surname = COALESCE($3, surname), \
+         title = COALESCE($4, title), label = COALESCE($5, label), updated = $6 WHERE id = $7",
+    )
+    .bind(p.email)
+    .bind(p.firstname)
+    .bind(p.surname)
+    .bind(p.title)
+    .bind(p.label)
+    .bind(now_ms())
+    .bind(user)
+    .execute(c)
+    .await?;
+    Ok(())
 }

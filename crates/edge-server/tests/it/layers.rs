@@ -252,3 +252,16 @@ fn no_circle_of_modules() {
     let circles: Vec<String> = t.sccs.iter().map(|s| s.iter().map(|m| name(m)).collect::<Vec<_>>().join(" ↔ ")).collect();
     assert!(circles.is_empty(), "{} circles:\n{}", circles.len(), circles.join("\n"));
 }
+
+#[test]
+fn sql_lives_in_the_store() {
+    let mut files = BTreeMap::new();
+    modules(&src(), &[], &mut files);
+    let outside: Vec<String> = files
+        .iter()
+        .filter(|(m, _)| m[0] != "store" && m[0] != "db")
+        .filter(|(_, p)| code_of(&std::fs::read_to_string(p).unwrap()).contains("sqlx::query"))
+        .map(|(m, _)| name(m))
+        .collect();
+    assert!(outside.is_empty(), "SQL outside store/ (and db/): {outside:?}");
+}

@@ -1,11 +1,10 @@
 //! `mkpat`: patches to the new build from the builds still kept.
 
-use crate::db::i;
 use crate::delivery::builds::{build_row, load_tree, params, AppCtx, BuildRow};
 use crate::delivery::outcome::{ok, After, Done, Progress};
 use crate::depot;
 use crate::state::AppState;
-use crate::store::tasks;
+use crate::store::{builds, tasks};
 use crate::util::{now_ms, rfc3339};
 use edge_engine::store::ChunkStore;
 use serde_json::json;
@@ -13,17 +12,10 @@ use std::sync::Arc;
 
 /// Older builds a new build gets patches from: the newest `max_builds - 1` retained ones.
 pub(crate) async fn patch_sources(st: &AppState, app: &AppCtx, build_id: i64) -> Result<Vec<BuildRow>, String> {
-    let rows = sqlx::query(
-        "SELECT build_id FROM builds WHERE app_id = $1 AND build_id < $2 AND status IN ('current', 'retained') ORDER BY build_id DESC",
-    )
-    .bind(&app.id)
-    .bind(build_id)
-    .fetch_all(st.db.pool())
-    .await
-    .map_err(|e| e.to_string())?;
+    let ids = builds::kept_before(&st.db, &app.id, build_id).await.map_err(|e| e.to_string())?;
     let mut out = Vec::new();
-    for r in rows.iter().take((app.max_builds - 1).max(0) as usize) {
-        out.push(build_row(st, &app.id, i(r, "build_id")).await?);
+    for id in ids.into_iter().take((app.max_builds - 1).max(0) as usize) {
+        out.push(build_row(st, &app.id, id).await?);
     }
     Ok(out)
 }
@@ -37,13 +29,7 @@ pub(crate) async fn mkpat(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, pro
     let base = st.depot.local(&base_key);
     let _ = std::fs::remove_dir_all(&base);
     let to_tree = if sources.is_empty() { None } else { Some(std::sync::Arc::new(load_tree(st, &app.id, &to.tree_path, true).await?)) };
-    let image_bytes: i64 = sqlx::query("SELECT image_bytes FROM builds WHERE app_id = $1 AND build_id = $2")
-        .bind(&app.id)
-        .bind(build_id)
-        .fetch_one(st.db.pool())
-        .await
-        .map(|r| i(&r, "image_bytes"))
-        .map_err(|e| e.to_string())?;
+    let image_bytes = builds::image_bytes(&st.db, &app.id, build_id).await.map_err(|e| e.to_string())?;
     let mut patches = Vec::new();
     let mut large = Vec::new();
     let n = sources.len().max(1);

@@ -1,12 +1,11 @@
 //! `mkraw`: the archive ingested (or the result of ingesting it while it was uploaded),
 //! validated, chunked into the app's store; the build tree stored.
 
-use crate::db::s;
 use crate::delivery::builds::{params, store_tree, AppCtx};
 use crate::delivery::outcome::{fail, ok, After, Done, Progress};
 use crate::depot;
 use crate::state::AppState;
-use crate::store::tasks;
+use crate::store::{builds, tasks};
 use edge_engine::store::ChunkStore;
 use serde_json::json;
 use std::sync::atomic::Ordering;
@@ -15,13 +14,7 @@ use std::sync::Arc;
 pub(crate) async fn mkraw(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Progress) -> Result<Done, String> {
     let mut c = st.db.conn().await.map_err(|e| e.to_string())?;
     let cur_hash = match app.cur_build {
-        Some(b) => sqlx::query("SELECT content_hash FROM builds WHERE app_id = $1 AND build_id = $2")
-            .bind(&app.id)
-            .bind(b)
-            .fetch_optional(&mut *c)
-            .await
-            .map_err(|e| e.to_string())?
-            .map(|r| s(&r, "content_hash")),
+        Some(b) => builds::content_hash(&mut c, &app.id, b).await.map_err(|e| e.to_string())?,
         None => None,
     };
     drop(c);
