@@ -314,3 +314,238 @@ pub fn unpack(src: &dyn Source, out: &Path, public_pem: Option<&str>) -> io::Res
     finish(out, &files)?;
     Ok(stats)
 }
+
+/// A pack an image's manifest pins: its file name, size and BLAKE3.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackPin {
+    /// File name in the image directory (`pack-0001.bin`).
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// BLAKE3 of the whole pack.
+    pub blake3: Hash,
+}
+
+/// An image's `manifest.json`, its signature checked (when a key was given) and its fields
+/// read: what a launcher needs before it fetches the index ([`verify_manifest`]).
+#[derive(Debug, Clone)]
+pub struct VerifiedManifest {
+    /// The exact bytes (the signature covers them).
+    pub bytes: Vec<u8>,
+    /// The whole document.
+    pub value: Value,
+    /// `dxfName`.
+    pub dxf_name: String,
+    /// `orgName`.
+    pub org_name: String,
+    /// `appName`.
+    pub app_name: String,
+    /// `buildId`.
+    pub build_id: u64,
+    /// `buildName`.
+    pub build_name: String,
+    /// `created` (RFC 3339).
+    pub created: String,
+    /// `sizeBytes`: the sum of the build's regular file sizes.
+    pub size_bytes: u64,
+    /// `fileCount`: the build's regular files.
+    pub file_count: u64,
+    /// The index's pin: (file name, size, BLAKE3).
+    pub index: (String, u64, Hash),
+    /// The packs in number order.
+    pub packs: Vec<PackPin>,
+    /// `preload`: bytes before start at 10, 100 and 1000 Mbit/s (`null` without traces).
+    pub preload: Value,
+    /// Whether a signature was checked.
+    pub signed: bool,
+}
+
+/// One row of an image's chunk table (`[hash, raw, stored, z, pack, off]`, docs/FORMAT.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkRow {
+    /// BLAKE3 of the raw bytes.
+    pub hash: Hash,
+    /// Raw length.
+    pub raw: u64,
+    /// Length of the stored form in the pack.
+    pub stored: u64,
+    /// The stored form is a zstd frame.
+    pub z: bool,
+    /// Pack number, from 1.
+    pub pack: usize,
+    /// Offset of the stored form in its pack.
+    pub off: u64,
+}
+
+/// One entry of an image's file table, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// Path (normal form).
+    pub path: String,
+    /// File, directory or symbolic link.
+    pub kind: Kind,
+    /// Permission bits (`0o7777` mask); 511 for links.
+    pub mode: u32,
+    /// Size in bytes (files; 0 otherwise).
+    pub size: u64,
+    /// Link target (links).
+    pub target: Option<String>,
+    /// Chunk numbers (rows of [`VerifiedIndex::chunks`]) in file order (files).
+    pub chunks: Vec<usize>,
+}
+
+/// An image's `index.json`, checked against its manifest ([`verify_index`]).
+#[derive(Debug, Clone)]
+pub struct VerifiedIndex {
+    /// The chunk table in stream order.
+    pub chunks: Vec<ChunkRow>,
+    /// The file table in archive order (entries of an unknown type left out, as `unpack`
+    /// leaves them out).
+    pub files: Vec<IndexEntry>,
+}
+
+fn field_str(v: &Value, key: &str) -> io::Result<String> {
+    v[key].as_str().map(String::from).ok_or_else(|| bad(format!("manifest.json: `{key}` missing or not a string")))
+}
+
+fn field_u64(v: &Value, key: &str) -> io::Result<u64> {
+    v[key].as_u64().ok_or_else(|| bad(format!("manifest.json: `{key}` missing or not a number")))
+}
+
+fn plain_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains(['/', '\\']) && !name.starts_with('.')
+}
+
+/// Checks an image's `manifest.json` as a launcher must before trusting anything it pins:
+/// with the organization's public key (PEM), `sig` must be present and verify over the
+/// exact bytes; `format` must be `rockit-dxf` and `version` 1; the index and every pack
+/// must be pinned by a plain file name, a size and a BLAKE3. For readers that fetch the
+/// image's pieces themselves (a streaming launcher); [`unpack`] does the same checks as it
+/// reads.
+pub fn verify_manifest(bytes: &[u8], sig: Option<&[u8]>, public_pem: Option<&str>) -> io::Result<VerifiedManifest> {
+    if let Some(pem) = public_pem {
+        let sig = sig.ok_or_else(|| bad("manifest.sig is missing but the organization has a key"))?;
+        if !crate::image::rsa_verify(pem, bytes, sig) {
+            return Err(bad("the manifest signature does not verify with the organization's key"));
+        }
+    }
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| bad(format!("manifest.json: {e}")))?;
+    if value["format"] != "rockit-dxf" {
+        return Err(bad("manifest.json: not a rockit-dxf manifest"));
+    }
+    if value["version"].as_u64() != Some(u64::from(crate::image::VERSION)) {
+        return Err(bad(format!("manifest.json: image version {} is not supported (this reader reads version 1)", value["version"])));
+    }
+    let pin = |p: &Value, what: &str| -> io::Result<(String, u64, Hash)> {
+        let name =
+            p["name"].as_str().filter(|n| plain_name(n)).ok_or_else(|| bad(format!("manifest.json: {what} has no plain file name")))?;
+        let size = p["sizeBytes"].as_u64().ok_or_else(|| bad(format!("manifest.json: {what} has no size")))?;
+        let h = p["blake3"].as_str().and_then(Hash::from_hex).ok_or_else(|| bad(format!("manifest.json: {what} has no BLAKE3")))?;
+        Ok((name.to_string(), size, h))
+    };
+    let index = pin(&value["index"], "the index")?;
+    let mut packs = Vec::new();
+    for (i, p) in value["packs"].as_array().ok_or_else(|| bad("manifest.json: `packs` missing"))?.iter().enumerate() {
+        let (name, size, blake3) = pin(p, &format!("pack {}", i + 1))?;
+        packs.push(PackPin { name, size, blake3 });
+    }
+    Ok(VerifiedManifest {
+        bytes: bytes.to_vec(),
+        dxf_name: field_str(&value, "dxfName")?,
+        org_name: field_str(&value, "orgName")?,
+        app_name: field_str(&value, "appName")?,
+        build_id: field_u64(&value, "buildId")?,
+        build_name: field_str(&value, "buildName")?,
+        created: field_str(&value, "created")?,
+        size_bytes: field_u64(&value, "sizeBytes")?,
+        file_count: field_u64(&value, "fileCount")?,
+        preload: value["preload"].clone(),
+        index,
+        packs,
+        signed: public_pem.is_some(),
+        value,
+    })
+}
+
+/// Checks an image's `index.json` against its verified manifest, before any of its data is
+/// used: the bytes must match the manifest's pin; every path must be in normal form and
+/// the whole file table must pass [`crate::safepath::check`]; every chunk row must name a
+/// pinned pack, rows of one pack must be contiguous from offset 0 and end within the
+/// pack's size; every file's chunk numbers must exist and their raw lengths add up to its
+/// size; the files must add up to the manifest's `sizeBytes` and `fileCount`. Chunk
+/// content is checked by the reader against each row's hash as it arrives.
+pub fn verify_index(manifest: &VerifiedManifest, bytes: &[u8]) -> io::Result<VerifiedIndex> {
+    let (name, size, hash) = &manifest.index;
+    if Hash::of(bytes) != *hash || bytes.len() as u64 != *size {
+        return Err(bad(format!("{name} does not match its hash")));
+    }
+    let index: Value = serde_json::from_slice(bytes).map_err(|e| bad(format!("{name}: {e}")))?;
+    if index["format"] != "rockit-dxf-index" {
+        return Err(bad(format!("{name}: not a rockit-dxf index")));
+    }
+    let mut chunks = Vec::new();
+    let mut ends = vec![0u64; manifest.packs.len()];
+    for (i, c) in index["chunks"].as_array().ok_or_else(|| bad("index without chunks"))?.iter().enumerate() {
+        let row = (|| {
+            let a = c.as_array().filter(|a| a.len() == 6)?;
+            let z = match a[3].as_u64()? {
+                0 => false,
+                1 => true,
+                _ => return None,
+            };
+            Some(ChunkRow {
+                hash: a[0].as_str().and_then(Hash::from_hex)?,
+                raw: a[1].as_u64()?,
+                stored: a[2].as_u64()?,
+                z,
+                pack: usize::try_from(a[4].as_u64()?).ok()?,
+                off: a[5].as_u64()?,
+            })
+        })()
+        .ok_or_else(|| bad(format!("{name}: chunk row {i} is not [hash, raw, stored, z, pack, off]")))?;
+        let end = ends
+            .get_mut(row.pack.wrapping_sub(1))
+            .ok_or_else(|| bad(format!("{name}: chunk {i} points at pack {}, which the manifest does not list", row.pack)))?;
+        if row.off != *end {
+            return Err(bad(format!("{name}: chunks of pack {} are not contiguous (chunk {i})", row.pack)));
+        }
+        *end = row.off.checked_add(row.stored).ok_or_else(|| bad(format!("{name}: chunk {i} is too large")))?;
+        if *end > manifest.packs[row.pack - 1].size {
+            return Err(bad(format!("{name}: chunk {i} ends beyond {}", manifest.packs[row.pack - 1].name)));
+        }
+        chunks.push(row);
+    }
+    let mut files = Vec::new();
+    let (mut total, mut count) = (0u64, 0u64);
+    for f in files_of(&index)? {
+        let Some(kind) = kind_of(&f.kind) else { continue };
+        if kind == Kind::File {
+            let mut sum = 0u64;
+            for &c in &f.chunks {
+                let row = chunks.get(c).ok_or_else(|| bad(format!("{}: chunk {c} out of range", f.path)))?;
+                sum = sum.checked_add(row.raw).ok_or_else(|| bad(format!("{}: size overflows", f.path)))?;
+            }
+            if sum != f.size {
+                return Err(bad(format!("chunks of {} do not add up to its size", f.path)));
+            }
+            total = total.saturating_add(f.size);
+            count += 1;
+        }
+        files.push(IndexEntry {
+            path: f.path,
+            kind,
+            mode: f.mode & 0o7777,
+            size: if kind == Kind::File { f.size } else { 0 },
+            target: if kind == Kind::Symlink { f.target } else { None },
+            chunks: if kind == Kind::File { f.chunks } else { Vec::new() },
+        });
+    }
+    check_listing("the image's file table", files.iter().map(|f| safepath::Item::new(&f.path, f.kind, f.target.as_deref())))?;
+    if total != manifest.size_bytes || count != manifest.file_count {
+        return Err(bad(format!(
+            "the index holds {count} files of {total} bytes, the manifest says {} files of {} bytes",
+            manifest.file_count, manifest.size_bytes
+        )));
+    }
+    Ok(VerifiedIndex { chunks, files })
+}

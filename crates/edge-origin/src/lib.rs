@@ -202,19 +202,30 @@ fn check_key(key: &str) -> Result<(), OriginError> {
     }
 }
 
-/// A secret string: `Debug` prints `********`.
-#[derive(Clone)]
-pub(crate) struct Secret(pub(crate) String);
+/// A value that must never reach a log: `Debug` and `Display` print `********`. Shared
+/// with the server (`edge_server::crypto::Secret`): origin credentials, the admin key.
+#[derive(Clone, Default)]
+pub struct Secret<T = String>(pub T);
 
 impl Secret {
-    const REDACTED: &'static str = "********";
+    /// What `Debug` and `Display` print instead of the value.
+    pub const REDACTED: &'static str = "********";
+}
 
-    pub(crate) fn expose(&self) -> &str {
+impl<T> Secret<T> {
+    /// The value, for the one place that uses it (signing, sealing).
+    pub fn expose(&self) -> &T {
         &self.0
     }
 }
 
-impl fmt::Debug for Secret {
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(Secret::REDACTED)
+    }
+}
+
+impl<T> fmt::Display for Secret<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(Secret::REDACTED)
     }

@@ -10,20 +10,9 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
-/// A value that must never reach a log: `Debug` and `Display` print `********`.
-#[derive(Clone, Default)]
-pub struct Secret<T>(pub T);
-
-impl<T> std::fmt::Debug for Secret<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("********")
-    }
-}
-impl<T> std::fmt::Display for Secret<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("********")
-    }
-}
+/// A value that must never reach a log: `Debug` and `Display` print `********` (one type
+/// for the workspace, kept in `edge-origin`, which holds the origins' credentials).
+pub use edge_origin::Secret;
 
 /// The instance data key: encrypts secrets stored in the database.
 #[derive(Clone)]

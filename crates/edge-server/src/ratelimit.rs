@@ -1,9 +1,9 @@
 //! Login brute-force limits: failures per (username, client address) and per address,
 //! counted in the database so every process agrees, pruned as they age out.
 
-use crate::store::login_attempts;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::store::login_attempts;
 use crate::util::now_ms;
 use axum::http::HeaderMap;
 use std::net::{IpAddr, SocketAddr};

@@ -1,5 +1,6 @@
 //! The database: one `sqlx::AnyPool` over SQLite (embedded default, WAL) or PostgreSQL,
-//! one SQL dialect subset (`$n` placeholders, BIGINT/TEXT columns), migrations for both.
+//! one SQL dialect subset (`$n` placeholders, BIGINT/TEXT columns), migrations for both
+//! (`migrations/`, embedded by `sqlx::migrate!`, see `schema.rs`).
 
 mod schema;
 
@@ -148,30 +149,26 @@ impl Db {
         self.pool.close().await;
     }
 
-    /// Applies pending migrations; safe to run concurrently from several processes.
+    /// Applies pending migrations (`schema.rs`: `sqlx::migrate!` over `migrations/`, after
+    /// adopting an old `schema_version` record); safe to run concurrently from several
+    /// processes: all of it is one write transaction, under an advisory lock on PostgreSQL.
     /// Returns the schema version now in force.
     pub async fn migrate(&self) -> Result<i64, sqlx::Error> {
+        use sqlx::migrate::Migrate;
+        let migrator = schema::migrator();
         let mut tx = self.tx().await?;
         if self.backend == Backend::Postgres {
             // One migrator at a time across processes; released at commit.
             sqlx::query("SELECT pg_advisory_xact_lock(7310001)").execute(&mut *tx).await?;
         }
-        sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)").execute(&mut *tx).await?;
-        let current: Option<i64> =
-            sqlx::query("SELECT MAX(version) AS v FROM schema_version").fetch_one(&mut *tx).await?.try_get::<Option<i64>, _>("v")?;
-        let current = current.unwrap_or(0);
-        let mut version = current;
-        for (i, m) in schema::MIGRATIONS.iter().enumerate() {
-            let v = i as i64 + 1;
-            if v <= current {
-                continue;
-            }
-            for stmt in m.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-                sqlx::query(stmt).execute(&mut *tx).await?;
-            }
-            sqlx::query("INSERT INTO schema_version (version) VALUES ($1)").bind(v).execute(&mut *tx).await?;
-            version = v;
+        let adopted = schema::adopt_legacy(&mut tx, self.backend, &migrator).await?;
+        if adopted > 0 {
+            tracing::info!(versions = adopted, "migrations: the schema_version record was adopted into _sqlx_migrations");
         }
+        // `run` would take the connection through `Acquire`, whose future is not `Send`
+        // here (sqlx's own note on `run_direct`), and handlers need `Send`.
+        migrator.run_direct(&mut *tx).await?;
+        let version = tx.list_applied_migrations().await?.iter().map(|m| m.version).max().unwrap_or(0);
         tx.commit().await?;
         Ok(version)
     }
@@ -182,7 +179,8 @@ impl Db {
     }
 }
 
-/// Reads an optional text column.
+/// Reads an optional text column, leniently (any error is `None`): for tests and tools that
+/// read a row ad hoc. The server decodes its rows strictly (`sqlx::FromRow`, in `store`).
 pub fn opt_s(row: &AnyRow, col: &str) -> Option<String> {
     row.try_get::<Option<String>, _>(col).ok().flatten()
 }

@@ -4,8 +4,8 @@
 use crate::error::{ApiError, ApiResult};
 use crate::names::Name;
 use crate::state::AppState;
-use crate::store::subscriptions;
 use crate::store::events::{EVENTS, TYPES};
+use crate::store::subscriptions;
 use serde::Deserialize;
 use serde_json::{json, Value};
 

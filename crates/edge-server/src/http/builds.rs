@@ -113,10 +113,8 @@ async fn post_build(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
     if locked {
         return Err(ApiError::conflict("app-locked", "the app is in error state after a failed publish; fix it and retry the task first"));
     }
-    if url.is_none() {
-        if uploads::waiting_count(&mut tx, &app_id).await? >= 4 {
-            return Err(ApiError::conflict("invalid-state", "this app already has 4 uploads waiting; use or expire them first"));
-        }
+    if url.is_none() && uploads::waiting_count(&mut tx, &app_id).await? >= 4 {
+        return Err(ApiError::conflict("invalid-state", "this app already has 4 uploads waiting; use or expire them first"));
     }
     let group = crate::util::new_id("g");
     let mut params = json!({"mode": if url.is_some() { "url" } else { "upload" }, "size": b.size});

@@ -229,7 +229,8 @@ async fn close_session(State(st): State<Arc<AppState>>, headers: HeaderMap, Json
         return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "the session token belongs to another session"));
     }
     let clamp = |v: Option<u64>| v.map(|v| v.min(i64::MAX as u64) as i64);
-    let ended = launcher::end_session(&mut *st.db.conn().await?, &sess.id, clamp(b.play_seconds), clamp(b.stalls), clamp(b.stall_seconds)).await?;
+    let ended =
+        launcher::end_session(&mut *st.db.conn().await?, &sess.id, clamp(b.play_seconds), clamp(b.stalls), clamp(b.stall_seconds)).await?;
     if !ended {
         return Err(ApiError::conflict("invalid-state", "the session has ended already"));
     }

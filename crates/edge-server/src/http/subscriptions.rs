@@ -7,8 +7,8 @@ use crate::domain::subscriptions::{insert_subscription, validate_subscription, S
 use crate::error::{ApiError, ApiResult};
 use crate::perms::{Resource, C, D, R};
 use crate::state::AppState;
-use crate::store::subscriptions::{self, Subscription};
 use crate::store::events::{EVENTS, TYPES};
+use crate::store::subscriptions::{self, Subscription};
 use crate::util::rfc3339;
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;

@@ -168,10 +168,8 @@ async fn normalize(
             if b.kind == "slack" && b.slack_token.is_none() {
                 // An export without the org key leaves the token out: keep the stored one.
                 let r = crate::store::subscriptions::by_name(&mut *c, org_id, &b.name).await?;
-                b.slack_token = r
-                    .and_then(|r| r.slack_token_sealed)
-                    .and_then(|t| st.data_key.open(&t))
-                    .and_then(|t| String::from_utf8(t).ok());
+                b.slack_token =
+                    r.and_then(|r| r.slack_token_sealed).and_then(|t| st.data_key.open(&t)).and_then(|t| String::from_utf8(t).ok());
             }
             let v = subscriptions::validate_subscription(st, b).await?;
             Ok(subscription_item(&v))

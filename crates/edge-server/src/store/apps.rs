@@ -79,7 +79,10 @@ pub struct KeptPatch {
 
 /// The patches an app keeps, by older build.
 pub async fn kept_patches(c: &mut Conn, app_id: &str) -> Result<Vec<KeptPatch>, sqlx::Error> {
-    sqlx::query_as("SELECT from_build, to_build, size_bytes FROM patches WHERE app_id = $1 ORDER BY from_build").bind(app_id).fetch_all(c).await
+    sqlx::query_as("SELECT from_build, to_build, size_bytes FROM patches WHERE app_id = $1 ORDER BY from_build")
+        .bind(app_id)
+        .fetch_all(c)
+        .await
 }
 
 /// A new app of `org`; returns its id.

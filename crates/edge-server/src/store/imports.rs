@@ -52,7 +52,11 @@ pub async fn bundle_of(c: &mut Conn, org: &str, user: &str, id: &str, now: i64) 
 
 /// Import `id` of `org`, whoever staged it.
 pub async fn get(c: &mut Conn, org: &str, id: &str) -> Result<Option<Staged>, sqlx::Error> {
-    sqlx::query_as("SELECT user_id, bundle, base, expires FROM imports WHERE id = $1 AND org_id = $2").bind(id).bind(org).fetch_optional(c).await
+    sqlx::query_as("SELECT user_id, bundle, base, expires FROM imports WHERE id = $1 AND org_id = $2")
+        .bind(id)
+        .bind(org)
+        .fetch_optional(c)
+        .await
 }
 
 /// Removes a committed import.

@@ -133,7 +133,11 @@ pub async fn holds(c: &mut Conn, app_id: &str, deployment: &str, key: &str) -> R
 
 /// Marks trace `trace_id` as the session's one trace; false when it sent one already.
 pub async fn claim_trace(c: &mut Conn, session: &str, trace_id: &str) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("UPDATE rte_sessions SET trace_id = $1 WHERE id = $2 AND trace_id IS NULL").bind(trace_id).bind(session).execute(c).await?;
+    let r = sqlx::query("UPDATE rte_sessions SET trace_id = $1 WHERE id = $2 AND trace_id IS NULL")
+        .bind(trace_id)
+        .bind(session)
+        .execute(c)
+        .await?;
     Ok(r.rows_affected() > 0)
 }
 

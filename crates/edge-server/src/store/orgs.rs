@@ -54,7 +54,6 @@ impl<'r> sqlx::FromRow<'r, AnyRow> for Org {
 }
 
 impl Org {
-
     /// The org details object of admin.md.
     pub fn to_json(&self) -> Value {
         json!({

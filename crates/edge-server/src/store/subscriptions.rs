@@ -38,7 +38,11 @@ pub async fn by_id(c: &mut Conn, id: &str) -> Result<Option<Subscription>, sqlx:
 
 /// `org`'s subscription `name`.
 pub async fn by_name(c: &mut Conn, org: &str, name: &str) -> Result<Option<Subscription>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {COLS} FROM subscriptions WHERE org_id = $1 AND name = $2")).bind(org).bind(name).fetch_optional(c).await
+    sqlx::query_as(&format!("SELECT {COLS} FROM subscriptions WHERE org_id = $1 AND name = $2"))
+        .bind(org)
+        .bind(name)
+        .fetch_optional(c)
+        .await
 }
 
 /// Every subscription of `org`.

@@ -157,7 +157,11 @@ pub async fn reopen_for_task(c: &mut Conn, task: &str) -> Result<(), sqlx::Error
 /// Moves the expiry of every upload not yet done by `by_ms` (the length of a maintenance
 /// that just ended); returns how many.
 pub async fn extend_pending(c: &mut Conn, by_ms: i64) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query("UPDATE uploads SET expires = expires + $1 WHERE state IN ('waiting', 'receiving')").bind(by_ms).execute(c).await?.rows_affected())
+    Ok(sqlx::query("UPDATE uploads SET expires = expires + $1 WHERE state IN ('waiting', 'receiving')")
+        .bind(by_ms)
+        .execute(c)
+        .await?
+        .rows_affected())
 }
 
 /// Upload-mode imports of the app still waiting for (or receiving) their archive.

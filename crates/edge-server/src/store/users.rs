@@ -118,12 +118,13 @@ pub async fn role_names(c: &mut Conn, org: &str, user: &str) -> Result<Vec<Strin
 
 /// The effective permissions of a member: the OR over its roles.
 pub async fn effective_perms(c: &mut Conn, org: &str, user: &str) -> Result<Perms, sqlx::Error> {
-    let rows: Vec<String> =
-        sqlx::query_scalar("SELECT r.perms FROM member_roles mr JOIN roles r ON r.id = mr.role_id WHERE mr.org_id = $1 AND mr.user_id = $2")
-            .bind(org)
-            .bind(user)
-            .fetch_all(c)
-            .await?;
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT r.perms FROM member_roles mr JOIN roles r ON r.id = mr.role_id WHERE mr.org_id = $1 AND mr.user_id = $2",
+    )
+    .bind(org)
+    .bind(user)
+    .fetch_all(c)
+    .await?;
     Ok(rows.iter().fold(Perms::default(), |acc, p| acc.union(&Perms::from_db(p))))
 }
 

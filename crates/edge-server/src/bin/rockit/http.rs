@@ -70,24 +70,4 @@ pub fn shown(u: &Url) -> String {
 }
 
 /// The innermost causes of a reqwest error, without the URL reqwest repeats.
-pub fn describe(e: &reqwest::Error) -> String {
-    let mut parts = Vec::new();
-    if e.is_timeout() {
-        parts.push("timed out".to_string());
-    } else if e.is_connect() {
-        parts.push("cannot connect".to_string());
-    }
-    let mut cause = std::error::Error::source(e);
-    while let Some(c) = cause {
-        let s = c.to_string();
-        if !parts.contains(&s) {
-            parts.push(s);
-        }
-        cause = c.source();
-    }
-    if parts.is_empty() {
-        let s = e.to_string();
-        parts.push(s.split(" for url (").next().unwrap_or(&s).to_string());
-    }
-    parts.join(": ")
-}
+pub use edge_client::describe_http_error as describe;

@@ -16,13 +16,16 @@ mod game;
 #[path = "../rockit-bench/gen.rs"]
 mod gen;
 mod http;
+mod install;
 mod key;
 mod login;
+mod mount;
 mod outdir;
 mod play;
 mod push;
 mod report;
 mod resources;
+mod run;
 mod source;
 mod table;
 mod tarstream;
@@ -100,6 +103,9 @@ enum Cmd {
     #[command(subcommand)]
     Trace(trace::TraceCmd),
     Apply(apply::Args),
+    Mount(mount::Args),
+    Run(run::Args),
+    Install(install::Args),
 }
 
 fn completions(shell: &str) -> Result<(), Fail> {
@@ -133,6 +139,12 @@ fn main() {
         Cmd::Play(a) => play::run(a),
         Cmd::Trace(c) => trace::run(&g, c),
         Cmd::Apply(a) => apply::run(a),
+        Cmd::Mount(a) => mount::run(&g, a),
+        Cmd::Install(a) => install::run(&g, a),
+        Cmd::Run(a) => match run::run(&g, a) {
+            Ok(code) => std::process::exit(code),
+            Err(e) => Err(e),
+        },
     };
     if let Err(e) = res {
         report::clear_progress();

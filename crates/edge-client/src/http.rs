@@ -1,0 +1,323 @@
+//! HTTP: the blocking client, where an image's files are (an origin: a base URL, the CDN
+//! token query, the session token for the Edge's own depot), whole-file and range GETs,
+//! and the bandwidth cap every download goes through.
+
+use crate::error::{Error, ErrorKind, Result};
+use reqwest::blocking::{Client, Response};
+use reqwest::header::{CONTENT_RANGE, RANGE};
+use reqwest::{StatusCode, Url};
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The client every request goes through. `stall` bounds connecting, waiting for an
+/// answer's head and each read of a body; a request may carry a total deadline too.
+pub(crate) fn client(stall: Duration) -> Result<Client> {
+    Client::builder()
+        .user_agent(concat!("rockit-edge-client/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(stall)
+        .timeout(stall)
+        .build()
+        .map_err(|e| Error::new(ErrorKind::Invalid, format!("HTTP client: {}", describe(&e))))
+}
+
+/// A URL fit for messages: without userinfo, query and fragment (they may carry secrets).
+pub(crate) fn shown(u: &Url) -> String {
+    let mut u = u.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.set_query(None);
+    u.set_fragment(None);
+    u.to_string()
+}
+
+/// The innermost causes of a reqwest error, without the URL reqwest repeats (also what the
+/// `rockit` CLI prints).
+pub fn describe(e: &reqwest::Error) -> String {
+    let mut parts = Vec::new();
+    if e.is_timeout() {
+        parts.push("timed out".to_string());
+    } else if e.is_connect() {
+        parts.push("cannot connect".to_string());
+    }
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !parts.contains(&s) {
+            parts.push(s);
+        }
+        cause = c.source();
+    }
+    if parts.is_empty() {
+        let s = e.to_string();
+        parts.push(s.split(" for url (").next().unwrap_or(&s).to_string());
+    }
+    parts.join(": ")
+}
+
+/// An error of a request: a timeout, or a network failure.
+pub(crate) fn net_error(what: &str, e: &reqwest::Error) -> Error {
+    let kind = if e.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Network };
+    Error::new(kind, format!("{what}: {}", describe(e)))
+}
+
+/// An I/O error while reading a body: reqwest's timeouts surface as `TimedOut`.
+pub(crate) fn body_error(what: &str, e: &std::io::Error) -> Error {
+    let kind = if e.kind() == std::io::ErrorKind::TimedOut { ErrorKind::Timeout } else { ErrorKind::Network };
+    Error::new(kind, format!("{what}: {e}"))
+}
+
+/// Where the files of one image are: `<base>/<name>`, with the base's own query and the
+/// session's `downloadQuery` on every request, and the session token as a header when the
+/// base is the Edge's depot (never sent to anyone else).
+#[derive(Debug, Clone)]
+pub(crate) struct Origin {
+    base: Url,
+    query: Option<String>,
+    token: Option<String>,
+}
+
+impl Origin {
+    /// The image directory of a manifest URL (`…/manifest.json`, or the directory itself).
+    pub(crate) fn new(manifest_url: &str, download_query: Option<&str>, token: Option<(String, &Url)>) -> Result<Origin> {
+        let mut base =
+            Url::parse(manifest_url).map_err(|e| Error::new(ErrorKind::Invalid, format!("{manifest_url}: not a valid URL ({e})")))?;
+        if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
+            return Err(Error::new(ErrorKind::Invalid, format!("{}: only http(s) URLs with a host are supported", shown(&base))));
+        }
+        let path = base.path().to_string();
+        let dir = match path.strip_suffix("manifest.json") {
+            Some(d) if d.ends_with('/') => d.to_string(),
+            _ if path.ends_with('/') => path,
+            _ => format!("{path}/"),
+        };
+        base.set_path(&dir);
+        let mut parts: Vec<String> = Vec::new();
+        if let Some(q) = base.query().filter(|q| !q.is_empty()) {
+            parts.push(q.to_string());
+        }
+        if let Some(q) = download_query.map(|q| q.trim_start_matches('?')).filter(|q| !q.is_empty()) {
+            parts.push(q.to_string());
+        }
+        base.set_query(None);
+        base.set_fragment(None);
+        // The session token goes only to the server that issued it.
+        let token = token.filter(|(_, server)| server.origin() == base.origin()).map(|(t, _)| t);
+        Ok(Origin { base, query: (!parts.is_empty()).then(|| parts.join("&")), token })
+    }
+
+    /// The URL of one file of the image.
+    pub(crate) fn url(&self, name: &str) -> Result<Url> {
+        if name.is_empty() || name.contains(['/', '\\', '?', '#']) || name.starts_with('.') {
+            return Err(Error::new(ErrorKind::Invalid, format!("unsafe file name {name:?}")));
+        }
+        let mut u = self.base.clone();
+        u.set_path(&format!("{}{name}", self.base.path()));
+        u.set_query(self.query.as_deref());
+        Ok(u)
+    }
+
+    /// The image directory, for messages.
+    pub(crate) fn shown(&self) -> String {
+        shown(&self.base)
+    }
+
+    fn get(&self, client: &Client, name: &str) -> Result<(Url, reqwest::blocking::RequestBuilder)> {
+        let url = self.url(name)?;
+        let mut rb = client.get(url.clone());
+        if let Some(t) = &self.token {
+            rb = rb.header("x-rockit-session-token", t);
+        }
+        Ok((url, rb))
+    }
+
+    /// A whole small file (the manifest, its signature, the index), at most `limit` bytes.
+    pub(crate) fn fetch(&self, client: &Client, name: &str, limit: u64, meter: &Meter) -> Result<Vec<u8>> {
+        let (url, rb) = self.get(client, name)?;
+        let what = format!("GET {}", shown(&url));
+        meter.requests.fetch_add(1, Ordering::Relaxed);
+        let resp = rb.send().map_err(|e| net_error(&what, &e))?;
+        let resp = check_status(resp, &what)?;
+        let mut out = Vec::new();
+        let n = resp.take(limit + 1).read_to_end(&mut out).map_err(|e| body_error(&what, &e))?;
+        meter.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        if n as u64 > limit {
+            return Err(Error::refused(format!("{what}: larger than {limit} bytes")));
+        }
+        Ok(out)
+    }
+
+    /// Bytes `start .. end` of a file, as a reader. `deadline` bounds the whole request.
+    pub(crate) fn range(
+        &self,
+        client: &Client,
+        name: &str,
+        start: u64,
+        end: u64,
+        deadline: Option<Duration>,
+        meter: &Meter,
+    ) -> Result<Body> {
+        let (url, mut rb) = self.get(client, name)?;
+        let what = format!("GET {} bytes {start}-{}", shown(&url), end.saturating_sub(1));
+        rb = rb.header(RANGE, format!("bytes={start}-{}", end.saturating_sub(1)));
+        if let Some(d) = deadline {
+            rb = rb.timeout(d.max(Duration::from_millis(1)));
+        }
+        meter.requests.fetch_add(1, Ordering::Relaxed);
+        let resp = rb.send().map_err(|e| net_error(&what, &e))?;
+        let resp = check_status(resp, &what)?;
+        let mut skip = 0;
+        if resp.status() == StatusCode::PARTIAL_CONTENT {
+            let cr = resp.headers().get(CONTENT_RANGE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let first = cr.strip_prefix("bytes ").and_then(|r| r.split('-').next()).and_then(|a| a.parse::<u64>().ok());
+            if first != Some(start) {
+                return Err(Error::new(ErrorKind::Network, format!("{what}: the origin answered another range ({cr:?})")));
+            }
+        } else {
+            // An origin that ignores ranges sends the whole file: read up to the start.
+            skip = start;
+        }
+        Ok(Body { inner: resp, skip, what })
+    }
+}
+
+fn check_status(resp: Response, what: &str) -> Result<Response> {
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    let kind = if status == StatusCode::NOT_FOUND { ErrorKind::NotFound } else { ErrorKind::Server };
+    let mut msg = format!("{what}: HTTP {status}");
+    let mut body = Vec::new();
+    let _ = resp.take(4096).read_to_end(&mut body);
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) {
+        if let (Some(code), Some(m)) = (v["error"].as_str(), v["message"].as_str()) {
+            msg = format!("{msg} ({code}: {m})");
+        }
+    }
+    Err(Error::new(kind, msg))
+}
+
+/// The body of a range request: read through [`Body::read_exact_paced`].
+pub(crate) struct Body {
+    inner: Response,
+    skip: u64,
+    /// The request, for messages.
+    pub(crate) what: String,
+}
+
+impl Body {
+    /// Fills `buf`, paced by the bandwidth cap and counted in `meter`.
+    /// Gives up between pieces once `stop` is set.
+    pub(crate) fn read_exact_paced(&mut self, buf: &mut [u8], bucket: Option<&Bucket>, meter: &Meter, stop: &AtomicBool) -> Result<()> {
+        let piece = if bucket.is_some() { 16 << 10 } else { 256 << 10 };
+        let stopped = || Error::new(ErrorKind::Network, "stopped");
+        while self.skip > 0 {
+            if stop.load(Ordering::Relaxed) {
+                return Err(stopped());
+            }
+            let mut scratch = vec![0u8; piece.min(self.skip as usize)];
+            let n = self.read_some(&mut scratch, bucket, meter)?;
+            self.skip -= n as u64;
+        }
+        let mut at = 0;
+        while at < buf.len() {
+            if stop.load(Ordering::Relaxed) {
+                return Err(stopped());
+            }
+            let end = (at + piece).min(buf.len());
+            at += self.read_some(&mut buf[at..end], bucket, meter)?;
+        }
+        Ok(())
+    }
+
+    fn read_some(&mut self, buf: &mut [u8], bucket: Option<&Bucket>, meter: &Meter) -> Result<usize> {
+        let n = self.inner.read(buf).map_err(|e| body_error(&self.what, &e))?;
+        if n == 0 {
+            return Err(Error::new(ErrorKind::Network, format!("{}: the answer ended early", self.what)));
+        }
+        meter.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        if let Some(b) = bucket {
+            b.take(n as u64);
+        }
+        Ok(n)
+    }
+}
+
+/// Requests made and bytes received.
+#[derive(Debug, Default)]
+pub(crate) struct Meter {
+    pub(crate) requests: AtomicU64,
+    pub(crate) bytes: AtomicU64,
+}
+
+/// A token bucket: downloads together stay under `rate` bytes per second (bursts up to
+/// a tenth of a second's worth).
+#[derive(Debug)]
+pub(crate) struct Bucket {
+    rate: f64,
+    burst: f64,
+    state: Mutex<(f64, Instant)>,
+}
+
+impl Bucket {
+    pub(crate) fn new(bytes_per_s: u64) -> Bucket {
+        let rate = bytes_per_s.max(1) as f64;
+        let burst = (rate / 10.0).max(16.0 * 1024.0);
+        Bucket { rate, burst, state: Mutex::new((burst, Instant::now())) }
+    }
+
+    /// Accounts for `n` bytes received, sleeping as long as the cap requires.
+    pub(crate) fn take(&self, n: u64) {
+        let wait = {
+            let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            s.0 = (s.0 + now.duration_since(s.1).as_secs_f64() * self.rate).min(self.burst) - n as f64;
+            s.1 = now;
+            if s.0 < 0.0 {
+                Duration::from_secs_f64(-s.0 / self.rate)
+            } else {
+                Duration::ZERO
+            }
+        };
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_urls_keep_queries_and_send_the_token_only_home() {
+        let server = Url::parse("http://127.0.0.1:8080").unwrap();
+        let o = Origin::new("http://127.0.0.1:8080/client/v1/depot/O/A/0001/dxf-1/manifest.json", None, Some(("rs_x".into(), &server)))
+            .unwrap();
+        assert_eq!(o.url("pack-0001.bin").unwrap().as_str(), "http://127.0.0.1:8080/client/v1/depot/O/A/0001/dxf-1/pack-0001.bin");
+        assert_eq!(o.token.as_deref(), Some("rs_x"));
+        let o =
+            Origin::new("https://cdn.example.com/g/dxf-1/manifest.json?a=1", Some("__token__=st=1~exp=2"), Some(("rs_x".into(), &server)))
+                .unwrap();
+        assert_eq!(o.url("index.json").unwrap().as_str(), "https://cdn.example.com/g/dxf-1/index.json?a=1&__token__=st=1~exp=2");
+        assert_eq!(o.token, None, "the session token never leaves the Edge");
+        let o = Origin::new("http://h/img", None, None).unwrap();
+        assert_eq!(o.url("manifest.json").unwrap().as_str(), "http://h/img/manifest.json");
+        assert!(o.url("../x").is_err() && o.url(".hidden").is_err() && o.url("a?b").is_err());
+        assert!(Origin::new("ftp://h/x", None, None).is_err());
+    }
+
+    #[test]
+    fn bucket_paces_to_its_rate() {
+        // 1 MB/s: after the burst, 300 KB more take at least 0.2 s.
+        let b = Bucket::new(1_000_000);
+        let t = Instant::now();
+        b.take(100_000);
+        for _ in 0..30 {
+            b.take(10_000);
+        }
+        assert!(t.elapsed() >= Duration::from_millis(200), "{:?}", t.elapsed());
+    }
+}
