@@ -7,6 +7,7 @@ use crate::delivery::outcome::{After, Done, Progress};
 use crate::delivery::pipeline::{self};
 use crate::delivery::purge;
 use crate::state::AppState;
+use crate::store::tasks::{TaskKind, TaskStatus};
 use crate::store::{login_attempts, published, sessions, settings, tasks};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -85,7 +86,7 @@ async fn run_one_inner(st: &Arc<AppState>, owner: &str, t: tasks::Task) {
             _ = tick.tick() => {
                 if !matches!(tasks::renew(&st.db, &t.name, owner, lease, Some(progress.get())).await, Ok(true)) {
                     tracing::warn!(task = %t.name, "lease lost; abandoning the task");
-                    st.metrics.task_ended(&t.kind, "abandoned", None);
+                    st.metrics.task_ended(t.kind.as_str(), "abandoned", None);
                     return;
                 }
             }
@@ -95,11 +96,11 @@ async fn run_one_inner(st: &Arc<AppState>, owner: &str, t: tasks::Task) {
     match record(st, owner, &t, &done).await {
         Ok(true) => {
             crate::delivery::commit::after_commit(st, &t, &done).await;
-            st.metrics.task_ended(&t.kind, crate::metrics::outcome_of(done.outcome.status), Some(secs));
-            tracing::info!(task = %t.name, kind = %t.kind, status = done.outcome.status, seconds = secs, "task ended");
+            st.metrics.task_ended(t.kind.as_str(), crate::metrics::outcome_of(done.outcome.status.as_str()), Some(secs));
+            tracing::info!(task = %t.name, kind = %t.kind, status = done.outcome.status.as_str(), seconds = secs, "task ended");
         }
         Ok(false) => {
-            st.metrics.task_ended(&t.kind, "abandoned", None);
+            st.metrics.task_ended(t.kind.as_str(), "abandoned", None);
             tracing::warn!(task = %t.name, "lease lost before the outcome was recorded")
         }
         Err(e) => tracing::error!(task = %t.name, error = %e, "recording the task outcome failed"),
@@ -117,16 +118,16 @@ async fn record(st: &AppState, owner: &str, t: &tasks::Task, d: &Done) -> Result
     Ok(true)
 }
 
-fn plain(status: &'static str, result: Option<Value>, exception: Option<Value>) -> Done {
+fn plain(status: TaskStatus, result: Option<Value>, exception: Option<Value>) -> Done {
     Done { outcome: tasks::Outcome { status, result, exception, warning: None }, after: After::Nothing }
 }
 
 async fn execute(st: &Arc<AppState>, t: &tasks::Task, progress: &Progress) -> Done {
-    match t.kind.as_str() {
-        "hello" => hello(st, t).await,
-        "purge" => match purge::run(st, &t.params()).await {
-            Ok(r) => plain("done", Some(r), None),
-            Err((code, message)) => plain("error", None, Some(json!({"error": {"code": code, "message": message}}))),
+    match t.kind {
+        TaskKind::Hello => hello(st, t).await,
+        TaskKind::Purge => match purge::run(st, &t.params()).await {
+            Ok(r) => plain(TaskStatus::Done, Some(r), None),
+            Err((code, message)) => plain(TaskStatus::Error, None, Some(json!({"error": {"code": code, "message": message}}))),
         },
         _ => pipeline::run(st, t, progress).await,
     }
@@ -136,16 +137,16 @@ async fn hello(st: &Arc<AppState>, t: &tasks::Task) -> Done {
     let p = t.params();
     let version = crate::version::EDGE_VERSION;
     if let Err(e) = settings::put(&st.db, "worker_version", version).await {
-        return plain("error", None, Some(json!({"error": {"code": "database", "message": e.to_string()}})));
+        return plain(TaskStatus::Error, None, Some(json!({"error": {"code": "database", "message": e.to_string()}})));
     }
     let mut result = json!({"message": p["message"], "workerVersion": version});
     if p["maintenance"].as_bool() == Some(true) {
         match sweep_now(st).await {
             Ok(counts) => result["sweep"] = counts,
-            Err(e) => return plain("error", None, Some(json!({"error": {"code": "sweep", "message": e}}))),
+            Err(e) => return plain(TaskStatus::Error, None, Some(json!({"error": {"code": "sweep", "message": e}}))),
         }
     }
-    plain("done", Some(result), None)
+    plain(TaskStatus::Done, Some(result), None)
 }
 
 /// The sweep lease: the `sweep` row of `settings`, JSON `{"owner","until","last"}`, moved

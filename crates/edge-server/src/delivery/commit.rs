@@ -99,10 +99,10 @@ pub(crate) async fn make_current(
 /// Cleans up working files once a finished task's transaction committed. A failed clean-up
 /// only leaves garbage (the app's purge removes it), so it is logged, not retried.
 pub async fn after_commit(st: &AppState, t: &tasks::Task, d: &Done) {
-    let res = match (&d.after, t.kind.as_str()) {
+    let res = match (&d.after, t.kind) {
         // The archive is no longer needed once it is chunked; a refused one stays, so a
         // retry gives the same verdict.
-        (After::Raw { .. } | After::Identical, "mkraw") => {
+        (After::Raw { .. } | After::Identical, tasks::TaskKind::Mkraw) => {
             let app_id = t.app_id.as_deref().unwrap_or("_");
             crate::delivery::preingest::forget(st, app_id, &t.group).await;
             if matches!(d.after, After::Identical) {

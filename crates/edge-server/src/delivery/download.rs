@@ -32,7 +32,10 @@ fn failed(exit: u8, status: Option<u16>, url: &str, extra: Option<(&str, Value)>
     if let Some((k, v)) = extra {
         exc[k] = v;
     }
-    Done { outcome: tasks::Outcome { status: "error", result: None, exception: Some(exc), warning: None }, after: After::CancelRest }
+    Done {
+        outcome: tasks::Outcome { status: tasks::TaskStatus::Error, result: None, exception: Some(exc), warning: None },
+        after: After::CancelRest,
+    }
 }
 
 fn classify(e: &reqwest::Error) -> u8 {
@@ -162,7 +165,7 @@ pub async fn run(st: &Arc<AppState>, t: &tasks::Task, progress: &Progress) -> Re
     st.depot.push(&key).await?;
     Ok(Done {
         outcome: tasks::Outcome {
-            status: "done",
+            status: tasks::TaskStatus::Done,
             result: Some(json!({"sizeBytes": n, "sha256": digest, "url": display_url(&url)})),
             exception: None,
             warning: None,

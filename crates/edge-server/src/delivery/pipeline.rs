@@ -8,7 +8,7 @@ use super::builds::app_ctx;
 use super::outcome::{internal, Done, Progress};
 use super::{download, steps};
 use crate::state::AppState;
-use crate::store::tasks;
+use crate::store::tasks::{self, TaskKind};
 use std::sync::Arc;
 
 /// Runs one pipeline task.
@@ -26,14 +26,14 @@ pub async fn run(st: &Arc<AppState>, t: &tasks::Task, progress: &Progress) -> Do
         None => return internal("no-app", "pipeline task without an app"),
     };
     drop(c);
-    let r = match t.kind.as_str() {
-        "dltar" => download::run(st, t, progress).await,
-        "mkraw" => steps::mkraw::mkraw(st, t, &app, progress).await,
-        "mkdxf" => steps::mkdxf::mkdxf(st, t, &app).await,
-        "mkpat" => steps::mkpat::mkpat(st, t, &app, progress).await,
-        "deploy" => steps::deploy::deploy(st, t, &app, progress).await,
-        "mkseq" => super::seq::mkseq(st, t, &app).await,
-        other => Err(format!("unknown task type {other}")),
+    let r = match t.kind {
+        TaskKind::Dltar => download::run(st, t, progress).await,
+        TaskKind::Mkraw => steps::mkraw::mkraw(st, t, &app, progress).await,
+        TaskKind::Mkdxf => steps::mkdxf::mkdxf(st, t, &app).await,
+        TaskKind::Mkpat => steps::mkpat::mkpat(st, t, &app, progress).await,
+        TaskKind::Deploy => steps::deploy::deploy(st, t, &app, progress).await,
+        TaskKind::Mkseq => super::seq::mkseq(st, t, &app).await,
+        TaskKind::Purge | TaskKind::Hello => Err(format!("{} is not a pipeline step", t.kind)),
     };
     r.unwrap_or_else(|e| internal("internal", e))
 }

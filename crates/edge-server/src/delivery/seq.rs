@@ -6,6 +6,7 @@ use crate::delivery::builds::{build_row, load_tree, write_dxf, AppCtx};
 use crate::delivery::outcome::{ok, After, Done};
 use crate::depot;
 use crate::state::AppState;
+use crate::store::tasks::TaskKind;
 use crate::store::{apps, tasks, traces, trainings};
 use crate::util::now_ms;
 use edge_engine::seq::{self, SeqParams};
@@ -190,10 +191,10 @@ pub async fn enqueue(
         app_name: Some(app_name.to_string()),
         build_id: cur,
         queue_pos: Some(now_ms()),
-        ..Default::default()
+        ..tasks::NewTask::of(TaskKind::Mkseq)
     };
-    let (name, _) = tasks::enqueue(c, tasks::NewTask { kind: "mkseq".into(), params: json!({}), step: 1, ..base.clone() }).await?;
-    tasks::enqueue(c, tasks::NewTask { kind: "deploy".into(), params: json!({}), step: 2, ..base }).await?;
+    let (name, _) = tasks::enqueue(c, tasks::NewTask { kind: TaskKind::Mkseq, params: json!({}), step: 1, ..base.clone() }).await?;
+    tasks::enqueue(c, tasks::NewTask { kind: TaskKind::Deploy, params: json!({}), step: 2, ..base }).await?;
     Ok(Some(name))
 }
 

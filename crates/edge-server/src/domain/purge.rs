@@ -68,10 +68,9 @@ pub(crate) async fn enqueue(
         tasks::NewTask {
             org_id: Some(org.into()),
             org_name: Some(org_name.into()),
-            kind: "purge".into(),
             app_name: app_name.map(String::from),
             params: json!({"snapshot": sealed, "reason": reason}),
-            ..Default::default()
+            ..tasks::NewTask::of(tasks::TaskKind::Purge)
         },
     )
     .await?;

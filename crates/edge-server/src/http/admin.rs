@@ -63,9 +63,8 @@ async fn hello(a: Admin, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<
     let (name, _) = tasks::enqueue(
         &mut *st.db.conn().await?,
         tasks::NewTask {
-            kind: "hello".into(),
             params: json!({"message": b.message, "maintenance": b.maintenance, "admin": a.username}),
-            ..Default::default()
+            ..tasks::NewTask::of(tasks::TaskKind::Hello)
         },
     )
     .await?;

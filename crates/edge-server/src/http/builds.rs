@@ -8,6 +8,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::names::{text, Name};
 use crate::perms::{Resource, U};
 use crate::state::AppState;
+use crate::store::tasks::TaskKind;
 use crate::store::{tasks, uploads};
 use crate::util::{now_ms, random_token, rfc3339, sha256_hex};
 use axum::body::Body;
@@ -27,7 +28,7 @@ pub fn router() -> Router<Arc<AppState>> {
 }
 
 /// The pipeline steps after `dltar`, in order.
-const STEPS: [&str; 4] = ["mkraw", "mkdxf", "mkpat", "deploy"];
+const STEPS: [TaskKind; 4] = [TaskKind::Mkraw, TaskKind::Mkdxf, TaskKind::Mkpat, TaskKind::Deploy];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -133,15 +134,15 @@ async fn post_build(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
         app_id: Some(app_id.clone()),
         app_name: Some(b.app_name.clone()),
         build_name: build_name.clone(),
-        ..Default::default()
+        ..tasks::NewTask::of(TaskKind::Dltar)
     };
     let (dl, _) = tasks::enqueue(
         &mut tx,
-        tasks::NewTask { kind: "dltar".into(), params, step: 1, run_after: if url.is_some() { 0 } else { i64::MAX }, ..base.clone() },
+        tasks::NewTask { kind: TaskKind::Dltar, params, step: 1, run_after: if url.is_some() { 0 } else { i64::MAX }, ..base.clone() },
     )
     .await?;
     for (k, kind) in STEPS.iter().enumerate() {
-        tasks::enqueue(&mut tx, tasks::NewTask { kind: (*kind).into(), params: json!({}), step: k as i64 + 2, ..base.clone() }).await?;
+        tasks::enqueue(&mut tx, tasks::NewTask { kind: *kind, params: json!({}), step: k as i64 + 2, ..base.clone() }).await?;
     }
     let mut out = json!({"taskName": dl, "taskGroup": group});
     if url.is_none() {

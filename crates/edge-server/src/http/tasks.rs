@@ -6,6 +6,7 @@ use crate::caller::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::perms::{Resource, R, U, X};
 use crate::state::AppState;
+use crate::store::tasks::{TaskKind, TaskStatus};
 use crate::store::{apps, tasks, uploads};
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::{get, post};
@@ -58,7 +59,7 @@ async fn patch_task(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
         w["acknowledged"] = json!(true);
         tasks::set_warning(&mut *st.db.conn().await?, &t.name, Some(&w)).await?;
     } else {
-        let waiting = t.kind == "dltar" && t.status == "submitted" && t.params()["mode"] == "upload";
+        let waiting = t.kind == TaskKind::Dltar && t.status == TaskStatus::Submitted && t.params()["mode"] == "upload";
         // Waiting, or being received (an upload cut off by a crash included): both expire.
         let upload = uploads::pending_of_task(&mut *st.db.conn().await?, &t.name).await?;
         match (waiting, upload) {
@@ -96,7 +97,7 @@ async fn trigger(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBo
             c.require(Resource::Tasks, X)?;
             let mut tx = st.db.tx().await?;
             let t = tasks::get(&mut tx, Some(&c.org_id), &name).await?.ok_or_else(|| ApiError::not_found("task", &name))?;
-            if t.status != "error" {
+            if t.status != TaskStatus::Error {
                 return Err(ApiError::conflict("invalid-state", format!("only a failed task can be retried; this one is {}", t.status)));
             }
             if let (Some(app), Some(build)) = (&t.app_id, t.build_id) {
@@ -106,7 +107,7 @@ async fn trigger(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBo
                 }
             }
             tasks::retry(&mut tx, &t).await?;
-            if t.kind == "dltar" {
+            if t.kind == TaskKind::Dltar {
                 // A retried upload import gets its upload URL back for the rest of its life.
                 uploads::reopen_for_task(&mut tx, &t.name).await?;
             }

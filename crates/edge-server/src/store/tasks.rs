@@ -6,6 +6,8 @@ use crate::db::{Backend, Db};
 use crate::util::{new_id, now_ms, rfc3339};
 use serde_json::{json, Value};
 
+pub use super::task_types::{TaskKind, TaskStatus};
+
 /// A task row.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Task {
@@ -13,15 +15,16 @@ pub struct Task {
     pub org_id: Option<String>,
     pub org_name: Option<String>,
     /// The task type (`type` is a keyword in Rust).
-    #[sqlx(rename = "type")]
-    pub kind: String,
+    #[sqlx(rename = "type", try_from = "String")]
+    pub kind: TaskKind,
     #[sqlx(rename = "task_group")]
     pub group: String,
     pub app_id: Option<String>,
     pub app_name: Option<String>,
     pub build_name: Option<String>,
     pub build_id: Option<i64>,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: TaskStatus,
     pub progress: f64,
     pub created: i64,
     pub started: Option<i64>,
@@ -44,8 +47,8 @@ impl Task {
     /// The wire object of delivery.md (`with_org` adds `orgName` for the admin API).
     pub fn to_json(&self, with_org: bool) -> Value {
         let mut v = json!({
-            "taskName": self.name, "type": self.kind, "taskGroup": self.group, "appName": self.app_name,
-            "buildName": self.build_name, "buildId": self.build_id, "status": self.status,
+            "taskName": self.name, "type": self.kind.as_str(), "taskGroup": self.group, "appName": self.app_name,
+            "buildName": self.build_name, "buildId": self.build_id, "status": self.status.as_str(),
             "progress": self.progress, "created": rfc3339(self.created), "started": self.started.map(rfc3339),
             "ended": self.ended.map(rfc3339), "attempts": self.attempts, "warning": parse(&self.warning),
             "exception": parse(&self.exception), "result": parse(&self.result),
@@ -53,9 +56,9 @@ impl Task {
         if with_org {
             v["orgName"] = json!(self.org_name);
         }
-        if self.kind == "dltar" {
+        if self.kind == TaskKind::Dltar {
             // A submitted upload-mode dltar waits for its client, not for a worker.
-            v["waitingForUpload"] = json!(self.status == "submitted" && self.params()["mode"] == "upload");
+            v["waitingForUpload"] = json!(self.status == TaskStatus::Submitted && self.params()["mode"] == "upload");
         }
         v
     }
@@ -67,11 +70,11 @@ impl Task {
 }
 
 /// A task to enqueue.
-#[derive(Default, Clone)]
+#[derive(Clone)]
 pub struct NewTask {
     pub org_id: Option<String>,
     pub org_name: Option<String>,
-    pub kind: String,
+    pub kind: TaskKind,
     pub group: Option<String>,
     pub app_id: Option<String>,
     pub app_name: Option<String>,
@@ -86,6 +89,26 @@ pub struct NewTask {
     pub run_after: i64,
 }
 
+impl NewTask {
+    /// A task of `kind` with everything else empty (fill in what applies).
+    pub fn of(kind: TaskKind) -> NewTask {
+        NewTask {
+            org_id: None,
+            org_name: None,
+            kind,
+            group: None,
+            app_id: None,
+            app_name: None,
+            build_name: None,
+            build_id: None,
+            params: Value::Null,
+            step: 1,
+            queue_pos: None,
+            run_after: 0,
+        }
+    }
+}
+
 /// Inserts a `submitted` task in the caller's transaction; returns (name, group).
 pub async fn enqueue(c: &mut Conn, t: NewTask) -> Result<(String, String), sqlx::Error> {
     let name = new_id("t");
@@ -97,7 +120,7 @@ pub async fn enqueue(c: &mut Conn, t: NewTask) -> Result<(String, String), sqlx:
     .bind(&name)
     .bind(t.org_id)
     .bind(t.org_name)
-    .bind(&t.kind)
+    .bind(t.kind.as_str())
     .bind(&group)
     .bind(t.app_id)
     .bind(t.app_name)
@@ -349,7 +372,7 @@ pub async fn retry(c: &mut Conn, t: &Task) -> Result<(), sqlx::Error> {
     for name in revived {
         super::events::emit(c, &name, "submit").await?;
     }
-    if t.kind != "dltar" || t.params()["mode"] == "url" {
+    if t.kind != TaskKind::Dltar || t.params()["mode"] == "url" {
         sqlx::query("UPDATE tasks SET queue_pos = $1 WHERE task_group = $2").bind(now).bind(&t.group).execute(&mut *c).await?;
     }
     Ok(())
@@ -372,7 +395,7 @@ pub async fn renew(db: &Db, name: &str, owner: &str, lease_s: u64, progress: Opt
 /// How a task run ended.
 pub struct Outcome {
     /// `done` or `error` (or `expired`, `canceled`).
-    pub status: &'static str,
+    pub status: TaskStatus,
     pub result: Option<Value>,
     pub exception: Option<Value>,
     pub warning: Option<Value>,
@@ -387,7 +410,7 @@ pub async fn finish(c: &mut Conn, name: &str, owner: &str, o: &Outcome) -> Resul
          progress = CASE WHEN $1 = 'done' THEN 1.0 ELSE progress END, lease_until = NULL \
          WHERE name = $6 AND lease_owner = $7 AND status = 'running'",
     )
-    .bind(o.status)
+    .bind(o.status.as_str())
     .bind(o.result.as_ref().map(|v| v.to_string()))
     .bind(o.exception.as_ref().map(|v| v.to_string()))
     .bind(o.warning.as_ref().map(|v| v.to_string()))
@@ -400,8 +423,8 @@ pub async fn finish(c: &mut Conn, name: &str, owner: &str, o: &Outcome) -> Resul
         return Ok(false);
     }
     match o.status {
-        "done" => super::events::emit(c, name, "end").await?,
-        "error" | "expired" => super::events::emit(c, name, "error").await?,
+        TaskStatus::Done => super::events::emit(c, name, "end").await?,
+        TaskStatus::Error | TaskStatus::Expired => super::events::emit(c, name, "error").await?,
         _ => {}
     }
     Ok(true)

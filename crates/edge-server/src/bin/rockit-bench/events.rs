@@ -92,12 +92,11 @@ pub async fn run(events: usize, receivers: usize, database_url: Option<String>) 
             tasks::NewTask {
                 org_id: Some(org_id.clone()),
                 org_name: Some("EvOrg".into()),
-                kind: "dltar".into(),
                 app_name: Some("Game".into()),
                 build_name: Some(format!("b{i}")),
                 run_after: i64::MAX,
                 params: json!({}),
-                ..Default::default()
+                ..tasks::NewTask::of(tasks::TaskKind::Dltar)
             },
         )
         .await

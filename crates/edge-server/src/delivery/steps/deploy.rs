@@ -5,6 +5,7 @@ use crate::delivery::builds::AppCtx;
 use crate::delivery::outcome::{fail, ok, After, Done, Progress};
 use crate::depot;
 use crate::state::AppState;
+use crate::store::tasks::{TaskKind, TaskStatus};
 use crate::store::{deployments, published, tasks};
 use crate::targets::TargetSpec;
 use serde_json::{json, Value};
@@ -50,15 +51,16 @@ pub(crate) async fn deploy(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, pr
     let mut c = st.db.conn().await.map_err(|e| e.to_string())?;
     let steps = tasks::group(&mut c, &t.group).await.map_err(|e| e.to_string())?;
     drop(c);
-    let owner_of =
-        |kinds: &[&str]| steps.iter().find(|x| kinds.contains(&x.kind.as_str()) && x.status == "done").and_then(|x| x.lease_owner.clone());
-    let image_owner = owner_of(&["mkdxf", "mkseq"]).ok_or("the group has no staged image")?;
+    let owner_of = |kinds: &[TaskKind]| {
+        steps.iter().find(|x| kinds.contains(&x.kind) && x.status == TaskStatus::Done).and_then(|x| x.lease_owner.clone())
+    };
+    let image_owner = owner_of(&[TaskKind::Mkdxf, TaskKind::Mkseq]).ok_or("the group has no staged image")?;
     let image_key = format!("{}/dxf", depot::staging_key(&app.id, &t.group, &image_owner));
     if !st.depot.pull_dir(&image_key).await? {
         return Err("the staged image is missing from the depot".into());
     }
     let image_dir = st.depot.local(&image_key);
-    let pat_dir = match owner_of(&["mkpat"]) {
+    let pat_dir = match owner_of(&[TaskKind::Mkpat]) {
         Some(o) => {
             let k = format!("{}/pat", depot::staging_key(&app.id, &t.group, &o));
             st.depot.pull_dir(&k).await?;

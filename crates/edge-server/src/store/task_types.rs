@@ -1,0 +1,152 @@
+//! What a task is and where it stands: closed sets, stored as the contract's names.
+
+use std::fmt;
+
+/// What a task does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TaskKind {
+    /// Downloads the archive, or waits for its upload.
+    Dltar,
+    /// Ingests the archive into the app's chunk store.
+    Mkraw,
+    /// Writes the build's image.
+    Mkdxf,
+    /// Writes patches from the kept builds.
+    Mkpat,
+    /// Publishes the image and patches.
+    Deploy,
+    /// Learns a new read order from traces.
+    Mkseq,
+    /// Removes what a deleted app, deployment or organization published.
+    Purge,
+    /// The operator's test task.
+    Hello,
+}
+
+impl TaskKind {
+    /// Every kind, in pipeline order, then the others.
+    pub const ALL: [TaskKind; 8] = [
+        TaskKind::Dltar,
+        TaskKind::Mkraw,
+        TaskKind::Mkdxf,
+        TaskKind::Mkpat,
+        TaskKind::Deploy,
+        TaskKind::Mkseq,
+        TaskKind::Purge,
+        TaskKind::Hello,
+    ];
+
+    /// The contract's name (`type` of a task).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::Dltar => "dltar",
+            TaskKind::Mkraw => "mkraw",
+            TaskKind::Mkdxf => "mkdxf",
+            TaskKind::Mkpat => "mkpat",
+            TaskKind::Deploy => "deploy",
+            TaskKind::Mkseq => "mkseq",
+            TaskKind::Purge => "purge",
+            TaskKind::Hello => "hello",
+        }
+    }
+
+    /// The kind named `s`.
+    pub fn parse(s: &str) -> Option<TaskKind> {
+        TaskKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for TaskKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<String> for TaskKind {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        TaskKind::parse(&s).ok_or_else(|| format!("unknown task type {s:?}"))
+    }
+}
+
+impl PartialEq<&str> for TaskKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// Where a task stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TaskStatus {
+    /// Waiting to be claimed (or, for an upload-mode `dltar`, for its upload).
+    Submitted,
+    /// Claimed by a worker under a lease.
+    Running,
+    /// Ended well.
+    Done,
+    /// Failed; may be retried.
+    Error,
+    /// Ended because an earlier step of its group failed or was expired.
+    Canceled,
+    /// An upload that never came.
+    Expired,
+}
+
+impl TaskStatus {
+    /// Every status.
+    pub const ALL: [TaskStatus; 6] =
+        [TaskStatus::Submitted, TaskStatus::Running, TaskStatus::Done, TaskStatus::Error, TaskStatus::Canceled, TaskStatus::Expired];
+
+    /// The contract's name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Submitted => "submitted",
+            TaskStatus::Running => "running",
+            TaskStatus::Done => "done",
+            TaskStatus::Error => "error",
+            TaskStatus::Canceled => "canceled",
+            TaskStatus::Expired => "expired",
+        }
+    }
+
+    /// The status named `s`.
+    pub fn parse(s: &str) -> Option<TaskStatus> {
+        TaskStatus::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<String> for TaskStatus {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        TaskStatus::parse(&s).ok_or_else(|| format!("unknown task status {s:?}"))
+    }
+}
+
+impl PartialEq<&str> for TaskStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for k in TaskKind::ALL {
+            assert_eq!(TaskKind::parse(k.as_str()), Some(k));
+        }
+        for s in TaskStatus::ALL {
+            assert_eq!(TaskStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(TaskKind::parse("mkfoo"), None);
+        assert!(TaskStatus::try_from("waiting".to_string()).is_err());
+    }
+}
