@@ -2,6 +2,31 @@
 
 use std::fmt;
 
+/// `Display` as the contract's name, `TryFrom<String>` (how rows decode it) and comparison
+/// with a name, for an enum with `as_str` and `parse`.
+macro_rules! named {
+    ($t:ident, $what:literal) => {
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl TryFrom<String> for $t {
+            type Error = String;
+            fn try_from(s: String) -> Result<Self, String> {
+                $t::parse(&s).ok_or_else(|| format!(concat!("unknown ", $what, " {:?}"), s))
+            }
+        }
+
+        impl PartialEq<&str> for $t {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+    };
+}
+
 /// What a task does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TaskKind {
@@ -56,24 +81,7 @@ impl TaskKind {
     }
 }
 
-impl fmt::Display for TaskKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl TryFrom<String> for TaskKind {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        TaskKind::parse(&s).ok_or_else(|| format!("unknown task type {s:?}"))
-    }
-}
-
-impl PartialEq<&str> for TaskKind {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
+named!(TaskKind, "task type");
 
 /// Where a task stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -115,24 +123,7 @@ impl TaskStatus {
     }
 }
 
-impl fmt::Display for TaskStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl TryFrom<String> for TaskStatus {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        TaskStatus::parse(&s).ok_or_else(|| format!("unknown task status {s:?}"))
-    }
-}
-
-impl PartialEq<&str> for TaskStatus {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
+named!(TaskStatus, "task status");
 
 #[cfg(test)]
 mod tests {
