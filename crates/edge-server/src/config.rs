@@ -5,6 +5,39 @@
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+/// A configuration that cannot be used. The message is the product: `rockit-edge serve`
+/// prints it as it is, and it names the key and what it must be. It derefs to the text,
+/// so checks like `err.contains("depot_s3_prefix")` read it directly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl From<String> for ConfigError {
+    fn from(message: String) -> Self {
+        ConfigError(message)
+    }
+}
+
+impl From<&str> for ConfigError {
+    fn from(message: &str) -> Self {
+        ConfigError(message.to_string())
+    }
+}
+
+impl std::ops::Deref for ConfigError {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Which parts of the server a process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -18,13 +51,13 @@ pub enum Role {
 }
 
 impl std::str::FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
         match s {
             "api" => Ok(Role::Api),
             "worker" => Ok(Role::Worker),
             "all" => Ok(Role::All),
-            _ => Err(format!("role must be api, worker or all, not '{s}'")),
+            _ => Err(format!("role must be api, worker or all, not '{s}'").into()),
         }
     }
 }
@@ -160,22 +193,22 @@ impl Default for Config {
     }
 }
 
-fn parse_env<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, String> {
-    v.parse().map_err(|_| format!("EDGE_{}: cannot parse '{v}'", key.to_uppercase()))
+fn parse_env<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, ConfigError> {
+    v.parse().map_err(|_| format!("EDGE_{}: cannot parse '{v}'", key.to_uppercase()).into())
 }
 
-fn parse_bool(key: &str, v: &str) -> Result<bool, String> {
+fn parse_bool(key: &str, v: &str) -> Result<bool, ConfigError> {
     match v.to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" | "" => Ok(false),
-        _ => Err(format!("EDGE_{}: expected true or false, not '{v}'", key.to_uppercase())),
+        _ => Err(format!("EDGE_{}: expected true or false, not '{v}'", key.to_uppercase()).into()),
     }
 }
 
 impl Config {
     /// Loads the file (when given) over the defaults, then applies `vars` (the process
     /// environment in production; tests pass their own).
-    pub fn load(file: Option<&Path>, vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, String> {
+    pub fn load(file: Option<&Path>, vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
         let mut c: Config = match file {
             Some(p) => {
                 let text = std::fs::read_to_string(p).map_err(|e| format!("config file {}: {e}", p.display()))?;
@@ -194,7 +227,7 @@ impl Config {
     }
 
     /// Sets one key from its text form (environment variables).
-    fn set(&mut self, key: &str, v: &str) -> Result<(), String> {
+    fn set(&mut self, key: &str, v: &str) -> Result<(), ConfigError> {
         let opt = |v: &str| {
             if v.is_empty() {
                 None
@@ -266,12 +299,12 @@ impl Config {
     }
 
     /// Checks cross-field rules after all sources are applied.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if !crate::names::valid_name(&self.operator_org) {
-            return Err(format!("operator_org '{}' does not match ^[A-Za-z0-9_]{{2,50}}$", self.operator_org));
+            return Err(format!("operator_org '{}' does not match ^[A-Za-z0-9_]{{2,50}}$", self.operator_org).into());
         }
         if !crate::names::valid_name(&self.operator_admin) {
-            return Err(format!("operator_admin '{}' does not match ^[A-Za-z0-9_]{{2,50}}$", self.operator_admin));
+            return Err(format!("operator_admin '{}' does not match ^[A-Za-z0-9_]{{2,50}}$", self.operator_admin).into());
         }
         if self.json_body_limit < 1024 {
             return Err("json_body_limit must be at least 1024 bytes".into());
@@ -308,16 +341,18 @@ impl Config {
     }
 
     /// The S3 depot's settings, checked: `None` when `depot_s3_bucket` is not set.
-    pub fn depot_s3(&self) -> Result<Option<DepotS3>, String> {
+    pub fn depot_s3(&self) -> Result<Option<DepotS3>, ConfigError> {
         if self.depot_s3_bucket.is_none() {
             return Ok(None);
         }
-        let need = |v: &Option<String>, k: &str| v.clone().ok_or(format!("depot_s3_bucket is set: {k} is required too"));
+        let need = |v: &Option<String>, k: &str| {
+            v.clone().ok_or_else(|| ConfigError::from(format!("depot_s3_bucket is set: {k} is required too")))
+        };
         let endpoint = need(&self.depot_s3_endpoint, "depot_s3_endpoint")?;
         let access_key_id = need(&self.depot_s3_access_key_id, "depot_s3_access_key_id")?;
         let secret_access_key = need(&self.depot_s3_secret_access_key, "depot_s3_secret_access_key")?;
         if !edge_origin::keys::valid_prefix(&self.depot_s3_prefix) {
-            return Err(format!("depot_s3_prefix {:?} is not a valid key prefix", self.depot_s3_prefix));
+            return Err(format!("depot_s3_prefix {:?} is not a valid key prefix", self.depot_s3_prefix).into());
         }
         Ok(Some(DepotS3 { endpoint, access_key_id, secret_access_key }))
     }

@@ -12,10 +12,12 @@
 //! is never stale. Per-app keys use the app's id (never its name): a re-created app of the
 //! same name starts clean.
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
+use crate::error::{from_causes, About, AboutExt};
 use edge_engine::Hash;
-use edge_origin::{Origin, OriginConfig, OriginOptions};
+use edge_origin::{Origin, OriginConfig, OriginError, OriginOptions};
 use std::collections::HashSet;
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -41,6 +43,54 @@ struct Remote {
     spec: serde_json::Value,
     secret: String,
 }
+
+/// Why the depot failed; each shows as the message it always had (task exceptions and
+/// logs carry it).
+#[derive(Debug)]
+pub enum DepotError {
+    /// The bucket (or the published copy) failed: `depot: <why>`.
+    Store(OriginError),
+    /// Something the caller needs is not in the bucket: `<what> is missing from the depot`.
+    Missing(String),
+    /// A file or directory of this process's copy: `<path or key>: <why>`.
+    Local(About<std::io::Error>),
+    /// The data directory is not there: `data directory <path> is missing`.
+    NoDataDir(PathBuf),
+    /// The published copy's origin cannot be made (the data directory as an `fs` origin).
+    Published(OriginError),
+    /// The S3 depot's settings are incomplete or wrong.
+    Settings(ConfigError),
+    /// A transfer task panicked or was cancelled.
+    Join(tokio::task::JoinError),
+}
+
+impl fmt::Display for DepotError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DepotError::Store(e) => write!(f, "depot: {e}"),
+            DepotError::Missing(what) => write!(f, "{what} is missing from the depot"),
+            DepotError::Local(e) => e.fmt(f),
+            DepotError::NoDataDir(p) => write!(f, "data directory {} is missing", p.display()),
+            DepotError::Published(e) => e.fmt(f),
+            DepotError::Settings(e) => e.fmt(f),
+            DepotError::Join(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for DepotError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DepotError::Store(e) | DepotError::Published(e) => Some(e),
+            DepotError::Local(e) => Some(e),
+            DepotError::Settings(e) => Some(e),
+            DepotError::Join(e) => Some(e),
+            DepotError::Missing(_) | DepotError::NoDataDir(_) => None,
+        }
+    }
+}
+
+from_causes!(DepotError { OriginError => Store, About<std::io::Error> => Local });
 
 /// The uploaded or downloaded tar of an import (one per task group).
 pub fn upload_key(group: &str) -> String {
@@ -81,15 +131,17 @@ pub fn app_keys(app_id: &str) -> Vec<String> {
 impl Depot {
     /// The depot the configuration names: S3 when `depot_s3_bucket` is set, else the data
     /// directory. Checks the settings' shape, not the bucket (see [`Depot::ready`]).
-    pub fn new(cfg: &Config) -> Result<Depot, String> {
-        let root = std::path::absolute(&cfg.data_dir).map_err(|e| format!("data directory {}: {e}", cfg.data_dir.display()))?;
+    pub fn new(cfg: &Config) -> Result<Depot, DepotError> {
+        let root = std::path::absolute(&cfg.data_dir).about(|| format!("data directory {}", cfg.data_dir.display()))?;
         let Some(bucket) = cfg.depot_s3_bucket.clone() else {
             let published =
-                Origin::new(OriginConfig::Fs { root: root.join("depot") }, OriginOptions::default()).map_err(|e| e.to_string())?;
+                Origin::new(OriginConfig::Fs { root: root.join("depot") }, OriginOptions::default()).map_err(DepotError::Published)?;
             return Ok(Depot { root, remote: None, published, published_prefix: String::new() });
         };
-        let crate::config::DepotS3 { endpoint, access_key_id, secret_access_key: secret, .. } =
-            cfg.depot_s3()?.ok_or("depot_s3_bucket is set but not complete")?;
+        let crate::config::DepotS3 { endpoint, access_key_id, secret_access_key: secret, .. } = cfg
+            .depot_s3()
+            .map_err(DepotError::Settings)?
+            .ok_or_else(|| DepotError::Settings(ConfigError::from("depot_s3_bucket is set but not complete")))?;
         let origin = Origin::new(
             OriginConfig::S3 {
                 endpoint: endpoint.clone(),
@@ -101,8 +153,7 @@ impl Depot {
             },
             // The operator configured this store: private addresses are its normal place.
             OriginOptions { allow_private: true, timeout: std::time::Duration::from_secs(60) },
-        )
-        .map_err(|e| format!("depot: {e}"))?;
+        )?;
         let prefix = if cfg.depot_s3_prefix.is_empty() { String::new() } else { format!("{}/", cfg.depot_s3_prefix) };
         let spec = serde_json::json!({"endpoint": endpoint, "region": cfg.depot_s3_region, "bucket": bucket,
             "accessKeyId": access_key_id, "pathStyle": cfg.depot_s3_path_style});
@@ -133,46 +184,46 @@ impl Depot {
 
     /// Reads a (small) published object, `rel` relative to the published layout's root
     /// (`dxf/<org>/…`); `None` when it is not there.
-    pub async fn read_published(&self, rel: &str) -> Result<Option<Vec<u8>>, String> {
-        self.published.get(&format!("{}{rel}", self.published_prefix)).await.map_err(|e| format!("depot: {e}"))
+    pub async fn read_published(&self, rel: &str) -> Result<Option<Vec<u8>>, DepotError> {
+        Ok(self.published.get(&format!("{}{rel}", self.published_prefix)).await?)
     }
 
     /// The size of a published object; `None` when it is not there.
-    pub async fn published_size(&self, rel: &str) -> Result<Option<u64>, String> {
-        self.published.head(&format!("{}{rel}", self.published_prefix)).await.map_err(|e| format!("depot: {e}"))
+    pub async fn published_size(&self, rel: &str) -> Result<Option<u64>, DepotError> {
+        Ok(self.published.head(&format!("{}{rel}", self.published_prefix)).await?)
     }
 
     /// Opens a published object for a streamed read, whole or an inclusive byte range.
-    pub async fn open_published(&self, rel: &str, range: Option<(u64, u64)>) -> Result<Option<edge_origin::Download>, String> {
-        self.published.open(&format!("{}{rel}", self.published_prefix), range).await.map_err(|e| format!("depot: {e}"))
+    pub async fn open_published(&self, rel: &str, range: Option<(u64, u64)>) -> Result<Option<edge_origin::Download>, DepotError> {
+        Ok(self.published.open(&format!("{}{rel}", self.published_prefix), range).await?)
     }
 
     /// Checks that the depot answers: the data directory exists, or the bucket lists.
-    pub async fn ready(&self) -> Result<(), String> {
+    pub async fn ready(&self) -> Result<(), DepotError> {
         match &self.remote {
             None => match tokio::fs::metadata(&self.root).await {
                 Ok(m) if m.is_dir() => Ok(()),
-                _ => Err(format!("data directory {} is missing", self.root.display())),
+                _ => Err(DepotError::NoDataDir(self.root.clone())),
             },
-            Some(r) => r.origin.head(&format!("{}.rockit-ready", r.prefix)).await.map(drop).map_err(|e| format!("depot: {e}")),
+            Some(r) => Ok(r.origin.head(&format!("{}.rockit-ready", r.prefix)).await.map(drop)?),
         }
     }
 
     /// Sends the local file of `key` to the bucket (nothing to do on a local depot).
-    pub async fn push(&self, key: &str) -> Result<(), String> {
+    pub async fn push(&self, key: &str) -> Result<(), DepotError> {
         let Some(r) = &self.remote else { return Ok(()) };
-        r.origin.put_file(&format!("{}{key}", r.prefix), &self.local(key)).await.map_err(|e| format!("depot: {e}"))
+        Ok(r.origin.put_file(&format!("{}{key}", r.prefix), &self.local(key)).await?)
     }
 
     /// The local path of `key`, downloaded first when only the bucket has it. A missing
     /// object is an error naming `what`.
-    pub async fn fetch(&self, key: &str, what: &str) -> Result<PathBuf, String> {
+    pub async fn fetch(&self, key: &str, what: &str) -> Result<PathBuf, DepotError> {
         let path = self.local(key);
         if let Some(r) = &self.remote {
             if tokio::fs::metadata(&path).await.is_err() {
-                let found = r.origin.get_to_file(&format!("{}{key}", r.prefix), &path).await.map_err(|e| format!("depot: {e}"))?;
+                let found = r.origin.get_to_file(&format!("{}{key}", r.prefix), &path).await?;
                 if !found {
-                    return Err(format!("{what} is missing from the depot"));
+                    return Err(DepotError::Missing(what.to_string()));
                 }
             }
         }
@@ -181,27 +232,20 @@ impl Depot {
 
     /// Sends every file under the local directory `dir` (a key), in name order with
     /// `last` (a file name, e.g. the manifest) after all others.
-    pub async fn push_dir(&self, dir: &str, last: &str) -> Result<(), String> {
+    pub async fn push_dir(&self, dir: &str, last: &str) -> Result<(), DepotError> {
         if self.remote.is_none() {
             return Ok(());
         }
         let mut files = Vec::new();
-        list_local(&self.local(dir), dir, &mut files).map_err(|e| format!("{dir}: {e}"))?;
+        list_local(&self.local(dir), dir, &mut files).about(|| dir)?;
         // An earlier run's files that this one did not write go first (the directory is a
         // mirror of the local one, never a mix).
         if let Some(r) = &self.remote {
             let local: HashSet<String> = files.iter().map(|k| format!("{}{k}", r.prefix)).collect();
-            let stale: Vec<String> = r
-                .origin
-                .list(&format!("{}{dir}/", r.prefix))
-                .await
-                .map_err(|e| format!("depot: {e}"))?
-                .into_iter()
-                .map(|(k, _)| k)
-                .filter(|k| !local.contains(k))
-                .collect();
+            let stale: Vec<String> =
+                r.origin.list(&format!("{}{dir}/", r.prefix)).await?.into_iter().map(|(k, _)| k).filter(|k| !local.contains(k)).collect();
             for k in stale {
-                r.origin.delete(&k).await.map_err(|e| format!("depot: {e}"))?;
+                r.origin.delete(&k).await?;
             }
         }
         files.sort_by_key(|k| (k.rsplit('/').next() == Some(last), k.clone()));
@@ -213,9 +257,9 @@ impl Depot {
 
     /// Makes the local directory `dir` (a key) hold what the bucket holds under it:
     /// missing or differently sized files are downloaded. True when the bucket had any.
-    pub async fn pull_dir(&self, dir: &str) -> Result<bool, String> {
+    pub async fn pull_dir(&self, dir: &str) -> Result<bool, DepotError> {
         let Some(r) = &self.remote else { return Ok(tokio::fs::metadata(self.local(dir)).await.is_ok()) };
-        let objects = r.origin.list(&format!("{}{dir}/", r.prefix)).await.map_err(|e| format!("depot: {e}"))?;
+        let objects = r.origin.list(&format!("{}{dir}/", r.prefix)).await?;
         let mut want = Vec::new();
         let mut remote = HashSet::new();
         for (k, size) in &objects {
@@ -237,39 +281,38 @@ impl Depot {
     }
 
     /// Removes `key` here and in the bucket.
-    pub async fn remove(&self, key: &str) -> Result<(), String> {
+    pub async fn remove(&self, key: &str) -> Result<(), DepotError> {
         let _ = tokio::fs::remove_file(self.local(key)).await;
         match &self.remote {
             None => Ok(()),
-            Some(r) => r.origin.delete(&format!("{}{key}", r.prefix)).await.map_err(|e| format!("depot: {e}")),
+            Some(r) => Ok(r.origin.delete(&format!("{}{key}", r.prefix)).await?),
         }
     }
 
     /// Removes the directory `dir` (a key) and everything under it, here and in the bucket.
-    pub async fn remove_dir(&self, dir: &str) -> Result<(), String> {
+    pub async fn remove_dir(&self, dir: &str) -> Result<(), DepotError> {
         let local = self.local(dir);
         let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(local)).await;
         let Some(r) = &self.remote else { return Ok(()) };
-        let objects = r.origin.list(&format!("{}{dir}/", r.prefix)).await.map_err(|e| format!("depot: {e}"))?;
+        let objects = r.origin.list(&format!("{}{dir}/", r.prefix)).await?;
         let keys: Vec<String> = objects.into_iter().map(|(k, _)| k).collect();
         let origin = r.origin.clone();
         run_parallel(keys, move |k| {
             let o = origin.clone();
-            async move { o.delete(&k).await.map_err(|e| format!("depot: {e}")) }
+            async move { Ok(o.delete(&k).await?) }
         })
         .await
     }
 
     /// Sends the chunks of `hashes` the bucket lacks (after an ingest): one listing of the
     /// app's chunks, then only the missing ones, so a re-run sends nothing twice.
-    pub async fn push_chunks(&self, app_id: &str, hashes: &[Hash]) -> Result<usize, String> {
+    pub async fn push_chunks(&self, app_id: &str, hashes: &[Hash]) -> Result<usize, DepotError> {
         let Some(r) = &self.remote else { return Ok(0) };
         let dir = chunks_key(app_id);
         let have: HashSet<String> = r
             .origin
             .list(&format!("{}{dir}/", r.prefix))
-            .await
-            .map_err(|e| format!("depot: {e}"))?
+            .await?
             .into_iter()
             .filter_map(|(k, _)| k.rsplit('/').next().map(String::from))
             .collect();
@@ -281,14 +324,14 @@ impl Depot {
         run_parallel(missing, move |k| {
             let (o, path) = (origin.clone(), local_of(&root, &k));
             let key = format!("{prefix}{k}");
-            async move { o.put_file(&key, &path).await.map_err(|e| format!("depot: {e}")) }
+            async move { Ok(o.put_file(&key, &path).await?) }
         })
         .await?;
         Ok(n)
     }
 
     /// Downloads the chunks of `hashes` this process has not cached (before reading them).
-    pub async fn pull_chunks(&self, app_id: &str, hashes: &[Hash]) -> Result<usize, String> {
+    pub async fn pull_chunks(&self, app_id: &str, hashes: &[Hash]) -> Result<usize, DepotError> {
         if self.remote.is_none() {
             return Ok(0);
         }
@@ -306,7 +349,7 @@ impl Depot {
         Ok(n)
     }
 
-    async fn download_all(&self, keys: Vec<String>) -> Result<(), String> {
+    async fn download_all(&self, keys: Vec<String>) -> Result<(), DepotError> {
         let Some(r) = &self.remote else { return Ok(()) };
         let (origin, prefix, root) = (r.origin.clone(), r.prefix.clone(), self.root.clone());
         run_parallel(keys, move |k| {
@@ -315,8 +358,8 @@ impl Depot {
             async move {
                 match o.get_to_file(&key, &path).await {
                     Ok(true) => Ok(()),
-                    Ok(false) => Err(format!("{k} is missing from the depot")),
-                    Err(e) => Err(format!("depot: {e}")),
+                    Ok(false) => Err(DepotError::Missing(k)),
+                    Err(e) => Err(DepotError::Store(e)),
                 }
             }
         })
@@ -353,10 +396,10 @@ fn list_local(dir: &Path, key: &str, out: &mut Vec<String>) -> std::io::Result<(
 
 /// Runs `f` on every item, [`PARALLEL`] at a time; the first error wins (the others
 /// still finish: every operation here is idempotent).
-async fn run_parallel<F, Fut>(items: Vec<String>, f: F) -> Result<(), String>
+async fn run_parallel<F, Fut>(items: Vec<String>, f: F) -> Result<(), DepotError>
 where
     F: Fn(String) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), DepotError>> + Send + 'static,
 {
     let queue = Arc::new(std::sync::Mutex::new(items));
     let f = Arc::new(f);
@@ -373,7 +416,7 @@ where
     }
     let mut first = Ok(());
     while let Some(r) = set.join_next().await {
-        let r = r.map_err(|e| e.to_string()).and_then(|r| r);
+        let r = r.map_err(DepotError::Join).and_then(|r| r);
         if first.is_ok() {
             first = r;
         }

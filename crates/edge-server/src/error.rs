@@ -1,5 +1,7 @@
 //! The one error type at the HTTP edge: a stable `error` code, an HTTP status and the
 //! failure envelope of conventions.md. Internal causes go to the log, never to the client.
+//! Also [`About`]: a cause with what it was about, which the server's internal error
+//! types (depot, pipeline, start-up) carry so their messages keep naming the file or key.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -120,5 +122,68 @@ impl IntoResponse for ApiError {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         resp
+    }
+}
+
+/// A cause and, when the message names it, what it was about: shown as `<what>: <cause>`,
+/// or the bare cause.
+#[derive(Debug)]
+pub struct About<E> {
+    /// The file, key or document the cause concerns (`None`: the cause says enough).
+    pub what: Option<String>,
+    /// What went wrong.
+    pub source: E,
+}
+
+impl<E> About<E> {
+    /// `source`, about `what`.
+    pub fn new(what: impl Into<String>, source: E) -> Self {
+        About { what: Some(what.into()), source }
+    }
+}
+
+impl<E> From<E> for About<E> {
+    fn from(source: E) -> Self {
+        About { what: None, source }
+    }
+}
+
+impl<E: std::fmt::Display> std::fmt::Display for About<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.what {
+            Some(w) => write!(f, "{w}: {}", self.source),
+            None => write!(f, "{}", self.source),
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for About<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// `From<cause>` for an error enum, one per cause, each wrapped in the variant named
+/// (through `Into`: a bare cause becomes an [`About`] naming nothing), so `?` converts.
+macro_rules! from_causes {
+    ($error:ident { $($cause:ty => $variant:ident),* $(,)? }) => {$(
+        impl From<$cause> for $error {
+            fn from(e: $cause) -> $error {
+                $error::$variant(e.into())
+            }
+        }
+    )*};
+}
+pub(crate) use from_causes;
+
+/// Names what a failure was about: `result.about(|| format!("build tree {}", p.display()))`.
+pub trait AboutExt<T, E> {
+    /// The error, if any, with `what` (made only on failure).
+    fn about<W: Into<String>>(self, what: impl FnOnce() -> W) -> Result<T, About<E>>;
+}
+
+impl<T, E> AboutExt<T, E> for Result<T, E> {
+    fn about<W: Into<String>>(self, what: impl FnOnce() -> W) -> Result<T, About<E>> {
+        self.map_err(|source| About::new(what(), source))
     }
 }

@@ -72,7 +72,7 @@ fn parse_ttl(v: &str) -> Result<u64, String> {
 fn load(common: &Common) -> Config {
     let mut cfg = match Config::load(common.config.as_deref(), std::env::vars()) {
         Ok(c) => c,
-        Err(e) => fail(&e),
+        Err(e) => fail(e),
     };
     if let Some(d) = &common.data_dir {
         cfg.data_dir = d.clone();
@@ -80,7 +80,7 @@ fn load(common: &Common) -> Config {
     cfg
 }
 
-fn fail(msg: &str) -> ! {
+fn fail(msg: impl std::fmt::Display) -> ! {
     eprintln!("rockit-edge: {msg}");
     std::process::exit(2)
 }
@@ -107,9 +107,9 @@ fn main() {
                 cfg.role = r;
             }
             init_logs(&cfg.log_format);
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap_or_else(|e| fail(&e.to_string()));
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap_or_else(|e| fail(e));
             rt.block_on(async move {
-                let running = edge_server::server::start(cfg).await.unwrap_or_else(|e| fail(&e));
+                let running = edge_server::server::start(cfg).await.unwrap_or_else(|e| fail(e));
                 let stop = running.stop_signal();
                 tokio::spawn(async move {
                     shutdown_signal().await;
@@ -124,7 +124,7 @@ fn main() {
             if !edge_server::names::valid_name(&username) && username.is_empty() {
                 fail("--username must not be empty");
             }
-            let key = edge_server::server::admin_secret(&cfg).unwrap_or_else(|e| fail(&e));
+            let key = edge_server::server::admin_secret(&cfg).unwrap_or_else(|e| fail(e));
             let now = edge_server::util::now_ms() / 1000;
             let claims = serde_json::json!({"username": username, "iat": now, "exp": now + ttl as i64});
             println!("{}", edge_server::crypto::jwt_sign(&claims, &key));

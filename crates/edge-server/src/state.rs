@@ -4,7 +4,8 @@ use crate::caller::Caller;
 use crate::config::Config;
 use crate::crypto::{DataKey, Secret};
 use crate::db::Db;
-use crate::error::ApiResult;
+use crate::depot::DepotError;
+use crate::error::{About, AboutExt, ApiResult};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -19,6 +20,37 @@ pub struct Maintenance {
     pub retry_after: u64,
     /// When it was switched on (epoch ms), for extending upload expiries.
     pub since: i64,
+}
+
+/// Why the state cannot be assembled (start-up prints it).
+#[derive(Debug)]
+pub enum StateError {
+    /// The depot's settings.
+    Depot(DepotError),
+    /// The instance id file cannot be read or written: `<path>: <why>`.
+    InstanceFile(About<std::io::Error>),
+    /// The instance id file holds something else.
+    NotAnInstanceId(std::path::PathBuf),
+}
+
+impl std::fmt::Display for StateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StateError::Depot(e) => e.fmt(f),
+            StateError::InstanceFile(e) => e.fmt(f),
+            StateError::NotAnInstanceId(p) => write!(f, "{} does not hold an instance id; delete it to make a new one", p.display()),
+        }
+    }
+}
+
+impl std::error::Error for StateError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StateError::Depot(e) => Some(e),
+            StateError::InstanceFile(e) => Some(e),
+            StateError::NotAnInstanceId(_) => None,
+        }
+    }
 }
 
 /// Everything a handler or worker needs.
@@ -74,8 +106,8 @@ impl AppState {
         public_url: String,
         operator_org_id: String,
         enrollment: (String, i64),
-    ) -> Result<Self, String> {
-        let depot = crate::depot::Depot::new(&cfg)?;
+    ) -> Result<Self, StateError> {
+        let depot = crate::depot::Depot::new(&cfg).map_err(StateError::Depot)?;
         let passwords = crate::passwords::Passwords::new(cfg.password_hash_concurrency);
         let instance = instance_id(&cfg.data_dir)?;
         let m = Maintenance { enabled: cfg.maintenance, retry_after: cfg.maintenance_retry_after, since: 0 };
@@ -252,15 +284,16 @@ impl AppState {
 }
 
 /// The instance id in `data_dir/instance-id`, made at the first start.
-fn instance_id(data_dir: &std::path::Path) -> Result<String, String> {
+fn instance_id(data_dir: &std::path::Path) -> Result<String, StateError> {
     let path = data_dir.join("instance-id");
+    let about = || path.display().to_string();
     match std::fs::read_to_string(&path) {
         Ok(s) if crate::names::valid_name(s.trim()) => return Ok(s.trim().to_string()),
-        Ok(_) => return Err(format!("{} does not hold an instance id; delete it to make a new one", path.display())),
+        Ok(_) => return Err(StateError::NotAnInstanceId(path)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("{}: {e}", path.display())),
+        Err(e) => return Err(StateError::InstanceFile(About::new(about(), e))),
     }
     let id = crate::util::new_id("i");
-    std::fs::write(&path, format!("{id}\n")).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::write(&path, format!("{id}\n")).about(about).map_err(StateError::InstanceFile)?;
     Ok(id)
 }

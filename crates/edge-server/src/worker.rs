@@ -3,11 +3,13 @@
 //! only while it still holds the lease. Also expires uploads that never came, and runs the
 //! periodic maintenance sweep under an instance-wide lease (one process per interval).
 
+use crate::delivery::error::exception;
 use crate::delivery::outcome::{After, Done, Progress};
 use crate::delivery::pipeline::{self};
-use crate::delivery::purge;
+use crate::delivery::{purge, StepError};
+use crate::error::AboutExt;
 use crate::state::AppState;
-use crate::store::tasks::{TaskKind, TaskStatus};
+use crate::store::tasks::{HelloParams, TaskKind, TaskStatus};
 use crate::store::{login_attempts, published, sessions, settings, tasks};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -125,25 +127,28 @@ fn plain(status: TaskStatus, result: Option<Value>, exception: Option<Value>) ->
 async fn execute(st: &Arc<AppState>, t: &tasks::Task, progress: &Progress) -> Done {
     match t.kind {
         TaskKind::Hello => hello(st, t).await,
-        TaskKind::Purge => match purge::run(st, &t.params()).await {
+        TaskKind::Purge => match purge::run(st, t).await {
             Ok(r) => plain(TaskStatus::Done, Some(r), None),
-            Err((code, message)) => plain(TaskStatus::Error, None, Some(json!({"error": {"code": code, "message": message}}))),
+            Err(e) => plain(TaskStatus::Error, None, Some(e.exception(e.code()))),
         },
         _ => pipeline::run(st, t, progress).await,
     }
 }
 
 async fn hello(st: &Arc<AppState>, t: &tasks::Task) -> Done {
-    let p = t.params();
     let version = crate::version::EDGE_VERSION;
     if let Err(e) = settings::put(&st.db, "worker_version", version).await {
-        return plain(TaskStatus::Error, None, Some(json!({"error": {"code": "database", "message": e.to_string()}})));
+        return plain(TaskStatus::Error, None, Some(exception("database", e)));
     }
-    let mut result = json!({"message": p["message"], "workerVersion": version});
-    if p["maintenance"].as_bool() == Some(true) {
+    let p: HelloParams = match t.payload() {
+        Ok(p) => p,
+        Err(e) => return plain(TaskStatus::Error, None, Some(exception("internal", e))),
+    };
+    let mut result = json!({"message": p.message, "workerVersion": version});
+    if p.maintenance {
         match sweep_now(st).await {
             Ok(counts) => result["sweep"] = counts,
-            Err(e) => return plain(TaskStatus::Error, None, Some(json!({"error": {"code": "sweep", "message": e}}))),
+            Err(e) => return plain(TaskStatus::Error, None, Some(e.exception("sweep"))),
         }
     }
     plain(TaskStatus::Done, Some(result), None)
@@ -179,7 +184,7 @@ async fn sweep_claim(st: &AppState, owner: &str, force: bool) -> Result<Option<S
 }
 
 /// Runs one sweep under the lease `held`, renewing it meanwhile, then releases it.
-async fn sweep_leased(st: &AppState, mut held: String) -> Result<Value, String> {
+async fn sweep_leased(st: &AppState, mut held: String) -> Result<Value, StepError> {
     let work = crate::db::scope(sweep(st));
     tokio::pin!(work);
     let mut tick = tokio::time::interval(Duration::from_millis(SWEEP_LEASE_MS as u64 / 3));
@@ -193,7 +198,7 @@ async fn sweep_leased(st: &AppState, mut held: String) -> Result<Value, String> 
                 let next = v.to_string();
                 match sweep_cas(st, &held, &next).await {
                     Ok(true) => held = next,
-                    _ => return Err("the sweep lease was lost".into()),
+                    _ => return Err(StepError::coded("sweep", "the sweep lease was lost")),
                 }
             }
         }
@@ -208,15 +213,15 @@ async fn sweep_leased(st: &AppState, mut held: String) -> Result<Value, String> 
 
 /// A sweep now (the `hello` test task with `maintenance: true`): waits for a sweep in
 /// progress elsewhere to end (up to the lease length), ignoring the interval.
-pub async fn sweep_now(st: &AppState) -> Result<Value, String> {
+pub async fn sweep_now(st: &AppState) -> Result<Value, StepError> {
     let owner = crate::util::new_id("sw");
     let deadline = Instant::now() + Duration::from_millis(SWEEP_LEASE_MS as u64);
     loop {
         match sweep_claim(st, &owner, true).await {
             Ok(Some(held)) => return sweep_leased(st, held).await,
             Ok(None) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
-            Ok(None) => return Err("another maintenance sweep is running".into()),
-            Err(e) => return Err(e.to_string()),
+            Ok(None) => return Err(StepError::coded("sweep", "another maintenance sweep is running")),
+            Err(e) => return Err(e.into()),
         }
     }
 }
@@ -261,19 +266,16 @@ pub async fn run_sweeper(st: Arc<AppState>, mut stop: watch::Receiver<bool>) {
 }
 
 /// One maintenance sweep; returns what it removed, by kind. Callers hold the sweep lease.
-async fn sweep(st: &AppState) -> Result<Value, String> {
-    let expired = crate::domain::uploads::expire_uploads(st).await.map_err(|e| e.to_string())?;
-    let mut c = st.db.conn().await.map_err(|e| e.to_string())?;
-    let sessions = sessions::sweep(&mut c).await.map_err(|e| e.to_string())?;
+async fn sweep(st: &AppState) -> Result<Value, StepError> {
+    let expired = crate::domain::uploads::expire_uploads(st).await?;
+    let mut c = st.db.conn().await?;
+    let sessions = sessions::sweep(&mut c).await?;
     let cutoff = crate::util::now_ms() - st.cfg.login_window as i64 * 1000;
-    let failures = login_attempts::prune(&mut c, cutoff).await.map_err(|e| e.to_string())?;
+    let failures = login_attempts::prune(&mut c, cutoff).await?;
     // Launcher sessions past their token's life (their traces stay), and staged imports
     // no one committed in time.
     let now = crate::util::now_ms();
-    let gone = [
-        crate::store::launcher::expire_sessions(&mut c, now).await.map_err(|e| e.to_string())?,
-        crate::store::imports::expire(&mut c, now).await.map_err(|e| e.to_string())?,
-    ];
+    let gone = [crate::store::launcher::expire_sessions(&mut c, now).await?, crate::store::imports::expire(&mut c, now).await?];
     drop(c);
     let removed = remove_superseded(st).await?;
     st.metrics.sweep_done(&[
@@ -289,10 +291,10 @@ async fn sweep(st: &AppState) -> Result<Value, String> {
 }
 
 /// Removes published objects superseded longer ago than the grace period.
-async fn remove_superseded(st: &AppState) -> Result<u64, String> {
+async fn remove_superseded(st: &AppState) -> Result<u64, StepError> {
     let before = crate::util::now_ms() - st.cfg.grace_period as i64 * 1000;
-    let mut c = st.db.conn().await.map_err(|e| e.to_string())?;
-    let due = published::due(&mut c, before).await.map_err(|e| e.to_string())?;
+    let mut c = st.db.conn().await?;
+    let due = published::due(&mut c, before).await?;
     let mut removed = 0;
     let mut specs = std::collections::HashMap::new();
     for (id, org, _app, target, key) in due {
@@ -300,18 +302,18 @@ async fn remove_superseded(st: &AppState) -> Result<u64, String> {
             let spec = if target.is_empty() {
                 Some(crate::targets::TargetSpec::depot(st))
             } else {
-                let all = crate::store::deployments::list(&mut c, &org).await.map_err(|e| e.to_string())?;
+                let all = crate::store::deployments::list(&mut c, &org).await?;
                 all.iter().find(|d| d.id == target).and_then(|d| crate::domain::deployments::target_of(st, d).ok())
             };
             specs.insert(target.clone(), spec);
         }
         // A target that no longer exists has nothing left to remove.
         if let Some(spec) = specs.get(&target).and_then(|s| s.as_ref()) {
-            let origin = spec.origin(st).map_err(|e| e.to_string())?;
-            origin.delete(&key).await.map_err(|e| format!("{}: {e}", spec.name))?;
+            let origin = spec.origin(st)?;
+            origin.delete(&key).await.about(|| spec.name.as_str())?;
             removed += 1;
         }
-        published::remove(&mut c, &id).await.map_err(|e| e.to_string())?;
+        published::remove(&mut c, &id).await?;
     }
     Ok(removed)
 }

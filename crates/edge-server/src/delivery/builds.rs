@@ -2,7 +2,9 @@
 //! parameters, the build tree (stored in the depot, read back into this process's cache),
 //! build rows, and writing a DxF image signed with the organization's key.
 
+use super::StepError;
 use crate::depot;
+use crate::error::AboutExt;
 use crate::state::AppState;
 use crate::store::{apps, builds, orgs, tasks, Conn};
 use crate::util::{now_ms, rfc3339};
@@ -48,17 +50,18 @@ pub fn params(st: &AppState) -> Params {
     }
 }
 
-pub(crate) fn read_tree(path: &Path) -> Result<Tree, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("build tree {}: {e}", path.display()))?;
-    serde_json::from_slice(&bytes).map_err(|e| format!("build tree {}: {e}", path.display()))
+pub(crate) fn read_tree(path: &Path) -> Result<Tree, StepError> {
+    let what = || format!("build tree {}", path.display());
+    let bytes = std::fs::read(path).about(what)?;
+    Ok(serde_json::from_slice(&bytes).about(what)?)
 }
 
 /// A build's tree (`tree_path` is its depot key; an absolute path on data from before the
 /// depot had keys), read through the depot; with `chunks`, its chunks are cached here too.
-pub(crate) async fn load_tree(st: &AppState, app_id: &str, tree_path: &str, chunks: bool) -> Result<Tree, String> {
+pub(crate) async fn load_tree(st: &AppState, app_id: &str, tree_path: &str, chunks: bool) -> Result<Tree, StepError> {
     let path =
         if Path::new(tree_path).is_absolute() { PathBuf::from(tree_path) } else { st.depot.fetch(tree_path, "the build tree").await? };
-    let tree = tokio::task::spawn_blocking(move || read_tree(&path)).await.map_err(|e| e.to_string())??;
+    let tree = tokio::task::spawn_blocking(move || read_tree(&path)).await??;
     if chunks {
         st.depot.pull_chunks(app_id, &tree.chunks.keys().copied().collect::<Vec<_>>()).await?;
     }
@@ -66,41 +69,39 @@ pub(crate) async fn load_tree(st: &AppState, app_id: &str, tree_path: &str, chun
 }
 
 /// Writes a build's tree under its depot key (atomically) and sends it to the depot.
-pub(crate) async fn store_tree(st: &AppState, app_id: &str, group: &str, tree: &Tree) -> Result<(), String> {
+pub(crate) async fn store_tree(st: &AppState, app_id: &str, group: &str, tree: &Tree) -> Result<(), StepError> {
     let tree_key = depot::tree_key(app_id, group);
     let path = st.depot.local(&tree_key);
     let dir = path.parent().ok_or("tree path")?.to_path_buf();
-    let bytes = serde_json::to_vec(tree).map_err(|e| e.to_string())?;
+    let bytes = serde_json::to_vec(tree)?;
     let tmp = dir.join(format!(".{group}.tmp"));
     tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         std::fs::create_dir_all(&dir)?;
         std::fs::write(&tmp, bytes)?;
         std::fs::rename(&tmp, &path)
     })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())?;
-    st.depot.push(&tree_key).await
+    .await??;
+    Ok(st.depot.push(&tree_key).await?)
 }
 
 /// A build as the pipeline needs it.
 pub(crate) use crate::store::builds::BuildRow;
 
 /// One build of an app.
-pub(crate) async fn build_row(st: &AppState, app_id: &str, build_id: i64) -> Result<BuildRow, String> {
-    builds::row(&st.db, app_id, build_id).await.map_err(|e| e.to_string())?.ok_or_else(|| format!("build {build_id} is not recorded"))
+pub(crate) async fn build_row(st: &AppState, app_id: &str, build_id: i64) -> Result<BuildRow, StepError> {
+    builds::row(&st.db, app_id, build_id).await?.ok_or_else(|| StepError::internal(format!("build {build_id} is not recorded")))
 }
 
 /// The org key as a signer, when the org has one.
-pub(crate) async fn org_signer(st: &AppState, org_id: &str) -> Result<Option<rsa::RsaPrivateKey>, String> {
+pub(crate) async fn org_signer(st: &AppState, org_id: &str) -> Result<Option<rsa::RsaPrivateKey>, StepError> {
     use rsa::pkcs8::DecodePrivateKey;
     // A connection for this one read, given back before the key is unsealed.
-    let mut c = st.db.conn().await.map_err(|e| e.to_string())?;
-    let sealed = orgs::key_sealed(&mut c, org_id).await.map_err(|e| e.to_string())?;
+    let mut c = st.db.conn().await?;
+    let sealed = orgs::key_sealed(&mut c, org_id).await?;
     drop(c);
     let Some(sealed) = sealed else { return Ok(None) };
     let der = st.data_key.open(&sealed).ok_or("the organization key cannot be unsealed")?;
-    rsa::RsaPrivateKey::from_pkcs8_der(&der).map(Some).map_err(|e| format!("organization key: {e}"))
+    rsa::RsaPrivateKey::from_pkcs8_der(&der).map(Some).map_err(|e| StepError::internal(format!("organization key: {e}")))
 }
 
 /// What [`write_dxf`] wrote.
@@ -128,12 +129,12 @@ pub(crate) async fn write_dxf(
     traces: u64,
     generation: u64,
     accesses: &[Vec<(u64, edge_engine::Hash)>],
-) -> Result<DxfWritten, String> {
+) -> Result<DxfWritten, StepError> {
     let key = org_signer(st, &app.org_id).await?;
     let owner = t.lease_owner.as_deref().ok_or("the task is not leased")?;
     let stage_key = format!("{}/dxf", depot::staging_key(&app.id, &t.group, owner));
     let dir = st.depot.local(&stage_key);
-    let store = ChunkStore::open(&st.depot.local(&depot::chunks_key(&app.id))).map_err(|e| e.to_string())?;
+    let store = ChunkStore::open(&st.depot.local(&depot::chunks_key(&app.id))).map_err(StepError::Engine)?;
     let mut meta = edge_engine::image::ImageMeta {
         org_name: app.org_name.clone(),
         app_name: app.name.clone(),
@@ -147,7 +148,7 @@ pub(crate) async fn write_dxf(
     let p = params(st);
     let tree = load_tree(st, &app.id, &b.tree_path, true).await?;
     let (sequence, accesses) = (sequence.to_vec(), accesses.to_vec());
-    let written = tokio::task::spawn_blocking(move || -> Result<DxfWritten, String> {
+    let written = tokio::task::spawn_blocking(move || -> Result<DxfWritten, StepError> {
         let order = edge_engine::image::stream_order(&tree, &sequence);
         let layout = edge_engine::seq::layout(&tree, &order);
         meta.preload = edge_engine::seq::preload_figures_at(&layout, &accesses, edge_engine::seq::PRELOAD_PERCENTILE);
@@ -155,7 +156,7 @@ pub(crate) async fn write_dxf(
         let _ = std::fs::remove_dir_all(&dir);
         let signer = key.map(|k| move |m: &[u8]| edge_engine::image::rsa_sign(&k, m));
         let sign: Option<edge_engine::image::Signer<'_>> = signer.as_ref().map(|f| f as edge_engine::image::Signer<'_>);
-        let s = edge_engine::image::write_image(&tree, &store, &sequence, &meta, &dir, &p, sign).map_err(|e| e.to_string())?;
+        let s = edge_engine::image::write_image(&tree, &store, &sequence, &meta, &dir, &p, sign).map_err(StepError::Engine)?;
         Ok(DxfWritten {
             dxf_name: s.dxf_name,
             files: s.files,
@@ -165,8 +166,7 @@ pub(crate) async fn write_dxf(
             acceleration100: accel,
         })
     })
-    .await
-    .map_err(|e| e.to_string())??;
+    .await??;
     st.depot.push_dir(&stage_key, "manifest.json").await?;
     Ok(written)
 }

@@ -3,9 +3,10 @@
 //! failure to the contract's exit codes.
 
 use crate::delivery::outcome::{After, Done, Progress};
+use crate::delivery::StepError;
 use crate::depot;
 use crate::state::AppState;
-use crate::store::tasks;
+use crate::store::tasks::{self, DltarParams};
 use edge_origin::{ErrorKind, OriginOptions};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -62,13 +63,13 @@ fn classify(e: &reqwest::Error) -> u8 {
 }
 
 /// Runs a download-mode `dltar`.
-pub async fn run(st: &Arc<AppState>, t: &tasks::Task, progress: &Progress) -> Result<Done, String> {
-    let p = t.params();
-    let url = p["url"].as_str().unwrap_or("").to_string();
+pub async fn run(st: &Arc<AppState>, t: &tasks::Task, progress: &Progress) -> Result<Done, StepError> {
+    let p: DltarParams = t.payload()?;
+    let url = p.url.unwrap_or_default();
     if let Err(e) = edge_origin::net::check_url(&url, st.cfg.allow_private_sources) {
         return Ok(failed(if e.kind == ErrorKind::Denied { 8 } else { 1 }, None, &url, None));
     }
-    let headers: serde_json::Map<String, Value> = match p["headersSealed"].as_str() {
+    let headers: serde_json::Map<String, Value> = match p.headers_sealed.as_deref() {
         Some(s) => st.data_key.open(s).and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default(),
         None => Default::default(),
     };
@@ -77,7 +78,7 @@ pub async fn run(st: &Arc<AppState>, t: &tasks::Task, progress: &Progress) -> Re
     // Redirects by hand: every hop is checked, at most 5 are followed, and the publisher's
     // headers go only to the origin they were given for.
     let origin_of = |u: &reqwest::Url| (u.scheme().to_string(), u.host_str().unwrap_or("").to_string(), u.port_or_known_default());
-    let first = reqwest::Url::parse(&url).map_err(|e| e.to_string())?;
+    let first = reqwest::Url::parse(&url).map_err(|e| StepError::internal(e.to_string()))?;
     let home = origin_of(&first);
     let mut current = first;
     let mut hops = 0;
@@ -114,7 +115,7 @@ pub async fn run(st: &Arc<AppState>, t: &tasks::Task, progress: &Progress) -> Re
         return Ok(failed(2, Some(status), &url, None));
     }
     let limit = st.cfg.upload_max_bytes;
-    let expected = p["size"].as_u64();
+    let expected = p.size;
     if resp.content_length().is_some_and(|n| n > limit) {
         return Ok(failed(5, Some(status), &url, None));
     }
@@ -122,8 +123,8 @@ pub async fn run(st: &Arc<AppState>, t: &tasks::Task, progress: &Progress) -> Re
     let key = depot::upload_key(&t.group);
     let dest = st.depot.local(&key);
     let part = dest.with_extension("part");
-    std::fs::create_dir_all(dest.parent().expect("uploads dir")).map_err(|e| e.to_string())?;
-    let mut f = tokio::fs::File::create(&part).await.map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(dest.parent().expect("uploads dir"))?;
+    let mut f = tokio::fs::File::create(&part).await?;
     let mut hasher = Sha256::new();
     let mut n: u64 = 0;
     loop {
@@ -141,12 +142,12 @@ pub async fn run(st: &Arc<AppState>, t: &tasks::Task, progress: &Progress) -> Re
             return Ok(failed(5, Some(status), &url, None));
         }
         hasher.update(&chunk);
-        f.write_all(&chunk).await.map_err(|e| e.to_string())?;
+        f.write_all(&chunk).await?;
         if total_hint > 0 {
             progress.set(n as f64 / total_hint as f64);
         }
     }
-    f.sync_all().await.map_err(|e| e.to_string())?;
+    f.sync_all().await?;
     drop(f);
     if let Some(want) = expected {
         if want != n {
@@ -155,13 +156,13 @@ pub async fn run(st: &Arc<AppState>, t: &tasks::Task, progress: &Progress) -> Re
         }
     }
     let digest = crate::util::hex(&hasher.finalize());
-    if let Some(want) = p["sha256"].as_str() {
+    if let Some(want) = p.sha256.as_deref() {
         if !want.eq_ignore_ascii_case(&digest) {
             let _ = tokio::fs::remove_file(&part).await;
             return Ok(failed(4, Some(status), &url, None));
         }
     }
-    tokio::fs::rename(&part, &dest).await.map_err(|e| e.to_string())?;
+    tokio::fs::rename(&part, &dest).await?;
     st.depot.push(&key).await?;
     Ok(Done {
         outcome: tasks::Outcome {

@@ -7,9 +7,12 @@ pub mod builds;
 pub mod commit;
 pub mod dispatch;
 pub mod download;
+pub mod error;
 pub mod outcome;
 pub mod pipeline;
 pub mod preingest;
 pub mod purge;
 pub mod seq;
 pub mod steps;
+
+pub use error::StepError;

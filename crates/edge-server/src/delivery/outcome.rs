@@ -2,7 +2,7 @@
 //! change it implies once committed ([`After`]), and the progress it reports meanwhile.
 
 use crate::store::tasks;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -59,7 +59,9 @@ pub(crate) fn fail(exception: Value, after: After) -> Done {
     Done { outcome: tasks::Outcome { status: tasks::TaskStatus::Error, result: None, exception: Some(exception), warning: None }, after }
 }
 
+/// A failed run recorded as `{"error":{"code","message"}}`, canceling the rest of its
+/// group; logged, since it is the Edge's own failure.
 pub(crate) fn internal(code: &str, message: impl std::fmt::Display) -> Done {
     tracing::error!(code, error = %message, "pipeline step failed");
-    fail(json!({"error": {"code": code, "message": message.to_string()}}), After::CancelRest)
+    fail(super::error::exception(code, message), After::CancelRest)
 }

@@ -4,36 +4,38 @@
 //! and the state change to commit with it; the worker commits both in one transaction,
 //! only while it still holds the task's lease.
 
-use super::builds::app_ctx;
+use super::builds::{app_ctx, AppCtx};
 use super::outcome::{internal, Done, Progress};
-use super::{download, steps};
+use super::{download, steps, StepError};
 use crate::state::AppState;
 use crate::store::tasks::{self, TaskKind};
 use std::sync::Arc;
 
-/// Runs one pipeline task.
+/// Runs one pipeline task. A failure of the runner's own (the database, the app gone) is
+/// recorded under its code; every failure of a step is recorded as `internal`.
 pub async fn run(st: &Arc<AppState>, t: &tasks::Task, progress: &Progress) -> Done {
-    let mut c = match st.db.conn().await {
-        Ok(c) => c,
-        Err(e) => return internal("database", e),
+    let app = match app_of(st, t).await {
+        Ok(a) => a,
+        Err(e) => return internal(e.code(), e),
     };
-    let app = match t.app_id.as_deref() {
-        Some(id) => match app_ctx(&mut c, id).await {
-            Ok(Some(a)) => a,
-            Ok(None) => return internal("app-deleted", "the app was deleted"),
-            Err(e) => return internal("database", e),
-        },
-        None => return internal("no-app", "pipeline task without an app"),
-    };
-    drop(c);
-    let r = match t.kind {
+    step(st, t, &app, progress).await.unwrap_or_else(|e| internal("internal", e))
+}
+
+/// The app the task works for.
+async fn app_of(st: &AppState, t: &tasks::Task) -> Result<AppCtx, StepError> {
+    let mut c = st.db.conn().await?;
+    let id = t.app_id.as_deref().ok_or_else(|| StepError::coded("no-app", "pipeline task without an app"))?;
+    app_ctx(&mut c, id).await?.ok_or_else(|| StepError::coded("app-deleted", "the app was deleted"))
+}
+
+async fn step(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Progress) -> Result<Done, StepError> {
+    match t.kind {
         TaskKind::Dltar => download::run(st, t, progress).await,
-        TaskKind::Mkraw => steps::mkraw::mkraw(st, t, &app, progress).await,
-        TaskKind::Mkdxf => steps::mkdxf::mkdxf(st, t, &app).await,
-        TaskKind::Mkpat => steps::mkpat::mkpat(st, t, &app, progress).await,
-        TaskKind::Deploy => steps::deploy::deploy(st, t, &app, progress).await,
-        TaskKind::Mkseq => super::seq::mkseq(st, t, &app).await,
-        TaskKind::Purge | TaskKind::Hello => Err(format!("{} is not a pipeline step", t.kind)),
-    };
-    r.unwrap_or_else(|e| internal("internal", e))
+        TaskKind::Mkraw => steps::mkraw::mkraw(st, t, app, progress).await,
+        TaskKind::Mkdxf => steps::mkdxf::mkdxf(st, t, app).await,
+        TaskKind::Mkpat => steps::mkpat::mkpat(st, t, app, progress).await,
+        TaskKind::Deploy => steps::deploy::deploy(st, t, app, progress).await,
+        TaskKind::Mkseq => super::seq::mkseq(st, t, app).await,
+        TaskKind::Purge | TaskKind::Hello => Err(StepError::internal(format!("{} is not a pipeline step", t.kind))),
+    }
 }

@@ -11,7 +11,9 @@
 
 use crate::config::Role;
 use crate::delivery::builds::params;
+use crate::delivery::StepError;
 use crate::depot;
+use crate::error::{About, AboutExt};
 use crate::state::AppState;
 use axum::body::Bytes;
 use edge_engine::ingest::{IngestError, Ingested};
@@ -118,7 +120,7 @@ impl Read for ChanReader {
 /// Keeps a completed upload's ingest for `mkraw`: chunks (already synced) and tree into
 /// the depot, the marker last. An error of the Edge's own (disk, depot) fails the upload:
 /// the client sends it again.
-pub async fn save(st: &AppState, app_id: &str, group: &str, size: u64, outcome: Result<Ingested, IngestError>) -> Result<(), String> {
+pub async fn save(st: &AppState, app_id: &str, group: &str, size: u64, outcome: Result<Ingested, IngestError>) -> Result<(), StepError> {
     let marker = match outcome {
         Ok(ing) => {
             st.depot.push_chunks(app_id, &ing.tree.chunks.keys().copied().collect::<Vec<_>>()).await?;
@@ -138,11 +140,11 @@ pub async fn save(st: &AppState, app_id: &str, group: &str, size: u64, outcome: 
             bytes_read: 0,
             archive_bytes: size,
         },
-        Err(IngestError::Io(e)) => return Err(format!("ingest: {e}")),
+        Err(IngestError::Io(e)) => return Err(About::new("ingest", e).into()),
     };
     let key = marker_key(app_id, group);
     let path = st.depot.local(&key);
-    let bytes = serde_json::to_vec(&marker).map_err(|e| e.to_string())?;
+    let bytes = serde_json::to_vec(&marker)?;
     tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         std::fs::create_dir_all(path.parent().unwrap_or(std::path::Path::new(".")))?;
         let tmp = path.with_extension("tmp");
@@ -151,10 +153,9 @@ pub async fn save(st: &AppState, app_id: &str, group: &str, size: u64, outcome: 
         f.sync_all()?;
         std::fs::rename(&tmp, &path)
     })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| format!("{key}: {e}"))?;
-    st.depot.push(&key).await
+    .await?
+    .about(|| key.as_str())?;
+    Ok(st.depot.push(&key).await?)
 }
 
 /// The outcome kept for an import, when there is one (its ingest, or its refusal), and the

@@ -4,9 +4,10 @@
 
 use crate::delivery::builds::{build_row, load_tree, write_dxf, AppCtx};
 use crate::delivery::outcome::{ok, After, Done};
+use crate::delivery::StepError;
 use crate::depot;
+use crate::error::AboutExt;
 use crate::state::AppState;
-use crate::store::tasks::TaskKind;
 use crate::store::{apps, tasks, traces, trainings};
 use crate::util::now_ms;
 use edge_engine::seq::{self, SeqParams};
@@ -27,13 +28,12 @@ pub fn trace_file(st: &AppState, app_id: &str, trace_id: &str) -> std::path::Pat
 
 /// Caches the traces `ids` here (from the depot) before [`learn`] reads them; a trace the
 /// depot lost is skipped by `learn`, not fatal.
-pub async fn fetch_traces(st: &AppState, app_id: &str, ids: &[String]) -> Result<(), String> {
+pub async fn fetch_traces(st: &AppState, app_id: &str, ids: &[String]) {
     for id in ids {
         if let Err(e) = st.depot.fetch(&depot::trace_key(app_id, id), "the trace").await {
             tracing::warn!(trace = %id, error = %e, "a stored trace cannot be read");
         }
     }
-    Ok(())
 }
 
 /// Reads one stored trace.
@@ -74,25 +74,25 @@ pub fn learn(st: &AppState, app_id: &str, trace_ids: &[String], tree: &Tree) -> 
 }
 
 /// Ids of the app's newest traces.
-pub async fn trace_ids(st: &AppState, app_id: &str) -> Result<Vec<String>, String> {
-    traces::newest(&st.db, app_id, TRAINING_MAX).await.map_err(|e| e.to_string())
+pub async fn trace_ids(st: &AppState, app_id: &str) -> Result<Vec<String>, sqlx::Error> {
+    traces::newest(&st.db, app_id, TRAINING_MAX).await
 }
 
 /// The app's sequence generation (0 before any `mkseq` published).
-pub async fn generation(st: &AppState, app_id: &str) -> Result<i64, String> {
-    Ok(trainings::generation(&st.db, app_id).await.map_err(|e| e.to_string())?.unwrap_or(0))
+pub async fn generation(st: &AppState, app_id: &str) -> Result<i64, sqlx::Error> {
+    Ok(trainings::generation(&st.db, app_id).await?.unwrap_or(0))
 }
 
 /// The chunk order of a published image, read from its index in the depot.
-async fn image_order(st: &AppState, org: &str, app: &str, build_id: i64, dxf: &str) -> Result<Vec<Hash>, String> {
+async fn image_order(st: &AppState, org: &str, app: &str, build_id: i64, dxf: &str) -> Result<Vec<Hash>, StepError> {
     let key = edge_origin::keys::join(&edge_origin::keys::dxf_dir("", org, app, build_id as u64, dxf), "index.json");
-    let bytes = st.depot.read_published(&key).await?.ok_or_else(|| format!("{key} is missing from the depot"))?;
-    let v: Value = serde_json::from_slice(&bytes).map_err(|e| format!("{key}: {e}"))?;
+    let bytes = st.depot.read_published(&key).await?.ok_or_else(|| crate::depot::DepotError::Missing(key.clone()))?;
+    let v: Value = serde_json::from_slice(&bytes).about(|| key.clone())?;
     v["chunks"]
         .as_array()
         .ok_or("index without chunks")?
         .iter()
-        .map(|c| c[0].as_str().and_then(Hash::from_hex).ok_or_else(|| "index chunk hash".to_string()))
+        .map(|c| c[0].as_str().and_then(Hash::from_hex).ok_or_else(|| StepError::from("index chunk hash")))
         .collect()
 }
 
@@ -107,7 +107,7 @@ fn objective(tree: &Tree, order: &[Hash], acc: &[Vec<(u64, Hash)>]) -> u64 {
 /// `mkseq`: learn a sequence for the current build; write its image when the p90 preload
 /// at 100 Mbit/s beats the published image's by `mkseq_min_gain`, else warn
 /// `no-improvement` and cancel the group's `deploy`.
-pub async fn mkseq(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx) -> Result<Done, String> {
+pub async fn mkseq(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx) -> Result<Done, StepError> {
     let build_id = app.cur_build.ok_or("the app has no current build")?;
     let b = build_row(st, &app.id, build_id).await?;
     let cur_dxf = b.dxf_name.clone().ok_or("the current build has no image")?;
@@ -116,13 +116,12 @@ pub async fn mkseq(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx) -> Result<
     let (st2, app_id) = (st.clone(), app.id.clone());
     let tree = load_tree(st, &app.id, &b.tree_path, false).await?;
     let cur_order = image_order(st, &app.org_name, &app.name, build_id, &cur_dxf).await?;
-    fetch_traces(st, &app.id, &ids).await?;
-    let (tree, learned) = tokio::task::spawn_blocking(move || -> Result<_, String> {
+    fetch_traces(st, &app.id, &ids).await;
+    let (tree, learned) = tokio::task::spawn_blocking(move || {
         let learned = learn(&st2, &app_id, &ids, &tree);
-        Ok((tree, learned))
+        (tree, learned)
     })
-    .await
-    .map_err(|e| e.to_string())??;
+    .await?;
     let Some(l) = learned else {
         return Ok(no_gain(build_id, json!({"traces": 0}), "no trace touches the current build"));
     };
@@ -191,10 +190,10 @@ pub async fn enqueue(
         app_name: Some(app_name.to_string()),
         build_id: cur,
         queue_pos: Some(now_ms()),
-        ..tasks::NewTask::of(TaskKind::Mkseq)
+        ..tasks::NewTask::of(tasks::Payload::Mkseq)
     };
-    let (name, _) = tasks::enqueue(c, tasks::NewTask { kind: TaskKind::Mkseq, params: json!({}), step: 1, ..base.clone() }).await?;
-    tasks::enqueue(c, tasks::NewTask { kind: TaskKind::Deploy, params: json!({}), step: 2, ..base }).await?;
+    let (name, _) = tasks::enqueue(c, tasks::NewTask { payload: tasks::Payload::Mkseq, step: 1, ..base.clone() }).await?;
+    tasks::enqueue(c, tasks::NewTask { payload: tasks::Payload::Deploy, step: 2, ..base }).await?;
     Ok(Some(name))
 }
 

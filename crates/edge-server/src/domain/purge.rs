@@ -9,7 +9,6 @@ use crate::state::AppState;
 use crate::store::{deployments, published, tasks, Conn};
 use crate::targets::TargetSpec;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use std::collections::HashMap;
 
 /// What a purge removes.
@@ -60,7 +59,7 @@ pub(crate) async fn enqueue(
     org_name: &str,
     app_name: Option<&str>,
     snap: Snapshot,
-    reason: &str,
+    reason: tasks::PurgeReason,
 ) -> ApiResult<String> {
     let sealed = st.data_key.seal(&serde_json::to_vec(&snap).map_err(ApiError::internal)?);
     let (name, _) = tasks::enqueue(
@@ -69,8 +68,7 @@ pub(crate) async fn enqueue(
             org_id: Some(org.into()),
             org_name: Some(org_name.into()),
             app_name: app_name.map(String::from),
-            params: json!({"snapshot": sealed, "reason": reason}),
-            ..tasks::NewTask::of(tasks::TaskKind::Purge)
+            ..tasks::NewTask::of(tasks::PurgeParams { reason, snapshot: sealed })
         },
     )
     .await?;
@@ -89,7 +87,7 @@ pub async fn enqueue_for_deployment(
     let rows = published::of_deployment(c, &d.id).await?.into_iter().map(|(_, k)| (d.id.clone(), k)).collect();
     let snap = snapshot(st, c, org, rows, spec.map(|s| (d.id.clone(), s))).await?;
     published::forget_deployment(c, &d.id).await?;
-    enqueue(st, c, org, org_name, None, snap, "deployment-deleted").await
+    enqueue(st, c, org, org_name, None, snap, tasks::PurgeReason::DeploymentDeleted).await
 }
 
 /// Queues the purge of an app: its published objects everywhere and its local data.
@@ -98,7 +96,7 @@ pub async fn enqueue_for_app(st: &AppState, c: &mut Conn, org: &str, org_name: &
     let mut snap = snapshot(st, c, org, rows, None).await?;
     snap.dirs = depot::app_keys(app_id);
     published::forget_app(c, app_id).await?;
-    enqueue(st, c, org, org_name, Some(app_name), snap, "app-deleted").await
+    enqueue(st, c, org, org_name, Some(app_name), snap, tasks::PurgeReason::AppDeleted).await
 }
 
 /// Queues the purge of an organization's apps (with `prune`, their published files too).
@@ -117,7 +115,7 @@ pub async fn enqueue_for_org(st: &AppState, c: &mut Conn, org: &str, org_name: &
         // Without prune the published files stay; the Edge's own copies go: at once from
         // the data directory, by a purge task from a shared depot (many objects).
         if st.depot.is_shared() {
-            return Ok(Some(enqueue(st, c, org, org_name, None, snap, "org-deleted").await?));
+            return Ok(Some(enqueue(st, c, org, org_name, None, snap, tasks::PurgeReason::OrgDeleted).await?));
         }
         let dirs: Vec<_> = snap.dirs.iter().map(|d| st.depot.local(d)).collect();
         tokio::task::spawn_blocking(move || dirs.iter().for_each(|d| drop(std::fs::remove_dir_all(d))));
@@ -125,5 +123,5 @@ pub async fn enqueue_for_org(st: &AppState, c: &mut Conn, org: &str, org_name: &
     }
     let mut s2 = snapshot(st, c, org, rows, None).await?;
     s2.dirs = snap.dirs;
-    Ok(Some(enqueue(st, c, org, org_name, None, s2, "org-deleted").await?))
+    Ok(Some(enqueue(st, c, org, org_name, None, s2, tasks::PurgeReason::OrgDeleted).await?))
 }

@@ -62,10 +62,7 @@ struct HelloIn {
 async fn hello(a: Admin, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<HelloIn>) -> ApiResult<Json<Value>> {
     let (name, _) = tasks::enqueue(
         &mut *st.db.conn().await?,
-        tasks::NewTask {
-            params: json!({"message": b.message, "maintenance": b.maintenance, "admin": a.username}),
-            ..tasks::NewTask::of(tasks::TaskKind::Hello)
-        },
+        tasks::NewTask::of(tasks::HelloParams { admin: a.username.clone(), maintenance: b.maintenance, message: b.message }),
     )
     .await?;
     audit(&st, &a.username, "hello", &name).await?;

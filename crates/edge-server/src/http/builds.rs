@@ -8,7 +8,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::names::{text, Name};
 use crate::perms::{Resource, U};
 use crate::state::AppState;
-use crate::store::tasks::TaskKind;
 use crate::store::{tasks, uploads};
 use crate::util::{now_ms, random_token, rfc3339, sha256_hex};
 use axum::body::Body;
@@ -28,7 +27,7 @@ pub fn router() -> Router<Arc<AppState>> {
 }
 
 /// The pipeline steps after `dltar`, in order.
-const STEPS: [TaskKind; 4] = [TaskKind::Mkraw, TaskKind::Mkdxf, TaskKind::Mkpat, TaskKind::Deploy];
+const STEPS: [tasks::Payload; 4] = [tasks::Payload::Mkraw, tasks::Payload::Mkdxf, tasks::Payload::Mkpat, tasks::Payload::Deploy];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -118,13 +117,14 @@ async fn post_build(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
         return Err(ApiError::conflict("invalid-state", "this app already has 4 uploads waiting; use or expire them first"));
     }
     let group = crate::util::new_id("g");
-    let mut params = json!({"mode": if url.is_some() { "url" } else { "upload" }, "size": b.size});
+    let mut params = tasks::DltarParams::upload(b.size);
     if let Some(u) = &url {
-        params["url"] = json!(u.href);
-        params["sha256"] = json!(u.sha256);
+        params.mode = tasks::ImportMode::Url;
+        params.url = Some(u.href.clone());
+        params.sha256 = u.sha256.clone();
         if !u.headers.is_empty() {
             // Import headers often carry credentials: sealed at rest like every secret.
-            params["headersSealed"] = json!(st.data_key.seal(Value::Object(u.headers.clone()).to_string().as_bytes()));
+            params.headers_sealed = Some(st.data_key.seal(Value::Object(u.headers.clone()).to_string().as_bytes()));
         }
     }
     let base = tasks::NewTask {
@@ -134,15 +134,12 @@ async fn post_build(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
         app_id: Some(app_id.clone()),
         app_name: Some(b.app_name.clone()),
         build_name: build_name.clone(),
-        ..tasks::NewTask::of(TaskKind::Dltar)
+        ..tasks::NewTask::of(params)
     };
-    let (dl, _) = tasks::enqueue(
-        &mut tx,
-        tasks::NewTask { kind: TaskKind::Dltar, params, step: 1, run_after: if url.is_some() { 0 } else { i64::MAX }, ..base.clone() },
-    )
-    .await?;
-    for (k, kind) in STEPS.iter().enumerate() {
-        tasks::enqueue(&mut tx, tasks::NewTask { kind: *kind, params: json!({}), step: k as i64 + 2, ..base.clone() }).await?;
+    let (dl, _) =
+        tasks::enqueue(&mut tx, tasks::NewTask { step: 1, run_after: if url.is_some() { 0 } else { i64::MAX }, ..base.clone() }).await?;
+    for (k, step) in STEPS.iter().enumerate() {
+        tasks::enqueue(&mut tx, tasks::NewTask { payload: step.clone(), step: k as i64 + 2, ..base.clone() }).await?;
     }
     let mut out = json!({"taskName": dl, "taskGroup": group});
     if url.is_none() {

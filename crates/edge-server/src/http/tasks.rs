@@ -59,7 +59,7 @@ async fn patch_task(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
         w["acknowledged"] = json!(true);
         tasks::set_warning(&mut *st.db.conn().await?, &t.name, Some(&w)).await?;
     } else {
-        let waiting = t.kind == TaskKind::Dltar && t.status == TaskStatus::Submitted && t.params()["mode"] == "upload";
+        let waiting = t.waits_for_upload();
         // Waiting, or being received (an upload cut off by a crash included): both expire.
         let upload = uploads::pending_of_task(&mut *st.db.conn().await?, &t.name).await?;
         match (waiting, upload) {

@@ -18,6 +18,7 @@ pub mod roles;
 pub mod sessions;
 pub mod settings;
 pub mod subscriptions;
+pub mod task_payloads;
 pub mod task_types;
 pub mod tasks;
 pub mod traces;

@@ -13,9 +13,9 @@ macro_rules! named {
         }
 
         impl TryFrom<String> for $t {
-            type Error = String;
-            fn try_from(s: String) -> Result<Self, String> {
-                $t::parse(&s).ok_or_else(|| format!(concat!("unknown ", $what, " {:?}"), s))
+            type Error = UnknownName;
+            fn try_from(s: String) -> Result<Self, UnknownName> {
+                $t::parse(&s).ok_or(UnknownName { what: $what, name: s })
             }
         }
 
@@ -26,6 +26,23 @@ macro_rules! named {
         }
     };
 }
+
+/// A stored name outside its closed set (a row of a newer release, or a damaged one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownName {
+    /// The set (`task type`, `task status`).
+    pub what: &'static str,
+    /// The name found.
+    pub name: String,
+}
+
+impl fmt::Display for UnknownName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown {} {:?}", self.what, self.name)
+    }
+}
+
+impl std::error::Error for UnknownName {}
 
 /// What a task does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -138,6 +155,7 @@ mod tests {
             assert_eq!(TaskStatus::parse(s.as_str()), Some(s));
         }
         assert_eq!(TaskKind::parse("mkfoo"), None);
-        assert!(TaskStatus::try_from("waiting".to_string()).is_err());
+        let e = TaskStatus::try_from("waiting".to_string()).unwrap_err();
+        assert_eq!(e.to_string(), r#"unknown task status "waiting""#);
     }
 }

@@ -6,6 +6,7 @@ use crate::db::{Backend, Db};
 use crate::util::{new_id, now_ms, rfc3339};
 use serde_json::{json, Value};
 
+pub use super::task_payloads::{DltarParams, HelloParams, ImportMode, Payload, PayloadError, PurgeParams, PurgeReason, TaskParams};
 pub use super::task_types::{TaskKind, TaskStatus};
 
 /// A task row.
@@ -33,7 +34,8 @@ pub struct Task {
     pub warning: Option<String>,
     pub exception: Option<String>,
     pub result: Option<String>,
-    pub params: String,
+    /// The parameters as stored: read them with [`Task::payload`].
+    params: String,
     pub lease_owner: Option<String>,
     /// Position in its group.
     pub step: i64,
@@ -57,15 +59,28 @@ impl Task {
             v["orgName"] = json!(self.org_name);
         }
         if self.kind == TaskKind::Dltar {
-            // A submitted upload-mode dltar waits for its client, not for a worker.
-            v["waitingForUpload"] = json!(self.status == TaskStatus::Submitted && self.params()["mode"] == "upload");
+            v["waitingForUpload"] = json!(self.waits_for_upload());
         }
         v
     }
 
-    /// The task's parameters.
-    pub fn params(&self) -> Value {
-        serde_json::from_str(&self.params).unwrap_or(Value::Null)
+    /// The task's parameters, of its kind's type `P`.
+    pub fn payload<P: TaskParams>(&self) -> Result<P, PayloadError> {
+        if self.kind != P::KIND {
+            return Err(PayloadError::Kind { task: self.kind, asked: P::KIND });
+        }
+        serde_json::from_str(&self.params).map_err(|source| PayloadError::Json { kind: self.kind, source })
+    }
+
+    /// How the archive of a `dltar` arrives (`None` for other kinds, or parameters that do
+    /// not decode).
+    pub fn import_mode(&self) -> Option<ImportMode> {
+        self.payload::<DltarParams>().ok().map(|p| p.mode)
+    }
+
+    /// True for a submitted upload-mode `dltar`: it waits for its client, not for a worker.
+    pub fn waits_for_upload(&self) -> bool {
+        self.status == TaskStatus::Submitted && self.import_mode() == Some(ImportMode::Upload)
     }
 }
 
@@ -74,13 +89,13 @@ impl Task {
 pub struct NewTask {
     pub org_id: Option<String>,
     pub org_name: Option<String>,
-    pub kind: TaskKind,
+    /// What the task does (its kind) and is given.
+    pub payload: Payload,
     pub group: Option<String>,
     pub app_id: Option<String>,
     pub app_name: Option<String>,
     pub build_name: Option<String>,
     pub build_id: Option<i64>,
-    pub params: Value,
     /// Position in the group (1 = first).
     pub step: i64,
     /// Position in the app's line (set when the group enters it).
@@ -90,18 +105,17 @@ pub struct NewTask {
 }
 
 impl NewTask {
-    /// A task of `kind` with everything else empty (fill in what applies).
-    pub fn of(kind: TaskKind) -> NewTask {
+    /// A task doing what `payload` says, with everything else empty (fill in what applies).
+    pub fn of(payload: impl Into<Payload>) -> NewTask {
         NewTask {
             org_id: None,
             org_name: None,
-            kind,
+            payload: payload.into(),
             group: None,
             app_id: None,
             app_name: None,
             build_name: None,
             build_id: None,
-            params: Value::Null,
             step: 1,
             queue_pos: None,
             run_after: 0,
@@ -113,6 +127,7 @@ impl NewTask {
 pub async fn enqueue(c: &mut Conn, t: NewTask) -> Result<(String, String), sqlx::Error> {
     let name = new_id("t");
     let group = t.group.unwrap_or_else(|| new_id("g"));
+    let params = t.payload.to_json().map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     sqlx::query(
         "INSERT INTO tasks (name, org_id, org_name, type, task_group, app_id, app_name, build_name, build_id, status, created, params, \
          step, queue_pos, run_after) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'submitted', $10, $11, $12, $13, $14)",
@@ -120,14 +135,14 @@ pub async fn enqueue(c: &mut Conn, t: NewTask) -> Result<(String, String), sqlx:
     .bind(&name)
     .bind(t.org_id)
     .bind(t.org_name)
-    .bind(t.kind.as_str())
+    .bind(t.payload.kind().as_str())
     .bind(&group)
     .bind(t.app_id)
     .bind(t.app_name)
     .bind(t.build_name)
     .bind(t.build_id)
     .bind(now_ms())
-    .bind(t.params.to_string())
+    .bind(params)
     .bind(t.step.max(1))
     .bind(t.queue_pos)
     .bind(t.run_after)
@@ -372,7 +387,7 @@ pub async fn retry(c: &mut Conn, t: &Task) -> Result<(), sqlx::Error> {
     for name in revived {
         super::events::emit(c, &name, "submit").await?;
     }
-    if t.kind != TaskKind::Dltar || t.params()["mode"] == "url" {
+    if t.kind != TaskKind::Dltar || t.import_mode() == Some(ImportMode::Url) {
         sqlx::query("UPDATE tasks SET queue_pos = $1 WHERE task_group = $2").bind(now).bind(&t.group).execute(&mut *c).await?;
     }
     Ok(())

@@ -265,3 +265,50 @@ fn sql_lives_in_the_store() {
         .collect();
     assert!(outside.is_empty(), "SQL outside store/ (and db/): {outside:?}");
 }
+
+#[test]
+fn no_string_errors_in_the_library() {
+    // Failures in the library are typed, so callers can tell them apart and `?` converts
+    // them; only the binaries' command lines (`main.rs`, `src/bin`, outside the library)
+    // keep plain-text errors. Found: `Result<…, String>` (nested generics read whole) and
+    // `type Err/Error = String` (a `FromStr` or `TryFrom` failing with text).
+    let mut files = BTreeMap::new();
+    modules(&src(), &[], &mut files);
+    let mut found = Vec::new();
+    for (m, p) in &files {
+        let code = code_of(&std::fs::read_to_string(p).unwrap());
+        let b = code.as_bytes();
+        let mut from = 0;
+        while let Some(at) = code[from..].find("Result<").map(|k| from + k) {
+            from = at + "Result<".len();
+            if at > 0 && (b[at - 1].is_ascii_alphanumeric() || b[at - 1] == b'_') {
+                continue; // `ApiResult<…>` and the like name their own error
+            }
+            // The type arguments, split at the commas of the outer level.
+            let (mut depth, mut args, mut i) = (1, vec![String::new()], from);
+            while i < b.len() && depth > 0 {
+                match b[i] {
+                    b'<' | b'(' | b'[' => depth += 1,
+                    b'>' if b[i - 1] != b'-' => depth -= 1,
+                    b')' | b']' => depth -= 1,
+                    b',' if depth == 1 => args.push(String::new()),
+                    _ => {}
+                }
+                if depth > 0 && !(b[i] == b',' && depth == 1) {
+                    args.last_mut().unwrap().push(b[i] as char);
+                }
+                i += 1;
+            }
+            let err = args.last().unwrap().split_whitespace().collect::<String>();
+            if args.len() > 1 && (err == "String" || err == "std::string::String") {
+                found.push(format!("{}: {}", name(m), code[at..i].split_whitespace().collect::<Vec<_>>().join(" ")));
+            }
+        }
+        for alias in ["type Err = String", "type Error = String"] {
+            if code.contains(alias) {
+                found.push(format!("{}: {alias}", name(m)));
+            }
+        }
+    }
+    assert!(found.is_empty(), "{} plain-text errors in the library:\n{}", found.len(), found.join("\n"));
+}

@@ -50,7 +50,7 @@ pub async fn run(events: usize, receivers: usize, database_url: Option<String>) 
     cfg.admin_secret_b64 = Some(edge_server::util::b64(&[1u8; 32]));
     cfg.data_key_b64 = Some(edge_server::util::b64(&[2u8; 32]));
     cfg.database_url = database_url;
-    let running = edge_server::server::start(cfg).await?;
+    let running = edge_server::server::start(cfg).await.map_err(|e| e.to_string())?;
     let base = format!("http://{}", running.addr);
     let http = reqwest::Client::new();
     let admin = edge_server::crypto::jwt_sign(&json!({"username": "bench"}), &[1u8; 32]);
@@ -95,8 +95,7 @@ pub async fn run(events: usize, receivers: usize, database_url: Option<String>) 
                 app_name: Some("Game".into()),
                 build_name: Some(format!("b{i}")),
                 run_after: i64::MAX,
-                params: json!({}),
-                ..tasks::NewTask::of(tasks::TaskKind::Dltar)
+                ..tasks::NewTask::of(tasks::DltarParams::upload(None))
             },
         )
         .await

@@ -3,7 +3,9 @@
 
 use crate::delivery::builds::AppCtx;
 use crate::delivery::outcome::{fail, ok, After, Done, Progress};
+use crate::delivery::StepError;
 use crate::depot;
+use crate::error::AboutExt;
 use crate::state::AppState;
 use crate::store::tasks::{TaskKind, TaskStatus};
 use crate::store::{deployments, published, tasks};
@@ -14,9 +16,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// The files of a staged directory in publishing order: data, then the manifest last.
-pub(crate) fn publish_order(dir: &Path, manifest: &str) -> Result<Vec<String>, String> {
+pub(crate) fn publish_order(dir: &Path, manifest: &str) -> Result<Vec<String>, StepError> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .about(|| dir.display().to_string())?
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| !n.starts_with('.') && n != manifest)
@@ -29,9 +31,9 @@ pub(crate) fn publish_order(dir: &Path, manifest: &str) -> Result<Vec<String>, S
 /// The targets of an app: its deployments (all of the org's when its list is empty), in
 /// order, then the depot. A deployment that cannot be resolved (an `fs` path gone bad) is
 /// `Err((deployment id, name, why))`, so its publish fails naming it.
-pub async fn app_targets(st: &AppState, app: &AppCtx) -> Result<Vec<Result<TargetSpec, (String, String, String)>>, String> {
-    let mut c = st.db.conn().await.map_err(|e| e.to_string())?;
-    let all = deployments::list(&mut c, &app.org_id).await.map_err(|e| e.to_string())?;
+pub async fn app_targets(st: &AppState, app: &AppCtx) -> Result<Vec<Result<TargetSpec, (String, String, String)>>, sqlx::Error> {
+    let mut c = st.db.conn().await?;
+    let all = deployments::list(&mut c, &app.org_id).await?;
     let chosen: Vec<&deployments::Deployment> = if app.deployments.is_empty() {
         all.iter().collect()
     } else {
@@ -45,11 +47,11 @@ pub async fn app_targets(st: &AppState, app: &AppCtx) -> Result<Vec<Result<Targe
     Ok(out)
 }
 
-pub(crate) async fn deploy(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Progress) -> Result<Done, String> {
+pub(crate) async fn deploy(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Progress) -> Result<Done, StepError> {
     let build_id = t.build_id.ok_or("the task has no build id")?;
     // The files the group's image and patch steps staged (the runs that committed).
-    let mut c = st.db.conn().await.map_err(|e| e.to_string())?;
-    let steps = tasks::group(&mut c, &t.group).await.map_err(|e| e.to_string())?;
+    let mut c = st.db.conn().await?;
+    let steps = tasks::group(&mut c, &t.group).await?;
     drop(c);
     let owner_of = |kinds: &[TaskKind]| {
         steps.iter().find(|x| kinds.contains(&x.kind) && x.status == TaskStatus::Done).and_then(|x| x.lease_owner.clone())
@@ -57,7 +59,7 @@ pub(crate) async fn deploy(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, pr
     let image_owner = owner_of(&[TaskKind::Mkdxf, TaskKind::Mkseq]).ok_or("the group has no staged image")?;
     let image_key = format!("{}/dxf", depot::staging_key(&app.id, &t.group, &image_owner));
     if !st.depot.pull_dir(&image_key).await? {
-        return Err("the staged image is missing from the depot".into());
+        return Err(crate::depot::DepotError::Missing("the staged image".into()).into());
     }
     let image_dir = st.depot.local(&image_key);
     let pat_dir = match owner_of(&[TaskKind::Mkpat]) {
@@ -69,9 +71,8 @@ pub(crate) async fn deploy(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, pr
         None => None,
     };
     // The image this group staged (an import's first image, or a re-sequenced one).
-    let staged: Value = std::fs::read(image_dir.join("manifest.json"))
-        .map_err(|e| format!("staged image: {e}"))
-        .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("staged manifest: {e}")))?;
+    let staged = std::fs::read(image_dir.join("manifest.json")).about(|| "staged image")?;
+    let staged: Value = serde_json::from_slice(&staged).about(|| "staged manifest")?;
     let dxf = staged["dxfName"].as_str().ok_or("the staged manifest has no dxfName")?.to_string();
     let image_files = publish_order(&image_dir, "manifest.json")?;
     let mut patch_dirs: Vec<(i64, PathBuf, Vec<String>)> = Vec::new();
@@ -124,8 +125,8 @@ pub(crate) async fn deploy(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, pr
                 return Ok(fail_target(e.to_string()));
             }
             st.metrics.published_bytes.fetch_add(std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0), Ordering::Relaxed);
-            let mut c = st.db.conn().await.map_err(|e| e.to_string())?;
-            published::record(&mut c, &app.org_id, &app.id, &tg.deployment_id, &key, Some(build_id)).await.map_err(|e| e.to_string())?;
+            let mut c = st.db.conn().await?;
+            published::record(&mut c, &app.org_id, &app.id, &tg.deployment_id, &key, Some(build_id)).await?;
             done_objects += 1;
             progress.set(done_objects as f64 / total_objects.max(1) as f64);
         }

@@ -2,12 +2,13 @@
 
 use crate::delivery::builds::{build_row, load_tree, write_dxf, AppCtx};
 use crate::delivery::outcome::{ok, After, Done};
+use crate::delivery::StepError;
 use crate::state::AppState;
 use crate::store::tasks;
 use serde_json::json;
 use std::sync::Arc;
 
-pub(crate) async fn mkdxf(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx) -> Result<Done, String> {
+pub(crate) async fn mkdxf(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx) -> Result<Done, StepError> {
     let build_id = t.build_id.ok_or("the task has no build id")?;
     let b = build_row(st, &app.id, build_id).await?;
     // The app's traces carry over to every new build (by path): its first image is
@@ -15,13 +16,11 @@ pub(crate) async fn mkdxf(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx) -> 
     let ids = crate::delivery::seq::trace_ids(st, &app.id).await?;
     let gen = crate::delivery::seq::generation(st, &app.id).await?;
     let tree = load_tree(st, &app.id, &b.tree_path, false).await?;
-    crate::delivery::seq::fetch_traces(st, &app.id, &ids).await?;
+    crate::delivery::seq::fetch_traces(st, &app.id, &ids).await;
     let (st2, app_id) = (st.clone(), app.id.clone());
-    let learned = tokio::task::spawn_blocking(move || -> Result<_, String> {
-        Ok(if ids.is_empty() { None } else { crate::delivery::seq::learn(&st2, &app_id, &ids, &tree) })
-    })
-    .await
-    .map_err(|e| e.to_string())??;
+    let learned =
+        tokio::task::spawn_blocking(move || if ids.is_empty() { None } else { crate::delivery::seq::learn(&st2, &app_id, &ids, &tree) })
+            .await?;
     let (sequence, traces, accesses) = match learned {
         Some(l) => (l.sequence, l.traces, l.accesses),
         None => (Vec::new(), 0, Vec::new()),

@@ -3,7 +3,9 @@
 
 use crate::delivery::builds::{params, store_tree, AppCtx};
 use crate::delivery::outcome::{fail, ok, After, Done, Progress};
+use crate::delivery::StepError;
 use crate::depot;
+use crate::error::{About, AboutExt};
 use crate::state::AppState;
 use crate::store::{builds, tasks};
 use edge_engine::store::ChunkStore;
@@ -11,10 +13,10 @@ use serde_json::json;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-pub(crate) async fn mkraw(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Progress) -> Result<Done, String> {
-    let mut c = st.db.conn().await.map_err(|e| e.to_string())?;
+pub(crate) async fn mkraw(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Progress) -> Result<Done, StepError> {
+    let mut c = st.db.conn().await?;
     let cur_hash = match app.cur_build {
-        Some(b) => builds::content_hash(&mut c, &app.id, b).await.map_err(|e| e.to_string())?,
+        Some(b) => builds::content_hash(&mut c, &app.id, b).await?,
         None => None,
     };
     drop(c);
@@ -37,7 +39,7 @@ pub(crate) async fn mkraw(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, pro
                 After::CancelRest,
             ))
         }
-        Err(edge_engine::ingest::IngestError::Io(e)) => return Err(format!("reading the build: {e}")),
+        Err(edge_engine::ingest::IngestError::Io(e)) => return Err(About::new("reading the build", e).into()),
     };
     let content_hash = ing.tree.content_hash().hex();
     let result = json!({"fileCount": ing.tree.file_count(), "sizeBytes": ing.tree.size_bytes(), "chunkCount": ing.tree.chunks.len(), "newChunks": ing.new_chunks,
@@ -72,19 +74,17 @@ pub(crate) async fn ingest_archive(
     app_id: &str,
     group: &str,
     progress: &Progress,
-) -> Result<(Result<edge_engine::ingest::Ingested, edge_engine::ingest::IngestError>, u64), String> {
+) -> Result<(Result<edge_engine::ingest::Ingested, edge_engine::ingest::IngestError>, u64), StepError> {
     let tar = st.depot.fetch(&depot::upload_key(group), "the build archive").await?;
-    let store = ChunkStore::open(&st.depot.local(&depot::chunks_key(app_id))).map_err(|e| e.to_string())?;
+    let store = ChunkStore::open(&st.depot.local(&depot::chunks_key(app_id))).map_err(StepError::Engine)?;
     let p = params(st);
-    let total = std::fs::metadata(&tar).map(|m| m.len()).map_err(|e| format!("the build archive is missing: {e}"))?;
+    let total = std::fs::metadata(&tar).map(|m| m.len()).about(|| "the build archive is missing")?;
     let prog = progress.clone();
-    tokio::task::spawn_blocking(move || {
+    let outcome = tokio::task::spawn_blocking(move || {
         let f = std::fs::File::open(&tar)?;
         let r = std::io::BufReader::with_capacity(1 << 20, f);
         Ok::<_, std::io::Error>(edge_engine::ingest::ingest(r, &store, &p, &mut |n| prog.set(n as f64 / total.max(1) as f64)))
     })
-    .await
-    .map_err(|e| e.to_string())?
-    .map(|outcome| (outcome, total))
-    .map_err(|e| e.to_string())
+    .await??;
+    Ok((outcome, total))
 }
