@@ -118,6 +118,29 @@ impl Origin {
         Ok(u)
     }
 
+    /// The path of the image directory (ends with `/`).
+    pub(crate) fn base_path(&self) -> &str {
+        self.base.path()
+    }
+
+    /// Another directory of the same origin (`path` absolute, ending with `/`), with the
+    /// same query and token.
+    pub(crate) fn sibling(&self, path: &str) -> Origin {
+        let mut base = self.base.clone();
+        base.set_path(path);
+        Origin { base, query: self.query.clone(), token: self.token.clone() }
+    }
+
+    /// A whole file as a reader, its bytes counted as they arrive.
+    pub(crate) fn stream<'m>(&self, client: &Client, name: &str, meter: &'m Meter) -> Result<Counted<'m, Response>> {
+        let (url, rb) = self.get(client, name)?;
+        let what = format!("GET {}", shown(&url));
+        meter.requests.fetch_add(1, Ordering::Relaxed);
+        let resp = rb.send().map_err(|e| net_error(&what, &e))?;
+        let resp = check_status(resp, &what)?;
+        Ok(Counted { inner: resp, meter: &meter.bytes })
+    }
+
     /// The image directory, for messages.
     pub(crate) fn shown(&self) -> String {
         shown(&self.base)
@@ -284,6 +307,20 @@ impl Bucket {
         if !wait.is_zero() {
             std::thread::sleep(wait);
         }
+    }
+}
+
+/// A reader that adds what it reads to a byte count.
+pub(crate) struct Counted<'a, R> {
+    inner: R,
+    meter: &'a AtomicU64,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.meter.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
     }
 }
 

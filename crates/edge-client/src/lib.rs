@@ -42,6 +42,7 @@ mod image;
 mod record;
 mod runtime;
 mod session;
+mod update;
 
 pub use edge_engine::reader::{ChunkRow, IndexEntry, VerifiedManifest};
 pub use edge_engine::seq::Trace;
@@ -52,6 +53,7 @@ pub use image::{Image, MAX_CHUNK};
 pub use record::MERGE_MS;
 pub use runtime::{ImageSource, Options, Progress, Runtime, Stall, Summary, MAX_READ};
 pub use session::{Session, SessionEnd, SessionRequest};
+pub use update::{Update, UpdateMethod};
 
 /// Parses a bandwidth such as `100Mbit`, `8 Mbit/s`, `2.5MB`, `500KiB`, `1Gbit` or a plain
 /// number of bytes per second; returns bytes per second.

@@ -17,6 +17,7 @@ use crate::http::{client, Bucket, Meter, Origin};
 use crate::image::Image;
 use crate::record::Recorder;
 use crate::session::{Session, SessionEnd};
+use crate::update::Update;
 use edge_engine::reader::{verify_index, verify_manifest, VerifiedManifest};
 use edge_engine::seq::Trace;
 use edge_engine::Hash;
@@ -198,6 +199,7 @@ pub struct Runtime {
     shared: Arc<Shared>,
     streamer: Mutex<Option<JoinHandle<()>>>,
     session: Option<Session>,
+    update: Option<Update>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -296,6 +298,8 @@ impl Runtime {
             ImageSource::Url { manifest_url, public_key_pem } => (Origin::new(&manifest_url, None, None)?, public_key_pem, None, None),
         };
         let image = load_image(&cache, &origin, &http, pem.as_deref(), session.as_ref(), &meter)?;
+        // Before anything streams: an older build held completely may be patched forward.
+        let update = crate::update::update(&cache, &origin, &http, &image, pem.as_deref(), &meter);
         let st: Vec<St> = image.chunks().iter().map(|c| if cache.has(&c.hash, c.raw) { St::OnDisk } else { St::Missing }).collect();
         let preload = image.preload_bytes(opts.bandwidth);
         let app_name = app_name.unwrap_or_else(|| image.manifest().app_name.clone());
@@ -337,7 +341,12 @@ impl Runtime {
         } else {
             None
         };
-        Ok(Runtime { shared, streamer: Mutex::new(streamer), session })
+        Ok(Runtime { shared, streamer: Mutex::new(streamer), session, update })
+    }
+
+    /// How the cache was brought from an older build to this one, when it held one.
+    pub fn update(&self) -> Option<&Update> {
+        self.update.as_ref()
     }
 
     /// The image.

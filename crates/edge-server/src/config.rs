@@ -102,6 +102,8 @@ pub struct Config {
     pub trusted_proxies: Vec<String>,
     pub enrollment_name: String,
     pub enrollment_rid: Option<String>,
+    /// `auto` (the default: human-readable text when stderr is a terminal, JSON lines
+    /// otherwise), `json` or `text`.
     pub log_format: String,
     pub task_lease_seconds: u64,
     pub worker_poll_ms: u64,
@@ -161,7 +163,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             enrollment_name: "rockit-edge".into(),
             enrollment_rid: None,
-            log_format: "json".into(),
+            log_format: "auto".into(),
             task_lease_seconds: 60,
             worker_poll_ms: 500,
             metrics_listen: None,
@@ -309,8 +311,8 @@ impl Config {
         if self.json_body_limit < 1024 {
             return Err("json_body_limit must be at least 1024 bytes".into());
         }
-        if !["json", "text"].contains(&self.log_format.as_str()) {
-            return Err("log_format must be json or text".into());
+        if !["auto", "json", "text"].contains(&self.log_format.as_str()) {
+            return Err(format!("log_format must be auto, json or text, not '{}'", self.log_format).into());
         }
         if !(16 << 10..=8 << 20).contains(&self.chunk_avg_bytes) {
             return Err("chunk_avg_bytes must be 16 KiB..8 MiB".into());

@@ -85,10 +85,20 @@ fn fail(msg: impl std::fmt::Display) -> ! {
     std::process::exit(2)
 }
 
+/// Logs on stderr: JSON lines for log collectors, or text for people. `auto` (the default)
+/// chooses text when stderr is a terminal (a first run by hand, where the lines about the
+/// generated secrets and the initial admin must be readable) and JSON otherwise.
 fn init_logs(format: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("EDGE_LOG").unwrap_or_else(|_| "info,sqlx=warn".into());
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if format == "json" {
+    let tty = std::io::stderr().is_terminal();
+    let json = match format {
+        "text" => false,
+        "json" => true,
+        _ => !tty,
+    };
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(tty);
+    if json {
         b.json().flatten_event(true).with_span_list(false).init();
     } else {
         b.init();

@@ -2,6 +2,10 @@
 
 use crate::error::ApiError;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
 
 /// Create, Read, Update, Delete, eXecute.
 pub const C: u8 = 1;
@@ -137,6 +141,45 @@ impl Perms {
             .ok()
             .and_then(|v| Perms::parse_onto(Perms::default(), &v, true, "permissions").ok())
             .unwrap_or_default()
+    }
+}
+
+/// `15` → `1 Create, 2 Read, 4 Update, 8 Delete`: the bits a mask holds, in words.
+pub fn bit_words(mask: u8) -> String {
+    let names = [(C, "Create"), (R, "Read"), (U, "Update"), (D, "Delete"), (X, "Execute")];
+    let held: Vec<String> = names.iter().filter(|(b, _)| mask & b != 0).map(|(b, n)| format!("{b} {n}")).collect();
+    held.join(", ")
+}
+
+/// The schema of a permissions map in `/openapi.json` (named `Permissions`): one bit mask
+/// per resource. Bits: 1 Create, 2 Read, 4 Update,
+/// 8 Delete, 16 Execute (retry tasks, process traces).
+pub struct PermissionsSchema;
+
+impl PartialSchema for PermissionsSchema {
+    fn schema() -> RefOr<Schema> {
+        let mut o = ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::Object))
+            .description(Some(
+                "Permission bits per resource: 1 Create, 2 Read, 4 Update, 8 Delete, 16 Execute. \
+                 `orgs` exists only in the operator organization.",
+            ))
+            .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(false)));
+        for (_, name, max) in RESOURCES {
+            let p = ObjectBuilder::new()
+                .schema_type(SchemaType::Type(Type::Integer))
+                .minimum(Some(0))
+                .maximum(Some(max))
+                .description(Some(format!("Bits on {name}: any of {}", bit_words(max))));
+            o = o.property(name, p);
+        }
+        RefOr::T(Schema::Object(o.build()))
+    }
+}
+
+impl ToSchema for PermissionsSchema {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Permissions")
     }
 }
 

@@ -9,12 +9,20 @@ use serde::Deserialize;
 use serde_json::json;
 
 /// The Create App body (also an app item of a configuration bundle).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct AppIn {
+    /// Unique in the organization: 2 to 50 letters, digits or `_`.
+    #[schema(pattern = "^[A-Za-z0-9_]{2,50}$")]
     pub name: String,
+    /// Free text, 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub label: String,
+    /// How many builds the app keeps (1 to 100, default 5); older ones are removed.
+    #[schema(minimum = 1, maximum = 100)]
     pub max_builds: Option<i64>,
+    /// The deployments its builds are published to, by name (each at most once); none or
+    /// absent: every deployment of the organization.
     pub deployments: Option<Vec<String>>,
 }
 

@@ -11,6 +11,8 @@ use crate::targets;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+pub mod origins;
+
 pub(crate) fn field_str<'a>(o: &'a Map<String, Value>, k: &str, required: bool) -> ApiResult<Option<&'a str>> {
     match o.get(k) {
         None | Some(Value::Null) if !required => Ok(None),
@@ -186,15 +188,29 @@ pub(crate) async fn probe(st: &AppState, d: &Deployment) -> ApiResult<()> {
 }
 
 /// The Create Deployment body (also, without `probe`, a deployment item of a bundle).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct DeploymentIn {
+    /// Unique in the organization: 2 to 50 letters, digits or `_`.
+    #[schema(pattern = "^[A-Za-z0-9_]{2,50}$")]
     pub name: String,
+    /// Free text, 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub label: Option<String>,
+    /// A directory inside the origin that everything goes under: `/`-separated segments of
+    /// `[A-Za-z0-9._-]` (not `.` or `..`), at most 200 characters; default `''`.
     pub origin_prefix: Option<String>,
+    /// Where the files go.
+    // JSON here: `parse_origin` reads it, with error messages that name the exact field.
+    #[schema(value_type = origins::OriginIn)]
     pub origin: Value,
+    /// How the CDN signs download URLs; absent or null: downloads are not signed.
+    #[schema(value_type = Option<origins::DownloadAuthIn>)]
     pub download_auth: Option<Value>,
+    /// The http(s) URL that serves the origin to players (a trailing `/` is dropped).
     pub public_url: Option<String>,
+    /// Write and read back a test file before saving (default true); a failed probe is 400
+    /// with the cause in `details.probe`.
     pub probe: Option<bool>,
 }
 

@@ -8,18 +8,42 @@ use crate::store::orgs;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-/// The Create Organization body.
-#[derive(Deserialize)]
+/// The Create Organization body: the organization and its first administrator, who gets
+/// the `Administrators` role. An existing person of that username is linked (and keeps
+/// their password); otherwise a person is created with a random initial password.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct OrgIn {
+    /// Unique in the instance: 2 to 50 letters, digits or `_`.
+    #[schema(pattern = "^[A-Za-z0-9_]{2,50}$")]
     pub name: String,
+    /// Display name, 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
     pub label: String,
+    /// The administrator's username: 2 to 50 letters, digits or `_` (not a machine
+    /// user's).
+    #[schema(pattern = "^[A-Za-z0-9_]{2,50}$")]
     pub username: String,
+    /// The administrator's e-mail address (always checked; used only when the person is
+    /// created).
+    #[schema(max_length = 254, pattern = "^[^@\\s\\x00-\\x1f\\x7f-\\x9f]+@[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)+$")]
     pub email: String,
+    /// The administrator's first name, 1 to 100 characters (used only when the person is
+    /// created).
+    #[schema(min_length = 1, max_length = 100, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
     pub firstname: String,
+    /// The administrator's surname, 1 to 100 characters (used only when the person is
+    /// created).
+    #[schema(min_length = 1, max_length = 100, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
     pub surname: String,
+    /// The organization's link to its DX tenant, opaque, at most 4096 bytes.
+    #[schema(max_length = 4096)]
     pub dxorglnk: Option<String>,
+    /// The organization's RSA private key (at least 2048 bits): base64 of its PEM
+    /// (PKCS#1 or PKCS#8, plain or encrypted). Stored sealed; only its public half and
+    /// fingerprint are ever shown.
     pub org_priv_pem_b64: Option<String>,
+    /// The passphrase of an encrypted `orgPrivPemB64` (only with it).
     #[serde(rename = "orgPrivPW")]
     pub org_priv_pw: Option<String>,
 }

@@ -8,30 +8,94 @@ use crate::store::events::{EVENTS, TYPES};
 use crate::store::subscriptions;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::borrow::Cow;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
 
-/// A subscription's filter.
-#[derive(Deserialize)]
+/// A subscription's filter: an event is delivered when it matches every list that is not
+/// empty.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FilterIn {
+    /// Task types whose events are delivered; empty: all.
     #[serde(default)]
+    #[schema(value_type = Vec<EventTaskType>)]
     pub types: Vec<String>,
+    /// Events delivered; empty: all.
     #[serde(default)]
+    #[schema(value_type = Vec<EventName>)]
     pub events: Vec<String>,
+    /// Names of the apps whose events are delivered; empty: all.
     #[serde(default)]
     pub apps: Vec<String>,
 }
 
 /// The Create Subscription body (also a subscription item of a configuration bundle).
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct SubscriptionIn {
+    /// Unique in the organization: letters, digits, `_`, `-`, `.`.
     pub name: String,
+    /// `webhook` or `slack`.
     #[serde(rename = "type")]
+    #[schema(value_type = SubscriptionKind)]
     pub kind: String,
+    /// A webhook's target: an `http(s)` URL of at most 2048 characters, on a public address
+    /// unless the instance allows private ones. Webhooks only.
     pub url: Option<String>,
+    /// The Slack channel to post to (1 to 200 characters). Slack only.
     pub slack_channel: Option<String>,
+    /// The Slack bot token (1 to 500 characters); kept sealed, never shown. Slack only.
     pub slack_token: Option<String>,
+    /// Which events to deliver; absent: all.
     pub filter: Option<FilterIn>,
+}
+
+/// What a subscription delivers to.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // `SubscriptionIn.type` is read as text (its error names both); this only describes it
+pub(crate) enum SubscriptionKind {
+    /// Signed HTTP POSTs to `url`.
+    Webhook,
+    /// Messages to `slackChannel`.
+    Slack,
+}
+
+/// A string schema of the given values.
+fn one_of_names(values: &[&str]) -> RefOr<Schema> {
+    RefOr::T(Schema::Object(ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)).enum_values(Some(values.to_vec())).build()))
+}
+
+/// The task types whose changes are events ([`TYPES`]), as a schema.
+pub struct EventTaskType;
+
+impl PartialSchema for EventTaskType {
+    fn schema() -> RefOr<Schema> {
+        one_of_names(&TYPES)
+    }
+}
+
+impl ToSchema for EventTaskType {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("EventTaskType")
+    }
+}
+
+/// The event names ([`EVENTS`]), as a schema.
+pub struct EventName;
+
+impl PartialSchema for EventName {
+    fn schema() -> RefOr<Schema> {
+        one_of_names(&EVENTS)
+    }
+}
+
+impl ToSchema for EventName {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("EventName")
+    }
 }
 
 /// A Create Subscription body that passed validation.

@@ -91,20 +91,63 @@ pub(crate) async fn resolve_roles(c: &mut Conn, org: &str, names: &[String]) -> 
     Ok((ids, p))
 }
 
-/// The Create User body (also a user item of a configuration bundle).
-#[derive(Deserialize)]
+/// The Create User body (also a user item of a configuration bundle). A person has
+/// `email`, `firstname` and `surname` (and gets an initial password); a machine user has a
+/// `label` instead (and gets an API key).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UserIn {
+    /// Unique in the instance: 2 to 50 letters, digits or `_`.
+    #[schema(pattern = "^[A-Za-z0-9_]{2,50}$")]
     pub username: String,
+    /// `user` (a person) or `machine`; default `machine` when `label` is given without
+    /// `email`, else `user`.
     #[serde(rename = "type")]
+    #[schema(value_type = Option<UserType>)]
     pub kind: Option<String>,
+    /// A person's e-mail address (required for a person, refused for a machine user).
+    #[schema(max_length = 254, pattern = "^[^@\\s\\x00-\\x1f\\x7f-\\x9f]+@[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)+$")]
     pub email: Option<String>,
+    /// A person's first name, 1 to 100 characters (required for a person, refused for a
+    /// machine user).
+    #[schema(min_length = 1, max_length = 100, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
     pub firstname: Option<String>,
+    /// A person's surname, 1 to 100 characters (required for a person, refused for a
+    /// machine user).
+    #[schema(min_length = 1, max_length = 100, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
     pub surname: Option<String>,
+    /// A title, 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
     pub title: Option<String>,
+    /// A machine user's description, 1 to 200 characters (required for a machine user,
+    /// refused for a person).
+    #[schema(min_length = 1, max_length = 200, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
     pub label: Option<String>,
+    /// Names of roles of the organization to give (default none); together they may grant
+    /// only permissions the caller holds.
     #[serde(default)]
     pub roles: Vec<String>,
+}
+
+/// The kind of a user.
+#[derive(serde::Serialize, utoipa::ToSchema, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+pub enum UserType {
+    /// A person: logs in with a password, may belong to several organizations.
+    User,
+    /// A machine user: works with API keys, belongs to one organization.
+    Machine,
+}
+
+impl UserType {
+    /// The kind of a stored user.
+    pub fn of(u: &users::User) -> UserType {
+        if u.is_machine() {
+            UserType::Machine
+        } else {
+            UserType::User
+        }
+    }
 }
 
 /// A Create User body that passed validation.

@@ -1,215 +1,290 @@
-//! `/srv/v1` and `/adm/v1`: the operator's API (admin.md).
+//! `/srv/v1` and `/adm/v1`: the operator's API (admin.md). Every operation needs the admin
+//! token (`x-rockit-admin-token`, or `Authorization: Bearer`), except the changelog.
+//!
+//! Ping, versions, hello, initialize and changelog answer under both prefixes; the
+//! `/adm/v1` ones are the older paths, kept for older tools (same handler, same answer).
 
 use super::auth::Admin;
-use super::extract::{success, JsonBody, ListQuery, ListSpec, OptJsonBody};
+use super::extract::{JsonBody, OptJsonBody};
+use super::reply::{OptionalPostBodies, Reply, Success};
 use crate::domain::audit::audit;
-use crate::domain::orgs::{create_org, delete_org, OrgIn};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use crate::store::{orgs, tasks};
+use crate::store::tasks;
 use crate::util::{now_ms, rfc3339};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::State;
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::sync::Arc;
+use utoipa::ToSchema;
+
+// Organizations, tasks and maintenance mode.
+#[path = "admin_manage.rs"]
+mod manage;
+use manage::{del_org, get_maintenance, get_org, get_task, list_orgs, list_tasks, post_org, put_maintenance};
 
 /// Routes under `/srv/v1` and `/adm/v1`.
 pub fn router() -> Router<Arc<AppState>> {
-    let mut r = Router::new();
-    for base in ["/srv/v1", "/adm/v1"] {
-        r = r
-            .route(&format!("{base}/ping"), post(ping))
-            .route(&format!("{base}/versions"), get(versions))
-            .route(&format!("{base}/hello"), post(hello))
-            .route(&format!("{base}/initialize"), post(initialize))
-            .route(&format!("{base}/changelog"), get(changelog));
-    }
-    r.route("/adm/v1/orgs", get(list_orgs).post(post_org))
+    Router::new()
+        .route("/srv/v1/ping", post(ping))
+        .route("/adm/v1/ping", post(adm_ping))
+        .route("/srv/v1/versions", get(versions))
+        .route("/adm/v1/versions", get(adm_versions))
+        .route("/srv/v1/hello", post(hello))
+        .route("/adm/v1/hello", post(adm_hello))
+        .route("/srv/v1/initialize", post(initialize))
+        .route("/adm/v1/initialize", post(adm_initialize))
+        .route("/srv/v1/changelog", get(changelog))
+        .route("/adm/v1/changelog", get(adm_changelog))
+        .route("/adm/v1/orgs", get(list_orgs).post(post_org))
         .route("/adm/v1/orgs/{name}", get(get_org).delete(del_org))
         .route("/adm/v1/tasks", get(list_tasks))
         .route("/adm/v1/tasks/{name}", get(get_task))
         .route("/adm/v1/maintenance", get(get_maintenance).put(put_maintenance))
 }
 
-#[derive(Deserialize)]
+/// The Ping body (optional: no body at all is a ping too).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PingIn {
+    /// Sent back as `echo`.
     message: Option<String>,
 }
 
-async fn ping(_a: Admin, OptJsonBody(body): OptJsonBody<PingIn>) -> Json<Value> {
+/// The answer to a ping.
+#[derive(Serialize, ToSchema)]
+pub struct Pong {
+    /// Always `success`.
+    status: Success,
+    /// Always `pong`.
+    message: String,
+    /// The `message` of the body; null without one.
+    echo: Option<String>,
+    /// The server's clock (RFC 3339).
+    time: String,
+}
+
+/// Ping (echoes an optional message)
+///
+/// Checks the admin token and the server's clock; the body is optional.
+#[utoipa::path(post, path = "/srv/v1/ping", tag = "admin", request_body = PingIn,
+    responses((status = 200, description = "pong", body = Pong)),
+    extensions(("x-rockit-auth" = json!("admin token"))))]
+async fn ping(_a: Admin, OptJsonBody(body): OptJsonBody<PingIn>) -> Reply<Pong> {
     let echo = body.and_then(|b| b.message);
-    success(json!({"message": "pong", "echo": echo, "time": rfc3339(now_ms())}))
+    Reply(Pong { status: Success, message: "pong".into(), echo, time: rfc3339(now_ms()) })
 }
 
-async fn versions(_a: Admin, State(st): State<Arc<AppState>>) -> ApiResult<Json<Value>> {
+/// Ping (older path)
+///
+/// The same as `POST /srv/v1/ping`.
+#[utoipa::path(post, path = "/adm/v1/ping", tag = "admin", request_body = PingIn,
+    responses((status = 200, description = "pong", body = Pong)),
+    extensions(("x-rockit-auth" = json!("admin token"))))]
+async fn adm_ping(a: Admin, body: OptJsonBody<PingIn>) -> Reply<Pong> {
+    ping(a, body).await
+}
+
+/// The versions of the parts of the instance.
+#[derive(Serialize, ToSchema)]
+pub struct Versions {
+    /// This server's version.
+    edge: &'static str,
+    /// The delivery engine's version.
+    engine: &'static str,
+    /// Always `v1`.
+    api: &'static str,
+    /// The commit the server was built from; `unknown` when the build did not say.
+    build: &'static str,
+    /// The version of the worker that last ran the test task (`hello`); null before one did.
+    worker: Option<String>,
+}
+
+/// The Versions answer.
+#[derive(Serialize, ToSchema)]
+pub struct VersionsReply {
+    /// Always `success`.
+    status: Success,
+    /// The versions.
+    versions: Versions,
+}
+
+/// Versions of edge, engine, api, build and worker
+#[utoipa::path(get, path = "/srv/v1/versions", tag = "admin",
+    responses((status = 200, description = "The versions", body = VersionsReply)),
+    extensions(("x-rockit-auth" = json!("admin token"))))]
+async fn versions(_a: Admin, State(st): State<Arc<AppState>>) -> ApiResult<Reply<VersionsReply>> {
     let worker = crate::store::settings::get(&st.db, "worker_version").await?;
-    Ok(success(json!({"versions": {
-        "edge": crate::version::EDGE_VERSION, "engine": crate::version::ENGINE_VERSION, "api": "v1",
-        "build": option_env!("EDGE_GIT_HASH").unwrap_or("unknown"), "worker": worker,
-    }})))
+    let versions = Versions {
+        edge: crate::version::EDGE_VERSION,
+        engine: crate::version::ENGINE_VERSION,
+        api: "v1",
+        build: option_env!("EDGE_GIT_HASH").unwrap_or("unknown"),
+        worker,
+    };
+    Ok(Reply(VersionsReply { status: Success, versions }))
 }
 
-#[derive(Deserialize)]
+/// Versions (older path)
+///
+/// The same as `GET /srv/v1/versions`.
+#[utoipa::path(get, path = "/adm/v1/versions", tag = "admin",
+    responses((status = 200, description = "The versions", body = VersionsReply)),
+    extensions(("x-rockit-auth" = json!("admin token"))))]
+async fn adm_versions(a: Admin, st: State<Arc<AppState>>) -> ApiResult<Reply<VersionsReply>> {
+    versions(a, st).await
+}
+
+/// The Hello body: what the test task says, and whether it also sweeps.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct HelloIn {
+    /// Written back in the task's `result.message`.
     message: String,
+    /// `true`: the task also runs a maintenance sweep (expired sessions, staged imports, …)
+    /// and reports its counts in `result.sweep`.
     maintenance: bool,
 }
 
-async fn hello(a: Admin, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<HelloIn>) -> ApiResult<Json<Value>> {
+/// The test task submitted.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HelloReply {
+    /// Always `success`.
+    status: Success,
+    /// The `hello` task; follow it at `GET /adm/v1/tasks/{name}`.
+    task_name: String,
+}
+
+/// Submit the test task (optionally with a maintenance sweep)
+///
+/// A worker runs the `hello` task; once done, `GET /srv/v1/versions` names the worker's
+/// version. It also runs during maintenance mode.
+#[utoipa::path(post, path = "/srv/v1/hello", tag = "admin", request_body = HelloIn,
+    responses((status = 200, description = "The task submitted", body = HelloReply)),
+    extensions(("x-rockit-auth" = json!("admin token"))))]
+async fn hello(a: Admin, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<HelloIn>) -> ApiResult<Reply<HelloReply>> {
     let (name, _) = tasks::enqueue(
         &mut *st.db.conn().await?,
         tasks::NewTask::of(tasks::HelloParams { admin: a.username.clone(), maintenance: b.maintenance, message: b.message }),
     )
     .await?;
     audit(&st, &a.username, "hello", &name).await?;
-    Ok(success(json!({"taskName": name})))
+    Ok(Reply(HelloReply { status: Success, task_name: name }))
 }
 
-async fn initialize(a: Admin, State(st): State<Arc<AppState>>) -> ApiResult<Json<Value>> {
+/// Submit the test task (older path)
+///
+/// The same as `POST /srv/v1/hello`.
+#[utoipa::path(post, path = "/adm/v1/hello", tag = "admin", request_body = HelloIn,
+    responses((status = 200, description = "The task submitted", body = HelloReply)),
+    extensions(("x-rockit-auth" = json!("admin token"))))]
+async fn adm_hello(a: Admin, st: State<Arc<AppState>>, b: JsonBody<HelloIn>) -> ApiResult<Reply<HelloReply>> {
+    hello(a, st, b).await
+}
+
+/// The Initialize answer.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Initialized {
+    /// Always `success`.
+    status: Success,
+    /// Always `initialized`.
+    message: String,
+    /// The database schema's version after the migrations.
+    schema_version: i64,
+}
+
+/// Apply migrations and ensure the operator organization (idempotent)
+///
+/// Safe to call again and concurrently. 500 when the configured operator organization's
+/// name differs from the one the database was initialized with.
+#[utoipa::path(post, path = "/srv/v1/initialize", tag = "admin",
+    responses((status = 200, description = "Initialized", body = Initialized)),
+    extensions(("x-rockit-auth" = json!("admin token"))))]
+async fn initialize(a: Admin, State(st): State<Arc<AppState>>) -> ApiResult<Reply<Initialized>> {
     let v = crate::domain::instance::initialize(&st.db, &st.cfg).await.map_err(ApiError::internal)?;
     audit(&st, &a.username, "initialize", "").await?;
-    Ok(success(json!({"message": "initialized", "schemaVersion": v})))
+    Ok(Reply(Initialized { status: Success, message: "initialized".into(), schema_version: v }))
 }
 
-/// The changelog served from the project's `CHANGELOG.md`.
-async fn changelog() -> Json<Value> {
-    success(json!({"changelog": crate::changelog::parse(include_str!("../../../../CHANGELOG.md"))}))
+/// Initialize (older path)
+///
+/// The same as `POST /srv/v1/initialize`.
+#[utoipa::path(post, path = "/adm/v1/initialize", tag = "admin",
+    responses((status = 200, description = "Initialized", body = Initialized)),
+    extensions(("x-rockit-auth" = json!("admin token"))))]
+async fn adm_initialize(a: Admin, st: State<Arc<AppState>>) -> ApiResult<Reply<Initialized>> {
+    initialize(a, st).await
 }
 
-const ORG_LIST: ListSpec =
-    ListSpec { filters: &["name"], order_fields: &["name", "created", "updated", "label"], default_order: ("name", false), unique: "name" };
-
-/// Lists organizations with the `name` partial filter (shared with `/be/v1/orgs`).
-pub async fn org_list(st: &AppState, raw: Option<&str>) -> ApiResult<Json<Value>> {
-    let q = ListQuery::parse(raw, &ORG_LIST)?;
-    let mut c = st.db.conn().await?;
-    let needle = q.filters.get("name").map(|s| s.to_lowercase());
-    let items = orgs::list(&mut c)
-        .await?
-        .into_iter()
-        .filter(|o| needle.as_ref().is_none_or(|n| o.name.to_lowercase().contains(n)))
-        .map(|o| o.to_json())
-        .collect();
-    q.page(items, "orgs")
+/// One release of the changelog.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // `changelog::parse` builds these as JSON; this describes them
+pub struct ChangelogEntry {
+    /// The version (`unreleased` for changes not yet released).
+    version: String,
+    /// The release date (`YYYY-MM-DD`); null for `unreleased`.
+    date: Option<String>,
+    /// One line per change, as written in the changelog.
+    changes: Vec<String>,
 }
 
-async fn list_orgs(_a: Admin, State(st): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
-    org_list(&st, raw.as_deref()).await
+/// The Changelog answer.
+#[derive(Serialize, ToSchema)]
+pub struct ChangelogReply {
+    /// Always `success`.
+    status: Success,
+    /// Every release, newest first.
+    #[schema(value_type = Vec<ChangelogEntry>)]
+    changelog: Vec<Value>,
 }
 
-async fn post_org(a: Admin, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<OrgIn>) -> ApiResult<Json<Value>> {
-    let name = b.name.clone();
-    let out = create_org(&st, b).await?;
-    audit(&st, &a.username, "org.create", &name).await?;
-    Ok(success(out))
+/// The changelog, newest first
+///
+/// Read from the project's `CHANGELOG.md`; needs no token.
+#[utoipa::path(get, path = "/srv/v1/changelog", tag = "admin",
+    responses((status = 200, description = "The changelog", body = ChangelogReply)),
+    extensions(("x-rockit-auth" = json!("none"))))]
+async fn changelog() -> Reply<ChangelogReply> {
+    Reply(ChangelogReply { status: Success, changelog: crate::changelog::parse(include_str!("../../../../CHANGELOG.md")) })
 }
 
-async fn get_org(_a: Admin, State(st): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
-    let mut c = st.db.conn().await?;
-    let o = orgs::by_name(&mut c, &name).await?.ok_or_else(|| ApiError::not_found("organization", &name))?;
-    Ok(success(json!({"org": o.to_json()})))
+/// The changelog (older path)
+///
+/// The same as `GET /srv/v1/changelog`.
+#[utoipa::path(get, path = "/adm/v1/changelog", tag = "admin",
+    responses((status = 200, description = "The changelog", body = ChangelogReply)),
+    extensions(("x-rockit-auth" = json!("none"))))]
+async fn adm_changelog() -> Reply<ChangelogReply> {
+    changelog().await
 }
 
-async fn del_org(a: Admin, State(st): State<Arc<AppState>>, Path(name): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
-    let prune = super::extract::flag_query(raw.as_deref(), "prune")?;
-    let out = delete_org(&st, &name, prune).await?;
-    audit(&st, &a.username, "org.delete", &name).await?;
-    Ok(success(out))
-}
+/// The operations of this module, for `/openapi.json`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    ping,
+    adm_ping,
+    versions,
+    adm_versions,
+    hello,
+    adm_hello,
+    initialize,
+    adm_initialize,
+    changelog,
+    adm_changelog,
+    manage::list_orgs,
+    manage::post_org,
+    manage::get_org,
+    manage::del_org,
+    manage::list_tasks,
+    manage::get_task,
+    manage::get_maintenance,
+    manage::put_maintenance
+), modifiers(&OPTIONAL_BODIES))]
+pub struct Api;
 
-const TASK_LIST: ListSpec = ListSpec {
-    filters: &["appName", "taskGroup", "status", "type", "createdAfter", "createdBefore", "orgName"],
-    order_fields: &["created", "taskName", "type", "status", "appName", "buildId", "started", "ended"],
-    default_order: ("created", true),
-    unique: "taskName",
-};
-
-/// Task list for an org (`Some`) or the whole instance (`None`), shared with `/be/v1/tasks`.
-pub async fn task_list(st: &AppState, org: Option<&str>, raw: Option<&str>) -> ApiResult<Json<Value>> {
-    let q = ListQuery::parse(raw, &TASK_LIST)?;
-    let time = |k: &str| -> ApiResult<Option<i64>> {
-        q.filters
-            .get(k)
-            .map(|v| crate::util::parse_rfc3339(v).ok_or_else(|| ApiError::invalid(k, format!("{k} must be an RFC 3339 timestamp"))))
-            .transpose()
-    };
-    if let Some(s) = q.filters.get("status") {
-        if !["submitted", "running", "done", "error", "expired", "canceled"].contains(&s.as_str()) {
-            return Err(ApiError::invalid("status", "unknown status"));
-        }
-    }
-    let mut c = st.db.conn().await?;
-    let org_id = match (org, q.filters.get("orgName")) {
-        (Some(o), None) => Some(o.to_string()),
-        (Some(_), Some(_)) => return Err(ApiError::invalid("orgName", "unknown query parameter 'orgName'")),
-        (None, Some(n)) => match orgs::by_name(&mut c, n).await? {
-            Some(o) => Some(o.id),
-            None => Some(String::new()),
-        },
-        (None, None) => None,
-    };
-    let f = tasks::TaskFilter {
-        org: org_id,
-        app_name: q.filters.get("appName").cloned(),
-        group: q.filters.get("taskGroup").cloned(),
-        status: q.filters.get("status").cloned(),
-        kind: q.filters.get("type").cloned(),
-        created_after: time("createdAfter")?,
-        created_before: time("createdBefore")?,
-    };
-    let (rows, total) = tasks::list(&mut c, &f, &q.order, q.offset, q.limit).await?;
-    let items: Vec<Value> = rows.iter().map(|t| t.to_json(org.is_none())).collect();
-    let items = match &q.fields {
-        Some(fs) => {
-            if let Some(bad) = fs.iter().find(|f| items.first().is_some_and(|i| i.get(f.as_str()).is_none())) {
-                return Err(ApiError::invalid("fields[]", format!("unknown field '{bad}'")));
-            }
-            items
-                .into_iter()
-                .map(|v| Value::Object(v.as_object().cloned().unwrap_or_default().into_iter().filter(|(k, _)| fs.contains(k)).collect()))
-                .collect()
-        }
-        None => items,
-    };
-    Ok(success(json!({"tasks": items, "total": total, "offset": q.offset, "limit": q.limit})))
-}
-
-async fn list_tasks(_a: Admin, State(st): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
-    task_list(&st, None, raw.as_deref()).await
-}
-
-async fn get_task(_a: Admin, State(st): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
-    let mut c = st.db.conn().await?;
-    let t = tasks::get(&mut c, None, &name).await?.ok_or_else(|| ApiError::not_found("task", &name))?;
-    Ok(success(json!({"task": t.to_json(true)})))
-}
-
-fn maintenance_json(m: &crate::state::Maintenance) -> Value {
-    json!({"enabled": m.enabled, "retryAfter": m.retry_after, "since": if m.since > 0 { Some(rfc3339(m.since)) } else { None }})
-}
-
-async fn get_maintenance(_a: Admin, State(st): State<Arc<AppState>>) -> Json<Value> {
-    let m = st.maintenance().await;
-    success(json!({"maintenance": maintenance_json(&m)}))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct MaintenanceIn {
-    enabled: bool,
-    retry_after: Option<u64>,
-}
-
-async fn put_maintenance(a: Admin, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<MaintenanceIn>) -> ApiResult<Json<Value>> {
-    let ra = b.retry_after.unwrap_or(st.cfg.maintenance_retry_after);
-    if ra == 0 || ra > 7 * 86_400 {
-        return Err(ApiError::invalid("retryAfter", "retryAfter must be 1..604800 seconds"));
-    }
-    let m = st.set_maintenance(b.enabled, ra).await?;
-    audit(&st, &a.username, if b.enabled { "maintenance.on" } else { "maintenance.off" }, "").await?;
-    Ok(success(json!({"maintenance": maintenance_json(&m)})))
-}
+/// The ping body may be left out.
+const OPTIONAL_BODIES: OptionalPostBodies = OptionalPostBodies(&["/srv/v1/ping", "/adm/v1/ping"]);

@@ -1,21 +1,23 @@
 //! Apps (`/be/v1/apps`, resource `apps`): registration and settings. The build pipeline
 //! fields (`builds`, `patches`, `processing`, …) are filled by the delivery pipeline.
 
-use super::extract::{project, success, JsonBody, ListQuery, ListSpec};
+use super::extract::{JsonBody, ListQuery, ListSpec};
+use super::reply::{page, projected, FieldsParam, ListParams, Reply, Success};
 use crate::caller::Caller;
 use crate::domain::apps::{check_deployments, check_max_builds, insert_app, known_deployments, update_app, AppIn};
 use crate::error::{ApiError, ApiResult};
 use crate::names::{text, Name};
 use crate::perms::{Resource, C, D, R, U};
 use crate::state::AppState;
-use crate::store::apps::{self, AppRow};
+use crate::store::apps::{self, AppRow, KeptBuild, KeptPatch};
 use crate::util::rfc3339;
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;
-use axum::{Json, Router};
-use serde::Deserialize;
+use axum::Router;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::Arc;
+use utoipa::ToSchema;
 
 /// Routes of this module.
 pub fn router() -> Router<Arc<AppState>> {
@@ -25,42 +27,163 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/be/v1/apps/{name}/client-key", axum::routing::post(rotate_client_key))
 }
 
-/// The app object with its builds and patches.
-async fn app_full(st: &AppState, c: &mut crate::store::Conn, r: &AppRow, show_key: bool) -> ApiResult<Value> {
-    let mut v = app_json(st, r, show_key);
-    let builds = apps::kept_builds(&mut *c, &r.id).await?;
-    let patches = apps::kept_patches(&mut *c, &r.id).await?;
-    let size: i64 = builds.iter().map(|b| b.image_bytes).sum::<i64>() + patches.iter().map(|p| p.size_bytes).sum::<i64>();
-    v["builds"] = Value::Array(
-        builds
-            .iter()
-            .map(|b| json!({"buildId": b.build_id, "buildName": b.build_name, "dxfName": b.dxf_name, "sizeBytes": b.image_bytes, "created": rfc3339(b.created)}))
-            .collect(),
-    );
-    v["patches"] = Value::Array(
-        patches.iter().map(|p| json!({"fromBuildId": p.from_build, "toBuildId": p.to_build, "sizeBytes": p.size_bytes})).collect(),
-    );
-    v["sizeBytes"] = json!(size);
-    Ok(v)
+/// An app: its settings, the builds and patches it keeps, and the state of its pipeline.
+// Also `Deserialize`: the list keeps these in the read cache as JSON.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppView {
+    /// Unique in the organization.
+    name: String,
+    /// Free text.
+    label: String,
+    /// How many builds the app keeps.
+    max_builds: i64,
+    /// The deployments it publishes to, by name (empty: every deployment of the organization).
+    #[schema(value_type = Vec<String>)]
+    deployments: Value,
+    /// The id of the current build; null before the first one is published.
+    i_cur_build: Option<i64>,
+    /// The image directory of the current build; null before the first one.
+    dxf_name: Option<String>,
+    /// The name of the current build; null before the first one.
+    build_name: Option<String>,
+    /// The builds it keeps (current and retained), oldest first.
+    builds: Vec<AppBuild>,
+    /// The patches it keeps, from older builds to the current one, by older build.
+    patches: Vec<BuildPatch>,
+    /// True while a pipeline is running for the app (an upload waiting for its archive
+    /// does not count).
+    processing: bool,
+    /// True while one of its builds is being published to the deployments.
+    exporting: bool,
+    /// True when the app is locked after a failed publish: imports are refused (409
+    /// `app-locked`) until the task named in `errorTask` is retried successfully.
+    error: bool,
+    /// The task whose publish failed, while `error` is true; else null.
+    error_task: Option<String>,
+    /// Bytes of its kept images and patches together.
+    size_bytes: i64,
+    /// The key launchers open play sessions with; only for callers holding `keys: Read`
+    /// (null when it cannot be read).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "super::extract::double_option")]
+    #[schema(value_type = Option<String>, required = false)]
+    client_key: Option<Option<String>>,
+    /// When it was created (RFC 3339).
+    created: String,
+    /// When it last changed (RFC 3339).
+    updated: String,
 }
 
-fn app_json(st: &AppState, r: &AppRow, show_key: bool) -> Value {
-    let deployments: Value = serde_json::from_str(&r.deployments).unwrap_or(json!([]));
-    let mut v = json!({
-        "name": r.name, "label": r.label, "maxBuilds": r.max_builds, "deployments": deployments,
-        "iCurBuild": r.i_cur_build, "dxfName": r.dxf_name, "buildName": r.build_name,
-        "builds": [], "patches": [], "processing": r.active > 0, "exporting": r.exporting > 0,
-        "error": r.error == 1, "errorTask": r.error_task, "sizeBytes": 0,
-        "created": rfc3339(r.created), "updated": rfc3339(r.updated),
-    });
-    if show_key {
-        let key = r.client_key_sealed.as_deref().and_then(|k| st.data_key.open(k)).and_then(|b| String::from_utf8(b).ok());
-        v["clientKey"] = json!(key);
+/// A build an app keeps.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppBuild {
+    /// Its id, counting up from 1 per app.
+    build_id: i64,
+    /// The name given at import (or made up from the id).
+    build_name: String,
+    /// The directory of its image; null while it has none.
+    dxf_name: Option<String>,
+    /// Bytes of its image.
+    size_bytes: i64,
+    /// When it was imported (RFC 3339).
+    created: String,
+}
+
+impl AppBuild {
+    fn of(b: &KeptBuild) -> AppBuild {
+        AppBuild {
+            build_id: b.build_id,
+            build_name: b.build_name.clone(),
+            dxf_name: b.dxf_name.clone(),
+            size_bytes: b.image_bytes,
+            created: rfc3339(b.created),
+        }
     }
-    v
 }
 
-async fn post_app(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<AppIn>) -> ApiResult<Json<Value>> {
+/// A patch an app keeps: what a launcher downloads to go from an older build to the
+/// current one.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildPatch {
+    /// The build it starts from.
+    from_build_id: i64,
+    /// The build it leads to.
+    to_build_id: i64,
+    /// Bytes of the patch.
+    size_bytes: i64,
+}
+
+impl BuildPatch {
+    fn of(p: &KeptPatch) -> BuildPatch {
+        BuildPatch { from_build_id: p.from_build, to_build_id: p.to_build, size_bytes: p.size_bytes }
+    }
+}
+
+impl AppView {
+    /// The app with its builds and patches; `show_key` adds its client key.
+    async fn of(st: &AppState, c: &mut crate::store::Conn, r: &AppRow, show_key: bool) -> ApiResult<AppView> {
+        let builds = apps::kept_builds(&mut *c, &r.id).await?;
+        let patches = apps::kept_patches(&mut *c, &r.id).await?;
+        let size: i64 = builds.iter().map(|b| b.image_bytes).sum::<i64>() + patches.iter().map(|p| p.size_bytes).sum::<i64>();
+        let client_key =
+            show_key.then(|| r.client_key_sealed.as_deref().and_then(|k| st.data_key.open(k)).and_then(|b| String::from_utf8(b).ok()));
+        Ok(AppView {
+            name: r.name.clone(),
+            label: r.label.clone(),
+            max_builds: r.max_builds,
+            // Stored as JSON text; text that does not parse reads as no deployment, as it always has.
+            deployments: serde_json::from_str(&r.deployments).unwrap_or(json!([])),
+            i_cur_build: r.i_cur_build,
+            dxf_name: r.dxf_name.clone(),
+            build_name: r.build_name.clone(),
+            builds: builds.iter().map(AppBuild::of).collect(),
+            patches: patches.iter().map(BuildPatch::of).collect(),
+            processing: r.active > 0,
+            exporting: r.exporting > 0,
+            error: r.error == 1,
+            error_task: r.error_task.clone(),
+            size_bytes: size,
+            client_key,
+            created: rfc3339(r.created),
+            updated: rfc3339(r.updated),
+        })
+    }
+}
+
+/// One app.
+#[derive(Serialize, ToSchema)]
+pub struct AppReply {
+    /// Always `success`.
+    status: Success,
+    /// The app (projected to `fields[]` when given).
+    #[schema(value_type = AppView)]
+    app: Value,
+}
+
+impl AppReply {
+    fn new(app: Value) -> Reply<AppReply> {
+        Reply(AppReply { status: Success, app })
+    }
+}
+
+page!(
+    /// A page of apps.
+    AppPage,
+    "apps",
+    AppView
+);
+
+/// Create an app
+///
+/// The app gets a fresh client key (shown to callers holding `keys: Read`). Every
+/// deployment named must exist (400 otherwise); an app of the same name is 409
+/// `item-exists`.
+#[utoipa::path(post, path = "/be/v1/apps", tag = "apps", request_body = AppIn,
+    responses((status = 200, description = "The new app", body = AppReply)),
+    extensions(("x-rockit-auth" = json!("apps:C"))))]
+async fn post_app(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<AppIn>) -> ApiResult<Reply<AppReply>> {
     let name = Name::parse("name", &b.name)?;
     let label = text("label", &b.label, 1, 200)?;
     check_max_builds(b.max_builds)?;
@@ -71,9 +194,9 @@ async fn post_app(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonB
     let id =
         insert_app(&st, &mut tx, &c.org_id, name.as_str(), &label, b.max_builds.unwrap_or(5), &b.deployments.unwrap_or_default()).await?;
     let r = apps::by_id(&mut tx, &id).await?.ok_or_else(|| ApiError::internal("app vanished"))?;
-    let v = app_full(&st, &mut tx, &r, c.perms.has(Resource::Keys, R)).await?;
+    let v = AppView::of(&st, &mut tx, &r, c.perms.has(Resource::Keys, R)).await?;
     tx.commit().await?;
-    Ok(success(json!({"app": v})))
+    Ok(AppReply::new(projected(&v, None)?))
 }
 
 const APP_LIST: ListSpec = ListSpec {
@@ -83,7 +206,17 @@ const APP_LIST: ListSpec = ListSpec {
     unique: "name",
 };
 
-async fn list_apps(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+/// List apps
+///
+/// Order by `name`, `created`, `updated` or `label`. Launchers and CI may poll it: between
+/// writes it is served from memory.
+#[utoipa::path(get, path = "/be/v1/apps", tag = "apps",
+    params(ListParams,
+        ("name" = Option<String>, Query, description = "Only apps whose name contains this (any case)"),
+        ("error" = Option<bool>, Query, description = "Only apps locked after a failed publish (`true`) or only the others (`false`); `1` and `0` also do")),
+    responses((status = 200, description = "A page of apps", body = AppPage)),
+    extensions(("x-rockit-auth" = json!("apps:R"))))]
+async fn list_apps(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> ApiResult<Reply<AppPage>> {
     let q = ListQuery::parse(raw.as_deref(), &APP_LIST)?;
     let error = q.bool_filter("error")?;
     c.require(Resource::Apps, R)?;
@@ -91,54 +224,72 @@ async fn list_apps(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): Ra
     // Launchers and CI poll this list; between writes it is served from memory.
     let epoch = crate::db::WRITE_EPOCH.load(std::sync::atomic::Ordering::SeqCst);
     let cache_key = format!("apps:{}:{show_key}", c.org_id);
-    let all: Vec<Value> = match st.read_cache_get(&cache_key, epoch) {
-        Some(Value::Array(v)) => v,
-        _ => {
+    let cached = st.read_cache_get(&cache_key, epoch).and_then(|v| serde_json::from_value::<Vec<AppView>>(v).ok());
+    let all = match cached {
+        Some(all) => all,
+        None => {
             let mut conn = st.db.conn().await?;
             let rows = apps::list(&mut conn, &c.org_id).await?;
             let mut all = Vec::new();
             for r in &rows {
-                let mut v = app_full(&st, &mut conn, r, show_key).await?;
-                v["_error"] = json!(r.error == 1);
-                all.push(v);
+                all.push(AppView::of(&st, &mut conn, r, show_key).await?);
             }
-            st.read_cache_put(cache_key, &Value::Array(all.clone()), epoch);
+            if let Ok(v) = serde_json::to_value(&all) {
+                st.read_cache_put(cache_key, &v, epoch);
+            }
             all
         }
     };
     let needle = q.filters.get("name").map(|s| s.to_lowercase());
-    let items: Vec<Value> = all
+    let items = all
         .into_iter()
-        .filter(|v| needle.as_ref().is_none_or(|n| v["name"].as_str().unwrap_or("").to_lowercase().contains(n)))
-        .filter(|v| error.is_none_or(|e| v["_error"] == e))
-        .map(|mut v| {
-            if let Some(o) = v.as_object_mut() {
-                o.remove("_error");
-            }
-            v
-        })
+        .filter(|a| needle.as_ref().is_none_or(|n| a.name.to_lowercase().contains(n)))
+        .filter(|a| error.is_none_or(|e| a.error == e))
         .collect();
-    q.page(items, "apps")
+    q.page_of(items)
 }
 
-async fn get_app(c: Caller, State(st): State<Arc<AppState>>, Path(name): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+/// One app with builds and patches
+#[utoipa::path(get, path = "/be/v1/apps/{name}", tag = "apps", params(FieldsParam),
+    responses((status = 200, description = "The app", body = AppReply)),
+    extensions(("x-rockit-auth" = json!("apps:R"))))]
+async fn get_app(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Reply<AppReply>> {
     c.require(Resource::Apps, R)?;
     let mut conn = st.db.conn().await?;
     let r = apps::by_name(&mut conn, &c.org_id, &name).await?.ok_or_else(|| ApiError::not_found("app", &name))?;
-    let v = app_full(&st, &mut conn, &r, c.perms.has(Resource::Keys, R)).await?;
-    Ok(success(json!({"app": project(v, raw.as_deref())?})))
+    let v = AppView::of(&st, &mut conn, &r, c.perms.has(Resource::Keys, R)).await?;
+    Ok(AppReply::new(projected(&v, raw.as_deref())?))
 }
 
-#[derive(Deserialize)]
+/// The Change App body: the app by name, and what changes (absent fields stay).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct AppPatch {
+    /// The app to change.
     name: String,
+    /// The new label, 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     label: Option<String>,
+    /// How many builds to keep, 1 to 100; lowering it removes the oldest builds at once.
+    #[schema(minimum = 1, maximum = 100)]
     max_builds: Option<i64>,
+    /// The deployments to publish to from now on, by name (empty: every deployment).
     deployments: Option<Vec<String>>,
 }
 
-async fn patch_app(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<AppPatch>) -> ApiResult<Json<Value>> {
+/// Change an app
+///
+/// Lowering `maxBuilds` removes the oldest builds and their patches at once. Every
+/// deployment named must exist (400 otherwise).
+#[utoipa::path(patch, path = "/be/v1/apps", tag = "apps", request_body = AppPatch,
+    responses((status = 200, description = "The app as changed", body = AppReply)),
+    extensions(("x-rockit-auth" = json!("apps:U"))))]
+async fn patch_app(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<AppPatch>) -> ApiResult<Reply<AppReply>> {
     let label = b.label.as_deref().map(|l| text("label", l, 1, 200)).transpose()?;
     check_max_builds(b.max_builds)?;
     check_deployments(&b.deployments)?;
@@ -149,17 +300,38 @@ async fn patch_app(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Json
         return Err(ApiError::not_found("app", &b.name));
     }
     let r = apps::by_name(&mut tx, &c.org_id, &b.name).await?.ok_or_else(|| ApiError::not_found("app", &b.name))?;
-    let v = app_full(&st, &mut tx, &r, c.perms.has(Resource::Keys, R)).await?;
+    let v = AppView::of(&st, &mut tx, &r, c.perms.has(Resource::Keys, R)).await?;
     tx.commit().await?;
-    Ok(success(json!({"app": v})))
+    Ok(AppReply::new(projected(&v, None)?))
 }
 
+/// The answer to an app's deletion.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppDeleted {
+    /// Always `success`.
+    status: Success,
+    /// `app deleted`.
+    message: String,
+    /// The `purge` task that removes its files from the depot and the deployments.
+    task_name: String,
+}
+
+/// Delete an app and purge its files
+///
+/// While a pipeline is running for the app the answer is 409 `invalid-state`, unless
+/// `force=true`, which cancels it. Its published files are removed by the `purge` task
+/// named in the answer.
+#[utoipa::path(delete, path = "/be/v1/apps/{name}", tag = "apps",
+    params(("force" = Option<bool>, Query, description = "Delete even while a pipeline runs, cancelling it")),
+    responses((status = 200, description = "Deleted; the purge is under way", body = AppDeleted)),
+    extensions(("x-rockit-auth" = json!("apps:D"))))]
 async fn delete_app(
     c: Caller,
     State(st): State<Arc<AppState>>,
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Reply<AppDeleted>> {
     let force = super::extract::flag_query(raw.as_deref(), "force")?;
     c.require(Resource::Apps, D)?;
     let mut tx = st.db.tx().await?;
@@ -171,12 +343,26 @@ async fn delete_app(
     let task = crate::domain::purge::enqueue_for_app(&st, &mut tx, &c.org_id, &c.org_name, &r.id, &name).await?;
     apps::delete(&mut tx, &r.id).await?;
     tx.commit().await?;
-    Ok(success(json!({"message": "app deleted", "taskName": task})))
+    Ok(Reply(AppDeleted { status: Success, message: "app deleted".into(), task_name: task }))
 }
 
-/// A new client key for the app; the old one stops working at once (sessions it opened
-/// keep their own tokens until they expire).
-async fn rotate_client_key(c: Caller, State(st): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+/// The app's new client key.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientKeyReply {
+    /// Always `success`.
+    status: Success,
+    /// The new key (`ck_…`), for the `x-rockit-client-key` header of launchers.
+    client_key: String,
+}
+
+/// Rotate the app's client key (the old one stops at once)
+///
+/// Play sessions opened with the old key keep their own tokens until they expire.
+#[utoipa::path(post, path = "/be/v1/apps/{name}/client-key", tag = "apps",
+    responses((status = 200, description = "The new key", body = ClientKeyReply)),
+    extensions(("x-rockit-auth" = json!("keys:U"))))]
+async fn rotate_client_key(c: Caller, State(st): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<Reply<ClientKeyReply>> {
     c.require(Resource::Keys, U)?;
     let key = format!("ck_{}", crate::util::random_token());
     let mut tx = st.db.tx().await?;
@@ -185,5 +371,10 @@ async fn rotate_client_key(c: Caller, State(st): State<Arc<AppState>>, Path(name
     }
     tx.commit().await?;
     tracing::info!(org = %c.org_name, app = %name, "client key rotated");
-    Ok(success(json!({"clientKey": key})))
+    Ok(Reply(ClientKeyReply { status: Success, client_key: key }))
 }
+
+/// The operations of this module, for `/openapi.json`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list_apps, post_app, get_app, patch_app, delete_app, rotate_client_key))]
+pub struct Api;

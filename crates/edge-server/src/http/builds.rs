@@ -1,41 +1,90 @@
 //! Build import (`POST /be/v1/builds`) and the one-time upload URL
-//! (`PUT /be/v1/uploads/{token}`), which streams the archive to disk.
+//! (`PUT /be/v1/uploads/{token}`, in [`upload`]), which streams the archive to disk.
 
-use super::extract::{success, JsonBody};
+use super::extract::JsonBody;
+use super::reply::{Reply, Success};
 use crate::caller::Caller;
-use crate::depot;
 use crate::error::{ApiError, ApiResult};
 use crate::names::{text, Name};
 use crate::perms::{Resource, U};
 use crate::state::AppState;
 use crate::store::{tasks, uploads};
 use crate::util::{now_ms, random_token, rfc3339, sha256_hex};
-use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
 use axum::routing::{post, put};
-use axum::{Json, Router};
-use futures_util::StreamExt;
-use serde::Deserialize;
+use axum::Router;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use std::collections::HashMap;
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
+use utoipa::ToSchema;
+
+#[path = "builds_upload.rs"]
+mod upload;
+pub use upload::UPLOAD_IDLE;
 
 /// Routes of this module.
 pub fn router() -> Router<Arc<AppState>> {
-    Router::new().route("/be/v1/builds", post(post_build)).route("/be/v1/uploads/{token}", put(put_upload))
+    Router::new().route("/be/v1/builds", post(post_build)).route("/be/v1/uploads/{token}", put(upload::put_upload))
 }
 
 /// The pipeline steps after `dltar`, in order.
 const STEPS: [tasks::Payload; 4] = [tasks::Payload::Mkraw, tasks::Payload::Mkdxf, tasks::Payload::Mkpat, tasks::Payload::Deploy];
 
-#[derive(Deserialize)]
+/// The Import Build body. With `url`, Edge downloads the archive itself; without it, the
+/// answer holds a one-time URL the client uploads the archive to.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct BuildIn {
+    /// The app the build is for.
+    #[schema(pattern = "^[A-Za-z0-9_]{2,50}$")]
     app_name: String,
+    /// A name for the build, 1 to 100 characters (default `build-<id>`).
+    #[schema(min_length = 1, max_length = 100)]
     build_name: Option<String>,
+    /// Where Edge downloads the archive (a tar); absent or null: the client uploads it.
+    // JSON here: `parse_url` reads it, with error messages that name the exact field.
+    #[schema(value_type = Option<ImportUrlIn>)]
     url: Option<Value>,
+    /// The archive's size in bytes, when known: an upload of another size is refused
+    /// (400 on `size`); over the server's build size limit is 413.
     size: Option<u64>,
+}
+
+/// Where Edge downloads a build archive: an http(s) URL, or one with request headers and
+/// a checksum (`GET /be/v1/schemas/import-url` has it as a JSON Schema).
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // describes `BuildIn::url` only
+enum ImportUrlIn {
+    /// The URL alone.
+    Href(ImportHref),
+    /// The URL with headers and a checksum.
+    Full(ImportUrlObject),
+}
+
+/// An http or https URL, at most 8192 characters.
+#[derive(Deserialize, ToSchema)]
+#[schema(format = "uri")]
+#[allow(dead_code)] // describes `BuildIn::url` only
+struct ImportHref(String);
+
+/// An import URL with what the download needs.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // describes `BuildIn::url` only
+struct ImportUrlObject {
+    /// The http or https URL, at most 8192 characters.
+    #[schema(format = "uri", pattern = "^https?://", max_length = 8192)]
+    href: String,
+    /// Request headers for the download (names of letters, digits, `-`, `_`; values
+    /// without line breaks, at most 8192 characters). `Host`, `Content-Length`,
+    /// `Transfer-Encoding` and `Connection` may not be set. Kept sealed: they often carry
+    /// credentials.
+    headers: Option<HashMap<String, String>>,
+    /// The archive's SHA-256 (64 hex digits): a download with another is refused.
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
+    sha256: Option<String>,
 }
 
 /// A validated import URL: href, headers, sha256.
@@ -99,7 +148,35 @@ fn parse_url(v: &Value) -> ApiResult<ImportUrl> {
     }
 }
 
-async fn post_build(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<BuildIn>) -> ApiResult<Json<Value>> {
+/// The tasks an import started, and in upload mode where to send the archive.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildImported {
+    /// Always `success`.
+    status: Success,
+    /// The first task of the pipeline (`dltar`): it downloads the archive, or waits for
+    /// the upload.
+    task_name: String,
+    /// The group of the pipeline's tasks.
+    task_group: String,
+    /// Upload mode only: the one-time URL to `PUT` the archive to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upload_url: Option<String>,
+    /// Upload mode only: when the upload URL expires (RFC 3339); the import then ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upload_expires: Option<String>,
+}
+
+/// Import a build (Edge download or client upload)
+///
+/// With `url`, the `dltar` task downloads the archive; without it, the answer holds
+/// `uploadUrl`, where the archive goes with `PUT` before `uploadExpires`. An app in error
+/// after a failed publish is 409 `app-locked` (retry the failed task first); an app with 4
+/// uploads waiting is 409 `invalid-state` (use or expire them first).
+#[utoipa::path(post, path = "/be/v1/builds", tag = "builds", request_body = BuildIn,
+    responses((status = 200, description = "The import has started", body = BuildImported)),
+    extensions(("x-rockit-auth" = json!("apps:U"))))]
+async fn post_build(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<BuildIn>) -> ApiResult<Reply<BuildImported>> {
     Name::parse("appName", &b.app_name)?;
     let build_name = b.build_name.as_deref().map(|n| text("buildName", n, 1, 100)).transpose()?;
     let url = b.url.as_ref().filter(|v| !v.is_null()).map(parse_url).transpose()?;
@@ -141,7 +218,7 @@ async fn post_build(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
     for (k, step) in STEPS.iter().enumerate() {
         tasks::enqueue(&mut tx, tasks::NewTask { payload: step.clone(), step: k as i64 + 2, ..base.clone() }).await?;
     }
-    let mut out = json!({"taskName": dl, "taskGroup": group});
+    let mut out = BuildImported { status: Success, task_name: dl.clone(), task_group: group, upload_url: None, upload_expires: None };
     if url.is_none() {
         let token = random_token();
         let expires = now_ms() + st.cfg.upload_ttl as i64 * 1000;
@@ -154,235 +231,14 @@ async fn post_build(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
             size_expected: b.size.map(|s| s as i64),
         };
         uploads::insert(&mut tx, upload).await?;
-        out["uploadUrl"] = json!(format!("{}/be/v1/uploads/{token}", st.public_url));
-        out["uploadExpires"] = json!(rfc3339(expires));
+        out.upload_url = Some(format!("{}/be/v1/uploads/{token}", st.public_url));
+        out.upload_expires = Some(rfc3339(expires));
     }
     tx.commit().await?;
-    Ok(success(out))
+    Ok(Reply(out))
 }
 
-/// This request's claim on an upload while it receives it. Unless disarmed (the upload
-/// completed), the claim is given back and the partial file removed: a broken or refused
-/// upload may be sent again. A claim also dies with its process (`store::uploads`).
-struct Claim {
-    st: Arc<AppState>,
-    hash: String,
-    receiver: String,
-    part: std::path::PathBuf,
-    armed: bool,
-}
-
-impl Claim {
-    /// Gives the claim back at once (before an error answer goes out), so the URL can
-    /// take the next try.
-    async fn release_now(mut self) {
-        self.armed = false;
-        release(&self.st, &self.hash, &self.receiver, &self.part).await;
-    }
-}
-
-async fn release(st: &AppState, hash: &str, receiver: &str, part: &std::path::Path) {
-    let _ = tokio::fs::remove_file(part).await;
-    match st.db.conn().await {
-        Ok(mut c) => {
-            if let Err(e) = uploads::release(&mut c, hash, receiver).await {
-                tracing::warn!(error = %e, "an upload claim could not be given back (its lease will expire)");
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "an upload claim could not be given back (its lease will expire)"),
-    }
-}
-
-/// Reads and discards up to 1 MiB of a body we refuse, so the client (still sending)
-/// reads our answer instead of a connection reset.
-async fn drain(body: Body) {
-    let mut stream = body.into_data_stream();
-    let mut n = 0usize;
-    while let Some(Ok(chunk)) = stream.next().await {
-        n += chunk.len();
-        if n > 1 << 20 {
-            break;
-        }
-    }
-}
-
-impl Drop for Claim {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        let (st, hash, receiver, part) = (self.st.clone(), self.hash.clone(), self.receiver.clone(), self.part.clone());
-        tokio::spawn(crate::db::scope(async move { release(&st, &hash, &receiver, &part).await }));
-    }
-}
-
-async fn put_upload(State(st): State<Arc<AppState>>, Path(token): Path<String>, headers: HeaderMap, body: Body) -> ApiResult<Json<Value>> {
-    let (checked, body) = match check_upload(&st, &token, &headers).await {
-        Ok(c) => (c, body),
-        Err(e) => {
-            // Bounded in bytes and in time: a client waiting for an answer before sending
-            // (or sending slowly) gets it within half a second.
-            let _ = tokio::time::timeout(std::time::Duration::from_millis(500), drain(body)).await;
-            return Err(e);
-        }
-    };
-    let part = st.depot.local(&depot::upload_key(&checked.group)).with_extension("part");
-    let claim = Claim { st: st.clone(), hash: checked.hash.clone(), receiver: checked.receiver.clone(), part, armed: true };
-    match receive(&st, &checked, body).await {
-        Ok(v) => {
-            let mut claim = claim;
-            claim.armed = false;
-            Ok(v)
-        }
-        Err(e) => {
-            claim.release_now().await;
-            Err(e)
-        }
-    }
-}
-
-/// An upload this request has claimed.
-struct Checked {
-    hash: String,
-    receiver: String,
-    task: String,
-    group: String,
-    app_id: String,
-    expected: Option<u64>,
-}
-
-fn gone() -> ApiError {
-    ApiError::new(axum::http::StatusCode::NOT_FOUND, "not-found", "no such upload (completed, expired or unknown)")
-}
-
-/// The checks before any byte is read; claims the upload (`receiving`).
-async fn check_upload(st: &AppState, token: &str, headers: &HeaderMap) -> ApiResult<Checked> {
-    let hash = sha256_hex(token.as_bytes());
-    let u = uploads::by_token(&mut *st.db.conn().await?, &hash).await?.ok_or_else(gone)?;
-    if u.state == "done" || u.state == "expired" || u.expires < now_ms() {
-        return Err(gone());
-    }
-    let expected = u.size_expected.map(|s| s as u64);
-    let declared: Option<u64> = headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-    if declared.is_some_and(|n| n > st.cfg.upload_max_bytes) {
-        return Err(ApiError::too_large("the build is over the size limit"));
-    }
-    if let (Some(d), Some(e)) = (declared, expected) {
-        if d != e {
-            return Err(ApiError::invalid("size", format!("the upload has {d} bytes, the import said {e}")));
-        }
-    }
-    let receiver = format!("{}/{}", st.instance, crate::util::new_id("r"));
-    if !uploads::claim(&mut *st.db.conn().await?, &hash, &receiver, st.cfg.upload_lease_seconds as i64 * 1000).await? {
-        return Err(
-            ApiError::conflict("invalid-state", "another upload to this URL is in progress").retry_after(st.cfg.upload_lease_seconds)
-        );
-    }
-    Ok(Checked { hash, receiver, task: u.task_name, group: u.task_group, app_id: u.app_id, expected })
-}
-
-/// A client that sends nothing for this long loses the upload attempt (it may send again).
-pub const UPLOAD_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Streams the body into an ingest when this process can run one (`delivery::preingest`:
-/// what `mkraw` needs is kept, the archive itself never touches the disk), else to disk
-/// for `mkraw`; then completes the upload.
-async fn receive(st: &AppState, up: &Checked, body: Body) -> ApiResult<Json<Value>> {
-    let (group, app_id, expected) = (up.group.as_str(), up.app_id.as_str(), up.expected);
-    let unavailable =
-        || ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the upload could not be stored; send it again");
-    let key = depot::upload_key(group);
-    let dest = st.depot.local(&key);
-    let part = dest.with_extension("part");
-    // An earlier attempt's ingest (its completion failed after it was kept) is not this one's.
-    crate::delivery::preingest::forget(st, app_id, group).await;
-    let mut tee = crate::delivery::preingest::Tee::start(st, app_id);
-    let mut w = match tee {
-        Some(_) => None,
-        None => {
-            tokio::fs::create_dir_all(dest.parent().expect("uploads dir")).await.map_err(ApiError::internal)?;
-            let file = tokio::fs::File::create(&part).await.map_err(ApiError::internal)?;
-            Some(tokio::io::BufWriter::with_capacity(1 << 20, file))
-        }
-    };
-    let mut n: u64 = 0;
-    let mut stream = body.into_data_stream();
-    let (mut renewed, mut idle) = (std::time::Instant::now(), std::time::Duration::ZERO);
-    // The claim is renewed at a third of its lease as the body comes in, and while it does not.
-    let lease_ms = st.cfg.upload_lease_seconds as i64 * 1000;
-    let renew_every = std::time::Duration::from_millis(lease_ms as u64 / 3);
-    loop {
-        let next = tokio::time::timeout(renew_every, stream.next()).await;
-        if renewed.elapsed() >= renew_every || next.is_err() {
-            if !uploads::renew(&mut *st.db.conn().await?, &up.hash, &up.receiver, n, lease_ms).await? {
-                // Expired by the publisher (or by time) while it was coming in.
-                return Err(gone());
-            }
-            renewed = std::time::Instant::now();
-        }
-        let chunk = match next {
-            Ok(Some(chunk)) => {
-                idle = std::time::Duration::ZERO;
-                chunk
-            }
-            Ok(None) => break,
-            Err(_) => {
-                idle += renew_every;
-                if idle >= UPLOAD_IDLE {
-                    return Err(ApiError::bad_request(format!(
-                        "the upload stalled (no data for {} s); send it again",
-                        UPLOAD_IDLE.as_secs()
-                    )));
-                }
-                continue;
-            }
-        };
-        let chunk = chunk.map_err(|_| ApiError::bad_request("the upload was interrupted; send it again"))?;
-        n += chunk.len() as u64;
-        if n > st.cfg.upload_max_bytes {
-            return Err(ApiError::too_large("the build is over the size limit"));
-        }
-        if let Some(w) = w.as_mut() {
-            w.write_all(&chunk).await.map_err(ApiError::internal)?;
-        }
-        if let Some(t) = tee.as_mut() {
-            t.feed(chunk).await;
-        }
-    }
-    if let Some(mut w) = w {
-        w.flush().await.map_err(ApiError::internal)?;
-        w.into_inner().sync_all().await.map_err(ApiError::internal)?;
-    }
-    if let Some(e) = expected {
-        if n != e {
-            return Err(ApiError::invalid("size", format!("the upload has {n} bytes, the import said {e}")));
-        }
-    }
-    match tee {
-        Some(t) => {
-            if let Err(e) = crate::delivery::preingest::save(st, app_id, group, n, t.finish().await).await {
-                tracing::error!(error = %e, "an upload's ingest could not be kept");
-                return Err(unavailable());
-            }
-        }
-        None => {
-            tokio::fs::rename(&part, &dest).await.map_err(ApiError::internal)?;
-            // The worker that ingests it may be another process: the tar goes to the depot first.
-            if let Err(e) = st.depot.push(&key).await {
-                tracing::error!(error = %e, "an upload could not be stored in the depot");
-                return Err(unavailable());
-            }
-        }
-    }
-    let mut tx = st.db.tx().await?;
-    if !uploads::complete(&mut tx, &up.hash, &up.receiver, n).await? {
-        // Expired while the last bytes came in.
-        return Err(gone());
-    }
-    if !tasks::end_unleased(&mut tx, &up.task, "done", Some(&json!({"sizeBytes": n})), None).await? {
-        return Err(gone());
-    }
-    tasks::enter_line(&mut tx, group).await?;
-    tx.commit().await?;
-    Ok(success(json!({"sizeBytes": n})))
-}
+/// The operations of this module, for `/openapi.json`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(post_build, upload::put_upload))]
+pub struct Api;

@@ -2,7 +2,8 @@
 //! key, each telling the launcher where the image is (`manifestUrl`, signed with the
 //! deployment's download authentication when it has one).
 
-use super::extract::{success, JsonBody};
+use super::extract::JsonBody;
+use super::reply::{Reply, Success};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store::launcher;
@@ -10,12 +11,12 @@ use crate::util::{new_id, now_ms, random_token, sha256_hex};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use axum::Router;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use utoipa::ToSchema;
 
 /// How long a session token works.
 pub const SESSION_TTL_S: i64 = 86_400;
@@ -92,20 +93,78 @@ fn rate_limit(st: &AppState, client: &str) -> ApiResult<()> {
     Ok(())
 }
 
-#[derive(Deserialize)]
+/// The Open Session body: which app the launcher plays.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct OpenIn {
+    /// The app's organization.
     org_name: String,
+    /// The app.
     app_name: String,
+    /// A build the app keeps (current or retained); absent: the current build.
     build_id: Option<i64>,
 }
 
+/// A play session, opened.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct SessionOpened {
+    /// Always `success`.
+    status: Success,
+    /// The session (`rs…`).
+    session_id: String,
+    /// Its token, for `x-rockit-session-token`: shown this once.
+    session_token: String,
+    /// Seconds the token works.
+    expires_in: i64,
+    /// The image to play.
+    build: SessionBuild,
+    /// The organization's public key (PEM) the image's manifest is signed with; null when
+    /// the organization has none.
+    public_key_pem: Option<String>,
+    /// The query to add to every URL of the image (a CDN download token); only when the
+    /// deployment serving it has download authentication.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false)]
+    download_query: Option<String>,
+}
+
+/// The image a session plays, and where it is.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct SessionBuild {
+    /// The build.
+    build_id: i64,
+    /// Its image.
+    dxf_name: String,
+    /// The image's manifest: on the first of the app's deployments that holds it, else on
+    /// this server's depot (`/client/v1/depot/…`).
+    manifest_url: String,
+}
+
+/// The state of a session a launcher ends.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum SessionState {
+    /// Played and over.
+    Ended,
+}
+
+/// Open a play session with the app's client key
+///
+/// The client key (`x-rockit-client-key`) must be the app's; an unknown organization or
+/// app answers as a wrong key does (401). 409 `invalid-state`: the app has no published
+/// build yet; 404: the build asked for is not kept or has no image. Openings are limited
+/// per client address (429 with `Retry-After`).
+#[utoipa::path(post, path = "/client/v1/rte-sessions", tag = "client", request_body = OpenIn,
+    responses((status = 200, description = "The session, its token and where its image is", body = SessionOpened)),
+    extensions(("x-rockit-auth" = json!("x-rockit-client-key"))))]
 async fn open_session(
     State(st): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     JsonBody(b): JsonBody<OpenIn>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Reply<SessionOpened>> {
     let client = crate::ratelimit::client_key(&st, peer, &headers);
     rate_limit(&st, &client)?;
     let key =
@@ -143,15 +202,15 @@ async fn open_session(
         },
     )
     .await?;
-    let mut out = json!({
-        "sessionId": id, "sessionToken": token, "expiresIn": SESSION_TTL_S,
-        "build": {"buildId": build_id, "dxfName": dxf, "manifestUrl": manifest_url},
-        "publicKeyPem": app.public_key_pem,
-    });
-    if let Some(q) = query {
-        out["downloadQuery"] = json!(q);
-    }
-    Ok(success(out))
+    Ok(Reply(SessionOpened {
+        status: Success,
+        session_id: id,
+        session_token: token,
+        expires_in: SESSION_TTL_S,
+        build: SessionBuild { build_id, dxf_name: dxf, manifest_url },
+        public_key_pem: app.public_key_pem,
+        download_query: query,
+    }))
 }
 
 /// Where a launcher finds the image: the first of the app's deployments (its list order,
@@ -210,17 +269,47 @@ async fn locate(
     Ok((url, None))
 }
 
-#[derive(Deserialize)]
+/// The End Session body: the session, and how the play went.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct CloseIn {
+    /// The session the token belongs to.
     session_id: String,
+    /// Always `ended`.
+    #[schema(value_type = SessionState)]
     state: String,
+    /// Seconds played.
     play_seconds: Option<u64>,
+    /// How many times play stalled waiting for data.
     stalls: Option<u64>,
+    /// Seconds spent stalled.
     stall_seconds: Option<u64>,
 }
 
-async fn close_session(State(st): State<Arc<AppState>>, headers: HeaderMap, JsonBody(b): JsonBody<CloseIn>) -> ApiResult<Json<Value>> {
+/// A play session, ended.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct SessionEnded {
+    /// Always `success`.
+    status: Success,
+    /// The session.
+    session_id: String,
+    /// Always `ended`.
+    state: SessionState,
+}
+
+/// End a play session
+///
+/// 403: the token belongs to another session; 409 `invalid-state`: the session has ended
+/// already.
+#[utoipa::path(patch, path = "/client/v1/rte-sessions", tag = "client", request_body = CloseIn,
+    responses((status = 200, description = "The session, ended", body = SessionEnded)),
+    extensions(("x-rockit-auth" = json!("x-rockit-session-token"))))]
+async fn close_session(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    JsonBody(b): JsonBody<CloseIn>,
+) -> ApiResult<Reply<SessionEnded>> {
     if b.state != "ended" {
         return Err(ApiError::invalid("state", "state must be \"ended\""));
     }
@@ -234,5 +323,10 @@ async fn close_session(State(st): State<Arc<AppState>>, headers: HeaderMap, Json
     if !ended {
         return Err(ApiError::conflict("invalid-state", "the session has ended already"));
     }
-    Ok(success(json!({"sessionId": sess.id, "state": "ended"})))
+    Ok(Reply(SessionEnded { status: Success, session_id: sess.id, state: SessionState::Ended }))
 }
+
+/// The operations of this module, for `/openapi.json`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(open_session, close_session))]
+pub struct Api;

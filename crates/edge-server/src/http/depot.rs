@@ -4,6 +4,7 @@
 //! byte ranges are served as 206.
 
 use super::client::session_from;
+use super::reply::Failure;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::body::Body;
@@ -12,7 +13,9 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use serde::Serialize;
 use std::sync::Arc;
+use utoipa::ToSchema;
 
 /// Routes of this module.
 pub fn router() -> Router<Arc<AppState>> {
@@ -42,6 +45,42 @@ fn range(h: &HeaderMap, len: u64) -> Option<Result<(u64, u64), ()>> {
     Some(if r.0 <= r.1 && r.0 < len { Ok(r) } else { Err(()) })
 }
 
+/// A file of a published image (a pack, a patch, …), as stored.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)] // the file is streamed as stored; this only names it
+struct ImageFileBytes(Vec<u8>);
+
+/// A JSON file of a published image (`manifest.json`, …), served as stored.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // the file is streamed as stored; this only names it
+struct ImageJsonFile {}
+
+/// A file of a published image, from the Edge's depot (ranges)
+///
+/// For launchers of apps no CDN deployment serves: the `manifestUrl` of a session points
+/// here. The session token (header, or `token` in the query) must be of this app (403
+/// otherwise). A single byte range (`Range: bytes=a-b`, `a-`, `-n`) is answered 206 with
+/// `Content-Range`; several ranges get the whole file; a range outside the file is 416
+/// with `Content-Range: bytes */<size>`. Files ending in `.json` are `application/json`.
+#[utoipa::path(get, path = "/client/v1/depot/{org}/{app}/{build}/{dxf}/{file}", tag = "client",
+    params(
+        ("org" = String, Path, description = "The organization"),
+        ("app" = String, Path, description = "The app"),
+        ("build" = String, Path, description = "The build's directory (`NNNN`)"),
+        ("dxf" = String, Path, description = "The image"),
+        ("file" = String, Path, description = "The file (`manifest.json`, a pack, …)"),
+        ("token" = Option<String>, Query, description = "The session token, for tools that cannot send `x-rockit-session-token`"),
+        ("Range" = Option<String>, Header, nullable = false, description = "One byte range: `bytes=a-b`, `bytes=a-` or `bytes=-n`")),
+    responses(
+        (status = 200, description = "The whole file", headers(("Accept-Ranges" = String, description = "`bytes`")),
+            content((ImageFileBytes = "application/octet-stream"), (ImageJsonFile = "application/json"))),
+        (status = 206, description = "The range asked for",
+            headers(("Content-Range" = String, description = "`bytes a-b/size`"), ("Accept-Ranges" = String, description = "`bytes`")),
+            content((ImageFileBytes = "application/octet-stream"), (ImageJsonFile = "application/json"))),
+        (status = 416, description = "The range lies outside the file (`range-not-satisfiable`)", body = Failure,
+            headers(("Content-Range" = String, description = "`bytes */size`")))),
+    extensions(("x-rockit-auth" = json!("x-rockit-session-token"))))]
 async fn get_file(
     State(st): State<Arc<AppState>>,
     Path((org, app, build, dxf, file)): Path<(String, String, String, String, String)>,
@@ -93,3 +132,8 @@ async fn get_file(
     }
     Ok(resp)
 }
+
+/// The operations of this module, for `/openapi.json`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(get_file))]
+pub struct Api;

@@ -203,10 +203,21 @@ impl ListQuery {
         }
     }
 
-    /// Sorts, pages and projects in-memory items; answers the list envelope under `plural`.
-    pub fn page(&self, mut items: Vec<Value>, plural: &str) -> Result<axum::Json<Value>, ApiError> {
+    /// The page of typed `items` this query asks for: sorted, cut and projected.
+    pub fn page_of<P: super::reply::Page>(&self, items: Vec<P::Item>) -> Result<super::reply::Reply<P>, ApiError> {
+        let items = items
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ApiError::internal(format!("the answer cannot be written: {e}")))?;
+        let (page, total) = self.select(items)?;
+        Ok(super::reply::Reply(P::new(page, total, self.offset, self.limit)))
+    }
+
+    /// Checks `fields[]`, sorts, and cuts the page: the page's items and the total.
+    fn select(&self, mut items: Vec<Value>) -> Result<(Vec<Value>, usize), ApiError> {
         if let Some(fields) = &self.fields {
-            let known = |f: &str| OPTIONAL_FIELDS.contains(&f) || items.iter().any(|i| i.get(f).is_some());
+            let known = |f: &str| super::reply::OPTIONAL_FIELDS.contains(&f) || items.iter().any(|i| i.get(f).is_some());
             if let Some(bad) = fields.iter().find(|f| !items.is_empty() && !known(f)) {
                 return Err(ApiError::invalid("fields[]", format!("unknown field '{bad}'")));
             }
@@ -231,36 +242,18 @@ impl ListQuery {
                 (_, v) => v,
             })
             .collect();
+        Ok((page, total))
+    }
+
+    /// Sorts, pages and projects in-memory items; answers the list envelope under `plural`.
+    pub fn page(&self, items: Vec<Value>, plural: &str) -> Result<axum::Json<Value>, ApiError> {
+        let (page, total) = self.select(items)?;
         let mut out = Map::new();
         out.insert(plural.into(), Value::Array(page));
         out.insert("total".into(), total.into());
         out.insert("offset".into(), self.offset.into());
         out.insert("limit".into(), self.limit.into());
         Ok(success(Value::Object(out)))
-    }
-}
-
-/// Fields that some objects carry only when set (a person's `email`, a machine's `label`,
-/// …): naming them in `fields[]` is never an error, even when no item has them.
-const OPTIONAL_FIELDS: &[&str] = &["label", "title", "email", "firstname", "surname", "lastLogin", "url", "slackChannel"];
-
-/// Projects one item to `fields[]` of a single-resource GET (unknown field → 400).
-pub fn project(item: Value, raw_query: Option<&str>) -> Result<Value, ApiError> {
-    let mut fields: Option<Vec<String>> = None;
-    for (k, v) in form_urlencoded::parse(raw_query.unwrap_or("").as_bytes()) {
-        match k.as_ref() {
-            "fields[]" | "fields" => fields.get_or_insert_with(Vec::new).extend(v.split(',').filter(|s| !s.is_empty()).map(String::from)),
-            other => return Err(ApiError::invalid(other, format!("unknown query parameter '{other}'"))),
-        }
-    }
-    match (fields, item) {
-        (Some(fs), Value::Object(m)) => {
-            if let Some(bad) = fs.iter().find(|f| !m.contains_key(f.as_str()) && !OPTIONAL_FIELDS.contains(&f.as_str())) {
-                return Err(ApiError::invalid("fields[]", format!("unknown field '{bad}'")));
-            }
-            Ok(Value::Object(m.into_iter().filter(|(k, _)| fs.contains(k)).collect()))
-        }
-        (_, v) => Ok(v),
     }
 }
 

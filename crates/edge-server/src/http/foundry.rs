@@ -1,5 +1,9 @@
 //! The Foundry-compatible organizations API (`/api/v2/admin/...`, foundry.md): Foundry's
 //! wire format and error envelope over the Edge's own organizations.
+//!
+//! Every operation takes the admin token or an access token of the operator organization
+//! as `Authorization: Bearer`; members need the `orgs` bits each operation names. Every
+//! failure is a [`FoundryError`] (never our `{"status":"failed"}` envelope).
 
 use super::auth::{admin_from_headers, bearer, resolve_caller};
 use crate::perms::{Perms, Resource, C, R, U};
@@ -13,9 +17,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
+
+#[path = "foundry_wire.rs"]
+mod wire;
+pub use wire::*;
+
+#[path = "foundry_roles.rs"]
+mod roles_api;
+use roles_api::{add_assignments, list_assignments, list_roles, remove_assignments};
 
 /// Routes of this module.
 pub fn router() -> Router<Arc<AppState>> {
@@ -29,10 +40,10 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/api/v2/admin/enrollments/getCurrent", get(current_enrollment))
 }
 
-/// A Foundry error: `{"errorCode","errorName","errorInstanceId","parameters"}`.
+/// A Foundry error, answered as a [`FoundryError`].
 pub struct FErr {
     status: StatusCode,
-    code: &'static str,
+    code: FoundryErrorCode,
     name: &'static str,
     params: Value,
 }
@@ -41,21 +52,34 @@ type FResult<T> = Result<T, FErr>;
 
 fn ferr(status: StatusCode, name: &'static str, params: Value) -> FErr {
     let code = match status.as_u16() {
-        400 => "INVALID_ARGUMENT",
-        401 => "UNAUTHORIZED",
-        403 => "PERMISSION_DENIED",
-        404 => "NOT_FOUND",
-        409 => "CONFLICT",
-        413 => "REQUEST_ENTITY_TOO_LARGE",
-        _ => "INTERNAL",
+        400 => FoundryErrorCode::InvalidArgument,
+        401 => FoundryErrorCode::Unauthorized,
+        403 => FoundryErrorCode::PermissionDenied,
+        404 => FoundryErrorCode::NotFound,
+        409 => FoundryErrorCode::Conflict,
+        413 => FoundryErrorCode::RequestEntityTooLarge,
+        _ => FoundryErrorCode::Internal,
     };
     FErr { status, code, name, params }
 }
 
 impl IntoResponse for FErr {
     fn into_response(self) -> Response {
-        let body = json!({"errorCode": self.code, "errorName": self.name, "errorInstanceId": new_uuid(), "parameters": self.params});
-        (self.status, Json(body)).into_response()
+        let body = FoundryError { error_code: self.code, error_name: self.name, error_instance_id: new_uuid(), parameters: self.params };
+        // Through `Value`, whose map sorts keys: the bytes of earlier releases.
+        (self.status, Json(serde_json::to_value(body).unwrap_or(Value::Null))).into_response()
+    }
+}
+
+/// A Foundry answer (status 200): the typed body, written through `Value` like [`super::reply::Reply`].
+pub struct FReply<T>(T);
+
+impl<T: serde::Serialize> IntoResponse for FReply<T> {
+    fn into_response(self) -> Response {
+        match serde_json::to_value(&self.0) {
+            Ok(v) => Json(v).into_response(),
+            Err(_) => ferr(StatusCode::INTERNAL_SERVER_ERROR, "Default:Internal", json!({})).into_response(),
+        }
     }
 }
 
@@ -113,15 +137,14 @@ async fn body<T: DeserializeOwned>(st: &AppState, b: Body) -> FResult<T> {
     serde_json::from_slice(&b).map_err(|e| ferr(StatusCode::BAD_REQUEST, "Conjure:InvalidArgument", json!({"message": e.to_string()})))
 }
 
-fn org_json(o: &orgs::Org) -> Value {
-    let mut v = json!({"rid": o.rid, "name": o.label, "markingId": o.marking_id});
-    if let Some(h) = &o.host {
-        v["host"] = json!(h);
-    }
-    if let Some(d) = &o.description {
-        v["description"] = json!(d);
-    }
-    v
+fn org_of(o: &orgs::Org) -> FReply<FoundryOrganization> {
+    FReply(FoundryOrganization {
+        rid: o.rid.clone(),
+        name: o.label.clone(),
+        marking_id: o.marking_id.clone(),
+        host: o.host.clone(),
+        description: o.description.clone(),
+    })
 }
 
 fn valid_host(h: &str) -> bool {
@@ -179,20 +202,28 @@ async fn principal(c: &mut Conn, id: &str) -> FResult<users::User> {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CreateIn {
-    administrators: Vec<String>,
-    enrollment_rid: String,
-    name: String,
-    host: Option<String>,
-    description: Option<String>,
-}
-
-async fn create(State(st): State<Arc<AppState>>, h: HeaderMap, RawQuery(raw): RawQuery, b: Body) -> FResult<Json<Value>> {
+/// Foundry: create organization (preview)
+///
+/// A new Edge organization whose label is `name`, with `administrators` holding its
+/// `Administrators` role. The caller's token is checked first (401), then
+/// `preview=true` (400 `ApiFeaturePreviewUsageOnly`), then the body, then the permission.
+#[utoipa::path(post, path = "/api/v2/admin/organizations", tag = "foundry",
+    params(("preview" = bool, Query, description = "Must be `true`: the operation is a preview")),
+    request_body = FoundryCreateOrganization,
+    responses(
+        (status = 200, description = "The organization created", body = FoundryOrganization),
+        (status = 400, description = "`ApiFeaturePreviewUsageOnly`, `Conjure:InvalidArgument` (a malformed body, or `name` empty or over 200 characters), `CreateOrganizationMissingInitialAdminRole` (no administrators), `InvalidHostName`, `OrganizationNameAlreadyExists`", body = FoundryError),
+        (status = 401, description = "`Default:Unauthorized`: no valid bearer token", body = FoundryError),
+        (status = 403, description = "`CreateOrganizationPermissionDenied`", body = FoundryError),
+        (status = 404, description = "`EnrollmentNotFound` (`parameters.enrollmentRid`), `PrincipalNotFound` (`parameters.principalId`: no such person)", body = FoundryError),
+        (status = 413, description = "`Conjure:RequestEntityTooLarge`", body = FoundryError),
+        (status = "default", description = "Any other failure (`Default:Internal`)", body = FoundryError),
+    ),
+    extensions(("x-rockit-auth" = json!("orgs:C"))))]
+async fn create(State(st): State<Arc<AppState>>, h: HeaderMap, RawQuery(raw): RawQuery, b: Body) -> FResult<FReply<FoundryOrganization>> {
     let w = who(&h, &st).await?;
     preview(&raw)?;
-    let b: CreateIn = body(&st, b).await?;
+    let b: FoundryCreateOrganization = body(&st, b).await?;
     if !w.can(C) {
         return Err(ferr(StatusCode::FORBIDDEN, "CreateOrganizationPermissionDenied", json!({})));
     }
@@ -245,32 +276,53 @@ async fn create(State(st): State<Arc<AppState>>, h: HeaderMap, RawQuery(raw): Ra
         .await?
         .ok_or_else(|| ferr(StatusCode::INTERNAL_SERVER_ERROR, "Default:Internal", json!({})))?;
     tx.commit().await?;
-    Ok(Json(org_json(&o)))
+    Ok(org_of(&o))
 }
 
 async fn find(c: &mut Conn, rid: &str) -> FResult<orgs::Org> {
     orgs::by_rid(c, rid).await?.ok_or_else(|| ferr(StatusCode::NOT_FOUND, "OrganizationNotFound", json!({"organizationRid": rid})))
 }
 
-async fn get_org(State(st): State<Arc<AppState>>, h: HeaderMap, Path(rid): Path<String>) -> FResult<Json<Value>> {
+/// Foundry: get organization
+#[utoipa::path(get, path = "/api/v2/admin/organizations/{rid}", tag = "foundry",
+    params(("rid" = String, Path, description = "The organization's resource id")),
+    responses(
+        (status = 200, description = "The organization", body = FoundryOrganization),
+        (status = 401, description = "`Default:Unauthorized`: no valid bearer token", body = FoundryError),
+        (status = 403, description = "`GetOrganizationPermissionDenied`", body = FoundryError),
+        (status = 404, description = "`OrganizationNotFound` (`parameters.organizationRid`)", body = FoundryError),
+        (status = "default", description = "Any other failure (`Default:Internal`)", body = FoundryError),
+    ),
+    extensions(("x-rockit-auth" = json!("orgs:R"))))]
+async fn get_org(State(st): State<Arc<AppState>>, h: HeaderMap, Path(rid): Path<String>) -> FResult<FReply<FoundryOrganization>> {
     let w = who(&h, &st).await?;
     if !w.can(R) {
         return Err(ferr(StatusCode::FORBIDDEN, "GetOrganizationPermissionDenied", json!({"organizationRid": rid})));
     }
     let mut c = st.db.conn().await?;
-    Ok(Json(org_json(&find(&mut c, &rid).await?)))
+    Ok(org_of(&find(&mut c, &rid).await?))
 }
 
-#[derive(Deserialize)]
-struct ReplaceIn {
-    name: String,
-    host: Option<String>,
-    description: Option<String>,
-}
-
-async fn replace(State(st): State<Arc<AppState>>, h: HeaderMap, Path(rid): Path<String>, b: Body) -> FResult<Json<Value>> {
+/// Foundry: replace organization
+///
+/// Replaces the display fields: `name` (the Edge label), `host` and `description` (absent
+/// ones are removed). The Edge name does not change.
+#[utoipa::path(put, path = "/api/v2/admin/organizations/{rid}", tag = "foundry",
+    params(("rid" = String, Path, description = "The organization's resource id")),
+    request_body = FoundryReplaceOrganization,
+    responses(
+        (status = 200, description = "The organization as replaced", body = FoundryOrganization),
+        (status = 400, description = "`Conjure:InvalidArgument` (a malformed body, or `name` empty or over 200 characters), `InvalidHostName`", body = FoundryError),
+        (status = 401, description = "`Default:Unauthorized`: no valid bearer token", body = FoundryError),
+        (status = 403, description = "`ReplaceOrganizationPermissionDenied`", body = FoundryError),
+        (status = 404, description = "`OrganizationNotFound` (`parameters.organizationRid`)", body = FoundryError),
+        (status = 413, description = "`Conjure:RequestEntityTooLarge`", body = FoundryError),
+        (status = "default", description = "Any other failure (`Default:Internal`)", body = FoundryError),
+    ),
+    extensions(("x-rockit-auth" = json!("orgs:U"))))]
+async fn replace(State(st): State<Arc<AppState>>, h: HeaderMap, Path(rid): Path<String>, b: Body) -> FResult<FReply<FoundryOrganization>> {
     let w = who(&h, &st).await?;
-    let b: ReplaceIn = body(&st, b).await?;
+    let b: FoundryReplaceOrganization = body(&st, b).await?;
     if !w.can(U) {
         return Err(ferr(StatusCode::FORBIDDEN, "ReplaceOrganizationPermissionDenied", json!({"organizationRid": rid})));
     }
@@ -288,151 +340,45 @@ async fn replace(State(st): State<Arc<AppState>>, h: HeaderMap, Path(rid): Path<
     orgs::update_display(&mut tx, &o.id, &label, b.host.as_deref(), b.description.as_deref()).await?;
     let o = find(&mut tx, &rid).await?;
     tx.commit().await?;
-    Ok(Json(org_json(&o)))
+    Ok(org_of(&o))
 }
 
-fn role_id(r: &roles::Role) -> String {
-    if r.builtin {
-        "organization:administrator".into()
-    } else {
-        format!("organization:{}", r.name)
-    }
-}
-
-async fn list_roles(State(st): State<Arc<AppState>>, h: HeaderMap, Path(rid): Path<String>) -> FResult<Json<Value>> {
-    let w = who(&h, &st).await?;
-    if !w.can(R) {
-        return Err(ferr(StatusCode::FORBIDDEN, "ListAvailableRolesOrganizationPermissionDenied", json!({"organizationRid": rid})));
-    }
-    let mut c = st.db.conn().await?;
-    let o = find(&mut c, &rid).await?;
-    let data: Vec<Value> = roles::list(&mut c, &o.id)
-        .await?
-        .iter()
-        .map(|r| {
-            let ops: Vec<String> = crate::perms::RESOURCES
-                .iter()
-                .filter(|(res, _, _)| r.perms.get(*res) > 0)
-                .map(|(res, n, _)| format!("{n}:{}", r.perms.get(*res)))
-                .collect();
-            json!({"id": role_id(r), "roleSetId": "organization", "name": r.name,
-                   "description": r.label.clone().unwrap_or_default(), "isDefault": r.builtin, "type": "ORGANIZATION", "operations": ops})
-        })
-        .collect();
-    Ok(Json(json!({"data": data})))
-}
-
-async fn list_assignments(State(st): State<Arc<AppState>>, h: HeaderMap, Path(rid): Path<String>) -> FResult<Json<Value>> {
-    let w = who(&h, &st).await?;
-    if !w.can(R) {
-        return Err(ferr(StatusCode::FORBIDDEN, "ListOrganizationRoleAssignmentsPermissionDenied", json!({"organizationRid": rid})));
-    }
-    let mut c = st.db.conn().await?;
-    let o = find(&mut c, &rid).await?;
-    let all_roles = roles::list(&mut c, &o.id).await?;
-    let mut data = Vec::new();
-    for (u, names) in users::members(&mut c, &o.id).await? {
-        if u.is_machine() {
-            continue;
-        }
-        for n in names {
-            if let Some(r) = all_roles.iter().find(|r| r.name == n) {
-                data.push(json!({"principalType": "USER", "principalId": u.id, "roleId": role_id(r)}));
-            }
-        }
-    }
-    Ok(Json(json!({"data": data})))
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Assignment {
-    role_id: String,
-    principal_id: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct AssignmentsIn {
-    role_assignments: Vec<Assignment>,
-}
-
-async fn change_assignments(st: &AppState, h: &HeaderMap, rid: &str, b: Body, add: bool) -> FResult<StatusCode> {
-    let w = who(h, st).await?;
-    let b: AssignmentsIn = body(st, b).await?;
-    let name = if add { "AddOrganizationRoleAssignmentsPermissionDenied" } else { "RemoveOrganizationRoleAssignmentsPermissionDenied" };
-    let denied = || ferr(StatusCode::FORBIDDEN, name, json!({"organizationRid": rid}));
-    if !w.can(U) {
-        return Err(denied());
-    }
-    if b.role_assignments.len() > 100 {
-        return Err(ferr(
-            StatusCode::BAD_REQUEST,
-            "BatchRequestSizeExceededLimit",
-            json!({"maximumBatchSize": 100, "providedBatchSize": b.role_assignments.len()}),
-        ));
-    }
-    let mut tx = st.db.tx().await?;
-    let o = find(&mut tx, rid).await?;
-    let all_roles = roles::list(&mut tx, &o.id).await?;
-    for a in &b.role_assignments {
-        let role = all_roles
-            .iter()
-            .find(|r| role_id(r) == a.role_id)
-            .ok_or_else(|| ferr(StatusCode::NOT_FOUND, "RoleNotFound", json!({"roleId": a.role_id})))?;
-        let u = principal(&mut tx, &a.principal_id).await?;
-        // In the operator organization a member (not the admin token) may neither grant
-        // bits it does not hold nor touch a user stronger than itself — otherwise `orgs`
-        // Update would be a path to the operator's Administrators role.
-        if let (true, Who::Member(mine)) = (o.operator, &w) {
-            let theirs = users::effective_perms(&mut tx, &o.id, &u.id).await?;
-            if (add && !role.perms.subset_of(mine)) || !theirs.subset_of(mine) {
-                return Err(denied());
-            }
-        }
-        let mut ids: Vec<String> = Vec::new();
-        for n in users::role_names(&mut tx, &o.id, &u.id).await? {
-            if let Some(r) = all_roles.iter().find(|r| r.name == n) {
-                ids.push(r.id.clone());
-            }
-        }
-        if add {
-            users::add_membership(&mut tx, &o.id, &u.id).await?;
-            if !ids.contains(&role.id) {
-                ids.push(role.id.clone());
-            }
-        } else {
-            if !users::is_member(&mut tx, &o.id, &u.id).await? {
-                return Err(ferr(StatusCode::NOT_FOUND, "PrincipalNotFound", json!({"principalId": a.principal_id})));
-            }
-            ids.retain(|i| *i != role.id);
-        }
-        users::set_roles(&mut tx, &o.id, &u.id, &ids).await?;
-    }
-    if !add && users::admin_count(&mut tx, &o.id).await? == 0 {
-        return Err(ferr(
-            StatusCode::BAD_REQUEST,
-            "RemoveOrganizationRoleAssignmentsLastAdministratorNotAllowed",
-            json!({"organizationRid": rid}),
-        ));
-    }
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn add_assignments(State(st): State<Arc<AppState>>, h: HeaderMap, Path(rid): Path<String>, b: Body) -> FResult<StatusCode> {
-    change_assignments(&st, &h, &rid, b, true).await
-}
-
-async fn remove_assignments(State(st): State<Arc<AppState>>, h: HeaderMap, Path(rid): Path<String>, b: Body) -> FResult<StatusCode> {
-    change_assignments(&st, &h, &rid, b, false).await
-}
-
-async fn current_enrollment(State(st): State<Arc<AppState>>, h: HeaderMap, RawQuery(raw): RawQuery) -> FResult<Json<Value>> {
+/// Foundry: current enrollment (preview)
+///
+/// The instance's one enrollment, whose `rid` Create Organization takes.
+#[utoipa::path(get, path = "/api/v2/admin/enrollments/getCurrent", tag = "foundry",
+    params(("preview" = bool, Query, description = "Must be `true`: the operation is a preview")),
+    responses(
+        (status = 200, description = "The enrollment", body = FoundryEnrollment),
+        (status = 400, description = "`ApiFeaturePreviewUsageOnly`", body = FoundryError),
+        (status = 401, description = "`Default:Unauthorized`: no valid bearer token", body = FoundryError),
+        (status = 403, description = "`GetCurrentEnrollmentPermissionDenied`", body = FoundryError),
+        (status = "default", description = "Any other failure (`Default:Internal`)", body = FoundryError),
+    ),
+    extensions(("x-rockit-auth" = json!("orgs:R"))))]
+async fn current_enrollment(State(st): State<Arc<AppState>>, h: HeaderMap, RawQuery(raw): RawQuery) -> FResult<FReply<FoundryEnrollment>> {
     let w = who(&h, &st).await?;
     preview(&raw)?;
     if !w.can(R) {
         return Err(ferr(StatusCode::FORBIDDEN, "GetCurrentEnrollmentPermissionDenied", json!({})));
     }
-    Ok(Json(json!({"rid": st.enrollment_rid, "name": st.cfg.enrollment_name, "createdTime": rfc3339(st.enrollment_created)})))
+    Ok(FReply(FoundryEnrollment {
+        rid: st.enrollment_rid.clone(),
+        name: st.cfg.enrollment_name.clone(),
+        created_time: rfc3339(st.enrollment_created),
+    }))
 }
+
+/// The operations of this module, for `/openapi.json`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    create,
+    get_org,
+    replace,
+    roles_api::list_roles,
+    roles_api::list_assignments,
+    roles_api::add_assignments,
+    roles_api::remove_assignments,
+    current_enrollment
+))]
+pub struct Api;

@@ -1,19 +1,27 @@
 //! Login, refresh, logout and the older session/auth-token exchange (identity.md).
+//!
+//! A login has one or two steps: username and password alone answer the organizations to
+//! choose from and an organization-selection token ([`OrgChoice`]); that token with an
+//! `orgName` (or the password with an `orgName` at once) opens a session and answers its
+//! token pair ([`TokenPair`]).
 
 use super::auth::{bearer, header};
-use super::extract::{success, JsonBody, OptJsonBody};
+use super::extract::{JsonBody, OptJsonBody};
+use super::reply::{Message, Reply, Success};
 use crate::error::{ApiError, ApiResult};
+use crate::perms::PermissionsSchema;
 use crate::ratelimit;
 use crate::state::AppState;
 use crate::store::{orgs, sessions, users, Conn};
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::routing::post;
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use utoipa::ToSchema;
 
 /// Routes of this module.
 pub fn router() -> Router<Arc<AppState>> {
@@ -24,6 +32,9 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/be/v1/auth", post(auth))
 }
 
+/// The Login body as the handler reads it: every field optional, the steps told apart by
+/// which are present (so that a missing field is named in the 400 of its step).
+/// `/openapi.json` describes it as [`LoginRequest`].
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct LoginIn {
@@ -37,16 +48,147 @@ struct LoginIn {
     refresh_ttl: Option<u64>,
 }
 
+/// A login with a person's password: without `orgName` it answers the organizations to
+/// choose from (`OrgChoice`); with `orgName` it opens a session there (`TokenPair`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)] // describes the body `LoginIn` reads
+struct PasswordLogin {
+    /// The person's username (machine users log in with API keys, never here).
+    username: String,
+    /// The person's password.
+    password: String,
+    /// The organization to open a session in; without it the answer is the choice of
+    /// organizations.
+    org_name: Option<String>,
+    /// Lifetime of the access token in seconds; capped at the server's maximum, which is
+    /// also the default. Used only when a session is opened.
+    #[serde(rename = "accessTTL")]
+    #[schema(minimum = 1)]
+    access_ttl: Option<u64>,
+    /// Lifetime of the refresh token (and the session) in seconds; capped at the server's
+    /// maximum, which is also the default. Used only when a session is opened.
+    #[serde(rename = "refreshTTL")]
+    #[schema(minimum = 1)]
+    refresh_ttl: Option<u64>,
+}
+
+/// The second step of a login: the token of the first step and the organization chosen.
+/// It answers a session's `TokenPair`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)] // describes the body `LoginIn` reads
+struct OrgSelectionLogin {
+    /// The `orgSelectionToken` of the first step (reusable until it expires).
+    org_selection_token: String,
+    /// The organization to open a session in, one of the first step's `orgs`.
+    org_name: String,
+    /// Lifetime of the access token in seconds; capped at the server's maximum, which is
+    /// also the default.
+    #[serde(rename = "accessTTL")]
+    #[schema(minimum = 1)]
+    access_ttl: Option<u64>,
+    /// Lifetime of the refresh token (and the session) in seconds; capped at the server's
+    /// maximum, which is also the default.
+    #[serde(rename = "refreshTTL")]
+    #[schema(minimum = 1)]
+    refresh_ttl: Option<u64>,
+}
+
+/// The Login body: a password login (step 1, or both steps with `orgName`), or the
+/// organization selection of step 2. `username`/`password` and `orgSelectionToken` never
+/// go together.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // describes the body `LoginIn` reads
+enum LoginRequest {
+    /// Username and password, optionally with the organization.
+    Password(PasswordLogin),
+    /// The organization-selection token with the organization.
+    OrgSelection(OrgSelectionLogin),
+}
+
+/// A session's tokens: the answer of a login that names an organization, and of a refresh.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenPair {
+    /// Always `success`.
+    status: Success,
+    /// The bearer token of every other request (`Authorization: Bearer …`).
+    access_token: String,
+    /// The token of `/be/v1/refresh`; each refresh replaces it, and presenting a replaced
+    /// one again ends the session.
+    refresh_token: String,
+    /// Seconds the access token is valid.
+    access_expires_in: u64,
+    /// Seconds the refresh token is valid.
+    refresh_expires_in: u64,
+    /// The organization of the session.
+    org_name: String,
+    /// The user logged in.
+    username: String,
+    /// The user's effective permissions in that organization (the union of its roles).
+    #[schema(value_type = PermissionsSchema)]
+    permissions: Value,
+}
+
+/// The answer of a password login without `orgName`: the organizations to choose from.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrgChoice {
+    /// Always `success`.
+    status: Success,
+    /// Send it with `orgName` to `/be/v1/login` to open a session; it may be used more than
+    /// once while valid (sessions in several organizations).
+    org_selection_token: String,
+    /// Seconds the `orgSelectionToken` is valid.
+    expires_in: u64,
+    /// The organizations the user belongs to, by name (possibly none).
+    orgs: Vec<OrgOption>,
+}
+
+/// An organization a user may open a session in.
+#[derive(Serialize, ToSchema)]
+pub struct OrgOption {
+    /// Its name, the `orgName` of step 2.
+    name: String,
+    /// Its display name.
+    label: String,
+}
+
+/// The answer of `/be/v1/login`: a session's tokens when an organization was named (or
+/// chosen with an `orgSelectionToken`), else the choice of organizations.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LoginReply {
+    /// A session was opened.
+    Tokens(TokenPair),
+    /// Username and password were right; an organization is to be chosen.
+    Choice(OrgChoice),
+}
+
 fn generic_401() -> ApiError {
     ApiError::unauthorized("wrong username or password")
 }
 
+/// Log in: user+pw, org selection, or user+pw+org
+///
+/// Three shapes: `username`+`password` answers an `orgSelectionToken` with the user's
+/// organizations; `orgSelectionToken`+`orgName` opens a session in the chosen one;
+/// `username`+`password`+`orgName` does both at once. A session answers its tokens.
+/// Wrong username or password (or a machine user), an invalid or expired
+/// `orgSelectionToken`: 401. An organization the user is not a member of (or that does
+/// not exist): 403. Too many failed attempts for the username or address: 429 with
+/// `Retry-After`. Credentials in headers (`Authorization`, `x-rockit-api-key`): 400.
+#[utoipa::path(post, path = "/be/v1/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, description = "The session's tokens, or the organizations to choose from", body = LoginReply)),
+    extensions(("x-rockit-auth" = json!("none"))))]
 async fn login(
     State(st): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     JsonBody(b): JsonBody<LoginIn>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Reply<LoginReply>> {
     if bearer(&headers).is_some() || header(&headers, "x-rockit-api-key").is_some() {
         return Err(ApiError::bad_request("login takes no credentials in headers"));
     }
@@ -69,7 +211,7 @@ async fn login(
             sessions::org_selection(&mut tx, &tok).await?.ok_or_else(|| ApiError::unauthorized("invalid or expired orgSelectionToken"))?;
         let out = open_session(&mut tx, &user, &org, ttls).await?;
         tx.commit().await?;
-        return Ok(out);
+        return Ok(Reply(LoginReply::Tokens(out)));
     }
     let username = b.username.ok_or_else(|| ApiError::invalid("username", "missing field 'username'"))?;
     let password = b.password.ok_or_else(|| ApiError::invalid("password", "missing field 'password'"))?;
@@ -98,21 +240,20 @@ async fn login(
     attempt.release(&st).await?;
     let mut tx = st.db.tx().await?;
     let out = match b.org_name {
-        Some(org) => open_session(&mut tx, &user.id, &org, ttls).await?,
+        Some(org) => LoginReply::Tokens(open_session(&mut tx, &user.id, &org, ttls).await?),
         None => {
-            let orgs: Vec<Value> =
-                users::orgs_of(&mut tx, &user.id).await?.into_iter().map(|(_, n, l)| json!({"name": n, "label": l})).collect();
+            let orgs = users::orgs_of(&mut tx, &user.id).await?.into_iter().map(|(_, name, label)| OrgOption { name, label }).collect();
             let tok = sessions::issue(&mut tx, "orgsel", &user.id, None, st.cfg.orgsel_ttl).await?;
-            success(json!({"orgSelectionToken": tok, "expiresIn": st.cfg.orgsel_ttl, "orgs": orgs}))
+            LoginReply::Choice(OrgChoice { status: Success, org_selection_token: tok, expires_in: st.cfg.orgsel_ttl, orgs })
         }
     };
     tx.commit().await?;
-    Ok(out)
+    Ok(Reply(out))
 }
 
 /// Opens a session of `user` in org `org_name` and answers with the token pair, in the
 /// caller's transaction.
-async fn open_session(tx: &mut Conn, user: &str, org_name: &str, ttls: (u64, u64)) -> ApiResult<Json<Value>> {
+async fn open_session(tx: &mut Conn, user: &str, org_name: &str, ttls: (u64, u64)) -> ApiResult<TokenPair> {
     let forbidden = || ApiError::forbidden("not a member of that organization");
     let org = orgs::by_name(tx, org_name).await?.ok_or_else(forbidden)?;
     if !users::is_member(tx, &org.id, user).await? {
@@ -124,25 +265,49 @@ async fn open_session(tx: &mut Conn, user: &str, org_name: &str, ttls: (u64, u64
 }
 
 /// Issues an access and a refresh token of `session`, in the caller's transaction.
-async fn token_pair(tx: &mut Conn, session: &str, org_id: &str, user: &str, ttls: (u64, u64)) -> ApiResult<Json<Value>> {
+async fn token_pair(tx: &mut Conn, session: &str, org_id: &str, user: &str, ttls: (u64, u64)) -> ApiResult<TokenPair> {
     let u = users::by_id(tx, user).await?.ok_or_else(|| ApiError::unauthorized("user no longer exists"))?;
     let (org_name, operator) = orgs::brief(tx, org_id).await?.ok_or_else(|| ApiError::unauthorized("organization no longer exists"))?;
     let perms = users::effective_perms(tx, org_id, user).await?;
     let access = sessions::issue(tx, "access", user, Some(session), ttls.0).await?;
     let refresh = sessions::issue(tx, "refresh", user, Some(session), ttls.1).await?;
-    Ok(success(json!({
-        "accessToken": access, "refreshToken": refresh, "accessExpiresIn": ttls.0, "refreshExpiresIn": ttls.1,
-        "orgName": org_name, "username": u.username, "permissions": perms.to_json(operator),
-    })))
+    Ok(TokenPair {
+        status: Success,
+        access_token: access,
+        refresh_token: refresh,
+        access_expires_in: ttls.0,
+        refresh_expires_in: ttls.1,
+        org_name,
+        username: u.username,
+        permissions: perms.to_json(operator),
+    })
 }
 
-#[derive(Deserialize)]
+/// The Refresh body (optional: the token may come as `Authorization: Bearer` instead).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RefreshIn {
+    /// The session's current refresh token; when the `Authorization` header carries one
+    /// too, both must be the same.
     refresh_token: Option<String>,
 }
 
-async fn refresh(State(st): State<Arc<AppState>>, headers: HeaderMap, OptJsonBody(b): OptJsonBody<RefreshIn>) -> ApiResult<Json<Value>> {
+/// Rotate the refresh token, get a new access token
+///
+/// The refresh token comes as `Authorization: Bearer …` or as `refreshToken` in the body
+/// (two different ones: 400). The answer carries a new pair at the server's full
+/// lifetimes; the token presented is used up. Presenting a used-up token again ends the
+/// session (401), except within a few seconds of its use (a concurrent refresh: 401, the
+/// session lives on). Unknown, expired or revoked token, or a membership that ended: 401.
+#[utoipa::path(post, path = "/be/v1/refresh", tag = "auth",
+    request_body(content = RefreshIn, description = "Optional: may be left out when the token comes as `Authorization`"),
+    responses((status = 200, description = "A new token pair for the session", body = TokenPair)),
+    extensions(("x-rockit-auth" = json!("refresh token"))))]
+async fn refresh(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    OptJsonBody(b): OptJsonBody<RefreshIn>,
+) -> ApiResult<Reply<TokenPair>> {
     let from_body = b.and_then(|b| b.refresh_token);
     let tok = match (bearer(&headers), from_body) {
         (Some(a), Some(b)) if a != b => return Err(ApiError::bad_request("two different refresh tokens")),
@@ -171,16 +336,28 @@ async fn refresh(State(st): State<Arc<AppState>>, headers: HeaderMap, OptJsonBod
     }
     let out = token_pair(&mut tx, &grant.session_id, &grant.org_id, &grant.user_id, (st.cfg.access_ttl, st.cfg.refresh_ttl)).await?;
     tx.commit().await?;
-    Ok(out)
+    Ok(Reply(out))
 }
 
-#[derive(Deserialize)]
+/// The Logout body (optional).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LogoutIn {
+    /// Also end every other session of the user, in every organization (default false).
     all: Option<bool>,
 }
 
-async fn logout(State(st): State<Arc<AppState>>, headers: HeaderMap, OptJsonBody(b): OptJsonBody<LogoutIn>) -> ApiResult<Json<Value>> {
+/// End the session (or all sessions)
+///
+/// The session is named by one of its tokens, access or refresh, as
+/// `Authorization: Bearer …` or in the older `x-rockit-beauth-token` header (both, and
+/// different: 400). No valid token: 401.
+#[utoipa::path(post, path = "/be/v1/logout", tag = "auth",
+    request_body(content = LogoutIn, description = "Optional: without it only this session ends"),
+    params(("x-rockit-beauth-token" = Option<String>, Header, nullable = false, description = "Older clients: the session's access token, instead of `Authorization`")),
+    responses((status = 200, description = "Logged out", body = Message)),
+    extensions(("x-rockit-auth" = json!("access or refresh token"))))]
+async fn logout(State(st): State<Arc<AppState>>, headers: HeaderMap, OptJsonBody(b): OptJsonBody<LogoutIn>) -> ApiResult<Reply<Message>> {
     let tok = match (bearer(&headers), header(&headers, "x-rockit-beauth-token")) {
         (Some(a), Some(b)) if a != b => return Err(ApiError::bad_request("more than one credential in one request")),
         (Some(a), _) | (None, Some(a)) => a,
@@ -200,10 +377,33 @@ async fn logout(State(st): State<Arc<AppState>>, headers: HeaderMap, OptJsonBody
         sessions::revoke_user(&mut tx, &user, None).await?;
     }
     tx.commit().await?;
-    Ok(success(json!({"message": "logged out"})))
+    Ok(Message::new("logged out"))
 }
 
-async fn auth(State(st): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+/// The answer of `/be/v1/auth`: an access token of the session.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthToken {
+    /// Always `success`.
+    status: Success,
+    /// An access token of the session, for `Authorization: Bearer …` or the older
+    /// `x-rockit-beauth-token` header.
+    auth_token: String,
+    /// Seconds the token is valid.
+    expires_in: u64,
+}
+
+/// Older clients: access token from the session token
+///
+/// The session token is the session's current refresh token, sent in the
+/// `x-rockit-besession-token` header; unlike `/be/v1/refresh` it is not used up. Missing,
+/// invalid or expired token, one already replaced by a refresh (which ends the session
+/// unless the refresh was seconds ago), or a membership that ended: 401.
+#[utoipa::path(post, path = "/be/v1/auth", tag = "auth",
+    params(("x-rockit-besession-token" = String, Header, description = "The session's current refresh token")),
+    responses((status = 200, description = "An access token of the session", body = AuthToken)),
+    extensions(("x-rockit-auth" = json!("x-rockit-besession-token"))))]
+async fn auth(State(st): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<Reply<AuthToken>> {
     let tok = header(&headers, "x-rockit-besession-token").ok_or_else(|| ApiError::unauthorized("x-rockit-besession-token required"))?;
     let mut tx = st.db.tx().await?;
     let outcome = sessions::refresh(&mut tx, &tok, false, st.cfg.refresh_grace_seconds).await?;
@@ -219,5 +419,26 @@ async fn auth(State(st): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<
     }
     let access = sessions::issue(&mut tx, "access", &grant.user_id, Some(&grant.session_id), st.cfg.access_ttl).await?;
     tx.commit().await?;
-    Ok(success(json!({"authToken": access, "expiresIn": st.cfg.access_ttl})))
+    Ok(Reply(AuthToken { status: Success, auth_token: access, expires_in: st.cfg.access_ttl }))
 }
+
+/// Marks the bodies of refresh and logout as optional. They may be left out entirely
+/// (`OptJsonBody`), but when sent they are an object: `request_body = Option<T>` would
+/// also admit a JSON `null`, which is refused.
+struct OptionalBodies;
+
+impl utoipa::Modify for OptionalBodies {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        for path in ["/be/v1/refresh", "/be/v1/logout"] {
+            let op = api.paths.paths.get_mut(path).and_then(|p| p.post.as_mut());
+            if let Some(body) = op.and_then(|op| op.request_body.as_mut()) {
+                body.required = Some(utoipa::openapi::Required::False);
+            }
+        }
+    }
+}
+
+/// The operations of this module, for `/openapi.json`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(login, refresh, logout, auth), modifiers(&OptionalBodies))]
+pub struct Api;

@@ -12,10 +12,12 @@ pub mod depot;
 pub mod extract;
 pub mod foundry;
 pub mod login;
+pub mod meta;
 mod metrics;
 pub mod openapi;
 pub mod orgconf;
 pub mod orgs;
+pub mod reply;
 pub mod roles;
 pub mod subscriptions;
 pub mod tasks;
@@ -31,7 +33,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -47,12 +48,12 @@ pub struct LogOrg(pub Arc<std::sync::OnceLock<String>>);
 /// Builds the complete application router.
 pub fn router(st: Arc<AppState>) -> Router {
     Router::new()
-        .route("/", get(|| async { extract::success(json!({"message": "rockit-edge"})) }))
-        .route("/healthz", get(|| async { extract::success(json!({"message": "alive"})) }))
-        .route("/readyz", get(readyz))
+        .route("/", get(meta::root))
+        .route("/healthz", get(meta::healthz))
+        .route("/readyz", get(meta::readyz))
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/docs", get(openapi::docs))
-        .route("/metrics", get(metrics_admin))
+        .route("/metrics", get(meta::metrics_admin))
         .merge(admin::router())
         .merge(orgs::router())
         .merge(login::router())
@@ -79,10 +80,10 @@ pub fn router(st: Arc<AppState>) -> Router {
 /// The router of a worker-only process: health checks and metrics only.
 pub fn health_router(st: Arc<AppState>) -> Router {
     Router::new()
-        .route("/", get(|| async { extract::success(json!({"message": "rockit-edge worker"})) }))
-        .route("/healthz", get(|| async { extract::success(json!({"message": "alive"})) }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_admin))
+        .route("/", get(meta::worker_root))
+        .route("/healthz", get(meta::healthz))
+        .route("/readyz", get(meta::readyz))
+        .route("/metrics", get(meta::metrics_admin))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint") })
         .layer(middleware::from_fn_with_state(st.clone(), request_id))
         .with_state(st)
@@ -95,29 +96,6 @@ pub fn metrics_router(st: Arc<AppState>) -> Router {
         .route("/metrics", get(|State(st): State<Arc<AppState>>| async move { metrics::scrape(&st).await }))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint") })
         .with_state(st)
-}
-
-/// `GET /metrics` on the main (or worker) listener: needs the admin token (admin.md).
-async fn metrics_admin(_a: auth::Admin, State(st): State<Arc<AppState>>) -> Response {
-    metrics::scrape(&st).await
-}
-
-async fn readyz(State(st): State<Arc<AppState>>) -> Response {
-    let db = st.db.ping().await;
-    let depot = match st.depot.ready().await {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness: the depot does not answer");
-            false
-        }
-    };
-    if db && depot {
-        extract::success(json!({"message": "ready", "database": "ok", "depot": "ok"})).into_response()
-    } else {
-        let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "not ready");
-        e = e.detail("database", if db { "ok" } else { "unreachable" }).detail("depot", if depot { "ok" } else { "unreachable" });
-        e.into_response()
-    }
 }
 
 fn valid_request_id(s: &str) -> bool {

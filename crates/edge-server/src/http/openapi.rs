@@ -1,191 +1,271 @@
-//! `/openapi.json` and `/docs`: the API description, generated from the route table
-//! below. A test (`tests/it/openapi.rs`) reads every `.route("…")` in `src/http/` and fails
-//! when a route is missing here or a documented one is not served, so the two cannot drift.
+//! `/openapi.json` and `/docs`: the API description. Each module of `http/` describes its
+//! operations on its handlers (`#[utoipa::path]`, with request and answer types deriving
+//! `utoipa::ToSchema`) and lists them in its `Api`; this module merges them and adds what
+//! every operation shares: the failure answer, path parameters, and who may call it (the
+//! `x-rockit-auth` extension, rendered as words and as a security requirement).
+//! `tests/it/openapi.rs` reads every `.route("…")` in `src/http/` and fails when a route is
+//! missing here or a documented one is not served, so the two cannot drift.
 
+use super::reply::Failure;
 use axum::response::Html;
 use axum::Json;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
+use utoipa::{OpenApi, ToSchema};
 
-/// One documented operation: method, path, tag, summary, and the permission it needs.
-pub struct Op {
-    pub method: &'static str,
-    pub path: &'static str,
-    pub tag: &'static str,
-    pub summary: &'static str,
-    pub auth: &'static str,
-}
-
-const fn op(method: &'static str, path: &'static str, tag: &'static str, summary: &'static str, auth: &'static str) -> Op {
-    Op { method, path, tag, summary, auth }
-}
-
-/// Every operation the server answers.
-pub const OPS: &[Op] = &[
-    op("GET", "/", "health", "Load-balancer health check", "none"),
-    op("GET", "/healthz", "health", "Liveness", "none"),
-    op("GET", "/readyz", "health", "Readiness: database and depot reachable", "none"),
-    op("GET", "/metrics", "health", "Prometheus metrics (also open on metrics_listen when configured)", "admin token"),
-    op("GET", "/openapi.json", "meta", "This OpenAPI document", "none"),
-    op("GET", "/docs", "meta", "Browsable API reference", "none"),
-    op("POST", "/srv/v1/ping", "admin", "Ping (echoes an optional message)", "admin token"),
-    op("GET", "/srv/v1/versions", "admin", "Versions of edge, engine, api, build and worker", "admin token"),
-    op("POST", "/srv/v1/hello", "admin", "Submit the test task (optionally with a maintenance sweep)", "admin token"),
-    op("POST", "/srv/v1/initialize", "admin", "Apply migrations and ensure the operator organization (idempotent)", "admin token"),
-    op("GET", "/srv/v1/changelog", "admin", "The changelog, newest first", "none"),
-    op("POST", "/adm/v1/ping", "admin", "Ping (older path)", "admin token"),
-    op("GET", "/adm/v1/versions", "admin", "Versions (older path)", "admin token"),
-    op("POST", "/adm/v1/hello", "admin", "Submit the test task (older path)", "admin token"),
-    op("POST", "/adm/v1/initialize", "admin", "Initialize (older path)", "admin token"),
-    op("GET", "/adm/v1/changelog", "admin", "The changelog (older path)", "none"),
-    op("GET", "/adm/v1/orgs", "admin", "List organizations", "admin token"),
-    op("POST", "/adm/v1/orgs", "admin", "Create an organization with its administrator", "admin token"),
-    op("GET", "/adm/v1/orgs/{name}", "admin", "One organization", "admin token"),
-    op("DELETE", "/adm/v1/orgs/{name}", "admin", "Delete an organization (prune=true purges its files)", "admin token"),
-    op("GET", "/adm/v1/tasks", "admin", "All tasks of the instance", "admin token"),
-    op("GET", "/adm/v1/tasks/{name}", "admin", "One task of the instance", "admin token"),
-    op("POST", "/adm/v1/commit", "admin", "Commit Export: create or restore an organization from a bundle", "admin token"),
-    op("GET", "/adm/v1/maintenance", "admin", "Maintenance mode", "admin token"),
-    op("PUT", "/adm/v1/maintenance", "admin", "Switch maintenance mode", "admin token"),
-    op("GET", "/be/v1/orgs", "orgs", "List organizations (operator org)", "orgs:R"),
-    op("POST", "/be/v1/orgs", "orgs", "Create Organization", "orgs:C"),
-    op("GET", "/be/v1/orgs/{name}", "orgs", "One organization (operator org)", "orgs:R"),
-    op("DELETE", "/be/v1/orgs/{name}", "orgs", "Delete an organization", "orgs:D"),
-    op("GET", "/be/v1/org", "orgs", "The caller's own organization", "member"),
-    op("POST", "/be/v1/login", "auth", "Log in: user+pw, org selection, or user+pw+org", "none"),
-    op("POST", "/be/v1/refresh", "auth", "Rotate the refresh token, get a new access token", "refresh token"),
-    op("POST", "/be/v1/logout", "auth", "End the session (or all sessions)", "access or refresh token"),
-    op("POST", "/be/v1/auth", "auth", "Older clients: access token from the session token", "x-rockit-besession-token"),
-    op("GET", "/be/v1/apikeys", "auth", "List API keys", "own, or beUsers:R"),
-    op("POST", "/be/v1/apikeys", "auth", "Create an API key (shown once)", "own, or beUsers:U"),
-    op("DELETE", "/be/v1/apikeys", "auth", "Revoke the key this request used", "API key"),
-    op("DELETE", "/be/v1/apikeys/{key_id}", "auth", "Revoke an API key", "own, or beUsers:U"),
-    op("GET", "/be/v1/users", "users", "List users", "beUsers:R"),
-    op("POST", "/be/v1/users", "users", "Create a person or machine user", "beUsers:C"),
-    op("PATCH", "/be/v1/users", "users", "Change a user (profile, password, roles, resetCreds)", "own, or beUsers:U"),
-    op("GET", "/be/v1/users/{username}", "users", "One user", "beUsers:R or own"),
-    op("DELETE", "/be/v1/users/{username}", "users", "Remove a user from the organization", "beUsers:D"),
-    op("GET", "/be/v1/roles", "roles", "List roles", "roles:R"),
-    op("POST", "/be/v1/roles", "roles", "Create a role", "roles:C"),
-    op("PATCH", "/be/v1/roles", "roles", "Change a role", "roles:U"),
-    op("GET", "/be/v1/roles/{name}", "roles", "One role", "roles:R"),
-    op("DELETE", "/be/v1/roles/{name}", "roles", "Delete a role (force=true detaches it)", "roles:D"),
-    op("GET", "/be/v1/apps", "apps", "List apps", "apps:R"),
-    op("POST", "/be/v1/apps", "apps", "Create an app", "apps:C"),
-    op("PATCH", "/be/v1/apps", "apps", "Change an app (maxBuilds rotates at once)", "apps:U"),
-    op("GET", "/be/v1/apps/{name}", "apps", "One app with builds and patches", "apps:R"),
-    op("DELETE", "/be/v1/apps/{name}", "apps", "Delete an app and purge its files", "apps:D"),
-    op("GET", "/be/v1/deployments", "deployments", "List deployments", "deployments:R"),
-    op("POST", "/be/v1/deployments", "deployments", "Create a deployment (probed)", "deployments:C"),
-    op("PATCH", "/be/v1/deployments", "deployments", "Change a deployment", "deployments:U"),
-    op("GET", "/be/v1/deployments/{name}", "deployments", "One deployment", "deployments:R"),
-    op("DELETE", "/be/v1/deployments/{name}", "deployments", "Delete a deployment and purge its files", "deployments:D"),
-    op("POST", "/be/v1/builds", "builds", "Import a build (Edge download or client upload)", "apps:U"),
-    op("PUT", "/be/v1/uploads/{token}", "builds", "Upload the build archive (raw bytes)", "upload token"),
-    op("GET", "/be/v1/tasks", "tasks", "List tasks", "tasks:R"),
-    op("PATCH", "/be/v1/tasks", "tasks", "Acknowledge a warning or expire a waiting upload", "tasks:U"),
-    op("GET", "/be/v1/tasks/{name}", "tasks", "One task", "tasks:R"),
-    op("POST", "/be/v1/trigger", "tasks", "Retry Task / Process Traces", "tasks:X"),
-    op("POST", "/be/v1/apps/{name}/client-key", "apps", "Rotate the app's client key (the old one stops at once)", "keys:U"),
-    op("GET", "/be/v1/trainings", "trainings", "List trainings (one per app)", "trainings:R"),
-    op("PATCH", "/be/v1/trainings", "trainings", "Set nTracesReliable of an app's training", "trainings:U"),
-    op("GET", "/be/v1/trainings/{app}", "trainings", "One app's training", "trainings:R"),
-    op("POST", "/client/v1/rte-sessions", "client", "Open a play session with the app's client key", "x-rockit-client-key"),
-    op("PATCH", "/client/v1/rte-sessions", "client", "End a play session", "x-rockit-session-token"),
-    op("POST", "/client/v1/traces", "client", "Upload the session's play trace (rockit-trace; zstd or gzip)", "x-rockit-session-token"),
-    op(
-        "GET",
-        "/client/v1/depot/{org}/{app}/{build}/{dxf}/{file}",
-        "client",
-        "A file of a published image, from the Edge's depot (ranges)",
-        "x-rockit-session-token",
-    ),
-    op("POST", "/be/v1/export", "config", "Export the organization's configuration as a bundle", "R on every resource exported"),
-    op("POST", "/be/v1/import", "config", "Stage a bundle: a validated plan, nothing changed", "C+U on every resource touched"),
-    op("POST", "/be/v1/commit", "config", "Apply a staged import, all or nothing", "the caller that staged it"),
-    op("GET", "/be/v1/subscriptions", "events", "List subscriptions", "subscriptions:R"),
-    op("POST", "/be/v1/subscriptions", "events", "Subscribe a webhook or Slack channel (secret shown once)", "subscriptions:C"),
-    op("GET", "/be/v1/subscriptions/{name}", "events", "One subscription with delivery stats", "subscriptions:R"),
-    op("DELETE", "/be/v1/subscriptions/{name}", "events", "Unsubscribe (queued deliveries dropped)", "subscriptions:D"),
-    op("GET", "/be/v1/schemas/webhook-request-body", "events", "JSON Schema of the webhook body", "none"),
-    op("GET", "/be/v1/schemas/import-url", "builds", "JSON Schema of the import URL", "none"),
-    op("POST", "/api/v2/admin/organizations", "foundry", "Foundry: create organization (preview)", "orgs:C"),
-    op("GET", "/api/v2/admin/organizations/{rid}", "foundry", "Foundry: get organization", "orgs:R"),
-    op("PUT", "/api/v2/admin/organizations/{rid}", "foundry", "Foundry: replace organization", "orgs:U"),
-    op("GET", "/api/v2/admin/organizations/{rid}/listAvailableRoles", "foundry", "Foundry: list available roles", "orgs:R"),
-    op("GET", "/api/v2/admin/organizations/{rid}/roleAssignments", "foundry", "Foundry: list role assignments", "orgs:R"),
-    op("POST", "/api/v2/admin/organizations/{rid}/roleAssignments/add", "foundry", "Foundry: add role assignments", "orgs:U"),
-    op("POST", "/api/v2/admin/organizations/{rid}/roleAssignments/remove", "foundry", "Foundry: remove role assignments", "orgs:U"),
-    op("GET", "/api/v2/admin/enrollments/getCurrent", "foundry", "Foundry: current enrollment (preview)", "orgs:R"),
+/// The parts merged into the document: one per module of `http/`.
+const PARTS: &[fn() -> utoipa::openapi::OpenApi] = &[
+    DocApi::openapi,
+    super::admin::Api::openapi,
+    super::apikeys::Api::openapi,
+    super::apps::Api::openapi,
+    super::builds::Api::openapi,
+    super::client::Api::openapi,
+    super::deployments::Api::openapi,
+    super::depot::Api::openapi,
+    super::foundry::Api::openapi,
+    super::login::Api::openapi,
+    super::meta::Api::openapi,
+    super::orgconf::Api::openapi,
+    super::orgs::Api::openapi,
+    super::roles::Api::openapi,
+    super::subscriptions::Api::openapi,
+    super::tasks::Api::openapi,
+    super::traces::Api::openapi,
+    super::trainings::Api::openapi,
+    super::users::Api::openapi,
 ];
+
+#[derive(OpenApi)]
+#[openapi(components(schemas(Failure)))]
+struct Base;
 
 /// The OpenAPI 3.1 document.
 pub fn document() -> Value {
-    let mut paths = Map::new();
-    for o in OPS {
-        let params: Vec<Value> = o
-            .path
-            .split('/')
-            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-            .map(|p| json!({"name": p, "in": "path", "required": true, "schema": {"type": "string"}}))
-            .collect();
-        let mut op = json!({
-            "tags": [o.tag], "summary": o.summary, "description": format!("Authorization: {}.", o.auth),
-            "responses": {"200": {"description": "success envelope", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Success"}}}},
-                          "default": {"description": "failure envelope", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Failure"}}}}},
-        });
-        if !params.is_empty() {
-            op["parameters"] = Value::Array(params);
+    let mut api = Base::openapi();
+    for part in PARTS {
+        api.merge(part());
+    }
+    let mut doc = serde_json::to_value(&api).unwrap_or_else(|_| json!({}));
+    let mut paths = doc.get_mut("paths").and_then(Value::as_object_mut).map(std::mem::take).unwrap_or_default();
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else { continue };
+        for op in item.values_mut() {
+            complete(path, op);
         }
-        if ["POST", "PUT", "PATCH"].contains(&o.method) {
-            let ctype = if o.path.starts_with("/be/v1/uploads/") { "application/octet-stream" } else { "application/json" };
-            op["requestBody"] =
-                json!({"content": {ctype: {"schema": {"type": if ctype == "application/json" { "object" } else { "string" }}}}});
+    }
+    let mut schemas = doc["components"]["schemas"].as_object().cloned().unwrap_or_default();
+    // Items of lists and single GETs can be projected by `fields[]`: no field is certain.
+    for (name, schema) in schemas.iter_mut() {
+        if name.ends_with("View") {
+            if let Some(o) = schema.as_object_mut() {
+                o.remove("required");
+            }
         }
-        let entry = paths.entry(o.path.to_string()).or_insert_with(|| json!({}));
-        entry[o.method.to_lowercase()] = op;
     }
     json!({
         "openapi": "3.1.0",
         "info": {"title": "rockit-edge", "version": env!("CARGO_PKG_VERSION"), "description": "Wire-compatible ROCKIT Edge game-delivery API."},
         "paths": paths,
         "components": {
-            "schemas": {
-                "Success": {"type": "object", "required": ["status"], "properties": {"status": {"const": "success"}, "message": {"type": "string"}}},
-                "Failure": {"type": "object", "required": ["status", "error", "message"], "properties": {
-                    "status": {"const": "failed"}, "error": {"type": "string"}, "message": {"type": "string"}, "details": {"type": "object"}}},
-            },
+            "schemas": schemas,
             "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer"},
+                "bearer": {"type": "http", "scheme": "bearer", "description": "An access token from /be/v1/login, or an API key."},
                 "adminToken": {"type": "apiKey", "in": "header", "name": "x-rockit-admin-token"},
+                "clientKey": {"type": "apiKey", "in": "header", "name": "x-rockit-client-key"},
+                "sessionToken": {"type": "apiKey", "in": "header", "name": "x-rockit-session-token"},
+                "beSessionToken": {"type": "apiKey", "in": "header", "name": "x-rockit-besession-token"},
             },
         },
+        "security": [{"bearer": []}],
     })
 }
 
-/// `GET /openapi.json`.
+/// Adds what every operation shares: undeclared path parameters, the failure answer, and
+/// who may call it.
+fn complete(path: &str, op: &mut Value) {
+    let declared: Vec<String> = op["parameters"]
+        .as_array()
+        .map(|ps| ps.iter().filter(|p| p["in"] == "path").filter_map(|p| p["name"].as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    for p in path.split('/').filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}'))) {
+        if !declared.iter().any(|d| d == p) {
+            let param = json!({"name": p, "in": "path", "required": true, "schema": {"type": "string"}});
+            match op["parameters"].as_array_mut() {
+                Some(ps) => ps.push(param),
+                None => op["parameters"] = json!([param]),
+            }
+        }
+    }
+    if op["responses"].get("default").is_none() {
+        op["responses"]["default"] =
+            json!({"description": "failure", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Failure"}}}});
+    }
+    let auth = op["x-rockit-auth"].as_str().unwrap_or("").to_string();
+    if !auth.is_empty() {
+        let text = format!("Authorization: {}.", auth_words(&auth));
+        op["description"] = match op["description"].as_str() {
+            Some(d) if !d.is_empty() => json!(format!("{d}\n\n{text}")),
+            _ => json!(text),
+        };
+        op["security"] = security_of(&auth);
+    }
+}
+
+/// The security requirement of an `x-rockit-auth` text.
+fn security_of(auth: &str) -> Value {
+    match auth {
+        "none" => json!([]),
+        "admin token" => json!([{"adminToken": []}]),
+        "x-rockit-client-key" => json!([{"clientKey": []}]),
+        "x-rockit-session-token" => json!([{"sessionToken": []}]),
+        "x-rockit-besession-token" => json!([{"beSessionToken": []}]),
+        // The one-time token is part of the path.
+        "upload token" => json!([]),
+        _ => json!([{"bearer": []}]),
+    }
+}
+
+/// `roles:CU` → `roles: Create, Update` wherever the text names bits.
+pub fn auth_words(auth: &str) -> String {
+    let mut out = String::new();
+    for (i, word) in auth.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let (core, tail) = word.split_at(word.trim_end_matches([',', ')']).len());
+        match core.split_once(':') {
+            Some((res, bits)) if !res.is_empty() && !bits.is_empty() && bits.chars().all(|c| "CRUDX".contains(c)) => {
+                let names: Vec<&str> = bits
+                    .chars()
+                    .map(|c| match c {
+                        'C' => "Create",
+                        'R' => "Read",
+                        'U' => "Update",
+                        'D' => "Delete",
+                        _ => "Execute",
+                    })
+                    .collect();
+                out.push_str(&format!("{res}: {}{tail}", names.join(" + ")));
+            }
+            _ => out.push_str(word),
+        }
+    }
+    out
+}
+
+/// One operation as `/docs` lists it: method, path, tag, summary, authorization.
+pub struct DocOp {
+    /// `GET`, `POST`, …
+    pub method: String,
+    /// The path with `{parameters}`.
+    pub path: String,
+    /// Its group.
+    pub tag: String,
+    /// One line.
+    pub summary: String,
+    /// Who may call it, in words.
+    pub auth: String,
+}
+
+/// The groups of operations in the order `/docs` shows them.
+const TAGS: &[&str] = &[
+    "health",
+    "meta",
+    "admin",
+    "orgs",
+    "auth",
+    "users",
+    "roles",
+    "apps",
+    "deployments",
+    "builds",
+    "tasks",
+    "trainings",
+    "client",
+    "config",
+    "events",
+    "foundry",
+];
+
+/// Every operation of the document, grouped by tag.
+pub fn operations() -> Vec<DocOp> {
+    let doc = document();
+    let mut ops = Vec::new();
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        for (method, op) in item.as_object().into_iter().flatten() {
+            ops.push(DocOp {
+                method: method.to_uppercase(),
+                path: path.clone(),
+                tag: op["tags"][0].as_str().unwrap_or("").to_string(),
+                summary: op["summary"].as_str().unwrap_or("").to_string(),
+                auth: auth_words(op["x-rockit-auth"].as_str().unwrap_or("")),
+            });
+        }
+    }
+    ops.sort_by_key(|o| TAGS.iter().position(|t| *t == o.tag).unwrap_or(usize::MAX));
+    ops
+}
+
+/// The OpenAPI document, as `GET /openapi.json` sends it (described, not parsed: its
+/// parts are OpenAPI's own objects).
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes the answer of `openapi_json`, which sends a `Value`
+pub struct OpenApiDocument {
+    /// Always `3.1.0`.
+    openapi: String,
+    /// Title, version of this server, description.
+    #[schema(value_type = Object)]
+    info: Value,
+    /// Every operation, by path and method.
+    #[schema(value_type = Object)]
+    paths: Value,
+    /// Schemas and security schemes the operations refer to.
+    #[schema(value_type = Object)]
+    components: Value,
+    /// The default security requirement (a bearer token).
+    #[schema(value_type = Vec<Object>)]
+    security: Value,
+}
+
+/// This OpenAPI document
+///
+/// OpenAPI 3.1, generated from the handlers themselves.
+#[utoipa::path(get, path = "/openapi.json", tag = "meta",
+    responses((status = 200, description = "This document", body = OpenApiDocument)),
+    extensions(("x-rockit-auth" = json!("none"))))]
 pub async fn openapi_json() -> Json<Value> {
     Json(document())
 }
+
+/// This module's own operations: the document and its HTML rendering.
+#[derive(OpenApi)]
+#[openapi(paths(openapi_json, docs))]
+struct DocApi;
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-/// `GET /docs`: a self-contained HTML rendering (no external assets).
+/// Browsable API reference
+///
+/// A self-contained HTML page listing every operation (no external assets).
+#[utoipa::path(get, path = "/docs", tag = "meta",
+    responses((status = 200, description = "An HTML page", content_type = "text/html", body = String)),
+    extensions(("x-rockit-auth" = json!("none"))))]
 pub async fn docs() -> Html<String> {
     let mut rows = String::new();
-    let mut tag = "";
-    for o in OPS {
+    let mut tag = String::new();
+    for o in operations() {
         if o.tag != tag {
-            tag = o.tag;
-            rows.push_str(&format!("<tr><th colspan=4 class=tag>{}</th></tr>", esc(tag)));
+            tag = o.tag.clone();
+            rows.push_str(&format!("<tr><th colspan=4 class=tag>{}</th></tr>", esc(&tag)));
         }
         rows.push_str(&format!(
             "<tr><td class=m>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
             o.method,
-            esc(o.path),
-            esc(o.summary),
-            esc(o.auth)
+            esc(&o.path),
+            esc(&o.summary),
+            esc(&o.auth)
         ));
     }
     Html(format!(

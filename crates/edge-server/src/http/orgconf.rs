@@ -1,13 +1,14 @@
 //! Organization configuration (config-export.md): `POST /be/v1/export`, `/be/v1/import`,
 //! `/be/v1/commit`, and the operator's Commit Export `POST /adm/v1/commit`.
 
-use super::auth::Admin;
-use super::extract::{success, JsonBody, OptJsonBody};
+use super::extract::{JsonBody, OptJsonBody};
+use super::reply::{OptionalPostBodies, Reply, Success};
 use crate::caller::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::names::Name;
+use crate::orgconf::apply::CreatedSecret;
 use crate::orgconf::items::read;
-use crate::orgconf::plan::{authorize, make_plan, Step};
+use crate::orgconf::plan::{authorize, make_plan, PlanEntry, Step};
+use crate::orgconf::schema::{Bundle, BundleResource};
 use crate::orgconf::seal::BundleKey;
 use crate::orgconf::{
     apply::{apply, passwords_for},
@@ -19,10 +20,16 @@ use crate::store::{imports, orgs, Conn};
 use crate::util::{new_id, now_ms, rfc3339};
 use axum::extract::State;
 use axum::routing::post;
-use axum::{Json, Router};
-use serde::Deserialize;
+use axum::Router;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::Arc;
+use utoipa::ToSchema;
+
+// The operator's Commit Export.
+#[path = "orgconf_admin.rs"]
+mod admin;
+use admin::admin_commit;
 
 /// How long a staged import can be committed.
 const IMPORT_TTL_MS: i64 = 3_600_000;
@@ -40,13 +47,57 @@ fn all_resources() -> Vec<&'static str> {
     RESOURCES.iter().map(|(n, _)| *n).collect()
 }
 
-#[derive(Deserialize)]
+/// The Export body (optional: no body exports every resource the caller may read).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ExportIn {
+    /// The resources to export (each needs Read); absent: every resource the caller may
+    /// read.
+    #[schema(value_type = Option<Vec<BundleResource>>)]
     include: Option<Vec<String>>,
 }
 
-async fn export(c: Caller, State(st): State<Arc<AppState>>, OptJsonBody(b): OptJsonBody<ExportIn>) -> ApiResult<Json<Value>> {
+/// An export: the bundle and what identifies it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Export {
+    /// A fresh id of this export (`exp…`).
+    export_id: String,
+    /// When it was made (RFC 3339; the bundle's `created`).
+    created: String,
+    /// Hex SHA-256 of the bundle's items (canonical JSON, every secret shown as
+    /// `********`): equal for two exports of the same configuration.
+    sha256: String,
+    /// The bundle's size as JSON, in bytes.
+    size_bytes: usize,
+    /// The bundle, to keep and import elsewhere.
+    #[schema(value_type = Bundle)]
+    bundle: Value,
+    /// True when the organization has no key: every secret was left out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    secrets_omitted: Option<bool>,
+}
+
+/// The Export answer.
+#[derive(Serialize, ToSchema)]
+pub struct ExportReply {
+    /// Always `success`.
+    status: Success,
+    /// The export.
+    export: Export,
+}
+
+/// Export the organization's configuration as a bundle
+///
+/// Roles (but `Administrators`), deployments, apps, users, subscriptions, each as the
+/// fields its POST takes. Secrets are encrypted to the organization's key; an
+/// organization without a key exports without them (`secretsOmitted`). Nothing is
+/// stored: the bundle is the answer.
+#[utoipa::path(post, path = "/be/v1/export", tag = "config", request_body = ExportIn,
+    responses((status = 200, description = "The export", body = ExportReply)),
+    extensions(("x-rockit-auth" = json!("R on every resource exported"))))]
+async fn export(c: Caller, State(st): State<Arc<AppState>>, OptJsonBody(b): OptJsonBody<ExportIn>) -> ApiResult<Reply<ExportReply>> {
     let which: Vec<&'static str> = match b.and_then(|b| b.include) {
         Some(list) => {
             let mut out = Vec::new();
@@ -92,19 +143,33 @@ async fn export(c: Caller, State(st): State<Arc<AppState>>, OptJsonBody(b): OptJ
     if omitted {
         bundle["secretsOmitted"] = json!(true);
     }
-    let size = bundle.to_string().len();
-    let mut export = json!({"exportId": new_id("exp"), "created": created, "sha256": sha, "sizeBytes": size, "bundle": bundle});
-    if omitted {
-        export["secretsOmitted"] = json!(true);
-    }
+    let size_bytes = bundle.to_string().len();
+    let export = Export { export_id: new_id("exp"), created, sha256: sha, size_bytes, bundle, secrets_omitted: omitted.then_some(true) };
     tracing::info!(org = %c.org_name, resources = ?which, "configuration exported");
-    Ok(success(json!({"export": export})))
+    Ok(Reply(ExportReply { status: Success, export }))
 }
 
-#[derive(Deserialize)]
+/// The Import body.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ImportIn {
+    /// The bundle to stage.
+    #[schema(value_type = Bundle)]
     bundle: Value,
+}
+
+/// A staged import: what committing it would do.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportReply {
+    /// Always `success`.
+    status: Success,
+    /// The staged import, for `POST /be/v1/commit` (`imp…`).
+    import_id: String,
+    /// Until when it can be committed (RFC 3339; an hour).
+    expires: String,
+    /// Every item of the bundle, in the order a commit applies them.
+    plan: Vec<PlanEntry>,
 }
 
 /// The plan of `bundle` for the caller's org, checked and authorized, with the org's
@@ -118,7 +183,18 @@ async fn plan_for(st: &AppState, c: &mut Conn, caller: &Caller, bundle: &Value) 
     Ok((steps, fingerprint(&current)))
 }
 
-async fn import(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<ImportIn>) -> ApiResult<Json<Value>> {
+/// Stage a bundle: a validated plan, nothing changed
+///
+/// Every item is checked as its resource's POST would check it (400 names the item in
+/// `details.item`, `<resource>/<name>`), against the caller's organization. Items the
+/// organization has and the bundle lacks are left alone. The caller needs Create and
+/// Update on every resource the plan changes, and can grant nothing it does not hold
+/// (403). 409 `item-exists`: a user to create exists outside the organization, or as
+/// another type of user.
+#[utoipa::path(post, path = "/be/v1/import", tag = "config", request_body = ImportIn,
+    responses((status = 200, description = "The staged plan", body = ImportReply)),
+    extensions(("x-rockit-auth" = json!("C+U on every resource touched"))))]
+async fn import(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<ImportIn>) -> ApiResult<Reply<ImportReply>> {
     // Planning only reads (and may resolve webhook hosts): no write lock is held for it.
     // What changes before the commit is caught there by the fingerprint taken here.
     let mut conn = st.db.conn().await?;
@@ -136,17 +212,38 @@ async fn import(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBod
         expires: now + IMPORT_TTL_MS,
     };
     imports::insert(&mut *st.db.conn().await?, staged).await?;
-    let plan: Vec<Value> = steps.iter().map(Step::to_json).collect();
-    Ok(success(json!({"importId": id, "expires": rfc3339(now + IMPORT_TTL_MS), "plan": plan})))
+    let plan = steps.iter().map(Step::entry).collect();
+    Ok(Reply(ImportReply { status: Success, import_id: id, expires: rfc3339(now + IMPORT_TTL_MS), plan }))
 }
 
-#[derive(Deserialize)]
+/// The Commit body.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct CommitIn {
+    /// The staged import (`importId` of `POST /be/v1/import`).
     import_id: String,
 }
 
-async fn commit(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<CommitIn>) -> ApiResult<Json<Value>> {
+/// What a commit did.
+#[derive(Serialize, ToSchema)]
+pub struct CommitReply {
+    /// Always `success`.
+    status: Success,
+    /// How many items were created or updated.
+    applied: usize,
+    /// The credentials of what was created, shown this once.
+    secrets: Vec<CreatedSecret>,
+}
+
+/// Apply a staged import, all or nothing
+///
+/// The plan is made again and applied in one transaction. 404: no such import, or it
+/// expired; 403: another caller staged it; 409 `invalid-state`: the organization's
+/// configuration changed since the import was staged (import again).
+#[utoipa::path(post, path = "/be/v1/commit", tag = "config", request_body = CommitIn,
+    responses((status = 200, description = "Applied", body = CommitReply)),
+    extensions(("x-rockit-auth" = json!("the caller that staged it"))))]
+async fn commit(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<CommitIn>) -> ApiResult<Reply<CommitReply>> {
     // The people the plan creates get their password hashes first, before the write lock
     // is taken; the plan is made again under it (and must match the staged one).
     let staged = imports::bundle_of(&mut *st.db.conn().await?, &c.org_id, &c.user_id, &b.import_id, now_ms()).await?;
@@ -181,125 +278,13 @@ async fn commit(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBod
     imports::delete(&mut tx, &b.import_id).await?;
     tx.commit().await?;
     tracing::info!(org = %c.org_name, applied = done.applied, "configuration committed");
-    Ok(success(json!({"applied": done.applied, "secrets": done.secrets})))
+    Ok(Reply(CommitReply { status: Success, applied: done.applied, secrets: done.secrets }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct AdminCommitIn {
-    org_name: String,
-    bundle: Value,
-    label: Option<String>,
-    org_priv_pem_b64: Option<String>,
-    #[serde(rename = "orgPrivPW")]
-    org_priv_pw: Option<String>,
-}
+/// The operations of this module, for `/openapi.json`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(export, import, commit, admin::admin_commit), modifiers(&OPTIONAL_BODIES))]
+pub struct Api;
 
-/// The person a new organization is created with: the first (by username) person of the
-/// bundle holding `Administrators`.
-fn bundle_admin(items: &Items) -> ApiResult<Value> {
-    items
-        .get("users")
-        .into_iter()
-        .flatten()
-        .filter(|u| u["type"] != "machine" && u["email"].is_string())
-        .find(|u| u["roles"].as_array().is_some_and(|r| r.iter().any(|r| r == crate::store::roles::ADMINISTRATORS)))
-        .cloned()
-        .ok_or_else(|| {
-            ApiError::invalid("bundle", "the bundle holds no person with the Administrators role to administer the new organization")
-        })
-}
-
-async fn admin_commit(a: Admin, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<AdminCommitIn>) -> ApiResult<Json<Value>> {
-    let name = Name::parse("orgName", &b.org_name)?;
-    let (items, _) = parse_bundle(&b.bundle)?;
-    let given_key = match &b.org_priv_pem_b64 {
-        Some(pem) => {
-            let (pem, pw) = (pem.clone(), b.org_priv_pw.clone());
-            let k = tokio::task::spawn_blocking(move || crate::orgkey::parse_org_key(&pem, pw.as_deref()))
-                .await
-                .map_err(ApiError::internal)??;
-            use rsa::pkcs8::DecodePrivateKey;
-            Some(BundleKey::new(rsa::RsaPrivateKey::from_pkcs8_der(&k.pkcs8_der).map_err(ApiError::internal)?)?)
-        }
-        None if b.org_priv_pw.is_some() => return Err(ApiError::invalid("orgPrivPW", "orgPrivPW given without orgPrivPemB64")),
-        None => None,
-    };
-    let existing = orgs::by_name(&mut *st.db.conn().await?, name.as_str()).await?;
-    let mut admin_pw = None;
-    let created = existing.is_none();
-    if created {
-        let admin = bundle_admin(&items)?;
-        // Everything else is checked before the organization exists: a bad bundle creates nothing.
-        let mut rest = items.clone();
-        if let Some(u) = rest.get_mut("users") {
-            u.retain(|u| u["username"] != admin["username"]);
-        }
-        make_plan(&st, &mut *st.db.conn().await?, "", false, &rest, &Items::new(), given_key.as_ref()).await?;
-        let body = crate::domain::orgs::OrgIn {
-            name: name.to_string(),
-            label: b.label.clone().unwrap_or_else(|| name.to_string()),
-            username: admin["username"].as_str().unwrap_or("").to_string(),
-            email: admin["email"].as_str().unwrap_or("").to_string(),
-            firstname: admin["firstname"].as_str().unwrap_or("").to_string(),
-            surname: admin["surname"].as_str().unwrap_or("").to_string(),
-            dxorglnk: None,
-            org_priv_pem_b64: b.org_priv_pem_b64.clone(),
-            org_priv_pw: b.org_priv_pw.clone(),
-        };
-        let out = crate::domain::orgs::create_org(&st, body).await?;
-        admin_pw = out.get("adminPW").cloned();
-    }
-    let org = orgs::by_name(&mut *st.db.conn().await?, name.as_str()).await?.ok_or_else(|| ApiError::internal("organization vanished"))?;
-    let res = apply_as_operator(&st, &org.id, org.operator, &items, given_key).await;
-    let done = match res {
-        Ok(d) => d,
-        Err(e) => {
-            if created {
-                // All or nothing: the organization this call created goes again.
-                let mut tx = st.db.tx().await?;
-                orgs::delete(&mut tx, &org.id).await?;
-                tx.commit().await?;
-            }
-            return Err(e);
-        }
-    };
-    crate::domain::audit::audit(&st, &a.username, "org.commit", name.as_str()).await?;
-    let mut out = json!({"orgName": name.as_str(), "created": created, "applied": done.applied, "secrets": done.secrets});
-    if let Some(pw) = admin_pw {
-        out["adminPW"] = pw;
-    }
-    Ok(success(out))
-}
-
-async fn apply_as_operator(
-    st: &AppState,
-    org_id: &str,
-    operator: bool,
-    items: &Items,
-    given_key: Option<BundleKey>,
-) -> ApiResult<crate::orgconf::apply::Applied> {
-    // A first plan, only read, names the people to create: their passwords are hashed
-    // before the write lock is taken.
-    let passwords = {
-        let mut conn = st.db.conn().await?;
-        let own = match &given_key {
-            Some(_) => None,
-            None => BundleKey::of_org(st, &mut conn, org_id).await?,
-        };
-        let current = read(st, &mut conn, org_id, operator, &all_resources()).await?;
-        let steps = make_plan(st, &mut conn, org_id, operator, items, &current, given_key.as_ref().or(own.as_ref())).await?;
-        drop(conn);
-        passwords_for(st, &steps).await?
-    };
-    let mut tx = st.db.tx().await?;
-    let key = match given_key {
-        Some(k) => Some(k),
-        None => BundleKey::of_org(st, &mut tx, org_id).await?,
-    };
-    let current = read(st, &mut tx, org_id, operator, &all_resources()).await?;
-    let steps = make_plan(st, &mut tx, org_id, operator, items, &current, key.as_ref()).await?;
-    let done = apply(st, &mut tx, org_id, operator, &steps, passwords).await?;
-    tx.commit().await?;
-    Ok(done)
-}
+/// The export body may be left out.
+const OPTIONAL_BODIES: OptionalPostBodies = OptionalPostBodies(&["/be/v1/export"]);

@@ -1,20 +1,23 @@
 //! Roles (`/be/v1/roles`): permission bitmasks per resource, the protected
 //! `Administrators` role, forced deletion, and no escalation.
 
-use super::extract::{project, success, JsonBody, ListQuery, ListSpec};
+use super::extract::{JsonBody, ListQuery, ListSpec};
+use super::reply::{page, projected, FieldsParam, ListParams, Message, Reply, Success};
 use crate::caller::Caller;
 use crate::domain::roles::RoleIn;
 use crate::error::{ApiError, ApiResult};
 use crate::names::{text, Name};
-use crate::perms::{Perms, Resource, C, D, R, U};
+use crate::perms::{PermissionsSchema, Perms, Resource, C, D, R, U};
 use crate::state::AppState;
-use crate::store::roles;
+use crate::store::roles::{self, Role};
+use crate::util::rfc3339;
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;
-use axum::{Json, Router};
-use serde::Deserialize;
+use axum::Router;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::Arc;
+use utoipa::ToSchema;
 
 /// Routes of this module.
 pub fn router() -> Router<Arc<AppState>> {
@@ -23,7 +26,71 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/be/v1/roles/{name}", get(get_role).delete(delete_role))
 }
 
-async fn post_role(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<RoleIn>) -> ApiResult<Json<Value>> {
+/// A role: a named set of permission bits that users hold.
+#[derive(Serialize, ToSchema)]
+pub struct RoleView {
+    /// Unique in the organization.
+    name: String,
+    /// Free text, when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<String>,
+    /// What holders may do.
+    #[schema(value_type = PermissionsSchema)]
+    permissions: Value,
+    /// True for `Administrators`, which cannot change or be deleted.
+    builtin: bool,
+    /// How many users hold it.
+    users: i64,
+    /// When it was created (RFC 3339).
+    created: String,
+    /// When it last changed (RFC 3339).
+    updated: String,
+}
+
+impl RoleView {
+    fn of(r: &Role, operator: bool) -> RoleView {
+        RoleView {
+            name: r.name.clone(),
+            label: r.label.clone(),
+            permissions: r.perms.to_json(operator),
+            builtin: r.builtin,
+            users: r.users,
+            created: rfc3339(r.created),
+            updated: rfc3339(r.updated),
+        }
+    }
+}
+
+/// One role.
+#[derive(Serialize, ToSchema)]
+pub struct RoleReply {
+    /// Always `success`.
+    status: Success,
+    /// The role (projected to `fields[]` when given).
+    #[schema(value_type = RoleView)]
+    role: Value,
+}
+
+impl RoleReply {
+    fn new(role: Value) -> Reply<RoleReply> {
+        Reply(RoleReply { status: Success, role })
+    }
+}
+
+page!(
+    /// A page of roles.
+    RolePage,
+    "roles",
+    RoleView
+);
+
+/// Create a role
+///
+/// A role may grant only bits the caller holds itself.
+#[utoipa::path(post, path = "/be/v1/roles", tag = "roles", request_body = RoleIn,
+    responses((status = 200, description = "The new role", body = RoleReply)),
+    extensions(("x-rockit-auth" = json!("roles:C"))))]
+async fn post_role(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<RoleIn>) -> ApiResult<Reply<RoleReply>> {
     let name = Name::parse("name", &b.name)?;
     let label = b.label.as_deref().map(|l| text("label", l, 1, 200)).transpose()?;
     let perms = match &b.permissions {
@@ -41,13 +108,20 @@ async fn post_role(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Json
     roles::insert(&mut tx, &c.org_id, name.as_str(), label.as_deref(), &perms, false).await?;
     let r = roles::get(&mut tx, &c.org_id, name.as_str()).await?.ok_or_else(|| ApiError::internal("role vanished"))?;
     tx.commit().await?;
-    Ok(success(json!({"role": r.to_json(c.operator)})))
+    Ok(RoleReply::new(projected(&RoleView::of(&r, c.operator), None)?))
 }
 
 const ROLE_LIST: ListSpec =
     ListSpec { filters: &["name"], order_fields: &["name", "created", "updated", "users"], default_order: ("name", false), unique: "name" };
 
-async fn list_roles(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+/// List roles
+///
+/// Order by `name`, `created`, `updated` or `users`; `name` filters by a part of the name.
+#[utoipa::path(get, path = "/be/v1/roles", tag = "roles",
+    params(ListParams, ("name" = Option<String>, Query, description = "Only roles whose name contains this (any case)")),
+    responses((status = 200, description = "A page of roles", body = RolePage)),
+    extensions(("x-rockit-auth" = json!("roles:R"))))]
+async fn list_roles(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> ApiResult<Reply<RolePage>> {
     let q = ListQuery::parse(raw.as_deref(), &ROLE_LIST)?;
     c.require(Resource::Roles, R)?;
     let mut conn = st.db.conn().await?;
@@ -56,28 +130,49 @@ async fn list_roles(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): R
         .await?
         .iter()
         .filter(|r| needle.as_ref().is_none_or(|n| r.name.to_lowercase().contains(n)))
-        .map(|r| r.to_json(c.operator))
+        .map(|r| RoleView::of(r, c.operator))
         .collect();
-    q.page(items, "roles")
+    q.page_of(items)
 }
 
-async fn get_role(c: Caller, State(st): State<Arc<AppState>>, Path(name): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+/// One role
+#[utoipa::path(get, path = "/be/v1/roles/{name}", tag = "roles", params(FieldsParam),
+    responses((status = 200, description = "The role", body = RoleReply)),
+    extensions(("x-rockit-auth" = json!("roles:R"))))]
+async fn get_role(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Reply<RoleReply>> {
     c.require(Resource::Roles, R)?;
     let mut conn = st.db.conn().await?;
     let r = roles::get(&mut conn, &c.org_id, &name).await?.ok_or_else(|| ApiError::not_found("role", &name))?;
-    Ok(success(json!({"role": project(r.to_json(c.operator), raw.as_deref())?})))
+    Ok(RoleReply::new(projected(&RoleView::of(&r, c.operator), raw.as_deref())?))
 }
 
-#[derive(Deserialize)]
+/// The Change Role body: the role by name, and what changes.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RolePatch {
+    /// The role to change.
     name: String,
+    /// The new label; `null` removes it.
     #[serde(default, deserialize_with = "crate::http::extract::double_option")]
+    #[schema(value_type = Option<String>, required = false)]
     label: Option<Option<String>>,
+    /// Bits to set, per resource; resources not named keep theirs.
+    #[schema(value_type = Option<PermissionsSchema>)]
     permissions: Option<Value>,
 }
 
-async fn patch_role(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<RolePatch>) -> ApiResult<Json<Value>> {
+/// Change a role
+///
+/// Only bits the change adds count as a grant, and the caller must hold them.
+#[utoipa::path(patch, path = "/be/v1/roles", tag = "roles", request_body = RolePatch,
+    responses((status = 200, description = "The role as changed", body = RoleReply)),
+    extensions(("x-rockit-auth" = json!("roles:U"))))]
+async fn patch_role(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<RolePatch>) -> ApiResult<Reply<RoleReply>> {
     let label = match &b.label {
         Some(Some(l)) => Some(Some(text("label", l, 1, 200)?)),
         Some(None) => Some(None),
@@ -115,15 +210,22 @@ async fn patch_role(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
     roles::update(&mut tx, &c.org_id, &r.id, new_label.as_deref(), &perms).await?;
     let r = roles::get(&mut tx, &c.org_id, &b.name).await?.ok_or_else(|| ApiError::internal("role vanished"))?;
     tx.commit().await?;
-    Ok(success(json!({"role": r.to_json(c.operator)})))
+    Ok(RoleReply::new(projected(&RoleView::of(&r, c.operator), None)?))
 }
 
+/// Delete a role
+///
+/// A role that users hold is deleted only with `force=true`, which takes it from them.
+#[utoipa::path(delete, path = "/be/v1/roles/{name}", tag = "roles",
+    params(("force" = Option<bool>, Query, description = "Delete even when users hold it")),
+    responses((status = 200, description = "Deleted", body = Message)),
+    extensions(("x-rockit-auth" = json!("roles:D"))))]
 async fn delete_role(
     c: Caller,
     State(st): State<Arc<AppState>>,
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Reply<Message>> {
     let force = super::extract::flag_query(raw.as_deref(), "force")?;
     c.require(Resource::Roles, D)?;
     let mut tx = st.db.tx().await?;
@@ -136,5 +238,10 @@ async fn delete_role(
     }
     roles::delete(&mut tx, &c.org_id, &r.id).await?;
     tx.commit().await?;
-    Ok(success(json!({"message": "role deleted"})))
+    Ok(Message::new("role deleted"))
 }
+
+/// The operations of this module, for `/openapi.json`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list_roles, post_role, get_role, patch_role, delete_role))]
+pub struct Api;

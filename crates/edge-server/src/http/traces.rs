@@ -8,7 +8,7 @@
 //! `trace_intake_concurrency` traces are decoded, parsed and written at once.
 
 use super::client::session_from;
-use super::extract::success;
+use super::reply::{Reply, Success};
 use crate::delivery::seq;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -18,14 +18,20 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::Router;
 use futures_util::StreamExt;
-use serde_json::{json, Value};
+use serde::Serialize;
 use std::io::{Read, Seek};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
+use utoipa::ToSchema;
+
+// What the body and its header are, for `/openapi.json` only.
+#[path = "traces_doc.rs"]
+mod doc;
+use doc::{RockitTrace, TraceBytes, TraceEncoding};
 
 /// Largest trace as sent.
 pub const MAX_SENT: usize = 16 << 20;
@@ -284,7 +290,34 @@ async fn intake_permit(st: &AppState) -> ApiResult<tokio::sync::OwnedSemaphorePe
     }
 }
 
-async fn post_trace(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> ApiResult<Json<Value>> {
+/// A trace, stored.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct TraceStored {
+    /// Always `success`.
+    status: Success,
+    /// The trace (`tr…`).
+    trace_id: String,
+    /// The session it came with.
+    session_id: String,
+}
+
+/// Upload the session's play trace (rockit-trace; zstd or gzip)
+///
+/// The body is the `rockit-trace` JSON document, compressed as `Content-Encoding` says
+/// (`zstd`, `gzip`, or none); the `Content-Type` is not read. At most 16 MiB as sent and
+/// 256 MiB decoded (413 beyond). One trace per session: 409 `item-exists` for a second.
+/// 400: not valid zstd/gzip, not a valid trace, or a trace of another app or build than
+/// the session's; 415: another encoding. 503 with `Retry-After` when too many traces are
+/// being received at once. Enough new traces queue a `mkseq` of the app.
+#[utoipa::path(post, path = "/client/v1/traces", tag = "client",
+    params(("Content-Encoding" = Option<TraceEncoding>, Header, nullable = false,
+        description = "How the body is compressed (none: plain JSON)")),
+    request_body(description = "The trace document, compressed as `Content-Encoding` says",
+        content((RockitTrace = "application/json"), (TraceBytes = "application/octet-stream"))),
+    responses((status = 200, description = "The trace, stored", body = TraceStored)),
+    extensions(("x-rockit-auth" = json!("x-rockit-session-token"))))]
+async fn post_trace(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> ApiResult<Reply<TraceStored>> {
     let res = receive(&st, &headers, body).await;
     if let Err(e) = &res {
         st.metrics.trace_refused(e.status.as_u16());
@@ -292,7 +325,7 @@ async fn post_trace(State(st): State<Arc<AppState>>, headers: HeaderMap, body: B
     res
 }
 
-async fn receive(st: &Arc<AppState>, headers: &HeaderMap, body: Body) -> ApiResult<Json<Value>> {
+async fn receive(st: &Arc<AppState>, headers: &HeaderMap, body: Body) -> ApiResult<Reply<TraceStored>> {
     let sess = session_from(st, headers, None).await?;
     let sent = read_body(st, body).await?;
     let encoding = Encoding::of(headers)?;
@@ -345,13 +378,10 @@ async fn receive(st: &Arc<AppState>, headers: &HeaderMap, body: Body) -> ApiResu
     if res.is_err() {
         let _ = st.depot.remove(&crate::depot::trace_key(&sess.app_id, &id)).await;
     }
-    let task = res?;
-    let mut out = json!({"traceId": id});
-    if let Some(t) = task {
+    if let Some(t) = res? {
         tracing::info!(app = %sess.app_name, task = %t, "enough new traces: mkseq queued");
     }
-    out["sessionId"] = json!(sess.id);
-    Ok(success(out))
+    Ok(Reply(TraceStored { status: Success, trace_id: id, session_id: sess.id }))
 }
 
 /// Records the trace (one per session, checked again under the write), drops the oldest
@@ -383,3 +413,8 @@ async fn store(st: &AppState, sess: &super::client::Session, id: &str, events: i
     }
     Ok(task)
 }
+
+/// The operations of this module, for `/openapi.json`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(post_trace), components(schemas(TraceEncoding)))]
+pub struct Api;

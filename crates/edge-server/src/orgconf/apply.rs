@@ -9,15 +9,43 @@ use crate::perms::Perms;
 use crate::state::AppState;
 use crate::store::{self, Conn};
 use crate::util::now_ms;
-use serde_json::{json, Value};
 use std::collections::HashMap;
 
 /// What a commit did.
 pub struct Applied {
     /// Items created or updated.
     pub applied: usize,
-    /// `{"resource","name","initialPW"|"apiKey"|"secret"}` of every credential created.
-    pub secrets: Vec<Value>,
+    /// Every credential created.
+    pub secrets: Vec<CreatedSecret>,
+}
+
+/// A credential a commit created, shown this once: exactly one of `initialPW`, `apiKey`
+/// and `secret`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct CreatedSecret {
+    /// `users` or `subscriptions`.
+    #[schema(value_type = super::schema::BundleResource)]
+    resource: &'static str,
+    /// The item (`username` for users).
+    name: String,
+    /// A person created: the initial password (to change at the first login).
+    #[serde(rename = "initialPW", skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    initial_pw: Option<String>,
+    /// A machine user created: its API key.
+    #[serde(rename = "apiKey", skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    api_key: Option<String>,
+    /// A subscription created: the secret its webhook deliveries are signed with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    secret: Option<String>,
+}
+
+impl CreatedSecret {
+    fn new(resource: &'static str, name: &str) -> CreatedSecret {
+        CreatedSecret { resource, name: name.to_string(), initial_pw: None, api_key: None, secret: None }
+    }
 }
 
 /// Initial passwords of the people a plan creates, by username: hashed before the
@@ -64,7 +92,7 @@ async fn apply_one(
     org_id: &str,
     operator: bool,
     s: &Step,
-    secrets: &mut Vec<Value>,
+    secrets: &mut Vec<CreatedSecret>,
     passwords: &mut Passwords,
 ) -> ApiResult<()> {
     let create = s.action == Action::Create;
@@ -113,8 +141,8 @@ async fn apply_one(
                 }
                 let (_, pw, key) = users::insert_user(c, org_id, &v, &role_ids, pw).await?;
                 match (pw, key) {
-                    (Some(p), _) => secrets.push(json!({"resource": "users", "name": s.name, "initialPW": p})),
-                    (_, Some(k)) => secrets.push(json!({"resource": "users", "name": s.name, "apiKey": k})),
+                    (Some(p), _) => secrets.push(CreatedSecret { initial_pw: Some(p), ..CreatedSecret::new("users", &s.name) }),
+                    (_, Some(k)) => secrets.push(CreatedSecret { api_key: Some(k), ..CreatedSecret::new("users", &s.name) }),
                     _ => {}
                 }
             } else {
@@ -134,7 +162,7 @@ async fn apply_one(
             let v = subscriptions::validate_subscription(st, parse(&s.item)?).await?;
             if create {
                 let (_, secret) = subscriptions::insert_subscription(st, c, org_id, &v).await?;
-                secrets.push(json!({"resource": "subscriptions", "name": s.name, "secret": secret}));
+                secrets.push(CreatedSecret { secret: Some(secret), ..CreatedSecret::new("subscriptions", &s.name) });
             } else {
                 let sealed = v.token.as_ref().map(|t| st.data_key.seal(t.as_bytes()));
                 let (url, channel) = (v.url.as_deref(), v.channel.as_deref());

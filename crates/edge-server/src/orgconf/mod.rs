@@ -9,6 +9,7 @@
 pub mod apply;
 pub mod items;
 pub mod plan;
+pub mod schema;
 pub mod seal;
 
 use crate::error::{ApiError, ApiResult};

@@ -17,22 +17,15 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
 
 /// What committing does to one item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum Action {
+    /// The item is new: it is created.
     Create,
+    /// The item exists and differs: it is replaced by the bundle's.
     Update,
+    /// The item exists as the bundle has it: nothing happens.
     Unchanged,
-}
-
-impl Action {
-    /// The wire word.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Create => "create",
-            Action::Update => "update",
-            Action::Unchanged => "unchanged",
-        }
-    }
 }
 
 /// One item of a plan: the normalized clear item and what happens to it.
@@ -43,10 +36,22 @@ pub struct Step {
     pub item: Value,
 }
 
+/// One entry of a plan as the caller sees it (never the item: it holds secrets in clear).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct PlanEntry {
+    /// The resource of the item.
+    #[schema(value_type = super::schema::BundleResource)]
+    resource: &'static str,
+    /// The item's name (`username` for users).
+    name: String,
+    /// What committing does to it.
+    action: Action,
+}
+
 impl Step {
-    /// The plan entry shown to the caller (never the item: it holds secrets in clear).
-    pub fn to_json(&self) -> Value {
-        json!({"resource": self.resource, "name": self.name, "action": self.action.as_str()})
+    /// The plan entry shown to the caller.
+    pub fn entry(&self) -> PlanEntry {
+        PlanEntry { resource: self.resource, name: self.name.clone(), action: self.action }
     }
 }
 

@@ -1,8 +1,7 @@
 //! API keys: `rk_<keyId>_<secret>`, only the secret's hash stored.
 
 use super::Conn;
-use crate::util::{hex, now_ms, random_bytes, rfc3339, sha256_hex};
-use serde_json::{json, Value};
+use crate::util::{hex, now_ms, random_bytes, sha256_hex};
 use sqlx::any::AnyRow;
 
 /// A stored key.
@@ -33,17 +32,6 @@ impl<'r> sqlx::FromRow<'r, AnyRow> for ApiKey {
             created: r.try_get::<i64, _>("created")?,
             expires: r.try_get::<Option<i64>, _>("expires")?,
             last_used: r.try_get::<Option<i64>, _>("last_used")?,
-        })
-    }
-}
-
-impl ApiKey {
-    /// The wire object (never the secret).
-    pub fn to_json(&self, org_name: &str) -> Value {
-        json!({
-            "keyId": self.key_id, "username": self.username, "orgName": org_name, "label": self.label,
-            "created": rfc3339(self.created), "expires": self.expires.map(rfc3339),
-            "lastUsed": self.last_used.map(rfc3339),
         })
     }
 }

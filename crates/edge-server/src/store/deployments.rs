@@ -1,8 +1,8 @@
 //! Deployments (CDN origins) of an organization. Secrets are stored sealed.
 
 use super::Conn;
-use crate::util::{now_ms, rfc3339};
-use serde_json::{json, Value};
+use crate::util::now_ms;
+use serde_json::Value;
 
 /// A deployment row.
 #[derive(Debug, Clone)]
@@ -78,25 +78,6 @@ impl Deployment {
             "netstorage" => Some("key"),
             _ => None,
         }
-    }
-
-    /// The wire object; secrets show as `********`. `apps` are the apps registered to it.
-    pub fn to_json(&self, apps: &[String]) -> Value {
-        let mut origin = self.origin.clone();
-        origin["type"] = json!(self.kind);
-        if let Some(f) = Self::secret_field(&self.kind) {
-            origin[f] = json!("********");
-        }
-        let mut da = self.download_auth.clone();
-        if da.is_object() {
-            let f = if da["type"] == "akamai" { "key" } else { "secret" };
-            da[f] = json!("********");
-        }
-        json!({
-            "name": self.name, "label": self.label, "originPrefix": self.prefix, "origin": origin,
-            "downloadAuth": da, "publicUrl": self.public_url, "apps": apps, "status": self.status,
-            "message": self.message, "created": rfc3339(self.created), "updated": rfc3339(self.updated),
-        })
     }
 }
 

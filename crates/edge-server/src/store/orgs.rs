@@ -3,8 +3,7 @@
 
 use super::{roles, users, Conn};
 use crate::perms::Perms;
-use crate::util::{new_uuid, now_ms, rfc3339};
-use serde_json::{json, Value};
+use crate::util::{new_uuid, now_ms};
 use sqlx::any::AnyRow;
 
 /// An organization row with member and app counts.
@@ -49,18 +48,6 @@ impl<'r> sqlx::FromRow<'r, AnyRow> for Org {
             updated: r.try_get::<i64, _>("updated")?,
             users: r.try_get::<i64, _>("users")?,
             apps: r.try_get::<i64, _>("apps")?,
-        })
-    }
-}
-
-impl Org {
-    /// The org details object of admin.md.
-    pub fn to_json(&self) -> Value {
-        json!({
-            "name": self.name, "label": self.label, "rid": self.rid, "operator": self.operator,
-            "dxorglnk": self.dxorglnk, "keyFingerprint": self.key_fingerprint,
-            "publicKeyPem": self.public_key_pem, "created": rfc3339(self.created),
-            "updated": rfc3339(self.updated), "users": self.users, "apps": self.apps,
         })
     }
 }

@@ -2,8 +2,7 @@
 
 use super::Conn;
 use crate::perms::Perms;
-use crate::util::{new_id, now_ms, rfc3339};
-use serde_json::{json, Value};
+use crate::util::{new_id, now_ms};
 use sqlx::any::AnyRow;
 
 /// The protected built-in role.
@@ -36,20 +35,6 @@ impl<'r> sqlx::FromRow<'r, AnyRow> for Role {
             created: r.try_get::<i64, _>("created")?,
             updated: r.try_get::<i64, _>("updated")?,
         })
-    }
-}
-
-impl Role {
-    /// The wire object.
-    pub fn to_json(&self, operator: bool) -> Value {
-        let mut v = json!({
-            "name": self.name, "permissions": self.perms.to_json(operator), "builtin": self.builtin,
-            "users": self.users, "created": rfc3339(self.created), "updated": rfc3339(self.updated),
-        });
-        if let Some(l) = &self.label {
-            v["label"] = json!(l);
-        }
-        v
     }
 }
 

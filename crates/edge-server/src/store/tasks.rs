@@ -3,7 +3,7 @@
 
 use super::Conn;
 use crate::db::{Backend, Db};
-use crate::util::{new_id, now_ms, rfc3339};
+use crate::util::{new_id, now_ms};
 use serde_json::{json, Value};
 
 pub use super::task_payloads::{DltarParams, HelloParams, ImportMode, Payload, PayloadError, PurgeParams, PurgeReason, TaskParams};
@@ -41,29 +41,7 @@ pub struct Task {
     pub step: i64,
 }
 
-fn parse(v: &Option<String>) -> Value {
-    v.as_deref().and_then(|s| serde_json::from_str(s).ok()).unwrap_or(Value::Null)
-}
-
 impl Task {
-    /// The wire object of delivery.md (`with_org` adds `orgName` for the admin API).
-    pub fn to_json(&self, with_org: bool) -> Value {
-        let mut v = json!({
-            "taskName": self.name, "type": self.kind.as_str(), "taskGroup": self.group, "appName": self.app_name,
-            "buildName": self.build_name, "buildId": self.build_id, "status": self.status.as_str(),
-            "progress": self.progress, "created": rfc3339(self.created), "started": self.started.map(rfc3339),
-            "ended": self.ended.map(rfc3339), "attempts": self.attempts, "warning": parse(&self.warning),
-            "exception": parse(&self.exception), "result": parse(&self.result),
-        });
-        if with_org {
-            v["orgName"] = json!(self.org_name);
-        }
-        if self.kind == TaskKind::Dltar {
-            v["waitingForUpload"] = json!(self.waits_for_upload());
-        }
-        v
-    }
-
     /// The task's parameters, of its kind's type `P`.
     pub fn payload<P: TaskParams>(&self) -> Result<P, PayloadError> {
         if self.kind != P::KIND {

@@ -70,7 +70,7 @@ pub async fn set_reliable(c: &mut Conn, app_id: &str, n: i64) -> Result<(), sqlx
 /// An app's training as the API shows it (the training columns are null before the app's
 /// first trace or sequence).
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct TrainingView {
+pub struct TrainingRow {
     pub app_name: String,
     pub n_traces_reliable: Option<i64>,
     pub since_sequence: Option<i64>,
@@ -88,16 +88,16 @@ const VIEW: &str = "SELECT a.name AS app_name, t.n_traces_reliable, t.since_sequ
     FROM apps a LEFT JOIN trainings t ON t.app_id = a.id";
 
 /// The trainings of every app of `org`.
-pub async fn views(c: &mut Conn, org: &str) -> Result<Vec<TrainingView>, sqlx::Error> {
+pub async fn views(c: &mut Conn, org: &str) -> Result<Vec<TrainingRow>, sqlx::Error> {
     sqlx::query_as(&format!("{VIEW} WHERE a.org_id = $1")).bind(org).fetch_all(c).await
 }
 
 /// The training of `org`'s app `app`.
-pub async fn view_by_name(c: &mut Conn, org: &str, app: &str) -> Result<Option<TrainingView>, sqlx::Error> {
+pub async fn view_by_name(c: &mut Conn, org: &str, app: &str) -> Result<Option<TrainingRow>, sqlx::Error> {
     sqlx::query_as(&format!("{VIEW} WHERE a.org_id = $1 AND a.name = $2")).bind(org).bind(app).fetch_optional(c).await
 }
 
 /// The training of app `app_id`.
-pub async fn view_by_id(c: &mut Conn, app_id: &str) -> Result<Option<TrainingView>, sqlx::Error> {
+pub async fn view_by_id(c: &mut Conn, app_id: &str) -> Result<Option<TrainingRow>, sqlx::Error> {
     sqlx::query_as(&format!("{VIEW} WHERE a.id = $1")).bind(app_id).fetch_optional(c).await
 }

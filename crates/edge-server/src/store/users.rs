@@ -2,8 +2,7 @@
 
 use super::Conn;
 use crate::perms::Perms;
-use crate::util::{now_ms, rfc3339};
-use serde_json::{json, Value};
+use crate::util::now_ms;
 use sqlx::Row;
 
 /// A user row.
@@ -30,30 +29,6 @@ impl User {
     /// True for a machine user.
     pub fn is_machine(&self) -> bool {
         self.kind == "machine"
-    }
-
-    /// The wire object (never a hash, key or secret).
-    pub fn to_json(&self, roles: &[String]) -> Value {
-        let mut v = json!({
-            "id": self.id, "username": self.username, "type": self.kind, "roles": roles,
-            "created": rfc3339(self.created), "updated": rfc3339(self.updated),
-        });
-        let m = v.as_object_mut().expect("object");
-        for (k, val) in [
-            ("label", &self.label),
-            ("title", &self.title),
-            ("email", &self.email),
-            ("firstname", &self.firstname),
-            ("surname", &self.surname),
-        ] {
-            if let Some(x) = val {
-                m.insert(k.into(), json!(x));
-            }
-        }
-        if let Some(t) = self.last_login {
-            m.insert("lastLogin".into(), json!(rfc3339(t)));
-        }
-        v
     }
 }
 

@@ -348,7 +348,41 @@ edge_test!(cli_push_directory_and_tar_until_published, |b| async move {
     let app = cli.json(&["apps", "show", "Game"]).await;
     assert_eq!(app["iCurBuild"], 3, "{watched}");
     assert_eq!(app["buildName"], "build-3", "the server's default name");
-    assert!(watched.lines().all(|l| l.contains(" t_") && l.contains("Game")), "{watched}");
+    // The pipeline may have ended before the first poll: then that is said.
+    let idle = "nothing running (no task of apps matching \"Game\" is queued or running)";
+    assert!(watched.trim() == idle || watched.lines().all(|l| l.contains(" t_") && l.contains("Game")), "{watched}");
+
+    // The builds for people: sizes in MiB, the current one marked, patches as a share.
+    let shown = cli.run(&["apps", "show", "Game"]).await.ok().to_string();
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(lines[0], "Game \"The Game\"", "{shown}");
+    assert!(lines[1].starts_with(&format!("current build  3 \"build-3\" ({}, ", app["dxfName"].as_str().unwrap())), "{shown}");
+    assert!(lines[1].ends_with(" MiB)"), "{shown}");
+    assert!(shown.contains("\nbuilds kept    3 of at most 3\n") && shown.contains("\ndeployments    site\n"), "{shown}");
+    let header = lines.iter().position(|l| l.starts_with("BUILD ")).expect("a builds table");
+    assert!(lines[header].starts_with("BUILD        NAME     IMAGE"), "{shown}");
+    assert!(lines[header + 1].starts_with("3 (current)  build-3  dxf-") && lines[header + 3].starts_with("1            1.0.0"), "{shown}");
+    let patches = lines.iter().position(|l| l.starts_with("PATCH ")).expect("a patches table");
+    assert!(lines[patches].starts_with("PATCH  SIZE") && lines[patches].ends_with("OF IMAGE"), "{shown}");
+    assert!(lines[patches + 1..].iter().all(|l| l.contains(" → ") && l.ends_with(" %")), "{shown}");
+    assert_eq!(lines.len() - patches - 1, app["patches"].as_array().unwrap().len(), "{shown}");
+    let builds = cli.json(&["builds", "list", "Game"]).await;
+    let ids: Vec<i64> = builds.as_array().unwrap().iter().map(|b| b["buildId"].as_i64().unwrap()).collect();
+    assert_eq!(ids, [3, 2, 1]);
+    let table = cli.run(&["builds", "list", "Game"]).await.ok().to_string();
+    assert_eq!(table.lines().count(), 4, "{table}");
+    assert!(table.lines().nth(1).unwrap().starts_with("3 (current)") && table.contains(" MiB "), "{table}");
+    let b2 = cli.run(&["builds", "show", "Game", "2"]).await.ok().to_string();
+    assert!(b2.starts_with("build     2 \"1.0.1\"\nimage     dxf-") && b2.contains(" MiB)\ncreated   "), "{b2}");
+    assert!(b2.lines().any(|l| l.starts_with("patch     to build 3: ") && l.ends_with(" % of the image)")), "{b2}");
+    let b3 = cli.run(&["builds", "show", "Game", "3"]).await.ok().to_string();
+    assert!(b3.starts_with("build     3 \"build-3\" (current)\n"), "{b3}");
+    for from in [1, 2] {
+        assert!(b3.lines().any(|l| l.starts_with(&format!("patch     from build {from}: ")) && l.ends_with(" % of the image)")), "{b3}");
+    }
+    assert_eq!(cli.json(&["builds", "show", "Game", "1"]).await["buildName"], "1.0.0");
+    let line = cli.run(&["builds", "show", "Game", "9"]).await.failed().to_string();
+    assert_eq!(line, "rockit: not-found: Game keeps no build 9 (see rockit builds list Game)");
     let done = cli.json(&["tasks", "list", "--app", "Game", "--status", "done", "--type", "deploy"]).await;
     assert_eq!(done.as_array().unwrap().len(), 3, "{done}");
 
@@ -358,11 +392,14 @@ edge_test!(cli_push_directory_and_tar_until_published, |b| async move {
     assert!(out.contains("canceled  (identical-build)"), "{out}");
     assert!(out.trim_end().ends_with("Game: identical to the current build, nothing new was published"), "{out}");
 
-    // Refused before a byte is sent: a compressed archive, a link leaving the tree.
-    let gz = work.0.join("v2.tar.gz");
-    assert!(std::process::Command::new("gzip").arg("-k").arg(&tar2).status().unwrap().success());
-    let line = cli.run(&["push", ps(&gz), "--app", "Game"]).await.failed().to_string();
-    assert!(line.contains("not an uncompressed tar (gzip)"), "{line}");
+    // Refused before a byte is sent: an archive of another kind, a link leaving the tree.
+    let bz = work.0.join("v2.tar.bz2");
+    std::fs::write(&bz, b"BZh91AY&SY not really").unwrap();
+    let line = cli.run(&["push", ps(&bz), "--app", "Game"]).await.failed().to_string();
+    assert!(
+        line.ends_with("v2.tar.bz2: not a tar, .tar.gz, .tar.zst or zip (bzip2); give the game directory or an archive of it"),
+        "{line}"
+    );
     std::os::unix::fs::symlink("/etc/passwd", dir3.join("escape")).unwrap();
     let line = cli.run(&["push", ps(&dir3), "--app", "Game"]).await.failed().to_string();
     assert_eq!(line, "rockit: escape: symbolic link leaving the tree (-> /etc/passwd); the Edge refuses it");
@@ -402,12 +439,14 @@ edge_test!(cli_failed_publish_retry_and_ack, |b| async move {
     let line = cli.run(&["push", ps(&dir), "--app", "Game"]).await.failed().to_string();
     assert!(line.starts_with("rockit: app-locked: "), "{line}");
     // Retrying without a fix fails the same way.
-    let line = failed_line(&cli.run(&["retry", &task]).await);
+    let r = cli.run(&["retry", &task]).await;
+    let line = failed_line(&r);
     assert!(line.contains("publish-failed"), "{line}");
+    assert!(r.stdout.starts_with(&format!("{task}: retrying (deploy, attempt 2)\n")), "the second run: {r:?}");
     // Fixed: the retry publishes.
     std::fs::remove_file(origin.join("dxf")).unwrap();
     let out = cli.run(&["retry", &task]).await.ok().to_string();
-    assert!(out.starts_with(&format!("{task}: retrying (deploy, attempt ")), "{out}");
+    assert!(out.starts_with(&format!("{task}: retrying (deploy, attempt 3)\n")), "the third run: {out}");
     assert!(out.contains("deploy  done") && out.contains("published Game build 1"), "{out}");
     let app = cli.json(&["apps", "show", "Game"]).await;
     assert_eq!(app["error"], false);
@@ -513,4 +552,144 @@ edge_test!(cli_push_sends_a_broken_upload_again, |b| async move {
     let out = work.0.join("out");
     cli.run(&["unpack", ps(&img), ps(&out)]).await.ok();
     assert_eq!(read_tree(&out), read_tree(&dir));
+});
+
+/// Zips `src` with Python's `zipfile` (deflated, Unix modes and symlinks kept, directories
+/// left implicit) into `out`; extra entries `(name, data)` are added as they are.
+fn python_zip(src: &Path, out: &Path, extra: &[(&str, &str)], method: &str) {
+    const SCRIPT: &str = r#"
+import os, stat, sys, zipfile
+src, out, method = sys.argv[1], sys.argv[2], getattr(zipfile, sys.argv[3])
+extra = sys.argv[4:]
+with zipfile.ZipFile(out, "w", method) as z:
+    if src != "-":
+        for root, dirs, files in os.walk(src):
+            dirs.sort()
+            for name in sorted(files):
+                p = os.path.join(root, name)
+                rel = os.path.relpath(p, src)
+                st = os.lstat(p)
+                if stat.S_ISLNK(st.st_mode):
+                    zi = zipfile.ZipInfo(rel)
+                    zi.create_system = 3
+                    zi.external_attr = (stat.S_IFLNK | 0o777) << 16
+                    z.writestr(zi, os.readlink(p))
+                else:
+                    z.write(p, rel)
+    for i in range(0, len(extra), 2):
+        z.writestr(extra[i], extra[i + 1])
+"#;
+    let mut c = std::process::Command::new("python3");
+    c.arg("-c").arg(SCRIPT).arg(src).arg(out).arg(method);
+    for (n, d) in extra {
+        c.arg(n).arg(d);
+    }
+    let o = c.output().expect("python3 runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+edge_test!(cli_push_zip_tar_gz_and_tar_zst, |b| async move {
+    let s = Srv::start_with(b, |c| c.allow_private_sources = true).await;
+    let pw = s.create_org("ZipCo", "zip_admin").await;
+    let cli = Cli::new();
+    cli.login(&s, "zip_admin", &pw, &[]).await.ok();
+    cli.json(&["deployments", "create", "--name", "site", "--type", "fs", "--path", "site"]).await;
+    cli.json(&["apps", "create", "--name", "Game", "--max-builds", "5"]).await;
+    let work = TempDir::new("zip");
+    let w = work.0.as_path();
+    let unpacked =
+        |n: i64, app: &Value| s.data_dir().join(format!("origins/site/dxf/ZipCo/Game/{n:04}/{}", app["dxfName"].as_str().unwrap()));
+
+    // A zip (Unix modes, a symlink, directories implicit): sent as the tar of its entries.
+    let mut v1 = game_v1();
+    v1.insert("bin/tools/helper.sh".into(), b"#!/bin/sh\necho hi\n".to_vec());
+    let dir1 = w.join("v1");
+    write_tree(&dir1, &v1);
+    for exe in ["bin/game.exe", "bin/tools/helper.sh"] {
+        std::fs::set_permissions(dir1.join(exe), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let zip1 = w.join("v1.zip");
+    python_zip(&dir1, &zip1, &[], "ZIP_DEFLATED");
+    let out = cli.run(&["push", ps(&zip1), "--app", "Game", "--build-name", "zip"]).await.ok().to_string();
+    assert!(out.starts_with("uploaded ") && out.contains("published Game build 1 \"zip\""), "{out}");
+    assert!(out.lines().next().unwrap().contains(" MiB in "), "sizes in MiB: {out}");
+    let app = cli.json(&["apps", "show", "Game"]).await;
+    let o1 = w.join("o1");
+    cli.run(&["unpack", ps(&unpacked(1, &app)), ps(&o1)]).await.ok();
+    assert_eq!(read_tree(&o1), read_tree(&dir1), "files, modes and the link as in the directory");
+
+    // A .tar.gz (made here; the name does not matter, the content does).
+    let mut v2 = v1.clone();
+    v2.insert("data/dlc.pak".into(), noise(9, 300_000));
+    let (dir2, tar2) = make_build(w, "v2", &v2);
+    std::fs::set_permissions(dir2.join("bin/game.exe"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    tar(&dir2, &tar2);
+    let gz = w.join("v2.tgz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(&std::fs::read(&tar2).unwrap()).unwrap();
+    std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+    let res = cli.json(&["push", ps(&gz), "--app", "Game", "--build-name", "gz"]).await;
+    assert_eq!(res["sizeBytes"], std::fs::metadata(&tar2).unwrap().len(), "the tar's length is announced and sent");
+    let app = cli.json(&["apps", "show", "Game"]).await;
+    assert_eq!(app["iCurBuild"], 2);
+    let o2 = w.join("o2");
+    cli.run(&["unpack", ps(&unpacked(2, &app)), ps(&o2)]).await.ok();
+    assert_eq!(read_tree(&o2), read_tree(&dir2));
+
+    // A .tar.zst.
+    let mut v3 = v2.clone();
+    v3.insert("data/patch3.pak".into(), noise(10, 100_000));
+    let (dir3, tar3) = make_build(w, "v3", &v3);
+    let zst = w.join("v3.tar.zst");
+    std::fs::write(&zst, zstd::encode_all(std::fs::File::open(&tar3).unwrap(), 3).unwrap()).unwrap();
+    let out = cli.run(&["push", ps(&zst), "--app", "Game"]).await.ok().to_string();
+    assert!(out.contains("published Game build 3"), "{out}");
+    let app = cli.json(&["apps", "show", "Game"]).await;
+    let o3 = w.join("o3");
+    cli.run(&["unpack", ps(&unpacked(3, &app)), ps(&o3)]).await.ok();
+    assert_eq!(read_tree(&o3), read_tree(&dir3));
+
+    // Refused before anything is sent, by the same rules as a directory.
+    let bad = w.join("bad.zip");
+    python_zip(Path::new("-"), &bad, &[("ok.txt", "x"), ("../evil.txt", "x")], "ZIP_DEFLATED");
+    let line = cli.run(&["push", ps(&bad), "--app", "Game"]).await.failed().to_string();
+    assert_eq!(line, "rockit: ../evil.txt: parent directory reference; the Edge refuses it");
+    let bad = w.join("bad2.zip");
+    python_zip(Path::new("-"), &bad, &[("bin\\..\\..\\evil.dll", "x")], "ZIP_STORED");
+    let line = cli.run(&["push", ps(&bad), "--app", "Game"]).await.failed().to_string();
+    assert!(line.contains("backslash in name") && line.ends_with("; the Edge refuses it"), "{line}");
+    let bad = w.join("bad3.zip");
+    python_zip(Path::new("-"), &bad, &[("a", "file"), ("a/b", "under a file")], "ZIP_STORED");
+    let line = cli.run(&["push", ps(&bad), "--app", "Game"]).await.failed().to_string();
+    assert!(line.starts_with("rockit: a/b: ") && line.ends_with("; the Edge refuses it"), "{line}");
+    let bad = w.join("bad4.zip");
+    python_zip(Path::new("-"), &bad, &[("data.bin", "bzip2 inside")], "ZIP_STORED");
+    // Marked as bzip2 (method 12) in the local and the central header.
+    let mut z = std::fs::read(&bad).unwrap();
+    for (sig, at) in [(&b"PK\x03\x04"[..], 8), (&b"PK\x01\x02"[..], 10)] {
+        let i = z.windows(4).position(|x| x == sig).unwrap() + at;
+        z[i..i + 2].copy_from_slice(&12u16.to_le_bytes());
+    }
+    std::fs::write(&bad, z).unwrap();
+    let line = cli.run(&["push", ps(&bad), "--app", "Game"]).await.failed().to_string();
+    assert!(line.contains("data.bin: compressed with Bzip2; rockit reads stored and deflated zip entries only"), "{line}");
+    let empty = w.join("empty.zip");
+    python_zip(Path::new("-"), &empty, &[], "ZIP_STORED");
+    let line = cli.run(&["push", ps(&empty), "--app", "Game"]).await.failed().to_string();
+    assert!(line.ends_with("empty.zip: the zip holds no files, nothing to push"), "{line}");
+    // A damaged .tar.gz, and a .gz that holds no tar.
+    let cut = w.join("cut.tar.gz");
+    let bytes = std::fs::read(&gz).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let line = cli.run(&["push", ps(&cut), "--app", "Game"]).await.failed().to_string();
+    assert!(line.contains("cut.tar.gz: damaged gzip data ("), "{line}");
+    let notar = w.join("notes.txt.gz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(&vec![b'x'; 4096]).unwrap();
+    std::fs::write(&notar, enc.finish().unwrap()).unwrap();
+    let line = cli.run(&["push", ps(&notar), "--app", "Game"]).await.failed().to_string();
+    assert!(line.ends_with("notes.txt.gz: gzip data that is not a tar (unknown); give a .tar.gz or .tar.zst"), "{line}");
+    assert_eq!(cli.json(&["apps", "show", "Game"]).await["iCurBuild"], 3, "nothing more was imported");
+    let tasks = cli.json(&["tasks", "list", "--app", "Game", "--type", "dltar"]).await;
+    assert_eq!(tasks.as_array().unwrap().len(), 3, "no import was started for a refused archive");
 });

@@ -28,7 +28,7 @@ use std::time::Duration;
 const ROCKIT: &str = env!("CARGO_BIN_EXE_rockit");
 
 /// Runs blocking work off the async workers (the server under test shares them).
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.unwrap()
 }
 
@@ -465,22 +465,22 @@ enum Mode {
 
 /// One request the CDN answered: the file, the range asked for, bytes sent.
 #[derive(Clone, Debug)]
-struct Hit {
-    file: String,
-    range: Option<(u64, u64)>,
-    sent: u64,
+pub(crate) struct Hit {
+    pub(crate) file: String,
+    pub(crate) range: Option<(u64, u64)>,
+    pub(crate) sent: u64,
 }
 
 /// A CDN: an HTTP/1.1 file server with single byte ranges over a directory.
-struct Cdn {
-    url: String,
+pub(crate) struct Cdn {
+    pub(crate) url: String,
     log: Arc<Mutex<Vec<Hit>>>,
     mode: Arc<Mutex<Mode>>,
     stop: Arc<AtomicBool>,
 }
 
 impl Cdn {
-    fn serve(root: &Path) -> Cdn {
+    pub(crate) fn serve(root: &Path) -> Cdn {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", l.local_addr().unwrap());
         let (log, mode, stop) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Mode::Serve)), Arc::new(AtomicBool::new(false)));
@@ -561,7 +561,7 @@ impl Cdn {
         *self.mode.lock().unwrap() = m;
     }
 
-    fn take_hits(&self) -> Vec<Hit> {
+    pub(crate) fn take_hits(&self) -> Vec<Hit> {
         std::mem::take(&mut *self.log.lock().unwrap())
     }
 }
@@ -575,8 +575,8 @@ impl Drop for Cdn {
 }
 
 /// The image's chunk rows `(hash, pack file, offset, stored)` and each file's chunk numbers.
-type Rows = Vec<(String, String, u64, u64)>;
-fn image_rows(img: &Path) -> (Rows, BTreeMap<String, Vec<usize>>) {
+pub(crate) type Rows = Vec<(String, String, u64, u64)>;
+pub(crate) fn image_rows(img: &Path) -> (Rows, BTreeMap<String, Vec<usize>>) {
     let index: Value = serde_json::from_slice(&std::fs::read(img.join("index.json")).unwrap()).unwrap();
     let rows = index["chunks"]
         .as_array()
@@ -810,7 +810,7 @@ fn work_dir(args: &[String], name: &str) -> PathBuf {
 }
 
 /// `rockit run … -- <command…>` to its end: (exit code, stdout, stderr).
-fn rockit_run(args: &[String], command: &[&str]) -> (Option<i32>, String, String, u32) {
+pub(crate) fn rockit_run(args: &[String], command: &[&str]) -> (Option<i32>, String, String, u32) {
     let child = Command::new(ROCKIT)
         .arg("run")
         .args(args)

@@ -1,5 +1,6 @@
-//! The OpenAPI document is generated from the route table in `src/http/openapi.rs`; this
-//! test keeps the table and the router in step.
+//! The OpenAPI document is generated from the handlers' descriptions (`src/http/openapi.rs`
+//! merges them); these tests keep the document and the router in step, and check that
+//! every operation describes its request and its answer.
 
 use crate::common::*;
 use crate::edge_test;
@@ -44,8 +45,7 @@ fn routes_in_source() -> BTreeSet<(String, String)> {
 
 #[test]
 fn every_route_is_documented() {
-    let documented: BTreeSet<(String, String)> =
-        edge_server::http::openapi::OPS.iter().map(|o| (o.method.to_string(), o.path.to_string())).collect();
+    let documented: BTreeSet<(String, String)> = edge_server::http::openapi::operations().into_iter().map(|o| (o.method, o.path)).collect();
     let mut in_source = routes_in_source();
     // admin.rs registers /srv/v1 and /adm/v1 through a format! loop.
     for base in ["/srv/v1", "/adm/v1"] {
@@ -67,7 +67,7 @@ edge_test!(openapi_and_docs_are_served, |b| async move {
     let html = s.http.get(format!("{}/docs", s.base)).send().await.unwrap().text().await.unwrap();
     assert!(html.contains("/be/v1/builds"));
     // Every documented route is served (never the 404 of an unknown path, never a 405).
-    for o in edge_server::http::openapi::OPS {
+    for o in edge_server::http::openapi::operations() {
         let path = o
             .path
             .replace("{name}", "x_unknown")
@@ -81,3 +81,42 @@ edge_test!(openapi_and_docs_are_served, |b| async move {
         assert!(!(r.status == 404 && r.body["message"] == "no such endpoint"), "{} {} not served", o.method, o.path);
     }
 });
+
+#[test]
+fn every_operation_describes_its_request_and_answer() {
+    let doc = edge_server::http::openapi::document();
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    let mut vague = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let ok = &op["responses"]["200"]["content"];
+            let answer = ok["application/json"]["schema"]["$ref"].as_str().unwrap_or("");
+            // A named schema other than the bare envelope, or a documented non-JSON body.
+            let typed = (!answer.is_empty() && answer != "#/components/schemas/Success")
+                || ok.as_object().is_some_and(|c| !c.is_empty() && !c.contains_key("application/json"))
+                || op["responses"]["200"].is_null()
+                    && op["responses"].as_object().unwrap().keys().any(|k| k.starts_with('2') || k.starts_with('3'));
+            if !typed {
+                vague.push(format!("{method} {path}: answer"));
+            }
+            if let Some(body) = op.get("requestBody") {
+                let schema = &body["content"]["application/json"]["schema"];
+                if schema == &serde_json::json!({"type": "object"}) {
+                    vague.push(format!("{method} {path}: request body"));
+                }
+            }
+            if op["summary"].as_str().unwrap_or("").is_empty() || op["x-rockit-auth"].is_null() {
+                vague.push(format!("{method} {path}: summary or x-rockit-auth"));
+            }
+        }
+    }
+    for (name, s) in schemas {
+        if s["properties"]
+            .as_object()
+            .is_some_and(|p| p.values().any(|f| f.get("description").is_none() && f.get("$ref").is_none() && f.get("oneOf").is_none()))
+        {
+            vague.push(format!("schema {name}: a field without a description"));
+        }
+    }
+    assert!(vague.is_empty(), "{} vague places in /openapi.json:\n{}", vague.len(), vague.join("\n"));
+}

@@ -116,7 +116,7 @@ async fn send(s: &Srv, token: &str, body: Vec<u8>, encoding: Option<&str>) -> Re
 }
 
 /// Waits for the app's newest task of `kind` to end, then for its group.
-async fn wait_kind(s: &Srv, tok: &str, kind: &str) -> Vec<Value> {
+pub(crate) async fn wait_kind(s: &Srv, tok: &str, kind: &str) -> Vec<Value> {
     for _ in 0..300 {
         let r = s.be(tok, Method::GET, &format!("/be/v1/tasks?type={kind}&appName=Game"), None).await;
         if let Some(t) = r.ok()["tasks"].as_array().unwrap().first() {

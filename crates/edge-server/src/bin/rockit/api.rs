@@ -15,7 +15,7 @@ use std::time::Duration;
 /// The options every command takes.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct Global {
-    /// The Edge's base URL (default: $ROCKIT_SERVER, else the profile's server).
+    /// The Edge's base URL with http:// or https:// (default: $ROCKIT_SERVER, else the profile's server).
     #[arg(long, global = true, value_name = "URL")]
     pub server: Option<String>,
     /// The profile (a server and its login) to use (default: $ROCKIT_PROFILE, else "default").
@@ -49,9 +49,15 @@ pub struct Api {
 /// The message for a missing or dead login.
 pub const NOT_LOGGED_IN: &str = "not logged in (run rockit login)";
 
-/// `https://host:port` without a trailing slash, checked.
+/// `https://host:port` without a trailing slash, checked. A server given without a scheme
+/// (`127.0.0.1:8080`, `edge.example.com`) gets a hint to add one.
 pub fn normalize_server(s: &str) -> Result<String, Fail> {
     let t = s.trim().trim_end_matches('/');
+    if !t.contains("://") {
+        return Err(Fail::new(format!(
+            "server {t:?}: add http:// or https:// (for example --server http://{t}, or https://{t} behind TLS)"
+        )));
+    }
     let u = reqwest::Url::parse(t).map_err(|e| Fail::new(format!("server {t:?}: not a valid URL ({e})")))?;
     if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
         return Err(Fail::new(format!("server {t:?}: give an http(s) URL such as https://edge.example.com")));
@@ -202,10 +208,10 @@ impl Api {
         self.cfg.save(&self.profile)
     }
 
-    /// A transport failure in one line.
+    /// A transport failure in one line: one plain cause, not reqwest's chain of layers.
     pub fn net(&self, e: &reqwest::Error) -> Fail {
         if e.is_connect() {
-            Fail::new(format!("cannot connect to {} ({})", self.server, describe(e).trim_start_matches("cannot connect: ")))
+            Fail::new(format!("cannot connect to {}: {}", self.server, connect_cause(e)))
         } else if e.is_timeout() {
             Fail::new(format!("{}: no answer in time", self.server))
         } else {
@@ -216,6 +222,34 @@ impl Api {
     /// The success envelope of an answer, or its error as `<code>: <message>`.
     pub fn envelope(&self, resp: Response) -> Result<Value, Fail> {
         envelope(resp, &self.server)
+    }
+}
+
+/// Why a connection could not be made, in a few words: the innermost cause of the error
+/// chain (`connection refused`, the DNS failure, the TLS error), without the layers
+/// (`client error (Connect)`, `tcp connect error`) and the `(os error N)` suffix.
+pub fn connect_cause(e: &reqwest::Error) -> String {
+    let mut inner: &dyn std::error::Error = e;
+    while let Some(c) = inner.source() {
+        inner = c;
+    }
+    if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+        match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => return "connection refused (is the server running, on that port?)".into(),
+            std::io::ErrorKind::TimedOut => return "no answer (timed out)".into(),
+            std::io::ErrorKind::HostUnreachable | std::io::ErrorKind::NetworkUnreachable => return "host unreachable".into(),
+            _ => {}
+        }
+    }
+    let text = inner.to_string();
+    let text = match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => "cannot connect".into(),
     }
 }
 

@@ -95,6 +95,7 @@ pub fn outcome_line(t: &Value) -> String {
             Some(0) | None => "no older build to patch from".into(),
             Some(n) => format!("{n} patch(es)"),
         },
+        ("mkseq", _) => crate::table::preload_change(r).map(|p| format!("{p} (p90 at 100 Mbit/s)")).unwrap_or_default(),
         ("deploy", _) => match r["targets"].as_array() {
             Some(ts) => {
                 let names: Vec<String> = ts.iter().map(s).collect();

@@ -88,6 +88,7 @@ pub fn run(g: &Global, a: Args) -> Result<(), Fail> {
             m.file_count, m.size_bytes
         )));
     }
+    let update = rt.update().cloned();
     let s = rt.finish();
     if let Some(sess) = &s.session {
         sess.close(SessionEnd::default()).map_err(|e| Fail::new(format!("closing the session: {e}")))?;
@@ -97,7 +98,8 @@ pub fn run(g: &Global, a: Args) -> Result<(), Fail> {
     if g.json {
         let v = json!({"installed": dir.display().to_string(), "appName": m.app_name, "buildId": m.build_id, "buildName": m.build_name,
                        "dxfName": m.dxf_name, "files": files, "sizeBytes": bytes, "downloadedBytes": s.downloaded_bytes,
-                       "requests": s.requests, "sessionId": s.session.as_ref().map(|x| x.id.clone())});
+                       "requests": s.requests, "sessionId": s.session.as_ref().map(|x| x.id.clone()),
+                       "update": update.as_ref().map(|u| u.to_json())});
         println!("{v}");
     } else {
         println!("installed {} build {} \"{}\" ({}) into {}", m.app_name, m.build_id, m.build_name, m.dxf_name, dir.display());
@@ -108,6 +110,9 @@ pub fn run(g: &Global, a: Args) -> Result<(), Fail> {
             took.as_secs_f64(),
             report::rate(s.downloaded_bytes, took)
         );
+        if let Some(u) = &update {
+            println!("  {}", u.describe());
+        }
     }
     Ok(())
 }

@@ -149,13 +149,22 @@ pub fn open_runtime(g: &Global, a: &LaunchArgs, url: Option<&str>, record: bool)
         ImageSource::Session(s) => Some(s.clone()),
         ImageSource::Url { .. } => None,
     };
-    Runtime::open(source, o).map_err(|e| {
+    let rt = Runtime::open(source, o).map_err(|e| {
         // Nothing was played: the session ends at once.
         if let Some(s) = session {
             let _ = s.close(edge_client::SessionEnd::default());
         }
         Fail::new(e)
-    })
+    })?;
+    // How a cache holding an older build moved to this one (stderr: stdout is the game's).
+    if let Some(u) = rt.update() {
+        if g.json {
+            eprintln!("{}", serde_json::json!({"update": u.to_json()}));
+        } else {
+            eprintln!("rockit: {}", u.describe());
+        }
+    }
+    Ok(rt)
 }
 
 /// Opens a launcher session for `app` with the client key from the flags, the environment

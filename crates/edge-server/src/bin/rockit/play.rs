@@ -1,6 +1,7 @@
 //! `rockit play <image> --trace T`: the launcher simulator of formats.md.
 
 use crate::fail::Fail;
+use crate::report;
 use crate::source::{self, What};
 use edge_engine::play::{play, PlayOptions};
 use serde_json::json;
@@ -49,7 +50,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
     let src = source::open(&a.image, What::Image)?;
     let o = PlayOptions { bytes_per_s: a.mbit * 1e6 / 8.0, start_after: a.start_after, stream: a.stream, realtime: a.realtime };
     let r = play(&src, &trace, &o).map_err(|e| src.explain(e))?;
-    crate::report::clear_progress();
+    report::clear_progress();
     if a.json {
         let v = json!({
             "timeToPlaySeconds": r.time_to_play_s, "preloadBytes": r.preload_bytes, "totalBytes": r.total_bytes,
@@ -61,7 +62,9 @@ pub fn run(a: Args) -> Result<(), Fail> {
         return Ok(());
     }
     println!("time to play   {:.2} s at {} Mbit/s", r.time_to_play_s, a.mbit);
-    println!("preload        {} bytes of {}", r.preload_bytes, r.total_bytes);
+    let share =
+        if r.total_bytes > 0 { format!(" ({:.1} %)", r.preload_bytes as f64 * 100.0 / r.total_bytes as f64) } else { String::new() };
+    println!("preload        {} of {}{share}", report::bytes(r.preload_bytes), report::bytes(r.total_bytes));
     println!("full download  {:.2} s", r.full_download_s);
     match r.acceleration {
         Some(x) => println!("acceleration   {x:.1}x"),
@@ -72,7 +75,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
     }
     println!("trace events   {} ({} touch the image)", r.events, r.events_mapped);
     if a.stream {
-        println!("verified       {} pack bytes in {:.2} s", r.verified_bytes, r.stream_seconds);
+        println!("verified       {} of packs in {:.2} s", report::bytes(r.verified_bytes), r.stream_seconds);
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
-//! `rockit push <dir|tar> --app A`: a build import in client-upload mode. A directory is
-//! sent as a tar made on the fly (tarstream.rs), with its exact length announced; a tar file
-//! is sent as it is. Then the pipeline is followed to its end (follow.rs).
+//! `rockit push <dir|archive> --app A`: a build import in client-upload mode. A directory or
+//! a zip is sent as a tar made on the fly (tarstream.rs, ziptar.rs), with its exact length
+//! announced; a tar file is sent as it is, a `.tar.gz` or `.tar.zst` decompressed on the
+//! fly. Then the pipeline is followed to its end (follow.rs).
 
 use crate::api::{self, Api, Global};
 use crate::fail::Fail;
@@ -11,20 +12,23 @@ use edge_server::util::{now_ms, parse_rfc3339};
 use serde_json::{json, Value};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Upload a build and follow its pipeline until it is published.
 ///
 /// A directory is archived on the fly (regular files, directories, symlinks inside the tree;
-/// sorted paths) and streamed without a temporary copy; a file must be an uncompressed tar.
-/// A broken upload is sent again from the start (3 attempts in all, while the upload URL is
-/// valid). Then one line is printed per pipeline task as it ends; a failed task fails the
-/// command with its exception.
+/// sorted paths) and streamed without a temporary copy. A file may be a tar (sent as it
+/// is), a gzip- or zstd-compressed tar (decompressed while it is sent), or a zip (sent as
+/// the tar of its entries, Unix modes kept where the zip has them); the format is told from
+/// the content, not the name. A broken upload is sent again from the start (3 attempts in
+/// all, while the upload URL is valid). Then one line is printed per pipeline task as it
+/// ends; a failed task fails the command with its exception.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The game directory, or an uncompressed tar of it.
-    #[arg(value_name = "DIR|TAR")]
+    /// The game directory, or an archive of it: .tar, .tar.gz, .tar.zst or .zip.
+    #[arg(value_name = "DIR|ARCHIVE")]
     pub path: PathBuf,
     /// The app to import into.
     #[arg(long, value_name = "APP")]
@@ -43,10 +47,56 @@ pub struct Args {
 /// Attempts at sending the archive.
 const ATTEMPTS: u32 = 3;
 
+/// A compression around a tar.
+#[derive(Clone, Copy)]
+enum Packing {
+    Gzip,
+    Zstd,
+}
+
+impl Packing {
+    fn name(self) -> &'static str {
+        match self {
+            Packing::Gzip => "gzip",
+            Packing::Zstd => "zstd",
+        }
+    }
+
+    /// The decompressed bytes of `path`; `read` counts the compressed bytes read.
+    fn open(self, path: &Path, read: Arc<AtomicU64>) -> Result<Box<dyn Read + Send>, Fail> {
+        let f = std::fs::File::open(path).map_err(|e| Fail::new(format!("{}: {e}", path.display())))?;
+        let f = std::io::BufReader::with_capacity(1 << 16, Counted { inner: f, read });
+        Ok(match self {
+            Packing::Gzip => Box::new(flate2::read::MultiGzDecoder::new(f)),
+            Packing::Zstd => {
+                Box::new(zstd::stream::read::Decoder::with_buffer(f).map_err(|e| Fail::new(format!("{}: {e}", path.display())))?)
+            }
+        })
+    }
+}
+
+/// Counts the bytes read through it.
+struct Counted<R> {
+    inner: R,
+    read: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let k = self.inner.read(buf)?;
+        self.read.fetch_add(k as u64, Ordering::Relaxed);
+        Ok(k)
+    }
+}
+
 /// What is sent.
 enum Source {
-    Dir(Arc<Tree>),
+    /// A directory or a zip, as the tar of its members.
+    Tree(Arc<Tree>),
+    /// A tar file, as it is.
     Tar(PathBuf, u64),
+    /// A compressed tar, decompressed: the tar's length.
+    Packed(PathBuf, Packing, u64),
 }
 
 impl Source {
@@ -57,32 +107,96 @@ impl Source {
             if tree.files == 0 && tree.len <= 1024 {
                 return Err(Fail::new(format!("{}: empty directory, nothing to push", path.display())));
             }
-            return Ok(Source::Dir(Arc::new(tree)));
+            return Ok(Source::Tree(Arc::new(tree)));
         }
         let mut f = std::fs::File::open(path).map_err(|e| Fail::new(format!("{}: {e}", path.display())))?;
         let mut head = Vec::with_capacity(512);
         (&mut f).take(512).read_to_end(&mut head)?;
-        let kind = edge_engine::ingest::detect(&head);
-        if kind != "tar" {
-            return Err(Fail::new(format!(
-                "{}: not an uncompressed tar ({kind}); give the game directory or `tar cf` of it",
-                path.display()
-            )));
-        }
-        Ok(Source::Tar(path.to_path_buf(), md.len()))
+        let packing = match edge_engine::ingest::detect(&head) {
+            "tar" => return Ok(Source::Tar(path.to_path_buf(), md.len())),
+            "zip" => {
+                let tree = crate::ziptar::read(path)?;
+                if tree.files == 0 {
+                    return Err(Fail::new(format!("{}: the zip holds no files, nothing to push", path.display())));
+                }
+                return Ok(Source::Tree(Arc::new(tree)));
+            }
+            "gzip" => Packing::Gzip,
+            "zstd" => Packing::Zstd,
+            kind => {
+                return Err(Fail::new(format!(
+                    "{}: not a tar, .tar.gz, .tar.zst or zip ({kind}); give the game directory or an archive of it",
+                    path.display()
+                )))
+            }
+        };
+        Ok(Source::Packed(path.to_path_buf(), packing, tar_length(path, packing)?))
     }
 
     fn len(&self) -> u64 {
         match self {
-            Source::Dir(t) => t.len,
-            Source::Tar(_, n) => *n,
+            Source::Tree(t) => t.len,
+            Source::Tar(_, n) | Source::Packed(_, _, n) => *n,
         }
     }
 
     fn reader(&self, local: LocalError) -> Result<Box<dyn Read + Send>, Fail> {
         Ok(match self {
-            Source::Dir(t) => Box::new(TarStream::new(t.clone(), local)),
+            Source::Tree(t) => Box::new(TarStream::new(t.clone(), local)),
             Source::Tar(p, _) => Box::new(std::fs::File::open(p).map_err(|e| Fail::new(format!("{}: {e}", p.display())))?),
+            Source::Packed(p, k, _) => Box::new(Local { inner: k.open(p, Arc::default())?, what: p.display().to_string(), local }),
+        })
+    }
+}
+
+/// Reads a compressed tar through once, before anything is sent: the decompressed length
+/// (announced to the server), and a tar inside (checked from its first block). Damaged
+/// data fails here rather than halfway through the upload.
+fn tar_length(path: &Path, packing: Packing) -> Result<u64, Fail> {
+    let what = path.display();
+    let damaged = |e: std::io::Error| Fail::new(format!("{what}: damaged {} data ({e})", packing.name()));
+    let read = Arc::new(AtomicU64::new(0));
+    let mut r = packing.open(path, read.clone())?;
+    let mut head = Vec::with_capacity(512);
+    (&mut r).take(512).read_to_end(&mut head).map_err(damaged)?;
+    let inner = edge_engine::ingest::detect(&head);
+    if inner != "tar" {
+        return Err(Fail::new(format!("{what}: {} data that is not a tar ({inner}); give a .tar.gz or .tar.zst", packing.name())));
+    }
+    // A progress line on a terminal: the compressed bytes read of the file's size.
+    let progress = report::Progress::new();
+    let total = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = head.len() as u64;
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => len += n as u64,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                report::clear_progress();
+                return Err(damaged(e));
+            }
+        }
+        progress.tick(read.load(Ordering::Relaxed), total);
+    }
+    report::clear_progress();
+    Ok(len)
+}
+
+/// A reader whose failures are the sending side's (damaged data, not the connection).
+struct Local {
+    inner: Box<dyn Read + Send>,
+    what: String,
+    local: LocalError,
+}
+
+impl Read for Local {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                *self.local.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{}: {e}", self.what));
+            }
         })
     }
 }

@@ -1,6 +1,6 @@
-//! The thin resource commands: list, show, create and delete of apps, deployments, tasks,
-//! users, roles and subscriptions, each described by one [`Res`] table; and the task
-//! actions (watch, retry, acknowledge, expire).
+//! The thin resource commands: list, show, create, change and delete of a resource described
+//! by one [`Res`] table (used by every resource module); apps, deployments and tasks with
+//! the task actions (watch, retry, acknowledge, expire).
 
 use crate::api::{Api, Global};
 use crate::fail::Fail;
@@ -69,48 +69,13 @@ pub const TASKS: Res = Res {
         ("TASK", "taskName"),
         ("TYPE", "type"),
         ("APP", "appName"),
-        ("BUILD", "buildName"),
+        ("BUILD", "taskbuild:"),
         ("STATUS", "status"),
         ("CREATED", "created"),
         ("ENDED", "ended"),
         ("NOTE", "tasknote:"),
     ],
     default_limit: Some(50),
-};
-
-pub const USERS: Res = Res {
-    singular: "user",
-    plural: "users",
-    path: "/be/v1/users",
-    key: "username",
-    cols: &[("USERNAME", "username"), ("TYPE", "type"), ("ROLES", "roles"), ("EMAIL", "email"), ("LAST LOGIN", "lastLogin")],
-    default_limit: None,
-};
-
-pub const ROLES: Res = Res {
-    singular: "role",
-    plural: "roles",
-    path: "/be/v1/roles",
-    key: "name",
-    cols: &[("NAME", "name"), ("LABEL", "label"), ("BUILTIN", "builtin"), ("USERS", "users"), ("PERMISSIONS", "perms:permissions")],
-    default_limit: None,
-};
-
-pub const SUBSCRIPTIONS: Res = Res {
-    singular: "subscription",
-    plural: "subscriptions",
-    path: "/be/v1/subscriptions",
-    key: "name",
-    cols: &[
-        ("NAME", "name"),
-        ("TYPE", "type"),
-        ("TARGET", "target:"),
-        ("ENABLED", "enabled"),
-        ("DELIVERED", "stats.delivered"),
-        ("FAILED", "stats.failed"),
-        ("LAST STATUS", "stats.lastStatus"),
-    ],
-    default_limit: None,
 };
 
 /// Paging options of every list.
@@ -160,7 +125,8 @@ pub fn list(api: &mut Api, g: &Global, r: &Res, filters: &[(&str, String)], p: &
     Ok(())
 }
 
-fn item_path(r: &Res, name: &str) -> Result<String, Fail> {
+/// The path of one item, its name checked.
+pub fn item_path(r: &Res, name: &str) -> Result<String, Fail> {
     if name.is_empty() || name.contains(['/', '?', '#', '%']) {
         return Err(Fail::new(format!("{} name {name:?}: not a valid name", r.singular)));
     }
@@ -186,13 +152,39 @@ pub fn create(api: &mut Api, g: &Global, r: &Res, body: &Value) -> Result<(), Fa
     Ok(())
 }
 
-pub fn delete(api: &mut Api, g: &Global, r: &Res, name: &str, query: &[(&str, String)]) -> Result<(), Fail> {
-    let mut v = api.delete(&item_path(r, name)?, query)?;
+/// `PATCH` of a resource (the item is named in `body`); prints the changed item's JSON, or
+/// one line `changed <resource> <name>`. Answers the whole success envelope.
+pub fn change(api: &mut Api, g: &Global, r: &Res, body: &Value) -> Result<Value, Fail> {
+    let v = api.patch(r.path, body)?;
     if g.json {
-        if let Some(o) = v.as_object_mut() {
-            o.remove("status");
-        }
-        return table::print_json(&v);
+        table::print_json(&v[r.singular])?;
+    } else {
+        println!("changed {} {}", r.singular, v[r.singular][r.key].as_str().unwrap_or("?"));
+    }
+    Ok(v)
+}
+
+/// The answer of a call that shows a secret once, for `--json`: the envelope without
+/// `status` (the item under its name, and the secret beside it).
+pub fn without_status(mut v: Value) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        o.remove("status");
+    }
+    v
+}
+
+/// Prints a secret the server shows only once, on a line of its own so it can be copied.
+pub fn print_secret(what: &str, secret: &Value) {
+    if let Some(s) = secret.as_str() {
+        println!("{what} (shown only once; store it now):");
+        println!("{s}");
+    }
+}
+
+pub fn delete(api: &mut Api, g: &Global, r: &Res, name: &str, query: &[(&str, String)]) -> Result<(), Fail> {
+    let v = api.delete(&item_path(r, name)?, query)?;
+    if g.json {
+        return table::print_json(&without_status(v));
     }
     let msg = v["message"].as_str().map(str::to_string).unwrap_or_else(|| format!("{} deleted", r.singular));
     match v["taskName"].as_str() {
@@ -220,7 +212,7 @@ pub enum AppsCmd {
         #[command(flatten)]
         paging: Paging,
     },
-    /// Show one app with its builds and patches.
+    /// Show one app: its current build, the builds kept and the patches between them.
     Show { name: String },
     /// Create an app.
     Create {
@@ -258,7 +250,7 @@ pub fn apps(g: &Global, c: AppsCmd) -> Result<(), Fail> {
             }
             list(&mut api, g, &APPS, &f, &paging)
         }
-        AppsCmd::Show { name } => show(&mut api, g, &APPS, &name),
+        AppsCmd::Show { name } => crate::builds::show_app(&mut api, g, &name),
         AppsCmd::Create { name, label, max_builds, deployments } => {
             let mut body = json!({"name": name, "label": label.unwrap_or_else(|| name.clone())});
             if let Some(m) = max_builds {
@@ -288,6 +280,12 @@ pub enum DeploymentsCmd {
     Show { name: String },
     /// Create a deployment: an fs directory on the Edge host, or an S3 bucket.
     Create(Box<DeploymentCreate>),
+    /// Check that the Edge can write to and delete from a deployment's origin now.
+    ///
+    /// The Edge probes an origin when it is created or its origin changes; this sends the
+    /// deployment's origin back unchanged (secrets as the server shows them, `********`,
+    /// which keeps the stored ones), so the Edge probes it again. Nothing else changes.
+    Probe { name: String },
     /// Delete a deployment and purge what was published to it.
     Delete { name: String },
 }
@@ -340,6 +338,18 @@ pub fn deployments(g: &Global, c: DeploymentsCmd) -> Result<(), Fail> {
         DeploymentsCmd::List { paging } => list(&mut api, g, &DEPLOYMENTS, &[], &paging),
         DeploymentsCmd::Show { name } => show(&mut api, g, &DEPLOYMENTS, &name),
         DeploymentsCmd::Delete { name } => delete(&mut api, g, &DEPLOYMENTS, &name, &[]),
+        DeploymentsCmd::Probe { name } => {
+            let d = api.get(&item_path(&DEPLOYMENTS, &name)?, &[])?["deployment"].clone();
+            let body = json!({"name": name, "origin": d["origin"], "probe": true});
+            let v = api.patch(DEPLOYMENTS.path, &body)?;
+            if g.json {
+                return table::print_json(&v["deployment"]);
+            }
+            let o = &d["origin"];
+            let at = o["path"].as_str().or(o["bucket"].as_str()).or(o["host"].as_str()).unwrap_or("?");
+            println!("{name}: probe passed ({} {at}, prefix {})", o["type"].as_str().unwrap_or("?"), table::plain(&d["originPrefix"]));
+            Ok(())
+        }
         DeploymentsCmd::Create(d) => {
             let origin = if d.kind == "fs" {
                 json!({"type": "fs", "path": d.path})
@@ -368,7 +378,11 @@ pub fn deployments(g: &Global, c: DeploymentsCmd) -> Result<(), Fail> {
 /// Tasks: list, show, watch, acknowledge, expire.
 #[derive(Subcommand)]
 pub enum TasksCmd {
-    /// List tasks, most recent first.
+    /// List tasks: the most recent imports first, each in pipeline order.
+    ///
+    /// The tasks of one import (or one sequencing run) are shown together in the order
+    /// they run (dltar, mkraw, mkdxf, mkpat, deploy; mkseq before its deploy); imports
+    /// most recent first. With --order, the server's order as asked.
     List {
         /// Only tasks of apps whose name contains this.
         #[arg(long)]
@@ -416,7 +430,16 @@ pub fn tasks(g: &Global, c: TasksCmd) -> Result<(), Fail> {
                 .into_iter()
                 .filter_map(|(k, v)| v.map(|v| (k, v)))
                 .collect();
-            list(&mut api, g, &TASKS, &f, &paging)
+            if g.json || !paging.order.is_empty() {
+                return list(&mut api, g, &TASKS, &f, &paging);
+            }
+            let items = pipeline_order(fetch_all(&mut api, &TASKS, &f, &paging)?);
+            if items.is_empty() {
+                println!("no tasks");
+                return Ok(());
+            }
+            table::print_table(TASKS.cols, &items);
+            Ok(())
         }
         TasksCmd::Show { task } => show(&mut api, g, &TASKS, &task),
         TasksCmd::Watch(w) => watch(&mut api, g, w),
@@ -432,6 +455,40 @@ pub fn tasks(g: &Global, c: TasksCmd) -> Result<(), Fail> {
     }
 }
 
+/// Where a task type runs in its pipeline: an import's dltar → mkraw → mkdxf → mkpat →
+/// deploy; a sequencing run's mkseq → deploy (mkseq before deploy); purges last.
+fn step_rank(t: &Value) -> usize {
+    match t["type"].as_str().unwrap_or("") {
+        "dltar" => 0,
+        "mkraw" => 1,
+        "mkdxf" => 2,
+        "mkpat" => 3,
+        "mkseq" => 4,
+        "deploy" => 5,
+        _ => 6,
+    }
+}
+
+/// Tasks (most recent first, as the server lists them) grouped by import: the groups in the
+/// order their most recent task appears, the tasks of each in pipeline order.
+pub fn pipeline_order(items: Vec<Value>) -> Vec<Value> {
+    let mut groups: Vec<(String, Vec<Value>)> = Vec::new();
+    for (i, t) in items.into_iter().enumerate() {
+        // A task without a group (a purge) is a group of its own.
+        let key = t["taskGroup"].as_str().map(str::to_string).unwrap_or_else(|| format!("#{i}"));
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, g)) => g.push(t),
+            None => groups.push((key, vec![t])),
+        }
+    }
+    let mut out = Vec::new();
+    for (_, mut g) in groups {
+        g.sort_by_key(step_rank);
+        out.extend(g);
+    }
+    out
+}
+
 /// Still to happen: queued or running (a `dltar` waiting for its upload does not count).
 fn active(t: &Value) -> bool {
     match t["status"].as_str() {
@@ -445,6 +502,7 @@ fn active(t: &Value) -> bool {
 fn watch(api: &mut Api, g: &Global, w: WatchArgs) -> Result<(), Fail> {
     let mut seen: HashMap<String, (String, i64)> = HashMap::new();
     let mut first = true;
+    let mut printed = false;
     let interval = Duration::from_secs_f64(w.interval.clamp(0.1, 3600.0));
     loop {
         let mut q = vec![("limit", "200".to_string())];
@@ -462,6 +520,7 @@ fn watch(api: &mut Api, g: &Global, w: WatchArgs) -> Result<(), Fail> {
             }
             // At the start, only what is still going on is shown.
             if !first || !follow::ended(&key.0) {
+                printed = true;
                 if g.json {
                     println!("{}", serde_json::to_string(t).unwrap_or_default());
                 } else {
@@ -475,6 +534,12 @@ fn watch(api: &mut Api, g: &Global, w: WatchArgs) -> Result<(), Fail> {
         let _ = std::io::stdout().flush();
         first = false;
         if w.until_idle && !ts.iter().any(active) {
+            if !printed && !g.json {
+                match &w.app {
+                    Some(a) => println!("nothing running (no task of apps matching {a:?} is queued or running)"),
+                    None => println!("nothing running (no task is queued or running)"),
+                }
+            }
             return Ok(());
         }
         std::thread::sleep(interval);
@@ -497,19 +562,24 @@ pub fn ack(g: &Global, task: &str) -> Result<(), Fail> {
 }
 
 /// `rockit retry <task> [--no-wait]`: runs a failed task again and follows its pipeline.
+/// Reports the attempt that will run: the task's attempts so far, plus one (read before
+/// the retry, as a worker may start it at once).
 pub fn retry(g: &Global, task: &str, no_wait: bool) -> Result<(), Fail> {
     let mut api = Api::open(g)?;
+    let path = item_path(&TASKS, task)?;
+    let before = api.get(&path, &[])?["task"]["attempts"].as_i64().unwrap_or(0);
     api.post("/be/v1/trigger", &json!({"type": "retry", "taskName": task}))?;
-    let t = api.get(&format!("/be/v1/tasks/{task}"), &[])?["task"].clone();
+    let t = api.get(&path, &[])?["task"].clone();
+    let line = format!("{task}: retrying ({}, attempt {})", t["type"].as_str().unwrap_or("?"), before + 1);
     if no_wait {
         if g.json {
             return table::print_json(&t);
         }
-        println!("{task}: retrying ({}, attempt {})", t["type"].as_str().unwrap_or("?"), t["attempts"]);
+        println!("{line}");
         return Ok(());
     }
     if !g.json {
-        println!("{task}: retrying ({}, attempt {})", t["type"].as_str().unwrap_or("?"), t["attempts"]);
+        println!("{line}");
     }
     let group = t["taskGroup"].as_str().map(str::to_string);
     let tasks = follow::follow(&mut api, group.as_deref(), task, g.json)?;
@@ -520,77 +590,4 @@ pub fn retry(g: &Global, task: &str, no_wait: bool) -> Result<(), Fail> {
         println!("{}", crate::push::summary(t["appName"].as_str().unwrap_or("?"), &tasks));
     }
     Ok(())
-}
-
-/// Users: list, show.
-#[derive(Subcommand)]
-pub enum UsersCmd {
-    /// List the organization's users.
-    List {
-        /// Only usernames containing this.
-        #[arg(long)]
-        username: Option<String>,
-        /// Only persons (user) or machine users (machine).
-        #[arg(long = "type", value_parser = ["user", "machine"])]
-        kind: Option<String>,
-        #[command(flatten)]
-        paging: Paging,
-    },
-    /// Show one user.
-    Show { username: String },
-}
-
-pub fn users(g: &Global, c: UsersCmd) -> Result<(), Fail> {
-    let mut api = Api::open(g)?;
-    match c {
-        UsersCmd::List { username, kind, paging } => {
-            let f: Vec<(&str, String)> =
-                [("username", username), ("type", kind)].into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect();
-            list(&mut api, g, &USERS, &f, &paging)
-        }
-        UsersCmd::Show { username } => show(&mut api, g, &USERS, &username),
-    }
-}
-
-/// Roles: list, show.
-#[derive(Subcommand)]
-pub enum RolesCmd {
-    /// List the organization's roles.
-    List {
-        #[command(flatten)]
-        paging: Paging,
-    },
-    /// Show one role with its permissions.
-    Show { name: String },
-}
-
-pub fn roles(g: &Global, c: RolesCmd) -> Result<(), Fail> {
-    let mut api = Api::open(g)?;
-    match c {
-        RolesCmd::List { paging } => list(&mut api, g, &ROLES, &[], &paging),
-        RolesCmd::Show { name } => show(&mut api, g, &ROLES, &name),
-    }
-}
-
-/// Event subscriptions (webhooks, Slack): list, show, delete.
-#[derive(Subcommand)]
-pub enum SubscriptionsCmd {
-    /// List the organization's subscriptions.
-    List {
-        #[command(flatten)]
-        paging: Paging,
-    },
-    /// Show one subscription with its delivery statistics.
-    Show { name: String },
-    /// Unsubscribe: no further deliveries.
-    Delete { name: String },
-}
-
-pub fn subscriptions(g: &Global, c: SubscriptionsCmd) -> Result<(), Fail> {
-    let mut api = Api::open(g)?;
-    match c {
-        SubscriptionsCmd::List { paging } => list(&mut api, g, &SUBSCRIPTIONS, &[], &paging),
-        SubscriptionsCmd::Show { name } => show(&mut api, g, &SUBSCRIPTIONS, &name),
-        SubscriptionsCmd::Delete { name } => delete(&mut api, g, &SUBSCRIPTIONS, &name, &[]),
-    }
 }

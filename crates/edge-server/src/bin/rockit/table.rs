@@ -2,8 +2,8 @@
 //!
 //! A column is a field path (`origin.type`), optionally with a formatter before a colon:
 //! `bytes:` (human size), `count:` (array length), `deps:` (an app's deployments, `[]` is
-//! "all"), `perms:` (non-zero permission bits), and the computed `appstate:`, `tasknote:`,
-//! `target:`.
+//! "all"), `perms:` (non-zero permissions as letters, `apps=CRU`), `x:` (a factor, `3.2x`),
+//! and the computed `appstate:`, `taskbuild:`, `tasknote:`, `target:`.
 
 use crate::fail::Fail;
 use crate::follow::exception_text;
@@ -44,9 +44,13 @@ pub fn cell(item: &Value, spec: &str) -> String {
             Some(a) if a.is_empty() => "(all)".into(),
             _ => plain(v),
         },
+        "x" => v.as_f64().map(|x| format!("{x:.1}x")).unwrap_or_else(|| plain(v)),
         "perms" => match v.as_object() {
             Some(o) => {
-                let set: Vec<String> = o.iter().filter(|(_, b)| b.as_u64().unwrap_or(0) > 0).map(|(k, b)| format!("{k}={b}")).collect();
+                let set: Vec<String> = o
+                    .iter()
+                    .filter_map(|(k, b)| b.as_u64().filter(|b| *b > 0).map(|b| format!("{k}={}", crate::roles::letters(b))))
+                    .collect();
                 if set.is_empty() {
                     "-".into()
                 } else {
@@ -66,17 +70,30 @@ pub fn cell(item: &Value, spec: &str) -> String {
                 "ok".into()
             }
         }
+        "taskbuild" => {
+            // A sequencing run republishes a build: its id says which.
+            let id = item["buildId"].as_i64();
+            match (item["buildName"].as_str(), id) {
+                (Some(n), Some(id)) if item["type"] == "mkseq" => format!("{n} (build {id})"),
+                (Some(n), _) => n.to_string(),
+                (None, Some(id)) => format!("build {id}"),
+                (None, None) => "-".into(),
+            }
+        }
         "tasknote" => {
+            let mut notes = Vec::new();
+            if let Some(p) = preload_change(&item["result"]) {
+                notes.push(p);
+            }
             if !item["exception"].is_null() {
-                exception_text(&item["exception"])
+                notes.push(exception_text(&item["exception"]));
             } else if let Some(w) = item["warning"].as_object() {
                 let ack = if w.get("acknowledged") == Some(&Value::Bool(true)) { " (acknowledged)" } else { "" };
-                format!("warning {}{ack}", plain(&w["code"]))
+                notes.push(format!("warning {}{ack}", plain(&w["code"])));
             } else if let Some(r) = item["result"]["reason"].as_str() {
-                r.to_string()
-            } else {
-                String::new()
+                notes.push(r.to_string());
             }
+            notes.join("; ")
         }
         "target" => match (item["url"].as_str(), item["slackChannel"].as_str()) {
             (Some(u), _) => u.to_string(),
@@ -86,6 +103,13 @@ pub fn cell(item: &Value, spec: &str) -> String {
         _ => plain(v),
     };
     s.replace(['\n', '\r', '\t'], " ")
+}
+
+/// A sequencing result's p90 preload at 100 Mbit/s before and after:
+/// `preload 12.0 MiB → 3.1 MiB`.
+pub fn preload_change(result: &Value) -> Option<String> {
+    let (b, a) = (result["preload100Before"].as_u64()?, result["preload100After"].as_u64()?);
+    Some(format!("preload {} → {}", report::bytes(b), report::bytes(a)))
 }
 
 /// An aligned table with a header row.

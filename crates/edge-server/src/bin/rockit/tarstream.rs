@@ -7,6 +7,9 @@
 //! and symlinks that stay inside the tree; names must be UTF-8; the tree must pass the
 //! Edge's rules for names, links and what lies under them (`edge_engine::safepath`).
 //! Anything else is refused before a byte is sent.
+//!
+//! The members' bytes come from the files of a directory, or from the entries of a zip
+//! archive (ziptar.rs), which is thereby sent as the same tar.
 
 use crate::fail::Fail;
 use edge_engine::safepath::{self, shown, Why};
@@ -21,35 +24,55 @@ const BLOCK: u64 = 512;
 /// Largest value of an 11-digit octal field (8 GiB - 1).
 const OCTAL11_MAX: u64 = 0o777_7777_7777;
 
+/// What a member is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
+pub enum Kind {
+    /// A regular file.
     File,
+    /// A directory.
     Dir,
+    /// A symbolic link.
     Symlink,
 }
 
-/// One archive member, as found by the walk.
-#[derive(Debug)]
-struct Member {
-    /// Path relative to the root, `/`-separated; directories end with `/`.
-    rel: String,
-    kind: Kind,
-    mode: u32,
-    mtime: u64,
-    size: u64,
-    link: Option<String>,
+/// Where a file member's bytes come from.
+#[derive(Debug, Clone)]
+pub enum Data {
+    /// The file `<root>/<rel>` of a walked directory.
+    Disk,
+    /// An entry of the zip archive at `<root>`.
+    Zip(crate::ziptar::ZipData),
 }
 
-/// A walked directory: its members and the archive's exact length.
+/// One archive member, as found by the walk (or read from a zip's central directory).
+#[derive(Debug)]
+pub struct Member {
+    /// Path relative to the root, `/`-separated; directories end with `/`.
+    pub rel: String,
+    /// File, directory or link.
+    pub kind: Kind,
+    /// Permission bits (`0o7777` at most).
+    pub mode: u32,
+    /// Modification time, Unix seconds.
+    pub mtime: u64,
+    /// Bytes of a file (0 for the rest).
+    pub size: u64,
+    /// A link's target.
+    pub link: Option<String>,
+    /// Where a file's bytes come from.
+    pub data: Data,
+}
+
+/// A walked directory (or a read zip): its members and the archive's exact length.
 #[derive(Debug)]
 pub struct Tree {
+    /// The directory, or the zip file.
     root: PathBuf,
     members: Vec<Member>,
     /// Bytes of the whole archive.
     pub len: u64,
-    /// Regular files, and the bytes in them.
+    /// Regular files.
     pub files: u64,
-    pub file_bytes: u64,
 }
 
 fn padded(n: u64) -> u64 {
@@ -149,11 +172,20 @@ fn headers(m: &Member) -> Vec<u8> {
 
 /// Walks `root` (sorted by name at every level; symlinks are not followed).
 pub fn walk(root: &Path) -> Result<Tree, Fail> {
-    let mut t = Tree { root: root.to_path_buf(), members: Vec::new(), len: 2 * BLOCK, files: 0, file_bytes: 0 };
+    let mut t = Tree { root: root.to_path_buf(), members: Vec::new(), len: 2 * BLOCK, files: 0 };
     visit(root, "", &mut t)?;
-    check(&t.members)?;
-    t.len += t.members.iter().map(member_len).sum::<u64>();
-    Ok(t)
+    Tree::assemble(root.to_path_buf(), t.members)
+}
+
+impl Tree {
+    /// The tree of `members` read from `root`: checked against the Edge's rules, with the
+    /// archive's length and the file counts.
+    pub fn assemble(root: PathBuf, members: Vec<Member>) -> Result<Tree, Fail> {
+        check(&members)?;
+        let files = members.iter().filter(|m| m.kind == Kind::File).count() as u64;
+        let len = 2 * BLOCK + members.iter().map(member_len).sum::<u64>();
+        Ok(Tree { root, members, len, files })
+    }
 }
 
 fn visit(dir: &Path, prefix: &str, t: &mut Tree) -> Result<(), Fail> {
@@ -174,18 +206,17 @@ fn visit(dir: &Path, prefix: &str, t: &mut Tree) -> Result<(), Fail> {
         let ft = md.file_type();
         if ft.is_dir() {
             let rel = format!("{rel}/");
-            t.members.push(Member { rel: rel.clone(), kind: Kind::Dir, mode, mtime, size: 0, link: None });
+            t.members.push(Member { rel: rel.clone(), kind: Kind::Dir, mode, mtime, size: 0, link: None, data: Data::Disk });
             visit(&path, &rel, t)?;
         } else if ft.is_file() {
-            t.files += 1;
-            t.file_bytes += md.len();
-            t.members.push(Member { rel, kind: Kind::File, mode, mtime, size: md.len(), link: None });
+            t.members.push(Member { rel, kind: Kind::File, mode, mtime, size: md.len(), link: None, data: Data::Disk });
         } else if ft.is_symlink() {
             let target = std::fs::read_link(&path).map_err(|e| io(&path, e))?;
             let Some(target) = target.to_str() else {
                 return Err(Fail::new(format!("{}: the link target is not UTF-8", path.display())));
             };
-            t.members.push(Member { rel, kind: Kind::Symlink, mode: 0o777, mtime, size: 0, link: Some(target.to_string()) });
+            let link = Some(target.to_string());
+            t.members.push(Member { rel, kind: Kind::Symlink, mode: 0o777, mtime, size: 0, link, data: Data::Disk });
         } else {
             use std::os::unix::fs::FileTypeExt;
             let what = if ft.is_fifo() {
@@ -227,8 +258,9 @@ fn check(members: &[Member]) -> Result<(), Fail> {
 pub type LocalError = Arc<Mutex<Option<String>>>;
 
 struct Open {
-    file: File,
-    path: PathBuf,
+    file: Box<dyn Read + Send>,
+    /// The file (or `archive.zip: entry`) for messages.
+    shown: String,
     left: u64,
     pad: usize,
 }
@@ -272,14 +304,17 @@ impl Read for TarStream {
                     let want = out.len().min(o.left.min(usize::MAX as u64) as usize);
                     let n = match o.file.read(&mut out[..want]) {
                         Ok(0) => {
-                            let p = o.path.display().to_string();
-                            return Err(self.fail(format!("{p} shrank while it was being sent")));
+                            let msg = match self.tree.members[self.next - 1].data {
+                                Data::Disk => format!("{} shrank while it was being sent", o.shown),
+                                Data::Zip(_) => format!("{}: the entry's data ends early (a damaged zip)", o.shown),
+                            };
+                            return Err(self.fail(msg));
                         }
                         Ok(n) => n,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                         Err(e) => {
-                            let p = o.path.display().to_string();
-                            return Err(self.fail(format!("{p}: {e}")));
+                            let msg = format!("{}: {e}", o.shown);
+                            return Err(self.fail(msg));
                         }
                     };
                     o.left -= n as u64;
@@ -297,14 +332,24 @@ impl Read for TarStream {
                 self.buf = headers(m);
                 self.pos = 0;
                 if m.kind == Kind::File && m.size > 0 {
-                    let path = self.tree.root.join(&m.rel);
-                    let file = File::open(&path).map_err(|e| self.fail(format!("{}: {e}", path.display())))?;
-                    let now = file.metadata().map(|md| md.len()).unwrap_or(0);
-                    if now != m.size {
-                        return Err(self.fail(format!("{} changed while the build was being sent", path.display())));
-                    }
+                    let (file, shown): (Box<dyn Read + Send>, String) = match &m.data {
+                        Data::Disk => {
+                            let path = self.tree.root.join(&m.rel);
+                            let file = File::open(&path).map_err(|e| self.fail(format!("{}: {e}", path.display())))?;
+                            let now = file.metadata().map(|md| md.len()).unwrap_or(0);
+                            if now != m.size {
+                                return Err(self.fail(format!("{} changed while the build was being sent", path.display())));
+                            }
+                            (Box::new(file), path.display().to_string())
+                        }
+                        Data::Zip(z) => {
+                            let shown = format!("{}: {}", self.tree.root.display(), m.rel);
+                            let r = z.open(&self.tree.root, m.size).map_err(|e| self.fail(format!("{shown}: {e}")))?;
+                            (Box::new(r), shown)
+                        }
+                    };
                     let pad = (padded(m.size) - m.size) as usize;
-                    self.open = Some(Open { file, path, left: m.size, pad });
+                    self.open = Some(Open { file, shown, left: m.size, pad });
                 }
                 continue;
             }
@@ -333,11 +378,11 @@ mod tests {
 
     #[test]
     fn pax_record_lengths_count_themselves() {
-        let m = Member { rel: "x".repeat(150), kind: Kind::File, mode: 0o644, mtime: 0, size: 1, link: None };
+        let m = Member { rel: "x".repeat(150), kind: Kind::File, mode: 0o644, mtime: 0, size: 1, link: None, data: Data::Disk };
         let r = String::from_utf8(pax_records(&m)).unwrap();
         let (len, _) = r.split_once(' ').unwrap();
         assert_eq!(len.parse::<usize>().unwrap(), r.len());
-        let m = Member { rel: "x".repeat(93), kind: Kind::File, mode: 0, mtime: 0, size: 1 << 40, link: None };
+        let m = Member { rel: "x".repeat(93), kind: Kind::File, mode: 0, mtime: 0, size: 1 << 40, link: None, data: Data::Disk };
         let r = String::from_utf8(pax_records(&m)).unwrap();
         assert_eq!(r, "22 size=1099511627776\n");
     }
