@@ -77,7 +77,9 @@ fn main() {
                     let f = lines[i].trim();
                     if let Some(d) = f.strip_prefix("///") {
                         fdoc.push(d.trim().to_string());
-                    } else if let Some((n, t)) = f.strip_prefix("pub ").and_then(|x| x.trim_end_matches(',').split_once(':')) {
+                    } else if let Some((n, t)) =
+                        f.strip_prefix("pub ").and_then(|x| x.trim_end_matches(',').split_once(':'))
+                    {
                         out.push_str(&comment(&fdoc, "    "));
                         let _ = writeln!(out, "    {};", declared(n.trim(), t));
                         fdoc.clear();
@@ -90,7 +92,9 @@ fn main() {
             }
             doc.clear();
             repr_c = false;
-        } else if l.starts_with("pub extern \"C\" fn ") || l.starts_with("pub unsafe extern \"C\" fn ") {
+        } else if l.starts_with("pub extern \"C\" fn ")
+            || l.starts_with("pub unsafe extern \"C\" fn ")
+        {
             let mut sig = String::new();
             while i < lines.len() {
                 sig.push_str(lines[i].trim());
@@ -104,7 +108,13 @@ fn main() {
             let (name, rest) = after.split_once('(').unwrap_or((after, ""));
             let close = rest.rfind(')').unwrap_or(rest.len());
             let (params, ret) = (&rest[..close], &rest[close + 1..]);
-            let ret = ret.trim().trim_end_matches('{').trim().strip_prefix("->").map(str::trim).unwrap_or("void");
+            let ret = ret
+                .trim()
+                .trim_end_matches('{')
+                .trim()
+                .strip_prefix("->")
+                .map(str::trim)
+                .unwrap_or("void");
             let params: Vec<String> = params
                 .split(',')
                 .map(str::trim)
@@ -115,8 +125,16 @@ fn main() {
                 })
                 .collect();
             // The Safety section speaks of Rust; the rest of the comment is for C readers too.
-            let keep: Vec<String> = doc.iter().take_while(|d| d.as_str() != "# Safety").cloned().collect();
-            let keep: Vec<String> = keep.into_iter().rev().skip_while(|d| d.is_empty()).collect::<Vec<_>>().into_iter().rev().collect();
+            let keep: Vec<String> =
+                doc.iter().take_while(|d| d.as_str() != "# Safety").cloned().collect();
+            let keep: Vec<String> = keep
+                .into_iter()
+                .rev()
+                .skip_while(|d| d.is_empty())
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
             out.push_str(&comment(&keep, ""));
             let params = if params.is_empty() { "void".to_string() } else { params.join(", ") };
             let _ = writeln!(out, "{};\n", declared(&format!("{}({params})", name.trim()), ret));
@@ -128,6 +146,7 @@ fn main() {
         i += 1;
     }
     out.push_str("#ifdef __cplusplus\n}\n#endif\n\n#endif /* ROCKIT_EDGE_H */\n");
-    let dest = std::path::Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR")).join("rockit_edge.h");
+    let dest =
+        std::path::Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR")).join("rockit_edge.h");
     std::fs::write(dest, out).expect("writing the header");
 }

@@ -108,7 +108,13 @@ pub unsafe extern "C" fn rockit_open_session(
 ) -> *mut RockitRuntime {
     // SAFETY: the strings are NULL or NUL-terminated (this function's contract).
     let args = unsafe {
-        (text(server, "server"), text(org, "org"), text(app, "app"), text(client_key, "client_key"), text(cache_dir, "cache_dir"))
+        (
+            text(server, "server"),
+            text(org, "org"),
+            text(app, "app"),
+            text(client_key, "client_key"),
+            text(cache_dir, "cache_dir"),
+        )
     };
     opened((|| {
         let req = SessionRequest {
@@ -120,7 +126,8 @@ pub unsafe extern "C" fn rockit_open_session(
         };
         let cache = need(args.4, "cache_dir")?;
         let session = Session::open(&req, Duration::from_secs(20)).map_err(|e| e.to_string())?;
-        Runtime::open(ImageSource::Session(Box::new(session)), options(&cache, bandwidth)).map_err(|e| e.to_string())
+        Runtime::open(ImageSource::Session(Box::new(session)), options(&cache, bandwidth))
+            .map_err(|e| e.to_string())
     })())
 }
 
@@ -138,12 +145,22 @@ pub unsafe extern "C" fn rockit_open_url(
     bandwidth: u64,
 ) -> *mut RockitRuntime {
     // SAFETY: the strings are NULL or NUL-terminated (this function's contract).
-    let args = unsafe { (text(manifest_url, "manifest_url"), text(public_key_pem, "public_key_pem"), text(cache_dir, "cache_dir")) };
+    let args = unsafe {
+        (
+            text(manifest_url, "manifest_url"),
+            text(public_key_pem, "public_key_pem"),
+            text(cache_dir, "cache_dir"),
+        )
+    };
     opened((|| {
         let url = args.0?.ok_or("manifest_url is required")?.to_string();
         let pem = args.1?.map(str::to_string);
         let cache = args.2?.ok_or("cache_dir is required")?;
-        Runtime::open(ImageSource::Url { manifest_url: url, public_key_pem: pem }, options(cache, bandwidth)).map_err(|e| e.to_string())
+        Runtime::open(
+            ImageSource::Url { manifest_url: url, public_key_pem: pem },
+            options(cache, bandwidth),
+        )
+        .map_err(|e| e.to_string())
     })())
 }
 
@@ -176,7 +193,13 @@ pub unsafe extern "C" fn rockit_wait_preload(rt: *const RockitRuntime, timeout_m
 /// `rt` is NULL or a live runtime; `path` is NULL or NUL-terminated; `buf` points to `len`
 /// writable bytes.
 #[no_mangle]
-pub unsafe extern "C" fn rockit_read(rt: *const RockitRuntime, path: *const c_char, offset: u64, buf: *mut u8, len: u64) -> i64 {
+pub unsafe extern "C" fn rockit_read(
+    rt: *const RockitRuntime,
+    path: *const c_char,
+    offset: u64,
+    buf: *mut u8,
+    len: u64,
+) -> i64 {
     // SAFETY: `rt` is NULL or a live runtime, `path` NULL or NUL-terminated (this
     // function's contract).
     let (r, p) = unsafe { (rt.as_ref(), text(path, "path")) };
@@ -209,7 +232,10 @@ pub unsafe extern "C" fn rockit_read(rt: *const RockitRuntime, path: *const c_ch
 /// # Safety
 /// `rt` is NULL or a live runtime; `out` is NULL or points to a writable `RockitProgress`.
 #[no_mangle]
-pub unsafe extern "C" fn rockit_progress(rt: *const RockitRuntime, out: *mut RockitProgress) -> c_int {
+pub unsafe extern "C" fn rockit_progress(
+    rt: *const RockitRuntime,
+    out: *mut RockitProgress,
+) -> c_int {
     // SAFETY: both are NULL or valid (this function's contract).
     let (Some(r), Some(o)) = (unsafe { rt.as_ref() }, unsafe { out.as_mut() }) else {
         fail("the runtime or the progress is NULL");

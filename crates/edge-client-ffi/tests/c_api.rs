@@ -67,7 +67,11 @@ fn publish(dir: &Path, files: &[(&str, Vec<u8>)]) -> String {
         b.append_data(&mut h, format!("./{p}"), &d[..]).unwrap();
     }
     let tar = b.into_inner().unwrap();
-    let params = Params { chunk: ChunkParams { min: 4 << 10, avg: 16 << 10, max: 64 << 10 }, zstd_level: 3, pack_limit: 256 << 10 };
+    let params = Params {
+        chunk: ChunkParams { min: 4 << 10, avg: 16 << 10, max: 64 << 10 },
+        zstd_level: 3,
+        pack_limit: 256 << 10,
+    };
     let store = ChunkStore::open(&dir.with_extension("store")).unwrap();
     let tree = ingest(&tar[..], &store, &params, &mut |_| {}).unwrap().tree;
     let meta = ImageMeta {
@@ -117,7 +121,15 @@ fn conn(c: TcpStream, root: &Path) -> std::io::Result<()> {
                 range = Some((a.parse::<u64>().unwrap(), b.parse::<u64>().unwrap()));
             }
         }
-        let target = line.split_whitespace().nth(1).unwrap_or("").split('?').next().unwrap_or("").trim_start_matches('/').to_string();
+        let target = line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("")
+            .split('?')
+            .next()
+            .unwrap_or("")
+            .trim_start_matches('/')
+            .to_string();
         let file = root.join(&target);
         if target.contains("..") || !file.is_file() {
             write!(w, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")?;
@@ -156,7 +168,11 @@ fn a_c_program_plays_an_image_through_the_shared_library() {
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).unwrap();
     let level = b"castle dragon torch ".repeat(30_000);
-    let files = [("bin/game.exe", noise(1, 200_000)), ("data/level1.pak", level.clone()), ("data/music.ogg", noise(2, 400_000))];
+    let files = [
+        ("bin/game.exe", noise(1, 200_000)),
+        ("data/level1.pak", level.clone()),
+        ("data/music.ogg", noise(2, 400_000)),
+    ];
     let site = work.join("site");
     let dxf = publish(&site.join("img"), &files);
     assert!(!dxf.is_empty());
@@ -183,7 +199,12 @@ fn a_c_program_plays_an_image_through_the_shared_library() {
     let out = work.join("level1.out");
     let run = Command::new(&exe).arg(&url).arg(work.join("cache")).arg(&out).output().unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(run.status.success(), "exit {:?}: {stdout} {}", run.status.code(), String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "exit {:?}: {stdout} {}",
+        run.status.code(),
+        String::from_utf8_lossy(&run.stderr)
+    );
     assert_eq!(std::fs::read(&out).unwrap(), level, "the C program read the exact bytes");
     assert!(stdout.contains("missing: ") && stdout.contains("no/such/file"), "{stdout}");
     assert!(stdout.contains("preload 1"), "{stdout}");

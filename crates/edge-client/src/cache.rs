@@ -51,7 +51,8 @@ impl Cache {
             Err(fs::TryLockError::WouldBlock) => {
                 let mut holder = String::new();
                 let _ = lock.read_to_string(&mut holder);
-                let who = holder.trim().parse::<u32>().map(|p| format!(" (pid {p})")).unwrap_or_default();
+                let who =
+                    holder.trim().parse::<u32>().map(|p| format!(" (pid {p})")).unwrap_or_default();
                 return Err(Error::new(
                     ErrorKind::Locked,
                     format!(
@@ -91,7 +92,9 @@ impl Cache {
 
     /// Whether a chunk of `raw` bytes is on disk (not yet checked).
     pub(crate) fn has(&self, h: &Hash, raw: u64) -> bool {
-        fs::symlink_metadata(self.chunk_path(h)).map(|m| m.is_file() && m.len() == raw).unwrap_or(false)
+        fs::symlink_metadata(self.chunk_path(h))
+            .map(|m| m.is_file() && m.len() == raw)
+            .unwrap_or(false)
     }
 
     /// Reads a whole chunk and checks it against its hash; a chunk that does not match is
@@ -113,7 +116,11 @@ impl Cache {
     /// Stores a verified chunk: written under `tmp/`, then renamed to its name.
     pub(crate) fn put(&self, h: &Hash, raw: &[u8]) -> Result<()> {
         let dest = self.chunk_path(h);
-        let tmp = self.root.join("tmp").join(format!("{}.{}", h.hex(), self.seq.fetch_add(1, Ordering::Relaxed)));
+        let tmp = self.root.join("tmp").join(format!(
+            "{}.{}",
+            h.hex(),
+            self.seq.fetch_add(1, Ordering::Relaxed)
+        ));
         let write = || -> std::io::Result<()> {
             let mut f = File::create(&tmp)?;
             f.write_all(raw)?;
@@ -132,13 +139,18 @@ impl Cache {
     /// Bytes `[off, off + buf.len())` of a stored chunk.
     pub(crate) fn read_at(&self, h: &Hash, off: u64, buf: &mut [u8]) -> Result<()> {
         let p = self.chunk_path(h);
-        File::open(&p).and_then(|f| f.read_exact_at(buf, off)).map_err(|e| Error::io(format!("cache {}", p.display()), e))
+        File::open(&p)
+            .and_then(|f| f.read_exact_at(buf, off))
+            .map_err(|e| Error::io(format!("cache {}", p.display()), e))
     }
 
     /// Writes one of an image's verified metadata files (`images/<dxf>/<name>`).
     pub(crate) fn put_meta(&self, dxf: &str, name: &str, bytes: &[u8]) -> Result<()> {
         let dir = self.root.join("images").join(dxf);
-        let tmp = self.root.join("tmp").join(format!("{dxf}.{name}.{}", self.seq.fetch_add(1, Ordering::Relaxed)));
+        let tmp = self
+            .root
+            .join("tmp")
+            .join(format!("{dxf}.{name}.{}", self.seq.fetch_add(1, Ordering::Relaxed)));
         let write = || -> std::io::Result<()> {
             fs::create_dir_all(&dir)?;
             fs::write(&tmp, bytes)?;

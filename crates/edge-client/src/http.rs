@@ -64,7 +64,11 @@ pub(crate) fn net_error(what: &str, e: &reqwest::Error) -> Error {
 
 /// An I/O error while reading a body: reqwest's timeouts surface as `TimedOut`.
 pub(crate) fn body_error(what: &str, e: &std::io::Error) -> Error {
-    let kind = if e.kind() == std::io::ErrorKind::TimedOut { ErrorKind::Timeout } else { ErrorKind::Network };
+    let kind = if e.kind() == std::io::ErrorKind::TimedOut {
+        ErrorKind::Timeout
+    } else {
+        ErrorKind::Network
+    };
     Error::new(kind, format!("{what}: {e}"))
 }
 
@@ -80,11 +84,19 @@ pub(crate) struct Origin {
 
 impl Origin {
     /// The image directory of a manifest URL (`…/manifest.json`, or the directory itself).
-    pub(crate) fn new(manifest_url: &str, download_query: Option<&str>, token: Option<(String, &Url)>) -> Result<Origin> {
-        let mut base =
-            Url::parse(manifest_url).map_err(|e| Error::new(ErrorKind::Invalid, format!("{manifest_url}: not a valid URL ({e})")))?;
+    pub(crate) fn new(
+        manifest_url: &str,
+        download_query: Option<&str>,
+        token: Option<(String, &Url)>,
+    ) -> Result<Origin> {
+        let mut base = Url::parse(manifest_url).map_err(|e| {
+            Error::new(ErrorKind::Invalid, format!("{manifest_url}: not a valid URL ({e})"))
+        })?;
         if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
-            return Err(Error::new(ErrorKind::Invalid, format!("{}: only http(s) URLs with a host are supported", shown(&base))));
+            return Err(Error::new(
+                ErrorKind::Invalid,
+                format!("{}: only http(s) URLs with a host are supported", shown(&base)),
+            ));
         }
         let path = base.path().to_string();
         let dir = match path.strip_suffix("manifest.json") {
@@ -97,7 +109,8 @@ impl Origin {
         if let Some(q) = base.query().filter(|q| !q.is_empty()) {
             parts.push(q.to_string());
         }
-        if let Some(q) = download_query.map(|q| q.trim_start_matches('?')).filter(|q| !q.is_empty()) {
+        if let Some(q) = download_query.map(|q| q.trim_start_matches('?')).filter(|q| !q.is_empty())
+        {
             parts.push(q.to_string());
         }
         base.set_query(None);
@@ -132,7 +145,12 @@ impl Origin {
     }
 
     /// A whole file as a reader, its bytes counted as they arrive.
-    pub(crate) fn stream<'m>(&self, client: &Client, name: &str, meter: &'m Meter) -> Result<Counted<'m, Response>> {
+    pub(crate) fn stream<'m>(
+        &self,
+        client: &Client,
+        name: &str,
+        meter: &'m Meter,
+    ) -> Result<Counted<'m, Response>> {
         let (url, rb) = self.get(client, name)?;
         let what = format!("GET {}", shown(&url));
         meter.requests.fetch_add(1, Ordering::Relaxed);
@@ -156,7 +174,13 @@ impl Origin {
     }
 
     /// A whole small file (the manifest, its signature, the index), at most `limit` bytes.
-    pub(crate) fn fetch(&self, client: &Client, name: &str, limit: u64, meter: &Meter) -> Result<Vec<u8>> {
+    pub(crate) fn fetch(
+        &self,
+        client: &Client,
+        name: &str,
+        limit: u64,
+        meter: &Meter,
+    ) -> Result<Vec<u8>> {
         let (url, rb) = self.get(client, name)?;
         let what = format!("GET {}", shown(&url));
         meter.requests.fetch_add(1, Ordering::Relaxed);
@@ -193,9 +217,15 @@ impl Origin {
         let mut skip = 0;
         if resp.status() == StatusCode::PARTIAL_CONTENT {
             let cr = resp.headers().get(CONTENT_RANGE).and_then(|v| v.to_str().ok()).unwrap_or("");
-            let first = cr.strip_prefix("bytes ").and_then(|r| r.split('-').next()).and_then(|a| a.parse::<u64>().ok());
+            let first = cr
+                .strip_prefix("bytes ")
+                .and_then(|r| r.split('-').next())
+                .and_then(|a| a.parse::<u64>().ok());
             if first != Some(start) {
-                return Err(Error::new(ErrorKind::Network, format!("{what}: the origin answered another range ({cr:?})")));
+                return Err(Error::new(
+                    ErrorKind::Network,
+                    format!("{what}: the origin answered another range ({cr:?})"),
+                ));
             }
         } else {
             // An origin that ignores ranges sends the whole file: read up to the start.
@@ -210,7 +240,8 @@ fn check_status(resp: Response, what: &str) -> Result<Response> {
     if status.is_success() {
         return Ok(resp);
     }
-    let kind = if status == StatusCode::NOT_FOUND { ErrorKind::NotFound } else { ErrorKind::Server };
+    let kind =
+        if status == StatusCode::NOT_FOUND { ErrorKind::NotFound } else { ErrorKind::Server };
     let mut msg = format!("{what}: HTTP {status}");
     let mut body = Vec::new();
     let _ = resp.take(4096).read_to_end(&mut body);
@@ -233,7 +264,13 @@ pub(crate) struct Body {
 impl Body {
     /// Fills `buf`, paced by the bandwidth cap and counted in `meter`.
     /// Gives up between pieces once `stop` is set.
-    pub(crate) fn read_exact_paced(&mut self, buf: &mut [u8], bucket: Option<&Bucket>, meter: &Meter, stop: &AtomicBool) -> Result<()> {
+    pub(crate) fn read_exact_paced(
+        &mut self,
+        buf: &mut [u8],
+        bucket: Option<&Bucket>,
+        meter: &Meter,
+        stop: &AtomicBool,
+    ) -> Result<()> {
         let piece = if bucket.is_some() { 16 << 10 } else { 256 << 10 };
         let stopped = || Error::new(ErrorKind::Network, "stopped");
         while self.skip > 0 {
@@ -255,10 +292,18 @@ impl Body {
         Ok(())
     }
 
-    fn read_some(&mut self, buf: &mut [u8], bucket: Option<&Bucket>, meter: &Meter) -> Result<usize> {
+    fn read_some(
+        &mut self,
+        buf: &mut [u8],
+        bucket: Option<&Bucket>,
+        meter: &Meter,
+    ) -> Result<usize> {
         let n = self.inner.read(buf).map_err(|e| body_error(&self.what, &e))?;
         if n == 0 {
-            return Err(Error::new(ErrorKind::Network, format!("{}: the answer ended early", self.what)));
+            return Err(Error::new(
+                ErrorKind::Network,
+                format!("{}: the answer ended early", self.what),
+            ));
         }
         meter.bytes.fetch_add(n as u64, Ordering::Relaxed);
         if let Some(b) = bucket {
@@ -296,7 +341,8 @@ impl Bucket {
         let wait = {
             let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
             let now = Instant::now();
-            s.0 = (s.0 + now.duration_since(s.1).as_secs_f64() * self.rate).min(self.burst) - n as f64;
+            s.0 = (s.0 + now.duration_since(s.1).as_secs_f64() * self.rate).min(self.burst)
+                - n as f64;
             s.1 = now;
             if s.0 < 0.0 {
                 Duration::from_secs_f64(-s.0 / self.rate)
@@ -331,14 +377,27 @@ mod tests {
     #[test]
     fn origin_urls_keep_queries_and_send_the_token_only_home() {
         let server = Url::parse("http://127.0.0.1:8080").unwrap();
-        let o = Origin::new("http://127.0.0.1:8080/client/v1/depot/O/A/0001/dxf-1/manifest.json", None, Some(("rs_x".into(), &server)))
-            .unwrap();
-        assert_eq!(o.url("pack-0001.bin").unwrap().as_str(), "http://127.0.0.1:8080/client/v1/depot/O/A/0001/dxf-1/pack-0001.bin");
+        let o = Origin::new(
+            "http://127.0.0.1:8080/client/v1/depot/O/A/0001/dxf-1/manifest.json",
+            None,
+            Some(("rs_x".into(), &server)),
+        )
+        .unwrap();
+        assert_eq!(
+            o.url("pack-0001.bin").unwrap().as_str(),
+            "http://127.0.0.1:8080/client/v1/depot/O/A/0001/dxf-1/pack-0001.bin"
+        );
         assert_eq!(o.token.as_deref(), Some("rs_x"));
-        let o =
-            Origin::new("https://cdn.example.com/g/dxf-1/manifest.json?a=1", Some("__token__=st=1~exp=2"), Some(("rs_x".into(), &server)))
-                .unwrap();
-        assert_eq!(o.url("index.json").unwrap().as_str(), "https://cdn.example.com/g/dxf-1/index.json?a=1&__token__=st=1~exp=2");
+        let o = Origin::new(
+            "https://cdn.example.com/g/dxf-1/manifest.json?a=1",
+            Some("__token__=st=1~exp=2"),
+            Some(("rs_x".into(), &server)),
+        )
+        .unwrap();
+        assert_eq!(
+            o.url("index.json").unwrap().as_str(),
+            "https://cdn.example.com/g/dxf-1/index.json?a=1&__token__=st=1~exp=2"
+        );
         assert_eq!(o.token, None, "the session token never leaves the Edge");
         let o = Origin::new("http://h/img", None, None).unwrap();
         assert_eq!(o.url("manifest.json").unwrap().as_str(), "http://h/img/manifest.json");

@@ -34,7 +34,11 @@ impl Image {
         }
         let mut stream_end = Vec::with_capacity(index.chunks.len());
         for (i, c) in index.chunks.iter().enumerate() {
-            if c.raw > MAX_CHUNK || c.stored > MAX_CHUNK || c.raw == 0 || (!c.z && c.stored != c.raw) {
+            if c.raw > MAX_CHUNK
+                || c.stored > MAX_CHUNK
+                || c.raw == 0
+                || (!c.z && c.stored != c.raw)
+            {
                 return Err(Error::refused(format!(
                     "index.json: chunk {i} has sizes a reader cannot accept (raw {}, stored {})",
                     c.raw, c.stored
@@ -57,7 +61,14 @@ impl Image {
             );
             by_path.insert(e.path.clone(), i);
         }
-        Ok(Image { manifest, entries: index.files, chunks: index.chunks, ends, stream_end, by_path })
+        Ok(Image {
+            manifest,
+            entries: index.files,
+            chunks: index.chunks,
+            ends,
+            stream_end,
+            by_path,
+        })
     }
 
     /// The verified manifest.
@@ -116,7 +127,12 @@ impl Image {
     /// The chunks under bytes `[offset, offset + len)` of file `file` (clipped to its
     /// size): `(position in the file's chunk list, chunk number, the chunk's start in the
     /// file)`.
-    pub(crate) fn chunks_under(&self, file: usize, offset: u64, len: u64) -> Vec<(usize, usize, u64)> {
+    pub(crate) fn chunks_under(
+        &self,
+        file: usize,
+        offset: u64,
+        len: u64,
+    ) -> Vec<(usize, usize, u64)> {
         let e = &self.entries[file];
         let end = offset.saturating_add(len).min(e.size);
         if offset >= end {
@@ -138,7 +154,8 @@ impl Image {
     /// The regular files in load order: by where their first chunk is in the stream (what
     /// the game reads first comes first), empty files first, ties in archive order.
     pub fn load_order(&self) -> Vec<usize> {
-        let mut files: Vec<usize> = (0..self.entries.len()).filter(|&i| self.entries[i].kind == Kind::File).collect();
+        let mut files: Vec<usize> =
+            (0..self.entries.len()).filter(|&i| self.entries[i].kind == Kind::File).collect();
         files.sort_by_key(|&i| (self.entries[i].chunks.first().map_or(0, |&c| c + 1), i));
         files
     }
@@ -147,8 +164,14 @@ impl Image {
     pub(crate) fn file(&self, file: usize) -> Result<&IndexEntry> {
         match self.entries.get(file) {
             Some(e) if e.kind == Kind::File => Ok(e),
-            Some(e) => Err(Error::new(crate::ErrorKind::Invalid, format!("{} is not a regular file", e.path))),
-            None => Err(Error::new(crate::ErrorKind::NotFound, format!("no file number {file} in the image"))),
+            Some(e) => Err(Error::new(
+                crate::ErrorKind::Invalid,
+                format!("{} is not a regular file", e.path),
+            )),
+            None => Err(Error::new(
+                crate::ErrorKind::NotFound,
+                format!("no file number {file} in the image"),
+            )),
         }
     }
 }

@@ -99,7 +99,10 @@ mod tests {
         r.record(7, "b.pak", 10, 0, 300); // empty: ignored
         let t = r.trace("App", 2, "dxf-x");
         assert_eq!(t.paths, ["a.pak", "b.pak"]);
-        assert_eq!(t.events, vec![[0, 0, 0, 200], [20, 1, 0, 10], [50, 0, 500, 10], [151, 0, 510, 10]]);
+        assert_eq!(
+            t.events,
+            vec![[0, 0, 0, 200], [20, 1, 0, 10], [50, 0, 500, 10], [151, 0, 510, 10]]
+        );
         assert_eq!(t.build_id, 2);
         assert_eq!(t.dxf_name.as_deref(), Some("dxf-x"));
         t.validate().expect("a valid rockit-trace");

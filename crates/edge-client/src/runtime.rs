@@ -204,14 +204,26 @@ pub struct Runtime {
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime").field("image", &self.shared.image.dxf_name()).field("cache", &self.shared.cache.root()).finish()
+        f.debug_struct("Runtime")
+            .field("image", &self.shared.image.dxf_name())
+            .field("cache", &self.shared.cache.root())
+            .finish()
     }
 }
 
 /// Fetches and checks the manifest (from the cache when a session names the image and a
 /// kept copy still verifies), the index it pins, and the file table.
-fn load_image(cache: &Cache, origin: &Origin, http: &Client, pem: Option<&str>, session: Option<&Session>, meter: &Meter) -> Result<Image> {
-    let refused = |e: std::io::Error| Error::refused(format!("the image at {} is refused: {e}", origin.shown()));
+fn load_image(
+    cache: &Cache,
+    origin: &Origin,
+    http: &Client,
+    pem: Option<&str>,
+    session: Option<&Session>,
+    meter: &Meter,
+) -> Result<Image> {
+    let refused = |e: std::io::Error| {
+        Error::refused(format!("the image at {} is refused: {e}", origin.shown()))
+    };
     let kept = session.and_then(|s| {
         let bytes = cache.meta(&s.dxf_name, "manifest.json")?;
         let sig = cache.meta(&s.dxf_name, "manifest.sig");
@@ -239,7 +251,11 @@ fn load_image(cache: &Cache, origin: &Origin, http: &Client, pem: Option<&str>, 
     };
     if let Some(s) = session {
         let m = &manifest;
-        if m.dxf_name != s.dxf_name || m.build_id != s.build_id || m.app_name != s.app_name || m.org_name != s.org_name {
+        if m.dxf_name != s.dxf_name
+            || m.build_id != s.build_id
+            || m.app_name != s.app_name
+            || m.org_name != s.org_name
+        {
             return Err(Error::refused(format!(
                 "the image at {} is {} build {} ({}) of {}, but the session plays {} build {} ({}) of {}",
                 origin.shown(),
@@ -291,16 +307,26 @@ impl Runtime {
         let (origin, pem, session, app_name) = match source {
             ImageSource::Session(s) => {
                 let s = *s;
-                let origin = Origin::new(&s.manifest_url, s.download_query.as_deref(), Some((s.token().to_string(), s.server())))?;
+                let origin = Origin::new(
+                    &s.manifest_url,
+                    s.download_query.as_deref(),
+                    Some((s.token().to_string(), s.server())),
+                )?;
                 let (pem, app) = (s.public_key_pem.clone(), s.app_name.clone());
                 (origin, pem, Some(s), Some(app))
             }
-            ImageSource::Url { manifest_url, public_key_pem } => (Origin::new(&manifest_url, None, None)?, public_key_pem, None, None),
+            ImageSource::Url { manifest_url, public_key_pem } => {
+                (Origin::new(&manifest_url, None, None)?, public_key_pem, None, None)
+            }
         };
         let image = load_image(&cache, &origin, &http, pem.as_deref(), session.as_ref(), &meter)?;
         // Before anything streams: an older build held completely may be patched forward.
         let update = crate::update::update(&cache, &origin, &http, &image, pem.as_deref(), &meter);
-        let st: Vec<St> = image.chunks().iter().map(|c| if cache.has(&c.hash, c.raw) { St::OnDisk } else { St::Missing }).collect();
+        let st: Vec<St> = image
+            .chunks()
+            .iter()
+            .map(|c| if cache.has(&c.hash, c.raw) { St::OnDisk } else { St::Missing })
+            .collect();
         let preload = image.preload_bytes(opts.bandwidth);
         let app_name = app_name.unwrap_or_else(|| image.manifest().app_name.clone());
         let shared = Arc::new(Shared {
@@ -381,7 +407,13 @@ impl Runtime {
         }
         if sh.opts.record {
             let origin = *lock(&sh.clock).get_or_insert(t0);
-            lock(&sh.recorder).record(file, &e.path, offset, end - offset, t0.saturating_duration_since(origin).as_millis() as u64);
+            lock(&sh.recorder).record(
+                file,
+                &e.path,
+                offset,
+                end - offset,
+                t0.saturating_duration_since(origin).as_millis() as u64,
+            );
         }
         let parts = sh.image.chunks_under(file, offset, end - offset);
         let mut needed: Vec<usize> = parts.iter().map(|p| p.1).collect();
@@ -392,7 +424,11 @@ impl Runtime {
         for (_, c, start) in parts {
             let row = &sh.image.chunks()[c];
             let (a, b) = (offset.max(start), end.min(start + row.raw));
-            sh.cache.read_at(&row.hash, a - start, &mut out[(a - offset) as usize..(b - offset) as usize])?;
+            sh.cache.read_at(
+                &row.hash,
+                a - start,
+                &mut out[(a - offset) as usize..(b - offset) as usize],
+            )?;
         }
         Ok(out)
     }
@@ -403,7 +439,12 @@ impl Runtime {
     pub fn ready(&self, file: usize, offset: u64, len: u64) -> bool {
         let sh = &self.shared;
         let t = lock(&sh.table);
-        sh.image.file(file).is_ok() && sh.image.chunks_under(file, offset, len.min(MAX_READ)).iter().all(|p| t.st[p.1] == St::Ready)
+        sh.image.file(file).is_ok()
+            && sh
+                .image
+                .chunks_under(file, offset, len.min(MAX_READ))
+                .iter()
+                .all(|p| t.st[p.1] == St::Ready)
     }
 
     /// Marks the game's start (a launcher calls it as it starts the game): trace times
@@ -415,8 +456,9 @@ impl Runtime {
 
     /// [`Runtime::read`] by path (normal form: `data/level1.pak`).
     pub fn read_path(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
-        let f =
-            self.shared.image.lookup(path).ok_or_else(|| Error::new(ErrorKind::NotFound, format!("{path}: no such file in the image")))?;
+        let f = self.shared.image.lookup(path).ok_or_else(|| {
+            Error::new(ErrorKind::NotFound, format!("{path}: no such file in the image"))
+        })?;
         self.read(f, offset, len)
     }
 
@@ -521,14 +563,22 @@ impl Summary {
     /// The numbers the session is closed with (times rounded up to whole seconds).
     pub fn session_end(&self) -> SessionEnd {
         let up = |d: Duration| d.as_millis().div_ceil(1000) as u64;
-        SessionEnd { play_seconds: up(self.play_time), stalls: self.stalls, stall_seconds: up(self.stall_time) }
+        SessionEnd {
+            play_seconds: up(self.play_time),
+            stalls: self.stalls,
+            stall_seconds: up(self.stall_time),
+        }
     }
 
     /// Sends the trace (when it has events) and closes the session; returns the trace's
     /// id. Without a session, nothing to do.
     pub fn report(&self) -> Result<Option<String>> {
         let Some(s) = &self.session else { return Ok(None) };
-        let sent = if self.trace.events.is_empty() { Ok(None) } else { s.send_trace(&self.trace).map(Some) };
+        let sent = if self.trace.events.is_empty() {
+            Ok(None)
+        } else {
+            s.send_trace(&self.trace).map(Some)
+        };
         let closed = s.close(self.session_end());
         let id = sent?;
         closed?;
@@ -538,18 +588,31 @@ impl Summary {
 
 impl Shared {
     fn trace(&self) -> Trace {
-        lock(&self.recorder).trace(&self.app_name, self.image.manifest().build_id, self.image.dxf_name())
+        lock(&self.recorder).trace(
+            &self.app_name,
+            self.image.manifest().build_id,
+            self.image.dxf_name(),
+        )
     }
 
     fn preload_reached(&self, t: &Table) -> bool {
         let n = t.st.len();
-        t.prefix == n || (t.prefix > 0 && self.image.stream_end(t.prefix - 1) >= self.preload) || self.preload == 0
+        t.prefix == n
+            || (t.prefix > 0 && self.image.stream_end(t.prefix - 1) >= self.preload)
+            || self.preload == 0
     }
 
     fn progress(&self) -> Progress {
         let (verified_bytes, verified_chunks, bad, streaming, last_error, reached) = {
             let t = lock(&self.table);
-            (t.ready_stored, t.ready, t.bad, t.streaming, t.last_error.clone(), self.preload_reached(&t))
+            (
+                t.ready_stored,
+                t.ready,
+                t.bad,
+                t.streaming,
+                t.last_error.clone(),
+                self.preload_reached(&t),
+            )
         };
         let s = lock(&self.stalls);
         let now = Instant::now();
@@ -618,7 +681,11 @@ impl Shared {
     /// the mismatch is counted and the chunk stays claimed.
     fn accept(&self, c: usize, stored: &[u8]) -> Result<bool> {
         let row = &self.image.chunks()[c];
-        let raw = if row.z { zstd::bulk::decompress(stored, row.raw as usize).ok() } else { Some(stored.to_vec()) };
+        let raw = if row.z {
+            zstd::bulk::decompress(stored, row.raw as usize).ok()
+        } else {
+            Some(stored.to_vec())
+        };
         match raw.filter(|r| r.len() as u64 == row.raw && Hash::of(r) == row.hash) {
             Some(raw) => {
                 let put = self.cache.put(&row.hash, &raw);
@@ -672,7 +739,14 @@ impl Shared {
     }
 
     /// Makes every chunk of `needed` ready before `t0 + read_timeout`.
-    fn ensure(&self, needed: &[usize], file: usize, offset: u64, len: u64, t0: Instant) -> Result<()> {
+    fn ensure(
+        &self,
+        needed: &[usize],
+        file: usize,
+        offset: u64,
+        len: u64,
+        t0: Instant,
+    ) -> Result<()> {
         let deadline = t0 + self.opts.read_timeout;
         let mut stall: Option<u64> = None;
         let res = (|| -> Result<()> {
@@ -733,10 +807,18 @@ impl Shared {
                     if now >= deadline {
                         return Err(Error::new(
                             ErrorKind::Timeout,
-                            format!("{}: the data did not arrive within {:?}", self.image.entries()[file].path, self.opts.read_timeout),
+                            format!(
+                                "{}: the data did not arrive within {:?}",
+                                self.image.entries()[file].path,
+                                self.opts.read_timeout
+                            ),
                         ));
                     }
-                    t = self.cv.wait_timeout(t, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+                    t = self
+                        .cv
+                        .wait_timeout(t, deadline - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
                 }
             }
         })();
@@ -783,7 +865,11 @@ impl Shared {
                 let err = if left.is_zero() {
                     Error::new(
                         ErrorKind::Timeout,
-                        format!("{}: no answer from the origin within {:?}", self.describe_chunk(at), self.opts.read_timeout),
+                        format!(
+                            "{}: no answer from the origin within {:?}",
+                            self.describe_chunk(at),
+                            self.opts.read_timeout
+                        ),
                     )
                 } else {
                     match self.fetch_run(at, last, left) {
@@ -795,7 +881,10 @@ impl Shared {
                                 ErrorKind::Corrupt | ErrorKind::Io | ErrorKind::NotFound => e,
                                 _ if left.is_zero() => Error::new(
                                     ErrorKind::Timeout,
-                                    format!("no answer from the origin within {:?} ({e})", self.opts.read_timeout),
+                                    format!(
+                                        "no answer from the origin within {:?} ({e})",
+                                        self.opts.read_timeout
+                                    ),
                                 ),
                                 _ => {
                                     lock(&self.table).last_error = Some(e.to_string());
@@ -825,18 +914,30 @@ impl Shared {
         let never = AtomicBool::new(false);
         let mut body = self
             .origin
-            .range(&self.http, pack, rows[first].off, rows[last].off + rows[last].stored, Some(left), &self.meter)
+            .range(
+                &self.http,
+                pack,
+                rows[first].off,
+                rows[last].off + rows[last].stored,
+                Some(left),
+                &self.meter,
+            )
             .map_err(|e| (first, e))?;
         for (c, row) in rows.iter().enumerate().take(last + 1).skip(first) {
             let mut buf = vec![0u8; row.stored as usize];
-            body.read_exact_paced(&mut buf, self.bucket.as_ref(), &self.meter, &never).map_err(|e| (c, e))?;
+            body.read_exact_paced(&mut buf, self.bucket.as_ref(), &self.meter, &never)
+                .map_err(|e| (c, e))?;
             if self.accept(c, &buf).map_err(|e| (c, e))? {
                 continue;
             }
             // Refetch it alone, once.
-            let mut again =
-                self.origin.range(&self.http, pack, row.off, row.off + row.stored, Some(left), &self.meter).map_err(|e| (c, e))?;
-            again.read_exact_paced(&mut buf, self.bucket.as_ref(), &self.meter, &never).map_err(|e| (c, e))?;
+            let mut again = self
+                .origin
+                .range(&self.http, pack, row.off, row.off + row.stored, Some(left), &self.meter)
+                .map_err(|e| (c, e))?;
+            again
+                .read_exact_paced(&mut buf, self.bucket.as_ref(), &self.meter, &never)
+                .map_err(|e| (c, e))?;
             if !self.accept(c, &buf).map_err(|e| (c, e))? {
                 let mut t = lock(&self.table);
                 self.set(&mut t, c, St::Bad);
@@ -844,7 +945,13 @@ impl Shared {
                 self.cv.notify_all();
                 return Err((
                     c,
-                    Error::new(ErrorKind::Corrupt, format!("{} does not match its hash, also after a refetch", self.describe_chunk(c))),
+                    Error::new(
+                        ErrorKind::Corrupt,
+                        format!(
+                            "{} does not match its hash, also after a refetch",
+                            self.describe_chunk(c)
+                        ),
+                    ),
                 ));
             }
         }
@@ -932,12 +1039,23 @@ impl Shared {
     fn download(&self, i: usize, j: usize) -> Result<usize> {
         let rows = self.image.chunks();
         let pack = &self.image.manifest().packs[rows[i].pack - 1].name;
-        let mut body = self.origin.range(&self.http, pack, rows[i].off, rows[j - 1].off + rows[j - 1].stored, None, &self.meter)?;
+        let mut body = self.origin.range(
+            &self.http,
+            pack,
+            rows[i].off,
+            rows[j - 1].off + rows[j - 1].stored,
+            None,
+            &self.meter,
+        )?;
         for (c, row) in rows.iter().enumerate().take(j).skip(i) {
             {
                 let mut t = lock(&self.table);
                 while t.fg > 0 && !self.stopped() {
-                    t = self.cv.wait_timeout(t, Duration::from_millis(100)).unwrap_or_else(|e| e.into_inner()).0;
+                    t = self
+                        .cv
+                        .wait_timeout(t, Duration::from_millis(100))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
                 }
                 if self.stopped() || t.st[c] != St::Missing {
                     return Ok(c);
@@ -945,13 +1063,18 @@ impl Shared {
                 self.set(&mut t, c, St::Busy);
             }
             let mut buf = vec![0u8; row.stored as usize];
-            if let Err(e) = body.read_exact_paced(&mut buf, self.bucket.as_ref(), &self.meter, &self.stop) {
+            if let Err(e) =
+                body.read_exact_paced(&mut buf, self.bucket.as_ref(), &self.meter, &self.stop)
+            {
                 self.release(&[c]);
                 return Err(e);
             }
             if !self.accept(c, &buf)? {
                 self.mismatched(c);
-                return Err(Error::new(ErrorKind::Corrupt, format!("{} does not match its hash", self.describe_chunk(c))));
+                return Err(Error::new(
+                    ErrorKind::Corrupt,
+                    format!("{} does not match its hash", self.describe_chunk(c)),
+                ));
             }
         }
         Ok(j)

@@ -62,9 +62,13 @@ pub struct SessionEnd {
 }
 
 fn server_url(s: &str) -> Result<Url> {
-    let u = Url::parse(s.trim_end_matches('/')).map_err(|e| Error::new(ErrorKind::Invalid, format!("{s}: not a valid URL ({e})")))?;
+    let u = Url::parse(s.trim_end_matches('/'))
+        .map_err(|e| Error::new(ErrorKind::Invalid, format!("{s}: not a valid URL ({e})")))?;
     if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
-        return Err(Error::new(ErrorKind::Invalid, format!("{s}: only http(s) URLs with a host are supported")));
+        return Err(Error::new(
+            ErrorKind::Invalid,
+            format!("{s}: only http(s) URLs with a host are supported"),
+        ));
     }
     Ok(u)
 }
@@ -78,7 +82,11 @@ fn envelope(resp: reqwest::blocking::Response, what: &str) -> Result<Value> {
     }
     let code = body["error"].as_str().unwrap_or("error");
     let msg = body["message"].as_str().unwrap_or("");
-    let kind = if status == reqwest::StatusCode::NOT_FOUND { ErrorKind::NotFound } else { ErrorKind::Server };
+    let kind = if status == reqwest::StatusCode::NOT_FOUND {
+        ErrorKind::NotFound
+    } else {
+        ErrorKind::Server
+    };
     Err(Error::new(kind, format!("{what}: HTTP {} {code}: {msg}", status.as_u16())))
 }
 
@@ -105,7 +113,9 @@ impl Session {
         if let Some(b) = req.build_id {
             body["buildId"] = json!(b);
         }
-        let url = server.join("/client/v1/rte-sessions").map_err(|e| Error::new(ErrorKind::Invalid, e))?;
+        let url = server
+            .join("/client/v1/rte-sessions")
+            .map_err(|e| Error::new(ErrorKind::Invalid, e))?;
         let what = format!("opening a session at {}", shown(&server));
         let resp = http
             .post(url)
@@ -117,10 +127,17 @@ impl Session {
         let v = envelope(resp, &what)?;
         let s = |k: &str| v[k].as_str().map(String::from);
         let b = &v["build"];
-        let (Some(id), Some(token), Some(build_id), Some(dxf), Some(murl)) =
-            (s("sessionId"), s("sessionToken"), b["buildId"].as_u64(), b["dxfName"].as_str(), b["manifestUrl"].as_str())
-        else {
-            return Err(Error::new(ErrorKind::Server, format!("{what}: the answer lacks the session or its build: {v}")));
+        let (Some(id), Some(token), Some(build_id), Some(dxf), Some(murl)) = (
+            s("sessionId"),
+            s("sessionToken"),
+            b["buildId"].as_u64(),
+            b["dxfName"].as_str(),
+            b["manifestUrl"].as_str(),
+        ) else {
+            return Err(Error::new(
+                ErrorKind::Server,
+                format!("{what}: the answer lacks the session or its build: {v}"),
+            ));
         };
         Ok(Session {
             id,
@@ -150,9 +167,10 @@ impl Session {
     /// Sends the play trace, zstd-compressed (`POST /client/v1/traces`); returns its
     /// `traceId`. A session takes one trace.
     pub fn send_trace(&self, trace: &Trace) -> Result<String> {
-        let body =
-            zstd::bulk::compress(&trace.to_json(), 3).map_err(|e| Error::new(ErrorKind::Io, format!("compressing the trace: {e}")))?;
-        let url = self.server.join("/client/v1/traces").map_err(|e| Error::new(ErrorKind::Invalid, e))?;
+        let body = zstd::bulk::compress(&trace.to_json(), 3)
+            .map_err(|e| Error::new(ErrorKind::Io, format!("compressing the trace: {e}")))?;
+        let url =
+            self.server.join("/client/v1/traces").map_err(|e| Error::new(ErrorKind::Invalid, e))?;
         let what = "sending the trace";
         let resp = self
             .http
@@ -169,7 +187,10 @@ impl Session {
 
     /// Ends the session (`PATCH /client/v1/rte-sessions`, `state: ended`).
     pub fn close(&self, end: SessionEnd) -> Result<()> {
-        let url = self.server.join("/client/v1/rte-sessions").map_err(|e| Error::new(ErrorKind::Invalid, e))?;
+        let url = self
+            .server
+            .join("/client/v1/rte-sessions")
+            .map_err(|e| Error::new(ErrorKind::Invalid, e))?;
         let body = json!({"sessionId": self.id, "state": "ended", "playSeconds": end.play_seconds, "stalls": end.stalls,
                           "stallSeconds": end.stall_seconds});
         let what = "closing the session";

@@ -19,7 +19,11 @@ pub(crate) struct Tmp(pub(crate) PathBuf);
 impl Tmp {
     pub(crate) fn new(tag: &str) -> Tmp {
         static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let p = std::env::temp_dir().join(format!("edge-client-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+        let p = std::env::temp_dir().join(format!(
+            "edge-client-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(&p).unwrap();
         Tmp(p)
@@ -69,7 +73,11 @@ fn publish(dir: &Path, files: &BTreeMap<String, Vec<u8>>) -> String {
     h.set_cksum();
     b.append_link(&mut h, "bin/cfg", "../config").unwrap();
     let tar = b.into_inner().unwrap();
-    let params = Params { chunk: ChunkParams { min: 4 << 10, avg: 16 << 10, max: 64 << 10 }, zstd_level: 3, pack_limit: 256 << 10 };
+    let params = Params {
+        chunk: ChunkParams { min: 4 << 10, avg: 16 << 10, max: 64 << 10 },
+        zstd_level: 3,
+        pack_limit: 256 << 10,
+    };
     let store = ChunkStore::open(&dir.with_extension("store")).unwrap();
     let tree = ingest(&tar[..], &store, &params, &mut |_| {}).unwrap().tree;
     let meta = ImageMeta {
@@ -115,15 +123,21 @@ impl Origin {
     fn serve(root: &Path) -> Origin {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/", l.local_addr().unwrap());
-        let (log, mode, stop) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Mode::Serve)), Arc::new(AtomicBool::new(false)));
-        let (root, log2, mode2, stop2) = (root.to_path_buf(), log.clone(), mode.clone(), stop.clone());
+        let (log, mode, stop) = (
+            Arc::new(Mutex::new(Vec::new())),
+            Arc::new(Mutex::new(Mode::Serve)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (root, log2, mode2, stop2) =
+            (root.to_path_buf(), log.clone(), mode.clone(), stop.clone());
         std::thread::spawn(move || {
             for c in l.incoming() {
                 if stop2.load(Ordering::Relaxed) {
                     break;
                 }
                 let Ok(c) = c else { continue };
-                let (root, log, mode, stop) = (root.clone(), log2.clone(), mode2.clone(), stop2.clone());
+                let (root, log, mode, stop) =
+                    (root.clone(), log2.clone(), mode2.clone(), stop2.clone());
                 std::thread::spawn(move || {
                     let _ = conn(c, &root, &log, &mode, &stop);
                 });
@@ -152,7 +166,13 @@ impl Drop for Origin {
     }
 }
 
-fn conn(c: TcpStream, root: &Path, log: &Mutex<Vec<Hit>>, mode: &Mutex<Mode>, stop: &AtomicBool) -> std::io::Result<()> {
+fn conn(
+    c: TcpStream,
+    root: &Path,
+    log: &Mutex<Vec<Hit>>,
+    mode: &Mutex<Mode>,
+    stop: &AtomicBool,
+) -> std::io::Result<()> {
     let mut r = BufReader::new(c.try_clone()?);
     let mut w = c;
     loop {
@@ -180,7 +200,15 @@ fn conn(c: TcpStream, root: &Path, log: &Mutex<Vec<Hit>>, mode: &Mutex<Mode>, st
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let target = line.split_whitespace().nth(1).unwrap_or("").split('?').next().unwrap_or("").trim_start_matches('/').to_string();
+        let target = line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("")
+            .split('?')
+            .next()
+            .unwrap_or("")
+            .trim_start_matches('/')
+            .to_string();
         let file = root.join(&target);
         if target.contains("..") || !file.is_file() {
             log.lock().unwrap().push(Hit { file: target, range, sent: 0 });
@@ -251,18 +279,28 @@ fn reads_serve_the_exact_bytes_and_are_traced() {
     assert_eq!((link.kind, link.target.as_deref()), (crate::Kind::Symlink, Some("../config")));
     let exe = &img.entries()[img.lookup("bin/game.exe").unwrap()];
     assert_eq!((exe.mode, exe.size), (0o755, 300_000));
-    assert!(o.hits().iter().all(|h| !h.file.ends_with(".bin")), "nothing streamed without prefetch");
+    assert!(
+        o.hits().iter().all(|h| !h.file.ends_with(".bin")),
+        "nothing streamed without prefetch"
+    );
     let tex_file = img.lookup("data/textures.pak").unwrap();
     assert!(!rt.ready(tex_file, 12_345, 70_000));
     // Reads at awkward places: across chunk boundaries, at the end, beyond it.
     let tex = &files["data/textures.pak"];
-    for (off, len) in [(0u64, 1u64), (12_345, 70_000), (499_990, 100), (500_000, 10), (0, 500_000)] {
+    for (off, len) in [(0u64, 1u64), (12_345, 70_000), (499_990, 100), (500_000, 10), (0, 500_000)]
+    {
         let got = rt.read_path("data/textures.pak", off, len).unwrap();
         let (a, b) = ((off as usize).min(tex.len()), ((off + len) as usize).min(tex.len()));
         assert_eq!(got, tex[a..b], "at {off}+{len}");
     }
-    assert!(rt.ready(tex_file, 12_345, 70_000) && rt.ready(tex_file, 0, 500_000), "read once, served from the cache");
-    assert_eq!(rt.read_path("data/level1.pak", 1000, 20).unwrap(), &files["data/level1.pak"][1000..1020]);
+    assert!(
+        rt.ready(tex_file, 12_345, 70_000) && rt.ready(tex_file, 0, 500_000),
+        "read once, served from the cache"
+    );
+    assert_eq!(
+        rt.read_path("data/level1.pak", 1000, 20).unwrap(),
+        &files["data/level1.pak"][1000..1020]
+    );
     assert!(rt.read_path("config/empty.cfg", 0, 10).unwrap().is_empty());
     assert_eq!(rt.read_path("nope", 0, 1).unwrap_err().kind(), ErrorKind::NotFound);
     assert_eq!(rt.read_path("bin/cfg", 0, 1).unwrap_err().kind(), ErrorKind::Invalid);
@@ -277,7 +315,8 @@ fn reads_serve_the_exact_bytes_and_are_traced() {
     let rows = idx["chunks"].as_array().unwrap();
     for h in o.hits().iter().filter(|h| h.file.ends_with(".bin")) {
         let (a, b) = h.range.expect("packs are read with ranges");
-        let pack: u64 = h.file.rsplit("pack-").next().unwrap().trim_end_matches(".bin").parse().unwrap();
+        let pack: u64 =
+            h.file.rsplit("pack-").next().unwrap().trim_end_matches(".bin").parse().unwrap();
         for (i, r) in rows.iter().enumerate() {
             let (off, stored) = (r[5].as_u64().unwrap(), r[2].as_u64().unwrap());
             if r[4].as_u64().unwrap() == pack && off <= b && a < off + stored {
@@ -291,12 +330,14 @@ fn reads_serve_the_exact_bytes_and_are_traced() {
     assert_eq!(tr.events[0][0], 0, "times count from the first read");
     assert_eq!(tr.app_name, "A");
     assert_eq!(tr.build_id, 1);
-    let tex_events: Vec<[u64; 2]> = tr.events.iter().filter(|e| e[1] == 0).map(|e| [e[2], e[3]]).collect();
+    let tex_events: Vec<[u64; 2]> =
+        tr.events.iter().filter(|e| e[1] == 0).map(|e| [e[2], e[3]]).collect();
     assert!(tex_events.contains(&[12_345, 70_000]), "{tex_events:?}");
     assert!(tr.events.iter().any(|e| e[1] == 1 && e[2] == 1000 && e[3] == 20));
     tr.validate().unwrap();
     // Load order: empty files first, then by where each file's first chunk is in the stream.
-    let order: Vec<&str> = img.load_order().iter().map(|&i| img.entries()[i].path.as_str()).collect();
+    let order: Vec<&str> =
+        img.load_order().iter().map(|&i| img.entries()[i].path.as_str()).collect();
     let first = |p: &str| img.entries()[img.lookup(p).unwrap()].chunks.first().copied();
     assert_eq!(order[0], "config/empty.cfg");
     assert!(order[1..].windows(2).all(|w| first(w[0]) < first(w[1])), "{order:?}");
@@ -374,7 +415,13 @@ fn a_restart_reuses_what_was_verified_and_rechecks_it() {
               // Damage one cached chunk of game.exe (a power loss that kept the name, say) and
               // leave a half-written chunk in tmp/.
     let idx = index(&site, &dxf);
-    let exe = idx["files"].as_array().unwrap().iter().find(|f| f["path"] == "bin/game.exe").unwrap().clone();
+    let exe = idx["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "bin/game.exe")
+        .unwrap()
+        .clone();
     let rows = idx["chunks"].as_array().unwrap();
     let damaged = exe["chunks"][1].as_u64().unwrap() as usize;
     let h = rows[damaged][0].as_str().unwrap();
@@ -406,7 +453,13 @@ fn corrupt_origin_bytes_are_refetched_then_refused_never_served() {
     std::fs::rename(site.join("img"), site.join(&dxf)).unwrap();
     let idx = index(&site, &dxf);
     let rows = idx["chunks"].as_array().unwrap();
-    let tex = idx["files"].as_array().unwrap().iter().find(|f| f["path"] == "data/textures.pak").unwrap().clone();
+    let tex = idx["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "data/textures.pak")
+        .unwrap()
+        .clone();
     let bad = tex["chunks"][2].as_u64().unwrap() as usize;
     let (pack, off) = (rows[bad][4].as_u64().unwrap(), rows[bad][5].as_u64().unwrap());
     let pack_file = site.join(&dxf).join(format!("pack-{pack:04}.bin"));
@@ -419,10 +472,19 @@ fn corrupt_origin_bytes_are_refetched_then_refused_never_served() {
     let e = rt.read_path("data/textures.pak", 0, 500_000).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Corrupt);
     assert_eq!(e.errno(), 5);
-    assert!(e.to_string().contains(rows[bad][0].as_str().unwrap()) && e.to_string().contains("refetch"), "{e}");
+    assert!(
+        e.to_string().contains(rows[bad][0].as_str().unwrap()) && e.to_string().contains("refetch"),
+        "{e}"
+    );
     // Fetched twice, never stored.
     let pack_name = format!("pack-{pack:04}.bin");
-    let asked = o.hits().iter().filter(|h| h.file.ends_with(&pack_name) && h.range.is_some_and(|r| r.0 <= off && off <= r.1)).count();
+    let asked = o
+        .hits()
+        .iter()
+        .filter(|h| {
+            h.file.ends_with(&pack_name) && h.range.is_some_and(|r| r.0 <= off && off <= r.1)
+        })
+        .count();
     assert_eq!(asked, 2);
     let h = rows[bad][0].as_str().unwrap();
     assert!(!cache.join("chunks").join(&h[..2]).join(h).exists());
@@ -439,10 +501,20 @@ fn corrupt_origin_bytes_are_refetched_then_refused_never_served() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let p = rt.progress();
-    assert_eq!((p.streaming, p.verified_chunks, p.bad_chunks), (false, p.total_chunks - 1, 1), "{p:?}");
+    assert_eq!(
+        (p.streaming, p.verified_chunks, p.bad_chunks),
+        (false, p.total_chunks - 1, 1),
+        "{p:?}"
+    );
     assert!(p.last_error.unwrap_or_default().contains("does not match its hash"));
-    assert_eq!(rt.read_path("data/textures.pak", 0, 100).unwrap(), files["data/textures.pak"][..100]);
-    assert_eq!(rt.read_path("data/textures.pak", 0, 500_000).unwrap_err().kind(), ErrorKind::Corrupt);
+    assert_eq!(
+        rt.read_path("data/textures.pak", 0, 100).unwrap(),
+        files["data/textures.pak"][..100]
+    );
+    assert_eq!(
+        rt.read_path("data/textures.pak", 0, 500_000).unwrap_err().kind(),
+        ErrorKind::Corrupt
+    );
     rt.finish();
 }
 
@@ -476,7 +548,11 @@ fn a_stalled_origin_fails_reads_after_the_deadline_then_recovers() {
 }
 
 fn openssl(dir: &Path, args: &[&str]) {
-    let out = std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("openssl runs");
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
     assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -488,14 +564,42 @@ fn images_failing_a_check_are_refused_before_anything_is_served() {
     let img = site.join("img");
     // Signed with one key (by OpenSSL); verified with it, with another, and unsigned.
     for k in ["org", "other"] {
-        openssl(&t.0, &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", &format!("{k}.key")]);
-        openssl(&t.0, &["pkey", "-in", &format!("{k}.key"), "-pubout", "-out", &format!("{k}.pub")]);
+        openssl(
+            &t.0,
+            &[
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+                &format!("{k}.key"),
+            ],
+        );
+        openssl(
+            &t.0,
+            &["pkey", "-in", &format!("{k}.key"), "-pubout", "-out", &format!("{k}.pub")],
+        );
     }
     let man = img.join("manifest.json");
-    openssl(&t.0, &["dgst", "-sha256", "-sign", "org.key", "-out", img.join("manifest.sig").to_str().unwrap(), man.to_str().unwrap()]);
+    openssl(
+        &t.0,
+        &[
+            "dgst",
+            "-sha256",
+            "-sign",
+            "org.key",
+            "-out",
+            img.join("manifest.sig").to_str().unwrap(),
+            man.to_str().unwrap(),
+        ],
+    );
     let o = Origin::serve(&site);
     let pem = |k: &str| std::fs::read_to_string(t.0.join(format!("{k}.pub"))).unwrap();
-    let src = |pem: Option<String>| ImageSource::Url { manifest_url: format!("{}img/", o.url), public_key_pem: pem };
+    let src = |pem: Option<String>| ImageSource::Url {
+        manifest_url: format!("{}img/", o.url),
+        public_key_pem: pem,
+    };
     let cache = t.0.join("cache");
     let rt = Runtime::open(src(Some(pem("org"))), opts(&cache, false)).unwrap();
     assert!(rt.image().manifest().signed);
@@ -518,7 +622,10 @@ fn images_failing_a_check_are_refused_before_anything_is_served() {
     let index_path = img.join("index.json");
     let good_index = std::fs::read(&index_path).unwrap();
     let mut v: serde_json::Value = serde_json::from_slice(&good_index).unwrap();
-    v["files"].as_array_mut().unwrap().push(serde_json::json!({"path": "up", "type": "symlink", "mode": 511, "target": "../.."}));
+    v["files"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"path": "up", "type": "symlink", "mode": 511, "target": "../.."}));
     let evil = serde_json::to_vec(&v).unwrap();
     std::fs::write(&index_path, &evil).unwrap();
     assert!(refused(Some(pem("org"))).contains("index.json does not match its hash"));

@@ -80,13 +80,20 @@ impl Update {
     pub fn describe(&self) -> String {
         let other = match (self.method, self.patch_bytes) {
             (UpdateMethod::Patch, _) => format!("instead of {} bytes of chunks", self.chunk_bytes),
-            (UpdateMethod::Chunks, Some(p)) => format!("{} bytes; the patch is {p} bytes", self.chunk_bytes),
+            (UpdateMethod::Chunks, Some(p)) => {
+                format!("{} bytes; the patch is {p} bytes", self.chunk_bytes)
+            }
             (UpdateMethod::Chunks, None) => {
-                format!("{} bytes; no patch from build {} is published beside the image", self.chunk_bytes, self.from_build)
+                format!(
+                    "{} bytes; no patch from build {} is published beside the image",
+                    self.chunk_bytes, self.from_build
+                )
             }
         };
         let how = match self.method {
-            UpdateMethod::Patch => format!("by its patch ({} bytes, {other})", self.patch_bytes.unwrap_or(0)),
+            UpdateMethod::Patch => {
+                format!("by its patch ({} bytes, {other})", self.patch_bytes.unwrap_or(0))
+            }
             UpdateMethod::Chunks => format!("by the chunks it lacked ({other})"),
         };
         let note = self.note.as_ref().map(|n| format!("; {n}")).unwrap_or_default();
@@ -96,7 +103,14 @@ impl Update {
 
 /// Brings the cache to `image` when the cache holds an older build of the same app
 /// completely: `None` when nothing is missing or no older build is cached.
-pub(crate) fn update(cache: &Cache, origin: &Origin, http: &Client, image: &Image, pem: Option<&str>, meter: &Meter) -> Option<Update> {
+pub(crate) fn update(
+    cache: &Cache,
+    origin: &Origin,
+    http: &Client,
+    image: &Image,
+    pem: Option<&str>,
+    meter: &Meter,
+) -> Option<Update> {
     let chunk_bytes = missing_bytes(cache, image);
     if chunk_bytes == 0 {
         return None;
@@ -111,7 +125,9 @@ pub(crate) fn update(cache: &Cache, origin: &Origin, http: &Client, image: &Imag
         patch_bytes: None,
         note: None,
     };
-    let Some(pat) = patch_origin(origin, older.manifest().build_id, m.build_id) else { return Some(up) };
+    let Some(pat) = patch_origin(origin, older.manifest().build_id, m.build_id) else {
+        return Some(up);
+    };
     let Ok(doc) = pat.fetch(http, "patch.json", MAX_PATCH_JSON, meter) else { return Some(up) };
     let Some(size) = patch_size(&doc) else { return Some(up) };
     up.patch_bytes = Some(size);
@@ -120,7 +136,9 @@ pub(crate) fn update(cache: &Cache, origin: &Origin, http: &Client, image: &Imag
     }
     match apply_patch(cache, &older, image, &pat, http, meter, doc) {
         Ok(()) => up.method = UpdateMethod::Patch,
-        Err(e) => up.note = Some(format!("the patch from build {} was not applied: {e}", up.from_build)),
+        Err(e) => {
+            up.note = Some(format!("the patch from build {} was not applied: {e}", up.from_build))
+        }
     }
     Some(up)
 }
@@ -128,7 +146,12 @@ pub(crate) fn update(cache: &Cache, origin: &Origin, http: &Client, image: &Imag
 /// Stored bytes of the image's chunks that the cache lacks (each distinct chunk once).
 fn missing_bytes(cache: &Cache, image: &Image) -> u64 {
     let mut seen = HashSet::new();
-    image.chunks().iter().filter(|c| seen.insert(c.hash) && !cache.has(&c.hash, c.raw)).map(|c| c.stored).sum()
+    image
+        .chunks()
+        .iter()
+        .filter(|c| seen.insert(c.hash) && !cache.has(&c.hash, c.raw))
+        .map(|c| c.stored)
+        .sum()
 }
 
 /// The newest older build of the same app whose image the cache kept and holds every
@@ -141,14 +164,22 @@ fn newest_older(cache: &Cache, image: &Image, pem: Option<&str>) -> Option<Image
         let Some(bytes) = cache.meta(&dxf, "manifest.json") else { continue };
         let sig = cache.meta(&dxf, "manifest.sig");
         let Ok(om) = verify_manifest(&bytes, sig.as_deref(), pem) else { continue };
-        if om.org_name != m.org_name || om.app_name != m.app_name || om.build_id >= m.build_id || om.dxf_name != dxf {
+        if om.org_name != m.org_name
+            || om.app_name != m.app_name
+            || om.build_id >= m.build_id
+            || om.dxf_name != dxf
+        {
             continue;
         }
         if best.as_ref().is_some_and(|b| b.manifest().build_id >= om.build_id) {
             continue;
         }
         let (iname, isize, ihash) = om.index.clone();
-        let Some(ib) = cache.meta(&dxf, &iname).filter(|b| b.len() as u64 == isize && Hash::of(b) == ihash) else { continue };
+        let Some(ib) =
+            cache.meta(&dxf, &iname).filter(|b| b.len() as u64 == isize && Hash::of(b) == ihash)
+        else {
+            continue;
+        };
         let Ok(index) = verify_index(&om, &ib) else { continue };
         let Ok(older) = Image::new(om, index) else { continue };
         if older.chunks().iter().all(|c| cache.has(&c.hash, c.raw)) {
@@ -175,7 +206,9 @@ fn patch_origin(origin: &Origin, from: u64, to: u64) -> Option<Origin> {
 fn patch_size(doc: &[u8]) -> Option<u64> {
     let v: Value = serde_json::from_slice(doc).ok()?;
     let packs = v["packs"].as_array()?;
-    packs.iter().try_fold(doc.len() as u64, |sum, p| p["sizeBytes"].as_u64().map(|s| sum.saturating_add(s)))
+    packs
+        .iter()
+        .try_fold(doc.len() as u64, |sum, p| p["sizeBytes"].as_u64().map(|s| sum.saturating_add(s)))
 }
 
 /// The patch's files from its origin; `patch.json` is the copy already fetched.
@@ -191,21 +224,33 @@ impl Source for PatchSource<'_> {
         if name == "patch.json" {
             return Ok(Box::new(io::Cursor::new(self.doc.clone())));
         }
-        let body = self.origin.stream(self.http, name, self.meter).map_err(|e| io::Error::other(e.to_string()))?;
+        let body = self
+            .origin
+            .stream(self.http, name, self.meter)
+            .map_err(|e| io::Error::other(e.to_string()))?;
         Ok(Box::new(body))
     }
 }
 
 /// Rebuilds the older tree from the cache, applies the patch, and stores the newer build's
 /// missing chunks cut from the result. Works under the cache's `tmp/`, emptied after.
-fn apply_patch(cache: &Cache, older: &Image, image: &Image, pat: &Origin, http: &Client, meter: &Meter, doc: Vec<u8>) -> Result<()> {
+fn apply_patch(
+    cache: &Cache,
+    older: &Image,
+    image: &Image,
+    pat: &Origin,
+    http: &Client,
+    meter: &Meter,
+    doc: Vec<u8>,
+) -> Result<()> {
     let work = cache.root().join("tmp").join(format!("update-{}", std::process::id()));
     let _ = fs::remove_dir_all(&work);
     let (from, to) = (work.join("from"), work.join("to"));
     let result = (|| {
         materialize(cache, older, &from)?;
         let src = PatchSource { origin: pat, http, meter, doc };
-        edge_engine::reader::apply(&src, &from, &to).map_err(|e| Error::io("applying the patch", e))?;
+        edge_engine::reader::apply(&src, &from, &to)
+            .map_err(|e| Error::io("applying the patch", e))?;
         store_missing(cache, image, &to)
     })();
     let _ = fs::remove_dir_all(&work);
@@ -231,9 +276,13 @@ fn materialize(cache: &Cache, img: &Image, dir: &Path) -> Result<()> {
                 let mut f = io::BufWriter::new(fs::File::create(&p).map_err(|er| io_err(&p, er))?);
                 for &c in &e.chunks {
                     let row = &img.chunks()[c];
-                    let data = cache
-                        .load_verified(&row.hash, row.raw)?
-                        .ok_or_else(|| Error::refused(format!("cached chunk {} of {} failed its hash", row.hash.hex(), e.path)))?;
+                    let data = cache.load_verified(&row.hash, row.raw)?.ok_or_else(|| {
+                        Error::refused(format!(
+                            "cached chunk {} of {} failed its hash",
+                            row.hash.hex(),
+                            e.path
+                        ))
+                    })?;
                     f.write_all(&data).map_err(|er| io_err(&p, er))?;
                 }
                 f.flush().map_err(|er| io_err(&p, er))?;
@@ -268,7 +317,8 @@ fn store_missing(cache: &Cache, image: &Image, dir: &Path) -> Result<()> {
         }
         let Some((_, f)) = open.as_ref() else { continue };
         let mut buf = vec![0u8; row.raw as usize];
-        std::os::unix::fs::FileExt::read_exact_at(f, &mut buf, at).map_err(|e| Error::io(p.display(), e))?;
+        std::os::unix::fs::FileExt::read_exact_at(f, &mut buf, at)
+            .map_err(|e| Error::io(p.display(), e))?;
         if Hash::of(&buf) != row.hash {
             return Err(Error::refused(format!(
                 "{} rebuilt by the patch does not match the image's chunk hash",

@@ -99,14 +99,19 @@ mod tests {
 
     #[test]
     fn same_cuts_as_stream_cdc() {
-        for (k, p) in
-            [ChunkParams { min: 4 << 10, avg: 16 << 10, max: 64 << 10 }, ChunkParams { min: 64 << 10, avg: 256 << 10, max: 1 << 20 }]
-                .iter()
-                .enumerate()
+        for (k, p) in [
+            ChunkParams { min: 4 << 10, avg: 16 << 10, max: 64 << 10 },
+            ChunkParams { min: 64 << 10, avg: 256 << 10, max: 1 << 20 },
+        ]
+        .iter()
+        .enumerate()
         {
             for len in [0, 1, 5000, 3_000_001, 9_437_184] {
                 let d = data(k as u64 * 31 + len as u64, len);
-                let theirs: Vec<Vec<u8>> = fastcdc::v2020::StreamCDC::new(&d[..], p.min, p.avg, p.max).map(|c| c.unwrap().data).collect();
+                let theirs: Vec<Vec<u8>> =
+                    fastcdc::v2020::StreamCDC::new(&d[..], p.min, p.avg, p.max)
+                        .map(|c| c.unwrap().data)
+                        .collect();
                 let hint = if len % 2 == 0 { Some(len as u64) } else { None };
                 let mut c = Cutter::new(Trickle(&d, 7_777), p, hint);
                 let mut ours = Vec::new();

@@ -175,7 +175,9 @@ mod tests {
         let mut out = Vec::new();
         for o in ops {
             match *o {
-                Op::Copy { fi, off, len } => out.extend_from_slice(&files[fi as usize][off as usize..(off + len) as usize]),
+                Op::Copy { fi, off, len } => {
+                    out.extend_from_slice(&files[fi as usize][off as usize..(off + len) as usize])
+                }
                 Op::Insert { start, end } => out.extend_from_slice(&t[start..end]),
             }
         }

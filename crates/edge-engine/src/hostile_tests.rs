@@ -49,12 +49,17 @@ fn tar_of(entries: &[(&str, T)]) -> Vec<u8> {
 /// Regular files anywhere under `dir`.
 fn files_under(dir: &Path) -> usize {
     let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
-    rd.flatten().map(|e| if e.file_type().unwrap().is_dir() { files_under(&e.path()) } else { 1 }).sum()
+    rd.flatten()
+        .map(|e| if e.file_type().unwrap().is_dir() { files_under(&e.path()) } else { 1 })
+        .sum()
 }
 
 /// What a directory holds, by name.
 fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     v.sort();
     v
 }
@@ -71,21 +76,49 @@ fn ingest_refuses_hostile_trees() {
     let leaves = ("regular file", "symbolic link leaving the tree");
     let cases: Vec<Case> = vec![
         // Item 4: d/s2 -> .. then d/s2/e -> ../.. (each textually inside).
-        (vec![("./d/", T::D), ("./d/s2", T::L("..")), ("./d/s2/e", T::L("../.."))], "d/s2/e", through),
+        (
+            vec![("./d/", T::D), ("./d/s2", T::L("..")), ("./d/s2/e", T::L("../.."))],
+            "d/s2/e",
+            through,
+        ),
         // Item 5: up -> . and a file up/x.txt.
         (vec![("./up", T::L(".")), ("./up/x.txt", T::F(b"through the link"))], "up/x.txt", through),
         // The textual check's miss: s -> . makes ../s/.. the root's parent.
         (vec![("./s", T::L(".")), ("./a/", T::D), ("./a/l", T::L("../s/.."))], "a/l", leaves),
         // Item 6: names unsafe on a player's machine.
-        (vec![("./ok.txt", T::F(b"ok")), ("./..\\..\\evil.dll", T::F(b"MZ"))], "..\\..\\evil.dll", ("relative path", "backslash in name")),
-        (vec![("./bad\nname.txt", T::F(b"x"))], "bad\nname.txt", ("relative path", "control character in name")),
-        (vec![("./ctl\u{1}.txt", T::F(b"x"))], "ctl\u{1}.txt", ("relative path", "control character in name")),
-        (vec![("./l", T::L("..\\..\\evil.dll"))], "l", ("regular file", "backslash in link target")),
+        (
+            vec![("./ok.txt", T::F(b"ok")), ("./..\\..\\evil.dll", T::F(b"MZ"))],
+            "..\\..\\evil.dll",
+            ("relative path", "backslash in name"),
+        ),
+        (
+            vec![("./bad\nname.txt", T::F(b"x"))],
+            "bad\nname.txt",
+            ("relative path", "control character in name"),
+        ),
+        (
+            vec![("./ctl\u{1}.txt", T::F(b"x"))],
+            "ctl\u{1}.txt",
+            ("relative path", "control character in name"),
+        ),
+        (
+            vec![("./l", T::L("..\\..\\evil.dll"))],
+            "l",
+            ("regular file", "backslash in link target"),
+        ),
         (vec![("./l", T::L("a\tb"))], "l", ("regular file", "control character in link target")),
         // A file where a directory must be.
-        (vec![("./a", T::F(b"file")), ("./a/b", T::F(b"under a file"))], "a/b", ("relative path", "path through a regular file")),
+        (
+            vec![("./a", T::F(b"file")), ("./a/b", T::F(b"under a file"))],
+            "a/b",
+            ("relative path", "path through a regular file"),
+        ),
         // A later entry turns the directory into a link: the final tree counts.
-        (vec![("./up/", T::D), ("./up/x.txt", T::F(b"x")), ("./up", T::L("."))], "up/x.txt", through),
+        (
+            vec![("./up/", T::D), ("./up/x.txt", T::F(b"x")), ("./up", T::L("."))],
+            "up/x.txt",
+            through,
+        ),
         // Loops.
         (vec![("./loop", T::L("loop"))], "loop", ("regular file", "symbolic link loop")),
         (vec![("./a", T::L("b")), ("./b", T::L("a"))], "a", ("regular file", "symbolic link loop")),
@@ -99,18 +132,43 @@ fn ingest_refuses_hostile_trees() {
             Err(IngestError::Io(e)) => panic!("{name}: {e}"),
             Ok(_) => panic!("{name}: accepted"),
         };
-        let want = Rejected { filename: name.into(), type_expected: expected.into(), type_detected: detected.into() };
+        let want = Rejected {
+            filename: name.into(),
+            type_expected: expected.into(),
+            type_detected: detected.into(),
+        };
         assert_eq!(r, want);
-        assert_eq!(files_under(&t.0.join("store")), 0, "{name}: a refused archive leaves no chunk behind");
+        assert_eq!(
+            files_under(&t.0.join("store")),
+            0,
+            "{name}: a refused archive leaves no chunk behind"
+        );
     }
     // The final tree counts the other way too: a link replaced by a file or a directory.
-    let ok = ingest(&tar_of(&[("./x", T::L("../..")), ("./x", T::F(b"now a file"))])[..], &store, &p, &mut |_| {}).unwrap();
+    let ok = ingest(
+        &tar_of(&[("./x", T::L("../..")), ("./x", T::F(b"now a file"))])[..],
+        &store,
+        &p,
+        &mut |_| {},
+    )
+    .unwrap();
     assert_eq!(ok.tree.entries.len(), 1);
     assert_eq!(ok.tree.entries[0].kind, Kind::File);
-    let ok = ingest(&tar_of(&[("./up", T::L(".")), ("./up/", T::D), ("./up/x.txt", T::F(b"x"))])[..], &store, &p, &mut |_| {}).unwrap();
+    let ok = ingest(
+        &tar_of(&[("./up", T::L(".")), ("./up/", T::D), ("./up/x.txt", T::F(b"x"))])[..],
+        &store,
+        &p,
+        &mut |_| {},
+    )
+    .unwrap();
     assert_eq!(ok.tree.entries[0].kind, Kind::Dir);
     // Dangling links that stay inside, and links through links that stay inside, pass.
-    let ok = ingest(&tar_of(&[("./s", T::L(".")), ("./a/l", T::L("../s/a/missing")), ("./d", T::L("s/s/s"))])[..], &store, &p, &mut |_| {});
+    let ok = ingest(
+        &tar_of(&[("./s", T::L(".")), ("./a/l", T::L("../s/a/missing")), ("./d", T::L("s/s/s"))])[..],
+        &store,
+        &p,
+        &mut |_| {},
+    );
     assert!(ok.is_ok());
 }
 
@@ -123,11 +181,21 @@ fn entry(path: &str, t: T) -> Entry {
         T::D => (Kind::Dir, None),
         T::L(t) => (Kind::Symlink, Some(t.to_string())),
     };
-    Entry { path: path.into(), kind, mode: if kind == Kind::File { 0o644 } else { 0o755 }, size: 0, target, chunks: vec![] }
+    Entry {
+        path: path.into(),
+        kind,
+        mode: if kind == Kind::File { 0o644 } else { 0o755 },
+        size: 0,
+        target,
+        chunks: vec![],
+    }
 }
 
 fn tree(entries: &[(&str, T)]) -> Tree {
-    Tree { entries: entries.iter().map(|(p, t)| entry(p, *t)).collect(), chunks: Default::default() }
+    Tree {
+        entries: entries.iter().map(|(p, t)| entry(p, *t)).collect(),
+        chunks: Default::default(),
+    }
 }
 
 /// Hand-made trees the ingest would refuse, the entry each refusal names, and how.
@@ -136,13 +204,30 @@ fn hostile_trees() -> Vec<(Tree, &'static str, &'static str)> {
         // The link a/l leads above the root; a/l/x -> planted would be created through it,
         // next to the output directory, by a reader that checks links one by one.
         (
-            tree(&[("s", T::L(".")), ("a", T::D), ("a/l", T::L("../s/..")), ("a/l/x", T::L("planted"))]),
+            tree(&[
+                ("s", T::L(".")),
+                ("a", T::D),
+                ("a/l", T::L("../s/..")),
+                ("a/l/x", T::L("planted")),
+            ]),
             "a/l",
             "symbolic link leaving the tree",
         ),
-        (tree(&[("s", T::L(".")), ("a", T::D), ("a/l", T::L("../s/.."))]), "a/l", "symbolic link leaving the tree"),
-        (tree(&[("d", T::D), ("d/s2", T::L("..")), ("d/s2/e", T::L("../.."))]), "d/s2/e", "path through a symbolic link"),
-        (tree(&[("up", T::L(".")), ("up/x.txt", T::F(b""))]), "up/x.txt", "path through a symbolic link"),
+        (
+            tree(&[("s", T::L(".")), ("a", T::D), ("a/l", T::L("../s/.."))]),
+            "a/l",
+            "symbolic link leaving the tree",
+        ),
+        (
+            tree(&[("d", T::D), ("d/s2", T::L("..")), ("d/s2/e", T::L("../.."))]),
+            "d/s2/e",
+            "path through a symbolic link",
+        ),
+        (
+            tree(&[("up", T::L(".")), ("up/x.txt", T::F(b""))]),
+            "up/x.txt",
+            "path through a symbolic link",
+        ),
         (tree(&[("..\\..\\evil.dll", T::F(b""))]), "..\\..\\evil.dll", "backslash in name"),
         (tree(&[("new\nline", T::F(b""))]), "new\\nline", "control character in name"),
         (tree(&[("a", T::F(b"")), ("a/b", T::F(b""))]), "a/b", "path through a regular file"),
@@ -164,7 +249,11 @@ fn unpack_refuses_hostile_file_tables_before_creating_anything() {
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidData, "{name}: {e}");
         assert!(e.to_string().contains(&format!("{name}: {why}")), "{name}: {e}");
         assert!(!out.exists(), "{name}: nothing is created");
-        assert!(names(&case).is_empty(), "{name}: nothing outside the output directory: {:?}", names(&case));
+        assert!(
+            names(&case).is_empty(),
+            "{name}: nothing outside the output directory: {:?}",
+            names(&case)
+        );
     }
 }
 

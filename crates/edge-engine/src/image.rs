@@ -101,7 +101,10 @@ impl<'a> PackWriter<'a> {
         if self.cur.is_none() {
             let n = self.packs.len() + 1;
             let p = self.dir.join(format!(".{}.tmp", Self::name(n)));
-            let f = io::BufWriter::with_capacity(1 << 20, fs::File::create(&p).map_err(|e| io_ctx(p.display(), e))?);
+            let f = io::BufWriter::with_capacity(
+                1 << 20,
+                fs::File::create(&p).map_err(|e| io_ctx(p.display(), e))?,
+            );
             self.cur = Some((f, blake3::Hasher::new(), 0));
         }
         let (f, h, len) = self.cur.as_mut().expect("open pack");
@@ -126,7 +129,12 @@ impl<'a> PackWriter<'a> {
         Ok(())
     }
     pub(crate) fn json(&self) -> Value {
-        Value::Array(self.packs.iter().map(|(n, s, h)| json!({"name": n, "sizeBytes": s, "blake3": h.hex()})).collect())
+        Value::Array(
+            self.packs
+                .iter()
+                .map(|(n, s, h)| json!({"name": n, "sizeBytes": s, "blake3": h.hex()}))
+                .collect(),
+        )
     }
 }
 
@@ -172,7 +180,14 @@ pub fn write_image(
         let s = store.get_stored(h)?;
         let (pack, off) = packs.append(&s.data)?;
         let info = tree.chunks[h];
-        chunk_rows.push(json!([h.hex(), info.raw, s.data.len(), u8::from(s.compressed), pack, off]));
+        chunk_rows.push(json!([
+            h.hex(),
+            info.raw,
+            s.data.len(),
+            u8::from(s.compressed),
+            pack,
+            off
+        ]));
         pos.insert(*h, i);
     }
     packs.close()?;

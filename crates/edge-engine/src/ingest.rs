@@ -40,7 +40,11 @@ impl From<io::Error> for IngestError {
 }
 
 fn reject(filename: &str, expected: &str, detected: &str) -> IngestError {
-    IngestError::Rejected(Rejected { filename: filename.into(), type_expected: expected.into(), type_detected: detected.into() })
+    IngestError::Rejected(Rejected {
+        filename: filename.into(),
+        type_expected: expected.into(),
+        type_detected: detected.into(),
+    })
 }
 
 /// What ingest produced.
@@ -80,8 +84,15 @@ pub fn detect(head: &[u8]) -> &'static str {
 
 fn tar_checksum_ok(h: &[u8]) -> bool {
     let field = std::str::from_utf8(&h[148..156]).unwrap_or("");
-    let Ok(want) = u32::from_str_radix(field.trim_matches(|c: char| c == '\0' || c == ' '), 8) else { return false };
-    let sum: u32 = h.iter().enumerate().map(|(i, b)| if (148..156).contains(&i) { 32 } else { u32::from(*b) }).sum();
+    let Ok(want) = u32::from_str_radix(field.trim_matches(|c: char| c == '\0' || c == ' '), 8)
+    else {
+        return false;
+    };
+    let sum: u32 = h
+        .iter()
+        .enumerate()
+        .map(|(i, b)| if (148..156).contains(&i) { 32 } else { u32::from(*b) })
+        .sum();
     sum == want && h.iter().any(|b| *b != 0)
 }
 
@@ -130,13 +141,18 @@ type Job = (Hash, Vec<u8>);
 
 impl Storer {
     fn new(store: &ChunkStore, level: i32, workers: usize) -> Storer {
-        let batch = format!("b{}-{}", std::process::id(), BATCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let batch = format!(
+            "b{}-{}",
+            std::process::id(),
+            BATCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         let (tx, jobs) = std::sync::mpsc::sync_channel::<Job>(workers * 2);
         let (rtx, rx) = std::sync::mpsc::channel();
         let jobs = std::sync::Arc::new(std::sync::Mutex::new(jobs));
         let handles = (0..workers)
             .map(|_| {
-                let (jobs, rtx, store, batch) = (jobs.clone(), rtx.clone(), store.clone(), batch.clone());
+                let (jobs, rtx, store, batch) =
+                    (jobs.clone(), rtx.clone(), store.clone(), batch.clone());
                 std::thread::spawn(move || loop {
                     let job = match jobs.lock() {
                         Ok(j) => j.recv(),
@@ -145,7 +161,9 @@ impl Storer {
                     let Ok((h, data)) = job else { return };
                     let r = match store.info(&h) {
                         Some((stored, z)) => Ok((h, stored, z, true)),
-                        None => store.put_batched(&h, &data, level, &batch).map(|(stored, z)| (h, stored, z, false)),
+                        None => store
+                            .put_batched(&h, &data, level, &batch)
+                            .map(|(stored, z)| (h, stored, z, false)),
                     };
                     if rtx.send(r).is_err() {
                         return;
@@ -158,7 +176,9 @@ impl Storer {
 
     fn put(&mut self, h: Hash, data: Vec<u8>) -> io::Result<()> {
         match &self.tx {
-            Some(tx) => tx.send((h, data)).map_err(|_| io::Error::other("chunk store workers stopped")),
+            Some(tx) => {
+                tx.send((h, data)).map_err(|_| io::Error::other("chunk store workers stopped"))
+            }
             None => Err(io::Error::other("chunk store closed")),
         }
     }
@@ -222,7 +242,12 @@ pub fn check_tree(tree: &Tree) -> Result<(), Rejected> {
 
 /// Reads an uncompressed tar from `r`, validating and chunking it into `store`.
 /// `progress` receives the file bytes processed so far.
-pub fn ingest<R: Read>(mut r: R, store: &ChunkStore, p: &Params, progress: &mut dyn FnMut(u64)) -> Result<Ingested, IngestError> {
+pub fn ingest<R: Read>(
+    mut r: R,
+    store: &ChunkStore,
+    p: &Params,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Ingested, IngestError> {
     let mut head = vec![0u8; 512];
     let mut got = 0;
     while got < 512 {
@@ -250,8 +275,8 @@ pub fn ingest<R: Read>(mut r: R, store: &ChunkStore, p: &Params, progress: &mut 
     let entries = archive.entries().map_err(|_| reject(ARCHIVE, "tar", "corrupt"))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| tar_error(ARCHIVE, &e))?;
-        let raw_path =
-            String::from_utf8(entry.path_bytes().into_owned()).map_err(|_| reject(ARCHIVE, "UTF-8 path", "invalid UTF-8 name"))?;
+        let raw_path = String::from_utf8(entry.path_bytes().into_owned())
+            .map_err(|_| reject(ARCHIVE, "UTF-8 path", "invalid UTF-8 name"))?;
         let path = match normalize(&raw_path) {
             Ok(Some(p)) => p,
             Ok(None) => continue,
@@ -282,7 +307,9 @@ pub fn ingest<R: Read>(mut r: R, store: &ChunkStore, p: &Params, progress: &mut 
                     while let Some(data) = cdc.next_chunk().map_err(|e| tar_io(&path, e))? {
                         let h = Hash::of(&data);
                         let len = data.len();
-                        if let std::collections::hash_map::Entry::Vacant(slot) = tree.chunks.entry(h) {
+                        if let std::collections::hash_map::Entry::Vacant(slot) =
+                            tree.chunks.entry(h)
+                        {
                             // Sizes are filled in when the workers report back.
                             slot.insert(ChunkInfo { raw: len as u32, stored: 0, z: false });
                             storer.put(h, data)?;
@@ -298,7 +325,14 @@ pub fn ingest<R: Read>(mut r: R, store: &ChunkStore, p: &Params, progress: &mut 
                 }
                 Entry { path: path.clone(), kind: Kind::File, mode, size, target: None, chunks }
             }
-            tar::EntryType::Directory => Entry { path: path.clone(), kind: Kind::Dir, mode, size: 0, target: None, chunks: vec![] },
+            tar::EntryType::Directory => Entry {
+                path: path.clone(),
+                kind: Kind::Dir,
+                mode,
+                size: 0,
+                target: None,
+                chunks: vec![],
+            },
             tar::EntryType::Symlink => {
                 let target = entry
                     .link_name_bytes()
@@ -306,7 +340,14 @@ pub fn ingest<R: Read>(mut r: R, store: &ChunkStore, p: &Params, progress: &mut 
                     .ok_or_else(|| reject(&path, "symbolic link", "link without target"))?;
                 // Where it leads is checked on the whole tree: a later entry may replace
                 // this link, or a link it goes through.
-                Entry { path: path.clone(), kind: Kind::Symlink, mode: 0o777, size: 0, target: Some(target), chunks: vec![] }
+                Entry {
+                    path: path.clone(),
+                    kind: Kind::Symlink,
+                    mode: 0o777,
+                    size: 0,
+                    target: Some(target),
+                    chunks: vec![],
+                }
             }
             other => return Err(reject(&path, "regular file", type_name(other))),
         };
@@ -319,7 +360,8 @@ pub fn ingest<R: Read>(mut r: R, store: &ChunkStore, p: &Params, progress: &mut 
         }
     }
     let inner = archive.into_inner();
-    let ended = inner.tail.len() == 512 && inner.tail.iter().all(|b| *b == 0) && inner.total % 512 == 0;
+    let ended =
+        inner.tail.len() == 512 && inner.tail.iter().all(|b| *b == 0) && inner.total % 512 == 0;
     if !ended {
         return Err(reject(ARCHIVE, "tar", "truncated"));
     }
@@ -349,7 +391,10 @@ fn tar_io(path: &str, e: io::Error) -> IngestError {
 
 fn tar_error(path: &str, e: &io::Error) -> IngestError {
     let msg = e.to_string();
-    if e.kind() == io::ErrorKind::UnexpectedEof || msg.contains("entire block") || msg.contains("unexpected EOF") {
+    if e.kind() == io::ErrorKind::UnexpectedEof
+        || msg.contains("entire block")
+        || msg.contains("unexpected EOF")
+    {
         reject(path, "tar", "truncated")
     } else {
         reject(path, "tar", "corrupt")

@@ -80,7 +80,8 @@ pub(crate) struct FromList<'a> {
 
 impl<'a> FromList<'a> {
     pub(crate) fn of(tree: &'a Tree) -> FromList<'a> {
-        let mut entries: Vec<&Entry> = tree.entries.iter().filter(|e| e.kind != Kind::Dir).collect();
+        let mut entries: Vec<&Entry> =
+            tree.entries.iter().filter(|e| e.kind != Kind::Dir).collect();
         entries.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
         let by_path = entries.iter().enumerate().map(|(i, e)| (e.path.as_str(), i)).collect();
         FromList { entries, by_path }
@@ -281,7 +282,14 @@ impl Differ<'_> {
     }
 
     /// Bytes `[start - before, start + n + after)` of older file `fi`, within the file.
-    fn window(&self, fi: u32, start: u64, n: u64, before: u64, after: u64) -> Option<(u32, u64, u64)> {
+    fn window(
+        &self,
+        fi: u32,
+        start: u64,
+        n: u64,
+        before: u64,
+        after: u64,
+    ) -> Option<(u32, u64, u64)> {
         let e = self.fl.entries[fi as usize];
         let s = start.saturating_sub(before);
         let end = (start + n + after).min(e.size);
@@ -315,7 +323,13 @@ impl Differ<'_> {
 
     /// The ops for a chunk of `raw` at offset `off` of a file whose same-path older file
     /// is `same`, the previous copy ending at `cont`.
-    fn delta(&mut self, raw: &[u8], off: u64, same: Option<u32>, cont: Option<(u32, u64)>) -> io::Result<Vec<Op>> {
+    fn delta(
+        &mut self,
+        raw: &[u8],
+        off: u64,
+        same: Option<u32>,
+        cont: Option<(u32, u64)>,
+    ) -> io::Result<Vec<Op>> {
         let n = raw.len() as u64;
         let mut ranges = Vec::new();
         // An edit or an insertion left the older bytes near the same offset, shifted by
@@ -327,11 +341,19 @@ impl Differ<'_> {
         if let Some((fi, end)) = cont {
             ranges.extend(self.window(fi, end, n, SLACK, SLACK));
         }
-        let mut ops = if ranges.is_empty() { vec![Op::Insert { start: 0, end: raw.len() }] } else { self.diff_against(raw, &mut ranges)? };
+        let mut ops = if ranges.is_empty() {
+            vec![Op::Insert { start: 0, end: raw.len() }]
+        } else {
+            self.diff_against(raw, &mut ranges)?
+        };
         if diff::literal_bytes(&ops) as u64 > n / WIDEN_DIVISOR {
             if self.anchors.is_none() {
                 let a = Anchors::build(self.from, self.store)?;
-                let map = a.files.iter().map(|(p, _)| self.fl.by_path.get(p.as_str()).map(|i| *i as u32)).collect();
+                let map = a
+                    .files
+                    .iter()
+                    .map(|(p, _)| self.fl.by_path.get(p.as_str()).map(|i| *i as u32))
+                    .collect();
                 self.anchors = Some((a, map));
             }
             let (a, map) = self.anchors.as_ref().expect("just built");
@@ -368,17 +390,35 @@ struct Plan<'a> {
 }
 
 fn plan<'a>(from: &'a Tree, fl: &FromList<'a>, to: &'a Tree) -> Plan<'a> {
-    let to_by_path: HashMap<&str, &Entry> = to.entries.iter().map(|e| (e.path.as_str(), e)).collect();
-    let mut p = Plan { removes: vec![], rmdirs: vec![], dirs: vec![], links: vec![], files: vec![], carried: vec![], modes: vec![] };
+    let to_by_path: HashMap<&str, &Entry> =
+        to.entries.iter().map(|e| (e.path.as_str(), e)).collect();
+    let mut p = Plan {
+        removes: vec![],
+        rmdirs: vec![],
+        dirs: vec![],
+        links: vec![],
+        files: vec![],
+        carried: vec![],
+        modes: vec![],
+    };
     let mut last_mode = 0o644;
     for (i, f) in fl.entries.iter().enumerate() {
         let t = to_by_path.get(f.path.as_str()).copied();
         let mode = match t {
-            Some(t) if t.kind == Kind::File && f.kind == Kind::File && t.size == f.size && t.chunks == f.chunks => {
+            Some(t)
+                if t.kind == Kind::File
+                    && f.kind == Kind::File
+                    && t.size == f.size
+                    && t.chunks == f.chunks =>
+            {
                 p.carried.push(t);
                 t.mode
             }
-            Some(t) if t.kind == Kind::Symlink && f.kind == Kind::Symlink && t.target == f.target => last_mode,
+            Some(t)
+                if t.kind == Kind::Symlink && f.kind == Kind::Symlink && t.target == f.target =>
+            {
+                last_mode
+            }
             Some(t) if t.kind == Kind::File => t.mode,
             _ => {
                 p.removes.push(i);
@@ -388,23 +428,37 @@ fn plan<'a>(from: &'a Tree, fl: &FromList<'a>, to: &'a Tree) -> Plan<'a> {
         p.modes.push(mode);
         last_mode = mode;
     }
-    let from_dirs: HashMap<&str, u32> = from.entries.iter().filter(|e| e.kind == Kind::Dir).map(|e| (e.path.as_str(), e.mode)).collect();
+    let from_dirs: HashMap<&str, u32> = from
+        .entries
+        .iter()
+        .filter(|e| e.kind == Kind::Dir)
+        .map(|e| (e.path.as_str(), e.mode))
+        .collect();
     for t in &to.entries {
         let old = fl.by_path.get(t.path.as_str()).map(|i| (*i, fl.entries[*i]));
         match t.kind {
             Kind::Dir if from_dirs.get(t.path.as_str()) != Some(&t.mode) => p.dirs.push(t),
             Kind::Dir => {}
-            Kind::Symlink if !matches!(old, Some((_, f)) if f.kind == Kind::Symlink && f.target == t.target) => p.links.push(t),
+            Kind::Symlink if !matches!(old, Some((_, f)) if f.kind == Kind::Symlink && f.target == t.target) => {
+                p.links.push(t)
+            }
             Kind::Symlink => {}
             Kind::File => match old {
-                Some((_, f)) if f.kind == Kind::File && f.size == t.size && f.chunks == t.chunks => {}
+                Some((_, f))
+                    if f.kind == Kind::File && f.size == t.size && f.chunks == t.chunks => {}
                 Some((i, _)) => p.files.push((t, Some(i))),
                 None => p.files.push((t, None)),
             },
         }
     }
-    let to_dirs: HashSet<&str> = to.entries.iter().filter(|e| e.kind == Kind::Dir).map(|e| e.path.as_str()).collect();
-    p.rmdirs = from.entries.iter().filter(|e| e.kind == Kind::Dir && !to_dirs.contains(e.path.as_str())).map(|e| e.path.as_str()).collect();
+    let to_dirs: HashSet<&str> =
+        to.entries.iter().filter(|e| e.kind == Kind::Dir).map(|e| e.path.as_str()).collect();
+    p.rmdirs = from
+        .entries
+        .iter()
+        .filter(|e| e.kind == Kind::Dir && !to_dirs.contains(e.path.as_str()))
+        .map(|e| e.path.as_str())
+        .collect();
     p
 }
 
@@ -451,7 +505,9 @@ fn file_ops(
         let len = u64::from(c.len);
         // A chunk the older build has: copied, preferably right where the last copy ended.
         let cont = ow.continuation();
-        let place = cont.filter(|k| places.starts.get(k) == Some(&c.h)).or_else(|| places.first.get(&c.h).copied());
+        let place = cont
+            .filter(|k| places.starts.get(k) == Some(&c.h))
+            .or_else(|| places.first.get(&c.h).copied());
         let chunk_ops = match place {
             Some((fi, o)) => {
                 counts.reused += usize::from(first);
@@ -482,7 +538,9 @@ fn file_ops(
                     }
                 }
                 // Literal bytes on both sides of a chunk boundary go as one insert.
-                Some(&Op::Insert { start, end }) if chunk_ops.len() > 1 || end - start + lit.len() > MAX_TAIL => {
+                Some(&Op::Insert { start, end })
+                    if chunk_ops.len() > 1 || end - start + lit.len() > MAX_TAIL =>
+                {
                     ow.insert2(w, &lit, &raw[start..end])?;
                     skip_first = true;
                 }
@@ -497,7 +555,9 @@ fn file_ops(
         for (k, o) in chunk_ops.into_iter().enumerate().skip(usize::from(skip_first)) {
             match o {
                 Op::Copy { fi, off, len } => ow.copy(w, fi, off, len)?,
-                Op::Insert { start, end } if k + 1 == n_ops && end - start <= MAX_TAIL => tail = Some(raw[start..end].to_vec()),
+                Op::Insert { start, end } if k + 1 == n_ops && end - start <= MAX_TAIL => {
+                    tail = Some(raw[start..end].to_vec())
+                }
                 Op::Insert { start, end } => ow.insert(w, &raw[start..end])?,
             }
         }
@@ -533,7 +593,14 @@ impl Places {
 }
 
 /// Writes the patch `from` → `to` into `dir` (created).
-pub fn write_patch(from: &Tree, to: &Tree, store: &ChunkStore, meta: &PatchMeta, dir: &Path, p: &Params) -> io::Result<PatchSummary> {
+pub fn write_patch(
+    from: &Tree,
+    to: &Tree,
+    store: &ChunkStore,
+    meta: &PatchMeta,
+    dir: &Path,
+    p: &Params,
+) -> io::Result<PatchSummary> {
     fs::create_dir_all(dir).map_err(|e| io_ctx(dir.display(), e))?;
     let fl = FromList::of(from);
     let plan = plan(from, &fl, to);
@@ -547,8 +614,12 @@ pub fn write_patch(from: &Tree, to: &Tree, store: &ChunkStore, meta: &PatchMeta,
     // Unchanged files are hashed for the newer build's digest on a second core while
     // this one works out the changed ones.
     let (hashes, carried_hashes) = std::thread::scope(|s| -> io::Result<_> {
-        let carried =
-            s.spawn(|| plan.carried.iter().map(|e| content_hash(store, e).map(|h| (e.path.as_str(), h))).collect::<io::Result<Vec<_>>>());
+        let carried = s.spawn(|| {
+            plan.carried
+                .iter()
+                .map(|e| content_hash(store, e).map(|h| (e.path.as_str(), h)))
+                .collect::<io::Result<Vec<_>>>()
+        });
         w.write_all(ops::MAGIC)?;
         ops::put_varint(&mut w, fl.entries.len() as u64)?;
         w.write_all(&fl.digest())?;
@@ -589,7 +660,10 @@ pub fn write_patch(from: &Tree, to: &Tree, store: &ChunkStore, meta: &PatchMeta,
                 Some(i) => {
                     ops::put_varint(&mut w, rec::FILE_AT)?;
                     ops::put_varint(&mut w, *i as u64)?;
-                    ops::put_varint(&mut w, ops::zigzag(t.size as i64 - fl.entries[*i].size as i64))?;
+                    ops::put_varint(
+                        &mut w,
+                        ops::zigzag(t.size as i64 - fl.entries[*i].size as i64),
+                    )?;
                 }
                 None => {
                     ops::put_varint(&mut w, rec::FILE_NEW)?;

@@ -59,13 +59,19 @@ fn list(root: &Path) -> io::Result<Listing> {
         let dir = if rel.is_empty() { root.to_path_buf() } else { root.join(&rel) };
         for e in fs::read_dir(&dir).map_err(|e| io_ctx(dir.display(), e))? {
             let e = e?;
-            let name = e.file_name().into_string().map_err(|n| bad(format!("older tree: name {n:?} is not UTF-8")))?;
+            let name = e
+                .file_name()
+                .into_string()
+                .map_err(|n| bad(format!("older tree: name {n:?} is not UTF-8")))?;
             let path = if rel.is_empty() { name } else { format!("{rel}/{name}") };
             let m = fs::symlink_metadata(e.path())?;
             let ft = m.file_type();
             if ft.is_symlink() {
                 let t = fs::read_link(e.path())?;
-                let t = t.to_str().ok_or_else(|| bad(format!("older tree: link {path} has a non-UTF-8 target")))?.to_string();
+                let t = t
+                    .to_str()
+                    .ok_or_else(|| bad(format!("older tree: link {path} has a non-UTF-8 target")))?
+                    .to_string();
                 l.entries.push(Old { path, size: 0, link: Some(t) });
             } else if ft.is_dir() {
                 l.dirs.push((path.clone(), mode_of(&m)));
@@ -73,7 +79,9 @@ fn list(root: &Path) -> io::Result<Listing> {
             } else if ft.is_file() {
                 l.entries.push(Old { path, size: m.len(), link: None });
             } else {
-                return Err(bad(format!("older tree: {path} is neither a file, a directory nor a symbolic link")));
+                return Err(bad(format!(
+                    "older tree: {path} is neither a file, a directory nor a symbolic link"
+                )));
             }
         }
     }
@@ -134,7 +142,9 @@ impl<R: Read> Stream<R> {
     fn err(&self, e: io::Error) -> io::Error {
         let msg = e.to_string();
         let pack = self.pack.borrow();
-        if msg.contains("does not match its hash") || (!pack.is_empty() && msg.contains(pack.as_str())) {
+        if msg.contains("does not match its hash")
+            || (!pack.is_empty() && msg.contains(pack.as_str()))
+        {
             return e;
         }
         if e.kind() == io::ErrorKind::UnexpectedEof {
@@ -151,7 +161,9 @@ impl<R: Read> Stream<R> {
             Ok(Some(n)) if n == p => {}
             _ => return Err(bad(format!("unsafe path in patch: {}", shown(&p)))),
         }
-        safepath::check_name(&p).map_err(|why| bad(format!("unsafe path in patch: {}", Refusal { path: p.clone(), why })))?;
+        safepath::check_name(&p).map_err(|why| {
+            bad(format!("unsafe path in patch: {}", Refusal { path: p.clone(), why }))
+        })?;
         Ok(p)
     }
     fn bytes<const N: usize>(&mut self) -> io::Result<[u8; N]> {
@@ -173,7 +185,8 @@ impl OldFiles<'_> {
             if self.open.len() >= 64 {
                 self.open.clear();
             }
-            let f = fs::File::open(self.root.join(path)).map_err(|e| io_ctx(format!("older build file {path}"), e))?;
+            let f = fs::File::open(self.root.join(path))
+                .map_err(|e| io_ctx(format!("older build file {path}"), e))?;
             self.open.insert(i, f);
         }
         Ok(self.open.get_mut(&i).expect("just opened"))
@@ -242,7 +255,9 @@ impl Newer {
     /// (No link exists in `out` while files are written; the whole tree is checked
     /// before any is created, this only refuses early and with the entry's name.)
     fn claim_file(&mut self, p: &str) -> io::Result<()> {
-        let refuse = |path: &str, why: Why| bad(format!("unsafe tree in patch: {}", Refusal { path: path.to_string(), why }));
+        let refuse = |path: &str, why: Why| {
+            bad(format!("unsafe tree in patch: {}", Refusal { path: path.to_string(), why }))
+        };
         for (k, _) in p.match_indices('/') {
             let q = &p[..k];
             if self.written.contains(q) {
@@ -266,7 +281,8 @@ impl Newer {
 /// Applies a patch to the older tree `from`, writing the newer tree into `out` (absent or
 /// empty). On failure `out` holds a partial tree that must not be used.
 pub fn apply(src: &dyn Source, from: &Path, out: &Path) -> io::Result<Stats> {
-    let manifest: Value = serde_json::from_slice(&read_all(src, "patch.json")?).map_err(|e| bad(format!("patch.json: {e}")))?;
+    let manifest: Value = serde_json::from_slice(&read_all(src, "patch.json")?)
+        .map_err(|e| bad(format!("patch.json: {e}")))?;
     if manifest["format"] != "rockit-patch" {
         return Err(bad("not a rockit-patch manifest"));
     }
@@ -279,7 +295,8 @@ pub fn apply(src: &dyn Source, from: &Path, out: &Path) -> io::Result<Stats> {
     }
     let mut packs = Vec::new();
     for p in manifest["packs"].as_array().ok_or_else(|| bad("patch.json lists no packs"))? {
-        let name = p["name"].as_str().filter(|n| !n.contains('/') && !n.starts_with('.') && !n.is_empty());
+        let name =
+            p["name"].as_str().filter(|n| !n.contains('/') && !n.starts_with('.') && !n.is_empty());
         match (name, p["sizeBytes"].as_u64(), p["blake3"].as_str()) {
             (Some(n), Some(s), Some(h)) => packs.push((n.to_string(), s, h.to_string())),
             _ => return Err(bad("patch.json: a pack without a safe name, size or hash")),
@@ -289,7 +306,8 @@ pub fn apply(src: &dyn Source, from: &Path, out: &Path) -> io::Result<Stats> {
     let listing = list(from)?;
     let name = Rc::new(RefCell::new(String::new()));
     let total = Rc::new(RefCell::new(0u64));
-    let chain = Packs { src, list: packs, next: 0, cur: None, name: name.clone(), total: total.clone() };
+    let chain =
+        Packs { src, list: packs, next: 0, cur: None, name: name.clone(), total: total.clone() };
     let mut dec = zstd::stream::read::Decoder::new(chain)?;
     dec.window_log_max(WINDOW_LOG)?;
     let s_pack = name.clone();
@@ -320,7 +338,8 @@ pub fn apply(src: &dyn Source, from: &Path, out: &Path) -> io::Result<Stats> {
     }
     prepare_out(out)?;
     let modes = read_modes(&mut s, listing.entries.len())?;
-    let by_path: HashMap<&str, usize> = listing.entries.iter().enumerate().map(|(i, e)| (e.path.as_str(), i)).collect();
+    let by_path: HashMap<&str, usize> =
+        listing.entries.iter().enumerate().map(|(i, e)| (e.path.as_str(), i)).collect();
     let mut nw = Newer { removed: vec![false; listing.entries.len()], ..Default::default() };
     let mut old = OldFiles { root: from, open: HashMap::new() };
     let mut buf = vec![0u8; BUF];
@@ -332,9 +351,9 @@ pub fn apply(src: &dyn Source, from: &Path, out: &Path) -> io::Result<Stats> {
             let code = s.varint()?;
             let index = |s: &mut Stream<_>| -> io::Result<usize> {
                 let i = s.varint()?;
-                (i < listing.entries.len() as u64)
-                    .then_some(i as usize)
-                    .ok_or_else(|| bad(format!("patch names older entry {i} of {}", listing.entries.len())))
+                (i < listing.entries.len() as u64).then_some(i as usize).ok_or_else(|| {
+                    bad(format!("patch names older entry {i} of {}", listing.entries.len()))
+                })
             };
             match code {
                 rec::END => break,
@@ -356,7 +375,9 @@ pub fn apply(src: &dyn Source, from: &Path, out: &Path) -> io::Result<Stats> {
                     let p = s.path()?;
                     let t = ops::get_str(&mut s.r, MAX_PATH).map_err(|e| s.err(e))?;
                     // Where it leads is checked with the whole tree, before it is created.
-                    safepath::check_target(&t).map_err(|why| bad(format!("unsafe link in patch: {}", Refusal { path: p.clone(), why })))?;
+                    safepath::check_target(&t).map_err(|why| {
+                        bad(format!("unsafe link in patch: {}", Refusal { path: p.clone(), why }))
+                    })?;
                     name_once(&mut nw, &by_path, &p)?;
                     nw.link_at.insert(p.clone());
                     nw.links.push((p, t));
@@ -365,12 +386,16 @@ pub fn apply(src: &dyn Source, from: &Path, out: &Path) -> io::Result<Stats> {
                     let (path, mode, size, same) = if code == rec::FILE_AT {
                         let i = index(&mut s)?;
                         if nw.removed[i] {
-                            return Err(bad(format!("patch replaces {} twice", listing.entries[i].path)));
+                            return Err(bad(format!(
+                                "patch replaces {} twice",
+                                listing.entries[i].path
+                            )));
                         }
                         nw.removed[i] = true;
                         let e = &listing.entries[i];
                         let size = e.size as i64 + ops::unzigzag(s.varint()?);
-                        let size = u64::try_from(size).map_err(|_| bad(format!("negative size for {}", e.path)))?;
+                        let size = u64::try_from(size)
+                            .map_err(|_| bad(format!("negative size for {}", e.path)))?;
                         name_once(&mut nw, &by_path, &e.path)?;
                         (e.path.clone(), modes[i], size, e.link.is_none().then_some(i))
                     } else {
@@ -382,14 +407,18 @@ pub fn apply(src: &dyn Source, from: &Path, out: &Path) -> io::Result<Stats> {
                     };
                     nw.claim_file(&path)?;
                     let mut f = Out::create(out, &path)?;
-                    file_ops(&mut s, &mut f, &listing, &mut old, same, size, &mut buf).map_err(|e| match e.kind() {
-                        io::ErrorKind::InvalidData => e,
-                        _ => io_ctx(format!("writing {path}"), e),
-                    })?;
+                    file_ops(&mut s, &mut f, &listing, &mut old, same, size, &mut buf).map_err(
+                        |e| match e.kind() {
+                            io::ErrorKind::InvalidData => e,
+                            _ => io_ctx(format!("writing {path}"), e),
+                        },
+                    )?;
                     stats.bytes += size;
                     nw.files.push((path, mode, size, f.finish()?));
                 }
-                other => return Err(bad(format!("the patch data is corrupt: unknown record {other}"))),
+                other => {
+                    return Err(bad(format!("the patch data is corrupt: unknown record {other}")))
+                }
             }
         }
         let want_to = s.bytes::<32>()?;
@@ -403,7 +432,10 @@ pub fn apply(src: &dyn Source, from: &Path, out: &Path) -> io::Result<Stats> {
     let want_to = records().map_err(|e| {
         let pack = s_pack.borrow();
         let msg = e.to_string();
-        if e.kind() == io::ErrorKind::InvalidData && !pack.is_empty() && !msg.contains(pack.as_str()) {
+        if e.kind() == io::ErrorKind::InvalidData
+            && !pack.is_empty()
+            && !msg.contains(pack.as_str())
+        {
             bad(format!("{msg} (patch data in {pack})"))
         } else {
             e
@@ -426,8 +458,10 @@ pub fn apply(src: &dyn Source, from: &Path, out: &Path) -> io::Result<Stats> {
             None => {
                 nw.claim_file(&e.path)?;
                 let mut f = Out::create(out, &e.path)?;
-                let mut r = fs::File::open(from.join(&e.path)).map_err(|x| io_ctx(format!("older build file {}", e.path), x))?;
-                f.copy_from(&mut r, e.size, &mut buf).map_err(|x| io_ctx(format!("older build file {}", e.path), x))?;
+                let mut r = fs::File::open(from.join(&e.path))
+                    .map_err(|x| io_ctx(format!("older build file {}", e.path), x))?;
+                f.copy_from(&mut r, e.size, &mut buf)
+                    .map_err(|x| io_ctx(format!("older build file {}", e.path), x))?;
                 stats.bytes += e.size;
                 carried.push((e.path.clone(), modes[i], e.size, f.finish()?));
             }
@@ -440,7 +474,9 @@ pub fn apply(src: &dyn Source, from: &Path, out: &Path) -> io::Result<Stats> {
     let mut items: Vec<(&str, Item<'_>)> = nw
         .files
         .iter()
-        .map(|(p, mode, size, h)| (p.as_str(), Item::File { mode: *mode, size: *size, content: Some(*h) }))
+        .map(|(p, mode, size, h)| {
+            (p.as_str(), Item::File { mode: *mode, size: *size, content: Some(*h) })
+        })
         .chain(nw.links.iter().map(|(p, t)| (p.as_str(), Item::Link(t))))
         .collect();
     items.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
@@ -505,13 +541,15 @@ fn file_ops<R: Read>(
                 let delta = ops::unzigzag(s.varint()?);
                 let i = src.ok_or_else(|| bad("the patch copies before naming a source file"))?;
                 let e = &listing.entries[i];
-                let off = u64::try_from(expect as i64 + delta).map_err(|_| bad("the patch copies from before a file's start"))?;
+                let off = u64::try_from(expect as i64 + delta)
+                    .map_err(|_| bad("the patch copies from before a file's start"))?;
                 if arg > left || off.checked_add(arg).is_none_or(|end| end > e.size) {
                     return Err(bad(format!("the patch copies beyond the end of {}", e.path)));
                 }
                 let r = old.get(i, &e.path)?;
                 r.seek(SeekFrom::Start(off))?;
-                f.copy_from(r, arg, buf).map_err(|x| io_ctx(format!("older build file {}", e.path), x))?;
+                f.copy_from(r, arg, buf)
+                    .map_err(|x| io_ctx(format!("older build file {}", e.path), x))?;
                 expect = off + arg;
             }
             op::INSERT => {
@@ -521,8 +559,12 @@ fn file_ops<R: Read>(
                 f.copy_from(&mut s.r, arg, buf).map_err(|e| s.err(e))?;
             }
             op::SRC => {
-                let i = usize::try_from(arg).ok().filter(|i| listing.entries.get(*i).is_some_and(|e| e.link.is_none()));
-                src = Some(i.ok_or_else(|| bad(format!("the patch copies from older entry {arg}, which is not a file")))?);
+                let i = usize::try_from(arg)
+                    .ok()
+                    .filter(|i| listing.entries.get(*i).is_some_and(|e| e.link.is_none()));
+                src = Some(i.ok_or_else(|| {
+                    bad(format!("the patch copies from older entry {arg}, which is not a file"))
+                })?);
                 expect = 0;
             }
             _ => return Err(bad("the patch data is corrupt: unknown op")),
@@ -538,10 +580,24 @@ fn finish(out: &Path, listing: &Listing, nw: &mut Newer) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     // A file or link of the newer build where the older tree had a directory (one its
     // table did not list) wins over that directory.
-    let taken: HashSet<&str> = nw.files.iter().map(|f| f.0.as_str()).chain(nw.links.iter().map(|l| l.0.as_str())).collect();
-    let blocked = |p: &str| p.match_indices('/').map(|(k, _)| &p[..k]).chain(std::iter::once(p)).any(|a| taken.contains(a));
-    let mut dirs: Vec<(String, u32)> =
-        listing.dirs.iter().filter(|(p, _)| !nw.rmdirs.contains(p) && !nw.named.contains(p) && !blocked(p)).cloned().collect();
+    let taken: HashSet<&str> = nw
+        .files
+        .iter()
+        .map(|f| f.0.as_str())
+        .chain(nw.links.iter().map(|l| l.0.as_str()))
+        .collect();
+    let blocked = |p: &str| {
+        p.match_indices('/')
+            .map(|(k, _)| &p[..k])
+            .chain(std::iter::once(p))
+            .any(|a| taken.contains(a))
+    };
+    let mut dirs: Vec<(String, u32)> = listing
+        .dirs
+        .iter()
+        .filter(|(p, _)| !nw.rmdirs.contains(p) && !nw.named.contains(p) && !blocked(p))
+        .cloned()
+        .collect();
     dirs.extend(nw.dirs.iter().cloned());
     // The newer tree whole, before any of its directories or links is created.
     let tree = nw.files.iter().map(|f| safepath::Item::new(&f.0, Kind::File, None));

@@ -91,11 +91,15 @@ pub fn put_str(w: &mut impl Write, s: &str) -> io::Result<()> {
 pub fn get_str(r: &mut impl Read, max: usize) -> io::Result<String> {
     let n = get_varint(r)?;
     if n > max as u64 {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("string of {n} bytes is too long")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("string of {n} bytes is too long"),
+        ));
     }
     let mut b = vec![0u8; n as usize];
     r.read_exact(&mut b)?;
-    String::from_utf8(b).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "string is not UTF-8"))
+    String::from_utf8(b)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "string is not UTF-8"))
 }
 
 /// What the digests say about one file or symlink.

@@ -31,7 +31,8 @@ fn f(data: Vec<u8>) -> E {
 
 /// Compressible text of `n` bytes.
 fn text(seed: u64, n: usize) -> Vec<u8> {
-    const W: [&str; 8] = ["castle ", "dragon ", "sword ", "river ", "forest ", "potion ", "shield ", "level "];
+    const W: [&str; 8] =
+        ["castle ", "dragon ", "sword ", "river ", "forest ", "potion ", "shield ", "level "];
     let r = noise(seed, n);
     let mut out = Vec::with_capacity(n + 8);
     let mut i = 0;
@@ -95,7 +96,10 @@ fn on_disk(dir: &Path) -> Build {
             let m = std::fs::symlink_metadata(&p).unwrap();
             let mode = m.permissions().mode() & 0o7777;
             if m.file_type().is_symlink() {
-                out.insert(rel, E::L(std::fs::read_link(&p).unwrap().to_string_lossy().into_owned()));
+                out.insert(
+                    rel,
+                    E::L(std::fs::read_link(&p).unwrap().to_string_lossy().into_owned()),
+                );
             } else if m.is_dir() {
                 out.insert(rel, E::D(mode));
                 walk(base, &p, out);
@@ -142,8 +146,12 @@ fn round_trip_with(v1: &Build, v2: &Build, p: &Params) -> Done {
     assert_eq!(on_disk(&t.0.join("old")), v1);
     let sum = write_patch(&a.tree, &b.tree, &store, &pm(), &t.0.join("pat"), p).unwrap();
     assert_eq!(sum.files.last().map(String::as_str), Some("patch.json"));
-    let data: u64 =
-        sum.files.iter().filter(|n| *n != "patch.json").map(|n| std::fs::metadata(t.0.join("pat").join(n)).unwrap().len()).sum();
+    let data: u64 = sum
+        .files
+        .iter()
+        .filter(|n| *n != "patch.json")
+        .map(|n| std::fs::metadata(t.0.join("pat").join(n)).unwrap().len())
+        .sum();
     let stats = apply(&DirSource(t.0.join("pat")), &t.0.join("old"), &t.0.join("new")).unwrap();
     assert_eq!(on_disk(&t.0.join("new")), v2);
     assert_eq!(stats.bytes, b.tree.size_bytes());
@@ -159,7 +167,11 @@ fn round_trip(v1: &Build, v2: &Build) -> Done {
 fn game(n: usize) -> Build {
     let mut b = Build::new();
     for i in 0..n {
-        let data = if i % 3 == 0 { text(i as u64, 40_000 + i * 1000) } else { noise(i as u64, 60_000 + i * 977) };
+        let data = if i % 3 == 0 {
+            text(i as u64, 40_000 + i * 1000)
+        } else {
+            noise(i as u64, 60_000 + i * 977)
+        };
         b.insert(format!("data/dir{}/file{i:03}.pak", i % 4), f(data));
     }
     b
@@ -339,7 +351,9 @@ fn damaged_patch_data_is_refused() {
         let mut bytes = std::fs::read(bad.join("pack-0001.bin")).unwrap();
         bytes[at] ^= 0x10;
         std::fs::write(bad.join("pack-0001.bin"), bytes).unwrap();
-        let e = apply(&DirSource(bad), &d.t.0.join("old"), &d.t.0.join(format!("o{k}"))).unwrap_err().to_string();
+        let e = apply(&DirSource(bad), &d.t.0.join("old"), &d.t.0.join(format!("o{k}")))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("pack-0001.bin"), "byte {at}: {e}");
     }
     // A pack cut short, and one with a byte too many.
@@ -353,13 +367,17 @@ fn damaged_patch_data_is_refused() {
             bytes.pop();
         }
         std::fs::write(bad.join("pack-0001.bin"), bytes).unwrap();
-        let e = apply(&DirSource(bad), &d.t.0.join("old"), &d.t.0.join(format!("c{k}"))).unwrap_err().to_string();
+        let e = apply(&DirSource(bad), &d.t.0.join("old"), &d.t.0.join(format!("c{k}")))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("pack-0001.bin"), "{e}");
     }
     // An unknown format version.
     let v3 = d.t.0.join("v3");
     copy_dir(&pat, &v3);
-    let m = std::fs::read_to_string(v3.join("patch.json")).unwrap().replace("\"version\": 2", "\"version\": 3");
+    let m = std::fs::read_to_string(v3.join("patch.json"))
+        .unwrap()
+        .replace("\"version\": 2", "\"version\": 3");
     std::fs::write(v3.join("patch.json"), m).unwrap();
     let e = apply(&DirSource(v3), &d.t.0.join("old"), &d.t.0.join("o-v3")).unwrap_err().to_string();
     assert!(e.contains("version 3 is not supported"), "{e}");
@@ -372,7 +390,9 @@ fn damaged_patch_data_is_refused() {
     assert_eq!((v["index"]["in"].as_str(), digest.len()), (Some("packs"), 64), "{m}");
     let flipped = format!("{}{}", if digest.starts_with('0') { "1" } else { "0" }, &digest[1..]);
     std::fs::write(other.join("patch.json"), m.replace(&digest, &flipped)).unwrap();
-    let e = apply(&DirSource(other), &d.t.0.join("old"), &d.t.0.join("o-other")).unwrap_err().to_string();
+    let e = apply(&DirSource(other), &d.t.0.join("old"), &d.t.0.join("o-other"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("index.toDigest"), "{e}");
 }
 
@@ -384,7 +404,9 @@ fn a_wrong_older_tree_is_refused() {
         let from = d.t.0.join(format!("from-{name}"));
         std::process::Command::new("cp").arg("-a").arg(&old).arg(&from).status().unwrap();
         change(&from);
-        apply(&DirSource(d.t.0.join("pat")), &from, &d.t.0.join(format!("out-{name}"))).unwrap_err().to_string()
+        apply(&DirSource(d.t.0.join("pat")), &from, &d.t.0.join(format!("out-{name}")))
+            .unwrap_err()
+            .to_string()
     };
     let flip = |p: &Path, at: u64| {
         let mut b = std::fs::read(p).unwrap();
@@ -404,7 +426,8 @@ fn a_wrong_older_tree_is_refused() {
     // Files added, missing or resized.
     let e = try_with("extra", &|f| std::fs::write(f.join("saves.dat"), b"x").unwrap());
     assert!(e.contains("is not build 1") && e.contains("holds"), "{e}");
-    let e = try_with("missing", &|f| std::fs::remove_file(f.join("data/dir0/file000.pak")).unwrap());
+    let e =
+        try_with("missing", &|f| std::fs::remove_file(f.join("data/dir0/file000.pak")).unwrap());
     assert!(e.contains("is not build 1"), "{e}");
     let e = try_with("resized", &|f| {
         let p = f.join("data/dir0/file000.pak");
@@ -419,7 +442,11 @@ fn a_wrong_older_tree_is_refused() {
 /// appends 600 bytes to `noise.bin`. Its decoded stream, byte for byte (digests aside).
 #[test]
 fn worked_example_stream() {
-    let p = Params { chunk: crate::ChunkParams { min: 256, avg: 1024, max: 4096 }, zstd_level: 3, pack_limit: 4096 };
+    let p = Params {
+        chunk: crate::ChunkParams { min: 256, avg: 1024, max: 4096 },
+        zstd_level: 3,
+        pack_limit: 4096,
+    };
     let mut v1 = Build::new();
     v1.insert("bin".into(), E::D(0o755));
     v1.insert("bin/run.sh".into(), E::F(0o755, b"#!/bin/sh\nexec ./game \"$@\"\n".to_vec()));

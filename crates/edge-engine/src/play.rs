@@ -65,7 +65,8 @@ pub fn play(src: &dyn Source, trace: &Trace, o: &PlayOptions) -> io::Result<Play
     if o.bytes_per_s.is_nan() || o.bytes_per_s <= 0.0 {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "the bandwidth must be positive"));
     }
-    let manifest: Value = serde_json::from_slice(&read_all(src, "manifest.json")?).map_err(|e| bad(format!("manifest.json: {e}")))?;
+    let manifest: Value = serde_json::from_slice(&read_all(src, "manifest.json")?)
+        .map_err(|e| bad(format!("manifest.json: {e}")))?;
     if manifest["format"] != "rockit-dxf" {
         return Err(bad("manifest.json is not a rockit-dxf manifest"));
     }
@@ -75,7 +76,8 @@ pub fn play(src: &dyn Source, trace: &Trace, o: &PlayOptions) -> io::Result<Play
     if Hash::of(&index_bytes).hex() != pin["blake3"].as_str().unwrap_or("") {
         return Err(bad(format!("{index_name} does not match its hash")));
     }
-    let index: Value = serde_json::from_slice(&index_bytes).map_err(|e| bad(format!("{index_name}: {e}")))?;
+    let index: Value =
+        serde_json::from_slice(&index_bytes).map_err(|e| bad(format!("{index_name}: {e}")))?;
     let rows = index["chunks"].as_array().ok_or_else(|| bad("index without chunks"))?;
     // Where each chunk's stored form ends in the stream, and its raw length.
     let mut ends = Vec::with_capacity(rows.len());
@@ -96,7 +98,11 @@ pub fn play(src: &dyn Source, trace: &Trace, o: &PlayOptions) -> io::Result<Play
         let mut off = 0;
         let mut list = Vec::new();
         for c in f["chunks"].as_array().into_iter().flatten() {
-            let c = c.as_u64().map(|c| c as usize).filter(|c| *c < raw.len()).ok_or_else(|| bad("chunk number out of range"))?;
+            let c = c
+                .as_u64()
+                .map(|c| c as usize)
+                .filter(|c| *c < raw.len())
+                .ok_or_else(|| bad("chunk number out of range"))?;
             list.push((off, off + raw[c], c));
             off += raw[c];
         }
@@ -107,9 +113,15 @@ pub fn play(src: &dyn Source, trace: &Trace, o: &PlayOptions) -> io::Result<Play
     let mut needs: Vec<(f64, f64)> = Vec::with_capacity(trace.events.len());
     for e in &trace.events {
         let [t, p, off, len] = *e;
-        let Some(list) = trace.paths.get(p as usize).and_then(|p| files.get(p.as_str())) else { continue };
+        let Some(list) = trace.paths.get(p as usize).and_then(|p| files.get(p.as_str())) else {
+            continue;
+        };
         let first = list.partition_point(|&(_, end, _)| end <= off);
-        let need = list[first..].iter().take_while(|&&(start, _, _)| start < off.saturating_add(len)).map(|&(_, _, c)| ends[c]).max();
+        let need = list[first..]
+            .iter()
+            .take_while(|&&(start, _, _)| start < off.saturating_add(len))
+            .map(|&(_, _, c)| ends[c])
+            .max();
         if let Some(n) = need {
             needs.push((t as f64 / 1000.0, n as f64 / b));
         }
@@ -152,7 +164,10 @@ fn verify_packs(src: &dyn Source, manifest: &Value, pace: Option<f64>) -> io::Re
     let mut total = 0;
     let t0 = std::time::Instant::now();
     for p in manifest["packs"].as_array().ok_or_else(|| bad("manifest without packs"))? {
-        let name = p["name"].as_str().filter(|n| !n.contains('/') && !n.starts_with('.')).ok_or_else(|| bad("unsafe pack name"))?;
+        let name = p["name"]
+            .as_str()
+            .filter(|n| !n.contains('/') && !n.starts_with('.'))
+            .ok_or_else(|| bad("unsafe pack name"))?;
         let mut r = src.open(name)?;
         let mut h = blake3::Hasher::new();
         let mut buf = vec![0u8; 1 << 20];
@@ -171,7 +186,9 @@ fn verify_packs(src: &dyn Source, manifest: &Value, pace: Option<f64>) -> io::Re
                 }
             }
         }
-        if Some(n) != p["sizeBytes"].as_u64() || Hash(*h.finalize().as_bytes()).hex() != p["blake3"].as_str().unwrap_or("") {
+        if Some(n) != p["sizeBytes"].as_u64()
+            || Hash(*h.finalize().as_bytes()).hex() != p["blake3"].as_str().unwrap_or("")
+        {
             return Err(bad(format!("{name} does not match its hash")));
         }
         total += n;

@@ -26,7 +26,10 @@ pub struct DirSource(pub PathBuf);
 impl Source for DirSource {
     fn open(&self, name: &str) -> io::Result<Box<dyn Read + '_>> {
         let p = self.0.join(name);
-        Ok(Box::new(io::BufReader::with_capacity(1 << 20, fs::File::open(&p).map_err(|e| io_ctx(p.display(), e))?)))
+        Ok(Box::new(io::BufReader::with_capacity(
+            1 << 20,
+            fs::File::open(&p).map_err(|e| io_ctx(p.display(), e))?,
+        )))
     }
 }
 
@@ -55,7 +58,10 @@ pub struct Stats {
 pub(crate) fn prepare_out(out: &Path) -> io::Result<()> {
     if out.exists() {
         if fs::read_dir(out)?.next().is_some() {
-            return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} exists and is not empty", out.display())));
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} exists and is not empty", out.display()),
+            ));
         }
     } else {
         fs::create_dir_all(out)?;
@@ -75,7 +81,10 @@ struct FileRow {
 /// Checks the tree a file table describes against [`crate::safepath`] before anything is
 /// created (`what` names the table in the message). Entries of an unknown type are never
 /// created, so they are not part of the tree.
-pub(crate) fn check_listing<'a>(what: &str, listing: impl IntoIterator<Item = safepath::Item<'a>>) -> io::Result<()> {
+pub(crate) fn check_listing<'a>(
+    what: &str,
+    listing: impl IntoIterator<Item = safepath::Item<'a>>,
+) -> io::Result<()> {
     safepath::check(listing).map_err(|r| bad(format!("{what} refused: {r}")))
 }
 
@@ -96,7 +105,10 @@ fn files_of(index: &Value) -> io::Result<Vec<FileRow>> {
             Ok(Some(p)) if p == raw => p,
             _ => return Err(bad(format!("unsafe path in index: {raw}"))),
         };
-        let chunks = f["chunks"].as_array().map(|a| a.iter().filter_map(|c| c.as_u64().map(|c| c as usize)).collect()).unwrap_or_default();
+        let chunks = f["chunks"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|c| c.as_u64().map(|c| c as usize)).collect())
+            .unwrap_or_default();
         out.push(FileRow {
             path,
             kind: f["type"].as_str().unwrap_or("file").to_string(),
@@ -111,7 +123,11 @@ fn files_of(index: &Value) -> io::Result<Vec<FileRow>> {
 
 /// Creates directories and empty files of the right size; returns, for each chunk index,
 /// the places (file, offset) its bytes go.
-fn lay_out(out: &Path, files: &[FileRow], raw_len: &[u64]) -> io::Result<HashMap<usize, Vec<(usize, u64)>>> {
+fn lay_out(
+    out: &Path,
+    files: &[FileRow],
+    raw_len: &[u64],
+) -> io::Result<HashMap<usize, Vec<(usize, u64)>>> {
     let mut places: HashMap<usize, Vec<(usize, u64)>> = HashMap::new();
     for (fi, f) in files.iter().enumerate() {
         let p = out.join(&f.path);
@@ -156,7 +172,13 @@ impl Handles {
     }
 }
 
-fn write_places(h: &mut Handles, out: &Path, files: &[FileRow], places: Option<&Vec<(usize, u64)>>, data: &[u8]) -> io::Result<u64> {
+fn write_places(
+    h: &mut Handles,
+    out: &Path,
+    files: &[FileRow],
+    places: Option<&Vec<(usize, u64)>>,
+    data: &[u8],
+) -> io::Result<u64> {
     let mut n = 0;
     for (fi, off) in places.into_iter().flatten() {
         let f = h.get(out, files, *fi)?;
@@ -197,8 +219,10 @@ fn finish(out: &Path, files: &[FileRow]) -> io::Result<()> {
 /// The index a manifest pins: its name, hash and size checked.
 fn read_index(src: &dyn Source, manifest: &Value) -> io::Result<Value> {
     let pin = &manifest["index"];
-    let name =
-        pin["name"].as_str().filter(|n| !n.contains('/') && !n.starts_with('.')).ok_or_else(|| bad("the manifest names no index"))?;
+    let name = pin["name"]
+        .as_str()
+        .filter(|n| !n.contains('/') && !n.starts_with('.'))
+        .ok_or_else(|| bad("the manifest names no index"))?;
     let bytes = read_all(src, name)?;
     check_pinned(&bytes, pin, name)?;
     serde_json::from_slice(&bytes).map_err(|e| bad(format!("{name}: {e}")))
@@ -223,7 +247,12 @@ fn stream_packs(
 ) -> io::Result<u64> {
     let mut total = 0;
     let mut consumed = 0usize;
-    for (pi, pack) in manifest["packs"].as_array().ok_or_else(|| bad("manifest without packs"))?.iter().enumerate() {
+    for (pi, pack) in manifest["packs"]
+        .as_array()
+        .ok_or_else(|| bad("manifest without packs"))?
+        .iter()
+        .enumerate()
+    {
         let name = pack["name"].as_str().ok_or_else(|| bad("pack without name"))?;
         if name.contains('/') || name.starts_with('.') {
             return Err(bad("unsafe pack name"));
@@ -250,13 +279,18 @@ fn stream_packs(
         r.take(limit).read_to_end(&mut rest)?;
         h.update(&rest);
         pos += rest.len() as u64;
-        if Hash(*h.finalize().as_bytes()).hex() != pack["blake3"].as_str().unwrap_or("") || Some(pos) != pack["sizeBytes"].as_u64() {
+        if Hash(*h.finalize().as_bytes()).hex() != pack["blake3"].as_str().unwrap_or("")
+            || Some(pos) != pack["sizeBytes"].as_u64()
+        {
             return Err(bad(format!("{name} does not match its hash")));
         }
         total += pos;
     }
     if consumed != rows.len() {
-        return Err(bad(format!("{} chunk(s) point at packs the manifest does not list", rows.len() - consumed)));
+        return Err(bad(format!(
+            "{} chunk(s) point at packs the manifest does not list",
+            rows.len() - consumed
+        )));
     }
     Ok(total)
 }
@@ -272,7 +306,8 @@ pub fn unpack(src: &dyn Source, out: &Path, public_pem: Option<&str>) -> io::Res
             return Err(bad("the manifest signature does not verify with the given key"));
         }
     }
-    let manifest: Value = serde_json::from_slice(&manifest_bytes).map_err(|e| bad(format!("manifest.json: {e}")))?;
+    let manifest: Value =
+        serde_json::from_slice(&manifest_bytes).map_err(|e| bad(format!("manifest.json: {e}")))?;
     if manifest["format"] != "rockit-dxf" {
         return Err(bad("not a rockit-dxf manifest"));
     }
@@ -287,17 +322,25 @@ pub fn unpack(src: &dyn Source, out: &Path, public_pem: Option<&str>) -> io::Res
         hashes.push(h);
         raw_len.push(c[1].as_u64().ok_or_else(|| bad("bad chunk size"))?);
         z.push(c[3].as_u64() == Some(1));
-        rows.push((i, c[4].as_u64().unwrap_or(0) as usize, c[5].as_u64().unwrap_or(0), c[2].as_u64().unwrap_or(0)));
+        rows.push((
+            i,
+            c[4].as_u64().unwrap_or(0) as usize,
+            c[5].as_u64().unwrap_or(0),
+            c[2].as_u64().unwrap_or(0),
+        ));
     }
     let files = files_of(&index)?;
     check_listing(
         "the image's file table",
-        files.iter().filter_map(|f| kind_of(&f.kind).map(|k| safepath::Item::new(&f.path, k, f.target.as_deref()))),
+        files.iter().filter_map(|f| {
+            kind_of(&f.kind).map(|k| safepath::Item::new(&f.path, k, f.target.as_deref()))
+        }),
     )?;
     prepare_out(out)?;
     let places = lay_out(out, &files, &raw_len)?;
     let mut handles = Handles::default();
-    let mut stats = Stats { files: files.iter().filter(|f| f.kind == "file").count(), ..Default::default() };
+    let mut stats =
+        Stats { files: files.iter().filter(|f| f.kind == "file").count(), ..Default::default() };
     stats.pack_bytes = stream_packs(src, &manifest, &rows, |i, stored| {
         let raw = if z[i] {
             zstd::bulk::decompress(stored, raw_len[i] as usize)
@@ -405,7 +448,10 @@ pub struct VerifiedIndex {
 }
 
 fn field_str(v: &Value, key: &str) -> io::Result<String> {
-    v[key].as_str().map(String::from).ok_or_else(|| bad(format!("manifest.json: `{key}` missing or not a string")))
+    v[key]
+        .as_str()
+        .map(String::from)
+        .ok_or_else(|| bad(format!("manifest.json: `{key}` missing or not a string")))
 }
 
 fn field_u64(v: &Value, key: &str) -> io::Result<u64> {
@@ -422,30 +468,51 @@ fn plain_name(name: &str) -> bool {
 /// must be pinned by a plain file name, a size and a BLAKE3. For readers that fetch the
 /// image's pieces themselves (a streaming launcher); [`unpack`] does the same checks as it
 /// reads.
-pub fn verify_manifest(bytes: &[u8], sig: Option<&[u8]>, public_pem: Option<&str>) -> io::Result<VerifiedManifest> {
+pub fn verify_manifest(
+    bytes: &[u8],
+    sig: Option<&[u8]>,
+    public_pem: Option<&str>,
+) -> io::Result<VerifiedManifest> {
     if let Some(pem) = public_pem {
-        let sig = sig.ok_or_else(|| bad("manifest.sig is missing but the organization has a key"))?;
+        let sig =
+            sig.ok_or_else(|| bad("manifest.sig is missing but the organization has a key"))?;
         if !crate::image::rsa_verify(pem, bytes, sig) {
             return Err(bad("the manifest signature does not verify with the organization's key"));
         }
     }
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| bad(format!("manifest.json: {e}")))?;
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| bad(format!("manifest.json: {e}")))?;
     if value["format"] != "rockit-dxf" {
         return Err(bad("manifest.json: not a rockit-dxf manifest"));
     }
     if value["version"].as_u64() != Some(u64::from(crate::image::VERSION)) {
-        return Err(bad(format!("manifest.json: image version {} is not supported (this reader reads version 1)", value["version"])));
+        return Err(bad(format!(
+            "manifest.json: image version {} is not supported (this reader reads version 1)",
+            value["version"]
+        )));
     }
     let pin = |p: &Value, what: &str| -> io::Result<(String, u64, Hash)> {
-        let name =
-            p["name"].as_str().filter(|n| plain_name(n)).ok_or_else(|| bad(format!("manifest.json: {what} has no plain file name")))?;
-        let size = p["sizeBytes"].as_u64().ok_or_else(|| bad(format!("manifest.json: {what} has no size")))?;
-        let h = p["blake3"].as_str().and_then(Hash::from_hex).ok_or_else(|| bad(format!("manifest.json: {what} has no BLAKE3")))?;
+        let name = p["name"]
+            .as_str()
+            .filter(|n| plain_name(n))
+            .ok_or_else(|| bad(format!("manifest.json: {what} has no plain file name")))?;
+        let size = p["sizeBytes"]
+            .as_u64()
+            .ok_or_else(|| bad(format!("manifest.json: {what} has no size")))?;
+        let h = p["blake3"]
+            .as_str()
+            .and_then(Hash::from_hex)
+            .ok_or_else(|| bad(format!("manifest.json: {what} has no BLAKE3")))?;
         Ok((name.to_string(), size, h))
     };
     let index = pin(&value["index"], "the index")?;
     let mut packs = Vec::new();
-    for (i, p) in value["packs"].as_array().ok_or_else(|| bad("manifest.json: `packs` missing"))?.iter().enumerate() {
+    for (i, p) in value["packs"]
+        .as_array()
+        .ok_or_else(|| bad("manifest.json: `packs` missing"))?
+        .iter()
+        .enumerate()
+    {
         let (name, size, blake3) = pin(p, &format!("pack {}", i + 1))?;
         packs.push(PackPin { name, size, blake3 });
     }
@@ -485,7 +552,9 @@ pub fn verify_index(manifest: &VerifiedManifest, bytes: &[u8]) -> io::Result<Ver
     }
     let mut chunks = Vec::new();
     let mut ends = vec![0u64; manifest.packs.len()];
-    for (i, c) in index["chunks"].as_array().ok_or_else(|| bad("index without chunks"))?.iter().enumerate() {
+    for (i, c) in
+        index["chunks"].as_array().ok_or_else(|| bad("index without chunks"))?.iter().enumerate()
+    {
         let row = (|| {
             let a = c.as_array().filter(|a| a.len() == 6)?;
             let z = match a[3].as_u64()? {
@@ -502,16 +571,30 @@ pub fn verify_index(manifest: &VerifiedManifest, bytes: &[u8]) -> io::Result<Ver
                 off: a[5].as_u64()?,
             })
         })()
-        .ok_or_else(|| bad(format!("{name}: chunk row {i} is not [hash, raw, stored, z, pack, off]")))?;
-        let end = ends
-            .get_mut(row.pack.wrapping_sub(1))
-            .ok_or_else(|| bad(format!("{name}: chunk {i} points at pack {}, which the manifest does not list", row.pack)))?;
+        .ok_or_else(|| {
+            bad(format!("{name}: chunk row {i} is not [hash, raw, stored, z, pack, off]"))
+        })?;
+        let end = ends.get_mut(row.pack.wrapping_sub(1)).ok_or_else(|| {
+            bad(format!(
+                "{name}: chunk {i} points at pack {}, which the manifest does not list",
+                row.pack
+            ))
+        })?;
         if row.off != *end {
-            return Err(bad(format!("{name}: chunks of pack {} are not contiguous (chunk {i})", row.pack)));
+            return Err(bad(format!(
+                "{name}: chunks of pack {} are not contiguous (chunk {i})",
+                row.pack
+            )));
         }
-        *end = row.off.checked_add(row.stored).ok_or_else(|| bad(format!("{name}: chunk {i} is too large")))?;
+        *end = row
+            .off
+            .checked_add(row.stored)
+            .ok_or_else(|| bad(format!("{name}: chunk {i} is too large")))?;
         if *end > manifest.packs[row.pack - 1].size {
-            return Err(bad(format!("{name}: chunk {i} ends beyond {}", manifest.packs[row.pack - 1].name)));
+            return Err(bad(format!(
+                "{name}: chunk {i} ends beyond {}",
+                manifest.packs[row.pack - 1].name
+            )));
         }
         chunks.push(row);
     }
@@ -522,8 +605,12 @@ pub fn verify_index(manifest: &VerifiedManifest, bytes: &[u8]) -> io::Result<Ver
         if kind == Kind::File {
             let mut sum = 0u64;
             for &c in &f.chunks {
-                let row = chunks.get(c).ok_or_else(|| bad(format!("{}: chunk {c} out of range", f.path)))?;
-                sum = sum.checked_add(row.raw).ok_or_else(|| bad(format!("{}: size overflows", f.path)))?;
+                let row = chunks
+                    .get(c)
+                    .ok_or_else(|| bad(format!("{}: chunk {c} out of range", f.path)))?;
+                sum = sum
+                    .checked_add(row.raw)
+                    .ok_or_else(|| bad(format!("{}: size overflows", f.path)))?;
             }
             if sum != f.size {
                 return Err(bad(format!("chunks of {} do not add up to its size", f.path)));
@@ -540,7 +627,10 @@ pub fn verify_index(manifest: &VerifiedManifest, bytes: &[u8]) -> io::Result<Ver
             chunks: if kind == Kind::File { f.chunks } else { Vec::new() },
         });
     }
-    check_listing("the image's file table", files.iter().map(|f| safepath::Item::new(&f.path, f.kind, f.target.as_deref())))?;
+    check_listing(
+        "the image's file table",
+        files.iter().map(|f| safepath::Item::new(&f.path, f.kind, f.target.as_deref())),
+    )?;
     if total != manifest.size_bytes || count != manifest.file_count {
         return Err(bad(format!(
             "the index holds {count} files of {total} bytes, the manifest says {} files of {} bytes",

@@ -12,7 +12,11 @@ use std::path::{Path, PathBuf};
 pub(crate) struct Tmp(pub(crate) PathBuf);
 impl Tmp {
     pub(crate) fn new() -> Tmp {
-        let p = std::env::temp_dir().join(format!("engine-test-{}-{:x}", std::process::id(), rand_u64()));
+        let p = std::env::temp_dir().join(format!(
+            "engine-test-{}-{:x}",
+            std::process::id(),
+            rand_u64()
+        ));
         std::fs::create_dir_all(&p).unwrap();
         Tmp(p)
     }
@@ -26,7 +30,10 @@ impl Drop for Tmp {
 fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64);
+    h.write_u64(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+            as u64,
+    );
     h.finish()
 }
 
@@ -71,7 +78,10 @@ pub(crate) fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
             let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
             let ft = e.file_type().unwrap();
             if ft.is_symlink() {
-                out.insert(rel, format!("-> {}", std::fs::read_link(&p).unwrap().display()).into_bytes());
+                out.insert(
+                    rel,
+                    format!("-> {}", std::fs::read_link(&p).unwrap().display()).into_bytes(),
+                );
             } else if ft.is_dir() {
                 walk(base, &p, out);
             } else {
@@ -84,7 +94,11 @@ pub(crate) fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 pub(crate) fn params() -> Params {
-    Params { chunk: ChunkParams { min: 4 << 10, avg: 16 << 10, max: 64 << 10 }, zstd_level: 3, pack_limit: 256 << 10 }
+    Params {
+        chunk: ChunkParams { min: 4 << 10, avg: 16 << 10, max: 64 << 10 },
+        zstd_level: 3,
+        pack_limit: 256 << 10,
+    }
 }
 
 pub(crate) fn meta(id: u64) -> ImageMeta {
@@ -123,7 +137,8 @@ fn image_and_patch_round_trip() {
     want.insert("bin/readme".into(), b"-> ../readme.txt".to_vec());
     assert_eq!(read_tree(&t.0.join("out1")), want);
     // The same content gives the same image name; refusal of a non-empty output.
-    let again = write_image(&ing.tree, &store, &[], &meta(1), &t.0.join("img1b"), &p, None).unwrap();
+    let again =
+        write_image(&ing.tree, &store, &[], &meta(1), &t.0.join("img1b"), &p, None).unwrap();
     assert_eq!(again.dxf_name, img.dxf_name);
     assert!(unpack(&DirSource(t.0.join("img1")), &t.0.join("out1"), None).is_err());
 
@@ -221,35 +236,64 @@ fn play_agrees_with_the_model_and_counts_stalls() {
     };
     let b = 100_000.0; // 100 kB/s: the image takes 11 s
     let acc = seq::accesses(&ing.tree, &trace);
-    for (name, sequence) in
-        [("tar", Vec::new()), ("trained", seq::optimize(&ing.tree, std::slice::from_ref(&acc), &seq::SeqParams::default()))]
-    {
+    for (name, sequence) in [
+        ("tar", Vec::new()),
+        (
+            "trained",
+            seq::optimize(&ing.tree, std::slice::from_ref(&acc), &seq::SeqParams::default()),
+        ),
+    ] {
         let dir = t.0.join(name);
         write_image(&ing.tree, &store, &sequence, &meta(1), &dir, &p, None).unwrap();
         let order = crate::image::stream_order(&ing.tree, &sequence);
         let model = seq::preload_bytes(&seq::layout(&ing.tree, &order), &acc, b);
-        let r = play(&DirSource(dir.clone()), &trace, &PlayOptions { bytes_per_s: b, start_after: None, stream: true, realtime: false })
-            .unwrap();
-        assert!(r.preload_bytes.abs_diff(model) <= 1, "{name}: play {} vs model {model}", r.preload_bytes);
+        let r = play(
+            &DirSource(dir.clone()),
+            &trace,
+            &PlayOptions { bytes_per_s: b, start_after: None, stream: true, realtime: false },
+        )
+        .unwrap();
+        assert!(
+            r.preload_bytes.abs_diff(model) <= 1,
+            "{name}: play {} vs model {model}",
+            r.preload_bytes
+        );
         assert_eq!((r.events, r.events_mapped, r.stalls), (2, 2, 0));
         assert_eq!(r.verified_bytes, r.total_bytes);
         // Starting with nothing downloaded waits exactly the time-to-play in stalls.
-        let early =
-            play(&DirSource(dir), &trace, &PlayOptions { bytes_per_s: b, start_after: Some(0), stream: false, realtime: false }).unwrap();
-        assert!(early.stalls >= 1);
-        assert!((early.stall_seconds - r.time_to_play_s).abs() < 1e-6, "{name}: {early:?} vs {r:?}");
-    }
-    let tar = play(&DirSource(t.0.join("tar")), &trace, &PlayOptions { bytes_per_s: b, start_after: None, stream: false, realtime: false })
+        let early = play(
+            &DirSource(dir),
+            &trace,
+            &PlayOptions { bytes_per_s: b, start_after: Some(0), stream: false, realtime: false },
+        )
         .unwrap();
-    let trained =
-        play(&DirSource(t.0.join("trained")), &trace, &PlayOptions { bytes_per_s: b, start_after: None, stream: false, realtime: false })
-            .unwrap();
+        assert!(early.stalls >= 1);
+        assert!(
+            (early.stall_seconds - r.time_to_play_s).abs() < 1e-6,
+            "{name}: {early:?} vs {r:?}"
+        );
+    }
+    let tar = play(
+        &DirSource(t.0.join("tar")),
+        &trace,
+        &PlayOptions { bytes_per_s: b, start_after: None, stream: false, realtime: false },
+    )
+    .unwrap();
+    let trained = play(
+        &DirSource(t.0.join("trained")),
+        &trace,
+        &PlayOptions { bytes_per_s: b, start_after: None, stream: false, realtime: false },
+    )
+    .unwrap();
     assert!(trained.preload_bytes * 3 < tar.preload_bytes, "{trained:?} vs {tar:?}");
     // Paced in real time, the stream takes as long as the line needs for it.
     let fast = 8_000_000.0;
-    let paced =
-        play(&DirSource(t.0.join("trained")), &trace, &PlayOptions { bytes_per_s: fast, start_after: None, stream: true, realtime: true })
-            .unwrap();
+    let paced = play(
+        &DirSource(t.0.join("trained")),
+        &trace,
+        &PlayOptions { bytes_per_s: fast, start_after: None, stream: true, realtime: true },
+    )
+    .unwrap();
     assert!(paced.stream_seconds >= 0.95 * paced.total_bytes as f64 / fast, "{paced:?}");
     assert!(trained.acceleration.unwrap() > tar.acceleration.unwrap());
 }

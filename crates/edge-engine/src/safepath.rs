@@ -297,7 +297,8 @@ impl<'a> Resolver<'_, 'a> {
                     cur.truncate(cur.rfind('/').unwrap_or(0));
                 }
                 name => {
-                    let next = if cur.is_empty() { name.to_string() } else { format!("{cur}/{name}") };
+                    let next =
+                        if cur.is_empty() { name.to_string() } else { format!("{cur}/{name}") };
                     match self.map.get_key_value(next.as_str()) {
                         Some((key, it)) if it.kind == Kind::Symlink => {
                             let (to, h) = self.resolve(key, depth + 1)?;
@@ -416,7 +417,9 @@ mod tests {
         // (ELOOP: reaching the file through l0 follows every link of the chain).
         let names: Vec<String> = (0..=MAX_HOPS + 1).map(|i| format!("l{i}")).collect();
         let chain = |n: usize| -> Vec<Item<'_>> {
-            let mut v: Vec<Item<'_>> = (0..n).map(|i| Item::new(names[i].as_str(), Kind::Symlink, Some(names[i + 1].as_str()))).collect();
+            let mut v: Vec<Item<'_>> = (0..n)
+                .map(|i| Item::new(names[i].as_str(), Kind::Symlink, Some(names[i + 1].as_str())))
+                .collect();
             v.push(Item::new(names[n].as_str(), Kind::File, None));
             v
         };
@@ -436,7 +439,9 @@ mod tests {
         // with a long target: each link is resolved once.
         let n = 20_000;
         let names: Vec<String> = (0..=n).map(|i| format!("c{i}")).collect();
-        let mut v: Vec<Item<'_>> = (0..n).map(|i| Item::new(names[i].as_str(), Kind::Symlink, Some(names[i + 1].as_str()))).collect();
+        let mut v: Vec<Item<'_>> = (0..n)
+            .map(|i| Item::new(names[i].as_str(), Kind::Symlink, Some(names[i + 1].as_str())))
+            .collect();
         v.push(Item::new(names[n].as_str(), Kind::Dir, None));
         let t0 = std::time::Instant::now();
         assert_eq!(check(v).unwrap_err().why, Why::Loop);

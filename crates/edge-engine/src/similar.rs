@@ -33,7 +33,8 @@ const GEAR: [u64; 256] = {
 
 fn key(w: &[u8]) -> u64 {
     // FNV-1a: cheap, and collisions only cost a useless candidate.
-    w.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    w.iter()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// Calls `f(end position, key)` for every anchor of `data` (mask bits set the spacing).
@@ -101,13 +102,17 @@ impl Anchors {
                 *votes.entry((fi, off as i64 - end as i64)).or_default() += 1;
             }
         });
-        let mut v: Vec<((u32, i64), u32)> = votes.into_iter().filter(|(_, n)| *n >= min_votes).collect();
+        let mut v: Vec<((u32, i64), u32)> =
+            votes.into_iter().filter(|(_, n)| *n >= min_votes).collect();
         v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let mut out: Vec<(usize, u64)> = Vec::new();
         for ((fi, start), _) in v {
             let start = start.max(0) as u64;
             // Alignments a few bytes apart are the same place (one insertion between).
-            if out.iter().any(|&(f, s)| f == fi as usize && s.abs_diff(start) < data.len() as u64 / 2) {
+            if out
+                .iter()
+                .any(|&(f, s)| f == fi as usize && s.abs_diff(start) < data.len() as u64 / 2)
+            {
                 continue;
             }
             out.push((fi as usize, start));
@@ -126,7 +131,11 @@ mod tests {
     #[test]
     fn moved_data_is_found_where_it_went() {
         let data = crate::roundtrip_tests::noise(7, 200_000);
-        let mut a = Anchors { map: HashMap::new(), mask: (1 << 11) - 1, files: vec![("f".into(), data.len() as u64)] };
+        let mut a = Anchors {
+            map: HashMap::new(),
+            mask: (1 << 11) - 1,
+            files: vec![("f".into(), data.len() as u64)],
+        };
         anchors(&data, a.mask, |end, k| {
             a.map.entry(k).or_insert((0, end as u64));
         });

@@ -59,7 +59,13 @@ impl ChunkStore {
     /// under a temporary name of `batch` (unique per writer): [`ChunkStore::commit_batch`]
     /// makes a whole batch durable and names it at once, so writing and the disk's
     /// write-back overlap instead of waiting for each chunk in turn.
-    pub fn put_batched(&self, h: &Hash, raw: &[u8], level: i32, batch: &str) -> io::Result<(u64, bool)> {
+    pub fn put_batched(
+        &self,
+        h: &Hash,
+        raw: &[u8],
+        level: i32,
+        batch: &str,
+    ) -> io::Result<(u64, bool)> {
         self.write(&self.tmp_path(h, batch), raw, level)
     }
 
@@ -69,9 +75,16 @@ impl ChunkStore {
         std::thread::scope(|scope| {
             let jobs: Vec<_> = hashes
                 .chunks(per)
-                .map(|part| scope.spawn(move || part.iter().try_for_each(|h| fs::File::open(self.tmp_path(h, batch))?.sync_data())))
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .try_for_each(|h| fs::File::open(self.tmp_path(h, batch))?.sync_data())
+                    })
+                })
                 .collect();
-            jobs.into_iter().try_for_each(|j| j.join().unwrap_or_else(|_| Err(io::Error::other("sync thread panicked"))))
+            jobs.into_iter().try_for_each(|j| {
+                j.join().unwrap_or_else(|_| Err(io::Error::other("sync thread panicked")))
+            })
         })?;
         for h in hashes {
             let p = self.path(h);
@@ -108,9 +121,11 @@ impl ChunkStore {
         // Compressed assets (textures, audio, video) do not shrink: a fast level-1 probe of a
         // sample spares the full compression of chunks that would be stored raw anyway.
         const SAMPLE: usize = 16 << 10;
-        let incompressible = raw.len() > 4 * SAMPLE && zstd::bulk::compress(&raw[..SAMPLE], 1)?.len() * 100 > SAMPLE * 98;
+        let incompressible = raw.len() > 4 * SAMPLE
+            && zstd::bulk::compress(&raw[..SAMPLE], 1)?.len() * 100 > SAMPLE * 98;
         let z = if incompressible { Vec::new() } else { zstd::bulk::compress(raw, level)? };
-        let (flag, body) = if !incompressible && z.len() < raw.len() { (1u8, &z[..]) } else { (0u8, raw) };
+        let (flag, body) =
+            if !incompressible && z.len() < raw.len() { (1u8, &z[..]) } else { (0u8, raw) };
         let dir = tmp.parent().expect("chunk path has a parent");
         fs::create_dir_all(dir).map_err(|e| io_ctx(dir.display(), e))?;
         let mut f = fs::File::create(tmp).map_err(|e| io_ctx(tmp.display(), e))?;
@@ -124,7 +139,10 @@ impl ChunkStore {
         let p = self.path(h);
         let mut data = fs::read(&p).map_err(|e| io_ctx(format!("chunk {}", h.hex()), e))?;
         if data.is_empty() {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("chunk {} is empty", h.hex())));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("chunk {} is empty", h.hex()),
+            ));
         }
         let compressed = data[0] == 1;
         data.remove(0);
@@ -136,7 +154,10 @@ impl ChunkStore {
         let s = self.get_stored(h)?;
         let raw = if s.compressed { zstd::bulk::decompress(&s.data, raw_len)? } else { s.data };
         if Hash::of(&raw) != *h {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("chunk {} is corrupt", h.hex())));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("chunk {} is corrupt", h.hex()),
+            ));
         }
         Ok(raw)
     }

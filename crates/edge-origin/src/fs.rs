@@ -30,7 +30,10 @@ enum Content {
 impl FsOrigin {
     pub(crate) fn new(root: PathBuf) -> Result<FsOrigin, OriginError> {
         if !root.is_absolute() {
-            return Err(OriginError::invalid(format!("fs origin root {} is not absolute", root.display())));
+            return Err(OriginError::invalid(format!(
+                "fs origin root {} is not absolute",
+                root.display()
+            )));
         }
         Ok(FsOrigin { root })
     }
@@ -69,7 +72,9 @@ impl FsOrigin {
             match fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(OriginError::io(&format!("cannot delete {}", path.display()), &e)),
+                Err(e) => {
+                    return Err(OriginError::io(&format!("cannot delete {}", path.display()), &e))
+                }
             }
             prune_empty_dirs(&root, &path);
             Ok(())
@@ -98,13 +103,21 @@ fn write_atomic(dst: &Path, content: &Content) -> Result<(), OriginError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let tmp =
-            dir.join(format!(".{}.{}-{}.tmp", name.to_string_lossy(), std::process::id(), TMP_COUNTER.fetch_add(1, Ordering::Relaxed)));
+        let tmp = dir.join(format!(
+            ".{}.{}-{}.tmp",
+            name.to_string_lossy(),
+            std::process::id(),
+            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
         match write_tmp_then_rename(dir, &tmp, dst, content) {
             Ok(()) => return Ok(()),
             // The directory was pruned by a concurrent delete between creating it and
             // writing into it: create it again.
-            Err(WriteError::Dst(e)) if e.kind() == io::ErrorKind::NotFound && attempt < WRITE_ATTEMPTS => continue,
+            Err(WriteError::Dst(e))
+                if e.kind() == io::ErrorKind::NotFound && attempt < WRITE_ATTEMPTS =>
+            {
+                continue
+            }
             Err(WriteError::Dst(e)) => {
                 let _ = fs::remove_file(&tmp);
                 return Err(OriginError::io(&what(), &e));
@@ -123,7 +136,12 @@ enum WriteError {
     Dst(io::Error),
 }
 
-fn write_tmp_then_rename(dir: &Path, tmp: &Path, dst: &Path, content: &Content) -> Result<(), WriteError> {
+fn write_tmp_then_rename(
+    dir: &Path,
+    tmp: &Path,
+    dst: &Path,
+    content: &Content,
+) -> Result<(), WriteError> {
     fs::create_dir_all(dir).map_err(WriteError::Dst)?;
     // Published files are immutable (always replaced by rename, never written in place), so
     // on the same file system a hard link publishes without copying a byte.
@@ -140,7 +158,8 @@ fn write_tmp_then_rename(dir: &Path, tmp: &Path, dst: &Path, content: &Content) 
         Content::File(src) => Some(File::open(src).map_err(|e| WriteError::Src(src.clone(), e))?),
         Content::Bytes(_) => None,
     };
-    let mut out = OpenOptions::new().write(true).create_new(true).open(tmp).map_err(WriteError::Dst)?;
+    let mut out =
+        OpenOptions::new().write(true).create_new(true).open(tmp).map_err(WriteError::Dst)?;
     let written = match (content, source.as_mut()) {
         (Content::File(src), Some(file)) => copy(file, &mut out).map_err(|side| match side {
             Side::Src(e) => WriteError::Src(src.clone(), e),
@@ -179,8 +198,12 @@ fn copy(src: &mut File, dst: &mut File) -> Result<(), Side> {
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, OriginError> + Send + 'static) -> Result<T, OriginError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| OriginError::new(ErrorKind::Io, format!("file operation did not finish: {e}")))?
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, OriginError> + Send + 'static,
+) -> Result<T, OriginError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        OriginError::new(ErrorKind::Io, format!("file operation did not finish: {e}"))
+    })?
 }
 
 #[cfg(test)]
@@ -209,7 +232,8 @@ mod tests {
     }
 
     fn origin(root: &Path) -> Origin {
-        Origin::new(OriginConfig::Fs { root: root.to_path_buf() }, OriginOptions::default()).unwrap()
+        Origin::new(OriginConfig::Fs { root: root.to_path_buf() }, OriginOptions::default())
+            .unwrap()
     }
 
     fn files_under(dir: &Path) -> Vec<String> {
@@ -231,13 +255,20 @@ mod tests {
         let tmp = TempDir::new("rw");
         let root = tmp.0.join("origin");
         let o = origin(&root);
-        let key = crate::keys::join(&crate::keys::dxf_dir("rockit", "Org", "App", 3, "dxf-0123456789abcdef"), "pack-0001.bin");
+        let key = crate::keys::join(
+            &crate::keys::dxf_dir("rockit", "Org", "App", 3, "dxf-0123456789abcdef"),
+            "pack-0001.bin",
+        );
 
         let src = tmp.0.join("src.bin");
         let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
         fs::write(&src, &data).unwrap();
         o.put_file(&key, &src).await.unwrap();
-        assert_eq!(fs::read(root.join("rockit/dxf/Org/App/0003/dxf-0123456789abcdef/pack-0001.bin")).unwrap(), data);
+        assert_eq!(
+            fs::read(root.join("rockit/dxf/Org/App/0003/dxf-0123456789abcdef/pack-0001.bin"))
+                .unwrap(),
+            data
+        );
         assert_eq!(o.get(&key).await.unwrap().unwrap(), data);
 
         // Idempotent: the same write again, then an overwrite; no temporary file is left.
@@ -246,7 +277,10 @@ mod tests {
         assert_eq!(o.get(&key).await.unwrap().unwrap(), b"new");
         assert_eq!(files_under(&root).len(), 1, "{:?}", files_under(&root));
 
-        let sibling = crate::keys::join(&crate::keys::dxf_dir("rockit", "Org", "App", 4, "dxf-x"), "manifest.json");
+        let sibling = crate::keys::join(
+            &crate::keys::dxf_dir("rockit", "Org", "App", 4, "dxf-x"),
+            "manifest.json",
+        );
         o.put_bytes(&sibling, b"{}".to_vec()).await.unwrap();
 
         o.delete(&key).await.unwrap();
@@ -286,8 +320,20 @@ mod tests {
         fs::create_dir_all(&root).unwrap();
         fs::write(tmp.0.join("outside.txt"), b"keep").unwrap();
         let o = origin(&root);
-        for key in ["../outside.txt", "a/../../outside.txt", "/etc/passwd", "..\\outside.txt", "a\\..\\..\\outside.txt", "./x", "a//b"] {
-            assert_eq!(o.put_bytes(key, b"x".to_vec()).await.unwrap_err().kind, ErrorKind::Invalid, "{key}");
+        for key in [
+            "../outside.txt",
+            "a/../../outside.txt",
+            "/etc/passwd",
+            "..\\outside.txt",
+            "a\\..\\..\\outside.txt",
+            "./x",
+            "a//b",
+        ] {
+            assert_eq!(
+                o.put_bytes(key, b"x".to_vec()).await.unwrap_err().kind,
+                ErrorKind::Invalid,
+                "{key}"
+            );
             assert_eq!(o.get(key).await.unwrap_err().kind, ErrorKind::Invalid, "{key}");
             assert_eq!(o.delete(key).await.unwrap_err().kind, ErrorKind::Invalid, "{key}");
         }
@@ -316,7 +362,11 @@ mod tests {
 
     #[test]
     fn relative_roots_are_refused() {
-        let err = Origin::new(OriginConfig::Fs { root: PathBuf::from("relative/dir") }, OriginOptions::default()).unwrap_err();
+        let err = Origin::new(
+            OriginConfig::Fs { root: PathBuf::from("relative/dir") },
+            OriginOptions::default(),
+        )
+        .unwrap_err();
         assert_eq!(err.kind, ErrorKind::Invalid);
     }
 }

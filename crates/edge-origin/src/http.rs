@@ -5,10 +5,18 @@ use std::path::Path;
 
 /// A streaming request body for a local file, with its length (sent as `Content-Length`).
 pub(crate) async fn file_body(path: &Path) -> Result<(reqwest::Body, u64), OriginError> {
-    let file = tokio::fs::File::open(path).await.map_err(|e| OriginError::io(&format!("cannot read {}", path.display()), &e))?;
-    let meta = file.metadata().await.map_err(|e| OriginError::io(&format!("cannot read {}", path.display()), &e))?;
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| OriginError::io(&format!("cannot read {}", path.display()), &e))?;
+    let meta = file
+        .metadata()
+        .await
+        .map_err(|e| OriginError::io(&format!("cannot read {}", path.display()), &e))?;
     if !meta.is_file() {
-        return Err(OriginError::new(ErrorKind::Io, format!("cannot read {}: not a regular file", path.display())));
+        return Err(OriginError::new(
+            ErrorKind::Io,
+            format!("cannot read {}: not a regular file", path.display()),
+        ));
     }
     Ok((reqwest::Body::from(file), meta.len()))
 }
@@ -27,14 +35,20 @@ pub(crate) async fn send(req: reqwest::RequestBuilder) -> Result<reqwest::Respon
 /// (brackets kept for IPv6) and the authority as a client sends it in `Host` (default port
 /// dropped). `what` names the field in errors.
 pub(crate) fn parse_base(s: &str, what: &str) -> Result<Base, OriginError> {
-    let bad = || OriginError::invalid(format!("{what} {s:?} must be host[:port] or an http(s)://host[:port] URL"));
+    let bad = || {
+        OriginError::invalid(format!(
+            "{what} {s:?} must be host[:port] or an http(s)://host[:port] URL"
+        ))
+    };
     let (scheme, rest) = match (s.strip_prefix("http://"), s.strip_prefix("https://")) {
         (Some(rest), _) => ("http", rest),
         (_, Some(rest)) => ("https", rest),
         _ => ("https", s),
     };
     let rest = rest.strip_suffix('/').unwrap_or(rest);
-    if rest.is_empty() || rest.contains(|c: char| "/?#@\\".contains(c) || c.is_whitespace() || c.is_control()) {
+    if rest.is_empty()
+        || rest.contains(|c: char| "/?#@\\".contains(c) || c.is_whitespace() || c.is_control())
+    {
         return Err(bad());
     }
     let url = reqwest::Url::parse(&format!("{scheme}://{rest}/")).map_err(|_| bad())?;
@@ -70,7 +84,11 @@ pub(crate) fn xml_field<'a>(body: &'a str, tag: &str) -> Option<&'a str> {
 
 /// Decodes the five predefined XML entities (S3 listings escape keys with them).
 pub(crate) fn xml_unescape(s: &str) -> String {
-    s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&apos;", "'").replace("&amp;", "&")
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
 }
 
 #[cfg(test)]
@@ -87,15 +105,24 @@ mod tests {
         let b = parse_base("minio.local:9000", "endpoint").unwrap();
         assert_eq!((b.scheme, b.authority.as_str()), ("https", "minio.local:9000"));
         let b = parse_base("http://127.0.0.1:9000/", "endpoint").unwrap();
-        assert_eq!((b.scheme, b.host.as_str(), b.authority.as_str()), ("http", "127.0.0.1", "127.0.0.1:9000"));
+        assert_eq!(
+            (b.scheme, b.host.as_str(), b.authority.as_str()),
+            ("http", "127.0.0.1", "127.0.0.1:9000")
+        );
         assert!(b.is_ip());
         let b = parse_base("https://Store.Example:443", "endpoint").unwrap();
         assert_eq!((b.host.as_str(), b.authority.as_str()), ("store.example", "store.example"));
         let b = parse_base("http://[::1]:80", "endpoint").unwrap();
         assert_eq!(b.authority, "[::1]");
         assert!(b.is_ip());
-        for bad in ["", "http://", "https://h/path", "h?x", "user@h", "h#f", "ftp://h", "h h", "h:99999"] {
-            assert_eq!(parse_base(bad, "endpoint").unwrap_err().kind, ErrorKind::Invalid, "{bad:?}");
+        for bad in
+            ["", "http://", "https://h/path", "h?x", "user@h", "h#f", "ftp://h", "h h", "h:99999"]
+        {
+            assert_eq!(
+                parse_base(bad, "endpoint").unwrap_err().kind,
+                ErrorKind::Invalid,
+                "{bad:?}"
+            );
         }
     }
 

@@ -59,7 +59,10 @@ pub fn valid_prefix(s: &str) -> bool {
     s.is_empty()
         || (s.len() <= MAX_PREFIX_LEN
             && s.split('/').all(|seg| {
-                !seg.is_empty() && seg != "." && seg != ".." && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+                !seg.is_empty()
+                    && seg != "."
+                    && seg != ".."
+                    && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
             }))
 }
 
@@ -101,9 +104,15 @@ mod tests {
     fn layout_with_prefix() {
         let dir = dxf_dir("rockit", "Org", "App", 3, "dxf-0123456789abcdef");
         assert_eq!(dir, "rockit/dxf/Org/App/0003/dxf-0123456789abcdef");
-        assert_eq!(join(&dir, "pack-0001.bin"), "rockit/dxf/Org/App/0003/dxf-0123456789abcdef/pack-0001.bin");
+        assert_eq!(
+            join(&dir, "pack-0001.bin"),
+            "rockit/dxf/Org/App/0003/dxf-0123456789abcdef/pack-0001.bin"
+        );
         assert_eq!(pat_dir("a/b", "Org", "App", 12, 7), "a/b/pat/Org/App/0012/0007");
-        assert_eq!(org_roots("rockit", "Org"), ["rockit/dxf/Org".to_owned(), "rockit/pat/Org".to_owned()]);
+        assert_eq!(
+            org_roots("rockit", "Org"),
+            ["rockit/dxf/Org".to_owned(), "rockit/pat/Org".to_owned()]
+        );
         assert_eq!(probe_key("rockit/eu"), "rockit/eu/.rockit-probe");
     }
 
@@ -114,7 +123,12 @@ mod tests {
         assert_eq!(org_roots("", "Org"), ["dxf/Org".to_owned(), "pat/Org".to_owned()]);
         assert_eq!(probe_key(""), ".rockit-probe");
         assert_eq!(join("", "x.bin"), "x.bin");
-        for key in [dxf_dir("", "O", "A", 1, "d"), pat_dir("p", "O", "A", 2, 1), probe_key(""), probe_key("p/q")] {
+        for key in [
+            dxf_dir("", "O", "A", 1, "d"),
+            pat_dir("p", "O", "A", 2, 1),
+            probe_key(""),
+            probe_key("p/q"),
+        ] {
             assert!(valid_key(&key), "{key}");
         }
     }
@@ -125,7 +139,9 @@ mod tests {
             assert!(valid_prefix(ok), "{ok:?}");
         }
         let long = "x".repeat(201);
-        for bad in ["/", "/a", "a/", "a//b", ".", "..", "a/./b", "a/../b", "a b", "a\\b", "é", "a?", &long] {
+        for bad in
+            ["/", "/a", "a/", "a//b", ".", "..", "a/./b", "a/../b", "a b", "a\\b", "é", "a?", &long]
+        {
             assert!(!valid_prefix(bad), "{bad:?}");
         }
     }
@@ -135,7 +151,19 @@ mod tests {
         for ok in ["a", "a/b.bin", ".rockit-probe", "x/..y/z", "sp ace/ü"] {
             assert!(valid_key(ok), "{ok:?}");
         }
-        for bad in ["", "/a", "a/", "a//b", "..", "a/../b", "./a", "a\\b", "a\0b", "a\nb", &"k".repeat(1025)] {
+        for bad in [
+            "",
+            "/a",
+            "a/",
+            "a//b",
+            "..",
+            "a/../b",
+            "./a",
+            "a\\b",
+            "a\0b",
+            "a\nb",
+            &"k".repeat(1025),
+        ] {
             assert!(!valid_key(bad), "{bad:?}");
         }
     }

@@ -66,7 +66,14 @@ impl fmt::Debug for OriginConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             OriginConfig::Fs { root } => f.debug_struct("Fs").field("root", root).finish(),
-            OriginConfig::S3 { endpoint, region, bucket, access_key_id, secret_access_key: _, path_style } => f
+            OriginConfig::S3 {
+                endpoint,
+                region,
+                bucket,
+                access_key_id,
+                secret_access_key: _,
+                path_style,
+            } => f
                 .debug_struct("S3")
                 .field("endpoint", endpoint)
                 .field("region", region)
@@ -121,14 +128,30 @@ impl Origin {
     pub fn new(cfg: OriginConfig, opts: OriginOptions) -> Result<Origin, OriginError> {
         let target = match cfg {
             OriginConfig::Fs { root } => Target::Fs(fs::FsOrigin::new(root)?),
-            OriginConfig::S3 { endpoint, region, bucket, access_key_id, secret_access_key, path_style } => Target::S3(s3::S3Origin::new(
-                s3::S3Config { endpoint, region, bucket, access_key_id, secret_access_key: Secret(secret_access_key), path_style },
+            OriginConfig::S3 {
+                endpoint,
+                region,
+                bucket,
+                access_key_id,
+                secret_access_key,
+                path_style,
+            } => Target::S3(s3::S3Origin::new(
+                s3::S3Config {
+                    endpoint,
+                    region,
+                    bucket,
+                    access_key_id,
+                    secret_access_key: Secret(secret_access_key),
+                    path_style,
+                },
                 &opts,
             )?),
-            OriginConfig::NetStorage { host, key_name, key, cp_code, base_path } => Target::NetStorage(netstorage::NsOrigin::new(
-                netstorage::NsConfig { host, key_name, key: Secret(key), cp_code, base_path },
-                &opts,
-            )?),
+            OriginConfig::NetStorage { host, key_name, key, cp_code, base_path } => {
+                Target::NetStorage(netstorage::NsOrigin::new(
+                    netstorage::NsConfig { host, key_name, key: Secret(key), cp_code, base_path },
+                    &opts,
+                )?)
+            }
         };
         Ok(Origin { target })
     }
@@ -263,12 +286,18 @@ mod tests {
 
     #[tokio::test]
     async fn bad_keys_and_prefixes_are_refused_before_any_io() {
-        let origin =
-            Origin::new(OriginConfig::Fs { root: std::env::temp_dir().join("edge-origin-never-created") }, OriginOptions::default())
-                .unwrap();
+        let origin = Origin::new(
+            OriginConfig::Fs { root: std::env::temp_dir().join("edge-origin-never-created") },
+            OriginOptions::default(),
+        )
+        .unwrap();
         for key in ["../x", "/etc/passwd", "a\\b", "a/../../b", ""] {
             assert_eq!(origin.get(key).await.unwrap_err().kind, ErrorKind::Invalid, "{key}");
-            assert_eq!(origin.put_bytes(key, vec![]).await.unwrap_err().kind, ErrorKind::Invalid, "{key}");
+            assert_eq!(
+                origin.put_bytes(key, vec![]).await.unwrap_err().kind,
+                ErrorKind::Invalid,
+                "{key}"
+            );
             assert_eq!(origin.delete(key).await.unwrap_err().kind, ErrorKind::Invalid, "{key}");
         }
         assert_eq!(origin.probe("/abs").await.unwrap_err().kind, ErrorKind::Invalid);

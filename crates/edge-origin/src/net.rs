@@ -26,7 +26,10 @@ pub fn client(opts: &OriginOptions) -> reqwest::Client {
     let allow_private = opts.allow_private;
     let policy = redirect::Policy::custom(move |attempt| {
         if attempt.previous().len() > MAX_REDIRECTS {
-            let err = OriginError::new(ErrorKind::Network, format!("too many redirects (more than {MAX_REDIRECTS})"));
+            let err = OriginError::new(
+                ErrorKind::Network,
+                format!("too many redirects (more than {MAX_REDIRECTS})"),
+            );
             return attempt.error(err);
         }
         match check_url(attempt.url().as_str(), allow_private) {
@@ -63,10 +66,15 @@ fn build(opts: &OriginOptions, policy: redirect::Policy) -> reqwest::Client {
 /// host written as an IP literal (or a `localhost` name), that the address is allowed.
 /// Names are checked later, at connect time, by the resolver of [`client`].
 pub fn check_url(url: &str, allow_private: bool) -> Result<(), OriginError> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| OriginError::invalid(format!("not a valid URL: {e}")))?;
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| OriginError::invalid(format!("not a valid URL: {e}")))?;
     match parsed.scheme() {
         "http" | "https" => {}
-        other => return Err(OriginError::invalid(format!("URL scheme {other:?} is not allowed (http or https only)"))),
+        other => {
+            return Err(OriginError::invalid(format!(
+                "URL scheme {other:?} is not allowed (http or https only)"
+            )))
+        }
     }
     let Some(host) = parsed.host_str().filter(|h| !h.is_empty()) else {
         return Err(OriginError::invalid("URL has no host"));
@@ -81,7 +89,10 @@ pub fn check_url(url: &str, allow_private: bool) -> Result<(), OriginError> {
             return Err(denied(host, ip));
         }
     } else if is_localhost_name(host) {
-        return Err(OriginError::new(ErrorKind::Denied, format!("host {host} is not allowed (loopback)")));
+        return Err(OriginError::new(
+            ErrorKind::Denied,
+            format!("host {host} is not allowed (loopback)"),
+        ));
     }
     Ok(())
 }
@@ -135,12 +146,18 @@ impl Resolve for GuardedResolver {
         Box::pin(async move {
             let found: Vec<SocketAddr> = if is_localhost_name(&host) && host != "localhost" {
                 // RFC 6761: every name under `localhost.` is loopback, without asking DNS.
-                vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), SocketAddr::from((Ipv6Addr::LOCALHOST, 0))]
+                vec![
+                    SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+                    SocketAddr::from((Ipv6Addr::LOCALHOST, 0)),
+                ]
             } else {
                 match tokio::net::lookup_host((host.as_str(), 0)).await {
                     Ok(addrs) => addrs.collect(),
                     Err(e) => {
-                        let err = OriginError::new(ErrorKind::Network, format!("cannot resolve {host}: {e}"));
+                        let err = OriginError::new(
+                            ErrorKind::Network,
+                            format!("cannot resolve {host}: {e}"),
+                        );
                         return Err(Box::new(err) as Box<dyn StdError + Send + Sync>);
                     }
                 }
@@ -152,9 +169,16 @@ impl Resolve for GuardedResolver {
 }
 
 /// Keeps the addresses that may be reached; none left is an error.
-fn filter_addrs(host: &str, found: Vec<SocketAddr>, allow_private: bool) -> Result<Vec<SocketAddr>, OriginError> {
+fn filter_addrs(
+    host: &str,
+    found: Vec<SocketAddr>,
+    allow_private: bool,
+) -> Result<Vec<SocketAddr>, OriginError> {
     if found.is_empty() {
-        return Err(OriginError::new(ErrorKind::Network, format!("cannot resolve {host}: no addresses")));
+        return Err(OriginError::new(
+            ErrorKind::Network,
+            format!("cannot resolve {host}: no addresses"),
+        ));
     }
     if allow_private {
         return Ok(found);
@@ -173,7 +197,10 @@ fn denied(host: &str, ip: IpAddr) -> OriginError {
     } else {
         format!("address {ip} of {host}")
     };
-    OriginError::new(ErrorKind::Denied, format!("{target} is not allowed (private, loopback, link-local or reserved)"))
+    OriginError::new(
+        ErrorKind::Denied,
+        format!("{target} is not allowed (private, loopback, link-local or reserved)"),
+    )
 }
 
 fn is_localhost_name(host: &str) -> bool {
@@ -202,15 +229,30 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
     let s = ip.segments();
     if s[..5] == [0; 5] && s[5] == 0xffff {
         // ::ffff:a.b.c.d, IPv4-mapped
-        return is_public_v4(Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8));
+        return is_public_v4(Ipv4Addr::new(
+            (s[6] >> 8) as u8,
+            s[6] as u8,
+            (s[7] >> 8) as u8,
+            s[7] as u8,
+        ));
     }
     if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0; 4] {
         // 64:ff9b::/96, NAT64
-        return is_public_v4(Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8));
+        return is_public_v4(Ipv4Addr::new(
+            (s[6] >> 8) as u8,
+            s[6] as u8,
+            (s[7] >> 8) as u8,
+            s[7] as u8,
+        ));
     }
     if s[0] == 0x2002 {
         // 2002::/16, 6to4
-        return is_public_v4(Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8));
+        return is_public_v4(Ipv4Addr::new(
+            (s[1] >> 8) as u8,
+            s[1] as u8,
+            (s[2] >> 8) as u8,
+            s[2] as u8,
+        ));
     }
     let blocked = s[..6] == [0; 6] // ::, ::1 and the deprecated IPv4-compatible ::a.b.c.d
         || (s[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
@@ -232,9 +274,16 @@ mod tests {
 
     #[test]
     fn public_and_private_addresses() {
-        for public in
-            ["8.8.8.8", "1.1.1.1", "100.63.255.255", "100.128.0.1", "172.15.0.1", "172.32.0.1", "2606:4700::1111", "::ffff:8.8.8.8"]
-        {
+        for public in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "100.63.255.255",
+            "100.128.0.1",
+            "172.15.0.1",
+            "172.32.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
             assert!(is_public_ip(ip(public)), "{public}");
         }
         for private in [
@@ -288,7 +337,10 @@ mod tests {
             assert_eq!(err.kind, ErrorKind::Denied, "{bad}: {err}");
         }
         let err = check_url("http://[::ffff:10.0.0.1]:80/", false).unwrap_err();
-        assert_eq!(err.message, "address ::ffff:10.0.0.1 is not allowed (private, loopback, link-local or reserved)");
+        assert_eq!(
+            err.message,
+            "address ::ffff:10.0.0.1 is not allowed (private, loopback, link-local or reserved)"
+        );
         assert!(check_url("http://127.0.0.1:9000/", true).is_ok());
         for invalid in ["ftp://example.com/", "file:///etc/passwd", "gopher://x/", "not a url"] {
             assert_eq!(check_url(invalid, true).unwrap_err().kind, ErrorKind::Invalid, "{invalid}");
@@ -297,7 +349,8 @@ mod tests {
 
     #[test]
     fn resolved_addresses_are_filtered() {
-        let addrs = vec![SocketAddr::from(([10, 0, 0, 1], 0)), SocketAddr::from(([93, 184, 216, 34], 0))];
+        let addrs =
+            vec![SocketAddr::from(([10, 0, 0, 1], 0)), SocketAddr::from(([93, 184, 216, 34], 0))];
         assert_eq!(filter_addrs("h", addrs.clone(), false).unwrap(), vec![addrs[1]]);
         assert_eq!(filter_addrs("h", addrs.clone(), true).unwrap(), addrs);
         let err = filter_addrs("intranet", vec![addrs[0]], false).unwrap_err();
@@ -309,7 +362,8 @@ mod tests {
     #[tokio::test]
     async fn the_client_refuses_loopback_names_at_connect_time() {
         // Nothing listens on this port: the request must fail before any connection.
-        let opts = OriginOptions { allow_private: false, timeout: std::time::Duration::from_secs(5) };
+        let opts =
+            OriginOptions { allow_private: false, timeout: std::time::Duration::from_secs(5) };
         for url in ["http://localhost:9/", "http://bucket.localhost:9/"] {
             let err = client(&opts).get(url).send().await.unwrap_err();
             let err = request_error(&err);
@@ -317,7 +371,8 @@ mod tests {
         }
         // Allowed: the connection is attempted and refused by the (closed) port instead.
         let opts = OriginOptions { allow_private: true, ..opts };
-        let err = request_error(&client(&opts).get("http://localhost:9/").send().await.unwrap_err());
+        let err =
+            request_error(&client(&opts).get("http://localhost:9/").send().await.unwrap_err());
         assert_eq!(err.kind, ErrorKind::Network, "{err}");
     }
 }

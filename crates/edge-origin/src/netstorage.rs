@@ -44,20 +44,30 @@ const ACTION_DELETE: &str = "delete";
 impl NsOrigin {
     pub(crate) fn new(cfg: NsConfig, opts: &OriginOptions) -> Result<NsOrigin, OriginError> {
         let base = http::parse_base(&cfg.host, "NetStorage host")?;
-        if cfg.key_name.is_empty() || !cfg.key_name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
-            return Err(OriginError::invalid(format!("invalid NetStorage key name {:?}", cfg.key_name)));
+        if cfg.key_name.is_empty()
+            || !cfg.key_name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        {
+            return Err(OriginError::invalid(format!(
+                "invalid NetStorage key name {:?}",
+                cfg.key_name
+            )));
         }
         if cfg.key.expose().is_empty() {
             return Err(OriginError::invalid("the NetStorage key is empty"));
         }
         if cfg.cp_code.is_empty() || !cfg.cp_code.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(OriginError::invalid(format!("invalid NetStorage CP code {:?} (digits only)", cfg.cp_code)));
+            return Err(OriginError::invalid(format!(
+                "invalid NetStorage CP code {:?} (digits only)",
+                cfg.cp_code
+            )));
         }
         let mut root = format!("/{}", cfg.cp_code);
         let base_path = cfg.base_path.as_deref().unwrap_or("").trim_matches('/');
         if !base_path.is_empty() {
             if !keys::valid_key(base_path) {
-                return Err(OriginError::invalid(format!("invalid NetStorage base path {base_path:?}")));
+                return Err(OriginError::invalid(format!(
+                    "invalid NetStorage base path {base_path:?}"
+                )));
             }
             root = format!("{root}/{base_path}");
         }
@@ -120,7 +130,8 @@ impl NsOrigin {
         net::check_url(&url, self.allow_private)?;
         let action = format!("version=1&action={action}");
         let time = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        let (auth_data, auth_sign) = sign(self.key.expose(), &self.key_name, &path, &action, time, &unique_id());
+        let (auth_data, auth_sign) =
+            sign(self.key.expose(), &self.key_name, &path, &action, time, &unique_id());
         let mut req = self
             .client
             .request(method, &url)
@@ -147,22 +158,39 @@ impl NsOrigin {
         match code {
             401 | 403 => OriginError::new(
                 ErrorKind::Credentials,
-                format!("NetStorage refused the upload key {:?} for CP code {} (HTTP {code})", self.key_name, self.cp_code),
+                format!(
+                    "NetStorage refused the upload key {:?} for CP code {} (HTTP {code})",
+                    self.key_name, self.cp_code
+                ),
             ),
             404 => OriginError::new(
                 ErrorKind::Bucket,
-                format!("NetStorage path {} not found: check the CP code and base path (HTTP 404)", self.root),
+                format!(
+                    "NetStorage path {} not found: check the CP code and base path (HTTP 404)",
+                    self.root
+                ),
             ),
-            _ => OriginError::new(ErrorKind::Http(code), format!("NetStorage {op} {key} failed (HTTP {code})")),
+            _ => OriginError::new(
+                ErrorKind::Http(code),
+                format!("NetStorage {op} {key} failed (HTTP {code})"),
+            ),
         }
     }
 }
 
 /// The `X-Akamai-ACS-Auth-Data` and `X-Akamai-ACS-Auth-Sign` headers for a request to the
 /// encoded `path` with the full action string (`version=1&action=...`).
-pub(crate) fn sign(key: &str, key_name: &str, path: &str, action: &str, time: u64, unique_id: &str) -> (String, String) {
+pub(crate) fn sign(
+    key: &str,
+    key_name: &str,
+    path: &str,
+    action: &str,
+    time: u64,
+    unique_id: &str,
+) -> (String, String) {
     let auth_data = format!("5, 0.0.0.0, 0.0.0.0, {time}, {unique_id}, {key_name}");
-    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC accepts keys of any length");
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC accepts keys of any length");
     mac.update(format!("{auth_data}{path}\nx-akamai-acs-action:{action}\n").as_bytes());
     (auth_data, base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()))
 }
@@ -196,9 +224,19 @@ mod tests {
     #[test]
     fn paths_and_signature() {
         let o = origin("example-nsu.akamaihd.net", Some("/games/eu/"));
-        assert_eq!(o.path("dxf/Org/App/0003/a b+c.bin"), "/123456/games/eu/dxf/Org/App/0003/a%20b%2Bc.bin");
+        assert_eq!(
+            o.path("dxf/Org/App/0003/a b+c.bin"),
+            "/123456/games/eu/dxf/Org/App/0003/a%20b%2Bc.bin"
+        );
         assert_eq!(origin("example-nsu.akamaihd.net", None).path("x"), "/123456/x");
-        let (data, sig) = sign("abcdEFGH1234", "upload1", "/123456/x", "version=1&action=delete", 1_700_000_000, "42");
+        let (data, sig) = sign(
+            "abcdEFGH1234",
+            "upload1",
+            "/123456/x",
+            "version=1&action=delete",
+            1_700_000_000,
+            "42",
+        );
         assert_eq!(data, "5, 0.0.0.0, 0.0.0.0, 1700000000, 42, upload1");
         // HMAC-SHA256 base64 is 44 characters; the value itself is cross-checked against
         // Akamai's client below.
@@ -208,7 +246,13 @@ mod tests {
 
     #[test]
     fn configuration_is_checked() {
-        for (cp, base, key_name) in [("12a", None, "k"), ("", None, "k"), ("1", Some("a/../b"), "k"), ("1", None, "k,5"), ("1", None, "")] {
+        for (cp, base, key_name) in [
+            ("12a", None, "k"),
+            ("", None, "k"),
+            ("1", Some("a/../b"), "k"),
+            ("1", None, "k,5"),
+            ("1", None, ""),
+        ] {
             let cfg = NsConfig {
                 host: "h.example".into(),
                 key_name: key_name.into(),
@@ -216,7 +260,11 @@ mod tests {
                 cp_code: cp.into(),
                 base_path: base.map(str::to_owned),
             };
-            assert_eq!(NsOrigin::new(cfg, &OriginOptions::default()).unwrap_err().kind, ErrorKind::Invalid, "{cp} {base:?} {key_name}");
+            assert_eq!(
+                NsOrigin::new(cfg, &OriginOptions::default()).unwrap_err().kind,
+                ErrorKind::Invalid,
+                "{cp} {base:?} {key_name}"
+            );
         }
     }
 
@@ -255,7 +303,14 @@ for url, h in seen:
         let key = "dxf/Org/App/0003/dxf-0123456789abcdef/pack 0001+ü.bin";
         let raw_path = format!("/123456/games/{key}");
         let out = match Command::new("python3")
-            .args(["-c", PY_SIGNER, "example-nsu.akamaihd.net", "upload1", "abcdEFGH1234", &raw_path])
+            .args([
+                "-c",
+                PY_SIGNER,
+                "example-nsu.akamaihd.net",
+                "upload1",
+                "abcdEFGH1234",
+                &raw_path,
+            ])
             .output()
         {
             Ok(out) if out.status.success() => out,
@@ -271,12 +326,15 @@ for url, h in seen:
                 return;
             }
         };
-        let lines: Vec<String> = String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect();
+        let lines: Vec<String> =
+            String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect();
         assert_eq!(lines.len(), 12, "{lines:?}");
         let path = o.path(key);
-        for (chunk, action) in lines.chunks(4).zip([ACTION_UPLOAD, ACTION_DELETE, ACTION_DOWNLOAD]) {
+        for (chunk, action) in lines.chunks(4).zip([ACTION_UPLOAD, ACTION_DELETE, ACTION_DOWNLOAD])
+        {
             let action = format!("version=1&action={action}");
-            let (data, sig) = sign("abcdEFGH1234", "upload1", &path, &action, 1_700_000_000, "3735928559");
+            let (data, sig) =
+                sign("abcdEFGH1234", "upload1", &path, &action, 1_700_000_000, "3735928559");
             assert_eq!(chunk[0], format!("https://example-nsu.akamaihd.net{path}"));
             assert_eq!(chunk[1], action);
             assert_eq!(chunk[2], data);

@@ -27,9 +27,15 @@ impl Download {
                     return Ok(None);
                 }
                 let mut buf = vec![0u8; (*left).min(256 << 10) as usize];
-                let n = file.read(&mut buf).await.map_err(|e| OriginError::io("cannot read the object", &e))?;
+                let n = file
+                    .read(&mut buf)
+                    .await
+                    .map_err(|e| OriginError::io("cannot read the object", &e))?;
                 if n == 0 {
-                    return Err(OriginError::new(ErrorKind::Io, "the object ended early (changed while read)"));
+                    return Err(OriginError::new(
+                        ErrorKind::Io,
+                        "the object ended early (changed while read)",
+                    ));
                 }
                 buf.truncate(n);
                 *left -= n as u64;
@@ -71,7 +77,8 @@ impl Origin {
                 let (root, start, prefix) = (o.root.clone(), o.path_of(dir), prefix.to_string());
                 tokio::task::spawn_blocking(move || {
                     let mut out = Vec::new();
-                    walk(&root, &start, &mut out).map_err(|e| OriginError::io(&format!("cannot list {prefix}"), &e))?;
+                    walk(&root, &start, &mut out)
+                        .map_err(|e| OriginError::io(&format!("cannot list {prefix}"), &e))?;
                     out.retain(|(k, _)| k.starts_with(&prefix));
                     Ok(out)
                 })
@@ -85,7 +92,11 @@ impl Origin {
 
     /// Opens `key` for a streamed read, whole or the inclusive byte range `range` (which
     /// the caller has checked against the size); `None` when there is no such object.
-    pub async fn open(&self, key: &str, range: Option<(u64, u64)>) -> Result<Option<Download>, OriginError> {
+    pub async fn open(
+        &self,
+        key: &str,
+        range: Option<(u64, u64)>,
+    ) -> Result<Option<Download>, OriginError> {
         check_key(key)?;
         match &self.target {
             Target::Fs(o) => {
@@ -94,15 +105,23 @@ impl Origin {
                     Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
                     Err(e) => return Err(OriginError::io(&format!("cannot read {key}"), &e)),
                 };
-                let len = file.metadata().await.map_err(|e| OriginError::io(&format!("cannot read {key}"), &e))?.len();
+                let len = file
+                    .metadata()
+                    .await
+                    .map_err(|e| OriginError::io(&format!("cannot read {key}"), &e))?
+                    .len();
                 let (start, left) = match range {
                     Some((a, b)) => (a, (b.min(len.saturating_sub(1)) + 1).saturating_sub(a)),
                     None => (0, len),
                 };
-                file.seek(io::SeekFrom::Start(start)).await.map_err(|e| OriginError::io(&format!("cannot read {key}"), &e))?;
+                file.seek(io::SeekFrom::Start(start))
+                    .await
+                    .map_err(|e| OriginError::io(&format!("cannot read {key}"), &e))?;
                 Ok(Some(Download { inner: Inner::File { file, left } }))
             }
-            Target::S3(o) => Ok(o.open(key, range).await?.map(|r| Download { inner: Inner::Http(r) })),
+            Target::S3(o) => {
+                Ok(o.open(key, range).await?.map(|r| Download { inner: Inner::Http(r) }))
+            }
             Target::NetStorage(_) => Err(unsupported()),
         }
     }
@@ -111,7 +130,8 @@ impl Origin {
     /// whole or absent); false when there is no such object.
     pub async fn get_to_file(&self, key: &str, dest: &Path) -> Result<bool, OriginError> {
         let Some(mut d) = self.open(key, None).await? else { return Ok(false) };
-        let io_err = |e: io::Error| OriginError::io(&format!("cannot write {}", dest.display()), &e);
+        let io_err =
+            |e: io::Error| OriginError::io(&format!("cannot write {}", dest.display()), &e);
         if let Some(dir) = dest.parent() {
             tokio::fs::create_dir_all(dir).await.map_err(io_err)?;
         }
@@ -158,7 +178,11 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, u64)>) -> io::Result<()>
         if ft.is_dir() {
             walk(root, &e.path(), out)?;
         } else if ft.is_file() {
-            let rel = e.path().strip_prefix(root).map_err(|_| io::Error::other("outside the root"))?.to_path_buf();
+            let rel = e
+                .path()
+                .strip_prefix(root)
+                .map_err(|_| io::Error::other("outside the root"))?
+                .to_path_buf();
             let key = rel.iter().map(|s| s.to_string_lossy()).collect::<Vec<_>>().join("/");
             out.push((key, e.metadata()?.len()));
         }

@@ -46,11 +46,15 @@ impl S3Origin {
         }
         if !cfg.path_style {
             if base.is_ip() {
-                return Err(OriginError::invalid("an S3 endpoint given as an IP address needs path-style addressing (pathStyle)"));
+                return Err(OriginError::invalid(
+                    "an S3 endpoint given as an IP address needs path-style addressing (pathStyle)",
+                ));
             }
-            let dns_ok = cfg.bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
-                && !cfg.bucket.starts_with(['.', '-'])
-                && !cfg.bucket.ends_with(['.', '-']);
+            let dns_ok =
+                cfg.bucket.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-'
+                }) && !cfg.bucket.starts_with(['.', '-'])
+                    && !cfg.bucket.ends_with(['.', '-']);
             if !dns_ok {
                 return Err(OriginError::invalid(format!(
                     "S3 bucket name {:?} is not usable as a host name: use path-style addressing (pathStyle)",
@@ -58,10 +62,14 @@ impl S3Origin {
                 )));
             }
         }
-        if cfg.region.is_empty() || !cfg.region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        if cfg.region.is_empty()
+            || !cfg.region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
             return Err(OriginError::invalid(format!("invalid S3 region {:?}", cfg.region)));
         }
-        if cfg.access_key_id.is_empty() || cfg.access_key_id.contains(|c: char| c.is_whitespace() || c == '/' || c == ',') {
+        if cfg.access_key_id.is_empty()
+            || cfg.access_key_id.contains(|c: char| c.is_whitespace() || c == '/' || c == ',')
+        {
             return Err(OriginError::invalid("invalid S3 access key id"));
         }
         if cfg.secret_access_key.expose().is_empty() {
@@ -81,7 +89,8 @@ impl S3Origin {
 
     pub(crate) async fn put_file(&self, key: &str, path: &Path) -> Result<(), OriginError> {
         let (body, len) = http::file_body(path).await?;
-        let resp = self.request(Method::PUT, key, Some((body, len)), sigv4::UNSIGNED_PAYLOAD).await?;
+        let resp =
+            self.request(Method::PUT, key, Some((body, len)), sigv4::UNSIGNED_PAYLOAD).await?;
         self.expect_success(resp, "PUT", key).await
     }
 
@@ -121,21 +130,35 @@ impl S3Origin {
         let resp = self.request(Method::HEAD, key, None, sigv4::EMPTY_SHA256).await?;
         if resp.status().is_success() {
             // The header, not the (empty) body of a HEAD answer.
-            let len = resp.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+            let len = resp
+                .headers()
+                .get(CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok());
             return Ok(Some(len.unwrap_or(0)));
         }
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
         // HEAD answers carry no body: the status is all there is.
-        Err(self.error(&Failure { status: resp.status(), code: String::new(), message: String::new() }, "HEAD", key))
+        Err(self.error(
+            &Failure { status: resp.status(), code: String::new(), message: String::new() },
+            "HEAD",
+            key,
+        ))
     }
 
     /// A streamed GET, whole or of the inclusive byte range `range`; `None` when there is
     /// no such object.
-    pub(crate) async fn open(&self, key: &str, range: Option<(u64, u64)>) -> Result<Option<Response>, OriginError> {
+    pub(crate) async fn open(
+        &self,
+        key: &str,
+        range: Option<(u64, u64)>,
+    ) -> Result<Option<Response>, OriginError> {
         let r = range.map(|(a, b)| format!("bytes={a}-{b}"));
-        let resp = self.request_with(Method::GET, key, &[], r.as_deref(), None, sigv4::EMPTY_SHA256).await?;
+        let resp = self
+            .request_with(Method::GET, key, &[], r.as_deref(), None, sigv4::EMPTY_SHA256)
+            .await?;
         if resp.status().is_success() {
             return Ok(Some(resp));
         }
@@ -156,7 +179,8 @@ impl S3Origin {
             if let Some(t) = &token {
                 query.push(("continuation-token", t.as_str()));
             }
-            let resp = self.request_with(Method::GET, "", &query, None, None, sigv4::EMPTY_SHA256).await?;
+            let resp =
+                self.request_with(Method::GET, "", &query, None, None, sigv4::EMPTY_SHA256).await?;
             if !resp.status().is_success() {
                 return Err(self.error(&Failure::read(resp).await, "LIST", prefix));
             }
@@ -169,7 +193,9 @@ impl S3Origin {
                 }
             }
             token = match http::xml_field(&body, "IsTruncated") {
-                Some("true") => http::xml_field(&body, "NextContinuationToken").map(http::xml_unescape),
+                Some("true") => {
+                    http::xml_field(&body, "NextContinuationToken").map(http::xml_unescape)
+                }
                 _ => None,
             };
             if token.is_none() {
@@ -185,14 +211,23 @@ impl S3Origin {
             // The bucket itself (listings): `/bucket`, as S3 servers canonicalize it.
             (self.base.authority.clone(), format!("/{}", sigv4::uri_encode(&self.bucket, true)))
         } else if self.path_style {
-            (self.base.authority.clone(), format!("/{}/{key}", sigv4::uri_encode(&self.bucket, true)))
+            (
+                self.base.authority.clone(),
+                format!("/{}/{key}", sigv4::uri_encode(&self.bucket, true)),
+            )
         } else {
             (format!("{}.{}", self.bucket, self.base.authority), format!("/{key}"))
         };
         (format!("{}://{host}{uri}", self.base.scheme), uri, host)
     }
 
-    async fn request(&self, method: Method, key: &str, upload: Upload, payload_hash: &str) -> Result<Response, OriginError> {
+    async fn request(
+        &self,
+        method: Method,
+        key: &str,
+        upload: Upload,
+        payload_hash: &str,
+    ) -> Result<Response, OriginError> {
         self.request_with(method, key, &[], None, upload, payload_hash).await
     }
 
@@ -208,15 +243,32 @@ impl S3Origin {
     ) -> Result<Response, OriginError> {
         let (mut url, uri, host) = self.target(key);
         if !query.is_empty() {
-            let q: Vec<String> =
-                query.iter().map(|(k, v)| format!("{}={}", sigv4::uri_encode(k, true), sigv4::uri_encode(v, true))).collect();
+            let q: Vec<String> = query
+                .iter()
+                .map(|(k, v)| {
+                    format!("{}={}", sigv4::uri_encode(k, true), sigv4::uri_encode(v, true))
+                })
+                .collect();
             url = format!("{url}?{}", q.join("&"));
         }
         net::check_url(&url, self.allow_private)?;
         let date = sigv4::amz_date(OffsetDateTime::now_utc());
-        let headers = [("host", host.as_str()), ("x-amz-content-sha256", payload_hash), ("x-amz-date", date.as_str())];
-        let signed = sigv4::Request { method: method.as_str(), canonical_uri: &uri, query, headers: &headers, payload_hash };
-        let creds = Credentials { access_key_id: &self.access_key_id, secret_access_key: self.secret_access_key.expose() };
+        let headers = [
+            ("host", host.as_str()),
+            ("x-amz-content-sha256", payload_hash),
+            ("x-amz-date", date.as_str()),
+        ];
+        let signed = sigv4::Request {
+            method: method.as_str(),
+            canonical_uri: &uri,
+            query,
+            headers: &headers,
+            payload_hash,
+        };
+        let creds = Credentials {
+            access_key_id: &self.access_key_id,
+            secret_access_key: self.secret_access_key.expose(),
+        };
         let scope = Scope { region: &self.region, service: "s3" };
         let auth = sigv4::authorization(creds, scope, &signed, &date);
         let mut req = self
@@ -251,13 +303,24 @@ impl S3Origin {
         };
         let credentials = matches!(
             f.code.as_str(),
-            "SignatureDoesNotMatch" | "InvalidAccessKeyId" | "InvalidToken" | "ExpiredToken" | "AccessDenied" | "InvalidSecurity"
+            "SignatureDoesNotMatch"
+                | "InvalidAccessKeyId"
+                | "InvalidToken"
+                | "ExpiredToken"
+                | "AccessDenied"
+                | "InvalidSecurity"
         ) || status == 401
             || status == 403;
         if credentials {
-            OriginError::new(ErrorKind::Credentials, format!("S3 refused the credentials for bucket {} ({detail})", self.bucket))
+            OriginError::new(
+                ErrorKind::Credentials,
+                format!("S3 refused the credentials for bucket {} ({detail})", self.bucket),
+            )
         } else if f.code == "NoSuchBucket" {
-            OriginError::new(ErrorKind::Bucket, format!("S3 bucket {} does not exist ({detail})", self.bucket))
+            OriginError::new(
+                ErrorKind::Bucket,
+                format!("S3 bucket {} does not exist ({detail})", self.bucket),
+            )
         } else {
             OriginError::new(ErrorKind::Http(status), format!("S3 {op} {key} failed ({detail})"))
         }
@@ -302,7 +365,10 @@ mod tests {
     fn addressing_styles() {
         let o = origin("s3.eu-central-1.amazonaws.com", "cdn-origin", false).unwrap();
         let (url, uri, host) = o.target("rockit/dxf/Org/App/0003/a b.bin");
-        assert_eq!(url, "https://cdn-origin.s3.eu-central-1.amazonaws.com/rockit/dxf/Org/App/0003/a%20b.bin");
+        assert_eq!(
+            url,
+            "https://cdn-origin.s3.eu-central-1.amazonaws.com/rockit/dxf/Org/App/0003/a%20b.bin"
+        );
         assert_eq!(uri, "/rockit/dxf/Org/App/0003/a%20b.bin");
         assert_eq!(host, "cdn-origin.s3.eu-central-1.amazonaws.com");
 
@@ -330,12 +396,25 @@ mod tests {
     #[test]
     fn error_answers_are_classified() {
         let o = origin("s3.example.com", "b", false).unwrap();
-        let f = |status: u16, code: &str| Failure { status: StatusCode::from_u16(status).unwrap(), code: code.into(), message: "m".into() };
-        assert_eq!(o.error(&f(403, "SignatureDoesNotMatch"), "PUT", "k").kind, ErrorKind::Credentials);
+        let f = |status: u16, code: &str| Failure {
+            status: StatusCode::from_u16(status).unwrap(),
+            code: code.into(),
+            message: "m".into(),
+        };
+        assert_eq!(
+            o.error(&f(403, "SignatureDoesNotMatch"), "PUT", "k").kind,
+            ErrorKind::Credentials
+        );
         assert_eq!(o.error(&f(403, "InvalidAccessKeyId"), "PUT", "k").kind, ErrorKind::Credentials);
         assert_eq!(o.error(&f(404, "NoSuchBucket"), "PUT", "k").kind, ErrorKind::Bucket);
-        assert_eq!(o.error(&f(400, "AuthorizationHeaderMalformed"), "PUT", "k").kind, ErrorKind::Http(400));
+        assert_eq!(
+            o.error(&f(400, "AuthorizationHeaderMalformed"), "PUT", "k").kind,
+            ErrorKind::Http(400)
+        );
         let e = o.error(&f(503, ""), "PUT", "k");
-        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::Http(503), "S3 PUT k failed (HTTP 503)"));
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorKind::Http(503), "S3 PUT k failed (HTTP 503)")
+        );
     }
 }

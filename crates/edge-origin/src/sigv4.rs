@@ -47,7 +47,15 @@ pub struct Scope<'a> {
 /// The `x-amz-date` form of a time: `20130524T000000Z`.
 pub fn amz_date(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
-    format!("{:04}{:02}{:02}T{:02}{:02}{:02}Z", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute(), t.second())
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 /// Hex SHA-256 of `data`.
@@ -57,7 +65,12 @@ pub fn sha256_hex(data: &[u8]) -> String {
 
 /// The `Authorization` header value for `req`, signed at `amz_date` (which must also be
 /// the value of the signed `x-amz-date` header).
-pub fn authorization(creds: Credentials<'_>, scope: Scope<'_>, req: &Request<'_>, amz_date: &str) -> String {
+pub fn authorization(
+    creds: Credentials<'_>,
+    scope: Scope<'_>,
+    req: &Request<'_>,
+    amz_date: &str,
+) -> String {
     let (signed_headers, signature) = sign(creds, scope, req, amz_date);
     let day = &amz_date[..amz_date.len().min(8)];
     format!(
@@ -67,11 +80,19 @@ pub fn authorization(creds: Credentials<'_>, scope: Scope<'_>, req: &Request<'_>
 }
 
 /// The signed-header list and the hex signature.
-fn sign(creds: Credentials<'_>, scope: Scope<'_>, req: &Request<'_>, amz_date: &str) -> (String, String) {
+fn sign(
+    creds: Credentials<'_>,
+    scope: Scope<'_>,
+    req: &Request<'_>,
+    amz_date: &str,
+) -> (String, String) {
     let (canonical, signed_headers) = canonical_request(req);
     let day = &amz_date[..amz_date.len().min(8)];
     let credential_scope = format!("{day}/{}/{}/aws4_request", scope.region, scope.service);
-    let string_to_sign = format!("AWS4-HMAC-SHA256\n{amz_date}\n{credential_scope}\n{}", sha256_hex(canonical.as_bytes()));
+    let string_to_sign = format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{credential_scope}\n{}",
+        sha256_hex(canonical.as_bytes())
+    );
     let mut key = hmac(format!("AWS4{}", creds.secret_access_key).as_bytes(), day.as_bytes());
     for part in [scope.region, scope.service, "aws4_request"] {
         key = hmac(&key, part.as_bytes());
@@ -81,12 +102,16 @@ fn sign(creds: Credentials<'_>, scope: Scope<'_>, req: &Request<'_>, amz_date: &
 
 /// The canonical request and the signed-header list.
 fn canonical_request(req: &Request<'_>) -> (String, String) {
-    let mut query: Vec<(String, String)> = req.query.iter().map(|(k, v)| (uri_encode(k, true), uri_encode(v, true))).collect();
+    let mut query: Vec<(String, String)> =
+        req.query.iter().map(|(k, v)| (uri_encode(k, true), uri_encode(v, true))).collect();
     query.sort();
     let query = query.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
 
-    let mut headers: Vec<(String, String)> =
-        req.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.split_whitespace().collect::<Vec<_>>().join(" "))).collect();
+    let mut headers: Vec<(String, String)> = req
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.split_whitespace().collect::<Vec<_>>().join(" ")))
+        .collect();
     headers.sort_by(|a, b| a.0.cmp(&b.0));
     // Repeated headers are folded into one line, values comma-separated, in order given.
     let mut folded: Vec<(String, String)> = Vec::with_capacity(headers.len());
@@ -101,7 +126,10 @@ fn canonical_request(req: &Request<'_>) -> (String, String) {
     }
     let canonical_headers: String = folded.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
     let signed_headers = folded.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(";");
-    let canonical = format!("{}\n{}\n{query}\n{canonical_headers}\n{signed_headers}\n{}", req.method, req.canonical_uri, req.payload_hash);
+    let canonical = format!(
+        "{}\n{}\n{query}\n{canonical_headers}\n{signed_headers}\n{}",
+        req.method, req.canonical_uri, req.payload_hash
+    );
     (canonical, signed_headers)
 }
 
@@ -136,8 +164,10 @@ mod tests {
 
     use super::*;
 
-    const CREDS: Credentials<'static> =
-        Credentials { access_key_id: "AKIAIOSFODNN7EXAMPLE", secret_access_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY" };
+    const CREDS: Credentials<'static> = Credentials {
+        access_key_id: "AKIAIOSFODNN7EXAMPLE",
+        secret_access_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    };
     const SCOPE: Scope<'static> = Scope { region: "us-east-1", service: "s3" };
     const DATE: &str = "20130524T000000Z";
     const HOST: &str = "examplebucket.s3.amazonaws.com";
@@ -149,8 +179,19 @@ mod tests {
 
     #[test]
     fn get_object() {
-        let headers = [("Host", HOST), ("Range", "bytes=0-9"), ("x-amz-content-sha256", EMPTY_SHA256), ("x-amz-date", DATE)];
-        let req = Request { method: "GET", canonical_uri: "/test.txt", query: &[], headers: &headers, payload_hash: EMPTY_SHA256 };
+        let headers = [
+            ("Host", HOST),
+            ("Range", "bytes=0-9"),
+            ("x-amz-content-sha256", EMPTY_SHA256),
+            ("x-amz-date", DATE),
+        ];
+        let req = Request {
+            method: "GET",
+            canonical_uri: "/test.txt",
+            query: &[],
+            headers: &headers,
+            payload_hash: EMPTY_SHA256,
+        };
         assert_eq!(
             authorization(CREDS, SCOPE, &req, DATE),
             "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, \
@@ -173,23 +214,52 @@ mod tests {
         ];
         let uri = format!("/{}", uri_encode("test$file.text", false));
         assert_eq!(uri, "/test%24file.text");
-        let req = Request { method: "PUT", canonical_uri: &uri, query: &[], headers: &headers, payload_hash: &hash };
-        assert_eq!(signature(&req), "98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd");
+        let req = Request {
+            method: "PUT",
+            canonical_uri: &uri,
+            query: &[],
+            headers: &headers,
+            payload_hash: &hash,
+        };
+        assert_eq!(
+            signature(&req),
+            "98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd"
+        );
     }
 
     #[test]
     fn get_bucket_lifecycle() {
-        let headers = [("Host", HOST), ("x-amz-content-sha256", EMPTY_SHA256), ("x-amz-date", DATE)];
-        let req = Request { method: "GET", canonical_uri: "/", query: &[("lifecycle", "")], headers: &headers, payload_hash: EMPTY_SHA256 };
-        assert_eq!(signature(&req), "fea454ca298b7da1c68078a5d1bdbfbbe0d65c699e0f91ac7a200a0136783543");
+        let headers =
+            [("Host", HOST), ("x-amz-content-sha256", EMPTY_SHA256), ("x-amz-date", DATE)];
+        let req = Request {
+            method: "GET",
+            canonical_uri: "/",
+            query: &[("lifecycle", "")],
+            headers: &headers,
+            payload_hash: EMPTY_SHA256,
+        };
+        assert_eq!(
+            signature(&req),
+            "fea454ca298b7da1c68078a5d1bdbfbbe0d65c699e0f91ac7a200a0136783543"
+        );
     }
 
     #[test]
     fn list_objects() {
-        let headers = [("Host", HOST), ("x-amz-content-sha256", EMPTY_SHA256), ("x-amz-date", DATE)];
+        let headers =
+            [("Host", HOST), ("x-amz-content-sha256", EMPTY_SHA256), ("x-amz-date", DATE)];
         let query = [("prefix", "J"), ("max-keys", "2")];
-        let req = Request { method: "GET", canonical_uri: "/", query: &query, headers: &headers, payload_hash: EMPTY_SHA256 };
-        assert_eq!(signature(&req), "34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7");
+        let req = Request {
+            method: "GET",
+            canonical_uri: "/",
+            query: &query,
+            headers: &headers,
+            payload_hash: EMPTY_SHA256,
+        };
+        assert_eq!(
+            signature(&req),
+            "34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7"
+        );
     }
 
     #[test]

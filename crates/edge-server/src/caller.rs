@@ -11,7 +11,7 @@ pub struct Caller {
     pub username: String,
     /// `user` or `machine`.
     pub kind: String,
-    pub org_id: String,
+    pub org_id: crate::ids::OrgId,
     pub org_name: String,
     /// True in the operator organization.
     pub operator: bool,
@@ -28,7 +28,11 @@ impl Caller {
         if self.perms.has(r, bits) {
             Ok(())
         } else {
-            Err(ApiError::forbidden(format!("permission {}:{} required", r.name(), bits)))
+            Err(ApiError::forbidden(format!(
+                "permission {}: {} required",
+                r.name(),
+                crate::perms::bit_names(bits)
+            )))
         }
     }
 }

@@ -13,7 +13,11 @@ pub fn parse(text: &str) -> Vec<Value> {
                 None => (h, None),
             };
             let ver = ver.trim_start_matches('[').trim_end_matches(']');
-            let ver = if ver.eq_ignore_ascii_case("unreleased") { "unreleased".to_string() } else { ver.to_string() };
+            let ver = if ver.eq_ignore_ascii_case("unreleased") {
+                "unreleased".to_string()
+            } else {
+                ver.to_string()
+            };
             out.push(json!({"version": ver, "date": date, "changes": []}));
         } else if let Some(item) = line.strip_prefix("- ").or_else(|| line.strip_prefix("* ")) {
             if let Some(Value::Array(ch)) = out.last_mut().and_then(|v| v.get_mut("changes")) {
@@ -28,7 +32,9 @@ pub fn parse(text: &str) -> Vec<Value> {
 mod tests {
     #[test]
     fn parses_sections() {
-        let v = super::parse("# C\n## [Unreleased]\n### Added\n- a\n- b\n## [0.1.0] - 2026-01-02\n- c\n");
+        let v = super::parse(
+            "# C\n## [Unreleased]\n### Added\n- a\n- b\n## [0.1.0] - 2026-01-02\n- c\n",
+        );
         assert_eq!(v.len(), 2);
         assert_eq!(v[0]["version"], "unreleased");
         assert!(v[0]["date"].is_null());

@@ -173,7 +173,9 @@ impl Default for Config {
             upload_lease_seconds: 30,
             grace_period: 86_400,
             sweep_interval: 3600,
-            webhook_backoff_ms: vec![5_000, 30_000, 120_000, 600_000, 3_600_000, 10_800_000, 21_600_000, 43_200_000],
+            webhook_backoff_ms: vec![
+                5_000, 30_000, 120_000, 600_000, 3_600_000, 10_800_000, 21_600_000, 43_200_000,
+            ],
             webhook_timeout_ms: 10_000,
             session_rate_per_minute: 60,
             max_traces: 1000,
@@ -210,10 +212,14 @@ fn parse_bool(key: &str, v: &str) -> Result<bool, ConfigError> {
 impl Config {
     /// Loads the file (when given) over the defaults, then applies `vars` (the process
     /// environment in production; tests pass their own).
-    pub fn load(file: Option<&Path>, vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+    pub fn load(
+        file: Option<&Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
         let mut c: Config = match file {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| format!("config file {}: {e}", p.display()))?;
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| format!("config file {}: {e}", p.display()))?;
                 toml::from_str(&text).map_err(|e| format!("config file {}: {e}", p.display()))?
             }
             None => Config::default(),
@@ -261,7 +267,14 @@ impl Config {
             "login_max_failures_addr" => self.login_max_failures_addr = parse_env(key, v)?,
             "login_window" => self.login_window = parse_env(key, v)?,
             "password_hash_concurrency" => self.password_hash_concurrency = parse_env(key, v)?,
-            "trusted_proxies" => self.trusted_proxies = v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
+            "trusted_proxies" => {
+                self.trusted_proxies = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            }
             "enrollment_name" => self.enrollment_name = v.into(),
             "enrollment_rid" => self.enrollment_rid = opt(v),
             "log_format" => self.log_format = v.into(),
@@ -275,7 +288,8 @@ impl Config {
             "grace_period" => self.grace_period = parse_env(key, v)?,
             "sweep_interval" => self.sweep_interval = parse_env(key, v)?,
             "webhook_backoff_ms" => {
-                self.webhook_backoff_ms = v.split(',').map(|x| parse_env(key, x.trim())).collect::<Result<_, _>>()?;
+                self.webhook_backoff_ms =
+                    v.split(',').map(|x| parse_env(key, x.trim())).collect::<Result<_, _>>()?;
             }
             "webhook_timeout_ms" => self.webhook_timeout_ms = parse_env(key, v)?,
             "session_rate_per_minute" => self.session_rate_per_minute = parse_env(key, v)?,
@@ -303,16 +317,28 @@ impl Config {
     /// Checks cross-field rules after all sources are applied.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !crate::names::valid_name(&self.operator_org) {
-            return Err(format!("operator_org '{}' does not match ^[A-Za-z0-9_]{{2,50}}$", self.operator_org).into());
+            return Err(format!(
+                "operator_org '{}' does not match ^[A-Za-z0-9_]{{2,50}}$",
+                self.operator_org
+            )
+            .into());
         }
         if !crate::names::valid_name(&self.operator_admin) {
-            return Err(format!("operator_admin '{}' does not match ^[A-Za-z0-9_]{{2,50}}$", self.operator_admin).into());
+            return Err(format!(
+                "operator_admin '{}' does not match ^[A-Za-z0-9_]{{2,50}}$",
+                self.operator_admin
+            )
+            .into());
         }
         if self.json_body_limit < 1024 {
             return Err("json_body_limit must be at least 1024 bytes".into());
         }
         if !["auto", "json", "text"].contains(&self.log_format.as_str()) {
-            return Err(format!("log_format must be auto, json or text, not '{}'", self.log_format).into());
+            return Err(format!(
+                "log_format must be auto, json or text, not '{}'",
+                self.log_format
+            )
+            .into());
         }
         if !(16 << 10..=8 << 20).contains(&self.chunk_avg_bytes) {
             return Err("chunk_avg_bytes must be 16 KiB..8 MiB".into());
@@ -348,13 +374,20 @@ impl Config {
             return Ok(None);
         }
         let need = |v: &Option<String>, k: &str| {
-            v.clone().ok_or_else(|| ConfigError::from(format!("depot_s3_bucket is set: {k} is required too")))
+            v.clone().ok_or_else(|| {
+                ConfigError::from(format!("depot_s3_bucket is set: {k} is required too"))
+            })
         };
         let endpoint = need(&self.depot_s3_endpoint, "depot_s3_endpoint")?;
         let access_key_id = need(&self.depot_s3_access_key_id, "depot_s3_access_key_id")?;
-        let secret_access_key = need(&self.depot_s3_secret_access_key, "depot_s3_secret_access_key")?;
+        let secret_access_key =
+            need(&self.depot_s3_secret_access_key, "depot_s3_secret_access_key")?;
         if !edge_origin::keys::valid_prefix(&self.depot_s3_prefix) {
-            return Err(format!("depot_s3_prefix {:?} is not a valid key prefix", self.depot_s3_prefix).into());
+            return Err(format!(
+                "depot_s3_prefix {:?} is not a valid key prefix",
+                self.depot_s3_prefix
+            )
+            .into());
         }
         Ok(Some(DepotS3 { endpoint, access_key_id, secret_access_key }))
     }

@@ -27,7 +27,9 @@ impl DataKey {
     pub fn seal(&self, plain: &[u8]) -> String {
         let cipher = Aes256Gcm::new((&self.0 .0).into());
         let nonce = random_bytes(12);
-        let ct = cipher.encrypt(Nonce::from_slice(&nonce), plain).expect("AES-GCM encryption cannot fail");
+        let ct = cipher
+            .encrypt(Nonce::from_slice(&nonce), plain)
+            .expect("AES-GCM encryption cannot fail");
         let mut out = nonce;
         out.extend_from_slice(&ct);
         format!("v1:{}", b64(&out))
@@ -46,7 +48,10 @@ impl DataKey {
 /// Hashes a password with Argon2id and a random salt (PHC string).
 pub fn hash_password(pw: &str) -> String {
     let salt = SaltString::encode_b64(&random_bytes(16)).expect("16-byte salt encodes");
-    Argon2::default().hash_password(pw.as_bytes(), &salt).expect("argon2 with default parameters").to_string()
+    Argon2::default()
+        .hash_password(pw.as_bytes(), &salt)
+        .expect("argon2 with default parameters")
+        .to_string()
 }
 
 /// Argon2 working memory kept between hashes by one worker thread (19 MiB with the default
@@ -72,9 +77,17 @@ pub fn hash_password_with(mem: &mut Argon2Memory, pw: &str) -> String {
     let params = argon.params().clone();
     let mut raw_salt = [0u8; 64];
     let raw_salt = salt.as_salt().decode_b64(&mut raw_salt).expect("a salt we encoded decodes");
-    let out = Output::init_with(params.output_len().unwrap_or(argon2::Params::DEFAULT_OUTPUT_LEN), |out| {
-        Ok(argon.hash_password_into_with_memory(pw.as_bytes(), raw_salt, out, mem.blocks(params.block_count()))?)
-    })
+    let out = Output::init_with(
+        params.output_len().unwrap_or(argon2::Params::DEFAULT_OUTPUT_LEN),
+        |out| {
+            Ok(argon.hash_password_into_with_memory(
+                pw.as_bytes(),
+                raw_salt,
+                out,
+                mem.blocks(params.block_count()),
+            )?)
+        },
+    )
     .expect("argon2 with default parameters");
     PasswordHash {
         algorithm: argon2::Algorithm::default().ident(),
@@ -99,7 +112,12 @@ pub fn verify_password_with(mem: &mut Argon2Memory, pw: &str, phc: &str) -> bool
         let mut raw_salt = [0u8; 64];
         let raw_salt = salt.decode_b64(&mut raw_salt)?;
         let out = Output::init_with(expected.len(), |out| {
-            Ok(argon.hash_password_into_with_memory(pw.as_bytes(), raw_salt, out, mem.blocks(params.block_count()))?)
+            Ok(argon.hash_password_into_with_memory(
+                pw.as_bytes(),
+                raw_salt,
+                out,
+                mem.blocks(params.block_count()),
+            )?)
         })?;
         // `Output`'s equality is constant-time.
         Ok(out == expected)
@@ -141,7 +159,9 @@ pub fn jwt_verify(token: &str, key: &[u8], now_s: i64) -> Option<Value> {
     if parts.next().is_some() {
         return None;
     }
-    let dec = |x: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(x.trim_end_matches('=')).ok();
+    let dec = |x: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(x.trim_end_matches('=')).ok()
+    };
     let header: Value = serde_json::from_slice(&dec(h)?).ok()?;
     if header.get("alg")?.as_str()? != "HS256" {
         return None;

@@ -14,6 +14,7 @@
 
 use crate::config::{Config, ConfigError};
 use crate::error::{from_causes, About, AboutExt};
+use crate::ids::AppId;
 use edge_engine::Hash;
 use edge_origin::{Origin, OriginConfig, OriginError, OriginOptions};
 use std::collections::HashSet;
@@ -98,33 +99,33 @@ pub fn upload_key(group: &str) -> String {
 }
 
 /// The chunk store of an app (a directory).
-pub fn chunks_key(app_id: &str) -> String {
+pub fn chunks_key(app_id: &AppId) -> String {
     format!("chunks/{app_id}")
 }
 
 /// The build tree (JSON) an import's `mkraw` wrote.
-pub fn tree_key(app_id: &str, group: &str) -> String {
+pub fn tree_key(app_id: &AppId, group: &str) -> String {
     format!("trees/{app_id}/{group}.json")
 }
 
 /// Where a task group's image and patches are staged before publishing, per worker
 /// (`owner`): a run whose lease was taken over can never mix its files into the winner's.
-pub fn staging_key(app_id: &str, group: &str, owner: &str) -> String {
+pub fn staging_key(app_id: &AppId, group: &str, owner: &str) -> String {
     format!("staging/{app_id}/{group}/{owner}")
 }
 
 /// Everything staged for a group, whoever wrote it.
-pub fn group_staging_key(app_id: &str, group: &str) -> String {
+pub fn group_staging_key(app_id: &AppId, group: &str) -> String {
     format!("staging/{app_id}/{group}")
 }
 
 /// A play trace (zstd-compressed `rockit-trace`).
-pub fn trace_key(app_id: &str, trace_id: &str) -> String {
+pub fn trace_key(app_id: &AppId, trace_id: &str) -> String {
     format!("traces/{app_id}/{trace_id}.json.zst")
 }
 
 /// Every per-app directory (removed when the app goes).
-pub fn app_keys(app_id: &str) -> Vec<String> {
+pub fn app_keys(app_id: &AppId) -> Vec<String> {
     ["chunks", "trees", "staging", "traces"].iter().map(|d| format!("{d}/{app_id}")).collect()
 }
 
@@ -132,16 +133,20 @@ impl Depot {
     /// The depot the configuration names: S3 when `depot_s3_bucket` is set, else the data
     /// directory. Checks the settings' shape, not the bucket (see [`Depot::ready`]).
     pub fn new(cfg: &Config) -> Result<Depot, DepotError> {
-        let root = std::path::absolute(&cfg.data_dir).about(|| format!("data directory {}", cfg.data_dir.display()))?;
+        let root = std::path::absolute(&cfg.data_dir)
+            .about(|| format!("data directory {}", cfg.data_dir.display()))?;
         let Some(bucket) = cfg.depot_s3_bucket.clone() else {
-            let published =
-                Origin::new(OriginConfig::Fs { root: root.join("depot") }, OriginOptions::default()).map_err(DepotError::Published)?;
+            let published = Origin::new(
+                OriginConfig::Fs { root: root.join("depot") },
+                OriginOptions::default(),
+            )
+            .map_err(DepotError::Published)?;
             return Ok(Depot { root, remote: None, published, published_prefix: String::new() });
         };
-        let crate::config::DepotS3 { endpoint, access_key_id, secret_access_key: secret, .. } = cfg
-            .depot_s3()
-            .map_err(DepotError::Settings)?
-            .ok_or_else(|| DepotError::Settings(ConfigError::from("depot_s3_bucket is set but not complete")))?;
+        let crate::config::DepotS3 { endpoint, access_key_id, secret_access_key: secret, .. } =
+            cfg.depot_s3().map_err(DepotError::Settings)?.ok_or_else(|| {
+                DepotError::Settings(ConfigError::from("depot_s3_bucket is set but not complete"))
+            })?;
         let origin = Origin::new(
             OriginConfig::S3 {
                 endpoint: endpoint.clone(),
@@ -154,11 +159,20 @@ impl Depot {
             // The operator configured this store: private addresses are its normal place.
             OriginOptions { allow_private: true, timeout: std::time::Duration::from_secs(60) },
         )?;
-        let prefix = if cfg.depot_s3_prefix.is_empty() { String::new() } else { format!("{}/", cfg.depot_s3_prefix) };
+        let prefix = if cfg.depot_s3_prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", cfg.depot_s3_prefix)
+        };
         let spec = serde_json::json!({"endpoint": endpoint, "region": cfg.depot_s3_region, "bucket": bucket,
             "accessKeyId": access_key_id, "pathStyle": cfg.depot_s3_path_style});
         let published_prefix = format!("{prefix}depot/");
-        Ok(Depot { root, published: origin.clone(), published_prefix, remote: Some(Remote { origin, prefix, spec, secret }) })
+        Ok(Depot {
+            root,
+            published: origin.clone(),
+            published_prefix,
+            remote: Some(Remote { origin, prefix, spec, secret }),
+        })
     }
 
     /// True when the depot is an S3 bucket shared by several processes.
@@ -177,7 +191,12 @@ impl Depot {
     /// or the bucket under `<prefix>/depot`. Returns (kind, origin fields, key prefix, secret).
     pub fn published(&self) -> (&'static str, serde_json::Value, String, Option<String>) {
         match &self.remote {
-            None => ("fs", serde_json::json!({"path": self.root.join("depot").display().to_string()}), String::new(), None),
+            None => (
+                "fs",
+                serde_json::json!({"path": self.root.join("depot").display().to_string()}),
+                String::new(),
+                None,
+            ),
             Some(r) => ("s3", r.spec.clone(), format!("{}depot", r.prefix), Some(r.secret.clone())),
         }
     }
@@ -194,7 +213,11 @@ impl Depot {
     }
 
     /// Opens a published object for a streamed read, whole or an inclusive byte range.
-    pub async fn open_published(&self, rel: &str, range: Option<(u64, u64)>) -> Result<Option<edge_origin::Download>, DepotError> {
+    pub async fn open_published(
+        &self,
+        rel: &str,
+        range: Option<(u64, u64)>,
+    ) -> Result<Option<edge_origin::Download>, DepotError> {
         Ok(self.published.open(&format!("{}{rel}", self.published_prefix), range).await?)
     }
 
@@ -242,8 +265,14 @@ impl Depot {
         // mirror of the local one, never a mix).
         if let Some(r) = &self.remote {
             let local: HashSet<String> = files.iter().map(|k| format!("{}{k}", r.prefix)).collect();
-            let stale: Vec<String> =
-                r.origin.list(&format!("{}{dir}/", r.prefix)).await?.into_iter().map(|(k, _)| k).filter(|k| !local.contains(k)).collect();
+            let stale: Vec<String> = r
+                .origin
+                .list(&format!("{}{dir}/", r.prefix))
+                .await?
+                .into_iter()
+                .map(|(k, _)| k)
+                .filter(|k| !local.contains(k))
+                .collect();
             for k in stale {
                 r.origin.delete(&k).await?;
             }
@@ -258,7 +287,9 @@ impl Depot {
     /// Makes the local directory `dir` (a key) hold what the bucket holds under it:
     /// missing or differently sized files are downloaded. True when the bucket had any.
     pub async fn pull_dir(&self, dir: &str) -> Result<bool, DepotError> {
-        let Some(r) = &self.remote else { return Ok(tokio::fs::metadata(self.local(dir)).await.is_ok()) };
+        let Some(r) = &self.remote else {
+            return Ok(tokio::fs::metadata(self.local(dir)).await.is_ok());
+        };
         let objects = r.origin.list(&format!("{}{dir}/", r.prefix)).await?;
         let mut want = Vec::new();
         let mut remote = HashSet::new();
@@ -306,7 +337,7 @@ impl Depot {
 
     /// Sends the chunks of `hashes` the bucket lacks (after an ingest): one listing of the
     /// app's chunks, then only the missing ones, so a re-run sends nothing twice.
-    pub async fn push_chunks(&self, app_id: &str, hashes: &[Hash]) -> Result<usize, DepotError> {
+    pub async fn push_chunks(&self, app_id: &AppId, hashes: &[Hash]) -> Result<usize, DepotError> {
         let Some(r) = &self.remote else { return Ok(0) };
         let dir = chunks_key(app_id);
         let have: HashSet<String> = r
@@ -317,8 +348,12 @@ impl Depot {
             .filter_map(|(k, _)| k.rsplit('/').next().map(String::from))
             .collect();
         let mut seen = HashSet::new();
-        let missing: Vec<String> =
-            hashes.iter().map(Hash::hex).filter(|h| !have.contains(h) && seen.insert(h.clone())).map(|h| chunk_key(&dir, &h)).collect();
+        let missing: Vec<String> = hashes
+            .iter()
+            .map(Hash::hex)
+            .filter(|h| !have.contains(h) && seen.insert(h.clone()))
+            .map(|h| chunk_key(&dir, &h))
+            .collect();
         let n = missing.len();
         let (origin, prefix, root) = (r.origin.clone(), r.prefix.clone(), self.root.clone());
         run_parallel(missing, move |k| {
@@ -331,7 +366,7 @@ impl Depot {
     }
 
     /// Downloads the chunks of `hashes` this process has not cached (before reading them).
-    pub async fn pull_chunks(&self, app_id: &str, hashes: &[Hash]) -> Result<usize, DepotError> {
+    pub async fn pull_chunks(&self, app_id: &AppId, hashes: &[Hash]) -> Result<usize, DepotError> {
         if self.remote.is_none() {
             return Ok(0);
         }

@@ -69,7 +69,12 @@ impl ApiError {
     }
     /// 429 `too-many-requests` with `Retry-After`.
     pub fn too_many(retry_after: u64) -> Self {
-        Self::new(StatusCode::TOO_MANY_REQUESTS, "too-many-requests", "too many attempts, try again later").retry_after(retry_after.max(1))
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-requests",
+            "too many attempts, try again later",
+        )
+        .retry_after(retry_after.max(1))
     }
     /// 500 `internal`: logs the cause, shows the client nothing of it.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
@@ -78,12 +83,20 @@ impl ApiError {
     }
     /// Adds one entry to `details`.
     pub fn detail(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.more.get_or_insert_with(Default::default).details.get_or_insert_with(Map::new).insert(key.to_string(), value.into());
+        self.more
+            .get_or_insert_with(Default::default)
+            .details
+            .get_or_insert_with(Map::new)
+            .insert(key.to_string(), value.into());
         self
     }
     /// Adds one top-level field to the envelope.
     pub fn extra(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.more.get_or_insert_with(Default::default).extra.get_or_insert_with(Map::new).insert(key.to_string(), value.into());
+        self.more
+            .get_or_insert_with(Default::default)
+            .extra
+            .get_or_insert_with(Map::new)
+            .insert(key.to_string(), value.into());
         self
     }
     /// Sets the `Retry-After` header.

@@ -12,6 +12,7 @@ pub mod dlauth;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod ids;
 pub mod metrics;
 pub mod names;
 pub mod orgconf;

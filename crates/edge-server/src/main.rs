@@ -54,7 +54,8 @@ fn parse_ttl(v: &str) -> Result<u64, String> {
         Some((i, _)) => (&v[..i], &v[i..]),
         None => (v, "s"),
     };
-    let n: u64 = num.parse().map_err(|_| format!("'{v}' is not a duration (e.g. 3600, 90m, 12h, 30d)"))?;
+    let n: u64 =
+        num.parse().map_err(|_| format!("'{v}' is not a duration (e.g. 3600, 90m, 12h, 30d)"))?;
     let mult = match unit {
         "s" => 1,
         "m" => 60,
@@ -90,14 +91,18 @@ fn fail(msg: impl std::fmt::Display) -> ! {
 /// generated secrets and the initial admin must be readable) and JSON otherwise.
 fn init_logs(format: &str) {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("EDGE_LOG").unwrap_or_else(|_| "info,sqlx=warn".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EDGE_LOG")
+        .unwrap_or_else(|_| "info,sqlx=warn".into());
     let tty = std::io::stderr().is_terminal();
     let json = match format {
         "text" => false,
         "json" => true,
         _ => !tty,
     };
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(tty);
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(tty);
     if json {
         b.json().flatten_event(true).with_span_list(false).init();
     } else {
@@ -117,7 +122,10 @@ fn main() {
                 cfg.role = r;
             }
             init_logs(&cfg.log_format);
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap_or_else(|e| fail(e));
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .unwrap_or_else(|e| fail(e));
             rt.block_on(async move {
                 let running = edge_server::server::start(cfg).await.unwrap_or_else(|e| fail(e));
                 let stop = running.stop_signal();
@@ -136,7 +144,8 @@ fn main() {
             }
             let key = edge_server::server::admin_secret(&cfg).unwrap_or_else(|e| fail(e));
             let now = edge_server::util::now_ms() / 1000;
-            let claims = serde_json::json!({"username": username, "iat": now, "exp": now + ttl as i64});
+            let claims =
+                serde_json::json!({"username": username, "iat": now, "exp": now + ttl as i64});
             println!("{}", edge_server::crypto::jwt_sign(&claims, &key));
         }
     }
@@ -145,7 +154,8 @@ fn main() {
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}

@@ -15,7 +15,8 @@ const HTTP_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.
 /// Upper bounds of the task duration buckets, seconds.
 const TASK_BUCKETS: &[f64] = &[0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0];
 /// Task types, so that every queue series exists even when empty.
-const TASK_TYPES: &[&str] = &["dltar", "mkraw", "mkdxf", "mkpat", "deploy", "mkseq", "purge", "hello"];
+const TASK_TYPES: &[&str] =
+    &["dltar", "mkraw", "mkdxf", "mkpat", "deploy", "mkseq", "purge", "hello"];
 
 /// A histogram with fixed buckets (counts per bucket, not cumulative; summed when written).
 #[derive(Clone, Default)]
@@ -167,7 +168,9 @@ impl Metrics {
     /// Counts one answered request (`route`: the matched template, or `unmatched`).
     pub fn http_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
         if let Ok(mut m) = self.http.lock() {
-            m.entry((route.to_string(), method.to_string(), status)).or_default().observe(HTTP_BUCKETS, seconds);
+            m.entry((route.to_string(), method.to_string(), status))
+                .or_default()
+                .observe(HTTP_BUCKETS, seconds);
         }
     }
 
@@ -209,13 +212,23 @@ impl Metrics {
         let mut out = String::with_capacity(8192);
         header(&mut out, "edge_build_info", "gauge", "Version of this server (always 1).");
         let _ = writeln!(out, "edge_build_info{{version=\"{}\"}} 1", crate::version::EDGE_VERSION);
-        header(&mut out, "process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch, seconds.");
+        header(
+            &mut out,
+            "process_start_time_seconds",
+            "gauge",
+            "Start time of the process since the Unix epoch, seconds.",
+        );
         let _ = writeln!(out, "process_start_time_seconds {}", self.started);
 
         let http = self.http.lock().map(|m| m.clone()).unwrap_or_default();
         let mut keys: Vec<_> = http.keys().cloned().collect();
         keys.sort();
-        header(&mut out, "edge_http_requests_total", "counter", "HTTP requests answered, by route template, method and status code.");
+        header(
+            &mut out,
+            "edge_http_requests_total",
+            "counter",
+            "HTTP requests answered, by route template, method and status code.",
+        );
         for k in &keys {
             let _ = writeln!(
                 out,
@@ -228,7 +241,10 @@ impl Metrics {
         }
         let mut by_class: BTreeMap<(String, String, String), Hist> = BTreeMap::new();
         for (k, h) in &http {
-            by_class.entry((k.0.clone(), k.1.clone(), format!("{}xx", k.2 / 100))).or_default().merge(h);
+            by_class
+                .entry((k.0.clone(), k.1.clone(), format!("{}xx", k.2 / 100)))
+                .or_default()
+                .merge(h);
         }
         header(
             &mut out,
@@ -237,21 +253,48 @@ impl Metrics {
             "HTTP request latency, by route template, method and status class.",
         );
         for ((route, method, class), h) in &by_class {
-            let labels = format!("route=\"{}\",method=\"{}\",class=\"{class}\"", esc(route), esc(method));
+            let labels =
+                format!("route=\"{}\",method=\"{}\",class=\"{class}\"", esc(route), esc(method));
             h.write(&mut out, "edge_http_request_duration_seconds", &labels, HTTP_BUCKETS);
         }
 
-        let outcomes: BTreeMap<_, _> = self.task_outcomes.lock().map(|m| m.clone().into_iter().collect()).unwrap_or_default();
-        header(&mut out, "edge_tasks_total", "counter", "Task runs ended by this process, by type and outcome.");
+        let outcomes: BTreeMap<_, _> =
+            self.task_outcomes.lock().map(|m| m.clone().into_iter().collect()).unwrap_or_default();
+        header(
+            &mut out,
+            "edge_tasks_total",
+            "counter",
+            "Task runs ended by this process, by type and outcome.",
+        );
         for ((kind, outcome), n) in &outcomes {
-            let _ = writeln!(out, "edge_tasks_total{{type=\"{}\",outcome=\"{outcome}\"}} {n}", esc(kind));
+            let _ = writeln!(
+                out,
+                "edge_tasks_total{{type=\"{}\",outcome=\"{outcome}\"}} {n}",
+                esc(kind)
+            );
         }
-        let durations: BTreeMap<_, _> = self.task_durations.lock().map(|m| m.clone().into_iter().collect()).unwrap_or_default();
-        header(&mut out, "edge_task_duration_seconds", "histogram", "How long task runs took in this process, by type.");
+        let durations: BTreeMap<_, _> =
+            self.task_durations.lock().map(|m| m.clone().into_iter().collect()).unwrap_or_default();
+        header(
+            &mut out,
+            "edge_task_duration_seconds",
+            "histogram",
+            "How long task runs took in this process, by type.",
+        );
         for (kind, h) in &durations {
-            h.write(&mut out, "edge_task_duration_seconds", &format!("type=\"{}\"", esc(kind)), TASK_BUCKETS);
+            h.write(
+                &mut out,
+                "edge_task_duration_seconds",
+                &format!("type=\"{}\"", esc(kind)),
+                TASK_BUCKETS,
+            );
         }
-        header(&mut out, "edge_task_queue", "gauge", "Tasks submitted or running (the whole instance, read from the database).");
+        header(
+            &mut out,
+            "edge_task_queue",
+            "gauge",
+            "Tasks submitted or running (the whole instance, read from the database).",
+        );
         for status in ["submitted", "running"] {
             let mut types: Vec<&str> = TASK_TYPES.to_vec();
             for (s, t, _) in queue {
@@ -260,15 +303,35 @@ impl Metrics {
                 }
             }
             for t in types {
-                let n: i64 = queue.iter().filter(|(s, k, _)| s == status && k == t).map(|q| q.2).sum();
-                let _ = writeln!(out, "edge_task_queue{{status=\"{status}\",type=\"{}\"}} {n}", esc(t));
+                let n: i64 =
+                    queue.iter().filter(|(s, k, _)| s == status && k == t).map(|q| q.2).sum();
+                let _ =
+                    writeln!(out, "edge_task_queue{{status=\"{status}\",type=\"{}\"}} {n}", esc(t));
             }
         }
 
-        header(&mut out, "edge_ingested_bytes_total", "counter", "Build archive bytes read by mkraw in this process.");
-        let _ = writeln!(out, "edge_ingested_bytes_total {}", self.ingested_bytes.load(Ordering::Relaxed));
-        header(&mut out, "edge_published_bytes_total", "counter", "Bytes uploaded to origins and the depot by deploy in this process.");
-        let _ = writeln!(out, "edge_published_bytes_total {}", self.published_bytes.load(Ordering::Relaxed));
+        header(
+            &mut out,
+            "edge_ingested_bytes_total",
+            "counter",
+            "Build archive bytes read by mkraw in this process.",
+        );
+        let _ = writeln!(
+            out,
+            "edge_ingested_bytes_total {}",
+            self.ingested_bytes.load(Ordering::Relaxed)
+        );
+        header(
+            &mut out,
+            "edge_published_bytes_total",
+            "counter",
+            "Bytes uploaded to origins and the depot by deploy in this process.",
+        );
+        let _ = writeln!(
+            out,
+            "edge_published_bytes_total {}",
+            self.published_bytes.load(Ordering::Relaxed)
+        );
 
         let deliveries = self.deliveries.lock().map(|m| m.clone()).unwrap_or_default();
         header(
@@ -280,39 +343,89 @@ impl Metrics {
         for kind in ["webhook", "slack"] {
             for outcome in ["delivered", "retried", "failed"] {
                 let n = deliveries.get(&(kind, outcome)).copied().unwrap_or(0);
-                let _ = writeln!(out, "edge_event_deliveries_total{{kind=\"{kind}\",outcome=\"{outcome}\"}} {n}");
+                let _ = writeln!(
+                    out,
+                    "edge_event_deliveries_total{{kind=\"{kind}\",outcome=\"{outcome}\"}} {n}"
+                );
             }
         }
 
         header(&mut out, "edge_sweeps_total", "counter", "Maintenance sweeps run by this process.");
         let _ = writeln!(out, "edge_sweeps_total {}", self.sweeps.load(Ordering::Relaxed));
-        header(&mut out, "edge_sweep_last_timestamp_seconds", "gauge", "End of this process's last sweep (0: none yet).");
-        let _ = writeln!(out, "edge_sweep_last_timestamp_seconds {}", self.sweep_last_ms.load(Ordering::Relaxed) as f64 / 1000.0);
+        header(
+            &mut out,
+            "edge_sweep_last_timestamp_seconds",
+            "gauge",
+            "End of this process's last sweep (0: none yet).",
+        );
+        let _ = writeln!(
+            out,
+            "edge_sweep_last_timestamp_seconds {}",
+            self.sweep_last_ms.load(Ordering::Relaxed) as f64 / 1000.0
+        );
         let items = self.sweep_items.lock().map(|m| m.clone()).unwrap_or_default();
-        header(&mut out, "edge_sweep_removed_total", "counter", "What this process's sweeps removed, by kind.");
+        header(
+            &mut out,
+            "edge_sweep_removed_total",
+            "counter",
+            "What this process's sweeps removed, by kind.",
+        );
         for kind in SWEEP_KINDS {
-            let _ = writeln!(out, "edge_sweep_removed_total{{kind=\"{kind}\"}} {}", items.get(kind).copied().unwrap_or(0));
+            let _ = writeln!(
+                out,
+                "edge_sweep_removed_total{{kind=\"{kind}\"}} {}",
+                items.get(kind).copied().unwrap_or(0)
+            );
         }
 
         let refusals = self.trace_refusals.lock().map(|m| m.clone()).unwrap_or_default();
-        header(&mut out, "edge_traces_refused_total", "counter", "Trace uploads refused by this process, by reason.");
+        header(
+            &mut out,
+            "edge_traces_refused_total",
+            "counter",
+            "Trace uploads refused by this process, by reason.",
+        );
         for reason in TRACE_REFUSALS {
-            let _ = writeln!(out, "edge_traces_refused_total{{reason=\"{reason}\"}} {}", refusals.get(reason).copied().unwrap_or(0));
+            let _ = writeln!(
+                out,
+                "edge_traces_refused_total{{reason=\"{reason}\"}} {}",
+                refusals.get(reason).copied().unwrap_or(0)
+            );
         }
-        header(&mut out, "edge_trace_intake_waiting", "gauge", "Trace uploads waiting for an intake permit now.");
-        let _ = writeln!(out, "edge_trace_intake_waiting {}", self.trace_intake_waiting.load(Ordering::Relaxed));
-        header(&mut out, "edge_trace_intake_waits_total", "counter", "Trace uploads that had to wait for an intake permit.");
-        let _ = writeln!(out, "edge_trace_intake_waits_total {}", self.trace_intake_waits.load(Ordering::Relaxed));
+        header(
+            &mut out,
+            "edge_trace_intake_waiting",
+            "gauge",
+            "Trace uploads waiting for an intake permit now.",
+        );
+        let _ = writeln!(
+            out,
+            "edge_trace_intake_waiting {}",
+            self.trace_intake_waiting.load(Ordering::Relaxed)
+        );
+        header(
+            &mut out,
+            "edge_trace_intake_waits_total",
+            "counter",
+            "Trace uploads that had to wait for an intake permit.",
+        );
+        let _ = writeln!(
+            out,
+            "edge_trace_intake_waits_total {}",
+            self.trace_intake_waits.load(Ordering::Relaxed)
+        );
         out
     }
 }
 
 /// Why trace uploads are refused: 400, 409, 413, 415, 503 (`busy`: no intake permit in
 /// time), anything else.
-pub const TRACE_REFUSALS: &[&str] = &["invalid", "duplicate", "too_large", "unsupported_encoding", "busy", "other"];
+pub const TRACE_REFUSALS: &[&str] =
+    &["invalid", "duplicate", "too_large", "unsupported_encoding", "busy", "other"];
 
 /// The kinds a sweep reports.
-pub const SWEEP_KINDS: &[&str] = &["expired_uploads", "removed_files", "session_rows", "login_counter_rows"];
+pub const SWEEP_KINDS: &[&str] =
+    &["expired_uploads", "removed_files", "session_rows", "login_counter_rows"];
 
 #[cfg(test)]
 mod tests {

@@ -40,7 +40,10 @@ impl std::fmt::Display for Name {
 pub fn text(field: &str, s: &str, min: usize, max: usize) -> Result<String, ApiError> {
     let n = s.chars().count();
     if n < min || n > max || s.chars().any(|c| c.is_control()) {
-        return Err(ApiError::invalid(field, format!("{field} must be {min}..{max} characters without control characters")));
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} must be {min}..{max} characters without control characters"),
+        ));
     }
     Ok(s.to_string())
 }

@@ -47,7 +47,9 @@ fn parse_pem(text: &str) -> Option<Pem> {
             continue;
         }
         match line.split_once(':') {
-            Some((k, v)) if b64_text.is_empty() => headers.push((k.trim().to_string(), v.trim().to_string())),
+            Some((k, v)) if b64_text.is_empty() => {
+                headers.push((k.trim().to_string(), v.trim().to_string()))
+            }
             _ => b64_text.push_str(line),
         }
     }
@@ -77,17 +79,24 @@ fn decrypt_legacy(pem: &Pem, pw: Option<&str>) -> Result<Vec<u8>, ApiError> {
         .find(|(k, _)| k.eq_ignore_ascii_case("DEK-Info"))
         .map(|(_, v)| v.clone())
         .ok_or_else(|| ApiError::invalid(F_KEY, "encrypted PEM without DEK-Info"))?;
-    let (alg, iv_hex) = dek.split_once(',').ok_or_else(|| ApiError::invalid(F_KEY, "malformed DEK-Info"))?;
+    let (alg, iv_hex) =
+        dek.split_once(',').ok_or_else(|| ApiError::invalid(F_KEY, "malformed DEK-Info"))?;
     let iv: Vec<u8> = (0..iv_hex.len() / 2)
         .map(|i| u8::from_str_radix(&iv_hex[2 * i..2 * i + 2], 16))
         .collect::<Result<_, _>>()
         .map_err(|_| ApiError::invalid(F_KEY, "malformed DEK-Info"))?;
-    let pw = pw.ok_or_else(|| ApiError::invalid(F_PW, "the key is encrypted: orgPrivPW is required"))?;
+    let pw =
+        pw.ok_or_else(|| ApiError::invalid(F_PW, "the key is encrypted: orgPrivPW is required"))?;
     let klen = match alg.trim() {
         "AES-128-CBC" => 16,
         "AES-192-CBC" => 24,
         "AES-256-CBC" => 32,
-        other => return Err(ApiError::invalid(F_KEY, format!("unsupported PEM encryption '{other}' (use AES-CBC or PKCS#8)"))),
+        other => {
+            return Err(ApiError::invalid(
+                F_KEY,
+                format!("unsupported PEM encryption '{other}' (use AES-CBC or PKCS#8)"),
+            ))
+        }
     };
     if iv.len() != 16 {
         return Err(ApiError::invalid(F_KEY, "malformed DEK-Info"));
@@ -116,11 +125,16 @@ fn decrypt_legacy(pem: &Pem, pw: Option<&str>) -> Result<Vec<u8>, ApiError> {
 pub fn parse_org_key(b64_pem: &str, pw: Option<&str>) -> Result<OrgKey, ApiError> {
     let bad = |m: &str| ApiError::invalid(F_KEY, m.to_string());
     let text = match b64_decode(b64_pem) {
-        Some(bytes) => String::from_utf8(bytes).map_err(|_| bad("orgPrivPemB64 is not base64 of a PEM document"))?,
+        Some(bytes) => String::from_utf8(bytes)
+            .map_err(|_| bad("orgPrivPemB64 is not base64 of a PEM document"))?,
         None => return Err(bad("orgPrivPemB64 is not valid base64")),
     };
-    let pem = parse_pem(&text).ok_or_else(|| bad("orgPrivPemB64 does not hold a PEM private key"))?;
-    let encrypted_legacy = pem.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("Proc-Type") && v.contains("ENCRYPTED"));
+    let pem =
+        parse_pem(&text).ok_or_else(|| bad("orgPrivPemB64 does not hold a PEM private key"))?;
+    let encrypted_legacy = pem
+        .headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("Proc-Type") && v.contains("ENCRYPTED"));
     let key = match pem.label.as_str() {
         "RSA PRIVATE KEY" => {
             let der = if encrypted_legacy { decrypt_legacy(&pem, pw)? } else { pem.der.clone() };
@@ -134,7 +148,9 @@ pub fn parse_org_key(b64_pem: &str, pw: Option<&str>) -> Result<OrgKey, ApiError
         }
         "PRIVATE KEY" => from_pkcs8(&pem.der)?,
         "ENCRYPTED PRIVATE KEY" => {
-            let pw = pw.ok_or_else(|| ApiError::invalid(F_PW, "the key is encrypted: orgPrivPW is required"))?;
+            let pw = pw.ok_or_else(|| {
+                ApiError::invalid(F_PW, "the key is encrypted: orgPrivPW is required")
+            })?;
             let info = pkcs8::EncryptedPrivateKeyInfo::try_from(pem.der.as_slice())
                 .map_err(|_| bad("the encrypted PKCS#8 key cannot be decoded"))?;
             // An algorithm this build cannot decrypt (PBES1, PBKDF2 with HMAC-SHA-1, DES) is a
@@ -152,7 +168,9 @@ pub fn parse_org_key(b64_pem: &str, pw: Option<&str>) -> Result<OrgKey, ApiError
             })?;
             from_pkcs8(doc.as_bytes())?
         }
-        "OPENSSH PRIVATE KEY" => return Err(bad("OpenSSH key format is not accepted: export it with ssh-keygen -m PEM")),
+        "OPENSSH PRIVATE KEY" => {
+            return Err(bad("OpenSSH key format is not accepted: export it with ssh-keygen -m PEM"))
+        }
         "EC PRIVATE KEY" | "DSA PRIVATE KEY" => return Err(bad("the key is not an RSA key")),
         other => return Err(bad(&format!("unsupported PEM type '{other}'"))),
     };
@@ -161,18 +179,31 @@ pub fn parse_org_key(b64_pem: &str, pw: Option<&str>) -> Result<OrgKey, ApiError
         return Err(bad(&format!("the RSA key has {bits} bits; at least 2048 are required")));
     }
     key.validate().map_err(|_| bad("the RSA key is inconsistent"))?;
-    let pkcs8_der = key.to_pkcs8_der().map_err(|_| bad("the RSA key cannot be re-encoded"))?.as_bytes().to_vec();
+    let pkcs8_der = key
+        .to_pkcs8_der()
+        .map_err(|_| bad("the RSA key cannot be re-encoded"))?
+        .as_bytes()
+        .to_vec();
     let public = key.to_public_key();
-    let spki = public.to_public_key_der().map_err(|_| bad("the RSA public key cannot be encoded"))?;
-    let public_pem = public.to_public_key_pem(LineEnding::LF).map_err(|_| bad("the RSA public key cannot be encoded"))?;
+    let spki =
+        public.to_public_key_der().map_err(|_| bad("the RSA public key cannot be encoded"))?;
+    let public_pem = public
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|_| bad("the RSA public key cannot be encoded"))?;
     let fp = sha2::Sha256::digest(spki.as_bytes());
-    Ok(OrgKey { pkcs8_der, public_pem, fingerprint: format!("SHA256:{}", b64(&fp).trim_end_matches('=')) })
+    Ok(OrgKey {
+        pkcs8_der,
+        public_pem,
+        fingerprint: format!("SHA256:{}", b64(&fp).trim_end_matches('=')),
+    })
 }
 
 fn from_pkcs8(der: &[u8]) -> Result<RsaPrivateKey, ApiError> {
-    let info = pkcs8::PrivateKeyInfo::try_from(der).map_err(|_| ApiError::invalid(F_KEY, "the PKCS#8 key cannot be decoded"))?;
+    let info = pkcs8::PrivateKeyInfo::try_from(der)
+        .map_err(|_| ApiError::invalid(F_KEY, "the PKCS#8 key cannot be decoded"))?;
     if info.algorithm.oid != pkcs8::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1") {
         return Err(ApiError::invalid(F_KEY, "the key is not an RSA key"));
     }
-    RsaPrivateKey::from_pkcs8_der(der).map_err(|_| ApiError::invalid(F_KEY, "the RSA key cannot be decoded"))
+    RsaPrivateKey::from_pkcs8_der(der)
+        .map_err(|_| ApiError::invalid(F_KEY, "the RSA key cannot be decoded"))
 }

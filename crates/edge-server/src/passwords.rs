@@ -32,29 +32,39 @@ pub struct Passwords {
 impl Passwords {
     /// `concurrency` worker threads; 0 means one per core.
     pub fn new(concurrency: usize) -> Passwords {
-        let n = if concurrency == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { concurrency };
+        let n = if concurrency == 0 {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        } else {
+            concurrency
+        };
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..n {
             let rx = rx.clone();
-            let spawned = std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || {
-                let mut mem = Argon2Memory::default();
-                loop {
-                    let job = match rx.lock() {
-                        Ok(r) => r.recv(),
-                        Err(_) => return,
-                    };
-                    match job {
-                        Ok(job) => job(&mut mem),
-                        Err(_) => return,
+            let spawned =
+                std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || {
+                    let mut mem = Argon2Memory::default();
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(r) => r.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(&mut mem),
+                            Err(_) => return,
+                        }
                     }
-                }
-            });
+                });
             if let Err(e) = spawned {
                 tracing::error!(error = %e, "a password worker thread could not start");
             }
         }
-        Passwords { slots: Semaphore::new(n), jobs: Mutex::new(tx), concurrency: n, checks: AtomicU64::new(0) }
+        Passwords {
+            slots: Semaphore::new(n),
+            jobs: Mutex::new(tx),
+            concurrency: n,
+            checks: AtomicU64::new(0),
+        }
     }
 
     /// Password checks done by this process (a metric, and what the brute-force tests count).
@@ -62,22 +72,33 @@ impl Passwords {
         self.checks.load(Ordering::Relaxed)
     }
 
-    async fn run<T: Send + 'static>(&self, f: impl FnOnce(&mut Argon2Memory) -> T + Send + 'static) -> ApiResult<T> {
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Argon2Memory) -> T + Send + 'static,
+    ) -> ApiResult<T> {
         // Holding a connection through ~20 ms of hashing (or the wait for a slot) starves
         // the pool under load.
         crate::db::assert_not_holding("password hashing");
         let _slot = match tokio::time::timeout(WAIT, self.slots.acquire()).await {
             Ok(Ok(p)) => p,
             _ => {
-                return Err(ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "unavailable", "too many logins at once; try again")
-                    .retry_after(1))
+                return Err(ApiError::new(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "too many logins at once; try again",
+                )
+                .retry_after(1))
             }
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |mem| {
             let _ = tx.send(f(mem));
         });
-        self.jobs.lock().map_err(|_| ApiError::internal("password workers poisoned"))?.send(job).map_err(ApiError::internal)?;
+        self.jobs
+            .lock()
+            .map_err(|_| ApiError::internal("password workers poisoned"))?
+            .send(job)
+            .map_err(ApiError::internal)?;
         rx.await.map_err(|_| ApiError::internal("a password worker stopped"))
     }
 

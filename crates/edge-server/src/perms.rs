@@ -101,19 +101,30 @@ impl Perms {
 
     /// Parses a (possibly partial) wire map onto `base`. Unknown resources, non-integers
     /// and bits beyond a maximum are `invalid-param` naming `field`.
-    pub fn parse_onto(base: Perms, v: &Value, operator: bool, field: &str) -> Result<Perms, ApiError> {
-        let obj = v.as_object().ok_or_else(|| ApiError::invalid(field, format!("{field} must be an object")))?;
+    pub fn parse_onto(
+        base: Perms,
+        v: &Value,
+        operator: bool,
+        field: &str,
+    ) -> Result<Perms, ApiError> {
+        let obj = v
+            .as_object()
+            .ok_or_else(|| ApiError::invalid(field, format!("{field} must be an object")))?;
         let mut p = base;
         for (k, val) in obj {
             let (i, (_, _, max)) = RESOURCES
                 .iter()
                 .enumerate()
                 .find(|(_, (r, n, _))| *n == k && (operator || *r != Resource::Orgs))
-                .ok_or_else(|| ApiError::invalid(field, format!("unknown resource '{k}' in {field}")))?;
+                .ok_or_else(|| {
+                    ApiError::invalid(field, format!("unknown resource '{k}' in {field}"))
+                })?;
             let bits = val
                 .as_u64()
                 .filter(|b| *b <= u64::from(*max) && (*b as u8) & !max == 0)
-                .ok_or_else(|| ApiError::invalid(field, format!("{field}.{k} must be a subset of {max}")))?;
+                .ok_or_else(|| {
+                    ApiError::invalid(field, format!("{field}.{k} must be a subset of {max}"))
+                })?;
             p.0[i] = bits as u8;
         }
         Ok(p)
@@ -144,10 +155,18 @@ impl Perms {
     }
 }
 
+/// `6` → `Read + Update`: the bits a mask holds, named as errors and docs name them.
+pub fn bit_names(mask: u8) -> String {
+    let names = [(C, "Create"), (R, "Read"), (U, "Update"), (D, "Delete"), (X, "Execute")];
+    let held: Vec<&str> = names.iter().filter(|(b, _)| mask & b != 0).map(|(_, n)| *n).collect();
+    held.join(" + ")
+}
+
 /// `15` → `1 Create, 2 Read, 4 Update, 8 Delete`: the bits a mask holds, in words.
 pub fn bit_words(mask: u8) -> String {
     let names = [(C, "Create"), (R, "Read"), (U, "Update"), (D, "Delete"), (X, "Execute")];
-    let held: Vec<String> = names.iter().filter(|(b, _)| mask & b != 0).map(|(b, n)| format!("{b} {n}")).collect();
+    let held: Vec<String> =
+        names.iter().filter(|(b, _)| mask & b != 0).map(|(b, n)| format!("{b} {n}")).collect();
     held.join(", ")
 }
 
@@ -164,7 +183,9 @@ impl PartialSchema for PermissionsSchema {
                 "Permission bits per resource: 1 Create, 2 Read, 4 Update, 8 Delete, 16 Execute. \
                  `orgs` exists only in the operator organization.",
             ))
-            .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(false)));
+            .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(
+                false,
+            )));
         for (_, name, max) in RESOURCES {
             let p = ObjectBuilder::new()
                 .schema_type(SchemaType::Type(Type::Integer))
@@ -189,7 +210,13 @@ mod tests {
     use serde_json::json;
     #[test]
     fn parse_and_subset() {
-        let p = Perms::parse_onto(Perms::default(), &json!({"apps": 6, "tasks": 16}), false, "permissions").unwrap();
+        let p = Perms::parse_onto(
+            Perms::default(),
+            &json!({"apps": 6, "tasks": 16}),
+            false,
+            "permissions",
+        )
+        .unwrap();
         assert!(p.has(Resource::Apps, R | U));
         assert!(!p.has(Resource::Apps, C));
         assert!(p.subset_of(&Perms::all(false)));

@@ -63,12 +63,17 @@ pub async fn reserve(st: &AppState, username: &str, client: &str) -> ApiResult<A
             return Ok(a);
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "unavailable", "too many logins at once; try again")
-                .retry_after(1));
+            return Err(ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "too many logins at once; try again",
+            )
+            .retry_after(1));
         }
         // Woken when an attempt of this process is resolved; attempts of other processes
         // are seen at the next look, at most 200 ms later.
-        let _ = tokio::time::timeout(std::time::Duration::from_millis(200), RESOLVED.notified()).await;
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_millis(200), RESOLVED.notified()).await;
     }
 }
 
@@ -79,8 +84,10 @@ static RESOLVED: tokio::sync::Notify = tokio::sync::Notify::const_new();
 async fn try_reserve(st: &AppState, username: &str, client: &str) -> ApiResult<Option<Attempt>> {
     let window = st.cfg.login_window as i64 * 1000;
     let now = now_ms();
-    let keys =
-        [(format!("u:{username}|{client}"), st.cfg.login_max_failures_user), (format!("a:{client}"), st.cfg.login_max_failures_addr)];
+    let keys = [
+        (format!("u:{username}|{client}"), st.cfg.login_max_failures_user),
+        (format!("a:{client}"), st.cfg.login_max_failures_addr),
+    ];
     let mut tx = st.db.tx().await?;
     // Every attempt from one address takes this lock (both keys hold the address), so
     // count-then-insert is one step; SQLite's BEGIN IMMEDIATE already serializes writers.

@@ -102,8 +102,14 @@ fn private_file(path: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(path)?;
-        for p in [path.to_path_buf(), path.with_extension("db-wal"), path.with_extension("db-shm")] {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)?;
+        for p in [path.to_path_buf(), path.with_extension("db-wal"), path.with_extension("db-shm")]
+        {
             if p.exists() {
                 std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?;
             }
@@ -116,16 +122,28 @@ fn private_file(path: &Path) -> std::io::Result<()> {
 
 /// A secret from configuration (base64), or from a file in the data directory, generated
 /// on first use. Never logged; only its file's location is.
-fn load_secret(configured: &Option<String>, data_dir: &Path, file: &str, what: &str, exact: Option<usize>) -> Result<Vec<u8>, StartError> {
+fn load_secret(
+    configured: &Option<String>,
+    data_dir: &Path,
+    file: &str,
+    what: &str,
+    exact: Option<usize>,
+) -> Result<Vec<u8>, StartError> {
     let check = |bytes: Vec<u8>, src: &str| -> Result<Vec<u8>, StartError> {
         match exact {
-            Some(n) if bytes.len() != n => Err(ConfigError::from(format!("{what} from {src} must be exactly {n} bytes")).into()),
-            None if bytes.len() < 32 => Err(ConfigError::from(format!("{what} from {src} is shorter than 32 bytes")).into()),
+            Some(n) if bytes.len() != n => {
+                Err(ConfigError::from(format!("{what} from {src} must be exactly {n} bytes"))
+                    .into())
+            }
+            None if bytes.len() < 32 => {
+                Err(ConfigError::from(format!("{what} from {src} is shorter than 32 bytes")).into())
+            }
             _ => Ok(bytes),
         }
     };
     if let Some(v) = configured {
-        let bytes = b64_decode(v).ok_or_else(|| ConfigError::from(format!("{what}: not valid base64")))?;
+        let bytes =
+            b64_decode(v).ok_or_else(|| ConfigError::from(format!("{what}: not valid base64")))?;
         return check(bytes, "configuration");
     }
     let path = data_dir.join(file);
@@ -134,7 +152,9 @@ fn load_secret(configured: &Option<String>, data_dir: &Path, file: &str, what: &
         tracing::info!(path = %path.display(), "generated {what}");
     }
     let text = std::fs::read_to_string(&path).about(about)?;
-    let bytes = b64_decode(text.trim()).ok_or_else(|| ConfigError::from(format!("{what} file {} is not base64", path.display())))?;
+    let bytes = b64_decode(text.trim()).ok_or_else(|| {
+        ConfigError::from(format!("{what} file {} is not base64", path.display()))
+    })?;
     check(bytes, &path.display().to_string())
 }
 
@@ -157,15 +177,18 @@ pub async fn start(mut cfg: Config) -> Result<Running, StartError> {
     // origins and the depot refuse relative roots.
     cfg.data_dir = std::path::absolute(&cfg.data_dir).about(data_dir_about(&cfg))?;
     if let Some(root) = &cfg.fs_origin_root {
-        cfg.fs_origin_root = Some(std::path::absolute(root).about(|| format!("fs_origin_root {}", root.display()))?);
+        cfg.fs_origin_root =
+            Some(std::path::absolute(root).about(|| format!("fs_origin_root {}", root.display()))?);
     }
     let url = cfg.database_url();
-    if url.starts_with("postgres") && (cfg.admin_secret_b64.is_none() || cfg.data_key_b64.is_none()) {
+    if url.starts_with("postgres") && (cfg.admin_secret_b64.is_none() || cfg.data_key_b64.is_none())
+    {
         return Err(
             ConfigError::from("with PostgreSQL, admin_secret_b64 and data_key_b64 must be configured (every process shares them)").into()
         );
     }
-    let admin_key = load_secret(&cfg.admin_secret_b64, &cfg.data_dir, "admin-secret", "admin secret", None)?;
+    let admin_key =
+        load_secret(&cfg.admin_secret_b64, &cfg.data_dir, "admin-secret", "admin secret", None)?;
     let dk = load_secret(&cfg.data_key_b64, &cfg.data_dir, "data-key", "data key", Some(32))?;
     let mut key = [0u8; 32];
     key.copy_from_slice(&dk);
@@ -181,20 +204,47 @@ pub async fn start(mut cfg: Config) -> Result<Running, StartError> {
     let rid = match &cfg.enrollment_rid {
         Some(r) => r.clone(),
         None => {
-            settings::get_or_init(&db, "enrollment_rid", &format!("ri.control-panel.main.customer.{}", crate::util::new_uuid())).await?
+            settings::get_or_init(
+                &db,
+                "enrollment_rid",
+                &format!("ri.control-panel.main.customer.{}", crate::util::new_uuid()),
+            )
+            .await?
         }
     };
-    let enrolled: i64 = settings::get_or_init(&db, "enrollment_created", &crate::util::now_ms().to_string()).await?.parse().unwrap_or(0);
-    let listener = tokio::net::TcpListener::bind(&cfg.listen).await.about(|| format!("listen {}", cfg.listen))?;
+    let enrolled: i64 =
+        settings::get_or_init(&db, "enrollment_created", &crate::util::now_ms().to_string())
+            .await?
+            .parse()
+            .unwrap_or(0);
+    let listener = tokio::net::TcpListener::bind(&cfg.listen)
+        .await
+        .about(|| format!("listen {}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    let public_url = cfg.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_string();
+    let public_url = cfg
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"))
+        .trim_end_matches('/')
+        .to_string();
     let role = cfg.role;
     let metrics_listener = match &cfg.metrics_listen {
-        Some(a) => Some(tokio::net::TcpListener::bind(a).await.about(|| format!("metrics_listen {a}"))?),
+        Some(a) => {
+            Some(tokio::net::TcpListener::bind(a).await.about(|| format!("metrics_listen {a}"))?)
+        }
         None => None,
     };
     let state = Arc::new(
-        AppState::new(cfg, db, DataKey::new(key), admin_key, public_url, operator_org_id, (rid, enrolled)).map_err(StartError::State)?,
+        AppState::new(
+            cfg,
+            db,
+            DataKey::new(key),
+            admin_key,
+            public_url,
+            operator_org_id,
+            (rid, enrolled),
+        )
+        .map_err(StartError::State)?,
     );
     if let Err(e) = state.depot.ready().await {
         // Not fatal: the store may come up after us; /readyz reports it until it does.
@@ -202,30 +252,54 @@ pub async fn start(mut cfg: Config) -> Result<Running, StartError> {
     }
     state.maintenance_at_start().await.about(|| "maintenance setting")?;
     // Uploads this instance was receiving when it stopped can be sent again at once.
-    let reset = crate::store::uploads::reset_dead_claims(&mut *state.db.conn().await?, &state.instance).await.about(|| "upload claims")?;
+    let reset =
+        crate::store::uploads::reset_dead_claims(&mut *state.db.conn().await?, &state.instance)
+            .await
+            .about(|| "upload claims")?;
     if reset > 0 {
         tracing::info!(uploads = reset, "uploads cut off by the last stop can be sent again");
     }
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     if role != Role::Api {
-        tasks.push(tokio::spawn(crate::db::scope(crate::worker::run(state.clone(), stop_rx.clone()))));
-        tasks.push(tokio::spawn(crate::db::scope(crate::worker::run_sweeper(state.clone(), stop_rx.clone()))));
-        tasks.push(tokio::spawn(crate::db::scope(crate::delivery::dispatch::run(state.clone(), stop_rx.clone()))));
+        tasks.push(tokio::spawn(crate::db::scope(crate::worker::run(
+            state.clone(),
+            stop_rx.clone(),
+        ))));
+        tasks.push(tokio::spawn(crate::db::scope(crate::worker::run_sweeper(
+            state.clone(),
+            stop_rx.clone(),
+        ))));
+        tasks.push(tokio::spawn(crate::db::scope(crate::delivery::dispatch::run(
+            state.clone(),
+            stop_rx.clone(),
+        ))));
     }
     if let Some(l) = metrics_listener {
         let maddr = l.local_addr()?;
         tracing::info!(addr = %maddr, "metrics listening");
-        tasks.push(tokio::spawn(serve_until(l, crate::http::metrics_router(state.clone()), stop_rx.clone())));
+        tasks.push(tokio::spawn(serve_until(
+            l,
+            crate::http::metrics_router(state.clone()),
+            stop_rx.clone(),
+        )));
     }
-    let app = if role == Role::Worker { crate::http::health_router(state.clone()) } else { crate::http::router(state.clone()) };
+    let app = if role == Role::Worker {
+        crate::http::health_router(state.clone())
+    } else {
+        crate::http::router(state.clone())
+    };
     tasks.push(tokio::spawn(serve_until(listener, app, stop_rx.clone())));
     tracing::info!(%addr, ?role, "rockit-edge listening");
     Ok(Running { addr, state, stop, tasks })
 }
 
 /// Serves `app` on `listener` until `rx` flips to true, then drains.
-async fn serve_until(listener: tokio::net::TcpListener, app: axum::Router, mut rx: watch::Receiver<bool>) {
+async fn serve_until(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    mut rx: watch::Receiver<bool>,
+) {
     let svc = app.into_make_service_with_connect_info::<SocketAddr>();
     let shutdown = async move {
         while !*rx.borrow() {

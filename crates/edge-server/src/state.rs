@@ -6,6 +6,7 @@ use crate::crypto::{DataKey, Secret};
 use crate::db::Db;
 use crate::depot::DepotError;
 use crate::error::{About, AboutExt, ApiResult};
+use crate::ids::OrgId;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -38,7 +39,11 @@ impl std::fmt::Display for StateError {
         match self {
             StateError::Depot(e) => e.fmt(f),
             StateError::InstanceFile(e) => e.fmt(f),
-            StateError::NotAnInstanceId(p) => write!(f, "{} does not hold an instance id; delete it to make a new one", p.display()),
+            StateError::NotAnInstanceId(p) => write!(
+                f,
+                "{} does not hold an instance id; delete it to make a new one",
+                p.display()
+            ),
         }
     }
 }
@@ -66,7 +71,7 @@ pub struct AppState {
     /// Base URL clients reach this server at.
     pub public_url: String,
     /// Id of the operator organization.
-    pub operator_org_id: String,
+    pub operator_org_id: OrgId,
     /// Instance enrollment rid for the Foundry API.
     pub enrollment_rid: String,
     /// When the enrollment was created (epoch ms).
@@ -104,15 +109,20 @@ impl AppState {
         data_key: DataKey,
         admin_key: Vec<u8>,
         public_url: String,
-        operator_org_id: String,
+        operator_org_id: OrgId,
         enrollment: (String, i64),
     ) -> Result<Self, StateError> {
         let depot = crate::depot::Depot::new(&cfg).map_err(StateError::Depot)?;
         let passwords = crate::passwords::Passwords::new(cfg.password_hash_concurrency);
         let instance = instance_id(&cfg.data_dir)?;
-        let m = Maintenance { enabled: cfg.maintenance, retry_after: cfg.maintenance_retry_after, since: 0 };
-        let trace_intake =
-            std::sync::Arc::new(tokio::sync::Semaphore::new(cfg.trace_intake_concurrency.min(tokio::sync::Semaphore::MAX_PERMITS)));
+        let m = Maintenance {
+            enabled: cfg.maintenance,
+            retry_after: cfg.maintenance_retry_after,
+            since: 0,
+        };
+        let trace_intake = std::sync::Arc::new(tokio::sync::Semaphore::new(
+            cfg.trace_intake_concurrency.min(tokio::sync::Semaphore::MAX_PERMITS),
+        ));
         Ok(AppState {
             depot,
             cfg,
@@ -234,19 +244,33 @@ impl AppState {
             return Ok(());
         }
         let stored = crate::store::settings::get(&self.db, "maintenance").await?;
-        let v: serde_json::Value = stored.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default();
+        let v: serde_json::Value =
+            stored.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default();
         if v["enabled"] == true && v["byConfig"] == true {
-            let m = self.write_maintenance(false, self.parse_maintenance(&v.to_string()).retry_after, false).await?;
-            tracing::info!(enabled = m.enabled, "maintenance started by configuration ended: this process starts without it");
+            let m = self
+                .write_maintenance(false, self.parse_maintenance(&v.to_string()).retry_after, false)
+                .await?;
+            tracing::info!(
+                enabled = m.enabled,
+                "maintenance started by configuration ended: this process starts without it"
+            );
         }
         Ok(())
     }
 
-    async fn write_maintenance(&self, enabled: bool, retry_after: u64, by_config: bool) -> Result<Maintenance, sqlx::Error> {
+    async fn write_maintenance(
+        &self,
+        enabled: bool,
+        retry_after: u64,
+        by_config: bool,
+    ) -> Result<Maintenance, sqlx::Error> {
         for _ in 0..50 {
             let mut tx = self.db.tx().await?;
             let old = crate::store::settings::get_in(&mut tx, "maintenance").await?;
-            let prev = old.as_deref().map(|t| self.parse_maintenance(t)).unwrap_or_else(|| self.maintenance_off());
+            let prev = old
+                .as_deref()
+                .map(|t| self.parse_maintenance(t))
+                .unwrap_or_else(|| self.maintenance_off());
             let now = crate::util::now_ms();
             let since = match (enabled, prev.enabled && prev.since > 0) {
                 (true, true) => prev.since,
@@ -254,13 +278,29 @@ impl AppState {
                 (false, _) => 0,
             };
             let m = Maintenance { enabled, retry_after, since };
-            let mut v = serde_json::json!({"enabled": enabled, "retryAfter": retry_after, "since": since});
+            let mut v =
+                serde_json::json!({"enabled": enabled, "retryAfter": retry_after, "since": since});
             if by_config && enabled {
                 v["byConfig"] = serde_json::json!(true);
             }
             let written = match &old {
-                Some(o) => crate::store::settings::compare_and_set_in(&mut tx, "maintenance", o, &v.to_string()).await?,
-                None => crate::store::settings::insert_if_absent_in(&mut tx, "maintenance", &v.to_string()).await?,
+                Some(o) => {
+                    crate::store::settings::compare_and_set_in(
+                        &mut tx,
+                        "maintenance",
+                        o,
+                        &v.to_string(),
+                    )
+                    .await?
+                }
+                None => {
+                    crate::store::settings::insert_if_absent_in(
+                        &mut tx,
+                        "maintenance",
+                        &v.to_string(),
+                    )
+                    .await?
+                }
             };
             if !written {
                 // Another process changed it in between: read again.
@@ -271,7 +311,11 @@ impl AppState {
             if prev.enabled && !enabled && prev.since > 0 {
                 let by = (now - prev.since).max(0);
                 let n = crate::store::uploads::extend_pending(&mut tx, by).await?;
-                tracing::info!(maintenance_ms = by, uploads = n, "maintenance ended; pending upload expiries extended by its length");
+                tracing::info!(
+                    maintenance_ms = by,
+                    uploads = n,
+                    "maintenance ended; pending upload expiries extended by its length"
+                );
             }
             tx.commit().await?;
             if let Ok(mut c) = self.maintenance_cache.lock() {

@@ -32,7 +32,14 @@ impl TargetSpec {
     /// `<prefix>/depot`.
     pub fn depot(st: &AppState) -> TargetSpec {
         let (kind, origin, prefix, secret) = st.depot.published();
-        TargetSpec { deployment_id: String::new(), name: "depot".into(), prefix, kind: kind.into(), origin, secret }
+        TargetSpec {
+            deployment_id: String::new(),
+            name: "depot".into(),
+            prefix,
+            kind: kind.into(),
+            origin,
+            secret,
+        }
     }
 
     /// Connects (lazily) to the origin.
@@ -57,7 +64,9 @@ impl TargetSpec {
             },
         };
         let opts = OriginOptions {
-            allow_private: st.cfg.allow_private_sources || self.kind == "fs" || self.deployment_id.is_empty(),
+            allow_private: st.cfg.allow_private_sources
+                || self.kind == "fs"
+                || self.deployment_id.is_empty(),
             timeout: std::time::Duration::from_secs(60),
         };
         Origin::new(cfg, opts)
@@ -88,9 +97,15 @@ pub fn resolve_fs_path(st: &AppState, path: &str, prefix: &str) -> ApiResult<Pat
     if !full.starts_with(&root) {
         return Err(bad("origin.path must lie inside the configured fs_origin_root"));
     }
-    let outside = || ApiError::invalid("origin.path", "origin.path (symlinks resolved) must lie inside the configured fs_origin_root");
+    let outside = || {
+        ApiError::invalid(
+            "origin.path",
+            "origin.path (symlinks resolved) must lie inside the configured fs_origin_root",
+        )
+    };
     let real = real_path(&full).ok_or_else(|| bad("origin.path cannot be resolved"))?;
-    let real_final = real_path(&full.join(prefix)).ok_or_else(|| bad("origin.path cannot be resolved"))?;
+    let real_final =
+        real_path(&full.join(prefix)).ok_or_else(|| bad("origin.path cannot be resolved"))?;
     if !real.starts_with(&root) || !real_final.starts_with(&root) {
         return Err(outside());
     }

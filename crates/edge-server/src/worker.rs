@@ -98,7 +98,11 @@ async fn run_one_inner(st: &Arc<AppState>, owner: &str, t: tasks::Task) {
     match record(st, owner, &t, &done).await {
         Ok(true) => {
             crate::delivery::commit::after_commit(st, &t, &done).await;
-            st.metrics.task_ended(t.kind.as_str(), crate::metrics::outcome_of(done.outcome.status.as_str()), Some(secs));
+            st.metrics.task_ended(
+                t.kind.as_str(),
+                crate::metrics::outcome_of(done.outcome.status.as_str()),
+                Some(secs),
+            );
             tracing::info!(task = %t.name, kind = %t.kind, status = done.outcome.status.as_str(), seconds = secs, "task ended");
         }
         Ok(false) => {
@@ -110,7 +114,12 @@ async fn run_one_inner(st: &Arc<AppState>, owner: &str, t: tasks::Task) {
 }
 
 /// Records the outcome and its state change in one transaction, if the lease is ours.
-async fn record(st: &AppState, owner: &str, t: &tasks::Task, d: &Done) -> Result<bool, sqlx::Error> {
+async fn record(
+    st: &AppState,
+    owner: &str,
+    t: &tasks::Task,
+    d: &Done,
+) -> Result<bool, sqlx::Error> {
     let mut tx = st.db.tx().await?;
     if !tasks::finish(&mut tx, &t.name, owner, &d.outcome).await? {
         return Ok(false);
@@ -121,7 +130,10 @@ async fn record(st: &AppState, owner: &str, t: &tasks::Task, d: &Done) -> Result
 }
 
 fn plain(status: TaskStatus, result: Option<Value>, exception: Option<Value>) -> Done {
-    Done { outcome: tasks::Outcome { status, result, exception, warning: None }, after: After::Nothing }
+    Done {
+        outcome: tasks::Outcome { status, result, exception, warning: None },
+        after: After::Nothing,
+    }
 }
 
 async fn execute(st: &Arc<AppState>, t: &tasks::Task, progress: &Progress) -> Done {
@@ -168,10 +180,16 @@ async fn sweep_cas(st: &AppState, old: &str, new: &str) -> Result<bool, sqlx::Er
 
 /// Takes the sweep lease when no sweep runs and (unless `force`) the last one started an
 /// interval ago or more. Returns the row text now held.
-async fn sweep_claim(st: &AppState, owner: &str, force: bool) -> Result<Option<String>, sqlx::Error> {
+async fn sweep_claim(
+    st: &AppState,
+    owner: &str,
+    force: bool,
+) -> Result<Option<String>, sqlx::Error> {
     let cur = match settings::get(&st.db, SWEEP_KEY).await? {
         Some(v) => v,
-        None => settings::get_or_init(&st.db, SWEEP_KEY, r#"{"owner":null,"until":0,"last":0}"#).await?,
+        None => {
+            settings::get_or_init(&st.db, SWEEP_KEY, r#"{"owner":null,"until":0,"last":0}"#).await?
+        }
     };
     let v: Value = serde_json::from_str(&cur).unwrap_or(Value::Null);
     let now = crate::util::now_ms();
@@ -219,8 +237,12 @@ pub async fn sweep_now(st: &AppState) -> Result<Value, StepError> {
     loop {
         match sweep_claim(st, &owner, true).await {
             Ok(Some(held)) => return sweep_leased(st, held).await,
-            Ok(None) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
-            Ok(None) => return Err(StepError::coded("sweep", "another maintenance sweep is running")),
+            Ok(None) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Ok(None) => {
+                return Err(StepError::coded("sweep", "another maintenance sweep is running"))
+            }
             Err(e) => return Err(e.into()),
         }
     }
@@ -252,7 +274,9 @@ pub async fn run_sweeper(st: Arc<AppState>, mut stop: watch::Receiver<bool>) {
                         seconds = t0.elapsed().as_secs_f64(),
                         "maintenance sweep done"
                     ),
-                    Err(e) => tracing::warn!(sweeper = %owner, error = %e, "maintenance sweep failed"),
+                    Err(e) => {
+                        tracing::warn!(sweeper = %owner, error = %e, "maintenance sweep failed")
+                    }
                 }
             }
             Ok(None) => {}
@@ -275,7 +299,10 @@ async fn sweep(st: &AppState) -> Result<Value, StepError> {
     // Launcher sessions past their token's life (their traces stay), and staged imports
     // no one committed in time.
     let now = crate::util::now_ms();
-    let gone = [crate::store::launcher::expire_sessions(&mut c, now).await?, crate::store::imports::expire(&mut c, now).await?];
+    let gone = [
+        crate::store::launcher::expire_sessions(&mut c, now).await?,
+        crate::store::imports::expire(&mut c, now).await?,
+    ];
     drop(c);
     let removed = remove_superseded(st).await?;
     st.metrics.sweep_done(&[
@@ -286,8 +313,10 @@ async fn sweep(st: &AppState) -> Result<Value, StepError> {
         ("launcher_session_rows", gone[0]),
         ("import_rows", gone[1]),
     ]);
-    Ok(json!({"expiredUploads": expired, "removedFiles": removed, "expiredSessionRows": sessions, "loginCounterRows": failures,
-              "launcherSessionRows": gone[0], "importRows": gone[1]}))
+    Ok(
+        json!({"expiredUploads": expired, "removedFiles": removed, "expiredSessionRows": sessions, "loginCounterRows": failures,
+              "launcherSessionRows": gone[0], "importRows": gone[1]}),
+    )
 }
 
 /// Removes published objects superseded longer ago than the grace period.
@@ -303,7 +332,9 @@ async fn remove_superseded(st: &AppState) -> Result<u64, StepError> {
                 Some(crate::targets::TargetSpec::depot(st))
             } else {
                 let all = crate::store::deployments::list(&mut c, &org).await?;
-                all.iter().find(|d| d.id == target).and_then(|d| crate::domain::deployments::target_of(st, d).ok())
+                all.iter()
+                    .find(|d| d.id == target)
+                    .and_then(|d| crate::domain::deployments::target_of(st, d).ok())
             };
             specs.insert(target.clone(), spec);
         }

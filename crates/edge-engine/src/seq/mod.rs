@@ -16,13 +16,14 @@ pub mod tail;
 pub mod trace;
 
 pub use model::{
-    acceleration, accesses, aggregate, layout, mbit_to_bytes_per_s, preload_bytes, preload_figures, preload_figures_at, start_ms, Layout,
-    PRELOAD_MBITS, PRELOAD_PERCENTILE,
+    acceleration, accesses, aggregate, layout, mbit_to_bytes_per_s, preload_bytes, preload_figures,
+    preload_figures_at, start_ms, Layout, PRELOAD_MBITS, PRELOAD_PERCENTILE,
 };
 pub use optimize::{optimize, optimize_with_stats, rank_order, SeqParams, SeqStats};
 pub use tail::with_tail;
 pub use trace::{
-    parse_trace, read_trace, Trace, TraceError, MAX_DEPTH, MAX_EVENTS, MAX_PATHS, MAX_PATH_BYTES, MAX_PATH_CHARS, MAX_TOKEN_BYTES,
+    parse_trace, read_trace, Trace, TraceError, MAX_DEPTH, MAX_EVENTS, MAX_PATHS, MAX_PATH_BYTES,
+    MAX_PATH_CHARS, MAX_TOKEN_BYTES,
 };
 
 #[cfg(test)]

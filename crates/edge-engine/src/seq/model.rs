@@ -35,8 +35,13 @@ pub fn mbit_to_bytes_per_s(mbit: f64) -> f64 {
 /// Events wholly beyond the file's end, paths the tree lacks and paths that are not
 /// regular files are dropped: this is how traces carry over to later builds.
 pub fn accesses(tree: &Tree, trace: &Trace) -> Vec<(u64, Hash)> {
-    let by_path: HashMap<&str, usize> =
-        tree.entries.iter().enumerate().filter(|(_, e)| e.kind == Kind::File).map(|(i, e)| (e.path.as_str(), i)).collect();
+    let by_path: HashMap<&str, usize> = tree
+        .entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.kind == Kind::File)
+        .map(|(i, e)| (e.path.as_str(), i))
+        .collect();
     // For each trace path: the entry and its chunks' cumulative end offsets.
     let files: Vec<Option<(usize, Vec<u64>)>> = trace
         .paths
@@ -61,7 +66,9 @@ pub fn accesses(tree: &Tree, trace: &Trace) -> Vec<(u64, Hash)> {
     let mut seen: HashSet<Hash> = HashSet::new();
     let mut out = Vec::new();
     for &[t, p, off, len] in &trace.events {
-        let Some(Some((i, ends))) = usize::try_from(p).ok().and_then(|p| files.get(p)) else { continue };
+        let Some(Some((i, ends))) = usize::try_from(p).ok().and_then(|p| files.get(p)) else {
+            continue;
+        };
         let e = &tree.entries[*i];
         if off >= e.size || len == 0 {
             continue;

@@ -93,10 +93,15 @@ pub fn optimize(tree: &Tree, training: &[Vec<(u64, Hash)>], p: &SeqParams) -> Ve
 }
 
 /// [`optimize`], with what it did.
-pub fn optimize_with_stats(tree: &Tree, training: &[Vec<(u64, Hash)>], p: &SeqParams) -> (Vec<Hash>, SeqStats) {
+pub fn optimize_with_stats(
+    tree: &Tree,
+    training: &[Vec<(u64, Hash)>],
+    p: &SeqParams,
+) -> (Vec<Hash>, SeqStats) {
     let started = Instant::now();
     let pb = Problem::new(tree, training, p.bandwidth_bytes_per_s);
-    let mut stats = SeqStats { traces: pb.n_traces(), chunks: pb.hashes.len(), ..SeqStats::default() };
+    let mut stats =
+        SeqStats { traces: pb.n_traces(), chunks: pb.hashes.len(), ..SeqStats::default() };
     if pb.hashes.is_empty() || pb.n_traces() == 0 {
         stats.seconds = started.elapsed().as_secs_f64();
         return (Vec::new(), stats);
@@ -118,11 +123,12 @@ pub fn optimize_with_stats(tree: &Tree, training: &[Vec<(u64, Hash)>], p: &SeqPa
     let (arch_obj, _) = s.eval(&arch);
     stats.archive_objective = whole_bytes(arch_obj.p);
     let mut best: Option<(Obj, String, Vec<u32>)> = None;
-    let consider = |obj: Obj, name: String, order: Vec<u32>, best: &mut Option<(Obj, String, Vec<u32>)>| {
-        if best.as_ref().is_none_or(|b| obj.better(&b.0)) {
-            *best = Some((obj, name, order));
-        }
-    };
+    let consider =
+        |obj: Obj, name: String, order: Vec<u32>, best: &mut Option<(Obj, String, Vec<u32>)>| {
+            if best.as_ref().is_none_or(|b| obj.better(&b.0)) {
+                *best = Some((obj, name, order));
+            }
+        };
     for (name, order) in cands {
         let (obj, _) = s.eval(&order);
         consider(obj, name, order, &mut best);
@@ -168,7 +174,8 @@ struct Obj {
 
 impl Obj {
     fn better(&self, o: &Obj) -> bool {
-        (self.p, self.mid, self.sum).partial_cmp(&(o.p, o.mid, o.sum)) == Some(std::cmp::Ordering::Less)
+        (self.p, self.mid, self.sum).partial_cmp(&(o.p, o.mid, o.sum))
+            == Some(std::cmp::Ordering::Less)
     }
 }
 
@@ -262,7 +269,10 @@ impl Problem {
         let mut keyed: Vec<(f64, u64, u32)> = (0..self.hashes.len())
             .map(|c| {
                 let f = &self.first[c];
-                let d = f.iter().map(|&(t, j)| t as f64 * self.per_ms + allow[j as usize]).fold(f64::INFINITY, f64::min);
+                let d = f
+                    .iter()
+                    .map(|&(t, j)| t as f64 * self.per_ms + allow[j as usize])
+                    .fold(f64::INFINITY, f64::min);
                 (d, f[0].0, c as u32)
             })
             .collect();
@@ -408,7 +418,9 @@ impl<'a> Search<'a> {
         let mut members: Vec<usize> = idx[..self.keep].to_vec();
         members.sort_unstable();
         let mut best: Option<(Obj, Vec<u32>)> = None;
-        let Some((_, mut cur_per)) = self.common_allowance(&base, &members, &mut best, obj) else { return best };
+        let Some((_, mut cur_per)) = self.common_allowance(&base, &members, &mut best, obj) else {
+            return best;
+        };
         while members.len() > self.mid && self.can_eval() {
             let mut cand: Vec<usize> = members.clone();
             cand.sort_by(|&a, &b| cur_per[b].total_cmp(&cur_per[a]).then(a.cmp(&b)));
@@ -500,7 +512,8 @@ impl<'a> Search<'a> {
                 break;
             }
             limit = (limit / 2).max(1);
-            blocks = blocks.into_iter().flat_map(|b| split(b, |c| pb.size[c as usize], limit)).collect();
+            blocks =
+                blocks.into_iter().flat_map(|b| split(b, |c| pb.size[c as usize], limit)).collect();
         }
         flatten(&blocks, &mut flat);
         (flat, obj)
@@ -508,7 +521,13 @@ impl<'a> Search<'a> {
 
     /// The best improving destination for block `i`, trying 1, 2, 4, … blocks away in both
     /// directions and both ends.
-    fn best_move(&mut self, blocks: &[Vec<u32>], i: usize, cur: Obj, flat: &mut Vec<u32>) -> Option<(usize, Obj)> {
+    fn best_move(
+        &mut self,
+        blocks: &[Vec<u32>],
+        i: usize,
+        cur: Obj,
+        flat: &mut Vec<u32>,
+    ) -> Option<(usize, Obj)> {
         let n = blocks.len();
         let mut dests = Vec::new();
         let mut d = 1;
@@ -577,7 +596,12 @@ fn flatten(blocks: &[Vec<u32>], out: &mut Vec<u32>) {
 }
 
 /// Cuts `order` into runs of equal signature, each at most `limit` bytes (or one chunk).
-fn cut_blocks(order: &[u32], sig: impl Fn(u32) -> u64, size: impl Fn(u32) -> u64, limit: u64) -> Vec<Vec<u32>> {
+fn cut_blocks(
+    order: &[u32],
+    sig: impl Fn(u32) -> u64,
+    size: impl Fn(u32) -> u64,
+    limit: u64,
+) -> Vec<Vec<u32>> {
     let mut out: Vec<Vec<u32>> = Vec::new();
     let mut bytes = 0u64;
     for &c in order {

@@ -34,7 +34,8 @@ pub fn with_tail(tree: &Tree, training: &[Vec<(u64, Hash)>], sequence: &[Hash]) 
     let mut key: HashMap<Hash, (u32, u64, usize)> = HashMap::new();
     let mut rank = 0usize;
     for e in tree.entries.iter().filter(|e| e.kind == Kind::File) {
-        let traced: Vec<usize> = (0..e.chunks.len()).filter(|&k| placed.contains(&e.chunks[k].h)).collect();
+        let traced: Vec<usize> =
+            (0..e.chunks.len()).filter(|&k| placed.contains(&e.chunks[k].h)).collect();
         for (k, c) in e.chunks.iter().enumerate() {
             rank += 1;
             if placed.contains(&c.h) {

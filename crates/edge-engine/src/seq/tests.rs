@@ -18,9 +18,23 @@ type Chunk = (u32, u32, u64);
 /// directory `dir` and a symlink `link`.
 fn tree(files: &[(&str, &[Chunk])]) -> Tree {
     let mut t = Tree::default();
-    t.entries.push(Entry { path: "dir".into(), kind: Kind::Dir, mode: 0o755, size: 0, target: None, chunks: vec![] });
+    t.entries.push(Entry {
+        path: "dir".into(),
+        kind: Kind::Dir,
+        mode: 0o755,
+        size: 0,
+        target: None,
+        chunks: vec![],
+    });
     for (path, chunks) in files {
-        let mut e = Entry { path: (*path).into(), kind: Kind::File, mode: 0o644, size: 0, target: None, chunks: vec![] };
+        let mut e = Entry {
+            path: (*path).into(),
+            kind: Kind::File,
+            mode: 0o644,
+            size: 0,
+            target: None,
+            chunks: vec![],
+        };
         for &(id, raw, stored) in *chunks {
             e.chunks.push(ChunkRef { h: h(id), len: raw });
             e.size += u64::from(raw);
@@ -28,7 +42,14 @@ fn tree(files: &[(&str, &[Chunk])]) -> Tree {
         }
         t.entries.push(e);
     }
-    t.entries.push(Entry { path: "link".into(), kind: Kind::Symlink, mode: 0o777, size: 0, target: Some("a".into()), chunks: vec![] });
+    t.entries.push(Entry {
+        path: "link".into(),
+        kind: Kind::Symlink,
+        mode: 0o777,
+        size: 0,
+        target: Some("a".into()),
+        chunks: vec![],
+    });
     t
 }
 
@@ -76,13 +97,19 @@ fn trace_parses_and_round_trips() {
     assert!(!String::from_utf8(t.to_json()).unwrap().contains("dxfName"));
     // serde Deserialize validates too.
     assert!(serde_json::from_value::<Trace>(doc(json!(["/a"]), json!([]))).is_err());
-    assert_eq!(serde_json::from_value::<Trace>(doc(json!(["a"]), json!([[5, 0, 0, 1]]))).unwrap().events, vec![[5, 0, 0, 1]]);
+    assert_eq!(
+        serde_json::from_value::<Trace>(doc(json!(["a"]), json!([[5, 0, 0, 1]]))).unwrap().events,
+        vec![[5, 0, 0, 1]]
+    );
 }
 
 #[test]
 fn trace_rejects_bad_documents() {
     assert!(parse_trace(b"{not json").unwrap_err().message.starts_with("not valid JSON"));
-    assert!(parse_trace(br#"{"format":"rockit-trace""#).unwrap_err().message.starts_with("truncated JSON"));
+    assert!(parse_trace(br#"{"format":"rockit-trace""#)
+        .unwrap_err()
+        .message
+        .starts_with("truncated JSON"));
     assert!(parse_trace(b"[1,2]").is_err());
     let mut d = doc(json!([]), json!([]));
     d["format"] = json!("rockit-dxf");
@@ -128,14 +155,20 @@ fn trace_rejects_bad_paths() {
     // 4096 characters (not bytes) is fine.
     let ok = "é".repeat(4096);
     assert!(parse_trace(&serde_json::to_vec(&doc(json!([ok]), json!([]))).unwrap()).is_ok());
-    assert_eq!(err(doc(json!(["a", "b", "a"]), json!([]))), "paths[2] \"a\" repeats paths[0] (list each file once)");
+    assert_eq!(
+        err(doc(json!(["a", "b", "a"]), json!([]))),
+        "paths[2] \"a\" repeats paths[0] (list each file once)"
+    );
     assert!(err(doc(json!(["a", 5]), json!([]))).contains("invalid type"));
 }
 
 #[test]
 fn trace_rejects_bad_events() {
     let cases: Vec<(serde_json::Value, &str)> = vec![
-        (json!([[0, 0, 0, 1], [1, 0, -5, 1]]), "events[1][2] (offset) must be a non-negative integer, got -5"),
+        (
+            json!([[0, 0, 0, 1], [1, 0, -5, 1]]),
+            "events[1][2] (offset) must be a non-negative integer, got -5",
+        ),
         (json!([[0.5, 0, 0, 1]]), "events[0][0] (ms) must be a non-negative integer, got 0.5"),
         (json!([[0, 0, 0]]), "events[0]: 3 numbers, expected 4"),
         (json!([[0, 0, 0, 1, 9]]), "events[0]: more than 4 numbers"),
@@ -143,7 +176,10 @@ fn trace_rejects_bad_events() {
         (json!([{"t": 0}]), "events[0] as [ms, pathIndex, offset, length]"),
         (json!({"a": 1}), "`events` as an array"),
         (json!([[0, 2, 0, 1]]), "events[0]: path index 2 out of range (the trace lists 2 paths)"),
-        (json!([[10, 0, 0, 1], [9, 1, 0, 1]]), "events[1]: time 9 ms is before the previous event's 10 ms"),
+        (
+            json!([[10, 0, 0, 1], [9, 1, 0, 1]]),
+            "events[1]: time 9 ms is before the previous event's 10 ms",
+        ),
         (json!([[0, 0, 0, 0]]), "events[0]: length is 0"),
         (json!([[0, 0, u64::MAX, 2]]), "events[0]: offset + length overflows"),
     ];
@@ -152,7 +188,10 @@ fn trace_rejects_bad_events() {
         assert!(m.contains(want), "{events}: {m}");
     }
     // Equal times are fine; a valid trace has no error.
-    assert!(parse_trace(&serde_json::to_vec(&doc(json!(["a"]), json!([[1, 0, 0, 1], [1, 0, 5, 1]]))).unwrap()).is_ok());
+    assert!(parse_trace(
+        &serde_json::to_vec(&doc(json!(["a"]), json!([[1, 0, 0, 1], [1, 0, 5, 1]]))).unwrap()
+    )
+    .is_ok());
     // Traces built in code are checked alike.
     assert!(trace(&["a"], &[[0, 1, 0, 1]]).validate().is_err());
     assert!(trace(&["a"], &[[0, 0, 0, 1]]).validate().is_ok());
@@ -160,7 +199,9 @@ fn trace_rejects_bad_events() {
 
 #[test]
 fn trace_event_limit() {
-    let mut s = String::from(r#"{"format":"rockit-trace","version":1,"appName":"G","buildId":1,"paths":["a"],"events":["#);
+    let mut s = String::from(
+        r#"{"format":"rockit-trace","version":1,"appName":"G","buildId":1,"paths":["a"],"events":["#,
+    );
     s.reserve(MAX_EVENTS * 10 + 64);
     for i in 0..=MAX_EVENTS {
         if i > 0 {
@@ -209,12 +250,18 @@ fn trace_events_stop_at_the_limit_while_streaming() {
     let mut r = Trickle { data: s.as_bytes(), step: 1 << 16, given: 0 };
     let m = read_trace(&mut r).unwrap_err().message;
     assert!(m.contains("more than 2000000 events"), "{m}");
-    assert!(r.given < head.len() + (MAX_EVENTS + 1) * 10 + (128 << 10), "read {} of {} bytes", r.given, s.len());
+    assert!(
+        r.given < head.len() + (MAX_EVENTS + 1) * 10 + (128 << 10),
+        "read {} of {} bytes",
+        r.given,
+        s.len()
+    );
 }
 
 #[test]
 fn trace_path_limits() {
-    let head = r#"{"format":"rockit-trace","version":1,"appName":"G","buildId":1,"events":[],"paths":["#;
+    let head =
+        r#"{"format":"rockit-trace","version":1,"appName":"G","buildId":1,"events":[],"paths":["#;
     let many = |n: usize| {
         let mut s = String::from(head);
         for i in 0..n {
@@ -228,7 +275,10 @@ fn trace_path_limits() {
     };
     assert_eq!(parse_trace(many(MAX_PATHS).as_bytes()).unwrap().paths.len(), MAX_PATHS);
     let m = parse_trace(many(MAX_PATHS + 1).as_bytes()).unwrap_err().message;
-    assert!(m.starts_with("more than 1000000 paths: a trace may list at most 1000000 files"), "{m}");
+    assert!(
+        m.starts_with("more than 1000000 paths: a trace may list at most 1000000 files"),
+        "{m}"
+    );
     // Path text: 4096-character paths, just over 64 MiB of them.
     let n = MAX_PATH_BYTES / 4096 + 1;
     let mut s = String::with_capacity(n * 4100 + 128);
@@ -241,22 +291,41 @@ fn trace_path_limits() {
     }
     s.push_str("]}");
     let m = parse_trace(s.as_bytes()).unwrap_err().message;
-    assert!(m.starts_with("the paths add up to more than 64 MiB: a trace may hold at most 64 MiB of path text"), "{m}");
+    assert!(
+        m.starts_with(
+            "the paths add up to more than 64 MiB: a trace may hold at most 64 MiB of path text"
+        ),
+        "{m}"
+    );
     // Traces built in code are checked alike.
     let t = Trace { paths: (0..=MAX_PATHS).map(|i| format!("p{i}")).collect(), ..trace(&[], &[]) };
     assert!(t.validate().unwrap_err().message.starts_with("more than 1000000 paths"));
     // The first fault in list order wins, a malformed path or a repeat.
-    assert_eq!(err(doc(json!(["b", "a", "c", "a", "/x"]), json!([]))), "paths[3] \"a\" repeats paths[1] (list each file once)");
-    assert!(err(doc(json!(["b", "/x", "b"]), json!([]))).starts_with("paths[1] \"/x\": must not start with `/`"));
-    assert_eq!(err(doc(json!(["c", "b", "b", "c", "c"]), json!([]))), "paths[2] \"b\" repeats paths[1] (list each file once)");
+    assert_eq!(
+        err(doc(json!(["b", "a", "c", "a", "/x"]), json!([]))),
+        "paths[3] \"a\" repeats paths[1] (list each file once)"
+    );
+    assert!(err(doc(json!(["b", "/x", "b"]), json!([])))
+        .starts_with("paths[1] \"/x\": must not start with `/`"));
+    assert_eq!(
+        err(doc(json!(["c", "b", "b", "c", "c"]), json!([]))),
+        "paths[2] \"b\" repeats paths[1] (list each file once)"
+    );
 }
 
 #[test]
 fn trace_token_and_depth_limits() {
-    let with_extra =
-        |extra: &str| format!(r#"{{"format":"rockit-trace","version":1,"appName":"G","buildId":1,"paths":["a"],"events":[],"x":{extra}}}"#);
+    let with_extra = |extra: &str| {
+        format!(
+            r#"{{"format":"rockit-trace","version":1,"appName":"G","buildId":1,"paths":["a"],"events":[],"x":{extra}}}"#
+        )
+    };
     // Strings (escapes included) up to the limit are read, also when skipped.
-    let ok = format!("\"{}\\\"{}\"", "s".repeat(MAX_TOKEN_BYTES / 2), "s".repeat(MAX_TOKEN_BYTES / 2 - 2));
+    let ok = format!(
+        "\"{}\\\"{}\"",
+        "s".repeat(MAX_TOKEN_BYTES / 2),
+        "s".repeat(MAX_TOKEN_BYTES / 2 - 2)
+    );
     assert!(parse_trace(with_extra(&ok).as_bytes()).is_ok());
     let long = format!("\"{}\"", "s".repeat(MAX_TOKEN_BYTES + 1));
     let at = with_extra("").len() - 1;
@@ -265,7 +334,8 @@ fn trace_token_and_depth_limits() {
     // In a key too.
     let m = parse_trace(format!("{{{long}:1}}").as_bytes()).unwrap_err().message;
     assert!(m.starts_with("a string longer than 1048576 bytes"), "{m}");
-    let m = parse_trace(with_extra(&"9".repeat(MAX_TOKEN_BYTES + 1)).as_bytes()).unwrap_err().message;
+    let m =
+        parse_trace(with_extra(&"9".repeat(MAX_TOKEN_BYTES + 1)).as_bytes()).unwrap_err().message;
     assert!(m.starts_with("a number or literal longer than 1048576 bytes"), "{m}");
     // Nesting: 63 levels inside the document's object are fine, 64 are not.
     let nest = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
@@ -325,7 +395,10 @@ fn trace_reader_errors_end_the_read() {
 #[test]
 fn accesses_map_offsets_across_chunk_boundaries() {
     // a: chunks 1 [0,100) 2 [100,250) 3 [250,300); b: chunk 4 [0,50) and a shared chunk 2.
-    let t = tree(&[("a", &[(1, 100, 60), (2, 150, 150), (3, 50, 20)]), ("b", &[(4, 50, 50), (2, 150, 150)])]);
+    let t = tree(&[
+        ("a", &[(1, 100, 60), (2, 150, 150), (3, 50, 20)]),
+        ("b", &[(4, 50, 50), (2, 150, 150)]),
+    ]);
     let tr = trace(
         &["a", "b"],
         &[
@@ -378,7 +451,8 @@ fn accesses_scale() {
     // 4,000 chunks in one file, 200,000 events: binary search keeps this instant.
     let chunks: Vec<Chunk> = (0..4000).map(|i| (i, 1000, 500)).collect();
     let t = tree(&[("big", &chunks)]);
-    let events: Vec<[u64; 4]> = (0..200_000u64).map(|i| [i, 0, (i * 7919) % 4_000_000, 3000]).collect();
+    let events: Vec<[u64; 4]> =
+        (0..200_000u64).map(|i| [i, 0, (i * 7919) % 4_000_000, 3000]).collect();
     let started = std::time::Instant::now();
     let a = accesses(&t, &trace(&["big"], &events));
     assert_eq!(a.len(), 4000);
@@ -458,7 +532,12 @@ fn preload_figures_per_bandwidth() {
 // ---- the optimiser ----
 
 fn params() -> SeqParams {
-    SeqParams { bandwidth_bytes_per_s: 1000.0, time_budget: Duration::from_secs(60), max_evals: 4000, ..SeqParams::default() }
+    SeqParams {
+        bandwidth_bytes_per_s: 1000.0,
+        time_budget: Duration::from_secs(60),
+        max_evals: 4000,
+        ..SeqParams::default()
+    }
 }
 
 /// A seeded random tree of `files` files and traces reading random parts of them.
@@ -482,7 +561,8 @@ fn random_case(seed: u64, files: usize, n_traces: usize) -> (Tree, Vec<Vec<(u64,
             .collect();
         spec.push((format!("f{f:02}"), chunks));
     }
-    let specs: Vec<(&str, &[Chunk])> = spec.iter().map(|(p, c)| (p.as_str(), c.as_slice())).collect();
+    let specs: Vec<(&str, &[Chunk])> =
+        spec.iter().map(|(p, c)| (p.as_str(), c.as_slice())).collect();
     let t = tree(&specs);
     let paths: Vec<&str> = spec.iter().map(|(p, _)| p.as_str()).collect();
     let traces = (0..n_traces)
@@ -531,9 +611,13 @@ fn optimize_never_worse_than_archive_order() {
         let tar = p90(&t, &[], &traces, 1000.0);
         assert!(ours <= tar, "seed {seed}: {ours} > {tar}");
         assert_eq!(ours, stats.objective, "seed {seed}: the model and the optimiser agree");
-        assert!(stats.objective <= stats.candidate_objective && stats.candidate_objective <= stats.archive_objective);
+        assert!(
+            stats.objective <= stats.candidate_objective
+                && stats.candidate_objective <= stats.archive_objective
+        );
         // Only traced chunks, each once.
-        let traced: std::collections::HashSet<Hash> = traces.iter().flatten().map(|a| a.1).collect();
+        let traced: std::collections::HashSet<Hash> =
+            traces.iter().flatten().map(|a| a.1).collect();
         assert_eq!(seq.len(), traced.len());
         assert!(seq.iter().all(|c| traced.contains(c)));
         assert_eq!(stream_order(&t, &seq).len(), t.chunks.len());
@@ -580,7 +664,11 @@ fn optimize_handles_nothing() {
 fn rank_order_uses_the_rth_reader() {
     // Chunk 1: read at 0 by one trace and at 900 by two more; chunk 2: at 100 by all three.
     let t = tree(&[("f", &[(1, 10, 10), (2, 10, 10)])]);
-    let traces = vec![vec![(0, h(1)), (100, h(2))], vec![(100, h(2)), (900, h(1))], vec![(100, h(2)), (900, h(1))]];
+    let traces = vec![
+        vec![(0, h(1)), (100, h(2))],
+        vec![(100, h(2)), (900, h(1))],
+        vec![(100, h(2)), (900, h(1))],
+    ];
     assert_eq!(rank_order(&t, &traces, 1), vec![h(1), h(2)]);
     assert_eq!(rank_order(&t, &traces, 2), vec![h(2), h(1)]);
     // Fewer readers than r: after, by the earliest read.

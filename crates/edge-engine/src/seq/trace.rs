@@ -88,7 +88,8 @@ pub fn parse_trace(bytes: &[u8]) -> Result<Trace, TraceError> {
 /// Not generic, so the JSON reader is compiled (and optimised) here once.
 pub fn read_trace(r: &mut dyn Read) -> Result<Trace, TraceError> {
     let mut guard = Guard::new(r);
-    let res: Result<Wire, _> = serde_json::from_reader(BufReader::with_capacity(64 << 10, &mut guard));
+    let res: Result<Wire, _> =
+        serde_json::from_reader(BufReader::with_capacity(64 << 10, &mut guard));
     match res {
         Ok(wire) => wire.validate(),
         Err(e) => Err(TraceError::new(guard.tripped.take().unwrap_or_else(|| json_message(&e)))),
@@ -122,7 +123,17 @@ struct Guard<'a> {
 
 impl<'a> Guard<'a> {
     fn new(inner: &'a mut dyn Read) -> Guard<'a> {
-        Guard { inner, in_string: false, escaped: false, token: 0, token_at: 0, depth: 0, blank: 0, offset: 0, tripped: None }
+        Guard {
+            inner,
+            in_string: false,
+            escaped: false,
+            token: 0,
+            token_at: 0,
+            depth: 0,
+            blank: 0,
+            offset: 0,
+            tripped: None,
+        }
     }
 
     /// Scans `buf`, moving the bytes it keeps to its front: how many it kept, and whether
@@ -133,11 +144,15 @@ impl<'a> Guard<'a> {
         while k < buf.len() {
             // Runs first, a byte at a time only where the state may change.
             if self.in_string && !self.escaped {
-                let run = buf[k..].iter().position(|&b| b == b'"' || b == b'\\').unwrap_or(buf.len() - k);
+                let run =
+                    buf[k..].iter().position(|&b| b == b'"' || b == b'\\').unwrap_or(buf.len() - k);
                 let room = MAX_TOKEN_BYTES - self.token;
                 if run > room {
                     buf.copy_within(k..k + room, kept);
-                    self.trip(self.token_at, format!("a string longer than {MAX_TOKEN_BYTES} bytes"));
+                    self.trip(
+                        self.token_at,
+                        format!("a string longer than {MAX_TOKEN_BYTES} bytes"),
+                    );
                     return (kept + room, true);
                 }
                 buf.copy_within(k..k + run, kept);
@@ -148,7 +163,10 @@ impl<'a> Guard<'a> {
                     break;
                 }
             } else if !self.in_string && self.blank >= MAX_WHITESPACE_RUN {
-                let run = buf[k..].iter().position(|&b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r')).unwrap_or(buf.len() - k);
+                let run = buf[k..]
+                    .iter()
+                    .position(|&b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+                    .unwrap_or(buf.len() - k);
                 self.blank += run;
                 k += run;
                 if k == buf.len() {
@@ -170,7 +188,10 @@ impl<'a> Guard<'a> {
                 if self.in_string {
                     self.token += 1;
                     if self.token > MAX_TOKEN_BYTES {
-                        self.trip(self.token_at, format!("a string longer than {MAX_TOKEN_BYTES} bytes"));
+                        self.trip(
+                            self.token_at,
+                            format!("a string longer than {MAX_TOKEN_BYTES} bytes"),
+                        );
                         return (kept, true);
                     }
                 }
@@ -192,7 +213,10 @@ impl<'a> Guard<'a> {
                         self.token = 0;
                         self.depth += 1;
                         if self.depth > MAX_DEPTH {
-                            self.trip(at, format!("arrays and objects nested deeper than {MAX_DEPTH} levels"));
+                            self.trip(
+                                at,
+                                format!("arrays and objects nested deeper than {MAX_DEPTH} levels"),
+                            );
                             return (kept, true);
                         }
                     }
@@ -207,7 +231,10 @@ impl<'a> Guard<'a> {
                         }
                         self.token += 1;
                         if self.token > MAX_TOKEN_BYTES {
-                            self.trip(self.token_at, format!("a number or literal longer than {MAX_TOKEN_BYTES} bytes"));
+                            self.trip(
+                                self.token_at,
+                                format!("a number or literal longer than {MAX_TOKEN_BYTES} bytes"),
+                            );
                             return (kept, true);
                         }
                     }
@@ -241,7 +268,11 @@ impl Read for Guard<'_> {
             self.offset += n as u64;
             // Only dropped whitespace: read on (0 would mean the end).
             if kept > 0 || stopped {
-                return if kept > 0 { Ok(kept) } else { Err(std::io::Error::other("the trace exceeds a limit")) };
+                return if kept > 0 {
+                    Ok(kept)
+                } else {
+                    Err(std::io::Error::other("the trace exceeds a limit"))
+                };
             }
         }
     }
@@ -289,13 +320,27 @@ impl Wire {
     fn validate(self) -> Result<Trace, TraceError> {
         match self.format.as_deref() {
             Some(FORMAT) => {}
-            Some(other) => return Err(TraceError::new(format!("format is {other:?}, expected {FORMAT:?}"))),
-            None => return Err(TraceError::new(format!("missing field `format` (expected {FORMAT:?})"))),
+            Some(other) => {
+                return Err(TraceError::new(format!("format is {other:?}, expected {FORMAT:?}")))
+            }
+            None => {
+                return Err(TraceError::new(format!(
+                    "missing field `format` (expected {FORMAT:?})"
+                )))
+            }
         }
         match self.version {
             Some(VERSION) => {}
-            Some(v) => return Err(TraceError::new(format!("version {v} is not supported (this server reads version {VERSION})"))),
-            None => return Err(TraceError::new(format!("missing field `version` (expected {VERSION})"))),
+            Some(v) => {
+                return Err(TraceError::new(format!(
+                    "version {v} is not supported (this server reads version {VERSION})"
+                )))
+            }
+            None => {
+                return Err(TraceError::new(format!(
+                    "missing field `version` (expected {VERSION})"
+                )))
+            }
         }
         let app_name = self.app_name.ok_or_else(|| TraceError::new("missing field `appName`"))?;
         if app_name.is_empty() {
@@ -403,12 +448,17 @@ fn shorten(p: &str) -> String {
 
 fn validate_events(events: &[[u64; 4]], n_paths: usize) -> Result<(), TraceError> {
     if events.len() > MAX_EVENTS {
-        return Err(TraceError::new(format!("{} events: at most {MAX_EVENTS} are accepted", events.len())));
+        return Err(TraceError::new(format!(
+            "{} events: at most {MAX_EVENTS} are accepted",
+            events.len()
+        )));
     }
     let mut last = 0u64;
     for (i, &[t, p, off, len]) in events.iter().enumerate() {
         if p >= n_paths as u64 {
-            return Err(TraceError::new(format!("events[{i}]: path index {p} out of range (the trace lists {n_paths} paths)")));
+            return Err(TraceError::new(format!(
+                "events[{i}]: path index {p} out of range (the trace lists {n_paths} paths)"
+            )));
         }
         if t < last {
             return Err(TraceError::new(format!(
@@ -416,7 +466,9 @@ fn validate_events(events: &[[u64; 4]], n_paths: usize) -> Result<(), TraceError
             )));
         }
         if len == 0 {
-            return Err(TraceError::new(format!("events[{i}]: length is 0 (record only reads of at least one byte)")));
+            return Err(TraceError::new(format!(
+                "events[{i}]: length is 0 (record only reads of at least one byte)"
+            )));
         }
         if off.checked_add(len).is_none() {
             return Err(TraceError::new(format!("events[{i}]: offset + length overflows 64 bits")));
@@ -490,7 +542,9 @@ impl<'de> Visitor<'de> for EventsVisitor {
         loop {
             if v.len() == MAX_EVENTS {
                 if seq.next_element::<IgnoredAny>()?.is_some() {
-                    return Err(de::Error::custom(format!("more than {MAX_EVENTS} events: split the session or sample it")));
+                    return Err(de::Error::custom(format!(
+                        "more than {MAX_EVENTS} events: split the session or sample it"
+                    )));
                 }
                 break;
             }
@@ -522,12 +576,18 @@ impl<'de> Visitor<'de> for EventSeed {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<[u64; 4], A::Error> {
         let mut out = [0u64; 4];
         for (k, o) in out.iter_mut().enumerate() {
-            *o = seq
-                .next_element_seed(FieldSeed(self.0, k))?
-                .ok_or_else(|| de::Error::custom(format!("events[{}]: {k} numbers, expected 4 [ms, pathIndex, offset, length]", self.0)))?;
+            *o = seq.next_element_seed(FieldSeed(self.0, k))?.ok_or_else(|| {
+                de::Error::custom(format!(
+                    "events[{}]: {k} numbers, expected 4 [ms, pathIndex, offset, length]",
+                    self.0
+                ))
+            })?;
         }
         if seq.next_element::<IgnoredAny>()?.is_some() {
-            return Err(de::Error::custom(format!("events[{}]: more than 4 numbers, expected [ms, pathIndex, offset, length]", self.0)));
+            return Err(de::Error::custom(format!(
+                "events[{}]: more than 4 numbers, expected [ms, pathIndex, offset, length]",
+                self.0
+            )));
         }
         Ok(out)
     }
@@ -537,7 +597,10 @@ struct FieldSeed(usize, usize);
 
 impl FieldSeed {
     fn err<E: de::Error>(&self, got: impl fmt::Display) -> E {
-        E::custom(format!("events[{}][{}] ({}) must be a non-negative integer, got {got}", self.0, self.1, FIELDS[self.1]))
+        E::custom(format!(
+            "events[{}][{}] ({}) must be a non-negative integer, got {got}",
+            self.0, self.1, FIELDS[self.1]
+        ))
     }
 }
 

@@ -163,12 +163,16 @@ impl Db {
         }
         let adopted = schema::adopt_legacy(&mut tx, self.backend, &migrator).await?;
         if adopted > 0 {
-            tracing::info!(versions = adopted, "migrations: the schema_version record was adopted into _sqlx_migrations");
+            tracing::info!(
+                versions = adopted,
+                "migrations: the schema_version record was adopted into _sqlx_migrations"
+            );
         }
         // `run` would take the connection through `Acquire`, whose future is not `Send`
         // here (sqlx's own note on `run_direct`), and handlers need `Send`.
         migrator.run_direct(&mut *tx).await?;
-        let version = tx.list_applied_migrations().await?.iter().map(|m| m.version).max().unwrap_or(0);
+        let version =
+            tx.list_applied_migrations().await?.iter().map(|m| m.version).max().unwrap_or(0);
         tx.commit().await?;
         Ok(version)
     }

@@ -31,7 +31,11 @@ pub(super) fn migrator() -> Migrator {
 /// Records the versions a `schema_version` table says were applied in `_sqlx_migrations`
 /// (with this binary's checksums: the files hold the very SQL the old migrator ran), unless
 /// they are there already. Returns how many it recorded; 0 on databases without the table.
-pub(super) async fn adopt_legacy(conn: &mut AnyConnection, backend: Backend, m: &Migrator) -> Result<usize, MigrateError> {
+pub(super) async fn adopt_legacy(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    m: &Migrator,
+) -> Result<usize, MigrateError> {
     let exists = match backend {
         Backend::Sqlite => "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
         Backend::Postgres => {
@@ -42,10 +46,13 @@ pub(super) async fn adopt_legacy(conn: &mut AnyConnection, backend: Backend, m: 
     if n == 0 {
         return Ok(0);
     }
-    let legacy: Option<i64> = sqlx::query_scalar("SELECT MAX(version) AS v FROM schema_version").fetch_one(&mut *conn).await?;
+    let legacy: Option<i64> = sqlx::query_scalar("SELECT MAX(version) AS v FROM schema_version")
+        .fetch_one(&mut *conn)
+        .await?;
     let legacy = legacy.unwrap_or(0);
     conn.ensure_migrations_table().await?;
-    let applied: HashSet<i64> = conn.list_applied_migrations().await?.into_iter().map(|a| a.version).collect();
+    let applied: HashSet<i64> =
+        conn.list_applied_migrations().await?.into_iter().map(|a| a.version).collect();
     let mut adopted = 0;
     for mig in m.iter().filter(|x| x.version <= legacy && !applied.contains(&x.version)) {
         sqlx::query("INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES ($1, $2, TRUE, $3, -1)")
@@ -68,7 +75,11 @@ mod tests {
     #[test]
     fn every_migration_file_is_embedded_in_order() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-        let files = std::fs::read_dir(&dir).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".sql")).count();
+        let files = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".sql"))
+            .count();
         let m = migrator();
         assert_eq!(
             files,

@@ -5,6 +5,7 @@
 use super::StepError;
 use crate::depot;
 use crate::error::AboutExt;
+use crate::ids::{AppId, OrgId};
 use crate::state::AppState;
 use crate::store::{apps, builds, orgs, tasks, Conn};
 use crate::util::{now_ms, rfc3339};
@@ -17,9 +18,9 @@ use std::sync::Arc;
 
 /// The app a task works for.
 pub struct AppCtx {
-    pub id: String,
+    pub id: AppId,
     pub name: String,
-    pub org_id: String,
+    pub org_id: OrgId,
     pub org_name: String,
     pub max_builds: i64,
     pub deployments: Vec<String>,
@@ -27,7 +28,7 @@ pub struct AppCtx {
 }
 
 /// Loads the app of a task (None when it was deleted meanwhile).
-pub async fn app_ctx(c: &mut Conn, app_id: &str) -> Result<Option<AppCtx>, sqlx::Error> {
+pub async fn app_ctx(c: &mut Conn, app_id: &AppId) -> Result<Option<AppCtx>, sqlx::Error> {
     Ok(apps::for_pipeline(c, app_id).await?.map(|a| AppCtx {
         // A list that does not parse is no list (as it always was).
         deployments: serde_json::from_str(&a.deployments).unwrap_or_default(),
@@ -58,9 +59,17 @@ pub(crate) fn read_tree(path: &Path) -> Result<Tree, StepError> {
 
 /// A build's tree (`tree_path` is its depot key; an absolute path on data from before the
 /// depot had keys), read through the depot; with `chunks`, its chunks are cached here too.
-pub(crate) async fn load_tree(st: &AppState, app_id: &str, tree_path: &str, chunks: bool) -> Result<Tree, StepError> {
-    let path =
-        if Path::new(tree_path).is_absolute() { PathBuf::from(tree_path) } else { st.depot.fetch(tree_path, "the build tree").await? };
+pub(crate) async fn load_tree(
+    st: &AppState,
+    app_id: &AppId,
+    tree_path: &str,
+    chunks: bool,
+) -> Result<Tree, StepError> {
+    let path = if Path::new(tree_path).is_absolute() {
+        PathBuf::from(tree_path)
+    } else {
+        st.depot.fetch(tree_path, "the build tree").await?
+    };
     let tree = tokio::task::spawn_blocking(move || read_tree(&path)).await??;
     if chunks {
         st.depot.pull_chunks(app_id, &tree.chunks.keys().copied().collect::<Vec<_>>()).await?;
@@ -69,7 +78,12 @@ pub(crate) async fn load_tree(st: &AppState, app_id: &str, tree_path: &str, chun
 }
 
 /// Writes a build's tree under its depot key (atomically) and sends it to the depot.
-pub(crate) async fn store_tree(st: &AppState, app_id: &str, group: &str, tree: &Tree) -> Result<(), StepError> {
+pub(crate) async fn store_tree(
+    st: &AppState,
+    app_id: &AppId,
+    group: &str,
+    tree: &Tree,
+) -> Result<(), StepError> {
     let tree_key = depot::tree_key(app_id, group);
     let path = st.depot.local(&tree_key);
     let dir = path.parent().ok_or("tree path")?.to_path_buf();
@@ -88,12 +102,21 @@ pub(crate) async fn store_tree(st: &AppState, app_id: &str, group: &str, tree: &
 pub(crate) use crate::store::builds::BuildRow;
 
 /// One build of an app.
-pub(crate) async fn build_row(st: &AppState, app_id: &str, build_id: i64) -> Result<BuildRow, StepError> {
-    builds::row(&st.db, app_id, build_id).await?.ok_or_else(|| StepError::internal(format!("build {build_id} is not recorded")))
+pub(crate) async fn build_row(
+    st: &AppState,
+    app_id: &AppId,
+    build_id: i64,
+) -> Result<BuildRow, StepError> {
+    builds::row(&st.db, app_id, build_id)
+        .await?
+        .ok_or_else(|| StepError::internal(format!("build {build_id} is not recorded")))
 }
 
 /// The org key as a signer, when the org has one.
-pub(crate) async fn org_signer(st: &AppState, org_id: &str) -> Result<Option<rsa::RsaPrivateKey>, StepError> {
+pub(crate) async fn org_signer(
+    st: &AppState,
+    org_id: &OrgId,
+) -> Result<Option<rsa::RsaPrivateKey>, StepError> {
     use rsa::pkcs8::DecodePrivateKey;
     // A connection for this one read, given back before the key is unsealed.
     let mut c = st.db.conn().await?;
@@ -101,7 +124,9 @@ pub(crate) async fn org_signer(st: &AppState, org_id: &str) -> Result<Option<rsa
     drop(c);
     let Some(sealed) = sealed else { return Ok(None) };
     let der = st.data_key.open(&sealed).ok_or("the organization key cannot be unsealed")?;
-    rsa::RsaPrivateKey::from_pkcs8_der(&der).map(Some).map_err(|e| StepError::internal(format!("organization key: {e}")))
+    rsa::RsaPrivateKey::from_pkcs8_der(&der)
+        .map(Some)
+        .map_err(|e| StepError::internal(format!("organization key: {e}")))
 }
 
 /// What [`write_dxf`] wrote.
@@ -134,7 +159,8 @@ pub(crate) async fn write_dxf(
     let owner = t.lease_owner.as_deref().ok_or("the task is not leased")?;
     let stage_key = format!("{}/dxf", depot::staging_key(&app.id, &t.group, owner));
     let dir = st.depot.local(&stage_key);
-    let store = ChunkStore::open(&st.depot.local(&depot::chunks_key(&app.id))).map_err(StepError::Engine)?;
+    let store = ChunkStore::open(&st.depot.local(&depot::chunks_key(&app.id)))
+        .map_err(StepError::Engine)?;
     let mut meta = edge_engine::image::ImageMeta {
         org_name: app.org_name.clone(),
         app_name: app.name.clone(),
@@ -151,12 +177,19 @@ pub(crate) async fn write_dxf(
     let written = tokio::task::spawn_blocking(move || -> Result<DxfWritten, StepError> {
         let order = edge_engine::image::stream_order(&tree, &sequence);
         let layout = edge_engine::seq::layout(&tree, &order);
-        meta.preload = edge_engine::seq::preload_figures_at(&layout, &accesses, edge_engine::seq::PRELOAD_PERCENTILE);
-        let accel = meta.preload["100"].as_u64().and_then(|p| edge_engine::seq::acceleration(&layout, p));
+        meta.preload = edge_engine::seq::preload_figures_at(
+            &layout,
+            &accesses,
+            edge_engine::seq::PRELOAD_PERCENTILE,
+        );
+        let accel =
+            meta.preload["100"].as_u64().and_then(|p| edge_engine::seq::acceleration(&layout, p));
         let _ = std::fs::remove_dir_all(&dir);
         let signer = key.map(|k| move |m: &[u8]| edge_engine::image::rsa_sign(&k, m));
-        let sign: Option<edge_engine::image::Signer<'_>> = signer.as_ref().map(|f| f as edge_engine::image::Signer<'_>);
-        let s = edge_engine::image::write_image(&tree, &store, &sequence, &meta, &dir, &p, sign).map_err(StepError::Engine)?;
+        let sign: Option<edge_engine::image::Signer<'_>> =
+            signer.as_ref().map(|f| f as edge_engine::image::Signer<'_>);
+        let s = edge_engine::image::write_image(&tree, &store, &sequence, &meta, &dir, &p, sign)
+            .map_err(StepError::Engine)?;
         Ok(DxfWritten {
             dxf_name: s.dxf_name,
             files: s.files,

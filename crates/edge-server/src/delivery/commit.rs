@@ -4,13 +4,19 @@
 
 use crate::delivery::outcome::{After, Done};
 use crate::depot;
+use crate::ids::AppId;
 use crate::state::AppState;
 use crate::store::{apps, builds, deployments, published, tasks, trainings, Conn};
 use crate::util::{now_ms, rfc3339};
 use serde_json::json;
 
 /// Commits the state change of a finished task, in the transaction that records its end.
-pub async fn commit(c: &mut Conn, st: &AppState, t: &tasks::Task, d: &Done) -> Result<(), sqlx::Error> {
+pub async fn commit(
+    c: &mut Conn,
+    st: &AppState,
+    t: &tasks::Task,
+    d: &Done,
+) -> Result<(), sqlx::Error> {
     let app_id = t.app_id.clone().unwrap_or_default();
     match &d.after {
         After::Nothing => {}
@@ -41,11 +47,19 @@ pub async fn commit(c: &mut Conn, st: &AppState, t: &tasks::Task, d: &Done) -> R
                 tasks::set_group_build_name(c, &t.group, &format!("build-{id}")).await?;
             }
         }
-        After::Dxf { dxf_name, image_bytes } => builds::set_image(c, &app_id, t.build_id, dxf_name, *image_bytes as i64).await?,
+        After::Dxf { dxf_name, image_bytes } => {
+            builds::set_image(c, &app_id, t.build_id, dxf_name, *image_bytes as i64).await?
+        }
         After::DeployFailed { deployment_id, message } => {
             apps::lock_on_failure(c, &app_id, &t.name).await?;
             if !deployment_id.is_empty() {
-                deployments::set_status(c, deployment_id, false, &format!("publish failed {}: {message}", rfc3339(now_ms()))).await?;
+                deployments::set_status(
+                    c,
+                    deployment_id,
+                    false,
+                    &format!("publish failed {}: {message}", rfc3339(now_ms())),
+                )
+                .await?;
             }
         }
         After::Seq { build_id, .. } => tasks::set_group_build(c, &t.group, *build_id).await?,
@@ -88,7 +102,16 @@ pub(crate) async fn make_current(
     builds::set_current(c, &app_id, build_id).await?;
     apps::set_current_build(c, &app_id, build_id, new_dxf.as_deref(), &build_name, now).await?;
     for (from, size) in patches {
-        builds::insert_patch(c, &app_id, *from, build_id, *size as i64, new_dxf.as_deref().unwrap_or_default(), now).await?;
+        builds::insert_patch(
+            c,
+            &app_id,
+            *from,
+            build_id,
+            *size as i64,
+            new_dxf.as_deref().unwrap_or_default(),
+            now,
+        )
+        .await?;
     }
     for d in targets {
         deployments::set_status(c, d, true, &format!("last publish {}", rfc3339(now))).await?;
@@ -103,7 +126,8 @@ pub async fn after_commit(st: &AppState, t: &tasks::Task, d: &Done) {
         // The archive is no longer needed once it is chunked; a refused one stays, so a
         // retry gives the same verdict.
         (After::Raw { .. } | After::Identical, tasks::TaskKind::Mkraw) => {
-            let app_id = t.app_id.as_deref().unwrap_or("_");
+            let none = AppId::new("_");
+            let app_id = t.app_id.as_ref().unwrap_or(&none);
             crate::delivery::preingest::forget(st, app_id, &t.group).await;
             if matches!(d.after, After::Identical) {
                 // A pre-ingest wrote the tree of a build that is not kept.
@@ -111,7 +135,12 @@ pub async fn after_commit(st: &AppState, t: &tasks::Task, d: &Done) {
             }
             st.depot.remove(&depot::upload_key(&t.group)).await
         }
-        (After::Deployed { .. }, _) => st.depot.remove_dir(&depot::group_staging_key(t.app_id.as_deref().unwrap_or("_"), &t.group)).await,
+        (After::Deployed { .. }, _) => {
+            let none = AppId::new("_");
+            st.depot
+                .remove_dir(&depot::group_staging_key(t.app_id.as_ref().unwrap_or(&none), &t.group))
+                .await
+        }
         _ => Ok(()),
     };
     if let Err(e) = res {

@@ -40,7 +40,9 @@ pub async fn run(st: Arc<AppState>, mut stop: watch::Receiver<bool>) {
                         let mut batch = vec![delivery];
                         while !batch.is_empty() {
                             match serve_batch(&st, &client, &sub, &batch).await {
-                                Ok(true) => batch = lease_batch(&st, &sub, 64).await.unwrap_or_default(),
+                                Ok(true) => {
+                                    batch = lease_batch(&st, &sub, 64).await.unwrap_or_default()
+                                }
                                 Ok(false) => batch = Vec::new(),
                                 Err(e) => {
                                     tracing::warn!(subscription = %sub, error = %e, "delivery bookkeeping failed");
@@ -62,7 +64,10 @@ pub async fn run(st: Arc<AppState>, mut stop: watch::Receiver<bool>) {
 }
 
 /// The head delivery of every subscription that has one due and is not being served.
-async fn due(st: &AppState, busy: &Mutex<HashSet<String>>) -> Result<Vec<(String, String)>, sqlx::Error> {
+async fn due(
+    st: &AppState,
+    busy: &Mutex<HashSet<String>>,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
     let now = now_ms();
     // The head of each queue, then a primary-key lookup per head.
     let ids = deliveries::heads(&st.db).await?;
@@ -71,7 +76,10 @@ async fn due(st: &AppState, busy: &Mutex<HashSet<String>>) -> Result<Vec<(String
     }
     let mut out = Vec::new();
     for h in deliveries::heads_by_id(&st.db, &ids).await? {
-        if h.next_at > now || h.lease_until.is_some_and(|l| l > now) || busy.lock().expect("busy set").contains(&h.subscription_id) {
+        if h.next_at > now
+            || h.lease_until.is_some_and(|l| l > now)
+            || busy.lock().expect("busy set").contains(&h.subscription_id)
+        {
             continue;
         }
         // Lease it so another process does not send it too.
@@ -87,7 +95,8 @@ async fn due(st: &AppState, busy: &Mutex<HashSet<String>>) -> Result<Vec<(String
 async fn lease_batch(st: &AppState, sub: &str, n: i64) -> Result<Vec<String>, sqlx::Error> {
     let now = now_ms();
     let rows = deliveries::queue_head(&st.db, sub, n).await?;
-    let ids: Vec<String> = rows.into_iter().take_while(|(_, next_at)| *next_at <= now).map(|(id, _)| id).collect();
+    let ids: Vec<String> =
+        rows.into_iter().take_while(|(_, next_at)| *next_at <= now).map(|(id, _)| id).collect();
     if ids.is_empty() {
         return Ok(ids);
     }
@@ -98,7 +107,12 @@ async fn lease_batch(st: &AppState, sub: &str, n: i64) -> Result<Vec<String>, sq
 
 /// Sends a leased batch in order; successes are recorded together. `Ok(true)` when the
 /// whole batch went out (the queue may go on at once).
-async fn serve_batch(st: &AppState, client: &reqwest::Client, sub: &str, batch: &[String]) -> Result<bool, sqlx::Error> {
+async fn serve_batch(
+    st: &AppState,
+    client: &reqwest::Client,
+    sub: &str,
+    batch: &[String],
+) -> Result<bool, sqlx::Error> {
     let mut delivered: Vec<&String> = Vec::new();
     let mut all_ok = true;
     let mut rows: std::collections::HashMap<String, Pending> =
@@ -160,7 +174,11 @@ async fn deliver(
     }
     let mut body: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
     body["deliveryId"] = json!(id);
-    let sent = if kind == "slack" { send_slack(st, client, &r, &body).await } else { send_webhook(st, client, &r, &body).await };
+    let sent = if kind == "slack" {
+        send_slack(st, client, &r, &body).await
+    } else {
+        send_webhook(st, client, &r, &body).await
+    };
     st.metrics.delivery(
         &kind,
         match &sent {
@@ -226,7 +244,8 @@ async fn send_webhook(st: &AppState, client: &reqwest::Client, r: &Pending, body
     }
     let bytes = body.to_string().into_bytes();
     let secret = secret_of(st, Some(r.secret_sealed.clone()));
-    let key = crate::util::b64url_decode(std::str::from_utf8(&secret).unwrap_or("")).unwrap_or_default();
+    let key =
+        crate::util::b64url_decode(std::str::from_utf8(&secret).unwrap_or("")).unwrap_or_default();
     let iat = now_ms() / 1000;
     let claims = json!({"iss": "rockit-edge", "sub": r.name, "iat": iat, "exp": iat + 300, "jti": body["deliveryId"], "sha256": hex(&Sha256::digest(&bytes))});
     let jwt = crate::crypto::jwt_sign(&claims, &key);
@@ -240,7 +259,11 @@ async fn send_webhook(st: &AppState, client: &reqwest::Client, r: &Pending, body
         Ok(resp) if resp.status().is_success() => Sent::Ok,
         Ok(resp) if resp.status().as_u16() == 410 => Sent::Gone("410 Gone".into()),
         Ok(resp) => {
-            let ra = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+            let ra = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
             Sent::Retry(format!("HTTP {}", resp.status().as_u16()), ra)
         }
         Err(e) => Sent::Retry(edge_origin::net::request_error(&e).to_string(), None),
@@ -273,18 +296,30 @@ async fn send_slack(st: &AppState, client: &reqwest::Client, r: &Pending, body: 
         .collect();
     let msg = json!({"channel": r.slack_channel.as_deref().unwrap_or_default(), "text": slack_text(body),
         "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": slack_text(body)}, "fields": fields}], "metadata": {"event_type": "rockit_edge", "event_payload": body}});
-    let resp = client.post(&url).bearer_auth(token).json(&msg).timeout(Duration::from_millis(st.cfg.webhook_timeout_ms)).send().await;
+    let resp = client
+        .post(&url)
+        .bearer_auth(token)
+        .json(&msg)
+        .timeout(Duration::from_millis(st.cfg.webhook_timeout_ms))
+        .send()
+        .await;
     match resp {
         Ok(resp) if resp.status().is_success() => {
             let v: Value = resp.json().await.unwrap_or(Value::Null);
             match (v["ok"].as_bool(), v["error"].as_str()) {
                 (Some(true), _) => Sent::Ok,
-                (_, Some(e @ ("invalid_auth" | "channel_not_found" | "account_inactive"))) => Sent::Gone(format!("slack: {e}")),
+                (_, Some(e @ ("invalid_auth" | "channel_not_found" | "account_inactive"))) => {
+                    Sent::Gone(format!("slack: {e}"))
+                }
                 (_, e) => Sent::Retry(format!("slack: {}", e.unwrap_or("not ok")), None),
             }
         }
         Ok(resp) => {
-            let ra = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+            let ra = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
             Sent::Retry(format!("slack HTTP {}", resp.status().as_u16()), ra)
         }
         Err(e) => Sent::Retry(edge_origin::net::request_error(&e).to_string(), None),

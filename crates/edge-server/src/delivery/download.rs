@@ -34,7 +34,12 @@ fn failed(exit: u8, status: Option<u16>, url: &str, extra: Option<(&str, Value)>
         exc[k] = v;
     }
     Done {
-        outcome: tasks::Outcome { status: tasks::TaskStatus::Error, result: None, exception: Some(exc), warning: None },
+        outcome: tasks::Outcome {
+            status: tasks::TaskStatus::Error,
+            result: None,
+            exception: Some(exc),
+            warning: None,
+        },
         after: After::CancelRest,
     }
 }
@@ -52,9 +57,18 @@ fn classify(e: &reqwest::Error) -> u8 {
         ErrorKind::Denied => 8,
         _ if e.is_redirect() || chain.contains("too many redirects") => 7,
         _ if e.is_timeout() || chain.contains("timed out") => 3,
-        _ if ["certificate", "tls", "handshake", "corrupt message", "invalidcontenttype", "peer is incompatible", "alert", "rustls"]
-            .iter()
-            .any(|k| chain.contains(k)) =>
+        _ if [
+            "certificate",
+            "tls",
+            "handshake",
+            "corrupt message",
+            "invalidcontenttype",
+            "peer is incompatible",
+            "alert",
+            "rustls",
+        ]
+        .iter()
+        .any(|k| chain.contains(k)) =>
         {
             6
         }
@@ -63,21 +77,32 @@ fn classify(e: &reqwest::Error) -> u8 {
 }
 
 /// Runs a download-mode `dltar`.
-pub async fn run(st: &Arc<AppState>, t: &tasks::Task, progress: &Progress) -> Result<Done, StepError> {
+pub async fn run(
+    st: &Arc<AppState>,
+    t: &tasks::Task,
+    progress: &Progress,
+) -> Result<Done, StepError> {
     let p: DltarParams = t.payload()?;
     let url = p.url.unwrap_or_default();
     if let Err(e) = edge_origin::net::check_url(&url, st.cfg.allow_private_sources) {
         return Ok(failed(if e.kind == ErrorKind::Denied { 8 } else { 1 }, None, &url, None));
     }
     let headers: serde_json::Map<String, Value> = match p.headers_sealed.as_deref() {
-        Some(s) => st.data_key.open(s).and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default(),
+        Some(s) => {
+            st.data_key.open(s).and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+        }
         None => Default::default(),
     };
-    let opts = OriginOptions { allow_private: st.cfg.allow_private_sources, timeout: Duration::from_secs(st.cfg.download_idle_timeout) };
+    let opts = OriginOptions {
+        allow_private: st.cfg.allow_private_sources,
+        timeout: Duration::from_secs(st.cfg.download_idle_timeout),
+    };
     let client = edge_origin::net::client_no_redirect(&opts);
     // Redirects by hand: every hop is checked, at most 5 are followed, and the publisher's
     // headers go only to the origin they were given for.
-    let origin_of = |u: &reqwest::Url| (u.scheme().to_string(), u.host_str().unwrap_or("").to_string(), u.port_or_known_default());
+    let origin_of = |u: &reqwest::Url| {
+        (u.scheme().to_string(), u.host_str().unwrap_or("").to_string(), u.port_or_known_default())
+    };
     let first = reqwest::Url::parse(&url).map_err(|e| StepError::internal(e.to_string()))?;
     let home = origin_of(&first);
     let mut current = first;
@@ -98,7 +123,12 @@ pub async fn run(st: &Arc<AppState>, t: &tasks::Task, progress: &Progress) -> Re
         if !r.status().is_redirection() {
             break r;
         }
-        let Some(next) = r.headers().get("location").and_then(|l| l.to_str().ok()).and_then(|l| current.join(l).ok()) else {
+        let Some(next) = r
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| current.join(l).ok())
+        else {
             break r;
         };
         hops += 1;
@@ -152,7 +182,12 @@ pub async fn run(st: &Arc<AppState>, t: &tasks::Task, progress: &Progress) -> Re
     if let Some(want) = expected {
         if want != n {
             let _ = tokio::fs::remove_file(&part).await;
-            return Ok(failed(4, Some(status), &url, Some(("sizeMismatch", json!({"sizeBytesActual": n, "sizeBytesExpected": want})))));
+            return Ok(failed(
+                4,
+                Some(status),
+                &url,
+                Some(("sizeMismatch", json!({"sizeBytesActual": n, "sizeBytesExpected": want}))),
+            ));
         }
     }
     let digest = crate::util::hex(&hasher.finalize());

@@ -58,7 +58,10 @@ impl StepError {
             StepError::Origin(_) => "origin",
             StepError::Io(_) => "local",
             StepError::Internal { code, .. } => code,
-            StepError::Engine(_) | StepError::Json(_) | StepError::Join(_) | StepError::Payload(_) => "internal",
+            StepError::Engine(_)
+            | StepError::Json(_)
+            | StepError::Join(_)
+            | StepError::Payload(_) => "internal",
         }
     }
 
@@ -136,9 +139,15 @@ mod tests {
         assert_eq!((named.code(), named.to_string().as_str()), ("local", "build tree /x: gone"));
         assert_eq!(StepError::from(io()).to_string(), "gone");
         let missing = StepError::from(DepotError::Missing("the build tree".into()));
-        assert_eq!((missing.code(), missing.to_string().as_str()), ("depot", "the build tree is missing from the depot"));
+        assert_eq!(
+            (missing.code(), missing.to_string().as_str()),
+            ("depot", "the build tree is missing from the depot")
+        );
         let own = StepError::from("the task has no build id");
-        assert_eq!(own.exception(own.code()), json!({"error": {"code": "internal", "message": "the task has no build id"}}));
+        assert_eq!(
+            own.exception(own.code()),
+            json!({"error": {"code": "internal", "message": "the task has no build id"}})
+        );
         assert_eq!(StepError::coded("snapshot", "no snapshot").code(), "snapshot");
     }
 }

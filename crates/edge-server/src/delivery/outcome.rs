@@ -52,11 +52,27 @@ pub struct Done {
 }
 
 pub(crate) fn ok(result: Value, after: After) -> Done {
-    Done { outcome: tasks::Outcome { status: tasks::TaskStatus::Done, result: Some(result), exception: None, warning: None }, after }
+    Done {
+        outcome: tasks::Outcome {
+            status: tasks::TaskStatus::Done,
+            result: Some(result),
+            exception: None,
+            warning: None,
+        },
+        after,
+    }
 }
 
 pub(crate) fn fail(exception: Value, after: After) -> Done {
-    Done { outcome: tasks::Outcome { status: tasks::TaskStatus::Error, result: None, exception: Some(exception), warning: None }, after }
+    Done {
+        outcome: tasks::Outcome {
+            status: tasks::TaskStatus::Error,
+            result: None,
+            exception: Some(exception),
+            warning: None,
+        },
+        after,
+    }
 }
 
 /// A failed run recorded as `{"error":{"code","message"}}`, canceling the rest of its

@@ -24,11 +24,19 @@ pub async fn run(st: &Arc<AppState>, t: &tasks::Task, progress: &Progress) -> Do
 /// The app the task works for.
 async fn app_of(st: &AppState, t: &tasks::Task) -> Result<AppCtx, StepError> {
     let mut c = st.db.conn().await?;
-    let id = t.app_id.as_deref().ok_or_else(|| StepError::coded("no-app", "pipeline task without an app"))?;
+    let id = t
+        .app_id
+        .as_ref()
+        .ok_or_else(|| StepError::coded("no-app", "pipeline task without an app"))?;
     app_ctx(&mut c, id).await?.ok_or_else(|| StepError::coded("app-deleted", "the app was deleted"))
 }
 
-async fn step(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Progress) -> Result<Done, StepError> {
+async fn step(
+    st: &Arc<AppState>,
+    t: &tasks::Task,
+    app: &AppCtx,
+    progress: &Progress,
+) -> Result<Done, StepError> {
     match t.kind {
         TaskKind::Dltar => download::run(st, t, progress).await,
         TaskKind::Mkraw => steps::mkraw::mkraw(st, t, app, progress).await,
@@ -36,6 +44,8 @@ async fn step(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Prog
         TaskKind::Mkpat => steps::mkpat::mkpat(st, t, app, progress).await,
         TaskKind::Deploy => steps::deploy::deploy(st, t, app, progress).await,
         TaskKind::Mkseq => super::seq::mkseq(st, t, app).await,
-        TaskKind::Purge | TaskKind::Hello => Err(StepError::internal(format!("{} is not a pipeline step", t.kind))),
+        TaskKind::Purge | TaskKind::Hello => {
+            Err(StepError::internal(format!("{} is not a pipeline step", t.kind)))
+        }
     }
 }

@@ -14,6 +14,7 @@ use crate::delivery::builds::params;
 use crate::delivery::StepError;
 use crate::depot;
 use crate::error::{About, AboutExt};
+use crate::ids::AppId;
 use crate::state::AppState;
 use axum::body::Bytes;
 use edge_engine::ingest::{IngestError, Ingested};
@@ -42,7 +43,7 @@ struct Marker {
 }
 
 /// The key of an import's pre-ingest marker.
-fn marker_key(app_id: &str, group: &str) -> String {
+fn marker_key(app_id: &AppId, group: &str) -> String {
     format!("trees/{app_id}/{group}.ingest.json")
 }
 
@@ -54,7 +55,7 @@ pub struct Tee {
 
 impl Tee {
     /// Starts one for an upload to `app_id`, when this process runs workers and has room.
-    pub fn start(st: &AppState, app_id: &str) -> Option<Tee> {
+    pub fn start(st: &AppState, app_id: &AppId) -> Option<Tee> {
         if st.cfg.role == Role::Api || !st.cfg.ingest_during_upload {
             return None;
         }
@@ -72,7 +73,12 @@ impl Tee {
         let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
         let handle = tokio::task::spawn_blocking(move || {
             // No BufReader: the pieces are in memory already, a buffer would only copy them.
-            let out = edge_engine::ingest::ingest(ChanReader { rx, cur: Bytes::new() }, &store, &p, &mut |_| {});
+            let out = edge_engine::ingest::ingest(
+                ChanReader { rx, cur: Bytes::new() },
+                &store,
+                &p,
+                &mut |_| {},
+            );
             RUNNING.fetch_sub(1, Ordering::SeqCst);
             out
         });
@@ -92,7 +98,9 @@ impl Tee {
     /// Ends the body and waits for the ingest's outcome.
     pub async fn finish(mut self) -> Result<Ingested, IngestError> {
         self.tx = None;
-        self.handle.await.unwrap_or_else(|e| Err(IngestError::Io(std::io::Error::other(e.to_string()))))
+        self.handle
+            .await
+            .unwrap_or_else(|e| Err(IngestError::Io(std::io::Error::other(e.to_string()))))
     }
 }
 
@@ -120,10 +128,18 @@ impl Read for ChanReader {
 /// Keeps a completed upload's ingest for `mkraw`: chunks (already synced) and tree into
 /// the depot, the marker last. An error of the Edge's own (disk, depot) fails the upload:
 /// the client sends it again.
-pub async fn save(st: &AppState, app_id: &str, group: &str, size: u64, outcome: Result<Ingested, IngestError>) -> Result<(), StepError> {
+pub async fn save(
+    st: &AppState,
+    app_id: &AppId,
+    group: &str,
+    size: u64,
+    outcome: Result<Ingested, IngestError>,
+) -> Result<(), StepError> {
     let marker = match outcome {
         Ok(ing) => {
-            st.depot.push_chunks(app_id, &ing.tree.chunks.keys().copied().collect::<Vec<_>>()).await?;
+            st.depot
+                .push_chunks(app_id, &ing.tree.chunks.keys().copied().collect::<Vec<_>>())
+                .await?;
             crate::delivery::builds::store_tree(st, app_id, group, &ing.tree).await?;
             Marker {
                 rejected: None,
@@ -160,7 +176,11 @@ pub async fn save(st: &AppState, app_id: &str, group: &str, size: u64, outcome: 
 
 /// The outcome kept for an import, when there is one (its ingest, or its refusal), and the
 /// archive's size.
-pub async fn take(st: &AppState, app_id: &str, group: &str) -> Option<(Result<Ingested, IngestError>, u64)> {
+pub async fn take(
+    st: &AppState,
+    app_id: &AppId,
+    group: &str,
+) -> Option<(Result<Ingested, IngestError>, u64)> {
     let key = marker_key(app_id, group);
     let path = st.depot.fetch(&key, "the pre-ingest marker").await.ok()?;
     let m: Marker = serde_json::from_slice(&tokio::fs::read(&path).await.ok()?).ok()?;
@@ -168,11 +188,22 @@ pub async fn take(st: &AppState, app_id: &str, group: &str) -> Option<(Result<In
         let r = edge_engine::ingest::Rejected { filename, type_expected, type_detected };
         return Some((Err(IngestError::Rejected(r)), m.archive_bytes));
     }
-    let tree = crate::delivery::builds::load_tree(st, app_id, &depot::tree_key(app_id, group), false).await.ok()?;
-    Some((Ok(Ingested { tree, empty_files: m.empty_files, new_chunks: m.new_chunks, bytes_read: m.bytes_read }), m.archive_bytes))
+    let tree =
+        crate::delivery::builds::load_tree(st, app_id, &depot::tree_key(app_id, group), false)
+            .await
+            .ok()?;
+    Some((
+        Ok(Ingested {
+            tree,
+            empty_files: m.empty_files,
+            new_chunks: m.new_chunks,
+            bytes_read: m.bytes_read,
+        }),
+        m.archive_bytes,
+    ))
 }
 
 /// Removes an import's marker (with its archive, once `mkraw` is done).
-pub async fn forget(st: &AppState, app_id: &str, group: &str) {
+pub async fn forget(st: &AppState, app_id: &AppId, group: &str) {
     let _ = st.depot.remove(&marker_key(app_id, group)).await;
 }

@@ -14,12 +14,13 @@ use serde_json::{json, Value};
 /// the part that failed (`snapshot`, `origin`, `local`, `depot`).
 pub async fn run(st: &AppState, t: &Task) -> Result<Value, StepError> {
     // Parameters that do not decode have no snapshot to read.
-    let params: PurgeParams = t.payload().map_err(|_| StepError::coded("snapshot", "no snapshot"))?;
-    let bytes = st
-        .data_key
-        .open(&params.snapshot)
-        .ok_or_else(|| StepError::coded("snapshot", "the snapshot cannot be read with this instance's data key"))?;
-    let snap: Snapshot = serde_json::from_slice(&bytes).map_err(|e| StepError::coded("snapshot", e.to_string()))?;
+    let params: PurgeParams =
+        t.payload().map_err(|_| StepError::coded("snapshot", "no snapshot"))?;
+    let bytes = st.data_key.open(&params.snapshot).ok_or_else(|| {
+        StepError::coded("snapshot", "the snapshot cannot be read with this instance's data key")
+    })?;
+    let snap: Snapshot =
+        serde_json::from_slice(&bytes).map_err(|e| StepError::coded("snapshot", e.to_string()))?;
     let mut removed = 0u64;
     for (spec, keys) in &snap.targets {
         let origin = spec.origin(st).about(|| spec.name.as_str())?;

@@ -7,6 +7,7 @@ use crate::delivery::outcome::{ok, After, Done};
 use crate::delivery::StepError;
 use crate::depot;
 use crate::error::AboutExt;
+use crate::ids::{AppId, OrgId};
 use crate::state::AppState;
 use crate::store::{apps, tasks, traces, trainings};
 use crate::util::now_ms;
@@ -22,13 +23,13 @@ use std::sync::Arc;
 pub const TRAINING_MAX: i64 = 200;
 
 /// Stored traces are zstd-compressed `rockit-trace` documents (this process's copy).
-pub fn trace_file(st: &AppState, app_id: &str, trace_id: &str) -> std::path::PathBuf {
+pub fn trace_file(st: &AppState, app_id: &AppId, trace_id: &str) -> std::path::PathBuf {
     st.depot.local(&depot::trace_key(app_id, trace_id))
 }
 
 /// Caches the traces `ids` here (from the depot) before [`learn`] reads them; a trace the
 /// depot lost is skipped by `learn`, not fatal.
-pub async fn fetch_traces(st: &AppState, app_id: &str, ids: &[String]) {
+pub async fn fetch_traces(st: &AppState, app_id: &AppId, ids: &[String]) {
     for id in ids {
         if let Err(e) = st.depot.fetch(&depot::trace_key(app_id, id), "the trace").await {
             tracing::warn!(trace = %id, error = %e, "a stored trace cannot be read");
@@ -56,7 +57,7 @@ pub struct Learned {
 /// The app's newest traces (at most [`TRAINING_MAX`]) mapped onto `tree` and the sequence
 /// learned from them; `None` when no trace touches the build. Blocking (file reads and the
 /// optimiser): call from a blocking thread.
-pub fn learn(st: &AppState, app_id: &str, trace_ids: &[String], tree: &Tree) -> Option<Learned> {
+pub fn learn(st: &AppState, app_id: &AppId, trace_ids: &[String], tree: &Tree) -> Option<Learned> {
     let accesses: Vec<Vec<(u64, Hash)>> = trace_ids
         .iter()
         .filter_map(|id| load(&trace_file(st, app_id, id)))
@@ -66,7 +67,10 @@ pub fn learn(st: &AppState, app_id: &str, trace_ids: &[String], tree: &Tree) -> 
     if accesses.is_empty() {
         return None;
     }
-    let p = SeqParams { time_budget: std::time::Duration::from_secs(st.cfg.mkseq_seconds.max(1)), ..SeqParams::default() };
+    let p = SeqParams {
+        time_budget: std::time::Duration::from_secs(st.cfg.mkseq_seconds.max(1)),
+        ..SeqParams::default()
+    };
     // The traced chunks in the optimiser's order, then the untraced rest by how close it
     // sits to traced data (so a session reading just past what training saw waits less).
     let sequence = seq::with_tail(tree, &accesses, &seq::optimize(tree, &accesses, &p));
@@ -74,25 +78,42 @@ pub fn learn(st: &AppState, app_id: &str, trace_ids: &[String], tree: &Tree) -> 
 }
 
 /// Ids of the app's newest traces.
-pub async fn trace_ids(st: &AppState, app_id: &str) -> Result<Vec<String>, sqlx::Error> {
+pub async fn trace_ids(st: &AppState, app_id: &AppId) -> Result<Vec<String>, sqlx::Error> {
     traces::newest(&st.db, app_id, TRAINING_MAX).await
 }
 
 /// The app's sequence generation (0 before any `mkseq` published).
-pub async fn generation(st: &AppState, app_id: &str) -> Result<i64, sqlx::Error> {
+pub async fn generation(st: &AppState, app_id: &AppId) -> Result<i64, sqlx::Error> {
     Ok(trainings::generation(&st.db, app_id).await?.unwrap_or(0))
 }
 
 /// The chunk order of a published image, read from its index in the depot.
-async fn image_order(st: &AppState, org: &str, app: &str, build_id: i64, dxf: &str) -> Result<Vec<Hash>, StepError> {
-    let key = edge_origin::keys::join(&edge_origin::keys::dxf_dir("", org, app, build_id as u64, dxf), "index.json");
-    let bytes = st.depot.read_published(&key).await?.ok_or_else(|| crate::depot::DepotError::Missing(key.clone()))?;
+async fn image_order(
+    st: &AppState,
+    org: &str,
+    app: &str,
+    build_id: i64,
+    dxf: &str,
+) -> Result<Vec<Hash>, StepError> {
+    let key = edge_origin::keys::join(
+        &edge_origin::keys::dxf_dir("", org, app, build_id as u64, dxf),
+        "index.json",
+    );
+    let bytes = st
+        .depot
+        .read_published(&key)
+        .await?
+        .ok_or_else(|| crate::depot::DepotError::Missing(key.clone()))?;
     let v: Value = serde_json::from_slice(&bytes).about(|| key.clone())?;
     v["chunks"]
         .as_array()
         .ok_or("index without chunks")?
         .iter()
-        .map(|c| c[0].as_str().and_then(Hash::from_hex).ok_or_else(|| StepError::from("index chunk hash")))
+        .map(|c| {
+            c[0].as_str()
+                .and_then(Hash::from_hex)
+                .ok_or_else(|| StepError::from("index chunk hash"))
+        })
         .collect()
 }
 
@@ -126,7 +147,8 @@ pub async fn mkseq(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx) -> Result<
         return Ok(no_gain(build_id, json!({"traces": 0}), "no trace touches the current build"));
     };
     let new_order = edge_engine::image::stream_order(&tree, &l.sequence);
-    let (before, after) = (objective(&tree, &cur_order, &l.accesses), objective(&tree, &new_order, &l.accesses));
+    let (before, after) =
+        (objective(&tree, &cur_order, &l.accesses), objective(&tree, &new_order, &l.accesses));
     let figures = json!({"traces": l.traces, "preload100Before": before, "preload100After": after});
     if before == 0 || (after as f64) > before as f64 * (1.0 - st.cfg.mkseq_min_gain) {
         let msg = format!(
@@ -136,18 +158,23 @@ pub async fn mkseq(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx) -> Result<
         return Ok(no_gain(build_id, figures, &msg));
     }
     let meta_gen = gen + 1;
-    let summary = write_dxf(st, t, app, &b, &l.sequence, l.traces, meta_gen as u64, &l.accesses).await?;
+    let summary =
+        write_dxf(st, t, app, &b, &l.sequence, l.traces, meta_gen as u64, &l.accesses).await?;
     let mut result = figures;
     result["dxfName"] = json!(summary.dxf_name);
     result["generation"] = json!(meta_gen);
     result["preload"] = summary.preload.clone();
     result["acceleration100"] = json!(summary.acceleration100);
-    Ok(ok(result, After::Seq { build_id, dxf_name: summary.dxf_name, image_bytes: summary.total_bytes }))
+    Ok(ok(
+        result,
+        After::Seq { build_id, dxf_name: summary.dxf_name, image_bytes: summary.total_bytes },
+    ))
 }
 
 fn no_gain(build_id: i64, result: Value, message: &str) -> Done {
     let mut d = ok(result, After::SeqNoGain { build_id });
-    d.outcome.warning = Some(json!({"code": "no-improvement", "message": message, "acknowledged": false}));
+    d.outcome.warning =
+        Some(json!({"code": "no-improvement", "message": message, "acknowledged": false}));
     d
 }
 
@@ -155,9 +182,9 @@ fn no_gain(build_id: i64, result: Value, message: &str) -> Done {
 /// arrived and none is queued or running for the app. In the caller's transaction.
 pub async fn on_trace(
     c: &mut crate::store::Conn,
-    org_id: &str,
+    org_id: &OrgId,
     org_name: &str,
-    app_id: &str,
+    app_id: &AppId,
     app_name: &str,
 ) -> Result<Option<String>, sqlx::Error> {
     crate::domain::trainings::ensure(c, org_id, app_id).await?;
@@ -172,9 +199,9 @@ pub async fn on_trace(
 /// Queues a `mkseq` → `deploy` group in the app's line, unless one is queued or running.
 pub async fn enqueue(
     c: &mut crate::store::Conn,
-    org_id: &str,
+    org_id: &OrgId,
     org_name: &str,
-    app_id: &str,
+    app_id: &AppId,
     app_name: &str,
 ) -> Result<Option<String>, sqlx::Error> {
     if tasks::mkseq_pending(c, app_id).await? {
@@ -183,16 +210,20 @@ pub async fn enqueue(
     let cur = apps::current_build(c, app_id).await?;
     let group = crate::util::new_id("g");
     let base = tasks::NewTask {
-        org_id: Some(org_id.to_string()),
+        org_id: Some(org_id.clone()),
         org_name: Some(org_name.to_string()),
         group: Some(group.clone()),
-        app_id: Some(app_id.to_string()),
+        app_id: Some(app_id.clone()),
         app_name: Some(app_name.to_string()),
         build_id: cur,
         queue_pos: Some(now_ms()),
         ..tasks::NewTask::of(tasks::Payload::Mkseq)
     };
-    let (name, _) = tasks::enqueue(c, tasks::NewTask { payload: tasks::Payload::Mkseq, step: 1, ..base.clone() }).await?;
+    let (name, _) = tasks::enqueue(
+        c,
+        tasks::NewTask { payload: tasks::Payload::Mkseq, step: 1, ..base.clone() },
+    )
+    .await?;
     tasks::enqueue(c, tasks::NewTask { payload: tasks::Payload::Deploy, step: 2, ..base }).await?;
     Ok(Some(name))
 }
@@ -206,9 +237,16 @@ pub async fn after_publish(c: &mut crate::store::Conn, t: &tasks::Task) -> Resul
     let res: Value = result.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or(Value::Null);
     let app_id = t.app_id.clone().unwrap_or_default();
     crate::domain::trainings::ensure(c, &t.org_id.clone().unwrap_or_default(), &app_id).await?;
-    trainings::set_figures(c, &app_id, &res["preload"].to_string(), &res["acceleration100"].to_string()).await?;
+    trainings::set_figures(
+        c,
+        &app_id,
+        &res["preload"].to_string(),
+        &res["acceleration100"].to_string(),
+    )
+    .await?;
     if kind == "mkseq" {
-        trainings::record_sequence(c, &app_id, now_ms(), res["generation"].as_i64().unwrap_or(0)).await?;
+        trainings::record_sequence(c, &app_id, now_ms(), res["generation"].as_i64().unwrap_or(0))
+            .await?;
     }
     Ok(())
 }

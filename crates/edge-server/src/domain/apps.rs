@@ -2,6 +2,7 @@
 //! rotation.
 
 use crate::error::{ApiError, ApiResult};
+use crate::ids::{AppId, OrgId};
 use crate::names::Name;
 use crate::state::AppState;
 use crate::store::apps;
@@ -41,14 +42,21 @@ pub(crate) fn check_deployments(d: &Option<Vec<String>>) -> ApiResult<()> {
         for n in list {
             Name::parse("deployments", n)?;
             if !seen.insert(n) {
-                return Err(ApiError::invalid("deployments", format!("deployment '{n}' is listed twice")));
+                return Err(ApiError::invalid(
+                    "deployments",
+                    format!("deployment '{n}' is listed twice"),
+                ));
             }
         }
     }
     Ok(())
 }
 
-pub(crate) async fn known_deployments(c: &mut crate::store::Conn, org: &str, d: &Option<Vec<String>>) -> ApiResult<()> {
+pub(crate) async fn known_deployments(
+    c: &mut crate::store::Conn,
+    org: &OrgId,
+    d: &Option<Vec<String>>,
+) -> ApiResult<()> {
     if let Some(list) = d {
         let all = crate::store::deployments::list(c, org).await?;
         if let Some(n) = list.iter().find(|n| !all.iter().any(|d| &d.name == *n)) {
@@ -62,46 +70,80 @@ pub(crate) async fn known_deployments(c: &mut crate::store::Conn, org: &str, d: 
 pub(crate) async fn insert_app(
     st: &AppState,
     c: &mut crate::store::Conn,
-    org_id: &str,
+    org_id: &OrgId,
     name: &str,
     label: &str,
     max_builds: i64,
     deployments: &[String],
-) -> ApiResult<String> {
+) -> ApiResult<AppId> {
     let key = format!("ck_{}", crate::util::random_token());
-    Ok(apps::insert(c, org_id, name, label, max_builds, &json!(deployments).to_string(), &st.data_key.seal(key.as_bytes())).await?)
+    Ok(apps::insert(
+        c,
+        org_id,
+        name,
+        label,
+        max_builds,
+        &json!(deployments).to_string(),
+        &st.data_key.seal(key.as_bytes()),
+    )
+    .await?)
 }
 
 /// Changes an app's settings (absent fields stay); lowering `maxBuilds` rotates at once.
 /// Returns false when the app does not exist.
 pub(crate) async fn update_app(
     c: &mut crate::store::Conn,
-    org_id: &str,
+    org_id: &OrgId,
     name: &str,
     label: Option<&str>,
     max_builds: Option<i64>,
     deployments: Option<&[String]>,
 ) -> ApiResult<bool> {
-    if !apps::update(&mut *c, org_id, name, label, max_builds, deployments.map(|d| json!(d).to_string())).await? {
+    if !apps::update(
+        &mut *c,
+        org_id,
+        name,
+        label,
+        max_builds,
+        deployments.map(|d| json!(d).to_string()),
+    )
+    .await?
+    {
         return Ok(false);
     }
     if max_builds.is_some() {
-        let id = apps::id_of(&mut *c, org_id, name).await?.ok_or_else(|| ApiError::internal("app vanished"))?;
+        let id = apps::id_of(&mut *c, org_id, name)
+            .await?
+            .ok_or_else(|| ApiError::internal("app vanished"))?;
         rotate(c, &id).await?;
     }
     Ok(true)
 }
 
 /// Keeps at most `maxBuilds` builds and the patches into the current build from them.
-pub async fn rotate(c: &mut crate::store::Conn, app_id: &str) -> Result<(), sqlx::Error> {
+pub async fn rotate(c: &mut crate::store::Conn, app_id: &AppId) -> Result<(), sqlx::Error> {
     let a = apps::rotation_facts(&mut *c, app_id).await?;
     let (max, cur) = (a.max_builds, a.i_cur_build.unwrap_or(0));
     let mut live = Vec::new();
-    for (k, (id, dxf)) in apps::kept_images_newest_first(&mut *c, app_id).await?.into_iter().enumerate() {
+    for (k, (id, dxf)) in
+        apps::kept_images_newest_first(&mut *c, app_id).await?.into_iter().enumerate()
+    {
         if (k as i64) < max {
-            live.push(edge_origin::keys::dxf_dir("", &a.org_name, &a.name, id as u64, &dxf.unwrap_or_default()));
+            live.push(edge_origin::keys::dxf_dir(
+                "",
+                &a.org_name,
+                &a.name,
+                id as u64,
+                &dxf.unwrap_or_default(),
+            ));
             if id != cur {
-                live.push(edge_origin::keys::pat_dir("", &a.org_name, &a.name, cur as u64, id as u64));
+                live.push(edge_origin::keys::pat_dir(
+                    "",
+                    &a.org_name,
+                    &a.name,
+                    cur as u64,
+                    id as u64,
+                ));
             }
         } else {
             apps::remove_build(&mut *c, app_id, id).await?;

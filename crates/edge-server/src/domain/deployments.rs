@@ -3,6 +3,7 @@
 //! share an `fs` directory, the probe, and a row turned into a publishing target.
 
 use crate::error::{ApiError, ApiResult};
+use crate::ids::OrgId;
 use crate::names::{text, Name};
 use crate::state::AppState;
 use crate::store::deployments::{self as store, Deployment};
@@ -13,37 +14,58 @@ use serde_json::{json, Map, Value};
 
 pub mod origins;
 
-pub(crate) fn field_str<'a>(o: &'a Map<String, Value>, k: &str, required: bool) -> ApiResult<Option<&'a str>> {
+pub(crate) fn field_str<'a>(
+    o: &'a Map<String, Value>,
+    k: &str,
+    required: bool,
+) -> ApiResult<Option<&'a str>> {
     match o.get(k) {
         None | Some(Value::Null) if !required => Ok(None),
         Some(Value::String(s)) if !s.is_empty() && s.len() <= 1024 => Ok(Some(s)),
-        _ => Err(ApiError::invalid(&format!("origin.{k}"), format!("origin.{k} must be a non-empty string"))),
+        _ => Err(ApiError::invalid(
+            &format!("origin.{k}"),
+            format!("origin.{k} must be a non-empty string"),
+        )),
     }
 }
 
 /// Validates an origin object. The secret may be omitted when `keep` holds the stored one
 /// (same type). Returns (type, non-secret fields, secret).
-pub(crate) fn parse_origin(v: &Value, keep: Option<(&str, Option<String>)>) -> ApiResult<(String, Value, Option<String>)> {
+pub(crate) fn parse_origin(
+    v: &Value,
+    keep: Option<(&str, Option<String>)>,
+) -> ApiResult<(String, Value, Option<String>)> {
     let o = v.as_object().ok_or_else(|| ApiError::invalid("origin", "origin must be an object"))?;
-    let kind = o
-        .get("type")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::invalid("origin.type", "origin.type must be s3, fs or netstorage"))?;
+    let kind = o.get("type").and_then(Value::as_str).ok_or_else(|| {
+        ApiError::invalid("origin.type", "origin.type must be s3, fs or netstorage")
+    })?;
     let allowed: &[&str] = match kind {
-        "s3" => &["type", "endpoint", "region", "bucket", "accessKeyId", "secretAccessKey", "pathStyle"],
+        "s3" => {
+            &["type", "endpoint", "region", "bucket", "accessKeyId", "secretAccessKey", "pathStyle"]
+        }
         "fs" => &["type", "path"],
         "netstorage" => &["type", "host", "keyName", "key", "cpCode", "basePath"],
-        _ => return Err(ApiError::invalid("origin.type", "origin.type must be s3, fs or netstorage")),
+        _ => {
+            return Err(ApiError::invalid(
+                "origin.type",
+                "origin.type must be s3, fs or netstorage",
+            ))
+        }
     };
     if let Some(k) = o.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(ApiError::invalid(&format!("origin.{k}"), format!("unknown field 'origin.{k}' for type {kind}")));
+        return Err(ApiError::invalid(
+            &format!("origin.{k}"),
+            format!("unknown field 'origin.{k}' for type {kind}"),
+        ));
     }
     let kept = keep.filter(|(t, _)| *t == kind).and_then(|(_, s)| s);
     let secret_of = |f: &str| -> ApiResult<Option<String>> {
         match (field_str(o, f, false)?, &kept) {
             (Some("********"), Some(k)) | (None, Some(k)) => Ok(Some(k.clone())),
             (Some(s), _) => Ok(Some(s.to_string())),
-            (None, None) => Err(ApiError::invalid(&format!("origin.{f}"), format!("origin.{f} is required"))),
+            (None, None) => {
+                Err(ApiError::invalid(&format!("origin.{f}"), format!("origin.{f} is required")))
+            }
         }
     };
     let mut clean = Map::new();
@@ -54,16 +76,26 @@ pub(crate) fn parse_origin(v: &Value, keep: Option<(&str, Option<String>)>) -> A
             }
             let bucket = clean["bucket"].as_str().unwrap_or("");
             if !(3..=63).contains(&bucket.len())
-                || !bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+                || !bucket
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
             {
-                return Err(ApiError::invalid("origin.bucket", "origin.bucket is not a valid bucket name"));
+                return Err(ApiError::invalid(
+                    "origin.bucket",
+                    "origin.bucket is not a valid bucket name",
+                ));
             }
             match o.get("pathStyle") {
                 None | Some(Value::Null) => {}
                 Some(Value::Bool(b)) => {
                     clean.insert("pathStyle".into(), json!(b));
                 }
-                _ => return Err(ApiError::invalid("origin.pathStyle", "origin.pathStyle must be a boolean")),
+                _ => {
+                    return Err(ApiError::invalid(
+                        "origin.pathStyle",
+                        "origin.pathStyle must be a boolean",
+                    ))
+                }
             }
             secret_of("secretAccessKey")?
         }
@@ -88,9 +120,14 @@ pub(crate) fn parse_origin(v: &Value, keep: Option<(&str, Option<String>)>) -> A
 }
 
 /// Validates a download-auth object; returns (non-secret fields, secret).
-pub(crate) fn parse_download_auth(v: &Value, keep: Option<(&str, Option<String>)>) -> ApiResult<(Value, String)> {
+pub(crate) fn parse_download_auth(
+    v: &Value,
+    keep: Option<(&str, Option<String>)>,
+) -> ApiResult<(Value, String)> {
     let bad = |f: &str, m: &str| ApiError::invalid(&format!("downloadAuth.{f}"), m.to_string());
-    let o = v.as_object().ok_or_else(|| ApiError::invalid("downloadAuth", "downloadAuth must be an object or null"))?;
+    let o = v.as_object().ok_or_else(|| {
+        ApiError::invalid("downloadAuth", "downloadAuth must be an object or null")
+    })?;
     let kind = o.get("type").and_then(Value::as_str).unwrap_or("");
     let sf = match kind {
         "akamai" => "key",
@@ -98,7 +135,10 @@ pub(crate) fn parse_download_auth(v: &Value, keep: Option<(&str, Option<String>)
         _ => return Err(bad("type", "downloadAuth.type must be akamai or gcore")),
     };
     if let Some(k) = o.keys().find(|k| !["type", "window", sf].contains(&k.as_str())) {
-        return Err(ApiError::invalid(&format!("downloadAuth.{k}"), format!("unknown field 'downloadAuth.{k}'")));
+        return Err(ApiError::invalid(
+            &format!("downloadAuth.{k}"),
+            format!("unknown field 'downloadAuth.{k}'"),
+        ));
     }
     let window = o
         .get("window")
@@ -111,7 +151,8 @@ pub(crate) fn parse_download_auth(v: &Value, keep: Option<(&str, Option<String>)
         (Some(s), _) if !s.is_empty() => s.to_string(),
         _ => return Err(bad(sf, &format!("downloadAuth.{sf} is required"))),
     };
-    if kind == "akamai" && (secret.len() % 2 != 0 || !secret.bytes().all(|b| b.is_ascii_hexdigit())) {
+    if kind == "akamai" && (secret.len() % 2 != 0 || !secret.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
         return Err(bad("key", "downloadAuth.key must be hex"));
     }
     Ok((json!({"type": kind, "window": window}), secret))
@@ -131,7 +172,11 @@ pub(crate) fn parse_prefix(v: Option<&str>) -> ApiResult<String> {
 pub(crate) fn parse_public_url(v: Option<&str>) -> ApiResult<Option<String>> {
     match v {
         None => Ok(None),
-        Some(u) if (u.starts_with("http://") || u.starts_with("https://")) && u.len() <= 2048 && !u.contains(char::is_whitespace) => {
+        Some(u)
+            if (u.starts_with("http://") || u.starts_with("https://"))
+                && u.len() <= 2048
+                && !u.contains(char::is_whitespace) =>
+        {
             Ok(Some(u.trim_end_matches('/').to_string()))
         }
         Some(_) => Err(ApiError::invalid("publicUrl", "publicUrl must be an http(s) URL")),
@@ -142,7 +187,12 @@ pub(crate) fn parse_public_url(v: Option<&str>) -> ApiResult<Option<String>> {
 pub fn target_of(st: &AppState, d: &Deployment) -> ApiResult<targets::TargetSpec> {
     let secret = match &d.secret_sealed {
         Some(s) => Some(
-            String::from_utf8(st.data_key.open(s).ok_or_else(|| ApiError::internal("deployment secret unreadable"))?).unwrap_or_default(),
+            String::from_utf8(
+                st.data_key
+                    .open(s)
+                    .ok_or_else(|| ApiError::internal("deployment secret unreadable"))?,
+            )
+            .unwrap_or_default(),
         ),
         None => None,
     };
@@ -168,13 +218,19 @@ pub(crate) async fn check_fs_apart(st: &AppState, c: &mut Conn, d: &Deployment) 
     if d.kind != "fs" {
         return Ok(());
     }
-    let dir =
-        |x: &Deployment| targets::resolve_fs_path(st, x.origin["path"].as_str().unwrap_or(""), &x.prefix).ok().map(|p| p.join(&x.prefix));
+    let dir = |x: &Deployment| {
+        targets::resolve_fs_path(st, x.origin["path"].as_str().unwrap_or(""), &x.prefix)
+            .ok()
+            .map(|p| p.join(&x.prefix))
+    };
     let Some(mine) = dir(d) else { return Ok(()) };
     for other in store::fs_of_other_orgs(c, &d.org_id).await? {
         if let Some(theirs) = dir(&other) {
             if mine.starts_with(&theirs) || theirs.starts_with(&mine) {
-                return Err(ApiError::invalid("origin.path", "origin.path overlaps a directory another organization publishes to"));
+                return Err(ApiError::invalid(
+                    "origin.path",
+                    "origin.path overlaps a directory another organization publishes to",
+                ));
             }
         }
     }
@@ -183,8 +239,12 @@ pub(crate) async fn check_fs_apart(st: &AppState, c: &mut Conn, d: &Deployment) 
 
 pub(crate) async fn probe(st: &AppState, d: &Deployment) -> ApiResult<()> {
     let t = target_of(st, d)?;
-    let origin = t.origin(st).map_err(|e| ApiError::invalid("origin", format!("origin rejected: {e}")).detail("probe", e.to_string()))?;
-    origin.probe(&d.prefix).await.map_err(|e| ApiError::invalid("origin", format!("probe failed: {e}")).detail("probe", e.to_string()))
+    let origin = t.origin(st).map_err(|e| {
+        ApiError::invalid("origin", format!("origin rejected: {e}")).detail("probe", e.to_string())
+    })?;
+    origin.probe(&d.prefix).await.map_err(|e| {
+        ApiError::invalid("origin", format!("probe failed: {e}")).detail("probe", e.to_string())
+    })
 }
 
 /// The Create Deployment body (also, without `probe`, a deployment item of a bundle).
@@ -217,16 +277,26 @@ pub(crate) struct DeploymentIn {
 /// Validates a complete deployment description into a row of `org_id`: a new one, or
 /// `existing` replaced field by field (its secrets kept where the body omits them or sends
 /// `********`). fs paths are checked against `fs_origin_root`; nothing is probed.
-pub(crate) fn row_from(st: &AppState, org_id: &str, b: &DeploymentIn, existing: Option<&Deployment>) -> ApiResult<Deployment> {
+pub(crate) fn row_from(
+    st: &AppState,
+    org_id: &OrgId,
+    b: &DeploymentIn,
+    existing: Option<&Deployment>,
+) -> ApiResult<Deployment> {
     let name = Name::parse("name", &b.name)?;
     let label = b.label.as_deref().map(|l| text("label", l, 1, 200)).transpose()?;
     let prefix = parse_prefix(b.origin_prefix.as_deref())?;
-    let open = |s: &Option<String>| s.as_ref().and_then(|s| st.data_key.open(s)).and_then(|b| String::from_utf8(b).ok());
-    let (kind, origin, secret) = parse_origin(&b.origin, existing.map(|d| (d.kind.as_str(), open(&d.secret_sealed))))?;
+    let open = |s: &Option<String>| {
+        s.as_ref().and_then(|s| st.data_key.open(s)).and_then(|b| String::from_utf8(b).ok())
+    };
+    let (kind, origin, secret) =
+        parse_origin(&b.origin, existing.map(|d| (d.kind.as_str(), open(&d.secret_sealed))))?;
     let da = match &b.download_auth {
         None | Some(Value::Null) => None,
         Some(v) => {
-            let keep = existing.map(|d| (d.download_auth["type"].as_str().unwrap_or(""), open(&d.download_secret_sealed)));
+            let keep = existing.map(|d| {
+                (d.download_auth["type"].as_str().unwrap_or(""), open(&d.download_secret_sealed))
+            });
             Some(parse_download_auth(v, keep)?)
         }
     };

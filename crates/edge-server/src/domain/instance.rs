@@ -53,7 +53,9 @@ impl std::error::Error for InitError {
         match self {
             InitError::Migrations(e) | InitError::Db(e) | InitError::Create(e) => Some(e),
             InitError::PasswordFile(e) => Some(e),
-            InitError::OperatorRenamed { .. } | InitError::NameTaken(_) | InitError::MachineAdmin => None,
+            InitError::OperatorRenamed { .. }
+            | InitError::NameTaken(_)
+            | InitError::MachineAdmin => None,
         }
     }
 }
@@ -69,7 +71,10 @@ pub async fn initialize(db: &Db, cfg: &Config) -> Result<i64, InitError> {
     let existing = settings::get_in(&mut tx, "operator_org").await?;
     if let Some(name) = existing {
         if name != cfg.operator_org {
-            return Err(InitError::OperatorRenamed { fixed: name, configured: cfg.operator_org.clone() });
+            return Err(InitError::OperatorRenamed {
+                fixed: name,
+                configured: cfg.operator_org.clone(),
+            });
         }
         tx.commit().await?;
         return Ok(version);
@@ -90,7 +95,12 @@ pub async fn initialize(db: &Db, cfg: &Config) -> Result<i64, InitError> {
             host: None,
             description: None,
         },
-        Some(orgs::NewAdmin { username: &cfg.operator_admin, email: None, firstname: None, surname: None }),
+        Some(orgs::NewAdmin {
+            username: &cfg.operator_admin,
+            email: None,
+            firstname: None,
+            surname: None,
+        }),
         Some((plain.clone(), hash)),
     )
     .await

@@ -26,7 +26,10 @@ pub struct OrgIn {
     pub username: String,
     /// The administrator's e-mail address (always checked; used only when the person is
     /// created).
-    #[schema(max_length = 254, pattern = "^[^@\\s\\x00-\\x1f\\x7f-\\x9f]+@[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)+$")]
+    #[schema(
+        max_length = 254,
+        pattern = "^[^@\\s\\x00-\\x1f\\x7f-\\x9f]+@[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)+$"
+    )]
     pub email: String,
     /// The administrator's first name, 1 to 100 characters (used only when the person is
     /// created).
@@ -81,13 +84,17 @@ pub async fn validate_org(st: &AppState, b: OrgIn) -> ApiResult<ValidOrg> {
     let key = match b.org_priv_pem_b64.clone() {
         Some(pem) => {
             let pw = b.org_priv_pw.clone();
-            let k = tokio::task::spawn_blocking(move || crate::orgkey::parse_org_key(&pem, pw.as_deref()))
-                .await
-                .map_err(ApiError::internal)??;
+            let k = tokio::task::spawn_blocking(move || {
+                crate::orgkey::parse_org_key(&pem, pw.as_deref())
+            })
+            .await
+            .map_err(ApiError::internal)??;
             let pw_sealed = b.org_priv_pw.as_ref().map(|p| st.data_key.seal(p.as_bytes()));
             Some((st.data_key.seal(&k.pkcs8_der), pw_sealed, k.public_pem, k.fingerprint))
         }
-        None if b.org_priv_pw.is_some() => return Err(ApiError::invalid("orgPrivPW", "orgPrivPW given without orgPrivPemB64")),
+        None if b.org_priv_pw.is_some() => {
+            return Err(ApiError::invalid("orgPrivPW", "orgPrivPW given without orgPrivPemB64"))
+        }
         None => None,
     };
     Ok(ValidOrg { name, label, username, email: mail, first, sur, dxorglnk: b.dxorglnk, key })
@@ -101,15 +108,31 @@ pub async fn insert_org(st: &AppState, v: ValidOrg) -> ApiResult<Value> {
     let mut tx = st.db.tx().await?;
     let created = orgs::create(
         &mut tx,
-        orgs::NewOrg { name: name.to_string(), label, operator: false, dxorglnk, key, host: None, description: None },
-        Some(orgs::NewAdmin { username: username.as_str(), email: Some(&mail), firstname: Some(&first), surname: Some(&sur) }),
+        orgs::NewOrg {
+            name: name.to_string(),
+            label,
+            operator: false,
+            dxorglnk,
+            key,
+            host: None,
+            description: None,
+        },
+        Some(orgs::NewAdmin {
+            username: username.as_str(),
+            email: Some(&mail),
+            firstname: Some(&first),
+            surname: Some(&sur),
+        }),
         Some((plain, hash)),
     )
     .await;
     let created = match created {
         Ok(c) => c,
         Err(orgs::CreateError::MachineUser) => {
-            return Err(ApiError::conflict("item-exists", format!("username '{username}' belongs to a machine user")))
+            return Err(ApiError::conflict(
+                "item-exists",
+                format!("username '{username}' belongs to a machine user"),
+            ))
         }
         Err(orgs::CreateError::Db(e)) => return Err(map_create_conflict(e, &name)),
     };
@@ -125,7 +148,9 @@ pub async fn insert_org(st: &AppState, v: ValidOrg) -> ApiResult<Value> {
 pub(crate) fn map_create_conflict(e: sqlx::Error, name: &Name) -> ApiError {
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => {
-            let what = if d.message().contains("username") || d.constraint().is_some_and(|c| c.contains("username")) {
+            let what = if d.message().contains("username")
+                || d.constraint().is_some_and(|c| c.contains("username"))
+            {
                 "username"
             } else {
                 "organization name"
@@ -141,13 +166,19 @@ pub(crate) fn map_create_conflict(e: sqlx::Error, name: &Name) -> ApiError {
 /// `purge` task). The operator organization is protected.
 pub async fn delete_org(st: &AppState, name: &str, prune: bool) -> ApiResult<Value> {
     let mut tx = st.db.tx().await?;
-    let org = orgs::by_name(&mut tx, name).await?.ok_or_else(|| ApiError::not_found("organization", name))?;
+    let org = orgs::by_name(&mut tx, name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("organization", name))?;
     if org.operator {
-        return Err(ApiError::conflict("item-protected", "the operator organization cannot be deleted"));
+        return Err(ApiError::conflict(
+            "item-protected",
+            "the operator organization cannot be deleted",
+        ));
     }
     // The purge snapshot records exactly what was published for the org, so a re-created
     // org of the same name is never touched.
-    let task = crate::domain::purge::enqueue_for_org(st, &mut tx, &org.id, &org.name, prune).await?;
+    let task =
+        crate::domain::purge::enqueue_for_org(st, &mut tx, &org.id, &org.name, prune).await?;
     orgs::delete(&mut tx, &org.id).await?;
     tx.commit().await?;
     tracing::info!(org = %name, prune, "organization deleted");

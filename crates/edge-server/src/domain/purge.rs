@@ -5,6 +5,7 @@
 
 use crate::depot;
 use crate::error::{ApiError, ApiResult};
+use crate::ids::{AppId, OrgId};
 use crate::state::AppState;
 use crate::store::{deployments, published, tasks, Conn};
 use crate::targets::TargetSpec;
@@ -26,7 +27,7 @@ pub struct Snapshot {
 pub(crate) async fn snapshot(
     st: &AppState,
     c: &mut Conn,
-    org: &str,
+    org: &OrgId,
     rows: Vec<(String, String)>,
     known: Option<(String, TargetSpec)>,
 ) -> ApiResult<Snapshot> {
@@ -43,7 +44,9 @@ pub(crate) async fn snapshot(
             let _ = id;
             Some(spec.clone())
         } else {
-            all.iter().find(|d| d.id == tid).and_then(|d| crate::domain::deployments::target_of(st, d).ok())
+            all.iter()
+                .find(|d| d.id == tid)
+                .and_then(|d| crate::domain::deployments::target_of(st, d).ok())
         };
         if let Some(spec) = spec {
             snap.targets.push((spec, keys));
@@ -55,7 +58,7 @@ pub(crate) async fn snapshot(
 pub(crate) async fn enqueue(
     st: &AppState,
     c: &mut Conn,
-    org: &str,
+    org: &OrgId,
     org_name: &str,
     app_name: Option<&str>,
     snap: Snapshot,
@@ -65,7 +68,7 @@ pub(crate) async fn enqueue(
     let (name, _) = tasks::enqueue(
         c,
         tasks::NewTask {
-            org_id: Some(org.into()),
+            org_id: Some(org.clone()),
             org_name: Some(org_name.into()),
             app_name: app_name.map(String::from),
             ..tasks::NewTask::of(tasks::PurgeParams { reason, snapshot: sealed })
@@ -79,19 +82,30 @@ pub(crate) async fn enqueue(
 pub async fn enqueue_for_deployment(
     st: &AppState,
     c: &mut Conn,
-    org: &str,
+    org: &OrgId,
     org_name: &str,
     d: &deployments::Deployment,
     spec: Option<TargetSpec>,
 ) -> ApiResult<String> {
-    let rows = published::of_deployment(c, &d.id).await?.into_iter().map(|(_, k)| (d.id.clone(), k)).collect();
+    let rows = published::of_deployment(c, &d.id)
+        .await?
+        .into_iter()
+        .map(|(_, k)| (d.id.clone(), k))
+        .collect();
     let snap = snapshot(st, c, org, rows, spec.map(|s| (d.id.clone(), s))).await?;
     published::forget_deployment(c, &d.id).await?;
     enqueue(st, c, org, org_name, None, snap, tasks::PurgeReason::DeploymentDeleted).await
 }
 
 /// Queues the purge of an app: its published objects everywhere and its local data.
-pub async fn enqueue_for_app(st: &AppState, c: &mut Conn, org: &str, org_name: &str, app_id: &str, app_name: &str) -> ApiResult<String> {
+pub async fn enqueue_for_app(
+    st: &AppState,
+    c: &mut Conn,
+    org: &OrgId,
+    org_name: &str,
+    app_id: &AppId,
+    app_name: &str,
+) -> ApiResult<String> {
     let rows = published::of_app(c, app_id).await?;
     let mut snap = snapshot(st, c, org, rows, None).await?;
     snap.dirs = depot::app_keys(app_id);
@@ -100,7 +114,13 @@ pub async fn enqueue_for_app(st: &AppState, c: &mut Conn, org: &str, org_name: &
 }
 
 /// Queues the purge of an organization's apps (with `prune`, their published files too).
-pub async fn enqueue_for_org(st: &AppState, c: &mut Conn, org: &str, org_name: &str, prune: bool) -> ApiResult<Option<String>> {
+pub async fn enqueue_for_org(
+    st: &AppState,
+    c: &mut Conn,
+    org: &OrgId,
+    org_name: &str,
+    prune: bool,
+) -> ApiResult<Option<String>> {
     let apps = crate::store::apps::ids_of_org(&mut *c, org).await?;
     let mut snap = Snapshot::default();
     let mut rows = Vec::new();
@@ -115,10 +135,14 @@ pub async fn enqueue_for_org(st: &AppState, c: &mut Conn, org: &str, org_name: &
         // Without prune the published files stay; the Edge's own copies go: at once from
         // the data directory, by a purge task from a shared depot (many objects).
         if st.depot.is_shared() {
-            return Ok(Some(enqueue(st, c, org, org_name, None, snap, tasks::PurgeReason::OrgDeleted).await?));
+            return Ok(Some(
+                enqueue(st, c, org, org_name, None, snap, tasks::PurgeReason::OrgDeleted).await?,
+            ));
         }
         let dirs: Vec<_> = snap.dirs.iter().map(|d| st.depot.local(d)).collect();
-        tokio::task::spawn_blocking(move || dirs.iter().for_each(|d| drop(std::fs::remove_dir_all(d))));
+        tokio::task::spawn_blocking(move || {
+            dirs.iter().for_each(|d| drop(std::fs::remove_dir_all(d)))
+        });
         return Ok(None);
     }
     let mut s2 = snapshot(st, c, org, rows, None).await?;

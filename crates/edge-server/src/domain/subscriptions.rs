@@ -2,6 +2,7 @@
 //! address guard) and creating one with its signing secret.
 
 use crate::error::{ApiError, ApiResult};
+use crate::ids::OrgId;
 use crate::names::Name;
 use crate::state::AppState;
 use crate::store::events::{EVENTS, TYPES};
@@ -65,7 +66,12 @@ pub(crate) enum SubscriptionKind {
 
 /// A string schema of the given values.
 fn one_of_names(values: &[&str]) -> RefOr<Schema> {
-    RefOr::T(Schema::Object(ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)).enum_values(Some(values.to_vec())).build()))
+    RefOr::T(Schema::Object(
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .enum_values(Some(values.to_vec()))
+            .build(),
+    ))
 }
 
 /// The task types whose changes are events ([`TYPES`]), as a schema.
@@ -112,7 +118,8 @@ pub(crate) struct ValidSub {
 /// Refuses URLs whose host is (or resolves to) a private, loopback or link-local address,
 /// unless the instance allows them.
 pub(crate) async fn check_target(st: &AppState, url: &str) -> ApiResult<()> {
-    edge_origin::net::check_url(url, st.cfg.allow_private_sources).map_err(|e| ApiError::invalid("url", e.to_string()))?;
+    edge_origin::net::check_url(url, st.cfg.allow_private_sources)
+        .map_err(|e| ApiError::invalid("url", e.to_string()))?;
     if st.cfg.allow_private_sources {
         return Ok(());
     }
@@ -123,7 +130,10 @@ pub(crate) async fn check_target(st: &AppState, url: &str) -> ApiResult<()> {
         // Names are checked again at every connection; this early check gives a clear 400.
         if let Ok(addrs) = tokio::net::lookup_host((host.as_str(), port)).await {
             if addrs.into_iter().any(|a| !edge_origin::net::is_public_ip(a.ip())) {
-                return Err(ApiError::invalid("url", "the URL resolves to a private or loopback address"));
+                return Err(ApiError::invalid(
+                    "url",
+                    "the URL resolves to a private or loopback address",
+                ));
             }
         }
     }
@@ -146,7 +156,10 @@ pub(crate) async fn validate_subscription(st: &AppState, b: SubscriptionIn) -> A
     let (url, channel, token) = match b.kind.as_str() {
         "webhook" => {
             if b.slack_channel.is_some() || b.slack_token.is_some() {
-                return Err(ApiError::invalid("slackChannel", "a webhook takes url, not slackChannel/slackToken"));
+                return Err(ApiError::invalid(
+                    "slackChannel",
+                    "a webhook takes url, not slackChannel/slackToken",
+                ));
             }
             let url = b.url.ok_or_else(|| ApiError::invalid("url", "missing field 'url'"))?;
             if url.len() > 2048 {
@@ -157,7 +170,10 @@ pub(crate) async fn validate_subscription(st: &AppState, b: SubscriptionIn) -> A
         }
         "slack" => {
             if b.url.is_some() {
-                return Err(ApiError::invalid("url", "a slack subscription takes slackChannel and slackToken, not url"));
+                return Err(ApiError::invalid(
+                    "url",
+                    "a slack subscription takes slackChannel and slackToken, not url",
+                ));
             }
             let ch = b
                 .slack_channel
@@ -180,7 +196,7 @@ pub(crate) async fn validate_subscription(st: &AppState, b: SubscriptionIn) -> A
 pub(crate) async fn insert_subscription(
     st: &AppState,
     c: &mut crate::store::Conn,
-    org_id: &str,
+    org_id: &OrgId,
     v: &ValidSub,
 ) -> ApiResult<(String, String)> {
     let secret = crate::util::b64url(&crate::util::random_bytes(32));

@@ -32,13 +32,22 @@ pub async fn expire_uploads(st: &AppState) -> Result<u64, sqlx::Error> {
 
 /// Expires one upload task that is waiting for (or receiving) its upload: `PATCH
 /// /be/v1/tasks {"expire":true}`. A request still receiving it stops at its next step.
-pub async fn expire_upload_task(st: &AppState, token_hash: &str, task: &str) -> Result<bool, sqlx::Error> {
+pub async fn expire_upload_task(
+    st: &AppState,
+    token_hash: &str,
+    task: &str,
+) -> Result<bool, sqlx::Error> {
     expire_upload(st, token_hash, task, None).await
 }
 
 /// Expires one upload task; with `before`, only if its expiry is still earlier (an expiry
 /// extended meanwhile wins) and no live claim is receiving it.
-pub(crate) async fn expire_upload(st: &AppState, token_hash: &str, task: &str, before: Option<i64>) -> Result<bool, sqlx::Error> {
+pub(crate) async fn expire_upload(
+    st: &AppState,
+    token_hash: &str,
+    task: &str,
+    before: Option<i64>,
+) -> Result<bool, sqlx::Error> {
     let mut tx = st.db.tx().await?;
     if !crate::store::uploads::expire(&mut tx, token_hash, before).await? {
         return Ok(false);
@@ -47,7 +56,9 @@ pub(crate) async fn expire_upload(st: &AppState, token_hash: &str, task: &str, b
     let ended = tasks::end_unleased(&mut tx, task, "expired", None, Some(&exc)).await?;
     if let Some(t) = tasks::get(&mut tx, None, task).await? {
         tasks::cancel_rest(&mut tx, &t.group, None).await?;
-        let _ = std::fs::remove_file(st.depot.local(&depot::upload_key(&t.group)).with_extension("part"));
+        let _ = std::fs::remove_file(
+            st.depot.local(&depot::upload_key(&t.group)).with_extension("part"),
+        );
     }
     tx.commit().await?;
     Ok(ended)

@@ -5,6 +5,7 @@
 use crate::caller::Caller;
 use crate::crypto::random_password;
 use crate::error::{ApiError, ApiResult};
+use crate::ids::OrgId;
 use crate::names::{email, text, Name};
 use crate::perms::Perms;
 use crate::state::AppState;
@@ -27,7 +28,12 @@ pub enum TargetChange {
 /// The no-takeover rule: the target's permissions must be a subset of the caller's, and a
 /// person's profile and credentials may be touched only when the person belongs to no
 /// organization but the caller's.
-pub async fn guard_target(c: &mut Conn, caller: &Caller, target: &users::User, change: TargetChange) -> ApiResult<()> {
+pub async fn guard_target(
+    c: &mut Conn,
+    caller: &Caller,
+    target: &users::User,
+    change: TargetChange,
+) -> ApiResult<()> {
     if target.id == caller.user_id {
         return Ok(());
     }
@@ -80,11 +86,17 @@ pub fn check_password(pw: &str, username: &str) -> ApiResult<()> {
 }
 
 /// Resolves role names of `org` to (ids, combined permissions); unknown → 400.
-pub(crate) async fn resolve_roles(c: &mut Conn, org: &str, names: &[String]) -> ApiResult<(Vec<String>, Perms)> {
+pub(crate) async fn resolve_roles(
+    c: &mut Conn,
+    org: &OrgId,
+    names: &[String],
+) -> ApiResult<(Vec<String>, Perms)> {
     let mut ids = Vec::new();
     let mut p = Perms::default();
     for n in names {
-        let r = roles::get(c, org, n).await?.ok_or_else(|| ApiError::invalid("roles", format!("unknown role '{n}'")))?;
+        let r = roles::get(c, org, n)
+            .await?
+            .ok_or_else(|| ApiError::invalid("roles", format!("unknown role '{n}'")))?;
         p = p.union(&r.perms);
         ids.push(r.id);
     }
@@ -106,7 +118,10 @@ pub(crate) struct UserIn {
     #[schema(value_type = Option<UserType>)]
     pub kind: Option<String>,
     /// A person's e-mail address (required for a person, refused for a machine user).
-    #[schema(max_length = 254, pattern = "^[^@\\s\\x00-\\x1f\\x7f-\\x9f]+@[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)+$")]
+    #[schema(
+        max_length = 254,
+        pattern = "^[^@\\s\\x00-\\x1f\\x7f-\\x9f]+@[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)+$"
+    )]
     pub email: Option<String>,
     /// A person's first name, 1 to 100 characters (required for a person, refused for a
     /// machine user).
@@ -178,12 +193,24 @@ pub(crate) fn validate_user(b: UserIn) -> ApiResult<ValidUser> {
                 return Err(ApiError::invalid(f, format!("a machine user has no {f}")));
             }
         }
-        let label = text("label", b.label.as_deref().ok_or_else(|| ApiError::invalid("label", "missing field 'label'"))?, 1, 200)?;
+        let label = text(
+            "label",
+            b.label
+                .as_deref()
+                .ok_or_else(|| ApiError::invalid("label", "missing field 'label'"))?,
+            1,
+            200,
+        )?;
         (None, None, None, Some(label))
     } else {
-        let req = |f: &str, v: &Option<String>| v.clone().ok_or_else(|| ApiError::invalid(f, format!("missing field '{f}'")));
+        let req = |f: &str, v: &Option<String>| {
+            v.clone().ok_or_else(|| ApiError::invalid(f, format!("missing field '{f}'")))
+        };
         if b.label.is_some() {
-            return Err(ApiError::invalid("label", "a person has no label; use firstname and surname"));
+            return Err(ApiError::invalid(
+                "label",
+                "a person has no label; use firstname and surname",
+            ));
         }
         (
             Some(email("email", &req("email", &b.email)?)?),
@@ -192,7 +219,16 @@ pub(crate) fn validate_user(b: UserIn) -> ApiResult<ValidUser> {
             None,
         )
     };
-    Ok(ValidUser { username, machine, email: mail, firstname: first, surname: sur, title, label, roles: b.roles })
+    Ok(ValidUser {
+        username,
+        machine,
+        email: mail,
+        firstname: first,
+        surname: sur,
+        title,
+        label,
+        roles: b.roles,
+    })
 }
 
 /// A person's random initial password and its Argon2 hash.
@@ -202,7 +238,10 @@ pub struct InitialPassword {
 }
 
 /// A new random password and its hash (for a person; `None` for a machine user).
-pub(crate) async fn initial_password(st: &AppState, v: &ValidUser) -> ApiResult<Option<InitialPassword>> {
+pub(crate) async fn initial_password(
+    st: &AppState,
+    v: &ValidUser,
+) -> ApiResult<Option<InitialPassword>> {
     if v.machine {
         return Ok(None);
     }
@@ -217,7 +256,7 @@ pub(crate) async fn initial_password(st: &AppState, v: &ValidUser) -> ApiResult<
 /// connection).
 pub(crate) async fn insert_user(
     c: &mut Conn,
-    org: &str,
+    org: &OrgId,
     v: &ValidUser,
     role_ids: &[String],
     password: Option<InitialPassword>,
@@ -225,10 +264,17 @@ pub(crate) async fn insert_user(
     let (pw_plain, pw_hash) = match (v.machine, password) {
         (true, _) => (None, None),
         (false, Some(p)) => (Some(p.plain), Some(p.hash)),
-        (false, None) => return Err(ApiError::internal("a person was to be created without an initial password")),
+        (false, None) => {
+            return Err(ApiError::internal(
+                "a person was to be created without an initial password",
+            ))
+        }
     };
     if users::by_username(c, v.username.as_str()).await?.is_some() {
-        return Err(ApiError::conflict("item-exists", format!("username '{}' is taken", v.username)));
+        return Err(ApiError::conflict(
+            "item-exists",
+            format!("username '{}' is taken", v.username),
+        ));
     }
     let id = users::insert(
         c,
@@ -247,6 +293,10 @@ pub(crate) async fn insert_user(
     .await?;
     users::add_membership(c, org, &id).await?;
     users::set_roles(c, org, &id, role_ids).await?;
-    let key = if v.machine { Some(apikeys::create(c, org, &id, Some("initial key"), None).await?.1) } else { None };
+    let key = if v.machine {
+        Some(apikeys::create(c, org, &id, Some("initial key"), None).await?.1)
+    } else {
+        None
+    };
     Ok((id, pw_plain, key))
 }

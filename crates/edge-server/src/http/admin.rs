@@ -23,7 +23,9 @@ use utoipa::ToSchema;
 // Organizations, tasks and maintenance mode.
 #[path = "admin_manage.rs"]
 mod manage;
-use manage::{del_org, get_maintenance, get_org, get_task, list_orgs, list_tasks, post_org, put_maintenance};
+use manage::{
+    del_org, get_maintenance, get_org, get_task, list_orgs, list_tasks, post_org, put_maintenance,
+};
 
 /// Routes under `/srv/v1` and `/adm/v1`.
 pub fn router() -> Router<Arc<AppState>> {
@@ -165,10 +167,18 @@ pub struct HelloReply {
 #[utoipa::path(post, path = "/srv/v1/hello", tag = "admin", request_body = HelloIn,
     responses((status = 200, description = "The task submitted", body = HelloReply)),
     extensions(("x-rockit-auth" = json!("admin token"))))]
-async fn hello(a: Admin, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<HelloIn>) -> ApiResult<Reply<HelloReply>> {
+async fn hello(
+    a: Admin,
+    State(st): State<Arc<AppState>>,
+    JsonBody(b): JsonBody<HelloIn>,
+) -> ApiResult<Reply<HelloReply>> {
     let (name, _) = tasks::enqueue(
         &mut *st.db.conn().await?,
-        tasks::NewTask::of(tasks::HelloParams { admin: a.username.clone(), maintenance: b.maintenance, message: b.message }),
+        tasks::NewTask::of(tasks::HelloParams {
+            admin: a.username.clone(),
+            maintenance: b.maintenance,
+            message: b.message,
+        }),
     )
     .await?;
     audit(&st, &a.username, "hello", &name).await?;
@@ -181,7 +191,11 @@ async fn hello(a: Admin, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<
 #[utoipa::path(post, path = "/adm/v1/hello", tag = "admin", request_body = HelloIn,
     responses((status = 200, description = "The task submitted", body = HelloReply)),
     extensions(("x-rockit-auth" = json!("admin token"))))]
-async fn adm_hello(a: Admin, st: State<Arc<AppState>>, b: JsonBody<HelloIn>) -> ApiResult<Reply<HelloReply>> {
+async fn adm_hello(
+    a: Admin,
+    st: State<Arc<AppState>>,
+    b: JsonBody<HelloIn>,
+) -> ApiResult<Reply<HelloReply>> {
     hello(a, st, b).await
 }
 
@@ -205,7 +219,8 @@ pub struct Initialized {
     responses((status = 200, description = "Initialized", body = Initialized)),
     extensions(("x-rockit-auth" = json!("admin token"))))]
 async fn initialize(a: Admin, State(st): State<Arc<AppState>>) -> ApiResult<Reply<Initialized>> {
-    let v = crate::domain::instance::initialize(&st.db, &st.cfg).await.map_err(ApiError::internal)?;
+    let v =
+        crate::domain::instance::initialize(&st.db, &st.cfg).await.map_err(ApiError::internal)?;
     audit(&st, &a.username, "initialize", "").await?;
     Ok(Reply(Initialized { status: Success, message: "initialized".into(), schema_version: v }))
 }
@@ -249,7 +264,10 @@ pub struct ChangelogReply {
     responses((status = 200, description = "The changelog", body = ChangelogReply)),
     extensions(("x-rockit-auth" = json!("none"))))]
 async fn changelog() -> Reply<ChangelogReply> {
-    Reply(ChangelogReply { status: Success, changelog: crate::changelog::parse(include_str!("../../../../CHANGELOG.md")) })
+    Reply(ChangelogReply {
+        status: Success,
+        changelog: crate::changelog::parse(include_str!("../../../../CHANGELOG.md")),
+    })
 }
 
 /// The changelog (older path)

@@ -25,7 +25,11 @@ use utoipa::ToSchema;
     params(ListParams, ("name" = Option<String>, Query, description = "Only organizations whose name contains this (any case)")),
     responses((status = 200, description = "A page of organizations", body = OrgPage)),
     extensions(("x-rockit-auth" = json!("admin token"))))]
-pub(super) async fn list_orgs(_a: Admin, State(st): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> ApiResult<Reply<OrgPage>> {
+pub(super) async fn list_orgs(
+    _a: Admin,
+    State(st): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Reply<OrgPage>> {
     org_page(&st, raw.as_deref()).await
 }
 
@@ -38,7 +42,11 @@ pub(super) async fn list_orgs(_a: Admin, State(st): State<Arc<AppState>>, RawQue
 #[utoipa::path(post, path = "/adm/v1/orgs", tag = "admin", request_body = OrgIn,
     responses((status = 200, description = "Created", body = OrgCreated)),
     extensions(("x-rockit-auth" = json!("admin token"))))]
-pub(super) async fn post_org(a: Admin, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<OrgIn>) -> ApiResult<Reply<OrgCreated>> {
+pub(super) async fn post_org(
+    a: Admin,
+    State(st): State<Arc<AppState>>,
+    JsonBody(b): JsonBody<OrgIn>,
+) -> ApiResult<Reply<OrgCreated>> {
     let name = b.name.clone();
     let out = create_org(&st, b).await?;
     audit(&st, &a.username, "org.create", &name).await?;
@@ -50,9 +58,15 @@ pub(super) async fn post_org(a: Admin, State(st): State<Arc<AppState>>, JsonBody
     params(("name" = String, Path, description = "The organization's name")),
     responses((status = 200, description = "The organization", body = OrgReply)),
     extensions(("x-rockit-auth" = json!("admin token"))))]
-pub(super) async fn get_org(_a: Admin, State(st): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<Reply<OrgReply>> {
+pub(super) async fn get_org(
+    _a: Admin,
+    State(st): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> ApiResult<Reply<OrgReply>> {
     let mut c = st.db.conn().await?;
-    let o = orgs::by_name(&mut c, &name).await?.ok_or_else(|| ApiError::not_found("organization", &name))?;
+    let o = orgs::by_name(&mut c, &name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("organization", &name))?;
     Ok(OrgReply::new(&o))
 }
 
@@ -97,7 +111,11 @@ pub(super) async fn del_org(
         ("orgName" = Option<String>, Query, description = "Only the tasks of this organization (exact name)")),
     responses((status = 200, description = "A page of tasks", body = TaskPage)),
     extensions(("x-rockit-auth" = json!("admin token"))))]
-pub(super) async fn list_tasks(_a: Admin, State(st): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> ApiResult<Reply<TaskPage>> {
+pub(super) async fn list_tasks(
+    _a: Admin,
+    State(st): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Reply<TaskPage>> {
     task_list(&st, None, raw.as_deref()).await
 }
 
@@ -108,9 +126,14 @@ pub(super) async fn list_tasks(_a: Admin, State(st): State<Arc<AppState>>, RawQu
     params(("name" = String, Path, description = "The task's name")),
     responses((status = 200, description = "The task", body = TaskReply)),
     extensions(("x-rockit-auth" = json!("admin token"))))]
-pub(super) async fn get_task(_a: Admin, State(st): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<Reply<TaskReply>> {
+pub(super) async fn get_task(
+    _a: Admin,
+    State(st): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> ApiResult<Reply<TaskReply>> {
     let mut c = st.db.conn().await?;
-    let t = tasks::get(&mut c, None, &name).await?.ok_or_else(|| ApiError::not_found("task", &name))?;
+    let t =
+        tasks::get(&mut c, None, &name).await?.ok_or_else(|| ApiError::not_found("task", &name))?;
     Ok(TaskReply::new(&t, true))
 }
 
@@ -128,7 +151,11 @@ pub struct MaintenanceState {
 
 impl MaintenanceState {
     fn of(m: &crate::state::Maintenance) -> MaintenanceState {
-        MaintenanceState { enabled: m.enabled, retry_after: m.retry_after, since: (m.since > 0).then(|| rfc3339(m.since)) }
+        MaintenanceState {
+            enabled: m.enabled,
+            retry_after: m.retry_after,
+            since: (m.since > 0).then(|| rfc3339(m.since)),
+        }
     }
 }
 
@@ -151,7 +178,10 @@ impl MaintenanceReply {
 #[utoipa::path(get, path = "/adm/v1/maintenance", tag = "admin",
     responses((status = 200, description = "The mode", body = MaintenanceReply)),
     extensions(("x-rockit-auth" = json!("admin token"))))]
-pub(super) async fn get_maintenance(_a: Admin, State(st): State<Arc<AppState>>) -> Reply<MaintenanceReply> {
+pub(super) async fn get_maintenance(
+    _a: Admin,
+    State(st): State<Arc<AppState>>,
+) -> Reply<MaintenanceReply> {
     MaintenanceReply::new(&st.maintenance().await)
 }
 
@@ -184,6 +214,7 @@ pub(super) async fn put_maintenance(
         return Err(ApiError::invalid("retryAfter", "retryAfter must be 1..604800 seconds"));
     }
     let m = st.set_maintenance(b.enabled, ra).await?;
-    audit(&st, &a.username, if b.enabled { "maintenance.on" } else { "maintenance.off" }, "").await?;
+    audit(&st, &a.username, if b.enabled { "maintenance.on" } else { "maintenance.off" }, "")
+        .await?;
     Ok(MaintenanceReply::new(&m))
 }

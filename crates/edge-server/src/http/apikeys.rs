@@ -96,7 +96,11 @@ pub struct ApiKeyCreated {
 #[utoipa::path(post, path = "/be/v1/apikeys", tag = "auth", request_body = KeyIn,
     responses((status = 200, description = "The new key, with its secret", body = ApiKeyCreated)),
     extensions(("x-rockit-auth" = json!("own, or beUsers:U"))))]
-async fn post_key(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<KeyIn>) -> ApiResult<Reply<ApiKeyCreated>> {
+async fn post_key(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    JsonBody(b): JsonBody<KeyIn>,
+) -> ApiResult<Reply<ApiKeyCreated>> {
     let label = b.label.as_deref().map(|l| text("label", l, 1, 200)).transpose()?;
     if b.expires_in == Some(0) || b.expires_in.is_some_and(|e| e > 10 * 365 * 86_400) {
         return Err(ApiError::invalid("expiresIn", "expiresIn must be 1..315360000 seconds"));
@@ -107,14 +111,19 @@ async fn post_key(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonB
         Some(u) if u == c.username => c.user_id.clone(),
         Some(u) => {
             c.require(Resource::BeUsers, U)?;
-            let t = users::member_by_username(&mut tx, &c.org_id, u).await?.ok_or_else(|| ApiError::not_found("user", u))?;
+            let t = users::member_by_username(&mut tx, &c.org_id, u)
+                .await?
+                .ok_or_else(|| ApiError::not_found("user", u))?;
             guard_target(&mut tx, &c, &t, TargetChange::Credentials).await?;
             t.id
         }
     };
     let expires = b.expires_in.map(|e| now_ms() + e as i64 * 1000);
-    let (key_id, key) = apikeys::create(&mut tx, &c.org_id, &target, label.as_deref(), expires).await?;
-    let k = apikeys::by_id(&mut tx, &key_id).await?.ok_or_else(|| ApiError::internal("key vanished"))?;
+    let (key_id, key) =
+        apikeys::create(&mut tx, &c.org_id, &target, label.as_deref(), expires).await?;
+    let k = apikeys::by_id(&mut tx, &key_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("key vanished"))?;
     tx.commit().await?;
     Ok(Reply(ApiKeyCreated { status: Success, api_key: key, key: ApiKeyView::of(&k, &c.org_name) }))
 }
@@ -143,19 +152,32 @@ page!(
     params(ListParams, ("username" = Option<String>, Query, description = "Only the keys of this member (exact username)")),
     responses((status = 200, description = "A page of API keys", body = ApiKeyPage)),
     extensions(("x-rockit-auth" = json!("own, or beUsers:R"))))]
-async fn list_keys(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> ApiResult<Reply<ApiKeyPage>> {
+async fn list_keys(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Reply<ApiKeyPage>> {
     let q = ListQuery::parse(raw.as_deref(), &KEY_LIST)?;
     let mut conn = st.db.conn().await?;
     let user = match q.filters.get("username") {
         Some(u) if *u == c.username => Some(c.user_id.clone()),
         Some(u) => {
             c.require(Resource::BeUsers, R)?;
-            Some(users::member_by_username(&mut conn, &c.org_id, u).await?.ok_or_else(|| ApiError::not_found("user", u))?.id)
+            Some(
+                users::member_by_username(&mut conn, &c.org_id, u)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found("user", u))?
+                    .id,
+            )
         }
         None if c.perms.has(Resource::BeUsers, R) => None,
         None => Some(c.user_id.clone()),
     };
-    let items = apikeys::list(&mut conn, &c.org_id, user.as_deref()).await?.iter().map(|k| ApiKeyView::of(k, &c.org_name)).collect();
+    let items = apikeys::list(&mut conn, &c.org_id, user.as_deref())
+        .await?
+        .iter()
+        .map(|k| ApiKeyView::of(k, &c.org_name))
+        .collect();
     q.page_of(items)
 }
 
@@ -167,13 +189,21 @@ async fn list_keys(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): Ra
     params(("key_id" = String, Path, description = "The key's `keyId`")),
     responses((status = 200, description = "Revoked", body = Message)),
     extensions(("x-rockit-auth" = json!("own, or beUsers:U"))))]
-async fn delete_key(c: Caller, State(st): State<Arc<AppState>>, Path(key_id): Path<String>) -> ApiResult<Reply<Message>> {
+async fn delete_key(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    Path(key_id): Path<String>,
+) -> ApiResult<Reply<Message>> {
     let mut tx = st.db.tx().await?;
-    let k =
-        apikeys::by_id(&mut tx, &key_id).await?.filter(|k| k.org_id == c.org_id).ok_or_else(|| ApiError::not_found("API key", &key_id))?;
+    let k = apikeys::by_id(&mut tx, &key_id)
+        .await?
+        .filter(|k| k.org_id == c.org_id)
+        .ok_or_else(|| ApiError::not_found("API key", &key_id))?;
     if k.user_id != c.user_id {
         c.require(Resource::BeUsers, U)?;
-        let t = users::by_id(&mut tx, &k.user_id).await?.ok_or_else(|| ApiError::not_found("API key", &key_id))?;
+        let t = users::by_id(&mut tx, &k.user_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("API key", &key_id))?;
         guard_target(&mut tx, &c, &t, TargetChange::Credentials).await?;
     }
     apikeys::delete(&mut tx, &c.org_id, &key_id).await?;
@@ -189,7 +219,9 @@ async fn delete_key(c: Caller, State(st): State<Arc<AppState>>, Path(key_id): Pa
     responses((status = 200, description = "Revoked", body = Message)),
     extensions(("x-rockit-auth" = json!("API key"))))]
 async fn delete_own_key(c: Caller, State(st): State<Arc<AppState>>) -> ApiResult<Reply<Message>> {
-    let key_id = c.key_id.clone().ok_or_else(|| ApiError::bad_request("this request was not authenticated with an API key"))?;
+    let key_id = c.key_id.clone().ok_or_else(|| {
+        ApiError::bad_request("this request was not authenticated with an API key")
+    })?;
     let mut tx = st.db.tx().await?;
     apikeys::delete(&mut tx, &c.org_id, &key_id).await?;
     tx.commit().await?;

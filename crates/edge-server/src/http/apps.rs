@@ -4,7 +4,9 @@
 use super::extract::{JsonBody, ListQuery, ListSpec};
 use super::reply::{page, projected, FieldsParam, ListParams, Reply, Success};
 use crate::caller::Caller;
-use crate::domain::apps::{check_deployments, check_max_builds, insert_app, known_deployments, update_app, AppIn};
+use crate::domain::apps::{
+    check_deployments, check_max_builds, insert_app, known_deployments, update_app, AppIn,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::names::{text, Name};
 use crate::perms::{Resource, C, D, R, U};
@@ -65,7 +67,11 @@ pub struct AppView {
     size_bytes: i64,
     /// The key launchers open play sessions with; only for callers holding `keys: Read`
     /// (null when it cannot be read).
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "super::extract::double_option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::extract::double_option"
+    )]
     #[schema(value_type = Option<String>, required = false)]
     client_key: Option<Option<String>>,
     /// When it was created (RFC 3339).
@@ -117,18 +123,32 @@ pub struct BuildPatch {
 
 impl BuildPatch {
     fn of(p: &KeptPatch) -> BuildPatch {
-        BuildPatch { from_build_id: p.from_build, to_build_id: p.to_build, size_bytes: p.size_bytes }
+        BuildPatch {
+            from_build_id: p.from_build,
+            to_build_id: p.to_build,
+            size_bytes: p.size_bytes,
+        }
     }
 }
 
 impl AppView {
     /// The app with its builds and patches; `show_key` adds its client key.
-    async fn of(st: &AppState, c: &mut crate::store::Conn, r: &AppRow, show_key: bool) -> ApiResult<AppView> {
+    async fn of(
+        st: &AppState,
+        c: &mut crate::store::Conn,
+        r: &AppRow,
+        show_key: bool,
+    ) -> ApiResult<AppView> {
         let builds = apps::kept_builds(&mut *c, &r.id).await?;
         let patches = apps::kept_patches(&mut *c, &r.id).await?;
-        let size: i64 = builds.iter().map(|b| b.image_bytes).sum::<i64>() + patches.iter().map(|p| p.size_bytes).sum::<i64>();
-        let client_key =
-            show_key.then(|| r.client_key_sealed.as_deref().and_then(|k| st.data_key.open(k)).and_then(|b| String::from_utf8(b).ok()));
+        let size: i64 = builds.iter().map(|b| b.image_bytes).sum::<i64>()
+            + patches.iter().map(|p| p.size_bytes).sum::<i64>();
+        let client_key = show_key.then(|| {
+            r.client_key_sealed
+                .as_deref()
+                .and_then(|k| st.data_key.open(k))
+                .and_then(|b| String::from_utf8(b).ok())
+        });
         Ok(AppView {
             name: r.name.clone(),
             label: r.label.clone(),
@@ -183,7 +203,11 @@ page!(
 #[utoipa::path(post, path = "/be/v1/apps", tag = "apps", request_body = AppIn,
     responses((status = 200, description = "The new app", body = AppReply)),
     extensions(("x-rockit-auth" = json!("apps:C"))))]
-async fn post_app(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<AppIn>) -> ApiResult<Reply<AppReply>> {
+async fn post_app(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    JsonBody(b): JsonBody<AppIn>,
+) -> ApiResult<Reply<AppReply>> {
     let name = Name::parse("name", &b.name)?;
     let label = text("label", &b.label, 1, 200)?;
     check_max_builds(b.max_builds)?;
@@ -191,8 +215,16 @@ async fn post_app(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonB
     c.require(Resource::Apps, C)?;
     let mut tx = st.db.tx().await?;
     known_deployments(&mut tx, &c.org_id, &b.deployments).await?;
-    let id =
-        insert_app(&st, &mut tx, &c.org_id, name.as_str(), &label, b.max_builds.unwrap_or(5), &b.deployments.unwrap_or_default()).await?;
+    let id = insert_app(
+        &st,
+        &mut tx,
+        &c.org_id,
+        name.as_str(),
+        &label,
+        b.max_builds.unwrap_or(5),
+        &b.deployments.unwrap_or_default(),
+    )
+    .await?;
     let r = apps::by_id(&mut tx, &id).await?.ok_or_else(|| ApiError::internal("app vanished"))?;
     let v = AppView::of(&st, &mut tx, &r, c.perms.has(Resource::Keys, R)).await?;
     tx.commit().await?;
@@ -216,7 +248,11 @@ const APP_LIST: ListSpec = ListSpec {
         ("error" = Option<bool>, Query, description = "Only apps locked after a failed publish (`true`) or only the others (`false`); `1` and `0` also do")),
     responses((status = 200, description = "A page of apps", body = AppPage)),
     extensions(("x-rockit-auth" = json!("apps:R"))))]
-async fn list_apps(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> ApiResult<Reply<AppPage>> {
+async fn list_apps(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Reply<AppPage>> {
     let q = ListQuery::parse(raw.as_deref(), &APP_LIST)?;
     let error = q.bool_filter("error")?;
     c.require(Resource::Apps, R)?;
@@ -224,7 +260,9 @@ async fn list_apps(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): Ra
     // Launchers and CI poll this list; between writes it is served from memory.
     let epoch = crate::db::WRITE_EPOCH.load(std::sync::atomic::Ordering::SeqCst);
     let cache_key = format!("apps:{}:{show_key}", c.org_id);
-    let cached = st.read_cache_get(&cache_key, epoch).and_then(|v| serde_json::from_value::<Vec<AppView>>(v).ok());
+    let cached = st
+        .read_cache_get(&cache_key, epoch)
+        .and_then(|v| serde_json::from_value::<Vec<AppView>>(v).ok());
     let all = match cached {
         Some(all) => all,
         None => {
@@ -261,7 +299,9 @@ async fn get_app(
 ) -> ApiResult<Reply<AppReply>> {
     c.require(Resource::Apps, R)?;
     let mut conn = st.db.conn().await?;
-    let r = apps::by_name(&mut conn, &c.org_id, &name).await?.ok_or_else(|| ApiError::not_found("app", &name))?;
+    let r = apps::by_name(&mut conn, &c.org_id, &name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("app", &name))?;
     let v = AppView::of(&st, &mut conn, &r, c.perms.has(Resource::Keys, R)).await?;
     Ok(AppReply::new(projected(&v, raw.as_deref())?))
 }
@@ -289,17 +329,32 @@ struct AppPatch {
 #[utoipa::path(patch, path = "/be/v1/apps", tag = "apps", request_body = AppPatch,
     responses((status = 200, description = "The app as changed", body = AppReply)),
     extensions(("x-rockit-auth" = json!("apps:U"))))]
-async fn patch_app(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<AppPatch>) -> ApiResult<Reply<AppReply>> {
+async fn patch_app(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    JsonBody(b): JsonBody<AppPatch>,
+) -> ApiResult<Reply<AppReply>> {
     let label = b.label.as_deref().map(|l| text("label", l, 1, 200)).transpose()?;
     check_max_builds(b.max_builds)?;
     check_deployments(&b.deployments)?;
     c.require(Resource::Apps, U)?;
     let mut tx = st.db.tx().await?;
     known_deployments(&mut tx, &c.org_id, &b.deployments).await?;
-    if !update_app(&mut tx, &c.org_id, &b.name, label.as_deref(), b.max_builds, b.deployments.as_deref()).await? {
+    if !update_app(
+        &mut tx,
+        &c.org_id,
+        &b.name,
+        label.as_deref(),
+        b.max_builds,
+        b.deployments.as_deref(),
+    )
+    .await?
+    {
         return Err(ApiError::not_found("app", &b.name));
     }
-    let r = apps::by_name(&mut tx, &c.org_id, &b.name).await?.ok_or_else(|| ApiError::not_found("app", &b.name))?;
+    let r = apps::by_name(&mut tx, &c.org_id, &b.name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("app", &b.name))?;
     let v = AppView::of(&st, &mut tx, &r, c.perms.has(Resource::Keys, R)).await?;
     tx.commit().await?;
     Ok(AppReply::new(projected(&v, None)?))
@@ -335,12 +390,19 @@ async fn delete_app(
     let force = super::extract::flag_query(raw.as_deref(), "force")?;
     c.require(Resource::Apps, D)?;
     let mut tx = st.db.tx().await?;
-    let r = apps::by_name(&mut tx, &c.org_id, &name).await?.ok_or_else(|| ApiError::not_found("app", &name))?;
+    let r = apps::by_name(&mut tx, &c.org_id, &name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("app", &name))?;
     if r.active > 0 && !force {
-        return Err(ApiError::conflict("invalid-state", "a pipeline is running for this app; use force=true to cancel it"));
+        return Err(ApiError::conflict(
+            "invalid-state",
+            "a pipeline is running for this app; use force=true to cancel it",
+        ));
     }
     apps::cancel_tasks(&mut tx, &r.id).await?;
-    let task = crate::domain::purge::enqueue_for_app(&st, &mut tx, &c.org_id, &c.org_name, &r.id, &name).await?;
+    let task =
+        crate::domain::purge::enqueue_for_app(&st, &mut tx, &c.org_id, &c.org_name, &r.id, &name)
+            .await?;
     apps::delete(&mut tx, &r.id).await?;
     tx.commit().await?;
     Ok(Reply(AppDeleted { status: Success, message: "app deleted".into(), task_name: task }))
@@ -362,7 +424,11 @@ pub struct ClientKeyReply {
 #[utoipa::path(post, path = "/be/v1/apps/{name}/client-key", tag = "apps",
     responses((status = 200, description = "The new key", body = ClientKeyReply)),
     extensions(("x-rockit-auth" = json!("keys:U"))))]
-async fn rotate_client_key(c: Caller, State(st): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<Reply<ClientKeyReply>> {
+async fn rotate_client_key(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> ApiResult<Reply<ClientKeyReply>> {
     c.require(Resource::Keys, U)?;
     let key = format!("ck_{}", crate::util::random_token());
     let mut tx = st.db.tx().await?;

@@ -30,13 +30,17 @@ pub fn admin_from_headers(h: &HeaderMap, st: &AppState) -> Option<Admin> {
 impl FromRequestParts<Arc<AppState>> for Admin {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, st: &Arc<AppState>) -> Result<Self, ApiError> {
-        admin_from_headers(&parts.headers, st).ok_or_else(|| ApiError::unauthorized("a valid admin token is required"))
+        admin_from_headers(&parts.headers, st)
+            .ok_or_else(|| ApiError::unauthorized("a valid admin token is required"))
     }
 }
 
 /// A header's value as text (`None` when absent or not visible ASCII).
 pub fn header(h: &HeaderMap, name: &str) -> Option<String> {
-    h.get(name).and_then(|v| v.to_str().ok()).map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
 }
 
 /// The token of `Authorization: Bearer <token>`.
@@ -54,10 +58,16 @@ enum Credential {
 fn credential(h: &HeaderMap) -> ApiResult<Credential> {
     let b = bearer(h);
     let old = header(h, "x-rockit-beauth-token");
-    let triple = [header(h, "x-rockit-orgname"), header(h, "x-rockit-username"), header(h, "x-rockit-api-key")];
+    let triple = [
+        header(h, "x-rockit-orgname"),
+        header(h, "x-rockit-username"),
+        header(h, "x-rockit-api-key"),
+    ];
     let n_triple = triple.iter().filter(|x| x.is_some()).count();
     if n_triple > 0 && n_triple < 3 {
-        return Err(ApiError::unauthorized("x-rockit-orgname, x-rockit-username and x-rockit-api-key go together"));
+        return Err(ApiError::unauthorized(
+            "x-rockit-orgname, x-rockit-username and x-rockit-api-key go together",
+        ));
     }
     let mut tokens: Vec<String> = [b, old].into_iter().flatten().collect();
     tokens.dedup();
@@ -81,7 +91,9 @@ pub async fn resolve_caller(h: &HeaderMap, st: &AppState) -> ApiResult<Caller> {
     let cred = credential(h)?;
     let key = match &cred {
         Credential::Token(t) => sha256_hex(t.as_bytes()),
-        Credential::Triple { org, user, key } => sha256_hex(format!("{org}\n{user}\n{key}").as_bytes()),
+        Credential::Triple { org, user, key } => {
+            sha256_hex(format!("{org}\n{user}\n{key}").as_bytes())
+        }
     };
     let epoch = crate::db::WRITE_EPOCH.load(std::sync::atomic::Ordering::SeqCst);
     if let Some(c) = st.auth_cache_get(&key, epoch) {
@@ -110,15 +122,19 @@ async fn resolve_uncached(cred: Credential, st: &AppState) -> ApiResult<(Caller,
     let mut c = st.db.conn().await?;
     let rows = match (&key_id, &cred) {
         (Some(id), _) => credentials::by_api_key(&mut c, id).await?,
-        (None, Credential::Token(t)) => credentials::by_access_token(&mut c, &sha256_hex(t.as_bytes()), now).await?,
+        (None, Credential::Token(t)) => {
+            credentials::by_access_token(&mut c, &sha256_hex(t.as_bytes()), now).await?
+        }
         (None, Credential::Triple { .. }) => return Err(unauthorized()),
     };
     drop(c);
     let first = rows.first().ok_or_else(unauthorized)?;
     let is_key = secret.is_some();
     if let Some(secret) = &secret {
-        if !ct_eq(sha256_hex(secret.as_bytes()).as_bytes(), first.secret_hash.as_deref().unwrap_or("").as_bytes())
-            || first.expires.is_some_and(|e| e <= now)
+        if !ct_eq(
+            sha256_hex(secret.as_bytes()).as_bytes(),
+            first.secret_hash.as_deref().unwrap_or("").as_bytes(),
+        ) || first.expires.is_some_and(|e| e <= now)
         {
             return Err(unauthorized());
         }
@@ -130,7 +146,10 @@ async fn resolve_uncached(cred: Credential, st: &AppState) -> ApiResult<(Caller,
             return Err(unauthorized());
         }
     }
-    let perms = rows.iter().filter_map(|r| r.perms.as_deref()).fold(Perms::default(), |acc, p| acc.union(&Perms::from_db(p)));
+    let perms = rows
+        .iter()
+        .filter_map(|r| r.perms.as_deref())
+        .fold(Perms::default(), |acc, p| acc.union(&Perms::from_db(p)));
     let cred_id = first.cred.clone();
     if is_key && first.last_used.is_none_or(|t| t < now - 60_000) {
         let mut c = st.db.conn().await?;

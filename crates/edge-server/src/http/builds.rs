@@ -25,11 +25,14 @@ pub use upload::UPLOAD_IDLE;
 
 /// Routes of this module.
 pub fn router() -> Router<Arc<AppState>> {
-    Router::new().route("/be/v1/builds", post(post_build)).route("/be/v1/uploads/{token}", put(upload::put_upload))
+    Router::new()
+        .route("/be/v1/builds", post(post_build))
+        .route("/be/v1/uploads/{token}", put(upload::put_upload))
 }
 
 /// The pipeline steps after `dltar`, in order.
-const STEPS: [tasks::Payload; 4] = [tasks::Payload::Mkraw, tasks::Payload::Mkdxf, tasks::Payload::Mkpat, tasks::Payload::Deploy];
+const STEPS: [tasks::Payload; 4] =
+    [tasks::Payload::Mkraw, tasks::Payload::Mkdxf, tasks::Payload::Mkpat, tasks::Payload::Deploy];
 
 /// The Import Build body. With `url`, Edge downloads the archive itself; without it, the
 /// answer holds a one-time URL the client uploads the archive to.
@@ -95,8 +98,11 @@ struct ImportUrl {
 }
 
 fn parse_href(field: &str, v: &Value) -> ApiResult<String> {
-    let s = v.as_str().ok_or_else(|| ApiError::invalid(field, format!("{field} must be a string")))?;
-    let ok = reqwest::Url::parse(s).map(|u| (u.scheme() == "http" || u.scheme() == "https") && u.host_str().is_some()).unwrap_or(false);
+    let s =
+        v.as_str().ok_or_else(|| ApiError::invalid(field, format!("{field} must be a string")))?;
+    let ok = reqwest::Url::parse(s)
+        .map(|u| (u.scheme() == "http" || u.scheme() == "https") && u.host_str().is_some())
+        .unwrap_or(false);
     if !ok || s.len() > 8192 {
         return Err(ApiError::invalid(field, format!("{field} must be an http or https URL")));
     }
@@ -105,10 +111,16 @@ fn parse_href(field: &str, v: &Value) -> ApiResult<String> {
 
 fn parse_url(v: &Value) -> ApiResult<ImportUrl> {
     match v {
-        Value::String(_) => Ok(ImportUrl { href: parse_href("url", v)?, headers: Map::new(), sha256: None }),
+        Value::String(_) => {
+            Ok(ImportUrl { href: parse_href("url", v)?, headers: Map::new(), sha256: None })
+        }
         Value::Object(o) => {
-            if let Some(k) = o.keys().find(|k| !["href", "headers", "sha256"].contains(&k.as_str())) {
-                return Err(ApiError::invalid(&format!("url.{k}"), format!("unknown field 'url.{k}'")));
+            if let Some(k) = o.keys().find(|k| !["href", "headers", "sha256"].contains(&k.as_str()))
+            {
+                return Err(ApiError::invalid(
+                    &format!("url.{k}"),
+                    format!("unknown field 'url.{k}'"),
+                ));
             }
             let href = parse_href("url.href", o.get("href").unwrap_or(&Value::Null))?;
             let mut headers = Map::new();
@@ -117,11 +129,18 @@ fn parse_url(v: &Value) -> ApiResult<ImportUrl> {
                 Some(Value::Object(h)) => {
                     for (k, v) in h {
                         let lk = k.to_ascii_lowercase();
-                        if ["host", "content-length", "transfer-encoding", "connection"].contains(&lk.as_str()) {
-                            return Err(ApiError::invalid("url.headers", format!("header '{k}' may not be set")));
+                        if ["host", "content-length", "transfer-encoding", "connection"]
+                            .contains(&lk.as_str())
+                        {
+                            return Err(ApiError::invalid(
+                                "url.headers",
+                                format!("header '{k}' may not be set"),
+                            ));
                         }
-                        let valid_name = !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
-                        let val = v.as_str().filter(|s| s.len() <= 8192 && !s.contains(['\r', '\n']));
+                        let valid_name = !k.is_empty()
+                            && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+                        let val =
+                            v.as_str().filter(|s| s.len() <= 8192 && !s.contains(['\r', '\n']));
                         match (valid_name, val) {
                             (true, Some(val)) => {
                                 headers.insert(k.clone(), json!(val));
@@ -129,18 +148,28 @@ fn parse_url(v: &Value) -> ApiResult<ImportUrl> {
                             _ => {
                                 return Err(ApiError::invalid(
                                     "url.headers",
-                                    format!("header '{k}' must be a valid name with a string value"),
+                                    format!(
+                                        "header '{k}' must be a valid name with a string value"
+                                    ),
                                 ))
                             }
                         }
                     }
                 }
-                Some(_) => return Err(ApiError::invalid("url.headers", "url.headers must be an object")),
+                Some(_) => {
+                    return Err(ApiError::invalid("url.headers", "url.headers must be an object"))
+                }
             }
             let sha256 = match o.get("sha256") {
                 None | Some(Value::Null) => None,
-                Some(Value::String(s)) if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) => Some(s.to_lowercase()),
-                Some(_) => return Err(ApiError::invalid("url.sha256", "url.sha256 must be 64 hex digits")),
+                Some(Value::String(s))
+                    if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) =>
+                {
+                    Some(s.to_lowercase())
+                }
+                Some(_) => {
+                    return Err(ApiError::invalid("url.sha256", "url.sha256 must be 64 hex digits"))
+                }
             };
             Ok(ImportUrl { href, headers, sha256 })
         }
@@ -176,7 +205,11 @@ pub struct BuildImported {
 #[utoipa::path(post, path = "/be/v1/builds", tag = "builds", request_body = BuildIn,
     responses((status = 200, description = "The import has started", body = BuildImported)),
     extensions(("x-rockit-auth" = json!("apps:U"))))]
-async fn post_build(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<BuildIn>) -> ApiResult<Reply<BuildImported>> {
+async fn post_build(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    JsonBody(b): JsonBody<BuildIn>,
+) -> ApiResult<Reply<BuildImported>> {
     Name::parse("appName", &b.app_name)?;
     let build_name = b.build_name.as_deref().map(|n| text("buildName", n, 1, 100)).transpose()?;
     let url = b.url.as_ref().filter(|v| !v.is_null()).map(parse_url).transpose()?;
@@ -185,13 +218,20 @@ async fn post_build(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
     }
     c.require(Resource::Apps, U)?;
     let mut tx = st.db.tx().await?;
-    let (app_id, locked) =
-        crate::store::apps::lock_state(&mut tx, &c.org_id, &b.app_name).await?.ok_or_else(|| ApiError::not_found("app", &b.app_name))?;
+    let (app_id, locked) = crate::store::apps::lock_state(&mut tx, &c.org_id, &b.app_name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("app", &b.app_name))?;
     if locked {
-        return Err(ApiError::conflict("app-locked", "the app is in error state after a failed publish; fix it and retry the task first"));
+        return Err(ApiError::conflict(
+            "app-locked",
+            "the app is in error state after a failed publish; fix it and retry the task first",
+        ));
     }
     if url.is_none() && uploads::waiting_count(&mut tx, &app_id).await? >= 4 {
-        return Err(ApiError::conflict("invalid-state", "this app already has 4 uploads waiting; use or expire them first"));
+        return Err(ApiError::conflict(
+            "invalid-state",
+            "this app already has 4 uploads waiting; use or expire them first",
+        ));
     }
     let group = crate::util::new_id("g");
     let mut params = tasks::DltarParams::upload(b.size);
@@ -201,7 +241,8 @@ async fn post_build(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
         params.sha256 = u.sha256.clone();
         if !u.headers.is_empty() {
             // Import headers often carry credentials: sealed at rest like every secret.
-            params.headers_sealed = Some(st.data_key.seal(Value::Object(u.headers.clone()).to_string().as_bytes()));
+            params.headers_sealed =
+                Some(st.data_key.seal(Value::Object(u.headers.clone()).to_string().as_bytes()));
         }
     }
     let base = tasks::NewTask {
@@ -213,12 +254,29 @@ async fn post_build(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
         build_name: build_name.clone(),
         ..tasks::NewTask::of(params)
     };
-    let (dl, _) =
-        tasks::enqueue(&mut tx, tasks::NewTask { step: 1, run_after: if url.is_some() { 0 } else { i64::MAX }, ..base.clone() }).await?;
+    let (dl, _) = tasks::enqueue(
+        &mut tx,
+        tasks::NewTask {
+            step: 1,
+            run_after: if url.is_some() { 0 } else { i64::MAX },
+            ..base.clone()
+        },
+    )
+    .await?;
     for (k, step) in STEPS.iter().enumerate() {
-        tasks::enqueue(&mut tx, tasks::NewTask { payload: step.clone(), step: k as i64 + 2, ..base.clone() }).await?;
+        tasks::enqueue(
+            &mut tx,
+            tasks::NewTask { payload: step.clone(), step: k as i64 + 2, ..base.clone() },
+        )
+        .await?;
     }
-    let mut out = BuildImported { status: Success, task_name: dl.clone(), task_group: group, upload_url: None, upload_expires: None };
+    let mut out = BuildImported {
+        status: Success,
+        task_name: dl.clone(),
+        task_group: group,
+        upload_url: None,
+        upload_expires: None,
+    };
     if url.is_none() {
         let token = random_token();
         let expires = now_ms() + st.cfg.upload_ttl as i64 * 1000;

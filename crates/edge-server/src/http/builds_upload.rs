@@ -4,6 +4,7 @@
 use crate::depot;
 use crate::error::{ApiError, ApiResult};
 use crate::http::reply::{Reply, Success};
+use crate::ids::AppId;
 use crate::state::AppState;
 use crate::store::{tasks, uploads};
 use crate::util::{now_ms, sha256_hex};
@@ -45,7 +46,9 @@ async fn release(st: &AppState, hash: &str, receiver: &str, part: &std::path::Pa
                 tracing::warn!(error = %e, "an upload claim could not be given back (its lease will expire)");
             }
         }
-        Err(e) => tracing::warn!(error = %e, "an upload claim could not be given back (its lease will expire)"),
+        Err(e) => {
+            tracing::warn!(error = %e, "an upload claim could not be given back (its lease will expire)")
+        }
     }
 }
 
@@ -67,7 +70,8 @@ impl Drop for Claim {
         if !self.armed {
             return;
         }
-        let (st, hash, receiver, part) = (self.st.clone(), self.hash.clone(), self.receiver.clone(), self.part.clone());
+        let (st, hash, receiver, part) =
+            (self.st.clone(), self.hash.clone(), self.receiver.clone(), self.part.clone());
         tokio::spawn(crate::db::scope(async move { release(&st, &hash, &receiver, &part).await }));
     }
 }
@@ -116,7 +120,13 @@ pub(super) async fn put_upload(
         }
     };
     let part = st.depot.local(&depot::upload_key(&checked.group)).with_extension("part");
-    let claim = Claim { st: st.clone(), hash: checked.hash.clone(), receiver: checked.receiver.clone(), part, armed: true };
+    let claim = Claim {
+        st: st.clone(),
+        hash: checked.hash.clone(),
+        receiver: checked.receiver.clone(),
+        part,
+        armed: true,
+    };
     match receive(&st, &checked, body).await {
         Ok(v) => {
             let mut claim = claim;
@@ -136,12 +146,16 @@ struct Checked {
     receiver: String,
     task: String,
     group: String,
-    app_id: String,
+    app_id: AppId,
     expected: Option<u64>,
 }
 
 fn gone() -> ApiError {
-    ApiError::new(axum::http::StatusCode::NOT_FOUND, "not-found", "no such upload (completed, expired or unknown)")
+    ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "not-found",
+        "no such upload (completed, expired or unknown)",
+    )
 }
 
 /// The checks before any byte is read; claims the upload (`receiving`).
@@ -152,22 +166,42 @@ async fn check_upload(st: &AppState, token: &str, headers: &HeaderMap) -> ApiRes
         return Err(gone());
     }
     let expected = u.size_expected.map(|s| s as u64);
-    let declared: Option<u64> = headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let declared: Option<u64> =
+        headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     if declared.is_some_and(|n| n > st.cfg.upload_max_bytes) {
         return Err(ApiError::too_large("the build is over the size limit"));
     }
     if let (Some(d), Some(e)) = (declared, expected) {
         if d != e {
-            return Err(ApiError::invalid("size", format!("the upload has {d} bytes, the import said {e}")));
+            return Err(ApiError::invalid(
+                "size",
+                format!("the upload has {d} bytes, the import said {e}"),
+            ));
         }
     }
     let receiver = format!("{}/{}", st.instance, crate::util::new_id("r"));
-    if !uploads::claim(&mut *st.db.conn().await?, &hash, &receiver, st.cfg.upload_lease_seconds as i64 * 1000).await? {
-        return Err(
-            ApiError::conflict("invalid-state", "another upload to this URL is in progress").retry_after(st.cfg.upload_lease_seconds)
-        );
+    if !uploads::claim(
+        &mut *st.db.conn().await?,
+        &hash,
+        &receiver,
+        st.cfg.upload_lease_seconds as i64 * 1000,
+    )
+    .await?
+    {
+        return Err(ApiError::conflict(
+            "invalid-state",
+            "another upload to this URL is in progress",
+        )
+        .retry_after(st.cfg.upload_lease_seconds));
     }
-    Ok(Checked { hash, receiver, task: u.task_name, group: u.task_group, app_id: u.app_id, expected })
+    Ok(Checked {
+        hash,
+        receiver,
+        task: u.task_name,
+        group: u.task_group,
+        app_id: u.app_id,
+        expected,
+    })
 }
 
 /// A client that sends nothing for this long loses the upload attempt (it may send again).
@@ -177,9 +211,14 @@ pub const UPLOAD_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 /// what `mkraw` needs is kept, the archive itself never touches the disk), else to disk
 /// for `mkraw`; then completes the upload.
 async fn receive(st: &AppState, up: &Checked, body: Body) -> ApiResult<Reply<UploadDone>> {
-    let (group, app_id, expected) = (up.group.as_str(), up.app_id.as_str(), up.expected);
-    let unavailable =
-        || ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the upload could not be stored; send it again");
+    let (group, app_id, expected) = (up.group.as_str(), &up.app_id, up.expected);
+    let unavailable = || {
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the upload could not be stored; send it again",
+        )
+    };
     let key = depot::upload_key(group);
     let dest = st.depot.local(&key);
     let part = dest.with_extension("part");
@@ -189,7 +228,9 @@ async fn receive(st: &AppState, up: &Checked, body: Body) -> ApiResult<Reply<Upl
     let mut w = match tee {
         Some(_) => None,
         None => {
-            tokio::fs::create_dir_all(dest.parent().expect("uploads dir")).await.map_err(ApiError::internal)?;
+            tokio::fs::create_dir_all(dest.parent().expect("uploads dir"))
+                .await
+                .map_err(ApiError::internal)?;
             let file = tokio::fs::File::create(&part).await.map_err(ApiError::internal)?;
             Some(tokio::io::BufWriter::with_capacity(1 << 20, file))
         }
@@ -203,7 +244,9 @@ async fn receive(st: &AppState, up: &Checked, body: Body) -> ApiResult<Reply<Upl
     loop {
         let next = tokio::time::timeout(renew_every, stream.next()).await;
         if renewed.elapsed() >= renew_every || next.is_err() {
-            if !uploads::renew(&mut *st.db.conn().await?, &up.hash, &up.receiver, n, lease_ms).await? {
+            if !uploads::renew(&mut *st.db.conn().await?, &up.hash, &up.receiver, n, lease_ms)
+                .await?
+            {
                 // Expired by the publisher (or by time) while it was coming in.
                 return Err(gone());
             }
@@ -226,7 +269,8 @@ async fn receive(st: &AppState, up: &Checked, body: Body) -> ApiResult<Reply<Upl
                 continue;
             }
         };
-        let chunk = chunk.map_err(|_| ApiError::bad_request("the upload was interrupted; send it again"))?;
+        let chunk = chunk
+            .map_err(|_| ApiError::bad_request("the upload was interrupted; send it again"))?;
         n += chunk.len() as u64;
         if n > st.cfg.upload_max_bytes {
             return Err(ApiError::too_large("the build is over the size limit"));
@@ -244,12 +288,17 @@ async fn receive(st: &AppState, up: &Checked, body: Body) -> ApiResult<Reply<Upl
     }
     if let Some(e) = expected {
         if n != e {
-            return Err(ApiError::invalid("size", format!("the upload has {n} bytes, the import said {e}")));
+            return Err(ApiError::invalid(
+                "size",
+                format!("the upload has {n} bytes, the import said {e}"),
+            ));
         }
     }
     match tee {
         Some(t) => {
-            if let Err(e) = crate::delivery::preingest::save(st, app_id, group, n, t.finish().await).await {
+            if let Err(e) =
+                crate::delivery::preingest::save(st, app_id, group, n, t.finish().await).await
+            {
                 tracing::error!(error = %e, "an upload's ingest could not be kept");
                 return Err(unavailable());
             }
@@ -268,7 +317,8 @@ async fn receive(st: &AppState, up: &Checked, body: Body) -> ApiResult<Reply<Upl
         // Expired while the last bytes came in.
         return Err(gone());
     }
-    if !tasks::end_unleased(&mut tx, &up.task, "done", Some(&json!({"sizeBytes": n})), None).await? {
+    if !tasks::end_unleased(&mut tx, &up.task, "done", Some(&json!({"sizeBytes": n})), None).await?
+    {
         return Err(gone());
     }
     tasks::enter_line(&mut tx, group).await?;

@@ -5,6 +5,7 @@
 use super::extract::JsonBody;
 use super::reply::{Reply, Success};
 use crate::error::{ApiError, ApiResult};
+use crate::ids::{AppId, OrgId};
 use crate::state::AppState;
 use crate::store::launcher;
 use crate::util::{new_id, now_ms, random_token, sha256_hex};
@@ -29,9 +30,9 @@ pub fn router() -> Router<Arc<AppState>> {
 /// A session as its token proves it.
 pub struct Session {
     pub id: String,
-    pub org_id: String,
+    pub org_id: OrgId,
     pub org_name: String,
-    pub app_id: String,
+    pub app_id: AppId,
     pub app_name: String,
     pub build_id: i64,
     pub dxf_name: String,
@@ -67,7 +68,8 @@ struct Bucket {
     at: i64,
 }
 
-static OPENINGS: std::sync::LazyLock<Mutex<HashMap<String, Bucket>>> = std::sync::LazyLock::new(Default::default);
+static OPENINGS: std::sync::LazyLock<Mutex<HashMap<String, Bucket>>> =
+    std::sync::LazyLock::new(Default::default);
 
 fn rate_limit(st: &AppState, client: &str) -> ApiResult<()> {
     let limit = f64::from(st.cfg.session_rate_per_minute);
@@ -82,7 +84,8 @@ fn rate_limit(st: &AppState, client: &str) -> ApiResult<()> {
         m.retain(|_, b| b.tokens + (now - b.at) as f64 * per_ms < limit);
     }
     // Keyed by server too: several servers may share a process (tests, embedding).
-    let b = m.entry(format!("{} {client}", st.public_url)).or_insert(Bucket { tokens: limit, at: now });
+    let b =
+        m.entry(format!("{} {client}", st.public_url)).or_insert(Bucket { tokens: limit, at: now });
     b.tokens = (b.tokens + (now - b.at) as f64 * per_ms).min(limit);
     b.at = now;
     if b.tokens < 1.0 {
@@ -167,23 +170,31 @@ async fn open_session(
 ) -> ApiResult<Reply<SessionOpened>> {
     let client = crate::ratelimit::client_key(&st, peer, &headers);
     rate_limit(&st, &client)?;
-    let key =
-        super::auth::header(&headers, "x-rockit-client-key").ok_or_else(|| ApiError::unauthorized("x-rockit-client-key is required"))?;
+    let key = super::auth::header(&headers, "x-rockit-client-key")
+        .ok_or_else(|| ApiError::unauthorized("x-rockit-client-key is required"))?;
     let mut c = st.db.conn().await?;
     let app = launcher::app(&mut c, &b.org_name, &b.app_name).await?;
     // Unknown org, unknown app and wrong key answer alike: nothing to enumerate.
     let app = app
         .filter(|a| {
-            let stored = a.client_key_sealed.as_deref().and_then(|k| st.data_key.open(k)).unwrap_or_default();
+            let stored = a
+                .client_key_sealed
+                .as_deref()
+                .and_then(|k| st.data_key.open(k))
+                .unwrap_or_default();
             !stored.is_empty() && crate::util::ct_eq(&stored, key.as_bytes())
         })
         .ok_or_else(|| ApiError::unauthorized("the client key is not valid for this app"))?;
     let app_id = app.id.clone();
     let build_id = match b.build_id.or(app.i_cur_build) {
         Some(id) => id,
-        None => return Err(ApiError::conflict("invalid-state", "the app has no published build yet")),
+        None => {
+            return Err(ApiError::conflict("invalid-state", "the app has no published build yet"))
+        }
     };
-    let dxf = launcher::image_of(&mut c, &app_id, build_id).await?.ok_or_else(|| ApiError::not_found("build", &build_id.to_string()))?;
+    let dxf = launcher::image_of(&mut c, &app_id, build_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("build", &build_id.to_string()))?;
     let org_name = b.org_name.clone();
     let (manifest_url, query) = locate(&st, &mut c, &app, &org_name, build_id, &dxf).await?;
     let (id, token, now) = (new_id("rs"), format!("rs_{}", random_token()), now_ms());
@@ -249,11 +260,15 @@ async fn locate(
                     .ok_or_else(|| ApiError::internal("download secret unreadable"))?;
                 let window = d.download_auth["window"].as_i64().unwrap_or(3600);
                 // The URL path of the image directory on the CDN, for the token's scope.
-                let dir_path = reqwest::Url::parse(&format!("{base}/{dir}/")).map(|u| u.path().to_string()).map_err(ApiError::internal)?;
+                let dir_path = reqwest::Url::parse(&format!("{base}/{dir}/"))
+                    .map(|u| u.path().to_string())
+                    .map_err(ApiError::internal)?;
                 let now_s = now_ms() / 1000;
                 Some(match kind {
-                    "akamai" => crate::dlauth::akamai(&secret, &format!("{dir_path}*"), now_s, window)
-                        .ok_or_else(|| ApiError::internal("akamai key is not hex"))?,
+                    "akamai" => {
+                        crate::dlauth::akamai(&secret, &format!("{dir_path}*"), now_s, window)
+                            .ok_or_else(|| ApiError::internal("akamai key is not hex"))?
+                    }
                     _ => crate::dlauth::gcore(&secret, &dir_path, now_s + window),
                 })
             }
@@ -315,11 +330,21 @@ async fn close_session(
     }
     let sess = session_from(&st, &headers, None).await?;
     if sess.id != b.session_id {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "the session token belongs to another session"));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the session token belongs to another session",
+        ));
     }
     let clamp = |v: Option<u64>| v.map(|v| v.min(i64::MAX as u64) as i64);
-    let ended =
-        launcher::end_session(&mut *st.db.conn().await?, &sess.id, clamp(b.play_seconds), clamp(b.stalls), clamp(b.stall_seconds)).await?;
+    let ended = launcher::end_session(
+        &mut *st.db.conn().await?,
+        &sess.id,
+        clamp(b.play_seconds),
+        clamp(b.stalls),
+        clamp(b.stall_seconds),
+    )
+    .await?;
     if !ended {
         return Err(ApiError::conflict("invalid-state", "the session has ended already"));
     }

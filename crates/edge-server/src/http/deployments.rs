@@ -6,7 +6,8 @@ use super::reply::{page, projected, FieldsParam, ListParams, Reply, Success};
 use crate::caller::Caller;
 use crate::domain::deployments::origins::{DownloadAuth, DownloadAuthIn, Origin, OriginIn};
 use crate::domain::deployments::{
-    check_fs_apart, parse_download_auth, parse_origin, parse_prefix, parse_public_url, probe, row_from, target_of, DeploymentIn,
+    check_fs_apart, parse_download_auth, parse_origin, parse_prefix, parse_public_url, probe,
+    row_from, target_of, DeploymentIn,
 };
 use crate::domain::purge;
 use crate::error::{ApiError, ApiResult};
@@ -26,7 +27,10 @@ use utoipa::ToSchema;
 /// Routes of this module.
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/be/v1/deployments", get(list_deployments).post(post_deployment).patch(patch_deployment))
+        .route(
+            "/be/v1/deployments",
+            get(list_deployments).post(post_deployment).patch(patch_deployment),
+        )
         .route("/be/v1/deployments/{name}", get(get_deployment).delete(delete_deployment))
 }
 
@@ -148,7 +152,10 @@ async fn post_deployment(
     {
         let mut conn = st.db.conn().await?;
         if store::get(&mut conn, &c.org_id, &d.name).await?.is_some() {
-            return Err(ApiError::conflict("item-exists", format!("deployment '{}' exists", d.name)));
+            return Err(ApiError::conflict(
+                "item-exists",
+                format!("deployment '{}' exists", d.name),
+            ));
         }
         check_fs_apart(&st, &mut conn, &d).await?;
     }
@@ -166,8 +173,12 @@ async fn post_deployment(
     Ok(DeploymentReply::new(projected(&DeploymentView::of(&d, &[]), None)?))
 }
 
-const DEP_LIST: ListSpec =
-    ListSpec { filters: &["name", "error"], order_fields: &["name", "created", "updated"], default_order: ("name", false), unique: "name" };
+const DEP_LIST: ListSpec = ListSpec {
+    filters: &["name", "error"],
+    order_fields: &["name", "created", "updated"],
+    default_order: ("name", false),
+    unique: "name",
+};
 
 /// List deployments
 ///
@@ -178,7 +189,11 @@ const DEP_LIST: ListSpec =
         ("error" = Option<bool>, Query, description = "Only deployments whose last publish failed (`true`) or only the others (`false`); `1` and `0` also do")),
     responses((status = 200, description = "A page of deployments", body = DeploymentPage)),
     extensions(("x-rockit-auth" = json!("deployments:R"))))]
-async fn list_deployments(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> ApiResult<Reply<DeploymentPage>> {
+async fn list_deployments(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Reply<DeploymentPage>> {
     let q = ListQuery::parse(raw.as_deref(), &DEP_LIST)?;
     let error = q.bool_filter("error")?;
     c.require(Resource::Deployments, R)?;
@@ -186,7 +201,9 @@ async fn list_deployments(c: Caller, State(st): State<Arc<AppState>>, RawQuery(r
     let needle = q.filters.get("name").map(|s| s.to_lowercase());
     let mut items = Vec::new();
     for d in store::list(&mut conn, &c.org_id).await? {
-        if needle.as_ref().is_some_and(|n| !d.name.to_lowercase().contains(n)) || error.is_some_and(|e| e != (d.status == "error")) {
+        if needle.as_ref().is_some_and(|n| !d.name.to_lowercase().contains(n))
+            || error.is_some_and(|e| e != (d.status == "error"))
+        {
             continue;
         }
         let apps = store::apps_using(&mut conn, &c.org_id, &d.name).await?;
@@ -207,7 +224,9 @@ async fn get_deployment(
 ) -> ApiResult<Reply<DeploymentReply>> {
     c.require(Resource::Deployments, R)?;
     let mut conn = st.db.conn().await?;
-    let d = store::get(&mut conn, &c.org_id, &name).await?.ok_or_else(|| ApiError::not_found("deployment", &name))?;
+    let d = store::get(&mut conn, &c.org_id, &name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("deployment", &name))?;
     let apps = store::apps_using(&mut conn, &c.org_id, &name).await?;
     Ok(DeploymentReply::new(projected(&DeploymentView::of(&d, &apps), raw.as_deref())?))
 }
@@ -267,10 +286,13 @@ async fn patch_deployment(
         None => None,
     };
     c.require(Resource::Deployments, U)?;
-    let mut d =
-        store::get(&mut *st.db.conn().await?, &c.org_id, &b.name).await?.ok_or_else(|| ApiError::not_found("deployment", &b.name))?;
+    let mut d = store::get(&mut *st.db.conn().await?, &c.org_id, &b.name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("deployment", &b.name))?;
     let loaded_at = d.updated;
-    let open = |s: &Option<String>| s.as_ref().and_then(|s| st.data_key.open(s)).and_then(|b| String::from_utf8(b).ok());
+    let open = |s: &Option<String>| {
+        s.as_ref().and_then(|s| st.data_key.open(s)).and_then(|b| String::from_utf8(b).ok())
+    };
     let mut reach_changed = false;
     if let Some(o) = &b.origin {
         let (kind, origin, secret) = parse_origin(o, Some((&d.kind, open(&d.secret_sealed))))?;
@@ -286,7 +308,8 @@ async fn patch_deployment(
         }
         Some(Some(v)) => {
             let keep_kind = d.download_auth["type"].as_str().unwrap_or("").to_string();
-            let (v, s) = parse_download_auth(v, Some((&keep_kind, open(&d.download_secret_sealed))))?;
+            let (v, s) =
+                parse_download_auth(v, Some((&keep_kind, open(&d.download_secret_sealed))))?;
             d.download_auth = v;
             d.download_secret_sealed = Some(st.data_key.seal(s.as_bytes()));
         }
@@ -315,9 +338,14 @@ async fn patch_deployment(
     let mut tx = st.db.tx().await?;
     // Read, probed and written without a lock held through the probe: a change that
     // landed meanwhile is not silently overwritten.
-    let current = store::get(&mut tx, &c.org_id, &b.name).await?.ok_or_else(|| ApiError::not_found("deployment", &b.name))?;
+    let current = store::get(&mut tx, &c.org_id, &b.name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("deployment", &b.name))?;
     if current.updated != loaded_at {
-        return Err(ApiError::conflict("invalid-state", "the deployment changed meanwhile; send the change again"));
+        return Err(ApiError::conflict(
+            "invalid-state",
+            "the deployment changed meanwhile; send the change again",
+        ));
     }
     check_fs_apart(&st, &mut tx, &d).await?;
     store::save(&mut tx, &d).await?;
@@ -346,22 +374,42 @@ pub struct DeploymentDeleted {
 #[utoipa::path(delete, path = "/be/v1/deployments/{name}", tag = "deployments",
     responses((status = 200, description = "Deleted; the purge is under way", body = DeploymentDeleted)),
     extensions(("x-rockit-auth" = json!("deployments:D"))))]
-async fn delete_deployment(c: Caller, State(st): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<Reply<DeploymentDeleted>> {
+async fn delete_deployment(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> ApiResult<Reply<DeploymentDeleted>> {
     c.require(Resource::Deployments, D)?;
     let mut tx = st.db.tx().await?;
-    let d = store::get(&mut tx, &c.org_id, &name).await?.ok_or_else(|| ApiError::not_found("deployment", &name))?;
+    let d = store::get(&mut tx, &c.org_id, &name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("deployment", &name))?;
     let apps = store::apps_using(&mut tx, &c.org_id, &name).await?;
     if !apps.is_empty() {
-        return Err(ApiError::conflict("item-in-use", format!("deployment '{name}' is used by app(s) {}", apps.join(", "))));
+        return Err(ApiError::conflict(
+            "item-in-use",
+            format!("deployment '{name}' is used by app(s) {}", apps.join(", ")),
+        ));
     }
     let target = target_of(&st, &d).ok();
-    let task = purge::enqueue_for_deployment(&st, &mut tx, &c.org_id, &c.org_name, &d, target).await?;
+    let task =
+        purge::enqueue_for_deployment(&st, &mut tx, &c.org_id, &c.org_name, &d, target).await?;
     store::delete(&mut tx, &c.org_id, &d.id).await?;
     tx.commit().await?;
-    Ok(Reply(DeploymentDeleted { status: Success, message: "deployment deleted".into(), task_name: task }))
+    Ok(Reply(DeploymentDeleted {
+        status: Success,
+        message: "deployment deleted".into(),
+        task_name: task,
+    }))
 }
 
 /// The operations of this module, for `/openapi.json`.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(list_deployments, post_deployment, get_deployment, patch_deployment, delete_deployment))]
+#[openapi(paths(
+    list_deployments,
+    post_deployment,
+    get_deployment,
+    patch_deployment,
+    delete_deployment
+))]
 pub struct Api;

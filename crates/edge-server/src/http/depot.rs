@@ -23,7 +23,10 @@ pub fn router() -> Router<Arc<AppState>> {
 }
 
 fn safe(seg: &str) -> bool {
-    !seg.is_empty() && seg.len() <= 200 && !seg.starts_with('.') && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    !seg.is_empty()
+        && seg.len() <= 200
+        && !seg.starts_with('.')
+        && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 /// `bytes=a-b`, `bytes=a-` or `bytes=-n` against `len`: the inclusive range, `Err` when
@@ -87,7 +90,11 @@ async fn get_file(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let token = raw.as_deref().and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "token").map(|(_, v)| v.into_owned()));
+    let token = raw.as_deref().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v.into_owned())
+    });
     let sess = session_from(&st, &headers, token.as_deref()).await?;
     if sess.org_name != org || sess.app_name != app {
         return Err(ApiError::forbidden("the session belongs to another app"));
@@ -96,20 +103,37 @@ async fn get_file(
         return Err(ApiError::not_found("file", &file));
     }
     let key = format!("dxf/{org}/{app}/{build}/{dxf}/{file}");
-    let len = st.depot.published_size(&key).await.map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found("file", &file))?;
+    let len = st
+        .depot
+        .published_size(&key)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found("file", &file))?;
     let (status, start, end) = match range(&headers, len) {
         None => (StatusCode::OK, 0, len.saturating_sub(1)),
         Some(Ok((a, b))) => (StatusCode::PARTIAL_CONTENT, a, b),
         Some(Err(())) => {
-            let mut r = ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "range-not-satisfiable", "the range lies outside the file")
-                .into_response();
-            r.headers_mut().insert(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes */{len}")).map_err(ApiError::internal)?);
+            let mut r = ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range-not-satisfiable",
+                "the range lies outside the file",
+            )
+            .into_response();
+            r.headers_mut().insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes */{len}")).map_err(ApiError::internal)?,
+            );
             return Ok(r);
         }
     };
     let count = if len == 0 { 0 } else { end - start + 1 };
     let range = (count > 0).then_some((start, end));
-    let dl = st.depot.open_published(&key, range).await.map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found("file", &file))?;
+    let dl = st
+        .depot
+        .open_published(&key, range)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found("file", &file))?;
     // Streamed piece by piece: a pack is never held in memory whole.
     let stream = futures_util::stream::unfold(Some(dl), |dl| async move {
         let mut dl = dl?;
@@ -125,10 +149,15 @@ async fn get_file(
     let h = resp.headers_mut();
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    let ctype = if file.ends_with(".json") { "application/json" } else { "application/octet-stream" };
+    let ctype =
+        if file.ends_with(".json") { "application/json" } else { "application/octet-stream" };
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
     if status == StatusCode::PARTIAL_CONTENT {
-        h.insert(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes {start}-{end}/{len}")).map_err(ApiError::internal)?);
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&format!("bytes {start}-{end}/{len}"))
+                .map_err(ApiError::internal)?,
+        );
     }
     Ok(resp)
 }

@@ -17,18 +17,29 @@ pub struct JsonBody<T>(pub T);
 pub struct OptJsonBody<T>(pub Option<T>);
 
 /// Reads the raw body bytes with the JSON limit, after the content-type check.
-async fn read_json_bytes(req: Request, limit: usize, allow_empty: bool) -> Result<Option<axum::body::Bytes>, ApiError> {
-    let declared: Option<u64> = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+async fn read_json_bytes(
+    req: Request,
+    limit: usize,
+    allow_empty: bool,
+) -> Result<Option<axum::body::Bytes>, ApiError> {
+    let declared: Option<u64> = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(ApiError::too_large(format!("request body over {limit} bytes")));
     }
-    let ctype = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_ascii_lowercase);
+    let ctype =
+        req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_ascii_lowercase);
     let is_json = ctype.as_deref().is_some_and(|c| {
         let base = c.split(';').next().unwrap_or("").trim();
         base == "application/json" || (base.starts_with("application/") && base.ends_with("+json"))
     });
     if allow_empty && ctype.is_none() && declared.unwrap_or(0) == 0 {
-        let bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| ApiError::too_large("request body too large"))?;
+        let bytes = axum::body::to_bytes(req.into_body(), limit)
+            .await
+            .map_err(|_| ApiError::too_large("request body too large"))?;
         if bytes.is_empty() {
             return Ok(None);
         }
@@ -45,8 +56,9 @@ async fn read_json_bytes(req: Request, limit: usize, allow_empty: bool) -> Resul
             "Content-Type must be application/json",
         ));
     }
-    let bytes =
-        axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| ApiError::too_large(format!("request body over {limit} bytes")))?;
+    let bytes = axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|_| ApiError::too_large(format!("request body over {limit} bytes")))?;
     if allow_empty && bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(None);
     }
@@ -55,7 +67,8 @@ async fn read_json_bytes(req: Request, limit: usize, allow_empty: bool) -> Resul
 
 /// Parses JSON bytes into `T`, mapping serde's errors to the contract's 400s.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("malformed JSON: {}", e)))?;
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("malformed JSON: {}", e)))?;
     from_value(value)
 }
 
@@ -85,7 +98,10 @@ pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
         } else if inner.starts_with("missing field") {
             format!("missing field '{field}'")
         } else {
-            format!("invalid value for '{field}': {}", inner.split(" at line").next().unwrap_or(&inner))
+            format!(
+                "invalid value for '{field}': {}",
+                inner.split(" at line").next().unwrap_or(&inner)
+            )
         };
         ApiError::invalid(&field, msg)
     })
@@ -153,13 +169,16 @@ impl ListQuery {
         for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
             let (k, v) = (k.into_owned(), v.into_owned());
             match k.as_str() {
-                "offset" => q.offset = v.parse().map_err(|_| ApiError::invalid("offset", "offset must be an integer ≥ 0"))?,
-                "limit" => {
-                    q.limit = v
+                "offset" => {
+                    q.offset = v
                         .parse()
-                        .ok()
-                        .filter(|n| (1..=1000).contains(n))
-                        .ok_or_else(|| ApiError::invalid("limit", "limit must be an integer 1..1000"))?
+                        .map_err(|_| ApiError::invalid("offset", "offset must be an integer ≥ 0"))?
+                }
+                "limit" => {
+                    q.limit =
+                        v.parse().ok().filter(|n| (1..=1000).contains(n)).ok_or_else(|| {
+                            ApiError::invalid("limit", "limit must be an integer 1..1000")
+                        })?
                 }
                 "order[]" | "order" => {
                     for part in v.split(',').filter(|s| !s.is_empty()) {
@@ -170,18 +189,27 @@ impl ListQuery {
                             _ => (false, p),
                         };
                         if !spec.order_fields.contains(&name) {
-                            return Err(ApiError::invalid("order[]", format!("cannot order by '{name}'")));
+                            return Err(ApiError::invalid(
+                                "order[]",
+                                format!("cannot order by '{name}'"),
+                            ));
                         }
                         q.order.push((name.to_string(), desc));
                     }
                 }
-                "fields[]" | "fields" => {
-                    q.fields.get_or_insert_with(Vec::new).extend(v.split(',').filter(|s| !s.is_empty()).map(String::from))
-                }
+                "fields[]" | "fields" => q
+                    .fields
+                    .get_or_insert_with(Vec::new)
+                    .extend(v.split(',').filter(|s| !s.is_empty()).map(String::from)),
                 other if spec.filters.contains(&other) => {
                     q.filters.insert(other.to_string(), v);
                 }
-                other => return Err(ApiError::invalid(other, format!("unknown query parameter '{other}'"))),
+                other => {
+                    return Err(ApiError::invalid(
+                        other,
+                        format!("unknown query parameter '{other}'"),
+                    ))
+                }
             }
         }
         if q.order.is_empty() {
@@ -204,7 +232,10 @@ impl ListQuery {
     }
 
     /// The page of typed `items` this query asks for: sorted, cut and projected.
-    pub fn page_of<P: super::reply::Page>(&self, items: Vec<P::Item>) -> Result<super::reply::Reply<P>, ApiError> {
+    pub fn page_of<P: super::reply::Page>(
+        &self,
+        items: Vec<P::Item>,
+    ) -> Result<super::reply::Reply<P>, ApiError> {
         let items = items
             .iter()
             .map(serde_json::to_value)
@@ -217,7 +248,10 @@ impl ListQuery {
     /// Checks `fields[]`, sorts, and cuts the page: the page's items and the total.
     fn select(&self, mut items: Vec<Value>) -> Result<(Vec<Value>, usize), ApiError> {
         if let Some(fields) = &self.fields {
-            let known = |f: &str| super::reply::OPTIONAL_FIELDS.contains(&f) || items.iter().any(|i| i.get(f).is_some());
+            let known = |f: &str| {
+                super::reply::OPTIONAL_FIELDS.contains(&f)
+                    || items.iter().any(|i| i.get(f).is_some())
+            };
             if let Some(bad) = fields.iter().find(|f| !items.is_empty() && !known(f)) {
                 return Err(ApiError::invalid("fields[]", format!("unknown field '{bad}'")));
             }
@@ -238,7 +272,9 @@ impl ListQuery {
             .skip(self.offset)
             .take(self.limit)
             .map(|v| match (&self.fields, v) {
-                (Some(fs), Value::Object(m)) => Value::Object(m.into_iter().filter(|(k, _)| fs.contains(k)).collect()),
+                (Some(fs), Value::Object(m)) => {
+                    Value::Object(m.into_iter().filter(|(k, _)| fs.contains(k)).collect())
+                }
                 (_, v) => v,
             })
             .collect();
@@ -291,8 +327,12 @@ pub fn flag_query(raw: Option<&str>, name: &str) -> Result<bool, ApiError> {
         match (k.as_ref(), v.as_ref()) {
             (k, "true") if k == name => on = true,
             (k, "false") if k == name => on = false,
-            (k, _) if k == name => return Err(ApiError::invalid(name, format!("{name} must be true or false"))),
-            (other, _) => return Err(ApiError::invalid(other, format!("unknown query parameter '{other}'"))),
+            (k, _) if k == name => {
+                return Err(ApiError::invalid(name, format!("{name} must be true or false")))
+            }
+            (other, _) => {
+                return Err(ApiError::invalid(other, format!("unknown query parameter '{other}'")))
+            }
         }
     }
     Ok(on)

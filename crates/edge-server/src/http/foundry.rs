@@ -65,7 +65,12 @@ fn ferr(status: StatusCode, name: &'static str, params: Value) -> FErr {
 
 impl IntoResponse for FErr {
     fn into_response(self) -> Response {
-        let body = FoundryError { error_code: self.code, error_name: self.name, error_instance_id: new_uuid(), parameters: self.params };
+        let body = FoundryError {
+            error_code: self.code,
+            error_name: self.name,
+            error_instance_id: new_uuid(),
+            parameters: self.params,
+        };
         // Through `Value`, whose map sorts keys: the bytes of earlier releases.
         (self.status, Json(serde_json::to_value(body).unwrap_or(Value::Null))).into_response()
     }
@@ -78,7 +83,8 @@ impl<T: serde::Serialize> IntoResponse for FReply<T> {
     fn into_response(self) -> Response {
         match serde_json::to_value(&self.0) {
             Ok(v) => Json(v).into_response(),
-            Err(_) => ferr(StatusCode::INTERNAL_SERVER_ERROR, "Default:Internal", json!({})).into_response(),
+            Err(_) => ferr(StatusCode::INTERNAL_SERVER_ERROR, "Default:Internal", json!({}))
+                .into_response(),
         }
     }
 }
@@ -121,7 +127,8 @@ async fn who(h: &HeaderMap, st: &AppState) -> FResult<Who> {
 }
 
 fn preview(raw: &Option<String>) -> FResult<()> {
-    let on = form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes()).any(|(k, v)| k == "preview" && v == "true");
+    let on = form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes())
+        .any(|(k, v)| k == "preview" && v == "true");
     if on {
         Ok(())
     } else {
@@ -132,9 +139,13 @@ fn preview(raw: &Option<String>) -> FResult<()> {
 /// Reads and parses a JSON body under the configured limit. The body is taken as a raw
 /// stream (not axum's `Bytes` extractor, whose own 2 MB limit answers in plain text).
 async fn body<T: DeserializeOwned>(st: &AppState, b: Body) -> FResult<T> {
-    let too_large = || ferr(StatusCode::PAYLOAD_TOO_LARGE, "Conjure:RequestEntityTooLarge", json!({}));
-    let b: Bytes = axum::body::to_bytes(b, st.cfg.json_body_limit).await.map_err(|_| too_large())?;
-    serde_json::from_slice(&b).map_err(|e| ferr(StatusCode::BAD_REQUEST, "Conjure:InvalidArgument", json!({"message": e.to_string()})))
+    let too_large =
+        || ferr(StatusCode::PAYLOAD_TOO_LARGE, "Conjure:RequestEntityTooLarge", json!({}));
+    let b: Bytes =
+        axum::body::to_bytes(b, st.cfg.json_body_limit).await.map_err(|_| too_large())?;
+    serde_json::from_slice(&b).map_err(|e| {
+        ferr(StatusCode::BAD_REQUEST, "Conjure:InvalidArgument", json!({"message": e.to_string()}))
+    })
 }
 
 fn org_of(o: &orgs::Org) -> FReply<FoundryOrganization> {
@@ -220,7 +231,12 @@ async fn principal(c: &mut Conn, id: &str) -> FResult<users::User> {
         (status = "default", description = "Any other failure (`Default:Internal`)", body = FoundryError),
     ),
     extensions(("x-rockit-auth" = json!("orgs:C"))))]
-async fn create(State(st): State<Arc<AppState>>, h: HeaderMap, RawQuery(raw): RawQuery, b: Body) -> FResult<FReply<FoundryOrganization>> {
+async fn create(
+    State(st): State<Arc<AppState>>,
+    h: HeaderMap,
+    RawQuery(raw): RawQuery,
+    b: Body,
+) -> FResult<FReply<FoundryOrganization>> {
     let w = who(&h, &st).await?;
     preview(&raw)?;
     let b: FoundryCreateOrganization = body(&st, b).await?;
@@ -228,19 +244,35 @@ async fn create(State(st): State<Arc<AppState>>, h: HeaderMap, RawQuery(raw): Ra
         return Err(ferr(StatusCode::FORBIDDEN, "CreateOrganizationPermissionDenied", json!({})));
     }
     if b.administrators.is_empty() {
-        return Err(ferr(StatusCode::BAD_REQUEST, "CreateOrganizationMissingInitialAdminRole", json!({})));
+        return Err(ferr(
+            StatusCode::BAD_REQUEST,
+            "CreateOrganizationMissingInitialAdminRole",
+            json!({}),
+        ));
     }
     if b.enrollment_rid != st.enrollment_rid {
-        return Err(ferr(StatusCode::NOT_FOUND, "EnrollmentNotFound", json!({"enrollmentRid": b.enrollment_rid})));
+        return Err(ferr(
+            StatusCode::NOT_FOUND,
+            "EnrollmentNotFound",
+            json!({"enrollmentRid": b.enrollment_rid}),
+        ));
     }
     if let Some(host) = &b.host {
         if !valid_host(host) {
-            return Err(ferr(StatusCode::BAD_REQUEST, "InvalidHostName", json!({"invalidHostName": host})));
+            return Err(ferr(
+                StatusCode::BAD_REQUEST,
+                "InvalidHostName",
+                json!({"invalidHostName": host}),
+            ));
         }
     }
     let label = b.name.trim().to_string();
     if label.is_empty() || label.chars().count() > 200 {
-        return Err(ferr(StatusCode::BAD_REQUEST, "Conjure:InvalidArgument", json!({"name": "1..200 characters"})));
+        return Err(ferr(
+            StatusCode::BAD_REQUEST,
+            "Conjure:InvalidArgument",
+            json!({"name": "1..200 characters"}),
+        ));
     }
     let mut tx = st.db.tx().await?;
     // Two creates of the same display name would both pass the label check (labels are
@@ -251,19 +283,33 @@ async fn create(State(st): State<Arc<AppState>>, h: HeaderMap, RawQuery(raw): Ra
         admins.push(principal(&mut tx, p).await?);
     }
     if orgs::list(&mut tx).await?.iter().any(|o| o.label == label) {
-        return Err(ferr(StatusCode::BAD_REQUEST, "OrganizationNameAlreadyExists", json!({"displayName": label})));
+        return Err(ferr(
+            StatusCode::BAD_REQUEST,
+            "OrganizationNameAlreadyExists",
+            json!({"displayName": label}),
+        ));
     }
     let name = unique_name(&mut tx, &edge_name(&label), &label).await?;
     let created = orgs::create(
         &mut tx,
-        orgs::NewOrg { name: name.clone(), label, operator: false, dxorglnk: None, key: None, host: b.host, description: b.description },
+        orgs::NewOrg {
+            name: name.clone(),
+            label,
+            operator: false,
+            dxorglnk: None,
+            key: None,
+            host: b.host,
+            description: b.description,
+        },
         None,
         None,
     )
     .await
     .map_err(|e| match e {
         orgs::CreateError::Db(e) => FErr::from(e),
-        orgs::CreateError::MachineUser => ferr(StatusCode::NOT_FOUND, "PrincipalNotFound", json!({})),
+        orgs::CreateError::MachineUser => {
+            ferr(StatusCode::NOT_FOUND, "PrincipalNotFound", json!({}))
+        }
     })?;
     let role = roles::get(&mut tx, &created.org_id, roles::ADMINISTRATORS)
         .await?
@@ -280,7 +326,9 @@ async fn create(State(st): State<Arc<AppState>>, h: HeaderMap, RawQuery(raw): Ra
 }
 
 async fn find(c: &mut Conn, rid: &str) -> FResult<orgs::Org> {
-    orgs::by_rid(c, rid).await?.ok_or_else(|| ferr(StatusCode::NOT_FOUND, "OrganizationNotFound", json!({"organizationRid": rid})))
+    orgs::by_rid(c, rid).await?.ok_or_else(|| {
+        ferr(StatusCode::NOT_FOUND, "OrganizationNotFound", json!({"organizationRid": rid}))
+    })
 }
 
 /// Foundry: get organization
@@ -294,10 +342,18 @@ async fn find(c: &mut Conn, rid: &str) -> FResult<orgs::Org> {
         (status = "default", description = "Any other failure (`Default:Internal`)", body = FoundryError),
     ),
     extensions(("x-rockit-auth" = json!("orgs:R"))))]
-async fn get_org(State(st): State<Arc<AppState>>, h: HeaderMap, Path(rid): Path<String>) -> FResult<FReply<FoundryOrganization>> {
+async fn get_org(
+    State(st): State<Arc<AppState>>,
+    h: HeaderMap,
+    Path(rid): Path<String>,
+) -> FResult<FReply<FoundryOrganization>> {
     let w = who(&h, &st).await?;
     if !w.can(R) {
-        return Err(ferr(StatusCode::FORBIDDEN, "GetOrganizationPermissionDenied", json!({"organizationRid": rid})));
+        return Err(ferr(
+            StatusCode::FORBIDDEN,
+            "GetOrganizationPermissionDenied",
+            json!({"organizationRid": rid}),
+        ));
     }
     let mut c = st.db.conn().await?;
     Ok(org_of(&find(&mut c, &rid).await?))
@@ -320,24 +376,42 @@ async fn get_org(State(st): State<Arc<AppState>>, h: HeaderMap, Path(rid): Path<
         (status = "default", description = "Any other failure (`Default:Internal`)", body = FoundryError),
     ),
     extensions(("x-rockit-auth" = json!("orgs:U"))))]
-async fn replace(State(st): State<Arc<AppState>>, h: HeaderMap, Path(rid): Path<String>, b: Body) -> FResult<FReply<FoundryOrganization>> {
+async fn replace(
+    State(st): State<Arc<AppState>>,
+    h: HeaderMap,
+    Path(rid): Path<String>,
+    b: Body,
+) -> FResult<FReply<FoundryOrganization>> {
     let w = who(&h, &st).await?;
     let b: FoundryReplaceOrganization = body(&st, b).await?;
     if !w.can(U) {
-        return Err(ferr(StatusCode::FORBIDDEN, "ReplaceOrganizationPermissionDenied", json!({"organizationRid": rid})));
+        return Err(ferr(
+            StatusCode::FORBIDDEN,
+            "ReplaceOrganizationPermissionDenied",
+            json!({"organizationRid": rid}),
+        ));
     }
     if let Some(host) = &b.host {
         if !valid_host(host) {
-            return Err(ferr(StatusCode::BAD_REQUEST, "InvalidHostName", json!({"invalidHostName": host})));
+            return Err(ferr(
+                StatusCode::BAD_REQUEST,
+                "InvalidHostName",
+                json!({"invalidHostName": host}),
+            ));
         }
     }
     let label = b.name.trim().to_string();
     if label.is_empty() || label.chars().count() > 200 {
-        return Err(ferr(StatusCode::BAD_REQUEST, "Conjure:InvalidArgument", json!({"name": "1..200 characters"})));
+        return Err(ferr(
+            StatusCode::BAD_REQUEST,
+            "Conjure:InvalidArgument",
+            json!({"name": "1..200 characters"}),
+        ));
     }
     let mut tx = st.db.tx().await?;
     let o = find(&mut tx, &rid).await?;
-    orgs::update_display(&mut tx, &o.id, &label, b.host.as_deref(), b.description.as_deref()).await?;
+    orgs::update_display(&mut tx, &o.id, &label, b.host.as_deref(), b.description.as_deref())
+        .await?;
     let o = find(&mut tx, &rid).await?;
     tx.commit().await?;
     Ok(org_of(&o))
@@ -356,7 +430,11 @@ async fn replace(State(st): State<Arc<AppState>>, h: HeaderMap, Path(rid): Path<
         (status = "default", description = "Any other failure (`Default:Internal`)", body = FoundryError),
     ),
     extensions(("x-rockit-auth" = json!("orgs:R"))))]
-async fn current_enrollment(State(st): State<Arc<AppState>>, h: HeaderMap, RawQuery(raw): RawQuery) -> FResult<FReply<FoundryEnrollment>> {
+async fn current_enrollment(
+    State(st): State<Arc<AppState>>,
+    h: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> FResult<FReply<FoundryEnrollment>> {
     let w = who(&h, &st).await?;
     preview(&raw)?;
     if !w.can(R) {

@@ -3,8 +3,8 @@
 
 use super::{body, ferr, find, principal, who, FReply, FResult, Who};
 use super::{
-    FoundryAssignmentsIn, FoundryError, FoundryPrincipalType, FoundryRole, FoundryRoleAssignment, FoundryRoleAssignments, FoundryRoleType,
-    FoundryRoles,
+    FoundryAssignmentsIn, FoundryError, FoundryPrincipalType, FoundryRole, FoundryRoleAssignment,
+    FoundryRoleAssignments, FoundryRoleType, FoundryRoles,
 };
 use crate::perms::{R, U};
 use crate::state::AppState;
@@ -34,10 +34,18 @@ fn role_id(r: &roles::Role) -> String {
         (status = "default", description = "Any other failure (`Default:Internal`)", body = FoundryError),
     ),
     extensions(("x-rockit-auth" = json!("orgs:R"))))]
-pub(super) async fn list_roles(State(st): State<Arc<AppState>>, h: HeaderMap, Path(rid): Path<String>) -> FResult<FReply<FoundryRoles>> {
+pub(super) async fn list_roles(
+    State(st): State<Arc<AppState>>,
+    h: HeaderMap,
+    Path(rid): Path<String>,
+) -> FResult<FReply<FoundryRoles>> {
     let w = who(&h, &st).await?;
     if !w.can(R) {
-        return Err(ferr(StatusCode::FORBIDDEN, "ListAvailableRolesOrganizationPermissionDenied", json!({"organizationRid": rid})));
+        return Err(ferr(
+            StatusCode::FORBIDDEN,
+            "ListAvailableRolesOrganizationPermissionDenied",
+            json!({"organizationRid": rid}),
+        ));
     }
     let mut c = st.db.conn().await?;
     let o = find(&mut c, &rid).await?;
@@ -82,7 +90,11 @@ pub(super) async fn list_assignments(
 ) -> FResult<FReply<FoundryRoleAssignments>> {
     let w = who(&h, &st).await?;
     if !w.can(R) {
-        return Err(ferr(StatusCode::FORBIDDEN, "ListOrganizationRoleAssignmentsPermissionDenied", json!({"organizationRid": rid})));
+        return Err(ferr(
+            StatusCode::FORBIDDEN,
+            "ListOrganizationRoleAssignmentsPermissionDenied",
+            json!({"organizationRid": rid}),
+        ));
     }
     let mut c = st.db.conn().await?;
     let o = find(&mut c, &rid).await?;
@@ -105,10 +117,20 @@ pub(super) async fn list_assignments(
     Ok(FReply(FoundryRoleAssignments { data }))
 }
 
-async fn change_assignments(st: &AppState, h: &HeaderMap, rid: &str, b: Body, add: bool) -> FResult<StatusCode> {
+async fn change_assignments(
+    st: &AppState,
+    h: &HeaderMap,
+    rid: &str,
+    b: Body,
+    add: bool,
+) -> FResult<StatusCode> {
     let w = who(h, st).await?;
     let b: FoundryAssignmentsIn = body(st, b).await?;
-    let name = if add { "AddOrganizationRoleAssignmentsPermissionDenied" } else { "RemoveOrganizationRoleAssignmentsPermissionDenied" };
+    let name = if add {
+        "AddOrganizationRoleAssignmentsPermissionDenied"
+    } else {
+        "RemoveOrganizationRoleAssignmentsPermissionDenied"
+    };
     let denied = || ferr(StatusCode::FORBIDDEN, name, json!({"organizationRid": rid}));
     if !w.can(U) {
         return Err(denied());
@@ -124,10 +146,9 @@ async fn change_assignments(st: &AppState, h: &HeaderMap, rid: &str, b: Body, ad
     let o = find(&mut tx, rid).await?;
     let all_roles = roles::list(&mut tx, &o.id).await?;
     for a in &b.role_assignments {
-        let role = all_roles
-            .iter()
-            .find(|r| role_id(r) == a.role_id)
-            .ok_or_else(|| ferr(StatusCode::NOT_FOUND, "RoleNotFound", json!({"roleId": a.role_id})))?;
+        let role = all_roles.iter().find(|r| role_id(r) == a.role_id).ok_or_else(|| {
+            ferr(StatusCode::NOT_FOUND, "RoleNotFound", json!({"roleId": a.role_id}))
+        })?;
         let u = principal(&mut tx, &a.principal_id).await?;
         // In the operator organization a member (not the admin token) may neither grant
         // bits it does not hold nor touch a user stronger than itself — otherwise `orgs`
@@ -151,7 +172,11 @@ async fn change_assignments(st: &AppState, h: &HeaderMap, rid: &str, b: Body, ad
             }
         } else {
             if !users::is_member(&mut tx, &o.id, &u.id).await? {
-                return Err(ferr(StatusCode::NOT_FOUND, "PrincipalNotFound", json!({"principalId": a.principal_id})));
+                return Err(ferr(
+                    StatusCode::NOT_FOUND,
+                    "PrincipalNotFound",
+                    json!({"principalId": a.principal_id}),
+                ));
             }
             ids.retain(|i| *i != role.id);
         }

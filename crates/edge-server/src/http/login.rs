@@ -9,6 +9,7 @@ use super::auth::{bearer, header};
 use super::extract::{JsonBody, OptJsonBody};
 use super::reply::{Message, Reply, Success};
 use crate::error::{ApiError, ApiResult};
+use crate::ids::OrgId;
 use crate::perms::PermissionsSchema;
 use crate::ratelimit;
 use crate::state::AppState;
@@ -203,25 +204,32 @@ async fn login(
     );
     if let Some(tok) = b.org_selection_token {
         if b.username.is_some() || b.password.is_some() {
-            return Err(ApiError::bad_request("orgSelectionToken goes without username and password"));
+            return Err(ApiError::bad_request(
+                "orgSelectionToken goes without username and password",
+            ));
         }
-        let org = b.org_name.ok_or_else(|| ApiError::invalid("orgName", "missing field 'orgName'"))?;
+        let org =
+            b.org_name.ok_or_else(|| ApiError::invalid("orgName", "missing field 'orgName'"))?;
         let mut tx = st.db.tx().await?;
-        let user =
-            sessions::org_selection(&mut tx, &tok).await?.ok_or_else(|| ApiError::unauthorized("invalid or expired orgSelectionToken"))?;
+        let user = sessions::org_selection(&mut tx, &tok)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("invalid or expired orgSelectionToken"))?;
         let out = open_session(&mut tx, &user, &org, ttls).await?;
         tx.commit().await?;
         return Ok(Reply(LoginReply::Tokens(out)));
     }
-    let username = b.username.ok_or_else(|| ApiError::invalid("username", "missing field 'username'"))?;
-    let password = b.password.ok_or_else(|| ApiError::invalid("password", "missing field 'password'"))?;
+    let username =
+        b.username.ok_or_else(|| ApiError::invalid("username", "missing field 'username'"))?;
+    let password =
+        b.password.ok_or_else(|| ApiError::invalid("password", "missing field 'password'"))?;
     let client = ratelimit::client_key(&st, peer, &headers);
     // Counted before the check, so parallel guesses cannot pass the limit together.
     let attempt = ratelimit::reserve(&st, &username, &client).await?;
     let user = users::by_username(&mut *st.db.conn().await?, &username).await?;
     // Check a hash either way so an unknown username takes as long as a wrong password.
     // No connection is held meanwhile (`db::held`).
-    let hash = user.as_ref().and_then(|u| u.pw_hash.clone()).unwrap_or_else(|| st.dummy_hash.clone());
+    let hash =
+        user.as_ref().and_then(|u| u.pw_hash.clone()).unwrap_or_else(|| st.dummy_hash.clone());
     let ok = match st.passwords.verify(password, hash).await {
         Ok(ok) => ok,
         Err(e) => {
@@ -242,9 +250,18 @@ async fn login(
     let out = match b.org_name {
         Some(org) => LoginReply::Tokens(open_session(&mut tx, &user.id, &org, ttls).await?),
         None => {
-            let orgs = users::orgs_of(&mut tx, &user.id).await?.into_iter().map(|(_, name, label)| OrgOption { name, label }).collect();
+            let orgs = users::orgs_of(&mut tx, &user.id)
+                .await?
+                .into_iter()
+                .map(|(_, name, label)| OrgOption { name, label })
+                .collect();
             let tok = sessions::issue(&mut tx, "orgsel", &user.id, None, st.cfg.orgsel_ttl).await?;
-            LoginReply::Choice(OrgChoice { status: Success, org_selection_token: tok, expires_in: st.cfg.orgsel_ttl, orgs })
+            LoginReply::Choice(OrgChoice {
+                status: Success,
+                org_selection_token: tok,
+                expires_in: st.cfg.orgsel_ttl,
+                orgs,
+            })
         }
     };
     tx.commit().await?;
@@ -253,7 +270,12 @@ async fn login(
 
 /// Opens a session of `user` in org `org_name` and answers with the token pair, in the
 /// caller's transaction.
-async fn open_session(tx: &mut Conn, user: &str, org_name: &str, ttls: (u64, u64)) -> ApiResult<TokenPair> {
+async fn open_session(
+    tx: &mut Conn,
+    user: &str,
+    org_name: &str,
+    ttls: (u64, u64),
+) -> ApiResult<TokenPair> {
     let forbidden = || ApiError::forbidden("not a member of that organization");
     let org = orgs::by_name(tx, org_name).await?.ok_or_else(forbidden)?;
     if !users::is_member(tx, &org.id, user).await? {
@@ -265,9 +287,19 @@ async fn open_session(tx: &mut Conn, user: &str, org_name: &str, ttls: (u64, u64
 }
 
 /// Issues an access and a refresh token of `session`, in the caller's transaction.
-async fn token_pair(tx: &mut Conn, session: &str, org_id: &str, user: &str, ttls: (u64, u64)) -> ApiResult<TokenPair> {
-    let u = users::by_id(tx, user).await?.ok_or_else(|| ApiError::unauthorized("user no longer exists"))?;
-    let (org_name, operator) = orgs::brief(tx, org_id).await?.ok_or_else(|| ApiError::unauthorized("organization no longer exists"))?;
+async fn token_pair(
+    tx: &mut Conn,
+    session: &str,
+    org_id: &OrgId,
+    user: &str,
+    ttls: (u64, u64),
+) -> ApiResult<TokenPair> {
+    let u = users::by_id(tx, user)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("user no longer exists"))?;
+    let (org_name, operator) = orgs::brief(tx, org_id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("organization no longer exists"))?;
     let perms = users::effective_perms(tx, org_id, user).await?;
     let access = sessions::issue(tx, "access", user, Some(session), ttls.0).await?;
     let refresh = sessions::issue(tx, "refresh", user, Some(session), ttls.1).await?;
@@ -310,7 +342,9 @@ async fn refresh(
 ) -> ApiResult<Reply<TokenPair>> {
     let from_body = b.and_then(|b| b.refresh_token);
     let tok = match (bearer(&headers), from_body) {
-        (Some(a), Some(b)) if a != b => return Err(ApiError::bad_request("two different refresh tokens")),
+        (Some(a), Some(b)) if a != b => {
+            return Err(ApiError::bad_request("two different refresh tokens"))
+        }
         (Some(a), _) => a,
         (None, Some(b)) => b,
         (None, None) => return Err(ApiError::unauthorized("refresh token required")),
@@ -324,7 +358,9 @@ async fn refresh(
             tx.commit().await?;
             if matches!(other, sessions::Refresh::Reused) {
                 tracing::warn!("refresh token reuse: session revoked");
-                return Err(ApiError::unauthorized("refresh token already used; the session has been ended"));
+                return Err(ApiError::unauthorized(
+                    "refresh token already used; the session has been ended",
+                ));
             }
             return Err(ApiError::unauthorized("invalid or expired refresh token"));
         }
@@ -334,7 +370,14 @@ async fn refresh(
         tx.commit().await?;
         return Err(ApiError::unauthorized("membership ended"));
     }
-    let out = token_pair(&mut tx, &grant.session_id, &grant.org_id, &grant.user_id, (st.cfg.access_ttl, st.cfg.refresh_ttl)).await?;
+    let out = token_pair(
+        &mut tx,
+        &grant.session_id,
+        &grant.org_id,
+        &grant.user_id,
+        (st.cfg.access_ttl, st.cfg.refresh_ttl),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Reply(out))
 }
@@ -357,17 +400,27 @@ struct LogoutIn {
     params(("x-rockit-beauth-token" = Option<String>, Header, nullable = false, description = "Older clients: the session's access token, instead of `Authorization`")),
     responses((status = 200, description = "Logged out", body = Message)),
     extensions(("x-rockit-auth" = json!("access or refresh token"))))]
-async fn logout(State(st): State<Arc<AppState>>, headers: HeaderMap, OptJsonBody(b): OptJsonBody<LogoutIn>) -> ApiResult<Reply<Message>> {
+async fn logout(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    OptJsonBody(b): OptJsonBody<LogoutIn>,
+) -> ApiResult<Reply<Message>> {
     let tok = match (bearer(&headers), header(&headers, "x-rockit-beauth-token")) {
-        (Some(a), Some(b)) if a != b => return Err(ApiError::bad_request("more than one credential in one request")),
+        (Some(a), Some(b)) if a != b => {
+            return Err(ApiError::bad_request("more than one credential in one request"))
+        }
         (Some(a), _) | (None, Some(a)) => a,
-        (None, None) => return Err(ApiError::unauthorized("the session's access or refresh token is required")),
+        (None, None) => {
+            return Err(ApiError::unauthorized("the session's access or refresh token is required"))
+        }
     };
     let all = b.and_then(|b| b.all).unwrap_or(false);
     let mut tx = st.db.tx().await?;
     let (session, user) = if let Some(g) = sessions::access(&mut tx, &tok).await? {
         (g.session_id, g.user_id)
-    } else if let sessions::Refresh::Rotated(g) = sessions::refresh(&mut tx, &tok, false, st.cfg.refresh_grace_seconds).await? {
+    } else if let sessions::Refresh::Rotated(g) =
+        sessions::refresh(&mut tx, &tok, false, st.cfg.refresh_grace_seconds).await?
+    {
         (g.session_id, g.user_id)
     } else {
         return Err(ApiError::unauthorized("invalid or expired token"));
@@ -404,7 +457,8 @@ pub struct AuthToken {
     responses((status = 200, description = "An access token of the session", body = AuthToken)),
     extensions(("x-rockit-auth" = json!("x-rockit-besession-token"))))]
 async fn auth(State(st): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<Reply<AuthToken>> {
-    let tok = header(&headers, "x-rockit-besession-token").ok_or_else(|| ApiError::unauthorized("x-rockit-besession-token required"))?;
+    let tok = header(&headers, "x-rockit-besession-token")
+        .ok_or_else(|| ApiError::unauthorized("x-rockit-besession-token required"))?;
     let mut tx = st.db.tx().await?;
     let outcome = sessions::refresh(&mut tx, &tok, false, st.cfg.refresh_grace_seconds).await?;
     let grant = match outcome {
@@ -417,7 +471,14 @@ async fn auth(State(st): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<
     if !users::is_member(&mut tx, &grant.org_id, &grant.user_id).await? {
         return Err(ApiError::unauthorized("membership ended"));
     }
-    let access = sessions::issue(&mut tx, "access", &grant.user_id, Some(&grant.session_id), st.cfg.access_ttl).await?;
+    let access = sessions::issue(
+        &mut tx,
+        "access",
+        &grant.user_id,
+        Some(&grant.session_id),
+        st.cfg.access_ttl,
+    )
+    .await?;
     tx.commit().await?;
     Ok(Reply(AuthToken { status: Success, auth_token: access, expires_in: st.cfg.access_ttl }))
 }

@@ -71,10 +71,13 @@ pub async fn readyz(State(st): State<Arc<AppState>>) -> Response {
     };
     if db && depot {
         let ok = || "ok".to_string();
-        Reply(Ready { status: Success, message: "ready".into(), database: ok(), depot: ok() }).into_response()
+        Reply(Ready { status: Success, message: "ready".into(), database: ok(), depot: ok() })
+            .into_response()
     } else {
         let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "not ready");
-        e = e.detail("database", if db { "ok" } else { "unreachable" }).detail("depot", if depot { "ok" } else { "unreachable" });
+        e = e
+            .detail("database", if db { "ok" } else { "unreachable" })
+            .detail("depot", if depot { "ok" } else { "unreachable" });
         e.into_response()
     }
 }

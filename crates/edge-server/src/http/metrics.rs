@@ -17,5 +17,6 @@ pub async fn scrape(st: &AppState) -> axum::response::Response {
         "# HELP edge_password_checks_total Password checks (Argon2) this process did.\n# TYPE edge_password_checks_total counter\nedge_password_checks_total {}\n",
         st.passwords.checks()
     ));
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
+        .into_response()
 }

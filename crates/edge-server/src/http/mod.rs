@@ -17,6 +17,7 @@ mod metrics;
 pub mod openapi;
 pub mod orgconf;
 pub mod orgs;
+pub mod reference;
 pub mod reply;
 pub mod roles;
 pub mod subscriptions;
@@ -71,7 +72,9 @@ pub fn router(st: Arc<AppState>) -> Router {
         .merge(depot::router())
         .merge(trainings::router())
         .merge(traces::router())
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint") })
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint")
+        })
         .layer(middleware::from_fn_with_state(st.clone(), maintenance_gate))
         .layer(middleware::from_fn_with_state(st.clone(), request_id))
         .with_state(st)
@@ -84,7 +87,9 @@ pub fn health_router(st: Arc<AppState>) -> Router {
         .route("/healthz", get(meta::healthz))
         .route("/readyz", get(meta::readyz))
         .route("/metrics", get(meta::metrics_admin))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint") })
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint")
+        })
         .layer(middleware::from_fn_with_state(st.clone(), request_id))
         .with_state(st)
 }
@@ -93,13 +98,19 @@ pub fn health_router(st: Arc<AppState>) -> Router {
 /// authentication — the address is the operator's to keep private.
 pub fn metrics_router(st: Arc<AppState>) -> Router {
     Router::new()
-        .route("/metrics", get(|State(st): State<Arc<AppState>>| async move { metrics::scrape(&st).await }))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint") })
+        .route(
+            "/metrics",
+            get(|State(st): State<Arc<AppState>>| async move { metrics::scrape(&st).await }),
+        )
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint")
+        })
         .with_state(st)
 }
 
 fn valid_request_id(s: &str) -> bool {
-    (1..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+    (1..=128).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
 }
 
 /// Assigns the request id, logs and counts the request once it is answered, and turns
@@ -116,14 +127,22 @@ async fn request_id(State(st): State<Arc<AppState>>, mut req: Request, next: Nex
     let org = LogOrg::default();
     req.extensions_mut().insert(org.clone());
     let method = req.method().clone();
-    let route = req.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_string());
+    let route =
+        req.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_string());
     let path = req.uri().path().to_string();
     let start = Instant::now();
     // Connection accounting (`db::held`): a handler never holds two at once.
     let mut resp = crate::db::scope(next.run(req)).await;
-    if resp.status() == StatusCode::METHOD_NOT_ALLOWED && resp.headers().get("content-type").is_none() {
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED
+        && resp.headers().get("content-type").is_none()
+    {
         let allow = resp.headers().get("allow").cloned();
-        resp = ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "method not allowed on this path").into_response();
+        resp = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "method not allowed on this path",
+        )
+        .into_response();
         if let Some(a) = allow {
             resp.headers_mut().insert("allow", a);
         }
@@ -149,14 +168,19 @@ async fn request_id(State(st): State<Arc<AppState>>, mut req: Request, next: Nex
 /// anything else runs.
 async fn maintenance_gate(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let p = req.uri().path();
-    let gated = (p.starts_with("/be/v1/") && !p.starts_with("/be/v1/schemas/")) || p.starts_with("/client/v1/");
+    let gated = (p.starts_with("/be/v1/") && !p.starts_with("/be/v1/schemas/"))
+        || p.starts_with("/client/v1/");
     if gated {
         let m = st.maintenance().await;
         if m.enabled {
-            return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "maintenance", "the service is in maintenance, try again later")
-                .retry_after(m.retry_after)
-                .extra("retryAfter", m.retry_after.to_string())
-                .into_response();
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "maintenance",
+                "the service is in maintenance, try again later",
+            )
+            .retry_after(m.retry_after)
+            .extra("retryAfter", m.retry_after.to_string())
+            .into_response();
         }
     }
     next.run(req).await

@@ -46,7 +46,8 @@ pub fn document() -> Value {
         api.merge(part());
     }
     let mut doc = serde_json::to_value(&api).unwrap_or_else(|_| json!({}));
-    let mut paths = doc.get_mut("paths").and_then(Value::as_object_mut).map(std::mem::take).unwrap_or_default();
+    let mut paths =
+        doc.get_mut("paths").and_then(Value::as_object_mut).map(std::mem::take).unwrap_or_default();
     for (path, item) in paths.iter_mut() {
         let Some(item) = item.as_object_mut() else { continue };
         for op in item.values_mut() {
@@ -85,11 +86,19 @@ pub fn document() -> Value {
 fn complete(path: &str, op: &mut Value) {
     let declared: Vec<String> = op["parameters"]
         .as_array()
-        .map(|ps| ps.iter().filter(|p| p["in"] == "path").filter_map(|p| p["name"].as_str().map(String::from)).collect())
+        .map(|ps| {
+            ps.iter()
+                .filter(|p| p["in"] == "path")
+                .filter_map(|p| p["name"].as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
-    for p in path.split('/').filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}'))) {
+    for p in
+        path.split('/').filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+    {
         if !declared.iter().any(|d| d == p) {
-            let param = json!({"name": p, "in": "path", "required": true, "schema": {"type": "string"}});
+            let param =
+                json!({"name": p, "in": "path", "required": true, "schema": {"type": "string"}});
             match op["parameters"].as_array_mut() {
                 Some(ps) => ps.push(param),
                 None => op["parameters"] = json!([param]),
@@ -97,8 +106,7 @@ fn complete(path: &str, op: &mut Value) {
         }
     }
     if op["responses"].get("default").is_none() {
-        op["responses"]["default"] =
-            json!({"description": "failure", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Failure"}}}});
+        op["responses"]["default"] = json!({"description": "failure", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Failure"}}}});
     }
     let auth = op["x-rockit-auth"].as_str().unwrap_or("").to_string();
     if !auth.is_empty() {
@@ -134,7 +142,11 @@ pub fn auth_words(auth: &str) -> String {
         }
         let (core, tail) = word.split_at(word.trim_end_matches([',', ')']).len());
         match core.split_once(':') {
-            Some((res, bits)) if !res.is_empty() && !bits.is_empty() && bits.chars().all(|c| "CRUDX".contains(c)) => {
+            Some((res, bits))
+                if !res.is_empty()
+                    && !bits.is_empty()
+                    && bits.chars().all(|c| "CRUDX".contains(c)) =>
+            {
                 let names: Vec<&str> = bits
                     .chars()
                     .map(|c| match c {

@@ -12,7 +12,8 @@ use crate::orgconf::schema::{Bundle, BundleResource};
 use crate::orgconf::seal::BundleKey;
 use crate::orgconf::{
     apply::{apply, passwords_for},
-    fingerprint, items_sha256, map_secrets, parse_bundle, resource_of, Items, FORMAT, RESOURCES, VERSION,
+    fingerprint, items_sha256, map_secrets, parse_bundle, resource_of, Items, FORMAT, RESOURCES,
+    VERSION,
 };
 use crate::perms::R;
 use crate::state::AppState;
@@ -97,13 +98,20 @@ pub struct ExportReply {
 #[utoipa::path(post, path = "/be/v1/export", tag = "config", request_body = ExportIn,
     responses((status = 200, description = "The export", body = ExportReply)),
     extensions(("x-rockit-auth" = json!("R on every resource exported"))))]
-async fn export(c: Caller, State(st): State<Arc<AppState>>, OptJsonBody(b): OptJsonBody<ExportIn>) -> ApiResult<Reply<ExportReply>> {
+async fn export(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    OptJsonBody(b): OptJsonBody<ExportIn>,
+) -> ApiResult<Reply<ExportReply>> {
     let which: Vec<&'static str> = match b.and_then(|b| b.include) {
         Some(list) => {
             let mut out = Vec::new();
             for n in &list {
                 let (name, _) = RESOURCES.iter().find(|(r, _)| r == n).ok_or_else(|| {
-                    ApiError::invalid("include", format!("unknown resource '{n}' (one of {})", all_resources().join(", ")))
+                    ApiError::invalid(
+                        "include",
+                        format!("unknown resource '{n}' (one of {})", all_resources().join(", ")),
+                    )
                 })?;
                 if !out.contains(name) {
                     out.push(*name);
@@ -144,7 +152,14 @@ async fn export(c: Caller, State(st): State<Arc<AppState>>, OptJsonBody(b): OptJ
         bundle["secretsOmitted"] = json!(true);
     }
     let size_bytes = bundle.to_string().len();
-    let export = Export { export_id: new_id("exp"), created, sha256: sha, size_bytes, bundle, secrets_omitted: omitted.then_some(true) };
+    let export = Export {
+        export_id: new_id("exp"),
+        created,
+        sha256: sha,
+        size_bytes,
+        bundle,
+        secrets_omitted: omitted.then_some(true),
+    };
     tracing::info!(org = %c.org_name, resources = ?which, "configuration exported");
     Ok(Reply(ExportReply { status: Success, export }))
 }
@@ -174,11 +189,17 @@ pub struct ImportReply {
 
 /// The plan of `bundle` for the caller's org, checked and authorized, with the org's
 /// current fingerprint.
-async fn plan_for(st: &AppState, c: &mut Conn, caller: &Caller, bundle: &Value) -> ApiResult<(Vec<Step>, String)> {
+async fn plan_for(
+    st: &AppState,
+    c: &mut Conn,
+    caller: &Caller,
+    bundle: &Value,
+) -> ApiResult<(Vec<Step>, String)> {
     let (items, _) = parse_bundle(bundle)?;
     let current = read(st, c, &caller.org_id, caller.operator, &all_resources()).await?;
     let key = BundleKey::of_org(st, c, &caller.org_id).await?;
-    let steps = make_plan(st, c, &caller.org_id, caller.operator, &items, &current, key.as_ref()).await?;
+    let steps =
+        make_plan(st, c, &caller.org_id, caller.operator, &items, &current, key.as_ref()).await?;
     authorize(c, caller, &steps, &current).await?;
     Ok((steps, fingerprint(&current)))
 }
@@ -194,7 +215,11 @@ async fn plan_for(st: &AppState, c: &mut Conn, caller: &Caller, bundle: &Value) 
 #[utoipa::path(post, path = "/be/v1/import", tag = "config", request_body = ImportIn,
     responses((status = 200, description = "The staged plan", body = ImportReply)),
     extensions(("x-rockit-auth" = json!("C+U on every resource touched"))))]
-async fn import(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<ImportIn>) -> ApiResult<Reply<ImportReply>> {
+async fn import(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    JsonBody(b): JsonBody<ImportIn>,
+) -> ApiResult<Reply<ImportReply>> {
     // Planning only reads (and may resolve webhook hosts): no write lock is held for it.
     // What changes before the commit is caught there by the fingerprint taken here.
     let mut conn = st.db.conn().await?;
@@ -213,7 +238,12 @@ async fn import(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBod
     };
     imports::insert(&mut *st.db.conn().await?, staged).await?;
     let plan = steps.iter().map(Step::entry).collect();
-    Ok(Reply(ImportReply { status: Success, import_id: id, expires: rfc3339(now + IMPORT_TTL_MS), plan }))
+    Ok(Reply(ImportReply {
+        status: Success,
+        import_id: id,
+        expires: rfc3339(now + IMPORT_TTL_MS),
+        plan,
+    }))
 }
 
 /// The Commit body.
@@ -243,10 +273,21 @@ pub struct CommitReply {
 #[utoipa::path(post, path = "/be/v1/commit", tag = "config", request_body = CommitIn,
     responses((status = 200, description = "Applied", body = CommitReply)),
     extensions(("x-rockit-auth" = json!("the caller that staged it"))))]
-async fn commit(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<CommitIn>) -> ApiResult<Reply<CommitReply>> {
+async fn commit(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    JsonBody(b): JsonBody<CommitIn>,
+) -> ApiResult<Reply<CommitReply>> {
     // The people the plan creates get their password hashes first, before the write lock
     // is taken; the plan is made again under it (and must match the staged one).
-    let staged = imports::bundle_of(&mut *st.db.conn().await?, &c.org_id, &c.user_id, &b.import_id, now_ms()).await?;
+    let staged = imports::bundle_of(
+        &mut *st.db.conn().await?,
+        &c.org_id,
+        &c.user_id,
+        &b.import_id,
+        now_ms(),
+    )
+    .await?;
     let passwords = match staged.and_then(|b| serde_json::from_str::<Value>(&b).ok()) {
         Some(bundle) => {
             let planned = plan_for(&st, &mut *st.db.conn().await?, &c, &bundle).await;
@@ -272,7 +313,10 @@ async fn commit(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBod
     let bundle: Value = serde_json::from_str(&row.bundle).map_err(ApiError::internal)?;
     let (steps, base) = plan_for(&st, &mut tx, &c, &bundle).await?;
     if base != row.base {
-        return Err(ApiError::conflict("invalid-state", "the configuration changed since the plan was made; import again"));
+        return Err(ApiError::conflict(
+            "invalid-state",
+            "the configuration changed since the plan was made; import again",
+        ));
     }
     let done = apply(&st, &mut tx, &c.org_id, c.operator, &steps, passwords).await?;
     imports::delete(&mut tx, &b.import_id).await?;

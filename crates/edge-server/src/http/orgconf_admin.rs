@@ -6,6 +6,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::auth::Admin;
 use crate::http::extract::JsonBody;
 use crate::http::reply::{Reply, Success};
+use crate::ids::OrgId;
 use crate::names::Name;
 use crate::orgconf::apply::{apply, passwords_for, CreatedSecret};
 use crate::orgconf::items::read;
@@ -95,13 +96,19 @@ pub(super) async fn admin_commit(
     let given_key = match &b.org_priv_pem_b64 {
         Some(pem) => {
             let (pem, pw) = (pem.clone(), b.org_priv_pw.clone());
-            let k = tokio::task::spawn_blocking(move || crate::orgkey::parse_org_key(&pem, pw.as_deref()))
-                .await
-                .map_err(ApiError::internal)??;
+            let k = tokio::task::spawn_blocking(move || {
+                crate::orgkey::parse_org_key(&pem, pw.as_deref())
+            })
+            .await
+            .map_err(ApiError::internal)??;
             use rsa::pkcs8::DecodePrivateKey;
-            Some(BundleKey::new(rsa::RsaPrivateKey::from_pkcs8_der(&k.pkcs8_der).map_err(ApiError::internal)?)?)
+            Some(BundleKey::new(
+                rsa::RsaPrivateKey::from_pkcs8_der(&k.pkcs8_der).map_err(ApiError::internal)?,
+            )?)
         }
-        None if b.org_priv_pw.is_some() => return Err(ApiError::invalid("orgPrivPW", "orgPrivPW given without orgPrivPemB64")),
+        None if b.org_priv_pw.is_some() => {
+            return Err(ApiError::invalid("orgPrivPW", "orgPrivPW given without orgPrivPemB64"))
+        }
         None => None,
     };
     let existing = orgs::by_name(&mut *st.db.conn().await?, name.as_str()).await?;
@@ -114,7 +121,16 @@ pub(super) async fn admin_commit(
         if let Some(u) = rest.get_mut("users") {
             u.retain(|u| u["username"] != admin["username"]);
         }
-        make_plan(&st, &mut *st.db.conn().await?, "", false, &rest, &Items::new(), given_key.as_ref()).await?;
+        make_plan(
+            &st,
+            &mut *st.db.conn().await?,
+            &OrgId::default(),
+            false,
+            &rest,
+            &Items::new(),
+            given_key.as_ref(),
+        )
+        .await?;
         let body = crate::domain::orgs::OrgIn {
             name: name.to_string(),
             label: b.label.clone().unwrap_or_else(|| name.to_string()),
@@ -129,7 +145,9 @@ pub(super) async fn admin_commit(
         let out = crate::domain::orgs::create_org(&st, body).await?;
         admin_pw = out.get("adminPW").and_then(Value::as_str).map(String::from);
     }
-    let org = orgs::by_name(&mut *st.db.conn().await?, name.as_str()).await?.ok_or_else(|| ApiError::internal("organization vanished"))?;
+    let org = orgs::by_name(&mut *st.db.conn().await?, name.as_str())
+        .await?
+        .ok_or_else(|| ApiError::internal("organization vanished"))?;
     let res = apply_as_operator(&st, &org.id, org.operator, &items, given_key).await;
     let done = match res {
         Ok(d) => d,
@@ -156,7 +174,7 @@ pub(super) async fn admin_commit(
 
 async fn apply_as_operator(
     st: &AppState,
-    org_id: &str,
+    org_id: &OrgId,
     operator: bool,
     items: &Items,
     given_key: Option<BundleKey>,
@@ -170,7 +188,16 @@ async fn apply_as_operator(
             None => BundleKey::of_org(st, &mut conn, org_id).await?,
         };
         let current = read(st, &mut conn, org_id, operator, &all_resources()).await?;
-        let steps = make_plan(st, &mut conn, org_id, operator, items, &current, given_key.as_ref().or(own.as_ref())).await?;
+        let steps = make_plan(
+            st,
+            &mut conn,
+            org_id,
+            operator,
+            items,
+            &current,
+            given_key.as_ref().or(own.as_ref()),
+        )
+        .await?;
         drop(conn);
         passwords_for(st, &steps).await?
     };

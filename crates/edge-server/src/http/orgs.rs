@@ -168,14 +168,22 @@ fn require_operator(c: &Caller, bits: u8) -> ApiResult<()> {
 #[utoipa::path(post, path = "/be/v1/orgs", tag = "orgs", request_body = OrgIn,
     responses((status = 200, description = "Created", body = OrgCreated)),
     extensions(("x-rockit-auth" = json!("orgs:C"))))]
-async fn post_org(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<OrgIn>) -> ApiResult<Reply<OrgCreated>> {
+async fn post_org(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    JsonBody(b): JsonBody<OrgIn>,
+) -> ApiResult<Reply<OrgCreated>> {
     let v = validate_org(&st, b).await?;
     require_operator(&c, C)?;
     Ok(OrgCreated::of(&insert_org(&st, v).await?))
 }
 
-const ORG_LIST: ListSpec =
-    ListSpec { filters: &["name"], order_fields: &["name", "created", "updated", "label"], default_order: ("name", false), unique: "name" };
+const ORG_LIST: ListSpec = ListSpec {
+    filters: &["name"],
+    order_fields: &["name", "created", "updated", "label"],
+    default_order: ("name", false),
+    unique: "name",
+};
 
 /// A page of every organization of the instance, with the `name` partial filter (the
 /// list of `/be/v1/orgs` and `/adm/v1/orgs`).
@@ -200,7 +208,11 @@ pub async fn org_page(st: &AppState, raw: Option<&str>) -> ApiResult<Reply<OrgPa
     params(ListParams, ("name" = Option<String>, Query, description = "Only organizations whose name contains this (any case)")),
     responses((status = 200, description = "A page of organizations", body = OrgPage)),
     extensions(("x-rockit-auth" = json!("orgs:R"))))]
-async fn list_orgs(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> ApiResult<Reply<OrgPage>> {
+async fn list_orgs(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Reply<OrgPage>> {
     require_operator(&c, R)?;
     org_page(&st, raw.as_deref()).await
 }
@@ -211,10 +223,16 @@ async fn list_orgs(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): Ra
 #[utoipa::path(get, path = "/be/v1/orgs/{name}", tag = "orgs",
     responses((status = 200, description = "The organization", body = OrgReply)),
     extensions(("x-rockit-auth" = json!("orgs:R"))))]
-async fn get_org(c: Caller, State(st): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<Reply<OrgReply>> {
+async fn get_org(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> ApiResult<Reply<OrgReply>> {
     require_operator(&c, R)?;
     let mut conn = st.db.conn().await?;
-    let o = orgs::by_name(&mut conn, &name).await?.ok_or_else(|| ApiError::not_found("organization", &name))?;
+    let o = orgs::by_name(&mut conn, &name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("organization", &name))?;
     Ok(OrgReply::new(&o))
 }
 
@@ -247,7 +265,9 @@ async fn del_org(
     extensions(("x-rockit-auth" = json!("member"))))]
 async fn own_org(c: Caller, State(st): State<Arc<AppState>>) -> ApiResult<Reply<OrgReply>> {
     let mut conn = st.db.conn().await?;
-    let o = orgs::by_id(&mut conn, &c.org_id).await?.ok_or_else(|| ApiError::not_found("organization", &c.org_name))?;
+    let o = orgs::by_id(&mut conn, &c.org_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("organization", &c.org_name))?;
     Ok(OrgReply::new(&o))
 }
 

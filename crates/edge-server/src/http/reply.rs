@@ -25,7 +25,9 @@ impl Serialize for Success {
 
 impl PartialSchema for Success {
     fn schema() -> RefOr<Schema> {
-        let s = ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)).enum_values(Some(["success"]));
+        let s = ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .enum_values(Some(["success"]));
         RefOr::T(Schema::Object(s.build()))
     }
 }
@@ -84,7 +86,9 @@ impl<T: Serialize> IntoResponse for Reply<T> {
         // Through `Value`: its map sorts keys, keeping the bytes of earlier releases.
         match serde_json::to_value(&self.0) {
             Ok(v) => Json(v).into_response(),
-            Err(e) => ApiError::internal(format!("the answer cannot be written: {e}")).into_response(),
+            Err(e) => {
+                ApiError::internal(format!("the answer cannot be written: {e}")).into_response()
+            }
         }
     }
 }
@@ -92,26 +96,35 @@ impl<T: Serialize> IntoResponse for Reply<T> {
 /// One item as a JSON object, projected to the `fields[]` of the query when it names some
 /// (unknown field → 400).
 pub fn projected<T: Serialize>(item: &T, raw_query: Option<&str>) -> Result<Value, ApiError> {
-    let v = serde_json::to_value(item).map_err(|e| ApiError::internal(format!("the answer cannot be written: {e}")))?;
+    let v = serde_json::to_value(item)
+        .map_err(|e| ApiError::internal(format!("the answer cannot be written: {e}")))?;
     project(v, raw_query)
 }
 
 /// Fields that some objects carry only when set (a person's `email`, a machine's `label`,
 /// …): naming them in `fields[]` is never an error, even when no item has them.
-pub(crate) const OPTIONAL_FIELDS: &[&str] = &["label", "title", "email", "firstname", "surname", "lastLogin", "url", "slackChannel"];
+pub(crate) const OPTIONAL_FIELDS: &[&str] =
+    &["label", "title", "email", "firstname", "surname", "lastLogin", "url", "slackChannel"];
 
 /// Projects one item to `fields[]` of a single-resource GET (unknown field → 400).
 pub fn project(item: Value, raw_query: Option<&str>) -> Result<Value, ApiError> {
     let mut fields: Option<Vec<String>> = None;
     for (k, v) in form_urlencoded::parse(raw_query.unwrap_or("").as_bytes()) {
         match k.as_ref() {
-            "fields[]" | "fields" => fields.get_or_insert_with(Vec::new).extend(v.split(',').filter(|s| !s.is_empty()).map(String::from)),
-            other => return Err(ApiError::invalid(other, format!("unknown query parameter '{other}'"))),
+            "fields[]" | "fields" => fields
+                .get_or_insert_with(Vec::new)
+                .extend(v.split(',').filter(|s| !s.is_empty()).map(String::from)),
+            other => {
+                return Err(ApiError::invalid(other, format!("unknown query parameter '{other}'")))
+            }
         }
     }
     match (fields, item) {
         (Some(fs), Value::Object(m)) => {
-            if let Some(bad) = fs.iter().find(|f| !m.contains_key(f.as_str()) && !OPTIONAL_FIELDS.contains(&f.as_str())) {
+            if let Some(bad) = fs
+                .iter()
+                .find(|f| !m.contains_key(f.as_str()) && !OPTIONAL_FIELDS.contains(&f.as_str()))
+            {
                 return Err(ApiError::invalid("fields[]", format!("unknown field '{bad}'")));
             }
             Ok(Value::Object(m.into_iter().filter(|(k, _)| fs.contains(k)).collect()))

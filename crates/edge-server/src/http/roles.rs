@@ -90,7 +90,11 @@ page!(
 #[utoipa::path(post, path = "/be/v1/roles", tag = "roles", request_body = RoleIn,
     responses((status = 200, description = "The new role", body = RoleReply)),
     extensions(("x-rockit-auth" = json!("roles:C"))))]
-async fn post_role(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<RoleIn>) -> ApiResult<Reply<RoleReply>> {
+async fn post_role(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    JsonBody(b): JsonBody<RoleIn>,
+) -> ApiResult<Reply<RoleReply>> {
     let name = Name::parse("name", &b.name)?;
     let label = b.label.as_deref().map(|l| text("label", l, 1, 200)).transpose()?;
     let perms = match &b.permissions {
@@ -106,13 +110,19 @@ async fn post_role(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Json
         return Err(ApiError::conflict("item-exists", format!("role '{name}' exists")));
     }
     roles::insert(&mut tx, &c.org_id, name.as_str(), label.as_deref(), &perms, false).await?;
-    let r = roles::get(&mut tx, &c.org_id, name.as_str()).await?.ok_or_else(|| ApiError::internal("role vanished"))?;
+    let r = roles::get(&mut tx, &c.org_id, name.as_str())
+        .await?
+        .ok_or_else(|| ApiError::internal("role vanished"))?;
     tx.commit().await?;
     Ok(RoleReply::new(projected(&RoleView::of(&r, c.operator), None)?))
 }
 
-const ROLE_LIST: ListSpec =
-    ListSpec { filters: &["name"], order_fields: &["name", "created", "updated", "users"], default_order: ("name", false), unique: "name" };
+const ROLE_LIST: ListSpec = ListSpec {
+    filters: &["name"],
+    order_fields: &["name", "created", "updated", "users"],
+    default_order: ("name", false),
+    unique: "name",
+};
 
 /// List roles
 ///
@@ -121,7 +131,11 @@ const ROLE_LIST: ListSpec =
     params(ListParams, ("name" = Option<String>, Query, description = "Only roles whose name contains this (any case)")),
     responses((status = 200, description = "A page of roles", body = RolePage)),
     extensions(("x-rockit-auth" = json!("roles:R"))))]
-async fn list_roles(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> ApiResult<Reply<RolePage>> {
+async fn list_roles(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Reply<RolePage>> {
     let q = ListQuery::parse(raw.as_deref(), &ROLE_LIST)?;
     c.require(Resource::Roles, R)?;
     let mut conn = st.db.conn().await?;
@@ -147,7 +161,9 @@ async fn get_role(
 ) -> ApiResult<Reply<RoleReply>> {
     c.require(Resource::Roles, R)?;
     let mut conn = st.db.conn().await?;
-    let r = roles::get(&mut conn, &c.org_id, &name).await?.ok_or_else(|| ApiError::not_found("role", &name))?;
+    let r = roles::get(&mut conn, &c.org_id, &name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("role", &name))?;
     Ok(RoleReply::new(projected(&RoleView::of(&r, c.operator), raw.as_deref())?))
 }
 
@@ -172,7 +188,11 @@ struct RolePatch {
 #[utoipa::path(patch, path = "/be/v1/roles", tag = "roles", request_body = RolePatch,
     responses((status = 200, description = "The role as changed", body = RoleReply)),
     extensions(("x-rockit-auth" = json!("roles:U"))))]
-async fn patch_role(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<RolePatch>) -> ApiResult<Reply<RoleReply>> {
+async fn patch_role(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    JsonBody(b): JsonBody<RolePatch>,
+) -> ApiResult<Reply<RoleReply>> {
     let label = match &b.label {
         Some(Some(l)) => Some(Some(text("label", l, 1, 200)?)),
         Some(None) => Some(None),
@@ -183,7 +203,9 @@ async fn patch_role(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
     }
     c.require(Resource::Roles, U)?;
     let mut tx = st.db.tx().await?;
-    let r = roles::get(&mut tx, &c.org_id, &b.name).await?.ok_or_else(|| ApiError::not_found("role", &b.name))?;
+    let r = roles::get(&mut tx, &c.org_id, &b.name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("role", &b.name))?;
     let perms = match &b.permissions {
         Some(p) => Perms::parse_onto(r.perms, p, c.operator, "permissions")?,
         None => r.perms,
@@ -194,7 +216,12 @@ async fn patch_role(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
     for (res, _, _) in crate::perms::RESOURCES.iter() {
         let new_bits = perms.get(*res) & !r.perms.get(*res);
         if new_bits != 0 {
-            added = added.union(&Perms::parse_onto(Perms::default(), &json!({res.name(): new_bits}), true, "permissions")?);
+            added = added.union(&Perms::parse_onto(
+                Perms::default(),
+                &json!({res.name(): new_bits}),
+                true,
+                "permissions",
+            )?);
         }
     }
     if !added.subset_of(&c.perms) {
@@ -208,7 +235,9 @@ async fn patch_role(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
         None => r.label.clone(),
     };
     roles::update(&mut tx, &c.org_id, &r.id, new_label.as_deref(), &perms).await?;
-    let r = roles::get(&mut tx, &c.org_id, &b.name).await?.ok_or_else(|| ApiError::internal("role vanished"))?;
+    let r = roles::get(&mut tx, &c.org_id, &b.name)
+        .await?
+        .ok_or_else(|| ApiError::internal("role vanished"))?;
     tx.commit().await?;
     Ok(RoleReply::new(projected(&RoleView::of(&r, c.operator), None)?))
 }
@@ -229,12 +258,20 @@ async fn delete_role(
     let force = super::extract::flag_query(raw.as_deref(), "force")?;
     c.require(Resource::Roles, D)?;
     let mut tx = st.db.tx().await?;
-    let r = roles::get(&mut tx, &c.org_id, &name).await?.ok_or_else(|| ApiError::not_found("role", &name))?;
+    let r = roles::get(&mut tx, &c.org_id, &name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("role", &name))?;
     if r.builtin {
-        return Err(ApiError::conflict("item-protected", "the Administrators role cannot be deleted"));
+        return Err(ApiError::conflict(
+            "item-protected",
+            "the Administrators role cannot be deleted",
+        ));
     }
     if r.users > 0 && !force {
-        return Err(ApiError::conflict("item-in-use", format!("role '{name}' is held by {} user(s); use force=true", r.users)));
+        return Err(ApiError::conflict(
+            "item-in-use",
+            format!("role '{name}' is held by {} user(s); use force=true", r.users),
+        ));
     }
     roles::delete(&mut tx, &c.org_id, &r.id).await?;
     tx.commit().await?;

@@ -4,7 +4,9 @@
 use super::extract::{JsonBody, ListQuery, ListSpec};
 use super::reply::{page, projected, FieldsParam, ListParams, Message, Reply, Success};
 use crate::caller::Caller;
-use crate::domain::subscriptions::{insert_subscription, validate_subscription, FilterIn, SubscriptionIn, SubscriptionKind};
+use crate::domain::subscriptions::{
+    insert_subscription, validate_subscription, FilterIn, SubscriptionIn, SubscriptionKind,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::perms::{Resource, C, D, R};
 use crate::state::AppState;
@@ -143,12 +145,23 @@ async fn post_subscription(
     c.require(Resource::Subscriptions, C)?;
     let mut tx = st.db.tx().await?;
     let (id, secret) = insert_subscription(&st, &mut tx, &c.org_id, &v).await?;
-    let r = subscriptions::by_id(&mut tx, &id).await?.ok_or_else(|| ApiError::internal("subscription vanished"))?;
+    let r = subscriptions::by_id(&mut tx, &id)
+        .await?
+        .ok_or_else(|| ApiError::internal("subscription vanished"))?;
     tx.commit().await?;
-    Ok(Reply(SubscriptionCreated { status: Success, subscription: SubscriptionView::of(&r), secret }))
+    Ok(Reply(SubscriptionCreated {
+        status: Success,
+        subscription: SubscriptionView::of(&r),
+        secret,
+    }))
 }
 
-const SUB_LIST: ListSpec = ListSpec { filters: &[], order_fields: &["name", "created"], default_order: ("name", false), unique: "name" };
+const SUB_LIST: ListSpec = ListSpec {
+    filters: &[],
+    order_fields: &["name", "created"],
+    default_order: ("name", false),
+    unique: "name",
+};
 
 /// List subscriptions
 ///
@@ -156,7 +169,11 @@ const SUB_LIST: ListSpec = ListSpec { filters: &[], order_fields: &["name", "cre
 #[utoipa::path(get, path = "/be/v1/subscriptions", tag = "events", params(ListParams),
     responses((status = 200, description = "A page of subscriptions", body = SubscriptionPage)),
     extensions(("x-rockit-auth" = json!("subscriptions:R"))))]
-async fn list_subscriptions(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> ApiResult<Reply<SubscriptionPage>> {
+async fn list_subscriptions(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Reply<SubscriptionPage>> {
     let q = ListQuery::parse(raw.as_deref(), &SUB_LIST)?;
     c.require(Resource::Subscriptions, R)?;
     let rows = subscriptions::list(&mut *st.db.conn().await?, &c.org_id).await?;
@@ -178,7 +195,10 @@ async fn get_subscription(
     let r = subscriptions::by_name(&mut *st.db.conn().await?, &c.org_id, &name)
         .await?
         .ok_or_else(|| ApiError::not_found("subscription", &name))?;
-    Ok(Reply(SubscriptionReply { status: Success, subscription: projected(&SubscriptionView::of(&r), raw.as_deref())? }))
+    Ok(Reply(SubscriptionReply {
+        status: Success,
+        subscription: projected(&SubscriptionView::of(&r), raw.as_deref())?,
+    }))
 }
 
 /// Unsubscribe (queued deliveries dropped)
@@ -188,10 +208,16 @@ async fn get_subscription(
     params(("name" = String, Path, description = "The subscription's name")),
     responses((status = 200, description = "Unsubscribed", body = Message)),
     extensions(("x-rockit-auth" = json!("subscriptions:D"))))]
-async fn delete_subscription(c: Caller, State(st): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<Reply<Message>> {
+async fn delete_subscription(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> ApiResult<Reply<Message>> {
     c.require(Resource::Subscriptions, D)?;
     let mut tx = st.db.tx().await?;
-    let r = subscriptions::by_name(&mut tx, &c.org_id, &name).await?.ok_or_else(|| ApiError::not_found("subscription", &name))?;
+    let r = subscriptions::by_name(&mut tx, &c.org_id, &name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("subscription", &name))?;
     // Unsubscribe: queued deliveries go with it.
     subscriptions::delete(&mut tx, &r.id).await?;
     tx.commit().await?;
@@ -287,5 +313,12 @@ async fn import_url_schema() -> Json<Value> {
 
 /// The operations of this module, for `/openapi.json`.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(list_subscriptions, post_subscription, get_subscription, delete_subscription, webhook_schema, import_url_schema))]
+#[openapi(paths(
+    list_subscriptions,
+    post_subscription,
+    get_subscription,
+    delete_subscription,
+    webhook_schema,
+    import_url_schema
+))]
 pub struct Api;

@@ -5,6 +5,7 @@ use super::extract::{JsonBody, ListQuery, ListSpec};
 use super::reply::{page, ListParams, Page, Reply, Success};
 use crate::caller::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::ids::OrgId;
 use crate::perms::{Resource, R, U, X};
 use crate::state::AppState;
 use crate::store::tasks::{TaskKind, TaskStatus};
@@ -55,8 +56,18 @@ impl TaskReply {
 
 /// The list query of tasks; `orgName` only in the admin API.
 const TASK_LIST: ListSpec = ListSpec {
-    filters: &["appName", "taskGroup", "status", "type", "createdAfter", "createdBefore", "orgName"],
-    order_fields: &["created", "taskName", "type", "status", "appName", "buildId", "started", "ended"],
+    filters: &[
+        "appName",
+        "taskGroup",
+        "status",
+        "type",
+        "createdAfter",
+        "createdBefore",
+        "orgName",
+    ],
+    order_fields: &[
+        "created", "taskName", "type", "status", "appName", "buildId", "started", "ended",
+    ],
     default_order: ("created", true),
     unique: "taskName",
 };
@@ -64,12 +75,20 @@ const TASK_LIST: ListSpec = ListSpec {
 /// Task list for an org (`Some`) or the whole instance (`None`, the admin API, whose items
 /// carry `orgName` and which takes the `orgName` filter). Filters, order and paging run in
 /// SQL; `fields[]` is checked against the first item of the page.
-pub async fn task_list(st: &AppState, org: Option<&str>, raw: Option<&str>) -> ApiResult<Reply<TaskPage>> {
+pub async fn task_list(
+    st: &AppState,
+    org: Option<&OrgId>,
+    raw: Option<&str>,
+) -> ApiResult<Reply<TaskPage>> {
     let q = ListQuery::parse(raw, &TASK_LIST)?;
     let time = |k: &str| -> ApiResult<Option<i64>> {
         q.filters
             .get(k)
-            .map(|v| crate::util::parse_rfc3339(v).ok_or_else(|| ApiError::invalid(k, format!("{k} must be an RFC 3339 timestamp"))))
+            .map(|v| {
+                crate::util::parse_rfc3339(v).ok_or_else(|| {
+                    ApiError::invalid(k, format!("{k} must be an RFC 3339 timestamp"))
+                })
+            })
             .transpose()
     };
     if let Some(s) = q.filters.get("status") {
@@ -79,12 +98,14 @@ pub async fn task_list(st: &AppState, org: Option<&str>, raw: Option<&str>) -> A
     }
     let mut c = st.db.conn().await?;
     let org_id = match (org, q.filters.get("orgName")) {
-        (Some(o), None) => Some(o.to_string()),
-        (Some(_), Some(_)) => return Err(ApiError::invalid("orgName", "unknown query parameter 'orgName'")),
+        (Some(o), None) => Some(o.clone()),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid("orgName", "unknown query parameter 'orgName'"))
+        }
         (None, Some(n)) => match orgs::by_name(&mut c, n).await? {
             Some(o) => Some(o.id),
             // No such organization: a filter nothing matches.
-            None => Some(String::new()),
+            None => Some(OrgId::default()),
         },
         (None, None) => None,
     };
@@ -98,16 +119,29 @@ pub async fn task_list(st: &AppState, org: Option<&str>, raw: Option<&str>) -> A
         created_before: time("createdBefore")?,
     };
     let (rows, total) = tasks::list(&mut c, &f, &q.order, q.offset, q.limit).await?;
-    let items =
-        rows.iter().map(|t| super::reply::projected(&TaskView::of(t, org.is_none()), None)).collect::<Result<Vec<Value>, ApiError>>()?;
+    let items = rows
+        .iter()
+        .map(|t| super::reply::projected(&TaskView::of(t, org.is_none()), None))
+        .collect::<Result<Vec<Value>, ApiError>>()?;
     let items = match &q.fields {
         Some(fs) => {
-            if let Some(bad) = fs.iter().find(|f| items.first().is_some_and(|i| i.get(f.as_str()).is_none())) {
+            if let Some(bad) =
+                fs.iter().find(|f| items.first().is_some_and(|i| i.get(f.as_str()).is_none()))
+            {
                 return Err(ApiError::invalid("fields[]", format!("unknown field '{bad}'")));
             }
             items
                 .into_iter()
-                .map(|v| Value::Object(v.as_object().cloned().unwrap_or_default().into_iter().filter(|(k, _)| fs.contains(k)).collect()))
+                .map(|v| {
+                    Value::Object(
+                        v.as_object()
+                            .cloned()
+                            .unwrap_or_default()
+                            .into_iter()
+                            .filter(|(k, _)| fs.contains(k))
+                            .collect(),
+                    )
+                })
                 .collect()
         }
         None => items,
@@ -130,7 +164,11 @@ pub async fn task_list(st: &AppState, org: Option<&str>, raw: Option<&str>) -> A
         ("createdBefore" = Option<String>, Query, format = DateTime, description = "Only tasks submitted before this time (RFC 3339)")),
     responses((status = 200, description = "A page of tasks", body = TaskPage)),
     extensions(("x-rockit-auth" = json!("tasks:R"))))]
-async fn list_tasks(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> ApiResult<Reply<TaskPage>> {
+async fn list_tasks(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Reply<TaskPage>> {
     c.require(Resource::Tasks, R)?;
     task_list(&st, Some(&c.org_id), raw.as_deref()).await
 }
@@ -140,10 +178,16 @@ async fn list_tasks(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): R
     params(("name" = String, Path, description = "The task's name")),
     responses((status = 200, description = "The task", body = TaskReply)),
     extensions(("x-rockit-auth" = json!("tasks:R"))))]
-async fn get_task(c: Caller, State(st): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<Reply<TaskReply>> {
+async fn get_task(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> ApiResult<Reply<TaskReply>> {
     c.require(Resource::Tasks, R)?;
     let mut conn = st.db.conn().await?;
-    let t = tasks::get(&mut conn, Some(&c.org_id), &name).await?.ok_or_else(|| ApiError::not_found("task", &name))?;
+    let t = tasks::get(&mut conn, Some(&c.org_id), &name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("task", &name))?;
     Ok(TaskReply::new(&t, false))
 }
 
@@ -168,7 +212,11 @@ struct TaskPatch {
 #[utoipa::path(patch, path = "/be/v1/tasks", tag = "tasks", request_body = TaskPatch,
     responses((status = 200, description = "The task as it is now", body = TaskReply)),
     extensions(("x-rockit-auth" = json!("tasks:U"))))]
-async fn patch_task(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<TaskPatch>) -> ApiResult<Reply<TaskReply>> {
+async fn patch_task(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    JsonBody(b): JsonBody<TaskPatch>,
+) -> ApiResult<Reply<TaskReply>> {
     let (ack, exp) = (b.acknowledge == Some(true), b.expire == Some(true));
     if ack == exp {
         return Err(ApiError::bad_request("give exactly one of acknowledge: true or expire: true"));
@@ -178,7 +226,12 @@ async fn patch_task(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
         .await?
         .ok_or_else(|| ApiError::not_found("task", &b.task_name))?;
     if ack {
-        let Some(mut w) = t.warning.as_deref().and_then(|w| serde_json::from_str::<Value>(w).ok()).filter(|w| w.is_object()) else {
+        let Some(mut w) = t
+            .warning
+            .as_deref()
+            .and_then(|w| serde_json::from_str::<Value>(w).ok())
+            .filter(|w| w.is_object())
+        else {
             return Err(ApiError::conflict("invalid-state", "the task has no warning"));
         };
         w["acknowledged"] = json!(true);
@@ -190,10 +243,18 @@ async fn patch_task(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
         match (waiting, upload) {
             (true, Some(hash)) => {
                 if !crate::domain::uploads::expire_upload_task(&st, &hash, &t.name).await? {
-                    return Err(ApiError::conflict("invalid-state", "the upload is no longer waiting"));
+                    return Err(ApiError::conflict(
+                        "invalid-state",
+                        "the upload is no longer waiting",
+                    ));
                 }
             }
-            _ => return Err(ApiError::conflict("invalid-state", "only a dltar task waiting for its upload can be expired")),
+            _ => {
+                return Err(ApiError::conflict(
+                    "invalid-state",
+                    "only a dltar task waiting for its upload can be expired",
+                ))
+            }
         }
     }
     let t = tasks::get(&mut *st.db.conn().await?, Some(&c.org_id), &b.task_name)
@@ -259,23 +320,38 @@ impl TriggerReply {
 #[utoipa::path(post, path = "/be/v1/trigger", tag = "tasks", request_body = TriggerIn,
     responses((status = 200, description = "The task submitted", body = TriggerReply)),
     extensions(("x-rockit-auth" = json!("tasks:X"))))]
-async fn trigger(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<TriggerIn>) -> ApiResult<Reply<TriggerReply>> {
+async fn trigger(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    JsonBody(b): JsonBody<TriggerIn>,
+) -> ApiResult<Reply<TriggerReply>> {
     match b.kind.as_str() {
         "retry" => {
-            let name = b.task_name.clone().ok_or_else(|| ApiError::invalid("taskName", "missing field 'taskName'"))?;
+            let name = b
+                .task_name
+                .clone()
+                .ok_or_else(|| ApiError::invalid("taskName", "missing field 'taskName'"))?;
             if b.app_name.is_some() || b.force.is_some() {
                 return Err(ApiError::bad_request("retry takes only taskName"));
             }
             c.require(Resource::Tasks, X)?;
             let mut tx = st.db.tx().await?;
-            let t = tasks::get(&mut tx, Some(&c.org_id), &name).await?.ok_or_else(|| ApiError::not_found("task", &name))?;
+            let t = tasks::get(&mut tx, Some(&c.org_id), &name)
+                .await?
+                .ok_or_else(|| ApiError::not_found("task", &name))?;
             if t.status != TaskStatus::Error {
-                return Err(ApiError::conflict("invalid-state", format!("only a failed task can be retried; this one is {}", t.status)));
+                return Err(ApiError::conflict(
+                    "invalid-state",
+                    format!("only a failed task can be retried; this one is {}", t.status),
+                ));
             }
             if let (Some(app), Some(build)) = (&t.app_id, t.build_id) {
                 let cur = apps::current_build_if_any(&mut tx, app).await?;
                 if cur.is_some_and(|c| build < c) {
-                    return Err(ApiError::conflict("invalid-state", "a build older than the current one cannot become current again"));
+                    return Err(ApiError::conflict(
+                        "invalid-state",
+                        "a build older than the current one cannot become current again",
+                    ));
                 }
             }
             tasks::retry(&mut tx, &t).await?;
@@ -287,26 +363,45 @@ async fn trigger(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBo
             Ok(TriggerReply::new(name))
         }
         "traces" => {
-            let app = b.app_name.clone().ok_or_else(|| ApiError::invalid("appName", "missing field 'appName'"))?;
+            let app = b
+                .app_name
+                .clone()
+                .ok_or_else(|| ApiError::invalid("appName", "missing field 'appName'"))?;
             c.require(Resource::Tasks, X)?;
             let mut conn = st.db.conn().await?;
-            let (app_id, locked) = apps::lock_state(&mut conn, &c.org_id, &app).await?.ok_or_else(|| ApiError::not_found("app", &app))?;
+            let (app_id, locked) = apps::lock_state(&mut conn, &c.org_id, &app)
+                .await?
+                .ok_or_else(|| ApiError::not_found("app", &app))?;
             if locked {
-                return Err(ApiError::conflict("app-locked", "the app is in error state after a failed publish"));
+                return Err(ApiError::conflict(
+                    "app-locked",
+                    "the app is in error state after a failed publish",
+                ));
             }
             if apps::trace_count(&mut conn, &app_id).await? == 0 {
-                return Err(ApiError::conflict("invalid-state", "the app has no traces to process"));
+                return Err(ApiError::conflict(
+                    "invalid-state",
+                    "the app has no traces to process",
+                ));
             }
             if apps::current_build(&mut conn, &app_id).await?.is_none() {
-                return Err(ApiError::conflict("invalid-state", "the app has no published build to re-sequence"));
+                return Err(ApiError::conflict(
+                    "invalid-state",
+                    "the app has no published build to re-sequence",
+                ));
             }
             drop(conn);
             let mut tx = st.db.tx().await?;
-            let queued = crate::delivery::seq::enqueue(&mut tx, &c.org_id, &c.org_name, &app_id, &app).await?;
+            let queued =
+                crate::delivery::seq::enqueue(&mut tx, &c.org_id, &c.org_name, &app_id, &app)
+                    .await?;
             tx.commit().await?;
             match queued {
                 Some(name) => Ok(TriggerReply::new(name)),
-                None => Err(ApiError::conflict("invalid-state", "a mkseq task is already queued or running for this app")),
+                None => Err(ApiError::conflict(
+                    "invalid-state",
+                    "a mkseq task is already queued or running for this app",
+                )),
             }
         }
         _ => Err(ApiError::invalid("type", "type must be retry or traces")),
@@ -315,5 +410,8 @@ async fn trigger(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBo
 
 /// The operations of this module, for `/openapi.json`.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(list_tasks, get_task, patch_task, trigger), components(schemas(TaskState, TaskType)))]
+#[openapi(
+    paths(list_tasks, get_task, patch_task, trigger),
+    components(schemas(TaskState, TaskType))
+)]
 pub struct Api;

@@ -100,7 +100,12 @@ impl TaskView {
 /// A string schema with the given values, for the closed sets of `store::task_types`.
 fn names(values: impl IntoIterator<Item = &'static str>) -> RefOr<Schema> {
     let values: Vec<&str> = values.into_iter().collect();
-    RefOr::T(Schema::Object(ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)).enum_values(Some(values)).build()))
+    RefOr::T(Schema::Object(
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .enum_values(Some(values))
+            .build(),
+    ))
 }
 
 /// The task types (`TaskKind`), as a schema.

@@ -108,7 +108,8 @@ async fn spool_file(st: &AppState) -> std::io::Result<(tokio::fs::File, Spool)> 
     let dir = st.cfg.data_dir.join("tmp");
     tokio::fs::create_dir_all(&dir).await?;
     let path = dir.join(format!("trace-{}.sent", crate::util::hex(&crate::util::random_bytes(12))));
-    let f = tokio::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path).await?;
+    let f =
+        tokio::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path).await?;
     let spool = match tokio::fs::remove_file(&path).await {
         Ok(()) => Spool(None),
         Err(_) => Spool(Some(path)),
@@ -172,7 +173,10 @@ enum Encoding {
 impl Encoding {
     /// The request's encoding (415 for others).
     fn of(headers: &HeaderMap) -> ApiResult<Encoding> {
-        let v = headers.get("content-encoding").and_then(|v| v.to_str().ok()).map(|e| e.trim().to_ascii_lowercase());
+        let v = headers
+            .get("content-encoding")
+            .and_then(|v| v.to_str().ok())
+            .map(|e| e.trim().to_ascii_lowercase());
         match v.as_deref() {
             None | Some("identity") | Some("") => Ok(Encoding::Identity),
             Some("zstd") => Ok(Encoding::Zstd),
@@ -188,10 +192,12 @@ impl Encoding {
     /// The answer to a decoder failing with `cause`.
     fn invalid(self, cause: &str) -> ApiError {
         let what = match self {
-            Encoding::Identity => return ApiError::internal(format!("reading a spooled trace failed: {cause}")),
-            Encoding::Zstd if cause.contains("too much memory") => {
-                return ApiError::bad_request("the body is not valid zstd: it needs a window over 8 MiB (RFC 9659 allows 8 MiB)")
+            Encoding::Identity => {
+                return ApiError::internal(format!("reading a spooled trace failed: {cause}"))
             }
+            Encoding::Zstd if cause.contains("too much memory") => return ApiError::bad_request(
+                "the body is not valid zstd: it needs a window over 8 MiB (RFC 9659 allows 8 MiB)",
+            ),
             Encoding::Zstd => "zstd",
             Encoding::Gzip => "gzip",
         };
@@ -242,7 +248,8 @@ fn decode_and_parse(encoding: Encoding, sent: Sent) -> ApiResult<edge_engine::se
     let inner: Box<dyn Read> = match encoding {
         Encoding::Identity => src,
         Encoding::Zstd => {
-            let mut d = zstd::stream::read::Decoder::new(src).map_err(|e| encoding.invalid(&e.to_string()))?;
+            let mut d = zstd::stream::read::Decoder::new(src)
+                .map_err(|e| encoding.invalid(&e.to_string()))?;
             d.window_log_max(ZSTD_WINDOW_LOG_MAX).map_err(ApiError::internal)?;
             Box::new(d)
         }
@@ -282,11 +289,13 @@ async fn intake_permit(st: &AppState) -> ApiResult<tokio::sync::OwnedSemaphorePe
     match got {
         Ok(Ok(p)) => Ok(p),
         Ok(Err(e)) => Err(ApiError::internal(e)),
-        Err(_) => {
-            Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "too many traces are being received, send it again later")
-                .retry_after(INTAKE_RETRY_AFTER)
-                .extra("retryAfter", INTAKE_RETRY_AFTER.to_string()))
-        }
+        Err(_) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "too many traces are being received, send it again later",
+        )
+        .retry_after(INTAKE_RETRY_AFTER)
+        .extra("retryAfter", INTAKE_RETRY_AFTER.to_string())),
     }
 }
 
@@ -317,7 +326,11 @@ struct TraceStored {
         content((RockitTrace = "application/json"), (TraceBytes = "application/octet-stream"))),
     responses((status = 200, description = "The trace, stored", body = TraceStored)),
     extensions(("x-rockit-auth" = json!("x-rockit-session-token"))))]
-async fn post_trace(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> ApiResult<Reply<TraceStored>> {
+async fn post_trace(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Reply<TraceStored>> {
     let res = receive(&st, &headers, body).await;
     if let Err(e) = &res {
         st.metrics.trace_refused(e.status.as_u16());
@@ -325,7 +338,11 @@ async fn post_trace(State(st): State<Arc<AppState>>, headers: HeaderMap, body: B
     res
 }
 
-async fn receive(st: &Arc<AppState>, headers: &HeaderMap, body: Body) -> ApiResult<Reply<TraceStored>> {
+async fn receive(
+    st: &Arc<AppState>,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Reply<TraceStored>> {
     let sess = session_from(st, headers, None).await?;
     let sent = read_body(st, body).await?;
     let encoding = Encoding::of(headers)?;
@@ -334,7 +351,9 @@ async fn receive(st: &Arc<AppState>, headers: &HeaderMap, body: Body) -> ApiResu
     // permit moves into the blocking work, so a launcher that hangs up frees nothing early.
     let permit = intake_permit(st).await?;
     let (trace, permit) =
-        tokio::task::spawn_blocking(move || decode_and_parse(encoding, sent).map(|t| (t, permit))).await.map_err(ApiError::internal)??;
+        tokio::task::spawn_blocking(move || decode_and_parse(encoding, sent).map(|t| (t, permit)))
+            .await
+            .map_err(ApiError::internal)??;
     if trace.app_name != sess.app_name || trace.build_id != sess.build_id as u64 {
         return Err(ApiError::bad_request(format!(
             "the trace is for {} build {}, the session for {} build {}",
@@ -386,7 +405,13 @@ async fn receive(st: &Arc<AppState>, headers: &HeaderMap, body: Body) -> ApiResu
 
 /// Records the trace (one per session, checked again under the write), drops the oldest
 /// beyond `max_traces`, and counts it for the training.
-async fn store(st: &AppState, sess: &super::client::Session, id: &str, events: i64, bytes: u64) -> ApiResult<Option<String>> {
+async fn store(
+    st: &AppState,
+    sess: &super::client::Session,
+    id: &str,
+    events: i64,
+    bytes: u64,
+) -> ApiResult<Option<String>> {
     let mut tx = st.db.tx().await?;
     if !launcher::claim_trace(&mut tx, &sess.id, id).await? {
         return Err(ApiError::conflict("item-exists", "this session has sent its trace already"));
@@ -406,7 +431,8 @@ async fn store(st: &AppState, sess: &super::client::Session, id: &str, events: i
     for d in &dropped {
         traces::delete_trace(&mut tx, d).await?;
     }
-    let task = seq::on_trace(&mut tx, &sess.org_id, &sess.org_name, &sess.app_id, &sess.app_name).await?;
+    let task =
+        seq::on_trace(&mut tx, &sess.org_id, &sess.org_name, &sess.app_id, &sess.app_name).await?;
     tx.commit().await?;
     for d in dropped {
         let _ = st.depot.remove(&crate::depot::trace_key(&sess.app_id, &d)).await;

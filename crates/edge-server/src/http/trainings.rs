@@ -22,7 +22,9 @@ use utoipa::ToSchema;
 
 /// Routes of this module.
 pub fn router() -> Router<Arc<AppState>> {
-    Router::new().route("/be/v1/trainings", get(list_trainings).patch(patch_training)).route("/be/v1/trainings/{app}", get(get_training))
+    Router::new()
+        .route("/be/v1/trainings", get(list_trainings).patch(patch_training))
+        .route("/be/v1/trainings/{app}", get(get_training))
 }
 
 /// An app's training: its traces, when `mkseq` learns a new order from them by itself,
@@ -56,7 +58,9 @@ pub struct TrainingView {
 impl TrainingView {
     fn of(r: &TrainingRow) -> TrainingView {
         // Stored as JSON text; text that does not parse reads as null, as it always has.
-        let parse = |v: &Option<String>| v.as_deref().and_then(|v| serde_json::from_str::<Value>(v).ok()).unwrap_or(Value::Null);
+        let parse = |v: &Option<String>| {
+            v.as_deref().and_then(|v| serde_json::from_str::<Value>(v).ok()).unwrap_or(Value::Null)
+        };
         TrainingView {
             app_name: r.app_name.clone(),
             n_traces: r.n_traces,
@@ -93,8 +97,12 @@ page!(
     TrainingView
 );
 
-const LIST: ListSpec =
-    ListSpec { filters: &["appName"], order_fields: &["appName", "nTraces"], default_order: ("appName", false), unique: "appName" };
+const LIST: ListSpec = ListSpec {
+    filters: &["appName"],
+    order_fields: &["appName", "nTraces"],
+    default_order: ("appName", false),
+    unique: "appName",
+};
 
 /// List trainings (one per app)
 ///
@@ -103,13 +111,20 @@ const LIST: ListSpec =
     params(ListParams, ("appName" = Option<String>, Query, description = "Only the apps whose name contains this (any case)")),
     responses((status = 200, description = "A page of trainings", body = TrainingPage)),
     extensions(("x-rockit-auth" = json!("trainings:R"))))]
-async fn list_trainings(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> ApiResult<Reply<TrainingPage>> {
+async fn list_trainings(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Reply<TrainingPage>> {
     let q = ListQuery::parse(raw.as_deref(), &LIST)?;
     c.require(Resource::Trainings, R)?;
     let rows = trainings::views(&mut *st.db.conn().await?, &c.org_id).await?;
     let needle = q.filters.get("appName").map(|s| s.to_lowercase());
-    let items =
-        rows.iter().filter(|r| needle.as_ref().is_none_or(|n| r.app_name.to_lowercase().contains(n))).map(TrainingView::of).collect();
+    let items = rows
+        .iter()
+        .filter(|r| needle.as_ref().is_none_or(|n| r.app_name.to_lowercase().contains(n)))
+        .map(TrainingView::of)
+        .collect();
     q.page_of(items)
 }
 
@@ -125,7 +140,9 @@ async fn get_training(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Reply<TrainingReply>> {
     c.require(Resource::Trainings, R)?;
-    let r = trainings::view_by_name(&mut *st.db.conn().await?, &c.org_id, &app).await?.ok_or_else(|| ApiError::not_found("app", &app))?;
+    let r = trainings::view_by_name(&mut *st.db.conn().await?, &c.org_id, &app)
+        .await?
+        .ok_or_else(|| ApiError::not_found("app", &app))?;
     Ok(TrainingReply::new(projected(&TrainingView::of(&r), raw.as_deref())?))
 }
 
@@ -154,10 +171,14 @@ async fn patch_training(
     }
     c.require(Resource::Trainings, U)?;
     let mut tx = st.db.tx().await?;
-    let app_id = apps::id_of(&mut tx, &c.org_id, &b.app_name).await?.ok_or_else(|| ApiError::not_found("app", &b.app_name))?;
+    let app_id = apps::id_of(&mut tx, &c.org_id, &b.app_name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("app", &b.app_name))?;
     ensure(&mut tx, &c.org_id, &app_id).await?;
     trainings::set_reliable(&mut tx, &app_id, b.n_traces_reliable).await?;
-    let r = trainings::view_by_id(&mut tx, &app_id).await?.ok_or_else(|| ApiError::internal("app vanished"))?;
+    let r = trainings::view_by_id(&mut tx, &app_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("app vanished"))?;
     tx.commit().await?;
     Ok(TrainingReply::new(projected(&TrainingView::of(&r), None)?))
 }

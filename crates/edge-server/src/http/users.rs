@@ -6,7 +6,8 @@ use super::reply::{page, projected, FieldsParam, ListParams, Message, Reply, Suc
 use crate::caller::Caller;
 use crate::crypto::random_password;
 use crate::domain::users::{
-    check_password, guard_target, initial_password, insert_user, resolve_roles, validate_user, TargetChange, UserIn, UserType,
+    check_password, guard_target, initial_password, insert_user, resolve_roles, validate_user,
+    TargetChange, UserIn, UserType,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::names::{email, text};
@@ -119,7 +120,11 @@ pub struct UserCreated {
 #[utoipa::path(post, path = "/be/v1/users", tag = "users", request_body = UserIn,
     responses((status = 200, description = "The new user and its credential", body = UserCreated)),
     extensions(("x-rockit-auth" = json!("beUsers:C"))))]
-async fn post_user(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<UserIn>) -> ApiResult<Reply<UserCreated>> {
+async fn post_user(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    JsonBody(b): JsonBody<UserIn>,
+) -> ApiResult<Reply<UserCreated>> {
     let v = validate_user(b)?;
     let check = |granted: &crate::perms::Perms| {
         c.require(Resource::BeUsers, C)?;
@@ -139,7 +144,12 @@ async fn post_user(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Json
     let u = users::by_id(&mut tx, &id).await?.ok_or_else(|| ApiError::internal("user vanished"))?;
     let names = users::role_names(&mut tx, &c.org_id, &id).await?;
     tx.commit().await?;
-    Ok(Reply(UserCreated { status: Success, user: UserView::of(&u, &names), initial_pw: pw, api_key: key }))
+    Ok(Reply(UserCreated {
+        status: Success,
+        user: UserView::of(&u, &names),
+        initial_pw: pw,
+        api_key: key,
+    }))
 }
 
 const USER_LIST: ListSpec = ListSpec {
@@ -167,7 +177,11 @@ page!(
     ),
     responses((status = 200, description = "A page of users", body = UserPage)),
     extensions(("x-rockit-auth" = json!("beUsers:R"))))]
-async fn list_users(c: Caller, State(st): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> ApiResult<Reply<UserPage>> {
+async fn list_users(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Reply<UserPage>> {
     let q = ListQuery::parse(raw.as_deref(), &USER_LIST)?;
     if let Some(t) = q.filters.get("type") {
         if t != "user" && t != "machine" {
@@ -214,9 +228,14 @@ async fn get_user(
         c.require(Resource::BeUsers, R)?;
     }
     let mut conn = st.db.conn().await?;
-    let u = users::member_by_username(&mut conn, &c.org_id, &username).await?.ok_or_else(|| ApiError::not_found("user", &username))?;
+    let u = users::member_by_username(&mut conn, &c.org_id, &username)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user", &username))?;
     let names = users::role_names(&mut conn, &c.org_id, &u.id).await?;
-    Ok(Reply(UserReply { status: Success, user: projected(&UserView::of(&u, &names), raw.as_deref())? }))
+    Ok(Reply(UserReply {
+        status: Success,
+        user: projected(&UserView::of(&u, &names), raw.as_deref())?,
+    }))
 }
 
 /// The Change User body: the user by username (default the caller), and what changes.
@@ -227,7 +246,10 @@ struct UserPatch {
     /// The member to change; default the caller.
     username: Option<String>,
     /// A person's new e-mail address.
-    #[schema(max_length = 254, pattern = "^[^@\\s\\x00-\\x1f\\x7f-\\x9f]+@[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)+$")]
+    #[schema(
+        max_length = 254,
+        pattern = "^[^@\\s\\x00-\\x1f\\x7f-\\x9f]+@[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)+$"
+    )]
     email: Option<String>,
     /// A person's new first name, 1 to 100 characters.
     #[schema(min_length = 1, max_length = 100, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
@@ -287,7 +309,11 @@ pub struct UserChanged {
 #[utoipa::path(patch, path = "/be/v1/users", tag = "users", request_body = UserPatch,
     responses((status = 200, description = "The user as changed", body = UserChanged)),
     extensions(("x-rockit-auth" = json!("own, or beUsers:U"))))]
-async fn patch_user(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): JsonBody<UserPatch>) -> ApiResult<Reply<UserChanged>> {
+async fn patch_user(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    JsonBody(b): JsonBody<UserPatch>,
+) -> ApiResult<Reply<UserChanged>> {
     let target_name = b.username.clone().unwrap_or_else(|| c.username.clone());
     let own = target_name == c.username;
     let mail = b.email.as_deref().map(|e| email("email", e)).transpose()?;
@@ -296,10 +322,16 @@ async fn patch_user(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
     let title = b.title.as_deref().map(|t| text("title", t, 1, 100)).transpose()?;
     let label = b.label.as_deref().map(|t| text("label", t, 1, 200)).transpose()?;
     if b.new_pw.is_some() && !own {
-        return Err(ApiError::invalid("newPW", "newPW changes only your own password; use resetCreds for others"));
+        return Err(ApiError::invalid(
+            "newPW",
+            "newPW changes only your own password; use resetCreds for others",
+        ));
     }
     if b.new_pw.is_some() != b.old_pw.is_some() {
-        return Err(ApiError::invalid(if b.new_pw.is_some() { "oldPW" } else { "newPW" }, "oldPW and newPW go together"));
+        return Err(ApiError::invalid(
+            if b.new_pw.is_some() { "oldPW" } else { "newPW" },
+            "oldPW and newPW go together",
+        ));
     }
     if let Some(pw) = &b.new_pw {
         check_password(pw, &target_name)?;
@@ -310,10 +342,17 @@ async fn patch_user(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
     let mut checked_hash = None;
     if let Some(old) = &b.old_pw {
         // A machine user has no password: that 400 comes below, in its place.
-        let me = users::member_by_username(&mut *st.db.conn().await?, &c.org_id, &target_name).await?.filter(|u| !u.is_machine());
+        let me = users::member_by_username(&mut *st.db.conn().await?, &c.org_id, &target_name)
+            .await?
+            .filter(|u| !u.is_machine());
         if let Some(me) = me {
             let hash = me.pw_hash.clone();
-            if !st.passwords.verify(old.clone(), hash.clone().unwrap_or_else(|| st.dummy_hash.clone())).await? || hash.is_none() {
+            if !st
+                .passwords
+                .verify(old.clone(), hash.clone().unwrap_or_else(|| st.dummy_hash.clone()))
+                .await?
+                || hash.is_none()
+            {
                 return Err(ApiError::unauthorized("oldPW is wrong"));
             }
             checked_hash = hash;
@@ -340,7 +379,8 @@ async fn patch_user(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
         None => None,
     };
     // 403s: permission bits, then the no-takeover rules.
-    let profile_change = mail.is_some() || first.is_some() || sur.is_some() || title.is_some() || label.is_some();
+    let profile_change =
+        mail.is_some() || first.is_some() || sur.is_some() || title.is_some() || label.is_some();
     // Anything about someone else (even an empty change, which answers their record) and
     // any role change needs beUsers Update.
     if !own || b.roles.is_some() {
@@ -364,20 +404,27 @@ async fn patch_user(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
     if role_change.is_some() {
         guard_target(&mut tx, &c, &t, TargetChange::Roles).await?;
     }
-    if t.is_machine() && (mail.is_some() || first.is_some() || sur.is_some() || b.new_pw.is_some()) {
+    if t.is_machine() && (mail.is_some() || first.is_some() || sur.is_some() || b.new_pw.is_some())
+    {
         return Err(ApiError::invalid("type", "a machine user has no email, names or password"));
     }
     if !t.is_machine() && label.is_some() {
         return Err(ApiError::invalid("label", "a person has no label"));
     }
     if b.old_pw.is_some() && t.pw_hash != checked_hash {
-        return Err(ApiError::conflict("invalid-state", "the password changed meanwhile; send the change again"));
+        return Err(ApiError::conflict(
+            "invalid-state",
+            "the password changed meanwhile; send the change again",
+        ));
     }
     if let Some((ids, _)) = &role_change {
         let admins_before = users::admin_count(&mut tx, &c.org_id).await?;
         users::set_roles(&mut tx, &c.org_id, &t.id, ids).await?;
         if admins_before > 0 && users::admin_count(&mut tx, &c.org_id).await? == 0 {
-            return Err(ApiError::conflict("item-protected", "the organization's last administrator keeps the Administrators role"));
+            return Err(ApiError::conflict(
+                "item-protected",
+                "the organization's last administrator keeps the Administrators role",
+            ));
         }
     }
     if profile_change {
@@ -399,13 +446,15 @@ async fn patch_user(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
         sessions::revoke_user(&mut tx, &t.id, None).await?;
         if t.is_machine() {
             apikeys::delete_for_user(&mut tx, &c.org_id, &t.id).await?;
-            api_key = Some(apikeys::create(&mut tx, &c.org_id, &t.id, Some("reset key"), None).await?.1);
+            api_key =
+                Some(apikeys::create(&mut tx, &c.org_id, &t.id, Some("reset key"), None).await?.1);
         } else if let Some((p, h)) = reset_pw {
             users::set_password(&mut tx, &t.id, &h).await?;
             new_pw = Some(p);
         }
     }
-    let u = users::by_id(&mut tx, &t.id).await?.ok_or_else(|| ApiError::internal("user vanished"))?;
+    let u =
+        users::by_id(&mut tx, &t.id).await?.ok_or_else(|| ApiError::internal("user vanished"))?;
     let names = users::role_names(&mut tx, &c.org_id, &t.id).await?;
     tx.commit().await?;
     Ok(Reply(UserChanged { status: Success, user: UserView::of(&u, &names), new_pw, api_key }))
@@ -420,16 +469,28 @@ async fn patch_user(c: Caller, State(st): State<Arc<AppState>>, JsonBody(b): Jso
 #[utoipa::path(delete, path = "/be/v1/users/{username}", tag = "users",
     responses((status = 200, description = "Removed", body = Message)),
     extensions(("x-rockit-auth" = json!("beUsers:D"))))]
-async fn delete_user(c: Caller, State(st): State<Arc<AppState>>, Path(username): Path<String>) -> ApiResult<Reply<Message>> {
+async fn delete_user(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    Path(username): Path<String>,
+) -> ApiResult<Reply<Message>> {
     c.require(Resource::BeUsers, D)?;
     let mut tx = st.db.tx().await?;
     users::lock_admins(&mut tx, &c.org_id, st.db.backend).await?;
-    let t = users::member_by_username(&mut tx, &c.org_id, &username).await?.ok_or_else(|| ApiError::not_found("user", &username))?;
+    let t = users::member_by_username(&mut tx, &c.org_id, &username)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user", &username))?;
     guard_target(&mut tx, &c, &t, TargetChange::Delete).await?;
     let admins = users::admin_count(&mut tx, &c.org_id).await?;
-    let is_admin = users::role_names(&mut tx, &c.org_id, &t.id).await?.iter().any(|r| r == roles::ADMINISTRATORS);
+    let is_admin = users::role_names(&mut tx, &c.org_id, &t.id)
+        .await?
+        .iter()
+        .any(|r| r == roles::ADMINISTRATORS);
     if is_admin && admins <= 1 {
-        return Err(ApiError::conflict("item-protected", "the organization's last administrator cannot be deleted"));
+        return Err(ApiError::conflict(
+            "item-protected",
+            "the organization's last administrator cannot be deleted",
+        ));
     }
     users::remove_member(&mut tx, &c.org_id, &t).await?;
     tx.commit().await?;

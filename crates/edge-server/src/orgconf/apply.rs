@@ -5,6 +5,7 @@ use super::in_item;
 use super::plan::{parse, Action, Step};
 use crate::domain::{apps, deployments, subscriptions, users};
 use crate::error::{ApiError, ApiResult};
+use crate::ids::OrgId;
 use crate::perms::Perms;
 use crate::state::AppState;
 use crate::store::{self, Conn};
@@ -44,7 +45,13 @@ pub struct CreatedSecret {
 
 impl CreatedSecret {
     fn new(resource: &'static str, name: &str) -> CreatedSecret {
-        CreatedSecret { resource, name: name.to_string(), initial_pw: None, api_key: None, secret: None }
+        CreatedSecret {
+            resource,
+            name: name.to_string(),
+            initial_pw: None,
+            api_key: None,
+            secret: None,
+        }
     }
 }
 
@@ -56,7 +63,8 @@ pub type Passwords = HashMap<String, users::InitialPassword>;
 pub async fn passwords_for(st: &AppState, steps: &[Step]) -> ApiResult<Passwords> {
     let mut out = Passwords::new();
     for s in steps.iter().filter(|s| s.resource == "users" && s.action == Action::Create) {
-        let v = users::validate_user(parse(&s.item)?).map_err(|e| in_item(s.resource, &s.name, e))?;
+        let v =
+            users::validate_user(parse(&s.item)?).map_err(|e| in_item(s.resource, &s.name, e))?;
         if let Some(p) = users::initial_password(st, &v).await? {
             out.insert(s.name.clone(), p);
         }
@@ -70,18 +78,25 @@ pub async fn passwords_for(st: &AppState, steps: &[Step]) -> ApiResult<Passwords
 pub async fn apply(
     st: &AppState,
     c: &mut Conn,
-    org_id: &str,
+    org_id: &OrgId,
     operator: bool,
     steps: &[Step],
     mut passwords: Passwords,
 ) -> ApiResult<Applied> {
     let mut out = Applied { applied: 0, secrets: Vec::new() };
     for s in steps.iter().filter(|s| s.action != Action::Unchanged) {
-        apply_one(st, c, org_id, operator, s, &mut out.secrets, &mut passwords).await.map_err(|e| in_item(s.resource, &s.name, e))?;
+        apply_one(st, c, org_id, operator, s, &mut out.secrets, &mut passwords)
+            .await
+            .map_err(|e| in_item(s.resource, &s.name, e))?;
         out.applied += 1;
     }
-    if steps.iter().any(|s| s.resource == "users" && s.action == Action::Update) && store::users::admin_count(c, org_id).await? == 0 {
-        return Err(ApiError::conflict("item-protected", "the organization's last administrator keeps the Administrators role"));
+    if steps.iter().any(|s| s.resource == "users" && s.action == Action::Update)
+        && store::users::admin_count(c, org_id).await? == 0
+    {
+        return Err(ApiError::conflict(
+            "item-protected",
+            "the organization's last administrator keeps the Administrators role",
+        ));
     }
     Ok(out)
 }
@@ -89,7 +104,7 @@ pub async fn apply(
 async fn apply_one(
     st: &AppState,
     c: &mut Conn,
-    org_id: &str,
+    org_id: &OrgId,
     operator: bool,
     s: &Step,
     secrets: &mut Vec<CreatedSecret>,
@@ -98,7 +113,12 @@ async fn apply_one(
     let create = s.action == Action::Create;
     match s.resource {
         "roles" => {
-            let perms = Perms::parse_onto(Perms::default(), &s.item["permissions"], operator, "permissions")?;
+            let perms = Perms::parse_onto(
+                Perms::default(),
+                &s.item["permissions"],
+                operator,
+                "permissions",
+            )?;
             let label = s.item["label"].as_str();
             match store::roles::get(c, org_id, &s.name).await? {
                 Some(r) if !create => store::roles::update(c, org_id, &r.id, label, &perms).await?,
@@ -124,7 +144,9 @@ async fn apply_one(
             let (max, deps) = (b.max_builds.unwrap_or(5), b.deployments.unwrap_or_default());
             if create {
                 apps::insert_app(st, c, org_id, &s.name, &b.label, max, &deps).await?;
-            } else if !apps::update_app(c, org_id, &s.name, Some(&b.label), Some(max), Some(&deps)).await? {
+            } else if !apps::update_app(c, org_id, &s.name, Some(&b.label), Some(max), Some(&deps))
+                .await?
+            {
                 return Err(stale());
             }
         }
@@ -141,12 +163,20 @@ async fn apply_one(
                 }
                 let (_, pw, key) = users::insert_user(c, org_id, &v, &role_ids, pw).await?;
                 match (pw, key) {
-                    (Some(p), _) => secrets.push(CreatedSecret { initial_pw: Some(p), ..CreatedSecret::new("users", &s.name) }),
-                    (_, Some(k)) => secrets.push(CreatedSecret { api_key: Some(k), ..CreatedSecret::new("users", &s.name) }),
+                    (Some(p), _) => secrets.push(CreatedSecret {
+                        initial_pw: Some(p),
+                        ..CreatedSecret::new("users", &s.name)
+                    }),
+                    (_, Some(k)) => secrets.push(CreatedSecret {
+                        api_key: Some(k),
+                        ..CreatedSecret::new("users", &s.name)
+                    }),
                     _ => {}
                 }
             } else {
-                let t = store::users::member_by_username(c, org_id, &s.name).await?.ok_or_else(stale)?;
+                let t = store::users::member_by_username(c, org_id, &s.name)
+                    .await?
+                    .ok_or_else(stale)?;
                 let profile = store::users::Profile {
                     email: v.email.as_deref(),
                     firstname: v.firstname.as_deref(),
@@ -162,11 +192,25 @@ async fn apply_one(
             let v = subscriptions::validate_subscription(st, parse(&s.item)?).await?;
             if create {
                 let (_, secret) = subscriptions::insert_subscription(st, c, org_id, &v).await?;
-                secrets.push(CreatedSecret { secret: Some(secret), ..CreatedSecret::new("subscriptions", &s.name) });
+                secrets.push(CreatedSecret {
+                    secret: Some(secret),
+                    ..CreatedSecret::new("subscriptions", &s.name)
+                });
             } else {
                 let sealed = v.token.as_ref().map(|t| st.data_key.seal(t.as_bytes()));
                 let (url, channel) = (v.url.as_deref(), v.channel.as_deref());
-                if !store::subscriptions::update(c, org_id, &s.name, &v.kind, url, channel, sealed, v.filter.to_string()).await? {
+                if !store::subscriptions::update(
+                    c,
+                    org_id,
+                    &s.name,
+                    &v.kind,
+                    url,
+                    channel,
+                    sealed,
+                    v.filter.to_string(),
+                )
+                .await?
+                {
                     return Err(stale());
                 }
             }
@@ -177,5 +221,8 @@ async fn apply_one(
 }
 
 fn stale() -> ApiError {
-    ApiError::conflict("invalid-state", "the configuration changed since the plan was made; import again")
+    ApiError::conflict(
+        "invalid-state",
+        "the configuration changed since the plan was made; import again",
+    )
 }

@@ -3,6 +3,7 @@
 
 use super::Items;
 use crate::error::{ApiError, ApiResult};
+use crate::ids::OrgId;
 use crate::perms::Perms;
 use crate::state::AppState;
 use crate::store::deployments::Deployment;
@@ -77,7 +78,12 @@ pub fn deployment_item(st: &AppState, d: &Deployment) -> ApiResult<Value> {
 
 /// An app item.
 pub fn app_item(name: &str, label: &str, max_builds: i64, deployments: &[String]) -> Value {
-    obj(&[("name", json!(name)), ("label", json!(label)), ("maxBuilds", json!(max_builds)), ("deployments", json!(deployments))])
+    obj(&[
+        ("name", json!(name)),
+        ("label", json!(label)),
+        ("maxBuilds", json!(max_builds)),
+        ("deployments", json!(deployments)),
+    ])
 }
 
 /// A subscription item with its Slack token in clear.
@@ -93,7 +99,13 @@ pub(crate) fn subscription_item(v: &crate::domain::subscriptions::ValidSub) -> V
 }
 
 /// The clear items of `org` for the named resources, each list sorted by name.
-pub async fn read(st: &AppState, c: &mut Conn, org_id: &str, operator: bool, which: &[&str]) -> ApiResult<Items> {
+pub async fn read(
+    st: &AppState,
+    c: &mut Conn,
+    org_id: &OrgId,
+    operator: bool,
+    which: &[&str],
+) -> ApiResult<Items> {
     let mut out = Items::new();
     for res in which {
         let mut list = match *res {
@@ -131,7 +143,8 @@ pub async fn read(st: &AppState, c: &mut Conn, org_id: &str, operator: bool, whi
                 .await?
                 .iter()
                 .map(|r| {
-                    let deps: Vec<String> = serde_json::from_str(&r.deployments).unwrap_or_default();
+                    let deps: Vec<String> =
+                        serde_json::from_str(&r.deployments).unwrap_or_default();
                     app_item(&r.name, &r.label, r.max_builds, &deps)
                 })
                 .collect(),
@@ -139,8 +152,11 @@ pub async fn read(st: &AppState, c: &mut Conn, org_id: &str, operator: bool, whi
                 let rows = crate::store::subscriptions::list(&mut *c, org_id).await?;
                 rows.iter()
                     .map(|r| {
-                        let token =
-                            r.slack_token_sealed.as_deref().and_then(|t| st.data_key.open(t)).and_then(|b| String::from_utf8(b).ok());
+                        let token = r
+                            .slack_token_sealed
+                            .as_deref()
+                            .and_then(|t| st.data_key.open(t))
+                            .and_then(|b| String::from_utf8(b).ok());
                         subscription_item(&crate::domain::subscriptions::ValidSub {
                             name: crate::names::Name::trusted(&r.name),
                             kind: r.kind.clone(),

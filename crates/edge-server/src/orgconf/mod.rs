@@ -67,7 +67,11 @@ const SECRET_SLOTS: &[(&str, &[&str])] = &[
 
 /// Rewrites every secret present in `item`: `f` gets the value and returns its
 /// replacement, or `None` to remove the field.
-pub fn map_secrets(resource: &str, item: &mut Value, mut f: impl FnMut(&Value) -> ApiResult<Option<Value>>) -> ApiResult<()> {
+pub fn map_secrets(
+    resource: &str,
+    item: &mut Value,
+    mut f: impl FnMut(&Value) -> ApiResult<Option<Value>>,
+) -> ApiResult<()> {
     for (_, path) in SECRET_SLOTS.iter().filter(|(r, _)| *r == resource) {
         let (last, parents) = path.split_last().unwrap_or((&"", &[]));
         let mut obj = Some(&mut *item);
@@ -112,7 +116,9 @@ pub fn fingerprint(items: &Items) -> String {
         let mut out = Vec::with_capacity(list.len());
         for item in list {
             let mut v = item.clone();
-            let _ = map_secrets(res, &mut v, |s| Ok(Some(json!(crate::util::sha256_hex(s.to_string().as_bytes())))));
+            let _ = map_secrets(res, &mut v, |s| {
+                Ok(Some(json!(crate::util::sha256_hex(s.to_string().as_bytes()))))
+            });
             out.push(v);
         }
         all.insert(res.clone(), Value::Array(out));
@@ -130,30 +136,49 @@ fn hex_sha256(v: &Value) -> String {
 pub fn parse_bundle(b: &Value) -> ApiResult<(Items, bool)> {
     let o = b.as_object().ok_or_else(|| ApiError::invalid("bundle", "bundle must be an object"))?;
     if o.get("format").and_then(Value::as_str) != Some(FORMAT) {
-        return Err(ApiError::invalid("bundle.format", format!("bundle.format must be \"{FORMAT}\"")));
+        return Err(ApiError::invalid(
+            "bundle.format",
+            format!("bundle.format must be \"{FORMAT}\""),
+        ));
     }
     if o.get("version").and_then(Value::as_u64) != Some(VERSION) {
         return Err(ApiError::invalid(
             "bundle.version",
-            format!("bundle.version {} is not supported (this server reads {VERSION})", o.get("version").unwrap_or(&Value::Null)),
+            format!(
+                "bundle.version {} is not supported (this server reads {VERSION})",
+                o.get("version").unwrap_or(&Value::Null)
+            ),
         ));
     }
-    let items =
-        o.get("items").and_then(Value::as_object).ok_or_else(|| ApiError::invalid("bundle.items", "bundle.items must be an object"))?;
+    let items = o
+        .get("items")
+        .and_then(Value::as_object)
+        .ok_or_else(|| ApiError::invalid("bundle.items", "bundle.items must be an object"))?;
     let mut out = Items::new();
     for (res, list) in items {
         if resource_of(res).is_none() {
-            return Err(ApiError::invalid("bundle.items", format!("unknown resource '{res}' in bundle.items")));
+            return Err(ApiError::invalid(
+                "bundle.items",
+                format!("unknown resource '{res}' in bundle.items"),
+            ));
         }
-        let list = list.as_array().ok_or_else(|| ApiError::invalid("bundle.items", format!("bundle.items.{res} must be a list")))?;
+        let list = list.as_array().ok_or_else(|| {
+            ApiError::invalid("bundle.items", format!("bundle.items.{res} must be a list"))
+        })?;
         let mut seen = std::collections::HashSet::new();
         for item in list {
             if !item.is_object() {
-                return Err(ApiError::invalid("bundle.items", format!("bundle.items.{res} holds a non-object")));
+                return Err(ApiError::invalid(
+                    "bundle.items",
+                    format!("bundle.items.{res} holds a non-object"),
+                ));
             }
             let name = item_name(res, item);
             if !seen.insert(name.clone()) {
-                return Err(ApiError::invalid("bundle.items", format!("{res} '{name}' appears twice in the bundle")));
+                return Err(ApiError::invalid(
+                    "bundle.items",
+                    format!("{res} '{name}' appears twice in the bundle"),
+                ));
             }
         }
         out.insert(res.clone(), list.clone());

@@ -8,6 +8,7 @@ use crate::caller::Caller;
 use crate::domain::users::{guard_target, TargetChange};
 use crate::domain::{apps, deployments, roles, subscriptions, users};
 use crate::error::{ApiError, ApiResult};
+use crate::ids::OrgId;
 use crate::names::{text, Name};
 use crate::perms::{Perms, C, U};
 use crate::state::AppState;
@@ -72,7 +73,7 @@ fn open_secrets(resource: &str, item: &mut Value, key: Option<&BundleKey>) -> Ap
 pub async fn make_plan(
     st: &AppState,
     c: &mut Conn,
-    org_id: &str,
+    org_id: &OrgId,
     operator: bool,
     bundle: &Items,
     current: &Items,
@@ -98,20 +99,30 @@ pub async fn make_plan(
             }
             .await
             .map_err(|e| in_item(res, &name, e))?;
-            let before = current.get(res).and_then(|l| l.iter().find(|i| item_name(res, i) == name));
+            let before =
+                current.get(res).and_then(|l| l.iter().find(|i| item_name(res, i) == name));
             if before.is_some_and(|b| b["type"] != norm["type"]) && res == "users" {
-                return Err(ApiError::conflict("item-exists", format!("users '{name}': exists here as another type of user"))
-                    .detail("item", format!("users/{name}")));
+                return Err(ApiError::conflict(
+                    "item-exists",
+                    format!("users '{name}': exists here as another type of user"),
+                )
+                .detail("item", format!("users/{name}")));
             }
             let action = match before {
                 Some(b) if *b == norm => Action::Unchanged,
                 Some(_) => Action::Update,
                 None => Action::Create,
             };
-            if res == "users" && action == Action::Create && store::users::by_username(c, &name).await?.is_some() {
+            if res == "users"
+                && action == Action::Create
+                && store::users::by_username(c, &name).await?.is_some()
+            {
                 // Never link an account of another organization (or instance tenant) by name.
-                return Err(ApiError::conflict("item-exists", format!("users '{name}': the username exists outside this organization"))
-                    .detail("item", format!("users/{name}")));
+                return Err(ApiError::conflict(
+                    "item-exists",
+                    format!("users '{name}': the username exists outside this organization"),
+                )
+                .detail("item", format!("users/{name}")));
             }
             steps.push(Step { resource: res, name, action, item: norm });
         }
@@ -124,7 +135,7 @@ pub async fn make_plan(
 async fn normalize(
     st: &AppState,
     c: &mut Conn,
-    org_id: &str,
+    org_id: &OrgId,
     operator: bool,
     res: &str,
     item: &Value,
@@ -136,10 +147,18 @@ async fn normalize(
             let b: roles::RoleIn = parse(item)?;
             let name = Name::parse("name", &b.name)?;
             if name.as_str() == store::roles::ADMINISTRATORS {
-                return Err(ApiError::invalid("name", "the Administrators role is built in and cannot be imported"));
+                return Err(ApiError::invalid(
+                    "name",
+                    "the Administrators role is built in and cannot be imported",
+                ));
             }
             let label = b.label.as_deref().map(|l| text("label", l, 1, 200)).transpose()?;
-            let perms = Perms::parse_onto(Perms::default(), b.permissions.as_ref().unwrap_or(&json!({})), operator, "permissions")?;
+            let perms = Perms::parse_onto(
+                Perms::default(),
+                b.permissions.as_ref().unwrap_or(&json!({})),
+                operator,
+                "permissions",
+            )?;
             Ok(role_item(name.as_str(), label.as_deref(), &perms, operator))
         }
         "deployments" => {
@@ -173,20 +192,30 @@ async fn normalize(
             if b.kind == "slack" && b.slack_token.is_none() {
                 // An export without the org key leaves the token out: keep the stored one.
                 let r = crate::store::subscriptions::by_name(&mut *c, org_id, &b.name).await?;
-                b.slack_token =
-                    r.and_then(|r| r.slack_token_sealed).and_then(|t| st.data_key.open(&t)).and_then(|t| String::from_utf8(t).ok());
+                b.slack_token = r
+                    .and_then(|r| r.slack_token_sealed)
+                    .and_then(|t| st.data_key.open(&t))
+                    .and_then(|t| String::from_utf8(t).ok());
             }
             let v = subscriptions::validate_subscription(st, b).await?;
             Ok(subscription_item(&v))
         }
-        _ => Err(ApiError::invalid("trainings", "training settings cannot be imported yet: this server has no trainings API")),
+        _ => Err(ApiError::invalid(
+            "trainings",
+            "training settings cannot be imported yet: this server has no trainings API",
+        )),
     }
 }
 
 /// The caller-side rules of import and commit: Create and Update on every resource the
 /// plan touches, and no escalation — roles it writes and roles it gives to users hold
 /// only bits the caller has, and users it changes pass the no-takeover rule.
-pub async fn authorize(c: &mut Conn, caller: &Caller, steps: &[Step], current: &Items) -> ApiResult<()> {
+pub async fn authorize(
+    c: &mut Conn,
+    caller: &Caller,
+    steps: &[Step],
+    current: &Items,
+) -> ApiResult<()> {
     for (res, resource) in RESOURCES {
         if steps.iter().any(|s| s.resource == res && s.action != Action::Unchanged) {
             caller.require(resource, C | U)?;
@@ -195,34 +224,57 @@ pub async fn authorize(c: &mut Conn, caller: &Caller, steps: &[Step], current: &
     // Every role's bits as they will be after the commit.
     let mut role_perms: BTreeMap<String, Perms> = BTreeMap::new();
     role_perms.insert(store::roles::ADMINISTRATORS.to_string(), Perms::all(caller.operator));
-    for item in current.get("roles").into_iter().flatten().chain(steps.iter().filter(|s| s.resource == "roles").map(|s| &s.item)) {
+    for item in current
+        .get("roles")
+        .into_iter()
+        .flatten()
+        .chain(steps.iter().filter(|s| s.resource == "roles").map(|s| &s.item))
+    {
         let p = Perms::parse_onto(Perms::default(), &item["permissions"], true, "permissions")?;
         role_perms.insert(item_name("roles", item), p);
     }
     for s in steps.iter().filter(|s| s.action != Action::Unchanged) {
         match s.resource {
             "roles" => {
-                let old = current.get("roles").and_then(|l| l.iter().find(|i| item_name("roles", i) == s.name));
+                let old = current
+                    .get("roles")
+                    .and_then(|l| l.iter().find(|i| item_name("roles", i) == s.name));
                 let old = old
-                    .map(|o| Perms::parse_onto(Perms::default(), &o["permissions"], true, "permissions"))
+                    .map(|o| {
+                        Perms::parse_onto(Perms::default(), &o["permissions"], true, "permissions")
+                    })
                     .transpose()?
                     .unwrap_or_default();
                 let new = role_perms.get(&s.name).copied().unwrap_or_default();
                 if !new.subset_of(&caller.perms.union(&old)) {
-                    return Err(in_item("roles", &s.name, ApiError::forbidden("a role may grant only bits you hold yourself")));
+                    return Err(in_item(
+                        "roles",
+                        &s.name,
+                        ApiError::forbidden("a role may grant only bits you hold yourself"),
+                    ));
                 }
             }
             "users" => {
                 let mut granted = Perms::default();
                 for r in s.item["roles"].as_array().into_iter().flatten() {
-                    granted = granted.union(&role_perms.get(r.as_str().unwrap_or("")).copied().unwrap_or_default());
+                    granted = granted.union(
+                        &role_perms.get(r.as_str().unwrap_or("")).copied().unwrap_or_default(),
+                    );
                 }
                 if !granted.subset_of(&caller.perms) {
-                    return Err(in_item("users", &s.name, ApiError::forbidden("those roles grant permissions you do not have")));
+                    return Err(in_item(
+                        "users",
+                        &s.name,
+                        ApiError::forbidden("those roles grant permissions you do not have"),
+                    ));
                 }
                 if s.action == Action::Update {
-                    if let Some(t) = store::users::member_by_username(c, &caller.org_id, &s.name).await? {
-                        let before = current.get("users").and_then(|l| l.iter().find(|i| item_name("users", i) == s.name));
+                    if let Some(t) =
+                        store::users::member_by_username(c, &caller.org_id, &s.name).await?
+                    {
+                        let before = current
+                            .get("users")
+                            .and_then(|l| l.iter().find(|i| item_name("users", i) == s.name));
                         let roles_changed = before.is_none_or(|b| b["roles"] != s.item["roles"]);
                         let mut b2 = before.cloned().unwrap_or(Value::Null);
                         let mut n2 = s.item.clone();
@@ -230,10 +282,15 @@ pub async fn authorize(c: &mut Conn, caller: &Caller, steps: &[Step], current: &
                             b.remove("roles");
                             n.remove("roles");
                         }
-                        let change = if b2 != n2 { TargetChange::Profile } else { TargetChange::Roles };
-                        guard_target(c, caller, &t, change).await.map_err(|e| in_item("users", &s.name, e))?;
+                        let change =
+                            if b2 != n2 { TargetChange::Profile } else { TargetChange::Roles };
+                        guard_target(c, caller, &t, change)
+                            .await
+                            .map_err(|e| in_item("users", &s.name, e))?;
                         if roles_changed && change == TargetChange::Profile {
-                            guard_target(c, caller, &t, TargetChange::Roles).await.map_err(|e| in_item("users", &s.name, e))?;
+                            guard_target(c, caller, &t, TargetChange::Roles)
+                                .await
+                                .map_err(|e| in_item("users", &s.name, e))?;
                         }
                     }
                 }

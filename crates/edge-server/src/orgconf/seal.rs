@@ -3,6 +3,7 @@
 //! organization's private key — this instance, or an operator restoring it — can read it.
 
 use crate::error::{ApiError, ApiResult};
+use crate::ids::OrgId;
 use crate::state::AppState;
 use crate::store::Conn;
 use crate::util::{b64, b64_decode, random_bytes};
@@ -32,9 +33,18 @@ impl BundleKey {
     }
 
     /// The organization's stored key, when it has one.
-    pub async fn of_org(st: &AppState, c: &mut Conn, org_id: &str) -> ApiResult<Option<BundleKey>> {
-        let Some(sealed) = crate::store::orgs::key_sealed(&mut *c, org_id).await? else { return Ok(None) };
-        let der = st.data_key.open(&sealed).ok_or_else(|| ApiError::internal("the organization key cannot be unsealed"))?;
+    pub async fn of_org(
+        st: &AppState,
+        c: &mut Conn,
+        org_id: &OrgId,
+    ) -> ApiResult<Option<BundleKey>> {
+        let Some(sealed) = crate::store::orgs::key_sealed(&mut *c, org_id).await? else {
+            return Ok(None);
+        };
+        let der = st
+            .data_key
+            .open(&sealed)
+            .ok_or_else(|| ApiError::internal("the organization key cannot be unsealed"))?;
         let key = RsaPrivateKey::from_pkcs8_der(&der).map_err(ApiError::internal)?;
         Ok(Some(BundleKey::new(key)?))
     }
@@ -46,8 +56,14 @@ impl BundleKey {
         let ct = Aes256Gcm::new(aes.as_slice().into())
             .encrypt(Nonce::from_slice(&iv), plain.as_bytes())
             .map_err(|_| ApiError::internal("AES-GCM failed"))?;
-        let ek = self.key.to_public_key().encrypt(&mut rand::rngs::OsRng, Oaep::new::<Sha256>(), &aes).map_err(ApiError::internal)?;
-        Ok(json!({"encrypted": ALG, "keyFingerprint": self.fingerprint, "ek": b64(&ek), "iv": b64(&iv), "ct": b64(&ct)}))
+        let ek = self
+            .key
+            .to_public_key()
+            .encrypt(&mut rand::rngs::OsRng, Oaep::new::<Sha256>(), &aes)
+            .map_err(ApiError::internal)?;
+        Ok(
+            json!({"encrypted": ALG, "keyFingerprint": self.fingerprint, "ek": b64(&ek), "iv": b64(&iv), "ct": b64(&ct)}),
+        )
     }
 
     /// Decrypts what [`BundleKey::seal`] produced with this key.
@@ -56,10 +72,18 @@ impl BundleKey {
         if fp != self.fingerprint {
             return Err(ApiError::invalid(
                 field,
-                format!("{field} is encrypted for key {fp}, not for this organization's key {}", self.fingerprint),
+                format!(
+                    "{field} is encrypted for key {fp}, not for this organization's key {}",
+                    self.fingerprint
+                ),
             ));
         }
-        let bad = || ApiError::invalid(field, format!("{field} cannot be decrypted with the organization's key"));
+        let bad = || {
+            ApiError::invalid(
+                field,
+                format!("{field} cannot be decrypted with the organization's key"),
+            )
+        };
         let part = |k: &str| v[k].as_str().and_then(b64_decode).ok_or_else(bad);
         let (ek, iv, ct) = (part("ek")?, part("iv")?, part("ct")?);
         if iv.len() != 12 {
@@ -69,7 +93,9 @@ impl BundleKey {
         if aes.len() != 32 {
             return Err(bad());
         }
-        let plain = Aes256Gcm::new(aes.as_slice().into()).decrypt(Nonce::from_slice(&iv), ct.as_slice()).map_err(|_| bad())?;
+        let plain = Aes256Gcm::new(aes.as_slice().into())
+            .decrypt(Nonce::from_slice(&iv), ct.as_slice())
+            .map_err(|_| bad())?;
         String::from_utf8(plain).map_err(|_| bad())
     }
 }
@@ -86,10 +112,16 @@ pub fn open_value(v: &Value, key: Option<&BundleKey>, field: &str) -> ApiResult<
         return Ok(v.clone());
     }
     if v["encrypted"] != ALG {
-        return Err(ApiError::invalid(field, format!("{field}: unknown encryption {}", v["encrypted"])));
+        return Err(ApiError::invalid(
+            field,
+            format!("{field}: unknown encryption {}", v["encrypted"]),
+        ));
     }
     match key {
         Some(k) => Ok(json!(k.open(v, field)?)),
-        None => Err(ApiError::invalid(field, format!("{field} is encrypted, and this organization has no key to decrypt it"))),
+        None => Err(ApiError::invalid(
+            field,
+            format!("{field} is encrypted, and this organization has no key to decrypt it"),
+        )),
     }
 }

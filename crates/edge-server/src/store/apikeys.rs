@@ -1,6 +1,7 @@
 //! API keys: `rk_<keyId>_<secret>`, only the secret's hash stored.
 
 use super::Conn;
+use crate::ids::OrgId;
 use crate::util::{hex, now_ms, random_bytes, sha256_hex};
 use sqlx::any::AnyRow;
 
@@ -8,7 +9,7 @@ use sqlx::any::AnyRow;
 #[derive(Debug, Clone)]
 pub struct ApiKey {
     pub key_id: String,
-    pub org_id: String,
+    pub org_id: OrgId,
     pub user_id: String,
     pub username: String,
     pub secret_hash: String,
@@ -24,7 +25,7 @@ impl<'r> sqlx::FromRow<'r, AnyRow> for ApiKey {
         use sqlx::Row;
         Ok(ApiKey {
             key_id: r.try_get::<String, _>("key_id")?,
-            org_id: r.try_get::<String, _>("org_id")?,
+            org_id: r.try_get::<OrgId, _>("org_id")?,
             user_id: r.try_get::<String, _>("user_id")?,
             username: r.try_get::<String, _>("username")?,
             secret_hash: r.try_get::<String, _>("secret_hash")?,
@@ -46,7 +47,7 @@ pub fn split(key: &str) -> Option<(&str, &str)> {
 /// Creates a key and returns `(keyId, full key)`.
 pub async fn create(
     c: &mut Conn,
-    org: &str,
+    org: &OrgId,
     user: &str,
     label: Option<&str>,
     expires: Option<i64>,
@@ -75,22 +76,42 @@ pub async fn by_id(c: &mut Conn, key_id: &str) -> Result<Option<ApiKey>, sqlx::E
 }
 
 /// Keys of `org`, optionally of one user.
-pub async fn list(c: &mut Conn, org: &str, user: Option<&str>) -> Result<Vec<ApiKey>, sqlx::Error> {
+pub async fn list(
+    c: &mut Conn,
+    org: &OrgId,
+    user: Option<&str>,
+) -> Result<Vec<ApiKey>, sqlx::Error> {
     match user {
-        Some(u) => sqlx::query_as(&format!("{SELECT} WHERE k.org_id = $1 AND k.user_id = $2")).bind(org).bind(u).fetch_all(c).await,
-        None => sqlx::query_as(&format!("{SELECT} WHERE k.org_id = $1")).bind(org).fetch_all(c).await,
+        Some(u) => {
+            sqlx::query_as(&format!("{SELECT} WHERE k.org_id = $1 AND k.user_id = $2"))
+                .bind(org)
+                .bind(u)
+                .fetch_all(c)
+                .await
+        }
+        None => {
+            sqlx::query_as(&format!("{SELECT} WHERE k.org_id = $1")).bind(org).fetch_all(c).await
+        }
     }
 }
 
 /// Revokes one key of `org`.
-pub async fn delete(c: &mut Conn, org: &str, key_id: &str) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("DELETE FROM apikeys WHERE org_id = $1 AND key_id = $2").bind(org).bind(key_id).execute(c).await?;
+pub async fn delete(c: &mut Conn, org: &OrgId, key_id: &str) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("DELETE FROM apikeys WHERE org_id = $1 AND key_id = $2")
+        .bind(org)
+        .bind(key_id)
+        .execute(c)
+        .await?;
     Ok(r.rows_affected() > 0)
 }
 
 /// Revokes every key of a user in `org`.
-pub async fn delete_for_user(c: &mut Conn, org: &str, user: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM apikeys WHERE org_id = $1 AND user_id = $2").bind(org).bind(user).execute(c).await?;
+pub async fn delete_for_user(c: &mut Conn, org: &OrgId, user: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM apikeys WHERE org_id = $1 AND user_id = $2")
+        .bind(org)
+        .bind(user)
+        .execute(c)
+        .await?;
     Ok(())
 }
 

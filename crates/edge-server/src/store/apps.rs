@@ -1,12 +1,13 @@
 //! Apps: settings, client keys, the current build, and what the pipeline reads of them.
 
 use super::Conn;
+use crate::ids::{AppId, OrgId};
 use crate::util::{new_id, now_ms};
 
 /// An app as the API shows it, with the counts that make `processing` and `exporting`.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AppRow {
-    pub id: String,
+    pub id: AppId,
     pub name: String,
     pub label: String,
     pub max_builds: i64,
@@ -35,17 +36,21 @@ const SELECT: &str = "SELECT a.id, a.name, a.label, a.max_builds, a.deployments,
     FROM apps a";
 
 /// The app `id`.
-pub async fn by_id(c: &mut Conn, id: &str) -> Result<Option<AppRow>, sqlx::Error> {
+pub async fn by_id(c: &mut Conn, id: &AppId) -> Result<Option<AppRow>, sqlx::Error> {
     sqlx::query_as(&format!("{SELECT} WHERE a.id = $1")).bind(id).fetch_optional(c).await
 }
 
 /// The app `name` of `org`.
-pub async fn by_name(c: &mut Conn, org: &str, name: &str) -> Result<Option<AppRow>, sqlx::Error> {
-    sqlx::query_as(&format!("{SELECT} WHERE a.org_id = $1 AND a.name = $2")).bind(org).bind(name).fetch_optional(c).await
+pub async fn by_name(c: &mut Conn, org: &OrgId, name: &str) -> Result<Option<AppRow>, sqlx::Error> {
+    sqlx::query_as(&format!("{SELECT} WHERE a.org_id = $1 AND a.name = $2"))
+        .bind(org)
+        .bind(name)
+        .fetch_optional(c)
+        .await
 }
 
 /// Every app of `org`.
-pub async fn list(c: &mut Conn, org: &str) -> Result<Vec<AppRow>, sqlx::Error> {
+pub async fn list(c: &mut Conn, org: &OrgId) -> Result<Vec<AppRow>, sqlx::Error> {
     sqlx::query_as(&format!("{SELECT} WHERE a.org_id = $1")).bind(org).fetch_all(c).await
 }
 
@@ -60,7 +65,7 @@ pub struct KeptBuild {
 }
 
 /// The builds an app keeps, oldest first.
-pub async fn kept_builds(c: &mut Conn, app_id: &str) -> Result<Vec<KeptBuild>, sqlx::Error> {
+pub async fn kept_builds(c: &mut Conn, app_id: &AppId) -> Result<Vec<KeptBuild>, sqlx::Error> {
     sqlx::query_as(
         "SELECT build_id, build_name, dxf_name, image_bytes, created FROM builds WHERE app_id = $1 AND status IN ('current', 'retained') ORDER BY build_id",
     )
@@ -78,7 +83,7 @@ pub struct KeptPatch {
 }
 
 /// The patches an app keeps, by older build.
-pub async fn kept_patches(c: &mut Conn, app_id: &str) -> Result<Vec<KeptPatch>, sqlx::Error> {
+pub async fn kept_patches(c: &mut Conn, app_id: &AppId) -> Result<Vec<KeptPatch>, sqlx::Error> {
     sqlx::query_as("SELECT from_build, to_build, size_bytes FROM patches WHERE app_id = $1 ORDER BY from_build")
         .bind(app_id)
         .fetch_all(c)
@@ -88,14 +93,14 @@ pub async fn kept_patches(c: &mut Conn, app_id: &str) -> Result<Vec<KeptPatch>, 
 /// A new app of `org`; returns its id.
 pub async fn insert(
     c: &mut Conn,
-    org: &str,
+    org: &OrgId,
     name: &str,
     label: &str,
     max_builds: i64,
     deployments_json: &str,
     client_key_sealed: &str,
-) -> Result<String, sqlx::Error> {
-    let id = new_id("app");
+) -> Result<AppId, sqlx::Error> {
+    let id = AppId::new(new_id("app"));
     sqlx::query(
         "INSERT INTO apps (id, org_id, name, label, max_builds, deployments, client_key_sealed, created, updated) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
     )
@@ -115,7 +120,7 @@ pub async fn insert(
 /// Changes what is given of an app's settings; false when `org` has no app `name`.
 pub async fn update(
     c: &mut Conn,
-    org: &str,
+    org: &OrgId,
     name: &str,
     label: Option<&str>,
     max_builds: Option<i64>,
@@ -137,24 +142,35 @@ pub async fn update(
 }
 
 /// The id of `org`'s app `name`.
-pub async fn id_of(c: &mut Conn, org: &str, name: &str) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT id FROM apps WHERE org_id = $1 AND name = $2").bind(org).bind(name).fetch_optional(c).await
+pub async fn id_of(c: &mut Conn, org: &OrgId, name: &str) -> Result<Option<AppId>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM apps WHERE org_id = $1 AND name = $2")
+        .bind(org)
+        .bind(name)
+        .fetch_optional(c)
+        .await
 }
 
 /// A new sealed client key; false when `org` has no app `name`.
-pub async fn set_client_key(c: &mut Conn, org: &str, name: &str, sealed: &str) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("UPDATE apps SET client_key_sealed = $1, updated = $2 WHERE org_id = $3 AND name = $4")
-        .bind(sealed)
-        .bind(now_ms())
-        .bind(org)
-        .bind(name)
-        .execute(c)
-        .await?;
+pub async fn set_client_key(
+    c: &mut Conn,
+    org: &OrgId,
+    name: &str,
+    sealed: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE apps SET client_key_sealed = $1, updated = $2 WHERE org_id = $3 AND name = $4",
+    )
+    .bind(sealed)
+    .bind(now_ms())
+    .bind(org)
+    .bind(name)
+    .execute(c)
+    .await?;
     Ok(done.rows_affected() > 0)
 }
 
 /// Cancels the app's unfinished tasks (purges aside).
-pub async fn cancel_tasks(c: &mut Conn, app_id: &str) -> Result<(), sqlx::Error> {
+pub async fn cancel_tasks(c: &mut Conn, app_id: &AppId) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE tasks SET status = 'canceled', ended = $1 WHERE app_id = $2 AND status IN ('submitted', 'running') AND type <> 'purge'",
     )
@@ -167,10 +183,13 @@ pub async fn cancel_tasks(c: &mut Conn, app_id: &str) -> Result<(), sqlx::Error>
 
 /// Deletes the app with its tasks, builds, patches, uploads, launcher sessions, traces and
 /// training.
-pub async fn delete(c: &mut Conn, app_id: &str) -> Result<(), sqlx::Error> {
+pub async fn delete(c: &mut Conn, app_id: &AppId) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM tasks WHERE app_id = $1").bind(app_id).execute(&mut *c).await?;
     for table in ["builds", "patches", "uploads", "rte_sessions", "traces", "trainings"] {
-        sqlx::query(&format!("DELETE FROM {table} WHERE app_id = $1")).bind(app_id).execute(&mut *c).await?;
+        sqlx::query(&format!("DELETE FROM {table} WHERE app_id = $1"))
+            .bind(app_id)
+            .execute(&mut *c)
+            .await?;
     }
     sqlx::query("DELETE FROM apps WHERE id = $1").bind(app_id).execute(c).await?;
     Ok(())
@@ -186,7 +205,7 @@ pub struct RotationFacts {
 }
 
 /// [`RotationFacts`] of app `id`.
-pub async fn rotation_facts(c: &mut Conn, id: &str) -> Result<RotationFacts, sqlx::Error> {
+pub async fn rotation_facts(c: &mut Conn, id: &AppId) -> Result<RotationFacts, sqlx::Error> {
     sqlx::query_as(
         "SELECT a.name, a.max_builds, a.i_cur_build, o.name AS org_name FROM apps a JOIN orgs o ON o.id = a.org_id WHERE a.id = $1",
     )
@@ -196,7 +215,10 @@ pub async fn rotation_facts(c: &mut Conn, id: &str) -> Result<RotationFacts, sql
 }
 
 /// The app's kept builds, newest first: (build id, image name).
-pub async fn kept_images_newest_first(c: &mut Conn, app_id: &str) -> Result<Vec<(i64, Option<String>)>, sqlx::Error> {
+pub async fn kept_images_newest_first(
+    c: &mut Conn,
+    app_id: &AppId,
+) -> Result<Vec<(i64, Option<String>)>, sqlx::Error> {
     sqlx::query_as("SELECT build_id, dxf_name FROM builds WHERE app_id = $1 AND status IN ('current', 'retained') ORDER BY build_id DESC")
         .bind(app_id)
         .fetch_all(c)
@@ -204,13 +226,17 @@ pub async fn kept_images_newest_first(c: &mut Conn, app_id: &str) -> Result<Vec<
 }
 
 /// Marks a build rotated out.
-pub async fn remove_build(c: &mut Conn, app_id: &str, build_id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE builds SET status = 'removed' WHERE app_id = $1 AND build_id = $2").bind(app_id).bind(build_id).execute(c).await?;
+pub async fn remove_build(c: &mut Conn, app_id: &AppId, build_id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE builds SET status = 'removed' WHERE app_id = $1 AND build_id = $2")
+        .bind(app_id)
+        .bind(build_id)
+        .execute(c)
+        .await?;
     Ok(())
 }
 
 /// Drops the patches that do not lead into build `cur` or start from a removed build.
-pub async fn prune_patches(c: &mut Conn, app_id: &str, cur: i64) -> Result<(), sqlx::Error> {
+pub async fn prune_patches(c: &mut Conn, app_id: &AppId, cur: i64) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM patches WHERE app_id = $1 AND (to_build <> $2 OR from_build IN (SELECT build_id FROM builds WHERE app_id = $1 AND status = 'removed'))")
         .bind(app_id)
         .bind(cur)
@@ -224,9 +250,9 @@ pub async fn prune_patches(c: &mut Conn, app_id: &str, cur: i64) -> Result<(), s
 /// An app as a pipeline task sees it, with its organization's name.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PipelineApp {
-    pub id: String,
+    pub id: AppId,
     pub name: String,
-    pub org_id: String,
+    pub org_id: OrgId,
     pub org_name: String,
     pub max_builds: i64,
     /// JSON array of deployment names.
@@ -235,7 +261,10 @@ pub struct PipelineApp {
 }
 
 /// The app `app_id` as a pipeline task sees it (`None` once it was deleted).
-pub async fn for_pipeline(c: &mut Conn, app_id: &str) -> Result<Option<PipelineApp>, sqlx::Error> {
+pub async fn for_pipeline(
+    c: &mut Conn,
+    app_id: &AppId,
+) -> Result<Option<PipelineApp>, sqlx::Error> {
     sqlx::query_as(
         "SELECT a.id, a.name, a.org_id, o.name AS org_name, a.max_builds, a.deployments, a.i_cur_build FROM apps a JOIN orgs o ON o.id = a.org_id WHERE a.id = $1",
     )
@@ -246,17 +275,19 @@ pub async fn for_pipeline(c: &mut Conn, app_id: &str) -> Result<Option<PipelineA
 
 /// Takes the app's next build id. The counter moves in the caller's transaction (the one
 /// that records the build), so two builds never get the same id.
-pub async fn take_build_id(c: &mut Conn, app_id: &str) -> Result<i64, sqlx::Error> {
-    let next: i64 = sqlx::query_scalar("UPDATE apps SET next_build_id = next_build_id + 1 WHERE id = $1 RETURNING next_build_id")
-        .bind(app_id)
-        .fetch_one(c)
-        .await?;
+pub async fn take_build_id(c: &mut Conn, app_id: &AppId) -> Result<i64, sqlx::Error> {
+    let next: i64 = sqlx::query_scalar(
+        "UPDATE apps SET next_build_id = next_build_id + 1 WHERE id = $1 RETURNING next_build_id",
+    )
+    .bind(app_id)
+    .fetch_one(c)
+    .await?;
     Ok(next - 1)
 }
 
 /// Locks the app after task `task` failed to publish (the API shows `error` until a
 /// build is made current again).
-pub async fn lock_on_failure(c: &mut Conn, app_id: &str, task: &str) -> Result<(), sqlx::Error> {
+pub async fn lock_on_failure(c: &mut Conn, app_id: &AppId, task: &str) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE apps SET error = 1, error_task = $1, updated = $2 WHERE id = $3")
         .bind(task)
         .bind(now_ms())
@@ -269,7 +300,7 @@ pub async fn lock_on_failure(c: &mut Conn, app_id: &str, task: &str) -> Result<(
 /// Makes `build_id` the app's current build as of `now` (and unlocks the app).
 pub async fn set_current_build(
     c: &mut Conn,
-    app_id: &str,
+    app_id: &AppId,
     build_id: i64,
     dxf_name: Option<&str>,
     build_name: &str,
@@ -289,28 +320,46 @@ pub async fn set_current_build(
 }
 
 /// The app's current build id (an error when the app does not exist).
-pub async fn current_build(c: &mut Conn, app_id: &str) -> Result<Option<i64>, sqlx::Error> {
+pub async fn current_build(c: &mut Conn, app_id: &AppId) -> Result<Option<i64>, sqlx::Error> {
     sqlx::query_scalar("SELECT i_cur_build FROM apps WHERE id = $1").bind(app_id).fetch_one(c).await
 }
 
 /// The app's current build id (`None` before its first publish, or without the app).
-pub async fn current_build_if_any(c: &mut Conn, app_id: &str) -> Result<Option<i64>, sqlx::Error> {
-    Ok(sqlx::query_scalar::<_, Option<i64>>("SELECT i_cur_build FROM apps WHERE id = $1").bind(app_id).fetch_optional(c).await?.flatten())
+pub async fn current_build_if_any(
+    c: &mut Conn,
+    app_id: &AppId,
+) -> Result<Option<i64>, sqlx::Error> {
+    Ok(sqlx::query_scalar::<_, Option<i64>>("SELECT i_cur_build FROM apps WHERE id = $1")
+        .bind(app_id)
+        .fetch_optional(c)
+        .await?
+        .flatten())
 }
 
 /// `org`'s app `name`: (id, locked after a failed publish).
-pub async fn lock_state(c: &mut Conn, org: &str, name: &str) -> Result<Option<(String, bool)>, sqlx::Error> {
-    let r: Option<(String, i64)> =
-        sqlx::query_as("SELECT id, error FROM apps WHERE org_id = $1 AND name = $2").bind(org).bind(name).fetch_optional(c).await?;
+pub async fn lock_state(
+    c: &mut Conn,
+    org: &OrgId,
+    name: &str,
+) -> Result<Option<(AppId, bool)>, sqlx::Error> {
+    let r: Option<(AppId, i64)> =
+        sqlx::query_as("SELECT id, error FROM apps WHERE org_id = $1 AND name = $2")
+            .bind(org)
+            .bind(name)
+            .fetch_optional(c)
+            .await?;
     Ok(r.map(|(id, e)| (id, e == 1)))
 }
 
 /// How many traces the app keeps.
-pub async fn trace_count(c: &mut Conn, app_id: &str) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COUNT(*) AS n FROM traces WHERE app_id = $1").bind(app_id).fetch_one(c).await
+pub async fn trace_count(c: &mut Conn, app_id: &AppId) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) AS n FROM traces WHERE app_id = $1")
+        .bind(app_id)
+        .fetch_one(c)
+        .await
 }
 
 /// The ids of every app of `org`.
-pub async fn ids_of_org(c: &mut Conn, org: &str) -> Result<Vec<String>, sqlx::Error> {
+pub async fn ids_of_org(c: &mut Conn, org: &OrgId) -> Result<Vec<AppId>, sqlx::Error> {
     sqlx::query_scalar("SELECT id FROM apps WHERE org_id = $1").bind(org).fetch_all(c).await
 }

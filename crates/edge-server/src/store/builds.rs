@@ -4,6 +4,7 @@
 
 use super::Conn;
 use crate::db::Db;
+use crate::ids::{AppId, OrgId};
 use crate::util::now_ms;
 
 /// A build as the pipeline steps need it.
@@ -18,7 +19,7 @@ pub struct BuildRow {
 }
 
 /// One build of an app, on a pooled connection of its own (steps hold none while they work).
-pub async fn row(db: &Db, app_id: &str, build_id: i64) -> Result<Option<BuildRow>, sqlx::Error> {
+pub async fn row(db: &Db, app_id: &AppId, build_id: i64) -> Result<Option<BuildRow>, sqlx::Error> {
     sqlx::query_as("SELECT build_id, build_name, dxf_name, tree_path FROM builds WHERE app_id = $1 AND build_id = $2")
         .bind(app_id)
         .bind(build_id)
@@ -28,7 +29,7 @@ pub async fn row(db: &Db, app_id: &str, build_id: i64) -> Result<Option<BuildRow
 
 /// Ids of the kept builds (current or retained) older than `build_id`, newest first: the
 /// candidates a new build gets patches from.
-pub async fn kept_before(db: &Db, app_id: &str, build_id: i64) -> Result<Vec<i64>, sqlx::Error> {
+pub async fn kept_before(db: &Db, app_id: &AppId, build_id: i64) -> Result<Vec<i64>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT build_id FROM builds WHERE app_id = $1 AND build_id < $2 AND status IN ('current', 'retained') ORDER BY build_id DESC",
     )
@@ -39,7 +40,7 @@ pub async fn kept_before(db: &Db, app_id: &str, build_id: i64) -> Result<Vec<i64
 }
 
 /// The image size of a build (an error when the build is not recorded).
-pub async fn image_bytes(db: &Db, app_id: &str, build_id: i64) -> Result<i64, sqlx::Error> {
+pub async fn image_bytes(db: &Db, app_id: &AppId, build_id: i64) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT image_bytes FROM builds WHERE app_id = $1 AND build_id = $2")
         .bind(app_id)
         .bind(build_id)
@@ -49,7 +50,11 @@ pub async fn image_bytes(db: &Db, app_id: &str, build_id: i64) -> Result<i64, sq
 
 /// The content hash of a build, when it is recorded (`mkraw` compares a new build's with
 /// the current one's).
-pub async fn content_hash(c: &mut Conn, app_id: &str, build_id: i64) -> Result<Option<String>, sqlx::Error> {
+pub async fn content_hash(
+    c: &mut Conn,
+    app_id: &AppId,
+    build_id: i64,
+) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar("SELECT content_hash FROM builds WHERE app_id = $1 AND build_id = $2")
         .bind(app_id)
         .bind(build_id)
@@ -59,9 +64,9 @@ pub async fn content_hash(c: &mut Conn, app_id: &str, build_id: i64) -> Result<O
 
 /// A build `mkraw` committed (still `pending`: no image is published yet).
 pub struct NewBuild<'a> {
-    pub app_id: &'a str,
+    pub app_id: &'a AppId,
     pub build_id: i64,
-    pub org_id: &'a str,
+    pub org_id: &'a OrgId,
     pub build_name: &'a str,
     pub size_bytes: i64,
     pub content_hash: &'a str,
@@ -92,25 +97,45 @@ pub async fn insert(c: &mut Conn, b: NewBuild<'_>) -> Result<(), sqlx::Error> {
 
 /// Records the image written for a build. `build_id` is the task's, which may be unset:
 /// then nothing matches (as the statement always did).
-pub async fn set_image(c: &mut Conn, app_id: &str, build_id: Option<i64>, dxf_name: &str, image_bytes: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE builds SET dxf_name = $1, image_bytes = $2 WHERE app_id = $3 AND build_id = $4")
-        .bind(dxf_name)
-        .bind(image_bytes)
-        .bind(app_id)
-        .bind(build_id)
-        .execute(c)
-        .await?;
+pub async fn set_image(
+    c: &mut Conn,
+    app_id: &AppId,
+    build_id: Option<i64>,
+    dxf_name: &str,
+    image_bytes: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE builds SET dxf_name = $1, image_bytes = $2 WHERE app_id = $3 AND build_id = $4",
+    )
+    .bind(dxf_name)
+    .bind(image_bytes)
+    .bind(app_id)
+    .bind(build_id)
+    .execute(c)
+    .await?;
     Ok(())
 }
 
 /// The image name a build has now (an error when the build is not recorded).
-pub async fn dxf_name(c: &mut Conn, app_id: &str, build_id: i64) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT dxf_name FROM builds WHERE app_id = $1 AND build_id = $2").bind(app_id).bind(build_id).fetch_one(c).await
+pub async fn dxf_name(
+    c: &mut Conn,
+    app_id: &AppId,
+    build_id: i64,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT dxf_name FROM builds WHERE app_id = $1 AND build_id = $2")
+        .bind(app_id)
+        .bind(build_id)
+        .fetch_one(c)
+        .await
 }
 
 /// The build's name and image name, as the app shows them once it is current (an error
 /// when the build is not recorded).
-pub async fn names(c: &mut Conn, app_id: &str, build_id: i64) -> Result<(String, Option<String>), sqlx::Error> {
+pub async fn names(
+    c: &mut Conn,
+    app_id: &AppId,
+    build_id: i64,
+) -> Result<(String, Option<String>), sqlx::Error> {
     sqlx::query_as("SELECT build_name, dxf_name FROM builds WHERE app_id = $1 AND build_id = $2")
         .bind(app_id)
         .bind(build_id)
@@ -119,14 +144,21 @@ pub async fn names(c: &mut Conn, app_id: &str, build_id: i64) -> Result<(String,
 }
 
 /// The app's current build becomes a retained one (before another is made current).
-pub async fn retain_current(c: &mut Conn, app_id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE builds SET status = 'retained' WHERE app_id = $1 AND status = 'current'").bind(app_id).execute(c).await?;
+pub async fn retain_current(c: &mut Conn, app_id: &AppId) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE builds SET status = 'retained' WHERE app_id = $1 AND status = 'current'")
+        .bind(app_id)
+        .execute(c)
+        .await?;
     Ok(())
 }
 
 /// Makes a build the app's current one (after [`retain_current`], in its transaction).
-pub async fn set_current(c: &mut Conn, app_id: &str, build_id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE builds SET status = 'current' WHERE app_id = $1 AND build_id = $2").bind(app_id).bind(build_id).execute(c).await?;
+pub async fn set_current(c: &mut Conn, app_id: &AppId, build_id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE builds SET status = 'current' WHERE app_id = $1 AND build_id = $2")
+        .bind(app_id)
+        .bind(build_id)
+        .execute(c)
+        .await?;
     Ok(())
 }
 
@@ -134,7 +166,7 @@ pub async fn set_current(c: &mut Conn, app_id: &str, build_id: i64) -> Result<()
 /// deploy keeps the first row).
 pub async fn insert_patch(
     c: &mut Conn,
-    app_id: &str,
+    app_id: &AppId,
     from_build: i64,
     to_build: i64,
     size_bytes: i64,

@@ -2,13 +2,14 @@
 //! permissions in one query, so a request pays one round trip to authenticate.
 
 use super::Conn;
+use crate::ids::OrgId;
 
 /// One row per role the caller holds (one row without a role).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CallerRow {
     /// The session (access token) or the key id (API key).
     pub cred: String,
-    pub org_id: String,
+    pub org_id: OrgId,
     pub user_id: String,
     pub username: String,
     pub kind: String,
@@ -25,7 +26,11 @@ pub struct CallerRow {
 }
 
 /// The caller of the access token hashing to `hash`, unexpired at `now`, of a live session.
-pub async fn by_access_token(c: &mut Conn, hash: &str, now: i64) -> Result<Vec<CallerRow>, sqlx::Error> {
+pub async fn by_access_token(
+    c: &mut Conn,
+    hash: &str,
+    now: i64,
+) -> Result<Vec<CallerRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT t.session_id AS cred, s.org_id, s.user_id, u.username, u.kind, o.name AS org_name, o.operator, r.perms, \
          NULL AS secret_hash, t.expires, NULL AS last_used \

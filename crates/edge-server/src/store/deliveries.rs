@@ -39,7 +39,10 @@ pub struct Head {
 
 /// The [`Head`]s of deliveries `ids` (primary-key lookups).
 pub async fn heads_by_id(db: &Db, ids: &[String]) -> Result<Vec<Head>, sqlx::Error> {
-    let sql = format!("SELECT id, subscription_id, next_at, lease_until FROM deliveries WHERE id IN ({})", placeholders(1, ids.len()));
+    let sql = format!(
+        "SELECT id, subscription_id, next_at, lease_until FROM deliveries WHERE id IN ({})",
+        placeholders(1, ids.len())
+    );
     let mut q = sqlx::query_as(&sql);
     for id in ids {
         q = q.bind(id);
@@ -62,7 +65,11 @@ pub async fn lease(db: &Db, id: &str, now: i64) -> Result<bool, sqlx::Error> {
 }
 
 /// The first `n` pending deliveries of one subscription's queue, in order: (id, next_at).
-pub async fn queue_head(db: &Db, subscription: &str, n: i64) -> Result<Vec<(String, i64)>, sqlx::Error> {
+pub async fn queue_head(
+    db: &Db,
+    subscription: &str,
+    n: i64,
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
     sqlx::query_as("SELECT id, next_at FROM deliveries WHERE subscription_id = $1 AND status = 'pending' ORDER BY id LIMIT $2")
         .bind(subscription)
         .bind(n)
@@ -193,7 +200,11 @@ pub async fn release(db: &Db, subscription: &str, now: i64) -> Result<(), sqlx::
 }
 
 /// Disables a subscription its receiver refused for good, with the reason, as of now.
-pub async fn disable_subscription(c: &mut Conn, subscription: &str, why: &str) -> Result<(), sqlx::Error> {
+pub async fn disable_subscription(
+    c: &mut Conn,
+    subscription: &str,
+    why: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE subscriptions SET enabled = 0, last_status = 'failed', last_error = $1, last_delivery = $2 WHERE id = $3")
         .bind(why)
         .bind(now_ms())
@@ -214,12 +225,21 @@ pub async fn drop_queue(c: &mut Conn, subscription: &str) -> Result<u64, sqlx::E
 
 /// Counts `n` deliveries of a subscription failed (dropped).
 pub async fn count_failed(c: &mut Conn, subscription: &str, n: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE subscriptions SET failed = failed + $1 WHERE id = $2").bind(n).bind(subscription).execute(c).await?;
+    sqlx::query("UPDATE subscriptions SET failed = failed + $1 WHERE id = $2")
+        .bind(n)
+        .bind(subscription)
+        .execute(c)
+        .await?;
     Ok(())
 }
 
 /// Schedules the next attempt of a delivery at `next_at`, releasing its lease.
-pub async fn schedule_retry(c: &mut Conn, id: &str, next_at: i64, why: &str) -> Result<(), sqlx::Error> {
+pub async fn schedule_retry(
+    c: &mut Conn,
+    id: &str,
+    next_at: i64,
+    why: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE deliveries SET attempts = attempts + 1, next_at = $1, lease_until = NULL, last_error = $2 WHERE id = $3")
         .bind(next_at)
         .bind(why)

@@ -1,6 +1,7 @@
 //! Deployments (CDN origins) of an organization. Secrets are stored sealed.
 
 use super::Conn;
+use crate::ids::OrgId;
 use crate::util::now_ms;
 use serde_json::Value;
 
@@ -8,7 +9,7 @@ use serde_json::Value;
 #[derive(Debug, Clone)]
 pub struct Deployment {
     pub id: String,
-    pub org_id: String,
+    pub org_id: OrgId,
     pub name: String,
     pub label: Option<String>,
     pub prefix: String,
@@ -30,7 +31,7 @@ pub struct Deployment {
 #[derive(sqlx::FromRow)]
 struct DeploymentRow {
     id: String,
-    org_id: String,
+    org_id: OrgId,
     name: String,
     label: Option<String>,
     origin_prefix: String,
@@ -49,7 +50,9 @@ struct DeploymentRow {
 impl From<DeploymentRow> for Deployment {
     fn from(r: DeploymentRow) -> Deployment {
         // JSON that does not parse reads as null, as it always has.
-        let j = |v: Option<String>| v.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or(Value::Null);
+        let j = |v: Option<String>| {
+            v.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or(Value::Null)
+        };
         Deployment {
             id: r.id,
             org_id: r.org_id,
@@ -81,30 +84,39 @@ impl Deployment {
     }
 }
 
-const COLS: &str = "id, org_id, name, label, origin_prefix, origin_type, origin, secret_sealed, download_auth, \
+const COLS: &str =
+    "id, org_id, name, label, origin_prefix, origin_type, origin, secret_sealed, download_auth, \
     download_secret_sealed, public_url, status, message, created, updated";
 
 /// Every deployment of `org`.
-pub async fn list(c: &mut Conn, org: &str) -> Result<Vec<Deployment>, sqlx::Error> {
+pub async fn list(c: &mut Conn, org: &OrgId) -> Result<Vec<Deployment>, sqlx::Error> {
     let rows: Vec<DeploymentRow> =
-        sqlx::query_as(&format!("SELECT {COLS} FROM deployments WHERE org_id = $1 ORDER BY name")).bind(org).fetch_all(c).await?;
+        sqlx::query_as(&format!("SELECT {COLS} FROM deployments WHERE org_id = $1 ORDER BY name"))
+            .bind(org)
+            .fetch_all(c)
+            .await?;
     Ok(rows.into_iter().map(Deployment::from).collect())
 }
 
 /// The `fs` deployments of every organization but `org` (to keep their directories apart).
-pub async fn fs_of_other_orgs(c: &mut Conn, org: &str) -> Result<Vec<Deployment>, sqlx::Error> {
-    let rows: Vec<DeploymentRow> =
-        sqlx::query_as(&format!("SELECT {COLS} FROM deployments WHERE org_id <> $1 AND origin_type = 'fs'")).bind(org).fetch_all(c).await?;
+pub async fn fs_of_other_orgs(c: &mut Conn, org: &OrgId) -> Result<Vec<Deployment>, sqlx::Error> {
+    let rows: Vec<DeploymentRow> = sqlx::query_as(&format!(
+        "SELECT {COLS} FROM deployments WHERE org_id <> $1 AND origin_type = 'fs'"
+    ))
+    .bind(org)
+    .fetch_all(c)
+    .await?;
     Ok(rows.into_iter().map(Deployment::from).collect())
 }
 
 /// One deployment of `org` by name.
-pub async fn get(c: &mut Conn, org: &str, name: &str) -> Result<Option<Deployment>, sqlx::Error> {
-    let r: Option<DeploymentRow> = sqlx::query_as(&format!("SELECT {COLS} FROM deployments WHERE org_id = $1 AND name = $2"))
-        .bind(org)
-        .bind(name)
-        .fetch_optional(c)
-        .await?;
+pub async fn get(c: &mut Conn, org: &OrgId, name: &str) -> Result<Option<Deployment>, sqlx::Error> {
+    let r: Option<DeploymentRow> =
+        sqlx::query_as(&format!("SELECT {COLS} FROM deployments WHERE org_id = $1 AND name = $2"))
+            .bind(org)
+            .bind(name)
+            .fetch_optional(c)
+            .await?;
     Ok(r.map(Deployment::from))
 }
 
@@ -139,7 +151,12 @@ pub async fn save(c: &mut Conn, d: &Deployment) -> Result<(), sqlx::Error> {
 }
 
 /// Records the outcome of the last publish to a deployment.
-pub async fn set_status(c: &mut Conn, id: &str, ok: bool, message: &str) -> Result<(), sqlx::Error> {
+pub async fn set_status(
+    c: &mut Conn,
+    id: &str,
+    ok: bool,
+    message: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE deployments SET status = $1, message = $2 WHERE id = $3")
         .bind(if ok { "ok" } else { "error" })
         .bind(message)
@@ -150,28 +167,37 @@ pub async fn set_status(c: &mut Conn, id: &str, ok: bool, message: &str) -> Resu
 }
 
 /// Names of the apps of `org` registered to deployment `name` explicitly.
-pub async fn apps_using(c: &mut Conn, org: &str, name: &str) -> Result<Vec<String>, sqlx::Error> {
+pub async fn apps_using(c: &mut Conn, org: &OrgId, name: &str) -> Result<Vec<String>, sqlx::Error> {
     let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT name, deployments FROM apps WHERE org_id = $1 ORDER BY name").bind(org).fetch_all(c).await?;
+        sqlx::query_as("SELECT name, deployments FROM apps WHERE org_id = $1 ORDER BY name")
+            .bind(org)
+            .fetch_all(c)
+            .await?;
     Ok(rows
         .into_iter()
-        .filter(|(_, deps)| serde_json::from_str::<Vec<String>>(deps).unwrap_or_default().iter().any(|d| d == name))
+        .filter(|(_, deps)| {
+            serde_json::from_str::<Vec<String>>(deps).unwrap_or_default().iter().any(|d| d == name)
+        })
         .map(|(app, _)| app)
         .collect())
 }
 
 /// Deletes a deployment.
-pub async fn delete(c: &mut Conn, org: &str, id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM deployments WHERE org_id = $1 AND id = $2").bind(org).bind(id).execute(c).await?;
+pub async fn delete(c: &mut Conn, org: &OrgId, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM deployments WHERE org_id = $1 AND id = $2")
+        .bind(org)
+        .bind(id)
+        .execute(c)
+        .await?;
     Ok(())
 }
 
 /// A new deployment row with defaults.
-pub fn new_row(org: &str, name: &str) -> Deployment {
+pub fn new_row(org: &OrgId, name: &str) -> Deployment {
     let now = now_ms();
     Deployment {
         id: crate::util::new_id("dep"),
-        org_id: org.into(),
+        org_id: org.clone(),
         name: name.into(),
         label: None,
         prefix: String::new(),

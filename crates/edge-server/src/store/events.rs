@@ -2,6 +2,7 @@
 //! here, in the transaction of the change, and one delivery per matching subscription.
 
 use super::Conn;
+use crate::ids::OrgId;
 use crate::util::{new_seq_id, now_ms, rfc3339};
 use serde_json::{json, Value};
 
@@ -16,7 +17,8 @@ pub const QUEUE_LIMIT: i64 = 10_000;
 /// may pass [`QUEUE_LIMIT`] by less than this many deliveries per process.
 const PROBE_EVERY: u32 = 32;
 
-static PROBES: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, u32>>> = std::sync::LazyLock::new(Default::default);
+static PROBES: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, u32>>> =
+    std::sync::LazyLock::new(Default::default);
 
 /// True when this event should probe `sub`'s queue length (its first, then one in
 /// [`PROBE_EVERY`]).
@@ -40,7 +42,7 @@ fn reprobe(sub: &str) {
 #[derive(sqlx::FromRow)]
 struct EventTask {
     name: String,
-    org_id: Option<String>,
+    org_id: Option<OrgId>,
     org_name: Option<String>,
     #[sqlx(rename = "type")]
     kind: String,
@@ -64,8 +66,12 @@ pub async fn emit(c: &mut Conn, task: &str, event: &str) -> Result<(), sqlx::Err
         return Ok(());
     };
     let kind = t.kind.clone();
-    let Some(org) = t.org_id.clone().filter(|_| TYPES.contains(&kind.as_str())) else { return Ok(()) };
-    let parse = |v: &Option<String>| v.as_deref().and_then(|v| serde_json::from_str::<Value>(v).ok()).unwrap_or(Value::Null);
+    let Some(org) = t.org_id.clone().filter(|_| TYPES.contains(&kind.as_str())) else {
+        return Ok(());
+    };
+    let parse = |v: &Option<String>| {
+        v.as_deref().and_then(|v| serde_json::from_str::<Value>(v).ok()).unwrap_or(Value::Null)
+    };
     let exception = if event == "error" { parse(&t.exception) } else { Value::Null };
     let result = parse(&t.result);
     let deployment = exception.get("deployment").cloned().unwrap_or(Value::Null);
@@ -90,12 +96,20 @@ pub async fn emit(c: &mut Conn, task: &str, event: &str) -> Result<(), sqlx::Err
         .execute(&mut *c)
         .await?;
     let subs: Vec<(String, String)> =
-        sqlx::query_as("SELECT id, filter FROM subscriptions WHERE org_id = $1 AND enabled = 1").bind(&org).fetch_all(&mut *c).await?;
+        sqlx::query_as("SELECT id, filter FROM subscriptions WHERE org_id = $1 AND enabled = 1")
+            .bind(&org)
+            .fetch_all(&mut *c)
+            .await?;
     let mut fan_out = Vec::new();
     for (sub_id, filter) in subs {
         let f: Value = serde_json::from_str(&filter).unwrap_or(Value::Null);
-        let pass = |k: &str, v: &str| f[k].as_array().is_none_or(|a| a.is_empty() || a.iter().any(|x| x == v));
-        if !(pass("types", &kind) && pass("events", event) && pass("apps", app.as_deref().unwrap_or(""))) {
+        let pass = |k: &str, v: &str| {
+            f[k].as_array().is_none_or(|a| a.is_empty() || a.iter().any(|x| x == v))
+        };
+        if !(pass("types", &kind)
+            && pass("events", event)
+            && pass("apps", app.as_deref().unwrap_or("")))
+        {
             continue;
         }
         if probe_due(&sub_id) {
@@ -123,8 +137,9 @@ pub async fn emit(c: &mut Conn, task: &str, event: &str) -> Result<(), sqlx::Err
     }
     if !fan_out.is_empty() {
         // One statement for the whole fan-out.
-        let rows: Vec<String> =
-            (0..fan_out.len()).map(|k| format!("(${}, ${}, $1, $2, 'pending', 0, $3, $3)", 4 + 2 * k, 5 + 2 * k)).collect();
+        let rows: Vec<String> = (0..fan_out.len())
+            .map(|k| format!("(${}, ${}, $1, $2, 'pending', 0, $3, $3)", 4 + 2 * k, 5 + 2 * k))
+            .collect();
         let sql = format!(
             "INSERT INTO deliveries (id, subscription_id, event_id, org_id, status, attempts, next_at, created) VALUES {}",
             rows.join(", ")

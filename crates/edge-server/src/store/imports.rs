@@ -1,6 +1,7 @@
 //! Configuration imports staged for a commit (`POST /be/v1/import`), kept an hour.
 
 use super::Conn;
+use crate::ids::OrgId;
 
 /// A staged import.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -16,7 +17,7 @@ pub struct Staged {
 /// A new staged import.
 pub struct NewImport<'a> {
     pub id: &'a str,
-    pub org: &'a str,
+    pub org: &'a OrgId,
     pub user: &'a str,
     pub bundle: String,
     pub base: &'a str,
@@ -40,7 +41,13 @@ pub async fn insert(c: &mut Conn, i: NewImport<'_>) -> Result<(), sqlx::Error> {
 }
 
 /// The bundle `user` staged as import `id` in `org`, while unexpired at `now`.
-pub async fn bundle_of(c: &mut Conn, org: &str, user: &str, id: &str, now: i64) -> Result<Option<String>, sqlx::Error> {
+pub async fn bundle_of(
+    c: &mut Conn,
+    org: &OrgId,
+    user: &str,
+    id: &str,
+    now: i64,
+) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar("SELECT bundle FROM imports WHERE id = $1 AND org_id = $2 AND user_id = $3 AND expires > $4")
         .bind(id)
         .bind(org)
@@ -51,12 +58,14 @@ pub async fn bundle_of(c: &mut Conn, org: &str, user: &str, id: &str, now: i64) 
 }
 
 /// Import `id` of `org`, whoever staged it.
-pub async fn get(c: &mut Conn, org: &str, id: &str) -> Result<Option<Staged>, sqlx::Error> {
-    sqlx::query_as("SELECT user_id, bundle, base, expires FROM imports WHERE id = $1 AND org_id = $2")
-        .bind(id)
-        .bind(org)
-        .fetch_optional(c)
-        .await
+pub async fn get(c: &mut Conn, org: &OrgId, id: &str) -> Result<Option<Staged>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT user_id, bundle, base, expires FROM imports WHERE id = $1 AND org_id = $2",
+    )
+    .bind(id)
+    .bind(org)
+    .fetch_optional(c)
+    .await
 }
 
 /// Removes a committed import.
@@ -68,5 +77,9 @@ pub async fn delete(c: &mut Conn, id: &str) -> Result<(), sqlx::Error> {
 /// The maintenance sweep: deletes imports no one committed before they expired at `now`;
 /// returns how many.
 pub async fn expire(c: &mut Conn, now: i64) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query("DELETE FROM imports WHERE expires < $1").bind(now).execute(c).await?.rows_affected())
+    Ok(sqlx::query("DELETE FROM imports WHERE expires < $1")
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected())
 }

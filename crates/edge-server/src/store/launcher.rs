@@ -2,14 +2,15 @@
 //! it, and which deployment holds a published image.
 
 use super::Conn;
+use crate::ids::{AppId, OrgId};
 use crate::util::now_ms;
 
 /// A launcher session with its org's and app's names.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionRow {
     pub id: String,
-    pub org_id: String,
-    pub app_id: String,
+    pub org_id: OrgId,
+    pub app_id: AppId,
     pub build_id: i64,
     pub dxf_name: String,
     pub trace_id: Option<String>,
@@ -19,7 +20,10 @@ pub struct SessionRow {
 }
 
 /// The session whose token hashes to `token_hash`.
-pub async fn session_by_token(c: &mut Conn, token_hash: &str) -> Result<Option<SessionRow>, sqlx::Error> {
+pub async fn session_by_token(
+    c: &mut Conn,
+    token_hash: &str,
+) -> Result<Option<SessionRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT s.id, s.org_id, s.app_id, s.build_id, s.dxf_name, s.trace_id, s.expires, o.name AS org_name, a.name AS app_name \
          FROM rte_sessions s JOIN orgs o ON o.id = s.org_id JOIN apps a ON a.id = s.app_id WHERE s.token_hash = $1",
@@ -32,8 +36,8 @@ pub async fn session_by_token(c: &mut Conn, token_hash: &str) -> Result<Option<S
 /// The app a launcher names, with what opening a session needs.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct LauncherApp {
-    pub id: String,
-    pub org_id: String,
+    pub id: AppId,
+    pub org_id: OrgId,
     pub name: String,
     /// JSON array of deployment names.
     pub deployments: String,
@@ -55,7 +59,11 @@ pub async fn app(c: &mut Conn, org: &str, app: &str) -> Result<Option<LauncherAp
 }
 
 /// The image name of a build the app keeps (current or retained) that has one.
-pub async fn image_of(c: &mut Conn, app_id: &str, build_id: i64) -> Result<Option<String>, sqlx::Error> {
+pub async fn image_of(
+    c: &mut Conn,
+    app_id: &AppId,
+    build_id: i64,
+) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT dxf_name FROM builds WHERE app_id = $1 AND build_id = $2 AND status IN ('current', 'retained') AND dxf_name IS NOT NULL",
     )
@@ -68,8 +76,8 @@ pub async fn image_of(c: &mut Conn, app_id: &str, build_id: i64) -> Result<Optio
 /// A new open session.
 pub struct NewSession<'a> {
     pub id: &'a str,
-    pub org_id: &'a str,
-    pub app_id: &'a str,
+    pub org_id: &'a OrgId,
+    pub app_id: &'a AppId,
     pub build_id: i64,
     pub dxf_name: &'a str,
     pub token_hash: String,
@@ -121,7 +129,12 @@ pub async fn end_session(
 
 /// True when deployment `deployment` holds the published object `key` of the app (not
 /// superseded).
-pub async fn holds(c: &mut Conn, app_id: &str, deployment: &str, key: &str) -> Result<bool, sqlx::Error> {
+pub async fn holds(
+    c: &mut Conn,
+    app_id: &AppId,
+    deployment: &str,
+    key: &str,
+) -> Result<bool, sqlx::Error> {
     Ok(sqlx::query("SELECT 1 FROM published WHERE app_id = $1 AND deployment_id = $2 AND obj_key = $3 AND superseded IS NULL")
         .bind(app_id)
         .bind(deployment)
@@ -144,5 +157,9 @@ pub async fn claim_trace(c: &mut Conn, session: &str, trace_id: &str) -> Result<
 /// Deletes launcher sessions whose token expired before `now` (their traces stay);
 /// returns how many.
 pub async fn expire_sessions(c: &mut Conn, now: i64) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query("DELETE FROM rte_sessions WHERE expires < $1").bind(now).execute(c).await?.rows_affected())
+    Ok(sqlx::query("DELETE FROM rte_sessions WHERE expires < $1")
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected())
 }

@@ -2,6 +2,7 @@
 //! its administrator in one transaction.
 
 use super::{roles, users, Conn};
+use crate::ids::{AppId, OrgId};
 use crate::perms::Perms;
 use crate::util::{new_uuid, now_ms};
 use sqlx::any::AnyRow;
@@ -9,7 +10,7 @@ use sqlx::any::AnyRow;
 /// An organization row with member and app counts.
 #[derive(Debug, Clone)]
 pub struct Org {
-    pub id: String,
+    pub id: OrgId,
     pub name: String,
     pub label: String,
     pub rid: String,
@@ -32,7 +33,7 @@ impl<'r> sqlx::FromRow<'r, AnyRow> for Org {
     fn from_row(r: &'r AnyRow) -> Result<Self, sqlx::Error> {
         use sqlx::Row;
         Ok(Org {
-            id: r.try_get::<String, _>("id")?,
+            id: r.try_get::<OrgId, _>("id")?,
             name: r.try_get::<String, _>("name")?,
             label: r.try_get::<String, _>("label")?,
             rid: r.try_get::<String, _>("rid")?,
@@ -52,7 +53,8 @@ impl<'r> sqlx::FromRow<'r, AnyRow> for Org {
     }
 }
 
-const SELECT: &str = "SELECT o.id, o.name, o.label, o.rid, o.marking_id, o.operator, o.dxorglnk, o.key_sealed, \
+const SELECT: &str =
+    "SELECT o.id, o.name, o.label, o.rid, o.marking_id, o.operator, o.dxorglnk, o.key_sealed, \
     o.public_key_pem, o.key_fingerprint, o.host, o.description, o.created, o.updated, \
     (SELECT COUNT(*) FROM memberships m WHERE m.org_id = o.id) AS users, \
     (SELECT COUNT(*) FROM apps a WHERE a.org_id = o.id) AS apps FROM orgs o";
@@ -68,13 +70,16 @@ pub async fn by_name(c: &mut Conn, name: &str) -> Result<Option<Org>, sqlx::Erro
 }
 
 /// One organization by id.
-pub async fn by_id(c: &mut Conn, id: &str) -> Result<Option<Org>, sqlx::Error> {
+pub async fn by_id(c: &mut Conn, id: &OrgId) -> Result<Option<Org>, sqlx::Error> {
     sqlx::query_as(&format!("{SELECT} WHERE o.id = $1")).bind(id).fetch_optional(c).await
 }
 
 /// Name and operator flag of an org by id (the cheap lookup every request makes).
-pub async fn brief(c: &mut Conn, id: &str) -> Result<Option<(String, bool)>, sqlx::Error> {
-    let r: Option<(String, i64)> = sqlx::query_as("SELECT name, operator FROM orgs WHERE id = $1").bind(id).fetch_optional(c).await?;
+pub async fn brief(c: &mut Conn, id: &OrgId) -> Result<Option<(String, bool)>, sqlx::Error> {
+    let r: Option<(String, i64)> = sqlx::query_as("SELECT name, operator FROM orgs WHERE id = $1")
+        .bind(id)
+        .fetch_optional(c)
+        .await?;
     Ok(r.map(|(name, operator)| (name, operator == 1)))
 }
 
@@ -106,7 +111,7 @@ pub struct NewAdmin<'a> {
 /// Outcome of [`create`].
 pub struct Created {
     /// The new org's id.
-    pub org_id: String,
+    pub org_id: OrgId,
     /// The administrator's initial password; `None` when an existing person was linked.
     pub admin_pw: Option<String>,
     /// The administrator's user id.
@@ -129,8 +134,13 @@ impl From<sqlx::Error> for CreateError {
 
 /// Creates the org, its `Administrators` role and its administrator, inside the caller's
 /// transaction. `pw_hash` is used for a newly made person.
-pub async fn create(c: &mut Conn, o: NewOrg, admin: Option<NewAdmin<'_>>, pw: Option<(String, String)>) -> Result<Created, CreateError> {
-    let id = new_uuid();
+pub async fn create(
+    c: &mut Conn,
+    o: NewOrg,
+    admin: Option<NewAdmin<'_>>,
+    pw: Option<(String, String)>,
+) -> Result<Created, CreateError> {
+    let id = OrgId::new(new_uuid());
     let now = now_ms();
     let (key_sealed, pw_sealed, pem, fp) = match o.key {
         Some((k, p, pem, fp)) => (Some(k), p, Some(pem), Some(fp)),
@@ -156,7 +166,15 @@ pub async fn create(c: &mut Conn, o: NewOrg, admin: Option<NewAdmin<'_>>, pw: Op
     .bind(now)
     .execute(&mut *c)
     .await?;
-    let role = roles::insert(c, &id, roles::ADMINISTRATORS, Some("Administrators"), &Perms::all(o.operator), true).await?;
+    let role = roles::insert(
+        c,
+        &id,
+        roles::ADMINISTRATORS,
+        Some("Administrators"),
+        &Perms::all(o.operator),
+        true,
+    )
+    .await?;
     let Some(admin) = admin else {
         return Ok(Created { org_id: id, admin_pw: None, admin_id: String::new() });
     };
@@ -190,15 +208,21 @@ pub async fn create(c: &mut Conn, o: NewOrg, admin: Option<NewAdmin<'_>>, pw: Op
 
 /// Deletes every piece of an organization's data (not its published files: that is the
 /// purge task's job).
-pub async fn delete(c: &mut Conn, org: &str) -> Result<(), sqlx::Error> {
+pub async fn delete(c: &mut Conn, org: &OrgId) -> Result<(), sqlx::Error> {
     let members = users::members(c, org).await?;
     for (u, _) in &members {
         users::remove_member(c, org, u).await?;
     }
-    let apps: Vec<String> = sqlx::query_scalar("SELECT id FROM apps WHERE org_id = $1").bind(org).fetch_all(&mut *c).await?;
+    let apps: Vec<AppId> = sqlx::query_scalar("SELECT id FROM apps WHERE org_id = $1")
+        .bind(org)
+        .fetch_all(&mut *c)
+        .await?;
     for a in &apps {
         for table in ["builds", "patches", "uploads", "published"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE app_id = $1")).bind(a).execute(&mut *c).await?;
+            sqlx::query(&format!("DELETE FROM {table} WHERE app_id = $1"))
+                .bind(a)
+                .execute(&mut *c)
+                .await?;
         }
     }
     for table in [
@@ -214,10 +238,16 @@ pub async fn delete(c: &mut Conn, org: &str) -> Result<(), sqlx::Error> {
         "outbox",
         "imports",
     ] {
-        sqlx::query(&format!("DELETE FROM {table} WHERE org_id = $1")).bind(org).execute(&mut *c).await?;
+        sqlx::query(&format!("DELETE FROM {table} WHERE org_id = $1"))
+            .bind(org)
+            .execute(&mut *c)
+            .await?;
     }
     // Tasks go too, except purge tasks, which must outlive the org to do their work.
-    sqlx::query("DELETE FROM tasks WHERE org_id = $1 AND type <> 'purge'").bind(org).execute(&mut *c).await?;
+    sqlx::query("DELETE FROM tasks WHERE org_id = $1 AND type <> 'purge'")
+        .bind(org)
+        .execute(&mut *c)
+        .await?;
     sqlx::query("DELETE FROM orgs WHERE id = $1").bind(org).execute(&mut *c).await?;
     Ok(())
 }
@@ -225,25 +255,27 @@ pub async fn delete(c: &mut Conn, org: &str) -> Result<(), sqlx::Error> {
 /// Updates Foundry display fields.
 pub async fn update_display(
     c: &mut Conn,
-    org: &str,
+    org: &OrgId,
     label: &str,
     host: Option<&str>,
     description: Option<&str>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE orgs SET label = $1, host = $2, description = $3, updated = $4 WHERE id = $5")
-        .bind(label)
-        .bind(host)
-        .bind(description)
-        .bind(now_ms())
-        .bind(org)
-        .execute(c)
-        .await?;
+    sqlx::query(
+        "UPDATE orgs SET label = $1, host = $2, description = $3, updated = $4 WHERE id = $5",
+    )
+    .bind(label)
+    .bind(host)
+    .bind(description)
+    .bind(now_ms())
+    .bind(org)
+    .execute(c)
+    .await?;
     Ok(())
 }
 
 /// Locks the organization's row for the rest of the transaction (the write lock on
 /// SQLite): one configuration commit per organization at a time.
-pub async fn lock(c: &mut Conn, id: &str) -> Result<(), sqlx::Error> {
+pub async fn lock(c: &mut Conn, id: &OrgId) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE orgs SET updated = updated WHERE id = $1").bind(id).execute(c).await?;
     Ok(())
 }
@@ -259,6 +291,10 @@ pub async fn lock_creation(c: &mut Conn, backend: crate::db::Backend) -> Result<
 }
 
 /// The organization's sealed private key, when it has one.
-pub async fn key_sealed(c: &mut Conn, id: &str) -> Result<Option<String>, sqlx::Error> {
-    Ok(sqlx::query_scalar::<_, Option<String>>("SELECT key_sealed FROM orgs WHERE id = $1").bind(id).fetch_optional(c).await?.flatten())
+pub async fn key_sealed(c: &mut Conn, id: &OrgId) -> Result<Option<String>, sqlx::Error> {
+    Ok(sqlx::query_scalar::<_, Option<String>>("SELECT key_sealed FROM orgs WHERE id = $1")
+        .bind(id)
+        .fetch_optional(c)
+        .await?
+        .flatten())
 }

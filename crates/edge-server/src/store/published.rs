@@ -3,10 +3,18 @@
 //! grace period.
 
 use super::Conn;
+use crate::ids::{AppId, OrgId};
 use crate::util::now_ms;
 
 /// Records an object as published (idempotent).
-pub async fn record(c: &mut Conn, org: &str, app: &str, target: &str, key: &str, build_id: Option<i64>) -> Result<(), sqlx::Error> {
+pub async fn record(
+    c: &mut Conn,
+    org: &OrgId,
+    app: &AppId,
+    target: &str,
+    key: &str,
+    build_id: Option<i64>,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO published (id, org_id, app_id, deployment_id, obj_key, build_id, created) VALUES ($1, $2, $3, $4, $5, $6, $7) \
          ON CONFLICT (app_id, deployment_id, obj_key) DO UPDATE SET superseded = NULL, build_id = excluded.build_id",
@@ -24,37 +32,62 @@ pub async fn record(c: &mut Conn, org: &str, app: &str, target: &str, key: &str,
 }
 
 /// (target, key) of every object published for an app.
-pub async fn of_app(c: &mut Conn, app: &str) -> Result<Vec<(String, String)>, sqlx::Error> {
-    sqlx::query_as("SELECT deployment_id, obj_key FROM published WHERE app_id = $1").bind(app).fetch_all(c).await
+pub async fn of_app(c: &mut Conn, app: &AppId) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT deployment_id, obj_key FROM published WHERE app_id = $1")
+        .bind(app)
+        .fetch_all(c)
+        .await
 }
 
 /// (app, key) of every object published to one deployment.
-pub async fn of_deployment(c: &mut Conn, deployment: &str) -> Result<Vec<(String, String)>, sqlx::Error> {
-    sqlx::query_as("SELECT app_id, obj_key FROM published WHERE deployment_id = $1").bind(deployment).fetch_all(c).await
+pub async fn of_deployment(
+    c: &mut Conn,
+    deployment: &str,
+) -> Result<Vec<(AppId, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT app_id, obj_key FROM published WHERE deployment_id = $1")
+        .bind(deployment)
+        .fetch_all(c)
+        .await
 }
 
 /// Forgets rows (after their purge was queued).
-pub async fn forget_app(c: &mut Conn, app: &str) -> Result<(), sqlx::Error> {
+pub async fn forget_app(c: &mut Conn, app: &AppId) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM published WHERE app_id = $1").bind(app).execute(c).await?;
     Ok(())
 }
 
 /// Forgets rows of a deployment.
 pub async fn forget_deployment(c: &mut Conn, deployment: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM published WHERE deployment_id = $1").bind(deployment).execute(c).await?;
+    sqlx::query("DELETE FROM published WHERE deployment_id = $1")
+        .bind(deployment)
+        .execute(c)
+        .await?;
     Ok(())
 }
 
 /// Marks as superseded every object of the app whose key lies in none of the `live`
 /// directories (`dxf/<org>/<app>/<NNNN>/<dxf>/`, `pat/<org>/<app>/<to>/<from>/`).
-pub async fn supersede_except(c: &mut Conn, app: &str, live: &[String]) -> Result<u64, sqlx::Error> {
+pub async fn supersede_except(
+    c: &mut Conn,
+    app: &AppId,
+    live: &[String],
+) -> Result<u64, sqlx::Error> {
     let rows: Vec<(String, String, Option<i64>)> =
-        sqlx::query_as("SELECT id, obj_key, superseded FROM published WHERE app_id = $1").bind(app).fetch_all(&mut *c).await?;
+        sqlx::query_as("SELECT id, obj_key, superseded FROM published WHERE app_id = $1")
+            .bind(app)
+            .fetch_all(&mut *c)
+            .await?;
     let mut n = 0;
     let now = now_ms();
     for (id, key, superseded) in rows {
-        if superseded.is_none() && !live.iter().any(|l| key.starts_with(l.as_str()) || key.contains(&format!("/{l}"))) {
-            sqlx::query("UPDATE published SET superseded = $1 WHERE id = $2").bind(now).bind(id).execute(&mut *c).await?;
+        if superseded.is_none()
+            && !live.iter().any(|l| key.starts_with(l.as_str()) || key.contains(&format!("/{l}")))
+        {
+            sqlx::query("UPDATE published SET superseded = $1 WHERE id = $2")
+                .bind(now)
+                .bind(id)
+                .execute(&mut *c)
+                .await?;
             n += 1;
         }
     }
@@ -64,7 +97,13 @@ pub async fn supersede_except(c: &mut Conn, app: &str, live: &[String]) -> Resul
 /// Marks as superseded at `now` the files of a build's image `old_dxf` still live (a
 /// re-sequenced image replaced it: they leave with the grace period, like a rotated
 /// build's).
-pub async fn supersede_image(c: &mut Conn, app: &str, build_id: i64, old_dxf: &str, now: i64) -> Result<(), sqlx::Error> {
+pub async fn supersede_image(
+    c: &mut Conn,
+    app: &AppId,
+    build_id: i64,
+    old_dxf: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE published SET superseded = $1 WHERE app_id = $2 AND build_id = $3 AND superseded IS NULL AND obj_key LIKE $4")
         .bind(now)
         .bind(app)
@@ -76,7 +115,10 @@ pub async fn supersede_image(c: &mut Conn, app: &str, build_id: i64, old_dxf: &s
 }
 
 /// Superseded rows older than `before`: (id, org, app, target, key).
-pub async fn due(c: &mut Conn, before: i64) -> Result<Vec<(String, String, String, String, String)>, sqlx::Error> {
+pub async fn due(
+    c: &mut Conn,
+    before: i64,
+) -> Result<Vec<(String, OrgId, AppId, String, String)>, sqlx::Error> {
     sqlx::query_as("SELECT id, org_id, app_id, deployment_id, obj_key FROM published WHERE superseded IS NOT NULL AND superseded < $1")
         .bind(before)
         .fetch_all(c)

@@ -1,6 +1,7 @@
 //! Roles of an organization.
 
 use super::Conn;
+use crate::ids::OrgId;
 use crate::perms::Perms;
 use crate::util::{new_id, now_ms};
 use sqlx::any::AnyRow;
@@ -42,17 +43,28 @@ const SELECT: &str = "SELECT r.id, r.name, r.label, r.perms, r.builtin, r.create
     (SELECT COUNT(*) FROM member_roles mr WHERE mr.role_id = r.id) AS users FROM roles r";
 
 /// Every role of `org`.
-pub async fn list(c: &mut Conn, org: &str) -> Result<Vec<Role>, sqlx::Error> {
+pub async fn list(c: &mut Conn, org: &OrgId) -> Result<Vec<Role>, sqlx::Error> {
     sqlx::query_as(&format!("{SELECT} WHERE r.org_id = $1")).bind(org).fetch_all(c).await
 }
 
 /// One role of `org` by name.
-pub async fn get(c: &mut Conn, org: &str, name: &str) -> Result<Option<Role>, sqlx::Error> {
-    sqlx::query_as(&format!("{SELECT} WHERE r.org_id = $1 AND r.name = $2")).bind(org).bind(name).fetch_optional(c).await
+pub async fn get(c: &mut Conn, org: &OrgId, name: &str) -> Result<Option<Role>, sqlx::Error> {
+    sqlx::query_as(&format!("{SELECT} WHERE r.org_id = $1 AND r.name = $2"))
+        .bind(org)
+        .bind(name)
+        .fetch_optional(c)
+        .await
 }
 
 /// Inserts a role; a taken name is a unique violation.
-pub async fn insert(c: &mut Conn, org: &str, name: &str, label: Option<&str>, perms: &Perms, builtin: bool) -> Result<String, sqlx::Error> {
+pub async fn insert(
+    c: &mut Conn,
+    org: &OrgId,
+    name: &str,
+    label: Option<&str>,
+    perms: &Perms,
+    builtin: bool,
+) -> Result<String, sqlx::Error> {
     let id = new_id("r");
     let now = now_ms();
     sqlx::query("INSERT INTO roles (id, org_id, name, label, perms, builtin, created, updated) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)")
@@ -69,21 +81,37 @@ pub async fn insert(c: &mut Conn, org: &str, name: &str, label: Option<&str>, pe
 }
 
 /// Updates label and permissions.
-pub async fn update(c: &mut Conn, org: &str, id: &str, label: Option<&str>, perms: &Perms) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE roles SET label = $1, perms = $2, updated = $3 WHERE org_id = $4 AND id = $5")
-        .bind(label)
-        .bind(perms.to_db())
-        .bind(now_ms())
-        .bind(org)
-        .bind(id)
-        .execute(c)
-        .await?;
+pub async fn update(
+    c: &mut Conn,
+    org: &OrgId,
+    id: &str,
+    label: Option<&str>,
+    perms: &Perms,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE roles SET label = $1, perms = $2, updated = $3 WHERE org_id = $4 AND id = $5",
+    )
+    .bind(label)
+    .bind(perms.to_db())
+    .bind(now_ms())
+    .bind(org)
+    .bind(id)
+    .execute(c)
+    .await?;
     Ok(())
 }
 
 /// Deletes a role and detaches it from its holders.
-pub async fn delete(c: &mut Conn, org: &str, id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM member_roles WHERE org_id = $1 AND role_id = $2").bind(org).bind(id).execute(&mut *c).await?;
-    sqlx::query("DELETE FROM roles WHERE org_id = $1 AND id = $2").bind(org).bind(id).execute(&mut *c).await?;
+pub async fn delete(c: &mut Conn, org: &OrgId, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM member_roles WHERE org_id = $1 AND role_id = $2")
+        .bind(org)
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    sqlx::query("DELETE FROM roles WHERE org_id = $1 AND id = $2")
+        .bind(org)
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
     Ok(())
 }

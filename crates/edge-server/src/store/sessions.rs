@@ -1,17 +1,23 @@
 //! Login sessions and their bearer tokens (stored as SHA-256 hashes only).
 
 use super::Conn;
+use crate::ids::OrgId;
 use crate::util::{new_id, now_ms, random_token, sha256_hex};
 
 /// The caller a valid access token stands for.
 pub struct AccessGrant {
     pub session_id: String,
-    pub org_id: String,
+    pub org_id: OrgId,
     pub user_id: String,
 }
 
 /// Starts a session of `user` in `org`, returning its id.
-pub async fn create(c: &mut Conn, org: &str, user: &str, refresh_ttl_s: u64) -> Result<String, sqlx::Error> {
+pub async fn create(
+    c: &mut Conn,
+    org: &OrgId,
+    user: &str,
+    refresh_ttl_s: u64,
+) -> Result<String, sqlx::Error> {
     let id = new_id("s");
     let now = now_ms();
     sqlx::query("INSERT INTO sessions (id, org_id, user_id, created, expires, revoked) VALUES ($1, $2, $3, $4, $5, 0)")
@@ -26,7 +32,13 @@ pub async fn create(c: &mut Conn, org: &str, user: &str, refresh_ttl_s: u64) -> 
 }
 
 /// Stores a new token of `kind` and returns its plain text (`<prefix>_<secret>`).
-pub async fn issue(c: &mut Conn, kind: &str, user: &str, session: Option<&str>, ttl_s: u64) -> Result<String, sqlx::Error> {
+pub async fn issue(
+    c: &mut Conn,
+    kind: &str,
+    user: &str,
+    session: Option<&str>,
+    ttl_s: u64,
+) -> Result<String, sqlx::Error> {
     let prefix = match kind {
         "access" => "at",
         "refresh" => "rt",
@@ -48,7 +60,7 @@ pub async fn issue(c: &mut Conn, kind: &str, user: &str, session: Option<&str>, 
 
 /// Resolves a valid access token (not expired, session live).
 pub async fn access(c: &mut Conn, token: &str) -> Result<Option<AccessGrant>, sqlx::Error> {
-    let r: Option<(String, String, String)> = sqlx::query_as(
+    let r: Option<(String, OrgId, String)> = sqlx::query_as(
         "SELECT t.session_id, s.org_id, s.user_id FROM tokens t JOIN sessions s ON s.id = t.session_id \
          WHERE t.hash = $1 AND t.kind = 'access' AND t.expires > $2 AND s.revoked = 0",
     )
@@ -61,11 +73,13 @@ pub async fn access(c: &mut Conn, token: &str) -> Result<Option<AccessGrant>, sq
 
 /// Resolves a valid organization-selection token to its user id.
 pub async fn org_selection(c: &mut Conn, token: &str) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT user_id FROM tokens WHERE hash = $1 AND kind = 'orgsel' AND expires > $2")
-        .bind(sha256_hex(token.as_bytes()))
-        .bind(now_ms())
-        .fetch_optional(c)
-        .await
+    sqlx::query_scalar(
+        "SELECT user_id FROM tokens WHERE hash = $1 AND kind = 'orgsel' AND expires > $2",
+    )
+    .bind(sha256_hex(token.as_bytes()))
+    .bind(now_ms())
+    .fetch_optional(c)
+    .await
 }
 
 /// What presenting a refresh token amounts to.
@@ -86,13 +100,18 @@ struct RefreshRow {
     session_id: String,
     rotated_at: Option<i64>,
     expires: i64,
-    org_id: String,
+    org_id: OrgId,
     user_id: String,
     revoked: i64,
 }
 
 /// Looks up a refresh token; with `rotate`, atomically marks it rotated (compare-and-set).
-pub async fn refresh(c: &mut Conn, token: &str, rotate: bool, grace_s: u64) -> Result<Refresh, sqlx::Error> {
+pub async fn refresh(
+    c: &mut Conn,
+    token: &str,
+    rotate: bool,
+    grace_s: u64,
+) -> Result<Refresh, sqlx::Error> {
     let hash = sha256_hex(token.as_bytes());
     let now = now_ms();
     let Some(r) = sqlx::query_as::<_, RefreshRow>(
@@ -120,11 +139,12 @@ pub async fn refresh(c: &mut Conn, token: &str, rotate: bool, grace_s: u64) -> R
     if !rotate {
         return Ok(Refresh::Rotated(grant));
     }
-    let done = sqlx::query("UPDATE tokens SET rotated_at = $1 WHERE hash = $2 AND rotated_at IS NULL")
-        .bind(now)
-        .bind(&hash)
-        .execute(&mut *c)
-        .await?;
+    let done =
+        sqlx::query("UPDATE tokens SET rotated_at = $1 WHERE hash = $2 AND rotated_at IS NULL")
+            .bind(now)
+            .bind(&hash)
+            .execute(&mut *c)
+            .await?;
     if done.rows_affected() == 1 {
         Ok(Refresh::Rotated(grant))
     } else {
@@ -140,14 +160,26 @@ pub async fn revoke(c: &mut Conn, session: &str) -> Result<(), sqlx::Error> {
 
 /// Ends every session of a user (in every org), except `keep`.
 pub async fn revoke_user(c: &mut Conn, user: &str, keep: Option<&str>) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE sessions SET revoked = 1 WHERE user_id = $1 AND id <> $2").bind(user).bind(keep.unwrap_or("")).execute(c).await?;
+    sqlx::query("UPDATE sessions SET revoked = 1 WHERE user_id = $1 AND id <> $2")
+        .bind(user)
+        .bind(keep.unwrap_or(""))
+        .execute(c)
+        .await?;
     Ok(())
 }
 
 /// Removes expired tokens and sessions; returns how many rows went.
 pub async fn sweep(c: &mut Conn) -> Result<u64, sqlx::Error> {
     let now = now_ms();
-    let a = sqlx::query("DELETE FROM tokens WHERE expires < $1").bind(now).execute(&mut *c).await?.rows_affected();
-    let b = sqlx::query("DELETE FROM sessions WHERE expires < $1").bind(now).execute(&mut *c).await?.rows_affected();
+    let a = sqlx::query("DELETE FROM tokens WHERE expires < $1")
+        .bind(now)
+        .execute(&mut *c)
+        .await?
+        .rows_affected();
+    let b = sqlx::query("DELETE FROM sessions WHERE expires < $1")
+        .bind(now)
+        .execute(&mut *c)
+        .await?
+        .rows_affected();
     Ok(a + b)
 }

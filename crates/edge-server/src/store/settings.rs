@@ -6,7 +6,10 @@ use crate::db::Db;
 
 /// Reads one setting.
 pub async fn get(db: &Db, key: &str) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT value FROM settings WHERE key = $1").bind(key).fetch_optional(db.pool()).await
+    sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+        .bind(key)
+        .fetch_optional(db.pool())
+        .await
 }
 
 /// Writes one setting (insert or replace).
@@ -32,7 +35,12 @@ pub async fn get_or_init(db: &Db, key: &str, value: &str) -> Result<String, sqlx
 
 /// Replaces a setting's value with `new` only while it is still `old` (compare-and-set of
 /// the whole text: how the sweep lease moves without a lock). True when it was replaced.
-pub async fn compare_and_set(db: &Db, key: &str, old: &str, new: &str) -> Result<bool, sqlx::Error> {
+pub async fn compare_and_set(
+    db: &Db,
+    key: &str,
+    old: &str,
+    new: &str,
+) -> Result<bool, sqlx::Error> {
     let r = sqlx::query("UPDATE settings SET value = $1 WHERE key = $2 AND value = $3")
         .bind(new)
         .bind(key)
@@ -44,21 +52,40 @@ pub async fn compare_and_set(db: &Db, key: &str, old: &str, new: &str) -> Result
 
 /// Reads one setting in the caller's transaction.
 pub async fn get_in(c: &mut Conn, key: &str) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT value FROM settings WHERE key = $1").bind(key).fetch_optional(c).await
+    sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+        .bind(key)
+        .fetch_optional(c)
+        .await
 }
 
 /// [`compare_and_set`] in the caller's transaction.
-pub async fn compare_and_set_in(c: &mut Conn, key: &str, old: &str, new: &str) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("UPDATE settings SET value = $1 WHERE key = $2 AND value = $3").bind(new).bind(key).bind(old).execute(c).await?;
+pub async fn compare_and_set_in(
+    c: &mut Conn,
+    key: &str,
+    old: &str,
+    new: &str,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("UPDATE settings SET value = $1 WHERE key = $2 AND value = $3")
+        .bind(new)
+        .bind(key)
+        .bind(old)
+        .execute(c)
+        .await?;
     Ok(r.rows_affected() == 1)
 }
 
 /// Writes a setting that is absent, in the caller's transaction; false when it exists.
-pub async fn insert_if_absent_in(c: &mut Conn, key: &str, value: &str) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
-        .bind(key)
-        .bind(value)
-        .execute(c)
-        .await?;
+pub async fn insert_if_absent_in(
+    c: &mut Conn,
+    key: &str,
+    value: &str,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(key)
+    .bind(value)
+    .execute(c)
+    .await?;
     Ok(r.rows_affected() == 1)
 }

@@ -1,13 +1,14 @@
 //! Subscriptions (webhooks and Slack) of an organization, with their delivery statistics.
 
 use super::Conn;
+use crate::ids::OrgId;
 use crate::util::now_ms;
 
 /// A subscription row.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Subscription {
     pub id: String,
-    pub org_id: String,
+    pub org_id: OrgId,
     pub name: String,
     /// `webhook` or `slack`.
     pub kind: String,
@@ -33,11 +34,18 @@ const COLS: &str = "id, org_id, name, kind, url, slack_channel, slack_token_seal
 
 /// Subscription `id`.
 pub async fn by_id(c: &mut Conn, id: &str) -> Result<Option<Subscription>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {COLS} FROM subscriptions WHERE id = $1")).bind(id).fetch_optional(c).await
+    sqlx::query_as(&format!("SELECT {COLS} FROM subscriptions WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(c)
+        .await
 }
 
 /// `org`'s subscription `name`.
-pub async fn by_name(c: &mut Conn, org: &str, name: &str) -> Result<Option<Subscription>, sqlx::Error> {
+pub async fn by_name(
+    c: &mut Conn,
+    org: &OrgId,
+    name: &str,
+) -> Result<Option<Subscription>, sqlx::Error> {
     sqlx::query_as(&format!("SELECT {COLS} FROM subscriptions WHERE org_id = $1 AND name = $2"))
         .bind(org)
         .bind(name)
@@ -46,19 +54,27 @@ pub async fn by_name(c: &mut Conn, org: &str, name: &str) -> Result<Option<Subsc
 }
 
 /// Every subscription of `org`.
-pub async fn list(c: &mut Conn, org: &str) -> Result<Vec<Subscription>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {COLS} FROM subscriptions WHERE org_id = $1")).bind(org).fetch_all(c).await
+pub async fn list(c: &mut Conn, org: &OrgId) -> Result<Vec<Subscription>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {COLS} FROM subscriptions WHERE org_id = $1"))
+        .bind(org)
+        .fetch_all(c)
+        .await
 }
 
 /// True when `org` has a subscription `name`.
-pub async fn exists(c: &mut Conn, org: &str, name: &str) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query("SELECT 1 FROM subscriptions WHERE org_id = $1 AND name = $2").bind(org).bind(name).fetch_optional(c).await?.is_some())
+pub async fn exists(c: &mut Conn, org: &OrgId, name: &str) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query("SELECT 1 FROM subscriptions WHERE org_id = $1 AND name = $2")
+        .bind(org)
+        .bind(name)
+        .fetch_optional(c)
+        .await?
+        .is_some())
 }
 
 /// A new, enabled subscription (secrets already sealed).
 pub struct NewSubscription<'a> {
     pub id: &'a str,
-    pub org: &'a str,
+    pub org: &'a OrgId,
     pub name: &'a str,
     pub kind: &'a str,
     pub url: Option<&'a str>,
@@ -93,7 +109,7 @@ pub async fn insert(c: &mut Conn, s: NewSubscription<'_>) -> Result<(), sqlx::Er
 #[allow(clippy::too_many_arguments)]
 pub async fn update(
     c: &mut Conn,
-    org: &str,
+    org: &OrgId,
     name: &str,
     kind: &str,
     url: Option<&str>,
@@ -120,7 +136,10 @@ pub async fn update(
 
 /// Deletes a subscription with its queued deliveries (unsubscribe).
 pub async fn delete(c: &mut Conn, id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM deliveries WHERE subscription_id = $1").bind(id).execute(&mut *c).await?;
+    sqlx::query("DELETE FROM deliveries WHERE subscription_id = $1")
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
     sqlx::query("DELETE FROM subscriptions WHERE id = $1").bind(id).execute(c).await?;
     Ok(())
 }

@@ -57,7 +57,9 @@ impl Payload {
     pub fn to_json(&self) -> Result<String, serde_json::Error> {
         match self {
             Payload::Dltar(p) => serde_json::to_string(p),
-            Payload::Mkraw | Payload::Mkdxf | Payload::Mkpat | Payload::Deploy | Payload::Mkseq => Ok("{}".to_string()),
+            Payload::Mkraw | Payload::Mkdxf | Payload::Mkpat | Payload::Deploy | Payload::Mkseq => {
+                Ok("{}".to_string())
+            }
             Payload::Purge(p) => serde_json::to_string(p),
             Payload::Hello(p) => serde_json::to_string(p),
         }
@@ -117,7 +119,13 @@ pub struct DltarParams {
 impl DltarParams {
     /// An import the publisher uploads.
     pub fn upload(size: Option<u64>) -> DltarParams {
-        DltarParams { mode: ImportMode::Upload, size, url: None, sha256: None, headers_sealed: None }
+        DltarParams {
+            mode: ImportMode::Upload,
+            size,
+            url: None,
+            sha256: None,
+            headers_sealed: None,
+        }
     }
 }
 
@@ -199,8 +207,12 @@ pub enum PayloadError {
 impl fmt::Display for PayloadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PayloadError::Kind { task, asked } => write!(f, "a {task} task has no {asked} parameters"),
-            PayloadError::Json { kind, source } => write!(f, "the parameters of a {kind} task: {source}"),
+            PayloadError::Kind { task, asked } => {
+                write!(f, "a {task} task has no {asked} parameters")
+            }
+            PayloadError::Json { kind, source } => {
+                write!(f, "the parameters of a {kind} task: {source}")
+            }
         }
     }
 }
@@ -230,7 +242,8 @@ mod tests {
         let upload = DltarParams::upload(size);
         assert_eq!(text(upload.clone()), json!({"mode": "upload", "size": size}).to_string());
         assert_eq!(text(DltarParams::upload(None)), r#"{"mode":"upload","size":null}"#);
-        for (sha, headers) in [(None, None), (Some("ab".repeat(32)), Some("v1:sealed".to_string()))] {
+        for (sha, headers) in [(None, None), (Some("ab".repeat(32)), Some("v1:sealed".to_string()))]
+        {
             let p = DltarParams {
                 mode: ImportMode::Url,
                 url: Some("https://example.com/b.tar?x=\"1\"".into()),
@@ -247,11 +260,21 @@ mod tests {
             assert_eq!(text(p.clone()), old.to_string());
             assert_eq!(serde_json::from_str::<DltarParams>(&old.to_string()).unwrap(), p);
         }
-        let purge = PurgeParams { reason: PurgeReason::DeploymentDeleted, snapshot: "v1:abc".into() };
-        assert_eq!(text(purge.clone()), json!({"snapshot": "v1:abc", "reason": "deployment-deleted"}).to_string());
-        let hello = HelloParams { admin: "op".into(), maintenance: true, message: "hi \u{e9}".into() };
-        assert_eq!(text(hello), json!({"message": "hi \u{e9}", "maintenance": true, "admin": "op"}).to_string());
-        for step in [Payload::Mkraw, Payload::Mkdxf, Payload::Mkpat, Payload::Deploy, Payload::Mkseq] {
+        let purge =
+            PurgeParams { reason: PurgeReason::DeploymentDeleted, snapshot: "v1:abc".into() };
+        assert_eq!(
+            text(purge.clone()),
+            json!({"snapshot": "v1:abc", "reason": "deployment-deleted"}).to_string()
+        );
+        let hello =
+            HelloParams { admin: "op".into(), maintenance: true, message: "hi \u{e9}".into() };
+        assert_eq!(
+            text(hello),
+            json!({"message": "hi \u{e9}", "maintenance": true, "admin": "op"}).to_string()
+        );
+        for step in
+            [Payload::Mkraw, Payload::Mkdxf, Payload::Mkpat, Payload::Deploy, Payload::Mkseq]
+        {
             assert_eq!(step.to_json().unwrap(), json!({}).to_string());
         }
     }
@@ -261,10 +284,13 @@ mod tests {
         let p: DltarParams = serde_json::from_str(r#"{"mode":"upload","size":null}"#).unwrap();
         assert_eq!(p, DltarParams::upload(None));
         for r in ["app-deleted", "deployment-deleted", "org-deleted"] {
-            let p: PurgeParams = serde_json::from_str(&json!({"reason": r, "snapshot": "v1:x"}).to_string()).unwrap();
+            let p: PurgeParams =
+                serde_json::from_str(&json!({"reason": r, "snapshot": "v1:x"}).to_string())
+                    .unwrap();
             assert_eq!(serde_json::to_value(p.reason).unwrap(), r);
         }
-        let h: HelloParams = serde_json::from_str(r#"{"admin":"a","maintenance":false,"message":"m"}"#).unwrap();
+        let h: HelloParams =
+            serde_json::from_str(r#"{"admin":"a","maintenance":false,"message":"m"}"#).unwrap();
         assert!(!h.maintenance);
     }
 }

@@ -119,8 +119,14 @@ pub enum TaskStatus {
 
 impl TaskStatus {
     /// Every status.
-    pub const ALL: [TaskStatus; 6] =
-        [TaskStatus::Submitted, TaskStatus::Running, TaskStatus::Done, TaskStatus::Error, TaskStatus::Canceled, TaskStatus::Expired];
+    pub const ALL: [TaskStatus; 6] = [
+        TaskStatus::Submitted,
+        TaskStatus::Running,
+        TaskStatus::Done,
+        TaskStatus::Error,
+        TaskStatus::Canceled,
+        TaskStatus::Expired,
+    ];
 
     /// The contract's name.
     pub const fn as_str(self) -> &'static str {

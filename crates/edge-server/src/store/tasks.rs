@@ -3,24 +3,28 @@
 
 use super::Conn;
 use crate::db::{Backend, Db};
+use crate::ids::{AppId, OrgId};
 use crate::util::{new_id, now_ms};
 use serde_json::{json, Value};
 
-pub use super::task_payloads::{DltarParams, HelloParams, ImportMode, Payload, PayloadError, PurgeParams, PurgeReason, TaskParams};
+pub use super::task_payloads::{
+    DltarParams, HelloParams, ImportMode, Payload, PayloadError, PurgeParams, PurgeReason,
+    TaskParams,
+};
 pub use super::task_types::{TaskKind, TaskStatus};
 
 /// A task row.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Task {
     pub name: String,
-    pub org_id: Option<String>,
+    pub org_id: Option<OrgId>,
     pub org_name: Option<String>,
     /// The task type (`type` is a keyword in Rust).
     #[sqlx(rename = "type", try_from = "String")]
     pub kind: TaskKind,
     #[sqlx(rename = "task_group")]
     pub group: String,
-    pub app_id: Option<String>,
+    pub app_id: Option<AppId>,
     pub app_name: Option<String>,
     pub build_name: Option<String>,
     pub build_id: Option<i64>,
@@ -47,7 +51,8 @@ impl Task {
         if self.kind != P::KIND {
             return Err(PayloadError::Kind { task: self.kind, asked: P::KIND });
         }
-        serde_json::from_str(&self.params).map_err(|source| PayloadError::Json { kind: self.kind, source })
+        serde_json::from_str(&self.params)
+            .map_err(|source| PayloadError::Json { kind: self.kind, source })
     }
 
     /// How the archive of a `dltar` arrives (`None` for other kinds, or parameters that do
@@ -65,12 +70,12 @@ impl Task {
 /// A task to enqueue.
 #[derive(Clone)]
 pub struct NewTask {
-    pub org_id: Option<String>,
+    pub org_id: Option<OrgId>,
     pub org_name: Option<String>,
     /// What the task does (its kind) and is given.
     pub payload: Payload,
     pub group: Option<String>,
-    pub app_id: Option<String>,
+    pub app_id: Option<AppId>,
     pub app_name: Option<String>,
     pub build_name: Option<String>,
     pub build_id: Option<i64>,
@@ -134,19 +139,32 @@ const COLS: &str = "name, org_id, org_name, type, task_group, app_id, app_name, 
     created, started, ended, attempts, warning, exception, result, params, lease_owner, step";
 
 /// One task by name, any org (admin) or within `org`.
-pub async fn get(c: &mut Conn, org: Option<&str>, name: &str) -> Result<Option<Task>, sqlx::Error> {
+pub async fn get(
+    c: &mut Conn,
+    org: Option<&OrgId>,
+    name: &str,
+) -> Result<Option<Task>, sqlx::Error> {
     match org {
         Some(o) => {
-            sqlx::query_as(&format!("SELECT {COLS} FROM tasks WHERE name = $1 AND org_id = $2")).bind(name).bind(o).fetch_optional(c).await
+            sqlx::query_as(&format!("SELECT {COLS} FROM tasks WHERE name = $1 AND org_id = $2"))
+                .bind(name)
+                .bind(o)
+                .fetch_optional(c)
+                .await
         }
-        None => sqlx::query_as(&format!("SELECT {COLS} FROM tasks WHERE name = $1")).bind(name).fetch_optional(c).await,
+        None => {
+            sqlx::query_as(&format!("SELECT {COLS} FROM tasks WHERE name = $1"))
+                .bind(name)
+                .fetch_optional(c)
+                .await
+        }
     }
 }
 
 /// Filters of a task list.
 #[derive(Default)]
 pub struct TaskFilter {
-    pub org: Option<String>,
+    pub org: Option<OrgId>,
     pub app_name: Option<String>,
     pub group: Option<String>,
     pub status: Option<String>,
@@ -173,7 +191,10 @@ pub async fn list(
         push("org_id = ?", json!(o));
     }
     if let Some(a) = &f.app_name {
-        push("LOWER(app_name) LIKE ? ESCAPE '\\'", json!(format!("%{}%", like_escape(&a.to_lowercase()))));
+        push(
+            "LOWER(app_name) LIKE ? ESCAPE '\\'",
+            json!(format!("%{}%", like_escape(&a.to_lowercase()))),
+        );
     }
     if let Some(g) = &f.group {
         push("task_group = ?", json!(g));
@@ -190,7 +211,8 @@ pub async fn list(
     if let Some(t) = f.created_before {
         push("created < ?", json!(t));
     }
-    let where_ = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
+    let where_ =
+        if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
     let order_sql: Vec<String> = order
         .iter()
         .map(|(field, desc)| {
@@ -207,9 +229,17 @@ pub async fn list(
             format!("{col} {}", if *desc { "DESC" } else { "ASC" })
         })
         .collect();
-    let sql = format!("SELECT {COLS} FROM tasks{where_} ORDER BY {} LIMIT {} OFFSET {}", order_sql.join(", "), limit, offset);
+    let sql = format!(
+        "SELECT {COLS} FROM tasks{where_} ORDER BY {} LIMIT {} OFFSET {}",
+        order_sql.join(", "),
+        limit,
+        offset
+    );
     let count_sql = format!("SELECT COUNT(*) AS n FROM tasks{where_}");
-    fn bind<'q, O>(sql: &'q str, args: &'q [Value]) -> sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>>
+    fn bind<'q, O>(
+        sql: &'q str,
+        args: &'q [Value],
+    ) -> sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>>
     where
         O: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
     {
@@ -236,7 +266,12 @@ pub fn like_escape(s: &str) -> String {
 /// is runnable when it is submitted, its group's previous step is done, and no task of an
 /// earlier group in its app's line is unfinished; or when it runs under an expired lease
 /// (its worker died). Atomic on both backends.
-pub async fn claim(db: &Db, owner: &str, lease_s: u64, kinds: &[&str]) -> Result<Option<Task>, sqlx::Error> {
+pub async fn claim(
+    db: &Db,
+    owner: &str,
+    lease_s: u64,
+    kinds: &[&str],
+) -> Result<Option<Task>, sqlx::Error> {
     let now = now_ms();
     let kinds_sql = kinds.iter().map(|k| format!("'{k}'")).collect::<Vec<_>>().join(", ");
     let lock = if db.backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
@@ -254,7 +289,12 @@ pub async fn claim(db: &Db, owner: &str, lease_s: u64, kinds: &[&str]) -> Result
          RETURNING {COLS}"
     );
     let mut tx = db.tx().await?;
-    let t: Option<Task> = sqlx::query_as(&sql).bind(owner).bind(now + lease_s as i64 * 1000).bind(now).fetch_optional(&mut *tx).await?;
+    let t: Option<Task> = sqlx::query_as(&sql)
+        .bind(owner)
+        .bind(now + lease_s as i64 * 1000)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
     match &t {
         Some(t) => {
             super::events::emit(&mut tx, &t.name, "begin").await?;
@@ -268,16 +308,27 @@ pub async fn claim(db: &Db, owner: &str, lease_s: u64, kinds: &[&str]) -> Result
 
 /// The task of `group` at `step`.
 pub async fn group_step(c: &mut Conn, group: &str, step: i64) -> Result<Option<Task>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {COLS} FROM tasks WHERE task_group = $1 AND step = $2")).bind(group).bind(step).fetch_optional(c).await
+    sqlx::query_as(&format!("SELECT {COLS} FROM tasks WHERE task_group = $1 AND step = $2"))
+        .bind(group)
+        .bind(step)
+        .fetch_optional(c)
+        .await
 }
 
 /// Every task of a group, in step order.
 pub async fn group(c: &mut Conn, group: &str) -> Result<Vec<Task>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {COLS} FROM tasks WHERE task_group = $1 ORDER BY step")).bind(group).fetch_all(c).await
+    sqlx::query_as(&format!("SELECT {COLS} FROM tasks WHERE task_group = $1 ORDER BY step"))
+        .bind(group)
+        .fetch_all(c)
+        .await
 }
 
 /// Cancels the group's tasks that have not run, with an optional result.
-pub async fn cancel_rest(c: &mut Conn, group: &str, result: Option<&Value>) -> Result<u64, sqlx::Error> {
+pub async fn cancel_rest(
+    c: &mut Conn,
+    group: &str,
+    result: Option<&Value>,
+) -> Result<u64, sqlx::Error> {
     let r = sqlx::query(
         "UPDATE tasks SET status = 'canceled', ended = $1, result = $2, queue_pos = NULL WHERE task_group = $3 AND status = 'submitted'",
     )
@@ -291,13 +342,21 @@ pub async fn cancel_rest(c: &mut Conn, group: &str, result: Option<&Value>) -> R
 
 /// Puts the group at the back of its app's line.
 pub async fn enter_line(c: &mut Conn, group: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE tasks SET queue_pos = $1 WHERE task_group = $2").bind(now_ms()).bind(group).execute(c).await?;
+    sqlx::query("UPDATE tasks SET queue_pos = $1 WHERE task_group = $2")
+        .bind(now_ms())
+        .bind(group)
+        .execute(c)
+        .await?;
     Ok(())
 }
 
 /// Sets the build id on every task of a group.
 pub async fn set_group_build(c: &mut Conn, group: &str, build_id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE tasks SET build_id = $1 WHERE task_group = $2").bind(build_id).bind(group).execute(c).await?;
+    sqlx::query("UPDATE tasks SET build_id = $1 WHERE task_group = $2")
+        .bind(build_id)
+        .bind(group)
+        .execute(c)
+        .await?;
     Ok(())
 }
 
@@ -338,8 +397,16 @@ pub async fn end_unleased(
 }
 
 /// Sets a task's warning.
-pub async fn set_warning(c: &mut Conn, name: &str, warning: Option<&Value>) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE tasks SET warning = $1 WHERE name = $2").bind(warning.map(|v| v.to_string())).bind(name).execute(c).await?;
+pub async fn set_warning(
+    c: &mut Conn,
+    name: &str,
+    warning: Option<&Value>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE tasks SET warning = $1 WHERE name = $2")
+        .bind(warning.map(|v| v.to_string()))
+        .bind(name)
+        .execute(c)
+        .await?;
     Ok(())
 }
 
@@ -353,10 +420,12 @@ pub async fn retry(c: &mut Conn, t: &Task) -> Result<(), sqlx::Error> {
     .bind(&t.name)
     .execute(&mut *c)
     .await?;
-    let revived: Vec<String> = sqlx::query_scalar("SELECT name FROM tasks WHERE task_group = $1 AND status = 'canceled' ORDER BY step")
-        .bind(&t.group)
-        .fetch_all(&mut *c)
-        .await?;
+    let revived: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM tasks WHERE task_group = $1 AND status = 'canceled' ORDER BY step",
+    )
+    .bind(&t.group)
+    .fetch_all(&mut *c)
+    .await?;
     sqlx::query("UPDATE tasks SET status = 'submitted', result = NULL, ended = NULL WHERE task_group = $1 AND status = 'canceled'")
         .bind(&t.group)
         .execute(&mut *c)
@@ -366,13 +435,23 @@ pub async fn retry(c: &mut Conn, t: &Task) -> Result<(), sqlx::Error> {
         super::events::emit(c, &name, "submit").await?;
     }
     if t.kind != TaskKind::Dltar || t.import_mode() == Some(ImportMode::Url) {
-        sqlx::query("UPDATE tasks SET queue_pos = $1 WHERE task_group = $2").bind(now).bind(&t.group).execute(&mut *c).await?;
+        sqlx::query("UPDATE tasks SET queue_pos = $1 WHERE task_group = $2")
+            .bind(now)
+            .bind(&t.group)
+            .execute(&mut *c)
+            .await?;
     }
     Ok(())
 }
 
 /// Extends the lease; false when it is no longer ours (taken over after expiry).
-pub async fn renew(db: &Db, name: &str, owner: &str, lease_s: u64, progress: Option<f64>) -> Result<bool, sqlx::Error> {
+pub async fn renew(
+    db: &Db,
+    name: &str,
+    owner: &str,
+    lease_s: u64,
+    progress: Option<f64>,
+) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
         "UPDATE tasks SET lease_until = $1, progress = COALESCE($2, progress) WHERE name = $3 AND lease_owner = $4 AND status = 'running'",
     )
@@ -397,7 +476,12 @@ pub struct Outcome {
 /// Records the end of a run, only while `owner` still holds the lease. Returns false when
 /// the lease was lost (the write is refused). The owner stays on the row: the next step
 /// finds what this run staged by it.
-pub async fn finish(c: &mut Conn, name: &str, owner: &str, o: &Outcome) -> Result<bool, sqlx::Error> {
+pub async fn finish(
+    c: &mut Conn,
+    name: &str,
+    owner: &str,
+    o: &Outcome,
+) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
         "UPDATE tasks SET status = $1, result = $2, exception = $3, warning = COALESCE($4, warning), ended = $5, \
          progress = CASE WHEN $1 = 'done' THEN 1.0 ELSE progress END, lease_until = NULL \
@@ -432,13 +516,21 @@ pub async fn queue_depth(db: &Db) -> Result<Vec<(String, String, i64)>, sqlx::Er
 }
 
 /// Names the builds of a group's tasks (`build-<id>`, when the import gave no name).
-pub async fn set_group_build_name(c: &mut Conn, group: &str, build_name: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE tasks SET build_name = $1 WHERE task_group = $2").bind(build_name).bind(group).execute(c).await?;
+pub async fn set_group_build_name(
+    c: &mut Conn,
+    group: &str,
+    build_name: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE tasks SET build_name = $1 WHERE task_group = $2")
+        .bind(build_name)
+        .bind(group)
+        .execute(c)
+        .await?;
     Ok(())
 }
 
 /// True while a `mkseq` of the app is queued or running (one at a time is enough).
-pub async fn mkseq_pending(c: &mut Conn, app_id: &str) -> Result<bool, sqlx::Error> {
+pub async fn mkseq_pending(c: &mut Conn, app_id: &AppId) -> Result<bool, sqlx::Error> {
     // Only whether a row exists matters: nothing of it is read.
     let busy = sqlx::query("SELECT 1 FROM tasks WHERE app_id = $1 AND type = 'mkseq' AND status IN ('submitted', 'running')")
         .bind(app_id)
@@ -448,9 +540,14 @@ pub async fn mkseq_pending(c: &mut Conn, app_id: &str) -> Result<bool, sqlx::Err
 }
 
 /// The task of a group that wrote its image (`mkseq` or `mkdxf`): (type, result JSON).
-pub async fn image_step(c: &mut Conn, group: &str) -> Result<Option<(String, Option<String>)>, sqlx::Error> {
-    sqlx::query_as("SELECT type, result FROM tasks WHERE task_group = $1 AND type IN ('mkseq', 'mkdxf')")
-        .bind(group)
-        .fetch_optional(c)
-        .await
+pub async fn image_step(
+    c: &mut Conn,
+    group: &str,
+) -> Result<Option<(String, Option<String>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT type, result FROM tasks WHERE task_group = $1 AND type IN ('mkseq', 'mkdxf')",
+    )
+    .bind(group)
+    .fetch_optional(c)
+    .await
 }

@@ -3,21 +3,24 @@
 
 use super::Conn;
 use crate::db::Db;
+use crate::ids::{AppId, OrgId};
 
 /// Ids of the app's newest `limit` traces, newest first.
-pub async fn newest(db: &Db, app_id: &str, limit: i64) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT id FROM traces WHERE app_id = $1 ORDER BY created DESC, id DESC LIMIT $2")
-        .bind(app_id)
-        .bind(limit)
-        .fetch_all(db.pool())
-        .await
+pub async fn newest(db: &Db, app_id: &AppId, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM traces WHERE app_id = $1 ORDER BY created DESC, id DESC LIMIT $2",
+    )
+    .bind(app_id)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await
 }
 
 /// A stored trace.
 pub struct NewTrace<'a> {
     pub id: &'a str,
-    pub org_id: &'a str,
-    pub app_id: &'a str,
+    pub org_id: &'a OrgId,
+    pub app_id: &'a AppId,
     pub build_id: i64,
     pub session_id: &'a str,
     pub events: i64,
@@ -44,7 +47,11 @@ pub async fn insert_trace(c: &mut Conn, t: NewTrace<'_>) -> Result<(), sqlx::Err
 }
 
 /// The app's traces beyond the newest `keep`, newest first.
-pub async fn traces_beyond(c: &mut Conn, app_id: &str, keep: i64) -> Result<Vec<String>, sqlx::Error> {
+pub async fn traces_beyond(
+    c: &mut Conn,
+    app_id: &AppId,
+    keep: i64,
+) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar("SELECT id FROM traces WHERE app_id = $1 ORDER BY created DESC, id DESC LIMIT 1000000 OFFSET $2")
         .bind(app_id)
         .bind(keep)

@@ -9,13 +9,14 @@
 //! works whatever its state short of `done`; a receiver that lost its claim stops.
 
 use super::Conn;
+use crate::ids::{AppId, OrgId};
 use crate::util::now_ms;
 
 /// The row of a token, as the upload handler checks it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Upload {
     pub task_name: String,
-    pub app_id: String,
+    pub app_id: AppId,
     pub expires: i64,
     pub size_expected: Option<i64>,
     pub state: String,
@@ -32,7 +33,12 @@ pub async fn by_token(c: &mut Conn, token_hash: &str) -> Result<Option<Upload>, 
 
 /// Claims a waiting upload (or one whose claim's lease ran out) for `receiver`.
 /// `lease_ms`: how long the claim lasts without renewal (`upload_lease_seconds`).
-pub async fn claim(c: &mut Conn, token_hash: &str, receiver: &str, lease_ms: i64) -> Result<bool, sqlx::Error> {
+pub async fn claim(
+    c: &mut Conn,
+    token_hash: &str,
+    receiver: &str,
+    lease_ms: i64,
+) -> Result<bool, sqlx::Error> {
     let now = now_ms();
     let r = sqlx::query(
         "UPDATE uploads SET state = 'receiving', receiver = $1, lease_until = $2, bytes = 0 \
@@ -48,7 +54,13 @@ pub async fn claim(c: &mut Conn, token_hash: &str, receiver: &str, lease_ms: i64
 }
 
 /// Renews the claim; false when it is no longer `receiver`'s (expired, or taken over).
-pub async fn renew(c: &mut Conn, token_hash: &str, receiver: &str, bytes: u64, lease_ms: i64) -> Result<bool, sqlx::Error> {
+pub async fn renew(
+    c: &mut Conn,
+    token_hash: &str,
+    receiver: &str,
+    bytes: u64,
+    lease_ms: i64,
+) -> Result<bool, sqlx::Error> {
     let r = sqlx::query("UPDATE uploads SET lease_until = $1, bytes = $2 WHERE token_hash = $3 AND receiver = $4 AND state = 'receiving'")
         .bind(now_ms() + lease_ms)
         .bind(bytes as i64)
@@ -60,7 +72,12 @@ pub async fn renew(c: &mut Conn, token_hash: &str, receiver: &str, bytes: u64, l
 }
 
 /// Marks the upload done, if `receiver` still holds it.
-pub async fn complete(c: &mut Conn, token_hash: &str, receiver: &str, bytes: u64) -> Result<bool, sqlx::Error> {
+pub async fn complete(
+    c: &mut Conn,
+    token_hash: &str,
+    receiver: &str,
+    bytes: u64,
+) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
         "UPDATE uploads SET state = 'done', bytes = $1, receiver = NULL, lease_until = NULL WHERE token_hash = $2 AND receiver = $3 AND state = 'receiving'",
     )
@@ -114,15 +131,21 @@ pub async fn reset_expired_claims(c: &mut Conn) -> Result<u64, sqlx::Error> {
 
 /// The token of the upload of `task` that has not completed or expired.
 pub async fn pending_of_task(c: &mut Conn, task: &str) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT token_hash FROM uploads WHERE task_name = $1 AND state IN ('waiting', 'receiving')")
-        .bind(task)
-        .fetch_optional(c)
-        .await
+    sqlx::query_scalar(
+        "SELECT token_hash FROM uploads WHERE task_name = $1 AND state IN ('waiting', 'receiving')",
+    )
+    .bind(task)
+    .fetch_optional(c)
+    .await
 }
 
 /// Expires an upload that has not completed (`before`: only if its expiry is still
 /// earlier, and then not while a live claim receives it). True when it moved.
-pub async fn expire(c: &mut Conn, token_hash: &str, before: Option<i64>) -> Result<bool, sqlx::Error> {
+pub async fn expire(
+    c: &mut Conn,
+    token_hash: &str,
+    before: Option<i64>,
+) -> Result<bool, sqlx::Error> {
     let r = match before {
         None => sqlx::query(
             "UPDATE uploads SET state = 'expired', receiver = NULL, lease_until = NULL WHERE token_hash = $1 AND state IN ('waiting', 'receiving')",
@@ -157,15 +180,17 @@ pub async fn reopen_for_task(c: &mut Conn, task: &str) -> Result<(), sqlx::Error
 /// Moves the expiry of every upload not yet done by `by_ms` (the length of a maintenance
 /// that just ended); returns how many.
 pub async fn extend_pending(c: &mut Conn, by_ms: i64) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query("UPDATE uploads SET expires = expires + $1 WHERE state IN ('waiting', 'receiving')")
-        .bind(by_ms)
-        .execute(c)
-        .await?
-        .rows_affected())
+    Ok(sqlx::query(
+        "UPDATE uploads SET expires = expires + $1 WHERE state IN ('waiting', 'receiving')",
+    )
+    .bind(by_ms)
+    .execute(c)
+    .await?
+    .rows_affected())
 }
 
 /// Upload-mode imports of the app still waiting for (or receiving) their archive.
-pub async fn waiting_count(c: &mut Conn, app_id: &str) -> Result<i64, sqlx::Error> {
+pub async fn waiting_count(c: &mut Conn, app_id: &AppId) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT COUNT(*) AS n FROM uploads u JOIN tasks t ON t.name = u.task_name WHERE u.app_id = $1 AND u.state IN ('waiting', 'receiving') AND t.status = 'submitted'",
     )
@@ -178,8 +203,8 @@ pub async fn waiting_count(c: &mut Conn, app_id: &str) -> Result<i64, sqlx::Erro
 pub struct NewUpload<'a> {
     pub token_hash: String,
     pub task: &'a str,
-    pub org_id: &'a str,
-    pub app_id: &'a str,
+    pub org_id: &'a OrgId,
+    pub app_id: &'a AppId,
     pub expires: i64,
     pub size_expected: Option<i64>,
 }
@@ -202,6 +227,14 @@ pub async fn insert(c: &mut Conn, u: NewUpload<'_>) -> Result<(), sqlx::Error> {
 }
 
 /// Waiting uploads whose expiry passed before `cutoff`: (token hash, task).
-pub async fn expired_waiting(c: &mut Conn, cutoff: i64) -> Result<Vec<(String, String)>, sqlx::Error> {
-    sqlx::query_as("SELECT token_hash, task_name FROM uploads WHERE state = 'waiting' AND expires < $1").bind(cutoff).fetch_all(c).await
+pub async fn expired_waiting(
+    c: &mut Conn,
+    cutoff: i64,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT token_hash, task_name FROM uploads WHERE state = 'waiting' AND expires < $1",
+    )
+    .bind(cutoff)
+    .fetch_all(c)
+    .await
 }

@@ -13,18 +13,34 @@ edge_test!(admin_token_rules, |b| async move {
     // Header form and Bearer form.
     s.adm(Method::POST, "/srv/v1/ping", None).await.ok();
     let bearer = format!("Bearer {}", s.admin);
-    let r = s.req(Method::POST, "/adm/v1/ping", &[("authorization", &bearer)], Some(json!({"message": "hi"}))).await;
+    let r = s
+        .req(
+            Method::POST,
+            "/adm/v1/ping",
+            &[("authorization", &bearer)],
+            Some(json!({"message": "hi"})),
+        )
+        .await;
     assert_eq!(r.ok()["echo"], "hi");
     assert_eq!(r.body["message"], "pong");
     // Missing, forged, wrong alg, expired: 401.
     s.req(Method::POST, "/srv/v1/ping", &[], None).await.err(401, "unauthorized");
     let forged = jwt_sign(&json!({"username": "x"}), &[8u8; 32]);
-    s.req(Method::POST, "/srv/v1/ping", &[("x-rockit-admin-token", &forged)], None).await.err(401, "unauthorized");
-    let none_alg = format!("{}.{}.", b64url(br#"{"alg":"none","typ":"JWT"}"#), b64url(br#"{"username":"x"}"#));
-    s.req(Method::POST, "/srv/v1/ping", &[("x-rockit-admin-token", &none_alg)], None).await.err(401, "unauthorized");
+    s.req(Method::POST, "/srv/v1/ping", &[("x-rockit-admin-token", &forged)], None)
+        .await
+        .err(401, "unauthorized");
+    let none_alg =
+        format!("{}.{}.", b64url(br#"{"alg":"none","typ":"JWT"}"#), b64url(br#"{"username":"x"}"#));
+    s.req(Method::POST, "/srv/v1/ping", &[("x-rockit-admin-token", &none_alg)], None)
+        .await
+        .err(401, "unauthorized");
     let expired = jwt_sign(&json!({"username": "x", "exp": 1000}), &[7u8; 32]);
-    s.req(Method::POST, "/srv/v1/ping", &[("x-rockit-admin-token", &expired)], None).await.err(401, "unauthorized");
-    s.req(Method::POST, "/srv/v1/ping", &[("x-rockit-admin-token", "garbage")], None).await.err(401, "unauthorized");
+    s.req(Method::POST, "/srv/v1/ping", &[("x-rockit-admin-token", &expired)], None)
+        .await
+        .err(401, "unauthorized");
+    s.req(Method::POST, "/srv/v1/ping", &[("x-rockit-admin-token", "garbage")], None)
+        .await
+        .err(401, "unauthorized");
     // An unknown field in the ping body is named.
     let r = s.adm(Method::POST, "/srv/v1/ping", Some(json!({"message": "x", "extra": 1}))).await;
     assert_eq!(r.err(400, "invalid-param")["details"]["field"], "extra");
@@ -42,7 +58,13 @@ edge_test!(hello_runs_on_the_worker, |b| async move {
     let v = r.ok()["versions"].clone();
     assert_eq!(v["api"], "v1");
     assert!(v["worker"].is_null(), "no test task ran yet: {v}");
-    let r = s.adm(Method::POST, "/srv/v1/hello", Some(json!({"message": "hello there", "maintenance": false}))).await;
+    let r = s
+        .adm(
+            Method::POST,
+            "/srv/v1/hello",
+            Some(json!({"message": "hello there", "maintenance": false})),
+        )
+        .await;
     let name = r.ok()["taskName"].as_str().unwrap().to_string();
     let t = s.wait_admin_task(&name).await;
     assert_eq!(t["status"], "done");
@@ -52,13 +74,17 @@ edge_test!(hello_runs_on_the_worker, |b| async move {
     let r = s.adm(Method::GET, "/adm/v1/versions", None).await;
     assert_eq!(r.ok()["versions"]["worker"], r.body["versions"]["edge"]);
     // With maintenance: a sweep's counts in the result.
-    let r = s.adm(Method::POST, "/adm/v1/hello", Some(json!({"message": "m", "maintenance": true}))).await;
+    let r = s
+        .adm(Method::POST, "/adm/v1/hello", Some(json!({"message": "m", "maintenance": true})))
+        .await;
     let t = s.wait_admin_task(r.ok()["taskName"].as_str().unwrap()).await;
     assert!(t["result"]["sweep"]["expiredSessionRows"].is_u64(), "{t}");
     // Both fields are required.
     let r = s.adm(Method::POST, "/srv/v1/hello", Some(json!({"message": "m"}))).await;
     assert_eq!(r.err(400, "invalid-param")["details"]["field"], "maintenance");
-    let r = s.adm(Method::POST, "/srv/v1/hello", Some(json!({"message": 5, "maintenance": true}))).await;
+    let r = s
+        .adm(Method::POST, "/srv/v1/hello", Some(json!({"message": 5, "maintenance": true})))
+        .await;
     assert_eq!(r.err(400, "invalid-param")["details"]["field"], "message");
     // The admin task list shows them, newest first.
     let r = s.adm(Method::GET, "/adm/v1/tasks?type=hello", None).await;
@@ -102,7 +128,12 @@ edge_test!(admin_orgs_crud, |b| async move {
     assert_eq!(r.ok()["total"], 1);
     assert_eq!(r.body["orgs"][0]["name"], "Alpha");
     let r = s.adm(Method::GET, "/adm/v1/orgs?order[]=-name&limit=2", None).await;
-    let names: Vec<_> = r.ok()["orgs"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap().to_string()).collect();
+    let names: Vec<_> = r.ok()["orgs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(names, ["operator", "Beta"]);
     assert_eq!(r.body["total"], 3);
     let r = s.adm(Method::GET, "/adm/v1/orgs/Alpha", None).await;
@@ -121,7 +152,14 @@ edge_test!(admin_orgs_crud, |b| async move {
     let r = s.adm(Method::DELETE, "/adm/v1/orgs/Gamma", None).await;
     assert_eq!(r.ok()["message"], "organization deleted");
     assert!(r.body.get("taskName").is_none());
-    let r = s.req(Method::POST, "/be/v1/login", &[], Some(json!({"username": "gamma_admin", "password": pw}))).await;
+    let r = s
+        .req(
+            Method::POST,
+            "/be/v1/login",
+            &[],
+            Some(json!({"username": "gamma_admin", "password": pw})),
+        )
+        .await;
     r.err(401, "unauthorized");
     s.adm(Method::DELETE, "/adm/v1/orgs/Gamma", None).await.err(404, "not-found");
     // prune=true starts a purge task, visible to the operator.
@@ -136,7 +174,9 @@ edge_test!(admin_orgs_crud, |b| async move {
 edge_test!(maintenance_mode, |b| async move {
     let s = Srv::start(b).await;
     let (tok, _) = s.org_admin("MaintOrg").await;
-    let r = s.adm(Method::PUT, "/adm/v1/maintenance", Some(json!({"enabled": true, "retryAfter": 120}))).await;
+    let r = s
+        .adm(Method::PUT, "/adm/v1/maintenance", Some(json!({"enabled": true, "retryAfter": 120})))
+        .await;
     assert_eq!(r.ok()["maintenance"]["enabled"], true);
     // Maintenance comes before authentication.
     let r = s.req(Method::GET, "/be/v1/apps", &[], None).await;
@@ -150,7 +190,9 @@ edge_test!(maintenance_mode, |b| async move {
     let r = s.adm(Method::GET, "/adm/v1/maintenance", None).await;
     assert_eq!(r.ok()["maintenance"]["retryAfter"], 120);
     // hello still runs during maintenance.
-    let r = s.adm(Method::POST, "/srv/v1/hello", Some(json!({"message": "m", "maintenance": false}))).await;
+    let r = s
+        .adm(Method::POST, "/srv/v1/hello", Some(json!({"message": "m", "maintenance": false})))
+        .await;
     assert_eq!(s.wait_admin_task(r.ok()["taskName"].as_str().unwrap()).await["status"], "done");
     s.adm(Method::PUT, "/adm/v1/maintenance", Some(json!({"enabled": false}))).await.ok();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;

@@ -45,10 +45,12 @@ impl Run {
 /// Runs `rockit <args>` (off the async workers: the server under test keeps running).
 async fn rockit(args: &[&str]) -> Run {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let out = tokio::task::spawn_blocking(move || std::process::Command::new(env!("CARGO_BIN_EXE_rockit")).args(&args).output())
-        .await
-        .unwrap()
-        .expect("rockit runs");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_rockit")).args(&args).output()
+    })
+    .await
+    .unwrap()
+    .expect("rockit runs");
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -111,7 +113,8 @@ impl Static {
             let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
             log.lock().unwrap().push(target.to_string());
             let path = target.split('?').next().unwrap_or("");
-            let file = Some(root.join(path.trim_start_matches('/'))).filter(|f| method == "GET" && !path.contains("..") && f.is_file());
+            let file = Some(root.join(path.trim_start_matches('/')))
+                .filter(|f| method == "GET" && !path.contains("..") && f.is_file());
             match file {
                 Some(f) => {
                     let mut fh = std::fs::File::open(f)?;
@@ -139,14 +142,22 @@ impl Drop for Static {
 
 /// Runs a tool in `dir`, asserting success.
 fn tool(dir: &Path, prog: &str, args: &[&str]) {
-    let out = std::process::Command::new(prog).args(args).current_dir(dir).output().unwrap_or_else(|e| panic!("{prog} runs: {e}"));
+    let out = std::process::Command::new(prog)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{prog} runs: {e}"));
     assert!(out.status.success(), "{prog} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// A fresh 2048-bit RSA key `name` (PKCS#1 PEM, as `ssh-keygen -m PEM` writes it) and its
 /// SPKI public key `name.pub.pem`.
 fn rsa_key(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    tool(dir, "ssh-keygen", &["-q", "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", "", "-C", "", "-f", name]);
+    tool(
+        dir,
+        "ssh-keygen",
+        &["-q", "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", "", "-C", "", "-f", name],
+    );
     let public = format!("{name}.pub.pem");
     tool(dir, "openssl", &["pkey", "-in", name, "-pubout", "-out", &public]);
     (dir.join(name), dir.join(public))
@@ -197,19 +208,33 @@ async fn setup(s: &Srv, tok: &str, app: &str) -> PathBuf {
         )
         .await;
     r.ok();
-    s.be(tok, Method::POST, "/be/v1/apps", Some(json!({"name": app, "label": app, "maxBuilds": 3}))).await.ok();
+    s.be(
+        tok,
+        Method::POST,
+        "/be/v1/apps",
+        Some(json!({"name": app, "label": app, "maxBuilds": 3})),
+    )
+    .await
+    .ok();
     s.data_dir().join("origins/site")
 }
 
 #[test]
 fn cli_help() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rockit")).arg("--help").output().unwrap();
+    let out =
+        std::process::Command::new(env!("CARGO_BIN_EXE_rockit")).arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("unpack") && text.contains("apply"), "{text}");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rockit")).args(["unpack", "--help"]).output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rockit"))
+        .args(["unpack", "--help"])
+        .output()
+        .unwrap();
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("--public-key"));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rockit")).args(["unpack", "only-one-arg"]).output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rockit"))
+        .args(["unpack", "only-one-arg"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
 }
 
@@ -244,7 +269,10 @@ edge_test!(cli_unpack_and_apply, |b| async move {
     rockit(&["unpack", ps(&img), ps(&empty)]).await.ok();
     assert_eq!(read_tree(&empty), read_tree(&dir1));
     // A missing image directory, or a patch where an image is expected.
-    let line = rockit(&["unpack", ps(&w.join("nowhere")), ps(&w.join("o-missing"))]).await.failed().to_string();
+    let line = rockit(&["unpack", ps(&w.join("nowhere")), ps(&w.join("o-missing"))])
+        .await
+        .failed()
+        .to_string();
     assert!(line.contains("does not exist") && line.contains("nowhere"), "{line}");
     assert!(!w.join("o-missing").exists());
 
@@ -272,18 +300,25 @@ edge_test!(cli_unpack_and_apply, |b| async move {
     // HTTP 404: one clear line, nothing left behind.
     let gone = format!("{}/cdn/dxf/CliCo/Game/0009/{dxf}", http.base);
     let line = rockit(&["unpack", &gone, ps(&w.join("o404"))]).await.failed().to_string();
-    assert!(line.contains("HTTP 404") && line.contains("/0009/") && line.contains("manifest.json"), "{line}");
+    assert!(
+        line.contains("HTTP 404") && line.contains("/0009/") && line.contains("manifest.json"),
+        "{line}"
+    );
     assert!(!w.join("o404").exists());
 
     // A key asked for but no signature published.
     let (_, public) = rsa_key(w, "stray");
-    let line = rockit(&["unpack", "--public-key", ps(&public), ps(&img), ps(&w.join("o-nosig"))]).await.failed().to_string();
+    let line = rockit(&["unpack", "--public-key", ps(&public), ps(&img), ps(&w.join("o-nosig"))])
+        .await
+        .failed()
+        .to_string();
     assert!(line.contains("manifest.sig"), "{line}");
     assert!(!w.join("o-nosig").exists());
 
     // Tampering: one byte of an incompressible (raw-stored) chunk in a pack → the chunk's
     // hash is named; from the directory and over HTTP alike.
-    let index: Value = serde_json::from_slice(&std::fs::read(img.join("index.json")).unwrap()).unwrap();
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(img.join("index.json")).unwrap()).unwrap();
     let rows = index["chunks"].as_array().unwrap();
     let raw_row = rows.iter().find(|r| r[3] == 0).expect("a raw chunk");
     let bad = w.join("bad");
@@ -295,13 +330,19 @@ edge_test!(cli_unpack_and_apply, |b| async move {
     assert!(line.contains(hash) && line.contains("does not match its hash"), "{line}");
     assert!(!w.join("o-bad").exists(), "a failed unpack leaves nothing behind");
     let bad_http = Static::serve(w);
-    let line = rockit(&["unpack", &format!("{}/bad", bad_http.base), ps(&w.join("o-bad2"))]).await.failed().to_string();
+    let line = rockit(&["unpack", &format!("{}/bad", bad_http.base), ps(&w.join("o-bad2"))])
+        .await
+        .failed()
+        .to_string();
     assert!(line.contains(hash), "{line}");
     // A tampered compressed chunk: zstd may notice before the hash does; the chunk is named.
     let z_row = rows.iter().find(|r| r[3] == 1).expect("a compressed chunk");
     let badz = w.join("badz");
     copy_dir(&img, &badz);
-    flip(&badz.join(format!("pack-{:04}.bin", z_row[4].as_u64().unwrap())), z_row[5].as_u64().unwrap() + z_row[2].as_u64().unwrap() / 2);
+    flip(
+        &badz.join(format!("pack-{:04}.bin", z_row[4].as_u64().unwrap())),
+        z_row[5].as_u64().unwrap() + z_row[2].as_u64().unwrap() / 2,
+    );
     let line = rockit(&["unpack", ps(&badz), ps(&w.join("o-badz"))]).await.failed().to_string();
     assert!(line.contains(z_row[0].as_str().unwrap()), "{line}");
     assert!(!w.join("o-badz").exists());
@@ -326,16 +367,26 @@ edge_test!(cli_unpack_and_apply, |b| async move {
     assert_eq!(read_tree(&out1), read_tree(&dir1), "the older tree is only read");
     // Over HTTP.
     let out5 = w.join("out5");
-    rockit(&["apply", &format!("{}/cdn/pat/CliCo/Game/0002/0001/", http.base), ps(&out1), ps(&out5)]).await.ok();
+    rockit(&[
+        "apply",
+        &format!("{}/cdn/pat/CliCo/Game/0002/0001/", http.base),
+        ps(&out1),
+        ps(&out5),
+    ])
+    .await
+    .ok();
     assert_eq!(read_tree(&out5), read_tree(&dir2));
     // The image of build 2 unpacks to the same tree.
     let dxf2 = app["dxfName"].as_str().unwrap();
     let out6 = w.join("out6");
-    rockit(&["unpack", ps(&origin.join(format!("cdn/dxf/CliCo/Game/0002/{dxf2}"))), ps(&out6)]).await.ok();
+    rockit(&["unpack", ps(&origin.join(format!("cdn/dxf/CliCo/Game/0002/{dxf2}"))), ps(&out6)])
+        .await
+        .ok();
     assert_eq!(read_tree(&out6), read_tree(&dir2));
 
     // A tampered patch: the damaged pack is named, nothing is left behind.
-    let pm: Value = serde_json::from_slice(&std::fs::read(pat.join("patch.json")).unwrap()).unwrap();
+    let pm: Value =
+        serde_json::from_slice(&std::fs::read(pat.join("patch.json")).unwrap()).unwrap();
     assert_eq!(pm["version"], 2);
     assert!(pm["deltaChunks"].as_u64().unwrap() >= 1, "the edit travels as a delta: {pm}");
     let pack = &pm["packs"][0];
@@ -354,27 +405,45 @@ edge_test!(cli_unpack_and_apply, |b| async move {
     let from_bad = w.join("from-bad");
     make_build(w, "from-bad", &v1);
     flip(&from_bad.join("data/textures.pak"), 4242);
-    let line = rockit(&["apply", ps(&pat), ps(&from_bad), ps(&w.join("o-apply-bad"))]).await.failed().to_string();
+    let line = rockit(&["apply", ps(&pat), ps(&from_bad), ps(&w.join("o-apply-bad"))])
+        .await
+        .failed()
+        .to_string();
     assert!(line.contains("differs from build 1"), "{line}");
     assert!(!w.join("o-apply-bad").exists());
     flip(&from_bad.join("data/textures.pak"), 4242);
     std::fs::write(from_bad.join("saves.dat"), b"x").unwrap();
-    let line = rockit(&["apply", ps(&pat), ps(&from_bad), ps(&w.join("o-apply-bad"))]).await.failed().to_string();
-    assert!(line.contains("is not build 1") && line.contains("7 files and links, the build has 6"), "{line}");
+    let line = rockit(&["apply", ps(&pat), ps(&from_bad), ps(&w.join("o-apply-bad"))])
+        .await
+        .failed()
+        .to_string();
+    assert!(
+        line.contains("is not build 1") && line.contains("7 files and links, the build has 6"),
+        "{line}"
+    );
     assert!(!w.join("o-apply-bad").exists());
     // Wrong arguments: an image given as the patch, a missing older tree, a non-empty out.
-    let line = rockit(&["apply", ps(&img), ps(&out1), ps(&w.join("o-x"))]).await.failed().to_string();
+    let line =
+        rockit(&["apply", ps(&img), ps(&out1), ps(&w.join("o-x"))]).await.failed().to_string();
     assert!(line.contains("not a patch") && line.contains("holds a DxF image"), "{line}");
-    let line = rockit(&["apply", ps(&pat), ps(&w.join("nowhere")), ps(&w.join("o-x"))]).await.failed().to_string();
+    let line = rockit(&["apply", ps(&pat), ps(&w.join("nowhere")), ps(&w.join("o-x"))])
+        .await
+        .failed()
+        .to_string();
     assert!(line.contains("does not exist"), "{line}");
     let line = rockit(&["apply", ps(&pat), ps(&out1), ps(&out4)]).await.failed().to_string();
     assert!(line.contains("not empty"), "{line}");
     assert_eq!(read_tree(&out4), read_tree(&dir2));
     // A patch that is not there.
-    let line = rockit(&["apply", &format!("{}/cdn/pat/CliCo/Game/0003/0001", http.base), ps(&out1), ps(&w.join("o-x"))])
-        .await
-        .failed()
-        .to_string();
+    let line = rockit(&[
+        "apply",
+        &format!("{}/cdn/pat/CliCo/Game/0003/0001", http.base),
+        ps(&out1),
+        ps(&w.join("o-x")),
+    ])
+    .await
+    .failed()
+    .to_string();
     assert!(line.contains("HTTP 404") && line.contains("patch.json"), "{line}");
     assert!(!w.join("o-x").exists());
 });
@@ -387,23 +456,33 @@ edge_test!(cli_signed_image, |b| async move {
     let body = json!({"name": "SignCo", "label": "Signing Co", "username": "sign_admin", "email": "sign_admin@example.com",
                       "firstname": "Ada", "surname": "Admin",
                       "orgPrivPemB64": base64::engine::general_purpose::STANDARD.encode(std::fs::read(&private).unwrap())});
-    let pw = s.adm(Method::POST, "/adm/v1/orgs", Some(body)).await.ok()["adminPW"].as_str().unwrap().to_string();
+    let pw = s.adm(Method::POST, "/adm/v1/orgs", Some(body)).await.ok()["adminPW"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let tok = s.token("sign_admin", &pw, "SignCo").await;
     let org = s.adm(Method::GET, "/adm/v1/orgs/SignCo", None).await.ok()["org"].clone();
     let org_pem = w.join("signco.pem");
     std::fs::write(&org_pem, org["publicKeyPem"].as_str().unwrap()).unwrap();
-    assert_eq!(std::fs::read_to_string(&org_pem).unwrap().trim(), std::fs::read_to_string(&public).unwrap().trim());
+    assert_eq!(
+        std::fs::read_to_string(&org_pem).unwrap().trim(),
+        std::fs::read_to_string(&public).unwrap().trim()
+    );
 
     let origin = setup(&s, &tok, "Signed").await;
     let v1 = game_v1();
     let (dir1, tar1) = make_build(w, "v1", &v1);
     let app = publish(&s, &tok, "Signed", "1.0", &tar1).await;
-    let img = origin.join(format!("cdn/dxf/SignCo/Signed/0001/{}", app["dxfName"].as_str().unwrap()));
+    let img =
+        origin.join(format!("cdn/dxf/SignCo/Signed/0001/{}", app["dxfName"].as_str().unwrap()));
     assert!(img.join("manifest.sig").is_file());
 
     // The org's key verifies, from the directory and over HTTP.
     let out = w.join("out");
-    let text = rockit(&["unpack", "--public-key", ps(&org_pem), ps(&img), ps(&out)]).await.ok().to_string();
+    let text = rockit(&["unpack", "--public-key", ps(&org_pem), ps(&img), ps(&out)])
+        .await
+        .ok()
+        .to_string();
     assert!(text.contains("signature verified"), "{text}");
     assert_eq!(read_tree(&out), read_tree(&dir1));
     let http = Static::serve(&origin);
@@ -414,14 +493,28 @@ edge_test!(cli_signed_image, |b| async move {
     assert!(http.requests().iter().any(|r| r.ends_with("/manifest.sig")));
     // The same key as PKCS#1 (`BEGIN RSA PUBLIC KEY`).
     tool(w, "openssl", &["rsa", "-in", "org", "-RSAPublicKey_out", "-out", "org.rsapub.pem"]);
-    rockit(&["unpack", "--public-key", ps(&w.join("org.rsapub.pem")), ps(&img), ps(&w.join("out3"))]).await.ok();
+    rockit(&[
+        "unpack",
+        "--public-key",
+        ps(&w.join("org.rsapub.pem")),
+        ps(&img),
+        ps(&w.join("out3")),
+    ])
+    .await
+    .ok();
 
     // Another key fails, and leaves nothing behind.
     let (_, other) = rsa_key(w, "other");
-    let line = rockit(&["unpack", "--public-key", ps(&other), ps(&img), ps(&w.join("o-other"))]).await.failed().to_string();
+    let line = rockit(&["unpack", "--public-key", ps(&other), ps(&img), ps(&w.join("o-other"))])
+        .await
+        .failed()
+        .to_string();
     assert!(line.contains("signature does not verify"), "{line}");
     assert!(!w.join("o-other").exists());
-    let line = rockit(&["unpack", "--public-key", ps(&other), &url, ps(&w.join("o-other"))]).await.failed().to_string();
+    let line = rockit(&["unpack", "--public-key", ps(&other), &url, ps(&w.join("o-other"))])
+        .await
+        .failed()
+        .to_string();
     assert!(line.contains("signature does not verify"), "{line}");
     // A manifest changed after signing fails with the right key.
     let edited = w.join("edited");
@@ -432,9 +525,16 @@ edge_test!(cli_signed_image, |b| async move {
     std::fs::write(edited.join("manifest.json"), m2).unwrap();
     let r = rockit(&["unpack", ps(&edited), ps(&w.join("o-edited0"))]).await;
     assert!(r.ok().contains("\"1.1\""), "unsigned checks pass: the manifest pins data, not itself");
-    let line = rockit(&["unpack", "--public-key", ps(&org_pem), ps(&edited), ps(&w.join("o-edited"))]).await.failed().to_string();
+    let line =
+        rockit(&["unpack", "--public-key", ps(&org_pem), ps(&edited), ps(&w.join("o-edited"))])
+            .await
+            .failed()
+            .to_string();
     assert!(line.contains("signature does not verify"), "{line}");
     // A file that is not a public key.
-    let line = rockit(&["unpack", "--public-key", ps(&tar1), ps(&img), ps(&w.join("o-k"))]).await.failed().to_string();
+    let line = rockit(&["unpack", "--public-key", ps(&tar1), ps(&img), ps(&w.join("o-k"))])
+        .await
+        .failed()
+        .to_string();
     assert!(line.contains("not an RSA public key"), "{line}");
 });

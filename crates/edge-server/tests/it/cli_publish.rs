@@ -48,13 +48,20 @@ impl Cli {
         let out = tokio::task::spawn_blocking(move || {
             let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_rockit"));
             c.args(&args).env("HOME", &home).env("XDG_CONFIG_HOME", home.join("xdg"));
-            for k in ["ROCKIT_SERVER", "ROCKIT_PROFILE", "ROCKIT_API_KEY", "ROCKIT_ORG", "ROCKIT_USER"] {
+            for k in
+                ["ROCKIT_SERVER", "ROCKIT_PROFILE", "ROCKIT_API_KEY", "ROCKIT_ORG", "ROCKIT_USER"]
+            {
                 c.env_remove(k);
             }
             for (k, v) in &env {
                 c.env(k, v);
             }
-            let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("rockit runs");
+            let mut child = c
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("rockit runs");
             let mut i = child.stdin.take().unwrap();
             let _ = i.write_all(stdin.as_bytes());
             drop(i);
@@ -130,7 +137,8 @@ fn long_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     write_tree(dir, &files);
     let target = format!("../{deep}");
     std::os::unix::fs::symlink(&target, dir.join("bin/deep-link")).unwrap();
-    std::fs::set_permissions(dir.join("bin/game.exe"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(dir.join("bin/game.exe"), std::fs::Permissions::from_mode(0o755))
+        .unwrap();
     files
 }
 
@@ -146,14 +154,21 @@ edge_test!(cli_login_password_profiles_refresh_logout, |b| async move {
 
     // One org: chosen without asking.
     let text = cli.login(&s, "log_admin", &pw, &[]).await.ok().to_string();
-    assert_eq!(text.trim(), format!("logged in to {} as log_admin in LogCo (profile default)", s.base));
+    assert_eq!(
+        text.trim(),
+        format!("logged in to {} as log_admin in LogCo (profile default)", s.base)
+    );
     let mode = std::fs::metadata(cli.config()).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the token file is private");
-    let dmode = std::fs::metadata(cli.config().parent().unwrap()).unwrap().permissions().mode() & 0o777;
+    let dmode =
+        std::fs::metadata(cli.config().parent().unwrap()).unwrap().permissions().mode() & 0o777;
     assert_eq!(dmode, 0o700);
     let cfg = cli.config_text();
     assert_eq!(config_value(&cfg, "default", "server").as_deref(), Some(s.base.as_str()));
-    assert!(config_value(&cfg, "default", "access_token").is_some() && config_value(&cfg, "default", "refresh_token").is_some());
+    assert!(
+        config_value(&cfg, "default", "access_token").is_some()
+            && config_value(&cfg, "default", "refresh_token").is_some()
+    );
     assert_eq!(cli.json(&["apps", "list"]).await, json!([]));
 
     // A second org for the same person: the choice must be made with --org.
@@ -166,8 +181,15 @@ edge_test!(cli_login_password_profiles_refresh_logout, |b| async move {
         .await;
     assert!(r.ok().get("adminPW").is_none(), "the person is linked, not made");
     let line = cli.login(&s, "log_admin", &pw, &["--profile", "two"]).await.failed().to_string();
-    assert_eq!(line, "rockit: log_admin belongs to several organizations (LogCo, LogTwo): choose one with --org");
-    let text = cli.login(&s, "log_admin", &pw, &["--profile", "two", "--org", "LogTwo"]).await.ok().to_string();
+    assert_eq!(
+        line,
+        "rockit: log_admin belongs to several organizations (LogCo, LogTwo): choose one with --org"
+    );
+    let text = cli
+        .login(&s, "log_admin", &pw, &["--profile", "two", "--org", "LogTwo"])
+        .await
+        .ok()
+        .to_string();
     assert!(text.contains("in LogTwo (profile two)"), "{text}");
     let created = cli.json(&["--profile", "two", "apps", "create", "--name", "TwoGame"]).await;
     assert_eq!(created["name"], "TwoGame");
@@ -196,7 +218,11 @@ edge_test!(cli_login_password_profiles_refresh_logout, |b| async move {
     cli.login(&s, "log_admin", &pw, &["--org", "LogCo", "--access-ttl", "1"]).await.ok();
     let stale = cli.config_text();
     let exp = config_value(&stale, "default", "access_expires").unwrap();
-    std::fs::write(cli.config(), stale.replace(&format!("access_expires = {exp}"), "access_expires = 99999999999")).unwrap();
+    std::fs::write(
+        cli.config(),
+        stale.replace(&format!("access_expires = {exp}"), "access_expires = 99999999999"),
+    )
+    .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let r = s.be(&at(&stale), Method::GET, "/be/v1/apps", None).await;
     r.err(401, "unauthorized");
@@ -211,7 +237,11 @@ edge_test!(cli_login_password_profiles_refresh_logout, |b| async move {
     assert_eq!(text.trim(), format!("logged out of {} (profile default)", s.base));
     s.be(&access, Method::GET, "/be/v1/apps", None).await.err(401, "unauthorized");
     let cfg = cli.config_text();
-    assert!(config_value(&cfg, "default", "access_token").is_none() && config_value(&cfg, "default", "refresh_token").is_none(), "{cfg}");
+    assert!(
+        config_value(&cfg, "default", "access_token").is_none()
+            && config_value(&cfg, "default", "refresh_token").is_none(),
+        "{cfg}"
+    );
     assert_eq!(config_value(&cfg, "default", "server").as_deref(), Some(s.base.as_str()));
     let line = cli.run(&["apps", "list"]).await.failed().to_string();
     assert_eq!(line, "rockit: not logged in (run rockit login)");
@@ -242,12 +272,17 @@ edge_test!(cli_login_api_key, |b| async move {
         )
         .await;
     let key = r.ok()["apiKey"].as_str().unwrap().to_string();
-    s.be(&tok, Method::POST, "/be/v1/apps", Some(json!({"name": "KeyGame", "label": "k"}))).await.ok();
+    s.be(&tok, Method::POST, "/be/v1/apps", Some(json!({"name": "KeyGame", "label": "k"})))
+        .await
+        .ok();
 
     // Saved in the profile, checked on the way.
     let cli = Cli::new();
     let text = cli.run(&["login", "--server", &s.base, "--api-key", &key]).await.ok().to_string();
-    assert!(text.contains("saved for") && text.contains("as ci_bot in KeyCo (profile default)"), "{text}");
+    assert!(
+        text.contains("saved for") && text.contains("as ci_bot in KeyCo (profile default)"),
+        "{text}"
+    );
     assert_eq!(std::fs::metadata(cli.config()).unwrap().permissions().mode() & 0o777, 0o600);
     let cfg = cli.config_text();
     assert_eq!(config_value(&cfg, "default", "api_key").as_deref(), Some(key.as_str()));
@@ -256,7 +291,11 @@ edge_test!(cli_login_api_key, |b| async move {
     assert_eq!(apps[0]["name"], "KeyGame");
     // A wrong key is refused at login.
     let bad = Cli::new();
-    let line = bad.run(&["login", "--server", &s.base, "--api-key", "rk_0123456789abcdef_nope"]).await.failed().to_string();
+    let line = bad
+        .run(&["login", "--server", &s.base, "--api-key", "rk_0123456789abcdef_nope"])
+        .await
+        .failed()
+        .to_string();
     assert!(line.starts_with("rockit: unauthorized: "), "{line}");
     assert!(!bad.config().exists());
     // Logout forgets the key.
@@ -289,10 +328,36 @@ edge_test!(cli_push_directory_and_tar_until_published, |b| async move {
     let pw = s.create_org("PushCo", "push_admin").await;
     let cli = Cli::new();
     cli.login(&s, "push_admin", &pw, &[]).await.ok();
-    let dep = cli.json(&["deployments", "create", "--name", "site", "--type", "fs", "--path", "site", "--prefix", "cdn"]).await;
+    let dep = cli
+        .json(&[
+            "deployments",
+            "create",
+            "--name",
+            "site",
+            "--type",
+            "fs",
+            "--path",
+            "site",
+            "--prefix",
+            "cdn",
+        ])
+        .await;
     assert_eq!(dep["origin"]["type"], "fs");
     assert_eq!(dep["originPrefix"], "cdn");
-    let app = cli.json(&["apps", "create", "--name", "Game", "--label", "The Game", "--max-builds", "3", "--deployment", "site"]).await;
+    let app = cli
+        .json(&[
+            "apps",
+            "create",
+            "--name",
+            "Game",
+            "--label",
+            "The Game",
+            "--max-builds",
+            "3",
+            "--deployment",
+            "site",
+        ])
+        .await;
     assert_eq!(app["maxBuilds"], 3);
     assert_eq!(app["deployments"], json!(["site"]));
 
@@ -317,7 +382,11 @@ edge_test!(cli_push_directory_and_tar_until_published, |b| async move {
     assert!(img.join("manifest.json").is_file(), "{}", img.display());
     let out1 = work.0.join("out1");
     cli.run(&["unpack", ps(&img), ps(&out1)]).await.ok();
-    assert_eq!(read_tree(&out1), read_tree(&dir1), "the published image unpacks to the pushed tree");
+    assert_eq!(
+        read_tree(&out1),
+        read_tree(&dir1),
+        "the published image unpacks to the pushed tree"
+    );
 
     // A tar file made by GNU tar, with --json.
     let mut v2 = game_v1();
@@ -327,11 +396,17 @@ edge_test!(cli_push_directory_and_tar_until_published, |b| async move {
     assert_eq!(res["sizeBytes"], std::fs::metadata(&tar2).unwrap().len());
     let tasks = res["tasks"].as_array().unwrap();
     assert_eq!(tasks.len(), 5);
-    assert!(tasks.iter().all(|t| t["status"] == "done" && t["taskGroup"] == res["taskGroup"]), "{res}");
+    assert!(
+        tasks.iter().all(|t| t["status"] == "done" && t["taskGroup"] == res["taskGroup"]),
+        "{res}"
+    );
     let app = cli.json(&["apps", "show", "Game"]).await;
     assert_eq!(app["iCurBuild"], 2);
     assert_eq!(app["patches"].as_array().unwrap().len(), 1);
-    let img2 = s.data_dir().join(format!("origins/site/cdn/dxf/PushCo/Game/0002/{}", app["dxfName"].as_str().unwrap()));
+    let img2 = s.data_dir().join(format!(
+        "origins/site/cdn/dxf/PushCo/Game/0002/{}",
+        app["dxfName"].as_str().unwrap()
+    ));
     let out2 = work.0.join("out2");
     cli.run(&["unpack", ps(&img2), ps(&out2)]).await.ok();
     assert_eq!(read_tree(&out2), read_tree(&dir2));
@@ -344,53 +419,96 @@ edge_test!(cli_push_directory_and_tar_until_published, |b| async move {
     let out = cli.run(&["push", ps(&dir3), "--app", "Game", "--no-wait"]).await.ok().to_string();
     assert_eq!(out.lines().count(), 1, "{out}");
     assert!(out.starts_with("uploaded "), "{out}");
-    let watched = cli.run(&["tasks", "watch", "--app", "Game", "--until-idle", "--interval", "0.2"]).await.ok().to_string();
+    let watched = cli
+        .run(&["tasks", "watch", "--app", "Game", "--until-idle", "--interval", "0.2"])
+        .await
+        .ok()
+        .to_string();
     let app = cli.json(&["apps", "show", "Game"]).await;
     assert_eq!(app["iCurBuild"], 3, "{watched}");
     assert_eq!(app["buildName"], "build-3", "the server's default name");
     // The pipeline may have ended before the first poll: then that is said.
     let idle = "nothing running (no task of apps matching \"Game\" is queued or running)";
-    assert!(watched.trim() == idle || watched.lines().all(|l| l.contains(" t_") && l.contains("Game")), "{watched}");
+    assert!(
+        watched.trim() == idle || watched.lines().all(|l| l.contains(" t_") && l.contains("Game")),
+        "{watched}"
+    );
 
     // The builds for people: sizes in MiB, the current one marked, patches as a share.
     let shown = cli.run(&["apps", "show", "Game"]).await.ok().to_string();
     let lines: Vec<&str> = shown.lines().collect();
     assert_eq!(lines[0], "Game \"The Game\"", "{shown}");
-    assert!(lines[1].starts_with(&format!("current build  3 \"build-3\" ({}, ", app["dxfName"].as_str().unwrap())), "{shown}");
+    assert!(
+        lines[1].starts_with(&format!(
+            "current build  3 \"build-3\" ({}, ",
+            app["dxfName"].as_str().unwrap()
+        )),
+        "{shown}"
+    );
     assert!(lines[1].ends_with(" MiB)"), "{shown}");
-    assert!(shown.contains("\nbuilds kept    3 of at most 3\n") && shown.contains("\ndeployments    site\n"), "{shown}");
+    assert!(
+        shown.contains("\nbuilds kept    3 of at most 3\n")
+            && shown.contains("\ndeployments    site\n"),
+        "{shown}"
+    );
     let header = lines.iter().position(|l| l.starts_with("BUILD ")).expect("a builds table");
     assert!(lines[header].starts_with("BUILD        NAME     IMAGE"), "{shown}");
-    assert!(lines[header + 1].starts_with("3 (current)  build-3  dxf-") && lines[header + 3].starts_with("1            1.0.0"), "{shown}");
+    assert!(
+        lines[header + 1].starts_with("3 (current)  build-3  dxf-")
+            && lines[header + 3].starts_with("1            1.0.0"),
+        "{shown}"
+    );
     let patches = lines.iter().position(|l| l.starts_with("PATCH ")).expect("a patches table");
-    assert!(lines[patches].starts_with("PATCH  SIZE") && lines[patches].ends_with("OF IMAGE"), "{shown}");
+    assert!(
+        lines[patches].starts_with("PATCH  SIZE") && lines[patches].ends_with("OF IMAGE"),
+        "{shown}"
+    );
     assert!(lines[patches + 1..].iter().all(|l| l.contains(" → ") && l.ends_with(" %")), "{shown}");
     assert_eq!(lines.len() - patches - 1, app["patches"].as_array().unwrap().len(), "{shown}");
     let builds = cli.json(&["builds", "list", "Game"]).await;
-    let ids: Vec<i64> = builds.as_array().unwrap().iter().map(|b| b["buildId"].as_i64().unwrap()).collect();
+    let ids: Vec<i64> =
+        builds.as_array().unwrap().iter().map(|b| b["buildId"].as_i64().unwrap()).collect();
     assert_eq!(ids, [3, 2, 1]);
     let table = cli.run(&["builds", "list", "Game"]).await.ok().to_string();
     assert_eq!(table.lines().count(), 4, "{table}");
-    assert!(table.lines().nth(1).unwrap().starts_with("3 (current)") && table.contains(" MiB "), "{table}");
+    assert!(
+        table.lines().nth(1).unwrap().starts_with("3 (current)") && table.contains(" MiB "),
+        "{table}"
+    );
     let b2 = cli.run(&["builds", "show", "Game", "2"]).await.ok().to_string();
-    assert!(b2.starts_with("build     2 \"1.0.1\"\nimage     dxf-") && b2.contains(" MiB)\ncreated   "), "{b2}");
-    assert!(b2.lines().any(|l| l.starts_with("patch     to build 3: ") && l.ends_with(" % of the image)")), "{b2}");
+    assert!(
+        b2.starts_with("build     2 \"1.0.1\"\nimage     dxf-") && b2.contains(" MiB)\ncreated   "),
+        "{b2}"
+    );
+    assert!(
+        b2.lines()
+            .any(|l| l.starts_with("patch     to build 3: ") && l.ends_with(" % of the image)")),
+        "{b2}"
+    );
     let b3 = cli.run(&["builds", "show", "Game", "3"]).await.ok().to_string();
     assert!(b3.starts_with("build     3 \"build-3\" (current)\n"), "{b3}");
     for from in [1, 2] {
-        assert!(b3.lines().any(|l| l.starts_with(&format!("patch     from build {from}: ")) && l.ends_with(" % of the image)")), "{b3}");
+        assert!(
+            b3.lines().any(|l| l.starts_with(&format!("patch     from build {from}: "))
+                && l.ends_with(" % of the image)")),
+            "{b3}"
+        );
     }
     assert_eq!(cli.json(&["builds", "show", "Game", "1"]).await["buildName"], "1.0.0");
     let line = cli.run(&["builds", "show", "Game", "9"]).await.failed().to_string();
     assert_eq!(line, "rockit: not-found: Game keeps no build 9 (see rockit builds list Game)");
-    let done = cli.json(&["tasks", "list", "--app", "Game", "--status", "done", "--type", "deploy"]).await;
+    let done =
+        cli.json(&["tasks", "list", "--app", "Game", "--status", "done", "--type", "deploy"]).await;
     assert_eq!(done.as_array().unwrap().len(), 3, "{done}");
 
     // The same content again: nothing new is published, and that is no failure.
     let out = cli.run(&["push", ps(&dir3), "--app", "Game"]).await.ok().to_string();
     assert!(out.contains("warning identical-build"), "{out}");
     assert!(out.contains("canceled  (identical-build)"), "{out}");
-    assert!(out.trim_end().ends_with("Game: identical to the current build, nothing new was published"), "{out}");
+    assert!(
+        out.trim_end().ends_with("Game: identical to the current build, nothing new was published"),
+        "{out}"
+    );
 
     // Refused before a byte is sent: an archive of another kind, a link leaving the tree.
     let bz = work.0.join("v2.tar.bz2");
@@ -402,7 +520,10 @@ edge_test!(cli_push_directory_and_tar_until_published, |b| async move {
     );
     std::os::unix::fs::symlink("/etc/passwd", dir3.join("escape")).unwrap();
     let line = cli.run(&["push", ps(&dir3), "--app", "Game"]).await.failed().to_string();
-    assert_eq!(line, "rockit: escape: symbolic link leaving the tree (-> /etc/passwd); the Edge refuses it");
+    assert_eq!(
+        line,
+        "rockit: escape: symbolic link leaving the tree (-> /etc/passwd); the Edge refuses it"
+    );
     // An unknown app: the API's error code.
     std::fs::remove_file(dir3.join("escape")).unwrap();
     let line = cli.run(&["push", ps(&dir3), "--app", "Nope"]).await.failed().to_string();
@@ -442,21 +563,30 @@ edge_test!(cli_failed_publish_retry_and_ack, |b| async move {
     let r = cli.run(&["retry", &task]).await;
     let line = failed_line(&r);
     assert!(line.contains("publish-failed"), "{line}");
-    assert!(r.stdout.starts_with(&format!("{task}: retrying (deploy, attempt 2)\n")), "the second run: {r:?}");
+    assert!(
+        r.stdout.starts_with(&format!("{task}: retrying (deploy, attempt 2)\n")),
+        "the second run: {r:?}"
+    );
     // Fixed: the retry publishes.
     std::fs::remove_file(origin.join("dxf")).unwrap();
     let out = cli.run(&["retry", &task]).await.ok().to_string();
-    assert!(out.starts_with(&format!("{task}: retrying (deploy, attempt 3)\n")), "the third run: {out}");
+    assert!(
+        out.starts_with(&format!("{task}: retrying (deploy, attempt 3)\n")),
+        "the third run: {out}"
+    );
     assert!(out.contains("deploy  done") && out.contains("published Game build 1"), "{out}");
     let app = cli.json(&["apps", "show", "Game"]).await;
     assert_eq!(app["error"], false);
     assert_eq!(app["iCurBuild"], 1);
-    assert!(origin.join(format!("dxf/FailCo/Game/0001/{}/manifest.json", app["dxfName"].as_str().unwrap())).is_file());
+    assert!(origin
+        .join(format!("dxf/FailCo/Game/0001/{}/manifest.json", app["dxfName"].as_str().unwrap()))
+        .is_file());
     let line = cli.run(&["retry", &task]).await.failed().to_string();
     assert!(line.starts_with("rockit: invalid-state: "), "{line}");
 
     // Acknowledge mkraw's warning (an empty file in the build).
-    let group = cli.json(&["tasks", "show", &task]).await["taskGroup"].as_str().unwrap().to_string();
+    let group =
+        cli.json(&["tasks", "show", &task]).await["taskGroup"].as_str().unwrap().to_string();
     let ts = cli.json(&["tasks", "list", "--group", &group, "--type", "mkraw"]).await;
     let mkraw = ts[0]["taskName"].as_str().unwrap().to_string();
     assert_eq!(ts[0]["warning"]["code"], "empty-file");
@@ -465,7 +595,10 @@ edge_test!(cli_failed_publish_retry_and_ack, |b| async move {
     assert_eq!(out.trim(), format!("{mkraw}: warning empty-file acknowledged"));
     assert_eq!(cli.json(&["tasks", "show", &mkraw]).await["warning"]["acknowledged"], true);
     let table = cli.run(&["tasks", "list", "--app", "Game"]).await.ok().to_string();
-    assert!(table.starts_with("TASK") && table.contains("warning empty-file (acknowledged)"), "{table}");
+    assert!(
+        table.starts_with("TASK") && table.contains("warning empty-file (acknowledged)"),
+        "{table}"
+    );
     let line = cli.run(&["ack", &task]).await.failed().to_string();
     assert!(line.starts_with("rockit: invalid-state: "), "{line}");
     let line = cli.run(&["tasks", "show", "t_nope"]).await.failed().to_string();
@@ -496,7 +629,8 @@ impl CuttingProxy {
                 let Some(to) = *t2.lock().unwrap() else { continue };
                 let Ok(up) = TcpStream::connect(to) else { continue };
                 let cuts = c2.clone();
-                let (mut up_r, mut client_w) = (up.try_clone().unwrap(), client.try_clone().unwrap());
+                let (mut up_r, mut client_w) =
+                    (up.try_clone().unwrap(), client.try_clone().unwrap());
                 std::thread::spawn(move || {
                     let _ = std::io::copy(&mut up_r, &mut client_w);
                     let _ = client_w.shutdown(Shutdown::Write);
@@ -512,7 +646,12 @@ impl CuttingProxy {
                         };
                         let is_put = *put.get_or_insert_with(|| buf.starts_with(b"PUT "));
                         n += k;
-                        if is_put && n > cut_after && cuts.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                        if is_put
+                            && n > cut_after
+                            && cuts
+                                .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+                                .is_ok()
+                        {
                             let _ = client.shutdown(Shutdown::Both);
                             let _ = up.shutdown(Shutdown::Both);
                             return;
@@ -545,10 +684,16 @@ edge_test!(cli_push_sends_a_broken_upload_again, |b| async move {
     let r = cli.run(&["push", ps(&dir), "--app", "Game"]).await;
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(proxy.cuts.load(std::sync::atomic::Ordering::SeqCst), 1, "the first upload was cut");
-    assert!(r.stderr.starts_with("rockit: upload interrupted (") && r.stderr.contains("sending it again from the start"), "{r:?}");
+    assert!(
+        r.stderr.starts_with("rockit: upload interrupted (")
+            && r.stderr.contains("sending it again from the start"),
+        "{r:?}"
+    );
     assert!(r.stdout.contains("published Game build 1"), "{r:?}");
     let app = cli.json(&["apps", "show", "Game"]).await;
-    let img = s.data_dir().join(format!("origins/site/dxf/CutCo/Game/0001/{}", app["dxfName"].as_str().unwrap()));
+    let img = s
+        .data_dir()
+        .join(format!("origins/site/dxf/CutCo/Game/0001/{}", app["dxfName"].as_str().unwrap()));
     let out = work.0.join("out");
     cli.run(&["unpack", ps(&img), ps(&out)]).await.ok();
     assert_eq!(read_tree(&out), read_tree(&dir));
@@ -597,8 +742,12 @@ edge_test!(cli_push_zip_tar_gz_and_tar_zst, |b| async move {
     cli.json(&["apps", "create", "--name", "Game", "--max-builds", "5"]).await;
     let work = TempDir::new("zip");
     let w = work.0.as_path();
-    let unpacked =
-        |n: i64, app: &Value| s.data_dir().join(format!("origins/site/dxf/ZipCo/Game/{n:04}/{}", app["dxfName"].as_str().unwrap()));
+    let unpacked = |n: i64, app: &Value| {
+        s.data_dir().join(format!(
+            "origins/site/dxf/ZipCo/Game/{n:04}/{}",
+            app["dxfName"].as_str().unwrap()
+        ))
+    };
 
     // A zip (Unix modes, a symlink, directories implicit): sent as the tar of its entries.
     let mut v1 = game_v1();
@@ -610,8 +759,15 @@ edge_test!(cli_push_zip_tar_gz_and_tar_zst, |b| async move {
     }
     let zip1 = w.join("v1.zip");
     python_zip(&dir1, &zip1, &[], "ZIP_DEFLATED");
-    let out = cli.run(&["push", ps(&zip1), "--app", "Game", "--build-name", "zip"]).await.ok().to_string();
-    assert!(out.starts_with("uploaded ") && out.contains("published Game build 1 \"zip\""), "{out}");
+    let out = cli
+        .run(&["push", ps(&zip1), "--app", "Game", "--build-name", "zip"])
+        .await
+        .ok()
+        .to_string();
+    assert!(
+        out.starts_with("uploaded ") && out.contains("published Game build 1 \"zip\""),
+        "{out}"
+    );
     assert!(out.lines().next().unwrap().contains(" MiB in "), "sizes in MiB: {out}");
     let app = cli.json(&["apps", "show", "Game"]).await;
     let o1 = w.join("o1");
@@ -622,14 +778,19 @@ edge_test!(cli_push_zip_tar_gz_and_tar_zst, |b| async move {
     let mut v2 = v1.clone();
     v2.insert("data/dlc.pak".into(), noise(9, 300_000));
     let (dir2, tar2) = make_build(w, "v2", &v2);
-    std::fs::set_permissions(dir2.join("bin/game.exe"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(dir2.join("bin/game.exe"), std::fs::Permissions::from_mode(0o755))
+        .unwrap();
     tar(&dir2, &tar2);
     let gz = w.join("v2.tgz");
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     enc.write_all(&std::fs::read(&tar2).unwrap()).unwrap();
     std::fs::write(&gz, enc.finish().unwrap()).unwrap();
     let res = cli.json(&["push", ps(&gz), "--app", "Game", "--build-name", "gz"]).await;
-    assert_eq!(res["sizeBytes"], std::fs::metadata(&tar2).unwrap().len(), "the tar's length is announced and sent");
+    assert_eq!(
+        res["sizeBytes"],
+        std::fs::metadata(&tar2).unwrap().len(),
+        "the tar's length is announced and sent"
+    );
     let app = cli.json(&["apps", "show", "Game"]).await;
     assert_eq!(app["iCurBuild"], 2);
     let o2 = w.join("o2");
@@ -641,7 +802,8 @@ edge_test!(cli_push_zip_tar_gz_and_tar_zst, |b| async move {
     v3.insert("data/patch3.pak".into(), noise(10, 100_000));
     let (dir3, tar3) = make_build(w, "v3", &v3);
     let zst = w.join("v3.tar.zst");
-    std::fs::write(&zst, zstd::encode_all(std::fs::File::open(&tar3).unwrap(), 3).unwrap()).unwrap();
+    std::fs::write(&zst, zstd::encode_all(std::fs::File::open(&tar3).unwrap(), 3).unwrap())
+        .unwrap();
     let out = cli.run(&["push", ps(&zst), "--app", "Game"]).await.ok().to_string();
     assert!(out.contains("published Game build 3"), "{out}");
     let app = cli.json(&["apps", "show", "Game"]).await;
@@ -657,7 +819,10 @@ edge_test!(cli_push_zip_tar_gz_and_tar_zst, |b| async move {
     let bad = w.join("bad2.zip");
     python_zip(Path::new("-"), &bad, &[("bin\\..\\..\\evil.dll", "x")], "ZIP_STORED");
     let line = cli.run(&["push", ps(&bad), "--app", "Game"]).await.failed().to_string();
-    assert!(line.contains("backslash in name") && line.ends_with("; the Edge refuses it"), "{line}");
+    assert!(
+        line.contains("backslash in name") && line.ends_with("; the Edge refuses it"),
+        "{line}"
+    );
     let bad = w.join("bad3.zip");
     python_zip(Path::new("-"), &bad, &[("a", "file"), ("a/b", "under a file")], "ZIP_STORED");
     let line = cli.run(&["push", ps(&bad), "--app", "Game"]).await.failed().to_string();
@@ -672,7 +837,12 @@ edge_test!(cli_push_zip_tar_gz_and_tar_zst, |b| async move {
     }
     std::fs::write(&bad, z).unwrap();
     let line = cli.run(&["push", ps(&bad), "--app", "Game"]).await.failed().to_string();
-    assert!(line.contains("data.bin: compressed with Bzip2; rockit reads stored and deflated zip entries only"), "{line}");
+    assert!(
+        line.contains(
+            "data.bin: compressed with Bzip2; rockit reads stored and deflated zip entries only"
+        ),
+        "{line}"
+    );
     let empty = w.join("empty.zip");
     python_zip(Path::new("-"), &empty, &[], "ZIP_STORED");
     let line = cli.run(&["push", ps(&empty), "--app", "Game"]).await.failed().to_string();
@@ -688,8 +858,17 @@ edge_test!(cli_push_zip_tar_gz_and_tar_zst, |b| async move {
     enc.write_all(&vec![b'x'; 4096]).unwrap();
     std::fs::write(&notar, enc.finish().unwrap()).unwrap();
     let line = cli.run(&["push", ps(&notar), "--app", "Game"]).await.failed().to_string();
-    assert!(line.ends_with("notes.txt.gz: gzip data that is not a tar (unknown); give a .tar.gz or .tar.zst"), "{line}");
-    assert_eq!(cli.json(&["apps", "show", "Game"]).await["iCurBuild"], 3, "nothing more was imported");
+    assert!(
+        line.ends_with(
+            "notes.txt.gz: gzip data that is not a tar (unknown); give a .tar.gz or .tar.zst"
+        ),
+        "{line}"
+    );
+    assert_eq!(
+        cli.json(&["apps", "show", "Game"]).await["iCurBuild"],
+        3,
+        "nothing more was imported"
+    );
     let tasks = cli.json(&["tasks", "list", "--app", "Game", "--type", "dltar"]).await;
     assert_eq!(tasks.as_array().unwrap().len(), 3, "no import was started for a refused archive");
 });

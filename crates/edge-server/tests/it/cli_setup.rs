@@ -31,15 +31,35 @@ edge_test!(cli_setup_roles_users_and_keys, |b| async move {
 
     // Roles, permissions by letter.
     let r = cli
-        .json(&["roles", "create", "--name", "Publishers", "--label", "Release managers", "--perm", "apps=RU", "--perm", "tasks=rx"])
+        .json(&[
+            "roles",
+            "create",
+            "--name",
+            "Publishers",
+            "--label",
+            "Release managers",
+            "--perm",
+            "apps=RU",
+            "--perm",
+            "tasks=rx",
+        ])
         .await;
-    assert_eq!((r["permissions"]["apps"].clone(), r["permissions"]["tasks"].clone()), (json!(6), json!(18)), "{r}");
+    assert_eq!(
+        (r["permissions"]["apps"].clone(), r["permissions"]["tasks"].clone()),
+        (json!(6), json!(18)),
+        "{r}"
+    );
     assert_eq!(r["permissions"]["deployments"], 0);
     let table = cli.run(&["roles", "list"]).await.ok().to_string();
     assert!(table.contains("apps=RU,") && table.contains("tasks=RX"), "{table}");
     assert!(table.contains("tasks=CRUDX"), "Administrators: {table}");
     let shown = cli.run(&["roles", "show", "Publishers"]).await.ok().to_string();
-    assert!(shown.lines().any(|l| l.trim_start().starts_with("apps") && l.ends_with("RU    Read, Update")), "{shown}");
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.trim_start().starts_with("apps") && l.ends_with("RU    Read, Update")),
+        "{shown}"
+    );
     for (perm, why) in [
         ("apps=CRQ", "unknown permission letter 'Q'"),
         ("nope=R", "unknown resource \"nope\""),
@@ -50,13 +70,26 @@ edge_test!(cli_setup_roles_users_and_keys, |b| async move {
         assert_eq!(r.code, 2, "a usage error: {r:?}");
         assert!(r.stderr.contains(why), "{perm}: {r:?}");
     }
-    let r = cli.json(&["roles", "modify", "Publishers", "--perm", "deployments=R", "--no-label"]).await;
-    assert_eq!((r["permissions"]["apps"].clone(), r["permissions"]["deployments"].clone()), (json!(6), json!(2)), "{r}");
+    let r =
+        cli.json(&["roles", "modify", "Publishers", "--perm", "deployments=R", "--no-label"]).await;
+    assert_eq!(
+        (r["permissions"]["apps"].clone(), r["permissions"]["deployments"].clone()),
+        (json!(6), json!(2)),
+        "{r}"
+    );
     assert!(r["label"].is_null(), "{r}");
-    let out = cli.run(&["roles", "modify", "Publishers", "--perm", "deployments="]).await.ok().to_string();
+    let out = cli
+        .run(&["roles", "modify", "Publishers", "--perm", "deployments="])
+        .await
+        .ok()
+        .to_string();
     assert_eq!(out.trim(), "changed role Publishers");
     assert_eq!(cli.json(&["roles", "show", "Publishers"]).await["permissions"]["deployments"], 0);
-    let line = cli.run(&["roles", "modify", "Administrators", "--perm", "apps=R"]).await.failed().to_string();
+    let line = cli
+        .run(&["roles", "modify", "Administrators", "--perm", "apps=R"])
+        .await
+        .failed()
+        .to_string();
     assert!(line.starts_with("rockit: item-protected: "), "{line}");
 
     // A person: the initial password is shown once, and works.
@@ -85,22 +118,46 @@ edge_test!(cli_setup_roles_users_and_keys, |b| async move {
     assert_eq!(alice.json(&["apps", "list"]).await, json!([]));
     let line = alice.run(&["apps", "create", "--name", "NotAllowed"]).await.failed().to_string();
     assert!(line.starts_with("rockit: forbidden: "), "{line}");
-    let line = cli.run(&["users", "create", "--username", "bob", "--email", "bob@example.com"]).await.failed().to_string();
+    let line = cli
+        .run(&["users", "create", "--username", "bob", "--email", "bob@example.com"])
+        .await
+        .failed()
+        .to_string();
     assert!(line.contains("a person needs --email, --firstname and --surname"), "{line}");
 
     // A machine user for CI: its API key is shown once, and acts with the role's rights.
-    let m = cli.json(&["users", "create", "--type", "machine", "--username", "ci_bot", "--label", "CI", "--role", "Publishers"]).await;
+    let m = cli
+        .json(&[
+            "users",
+            "create",
+            "--type",
+            "machine",
+            "--username",
+            "ci_bot",
+            "--label",
+            "CI",
+            "--role",
+            "Publishers",
+        ])
+        .await;
     assert_eq!(m["user"]["type"], "machine");
     assert_eq!(m["user"]["roles"], json!(["Publishers"]));
     let key1 = m["apiKey"].as_str().unwrap().to_string();
     assert!(key1.starts_with("rk_"), "{m}");
-    let ci = |key: &str| Cli::new().with_env("ROCKIT_SERVER", &s.base).with_env("ROCKIT_API_KEY", key);
+    let ci =
+        |key: &str| Cli::new().with_env("ROCKIT_SERVER", &s.base).with_env("ROCKIT_API_KEY", key);
     assert_eq!(ci(&key1).json(&["apps", "list"]).await, json!([]));
     let table = cli.run(&["users", "list", "--type", "machine"]).await.ok().to_string();
-    assert!(table.contains("ci_bot") && table.contains("Publishers") && table.contains("CI"), "{table}");
+    assert!(
+        table.contains("ci_bot") && table.contains("Publishers") && table.contains("CI"),
+        "{table}"
+    );
     // Reset credentials: a new key, the old one revoked.
     let out = cli.run(&["users", "modify", "ci_bot", "--reset-credentials"]).await.ok().to_string();
-    assert!(out.starts_with("changed user ci_bot\nnew API key (shown only once; store it now):\nrk_"), "{out}");
+    assert!(
+        out.starts_with("changed user ci_bot\nnew API key (shown only once; store it now):\nrk_"),
+        "{out}"
+    );
     let key2 = line_after(&out, "new API key").to_string();
     assert!(ci(&key1).run(&["apps", "list"]).await.failed().starts_with("rockit: unauthorized: "));
     assert_eq!(ci(&key2).json(&["apps", "list"]).await, json!([]));
@@ -115,13 +172,34 @@ edge_test!(cli_setup_roles_users_and_keys, |b| async move {
     assert!(r.get("newPW").is_none());
 
     // API keys: created for the machine user, listed, revoked.
-    let out =
-        cli.run(&["apikeys", "create", "--user", "ci_bot", "--label", "release pipeline", "--expires-in", "30d"]).await.ok().to_string();
-    assert!(out.starts_with("created API key ") && out.contains(" for ci_bot in SetCo (expires 20"), "{out}");
+    let out = cli
+        .run(&[
+            "apikeys",
+            "create",
+            "--user",
+            "ci_bot",
+            "--label",
+            "release pipeline",
+            "--expires-in",
+            "30d",
+        ])
+        .await
+        .ok()
+        .to_string();
+    assert!(
+        out.starts_with("created API key ") && out.contains(" for ci_bot in SetCo (expires 20"),
+        "{out}"
+    );
     let key3 = line_after(&out, "API key (shown only once").to_string();
     assert_eq!(ci(&key3).json(&["apps", "list"]).await, json!([]));
     let keys = cli.json(&["apikeys", "list", "--user", "ci_bot"]).await;
-    let k = keys.as_array().unwrap().iter().find(|k| k["label"] == "release pipeline").expect("the new key is listed").clone();
+    let k = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["label"] == "release pipeline")
+        .expect("the new key is listed")
+        .clone();
     let id = k["keyId"].as_str().unwrap().to_string();
     assert!(key3.starts_with(&format!("rk_{id}_")), "{key3} vs {k}");
     assert!(k["expires"].is_string());
@@ -139,7 +217,10 @@ edge_test!(cli_setup_roles_users_and_keys, |b| async move {
     // Deleting: a role in use needs --force; users go.
     let line = cli.run(&["roles", "delete", "Publishers"]).await.failed().to_string();
     assert!(line.starts_with("rockit: item-in-use: "), "{line}");
-    assert_eq!(cli.run(&["roles", "delete", "Publishers", "--force"]).await.ok().trim(), "Publishers: role deleted");
+    assert_eq!(
+        cli.run(&["roles", "delete", "Publishers", "--force"]).await.ok().trim(),
+        "Publishers: role deleted"
+    );
     assert_eq!(cli.json(&["users", "show", "ci_bot"]).await["roles"], json!([]));
     assert_eq!(cli.run(&["users", "delete", "alice"]).await.ok().trim(), "alice: user deleted");
     let del = cli.json(&["users", "delete", "ci_bot"]).await;
@@ -172,24 +253,50 @@ edge_test!(cli_setup_subscriptions_trainings_and_probe, |b| async move {
         .await
         .ok()
         .to_string();
-    assert!(out.starts_with("created subscription hook (webhook http://127.0.0.1:9/hook)\n"), "{out}");
+    assert!(
+        out.starts_with("created subscription hook (webhook http://127.0.0.1:9/hook)\n"),
+        "{out}"
+    );
     assert!(line_after(&out, "signing secret (shown only once").len() >= 32, "{out}");
     let sub = cli.json(&["subscriptions", "show", "hook"]).await;
     assert_eq!(sub["filter"], json!({"types": ["deploy"], "events": ["end", "error"], "apps": []}));
     assert!(sub.get("secret").is_none());
-    let j = cli.json(&["subscriptions", "create", "--name", "all", "--url", "http://127.0.0.1:9/all"]).await;
+    let j = cli
+        .json(&["subscriptions", "create", "--name", "all", "--url", "http://127.0.0.1:9/all"])
+        .await;
     assert_eq!(j["subscription"]["name"], "all");
     assert!(j["secret"].as_str().unwrap().len() >= 32, "{j}");
     let line = cli
-        .run(&["subscriptions", "create", "--name", "xx", "--event", "nope", "--url", "http://127.0.0.1:9/xx"])
+        .run(&[
+            "subscriptions",
+            "create",
+            "--name",
+            "xx",
+            "--event",
+            "nope",
+            "--url",
+            "http://127.0.0.1:9/xx",
+        ])
         .await
         .failed()
         .to_string();
     assert!(line.starts_with("rockit: invalid-param: unknown event 'nope'"), "{line}");
     let line = cli.run(&["subscriptions", "create", "--name", "yy"]).await.failed().to_string();
     assert_eq!(line, "rockit: a webhook needs --url");
-    let line =
-        cli.run(&["subscriptions", "create", "--name", "zz", "--type", "slack", "--slack-channel", "#rel"]).await.failed().to_string();
+    let line = cli
+        .run(&[
+            "subscriptions",
+            "create",
+            "--name",
+            "zz",
+            "--type",
+            "slack",
+            "--slack-channel",
+            "#rel",
+        ])
+        .await
+        .failed()
+        .to_string();
     assert_eq!(line, "rockit: slack needs --slack-token or $ROCKIT_SLACK_TOKEN");
     let subs = cli.json(&["subscriptions", "list"]).await;
     assert_eq!(subs.as_array().unwrap().len(), 2);
@@ -202,9 +309,16 @@ edge_test!(cli_setup_subscriptions_trainings_and_probe, |b| async move {
     let t = cli.json(&["trainings", "show", "Game"]).await;
     assert_eq!((t["nTracesReliable"].clone(), t["nTraces"].clone()), (json!(20), json!(0)), "{t}");
     let shown = cli.run(&["trainings", "show", "Game"]).await.ok().to_string();
-    assert!(shown.contains("mkseq after        20 new traces") && shown.contains("no traces of the published image yet"), "{shown}");
+    assert!(
+        shown.contains("mkseq after        20 new traces")
+            && shown.contains("no traces of the published image yet"),
+        "{shown}"
+    );
     let table = cli.run(&["trainings", "list"]).await.ok().to_string();
-    assert!(table.starts_with("APP") && table.lines().nth(1).unwrap().starts_with("Game"), "{table}");
+    assert!(
+        table.starts_with("APP") && table.lines().nth(1).unwrap().starts_with("Game"),
+        "{table}"
+    );
     assert_eq!(cli.json(&["trainings", "list", "--app", "gam"]).await.as_array().unwrap().len(), 1);
     let line = cli.run(&["trainings", "set", "Game", "--reliable", "0"]).await.failed().to_string();
     assert!(line.starts_with("rockit: invalid-param: "), "{line}");
@@ -212,12 +326,27 @@ edge_test!(cli_setup_subscriptions_trainings_and_probe, |b| async move {
     assert!(line.starts_with("rockit: not-found: "), "{line}");
 
     // A deployment probed again on demand; a broken origin fails the probe.
-    cli.json(&["deployments", "create", "--name", "disk", "--type", "fs", "--path", "disk", "--prefix", "cdn"]).await;
+    cli.json(&[
+        "deployments",
+        "create",
+        "--name",
+        "disk",
+        "--type",
+        "fs",
+        "--path",
+        "disk",
+        "--prefix",
+        "cdn",
+    ])
+    .await;
     let before = cli.json(&["deployments", "show", "disk"]).await;
     let out = cli.run(&["deployments", "probe", "disk"]).await.ok().to_string();
     assert_eq!(out.trim(), "disk: probe passed (fs disk, prefix cdn)");
     let after = cli.json(&["deployments", "probe", "disk"]).await;
-    assert_eq!((after["origin"].clone(), after["originPrefix"].clone()), (before["origin"].clone(), before["originPrefix"].clone()));
+    assert_eq!(
+        (after["origin"].clone(), after["originPrefix"].clone()),
+        (before["origin"].clone(), before["originPrefix"].clone())
+    );
     let root = s.data_dir().join("origins/disk");
     std::fs::remove_dir_all(&root).unwrap();
     std::fs::write(&root, b"not a directory").unwrap();
@@ -275,14 +404,33 @@ edge_test!(cli_tasks_in_pipeline_order_with_a_sequencing_run, |b| async move {
     args.extend(files.iter().map(|f| ps(f)));
     args.extend(["--app", "Game"]);
     cli.run(&args).await.ok();
-    let r = s.be(&tok, Method::POST, "/be/v1/trigger", Some(json!({"type": "traces", "appName": "Game"}))).await;
+    let r = s
+        .be(
+            &tok,
+            Method::POST,
+            "/be/v1/trigger",
+            Some(json!({"type": "traces", "appName": "Game"})),
+        )
+        .await;
     let seq = r.ok()["taskName"].as_str().unwrap().to_string();
-    let watched = cli.run(&["tasks", "watch", "--app", "Game", "--until-idle", "--interval", "0.2"]).await.ok().to_string();
+    let watched = cli
+        .run(&["tasks", "watch", "--app", "Game", "--until-idle", "--interval", "0.2"])
+        .await
+        .ok()
+        .to_string();
     let t = cli.json(&["tasks", "show", &seq]).await;
     assert_eq!(t["status"], "done", "{t}\n{watched}");
-    assert!(t["result"]["preload100Before"].is_u64() && t["result"]["preload100After"].is_u64(), "{t}");
+    assert!(
+        t["result"]["preload100Before"].is_u64() && t["result"]["preload100After"].is_u64(),
+        "{t}"
+    );
     if !watched.is_empty() && !watched.starts_with("nothing running") {
-        assert!(watched.lines().any(|l| l.contains(" mkseq ") && l.contains("preload ") && l.contains(" → ")), "{watched}");
+        assert!(
+            watched
+                .lines()
+                .any(|l| l.contains(" mkseq ") && l.contains("preload ") && l.contains(" → ")),
+            "{watched}"
+        );
     }
 
     // The list: the sequencing run first (most recent), mkseq before its deploy, with the
@@ -293,7 +441,10 @@ edge_test!(cli_tasks_in_pipeline_order_with_a_sequencing_run, |b| async move {
     assert_eq!(types, ["mkseq", "deploy", "dltar", "mkraw", "mkdxf", "mkpat", "deploy"], "{table}");
     let mkseq = rows[1];
     assert!(mkseq.contains("1.0 (build 1)") || mkseq.contains(" build 1 "), "{table}");
-    let (before, after) = (t["result"]["preload100Before"].as_u64().unwrap(), t["result"]["preload100After"].as_u64().unwrap());
+    let (before, after) = (
+        t["result"]["preload100Before"].as_u64().unwrap(),
+        t["result"]["preload100After"].as_u64().unwrap(),
+    );
     let mib = |n: u64| {
         if n < 1024 {
             format!("{n} B")
@@ -310,7 +461,10 @@ edge_test!(cli_tasks_in_pipeline_order_with_a_sequencing_run, |b| async move {
 
     // Idle: said so.
     let out = cli.run(&["tasks", "watch", "--app", "Game", "--until-idle"]).await.ok().to_string();
-    assert_eq!(out.trim(), "nothing running (no task of apps matching \"Game\" is queued or running)");
+    assert_eq!(
+        out.trim(),
+        "nothing running (no task of apps matching \"Game\" is queued or running)"
+    );
     let out = cli.run(&["tasks", "watch", "--until-idle", "--json"]).await.ok().to_string();
     assert_eq!(out, "", "no JSON line when nothing runs");
 });
@@ -334,10 +488,17 @@ edge_test!(cli_faults_broken_pipe_scheme_and_server_down, |b| async move {
             .env_remove("ROCKIT_API_KEY")
             .output()
             .unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let sh2 = sh.clone();
-    let (code, out, err) = tokio::task::spawn_blocking(move || sh2("rockit completions bash | head -1")).await.unwrap();
+    let (code, out, err) =
+        tokio::task::spawn_blocking(move || sh2("rockit completions bash | head -1"))
+            .await
+            .unwrap();
     assert_eq!((code, out.lines().count(), err.as_str()), (Some(0), 1, ""), "{out}");
     // The reader is gone before anything is written: every write fails (EPIPE).
     for cmd in [
@@ -356,7 +517,9 @@ edge_test!(cli_faults_broken_pipe_scheme_and_server_down, |b| async move {
         let line = cli.run(&["apps", "list", "--server", server]).await.failed().to_string();
         assert_eq!(line, format!("rockit: server \"{server}\": add http:// or https:// (for example --server http://{server}, or https://{server} behind TLS)"));
     }
-    let r = Cli::new().run_in(&["login", "--server", &addr, "--username", "pipe_admin", "--password-stdin"], &pw).await;
+    let r = Cli::new()
+        .run_in(&["login", "--server", &addr, "--username", "pipe_admin", "--password-stdin"], &pw)
+        .await;
     assert!(r.failed().contains("add http:// or https://"), "{r:?}");
 
     // The server down: one plain sentence.
@@ -429,7 +592,8 @@ fn serve_on_tty(data: &Path, env: &[(&str, &str)]) -> Option<Vec<String>> {
 #[test]
 fn server_logs_text_on_a_terminal_and_json_otherwise() {
     let work = TempDir::new("logs");
-    let json_line = |l: &String| serde_json::from_str::<Value>(l).is_ok_and(|v| v["message"].is_string());
+    let json_line =
+        |l: &String| serde_json::from_str::<Value>(l).is_ok_and(|v| v["message"].is_string());
 
     // Piped (a service, a container): JSON lines.
     let piped = serve_piped(&work.0.join("a"), &[]);
@@ -437,7 +601,10 @@ fn server_logs_text_on_a_terminal_and_json_otherwise() {
     assert!(piped.iter().all(json_line), "{piped:?}");
     // Text by setting, even on a pipe (and no colour codes there).
     let text = serve_piped(&work.0.join("b"), &[("EDGE_LOG_FORMAT", "text")]);
-    assert!(text.last().is_some_and(|l| l.contains("rockit-edge listening") && l.contains(" INFO ")), "{text:?}");
+    assert!(
+        text.last().is_some_and(|l| l.contains("rockit-edge listening") && l.contains(" INFO ")),
+        "{text:?}"
+    );
     assert!(text.iter().all(|l| !json_line(l) && !l.contains('\x1b')), "{text:?}");
     // A wrong value is refused with the setting named.
     let out = Command::new(env!("CARGO_BIN_EXE_rockit-edge"))
@@ -447,7 +614,11 @@ fn server_logs_text_on_a_terminal_and_json_otherwise() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("log_format must be auto, json or text, not 'yaml'"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("log_format must be auto, json or text, not 'yaml'"),
+        "{out:?}"
+    );
 
     // On a terminal (a first run by hand): human-readable lines; JSON when asked for.
     let Some(tty) = serve_on_tty(&work.0.join("d"), &[]) else {
@@ -455,9 +626,13 @@ fn server_logs_text_on_a_terminal_and_json_otherwise() {
         return;
     };
     assert!(tty.iter().any(|l| l.contains("rockit-edge listening")), "{tty:?}");
-    assert!(tty.iter().filter(|l| !l.trim().is_empty()).all(|l| !json_line(&l.to_string())), "{tty:?}");
+    assert!(
+        tty.iter().filter(|l| !l.trim().is_empty()).all(|l| !json_line(&l.to_string())),
+        "{tty:?}"
+    );
     let tty_json = serve_on_tty(&work.0.join("e"), &[("EDGE_LOG_FORMAT", "json")]).unwrap();
-    let listening: Vec<&String> = tty_json.iter().filter(|l| l.contains("rockit-edge listening")).collect();
+    let listening: Vec<&String> =
+        tty_json.iter().filter(|l| l.contains("rockit-edge listening")).collect();
     assert!(listening.len() == 1 && json_line(listening[0]), "{tty_json:?}");
 }
 
@@ -470,7 +645,10 @@ async fn cli_md_ci_recipe_runs_as_written() {
     let section = &DOC[DOC.find("## Setting up CI").expect("the CI section")..];
     let start = section.find("```sh\n").expect("its sh block") + 6;
     let body = &section[start..start + section[start..].find("```").unwrap()];
-    assert!(body.contains("rockit users create --type machine") && body.contains("rockit push"), "{body}");
+    assert!(
+        body.contains("rockit users create --type machine") && body.contains("rockit push"),
+        "{body}"
+    );
     let s = Srv::start(Backend::Sqlite).await;
     let pw = s.create_org("Studio", "alice").await;
     let cli = Cli::new();
@@ -497,7 +675,8 @@ async fn cli_md_ci_recipe_runs_as_written() {
     })
     .await
     .unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "the recipe failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
     assert!(stdout.contains("published MyGame build 1"), "{stdout}");
     assert!(stdout.contains("current build  1 \"1.0."), "{stdout}");

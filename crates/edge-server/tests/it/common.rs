@@ -45,7 +45,10 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("edge-test-{tag}-{}", edge_server::util::hex(&edge_server::util::random_bytes(8))));
+        let p = std::env::temp_dir().join(format!(
+            "edge-test-{tag}-{}",
+            edge_server::util::hex(&edge_server::util::random_bytes(8))
+        ));
         std::fs::create_dir_all(&p).unwrap();
         TempDir(p)
     }
@@ -113,7 +116,8 @@ async fn pg_schema(base_url: &str) -> String {
 
 /// The configuration every test server starts from.
 pub async fn test_config(backend: Backend, dir: &TempDir) -> Config {
-    let mut cfg = Config { listen: "127.0.0.1:0".into(), data_dir: dir.0.join("data"), ..Config::default() };
+    let mut cfg =
+        Config { listen: "127.0.0.1:0".into(), data_dir: dir.0.join("data"), ..Config::default() };
     cfg.admin_secret_b64 = Some(edge_server::util::b64(&[7u8; 32]));
     cfg.data_key_b64 = Some(edge_server::util::b64(&[9u8; 32]));
     cfg.worker_poll_ms = 50;
@@ -144,13 +148,27 @@ impl Srv {
         let key = edge_server::util::b64_decode(cfg.admin_secret_b64.as_deref().unwrap()).unwrap();
         let running = start(cfg).await.expect("server starts");
         let admin = edge_server::crypto::jwt_sign(&json!({"username": "tester"}), &key);
-        Srv { base: format!("http://{}", running.addr), http: test_client(), admin, dir, backend, running: Some(running) }
+        Srv {
+            base: format!("http://{}", running.addr),
+            http: test_client(),
+            admin,
+            dir,
+            backend,
+            running: Some(running),
+        }
     }
 
     /// A client for a server running elsewhere (a child process), with the test admin token.
     pub fn external(base: &str, backend: Backend) -> Srv {
         let admin = edge_server::crypto::jwt_sign(&json!({"username": "tester"}), &[7u8; 32]);
-        Srv { base: base.to_string(), http: test_client(), admin, dir: TempDir::new("ext"), backend, running: None }
+        Srv {
+            base: base.to_string(),
+            http: test_client(),
+            admin,
+            dir: TempDir::new("ext"),
+            backend,
+            running: None,
+        }
     }
 
     /// Stops the server (draining), keeping its data directory.
@@ -162,7 +180,10 @@ impl Srv {
 
     /// The database URL of the running server.
     pub fn db_url(&self) -> String {
-        self.running.as_ref().map(|r| r.state.cfg.database_url()).expect("a running in-process server")
+        self.running
+            .as_ref()
+            .map(|r| r.state.cfg.database_url())
+            .expect("a running in-process server")
     }
 
     /// The server's data directory.
@@ -171,7 +192,13 @@ impl Srv {
     }
 
     /// Sends a request with optional JSON body and extra headers.
-    pub async fn req(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<Value>) -> Resp {
+    pub async fn req(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Resp {
         let mut rb = self.http.request(method, format!("{}{}", self.base, path));
         for (k, v) in headers {
             rb = rb.header(*k, *v);
@@ -213,7 +240,14 @@ impl Srv {
 
     /// One-step login; returns the whole answer.
     pub async fn login(&self, user: &str, pw: &str, org: &str) -> Value {
-        let r = self.req(Method::POST, "/be/v1/login", &[], Some(json!({"username": user, "password": pw, "orgName": org}))).await;
+        let r = self
+            .req(
+                Method::POST,
+                "/be/v1/login",
+                &[],
+                Some(json!({"username": user, "password": pw, "orgName": org})),
+            )
+            .await;
         r.ok().clone()
     }
 

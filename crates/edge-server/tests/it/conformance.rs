@@ -54,12 +54,21 @@ fn require(dist: &str, prefix: &str, spec: &str) -> String {
     let probe = format!("import importlib.metadata as m; print(m.version('{dist}'))");
     let out = match Command::new("python3").args(["-c", &probe]).output() {
         Ok(o) => o,
-        Err(e) => panic!("python3 does not run ({e}); this test drives the Python package {dist}: {hint}"),
+        Err(e) => {
+            panic!("python3 does not run ({e}); this test drives the Python package {dist}: {hint}")
+        }
     };
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{dist} is not installed for python3 ({}): {hint}", err.trim().lines().last().unwrap_or(""));
+    assert!(
+        out.status.success(),
+        "{dist} is not installed for python3 ({}): {hint}",
+        err.trim().lines().last().unwrap_or("")
+    );
     let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert!(version.starts_with(prefix), "{dist} {version} is installed; this test is written for {spec}: {hint}");
+    assert!(
+        version.starts_with(prefix),
+        "{dist} {version} is installed; this test is written for {spec}: {hint}"
+    );
     version
 }
 
@@ -80,7 +89,8 @@ impl Run {
 /// Runs `cmd` in `dir` off the runtime's threads (the server under test keeps them), its
 /// output into files (no pipe to fill), killed after `limit`.
 async fn run(mut cmd: Command, dir: &Path, tag: &str, limit: Duration) -> Run {
-    let (out_path, err_path) = (dir.join(format!("{tag}.stdout")), dir.join(format!("{tag}.stderr")));
+    let (out_path, err_path) =
+        (dir.join(format!("{tag}.stdout")), dir.join(format!("{tag}.stderr")));
     cmd.current_dir(dir)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out_path).unwrap())
@@ -108,7 +118,9 @@ async fn run(mut cmd: Command, dir: &Path, tag: &str, limit: Duration) -> Run {
     let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
     match status {
         Ok(status) => Run { status, stdout, stderr, took: started.elapsed() },
-        Err(shown) => panic!("{shown} ran past {limit:?} and was killed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"),
+        Err(shown) => panic!(
+            "{shown} ran past {limit:?} and was killed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+        ),
     }
 }
 
@@ -117,7 +129,9 @@ async fn run(mut cmd: Command, dir: &Path, tag: &str, limit: Duration) -> Run {
 async fn seeded() -> (Srv, String, String) {
     let s = Srv::start(Backend::Sqlite).await;
     let (token, _) = s.org_admin(ORG).await;
-    let r = s.be(&token, Method::POST, "/be/v1/apps", Some(json!({"name": "Seed", "label": "Seed app"}))).await;
+    let r = s
+        .be(&token, Method::POST, "/be/v1/apps", Some(json!({"name": "Seed", "label": "Seed app"})))
+        .await;
     let key = r.ok()["app"]["clientKey"].as_str().expect("clientKey for an admin").to_string();
     (s, token, key)
 }
@@ -128,16 +142,30 @@ async fn seeded() -> (Srv, String, String) {
 /// found by what they are, not by name; the values come from the environment of the run.
 /// The session token scheme gets none: a session needs a published build.
 fn auth_config(doc: &serde_json::Value) -> String {
-    let schemes = doc["components"]["securitySchemes"].as_object().expect("/openapi.json has components.securitySchemes");
+    let schemes = doc["components"]["securitySchemes"]
+        .as_object()
+        .expect("/openapi.json has components.securitySchemes");
     let mut out = String::new();
     for (name, s) in schemes {
-        let (field, var) = match (s["type"].as_str(), s["scheme"].as_str(), s["in"].as_str(), s["name"].as_str()) {
+        let (field, var) = match (
+            s["type"].as_str(),
+            s["scheme"].as_str(),
+            s["in"].as_str(),
+            s["name"].as_str(),
+        ) {
             (Some("http"), Some("bearer"), _, _) => ("bearer", "ROCKIT_ACCESS_TOKEN"),
-            (Some("apiKey"), _, Some("header"), Some("x-rockit-admin-token")) => ("api_key", "ROCKIT_ADMIN_TOKEN"),
-            (Some("apiKey"), _, Some("header"), Some("x-rockit-client-key")) => ("api_key", "ROCKIT_CLIENT_KEY"),
+            (Some("apiKey"), _, Some("header"), Some("x-rockit-admin-token")) => {
+                ("api_key", "ROCKIT_ADMIN_TOKEN")
+            }
+            (Some("apiKey"), _, Some("header"), Some("x-rockit-client-key")) => {
+                ("api_key", "ROCKIT_CLIENT_KEY")
+            }
             _ => continue,
         };
-        out += &format!("[auth.openapi.{}]\n{field} = \"${{{var}}}\"\n\n", serde_json::Value::from(name.as_str()));
+        out += &format!(
+            "[auth.openapi.{}]\n{field} = \"${{{var}}}\"\n\n",
+            serde_json::Value::from(name.as_str())
+        );
     }
     for var in ["ROCKIT_ACCESS_TOKEN", "ROCKIT_ADMIN_TOKEN"] {
         assert!(out.contains(var), "no security scheme for {var} in /openapi.json: {schemes:?}");
@@ -151,7 +179,11 @@ async fn schemathesis_finds_no_failure() {
     let (s, token, client_key) = seeded().await;
     let work = TempDir::new("schemathesis");
     let config = work.0.join("schemathesis.toml");
-    std::fs::write(&config, auth_config(&s.req(Method::GET, "/openapi.json", &[], None).await.body)).unwrap();
+    std::fs::write(
+        &config,
+        auth_config(&s.req(Method::GET, "/openapi.json", &[], None).await.body),
+    )
+    .unwrap();
     let seed = std::env::var("EDGE_CONFORMANCE_SEED").unwrap_or_else(|_| "20261207".into());
     let mut cmd = Command::new("python3");
     cmd.args(["-m", "schemathesis.cli", "--config-file"])
@@ -175,7 +207,12 @@ async fn schemathesis_finds_no_failure() {
     }
     let r = run(cmd, &work.0, "schemathesis", SCHEMATHESIS_TIMEOUT).await;
     eprintln!("schemathesis took {:.0?}", r.took);
-    assert!(r.status.success(), "schemathesis found failures in /openapi.json against the server ({}):\n{}", r.status, r.report());
+    assert!(
+        r.status.success(),
+        "schemathesis found failures in /openapi.json against the server ({}):\n{}",
+        r.status,
+        r.report()
+    );
     // Exit 0 also when nothing ran: the summary must show the operations tested.
     assert!(r.stdout.contains("Tested:"), "schemathesis tested no operation:\n{}", r.report());
 }
@@ -186,25 +223,45 @@ async fn a_generated_python_client_works() {
     let s = Srv::start(Backend::Sqlite).await;
     let (token, pw) = s.org_admin(ORG).await;
     // A deleted app leaves its deletion task, for the script's task list to hold.
-    s.be(&token, Method::POST, "/be/v1/apps", Some(json!({"name": "Doomed", "label": "Doomed"}))).await.ok();
+    s.be(&token, Method::POST, "/be/v1/apps", Some(json!({"name": "Doomed", "label": "Doomed"})))
+        .await
+        .ok();
     s.be(&token, Method::DELETE, "/be/v1/apps/Doomed", None).await.ok();
     let work = TempDir::new("pyclient");
-    let doc = s.http.get(format!("{}/openapi.json", s.base)).send().await.unwrap().bytes().await.unwrap();
+    let doc =
+        s.http.get(format!("{}/openapi.json", s.base)).send().await.unwrap().bytes().await.unwrap();
     std::fs::write(work.0.join("openapi.json"), &doc).unwrap();
     // No post hooks: the generator would run ruff over its output, a formatter this test
     // does not need.
     std::fs::write(work.0.join("generator.yaml"), "post_hooks: []\n").unwrap();
     let package = "rockit_edge_client";
     let mut gen = Command::new("python3");
-    gen.args(["-m", "openapi_python_client", "generate", "--path", "openapi.json", "--output-path", package]);
+    gen.args([
+        "-m",
+        "openapi_python_client",
+        "generate",
+        "--path",
+        "openapi.json",
+        "--output-path",
+        package,
+    ]);
     // A warning is a part of the document that did not become client code: an operation or
     // a model a Python user would not have.
     gen.args(["--meta", "none", "--config", "generator.yaml", "--fail-on-warning"]);
     let r = run(gen, &work.0, "generate", Duration::from_secs(120)).await;
-    assert!(r.status.success(), "openapi-python-client could not generate a client from /openapi.json:\n{}", r.report());
-    assert!(work.0.join(package).join("client.py").is_file(), "no package generated:\n{}", r.report());
+    assert!(
+        r.status.success(),
+        "openapi-python-client could not generate a client from /openapi.json:\n{}",
+        r.report()
+    );
+    assert!(
+        work.0.join(package).join("client.py").is_file(),
+        "no package generated:\n{}",
+        r.report()
+    );
 
-    let script: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/conformance_client.py");
+    let script: PathBuf =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/conformance_client.py");
     let mut py = Command::new("python3");
     py.arg(&script).arg(&work.0).args([package, &s.base, ORG, ADMIN, &pw]);
     let r = run(py, &work.0, "client", Duration::from_secs(60)).await;

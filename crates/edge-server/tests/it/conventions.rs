@@ -30,7 +30,15 @@ edge_test!(json_body_rules, |b| async move {
     let auth = format!("Bearer {tok}");
     let url = format!("{}/be/v1/roles", s.base);
     // Wrong content type: 415.
-    let r = s.http.post(&url).header("authorization", &auth).header("content-type", "text/plain").body("{}").send().await.unwrap();
+    let r = s
+        .http
+        .post(&url)
+        .header("authorization", &auth)
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 415);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"], "unsupported-media-type");
@@ -57,7 +65,8 @@ edge_test!(json_body_rules, |b| async move {
         let base = s.base.clone();
         async move {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let mut sock = tokio::net::TcpStream::connect(base.trim_start_matches("http://")).await.unwrap();
+            let mut sock =
+                tokio::net::TcpStream::connect(base.trim_start_matches("http://")).await.unwrap();
             let auth = auth.map(|a| format!("authorization: {a}\r\n")).unwrap_or_default();
             let head = format!(
                 "POST /be/v1/roles HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n{auth}content-length: {}\r\n\r\n{{\"name\":\"",
@@ -81,14 +90,18 @@ edge_test!(json_body_rules, |b| async move {
         .post(&url)
         .header("authorization", &auth)
         .header("content-type", "application/json")
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(vec![Ok::<_, std::io::Error>(big.into_bytes())])))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(vec![
+            Ok::<_, std::io::Error>(big.into_bytes()),
+        ])))
         .send()
         .await;
     if let Ok(r) = r {
         assert_eq!(r.status(), 413);
     }
     // SQL-looking strings are just invalid names.
-    let r = s.be(&tok, Method::POST, "/be/v1/roles", Some(json!({"name": "x'; DROP TABLE roles;--"}))).await;
+    let r = s
+        .be(&tok, Method::POST, "/be/v1/roles", Some(json!({"name": "x'; DROP TABLE roles;--"})))
+        .await;
     r.err(400, "invalid-param");
     let r = s.be(&tok, Method::GET, "/be/v1/roles/x'%20OR%201=1--", None).await;
     r.err(404, "not-found");
@@ -104,16 +117,39 @@ edge_test!(auth_header_combinations, |b| async move {
     let bearer = format!("Bearer {tok}");
     // No credentials: 401. Two different: 400. The same value twice: one credential.
     s.req(Method::GET, "/be/v1/apps", &[], None).await.err(401, "unauthorized");
-    s.req(Method::GET, "/be/v1/apps", &[("authorization", &bearer), ("x-rockit-beauth-token", &key)], None).await.err(400, "invalid-param");
-    s.req(Method::GET, "/be/v1/apps", &[("authorization", &bearer), ("x-rockit-beauth-token", &tok)], None).await.ok();
+    s.req(
+        Method::GET,
+        "/be/v1/apps",
+        &[("authorization", &bearer), ("x-rockit-beauth-token", &key)],
+        None,
+    )
+    .await
+    .err(400, "invalid-param");
+    s.req(
+        Method::GET,
+        "/be/v1/apps",
+        &[("authorization", &bearer), ("x-rockit-beauth-token", &tok)],
+        None,
+    )
+    .await
+    .ok();
     // The older header takes an access token or a personal API key.
     s.req(Method::GET, "/be/v1/apps", &[("x-rockit-beauth-token", &tok)], None).await.ok();
     s.req(Method::GET, "/be/v1/apps", &[("x-rockit-beauth-token", &key)], None).await.ok();
     // A partial triple: 401.
-    s.req(Method::GET, "/be/v1/apps", &[("x-rockit-orgname", "HdrOrg"), ("x-rockit-api-key", &key)], None).await.err(401, "unauthorized");
+    s.req(
+        Method::GET,
+        "/be/v1/apps",
+        &[("x-rockit-orgname", "HdrOrg"), ("x-rockit-api-key", &key)],
+        None,
+    )
+    .await
+    .err(401, "unauthorized");
     // Forged and garbage tokens: 401.
     s.be("at_forged", Method::GET, "/be/v1/apps", None).await.err(401, "unauthorized");
-    s.be("rk_0123456789abcdef_nope", Method::GET, "/be/v1/apps", None).await.err(401, "unauthorized");
+    s.be("rk_0123456789abcdef_nope", Method::GET, "/be/v1/apps", None)
+        .await
+        .err(401, "unauthorized");
     let tampered = format!("{}x", &key[..key.len() - 1]);
     s.be(&tampered, Method::GET, "/be/v1/apps", None).await.err(401, "unauthorized");
     // API keys never log in.
@@ -136,7 +172,14 @@ edge_test!(list_parameters, |b| async move {
     for n in ["r_c", "r_a", "r_b"] {
         s.be(&tok, Method::POST, "/be/v1/roles", Some(json!({"name": n}))).await.ok();
     }
-    let names = |v: &Value| v["roles"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let names = |v: &Value| {
+        v["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
     let r = s.be(&tok, Method::GET, "/be/v1/roles", None).await;
     assert_eq!(names(r.ok()), ["Administrators", "r_a", "r_b", "r_c"]);
     assert_eq!(r.body["limit"], 10);
@@ -149,8 +192,18 @@ edge_test!(list_parameters, |b| async move {
     assert_eq!(r.ok()["roles"][0], json!({"name": "Administrators"}));
     let r = s.be(&tok, Method::GET, "/be/v1/roles/r_a?fields[]=name&fields[]=builtin", None).await;
     assert_eq!(r.ok()["role"], json!({"name": "r_a", "builtin": false}));
-    for bad in ["limit=0", "limit=1001", "limit=x", "offset=-1", "order[]=nope", "fields[]=nope", "bogus=1"] {
-        s.be(&tok, Method::GET, &format!("/be/v1/roles?{bad}"), None).await.err(400, "invalid-param");
+    for bad in [
+        "limit=0",
+        "limit=1001",
+        "limit=x",
+        "offset=-1",
+        "order[]=nope",
+        "fields[]=nope",
+        "bogus=1",
+    ] {
+        s.be(&tok, Method::GET, &format!("/be/v1/roles?{bad}"), None)
+            .await
+            .err(400, "invalid-param");
     }
 });
 
@@ -158,15 +211,31 @@ edge_test!(login_rate_limit, |b| async move {
     let s = Srv::start_with(b, |c| c.login_max_failures_user = 3).await;
     let pw = s.create_org("RateOrg", "erin").await;
     for _ in 0..3 {
-        let r = s.req(Method::POST, "/be/v1/login", &[], Some(json!({"username": "erin", "password": "wrong-password"}))).await;
+        let r = s
+            .req(
+                Method::POST,
+                "/be/v1/login",
+                &[],
+                Some(json!({"username": "erin", "password": "wrong-password"})),
+            )
+            .await;
         r.err(401, "unauthorized");
     }
     // Over the limit: 429 with Retry-After, even with the right password.
-    let r = s.req(Method::POST, "/be/v1/login", &[], Some(json!({"username": "erin", "password": pw}))).await;
+    let r = s
+        .req(Method::POST, "/be/v1/login", &[], Some(json!({"username": "erin", "password": pw})))
+        .await;
     r.err(429, "too-many-requests");
     let ra: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(ra > 0 && ra <= 900);
     // Unknown users and wrong passwords answer alike.
-    let a = s.req(Method::POST, "/be/v1/login", &[], Some(json!({"username": "nobody_here", "password": "x"}))).await;
+    let a = s
+        .req(
+            Method::POST,
+            "/be/v1/login",
+            &[],
+            Some(json!({"username": "nobody_here", "password": "x"})),
+        )
+        .await;
     assert_eq!(a.err(401, "unauthorized")["message"], "wrong username or password");
 });

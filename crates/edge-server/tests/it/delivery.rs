@@ -12,9 +12,18 @@ use std::path::Path;
 /// Polls until every task of a group has ended; returns the tasks (step order).
 pub async fn wait_group(s: &Srv, tok: &str, group: &str) -> Vec<Value> {
     for _ in 0..600 {
-        let r = s.be(tok, Method::GET, &format!("/be/v1/tasks?taskGroup={group}&order[]=created&limit=20"), None).await;
+        let r = s
+            .be(
+                tok,
+                Method::GET,
+                &format!("/be/v1/tasks?taskGroup={group}&order[]=created&limit=20"),
+                None,
+            )
+            .await;
         let ts = r.ok()["tasks"].as_array().unwrap().clone();
-        if !ts.is_empty() && ts.iter().all(|t| !["submitted", "running"].contains(&t["status"].as_str().unwrap())) {
+        if !ts.is_empty()
+            && ts.iter().all(|t| !["submitted", "running"].contains(&t["status"].as_str().unwrap()))
+        {
             let mut ts = ts;
             let order = ["dltar", "mkraw", "mkdxf", "mkseq", "mkpat", "deploy"];
             ts.sort_by_key(|t| order.iter().position(|o| *o == t["type"]).unwrap_or(9));
@@ -27,7 +36,14 @@ pub async fn wait_group(s: &Srv, tok: &str, group: &str) -> Vec<Value> {
 
 /// Uploads a tar through a fresh import; returns the import answer.
 pub async fn upload(s: &Srv, tok: &str, app: &str, build_name: &str, tar: &Path) -> Value {
-    let r = s.be(tok, Method::POST, "/be/v1/builds", Some(json!({"appName": app, "buildName": build_name}))).await;
+    let r = s
+        .be(
+            tok,
+            Method::POST,
+            "/be/v1/builds",
+            Some(json!({"appName": app, "buildName": build_name})),
+        )
+        .await;
     let imp = r.ok().clone();
     let url = imp["uploadUrl"].as_str().unwrap();
     assert!(url.starts_with(&s.base), "{url}");
@@ -51,15 +67,26 @@ edge_test!(upload_publish_unpack_patch_apply, |b| async move {
         )
         .await;
     assert_eq!(r.ok()["deployment"]["origin"]["type"], "fs");
-    let r = s.be(&tok, Method::POST, "/be/v1/apps", Some(json!({"name": "MyGame", "label": "My Game", "maxBuilds": 3}))).await;
+    let r = s
+        .be(
+            &tok,
+            Method::POST,
+            "/be/v1/apps",
+            Some(json!({"name": "MyGame", "label": "My Game", "maxBuilds": 3})),
+        )
+        .await;
     r.ok();
     let work = TempDir::new("game");
     let v1 = game_v1();
     let (dir1, tar1) = make_build(&work.0, "v1", &v1);
     let imp = upload(&s, &tok, "MyGame", "1.0.0", &tar1).await;
     let tasks = wait_group(&s, &tok, imp["taskGroup"].as_str().unwrap()).await;
-    let statuses: Vec<_> =
-        tasks.iter().map(|t| (t["type"].as_str().unwrap().to_string(), t["status"].as_str().unwrap().to_string())).collect();
+    let statuses: Vec<_> = tasks
+        .iter()
+        .map(|t| {
+            (t["type"].as_str().unwrap().to_string(), t["status"].as_str().unwrap().to_string())
+        })
+        .collect();
     assert!(tasks.iter().all(|t| t["status"] == "done"), "{statuses:?} {tasks:?}");
     assert_eq!(tasks[1]["warning"]["code"], "empty-file");
     // This process runs workers: the upload was ingested as it streamed in.
@@ -80,7 +107,8 @@ edge_test!(upload_publish_unpack_patch_apply, |b| async move {
     assert!(img.join("manifest.json").is_file(), "{}", img.display());
     let depot_img = s.data_dir().join(format!("depot/dxf/GameCo/MyGame/0001/{dxf}"));
     assert!(depot_img.join("manifest.json").is_file());
-    let manifest: Value = serde_json::from_slice(&std::fs::read(img.join("manifest.json")).unwrap()).unwrap();
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(img.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["format"], "rockit-dxf");
     assert_eq!(manifest["buildId"], 1);
     assert_eq!(manifest["fileCount"], 5);
@@ -102,9 +130,15 @@ edge_test!(upload_publish_unpack_patch_apply, |b| async move {
     assert!(tasks2.iter().all(|t| t["status"] == "done"), "{tasks2:?}");
     let app = s.be(&tok, Method::GET, "/be/v1/apps/MyGame", None).await.ok()["app"].clone();
     assert_eq!(app["iCurBuild"], 2);
-    assert_eq!(app["patches"], json!([{"fromBuildId": 1, "toBuildId": 2, "sizeBytes": app["patches"][0]["sizeBytes"]}]));
+    assert_eq!(
+        app["patches"],
+        json!([{"fromBuildId": 1, "toBuildId": 2, "sizeBytes": app["patches"][0]["sizeBytes"]}])
+    );
     let patch_size = app["patches"][0]["sizeBytes"].as_u64().unwrap();
-    assert!(patch_size < 400_000, "patch {patch_size} bytes should carry little more than the new file");
+    assert!(
+        patch_size < 400_000,
+        "patch {patch_size} bytes should carry little more than the new file"
+    );
     let pat = origin_root.join("cdn/v1/pat/GameCo/MyGame/0002/0001");
     assert!(pat.join("patch.json").is_file());
     let out2 = work.0.join("out2");
@@ -116,7 +150,12 @@ edge_test!(upload_publish_unpack_patch_apply, |b| async move {
     let t3 = wait_group(&s, &tok, imp3["taskGroup"].as_str().unwrap()).await;
     assert_eq!(t3[1]["warning"]["code"], "identical-build");
     assert_eq!(t3[1]["status"], "done");
-    assert!(t3[2..].iter().all(|t| t["status"] == "canceled" && t["result"]["reason"] == "identical-build"), "{t3:?}");
+    assert!(
+        t3[2..]
+            .iter()
+            .all(|t| t["status"] == "canceled" && t["result"]["reason"] == "identical-build"),
+        "{t3:?}"
+    );
     let app = s.be(&tok, Method::GET, "/be/v1/apps/MyGame", None).await.ok()["app"].clone();
     assert_eq!(app["iCurBuild"], 2);
 });

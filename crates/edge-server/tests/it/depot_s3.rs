@@ -20,7 +20,13 @@ const PREFIX: &str = "edge/main";
 
 /// Keys under `edge/main/<dir>/` in the bucket.
 async fn keys(bucket: &Origin, dir: &str) -> Vec<String> {
-    let mut k: Vec<String> = bucket.list(&format!("{PREFIX}/{dir}/")).await.unwrap().into_iter().map(|(k, _)| k).collect();
+    let mut k: Vec<String> = bucket
+        .list(&format!("{PREFIX}/{dir}/"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     k.sort();
     k
 }
@@ -28,8 +34,11 @@ async fn keys(bucket: &Origin, dir: &str) -> Vec<String> {
 edge_test!(s3_depot_shared_by_api_and_worker_processes, |b| async move {
     let moto = start_moto_open().await;
     moto.create_bucket(BUCKET).await;
-    let bucket =
-        Origin::new(moto.s3_config(&moto.endpoint, BUCKET, true), OriginOptions { allow_private: true, ..Default::default() }).unwrap();
+    let bucket = Origin::new(
+        moto.s3_config(&moto.endpoint, BUCKET, true),
+        OriginOptions { allow_private: true, ..Default::default() },
+    )
+    .unwrap();
     let shared = TempDir::new("s3depot");
     let fs_root = shared.0.join("origins");
     let depot = |c: &mut Config| {
@@ -59,9 +68,17 @@ edge_test!(s3_depot_shared_by_api_and_worker_processes, |b| async move {
     assert_eq!(r.ok()["depot"], "ok");
 
     let (tok, _) = api.org_admin("Studio").await;
-    let dep = json!({"name": "cdn", "originPrefix": "games", "origin": {"type": "fs", "path": "site"}});
+    let dep =
+        json!({"name": "cdn", "originPrefix": "games", "origin": {"type": "fs", "path": "site"}});
     api.be(&tok, Method::POST, "/be/v1/deployments", Some(dep)).await.ok();
-    let r = api.be(&tok, Method::POST, "/be/v1/apps", Some(json!({"name": "Game", "label": "Game", "maxBuilds": 3}))).await;
+    let r = api
+        .be(
+            &tok,
+            Method::POST,
+            "/be/v1/apps",
+            Some(json!({"name": "Game", "label": "Game", "maxBuilds": 3})),
+        )
+        .await;
     let client_key = r.ok()["app"]["clientKey"].as_str().unwrap().to_string();
 
     // Build 1: uploaded to the API process, built by the worker.
@@ -73,12 +90,16 @@ edge_test!(s3_depot_shared_by_api_and_worker_processes, |b| async move {
     assert!(tasks.iter().all(|t| t["status"] == "done"), "{tasks:?}");
     // An API-only process leaves the ingest to the worker's mkraw.
     assert_eq!(tasks[1]["result"]["ingestedDuringUpload"], false);
-    let dxf = api.be(&tok, Method::GET, "/be/v1/apps/Game", None).await.ok()["app"]["dxfName"].as_str().unwrap().to_string();
+    let dxf = api.be(&tok, Method::GET, "/be/v1/apps/Game", None).await.ok()["app"]["dxfName"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     // The bucket holds the working data and the published copy; what a step only needed
     // in passing (the tar, the staging area) is gone.
     let manifest_key = format!("{PREFIX}/depot/dxf/Studio/Game/0001/{dxf}/manifest.json");
-    let in_bucket = bucket.get(&manifest_key).await.unwrap().expect("the published copy is in the bucket");
+    let in_bucket =
+        bucket.get(&manifest_key).await.unwrap().expect("the published copy is in the bucket");
     assert!(!keys(&bucket, "chunks").await.is_empty());
     assert_eq!(keys(&bucket, "trees").await.len(), 1);
     assert_eq!(keys(&bucket, "uploads").await, Vec::<String>::new());
@@ -94,7 +115,14 @@ edge_test!(s3_depot_shared_by_api_and_worker_processes, |b| async move {
 
     // A launcher reads the depot copy through the API process (ranges too).
     let open = json!({"orgName": "Studio", "appName": "Game"});
-    let r = api.req(Method::POST, "/client/v1/rte-sessions", &[("x-rockit-client-key", &client_key)], Some(open)).await;
+    let r = api
+        .req(
+            Method::POST,
+            "/client/v1/rte-sessions",
+            &[("x-rockit-client-key", &client_key)],
+            Some(open),
+        )
+        .await;
     let sess = r.ok().clone();
     let token = sess["sessionToken"].as_str().unwrap().to_string();
     let url = sess["build"]["manifestUrl"].as_str().unwrap().to_string();
@@ -104,21 +132,41 @@ edge_test!(s3_depot_shared_by_api_and_worker_processes, |b| async move {
     let manifest: Value = serde_json::from_slice(&in_bucket).unwrap();
     let pack = url.replace("manifest.json", manifest["packs"][0]["name"].as_str().unwrap());
     let total = manifest["packs"][0]["sizeBytes"].as_u64().unwrap();
-    let r = api.http.get(&pack).header("x-rockit-session-token", &token).header("range", "bytes=100-163").send().await.unwrap();
+    let r = api
+        .http
+        .get(&pack)
+        .header("x-rockit-session-token", &token)
+        .header("range", "bytes=100-163")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 206);
     assert_eq!(r.headers()["content-range"], format!("bytes 100-163/{total}").as_str());
     let part = r.bytes().await.unwrap();
-    let whole = bucket.get(&format!("{PREFIX}/depot/dxf/Studio/Game/0001/{dxf}/{}", manifest["packs"][0]["name"].as_str().unwrap())).await;
+    let whole = bucket
+        .get(&format!(
+            "{PREFIX}/depot/dxf/Studio/Game/0001/{dxf}/{}",
+            manifest["packs"][0]["name"].as_str().unwrap()
+        ))
+        .await;
     assert_eq!(part.to_vec(), whole.unwrap().unwrap()[100..164].to_vec());
-    let r = api.http.get(url.replace("manifest.json", "nope.bin")).header("x-rockit-session-token", &token).send().await.unwrap();
+    let r = api
+        .http
+        .get(url.replace("manifest.json", "nope.bin"))
+        .header("x-rockit-session-token", &token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     let base = format!("{}?token={token}", url.trim_end_matches("manifest.json"));
     let out_dl = work.0.join("from-depot");
     let (bin, o2) = (env!("CARGO_BIN_EXE_rockit"), out_dl.clone());
-    let run = tokio::task::spawn_blocking(move || std::process::Command::new(bin).args(["unpack", &base, o2.to_str().unwrap()]).output())
-        .await
-        .unwrap()
-        .unwrap();
+    let run = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(bin).args(["unpack", &base, o2.to_str().unwrap()]).output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     assert_eq!(read_tree(&out_dl), read_tree(&dir1));
 
@@ -137,7 +185,11 @@ edge_test!(s3_depot_shared_by_api_and_worker_processes, |b| async move {
     let out2 = work.0.join("out2");
     apply(&DirSource(pat), &out1, &out2).unwrap();
     assert_eq!(read_tree(&out2), read_tree(&dir2));
-    assert!(bucket.head(&format!("{PREFIX}/depot/pat/Studio/Game/0002/0001/patch.json")).await.unwrap().is_some());
+    assert!(bucket
+        .head(&format!("{PREFIX}/depot/pat/Studio/Game/0002/0001/patch.json"))
+        .await
+        .unwrap()
+        .is_some());
 
     // Deleting the app purges its working data and published copy from the bucket.
     let r = api.be(&tok, Method::DELETE, "/be/v1/apps/Game", None).await;

@@ -29,9 +29,13 @@ struct Receiver {
 }
 
 fn verify(secret: &str, headers: &HeaderMap, body: &[u8]) -> Result<Value, String> {
-    let jwt = headers.get("x-rockit-subscriptions").and_then(|v| v.to_str().ok()).ok_or("no JWT header")?;
+    let jwt = headers
+        .get("x-rockit-subscriptions")
+        .and_then(|v| v.to_str().ok())
+        .ok_or("no JWT header")?;
     let key = edge_server::util::b64url_decode(secret).ok_or("secret not base64url")?;
-    let claims = edge_server::crypto::jwt_verify(jwt, &key, edge_server::util::now_ms() / 1000).ok_or("JWT does not verify")?;
+    let claims = edge_server::crypto::jwt_verify(jwt, &key, edge_server::util::now_ms() / 1000)
+        .ok_or("JWT does not verify")?;
     let v: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     if claims["sha256"] != edge_server::util::hex(&Sha256::digest(body)) {
         return Err("body hash differs".into());
@@ -45,7 +49,12 @@ fn verify(secret: &str, headers: &HeaderMap, body: &[u8]) -> Result<Value, Strin
     if headers.get("content-type").and_then(|v| v.to_str().ok()) != Some("application/json") {
         return Err("content-type".into());
     }
-    if !headers.get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or("").starts_with("rockit-edge/") {
+    if !headers
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .starts_with("rockit-edge/")
+    {
         return Err("user-agent".into());
     }
     Ok(v)
@@ -94,8 +103,14 @@ async fn black_hole() -> String {
 }
 
 async fn subscribe(s: &Srv, tok: &str, name: &str, url: &str, filter: Value) -> String {
-    let r =
-        s.be(tok, Method::POST, "/be/v1/subscriptions", Some(json!({"name": name, "type": "webhook", "url": url, "filter": filter}))).await;
+    let r = s
+        .be(
+            tok,
+            Method::POST,
+            "/be/v1/subscriptions",
+            Some(json!({"name": name, "type": "webhook", "url": url, "filter": filter})),
+        )
+        .await;
     let secret = r.ok()["secret"].as_str().unwrap().to_string();
     assert_eq!(edge_server::util::b64url_decode(&secret).unwrap().len(), 32);
     secret
@@ -103,8 +118,17 @@ async fn subscribe(s: &Srv, tok: &str, name: &str, url: &str, filter: Value) -> 
 
 async fn setup(s: &Srv) -> (String, std::path::PathBuf, TempDir) {
     let (tok, _) = s.org_admin("HookCo").await;
-    s.be(&tok, Method::POST, "/be/v1/deployments", Some(json!({"name": "local", "origin": {"type": "fs", "path": "site"}}))).await.ok();
-    s.be(&tok, Method::POST, "/be/v1/apps", Some(json!({"name": "Game", "label": "Game"}))).await.ok();
+    s.be(
+        &tok,
+        Method::POST,
+        "/be/v1/deployments",
+        Some(json!({"name": "local", "origin": {"type": "fs", "path": "site"}})),
+    )
+    .await
+    .ok();
+    s.be(&tok, Method::POST, "/be/v1/apps", Some(json!({"name": "Game", "label": "Game"})))
+        .await
+        .ok();
     let work = TempDir::new("hooks");
     let mut files = game_v1();
     files.remove("config/empty.cfg");
@@ -138,7 +162,10 @@ edge_test!(import_emits_the_documented_sequence, |b| async move {
     wait_group(&s, &tok, &group).await;
     let got = wait_for(&rx.inbox, 15, 20).await;
     assert!(rx.inbox.lock().unwrap().bad.is_empty(), "{:?}", rx.inbox.lock().unwrap().bad);
-    let seq: Vec<String> = got.iter().map(|v| format!("{}:{}", v["type"].as_str().unwrap(), v["event"].as_str().unwrap())).collect();
+    let seq: Vec<String> = got
+        .iter()
+        .map(|v| format!("{}:{}", v["type"].as_str().unwrap(), v["event"].as_str().unwrap()))
+        .collect();
     let want = [
         "dltar:submit",
         "mkraw:submit",
@@ -175,7 +202,9 @@ edge_test!(retries_keep_the_same_delivery_id, |b| async move {
     let s = Srv::start_with(b, fast).await;
     let (tok, tar, _w) = setup(&s).await;
     let rx = receiver().await;
-    let secret = subscribe(&s, &tok, "flaky", &rx.url, json!({"types": ["dltar"], "events": ["submit"]})).await;
+    let secret =
+        subscribe(&s, &tok, "flaky", &rx.url, json!({"types": ["dltar"], "events": ["submit"]}))
+            .await;
     {
         let mut g = rx.inbox.lock().unwrap();
         g.secret = Some(secret);
@@ -184,7 +213,9 @@ edge_test!(retries_keep_the_same_delivery_id, |b| async move {
     upload(&s, &tok, "Game", "1.0", &tar).await;
     let got = wait_for(&rx.inbox, 3, 20).await;
     assert_eq!(got.len(), 3, "{got:?}");
-    assert!(got.iter().all(|v| v["deliveryId"] == got[0]["deliveryId"] && v["type"] == "dltar" && v["event"] == "submit"));
+    assert!(got.iter().all(|v| v["deliveryId"] == got[0]["deliveryId"]
+        && v["type"] == "dltar"
+        && v["event"] == "submit"));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(rx.inbox.lock().unwrap().got.len(), 3, "delivered once more after success");
     let r = s.be(&tok, Method::GET, "/be/v1/subscriptions/flaky", None).await;
@@ -211,7 +242,11 @@ edge_test!(dead_receiver_delays_nobody_and_410_disables, |b| async move {
     wait_group(&s, &tok, imp["taskGroup"].as_str().unwrap()).await;
     let got = wait_for(&rx.inbox, 5, 8).await;
     assert_eq!(got.len(), 5, "the live subscription got every end event");
-    assert!(start.elapsed() < Duration::from_secs(9), "the dead receiver held things up: {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(9),
+        "the dead receiver held things up: {:?}",
+        start.elapsed()
+    );
     let r = s.be(&tok, Method::GET, "/be/v1/subscriptions/gone", None).await;
     assert_eq!(r.ok()["subscription"]["enabled"], false);
     assert_eq!(gone.inbox.lock().unwrap().got.len(), 1);
@@ -232,12 +267,14 @@ edge_test!(pending_deliveries_survive_a_restart, |b| async move {
     let addr = l.local_addr().unwrap();
     drop(l);
     let url = format!("http://{addr}/hook");
-    let secret = subscribe(&s, &tok, "later", &url, json!({"types": ["dltar"], "events": ["submit"]})).await;
+    let secret =
+        subscribe(&s, &tok, "later", &url, json!({"types": ["dltar"], "events": ["submit"]})).await;
     upload(&s, &tok, "Game", "1.0", &tar).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     s.stop().await;
     // The receiver comes up on the same port; the server starts again on the same data.
-    let inbox: Arc<Mutex<Inbox>> = Arc::new(Mutex::new(Inbox { secret: Some(secret), ..Default::default() }));
+    let inbox: Arc<Mutex<Inbox>> =
+        Arc::new(Mutex::new(Inbox { secret: Some(secret), ..Default::default() }));
     receiver_at(addr, inbox.clone()).await;
     let mut cfg2 = cfg.clone();
     cfg2.webhook_backoff_ms = vec![100];
@@ -254,7 +291,10 @@ edge_test!(pending_deliveries_survive_a_restart, |b| async move {
 /// Moves every pending delivery's next attempt to now, through the admin-visible database.
 async fn sqlx_due_now(s: &Srv) {
     let db = edge_server::db::Db::connect(&s.db_url()).await.unwrap();
-    sqlx::query("UPDATE deliveries SET next_at = 0 WHERE status = 'pending'").execute(db.pool()).await.unwrap();
+    sqlx::query("UPDATE deliveries SET next_at = 0 WHERE status = 'pending'")
+        .execute(db.pool())
+        .await
+        .unwrap();
 }
 
 edge_test!(subscriptions_api_rules, |b| async move {
@@ -262,11 +302,21 @@ edge_test!(subscriptions_api_rules, |b| async move {
     let (tok, _) = s.org_admin("SubCo").await;
     // Private targets are refused unless the instance allows them.
     let r = s
-        .be(&tok, Method::POST, "/be/v1/subscriptions", Some(json!({"name": "x1", "type": "webhook", "url": "http://127.0.0.1:9/h"})))
+        .be(
+            &tok,
+            Method::POST,
+            "/be/v1/subscriptions",
+            Some(json!({"name": "x1", "type": "webhook", "url": "http://127.0.0.1:9/h"})),
+        )
         .await;
     r.err(400, "invalid-param");
     let r = s
-        .be(&tok, Method::POST, "/be/v1/subscriptions", Some(json!({"name": "x1", "type": "webhook", "url": "ftp://example.com/h"})))
+        .be(
+            &tok,
+            Method::POST,
+            "/be/v1/subscriptions",
+            Some(json!({"name": "x1", "type": "webhook", "url": "ftp://example.com/h"})),
+        )
         .await;
     r.err(400, "invalid-param");
     let r = s
@@ -288,12 +338,22 @@ edge_test!(subscriptions_api_rules, |b| async move {
         .await;
     assert_eq!(r.ok()["subscription"]["slackChannel"], "#builds");
     assert!(r.body["subscription"].get("slackToken").is_none());
-    s.be(&tok, Method::POST, "/be/v1/subscriptions", Some(json!({"name": "s1", "type": "slack", "slackChannel": "#b", "slackToken": "x"})))
-        .await
-        .err(409, "item-exists");
-    s.be(&tok, Method::POST, "/be/v1/subscriptions", Some(json!({"name": "s0", "type": "webhook", "url": "https://93.184.216.34/h"})))
-        .await
-        .ok();
+    s.be(
+        &tok,
+        Method::POST,
+        "/be/v1/subscriptions",
+        Some(json!({"name": "s1", "type": "slack", "slackChannel": "#b", "slackToken": "x"})),
+    )
+    .await
+    .err(409, "item-exists");
+    s.be(
+        &tok,
+        Method::POST,
+        "/be/v1/subscriptions",
+        Some(json!({"name": "s0", "type": "webhook", "url": "https://93.184.216.34/h"})),
+    )
+    .await
+    .ok();
     let r = s.be(&tok, Method::GET, "/be/v1/subscriptions?order[]=-name", None).await;
     assert_eq!(r.ok()["subscriptions"][0]["name"], "s1");
     assert_eq!(r.body["total"], 2);
@@ -319,10 +379,18 @@ async fn slack_api(answer: &'static str) -> (String, Arc<Mutex<Vec<(String, Valu
         axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
             let g = g.clone();
             async move {
-                let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                let auth = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
                 let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                 g.lock().unwrap().push((auth, v));
-                let reply = if answer == "ok" { json!({"ok": true}) } else { json!({"ok": false, "error": answer}) };
+                let reply = if answer == "ok" {
+                    json!({"ok": true})
+                } else {
+                    json!({"ok": false, "error": answer})
+                };
                 axum::Json(reply)
             }
         }),
@@ -385,7 +453,10 @@ edge_test!(slack_invalid_auth_disables, |b| async move {
         let r = s.be(&tok, Method::GET, "/be/v1/subscriptions/chat", None).await;
         if r.ok()["subscription"]["enabled"] == false {
             disabled = true;
-            assert!(r.body["subscription"]["stats"]["lastError"].as_str().unwrap().contains("invalid_auth"));
+            assert!(r.body["subscription"]["stats"]["lastError"]
+                .as_str()
+                .unwrap()
+                .contains("invalid_auth"));
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -12,12 +12,21 @@ edge_test!(documented_flow, |b| async move {
     assert!(pw.len() >= 16);
 
     // Its admin logs in, two steps.
-    let r = s.req(Method::POST, "/be/v1/login", &[], Some(json!({"username": "alice", "password": pw}))).await;
+    let r = s
+        .req(Method::POST, "/be/v1/login", &[], Some(json!({"username": "alice", "password": pw})))
+        .await;
     let step1 = r.ok();
     assert_eq!(step1["orgs"], json!([{"name": "ExampleOrg", "label": "ExampleOrg label"}]));
     assert_eq!(step1["expiresIn"], 900);
     let sel = step1["orgSelectionToken"].as_str().unwrap().to_string();
-    let r = s.req(Method::POST, "/be/v1/login", &[], Some(json!({"orgSelectionToken": sel, "orgName": "ExampleOrg"}))).await;
+    let r = s
+        .req(
+            Method::POST,
+            "/be/v1/login",
+            &[],
+            Some(json!({"orgSelectionToken": sel, "orgName": "ExampleOrg"})),
+        )
+        .await;
     let step2 = r.ok().clone();
     assert_eq!(step2["username"], "alice");
     assert_eq!(step2["orgName"], "ExampleOrg");
@@ -54,7 +63,11 @@ edge_test!(documented_flow, |b| async move {
     assert!(key.starts_with("rk_"));
 
     // The machine user works with the header triple …
-    let triple = [("x-rockit-orgname", "ExampleOrg"), ("x-rockit-username", "ci_bot"), ("x-rockit-api-key", key.as_str())];
+    let triple = [
+        ("x-rockit-orgname", "ExampleOrg"),
+        ("x-rockit-username", "ci_bot"),
+        ("x-rockit-api-key", key.as_str()),
+    ];
     let r = s.req(Method::GET, "/be/v1/apps", &triple, None).await;
     assert_eq!(r.ok()["apps"], json!([]));
     assert_eq!(r.body["total"], 0);
@@ -64,7 +77,11 @@ edge_test!(documented_flow, |b| async move {
     let r = s.be(&key, Method::GET, "/be/v1/roles", None).await;
     r.err(403, "forbidden");
     // The triple must match the key's user and org.
-    let wrong = [("x-rockit-orgname", "ExampleOrg"), ("x-rockit-username", "alice"), ("x-rockit-api-key", key.as_str())];
+    let wrong = [
+        ("x-rockit-orgname", "ExampleOrg"),
+        ("x-rockit-username", "alice"),
+        ("x-rockit-api-key", key.as_str()),
+    ];
     s.req(Method::GET, "/be/v1/apps", &wrong, None).await.err(401, "unauthorized");
 
     // Logout kills the session at once.

@@ -14,8 +14,13 @@ const ENROLLMENT: &str = "/api/v2/admin/enrollments/getCurrent?preview=true";
 
 fn is_uuid(s: &str) -> bool {
     s.len() == 36
-        && s.char_indices()
-            .all(|(i, c)| if [8, 13, 18, 23].contains(&i) { c == '-' } else { c.is_ascii_hexdigit() && !c.is_ascii_uppercase() })
+        && s.char_indices().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit() && !c.is_ascii_uppercase()
+            }
+        })
 }
 
 /// Asserts a Foundry error; returns its `parameters`.
@@ -24,7 +29,11 @@ fn ferr(r: &Resp, status: u16, code: &str, name: &str) -> Value {
     assert_eq!(r.status.as_u16(), status, "body: {}", r.body);
     assert_eq!(r.body["errorCode"], code, "body: {}", r.body);
     assert_eq!(r.body["errorName"], name, "body: {}", r.body);
-    assert!(is_uuid(r.body["errorInstanceId"].as_str().unwrap_or("")), "errorInstanceId: {}", r.body);
+    assert!(
+        is_uuid(r.body["errorInstanceId"].as_str().unwrap_or("")),
+        "errorInstanceId: {}",
+        r.body
+    );
     assert!(r.body["parameters"].is_object(), "parameters: {}", r.body);
     assert!(r.body.get("status").is_none(), "not the ROCKIT envelope: {}", r.body);
     r.body["parameters"].clone()
@@ -57,7 +66,13 @@ async fn enrollment(s: &Srv) -> String {
 /// The Edge org whose label is `label`.
 async fn edge_org(s: &Srv, label: &str) -> Value {
     let r = s.adm(Method::GET, "/adm/v1/orgs?limit=1000", None).await;
-    let found: Vec<Value> = r.ok()["orgs"].as_array().unwrap().iter().filter(|o| o["label"] == label).cloned().collect();
+    let found: Vec<Value> = r.ok()["orgs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["label"] == label)
+        .cloned()
+        .collect();
     assert_eq!(found.len(), 1, "one org labelled {label:?}: {found:?}");
     found[0].clone()
 }
@@ -65,7 +80,14 @@ async fn edge_org(s: &Srv, label: &str) -> Value {
 /// Creates a Foundry org; returns the `Organization`.
 async fn fcreate(s: &Srv, tok: &str, name: &str, admins: &[&str]) -> Value {
     let enr = enrollment(s).await;
-    let r = s.be(tok, Method::POST, CREATE, Some(json!({"administrators": admins, "enrollmentRid": enr, "name": name}))).await;
+    let r = s
+        .be(
+            tok,
+            Method::POST,
+            CREATE,
+            Some(json!({"administrators": admins, "enrollmentRid": enr, "name": name})),
+        )
+        .await;
     assert_eq!(r.status, 200, "create {name:?}: {}", r.body);
     r.body
 }
@@ -73,7 +95,14 @@ async fn fcreate(s: &Srv, tok: &str, name: &str, admins: &[&str]) -> Value {
 /// An operator user holding only the given `orgs` bits (0: none): its access token.
 async fn operator_user(s: &Srv, op: &str, username: &str, orgs_bits: u8) -> String {
     let role = format!("Role_{username}");
-    let r = s.be(op, Method::POST, "/be/v1/roles", Some(json!({"name": role, "permissions": {"orgs": orgs_bits, "apps": 2}}))).await;
+    let r = s
+        .be(
+            op,
+            Method::POST,
+            "/be/v1/roles",
+            Some(json!({"name": role, "permissions": {"orgs": orgs_bits, "apps": 2}})),
+        )
+        .await;
     r.ok();
     let (_, pw) = person(s, op, username, &[&role]).await;
     s.token(username, &pw, "operator").await
@@ -85,9 +114,14 @@ edge_test!(foundry_auth_and_error_envelope, |b| async move {
     let (p1, _) = person(&s, &people, "fd_p1", &[]).await;
     let o = fcreate(&s, &s.admin, "Auth Org", &[&p1]).await;
     let rid = o["rid"].as_str().unwrap().to_string();
-    let ra = json!({"roleAssignments": [{"roleId": "organization:administrator", "principalId": p1}]});
+    let ra =
+        json!({"roleAssignments": [{"roleId": "organization:administrator", "principalId": p1}]});
     let calls: Vec<(Method, String, Option<Value>)> = vec![
-        (Method::POST, CREATE.to_string(), Some(json!({"administrators": [p1], "enrollmentRid": "x", "name": "N"}))),
+        (
+            Method::POST,
+            CREATE.to_string(),
+            Some(json!({"administrators": [p1], "enrollmentRid": "x", "name": "N"})),
+        ),
         (Method::GET, format!("{ORGS}/{rid}"), None),
         (Method::PUT, format!("{ORGS}/{rid}"), Some(json!({"name": "N"}))),
         (Method::GET, format!("{ORGS}/{rid}/listAvailableRoles"), None),
@@ -97,7 +131,10 @@ edge_test!(foundry_auth_and_error_envelope, |b| async move {
         (Method::GET, ENROLLMENT.to_string(), None),
     ];
     let forged = edge_server::crypto::jwt_sign(&json!({"username": "x"}), &[8u8; 32]);
-    let pw = std::fs::read_to_string(s.data_dir().join("initial-admin-password")).unwrap().trim().to_string();
+    let pw = std::fs::read_to_string(s.data_dir().join("initial-admin-password"))
+        .unwrap()
+        .trim()
+        .to_string();
     let gone = s.token("admin", &pw, "operator").await;
     s.be(&gone, Method::POST, "/be/v1/logout", None).await.ok();
     let mut ids = Vec::new();
@@ -108,10 +145,20 @@ edge_test!(foundry_auth_and_error_envelope, |b| async move {
         ids.push(r.body["errorInstanceId"].as_str().unwrap().to_string());
         // Garbage, a forged admin token, a logged-out session, another scheme.
         for tok in ["garbage", forged.as_str(), gone.as_str(), "rk_nope_nope"] {
-            ferr(&s.be(tok, m.clone(), path, body.clone()).await, 401, "UNAUTHORIZED", "Default:Unauthorized");
+            ferr(
+                &s.be(tok, m.clone(), path, body.clone()).await,
+                401,
+                "UNAUTHORIZED",
+                "Default:Unauthorized",
+            );
         }
         let basic = format!("Basic {}", s.admin);
-        ferr(&s.req(m.clone(), path, &[("authorization", &basic)], body.clone()).await, 401, "UNAUTHORIZED", "Default:Unauthorized");
+        ferr(
+            &s.req(m.clone(), path, &[("authorization", &basic)], body.clone()).await,
+            401,
+            "UNAUTHORIZED",
+            "Default:Unauthorized",
+        );
     }
     // Every error instance is fresh.
     let mut uniq = ids.clone();
@@ -125,14 +172,33 @@ edge_test!(foundry_auth_and_error_envelope, |b| async move {
 
     // A valid token of a tenant (not the operator org): 403, the endpoint's error.
     let r = s
-        .be(&people, Method::POST, CREATE, Some(json!({"administrators": [p1], "enrollmentRid": enrollment(&s).await, "name": "T"})))
+        .be(
+            &people,
+            Method::POST,
+            CREATE,
+            Some(
+                json!({"administrators": [p1], "enrollmentRid": enrollment(&s).await, "name": "T"}),
+            ),
+        )
         .await;
     assert_eq!(ferr(&r, 403, "PERMISSION_DENIED", "CreateOrganizationPermissionDenied"), json!({}));
     let r = s.be(&people, Method::GET, &format!("{ORGS}/{rid}"), None).await;
     ferr(&r, 403, "PERMISSION_DENIED", r.body["errorName"].as_str().unwrap_or("?"));
-    let r = s.be(&people, Method::PUT, &format!("{ORGS}/{rid}"), Some(json!({"name": "Hijacked"}))).await;
-    assert_eq!(ferr(&r, 403, "PERMISSION_DENIED", "ReplaceOrganizationPermissionDenied"), json!({"organizationRid": rid}));
-    let r = s.be(&people, Method::POST, &format!("{ORGS}/{rid}/roleAssignments/remove"), Some(ra.clone())).await;
+    let r = s
+        .be(&people, Method::PUT, &format!("{ORGS}/{rid}"), Some(json!({"name": "Hijacked"})))
+        .await;
+    assert_eq!(
+        ferr(&r, 403, "PERMISSION_DENIED", "ReplaceOrganizationPermissionDenied"),
+        json!({"organizationRid": rid})
+    );
+    let r = s
+        .be(
+            &people,
+            Method::POST,
+            &format!("{ORGS}/{rid}/roleAssignments/remove"),
+            Some(ra.clone()),
+        )
+        .await;
     ferr(&r, 403, "PERMISSION_DENIED", "RemoveOrganizationRoleAssignmentsPermissionDenied");
     assert_eq!(edge_org(&s, "Auth Org").await["name"], "Auth_Org");
 
@@ -151,14 +217,32 @@ edge_test!(foundry_auth_and_error_envelope, |b| async move {
     }
     let r = raw(&s, &s.admin, Method::PUT, &format!("{ORGS}/{rid}"), "{\"name\":").await;
     ferr(&r, 400, "INVALID_ARGUMENT", "Conjure:InvalidArgument");
-    let r = raw(&s, &s.admin, Method::PUT, &format!("{ORGS}/{rid}"), r#"{"host":"a.example.com"}"#).await;
+    let r = raw(&s, &s.admin, Method::PUT, &format!("{ORGS}/{rid}"), r#"{"host":"a.example.com"}"#)
+        .await;
     ferr(&r, 400, "INVALID_ARGUMENT", "Conjure:InvalidArgument");
     for op in ["add", "remove"] {
         let path = format!("{ORGS}/{rid}/roleAssignments/{op}");
-        ferr(&raw(&s, &s.admin, Method::POST, &path, "nope").await, 400, "INVALID_ARGUMENT", "Conjure:InvalidArgument");
-        let r = raw(&s, &s.admin, Method::POST, &path, r#"{"roleAssignments":[{"roleId":1,"principalId":"x"}]}"#).await;
+        ferr(
+            &raw(&s, &s.admin, Method::POST, &path, "nope").await,
+            400,
+            "INVALID_ARGUMENT",
+            "Conjure:InvalidArgument",
+        );
+        let r = raw(
+            &s,
+            &s.admin,
+            Method::POST,
+            &path,
+            r#"{"roleAssignments":[{"roleId":1,"principalId":"x"}]}"#,
+        )
+        .await;
         ferr(&r, 400, "INVALID_ARGUMENT", "Conjure:InvalidArgument");
-        ferr(&raw(&s, &s.admin, Method::POST, &path, "{}").await, 400, "INVALID_ARGUMENT", "Conjure:InvalidArgument");
+        ferr(
+            &raw(&s, &s.admin, Method::POST, &path, "{}").await,
+            400,
+            "INVALID_ARGUMENT",
+            "Conjure:InvalidArgument",
+        );
     }
     let r = s.adm(Method::GET, "/adm/v1/orgs?limit=100", None).await;
     assert_eq!(r.ok()["total"], 3, "operator, People, Auth_Org: {}", r.body);
@@ -170,7 +254,12 @@ edge_test!(foundry_create_error_order, |b| async move {
     let (people, _) = s.org_admin("People").await;
     let (p1, _) = person(&s, &people, "fd_p1", &[]).await;
     let r = s
-        .be(&people, Method::POST, "/be/v1/users", Some(json!({"type": "machine", "username": "fd_bot", "label": "bot", "roles": []})))
+        .be(
+            &people,
+            Method::POST,
+            "/be/v1/users",
+            Some(json!({"type": "machine", "username": "fd_bot", "label": "bot", "roles": []})),
+        )
         .await;
     let bot = r.ok()["user"]["id"].as_str().unwrap().to_string();
     let enr = enrollment(&s).await;
@@ -185,49 +274,114 @@ edge_test!(foundry_create_error_order, |b| async move {
         for tok in [s.admin.as_str(), op.as_str(), no_orgs.as_str(), people.as_str()] {
             let r =
                 s.be(tok, Method::POST, &path, Some(json!({"administrators": [], "enrollmentRid": "nope", "name": "Taken Name"}))).await;
-            assert_eq!(ferr(&r, 400, "INVALID_ARGUMENT", "ApiFeaturePreviewUsageOnly"), json!({}), "{q}");
+            assert_eq!(
+                ferr(&r, 400, "INVALID_ARGUMENT", "ApiFeaturePreviewUsageOnly"),
+                json!({}),
+                "{q}"
+            );
         }
         let r = raw(&s, &no_orgs, Method::POST, &path, "{broken").await;
         ferr(&r, 400, "INVALID_ARGUMENT", "ApiFeaturePreviewUsageOnly");
     }
     // 2. permission: an operator user without orgs Create, even with everything else wrong.
     for tok in [no_orgs.as_str(), reader.as_str()] {
-        let r = s.be(tok, Method::POST, CREATE, Some(json!({"administrators": [], "enrollmentRid": "nope", "name": "Taken Name"}))).await;
-        assert_eq!(ferr(&r, 403, "PERMISSION_DENIED", "CreateOrganizationPermissionDenied"), json!({}));
-        let r = s.be(tok, Method::POST, CREATE, Some(json!({"administrators": [p1], "enrollmentRid": enr, "name": "Fine"}))).await;
+        let r = s
+            .be(
+                tok,
+                Method::POST,
+                CREATE,
+                Some(json!({"administrators": [], "enrollmentRid": "nope", "name": "Taken Name"})),
+            )
+            .await;
+        assert_eq!(
+            ferr(&r, 403, "PERMISSION_DENIED", "CreateOrganizationPermissionDenied"),
+            json!({})
+        );
+        let r = s
+            .be(
+                tok,
+                Method::POST,
+                CREATE,
+                Some(json!({"administrators": [p1], "enrollmentRid": enr, "name": "Fine"})),
+            )
+            .await;
         ferr(&r, 403, "PERMISSION_DENIED", "CreateOrganizationPermissionDenied");
     }
     for tok in [s.admin.as_str(), op.as_str()] {
         // 3. empty administrators (also with a wrong enrollment and a taken name).
-        let r = s.be(tok, Method::POST, CREATE, Some(json!({"administrators": [], "enrollmentRid": "nope", "name": "Taken Name"}))).await;
-        assert_eq!(ferr(&r, 400, "INVALID_ARGUMENT", "CreateOrganizationMissingInitialAdminRole"), json!({}));
+        let r = s
+            .be(
+                tok,
+                Method::POST,
+                CREATE,
+                Some(json!({"administrators": [], "enrollmentRid": "nope", "name": "Taken Name"})),
+            )
+            .await;
+        assert_eq!(
+            ferr(&r, 400, "INVALID_ARGUMENT", "CreateOrganizationMissingInitialAdminRole"),
+            json!({})
+        );
         // 4. unknown enrollment (also with an unknown principal and a taken name).
         let bad_enr = "ri.control-panel.main.customer.00000000-0000-0000-0000-000000000000";
         let r = s
             .be(tok, Method::POST, CREATE, Some(json!({"administrators": [unknown], "enrollmentRid": bad_enr, "name": "Taken Name"})))
             .await;
-        assert_eq!(ferr(&r, 404, "NOT_FOUND", "EnrollmentNotFound"), json!({"enrollmentRid": bad_enr}));
+        assert_eq!(
+            ferr(&r, 404, "NOT_FOUND", "EnrollmentNotFound"),
+            json!({"enrollmentRid": bad_enr})
+        );
         // 5. unknown principal, a machine user, a malformed id (also with a taken name).
         for pid in [unknown, bot.as_str(), "not-a-uuid"] {
             let r = s
                 .be(tok, Method::POST, CREATE, Some(json!({"administrators": [p1, pid], "enrollmentRid": enr, "name": "Taken Name"})))
                 .await;
-            assert_eq!(ferr(&r, 404, "NOT_FOUND", "PrincipalNotFound"), json!({"principalId": pid}));
+            assert_eq!(
+                ferr(&r, 404, "NOT_FOUND", "PrincipalNotFound"),
+                json!({"principalId": pid})
+            );
         }
         // 6. the display name is taken.
-        let r = s.be(tok, Method::POST, CREATE, Some(json!({"administrators": [p1], "enrollmentRid": enr, "name": "Taken Name"}))).await;
-        assert_eq!(ferr(&r, 400, "INVALID_ARGUMENT", "OrganizationNameAlreadyExists"), json!({"displayName": "Taken Name"}));
+        let r = s
+            .be(
+                tok,
+                Method::POST,
+                CREATE,
+                Some(json!({"administrators": [p1], "enrollmentRid": enr, "name": "Taken Name"})),
+            )
+            .await;
+        assert_eq!(
+            ferr(&r, 400, "INVALID_ARGUMENT", "OrganizationNameAlreadyExists"),
+            json!({"displayName": "Taken Name"})
+        );
     }
     // An Edge org's label counts as a display name too.
     s.create_org("EdgeMade", "edgemade_admin").await;
-    let r =
-        s.be(&s.admin, Method::POST, CREATE, Some(json!({"administrators": [p1], "enrollmentRid": enr, "name": "EdgeMade label"}))).await;
+    let r = s
+        .be(
+            &s.admin,
+            Method::POST,
+            CREATE,
+            Some(json!({"administrators": [p1], "enrollmentRid": enr, "name": "EdgeMade label"})),
+        )
+        .await;
     ferr(&r, 400, "INVALID_ARGUMENT", "OrganizationNameAlreadyExists");
     // None of the failures left anything behind.
     let r = s.adm(Method::GET, "/adm/v1/orgs?limit=100", None).await;
-    let names: Vec<_> = r.ok()["orgs"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap().to_string()).collect();
+    let names: Vec<_> = r.ok()["orgs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(names, ["EdgeMade", "People", "Taken_Name", "operator"]);
-    let r = s.req(Method::POST, "/be/v1/login", &[], Some(json!({"username": "fd_bot", "password": "x"}))).await;
+    let r = s
+        .req(
+            Method::POST,
+            "/be/v1/login",
+            &[],
+            Some(json!({"username": "fd_bot", "password": "x"})),
+        )
+        .await;
     r.err(401, "unauthorized");
 });
 
@@ -277,15 +431,26 @@ edge_test!(foundry_create_and_get_with_both_tokens, |b| async move {
             assert_eq!(l["permissions"]["apps"], 15);
         }
         // An unknown rid.
-        let r = s.be(tok, Method::GET, &format!("{ORGS}/ri.multipass..organization.{}", edge_server::util::new_uuid()), None).await;
+        let r = s
+            .be(
+                tok,
+                Method::GET,
+                &format!("{ORGS}/ri.multipass..organization.{}", edge_server::util::new_uuid()),
+                None,
+            )
+            .await;
         let p = ferr(&r, 404, "NOT_FOUND", "OrganizationNotFound");
         assert!(p["organizationRid"].as_str().unwrap().starts_with("ri.multipass..organization."));
     }
-    let a = s.adm(Method::GET, "/adm/v1/orgs/Example_Organization_0", None).await.ok()["org"].clone();
-    let b2 = s.adm(Method::GET, "/adm/v1/orgs/Example_Organization_1", None).await.ok()["org"].clone();
+    let a =
+        s.adm(Method::GET, "/adm/v1/orgs/Example_Organization_0", None).await.ok()["org"].clone();
+    let b2 =
+        s.adm(Method::GET, "/adm/v1/orgs/Example_Organization_1", None).await.ok()["org"].clone();
     assert_ne!(a["rid"], b2["rid"]);
     // Two-step login lists the person's three orgs.
-    let r = s.req(Method::POST, "/be/v1/login", &[], Some(json!({"username": "fd_p1", "password": pw1}))).await;
+    let r = s
+        .req(Method::POST, "/be/v1/login", &[], Some(json!({"username": "fd_p1", "password": pw1})))
+        .await;
     assert_eq!(r.ok()["orgs"].as_array().unwrap().len(), 3);
     // The same administrator twice is one membership.
     let o = fcreate(&s, &op, "Twice", &[&p1, &p1]).await;
@@ -295,12 +460,14 @@ edge_test!(foundry_create_and_get_with_both_tokens, |b| async move {
     assert!(o.get("host").is_none() && o.get("description").is_none(), "{o}");
     // An operator user with orgs Read may get, not create.
     let reader = operator_user(&s, &op, "orgs_reader", 2).await;
-    let r = s.be(&reader, Method::GET, &format!("{ORGS}/{}", o["rid"].as_str().unwrap()), None).await;
+    let r =
+        s.be(&reader, Method::GET, &format!("{ORGS}/{}", o["rid"].as_str().unwrap()), None).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body, o);
     let creator = operator_user(&s, &op, "orgs_creator", 1).await;
     let o2 = fcreate(&s, &creator, "By Creator", &[&p2]).await;
-    let r = s.be(&creator, Method::GET, &format!("{ORGS}/{}", o2["rid"].as_str().unwrap()), None).await;
+    let r =
+        s.be(&creator, Method::GET, &format!("{ORGS}/{}", o2["rid"].as_str().unwrap()), None).await;
     ferr(&r, 403, "PERMISSION_DENIED", r.body["errorName"].as_str().unwrap_or("?"));
 });
 
@@ -314,7 +481,10 @@ edge_test!(foundry_name_derivation, |b| async move {
         ("Café Straße 2024".into(), "Caf_Stra_e_2024".into()),
         ("keep_under_scores  and-dashes".into(), "keep_under_scores_and_dashes".into()),
         ("__Already_Valid__".into(), "Already_Valid".into()),
-        (format!("{} {}", "A".repeat(30), "B".repeat(49)), format!("{}_{}", "A".repeat(30), "B".repeat(19))),
+        (
+            format!("{} {}", "A".repeat(30), "B".repeat(49)),
+            format!("{}_{}", "A".repeat(30), "B".repeat(19)),
+        ),
         ("C".repeat(60), "C".repeat(50)),
     ];
     for (label, expect) in &cases {
@@ -340,7 +510,9 @@ edge_test!(foundry_name_derivation, |b| async move {
     assert_eq!(generated.len(), 5);
     // A clash with an org of another label: _2, _3, …
     s.create_org("Clash_Org", "clash_admin").await;
-    for (label, expect) in [("Clash Org", "Clash_Org_2"), ("Clash-Org", "Clash_Org_3"), ("Clash.Org!", "Clash_Org_4")] {
+    for (label, expect) in
+        [("Clash Org", "Clash_Org_2"), ("Clash-Org", "Clash_Org_3"), ("Clash.Org!", "Clash_Org_4")]
+    {
         fcreate(&s, &s.admin, label, &[&p1]).await;
         assert_eq!(edge_org(&s, label).await["name"], expect, "{label}");
     }
@@ -357,7 +529,14 @@ edge_test!(foundry_name_derivation, |b| async move {
     // Replacing a label frees the display name, never the Edge name.
     let o = edge_org(&s, "Example Organization").await;
     let rid = o["rid"].as_str().unwrap().to_string();
-    let r = s.be(&s.admin, Method::PUT, &format!("{ORGS}/{rid}"), Some(json!({"name": "Renamed Organization"}))).await;
+    let r = s
+        .be(
+            &s.admin,
+            Method::PUT,
+            &format!("{ORGS}/{rid}"),
+            Some(json!({"name": "Renamed Organization"})),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.body);
     fcreate(&s, &s.admin, "Example Organization", &[&p1]).await;
     assert_eq!(edge_org(&s, "Example Organization").await["name"], "Example_Organization_2");
@@ -371,17 +550,27 @@ edge_test!(foundry_replace_and_hosts, |b| async move {
     let (p1, _) = person(&s, &people, "fd_p1", &[]).await;
     let enr = enrollment(&s).await;
     // InvalidHostName on create; nothing is made.
-    for host in
-        ["bad host", "under_score.example.com", "-lead.example.com", "trail-.example.com", "a..b", "", "ex!ample.com", "ünï.example.com"]
-    {
+    for host in [
+        "bad host",
+        "under_score.example.com",
+        "-lead.example.com",
+        "trail-.example.com",
+        "a..b",
+        "",
+        "ex!ample.com",
+        "ünï.example.com",
+    ] {
         let r = s
             .be(&s.admin, Method::POST, CREATE, Some(json!({"administrators": [p1], "enrollmentRid": enr, "name": "Hosted", "host": host})))
             .await;
-        assert_eq!(ferr(&r, 400, "INVALID_ARGUMENT", "InvalidHostName"), json!({"invalidHostName": host}), "{host:?}");
+        assert_eq!(
+            ferr(&r, 400, "INVALID_ARGUMENT", "InvalidHostName"),
+            json!({"invalidHostName": host}),
+            "{host:?}"
+        );
     }
     s.adm(Method::GET, "/adm/v1/orgs/Hosted", None).await.err(404, "not-found");
-    let body =
-        json!({"administrators": [p1], "enrollmentRid": enr, "name": "Hosted", "host": "cdn-1.games.example.com", "description": "first"});
+    let body = json!({"administrators": [p1], "enrollmentRid": enr, "name": "Hosted", "host": "cdn-1.games.example.com", "description": "first"});
     let r = s.be(&op, Method::POST, CREATE, Some(body)).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let rid = r.body["rid"].as_str().unwrap().to_string();
@@ -411,20 +600,38 @@ edge_test!(foundry_replace_and_hosts, |b| async move {
     assert_eq!(r.status, 200);
     assert_eq!(r.body, json!({"rid": rid, "name": "Hosted", "markingId": marking}));
     // InvalidHostName on replace changes nothing.
-    let r = s.be(&op, Method::PUT, &path, Some(json!({"name": "Other Label", "host": "not a host"}))).await;
-    assert_eq!(ferr(&r, 400, "INVALID_ARGUMENT", "InvalidHostName"), json!({"invalidHostName": "not a host"}));
-    assert_eq!(s.adm(Method::GET, "/adm/v1/orgs/Hosted", None).await.ok()["org"]["label"], "Hosted");
+    let r = s
+        .be(&op, Method::PUT, &path, Some(json!({"name": "Other Label", "host": "not a host"})))
+        .await;
+    assert_eq!(
+        ferr(&r, 400, "INVALID_ARGUMENT", "InvalidHostName"),
+        json!({"invalidHostName": "not a host"})
+    );
+    assert_eq!(
+        s.adm(Method::GET, "/adm/v1/orgs/Hosted", None).await.ok()["org"]["label"],
+        "Hosted"
+    );
     // Unknown rid; a member without orgs Update.
     let ghost = format!("ri.multipass..organization.{}", edge_server::util::new_uuid());
-    let r = s.be(&op, Method::PUT, &format!("{ORGS}/{ghost}"), Some(json!({"name": "Ghost"}))).await;
-    assert_eq!(ferr(&r, 404, "NOT_FOUND", "OrganizationNotFound"), json!({"organizationRid": ghost}));
+    let r =
+        s.be(&op, Method::PUT, &format!("{ORGS}/{ghost}"), Some(json!({"name": "Ghost"}))).await;
+    assert_eq!(
+        ferr(&r, 404, "NOT_FOUND", "OrganizationNotFound"),
+        json!({"organizationRid": ghost})
+    );
     let reader = operator_user(&s, &op, "orgs_reader", 3).await;
     let r = s.be(&reader, Method::PUT, &path, Some(json!({"name": "Reader Was Here"}))).await;
-    assert_eq!(ferr(&r, 403, "PERMISSION_DENIED", "ReplaceOrganizationPermissionDenied"), json!({"organizationRid": rid}));
+    assert_eq!(
+        ferr(&r, 403, "PERMISSION_DENIED", "ReplaceOrganizationPermissionDenied"),
+        json!({"organizationRid": rid})
+    );
     let updater = operator_user(&s, &op, "orgs_updater", 4).await;
     let r = s.be(&updater, Method::PUT, &path, Some(json!({"name": "Updater Was Here"}))).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(s.adm(Method::GET, "/adm/v1/orgs/Hosted", None).await.ok()["org"]["label"], "Updater Was Here");
+    assert_eq!(
+        s.adm(Method::GET, "/adm/v1/orgs/Hosted", None).await.ok()["org"]["label"],
+        "Updater Was Here"
+    );
     // The Edge side: the org's name and members are untouched by all this.
     let e = s.adm(Method::GET, "/adm/v1/orgs/Hosted", None).await.ok()["org"].clone();
     assert_eq!(e["users"], 1);
@@ -438,7 +645,12 @@ edge_test!(foundry_roles_and_assignments, |b| async move {
     let (p2, pw2) = person(&s, &people, "fd_p2", &[]).await;
     let (p3, _) = person(&s, &people, "fd_p3", &[]).await;
     let r = s
-        .be(&people, Method::POST, "/be/v1/users", Some(json!({"type": "machine", "username": "fd_bot", "label": "bot", "roles": []})))
+        .be(
+            &people,
+            Method::POST,
+            "/be/v1/users",
+            Some(json!({"type": "machine", "username": "fd_bot", "label": "bot", "roles": []})),
+        )
         .await;
     let bot = r.ok()["user"]["id"].as_str().unwrap().to_string();
     let o = fcreate(&s, &op, "Role Org", &[&p1]).await;
@@ -447,7 +659,8 @@ edge_test!(foundry_roles_and_assignments, |b| async move {
     let ra_path = format!("{ORGS}/{rid}/roleAssignments");
     let add = format!("{ra_path}/add");
     let remove = format!("{ra_path}/remove");
-    let one = |role: &str, p: &str| json!({"roleAssignments": [{"roleId": role, "principalId": p}]});
+    let one =
+        |role: &str, p: &str| json!({"roleAssignments": [{"roleId": role, "principalId": p}]});
     let assignments = |v: &Value| {
         let mut a: Vec<(String, String)> = v["data"]
             .as_array()
@@ -455,7 +668,10 @@ edge_test!(foundry_roles_and_assignments, |b| async move {
             .iter()
             .map(|x| {
                 assert_eq!(x["principalType"], "USER");
-                (x["principalId"].as_str().unwrap().to_string(), x["roleId"].as_str().unwrap().to_string())
+                (
+                    x["principalId"].as_str().unwrap().to_string(),
+                    x["roleId"].as_str().unwrap().to_string(),
+                )
             })
             .collect();
         a.sort();
@@ -478,9 +694,14 @@ edge_test!(foundry_roles_and_assignments, |b| async move {
         assert!(!data[0]["operations"].as_array().unwrap().is_empty());
     }
     let org_tok = s.token("fd_p1", &pw1, "Role_Org").await;
-    s.be(&org_tok, Method::POST, "/be/v1/roles", Some(json!({"name": "Dev", "label": "developers", "permissions": {"apps": 2}})))
-        .await
-        .ok();
+    s.be(
+        &org_tok,
+        Method::POST,
+        "/be/v1/roles",
+        Some(json!({"name": "Dev", "label": "developers", "permissions": {"apps": 2}})),
+    )
+    .await
+    .ok();
     let r = s.be(&op, Method::GET, &roles_path, None).await;
     let data = r.body["data"].as_array().unwrap().clone();
     assert_eq!(data.len(), 2, "{}", r.body);
@@ -504,7 +725,8 @@ edge_test!(foundry_roles_and_assignments, |b| async move {
     assert_eq!(l["permissions"]["apps"], 2);
     assert_eq!(l["permissions"]["beUsers"], 0);
     let r = s.be(&op, Method::GET, &ra_path, None).await;
-    let mut expect = vec![(p1.clone(), admin_role.clone()), (p2.clone(), "organization:Dev".to_string())];
+    let mut expect =
+        vec![(p1.clone(), admin_role.clone()), (p2.clone(), "organization:Dev".to_string())];
     expect.sort();
     assert_eq!(assignments(&r.body), expect);
     // Adding again is harmless.
@@ -521,8 +743,7 @@ edge_test!(foundry_roles_and_assignments, |b| async move {
         let r = s.be(&op, Method::POST, &add, Some(one("organization:Dev", pid))).await;
         assert_eq!(ferr(&r, 404, "NOT_FOUND", "PrincipalNotFound"), json!({"principalId": pid}));
     }
-    let mixed =
-        json!({"roleAssignments": [{"roleId": "organization:Dev", "principalId": p3}, {"roleId": "organization:Nope", "principalId": p3}]});
+    let mixed = json!({"roleAssignments": [{"roleId": "organization:Dev", "principalId": p3}, {"roleId": "organization:Nope", "principalId": p3}]});
     ferr(&s.be(&op, Method::POST, &add, Some(mixed)).await, 404, "NOT_FOUND", "RoleNotFound");
     let mixed = json!({"roleAssignments": [{"roleId": "organization:Dev", "principalId": p3}, {"roleId": "organization:Dev", "principalId": unknown}]});
     ferr(&s.be(&op, Method::POST, &add, Some(mixed)).await, 404, "NOT_FOUND", "PrincipalNotFound");
@@ -530,8 +751,7 @@ edge_test!(foundry_roles_and_assignments, |b| async move {
     assert_eq!(s.adm(Method::GET, "/adm/v1/orgs/Role_Org", None).await.ok()["org"]["users"], 2);
 
     // Batch limit: 101 refused (before looking at the items), 100 accepted.
-    let many =
-        |n: usize, role: &str| json!({"roleAssignments": (0..n).map(|_| json!({"roleId": role, "principalId": p3})).collect::<Vec<_>>()});
+    let many = |n: usize, role: &str| json!({"roleAssignments": (0..n).map(|_| json!({"roleId": role, "principalId": p3})).collect::<Vec<_>>()});
     for path in [&add, &remove] {
         let r = s.be(&op, Method::POST, path, Some(many(101, "organization:Nope"))).await;
         assert_eq!(
@@ -540,7 +760,10 @@ edge_test!(foundry_roles_and_assignments, |b| async move {
         );
     }
     assert_eq!(assignments(&s.be(&op, Method::GET, &ra_path, None).await.body), expect);
-    assert_eq!(s.be(&op, Method::POST, &add, Some(many(100, "organization:Dev"))).await.status, 204);
+    assert_eq!(
+        s.be(&op, Method::POST, &add, Some(many(100, "organization:Dev"))).await.status,
+        204
+    );
     expect.push((p3.clone(), "organization:Dev".to_string()));
     expect.sort();
     assert_eq!(assignments(&s.be(&op, Method::GET, &ra_path, None).await.body), expect);
@@ -553,7 +776,12 @@ edge_test!(foundry_roles_and_assignments, |b| async move {
     // The last administrator stays.
     let r = s.be(&s.admin, Method::POST, &remove, Some(one(&admin_role, &p1))).await;
     assert_eq!(
-        ferr(&r, 400, "INVALID_ARGUMENT", "RemoveOrganizationRoleAssignmentsLastAdministratorNotAllowed"),
+        ferr(
+            &r,
+            400,
+            "INVALID_ARGUMENT",
+            "RemoveOrganizationRoleAssignmentsLastAdministratorNotAllowed"
+        ),
         json!({"organizationRid": rid})
     );
     assert_eq!(assignments(&s.be(&op, Method::GET, &ra_path, None).await.body), expect);
@@ -563,7 +791,8 @@ edge_test!(foundry_roles_and_assignments, |b| async move {
     assert_eq!(s.be(&op, Method::POST, &add, Some(swap)).await.status, 204);
     assert_eq!(s.be(&op, Method::POST, &remove, Some(one(&admin_role, &p1))).await.status, 204);
     let r = s.be(&op, Method::GET, &ra_path, None).await;
-    let mut expect = vec![(p2.clone(), admin_role.clone()), (p2.clone(), "organization:Dev".to_string())];
+    let mut expect =
+        vec![(p2.clone(), admin_role.clone()), (p2.clone(), "organization:Dev".to_string())];
     expect.sort();
     assert_eq!(assignments(&r.body), expect);
     assert_eq!(s.login("fd_p2", &pw2, "Role_Org").await["permissions"]["beUsers"], 15);
@@ -583,15 +812,33 @@ edge_test!(foundry_roles_and_assignments, |b| async move {
     assert_eq!(s.be(&reader, Method::GET, &roles_path, None).await.status, 200);
     assert_eq!(s.be(&reader, Method::GET, &ra_path, None).await.status, 200);
     let r = s.be(&reader, Method::POST, &add, Some(one("organization:Dev", &p4))).await;
-    assert_eq!(ferr(&r, 403, "PERMISSION_DENIED", "AddOrganizationRoleAssignmentsPermissionDenied"), json!({"organizationRid": rid}));
+    assert_eq!(
+        ferr(&r, 403, "PERMISSION_DENIED", "AddOrganizationRoleAssignmentsPermissionDenied"),
+        json!({"organizationRid": rid})
+    );
     let r = s.be(&reader, Method::POST, &remove, Some(one("organization:Dev", &p2))).await;
-    assert_eq!(ferr(&r, 403, "PERMISSION_DENIED", "RemoveOrganizationRoleAssignmentsPermissionDenied"), json!({"organizationRid": rid}));
-    assert_eq!(s.be(&updater, Method::POST, &add, Some(one("organization:Dev", &p4))).await.status, 204);
-    assert_eq!(s.be(&updater, Method::POST, &remove, Some(one("organization:Dev", &p4))).await.status, 204);
+    assert_eq!(
+        ferr(&r, 403, "PERMISSION_DENIED", "RemoveOrganizationRoleAssignmentsPermissionDenied"),
+        json!({"organizationRid": rid})
+    );
+    assert_eq!(
+        s.be(&updater, Method::POST, &add, Some(one("organization:Dev", &p4))).await.status,
+        204
+    );
+    assert_eq!(
+        s.be(&updater, Method::POST, &remove, Some(one("organization:Dev", &p4))).await.status,
+        204
+    );
     let r = s.be(&nobody, Method::GET, &roles_path, None).await;
-    assert_eq!(ferr(&r, 403, "PERMISSION_DENIED", "ListAvailableRolesOrganizationPermissionDenied"), json!({"organizationRid": rid}));
+    assert_eq!(
+        ferr(&r, 403, "PERMISSION_DENIED", "ListAvailableRolesOrganizationPermissionDenied"),
+        json!({"organizationRid": rid})
+    );
     let r = s.be(&nobody, Method::GET, &ra_path, None).await;
-    assert_eq!(ferr(&r, 403, "PERMISSION_DENIED", "ListOrganizationRoleAssignmentsPermissionDenied"), json!({"organizationRid": rid}));
+    assert_eq!(
+        ferr(&r, 403, "PERMISSION_DENIED", "ListOrganizationRoleAssignmentsPermissionDenied"),
+        json!({"organizationRid": rid})
+    );
     let r = s.be(&nobody, Method::POST, &add, Some(one("organization:Dev", &p4))).await;
     ferr(&r, 403, "PERMISSION_DENIED", "AddOrganizationRoleAssignmentsPermissionDenied");
     let r = s.be(&nobody, Method::GET, &format!("{ORGS}/{rid}"), None).await;
@@ -603,10 +850,18 @@ edge_test!(foundry_roles_and_assignments, |b| async move {
         (Method::GET, format!("{ORGS}/{ghost}/listAvailableRoles"), None),
         (Method::GET, format!("{ORGS}/{ghost}/roleAssignments"), None),
         (Method::POST, format!("{ORGS}/{ghost}/roleAssignments/add"), Some(one(&admin_role, &p1))),
-        (Method::POST, format!("{ORGS}/{ghost}/roleAssignments/remove"), Some(one(&admin_role, &p1))),
+        (
+            Method::POST,
+            format!("{ORGS}/{ghost}/roleAssignments/remove"),
+            Some(one(&admin_role, &p1)),
+        ),
     ] {
         let r = s.be(&op, m, &p, body).await;
-        assert_eq!(ferr(&r, 404, "NOT_FOUND", "OrganizationNotFound"), json!({"organizationRid": ghost}), "{p}");
+        assert_eq!(
+            ferr(&r, 404, "NOT_FOUND", "OrganizationNotFound"),
+            json!({"organizationRid": ghost}),
+            "{p}"
+        );
     }
 });
 
@@ -614,14 +869,24 @@ edge_test!(foundry_current_enrollment, |b| async move {
     let s = Srv::start(b).await;
     let op = operator_token(&s).await;
     for q in ["", "?preview=false", "?other=true"] {
-        let r = s.be(&s.admin, Method::GET, &format!("/api/v2/admin/enrollments/getCurrent{q}"), None).await;
-        assert_eq!(ferr(&r, 400, "INVALID_ARGUMENT", "ApiFeaturePreviewUsageOnly"), json!({}), "{q}");
+        let r = s
+            .be(&s.admin, Method::GET, &format!("/api/v2/admin/enrollments/getCurrent{q}"), None)
+            .await;
+        assert_eq!(
+            ferr(&r, 400, "INVALID_ARGUMENT", "ApiFeaturePreviewUsageOnly"),
+            json!({}),
+            "{q}"
+        );
     }
     let r = s.be(&s.admin, Method::GET, ENROLLMENT, None).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let e = r.body.clone();
     assert_eq!(e.as_object().unwrap().len(), 3, "{e}");
-    let uuid = e["rid"].as_str().unwrap().strip_prefix("ri.control-panel.main.customer.").expect("enrollment rid form");
+    let uuid = e["rid"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("ri.control-panel.main.customer.")
+        .expect("enrollment rid form");
     assert!(is_uuid(uuid), "{e}");
     assert_eq!(e["name"], "rockit-edge");
     assert!(edge_server::util::parse_rfc3339(e["createdTime"].as_str().unwrap()).is_some(), "{e}");
@@ -631,7 +896,12 @@ edge_test!(foundry_current_enrollment, |b| async move {
     let nobody = operator_user(&s, &op, "no_orgs", 0).await;
     let r = s.be(&nobody, Method::GET, ENROLLMENT, None).await;
     ferr(&r, 403, "PERMISSION_DENIED", r.body["errorName"].as_str().unwrap_or("?"));
-    ferr(&s.req(Method::GET, ENROLLMENT, &[], None).await, 401, "UNAUTHORIZED", "Default:Unauthorized");
+    ferr(
+        &s.req(Method::GET, ENROLLMENT, &[], None).await,
+        401,
+        "UNAUTHORIZED",
+        "Default:Unauthorized",
+    );
 });
 
 edge_test!(foundry_enrollment_from_config_and_kept_across_restarts, |b| async move {
@@ -647,7 +917,14 @@ edge_test!(foundry_enrollment_from_config_and_kept_across_restarts, |b| async mo
     assert_eq!(e["name"], "Studio Cloud");
     let (people, _) = s.org_admin("People").await;
     let (p1, _) = person(&s, &people, "fd_p1", &[]).await;
-    let r = s.be(&s.admin, Method::POST, CREATE, Some(json!({"administrators": [p1], "enrollmentRid": rid, "name": "Configured"}))).await;
+    let r = s
+        .be(
+            &s.admin,
+            Method::POST,
+            CREATE,
+            Some(json!({"administrators": [p1], "enrollmentRid": rid, "name": "Configured"})),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.body);
     drop(s);
 
@@ -684,7 +961,10 @@ edge_test!(foundry_concurrent_create, |b| async move {
         if r.status == 200 {
             won += 1;
         } else {
-            assert_eq!(ferr(&r, 400, "INVALID_ARGUMENT", "OrganizationNameAlreadyExists"), json!({"displayName": "Race Org"}));
+            assert_eq!(
+                ferr(&r, 400, "INVALID_ARGUMENT", "OrganizationNameAlreadyExists"),
+                json!({"displayName": "Race Org"})
+            );
         }
     }
     assert_eq!(won, 1);
@@ -693,7 +973,14 @@ edge_test!(foundry_concurrent_create, |b| async move {
     let labels = ["Clash Org", "Clash-Org", "Clash.Org", "Clash/Org", "Clash:Org"];
     let futs: Vec<_> = labels
         .iter()
-        .map(|l| s.be(&s.admin, Method::POST, CREATE, Some(json!({"administrators": [p1], "enrollmentRid": enr, "name": l}))))
+        .map(|l| {
+            s.be(
+                &s.admin,
+                Method::POST,
+                CREATE,
+                Some(json!({"administrators": [p1], "enrollmentRid": enr, "name": l})),
+            )
+        })
         .collect();
     for r in futures_join_all(futs).await {
         assert_eq!(r.status, 200, "{}", r.body);
@@ -721,7 +1008,14 @@ edge_test!(foundry_no_escalation_in_operator_org, |b| async move {
     let s = Srv::start(b).await;
     let op = operator_token(&s).await;
     // An operator user allowed to manage organizations' role assignments, nothing else.
-    let r = s.be(&op, Method::POST, "/be/v1/roles", Some(json!({"name": "OrgManager", "permissions": {"orgs": 6}}))).await;
+    let r = s
+        .be(
+            &op,
+            Method::POST,
+            "/be/v1/roles",
+            Some(json!({"name": "OrgManager", "permissions": {"orgs": 6}})),
+        )
+        .await;
     r.ok();
     let (me, pw) = person(&s, &op, "org_manager", &["OrgManager"]).await;
     let mgr = s.token("org_manager", &pw, "operator").await;
@@ -736,12 +1030,16 @@ edge_test!(foundry_no_escalation_in_operator_org, |b| async move {
     let (p1, _) = person(&s, &people, "fd_p1", &[]).await;
     let o = fcreate(&s, &op, "Tenant", &[&p1]).await;
     let add = format!("{ORGS}/{}/roleAssignments/add", o["rid"].as_str().unwrap());
-    let body = json!({"roleAssignments": [{"roleId": "organization:administrator", "principalId": me}]});
+    let body =
+        json!({"roleAssignments": [{"roleId": "organization:administrator", "principalId": me}]});
     assert_eq!(s.be(&mgr, Method::POST, &add, Some(body.clone())).await.status, 204);
     // … but not make itself the operator's administrator, nor demote the operator's admin.
     let add = format!("{ORGS}/{op_rid}/roleAssignments/add");
     let r = s.be(&mgr, Method::POST, &add, Some(body.clone())).await;
-    assert_eq!(ferr(&r, 403, "PERMISSION_DENIED", "AddOrganizationRoleAssignmentsPermissionDenied"), json!({"organizationRid": op_rid}));
+    assert_eq!(
+        ferr(&r, 403, "PERMISSION_DENIED", "AddOrganizationRoleAssignmentsPermissionDenied"),
+        json!({"organizationRid": op_rid})
+    );
     let l = s.login("org_manager", &pw, "operator").await;
     assert_eq!(l["permissions"]["orgs"], 6);
     assert_eq!(l["permissions"]["beUsers"], 0);
@@ -758,7 +1056,10 @@ edge_test!(foundry_no_escalation_in_operator_org, |b| async move {
         )
         .await;
     ferr(&r, 403, "PERMISSION_DENIED", "RemoveOrganizationRoleAssignmentsPermissionDenied");
-    assert_eq!(s.be(&op, Method::GET, "/be/v1/users/admin", None).await.ok()["user"]["roles"], json!(["Administrators"]));
+    assert_eq!(
+        s.be(&op, Method::GET, "/be/v1/users/admin", None).await.ok()["user"]["roles"],
+        json!(["Administrators"])
+    );
     // The admin token and the operator's administrators may.
     assert_eq!(s.be(&s.admin, Method::POST, &add, Some(body.clone())).await.status, 204);
     assert_eq!(s.login("org_manager", &pw, "operator").await["permissions"]["beUsers"], 15);

@@ -61,12 +61,23 @@ pub fn write_tree(dir: &Path, files: &BTreeMap<String, Vec<u8>>) {
 
 /// `cd dir && tar cf out .` with GNU tar.
 pub fn tar(dir: &Path, out: &Path) {
-    let st = Command::new("tar").arg("cf").arg(out).arg("-C").arg(dir).arg(".").status().expect("GNU tar runs");
+    let st = Command::new("tar")
+        .arg("cf")
+        .arg(out)
+        .arg("-C")
+        .arg(dir)
+        .arg(".")
+        .status()
+        .expect("GNU tar runs");
     assert!(st.success());
 }
 
 /// Builds a tree and its tar under `base`; returns (tree dir, tar path).
-pub fn make_build(base: &Path, name: &str, files: &BTreeMap<String, Vec<u8>>) -> (PathBuf, PathBuf) {
+pub fn make_build(
+    base: &Path,
+    name: &str,
+    files: &BTreeMap<String, Vec<u8>>,
+) -> (PathBuf, PathBuf) {
     let dir = base.join(name);
     write_tree(&dir, files);
     let t = base.join(format!("{name}.tar"));
@@ -86,11 +97,20 @@ pub fn read_tree(dir: &Path) -> BTreeMap<String, (Vec<u8>, u32)> {
             #[cfg(unix)]
             use std::os::unix::fs::PermissionsExt;
             if ft.is_symlink() {
-                out.insert(rel, (format!("-> {}", std::fs::read_link(&p).unwrap().display()).into_bytes(), 0));
+                out.insert(
+                    rel,
+                    (format!("-> {}", std::fs::read_link(&p).unwrap().display()).into_bytes(), 0),
+                );
             } else if ft.is_dir() {
                 walk(base, &p, out);
             } else {
-                out.insert(rel, (std::fs::read(&p).unwrap(), std::fs::metadata(&p).unwrap().permissions().mode() & 0o777));
+                out.insert(
+                    rel,
+                    (
+                        std::fs::read(&p).unwrap(),
+                        std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                    ),
+                );
             }
         }
     }

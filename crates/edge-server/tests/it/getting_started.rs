@@ -32,7 +32,10 @@ fn script(guide: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn getting_started_walkthrough() {
     let body = script(GUIDE);
-    assert!(body.contains("rockit push") && body.contains("rockit play"), "the guide's blocks were found:\n{body}");
+    assert!(
+        body.contains("rockit push") && body.contains("rockit play"),
+        "the guide's blocks were found:\n{body}"
+    );
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let body = body.replace("8080", &port.to_string());
     let work = TempDir::new("guide");

@@ -20,7 +20,9 @@ edge_test!(fs_paths_are_checked_before_anything_is_created, |b| async move {
     let outside = s.dir.0.join("outside");
     std::fs::create_dir_all(&outside).unwrap();
     std::os::unix::fs::symlink(&outside, root.join("escape")).unwrap();
-    let r = s.be(&tok, Method::POST, "/be/v1/deployments", Some(fs_deployment("esc", "escape/site"))).await;
+    let r = s
+        .be(&tok, Method::POST, "/be/v1/deployments", Some(fs_deployment("esc", "escape/site")))
+        .await;
     assert_eq!(r.err(400, "invalid-param")["details"]["field"], "origin.path", "{:?}", r.body);
     let r = s
         .be(
@@ -34,14 +36,28 @@ edge_test!(fs_paths_are_checked_before_anything_is_created, |b| async move {
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "created outside the root");
     // A dangling link is refused too (creating through it would make its target).
     std::os::unix::fs::symlink(s.dir.0.join("nowhere"), root.join("dangling")).unwrap();
-    s.be(&tok, Method::POST, "/be/v1/deployments", Some(fs_deployment("dang", "dangling/x"))).await.err(400, "invalid-param");
+    s.be(&tok, Method::POST, "/be/v1/deployments", Some(fs_deployment("dang", "dangling/x")))
+        .await
+        .err(400, "invalid-param");
     assert!(!s.dir.0.join("nowhere").exists());
     // A request refused for another reason (permission) leaves no directory behind.
-    s.be(&tok, Method::POST, "/be/v1/roles", Some(json!({"name": "Viewer", "permissions": {"deployments": 2}}))).await.ok();
+    s.be(
+        &tok,
+        Method::POST,
+        "/be/v1/roles",
+        Some(json!({"name": "Viewer", "permissions": {"deployments": 2}})),
+    )
+    .await
+    .ok();
     let body = json!({"username": "vic", "email": "vic@example.com", "firstname": "V", "surname": "W", "roles": ["Viewer"]});
-    let pw = s.be(&tok, Method::POST, "/be/v1/users", Some(body)).await.ok()["initialPW"].as_str().unwrap().to_string();
+    let pw = s.be(&tok, Method::POST, "/be/v1/users", Some(body)).await.ok()["initialPW"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let vic = s.token("vic", &pw, "FsCo").await;
-    s.be(&vic, Method::POST, "/be/v1/deployments", Some(fs_deployment("new", "fresh/dir"))).await.err(403, "forbidden");
+    s.be(&vic, Method::POST, "/be/v1/deployments", Some(fs_deployment("new", "fresh/dir")))
+        .await
+        .err(403, "forbidden");
     assert!(!root.join("fresh").exists(), "validation created the directory");
     // Without probing, the directory comes with the first write; with it, at once.
     s.be(
@@ -61,10 +77,19 @@ edge_test!(tenants_cannot_share_fs_directories, |b| async move {
     let s = Srv::start(b).await;
     let (a, _) = s.org_admin("OrgA").await;
     let (b_tok, _) = s.org_admin("OrgB").await;
-    s.be(&a, Method::POST, "/be/v1/deployments", Some(fs_deployment("site", "shared/site"))).await.ok();
+    s.be(&a, Method::POST, "/be/v1/deployments", Some(fs_deployment("site", "shared/site")))
+        .await
+        .ok();
     // The same directory, one inside it, one around it: refused for another organization.
-    for path in ["shared/site", "shared/site/inner", "shared", s.data_dir().join("origins/shared/site").to_str().unwrap()] {
-        let r = s.be(&b_tok, Method::POST, "/be/v1/deployments", Some(fs_deployment("mine", path))).await;
+    for path in [
+        "shared/site",
+        "shared/site/inner",
+        "shared",
+        s.data_dir().join("origins/shared/site").to_str().unwrap(),
+    ] {
+        let r = s
+            .be(&b_tok, Method::POST, "/be/v1/deployments", Some(fs_deployment("mine", path)))
+            .await;
         let body = r.err(400, "invalid-param");
         assert_eq!(body["details"]["field"], "origin.path", "{path}: {body}");
         assert!(!body.to_string().contains("OrgA"), "the other organization stays unnamed: {body}");
@@ -80,11 +105,20 @@ edge_test!(tenants_cannot_share_fs_directories, |b| async move {
         .await;
     r.err(400, "invalid-param");
     // Beside it is fine, and so is the same organization nesting its own.
-    s.be(&b_tok, Method::POST, "/be/v1/deployments", Some(fs_deployment("mine", "shared/other"))).await.ok();
-    s.be(&a, Method::POST, "/be/v1/deployments", Some(fs_deployment("nested", "shared/site/v2"))).await.ok();
+    s.be(&b_tok, Method::POST, "/be/v1/deployments", Some(fs_deployment("mine", "shared/other")))
+        .await
+        .ok();
+    s.be(&a, Method::POST, "/be/v1/deployments", Some(fs_deployment("nested", "shared/site/v2")))
+        .await
+        .ok();
     // Moving one's deployment onto the other's directory is refused as well.
     let r = s
-        .be(&b_tok, Method::PATCH, "/be/v1/deployments", Some(json!({"name": "mine", "origin": {"type": "fs", "path": "shared/site"}})))
+        .be(
+            &b_tok,
+            Method::PATCH,
+            "/be/v1/deployments",
+            Some(json!({"name": "mine", "origin": {"type": "fs", "path": "shared/site"}})),
+        )
         .await;
     r.err(400, "invalid-param");
 });
@@ -114,7 +148,11 @@ fn admin_token(args: &[&str]) -> (bool, String, String) {
         .env("EDGE_ADMIN_SECRET_B64", edge_server::util::b64(&[7u8; 32]))
         .output()
         .unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).trim().to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
 }
 
 fn claims(jwt: &str) -> serde_json::Value {
@@ -136,7 +174,9 @@ async fn admin_tokens_expire() {
     assert!(ok);
     s.req(Method::POST, "/srv/v1/ping", &[("x-rockit-admin-token", &tok)], None).await.ok();
     tokio::time::sleep(std::time::Duration::from_millis(3_100)).await;
-    s.req(Method::POST, "/srv/v1/ping", &[("x-rockit-admin-token", &tok)], None).await.err(401, "unauthorized");
+    s.req(Method::POST, "/srv/v1/ping", &[("x-rockit-admin-token", &tok)], None)
+        .await
+        .err(401, "unauthorized");
     let (_, tok, _) = admin_token(&["--username", "op", "--ttl", "30d"]);
     let c = claims(&tok);
     assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 30 * 86_400);

@@ -109,7 +109,13 @@ fn cases(work: &Path) -> Vec<Case> {
         std::fs::write(a.join("bin/game.exe"), noise(4, 20_000)).unwrap();
         std::fs::write(a.join(name), b"MZ hostile").unwrap();
         gnu_tar(&a, &["--sort=name", "-cf", &s(&t), "."]);
-        out.push(Case { label: tag, tar: t, filename: name.into(), expected: "relative path", detected });
+        out.push(Case {
+            label: tag,
+            tar: t,
+            filename: name.into(),
+            expected: "relative path",
+            detected,
+        });
     }
 
     // A file where a directory must be: a, then a/b.
@@ -132,17 +138,32 @@ fn cases(work: &Path) -> Vec<Case> {
 async fn hostile_paths_refused(b: Backend, ingest: bool) {
     let s = Srv::start_with(b, |c| c.ingest_during_upload = ingest).await;
     let (tok, _) = s.org_admin("PathOrg").await;
-    let deployment = json!({"name": "site", "originPrefix": "cdn", "origin": {"type": "fs", "path": "site"}});
+    let deployment =
+        json!({"name": "site", "originPrefix": "cdn", "origin": {"type": "fs", "path": "site"}});
     s.be(&tok, Method::POST, "/be/v1/deployments", Some(deployment)).await.ok();
-    s.be(&tok, Method::POST, "/be/v1/apps", Some(json!({"name": "Paths", "label": "Paths", "maxBuilds": 3}))).await.ok();
+    s.be(
+        &tok,
+        Method::POST,
+        "/be/v1/apps",
+        Some(json!({"name": "Paths", "label": "Paths", "maxBuilds": 3})),
+    )
+    .await
+    .ok();
     let work = TempDir::new("hostile-paths");
     let cases = cases(&work.0);
     for (k, c) in cases.iter().enumerate() {
         let imp = upload(&s, &tok, "Paths", &format!("hostile-{k}"), &c.tar).await;
         let tasks = wait_group(&s, &tok, imp["taskGroup"].as_str().unwrap()).await;
-        let kinds: Vec<String> =
-            tasks.iter().map(|t| format!("{}={}", t["type"].as_str().unwrap(), t["status"].as_str().unwrap())).collect();
-        assert_eq!(kinds, ["dltar=done", "mkraw=error", "mkdxf=canceled", "mkpat=canceled", "deploy=canceled"], "{}", c.label);
+        let kinds: Vec<String> = tasks
+            .iter()
+            .map(|t| format!("{}={}", t["type"].as_str().unwrap(), t["status"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            kinds,
+            ["dltar=done", "mkraw=error", "mkdxf=canceled", "mkpat=canceled", "deploy=canceled"],
+            "{}",
+            c.label
+        );
         assert_eq!(
             tasks[1]["exception"],
             json!({"fileReadFailed": {"filename": c.filename, "typeExpected": c.expected, "typeDetected": c.detected}}),
@@ -203,9 +224,21 @@ fn hostile_trees() -> Vec<(&'static str, Tree, &'static str)> {
     vec![
         // a/l leads above the root through s; a reader that checks links one at a time
         // creates a/l, then a/l/x -> planted through it, next to its output directory.
-        ("plant", tree(&[("s", "."), ("a", "dir"), ("a/l", "../s/.."), ("a/l/x", "planted")]), "a/l: symbolic link leaving the tree"),
-        ("item4", tree(&[("d", "dir"), ("d/s2", ".."), ("d/s2/e", "../..")]), "d/s2/e: path through a symbolic link"),
-        ("item5", tree(&[("up", "."), ("up/x.txt", "file")]), "up/x.txt: path through a symbolic link"),
+        (
+            "plant",
+            tree(&[("s", "."), ("a", "dir"), ("a/l", "../s/.."), ("a/l/x", "planted")]),
+            "a/l: symbolic link leaving the tree",
+        ),
+        (
+            "item4",
+            tree(&[("d", "dir"), ("d/s2", ".."), ("d/s2/e", "../..")]),
+            "d/s2/e: path through a symbolic link",
+        ),
+        (
+            "item5",
+            tree(&[("up", "."), ("up/x.txt", "file")]),
+            "up/x.txt: path through a symbolic link",
+        ),
         ("backslash", tree(&[("..\\..\\evil.dll", "file")]), "..\\..\\evil.dll: backslash in name"),
         ("newline", tree(&[("bad\nname", "file")]), "bad\\nname: control character in name"),
     ]
@@ -227,7 +260,11 @@ fn meta(id: u64) -> ImageMeta {
 /// What one run of the `rockit` binary gave: (exit code, stdout, stderr).
 fn rockit(args: &[&Path]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_rockit")).args(args).output().expect("rockit runs");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Asserts a refusal reported as one `rockit: …` line naming `what`.
@@ -237,12 +274,18 @@ fn refused(run: &(i32, String, String), what: &str, label: &str) {
     assert_eq!(*code, 1, "{label}: {run:?}");
     assert!(stdout.is_empty(), "{label}: {run:?}");
     assert_eq!(stderr.lines().count(), 1, "{label}: {run:?}");
-    assert!(stderr.starts_with("rockit: ") && stderr.contains(what), "{label}: {what:?} in {stderr:?}");
+    assert!(
+        stderr.starts_with("rockit: ") && stderr.contains(what),
+        "{label}: {what:?} in {stderr:?}"
+    );
 }
 
 /// The names in a directory.
 fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     v.sort();
     v
 }
@@ -260,7 +303,11 @@ fn rockit_unpack_refuses_hostile_images() {
         let out = case.join("out");
         let run = rockit(&[Path::new("unpack"), &img, &out]);
         refused(&run, &format!("the image's file table refused: {what}"), label);
-        assert!(names(&case).is_empty(), "{label}: nothing outside the output directory (nor the directory): {:?}", names(&case));
+        assert!(
+            names(&case).is_empty(),
+            "{label}: nothing outside the output directory (nor the directory): {:?}",
+            names(&case)
+        );
         // An existing empty output directory stays, empty.
         std::fs::create_dir_all(&out).unwrap();
         let run = rockit(&[Path::new("unpack"), &img, &out]);
@@ -299,7 +346,11 @@ fn rockit_apply_refuses_hostile_patches() {
         std::fs::create_dir_all(&case).unwrap();
         let run = rockit(&[Path::new("apply"), &pat, &from, &case.join("out")]);
         refused(&run, what, label);
-        assert!(names(&case).is_empty(), "{label}: nothing outside the output directory: {:?}", names(&case));
+        assert!(
+            names(&case).is_empty(),
+            "{label}: nothing outside the output directory: {:?}",
+            names(&case)
+        );
     }
     // The older tree is untouched.
     assert_eq!(names(&from), ["bin", "run"]);

@@ -50,7 +50,12 @@ fn make_game(base: &Path, name: &str) -> (PathBuf, PathBuf, BTreeMap<String, Vec
     let files = game_files();
     let dir = base.join(name);
     write_tree(&dir, &files);
-    for (p, m) in [("bin/game.exe", 0o755), ("bin/start.sh", 0o755), ("config/settings.ini", 0o600), ("data/maps", 0o750)] {
+    for (p, m) in [
+        ("bin/game.exe", 0o755),
+        ("bin/start.sh", 0o755),
+        ("config/settings.ini", 0o600),
+        ("data/maps", 0o750),
+    ] {
         std::fs::set_permissions(dir.join(p), std::fs::Permissions::from_mode(m)).unwrap();
     }
     std::fs::create_dir_all(dir.join("saves")).unwrap();
@@ -62,8 +67,20 @@ fn make_game(base: &Path, name: &str) -> (PathBuf, PathBuf, BTreeMap<String, Vec
 
 /// An app `Game` of `org` published from the game above: (admin token, client key, dxfName,
 /// game dir, files).
-async fn publish(s: &Srv, tok: &str, deployments: &[&str], work: &TempDir) -> (String, String, PathBuf, BTreeMap<String, Vec<u8>>) {
-    let r = s.be(tok, Method::POST, "/be/v1/apps", Some(json!({"name": "Game", "label": "Game", "deployments": deployments}))).await;
+async fn publish(
+    s: &Srv,
+    tok: &str,
+    deployments: &[&str],
+    work: &TempDir,
+) -> (String, String, PathBuf, BTreeMap<String, Vec<u8>>) {
+    let r = s
+        .be(
+            tok,
+            Method::POST,
+            "/be/v1/apps",
+            Some(json!({"name": "Game", "label": "Game", "deployments": deployments})),
+        )
+        .await;
     let key = r.ok()["app"]["clientKey"].as_str().unwrap().to_string();
     let base = work.0.clone();
     let (dir, tarball, files) = blocking(move || make_game(&base, "game")).await;
@@ -93,7 +110,13 @@ struct Ended {
 }
 
 fn unmount(dir: &Path) {
-    let ok = Command::new("fusermount3").arg("-u").arg("-z").arg(dir).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    let ok = Command::new("fusermount3")
+        .arg("-u")
+        .arg("-z")
+        .arg(dir)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
     if !ok {
         let _ = Command::new("umount").arg("-l").arg(dir).stderr(Stdio::null()).status();
     }
@@ -102,7 +125,10 @@ fn unmount(dir: &Path) {
 /// Whether `dir` is a mount point now.
 fn mounted(dir: &Path) -> bool {
     let canon = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    std::fs::read_to_string("/proc/self/mounts").unwrap().lines().any(|l| l.split(' ').nth(1) == Some(canon.to_str().unwrap()))
+    std::fs::read_to_string("/proc/self/mounts")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(1) == Some(canon.to_str().unwrap()))
 }
 
 impl Mount {
@@ -138,7 +164,8 @@ impl Mount {
                 s.push('\n');
             }
         });
-        let mut m = Mount { child: Some(child), dir: dir.to_path_buf(), lines, stderr, info: Value::Null };
+        let mut m =
+            Mount { child: Some(child), dir: dir.to_path_buf(), lines, stderr, info: Value::Null };
         match m.lines.recv_timeout(Duration::from_secs(120)) {
             Ok(l) => {
                 m.info = serde_json::from_str(&l).unwrap_or_else(|_| panic!("a JSON line: {l}"));
@@ -205,17 +232,31 @@ impl Drop for Mount {
 
 /// `sh -c <cmd>` in `dir`, bounded by coreutils' `timeout` so that nothing can hang.
 fn sh(dir: &Path, cmd: &str) -> Output {
-    Command::new("timeout").args(["120", "sh", "-c", cmd]).current_dir(dir).output().expect("sh runs")
+    Command::new("timeout")
+        .args(["120", "sh", "-c", cmd])
+        .current_dir(dir)
+        .output()
+        .expect("sh runs")
 }
 
 /// Python `script` in `dir`, bounded the same way.
 fn python(dir: &Path, script: &str) -> Output {
-    Command::new("timeout").args(["120", "python3", "-c", script]).current_dir(dir).output().expect("python3 runs")
+    Command::new("timeout")
+        .args(["120", "python3", "-c", script])
+        .current_dir(dir)
+        .output()
+        .expect("python3 runs")
 }
 
 #[track_caller]
 fn ok(o: &Output) -> String {
-    assert!(o.status.success(), "status {:?}: {}{}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "status {:?}: {}{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8(o.stdout.clone()).unwrap()
 }
 
@@ -229,7 +270,10 @@ fn listing(dir: &Path) -> BTreeMap<String, (char, u32, u64, String)> {
             let rel = p.strip_prefix(base).unwrap().to_str().unwrap().to_string();
             let ft = m.file_type();
             if ft.is_symlink() {
-                out.insert(rel, ('l', 0, 0, std::fs::read_link(&p).unwrap().to_str().unwrap().to_string()));
+                out.insert(
+                    rel,
+                    ('l', 0, 0, std::fs::read_link(&p).unwrap().to_str().unwrap().to_string()),
+                );
             } else if ft.is_dir() {
                 out.insert(rel, ('d', m.mode() & 0o7777, 0, String::new()));
                 walk(base, &p, out);
@@ -310,7 +354,8 @@ edge_test!(mounted_games_read_by_real_programs_and_traced, |b| async move {
         assert!(st.unwrap().success());
     })
     .await;
-    let pem_b64 = base64::engine::general_purpose::STANDARD.encode(std::fs::read(work.0.join("org")).unwrap());
+    let pem_b64 = base64::engine::general_purpose::STANDARD
+        .encode(std::fs::read(work.0.join("org")).unwrap());
     let body = json!({"name": "Studio", "label": "Studio", "username": "boss", "email": "b@example.com", "firstname": "B", "surname": "S", "orgPrivPemB64": pem_b64});
     let r = s.adm(Method::POST, "/adm/v1/orgs", Some(body)).await;
     let tok = s.token("boss", r.ok()["adminPW"].as_str().unwrap(), "Studio").await;
@@ -389,34 +434,69 @@ edge_test!(mounted_games_read_by_real_programs_and_traced, |b| async move {
     assert_eq!(trace1.app_name, "Game");
     assert_eq!(trace1.build_id, 1);
     assert_eq!(trace1.dxf_name.as_deref(), Some(dxf.as_str()));
-    assert_eq!(trace1.paths.iter().collect::<BTreeSet<_>>(), files.iter().filter(|(_, d)| !d.is_empty()).map(|(p, _)| p).collect());
+    assert_eq!(
+        trace1.paths.iter().collect::<BTreeSet<_>>(),
+        files.iter().filter(|(_, d)| !d.is_empty()).map(|(p, _)| p).collect()
+    );
     for (i, p) in trace1.paths.iter().enumerate() {
-        let got = union(trace1.events.iter().filter(|e| e[1] == i as u64).map(|e| (e[2], e[2] + e[3])).collect());
+        let got = union(
+            trace1
+                .events
+                .iter()
+                .filter(|e| e[1] == i as u64)
+                .map(|e| (e[2], e[2] + e[3]))
+                .collect(),
+        );
         assert_eq!(got, [(0, files[p].len() as u64)], "{p}");
     }
-    let local1 = edge_engine::seq::parse_trace(&std::fs::read(work.0.join("trace1.json")).unwrap()).unwrap();
+    let local1 =
+        edge_engine::seq::parse_trace(&std::fs::read(work.0.join("trace1.json")).unwrap()).unwrap();
     assert_eq!(local1, trace1, "the trace sent is the trace recorded");
 
     // Session 2, on the same cache: a game's boot. Its reads are the trace, exactly.
     let (a, mnt) = (args(work.0.join("trace2.json").to_str().unwrap()), work.0.join("mnt2"));
     let m = blocking(move || Mount::start(&a, &mnt).unwrap()).await;
     let mnt = m.dir.clone();
-    let reads: Vec<Value> = blocking(move || serde_json::from_str(&ok(&python(&mnt, BOOT))).unwrap()).await;
+    let reads: Vec<Value> =
+        blocking(move || serde_json::from_str(&ok(&python(&mnt, BOOT))).unwrap()).await;
     let end = blocking(move || m.stop()).await;
     assert_eq!(end.code, Some(0), "{end:?}");
     let sum2: Value = serde_json::from_str(end.stdout.last().unwrap()).unwrap();
     assert_eq!(sum2["downloadedBytes"], 0, "all in the cache: {sum2}");
     assert_eq!(sum2["stalls"], 0);
-    let target = |p: &str| if p == "bin/settings" { "config/settings.ini".to_string() } else { p.to_string() };
+    let target = |p: &str| {
+        if p == "bin/settings" {
+            "config/settings.ini".to_string()
+        } else {
+            p.to_string()
+        }
+    };
     for r in &reads {
-        let (p, off, len) = (target(r[0].as_str().unwrap()), r[1].as_u64().unwrap() as usize, r[2].as_u64().unwrap() as usize);
+        let (p, off, len) = (
+            target(r[0].as_str().unwrap()),
+            r[1].as_u64().unwrap() as usize,
+            r[2].as_u64().unwrap() as usize,
+        );
         assert_eq!(r[3].as_str().unwrap(), sha(&files[&p][off..off + len]), "{r}");
     }
     let trace2 = stored_trace(&s.data_dir(), sum2["traceId"].as_str().unwrap());
-    assert_eq!(trace2, edge_engine::seq::parse_trace(&std::fs::read(work.0.join("trace2.json")).unwrap()).unwrap());
-    assert_eq!(trace2.paths, ["bin/game.exe", "config/settings.ini", "data/levels.pak", "data/textures.pak"]);
+    assert_eq!(
+        trace2,
+        edge_engine::seq::parse_trace(&std::fs::read(work.0.join("trace2.json")).unwrap()).unwrap()
+    );
+    assert_eq!(
+        trace2.paths,
+        ["bin/game.exe", "config/settings.ini", "data/levels.pak", "data/textures.pak"]
+    );
     for (i, p) in trace2.paths.iter().enumerate() {
-        let got = union(trace2.events.iter().filter(|e| e[1] == i as u64).map(|e| (e[2], e[2] + e[3])).collect());
+        let got = union(
+            trace2
+                .events
+                .iter()
+                .filter(|e| e[1] == i as u64)
+                .map(|e| (e[2], e[2] + e[3]))
+                .collect(),
+        );
         let mine: Vec<(u64, u64)> = reads
             .iter()
             .filter(|r| target(r[0].as_str().unwrap()) == *p)
@@ -445,7 +525,10 @@ edge_test!(mounted_games_read_by_real_programs_and_traced, |b| async move {
             .unwrap();
         assert_eq!(edge_server::db::s(&row, "state"), "ended");
         assert_eq!(edge_server::db::i(&row, "stalls"), sum["stalls"].as_i64().unwrap());
-        assert_eq!(edge_server::db::i(&row, "stall_seconds"), sum["stallSeconds"].as_i64().unwrap());
+        assert_eq!(
+            edge_server::db::i(&row, "stall_seconds"),
+            sum["stallSeconds"].as_i64().unwrap()
+        );
         assert_eq!(edge_server::db::i(&row, "play_seconds"), sum["playSeconds"].as_i64().unwrap());
         assert_eq!(edge_server::db::s(&row, "trace_id"), sum["traceId"].as_str().unwrap());
     }
@@ -483,15 +566,21 @@ impl Cdn {
     pub(crate) fn serve(root: &Path) -> Cdn {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", l.local_addr().unwrap());
-        let (log, mode, stop) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Mode::Serve)), Arc::new(AtomicBool::new(false)));
-        let (root, log2, mode2, stop2) = (root.to_path_buf(), log.clone(), mode.clone(), stop.clone());
+        let (log, mode, stop) = (
+            Arc::new(Mutex::new(Vec::new())),
+            Arc::new(Mutex::new(Mode::Serve)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (root, log2, mode2, stop2) =
+            (root.to_path_buf(), log.clone(), mode.clone(), stop.clone());
         std::thread::spawn(move || {
             for c in l.incoming() {
                 if stop2.load(Ordering::Relaxed) {
                     break;
                 }
                 let Ok(c) = c else { continue };
-                let (root, log, mode, stop) = (root.clone(), log2.clone(), mode2.clone(), stop2.clone());
+                let (root, log, mode, stop) =
+                    (root.clone(), log2.clone(), mode2.clone(), stop2.clone());
                 std::thread::spawn(move || {
                     let _ = Cdn::conn(c, &root, &log, &mode, &stop);
                 });
@@ -500,7 +589,13 @@ impl Cdn {
         Cdn { url, log, mode, stop }
     }
 
-    fn conn(c: TcpStream, root: &Path, log: &Mutex<Vec<Hit>>, mode: &Mutex<Mode>, stop: &AtomicBool) -> std::io::Result<()> {
+    fn conn(
+        c: TcpStream,
+        root: &Path,
+        log: &Mutex<Vec<Hit>>,
+        mode: &Mutex<Mode>,
+        stop: &AtomicBool,
+    ) -> std::io::Result<()> {
         let mut r = BufReader::new(c.try_clone()?);
         let mut w = c;
         loop {
@@ -531,7 +626,15 @@ impl Cdn {
                     Mode::Stall => std::thread::sleep(Duration::from_millis(20)),
                 }
             }
-            let target = line.split_whitespace().nth(1).unwrap_or("").split('?').next().unwrap_or("").trim_start_matches('/').to_string();
+            let target = line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("")
+                .split('?')
+                .next()
+                .unwrap_or("")
+                .trim_start_matches('/')
+                .to_string();
             let file = root.join(&target);
             if target.contains("..") || !file.is_file() {
                 log.lock().unwrap().push(Hit { file: target, range, sent: 0 });
@@ -577,7 +680,8 @@ impl Drop for Cdn {
 /// The image's chunk rows `(hash, pack file, offset, stored)` and each file's chunk numbers.
 pub(crate) type Rows = Vec<(String, String, u64, u64)>;
 pub(crate) fn image_rows(img: &Path) -> (Rows, BTreeMap<String, Vec<usize>>) {
-    let index: Value = serde_json::from_slice(&std::fs::read(img.join("index.json")).unwrap()).unwrap();
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(img.join("index.json")).unwrap()).unwrap();
     let rows = index["chunks"]
         .as_array()
         .unwrap()
@@ -599,7 +703,12 @@ pub(crate) fn image_rows(img: &Path) -> (Rows, BTreeMap<String, Vec<usize>>) {
         .map(|f| {
             (
                 f["path"].as_str().unwrap().to_string(),
-                f["chunks"].as_array().unwrap().iter().map(|c| c.as_u64().unwrap() as usize).collect(),
+                f["chunks"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c.as_u64().unwrap() as usize)
+                    .collect(),
             )
         })
         .collect();
@@ -621,8 +730,12 @@ fn cached(cache: &Path) -> BTreeSet<String> {
 
 /// The chunks a pack request covered (any byte of them).
 fn chunks_of(hit: &Hit, rows: &Rows) -> Vec<usize> {
-    let Some((a, b)) = hit.range else { return (0..rows.len()).filter(|&i| hit.file.ends_with(&rows[i].1)).collect() };
-    (0..rows.len()).filter(|&i| hit.file.ends_with(&rows[i].1) && rows[i].2 <= b && a < rows[i].2 + rows[i].3).collect()
+    let Some((a, b)) = hit.range else {
+        return (0..rows.len()).filter(|&i| hit.file.ends_with(&rows[i].1)).collect();
+    };
+    (0..rows.len())
+        .filter(|&i| hit.file.ends_with(&rows[i].1) && rows[i].2 <= b && a < rows[i].2 + rows[i].3)
+        .collect()
 }
 
 /// Replaces a file's content (a new file renamed over it: the origin may share its inode
@@ -638,17 +751,28 @@ edge_test!(faults_on_the_origin_never_give_wrong_bytes_or_hangs, |b| async move 
     let work = TempDir::new("launcher-faults");
     let (tok, _) = s.org_admin("Indie").await;
     let cdn = Cdn::serve(&s.data_dir().join("origins/site"));
-    let dep = json!({"name": "cdn", "origin": {"type": "fs", "path": "site"}, "publicUrl": cdn.url});
+    let dep =
+        json!({"name": "cdn", "origin": {"type": "fs", "path": "site"}, "publicUrl": cdn.url});
     s.be(&tok, Method::POST, "/be/v1/deployments", Some(dep)).await.ok();
     let (key, dxf, _game, files) = publish(&s, &tok, &["cdn"], &work).await;
     let img = s.data_dir().join(format!("origins/site/dxf/Indie/Game/0001/{dxf}"));
     let (rows, file_chunks) = image_rows(&img);
     let base = |cache: &Path, extra: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> =
-            ["--server", &s.base, "--org", "Indie", "--app", "Game", "--client-key", &key, "--cache", cache.to_str().unwrap()]
-                .iter()
-                .map(|x| x.to_string())
-                .collect();
+        let mut v: Vec<String> = [
+            "--server",
+            &s.base,
+            "--org",
+            "Indie",
+            "--app",
+            "Game",
+            "--client-key",
+            &key,
+            "--cache",
+            cache.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
         v.extend(extra.iter().map(|x| x.to_string()));
         v
     };
@@ -663,17 +787,22 @@ edge_test!(faults_on_the_origin_never_give_wrong_bytes_or_hangs, |b| async move 
     assert_eq!(exe_sum, format!("{}  bin/game.exe\n", sha(&files["bin/game.exe"])));
     blocking(move || m.kill9()).await;
     let kept = cached(&cache);
-    let exe_chunks: BTreeSet<String> = file_chunks["bin/game.exe"].iter().map(|&c| rows[c].0.clone()).collect();
+    let exe_chunks: BTreeSet<String> =
+        file_chunks["bin/game.exe"].iter().map(|&c| rows[c].0.clone()).collect();
     assert_eq!(kept, exe_chunks, "exactly the executable's chunks were fetched and kept");
     let first_run = cdn.take_hits();
     assert!(first_run.iter().any(|h| h.file.ends_with("manifest.json")), "{first_run:?}");
     let (a, mnt) = (base(&cache, &["--bandwidth", "400Mbit"]), work.0.join("m2"));
     let m = blocking(move || Mount::start(&a, &mnt).unwrap()).await;
     let (a, mnt3) = (base(&cache, &[]), work.0.join("m3"));
-    let refused = blocking(move || Mount::start(&a, &mnt3).err().expect("a second runtime on the cache is refused")).await;
+    let refused = blocking(move || {
+        Mount::start(&a, &mnt3).err().expect("a second runtime on the cache is refused")
+    })
+    .await;
     assert_eq!(refused.code, Some(1), "{refused:?}");
     assert!(
-        refused.stderr.contains("is in use by another rockit runtime") && refused.stderr.contains(&format!("pid {}", m.pid())),
+        refused.stderr.contains("is in use by another rockit runtime")
+            && refused.stderr.contains(&format!("pid {}", m.pid())),
         "{refused:?}"
     );
     assert!(!mounted(&work.0.join("m3")));
@@ -681,7 +810,13 @@ edge_test!(faults_on_the_origin_never_give_wrong_bytes_or_hangs, |b| async move 
     blocking(move || {
         let mut names: Vec<&String> = f2.keys().collect();
         names.reverse();
-        let sums = ok(&sh(&mnt, &format!("sha256sum {}", names.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(" "))));
+        let sums = ok(&sh(
+            &mnt,
+            &format!(
+                "sha256sum {}",
+                names.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(" ")
+            ),
+        ));
         let want: Vec<String> = names.iter().map(|p| format!("{}  {p}", sha(&f2[*p]))).collect();
         assert_eq!(sums.lines().collect::<Vec<_>>(), want);
     })
@@ -689,10 +824,16 @@ edge_test!(faults_on_the_origin_never_give_wrong_bytes_or_hangs, |b| async move 
     let end = blocking(move || m.stop()).await;
     assert_eq!(end.code, Some(0), "{end:?}");
     let restart = cdn.take_hits();
-    assert!(restart.iter().all(|h| h.file.ends_with(".bin")), "the manifest and index came from the cache: {restart:?}");
+    assert!(
+        restart.iter().all(|h| h.file.ends_with(".bin")),
+        "the manifest and index came from the cache: {restart:?}"
+    );
     for h in &restart {
         for c in chunks_of(h, &rows) {
-            assert!(!kept.contains(&rows[c].0), "chunk {c} was verified before the restart but fetched again by {h:?}");
+            assert!(
+                !kept.contains(&rows[c].0),
+                "chunk {c} was verified before the restart but fetched again by {h:?}"
+            );
         }
     }
     assert_eq!(cached(&cache).len(), rows.len(), "everything is cached now");
@@ -712,8 +853,15 @@ edge_test!(faults_on_the_origin_never_give_wrong_bytes_or_hangs, |b| async move 
     let (mnt, f2) = (m.dir.clone(), files.clone());
     blocking(move || {
         let o = sh(&mnt, "sha256sum data/textures.pak");
-        assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("Input/output error"), "{o:?}");
-        assert_eq!(ok(&sh(&mnt, "sha256sum data/levels.pak")), format!("{}  data/levels.pak\n", sha(&f2["data/levels.pak"])));
+        assert!(
+            !o.status.success()
+                && String::from_utf8_lossy(&o.stderr).contains("Input/output error"),
+            "{o:?}"
+        );
+        assert_eq!(
+            ok(&sh(&mnt, "sha256sum data/levels.pak")),
+            format!("{}  data/levels.pak\n", sha(&f2["data/levels.pak"]))
+        );
     })
     .await;
     let fetched = cdn.take_hits().iter().filter(|h| chunks_of(h, &rows).contains(&tex)).count();
@@ -735,16 +883,29 @@ try:
 except OSError as e:
     print("errno", e.errno)
 "#;
-    for (mode, path) in [(Mode::Stall, "bin/game.exe"), (Mode::HangUp, "data/maps/deep/map01.bin")] {
+    for (mode, path) in [(Mode::Stall, "bin/game.exe"), (Mode::HangUp, "data/maps/deep/map01.bin")]
+    {
         cdn.set(mode);
         let (mnt, p) = (m.dir.clone(), path.to_string());
-        let o =
-            blocking(move || Command::new("timeout").args(["120", "python3", "-c", probe, &p]).current_dir(&mnt).output().unwrap()).await;
+        let o = blocking(move || {
+            Command::new("timeout")
+                .args(["120", "python3", "-c", probe, &p])
+                .current_dir(&mnt)
+                .output()
+                .unwrap()
+        })
+        .await;
         assert_eq!(ok(&o).trim(), "errno 5", "{mode:?}");
         cdn.set(Mode::Serve);
         let (mnt, p) = (m.dir.clone(), path.to_string());
-        let o =
-            blocking(move || Command::new("timeout").args(["120", "python3", "-c", probe, &p]).current_dir(&mnt).output().unwrap()).await;
+        let o = blocking(move || {
+            Command::new("timeout")
+                .args(["120", "python3", "-c", probe, &p])
+                .current_dir(&mnt)
+                .output()
+                .unwrap()
+        })
+        .await;
         assert_eq!(ok(&o).trim(), "65536", "{mode:?}: works again");
     }
     let end = blocking(move || m.stop()).await;
@@ -758,16 +919,24 @@ except OSError as e:
     //    a public key, an unsigned image is refused before anything is mounted.
     let manifest_url = format!("{}/dxf/Indie/Game/0001/{dxf}/manifest.json", cdn.url);
     let local = work.0.join("by-url.json");
-    let a: Vec<String> =
-        [manifest_url.as_str(), "--cache", work.0.join("cache3").to_str().unwrap(), "--trace-out", local.to_str().unwrap()]
-            .iter()
-            .map(|x| x.to_string())
-            .collect();
+    let a: Vec<String> = [
+        manifest_url.as_str(),
+        "--cache",
+        work.0.join("cache3").to_str().unwrap(),
+        "--trace-out",
+        local.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|x| x.to_string())
+    .collect();
     let m = blocking(move || Mount::start(&a, &work_dir(&a, "m5")).unwrap()).await;
     assert_eq!(m.info["sessionId"], Value::Null);
     let (mnt, f2) = (m.dir.clone(), files.clone());
     let sum = blocking(move || ok(&sh(&mnt, "sha256sum data/maps/deep/map01.bin"))).await;
-    assert_eq!(sum, format!("{}  data/maps/deep/map01.bin\n", sha(&f2["data/maps/deep/map01.bin"])));
+    assert_eq!(
+        sum,
+        format!("{}  data/maps/deep/map01.bin\n", sha(&f2["data/maps/deep/map01.bin"]))
+    );
     let end = blocking(move || m.stop()).await;
     assert_eq!(end.code, Some(0), "{end:?}");
     let sum: Value = serde_json::from_str(end.stdout.last().unwrap()).unwrap();
@@ -778,9 +947,17 @@ except OSError as e:
     assert_eq!(union(t.events.iter().map(|e| (e[2], e[2] + e[3])).collect()), [(0, 90_000)]);
     let w = work.0.clone();
     let refused = blocking(move || {
-        let st = Command::new("openssl").args(["genpkey", "-algorithm", "RSA", "-out", "k.pem"]).current_dir(&w).status().unwrap();
+        let st = Command::new("openssl")
+            .args(["genpkey", "-algorithm", "RSA", "-out", "k.pem"])
+            .current_dir(&w)
+            .status()
+            .unwrap();
         assert!(st.success());
-        let st = Command::new("openssl").args(["pkey", "-in", "k.pem", "-pubout", "-out", "k.pub"]).current_dir(&w).status().unwrap();
+        let st = Command::new("openssl")
+            .args(["pkey", "-in", "k.pem", "-pubout", "-out", "k.pub"])
+            .current_dir(&w)
+            .status()
+            .unwrap();
         assert!(st.success());
         let a = vec![
             manifest_url,
@@ -793,14 +970,22 @@ except OSError as e:
     })
     .await;
     assert_eq!(refused.code, Some(1), "{refused:?}");
-    assert!(refused.stderr.starts_with("rockit: the image at ") && refused.stderr.contains("has no manifest.sig"), "{refused:?}");
+    assert!(
+        refused.stderr.starts_with("rockit: the image at ")
+            && refused.stderr.contains("has no manifest.sig"),
+        "{refused:?}"
+    );
     assert!(!mounted(&work.0.join("m6")));
     // Every session was closed but the one whose runtime was killed: the refused second
     // runtime closed its own at once.
     let db = edge_server::db::Db::connect(&s.db_url()).await.unwrap();
     let rows = sqlx::query("SELECT state FROM rte_sessions").fetch_all(db.pool()).await.unwrap();
     let states: Vec<String> = rows.iter().map(|r| edge_server::db::s(r, "state")).collect();
-    assert_eq!((states.len(), states.iter().filter(|s| *s == "open").count()), (4, 1), "{states:?}");
+    assert_eq!(
+        (states.len(), states.iter().filter(|s| *s == "open").count()),
+        (4, 1),
+        "{states:?}"
+    );
 });
 
 /// The directory `name` beside the cache named in `args` (after `--cache`).
@@ -824,7 +1009,12 @@ pub(crate) fn rockit_run(args: &[String], command: &[&str]) -> (Option<i32>, Str
         .expect("rockit runs");
     let pid = child.id();
     let out = child.wait_with_output().unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned(), pid)
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        pid,
+    )
 }
 
 edge_test!(run_plays_a_command_and_install_writes_the_tree, |b| async move {
@@ -832,11 +1022,22 @@ edge_test!(run_plays_a_command_and_install_writes_the_tree, |b| async move {
     let work = TempDir::new("launcher-run");
     let (tok, _) = s.org_admin("Runner").await;
     let (key, _dxf, game, files) = publish(&s, &tok, &[], &work).await;
-    let args: Vec<String> = ["--json", "--server", &s.base, "--org", "Runner", "--app", "Game", "--client-key", &key, "--cache"]
-        .iter()
-        .map(|x| x.to_string())
-        .chain([work.0.join("cache").to_str().unwrap().to_string()])
-        .collect();
+    let args: Vec<String> = [
+        "--json",
+        "--server",
+        &s.base,
+        "--org",
+        "Runner",
+        "--app",
+        "Game",
+        "--client-key",
+        &key,
+        "--cache",
+    ]
+    .iter()
+    .map(|x| x.to_string())
+    .chain([work.0.join("cache").to_str().unwrap().to_string()])
+    .collect();
     let a = args.clone();
     let (code, stdout, stderr, pid) = blocking(move || {
         rockit_run(&a, &["sh", "-c", "test \"$ROCKIT_GAME_DIR\" = \"$(pwd)\" && sha256sum bin/game.exe && ./bin/start.sh ok && exit 7"])
@@ -849,8 +1050,11 @@ edge_test!(run_plays_a_command_and_install_writes_the_tree, |b| async move {
     let dir = std::env::temp_dir().join(format!("rockit-run-{pid}"));
     assert!(!dir.exists() && !mounted(&dir), "the play directory is gone");
     let trace = stored_trace(&s.data_dir(), sum["traceId"].as_str().unwrap());
-    let exe = trace.paths.iter().position(|p| p == "bin/game.exe").expect("the game's reads are traced");
-    let got = union(trace.events.iter().filter(|e| e[1] == exe as u64).map(|e| (e[2], e[2] + e[3])).collect());
+    let exe =
+        trace.paths.iter().position(|p| p == "bin/game.exe").expect("the game's reads are traced");
+    let got = union(
+        trace.events.iter().filter(|e| e[1] == exe as u64).map(|e| (e[2], e[2] + e[3])).collect(),
+    );
     assert_eq!(got, [(0, 700_000)]);
     assert!(trace.paths.contains(&"bin/start.sh".to_string()));
     let db = edge_server::db::Db::connect(&s.db_url()).await.unwrap();
@@ -868,7 +1072,10 @@ edge_test!(run_plays_a_command_and_install_writes_the_tree, |b| async move {
     let a = args.clone();
     let (code, _, stderr, _) = blocking(move || rockit_run(&a, &["./bin/nope"])).await;
     assert_eq!(code, Some(1));
-    assert!(stderr.lines().last().unwrap().starts_with("rockit: cannot run ./bin/nope"), "{stderr}");
+    assert!(
+        stderr.lines().last().unwrap().starts_with("rockit: cannot run ./bin/nope"),
+        "{stderr}"
+    );
 
     // `rockit install`: the plain tree, exactly; a second install from the same cache
     // downloads nothing; a directory that is not empty is refused.
@@ -876,12 +1083,23 @@ edge_test!(run_plays_a_command_and_install_writes_the_tree, |b| async move {
     let install = move |dir: PathBuf| -> (Option<i32>, String, String) {
         let mut a: Vec<String> = args[..args.len() - 1].to_vec();
         a.push(cache.to_str().unwrap().to_string());
-        let o = Command::new(ROCKIT).arg("install").args(&a).arg(&dir).env_remove("ROCKIT_SERVER").output().unwrap();
-        (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+        let o = Command::new(ROCKIT)
+            .arg("install")
+            .args(&a)
+            .arg(&dir)
+            .env_remove("ROCKIT_SERVER")
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
     };
     let (i1, i2, game2) = (work.0.join("installed"), work.0.join("installed2"), game.clone());
     let inst = install.clone();
-    let (first, second, again) = blocking(move || (inst(i1.clone()), inst(i2.clone()), inst(i1))).await;
+    let (first, second, again) =
+        blocking(move || (inst(i1.clone()), inst(i2.clone()), inst(i1))).await;
     assert_eq!(first.0, Some(0), "{first:?}");
     let v1: Value = serde_json::from_str(first.1.trim()).unwrap();
     assert_eq!(
@@ -897,5 +1115,9 @@ edge_test!(run_plays_a_command_and_install_writes_the_tree, |b| async move {
     assert_eq!(listing(&work.0.join("installed2")), listing(&game2));
     assert_eq!(again.0, Some(1));
     assert!(again.2.contains("exists and is not empty"), "{again:?}");
-    assert_eq!(read_tree(&work.0.join("installed")), read_tree(&game2), "a refused install leaves the tree alone");
+    assert_eq!(
+        read_tree(&work.0.join("installed")),
+        read_tree(&game2),
+        "a refused install leaves the tree alone"
+    );
 });

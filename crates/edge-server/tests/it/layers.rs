@@ -4,7 +4,7 @@
 //! layers, bottom up:
 //!
 //! 0. leaves: `util`, `names`, `perms`, `error`, `crypto`, `orgkey`, `dlauth`,
-//!    `changelog`, `version`, `caller`
+//!    `changelog`, `version`, `caller`, `ids`
 //! 1. `config`
 //! 2. `db`
 //! 3. `store`
@@ -31,6 +31,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("changelog", 0),
     ("version", 0),
     ("caller", 0),
+    ("ids", 0),
     ("config", 1),
     ("db", 2),
     ("store", 3),
@@ -127,15 +128,24 @@ fn uses(me: &[String], code: &str, known: &BTreeSet<Vec<String>>) -> BTreeSet<Ve
         // Read `seg::seg::…` and `{a, b::c}` one level deep.
         let tail = &code[i + skip..];
         let mut paths: Vec<Vec<String>> = Vec::new();
-        let first: String = tail.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':').collect();
-        let segs: Vec<String> = first.split("::").filter(|s| !s.is_empty()).map(String::from).collect();
+        let first: String = tail
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
+            .collect();
+        let segs: Vec<String> =
+            first.split("::").filter(|s| !s.is_empty()).map(String::from).collect();
         let after = &tail[first.len()..];
         if let Some(braced) = after.strip_prefix('{') {
             let inner: String = braced.chars().take_while(|c| *c != '}').collect();
             for item in inner.split(',') {
                 let mut p = base.clone();
                 p.extend(segs.iter().cloned());
-                p.extend(item.trim().split("::").map(|s| s.trim().to_string()).filter(|s| !s.is_empty() && s != "self"));
+                p.extend(
+                    item.trim()
+                        .split("::")
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty() && s != "self"),
+                );
                 paths.push(p);
             }
         } else {
@@ -163,7 +173,11 @@ fn uses(me: &[String], code: &str, known: &BTreeSet<Vec<String>>) -> BTreeSet<Ve
 }
 
 fn layer(m: &[String]) -> u8 {
-    LAYERS.iter().find(|(n, _)| *n == m[0]).map(|(_, l)| *l).unwrap_or_else(|| panic!("module {} has no layer in tests/it/layers.rs", m[0]))
+    LAYERS
+        .iter()
+        .find(|(n, _)| *n == m[0])
+        .map(|(_, l)| *l)
+        .unwrap_or_else(|| panic!("module {} has no layer in tests/it/layers.rs", m[0]))
 }
 
 fn name(m: &[String]) -> String {
@@ -175,7 +189,10 @@ fn graph() -> BTreeMap<Vec<String>, BTreeSet<Vec<String>>> {
     let mut files = BTreeMap::new();
     modules(&src(), &[], &mut files);
     let known: BTreeSet<Vec<String>> = files.keys().cloned().collect();
-    files.iter().map(|(m, p)| (m.clone(), uses(m, &code_of(&std::fs::read_to_string(p).unwrap()), &known))).collect()
+    files
+        .iter()
+        .map(|(m, p)| (m.clone(), uses(m, &code_of(&std::fs::read_to_string(p).unwrap()), &known)))
+        .collect()
 }
 
 #[test]
@@ -186,7 +203,13 @@ fn no_module_uses_a_layer_above_it() {
     for (m, deps) in &g {
         for d in deps {
             if layer(d) > layer(m) {
-                up.push(format!("{} (layer {}) uses {} (layer {})", name(m), layer(m), name(d), layer(d)));
+                up.push(format!(
+                    "{} (layer {}) uses {} (layer {})",
+                    name(m),
+                    layer(m),
+                    name(d),
+                    layer(d)
+                ));
             }
         }
     }
@@ -243,13 +266,22 @@ fn no_circle_of_modules() {
             }
         }
     }
-    let mut t = T { g: &g, index: BTreeMap::new(), low: BTreeMap::new(), stack: vec![], on: BTreeSet::new(), next: 0, sccs: vec![] };
+    let mut t = T {
+        g: &g,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: vec![],
+        on: BTreeSet::new(),
+        next: 0,
+        sccs: vec![],
+    };
     for v in g.keys() {
         if !t.index.contains_key(v) {
             t.visit(v);
         }
     }
-    let circles: Vec<String> = t.sccs.iter().map(|s| s.iter().map(|m| name(m)).collect::<Vec<_>>().join(" ↔ ")).collect();
+    let circles: Vec<String> =
+        t.sccs.iter().map(|s| s.iter().map(|m| name(m)).collect::<Vec<_>>().join(" ↔ ")).collect();
     assert!(circles.is_empty(), "{} circles:\n{}", circles.len(), circles.join("\n"));
 }
 
@@ -301,7 +333,11 @@ fn no_string_errors_in_the_library() {
             }
             let err = args.last().unwrap().split_whitespace().collect::<String>();
             if args.len() > 1 && (err == "String" || err == "std::string::String") {
-                found.push(format!("{}: {}", name(m), code[at..i].split_whitespace().collect::<Vec<_>>().join(" ")));
+                found.push(format!(
+                    "{}: {}",
+                    name(m),
+                    code[at..i].split_whitespace().collect::<Vec<_>>().join(" ")
+                ));
             }
         }
         for alias in ["type Err = String", "type Error = String"] {
@@ -310,5 +346,10 @@ fn no_string_errors_in_the_library() {
             }
         }
     }
-    assert!(found.is_empty(), "{} plain-text errors in the library:\n{}", found.len(), found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "{} plain-text errors in the library:\n{}",
+        found.len(),
+        found.join("\n")
+    );
 }

@@ -56,7 +56,13 @@ async fn play(args: &[String], cache: &Path, level: &str, bandwidth: Option<&str
     let out = cache.with_extension("loaded");
     let (level, out2) = (level.to_string(), out.clone());
     let (code, _, stderr, _) = blocking(move || {
-        let start = format!("{:.3}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64());
+        let start = format!(
+            "{:.3}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs_f64()
+        );
         rockit_run(&a, &["python3", "-c", GAME, &level, &start, out2.to_str().unwrap()])
     })
     .await;
@@ -73,7 +79,14 @@ edge_test!(mounted_plays_train_an_image_that_loads_sooner, |b| async move {
     .await;
     let work = TempDir::new("learning");
     let (tok, _) = s.org_admin("Learn").await;
-    let r = s.be(&tok, Method::POST, "/be/v1/apps", Some(serde_json::json!({"name": "Game", "label": "Game"}))).await;
+    let r = s
+        .be(
+            &tok,
+            Method::POST,
+            "/be/v1/apps",
+            Some(serde_json::json!({"name": "Game", "label": "Game"})),
+        )
+        .await;
     let key = r.ok()["app"]["clientKey"].as_str().unwrap().to_string();
     let base = work.0.clone();
     let tarball = blocking(move || {
@@ -85,11 +98,27 @@ edge_test!(mounted_plays_train_an_image_that_loads_sooner, |b| async move {
     })
     .await;
     let imp = upload(&s, &tok, "Game", "1.0", &tarball).await;
-    assert!(wait_group(&s, &tok, imp["taskGroup"].as_str().unwrap()).await.iter().all(|t| t["status"] == "done"));
-    let untrained = s.be(&tok, Method::GET, "/be/v1/apps/Game", None).await.ok()["app"]["dxfName"].as_str().unwrap().to_string();
-    s.be(&tok, Method::PATCH, "/be/v1/trainings", Some(serde_json::json!({"appName": "Game", "nTracesReliable": 10}))).await.ok();
+    assert!(wait_group(&s, &tok, imp["taskGroup"].as_str().unwrap())
+        .await
+        .iter()
+        .all(|t| t["status"] == "done"));
+    let untrained = s.be(&tok, Method::GET, "/be/v1/apps/Game", None).await.ok()["app"]["dxfName"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.be(
+        &tok,
+        Method::PATCH,
+        "/be/v1/trainings",
+        Some(serde_json::json!({"appName": "Game", "nTracesReliable": 10})),
+    )
+    .await
+    .ok();
     let args: Vec<String> =
-        ["--json", "--server", &s.base, "--org", "Learn", "--app", "Game", "--client-key", &key].iter().map(|x| x.to_string()).collect();
+        ["--json", "--server", &s.base, "--org", "Learn", "--app", "Game", "--client-key", &key]
+            .iter()
+            .map(|x| x.to_string())
+            .collect();
 
     // Ten players, their reads traced: the first on a 10 Mbit/s link (the measurement of
     // the untrained image), the others uncapped; one of them plays level 1, the rest level 2.
@@ -104,7 +133,10 @@ edge_test!(mounted_plays_train_an_image_that_loads_sooner, |b| async move {
     // The tenth trace made mkseq run by itself; its deploy republished the build.
     let group = wait_kind(&s, &tok, "mkseq").await;
     assert!(group.iter().all(|t| t["status"] == "done"), "{group:?}");
-    let trained = s.be(&tok, Method::GET, "/be/v1/apps/Game", None).await.ok()["app"]["dxfName"].as_str().unwrap().to_string();
+    let trained = s.be(&tok, Method::GET, "/be/v1/apps/Game", None).await.ok()["app"]["dxfName"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_ne!(trained, untrained, "a new image of the same build");
     let tr = s.be(&tok, Method::GET, "/be/v1/trainings/Game", None).await.ok()["training"].clone();
     assert_eq!(tr["nTraces"], 10, "{tr}");

@@ -35,5 +35,6 @@ mod orgs;
 mod origins;
 mod pipeline_failures;
 mod proc;
+mod readme;
 mod traces;
 mod updates;

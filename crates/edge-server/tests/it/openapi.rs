@@ -15,7 +15,9 @@ fn routes_in_source() -> BTreeSet<(String, String)> {
         let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
         let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
         for part in flat.split(".route(").skip(1) {
-            let Some(path) = part.strip_prefix('"').and_then(|p| p.split('"').next()) else { continue };
+            let Some(path) = part.strip_prefix('"').and_then(|p| p.split('"').next()) else {
+                continue;
+            };
             // The method chain runs to the parenthesis that closes this `.route(`.
             let mut depth = 1;
             let end = part
@@ -45,11 +47,18 @@ fn routes_in_source() -> BTreeSet<(String, String)> {
 
 #[test]
 fn every_route_is_documented() {
-    let documented: BTreeSet<(String, String)> = edge_server::http::openapi::operations().into_iter().map(|o| (o.method, o.path)).collect();
+    let documented: BTreeSet<(String, String)> =
+        edge_server::http::openapi::operations().into_iter().map(|o| (o.method, o.path)).collect();
     let mut in_source = routes_in_source();
     // admin.rs registers /srv/v1 and /adm/v1 through a format! loop.
     for base in ["/srv/v1", "/adm/v1"] {
-        for (m, p) in [("POST", "ping"), ("GET", "versions"), ("POST", "hello"), ("POST", "initialize"), ("GET", "changelog")] {
+        for (m, p) in [
+            ("POST", "ping"),
+            ("GET", "versions"),
+            ("POST", "hello"),
+            ("POST", "initialize"),
+            ("GET", "changelog"),
+        ] {
             in_source.insert((m.into(), format!("{base}/{p}")));
         }
     }
@@ -78,7 +87,12 @@ edge_test!(openapi_and_docs_are_served, |b| async move {
         let m = Method::from_bytes(o.method.as_bytes()).unwrap();
         let r = s.req(m, &path, &[], None).await;
         assert_ne!(r.status.as_u16(), 405, "{} {}", o.method, o.path);
-        assert!(!(r.status == 404 && r.body["message"] == "no such endpoint"), "{} {} not served", o.method, o.path);
+        assert!(
+            !(r.status == 404 && r.body["message"] == "no such endpoint"),
+            "{} {} not served",
+            o.method,
+            o.path
+        );
     }
 });
 
@@ -93,9 +107,15 @@ fn every_operation_describes_its_request_and_answer() {
             let answer = ok["application/json"]["schema"]["$ref"].as_str().unwrap_or("");
             // A named schema other than the bare envelope, or a documented non-JSON body.
             let typed = (!answer.is_empty() && answer != "#/components/schemas/Success")
-                || ok.as_object().is_some_and(|c| !c.is_empty() && !c.contains_key("application/json"))
+                || ok
+                    .as_object()
+                    .is_some_and(|c| !c.is_empty() && !c.contains_key("application/json"))
                 || op["responses"]["200"].is_null()
-                    && op["responses"].as_object().unwrap().keys().any(|k| k.starts_with('2') || k.starts_with('3'));
+                    && op["responses"]
+                        .as_object()
+                        .unwrap()
+                        .keys()
+                        .any(|k| k.starts_with('2') || k.starts_with('3'));
             if !typed {
                 vague.push(format!("{method} {path}: answer"));
             }
@@ -111,12 +131,38 @@ fn every_operation_describes_its_request_and_answer() {
         }
     }
     for (name, s) in schemas {
-        if s["properties"]
-            .as_object()
-            .is_some_and(|p| p.values().any(|f| f.get("description").is_none() && f.get("$ref").is_none() && f.get("oneOf").is_none()))
-        {
+        if s["properties"].as_object().is_some_and(|p| {
+            p.values().any(|f| {
+                f.get("description").is_none()
+                    && f.get("$ref").is_none()
+                    && f.get("oneOf").is_none()
+            })
+        }) {
             vague.push(format!("schema {name}: a field without a description"));
         }
     }
-    assert!(vague.is_empty(), "{} vague places in /openapi.json:\n{}", vague.len(), vague.join("\n"));
+    assert!(
+        vague.is_empty(),
+        "{} vague places in /openapi.json:\n{}",
+        vague.len(),
+        vague.join("\n")
+    );
+}
+
+#[test]
+fn the_api_reference_in_docs_is_current() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/API-REFERENCE.md");
+    let now = edge_server::http::reference::markdown();
+    if std::env::var_os("EDGE_WRITE_REFERENCE").is_some() {
+        std::fs::write(path, &now).unwrap();
+    }
+    let kept = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        kept == now,
+        "docs/API-REFERENCE.md is stale: run `EDGE_WRITE_REFERENCE=1 cargo test -p edge-server --test it the_api_reference`"
+    );
+    assert!(
+        now.contains("### `POST /be/v1/roles`") && now.contains("### RoleView"),
+        "the reference lists operations and schemas"
+    );
 }

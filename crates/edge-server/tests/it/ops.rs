@@ -21,7 +21,8 @@ fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
                 Some(i) => (&series[..i], &series[i..]),
                 None => (series, ""),
             };
-            (n == name && labels.iter().all(|(k, v)| lab.contains(&format!("{k}=\"{v}\"")))).then(|| v.parse::<f64>().unwrap())
+            (n == name && labels.iter().all(|(k, v)| lab.contains(&format!("{k}=\"{v}\""))))
+                .then(|| v.parse::<f64>().unwrap())
         })
         .sum()
 }
@@ -33,7 +34,13 @@ fn has(text: &str, name: &str) -> bool {
 
 /// Scrapes `/metrics` on the main listener with the admin token.
 async fn scrape(s: &Srv) -> String {
-    let r = s.http.get(format!("{}/metrics", s.base)).header("x-rockit-admin-token", &s.admin).send().await.unwrap();
+    let r = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .header("x-rockit-admin-token", &s.admin)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let ct = r.headers()["content-type"].to_str().unwrap().to_string();
     assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
@@ -42,7 +49,11 @@ async fn scrape(s: &Srv) -> String {
 
 /// Regular files below `dir` (0 when it is missing).
 fn files_under(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir).map(|rd| rd.flatten().map(|e| if e.path().is_dir() { files_under(&e.path()) } else { 1 }).sum()).unwrap_or(0)
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten().map(|e| if e.path().is_dir() { files_under(&e.path()) } else { 1 }).sum()
+        })
+        .unwrap_or(0)
 }
 
 fn free_port() -> u16 {
@@ -51,8 +62,22 @@ fn free_port() -> u16 {
 
 async fn setup_app(s: &Srv, org: &str, app: &str, max_builds: u32) -> String {
     let (tok, _) = s.org_admin(org).await;
-    s.be(&tok, Method::POST, "/be/v1/deployments", Some(json!({"name": "local", "origin": {"type": "fs", "path": "site"}}))).await.ok();
-    s.be(&tok, Method::POST, "/be/v1/apps", Some(json!({"name": app, "label": app, "maxBuilds": max_builds}))).await.ok();
+    s.be(
+        &tok,
+        Method::POST,
+        "/be/v1/deployments",
+        Some(json!({"name": "local", "origin": {"type": "fs", "path": "site"}})),
+    )
+    .await
+    .ok();
+    s.be(
+        &tok,
+        Method::POST,
+        "/be/v1/apps",
+        Some(json!({"name": app, "label": app, "maxBuilds": max_builds})),
+    )
+    .await
+    .ok();
     tok
 }
 
@@ -70,33 +95,87 @@ edge_test!(metrics_count_requests_tasks_and_queue, |b| async move {
     s.req(Method::GET, "/no/such/path", &[], None).await;
     s.req(Method::POST, "/healthz", &[], None).await;
     let m = scrape(&s).await;
-    assert_eq!(metric(&m, "edge_http_requests_total", &[("route", "/healthz"), ("method", "GET"), ("status", "200")]), 3.0, "{m}");
-    assert_eq!(metric(&m, "edge_http_requests_total", &[("route", "/healthz"), ("method", "POST"), ("status", "405")]), 1.0, "{m}");
-    assert_eq!(metric(&m, "edge_http_requests_total", &[("route", "unmatched"), ("status", "404")]), 1.0, "{m}");
+    assert_eq!(
+        metric(
+            &m,
+            "edge_http_requests_total",
+            &[("route", "/healthz"), ("method", "GET"), ("status", "200")]
+        ),
+        3.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "edge_http_requests_total",
+            &[("route", "/healthz"), ("method", "POST"), ("status", "405")]
+        ),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "edge_http_requests_total", &[("route", "unmatched"), ("status", "404")]),
+        1.0,
+        "{m}"
+    );
     // The unauthenticated scrape counted too, under its route template.
-    assert_eq!(metric(&m, "edge_http_requests_total", &[("route", "/metrics"), ("status", "401")]), 1.0, "{m}");
+    assert_eq!(
+        metric(&m, "edge_http_requests_total", &[("route", "/metrics"), ("status", "401")]),
+        1.0,
+        "{m}"
+    );
     let inf = [("route", "/healthz"), ("method", "GET"), ("class", "2xx"), ("le", "+Inf")];
     assert_eq!(metric(&m, "edge_http_request_duration_seconds_bucket", &inf), 3.0, "{m}");
-    assert_eq!(metric(&m, "edge_http_request_duration_seconds_count", &[("route", "/healthz"), ("class", "2xx")]), 3.0);
+    assert_eq!(
+        metric(
+            &m,
+            "edge_http_request_duration_seconds_count",
+            &[("route", "/healthz"), ("class", "2xx")]
+        ),
+        3.0
+    );
 
     // Queue depth, read from the database: an import waiting for its upload.
     let tok = setup_app(&s, "MetricsCo", "SecretGame", 5).await;
-    let r = s.be(&tok, Method::POST, "/be/v1/builds", Some(json!({"appName": "SecretGame", "buildName": "b0"}))).await;
+    let r = s
+        .be(
+            &tok,
+            Method::POST,
+            "/be/v1/builds",
+            Some(json!({"appName": "SecretGame", "buildName": "b0"})),
+        )
+        .await;
     r.ok();
     let m = scrape(&s).await;
     for t in ["dltar", "mkraw", "mkdxf", "mkpat", "deploy"] {
-        assert_eq!(metric(&m, "edge_task_queue", &[("status", "submitted"), ("type", t)]), 1.0, "{t}: {m}");
+        assert_eq!(
+            metric(&m, "edge_task_queue", &[("status", "submitted"), ("type", t)]),
+            1.0,
+            "{t}: {m}"
+        );
     }
     assert_eq!(metric(&m, "edge_task_queue", &[("status", "running")]), 0.0);
     // Route templates, never tenant names.
-    assert!(metric(&m, "edge_http_requests_total", &[("route", "/be/v1/builds"), ("method", "POST"), ("status", "200")]) == 1.0);
+    assert!(
+        metric(
+            &m,
+            "edge_http_requests_total",
+            &[("route", "/be/v1/builds"), ("method", "POST"), ("status", "200")]
+        ) == 1.0
+    );
     assert!(!m.contains("MetricsCo") && !m.contains("SecretGame"), "{m}");
 
     // Task outcomes and durations after a test task.
-    let r = s.adm(Method::POST, "/srv/v1/hello", Some(json!({"message": "m", "maintenance": false}))).await;
+    let r = s
+        .adm(Method::POST, "/srv/v1/hello", Some(json!({"message": "m", "maintenance": false})))
+        .await;
     assert_eq!(s.wait_admin_task(r.ok()["taskName"].as_str().unwrap()).await["status"], "done");
     let m = scrape(&s).await;
-    assert_eq!(metric(&m, "edge_tasks_total", &[("type", "hello"), ("outcome", "succeeded")]), 1.0, "{m}");
+    assert_eq!(
+        metric(&m, "edge_tasks_total", &[("type", "hello"), ("outcome", "succeeded")]),
+        1.0,
+        "{m}"
+    );
     assert_eq!(metric(&m, "edge_task_duration_seconds_count", &[("type", "hello")]), 1.0, "{m}");
 
     // A whole import: bytes in (the archive mkraw read) and out (what deploy published).
@@ -106,12 +185,24 @@ edge_test!(metrics_count_requests_tasks_and_queue, |b| async move {
     let tasks = wait_group(&s, &tok, imp["taskGroup"].as_str().unwrap()).await;
     assert!(tasks.iter().all(|t| t["status"] == "done"), "{tasks:?}");
     let m = scrape(&s).await;
-    assert_eq!(metric(&m, "edge_ingested_bytes_total", &[]), std::fs::metadata(&tar1).unwrap().len() as f64, "{m}");
+    assert_eq!(
+        metric(&m, "edge_ingested_bytes_total", &[]),
+        std::fs::metadata(&tar1).unwrap().len() as f64,
+        "{m}"
+    );
     assert!(metric(&m, "edge_published_bytes_total", &[]) > 1_000_000.0, "{m}");
     for t in ["mkraw", "mkdxf", "mkpat", "deploy"] {
-        assert_eq!(metric(&m, "edge_tasks_total", &[("type", t), ("outcome", "succeeded")]), 1.0, "{t}: {m}");
+        assert_eq!(
+            metric(&m, "edge_tasks_total", &[("type", t), ("outcome", "succeeded")]),
+            1.0,
+            "{t}: {m}"
+        );
     }
-    assert_eq!(metric(&m, "edge_task_queue", &[("status", "submitted"), ("type", "deploy")]), 1.0, "b0 still waits: {m}");
+    assert_eq!(
+        metric(&m, "edge_task_queue", &[("status", "submitted"), ("type", "deploy")]),
+        1.0,
+        "b0 still waits: {m}"
+    );
     assert!(has(&m, "edge_event_deliveries_total"));
 });
 
@@ -123,7 +214,11 @@ edge_test!(metrics_listen_serves_it_apart, |b| async move {
     let r = s.http.get(format!("http://127.0.0.1:{port}/metrics")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let m = r.text().await.unwrap();
-    assert_eq!(metric(&m, "edge_http_requests_total", &[("route", "/healthz"), ("status", "200")]), 1.0, "{m}");
+    assert_eq!(
+        metric(&m, "edge_http_requests_total", &[("route", "/healthz"), ("status", "200")]),
+        1.0,
+        "{m}"
+    );
     let r = s.http.get(format!("http://127.0.0.1:{port}/be/v1/apps")).send().await.unwrap();
     assert_eq!(r.status(), 404);
     let r = s.http.get(format!("http://127.0.0.1:{port}/healthz")).send().await.unwrap();
@@ -149,7 +244,14 @@ edge_test!(periodic_sweep_expires_uploads_and_removes_superseded_files, |b| asyn
     .await;
     let tok = setup_app(&s, "SweepCo", "Game", 1).await;
     // An upload that never comes.
-    let r = s.be(&tok, Method::POST, "/be/v1/builds", Some(json!({"appName": "Game", "buildName": "never"}))).await;
+    let r = s
+        .be(
+            &tok,
+            Method::POST,
+            "/be/v1/builds",
+            Some(json!({"appName": "Game", "buildName": "never"})),
+        )
+        .await;
     let stale = r.ok()["taskName"].as_str().unwrap().to_string();
     // Two builds with maxBuilds 1: the first image leaves the window.
     let work = TempDir::new("sweep");
@@ -158,11 +260,17 @@ edge_test!(periodic_sweep_expires_uploads_and_removes_superseded_files, |b| asyn
     v2.insert("data/new.pak".into(), noise(77, 300_000));
     let (_, tar2) = make_build(&work.0, "v2", &v2);
     let imp1 = upload(&s, &tok, "Game", "1", &tar1).await;
-    assert!(wait_group(&s, &tok, imp1["taskGroup"].as_str().unwrap()).await.iter().all(|t| t["status"] == "done"));
+    assert!(wait_group(&s, &tok, imp1["taskGroup"].as_str().unwrap())
+        .await
+        .iter()
+        .all(|t| t["status"] == "done"));
     let old = s.data_dir().join("origins/site/dxf/SweepCo/Game/0001");
     assert!(old.is_dir(), "build 1 published");
     let imp2 = upload(&s, &tok, "Game", "2", &tar2).await;
-    assert!(wait_group(&s, &tok, imp2["taskGroup"].as_str().unwrap()).await.iter().all(|t| t["status"] == "done"));
+    assert!(wait_group(&s, &tok, imp2["taskGroup"].as_str().unwrap())
+        .await
+        .iter()
+        .all(|t| t["status"] == "done"));
     assert!(files_under(&old) > 0);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -172,10 +280,14 @@ edge_test!(periodic_sweep_expires_uploads_and_removes_superseded_files, |b| asyn
         assert!(Instant::now() < deadline, "the superseded image of build 1 was not swept");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(s.data_dir().join("origins/site/dxf/SweepCo/Game/0002").is_dir(), "the current build stays");
+    assert!(
+        s.data_dir().join("origins/site/dxf/SweepCo/Game/0002").is_dir(),
+        "the current build stays"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     let t = loop {
-        let t = s.be(&tok, Method::GET, &format!("/be/v1/tasks/{stale}"), None).await.ok()["task"].clone();
+        let t = s.be(&tok, Method::GET, &format!("/be/v1/tasks/{stale}"), None).await.ok()["task"]
+            .clone();
         if t["status"] != "submitted" || Instant::now() > deadline {
             break t;
         }
@@ -187,7 +299,11 @@ edge_test!(periodic_sweep_expires_uploads_and_removes_superseded_files, |b| asyn
     assert!(metric(&m, "edge_sweeps_total", &[]) >= 1.0, "{m}");
     assert!(metric(&m, "edge_sweep_removed_total", &[("kind", "removed_files")]) >= 2.0, "{m}");
     assert!(metric(&m, "edge_sweep_last_timestamp_seconds", &[]) > 1.0e9, "{m}");
-    assert_eq!(metric(&m, "edge_tasks_total", &[("type", "dltar"), ("outcome", "expired")]), 1.0, "{m}");
+    assert_eq!(
+        metric(&m, "edge_tasks_total", &[("type", "dltar"), ("outcome", "expired")]),
+        1.0,
+        "{m}"
+    );
     // Sweeps keep coming, one per interval.
     let n = metric(&m, "edge_sweeps_total", &[]);
     tokio::time::sleep(Duration::from_millis(2600)).await;
@@ -221,7 +337,11 @@ edge_test!(one_sweeper_per_interval_across_servers, |b| async move {
     let (nc, nd) = (sweeps(&scrape(&c).await), sweeps(&scrape(&d).await));
     let limit = (t0.elapsed().as_secs_f64() / 2.0).floor() + 1.0;
     assert!(nc + nd >= 2.0, "sweeps ran: {nc} + {nd}");
-    assert!(nc + nd <= limit, "{nc} + {nd} sweeps in {:?}: more than one per interval", t0.elapsed());
+    assert!(
+        nc + nd <= limit,
+        "{nc} + {nd} sweeps in {:?}: more than one per interval",
+        t0.elapsed()
+    );
 });
 
 edge_test!(maintenance_extends_upload_expiry, |b| async move {
@@ -234,7 +354,14 @@ edge_test!(maintenance_extends_upload_expiry, |b| async move {
     let imp = |name: &'static str| {
         let (s, tok) = (&s, tok.clone());
         async move {
-            let r = s.be(&tok, Method::POST, "/be/v1/builds", Some(json!({"appName": "Game", "buildName": name}))).await;
+            let r = s
+                .be(
+                    &tok,
+                    Method::POST,
+                    "/be/v1/builds",
+                    Some(json!({"appName": "Game", "buildName": name})),
+                )
+                .await;
             r.ok().clone()
         }
     };
@@ -246,12 +373,19 @@ edge_test!(maintenance_extends_upload_expiry, |b| async move {
     let on = Instant::now();
     // Past the original expiry, during maintenance: a sweep expires nothing.
     tokio::time::sleep(Duration::from_millis(5500)).await;
-    let r = s.adm(Method::POST, "/srv/v1/hello", Some(json!({"message": "m", "maintenance": true}))).await;
+    let r = s
+        .adm(Method::POST, "/srv/v1/hello", Some(json!({"message": "m", "maintenance": true})))
+        .await;
     let t = s.wait_admin_task(r.ok()["taskName"].as_str().unwrap()).await;
     assert_eq!(t["result"]["sweep"]["expiredUploads"], 0, "{t}");
     let task = |name: Value| {
         let s = &s;
-        async move { s.adm(Method::GET, &format!("/adm/v1/tasks/{}", name.as_str().unwrap()), None).await.ok()["task"].clone() }
+        async move {
+            s.adm(Method::GET, &format!("/adm/v1/tasks/{}", name.as_str().unwrap()), None)
+                .await
+                .ok()["task"]
+                .clone()
+        }
     };
     assert_eq!(task(kept["taskName"].clone()).await["status"], "submitted");
     s.adm(Method::PUT, "/adm/v1/maintenance", Some(json!({"enabled": false}))).await.ok();
@@ -259,7 +393,13 @@ edge_test!(maintenance_extends_upload_expiry, |b| async move {
     assert!(posted.elapsed() > Duration::from_millis(4500), "past the original expiry");
     assert_eq!(task(lapsing["taskName"].clone()).await["status"], "submitted");
     // The upload still goes in, ~2 s after its original expiry of 4 s.
-    let r = s.http.put(kept["uploadUrl"].as_str().unwrap()).body(std::fs::read(&tarp).unwrap()).send().await.unwrap();
+    let r = s
+        .http
+        .put(kept["uploadUrl"].as_str().unwrap())
+        .body(std::fs::read(&tarp).unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "the expiry was extended by the maintenance ({length:?})");
     let tasks = wait_group(&s, &tok, kept["taskGroup"].as_str().unwrap()).await;
     assert!(tasks.iter().all(|t| t["status"] == "done"), "{tasks:?}");
@@ -269,7 +409,11 @@ edge_test!(maintenance_extends_upload_expiry, |b| async move {
         let t = task(lapsing["taskName"].clone()).await;
         if t["status"] == "expired" {
             let at_least = length + Duration::from_millis(3500);
-            assert!(posted.elapsed() >= at_least, "expired too early: {:?} < {at_least:?}", posted.elapsed());
+            assert!(
+                posted.elapsed() >= at_least,
+                "expired too early: {:?} < {at_least:?}",
+                posted.elapsed()
+            );
             break;
         }
         assert!(Instant::now() < deadline, "the extended upload never expired: {t}");
@@ -280,7 +424,14 @@ edge_test!(maintenance_extends_upload_expiry, |b| async move {
 edge_test!(configured_maintenance_ends_at_restart_and_extends_uploads, |b| async move {
     let mut s = Srv::start_with(b, |c| c.upload_ttl = 4).await;
     let tok = setup_app(&s, "RestartCo", "Game", 5).await;
-    let r = s.be(&tok, Method::POST, "/be/v1/builds", Some(json!({"appName": "Game", "buildName": "kept"}))).await;
+    let r = s
+        .be(
+            &tok,
+            Method::POST,
+            "/be/v1/builds",
+            Some(json!({"appName": "Game", "buildName": "kept"})),
+        )
+        .await;
     let imp = r.ok().clone();
     let posted = Instant::now();
     let work = TempDir::new("restart");
@@ -309,9 +460,18 @@ edge_test!(configured_maintenance_ends_at_restart_and_extends_uploads, |b| async
     m.stop().await;
     let s2 = restart(&mut m, false).await;
     assert!(posted.elapsed() > Duration::from_secs(5), "past the original expiry");
-    assert_eq!(s2.adm(Method::GET, "/adm/v1/maintenance", None).await.ok()["maintenance"]["enabled"], false);
+    assert_eq!(
+        s2.adm(Method::GET, "/adm/v1/maintenance", None).await.ok()["maintenance"]["enabled"],
+        false
+    );
     let path = imp["uploadUrl"].as_str().unwrap().split("/be/v1/").nth(1).unwrap().to_string();
-    let r = s2.http.put(format!("{}/be/v1/{path}", s2.base)).body(std::fs::read(&tarp).unwrap()).send().await.unwrap();
+    let r = s2
+        .http
+        .put(format!("{}/be/v1/{path}", s2.base))
+        .body(std::fs::read(&tarp).unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "the upload's expiry moved by the maintenance's length");
     let tasks = wait_group(&s2, &tok, imp["taskGroup"].as_str().unwrap()).await;
     assert!(tasks.iter().all(|t| t["status"] == "done"), "{tasks:?}");

@@ -18,8 +18,16 @@ fn org_body(name: &str, username: &str) -> Value {
 
 /// Runs a tool in `dir`, asserting success; returns its stdout.
 pub fn tool(dir: &Path, prog: &str, args: &[&str]) -> Vec<u8> {
-    let out = std::process::Command::new(prog).args(args).current_dir(dir).output().unwrap_or_else(|e| panic!("{prog} runs: {e}"));
-    assert!(out.status.success(), "{prog} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(prog)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{prog} runs: {e}"));
+    assert!(
+        out.status.success(),
+        "{prog} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -37,7 +45,10 @@ fn fingerprint(dir: &Path, file: &str, pass: Option<&str>) -> String {
     }
     let der = tool(dir, "openssl", &args);
     assert!(der.len() > 200, "a public key DER");
-    format!("SHA256:{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(sha2::Sha256::digest(&der)))
+    format!(
+        "SHA256:{}",
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(sha2::Sha256::digest(&der))
+    )
 }
 
 /// The SPKI public key PEM, as openssl writes it.
@@ -76,7 +87,10 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 /// The operator admin's access token (password from the data directory).
 pub async fn operator_token(s: &Srv) -> String {
-    let pw = std::fs::read_to_string(s.data_dir().join("initial-admin-password")).unwrap().trim().to_string();
+    let pw = std::fs::read_to_string(s.data_dir().join("initial-admin-password"))
+        .unwrap()
+        .trim()
+        .to_string();
     s.token("admin", &pw, "operator").await
 }
 
@@ -187,7 +201,9 @@ edge_test!(create_org_success_and_field_validation, |b| async move {
     let r = s.adm(Method::GET, "/adm/v1/orgs?limit=100", None).await;
     assert_eq!(r.ok()["total"], 3, "{}", r.body);
     // Without the admin token: 401.
-    s.req(Method::POST, "/adm/v1/orgs", &[], Some(org_body("NoTok", "notok_admin"))).await.err(401, "unauthorized");
+    s.req(Method::POST, "/adm/v1/orgs", &[], Some(org_body("NoTok", "notok_admin")))
+        .await
+        .err(401, "unauthorized");
     s.adm(Method::GET, "/adm/v1/orgs/NoTok", None).await.err(404, "not-found");
 });
 
@@ -196,22 +212,64 @@ edge_test!(create_org_with_real_keys, |b| async move {
     let d = TempDir::new("orgkeys");
     let dir = d.0.as_path();
     // (file, passphrase, how it was made)
-    tool(dir, "ssh-keygen", &["-q", "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", "", "-C", "", "-f", "pkcs1"]);
-    tool(dir, "ssh-keygen", &["-q", "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", "secretpw", "-C", "", "-f", "pkcs1enc"]);
-    tool(dir, "ssh-keygen", &["-q", "-t", "rsa", "-b", "4096", "-m", "PEM", "-N", "", "-C", "", "-f", "big"]);
-    tool(dir, "openssl", &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "pkcs8"]);
-    tool(dir, "openssl", &["pkcs8", "-topk8", "-v2", "aes-256-cbc", "-in", "pkcs8", "-passout", "pass:pw", "-out", "pkcs8enc"]);
-    let head = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap().lines().next().unwrap().to_string();
+    tool(
+        dir,
+        "ssh-keygen",
+        &["-q", "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", "", "-C", "", "-f", "pkcs1"],
+    );
+    tool(
+        dir,
+        "ssh-keygen",
+        &[
+            "-q", "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", "secretpw", "-C", "", "-f",
+            "pkcs1enc",
+        ],
+    );
+    tool(
+        dir,
+        "ssh-keygen",
+        &["-q", "-t", "rsa", "-b", "4096", "-m", "PEM", "-N", "", "-C", "", "-f", "big"],
+    );
+    tool(
+        dir,
+        "openssl",
+        &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "pkcs8"],
+    );
+    tool(
+        dir,
+        "openssl",
+        &[
+            "pkcs8",
+            "-topk8",
+            "-v2",
+            "aes-256-cbc",
+            "-in",
+            "pkcs8",
+            "-passout",
+            "pass:pw",
+            "-out",
+            "pkcs8enc",
+        ],
+    );
+    let head =
+        |f: &str| std::fs::read_to_string(dir.join(f)).unwrap().lines().next().unwrap().to_string();
     assert_eq!(head("pkcs1"), "-----BEGIN RSA PRIVATE KEY-----");
     assert_eq!(head("pkcs1enc"), "-----BEGIN RSA PRIVATE KEY-----");
-    assert!(std::fs::read_to_string(dir.join("pkcs1enc")).unwrap().contains("Proc-Type: 4,ENCRYPTED"));
+    assert!(std::fs::read_to_string(dir.join("pkcs1enc"))
+        .unwrap()
+        .contains("Proc-Type: 4,ENCRYPTED"));
     assert_eq!(head("big"), "-----BEGIN RSA PRIVATE KEY-----");
     assert_eq!(head("pkcs8"), "-----BEGIN PRIVATE KEY-----");
     assert_eq!(head("pkcs8enc"), "-----BEGIN ENCRYPTED PRIVATE KEY-----");
 
     let op = operator_token(&s).await;
-    let keys: [(&str, Option<&str>); 5] =
-        [("pkcs1", None), ("pkcs1enc", Some("secretpw")), ("big", None), ("pkcs8", None), ("pkcs8enc", Some("pw"))];
+    let keys: [(&str, Option<&str>); 5] = [
+        ("pkcs1", None),
+        ("pkcs1enc", Some("secretpw")),
+        ("big", None),
+        ("pkcs8", None),
+        ("pkcs8enc", Some("pw")),
+    ];
     let mut fps = Vec::new();
     let mut responses: Vec<String> = Vec::new();
     for (i, (file, pass)) in keys.iter().enumerate() {
@@ -235,7 +293,11 @@ edge_test!(create_org_with_real_keys, |b| async move {
         let o = r.ok()["org"].clone();
         responses.push(r.body.to_string());
         assert_eq!(o["keyFingerprint"], expect_fp, "{file}");
-        assert_eq!(o["publicKeyPem"].as_str().unwrap().trim(), public_pem(dir, file, *pass).trim(), "{file}");
+        assert_eq!(
+            o["publicKeyPem"].as_str().unwrap().trim(),
+            public_pem(dir, file, *pass).trim(),
+            "{file}"
+        );
         // The backend views show the same.
         let r = s.be(&op, Method::GET, &format!("/be/v1/orgs/{name}"), None).await;
         assert_eq!(r.ok()["org"]["keyFingerprint"], expect_fp);
@@ -280,9 +342,15 @@ edge_test!(create_org_with_real_keys, |b| async move {
                 assert!(!contains(&db, line.as_bytes()), "a PEM line of {file} in the database");
             }
             let b64 = b64_file(dir, file);
-            assert!(!contains(&db, &b64.as_bytes()[..64]), "orgPrivPemB64 of {file} in the database");
+            assert!(
+                !contains(&db, &b64.as_bytes()[..64]),
+                "orgPrivPemB64 of {file} in the database"
+            );
             let der = private_der(dir, file, *pass);
-            assert!(!contains(&db, &der[der.len() - 64..]), "private DER of {file} in the database");
+            assert!(
+                !contains(&db, &der[der.len() - 64..]),
+                "private DER of {file} in the database"
+            );
         }
     }
 });
@@ -291,18 +359,62 @@ edge_test!(create_org_rejects_bad_keys, |b| async move {
     let s = Srv::start(b).await;
     let d = TempDir::new("badkeys");
     let dir = d.0.as_path();
-    tool(dir, "ssh-keygen", &["-q", "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", "secretpw", "-C", "", "-f", "pkcs1enc"]);
-    tool(dir, "openssl", &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "pkcs8"]);
-    tool(dir, "openssl", &["pkcs8", "-topk8", "-v2", "aes-256-cbc", "-in", "pkcs8", "-passout", "pass:pw", "-out", "pkcs8enc"]);
-    tool(dir, "openssl", &["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "ec"]);
+    tool(
+        dir,
+        "ssh-keygen",
+        &[
+            "-q", "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", "secretpw", "-C", "", "-f",
+            "pkcs1enc",
+        ],
+    );
+    tool(
+        dir,
+        "openssl",
+        &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "pkcs8"],
+    );
+    tool(
+        dir,
+        "openssl",
+        &[
+            "pkcs8",
+            "-topk8",
+            "-v2",
+            "aes-256-cbc",
+            "-in",
+            "pkcs8",
+            "-passout",
+            "pass:pw",
+            "-out",
+            "pkcs8enc",
+        ],
+    );
+    tool(
+        dir,
+        "openssl",
+        &["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "ec"],
+    );
     tool(dir, "openssl", &["ec", "-in", "ec", "-out", "ec_trad"]);
-    tool(dir, "openssl", &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024", "-out", "small"]);
+    tool(
+        dir,
+        "openssl",
+        &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024", "-out", "small"],
+    );
     tool(dir, "openssl", &["rsa", "-in", "small", "-traditional", "-out", "small_pkcs1"]);
-    tool(dir, "ssh-keygen", &["-q", "-t", "rsa", "-b", "2048", "-N", "", "-C", "", "-f", "openssh"]);
+    tool(
+        dir,
+        "ssh-keygen",
+        &["-q", "-t", "rsa", "-b", "2048", "-N", "", "-C", "", "-f", "openssh"],
+    );
     tool(dir, "openssl", &["pkey", "-in", "pkcs8", "-pubout", "-out", "public"]);
-    assert!(std::fs::read_to_string(dir.join("openssh")).unwrap().starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"));
-    assert!(std::fs::read_to_string(dir.join("ec_trad")).unwrap().starts_with("-----BEGIN EC PRIVATE KEY-----"));
-    assert!(std::fs::read_to_string(dir.join("small_pkcs1")).unwrap().starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+    assert!(std::fs::read_to_string(dir.join("openssh"))
+        .unwrap()
+        .starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"));
+    assert!(std::fs::read_to_string(dir.join("ec_trad"))
+        .unwrap()
+        .starts_with("-----BEGIN EC PRIVATE KEY-----"));
+    assert!(std::fs::read_to_string(dir.join("small_pkcs1"))
+        .unwrap()
+        .starts_with("-----BEGIN RSA PRIVATE KEY-----"));
     let enc = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     let cases: Vec<(String, Option<&str>, &str)> = vec![
         // Wrong passphrase, either encryption.
@@ -321,8 +433,16 @@ edge_test!(create_org_rejects_bad_keys, |b| async move {
         ("!!! not base64 !!!".to_string(), None, "orgPrivPemB64"),
         (String::new(), None, "orgPrivPemB64"),
         (enc("hello, this is not a key"), None, "orgPrivPemB64"),
-        (enc("-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n"), None, "orgPrivPemB64"),
-        (enc("-----BEGIN PRIVATE KEY-----\nnot base64 at all\n-----END PRIVATE KEY-----\n"), None, "orgPrivPemB64"),
+        (
+            enc("-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n"),
+            None,
+            "orgPrivPemB64",
+        ),
+        (
+            enc("-----BEGIN PRIVATE KEY-----\nnot base64 at all\n-----END PRIVATE KEY-----\n"),
+            None,
+            "orgPrivPemB64",
+        ),
         (b64_file(dir, "public"), None, "orgPrivPemB64"),
         (b64_file(dir, "openssh"), None, "orgPrivPemB64"),
         // The PEM itself instead of its base64.
@@ -339,7 +459,12 @@ edge_test!(create_org_rejects_bad_keys, |b| async move {
         assert_eq!(r.status, 400, "case {i}: {}", r.body);
         bad_field(&r, field);
         let text = r.body.to_string();
-        assert!(!text.contains("secretpw") && !text.contains("wrongpw") && !text.contains("PRIVATE KEY"), "case {i}: {text}");
+        assert!(
+            !text.contains("secretpw")
+                && !text.contains("wrongpw")
+                && !text.contains("PRIVATE KEY"),
+            "case {i}: {text}"
+        );
         s.adm(Method::GET, &format!("/adm/v1/orgs/{name}"), None).await.err(404, "not-found");
     }
     // A non-string key is an ill-typed field.
@@ -365,11 +490,28 @@ edge_test!(existing_person_is_linked, |b| async move {
     assert_eq!(r.ok()["message"], "organization created");
     assert!(r.body.get("adminPW").is_none(), "{}", r.body);
     // The old password still works and the person now sees both organizations.
-    let r = s.req(Method::POST, "/be/v1/login", &[], Some(json!({"username": "shared_person", "password": pw}))).await;
+    let r = s
+        .req(
+            Method::POST,
+            "/be/v1/login",
+            &[],
+            Some(json!({"username": "shared_person", "password": pw})),
+        )
+        .await;
     let orgs = r.ok()["orgs"].clone();
-    assert_eq!(orgs, json!([{"name": "HomeOrg", "label": "HomeOrg label"}, {"name": "SecondOrg", "label": "SecondOrg label"}]));
+    assert_eq!(
+        orgs,
+        json!([{"name": "HomeOrg", "label": "HomeOrg label"}, {"name": "SecondOrg", "label": "SecondOrg label"}])
+    );
     let sel = r.body["orgSelectionToken"].as_str().unwrap().to_string();
-    let r = s.req(Method::POST, "/be/v1/login", &[], Some(json!({"orgSelectionToken": sel, "orgName": "SecondOrg"}))).await;
+    let r = s
+        .req(
+            Method::POST,
+            "/be/v1/login",
+            &[],
+            Some(json!({"orgSelectionToken": sel, "orgName": "SecondOrg"})),
+        )
+        .await;
     assert_eq!(r.ok()["permissions"]["beUsers"], 15);
     assert_eq!(r.body["orgName"], "SecondOrg");
     let tok = r.body["accessToken"].as_str().unwrap().to_string();
@@ -378,7 +520,8 @@ edge_test!(existing_person_is_linked, |b| async move {
     assert_eq!(s.adm(Method::GET, "/adm/v1/orgs/SecondOrg", None).await.ok()["org"]["users"], 1);
     // Via the backend route too (and the person's own new org login works at once).
     let op = operator_token(&s).await;
-    let r = s.be(&op, Method::POST, "/be/v1/orgs", Some(org_body("ThirdOrg", "shared_person"))).await;
+    let r =
+        s.be(&op, Method::POST, "/be/v1/orgs", Some(org_body("ThirdOrg", "shared_person"))).await;
     assert!(r.ok().get("adminPW").is_none());
     s.login("shared_person", &pw, "ThirdOrg").await;
     // Deleting one org keeps the person, who belongs to others.
@@ -390,7 +533,12 @@ edge_test!(machine_username_and_duplicates_conflict, |b| async move {
     let s = Srv::start(b).await;
     let (tok, _) = s.org_admin("BotHome").await;
     let r = s
-        .be(&tok, Method::POST, "/be/v1/users", Some(json!({"type": "machine", "username": "robot_one", "label": "R", "roles": []})))
+        .be(
+            &tok,
+            Method::POST,
+            "/be/v1/users",
+            Some(json!({"type": "machine", "username": "robot_one", "label": "R", "roles": []})),
+        )
         .await;
     r.ok();
     // A machine user cannot become an org's administrator.
@@ -398,12 +546,20 @@ edge_test!(machine_username_and_duplicates_conflict, |b| async move {
     r.err(409, "item-exists");
     s.adm(Method::GET, "/adm/v1/orgs/RobotOrg", None).await.err(404, "not-found");
     let op = operator_token(&s).await;
-    s.be(&op, Method::POST, "/be/v1/orgs", Some(org_body("RobotOrg", "robot_one"))).await.err(409, "item-exists");
+    s.be(&op, Method::POST, "/be/v1/orgs", Some(org_body("RobotOrg", "robot_one")))
+        .await
+        .err(409, "item-exists");
     s.adm(Method::GET, "/adm/v1/orgs/RobotOrg", None).await.err(404, "not-found");
     // A duplicate org name: 409; names are case-sensitive.
-    s.adm(Method::POST, "/adm/v1/orgs", Some(org_body("BotHome", "other_admin"))).await.err(409, "item-exists");
-    s.be(&op, Method::POST, "/be/v1/orgs", Some(org_body("BotHome", "other_admin"))).await.err(409, "item-exists");
-    s.adm(Method::POST, "/adm/v1/orgs", Some(org_body("operator", "other_admin"))).await.err(409, "item-exists");
+    s.adm(Method::POST, "/adm/v1/orgs", Some(org_body("BotHome", "other_admin")))
+        .await
+        .err(409, "item-exists");
+    s.be(&op, Method::POST, "/be/v1/orgs", Some(org_body("BotHome", "other_admin")))
+        .await
+        .err(409, "item-exists");
+    s.adm(Method::POST, "/adm/v1/orgs", Some(org_body("operator", "other_admin")))
+        .await
+        .err(409, "item-exists");
     // The loser's would-be administrator was not created.
     person(&s, &tok, "other_admin", &[]).await;
     s.create_org("bothome", "lower_admin").await;
@@ -414,7 +570,11 @@ edge_test!(machine_username_and_duplicates_conflict, |b| async move {
 
 edge_test!(concurrent_create_same_name, |b| async move {
     let s = Srv::start(b).await;
-    let futs: Vec<_> = (0..6).map(|i| s.adm(Method::POST, "/adm/v1/orgs", Some(org_body("RaceOrg", &format!("racer_{i}"))))).collect();
+    let futs: Vec<_> = (0..6)
+        .map(|i| {
+            s.adm(Method::POST, "/adm/v1/orgs", Some(org_body("RaceOrg", &format!("racer_{i}"))))
+        })
+        .collect();
     let results = futures_join_all(futs).await;
     let mut winner = None;
     for (i, r) in results.iter().enumerate() {
@@ -444,8 +604,15 @@ edge_test!(concurrent_create_same_name, |b| async move {
     assert_eq!(r.ok()["total"], 2);
 
     // Concurrent creations of different orgs all succeed.
-    let futs: Vec<_> =
-        (0..5).map(|i| s.adm(Method::POST, "/adm/v1/orgs", Some(org_body(&format!("Par_{i}"), &format!("par_{i}"))))).collect();
+    let futs: Vec<_> = (0..5)
+        .map(|i| {
+            s.adm(
+                Method::POST,
+                "/adm/v1/orgs",
+                Some(org_body(&format!("Par_{i}"), &format!("par_{i}"))),
+            )
+        })
+        .collect();
     for r in futures_join_all(futs).await {
         assert!(r.ok()["adminPW"].is_string());
     }
@@ -463,36 +630,69 @@ edge_test!(backend_orgs_permissions, |b| async move {
     assert!(pw.len() >= 16);
     let tenant = s.token("beorg_admin", &pw, "BeOrg").await;
     // A tenant's administrator holds every bit of its own org, but is not the operator.
-    s.be(&tenant, Method::POST, "/be/v1/orgs", Some(org_body("Sneaky", "sneaky_admin"))).await.err(403, "forbidden");
+    s.be(&tenant, Method::POST, "/be/v1/orgs", Some(org_body("Sneaky", "sneaky_admin")))
+        .await
+        .err(403, "forbidden");
     s.be(&tenant, Method::GET, "/be/v1/orgs", None).await.err(403, "forbidden");
     s.be(&tenant, Method::GET, "/be/v1/orgs/BeOrg", None).await.err(403, "forbidden");
     s.be(&tenant, Method::DELETE, "/be/v1/orgs/BeOrg", None).await.err(403, "forbidden");
     s.adm(Method::GET, "/adm/v1/orgs/Sneaky", None).await.err(404, "not-found");
     // 401 before anything; 400 comes before 403.
-    s.req(Method::POST, "/be/v1/orgs", &[], Some(org_body("NoAuth", "noauth_admin"))).await.err(401, "unauthorized");
+    s.req(Method::POST, "/be/v1/orgs", &[], Some(org_body("NoAuth", "noauth_admin")))
+        .await
+        .err(401, "unauthorized");
     s.be("garbage", Method::GET, "/be/v1/orgs", None).await.err(401, "unauthorized");
-    bad_field(&s.be(&tenant, Method::POST, "/be/v1/orgs", Some(org_body("x", "sneaky_admin"))).await, "name");
+    bad_field(
+        &s.be(&tenant, Method::POST, "/be/v1/orgs", Some(org_body("x", "sneaky_admin"))).await,
+        "name",
+    );
 
     // Operator users whose roles lack the bit.
-    let r = s.be(&op, Method::POST, "/be/v1/roles", Some(json!({"name": "OrgReader", "permissions": {"orgs": 2}}))).await;
+    let r = s
+        .be(
+            &op,
+            Method::POST,
+            "/be/v1/roles",
+            Some(json!({"name": "OrgReader", "permissions": {"orgs": 2}})),
+        )
+        .await;
     assert_eq!(r.ok()["role"]["permissions"]["orgs"], 2);
-    s.be(&op, Method::POST, "/be/v1/roles", Some(json!({"name": "OrgMaker", "permissions": {"orgs": 1}}))).await.ok();
-    s.be(&op, Method::POST, "/be/v1/roles", Some(json!({"name": "Nothing", "permissions": {"apps": 2}}))).await.ok();
+    s.be(
+        &op,
+        Method::POST,
+        "/be/v1/roles",
+        Some(json!({"name": "OrgMaker", "permissions": {"orgs": 1}})),
+    )
+    .await
+    .ok();
+    s.be(
+        &op,
+        Method::POST,
+        "/be/v1/roles",
+        Some(json!({"name": "Nothing", "permissions": {"apps": 2}})),
+    )
+    .await
+    .ok();
     let (_, rpw) = person(&s, &op, "org_reader", &["OrgReader"]).await;
     let (_, mpw) = person(&s, &op, "org_maker", &["OrgMaker"]).await;
     let (_, npw) = person(&s, &op, "no_orgs", &["Nothing"]).await;
     let reader = s.token("org_reader", &rpw, "operator").await;
     let maker = s.token("org_maker", &mpw, "operator").await;
     let nobody = s.token("no_orgs", &npw, "operator").await;
-    s.be(&reader, Method::POST, "/be/v1/orgs", Some(org_body("ReaderOrg", "reader_admin"))).await.err(403, "forbidden");
-    s.be(&nobody, Method::POST, "/be/v1/orgs", Some(org_body("ReaderOrg", "reader_admin"))).await.err(403, "forbidden");
+    s.be(&reader, Method::POST, "/be/v1/orgs", Some(org_body("ReaderOrg", "reader_admin")))
+        .await
+        .err(403, "forbidden");
+    s.be(&nobody, Method::POST, "/be/v1/orgs", Some(org_body("ReaderOrg", "reader_admin")))
+        .await
+        .err(403, "forbidden");
     s.adm(Method::GET, "/adm/v1/orgs/ReaderOrg", None).await.err(404, "not-found");
     s.be(&nobody, Method::GET, "/be/v1/orgs", None).await.err(403, "forbidden");
     s.be(&nobody, Method::GET, "/be/v1/orgs/BeOrg", None).await.err(403, "forbidden");
     s.be(&maker, Method::GET, "/be/v1/orgs", None).await.err(403, "forbidden");
     s.be(&reader, Method::DELETE, "/be/v1/orgs/BeOrg", None).await.err(403, "forbidden");
     // Create-only may create.
-    let r = s.be(&maker, Method::POST, "/be/v1/orgs", Some(org_body("MakerOrg", "maker_admin"))).await;
+    let r =
+        s.be(&maker, Method::POST, "/be/v1/orgs", Some(org_body("MakerOrg", "maker_admin"))).await;
     assert!(r.ok()["adminPW"].is_string());
     // So may an operator machine user holding the bit, with its API key.
     let r = s
@@ -520,7 +720,8 @@ edge_test!(backend_orgs_permissions, |b| async move {
     let adm_list = s.adm(Method::GET, "/adm/v1/orgs?limit=100", None).await.ok().clone();
     assert_eq!(be_list, adm_list);
     assert_eq!(be_list["total"], 3);
-    let names: Vec<_> = be_list["orgs"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
+    let names: Vec<_> =
+        be_list["orgs"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["BeOrg", "MakerOrg", "operator"]);
     let r = s.be(&reader, Method::GET, "/be/v1/orgs?name=maker", None).await;
     assert_eq!(r.ok()["total"], 1);
@@ -551,13 +752,22 @@ edge_test!(backend_orgs_permissions, |b| async move {
     // Delete: the operator org is protected, unknown is 404, a tenant goes with its data.
     s.be(&op, Method::DELETE, "/be/v1/orgs/operator", None).await.err(409, "item-protected");
     s.be(&op, Method::DELETE, "/be/v1/orgs/Nope", None).await.err(404, "not-found");
-    s.be(&op, Method::DELETE, "/be/v1/orgs/BeOrg?prune=sometimes", None).await.err(400, "invalid-param");
+    s.be(&op, Method::DELETE, "/be/v1/orgs/BeOrg?prune=sometimes", None)
+        .await
+        .err(400, "invalid-param");
     let r = s.be(&op, Method::DELETE, "/be/v1/orgs/BeOrg", None).await;
     assert_eq!(r.ok()["message"], "organization deleted");
     s.be(&op, Method::GET, "/be/v1/orgs/BeOrg", None).await.err(404, "not-found");
     s.be(&plain, Method::GET, "/be/v1/org", None).await.err(401, "unauthorized");
     s.be(&tenant, Method::GET, "/be/v1/org", None).await.err(401, "unauthorized");
-    let r = s.req(Method::POST, "/be/v1/login", &[], Some(json!({"username": "beorg_admin", "password": pw}))).await;
+    let r = s
+        .req(
+            Method::POST,
+            "/be/v1/login",
+            &[],
+            Some(json!({"username": "beorg_admin", "password": pw})),
+        )
+        .await;
     r.err(401, "unauthorized");
     s.be(&op, Method::DELETE, "/be/v1/orgs/BeOrg", None).await.err(404, "not-found");
     // The operator org is still intact.
@@ -569,22 +779,66 @@ edge_test!(create_org_key_variants, |b| async move {
     let s = Srv::start(b).await;
     let d = TempDir::new("keyvariants");
     let dir = d.0.as_path();
-    tool(dir, "openssl", &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "base"]);
+    tool(
+        dir,
+        "openssl",
+        &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "base"],
+    );
     // Legacy PKCS#1 encryption with every AES key size.
     for bits in ["128", "192", "256"] {
         tool(
             dir,
             "openssl",
-            &["rsa", "-in", "base", "-traditional", &format!("-aes{bits}"), "-passout", "pass:legacy pw", "-out", &format!("aes{bits}")],
+            &[
+                "rsa",
+                "-in",
+                "base",
+                "-traditional",
+                &format!("-aes{bits}"),
+                "-passout",
+                "pass:legacy pw",
+                "-out",
+                &format!("aes{bits}"),
+            ],
         );
     }
     // PKCS#8 with other PBES2 choices.
-    tool(dir, "openssl", &["pkcs8", "-topk8", "-v2", "aes-128-cbc", "-in", "base", "-passout", "pass:pw", "-out", "p8aes128"]);
-    tool(dir, "openssl", &["pkcs8", "-topk8", "-scrypt", "-in", "base", "-passout", "pass:pw", "-out", "p8scrypt"]);
     tool(
         dir,
         "openssl",
-        &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-aes-256-cbc", "-pass", "pass:pw", "-out", "genenc"],
+        &[
+            "pkcs8",
+            "-topk8",
+            "-v2",
+            "aes-128-cbc",
+            "-in",
+            "base",
+            "-passout",
+            "pass:pw",
+            "-out",
+            "p8aes128",
+        ],
+    );
+    tool(
+        dir,
+        "openssl",
+        &["pkcs8", "-topk8", "-scrypt", "-in", "base", "-passout", "pass:pw", "-out", "p8scrypt"],
+    );
+    tool(
+        dir,
+        "openssl",
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-aes-256-cbc",
+            "-pass",
+            "pass:pw",
+            "-out",
+            "genenc",
+        ],
     );
     // Windows line endings.
     let crlf = std::fs::read_to_string(dir.join("aes128")).unwrap().replace('\n', "\r\n");
@@ -615,7 +869,10 @@ edge_test!(create_org_key_variants, |b| async move {
     let mut body = org_body("Wrapped", "wrapped_admin");
     body["orgPrivPemB64"] = json!(wrapped);
     s.adm(Method::POST, "/adm/v1/orgs", Some(body)).await.ok();
-    assert_eq!(s.adm(Method::GET, "/adm/v1/orgs/Wrapped", None).await.ok()["org"]["keyFingerprint"], fingerprint(dir, "base", None));
+    assert_eq!(
+        s.adm(Method::GET, "/adm/v1/orgs/Wrapped", None).await.ok()["org"]["keyFingerprint"],
+        fingerprint(dir, "base", None)
+    );
     // A passphrase given for an unencrypted key is harmless; a wrong one for a legacy AES-256 key is not.
     let mut body = org_body("Needless_Pw", "needless_admin");
     body["orgPrivPemB64"] = json!(b64_file(dir, "base"));
@@ -625,10 +882,42 @@ edge_test!(create_org_key_variants, |b| async move {
     tool(
         dir,
         "openssl",
-        &["pkcs8", "-topk8", "-v2", "aes-256-cbc", "-v2prf", "hmacWithSHA1", "-in", "base", "-passout", "pass:pw", "-out", "p8sha1"],
+        &[
+            "pkcs8",
+            "-topk8",
+            "-v2",
+            "aes-256-cbc",
+            "-v2prf",
+            "hmacWithSHA1",
+            "-in",
+            "base",
+            "-passout",
+            "pass:pw",
+            "-out",
+            "p8sha1",
+        ],
     );
-    tool(dir, "openssl", &["pkcs8", "-topk8", "-v1", "PBE-SHA1-3DES", "-in", "base", "-passout", "pass:pw", "-out", "p8pbes1"]);
-    tool(dir, "openssl", &["rsa", "-in", "base", "-traditional", "-des3", "-passout", "pass:pw", "-out", "des3"]);
+    tool(
+        dir,
+        "openssl",
+        &[
+            "pkcs8",
+            "-topk8",
+            "-v1",
+            "PBE-SHA1-3DES",
+            "-in",
+            "base",
+            "-passout",
+            "pass:pw",
+            "-out",
+            "p8pbes1",
+        ],
+    );
+    tool(
+        dir,
+        "openssl",
+        &["rsa", "-in", "base", "-traditional", "-des3", "-passout", "pass:pw", "-out", "des3"],
+    );
     for (i, file) in ["p8sha1", "p8pbes1", "des3"].iter().enumerate() {
         let mut body = org_body(&format!("Unsupported_{i}"), &format!("unsupported_admin_{i}"));
         body["orgPrivPemB64"] = json!(b64_file(dir, file));

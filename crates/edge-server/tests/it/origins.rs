@@ -38,20 +38,33 @@ pub struct Moto {
 }
 
 /// Key pair used for the unauthenticated IAM set-up calls (moto only reads its scope).
-const SETUP_CREDS: Credentials<'static> = Credentials { access_key_id: "AKIAIOSFODNN7EXAMPLE", secret_access_key: "setup" };
+const SETUP_CREDS: Credentials<'static> =
+    Credentials { access_key_id: "AKIAIOSFODNN7EXAMPLE", secret_access_key: "setup" };
 
 /// Starts moto in server mode on a free port, creates an IAM user with an access key and
 /// an allow-all policy, then switches moto's signature and permission checks on.
 pub async fn start_moto() -> Moto {
     let mut moto = start_moto_open().await;
-    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+    let policy =
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
     moto.iam(&[("Action", "CreateUser"), ("UserName", "rockit")]).await;
-    moto.iam(&[("Action", "PutUserPolicy"), ("UserName", "rockit"), ("PolicyName", "all"), ("PolicyDocument", policy)]).await;
+    moto.iam(&[
+        ("Action", "PutUserPolicy"),
+        ("UserName", "rockit"),
+        ("PolicyName", "all"),
+        ("PolicyDocument", policy),
+    ])
+    .await;
     let created = moto.iam(&[("Action", "CreateAccessKey"), ("UserName", "rockit")]).await;
     moto.access_key_id = xml_text(&created, "AccessKeyId");
     moto.secret_access_key = xml_text(&created, "SecretAccessKey");
     // From now on every request is authenticated and authorised.
-    let resp = reqwest::Client::new().post(format!("{}/moto-api/reset-auth", moto.endpoint)).body("0").send().await.unwrap();
+    let resp = reqwest::Client::new()
+        .post(format!("{}/moto-api/reset-auth", moto.endpoint))
+        .body("0")
+        .send()
+        .await
+        .unwrap();
     assert!(resp.status().is_success(), "reset-auth: {}", resp.text().await.unwrap());
     moto
 }
@@ -64,7 +77,10 @@ pub async fn start_moto_open() -> Moto {
     let import = Command::new("python3").args(["-c", "import moto.server"]).output();
     match import {
         Ok(out) if out.status.success() => {}
-        Ok(out) => panic!("moto is not installed (pip install 'moto[server]'): {}", String::from_utf8_lossy(&out.stderr)),
+        Ok(out) => panic!(
+            "moto is not installed (pip install 'moto[server]'): {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
         Err(e) => panic!("python3 is needed to run moto: {e}"),
     }
     let port = StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -105,11 +121,29 @@ impl Moto {
     pub async fn signed(&self, method: &str, uri: &str) -> reqwest::Response {
         let host = format!("127.0.0.1:{}", self.port);
         let date = sigv4::amz_date(time::OffsetDateTime::now_utc());
-        let headers = [("host", host.as_str()), ("x-amz-content-sha256", sigv4::EMPTY_SHA256), ("x-amz-date", date.as_str())];
-        let req = sigv4::Request { method, canonical_uri: uri, query: &[], headers: &headers, payload_hash: sigv4::EMPTY_SHA256 };
-        let auth = sigv4::authorization(self.creds(), Scope { region: &self.region, service: "s3" }, &req, &date);
+        let headers = [
+            ("host", host.as_str()),
+            ("x-amz-content-sha256", sigv4::EMPTY_SHA256),
+            ("x-amz-date", date.as_str()),
+        ];
+        let req = sigv4::Request {
+            method,
+            canonical_uri: uri,
+            query: &[],
+            headers: &headers,
+            payload_hash: sigv4::EMPTY_SHA256,
+        };
+        let auth = sigv4::authorization(
+            self.creds(),
+            Scope { region: &self.region, service: "s3" },
+            &req,
+            &date,
+        );
         reqwest::Client::new()
-            .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), format!("{}{uri}", self.endpoint))
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{}{uri}", self.endpoint),
+            )
             .header("x-amz-content-sha256", sigv4::EMPTY_SHA256)
             .header("x-amz-date", &date)
             .header("authorization", auth)
@@ -122,7 +156,11 @@ impl Moto {
     pub async fn create_bucket(&self, bucket: &str) {
         let resp = self.signed("PUT", &format!("/{bucket}")).await;
         let status = resp.status();
-        assert!(status.is_success(), "create bucket {bucket}: {status} {}", resp.text().await.unwrap());
+        assert!(
+            status.is_success(),
+            "create bucket {bucket}: {status} {}",
+            resp.text().await.unwrap()
+        );
     }
 
     /// An S3 origin configuration for `bucket` on this server, with the valid key pair.
@@ -138,7 +176,10 @@ impl Moto {
     }
 
     pub fn creds(&self) -> Credentials<'_> {
-        Credentials { access_key_id: &self.access_key_id, secret_access_key: &self.secret_access_key }
+        Credentials {
+            access_key_id: &self.access_key_id,
+            secret_access_key: &self.secret_access_key,
+        }
     }
 
     /// One IAM Query API call (signed, although moto does not check it during set-up).
@@ -150,9 +191,21 @@ impl Moto {
         let date = sigv4::amz_date(time::OffsetDateTime::now_utc());
         let hash = sigv4::sha256_hex(body.as_bytes());
         let ctype = "application/x-www-form-urlencoded; charset=utf-8";
-        let headers = [("content-type", ctype), ("host", host.as_str()), ("x-amz-date", date.as_str())];
-        let req = sigv4::Request { method: "POST", canonical_uri: "/", query: &[], headers: &headers, payload_hash: &hash };
-        let auth = sigv4::authorization(SETUP_CREDS, Scope { region: "us-east-1", service: "iam" }, &req, &date);
+        let headers =
+            [("content-type", ctype), ("host", host.as_str()), ("x-amz-date", date.as_str())];
+        let req = sigv4::Request {
+            method: "POST",
+            canonical_uri: "/",
+            query: &[],
+            headers: &headers,
+            payload_hash: &hash,
+        };
+        let auth = sigv4::authorization(
+            SETUP_CREDS,
+            Scope { region: "us-east-1", service: "iam" },
+            &req,
+            &date,
+        );
         let resp = reqwest::Client::new()
             .post(format!("{}/", self.endpoint))
             .header("content-type", ctype)
@@ -170,7 +223,8 @@ impl Moto {
 
     fn log_text(&self) -> String {
         let mut s = String::new();
-        let _ = std::fs::File::open(self.log.0.join("moto.log")).and_then(|mut f| f.read_to_string(&mut s));
+        let _ = std::fs::File::open(self.log.0.join("moto.log"))
+            .and_then(|mut f| f.read_to_string(&mut s));
         s
     }
 }
@@ -183,7 +237,9 @@ impl Drop for Moto {
 }
 
 fn xml_text(body: &str, tag: &str) -> String {
-    let start = body.find(&format!("<{tag}>")).unwrap_or_else(|| panic!("no <{tag}> in {body}")) + tag.len() + 2;
+    let start = body.find(&format!("<{tag}>")).unwrap_or_else(|| panic!("no <{tag}> in {body}"))
+        + tag.len()
+        + 2;
     let end = start + body[start..].find(&format!("</{tag}>")).unwrap();
     body[start..end].trim().to_owned()
 }
@@ -200,7 +256,9 @@ fn guarded() -> OriginOptions {
 /// and deletes, keys that need encoding, probes with and without a prefix.
 async fn round_trip(origin: &Origin) {
     let dir = TempDir::new("origin-src");
-    let data: Vec<u8> = (0..(3 * 1024 * 1024 + 7u32)).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let data: Vec<u8> = (0..(3 * 1024 * 1024 + 7u32))
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     let src = dir.0.join("pack.bin");
     std::fs::write(&src, &data).unwrap();
 
@@ -241,7 +299,8 @@ async fn round_trip(origin: &Origin) {
 async fn s3_path_style_round_trip_on_moto() {
     let moto = start_moto().await;
     moto.create_bucket("rockit-origin").await;
-    let origin = Origin::new(moto.s3_config(&moto.endpoint, "rockit-origin", true), allowed()).unwrap();
+    let origin =
+        Origin::new(moto.s3_config(&moto.endpoint, "rockit-origin", true), allowed()).unwrap();
     round_trip(&origin).await;
 }
 
@@ -281,11 +340,16 @@ async fn s3_failures_are_classified() {
         secret_access_key: moto.secret_access_key.clone(),
         path_style: true,
     };
-    let err = Origin::new(unknown_key, allowed()).unwrap().put_bytes("x", b"x".to_vec()).await.unwrap_err();
+    let err = Origin::new(unknown_key, allowed())
+        .unwrap()
+        .put_bytes("x", b"x".to_vec())
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Credentials, "{err}");
     assert!(!err.message.contains(&moto.secret_access_key), "{err}");
 
-    let missing = Origin::new(moto.s3_config(&moto.endpoint, "no-such-bucket", true), allowed()).unwrap();
+    let missing =
+        Origin::new(moto.s3_config(&moto.endpoint, "no-such-bucket", true), allowed()).unwrap();
     let err = missing.probe("").await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Bucket, "{err}");
     assert_eq!(missing.get("dxf/x").await.unwrap_err().kind, ErrorKind::Bucket);
@@ -293,19 +357,27 @@ async fn s3_failures_are_classified() {
 
     // Loopback is refused unless allowed: as an IP literal, by name, and for a bucket subdomain.
     let localhost = format!("http://localhost:{}", moto.port);
-    for (endpoint, path_style) in [(moto.endpoint.as_str(), true), (localhost.as_str(), true), (localhost.as_str(), false)] {
-        let guarded_origin = Origin::new(moto.s3_config(endpoint, "rockit-origin", path_style), guarded()).unwrap();
+    for (endpoint, path_style) in
+        [(moto.endpoint.as_str(), true), (localhost.as_str(), true), (localhost.as_str(), false)]
+    {
+        let guarded_origin =
+            Origin::new(moto.s3_config(endpoint, "rockit-origin", path_style), guarded()).unwrap();
         let err = guarded_origin.probe("rockit").await.unwrap_err();
         assert_eq!(err.kind, ErrorKind::Denied, "{endpoint}: {err}");
     }
 
     // Nothing listens: a network failure.
     let closed = StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let closed = Origin::new(moto.s3_config(&format!("http://127.0.0.1:{closed}"), "rockit-origin", true), allowed()).unwrap();
+    let closed = Origin::new(
+        moto.s3_config(&format!("http://127.0.0.1:{closed}"), "rockit-origin", true),
+        allowed(),
+    )
+    .unwrap();
     assert_eq!(closed.probe("").await.unwrap_err().kind, ErrorKind::Network);
 
     // The valid key still works after all that.
-    let origin = Origin::new(moto.s3_config(&moto.endpoint, "rockit-origin", true), allowed()).unwrap();
+    let origin =
+        Origin::new(moto.s3_config(&moto.endpoint, "rockit-origin", true), allowed()).unwrap();
     origin.probe("rockit").await.unwrap();
 }
 
@@ -325,12 +397,16 @@ async fn netstorage_receiver(
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, Vec<u8>) {
-    let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let (action, auth_data, auth_sign) = (h("x-akamai-acs-action"), h("x-akamai-acs-auth-data"), h("x-akamai-acs-auth-sign"));
+    let h =
+        |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let (action, auth_data, auth_sign) =
+        (h("x-akamai-acs-action"), h("x-akamai-acs-auth-data"), h("x-akamai-acs-auth-sign"));
     let path = uri.path().to_owned();
     let fields: Vec<&str> = auth_data.split(", ").collect();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    let fresh = fields.get(3).and_then(|t| t.parse::<i64>().ok()).is_some_and(|t| (now - t).abs() < 120);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+        as i64;
+    let fresh =
+        fields.get(3).and_then(|t| t.parse::<i64>().ok()).is_some_and(|t| (now - t).abs() < 120);
     let mut mac = Hmac::<Sha256>::new_from_slice(ns.key.as_bytes()).unwrap();
     mac.update(format!("{auth_data}{path}\nx-akamai-acs-action:{action}\n").as_bytes());
     let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
@@ -389,10 +465,14 @@ async fn netstorage_round_trip_with_verified_signatures() {
         objects: Mutex::default(),
         refused: Mutex::default(),
     });
-    let app = axum::Router::new().fallback(netstorage_receiver).layer(DefaultBodyLimit::disable()).with_state(ns.clone());
+    let app = axum::Router::new()
+        .fallback(netstorage_receiver)
+        .layer(DefaultBodyLimit::disable())
+        .with_state(ns.clone());
     let addr = serve(app).await;
 
-    let origin = Origin::new(ns_config(addr, "k3y-0f-the-upload-account", "123456"), allowed()).unwrap();
+    let origin =
+        Origin::new(ns_config(addr, "k3y-0f-the-upload-account", "123456"), allowed()).unwrap();
     assert_eq!(origin.type_name(), "netstorage");
     round_trip(&origin).await;
     assert_eq!(*ns.refused.lock().unwrap(), 0);
@@ -404,14 +484,26 @@ async fn netstorage_round_trip_with_verified_signatures() {
     let stored: Vec<String> = ns.objects.lock().unwrap().keys().cloned().collect();
     assert_eq!(stored, ["/123456/games/eu/rockit/pat/Org/My%20App/0002/0001/p.bin"]);
 
-    let err = Origin::new(ns_config(addr, "wrong-key", "123456"), allowed()).unwrap().probe("rockit").await.unwrap_err();
+    let err = Origin::new(ns_config(addr, "wrong-key", "123456"), allowed())
+        .unwrap()
+        .probe("rockit")
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Credentials, "{err}");
     assert!(!err.message.contains("wrong-key"), "{err}");
-    let err = Origin::new(ns_config(addr, "k3y-0f-the-upload-account", "999"), allowed()).unwrap().probe("").await.unwrap_err();
+    let err = Origin::new(ns_config(addr, "k3y-0f-the-upload-account", "999"), allowed())
+        .unwrap()
+        .probe("")
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Credentials, "{err}");
     assert_eq!(*ns.refused.lock().unwrap(), 2);
 
-    let err = Origin::new(ns_config(addr, "k3y-0f-the-upload-account", "123456"), guarded()).unwrap().probe("").await.unwrap_err();
+    let err = Origin::new(ns_config(addr, "k3y-0f-the-upload-account", "123456"), guarded())
+        .unwrap()
+        .probe("")
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Denied, "{err}");
     assert_eq!(*ns.refused.lock().unwrap(), 2, "a denied address is never contacted");
 }
@@ -425,9 +517,12 @@ async fn hop(UrlPath(n): UrlPath<u32>) -> axum::response::Response {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redirects_are_capped_and_checked() {
-    let app = axum::Router::new()
-        .route("/r/{n}", axum::routing::get(hop))
-        .route("/ftp", axum::routing::get(|| async { (StatusCode::FOUND, [(header::LOCATION, "ftp://127.0.0.1/x")]) }));
+    let app = axum::Router::new().route("/r/{n}", axum::routing::get(hop)).route(
+        "/ftp",
+        axum::routing::get(|| async {
+            (StatusCode::FOUND, [(header::LOCATION, "ftp://127.0.0.1/x")])
+        }),
+    );
     let addr = serve(app).await;
     let client = net::client(&allowed());
 
@@ -439,11 +534,18 @@ async fn redirects_are_capped_and_checked() {
     assert_eq!(err.kind, ErrorKind::Network, "{err}");
     assert!(err.message.contains("too many redirects"), "{err}");
 
-    let err = net::request_error(&client.get(format!("http://{addr}/ftp")).send().await.unwrap_err());
+    let err =
+        net::request_error(&client.get(format!("http://{addr}/ftp")).send().await.unwrap_err());
     assert_eq!(err.kind, ErrorKind::Invalid, "{err}");
 
     // Without allow_private the first hop is already refused, before any connection.
-    let err = net::request_error(&net::client(&guarded()).get(format!("http://localhost:{}/r/0", addr.port())).send().await.unwrap_err());
+    let err = net::request_error(
+        &net::client(&guarded())
+            .get(format!("http://localhost:{}/r/0", addr.port()))
+            .send()
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(err.kind, ErrorKind::Denied, "{err}");
 }
 
@@ -451,13 +553,30 @@ async fn redirects_are_capped_and_checked() {
 /// botocore, the AWS SDK's signer, computes for the same request from its parameters.
 #[test]
 fn sigv4_query_matches_botocore() {
-    let query = [("list-type", "2"), ("prefix", "edge/main/chunks/a b=c/"), ("continuation-token", "1/x+y==")];
+    let query = [
+        ("list-type", "2"),
+        ("prefix", "edge/main/chunks/a b=c/"),
+        ("continuation-token", "1/x+y=="),
+    ];
     let date = "20261202T010203Z";
-    let headers = [("host", "127.0.0.1:9000"), ("x-amz-content-sha256", sigv4::EMPTY_SHA256), ("x-amz-date", date)];
-    let req =
-        sigv4::Request { method: "GET", canonical_uri: "/edge-depot", query: &query, headers: &headers, payload_hash: sigv4::EMPTY_SHA256 };
-    let creds = Credentials { access_key_id: "AKIDEXAMPLE", secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY" };
-    let ours = sigv4::authorization(creds, Scope { region: "eu-central-1", service: "s3" }, &req, date);
+    let headers = [
+        ("host", "127.0.0.1:9000"),
+        ("x-amz-content-sha256", sigv4::EMPTY_SHA256),
+        ("x-amz-date", date),
+    ];
+    let req = sigv4::Request {
+        method: "GET",
+        canonical_uri: "/edge-depot",
+        query: &query,
+        headers: &headers,
+        payload_hash: sigv4::EMPTY_SHA256,
+    };
+    let creds = Credentials {
+        access_key_id: "AKIDEXAMPLE",
+        secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+    };
+    let ours =
+        sigv4::authorization(creds, Scope { region: "eu-central-1", service: "s3" }, &req, date);
     let script = r#"
 import json, sys
 from botocore.auth import S3SigV4Auth
@@ -470,8 +589,14 @@ r.context["timestamp"] = sys.argv[3]
 a = S3SigV4Auth(Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"), "s3", "eu-central-1")
 print(a.signature(a.string_to_sign(r, a.canonical_request(r)), r))
 "#;
-    let q = serde_json::to_string(&query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>()).unwrap();
-    let out = Command::new("python3").args(["-c", script, &q, sigv4::EMPTY_SHA256, date]).output().expect("python3 with botocore");
+    let q = serde_json::to_string(
+        &query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let out = Command::new("python3")
+        .args(["-c", script, &q, sigv4::EMPTY_SHA256, date])
+        .output()
+        .expect("python3 with botocore");
     assert!(out.status.success(), "botocore: {}", String::from_utf8_lossy(&out.stderr));
     let theirs = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert_eq!(theirs.len(), 64, "{theirs}");

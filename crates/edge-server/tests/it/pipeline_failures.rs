@@ -51,7 +51,14 @@ fn small_tar(base: &Path, name: &str, files: &BTreeMap<String, Vec<u8>>) -> Vec<
 
 /// Creates an app (no deployments: only the depot).
 async fn new_app(s: &Srv, tok: &str, name: &str, max_builds: i64) {
-    s.be(tok, Method::POST, "/be/v1/apps", Some(json!({"name": name, "label": name, "maxBuilds": max_builds}))).await.ok();
+    s.be(
+        tok,
+        Method::POST,
+        "/be/v1/apps",
+        Some(json!({"name": name, "label": name, "maxBuilds": max_builds})),
+    )
+    .await
+    .ok();
 }
 
 async fn get_app(s: &Srv, tok: &str, name: &str) -> Value {
@@ -66,7 +73,10 @@ async fn get_task(s: &Srv, tok: &str, name: &str) -> Value {
 async fn start_upload(s: &Srv, tok: &str, body: Value) -> Value {
     let r = s.be(tok, Method::POST, "/be/v1/builds", Some(body)).await;
     let v = r.ok().clone();
-    assert!(v["uploadUrl"].as_str().unwrap().starts_with(&format!("{}/be/v1/uploads/", s.base)), "{v}");
+    assert!(
+        v["uploadUrl"].as_str().unwrap().starts_with(&format!("{}/be/v1/uploads/", s.base)),
+        "{v}"
+    );
     v
 }
 
@@ -96,7 +106,10 @@ async fn put_head(url: &str, len: usize, body: &[u8]) -> (u16, Value) {
         loop {
             if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                let want = head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse::<usize>().ok());
+                let want = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok());
                 if want.is_some_and(|w| buf.len() >= end + 4 + w) {
                     break;
                 }
@@ -107,15 +120,24 @@ async fn put_head(url: &str, len: usize, body: &[u8]) -> (u16, Value) {
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(10), read).await.expect("an answer before the body was sent");
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("an answer before the body was sent");
     let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("no HTTP answer: {text:?}"));
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP answer: {text:?}"));
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
 fn types(tasks: &[Value]) -> Vec<String> {
-    tasks.iter().map(|t| format!("{}={}", t["type"].as_str().unwrap(), t["status"].as_str().unwrap())).collect()
+    tasks
+        .iter()
+        .map(|t| format!("{}={}", t["type"].as_str().unwrap(), t["status"].as_str().unwrap()))
+        .collect()
 }
 
 /// Asserts a finished group failed at step `failed` (0 = dltar): earlier steps done, the
@@ -170,7 +192,8 @@ fn end_of_entries(tar: &[u8]) -> usize {
     let mut off = 0;
     while off + 512 <= tar.len() && tar[off..off + 512].iter().any(|b| *b != 0) {
         let field = std::str::from_utf8(&tar[off + 124..off + 136]).unwrap();
-        let size = u64::from_str_radix(field.trim_matches(|c: char| c == '\0' || c == ' '), 8).unwrap() as usize;
+        let size = u64::from_str_radix(field.trim_matches(|c: char| c == '\0' || c == ' '), 8)
+            .unwrap() as usize;
         off += 512 + size.div_ceil(512) * 512;
     }
     off
@@ -228,11 +251,26 @@ fn hostile_archives(work: &Path) -> Vec<Hostile> {
     for format in ["posix", "gnu"] {
         let t = work.join(format!("dotdot-{format}.tar"));
         let member = format!("../{long}");
-        assert!(gnu_tar(&["-C", p(&dd.join("tree")), &format!("--format={format}"), "-cPf", p(&t), "good.txt", &member]));
+        assert!(gnu_tar(&[
+            "-C",
+            p(&dd.join("tree")),
+            &format!("--format={format}"),
+            "-cPf",
+            p(&t),
+            "good.txt",
+            &member
+        ]));
         let bytes = std::fs::read(&t).unwrap();
-        assert!(!bytes.windows(member.len()).take(512).any(|w| w == member.as_bytes()), "the long name is not in the first header");
+        assert!(
+            !bytes.windows(member.len()).take(512).any(|w| w == member.as_bytes()),
+            "the long name is not in the first header"
+        );
         out.push(Hostile {
-            label: if format == "gnu" { "long name with .. (GNU)" } else { "long name with .. (PAX)" },
+            label: if format == "gnu" {
+                "long name with .. (GNU)"
+            } else {
+                "long name with .. (PAX)"
+            },
             bytes,
             filename: member,
             expected: relative,
@@ -257,7 +295,10 @@ fn hostile_archives(work: &Path) -> Vec<Hostile> {
                 detected: "character device",
             });
         }
-        Ok(o) => eprintln!("mknod failed ({}): character-device case skipped", String::from_utf8_lossy(&o.stderr).trim()),
+        Ok(o) => eprintln!(
+            "mknod failed ({}): character-device case skipped",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
         Err(e) => eprintln!("mknod unavailable ({e}): character-device case skipped"),
     }
 
@@ -366,8 +407,20 @@ fn hostile_archives(work: &Path) -> Vec<Hostile> {
         expected: tar_,
         detected: "gzip",
     });
-    out.push(Hostile { label: "empty file", bytes: Vec::new(), filename: "native-build.tar".into(), expected: tar_, detected: "empty" });
-    out.push(Hostile { label: "text", bytes: text(5, 4096), filename: "native-build.tar".into(), expected: tar_, detected: "unknown" });
+    out.push(Hostile {
+        label: "empty file",
+        bytes: Vec::new(),
+        filename: "native-build.tar".into(),
+        expected: tar_,
+        detected: "empty",
+    });
+    out.push(Hostile {
+        label: "text",
+        bytes: text(5, 4096),
+        filename: "native-build.tar".into(),
+        expected: tar_,
+        detected: "unknown",
+    });
     let z = work.join("build.zip");
     match Command::new("zip").arg("-qr").arg(&z).arg(".").current_dir(&tr).output() {
         Ok(o) if o.status.success() => out.push(Hostile {
@@ -392,7 +445,14 @@ edge_test!(refused_path_is_shown_without_leading_dot_slash, |b| async move {
     std::fs::write(work.0.join("evil.txt"), b"evil").unwrap();
     // What `cd tree && tar cPf x.tar . ../evil.txt` style archives hold: './' prefixes.
     let t = work.0.join("dot.tar");
-    assert!(gnu_tar(&["-C", p(&work.0.join("tree")), "-cPf", p(&t), "./good.txt", "./../evil.txt"]));
+    assert!(gnu_tar(&[
+        "-C",
+        p(&work.0.join("tree")),
+        "-cPf",
+        p(&t),
+        "./good.txt",
+        "./../evil.txt"
+    ]));
     let imp = upload(&s, &tok, "Dot", "dot", &t).await;
     let tasks = wait_group(&s, &tok, imp["taskGroup"].as_str().unwrap()).await;
     assert_failed_at(&tasks, 1, "./..");
@@ -433,7 +493,12 @@ async fn hostile_archives_refused(b: Backend, ingest: bool) {
         assert_eq!(exc.as_object().unwrap().len(), 1, "{}: only fileReadFailed: {exc}", c.label);
         assert_eq!(frf.as_object().unwrap().len(), 3, "{}: {exc}", c.label);
         assert_eq!(frf["filename"], c.filename.as_str(), "{}: {exc}", c.label);
-        assert!(c.expected.contains(&frf["typeExpected"].as_str().unwrap_or("?")), "{}: typeExpected {:?}: {exc}", c.label, c.expected);
+        assert!(
+            c.expected.contains(&frf["typeExpected"].as_str().unwrap_or("?")),
+            "{}: typeExpected {:?}: {exc}",
+            c.label,
+            c.expected
+        );
         assert_eq!(frf["typeDetected"], c.detected, "{}: {exc}", c.label);
         let app = get_app(&s, &tok, "Target").await;
         assert_app_usable(&app, c.label);
@@ -450,7 +515,14 @@ async fn hostile_archives_refused(b: Backend, ingest: bool) {
     assert_eq!(app["buildName"], "good");
     assert_app_usable(&app, "after the good import");
     // A failed import's error tasks are listed under status=error, one per hostile case.
-    let r = s.be(&tok, Method::GET, "/be/v1/tasks?appName=Target&status=error&type=mkraw&limit=100", None).await;
+    let r = s
+        .be(
+            &tok,
+            Method::GET,
+            "/be/v1/tasks?appName=Target&status=error&type=mkraw&limit=100",
+            None,
+        )
+        .await;
     assert_eq!(r.ok()["total"], cases.len());
     assert_eq!(tasks[1]["result"]["ingestedDuringUpload"], ingest, "{}", tasks[1]);
 }
@@ -520,8 +592,17 @@ async fn serve_conn(
         buf.extend_from_slice(&tmp[..n]);
         if buf[0] == 0x16 {
             // A TLS ClientHello on this plain-HTTP port: answer as a web server does.
-            seen.lock().unwrap().push(Seen { target: "TLS".into(), path: "TLS".into(), host: String::new(), headers: BTreeMap::new() });
-            stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await?;
+            seen.lock().unwrap().push(Seen {
+                target: "TLS".into(),
+                path: "TLS".into(),
+                host: String::new(),
+                headers: BTreeMap::new(),
+            });
+            stream
+                .write_all(
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                )
+                .await?;
             return Ok(());
         }
     }
@@ -539,13 +620,25 @@ async fn serve_conn(
     let host = headers.get("host").cloned().unwrap_or_default();
     seen.lock().unwrap().push(Seen { target, path: path.clone(), host, headers });
     let plain = |status: &str, extra: &str, body: &[u8]| {
-        let mut r = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n", body.len()).into_bytes();
+        let mut r = format!(
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n",
+            body.len()
+        )
+        .into_bytes();
         r.extend_from_slice(body);
         r
     };
     match path.as_str() {
         "/loop" => stream.write_all(&plain("302 Found", "Location: /loop\r\n", b"")).await?,
-        "/hop" => stream.write_all(&plain("302 Found", &format!("Location: http://localhost:{port}/hopped.tar\r\n"), b"")).await?,
+        "/hop" => {
+            stream
+                .write_all(&plain(
+                    "302 Found",
+                    &format!("Location: http://localhost:{port}/hopped.tar\r\n"),
+                    b"",
+                ))
+                .await?
+        }
         // The connection closes before any answer.
         "/close" => return Ok(()),
         // Headers, a few bytes, then silence.
@@ -555,12 +648,28 @@ async fn serve_conn(
             tokio::time::sleep(Duration::from_secs(120)).await;
         }
         // Missing at first, there from the second request on.
-        "/later.tar" if seen.lock().unwrap().iter().filter(|s| s.path == "/later.tar").count() == 1 => {
-            stream.write_all(&plain("404 Not Found", "Content-Type: text/plain\r\n", b"not yet")).await?
+        "/later.tar"
+            if seen.lock().unwrap().iter().filter(|s| s.path == "/later.tar").count() == 1 =>
+        {
+            stream
+                .write_all(&plain("404 Not Found", "Content-Type: text/plain\r\n", b"not yet"))
+                .await?
         }
         other => match files.get(other) {
-            Some(body) => stream.write_all(&plain("200 OK", "Content-Type: application/x-tar\r\n", body)).await?,
-            None => stream.write_all(&plain("404 Not Found", "Content-Type: text/plain\r\n", b"no such file")).await?,
+            Some(body) => {
+                stream
+                    .write_all(&plain("200 OK", "Content-Type: application/x-tar\r\n", body))
+                    .await?
+            }
+            None => {
+                stream
+                    .write_all(&plain(
+                        "404 Not Found",
+                        "Content-Type: text/plain\r\n",
+                        b"no such file",
+                    ))
+                    .await?
+            }
         },
     }
     stream.flush().await?;
@@ -586,7 +695,13 @@ async fn url_import(s: &Srv, tok: &str, app: &str, body: Value) -> String {
 }
 
 /// Asserts a group failed in `dltar` with exactly `failed` as its exception.
-async fn assert_download_failed(s: &Srv, tok: &str, app: &str, group: &str, failed: Value) -> Value {
+async fn assert_download_failed(
+    s: &Srv,
+    tok: &str,
+    app: &str,
+    group: &str,
+    failed: Value,
+) -> Value {
     let tasks = wait_group(s, tok, group).await;
     assert_failed_at(&tasks, 0, app);
     assert_eq!(tasks[0]["exception"], failed, "{app}: {}", tasks[0]);
@@ -631,8 +746,16 @@ edge_test!(edge_download_exit_codes, |b| async move {
     )
     .await;
     let g_missing = url_import(&s, &tok, "DlMissing", json!({"url": peer.url("/missing")})).await;
-    let g_short = url_import(&s, &tok, "DlShort", json!({"url": peer.url("/short.tar"), "size": good.len()})).await;
-    let g_sha = url_import(&s, &tok, "DlSha", json!({"url": {"href": peer.url("/good.tar"), "sha256": "ab".repeat(32)}})).await;
+    let g_short =
+        url_import(&s, &tok, "DlShort", json!({"url": peer.url("/short.tar"), "size": good.len()}))
+            .await;
+    let g_sha = url_import(
+        &s,
+        &tok,
+        "DlSha",
+        json!({"url": {"href": peer.url("/good.tar"), "sha256": "ab".repeat(32)}}),
+    )
+    .await;
     let g_loop = url_import(&s, &tok, "DlLoop", json!({"url": peer.url("/loop")})).await;
     let g_close = url_import(&s, &tok, "DlClose", json!({"url": peer.url("/close")})).await;
     let g_stall = url_import(&s, &tok, "DlStall", json!({"url": peer.url("/stall")})).await;
@@ -644,14 +767,24 @@ edge_test!(edge_download_exit_codes, |b| async move {
     )
     .await;
     let g_big = url_import(&s, &tok, "DlBig", json!({"url": peer.url("/big.tar")})).await;
-    let g_later = url_import(&s, &tok, "DlLater", json!({"url": peer.url("/later.tar"), "buildName": "later"})).await;
+    let g_later = url_import(
+        &s,
+        &tok,
+        "DlLater",
+        json!({"url": peer.url("/later.tar"), "buildName": "later"}),
+    )
+    .await;
     let g_userinfo =
         url_import(&s, &tok, "DlUserinfo", json!({"url": format!("http://builder:pa55word@127.0.0.1:{port}/missing?sig=s3cr3t&x=1#frag")}))
             .await;
 
     // A good download: every step done, the dltar result shows the URL without its query.
     let tasks = wait_group(&s, &tok, &g_good).await;
-    assert!(tasks.iter().all(|t| t["status"] == "done" && t["buildId"] == 1), "{:?}", types(&tasks));
+    assert!(
+        tasks.iter().all(|t| t["status"] == "done" && t["buildId"] == 1),
+        "{:?}",
+        types(&tasks)
+    );
     assert_eq!(tasks[0]["result"]["sizeBytes"], good.len());
     assert_eq!(tasks[0]["result"]["sha256"], sha256_hex(&good));
     assert!(!tasks[0].to_string().contains("abc123"), "the query is never shown: {}", tasks[0]);
@@ -660,15 +793,30 @@ edge_test!(edge_download_exit_codes, |b| async move {
     assert_eq!(app["buildName"], "from-url");
 
     // 404: exit 2 with the status.
-    assert_download_failed(&s, &tok, "DlMissing", &g_missing, http_failed(json!(404), 2, &peer.url("/missing"))).await;
+    assert_download_failed(
+        &s,
+        &tok,
+        "DlMissing",
+        &g_missing,
+        http_failed(json!(404), 2, &peer.url("/missing")),
+    )
+    .await;
 
     // A complete answer shorter than the size announced: exit 4 with sizeMismatch.
     let mut want = http_failed(json!(200), 4, &peer.url("/short.tar"));
-    want["sizeMismatch"] = json!({"sizeBytesActual": good.len() / 2, "sizeBytesExpected": good.len()});
+    want["sizeMismatch"] =
+        json!({"sizeBytesActual": good.len() / 2, "sizeBytesExpected": good.len()});
     assert_download_failed(&s, &tok, "DlShort", &g_short, want).await;
 
     // Wrong sha256: exit 4, no sizeMismatch.
-    assert_download_failed(&s, &tok, "DlSha", &g_sha, http_failed(json!(200), 4, &peer.url("/good.tar"))).await;
+    assert_download_failed(
+        &s,
+        &tok,
+        "DlSha",
+        &g_sha,
+        http_failed(json!(200), 4, &peer.url("/good.tar")),
+    )
+    .await;
 
     // A redirect loop: exit 7 after at most 5 redirects (1 request + 5 hops).
     let t = wait_group(&s, &tok, &g_loop).await;
@@ -684,11 +832,25 @@ edge_test!(edge_download_exit_codes, |b| async move {
     assert_app_usable(&get_app(&s, &tok, "DlLoop").await, "DlLoop");
 
     // The connection closes before any header: exit 1, no HTTP status.
-    assert_download_failed(&s, &tok, "DlClose", &g_close, http_failed(Value::Null, 1, &peer.url("/close"))).await;
+    assert_download_failed(
+        &s,
+        &tok,
+        "DlClose",
+        &g_close,
+        http_failed(Value::Null, 1, &peer.url("/close")),
+    )
+    .await;
 
     // Headers, then nothing for longer than the idle timeout: exit 3.
     let started = std::time::Instant::now();
-    let t = assert_download_failed(&s, &tok, "DlStall", &g_stall, http_failed(json!(200), 3, &peer.url("/stall"))).await;
+    let t = assert_download_failed(
+        &s,
+        &tok,
+        "DlStall",
+        &g_stall,
+        http_failed(json!(200), 3, &peer.url("/stall")),
+    )
+    .await;
     assert!(started.elapsed() < Duration::from_secs(30), "the 2 s idle timeout applies");
     assert_eq!(peer.seen("/stall").len(), 1, "{t}");
 
@@ -697,9 +859,21 @@ edge_test!(edge_download_exit_codes, |b| async move {
     assert!(tasks.iter().all(|t| t["status"] == "done"), "{:?}", types(&tasks));
     let seen = peer.seen("/auth.tar");
     assert_eq!(seen.len(), 1, "{seen:?}");
-    assert_eq!(seen[0].headers.get("authorization").map(String::as_str), Some("Bearer s3cret-token"), "{seen:?}");
-    assert_eq!(seen[0].headers.get("x-build-token").map(String::as_str), Some("tok-42"), "{seen:?}");
-    assert!(!tasks[0].to_string().contains("s3cret-token"), "import headers are never shown: {}", tasks[0]);
+    assert_eq!(
+        seen[0].headers.get("authorization").map(String::as_str),
+        Some("Bearer s3cret-token"),
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen[0].headers.get("x-build-token").map(String::as_str),
+        Some("tok-42"),
+        "{seen:?}"
+    );
+    assert!(
+        !tasks[0].to_string().contains("s3cret-token"),
+        "import headers are never shown: {}",
+        tasks[0]
+    );
 
     // Userinfo, query and fragment are removed from the URL shown.
     let t = assert_download_failed(
@@ -711,19 +885,51 @@ edge_test!(edge_download_exit_codes, |b| async move {
     )
     .await;
     let shown = t.to_string();
-    assert!(!shown.contains("pa55word") && !shown.contains("s3cr3t") && !shown.contains("builder"), "{shown}");
+    assert!(
+        !shown.contains("pa55word") && !shown.contains("s3cr3t") && !shown.contains("builder"),
+        "{shown}"
+    );
     let seen = peer.seen("/missing");
-    assert!(seen.iter().any(|r| r.target == "/missing?sig=s3cr3t&x=1"), "the source still gets the query: {seen:?}");
+    assert!(
+        seen.iter().any(|r| r.target == "/missing?sig=s3cr3t&x=1"),
+        "the source still gets the query: {seen:?}"
+    );
 
     // Over the size limit (1 MB here): exit 5.
-    assert_download_failed(&s, &tok, "DlBig", &g_big, http_failed(json!(200), 5, &peer.url("/big.tar"))).await;
+    assert_download_failed(
+        &s,
+        &tok,
+        "DlBig",
+        &g_big,
+        http_failed(json!(200), 5, &peer.url("/big.tar")),
+    )
+    .await;
 
     // Retry Task on a failed download: it runs again and its group continues.
-    let t = assert_download_failed(&s, &tok, "DlLater", &g_later, http_failed(json!(404), 2, &peer.url("/later.tar"))).await;
-    let r = s.be(&tok, Method::POST, "/be/v1/trigger", Some(json!({"type": "retry", "taskName": t["taskName"]}))).await;
+    let t = assert_download_failed(
+        &s,
+        &tok,
+        "DlLater",
+        &g_later,
+        http_failed(json!(404), 2, &peer.url("/later.tar")),
+    )
+    .await;
+    let r = s
+        .be(
+            &tok,
+            Method::POST,
+            "/be/v1/trigger",
+            Some(json!({"type": "retry", "taskName": t["taskName"]})),
+        )
+        .await;
     assert_eq!(r.ok()["taskName"], t["taskName"]);
     let tasks = wait_group(&s, &tok, &g_later).await;
-    assert!(tasks.iter().all(|t| t["status"] == "done" && t["buildId"] == 1), "{:?} {}", types(&tasks), tasks[0]);
+    assert!(
+        tasks.iter().all(|t| t["status"] == "done" && t["buildId"] == 1),
+        "{:?} {}",
+        types(&tasks),
+        tasks[0]
+    );
     assert_eq!(tasks[0]["attempts"], 2, "{}", tasks[0]);
     assert_eq!(tasks[0]["exception"], Value::Null, "{}", tasks[0]);
     assert_eq!(tasks[0]["result"]["sizeBytes"], later.len());
@@ -757,15 +963,29 @@ edge_test!(import_headers_are_dropped_on_a_cross_origin_redirect, |b| async move
     assert!(tasks.iter().all(|t| t["status"] == "done"), "{:?} {}", types(&tasks), tasks[0]);
     let first = peer.seen("/hop");
     assert_eq!(first.len(), 1, "{first:?}");
-    assert_eq!(first[0].headers.get("authorization").map(String::as_str), Some("Bearer hop-secret"));
+    assert_eq!(
+        first[0].headers.get("authorization").map(String::as_str),
+        Some("Bearer hop-secret")
+    );
     assert_eq!(first[0].headers.get("x-build-token").map(String::as_str), Some("hop-42"));
     let second = peer.seen("/hopped.tar");
     assert_eq!(second.len(), 1, "{second:?}");
     assert!(second[0].host.starts_with("localhost:"), "{second:?}");
-    assert_eq!(second[0].headers.get("authorization"), None, "Authorization must not follow a cross-origin redirect: {second:?}");
-    assert_eq!(second[0].headers.get("x-build-token"), None, "import headers must not follow a cross-origin redirect: {second:?}");
+    assert_eq!(
+        second[0].headers.get("authorization"),
+        None,
+        "Authorization must not follow a cross-origin redirect: {second:?}"
+    );
+    assert_eq!(
+        second[0].headers.get("x-build-token"),
+        None,
+        "import headers must not follow a cross-origin redirect: {second:?}"
+    );
     let referer = second[0].headers.get("referer").cloned().unwrap_or_default();
-    assert!(!referer.contains("topsecret"), "the source URL's query (a signature) must not reach another origin: {referer}");
+    assert!(
+        !referer.contains("topsecret"),
+        "the source URL's query (a signature) must not reach another origin: {referer}"
+    );
 });
 
 edge_test!(edge_download_private_address_refused, |b| async move {
@@ -778,13 +998,21 @@ edge_test!(edge_download_private_address_refused, |b| async move {
     files.insert("/good.tar".to_string(), good);
     let peer = start_peer(files).await;
     let port = peer.port;
-    let urls = [peer.url("/good.tar"), format!("http://localhost:{port}/good.tar"), format!("http://[::1]:{port}/good.tar")];
+    let urls = [
+        peer.url("/good.tar"),
+        format!("http://localhost:{port}/good.tar"),
+        format!("http://[::1]:{port}/good.tar"),
+    ];
     for (k, url) in urls.iter().enumerate() {
         let app = format!("Priv{k}");
         let g = url_import(&s, &tok, &app, json!({"url": url})).await;
         assert_download_failed(&s, &tok, &app, &g, http_failed(Value::Null, 8, url)).await;
     }
-    assert!(peer.all_seen().is_empty(), "no request may reach a private address: {:?}", peer.all_seen());
+    assert!(
+        peer.all_seen().is_empty(),
+        "no request may reach a private address: {:?}",
+        peer.all_seen()
+    );
 });
 
 /// `openssl s_server` with a fresh self-signed certificate on 127.0.0.1, killed when dropped.
@@ -827,7 +1055,17 @@ async fn start_tls_peer() -> Option<TlsPeer> {
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = Command::new("openssl")
-        .args(["s_server", "-accept", &format!("127.0.0.1:{port}"), "-cert", p(&cert), "-key", p(&key), "-www", "-quiet"])
+        .args([
+            "s_server",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+            "-cert",
+            p(&cert),
+            "-key",
+            p(&key),
+            "-www",
+            "-quiet",
+        ])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -885,7 +1123,14 @@ edge_test!(build_import_validation, |b| async move {
     // Unknown app.
     let r = s.be(&tok, Method::POST, "/be/v1/builds", Some(json!({"appName": "NoSuchApp"}))).await;
     r.err(404, "not-found");
-    let r = s.be(&tok, Method::POST, "/be/v1/builds", Some(json!({"appName": "NoSuchApp", "url": "http://127.0.0.1:1/x.tar"}))).await;
+    let r = s
+        .be(
+            &tok,
+            Method::POST,
+            "/be/v1/builds",
+            Some(json!({"appName": "NoSuchApp", "url": "http://127.0.0.1:1/x.tar"})),
+        )
+        .await;
     r.err(404, "not-found");
 
     // Headers the import may not set, in any case.
@@ -911,7 +1156,9 @@ edge_test!(build_import_validation, |b| async move {
         json!({"href": "http://example.com/x.tar", "method": "POST"}),
     ];
     for u in bad {
-        let r = s.be(&tok, Method::POST, "/be/v1/builds", Some(json!({"appName": "Val", "url": u}))).await;
+        let r = s
+            .be(&tok, Method::POST, "/be/v1/builds", Some(json!({"appName": "Val", "url": u})))
+            .await;
         r.err(400, "invalid-param");
     }
     for body in [
@@ -928,9 +1175,16 @@ edge_test!(build_import_validation, |b| async move {
     assert_eq!(r.ok()["total"], 0, "{}", r.body);
 
     // Build import needs apps Update: a role with apps Read only gets 403 (before 404).
-    s.be(&tok, Method::POST, "/be/v1/roles", Some(json!({"name": "Viewer", "label": "viewers", "permissions": {"apps": 2, "tasks": 31}})))
-        .await
-        .ok();
+    s.be(
+        &tok,
+        Method::POST,
+        "/be/v1/roles",
+        Some(
+            json!({"name": "Viewer", "label": "viewers", "permissions": {"apps": 2, "tasks": 31}}),
+        ),
+    )
+    .await
+    .ok();
     let r = s
         .be(
             &tok,
@@ -940,10 +1194,21 @@ edge_test!(build_import_validation, |b| async move {
         )
         .await;
     let viewer = r.ok()["apiKey"].as_str().unwrap().to_string();
-    s.be(&viewer, Method::POST, "/be/v1/builds", Some(json!({"appName": "Val"}))).await.err(403, "forbidden");
-    s.be(&viewer, Method::POST, "/be/v1/builds", Some(json!({"appName": "NoSuchApp"}))).await.err(403, "forbidden");
+    s.be(&viewer, Method::POST, "/be/v1/builds", Some(json!({"appName": "Val"})))
+        .await
+        .err(403, "forbidden");
+    s.be(&viewer, Method::POST, "/be/v1/builds", Some(json!({"appName": "NoSuchApp"})))
+        .await
+        .err(403, "forbidden");
     s.be(&viewer, Method::GET, "/be/v1/apps/Val", None).await.ok();
-    s.be(&tok, Method::POST, "/be/v1/roles", Some(json!({"name": "Builder", "label": "builders", "permissions": {"apps": 4}}))).await.ok();
+    s.be(
+        &tok,
+        Method::POST,
+        "/be/v1/roles",
+        Some(json!({"name": "Builder", "label": "builders", "permissions": {"apps": 4}})),
+    )
+    .await
+    .ok();
     let r = s
         .be(
             &tok,
@@ -955,8 +1220,22 @@ edge_test!(build_import_validation, |b| async move {
     let builder = r.ok()["apiKey"].as_str().unwrap().to_string();
     let imp = start_upload(&s, &builder, json!({"appName": "Val"})).await;
     // The builder may not touch tasks (no tasks permission), but the admin may.
-    s.be(&builder, Method::GET, &format!("/be/v1/tasks/{}", imp["taskName"].as_str().unwrap()), None).await.err(403, "forbidden");
-    let r = s.be(&tok, Method::PATCH, "/be/v1/tasks", Some(json!({"taskName": imp["taskName"], "expire": true}))).await;
+    s.be(
+        &builder,
+        Method::GET,
+        &format!("/be/v1/tasks/{}", imp["taskName"].as_str().unwrap()),
+        None,
+    )
+    .await
+    .err(403, "forbidden");
+    let r = s
+        .be(
+            &tok,
+            Method::PATCH,
+            "/be/v1/tasks",
+            Some(json!({"taskName": imp["taskName"], "expire": true})),
+        )
+        .await;
     assert_eq!(r.ok()["task"]["status"], "expired");
 });
 
@@ -969,9 +1248,15 @@ edge_test!(uploads_limits_expiry_and_task_actions, |b| async move {
     // Three uploads wait; they block nothing and do not count as processing.
     let mut waiting = Vec::new();
     for k in 0..3 {
-        let imp = start_upload(&s, &tok, json!({"appName": "Up", "buildName": format!("waiting-{k}")})).await;
+        let imp =
+            start_upload(&s, &tok, json!({"appName": "Up", "buildName": format!("waiting-{k}")}))
+                .await;
         let exp = edge_server::util::parse_rfc3339(imp["uploadExpires"].as_str().unwrap()).unwrap();
-        let in_a_day = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64) + 86_400_000;
+        let in_a_day = (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64)
+            + 86_400_000;
         assert!((exp - in_a_day).abs() < 120_000, "default expiry 24 h: {imp}");
         waiting.push(imp);
     }
@@ -984,7 +1269,11 @@ edge_test!(uploads_limits_expiry_and_task_actions, |b| async move {
     let (_, tar1) = make_build(&work.0, "v1", &game_v1());
     let done_imp = upload(&s, &tok, "Up", "1.0", &tar1).await;
     let done_tasks = wait_group(&s, &tok, done_imp["taskGroup"].as_str().unwrap()).await;
-    assert!(done_tasks.iter().all(|t| t["status"] == "done" && t["buildId"] == 1), "{:?}", types(&done_tasks));
+    assert!(
+        done_tasks.iter().all(|t| t["status"] == "done" && t["buildId"] == 1),
+        "{:?}",
+        types(&done_tasks)
+    );
     // A completed upload URL is gone.
     let tar1_len = std::fs::metadata(&tar1).unwrap().len() as usize;
     let (st, body) = put_head(done_imp["uploadUrl"].as_str().unwrap(), tar1_len, &[]).await;
@@ -997,14 +1286,40 @@ edge_test!(uploads_limits_expiry_and_task_actions, |b| async move {
     let mkraw = &done_tasks[1];
     assert_eq!(mkraw["warning"]["code"], "empty-file", "{mkraw}");
     assert_eq!(mkraw["warning"]["acknowledged"], false, "{mkraw}");
-    let r = s.be(&tok, Method::PATCH, "/be/v1/tasks", Some(json!({"taskName": mkraw["taskName"], "acknowledge": true}))).await;
+    let r = s
+        .be(
+            &tok,
+            Method::PATCH,
+            "/be/v1/tasks",
+            Some(json!({"taskName": mkraw["taskName"], "acknowledge": true})),
+        )
+        .await;
     assert_eq!(r.ok()["task"]["warning"]["acknowledged"], true, "{}", r.body);
     assert_eq!(r.body["task"]["warning"]["code"], "empty-file");
-    assert_eq!(get_task(&s, &tok, mkraw["taskName"].as_str().unwrap()).await["warning"]["acknowledged"], true);
-    let r = s.be(&tok, Method::PATCH, "/be/v1/tasks", Some(json!({"taskName": done_tasks[0]["taskName"], "acknowledge": true}))).await;
+    assert_eq!(
+        get_task(&s, &tok, mkraw["taskName"].as_str().unwrap()).await["warning"]["acknowledged"],
+        true
+    );
+    let r = s
+        .be(
+            &tok,
+            Method::PATCH,
+            "/be/v1/tasks",
+            Some(json!({"taskName": done_tasks[0]["taskName"], "acknowledge": true})),
+        )
+        .await;
     r.err(409, "invalid-state");
-    s.be(&tok, Method::PATCH, "/be/v1/tasks", Some(json!({"taskName": "t_nope", "acknowledge": true}))).await.err(404, "not-found");
-    s.be(&tok, Method::PATCH, "/be/v1/tasks", Some(json!({"taskName": mkraw["taskName"]}))).await.err(400, "invalid-param");
+    s.be(
+        &tok,
+        Method::PATCH,
+        "/be/v1/tasks",
+        Some(json!({"taskName": "t_nope", "acknowledge": true})),
+    )
+    .await
+    .err(404, "not-found");
+    s.be(&tok, Method::PATCH, "/be/v1/tasks", Some(json!({"taskName": mkraw["taskName"]})))
+        .await
+        .err(400, "invalid-param");
 
     // Four waiting uploads are the most; a fifth is refused.
     waiting.push(start_upload(&s, &tok, json!({"appName": "Up"})).await);
@@ -1013,47 +1328,102 @@ edge_test!(uploads_limits_expiry_and_task_actions, |b| async move {
 
     // Expire a waiting upload by hand: expired (exit 9), the rest canceled, URL gone.
     let w0 = waiting.remove(0);
-    let r = s.be(&tok, Method::PATCH, "/be/v1/tasks", Some(json!({"taskName": w0["taskName"], "expire": true}))).await;
+    let r = s
+        .be(
+            &tok,
+            Method::PATCH,
+            "/be/v1/tasks",
+            Some(json!({"taskName": w0["taskName"], "expire": true})),
+        )
+        .await;
     let t = r.ok()["task"].clone();
     assert_eq!(t["status"], "expired", "{t}");
-    assert_eq!(t["exception"], json!({"httpDownloadFailed": {"httpStatus": null, "exitCode": 9, "url": null}}), "{t}");
+    assert_eq!(
+        t["exception"],
+        json!({"httpDownloadFailed": {"httpStatus": null, "exitCode": 9, "url": null}}),
+        "{t}"
+    );
     assert!(t["ended"].is_string(), "{t}");
     let g = wait_group(&s, &tok, w0["taskGroup"].as_str().unwrap()).await;
     assert_eq!(g[0]["status"], "expired");
-    assert!(g[1..].iter().all(|t| t["status"] == "canceled" && t["buildId"].is_null()), "{:?}", types(&g));
+    assert!(
+        g[1..].iter().all(|t| t["status"] == "canceled" && t["buildId"].is_null()),
+        "{:?}",
+        types(&g)
+    );
     let (st, _) = put_head(w0["uploadUrl"].as_str().unwrap(), tar1_len, &[]).await;
     assert_eq!(st, 404, "an expired upload URL is gone");
     let (st, _) = put_bytes(&s, w0["uploadUrl"].as_str().unwrap(), b"late".to_vec()).await;
     assert_eq!(st, 404, "an expired upload URL is gone");
     // … which frees a slot.
     waiting.push(start_upload(&s, &tok, json!({"appName": "Up"})).await);
-    s.be(&tok, Method::POST, "/be/v1/builds", Some(json!({"appName": "Up"}))).await.err(409, "invalid-state");
+    s.be(&tok, Method::POST, "/be/v1/builds", Some(json!({"appName": "Up"})))
+        .await
+        .err(409, "invalid-state");
 
     // Expire fits only a waiting dltar: not the expired one again, not a done dltar, not a
     // waiting upload's queued mkraw.
-    for name in [&w0["taskName"], &done_tasks[0]["taskName"], &done_tasks[4]["taskName"], &g[1]["taskName"]] {
-        let r = s.be(&tok, Method::PATCH, "/be/v1/tasks", Some(json!({"taskName": name, "expire": true}))).await;
+    for name in
+        [&w0["taskName"], &done_tasks[0]["taskName"], &done_tasks[4]["taskName"], &g[1]["taskName"]]
+    {
+        let r = s
+            .be(
+                &tok,
+                Method::PATCH,
+                "/be/v1/tasks",
+                Some(json!({"taskName": name, "expire": true})),
+            )
+            .await;
         r.err(409, "invalid-state");
     }
     let w1_group = wait_group_any(&s, &tok, waiting[0]["taskGroup"].as_str().unwrap()).await;
     let mkraw_waiting = w1_group.iter().find(|t| t["type"] == "mkraw").unwrap();
     assert_eq!(mkraw_waiting["status"], "submitted");
-    let r = s.be(&tok, Method::PATCH, "/be/v1/tasks", Some(json!({"taskName": mkraw_waiting["taskName"], "expire": true}))).await;
+    let r = s
+        .be(
+            &tok,
+            Method::PATCH,
+            "/be/v1/tasks",
+            Some(json!({"taskName": mkraw_waiting["taskName"], "expire": true})),
+        )
+        .await;
     r.err(409, "invalid-state");
 
     // Retry fits only a task in error: not done, expired or canceled ones.
-    for name in [&done_tasks[0]["taskName"], &done_tasks[4]["taskName"], &w0["taskName"], &g[1]["taskName"], &mkraw_waiting["taskName"]] {
-        let r = s.be(&tok, Method::POST, "/be/v1/trigger", Some(json!({"type": "retry", "taskName": name}))).await;
+    for name in [
+        &done_tasks[0]["taskName"],
+        &done_tasks[4]["taskName"],
+        &w0["taskName"],
+        &g[1]["taskName"],
+        &mkraw_waiting["taskName"],
+    ] {
+        let r = s
+            .be(
+                &tok,
+                Method::POST,
+                "/be/v1/trigger",
+                Some(json!({"type": "retry", "taskName": name})),
+            )
+            .await;
         r.err(409, "invalid-state");
     }
-    s.be(&tok, Method::POST, "/be/v1/trigger", Some(json!({"type": "retry", "taskName": "t_nope"}))).await.err(404, "not-found");
+    s.be(
+        &tok,
+        Method::POST,
+        "/be/v1/trigger",
+        Some(json!({"type": "retry", "taskName": "t_nope"})),
+    )
+    .await
+    .err(404, "not-found");
     // The expired group stayed as it was.
     let g2 = wait_group(&s, &tok, w0["taskGroup"].as_str().unwrap()).await;
     assert_eq!(types(&g2), types(&g));
 
     // A waiting upload can still be used.
     let (_, tar2) = make_build(&work.0, "v2", &small_tree(41));
-    let (st, body) = put_bytes(&s, waiting[0]["uploadUrl"].as_str().unwrap(), std::fs::read(&tar2).unwrap()).await;
+    let (st, body) =
+        put_bytes(&s, waiting[0]["uploadUrl"].as_str().unwrap(), std::fs::read(&tar2).unwrap())
+            .await;
     assert_eq!(st, 200, "{body}");
     let g = wait_group(&s, &tok, waiting[0]["taskGroup"].as_str().unwrap()).await;
     assert!(g.iter().all(|t| t["status"] == "done" && t["buildId"] == 2), "{:?}", types(&g));
@@ -1068,10 +1438,15 @@ edge_test!(waiting_upload_is_not_processing, |b| async move {
     // Only the dltar waits (for its upload); nothing is queued or running.
     let app = get_app(&s, &tok, "Idle").await;
     assert_eq!(app["processing"], false, "an unused upload URL is not a running pipeline: {app}");
-    let t = s.be(&tok, Method::GET, &format!("/be/v1/tasks/{}", imp["taskName"].as_str().unwrap()), None).await;
+    let t = s
+        .be(&tok, Method::GET, &format!("/be/v1/tasks/{}", imp["taskName"].as_str().unwrap()), None)
+        .await;
     assert_eq!(t.ok()["task"]["waitingForUpload"], true);
     let g = wait_group_any(&s, &tok, imp["taskGroup"].as_str().unwrap()).await;
-    assert!(g[1..].iter().all(|t| t.get("waitingForUpload").is_none()), "only dltar tasks carry it: {g:?}");
+    assert!(
+        g[1..].iter().all(|t| t.get("waitingForUpload").is_none()),
+        "only dltar tasks carry it: {g:?}"
+    );
     // So the app can be deleted without force; the waiting import goes with it.
     let r = s.be(&tok, Method::DELETE, "/be/v1/apps/Idle", None).await;
     r.ok();
@@ -1081,7 +1456,14 @@ edge_test!(waiting_upload_is_not_processing, |b| async move {
 
 /// Every task of a group, whatever their state (step order).
 async fn wait_group_any(s: &Srv, tok: &str, group: &str) -> Vec<Value> {
-    let r = s.be(tok, Method::GET, &format!("/be/v1/tasks?taskGroup={group}&order[]=created&limit=20"), None).await;
+    let r = s
+        .be(
+            tok,
+            Method::GET,
+            &format!("/be/v1/tasks?taskGroup={group}&order[]=created&limit=20"),
+            None,
+        )
+        .await;
     let mut ts = r.ok()["tasks"].as_array().unwrap().clone();
     let order = ["dltar", "mkraw", "mkdxf", "mkpat", "deploy"];
     ts.sort_by_key(|t| order.iter().position(|o| *o == t["type"]).unwrap_or(9));
@@ -1117,16 +1499,27 @@ edge_test!(upload_size_checks_and_concurrent_put, |b| async move {
     let (st, v) = put_head(&url, 300_000, &[]).await;
     assert_eq!(st, 413, "{v}");
     assert_eq!(v["error"], "payload-too-large", "{v}");
-    let r = s.be(&tok, Method::POST, "/be/v1/builds", Some(json!({"appName": "Sized", "size": 300_000}))).await;
+    let r = s
+        .be(&tok, Method::POST, "/be/v1/builds", Some(json!({"appName": "Sized", "size": 300_000})))
+        .await;
     r.err(413, "payload-too-large");
     let other = start_upload(&s, &tok, json!({"appName": "Sized"})).await;
     let (st, v) = put_head(other["uploadUrl"].as_str().unwrap(), 300_000, &[]).await;
     assert_eq!(st, 413, "{v}");
-    let r = s.be(&tok, Method::PATCH, "/be/v1/tasks", Some(json!({"taskName": other["taskName"], "expire": true}))).await;
+    let r = s
+        .be(
+            &tok,
+            Method::PATCH,
+            "/be/v1/tasks",
+            Some(json!({"taskName": other["taskName"], "expire": true})),
+        )
+        .await;
     assert_eq!(r.ok()["task"]["status"], "expired");
     // A PUT while another runs for the same URL: 409. The first is held open mid-body.
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx)) });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
+    });
     let first = s.http.put(&url).body(reqwest::Body::wrap_stream(stream)).send();
     let first = tokio::spawn(first);
     tx.send(tar[..1000].to_vec()).await.unwrap();
@@ -1153,7 +1546,11 @@ edge_test!(upload_size_checks_and_concurrent_put, |b| async move {
     let (st, v) = put_head(&url, n, &[]).await;
     assert_eq!(st, 404, "{v}");
     let tasks = wait_group(&s, &tok, &group).await;
-    assert!(tasks.iter().all(|t| t["status"] == "done" && t["buildId"] == 1), "{:?}", types(&tasks));
+    assert!(
+        tasks.iter().all(|t| t["status"] == "done" && t["buildId"] == 1),
+        "{:?}",
+        types(&tasks)
+    );
     assert_eq!(tasks[0]["result"]["sizeBytes"], n);
     let (st, _) = put_bytes(&s, &url, b"x".to_vec()).await;
     assert_eq!(st, 404);
@@ -1164,7 +1561,8 @@ edge_test!(upload_size_checks_and_concurrent_put, |b| async move {
     let n2 = tar2.len();
     let imp2 = start_upload(&s, &tok, json!({"appName": "Sized", "size": n2})).await;
     let url2 = imp2["uploadUrl"].as_str().unwrap().to_string();
-    let part2 = s.data_dir().join("uploads").join(format!("{}.part", imp2["taskGroup"].as_str().unwrap()));
+    let part2 =
+        s.data_dir().join("uploads").join(format!("{}.part", imp2["taskGroup"].as_str().unwrap()));
     let (st, v) = put_stream(&s, &url2, tar2[..n2 - 10].to_vec()).await.unwrap();
     assert_eq!(st, 400, "{v}");
     assert_eq!(v["error"], "invalid-param", "{v}");
@@ -1190,7 +1588,11 @@ edge_test!(upload_size_checks_and_concurrent_put, |b| async move {
     }
     assert_eq!(last, Some(json!({"status": "success", "sizeBytes": n2})));
     let tasks = wait_group(&s, &tok, imp2["taskGroup"].as_str().unwrap()).await;
-    assert!(tasks.iter().all(|t| t["status"] == "done" && t["buildId"] == 2), "{:?}", types(&tasks));
+    assert!(
+        tasks.iter().all(|t| t["status"] == "done" && t["buildId"] == 2),
+        "{:?}",
+        types(&tasks)
+    );
 });
 
 /// PUTs `body` as one chunk of a chunked (streamed) request: (status, JSON body).
@@ -1251,7 +1653,9 @@ edge_test!(task_list_filters_and_tenancy, |b| async move {
     let ta = wait_group(&s, &tok, &ga).await;
     assert!(ta.iter().all(|t| t["status"] == "done"), "{:?}", types(&ta));
     tokio::time::sleep(Duration::from_millis(30)).await;
-    let mark = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap();
+    let mark = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(30)).await;
     let gz = work.0.join("beta.tar.gz");
     assert!(gnu_tar(&["-czf", p(&gz), "-C", p(&work.0.join("alpha")), "."]));
@@ -1268,13 +1672,19 @@ edge_test!(task_list_filters_and_tenancy, |b| async move {
         async move {
             let r = s.be(&tok, Method::GET, &format!("/be/v1/tasks?limit=100&{q}"), None).await;
             let v = r.ok().clone();
-            let names: Vec<String> = v["tasks"].as_array().unwrap().iter().map(|t| t["taskName"].as_str().unwrap().to_string()).collect();
+            let names: Vec<String> = v["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["taskName"].as_str().unwrap().to_string())
+                .collect();
             assert_eq!(v["total"], names.len(), "{v}");
             (names, v)
         }
     };
     let names_of = |ts: &[Value]| -> Vec<String> {
-        let mut v: Vec<String> = ts.iter().map(|t| t["taskName"].as_str().unwrap().to_string()).collect();
+        let mut v: Vec<String> =
+            ts.iter().map(|t| t["taskName"].as_str().unwrap().to_string()).collect();
         v.sort();
         v
     };
@@ -1287,7 +1697,12 @@ edge_test!(task_list_filters_and_tenancy, |b| async move {
     let (n, v) = list(String::new()).await;
     assert_eq!(sorted(n), names_of(&all), "only the caller's org: {v}");
     // Default order: newest first.
-    let created: Vec<String> = v["tasks"].as_array().unwrap().iter().map(|t| t["created"].as_str().unwrap().to_string()).collect();
+    let created: Vec<String> = v["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["created"].as_str().unwrap().to_string())
+        .collect();
     assert!(created.windows(2).all(|w| w[0] >= w[1]), "{created:?}");
     let (n, _) = list(format!("taskGroup={ga}")).await;
     assert_eq!(sorted(n), names_of(&ta));
@@ -1311,20 +1726,41 @@ edge_test!(task_list_filters_and_tenancy, |b| async move {
     assert_eq!(sorted(n), names_of(&tb), "created after the mark: Beta only");
     let (n, _) = list(format!("createdBefore={}", enc(&mark))).await;
     assert_eq!(sorted(n), names_of(&ta), "created before the mark: Alpha only");
-    let (n, _) = list(format!("createdAfter=2000-01-01T00:00:00Z&createdBefore={}&type=dltar", enc(&mark))).await;
+    let (n, _) =
+        list(format!("createdAfter=2000-01-01T00:00:00Z&createdBefore={}&type=dltar", enc(&mark)))
+            .await;
     assert_eq!(n, vec![ta[0]["taskName"].as_str().unwrap().to_string()]);
     let (n, _) = list("createdAfter=2100-01-01T00:00:00Z".into()).await;
     assert!(n.is_empty());
-    for bad in ["status=finished", "createdAfter=yesterday", "createdBefore=2026-13-01T00:00:00Z", "limit=0", "color=red"] {
-        s.be(&tok, Method::GET, &format!("/be/v1/tasks?{bad}"), None).await.err(400, "invalid-param");
+    for bad in [
+        "status=finished",
+        "createdAfter=yesterday",
+        "createdBefore=2026-13-01T00:00:00Z",
+        "limit=0",
+        "color=red",
+    ] {
+        s.be(&tok, Method::GET, &format!("/be/v1/tasks?{bad}"), None)
+            .await
+            .err(400, "invalid-param");
     }
 
     // Another org's task is 404 everywhere; its tasks are not listed.
     let foreign = o["taskName"].as_str().unwrap();
     s.be(&tok, Method::GET, &format!("/be/v1/tasks/{foreign}"), None).await.err(404, "not-found");
-    s.be(&tok, Method::PATCH, "/be/v1/tasks", Some(json!({"taskName": foreign, "expire": true}))).await.err(404, "not-found");
-    s.be(&tok, Method::PATCH, "/be/v1/tasks", Some(json!({"taskName": foreign, "acknowledge": true}))).await.err(404, "not-found");
-    s.be(&tok, Method::POST, "/be/v1/trigger", Some(json!({"type": "retry", "taskName": foreign}))).await.err(404, "not-found");
+    s.be(&tok, Method::PATCH, "/be/v1/tasks", Some(json!({"taskName": foreign, "expire": true})))
+        .await
+        .err(404, "not-found");
+    s.be(
+        &tok,
+        Method::PATCH,
+        "/be/v1/tasks",
+        Some(json!({"taskName": foreign, "acknowledge": true})),
+    )
+    .await
+    .err(404, "not-found");
+    s.be(&tok, Method::POST, "/be/v1/trigger", Some(json!({"type": "retry", "taskName": foreign})))
+        .await
+        .err(404, "not-found");
     let (n, _) = list(format!("taskGroup={}", o["taskGroup"].as_str().unwrap())).await;
     assert!(n.is_empty());
     // … and still waiting for its owner.
@@ -1344,7 +1780,14 @@ async fn refuse_then_retry(s: &Srv, tok: &str) -> (Vec<Value>, Vec<Value>) {
     let g = imp["taskGroup"].as_str().unwrap();
     let t = wait_group(s, tok, g).await;
     assert_failed_at(&t, 1, "gzip");
-    let r = s.be(tok, Method::POST, "/be/v1/trigger", Some(json!({"type": "retry", "taskName": t[1]["taskName"]}))).await;
+    let r = s
+        .be(
+            tok,
+            Method::POST,
+            "/be/v1/trigger",
+            Some(json!({"type": "retry", "taskName": t[1]["taskName"]})),
+        )
+        .await;
     assert_eq!(r.ok()["taskName"], t[1]["taskName"]);
     let t2 = wait_group(s, tok, g).await;
     (t, t2)
@@ -1379,36 +1822,82 @@ edge_test!(retry_of_an_older_build_is_refused, |b| async move {
         json!({"type": "s3", "endpoint": moto.endpoint, "region": moto.region, "bucket": "older-cdn",
                "accessKeyId": moto.access_key_id, "secretAccessKey": secret, "pathStyle": true})
     };
-    let r = s.be(&tok, Method::POST, "/be/v1/deployments", Some(json!({"name": "cdn", "origin": origin("wrong"), "probe": false}))).await;
+    let r = s
+        .be(
+            &tok,
+            Method::POST,
+            "/be/v1/deployments",
+            Some(json!({"name": "cdn", "origin": origin("wrong"), "probe": false})),
+        )
+        .await;
     r.ok();
-    s.be(&tok, Method::POST, "/be/v1/apps", Some(json!({"name": "Older", "label": "older", "deployments": ["cdn"]}))).await.ok();
+    s.be(
+        &tok,
+        Method::POST,
+        "/be/v1/apps",
+        Some(json!({"name": "Older", "label": "older", "deployments": ["cdn"]})),
+    )
+    .await
+    .ok();
     // Two imports, both accepted before the first publish fails; both publishes fail.
     let work = TempDir::new("older");
     let one = start_upload(&s, &tok, json!({"appName": "Older", "buildName": "one"})).await;
     let two = start_upload(&s, &tok, json!({"appName": "Older", "buildName": "two"})).await;
     for (imp, seed) in [(&one, 91), (&two, 92)] {
-        let (st, v) = put_bytes(&s, imp["uploadUrl"].as_str().unwrap(), small_tar(&work.0, &format!("b{seed}"), &small_tree(seed))).await;
+        let (st, v) = put_bytes(
+            &s,
+            imp["uploadUrl"].as_str().unwrap(),
+            small_tar(&work.0, &format!("b{seed}"), &small_tree(seed)),
+        )
+        .await;
         assert_eq!(st, 200, "{v}");
     }
     let t1 = wait_group(&s, &tok, one["taskGroup"].as_str().unwrap()).await;
     let t2 = wait_group(&s, &tok, two["taskGroup"].as_str().unwrap()).await;
-    assert_eq!(types(&t1), ["dltar=done", "mkraw=done", "mkdxf=done", "mkpat=done", "deploy=error"]);
-    assert_eq!(types(&t2), ["dltar=done", "mkraw=done", "mkdxf=done", "mkpat=done", "deploy=error"]);
+    assert_eq!(
+        types(&t1),
+        ["dltar=done", "mkraw=done", "mkdxf=done", "mkpat=done", "deploy=error"]
+    );
+    assert_eq!(
+        types(&t2),
+        ["dltar=done", "mkraw=done", "mkdxf=done", "mkpat=done", "deploy=error"]
+    );
     assert_eq!(t1[4]["buildId"], 1);
     assert_eq!(t2[4]["buildId"], 2);
     let app = get_app(&s, &tok, "Older").await;
     assert_eq!(app["error"], true);
     assert_eq!(app["errorTask"], t2[4]["taskName"], "the last failed publish: {app}");
     // Fix, retry the newer build: it becomes current.
-    s.be(&tok, Method::PATCH, "/be/v1/deployments", Some(json!({"name": "cdn", "origin": origin(&moto.secret_access_key)}))).await.ok();
-    s.be(&tok, Method::POST, "/be/v1/trigger", Some(json!({"type": "retry", "taskName": t2[4]["taskName"]}))).await.ok();
+    s.be(
+        &tok,
+        Method::PATCH,
+        "/be/v1/deployments",
+        Some(json!({"name": "cdn", "origin": origin(&moto.secret_access_key)})),
+    )
+    .await
+    .ok();
+    s.be(
+        &tok,
+        Method::POST,
+        "/be/v1/trigger",
+        Some(json!({"type": "retry", "taskName": t2[4]["taskName"]})),
+    )
+    .await
+    .ok();
     let t2 = wait_group(&s, &tok, two["taskGroup"].as_str().unwrap()).await;
     assert!(t2.iter().all(|t| t["status"] == "done"), "{:?}", types(&t2));
     let app = get_app(&s, &tok, "Older").await;
     assert_eq!(app["iCurBuild"], 2, "{app}");
     assert_eq!(app["error"], false, "{app}");
     // Build 1 is older than the current one: it cannot become current again.
-    let r = s.be(&tok, Method::POST, "/be/v1/trigger", Some(json!({"type": "retry", "taskName": t1[4]["taskName"]}))).await;
+    let r = s
+        .be(
+            &tok,
+            Method::POST,
+            "/be/v1/trigger",
+            Some(json!({"type": "retry", "taskName": t1[4]["taskName"]})),
+        )
+        .await;
     r.err(409, "invalid-state");
     assert_eq!(get_task(&s, &tok, t1[4]["taskName"].as_str().unwrap()).await["status"], "error");
     assert_eq!(get_app(&s, &tok, "Older").await["iCurBuild"], 2);
@@ -1430,13 +1919,18 @@ edge_test!(max_builds_rotation, |b| async move {
         let (_, tar) = make_build(&work.0, &format!("v{k}"), &tree);
         let imp = upload(&s, &tok, "Rot", &format!("r{k}"), &tar).await;
         let tasks = wait_group(&s, &tok, imp["taskGroup"].as_str().unwrap()).await;
-        assert!(tasks.iter().all(|t| t["status"] == "done" && t["buildId"] == k), "{:?}", types(&tasks));
+        assert!(
+            tasks.iter().all(|t| t["status"] == "done" && t["buildId"] == k),
+            "{:?}",
+            types(&tasks)
+        );
         dxf.push(tasks[2]["result"]["dxfName"].as_str().unwrap().to_string());
     }
     let app = get_app(&s, &tok, "Rot").await;
     assert_eq!(app["iCurBuild"], 3);
     assert_eq!(app["dxfName"], dxf[2]);
-    let ids: Vec<_> = app["builds"].as_array().unwrap().iter().map(|b| b["buildId"].clone()).collect();
+    let ids: Vec<_> =
+        app["builds"].as_array().unwrap().iter().map(|b| b["buildId"].clone()).collect();
     assert_eq!(ids, vec![json!(2), json!(3)], "{app}");
     assert_eq!(app["builds"][0]["buildName"], "r2");
     assert_eq!(app["builds"][1]["dxfName"], dxf[2]);
@@ -1445,12 +1939,19 @@ edge_test!(max_builds_rotation, |b| async move {
     assert_eq!(patches[0]["fromBuildId"], 2);
     assert_eq!(patches[0]["toBuildId"], 3);
     assert!(patches[0]["sizeBytes"].as_u64().unwrap() > 0);
-    let sum: u64 = app["builds"].as_array().unwrap().iter().map(|b| b["sizeBytes"].as_u64().unwrap()).sum::<u64>()
+    let sum: u64 = app["builds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["sizeBytes"].as_u64().unwrap())
+        .sum::<u64>()
         + patches[0]["sizeBytes"].as_u64().unwrap();
     assert_eq!(app["sizeBytes"], sum, "{app}");
 
     // Lowering maxBuilds rotates at once.
-    let r = s.be(&tok, Method::PATCH, "/be/v1/apps", Some(json!({"name": "Rot", "maxBuilds": 1}))).await;
+    let r = s
+        .be(&tok, Method::PATCH, "/be/v1/apps", Some(json!({"name": "Rot", "maxBuilds": 1})))
+        .await;
     let app = r.ok()["app"].clone();
     assert_eq!(app["maxBuilds"], 1);
     assert_eq!(app["builds"].as_array().unwrap().len(), 1, "{app}");
@@ -1461,9 +1962,13 @@ edge_test!(max_builds_rotation, |b| async move {
     assert_eq!(app["builds"].as_array().unwrap().len(), 1, "{app}");
     assert_eq!(app["patches"], json!([]));
     // Raising it again brings nothing back.
-    let r = s.be(&tok, Method::PATCH, "/be/v1/apps", Some(json!({"name": "Rot", "maxBuilds": 5}))).await;
+    let r = s
+        .be(&tok, Method::PATCH, "/be/v1/apps", Some(json!({"name": "Rot", "maxBuilds": 5})))
+        .await;
     assert_eq!(r.ok()["app"]["builds"].as_array().unwrap().len(), 1);
-    s.be(&tok, Method::PATCH, "/be/v1/apps", Some(json!({"name": "Rot", "maxBuilds": 0}))).await.err(400, "invalid-param");
+    s.be(&tok, Method::PATCH, "/be/v1/apps", Some(json!({"name": "Rot", "maxBuilds": 0})))
+        .await
+        .err(400, "invalid-param");
 });
 
 // ---------------------------------------------------------------------------------------
@@ -1488,7 +1993,12 @@ edge_test!(failed_s3_publish_locks_the_app_until_retried, |b| async move {
     };
     // With the probe, the wrong secret is refused at once.
     let r = s
-        .be(&tok, Method::POST, "/be/v1/deployments", Some(json!({"name": "cdn", "originPrefix": "rk", "origin": origin("wrong-secret")})))
+        .be(
+            &tok,
+            Method::POST,
+            "/be/v1/deployments",
+            Some(json!({"name": "cdn", "originPrefix": "rk", "origin": origin("wrong-secret")})),
+        )
         .await;
     let body = r.err(400, "invalid-param");
     assert!(body["details"]["probe"].is_string(), "{body}");
@@ -1503,14 +2013,25 @@ edge_test!(failed_s3_publish_locks_the_app_until_retried, |b| async move {
         )
         .await;
     assert_eq!(r.ok()["deployment"]["origin"]["secretAccessKey"], "********");
-    let r = s.be(&tok, Method::POST, "/be/v1/apps", Some(json!({"name": "S3Game", "label": "S3 game", "deployments": ["cdn"]}))).await;
+    let r = s
+        .be(
+            &tok,
+            Method::POST,
+            "/be/v1/apps",
+            Some(json!({"name": "S3Game", "label": "S3 game", "deployments": ["cdn"]})),
+        )
+        .await;
     r.ok();
 
     let work = TempDir::new("s3");
     let (_, tar) = make_build(&work.0, "v1", &small_tree(81));
     let imp = upload(&s, &tok, "S3Game", "1.0", &tar).await;
     let tasks = wait_group(&s, &tok, imp["taskGroup"].as_str().unwrap()).await;
-    assert_eq!(types(&tasks), ["dltar=done", "mkraw=done", "mkdxf=done", "mkpat=done", "deploy=error"], "{tasks:?}");
+    assert_eq!(
+        types(&tasks),
+        ["dltar=done", "mkraw=done", "mkdxf=done", "mkpat=done", "deploy=error"],
+        "{tasks:?}"
+    );
     let deploy = tasks[4].clone();
     let deploy_name = deploy["taskName"].as_str().unwrap().to_string();
     assert_eq!(deploy["buildId"], 1, "the build passed mkraw: it has its id");
@@ -1523,7 +2044,11 @@ edge_test!(failed_s3_publish_locks_the_app_until_retried, |b| async move {
     let app = get_app(&s, &tok, "S3Game").await;
     assert_eq!(app["error"], true, "{app}");
     assert_eq!(app["errorTask"], deploy_name, "{app}");
-    assert_eq!(app["iCurBuild"], Value::Null, "only a successful publish makes the build current: {app}");
+    assert_eq!(
+        app["iCurBuild"],
+        Value::Null,
+        "only a successful publish makes the build current: {app}"
+    );
     assert_eq!(app["processing"], false, "{app}");
     let r = s.be(&tok, Method::GET, "/be/v1/deployments/cdn", None).await;
     let dep = r.ok()["deployment"].clone();
@@ -1541,19 +2066,47 @@ edge_test!(failed_s3_publish_locks_the_app_until_retried, |b| async move {
     // Locked: no new import, no traces trigger.
     let r = s.be(&tok, Method::POST, "/be/v1/builds", Some(json!({"appName": "S3Game"}))).await;
     r.err(409, "app-locked");
-    let r = s.be(&tok, Method::POST, "/be/v1/builds", Some(json!({"appName": "S3Game", "url": "http://127.0.0.1:1/x.tar"}))).await;
+    let r = s
+        .be(
+            &tok,
+            Method::POST,
+            "/be/v1/builds",
+            Some(json!({"appName": "S3Game", "url": "http://127.0.0.1:1/x.tar"})),
+        )
+        .await;
     r.err(409, "app-locked");
-    let r = s.be(&tok, Method::POST, "/be/v1/trigger", Some(json!({"type": "traces", "appName": "S3Game"}))).await;
+    let r = s
+        .be(
+            &tok,
+            Method::POST,
+            "/be/v1/trigger",
+            Some(json!({"type": "traces", "appName": "S3Game"})),
+        )
+        .await;
     r.err(409, "app-locked");
 
     // Fixing the deployment (probed now) retries nothing by itself.
-    let r = s.be(&tok, Method::PATCH, "/be/v1/deployments", Some(json!({"name": "cdn", "origin": origin(&moto.secret_access_key)}))).await;
+    let r = s
+        .be(
+            &tok,
+            Method::PATCH,
+            "/be/v1/deployments",
+            Some(json!({"name": "cdn", "origin": origin(&moto.secret_access_key)})),
+        )
+        .await;
     r.ok();
     assert_eq!(get_task(&s, &tok, &deploy_name).await["status"], "error");
     assert_eq!(get_app(&s, &tok, "S3Game").await["error"], true);
 
     // Retry Task: the deploy runs again and the build becomes current.
-    let r = s.be(&tok, Method::POST, "/be/v1/trigger", Some(json!({"type": "retry", "taskName": deploy_name}))).await;
+    let r = s
+        .be(
+            &tok,
+            Method::POST,
+            "/be/v1/trigger",
+            Some(json!({"type": "retry", "taskName": deploy_name})),
+        )
+        .await;
     assert_eq!(r.ok()["taskName"], deploy_name.as_str());
     let tasks = wait_group(&s, &tok, imp["taskGroup"].as_str().unwrap()).await;
     assert!(tasks.iter().all(|t| t["status"] == "done"), "{:?} {}", types(&tasks), tasks[4]);
@@ -1568,7 +2121,14 @@ edge_test!(failed_s3_publish_locks_the_app_until_retried, |b| async move {
     let r = s.be(&tok, Method::GET, "/be/v1/deployments/cdn", None).await;
     assert_eq!(r.ok()["deployment"]["status"], "ok", "{}", r.body);
     // A retry of a task that is done now: 409.
-    s.be(&tok, Method::POST, "/be/v1/trigger", Some(json!({"type": "retry", "taskName": deploy_name}))).await.err(409, "invalid-state");
+    s.be(
+        &tok,
+        Method::POST,
+        "/be/v1/trigger",
+        Some(json!({"type": "retry", "taskName": deploy_name})),
+    )
+    .await
+    .err(409, "invalid-state");
 
     // The image is in the bucket: the manifest and every object it pins.
     let (st, body) = moto_get(&moto, "edge-cdn", &manifest_key).await;
@@ -1585,10 +2145,14 @@ edge_test!(failed_s3_publish_locks_the_app_until_retried, |b| async move {
         .iter()
         .map(|p| (p["name"].as_str().unwrap().to_string(), p["sizeBytes"].as_u64().unwrap()))
         .collect();
-    pinned.push((manifest["index"]["name"].as_str().unwrap().to_string(), manifest["index"]["sizeBytes"].as_u64().unwrap()));
+    pinned.push((
+        manifest["index"]["name"].as_str().unwrap().to_string(),
+        manifest["index"]["sizeBytes"].as_u64().unwrap(),
+    ));
     assert!(pinned.len() >= 2, "{manifest}");
     for (name, size) in pinned {
-        let (st, body) = moto_get(&moto, "edge-cdn", &format!("rk/dxf/S3Org/S3Game/0001/{dxf}/{name}")).await;
+        let (st, body) =
+            moto_get(&moto, "edge-cdn", &format!("rk/dxf/S3Org/S3Game/0001/{dxf}/{name}")).await;
         assert_eq!(st, 200, "{name}");
         assert_eq!(body.len() as u64, size, "{name}");
     }
@@ -1596,7 +2160,11 @@ edge_test!(failed_s3_publish_locks_the_app_until_retried, |b| async move {
     let (_, tar2) = make_build(&work.0, "v2", &small_tree(82));
     let imp = upload(&s, &tok, "S3Game", "1.1", &tar2).await;
     let tasks = wait_group(&s, &tok, imp["taskGroup"].as_str().unwrap()).await;
-    assert!(tasks.iter().all(|t| t["status"] == "done" && t["buildId"] == 2), "{:?}", types(&tasks));
+    assert!(
+        tasks.iter().all(|t| t["status"] == "done" && t["buildId"] == 2),
+        "{:?}",
+        types(&tasks)
+    );
     let (st, _) = moto_get(&moto, "edge-cdn", "rk/pat/S3Org/S3Game/0002/0001/patch.json").await;
     assert_eq!(st, 200);
 });
@@ -1604,8 +2172,17 @@ edge_test!(failed_s3_publish_locks_the_app_until_retried, |b| async move {
 edge_test!(unresolvable_fs_deployment_fails_publish_naming_it, |b| async move {
     let s = Srv::start(b).await;
     let (tok, _) = s.org_admin("FsOrg").await;
-    s.be(&tok, Method::POST, "/be/v1/deployments", Some(json!({"name": "local", "origin": {"type": "fs", "path": "site"}}))).await.ok();
-    s.be(&tok, Method::POST, "/be/v1/apps", Some(json!({"name": "Game", "label": "Game"}))).await.ok();
+    s.be(
+        &tok,
+        Method::POST,
+        "/be/v1/deployments",
+        Some(json!({"name": "local", "origin": {"type": "fs", "path": "site"}})),
+    )
+    .await
+    .ok();
+    s.be(&tok, Method::POST, "/be/v1/apps", Some(json!({"name": "Game", "label": "Game"})))
+        .await
+        .ok();
     // The origin directory becomes a file: the path cannot be resolved at publish time.
     let site = s.data_dir().join("origins/site");
     let _ = std::fs::remove_dir_all(&site);
@@ -1620,10 +2197,21 @@ edge_test!(unresolvable_fs_deployment_fails_publish_naming_it, |b| async move {
     assert_eq!(deploy["exception"]["deployment"]["name"], "local");
     let app = s.be(&tok, Method::GET, "/be/v1/apps/Game", None).await.ok()["app"].clone();
     assert_eq!((app["error"].as_bool(), app["iCurBuild"].is_null()), (Some(true), true));
-    assert_eq!(s.be(&tok, Method::GET, "/be/v1/deployments/local", None).await.ok()["deployment"]["status"], "error");
+    assert_eq!(
+        s.be(&tok, Method::GET, "/be/v1/deployments/local", None).await.ok()["deployment"]
+            ["status"],
+        "error"
+    );
     // Fixed on disk, a retry publishes.
     std::fs::remove_file(&site).unwrap();
-    s.be(&tok, Method::POST, "/be/v1/trigger", Some(json!({"type": "retry", "taskName": deploy["taskName"]}))).await.ok();
+    s.be(
+        &tok,
+        Method::POST,
+        "/be/v1/trigger",
+        Some(json!({"type": "retry", "taskName": deploy["taskName"]})),
+    )
+    .await
+    .ok();
     let tasks = wait_group(&s, &tok, imp["taskGroup"].as_str().unwrap()).await;
     assert!(tasks.iter().all(|t| t["status"] == "done"), "{tasks:?}");
     assert_eq!(s.be(&tok, Method::GET, "/be/v1/apps/Game", None).await.ok()["app"]["iCurBuild"], 1);

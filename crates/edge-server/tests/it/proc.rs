@@ -58,15 +58,21 @@ pub fn spawn_env(data: &std::path::Path, db: Option<&str>, env: &[(&str, &str)])
             }
         }
     });
-    let addr = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("server announces its address");
+    let addr =
+        rx.recv_timeout(std::time::Duration::from_secs(30)).expect("server announces its address");
     Proc { child, base: format!("http://{addr}") }
 }
 
 impl Proc {
     /// The process's peak resident memory so far (`VmHWM`), in KiB.
     pub fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0)
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
     }
 }
 
@@ -74,7 +80,9 @@ impl Proc {
 /// for SQLite in its data directory.
 pub async fn child_database(b: Backend, dir: &TempDir) -> Option<String> {
     match b {
-        Backend::Postgres => Some(test_config(b, dir).await.database_url.expect("a PostgreSQL URL")),
+        Backend::Postgres => {
+            Some(test_config(b, dir).await.database_url.expect("a PostgreSQL URL"))
+        }
         Backend::Sqlite => None,
     }
 }

@@ -36,7 +36,15 @@ fn make_sorted(base: &Path, name: &str, files: &BTreeMap<String, Vec<u8>>) -> (P
     let dir = base.join(name);
     write_tree(&dir, files);
     let t = base.join(format!("{name}.tar"));
-    let st = std::process::Command::new("tar").arg("--sort=name").arg("-cf").arg(&t).arg("-C").arg(&dir).arg(".").status().unwrap();
+    let st = std::process::Command::new("tar")
+        .arg("--sort=name")
+        .arg("-cf")
+        .arg(&t)
+        .arg("-C")
+        .arg(&dir)
+        .arg(".")
+        .status()
+        .unwrap();
     assert!(st.success());
     (dir, t)
 }
@@ -51,25 +59,38 @@ fn trace(build: u64, level: &str, level_at: u64, jitter: u64) -> Value {
 /// Start delay S·B (bytes) of `trace` on the image at `dir` at `bytes_per_s`, straight from
 /// formats.md: chunks arrive in stream order; an event at t needs its chunks by S + t.
 fn preload(dir: &Path, trace: &Value, bytes_per_s: f64) -> u64 {
-    let index: Value = serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
     let mut ends = Vec::new();
     let mut at = 0u64;
     for row in index["chunks"].as_array().unwrap() {
         at += row[2].as_u64().unwrap();
         ends.push(at);
     }
-    let raw: Vec<u64> = index["chunks"].as_array().unwrap().iter().map(|r| r[1].as_u64().unwrap()).collect();
+    let raw: Vec<u64> =
+        index["chunks"].as_array().unwrap().iter().map(|r| r[1].as_u64().unwrap()).collect();
     let files: BTreeMap<String, Vec<u64>> = index["files"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|f| f["type"] == "file")
-        .map(|f| (f["path"].as_str().unwrap().to_string(), f["chunks"].as_array().unwrap().iter().map(|c| c.as_u64().unwrap()).collect()))
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_string(),
+                f["chunks"].as_array().unwrap().iter().map(|c| c.as_u64().unwrap()).collect(),
+            )
+        })
         .collect();
-    let paths: Vec<&str> = trace["paths"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    let paths: Vec<&str> =
+        trace["paths"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
     let mut s = 0f64;
     for e in trace["events"].as_array().unwrap() {
-        let (t, p, off, len) = (e[0].as_u64().unwrap(), e[1].as_u64().unwrap() as usize, e[2].as_u64().unwrap(), e[3].as_u64().unwrap());
+        let (t, p, off, len) = (
+            e[0].as_u64().unwrap(),
+            e[1].as_u64().unwrap() as usize,
+            e[2].as_u64().unwrap(),
+            e[3].as_u64().unwrap(),
+        );
         let mut pos = 0u64;
         for &c in &files[paths[p]] {
             let (a, b) = (pos, pos + raw[c as usize]);
@@ -97,14 +118,23 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 /// Opens a session: (session token, session id).
 async fn session(s: &Srv, key: &str) -> (String, String) {
     let r = s
-        .req(Method::POST, "/client/v1/rte-sessions", &[("x-rockit-client-key", key)], Some(json!({"orgName": "Play", "appName": "Game"})))
+        .req(
+            Method::POST,
+            "/client/v1/rte-sessions",
+            &[("x-rockit-client-key", key)],
+            Some(json!({"orgName": "Play", "appName": "Game"})),
+        )
         .await;
     let v = r.ok().clone();
     (v["sessionToken"].as_str().unwrap().to_string(), v["sessionId"].as_str().unwrap().to_string())
 }
 
 async fn send(s: &Srv, token: &str, body: Vec<u8>, encoding: Option<&str>) -> Resp {
-    let mut rb = s.http.post(format!("{}/client/v1/traces", s.base)).header("x-rockit-session-token", token).body(body);
+    let mut rb = s
+        .http
+        .post(format!("{}/client/v1/traces", s.base))
+        .header("x-rockit-session-token", token)
+        .body(body);
     if let Some(e) = encoding {
         rb = rb.header("content-encoding", e);
     }
@@ -118,7 +148,8 @@ async fn send(s: &Srv, token: &str, body: Vec<u8>, encoding: Option<&str>) -> Re
 /// Waits for the app's newest task of `kind` to end, then for its group.
 pub(crate) async fn wait_kind(s: &Srv, tok: &str, kind: &str) -> Vec<Value> {
     for _ in 0..300 {
-        let r = s.be(tok, Method::GET, &format!("/be/v1/tasks?type={kind}&appName=Game"), None).await;
+        let r =
+            s.be(tok, Method::GET, &format!("/be/v1/tasks?type={kind}&appName=Game"), None).await;
         if let Some(t) = r.ok()["tasks"].as_array().unwrap().first() {
             return wait_group(s, tok, t["taskGroup"].as_str().unwrap()).await;
         }
@@ -130,11 +161,16 @@ pub(crate) async fn wait_kind(s: &Srv, tok: &str, kind: &str) -> Vec<Value> {
 /// `rockit play <dir> --trace <file> --stream --json`, parsed.
 async fn rockit_play(dir: &Path, trace: &Path) -> Value {
     let args: Vec<String> =
-        ["play", dir.to_str().unwrap(), "--trace", trace.to_str().unwrap(), "--stream", "--json"].iter().map(|s| s.to_string()).collect();
-    let out = tokio::task::spawn_blocking(move || std::process::Command::new(env!("CARGO_BIN_EXE_rockit")).args(&args).output())
-        .await
-        .unwrap()
-        .unwrap();
+        ["play", dir.to_str().unwrap(), "--trace", trace.to_str().unwrap(), "--stream", "--json"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_rockit")).args(&args).output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
@@ -159,22 +195,44 @@ edge_test!(traces_train_the_image_and_carry_over, |b| async move {
     )
     .await
     .ok();
-    let r = s.be(&tok, Method::POST, "/be/v1/apps", Some(json!({"name": "Game", "label": "Game"}))).await;
+    let r = s
+        .be(&tok, Method::POST, "/be/v1/apps", Some(json!({"name": "Game", "label": "Game"})))
+        .await;
     let key = r.ok()["app"]["clientKey"].as_str().unwrap().to_string();
     let work = TempDir::new("traces");
     let (dir1, tar1) = make_sorted(&work.0, "v1", &game(1));
     let imp = upload(&s, &tok, "Game", "1.0", &tar1).await;
-    assert!(wait_group(&s, &tok, imp["taskGroup"].as_str().unwrap()).await.iter().all(|t| t["status"] == "done"));
-    let dxf1 = s.be(&tok, Method::GET, "/be/v1/apps/Game", None).await.ok()["app"]["dxfName"].as_str().unwrap().to_string();
-    let m1: Value = serde_json::from_slice(&std::fs::read(image_dir(&s, 1, &dxf1).join("manifest.json")).unwrap()).unwrap();
+    assert!(wait_group(&s, &tok, imp["taskGroup"].as_str().unwrap())
+        .await
+        .iter()
+        .all(|t| t["status"] == "done"));
+    let dxf1 = s.be(&tok, Method::GET, "/be/v1/apps/Game", None).await.ok()["app"]["dxfName"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let m1: Value = serde_json::from_slice(
+        &std::fs::read(image_dir(&s, 1, &dxf1).join("manifest.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(m1["preload"], Value::Null, "no traces yet");
-    s.be(&tok, Method::PATCH, "/be/v1/trainings", Some(json!({"appName": "Game", "nTracesReliable": 3}))).await.ok();
-    s.be(&tok, Method::POST, "/be/v1/trigger", Some(json!({"type": "traces", "appName": "Game"}))).await.err(409, "invalid-state");
+    s.be(
+        &tok,
+        Method::PATCH,
+        "/be/v1/trainings",
+        Some(json!({"appName": "Game", "nTracesReliable": 3})),
+    )
+    .await
+    .ok();
+    s.be(&tok, Method::POST, "/be/v1/trigger", Some(json!({"type": "traces", "appName": "Game"})))
+        .await
+        .err(409, "invalid-state");
 
     // Refusals first: nothing is stored by any of them.
     let (t0, _) = session(&s, &key).await;
     send(&s, &t0, b"{not json".to_vec(), None).await.err(400, "invalid-param");
-    send(&s, &t0, serde_json::to_vec(&trace(7, "b_levels/level1.pak", 20_000, 0)).unwrap(), None).await.err(400, "invalid-param");
+    send(&s, &t0, serde_json::to_vec(&trace(7, "b_levels/level1.pak", 20_000, 0)).unwrap(), None)
+        .await
+        .err(400, "invalid-param");
     let mut bad = trace(1, "b_levels/level1.pak", 20_000, 0);
     bad["events"][0][1] = json!(9);
     send(&s, &t0, serde_json::to_vec(&bad).unwrap(), None).await.err(400, "invalid-param");
@@ -189,7 +247,11 @@ edge_test!(traces_train_the_image_and_carry_over, |b| async move {
     assert_eq!(tr.ok()["training"]["nTraces"], 0);
 
     // Three players (plain, zstd, gzip), each once per session.
-    let plays = [("b_levels/level1.pak", 20_000, 0u64), ("b_levels/level2.pak", 30_000, 7), ("b_levels/level1.pak", 25_000, 13)];
+    let plays = [
+        ("b_levels/level1.pak", 20_000, 0u64),
+        ("b_levels/level2.pak", 30_000, 7),
+        ("b_levels/level1.pak", 25_000, 13),
+    ];
     for (k, (level, at, jitter)) in plays.iter().enumerate() {
         let (token, _) = session(&s, &key).await;
         let doc = serde_json::to_vec(&trace(1, level, *at, *jitter)).unwrap();
@@ -210,12 +272,14 @@ edge_test!(traces_train_the_image_and_carry_over, |b| async move {
     let dxf2 = app["dxfName"].as_str().unwrap().to_string();
     assert_ne!(dxf2, dxf1, "a new image of the same build");
     let d2 = image_dir(&s, 1, &dxf2);
-    let m2: Value = serde_json::from_slice(&std::fs::read(d2.join("manifest.json")).unwrap()).unwrap();
+    let m2: Value =
+        serde_json::from_slice(&std::fs::read(d2.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(m2["sequence"], json!({"traces": 3, "generation": 1}));
     let p100 = m2["preload"]["100"].as_u64().expect("preload figures");
     // A held-out player: preload far below the untrained image's.
     let held_out = trace(1, "b_levels/level2.pak", 22_000, 3);
-    let (before, after) = (preload(&image_dir(&s, 1, &dxf1), &held_out, B100), preload(&d2, &held_out, B100));
+    let (before, after) =
+        (preload(&image_dir(&s, 1, &dxf1), &held_out, B100), preload(&d2, &held_out, B100));
     assert!(after * 5 < before, "trained {after} vs untrained {before}");
     // `rockit play` (the launcher simulator) says the same of both images.
     let held_file = work.0.join("held_out.json");
@@ -233,7 +297,11 @@ edge_test!(traces_train_the_image_and_carry_over, |b| async move {
     assert_eq!(read_tree(&out), read_tree(&dir1));
     let tr = s.be(&tok, Method::GET, "/be/v1/trainings/Game", None).await.ok()["training"].clone();
     assert_eq!(
-        (tr["nTraces"].as_i64(), tr["nTracesSinceSequence"].as_i64(), tr["sequenceGeneration"].as_i64()),
+        (
+            tr["nTraces"].as_i64(),
+            tr["nTracesSinceSequence"].as_i64(),
+            tr["sequenceGeneration"].as_i64()
+        ),
         (Some(3), Some(0), Some(1))
     );
     assert_eq!(tr["preload"]["100"], p100);
@@ -241,18 +309,34 @@ edge_test!(traces_train_the_image_and_carry_over, |b| async move {
     assert!(tr["lastSequence"].is_string());
     // The session answer now points at the trained image.
     let r = s
-        .req(Method::POST, "/client/v1/rte-sessions", &[("x-rockit-client-key", &key)], Some(json!({"orgName": "Play", "appName": "Game"})))
+        .req(
+            Method::POST,
+            "/client/v1/rte-sessions",
+            &[("x-rockit-client-key", &key)],
+            Some(json!({"orgName": "Play", "appName": "Game"})),
+        )
         .await;
     assert_eq!(r.ok()["build"]["dxfName"], dxf2.as_str());
 
     // Processing again finds nothing better: a warning, and nothing is republished.
-    let r = s.be(&tok, Method::POST, "/be/v1/trigger", Some(json!({"type": "traces", "appName": "Game"}))).await;
+    let r = s
+        .be(
+            &tok,
+            Method::POST,
+            "/be/v1/trigger",
+            Some(json!({"type": "traces", "appName": "Game"})),
+        )
+        .await;
     let name = r.ok()["taskName"].as_str().unwrap().to_string();
-    let t = s.be(&tok, Method::GET, &format!("/be/v1/tasks/{name}"), None).await.ok()["task"].clone();
+    let t =
+        s.be(&tok, Method::GET, &format!("/be/v1/tasks/{name}"), None).await.ok()["task"].clone();
     let g = wait_group(&s, &tok, t["taskGroup"].as_str().unwrap()).await;
     assert_eq!(g[0]["warning"]["code"], "no-improvement", "{g:?}");
     assert_eq!(g[1]["status"], "canceled");
-    assert_eq!(s.be(&tok, Method::GET, "/be/v1/apps/Game", None).await.ok()["app"]["dxfName"], dxf2.as_str());
+    assert_eq!(
+        s.be(&tok, Method::GET, "/be/v1/apps/Game", None).await.ok()["app"]["dxfName"],
+        dxf2.as_str()
+    );
 
     // Build 2: its first image is already trained (traces carried over by path).
     let (_, tar2) = make_sorted(&work.0, "v2", &game(2));
@@ -260,9 +344,13 @@ edge_test!(traces_train_the_image_and_carry_over, |b| async move {
     let g = wait_group(&s, &tok, imp["taskGroup"].as_str().unwrap()).await;
     assert!(g.iter().all(|t| t["status"] == "done"), "{g:?}");
     assert_eq!(g[2]["result"]["traces"], 3);
-    let dxf3 = s.be(&tok, Method::GET, "/be/v1/apps/Game", None).await.ok()["app"]["dxfName"].as_str().unwrap().to_string();
+    let dxf3 = s.be(&tok, Method::GET, "/be/v1/apps/Game", None).await.ok()["app"]["dxfName"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let d3 = image_dir(&s, 2, &dxf3);
-    let m3: Value = serde_json::from_slice(&std::fs::read(d3.join("manifest.json")).unwrap()).unwrap();
+    let m3: Value =
+        serde_json::from_slice(&std::fs::read(d3.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(m3["sequence"]["traces"], 3);
     assert!(m3["preload"]["100"].as_u64().unwrap() <= 1_100_000);
     let held_out2 = trace(2, "b_levels/level1.pak", 21_000, 5);
@@ -303,7 +391,9 @@ fn write_bomb(w: &mut impl Write, head: &[u8], unit: &[u8], total: usize, tail: 
 /// bytes) and `n_events` events, as JSON.
 fn big_trace(n_paths: usize, path_len: usize, n_events: usize) -> Vec<u8> {
     let mut s = Vec::with_capacity(n_paths * (path_len + 3) + n_events * 12 + 256);
-    s.extend_from_slice(br#"{"format":"rockit-trace","version":1,"appName":"Game","buildId":1,"paths":["#);
+    s.extend_from_slice(
+        br#"{"format":"rockit-trace","version":1,"appName":"Game","buildId":1,"paths":["#,
+    );
     for i in 0..n_paths {
         if i > 0 {
             s.push(b',');
@@ -329,8 +419,17 @@ fn big_trace(n_paths: usize, path_len: usize, n_events: usize) -> Vec<u8> {
 /// (access token, client key).
 async fn published_game(s: &Srv) -> (String, String) {
     let (tok, _) = s.org_admin("Play").await;
-    s.be(&tok, Method::POST, "/be/v1/deployments", Some(json!({"name": "local", "origin": {"type": "fs", "path": "site"}}))).await.ok();
-    let r = s.be(&tok, Method::POST, "/be/v1/apps", Some(json!({"name": "Game", "label": "Game"}))).await;
+    s.be(
+        &tok,
+        Method::POST,
+        "/be/v1/deployments",
+        Some(json!({"name": "local", "origin": {"type": "fs", "path": "site"}})),
+    )
+    .await
+    .ok();
+    let r = s
+        .be(&tok, Method::POST, "/be/v1/apps", Some(json!({"name": "Game", "label": "Game"})))
+        .await;
     let key = r.ok()["app"]["clientKey"].as_str().unwrap().to_string();
     let work = TempDir::new("bomb-game");
     let mut files = BTreeMap::new();
@@ -341,7 +440,14 @@ async fn published_game(s: &Srv) -> (String, String) {
     let imp = upload(s, &tok, "Game", "1.0", &tar).await;
     let g = wait_group(s, &tok, imp["taskGroup"].as_str().unwrap()).await;
     assert!(g.iter().all(|t| t["status"] == "done"), "{g:?}");
-    s.be(&tok, Method::PATCH, "/be/v1/trainings", Some(json!({"appName": "Game", "nTracesReliable": 100000}))).await.ok();
+    s.be(
+        &tok,
+        Method::PATCH,
+        "/be/v1/trainings",
+        Some(json!({"appName": "Game", "nTracesReliable": 100000})),
+    )
+    .await
+    .ok();
     (tok, key)
 }
 
@@ -351,19 +457,32 @@ async fn send_all(s: &Srv, key: &str, bodies: &[(Vec<u8>, Option<&str>)]) -> Vec
     for _ in bodies {
         tokens.push(session(s, key).await.0);
     }
-    futures_join_all(bodies.iter().zip(&tokens).map(|((b, enc), t)| send(s, t, b.clone(), *enc)).collect()).await
+    futures_join_all(
+        bodies.iter().zip(&tokens).map(|((b, enc), t)| send(s, t, b.clone(), *enc)).collect(),
+    )
+    .await
 }
 
 /// Scrapes `/metrics` with the admin token; the value of sample `series` (exact text up
 /// to the value), 0 when absent.
 async fn metric(s: &Srv, series: &str) -> f64 {
-    let r = s.http.get(format!("{}/metrics", s.base)).header("x-rockit-admin-token", &s.admin).send().await.unwrap();
+    let r = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .header("x-rockit-admin-token", &s.admin)
+        .send()
+        .await
+        .unwrap();
     let text = r.text().await.unwrap();
-    text.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' '))).map_or(0.0, |v| v.parse().unwrap())
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+        .map_or(0.0, |v| v.parse().unwrap())
 }
 
 async fn n_traces(s: &Srv, tok: &str) -> i64 {
-    s.be(tok, Method::GET, "/be/v1/trainings/Game", None).await.ok()["training"]["nTraces"].as_i64().unwrap()
+    s.be(tok, Method::GET, "/be/v1/trainings/Game", None).await.ok()["training"]["nTraces"]
+        .as_i64()
+        .unwrap()
 }
 
 /// Files below `dir` (0 when it is missing).
@@ -396,21 +515,31 @@ edge_test!(trace_bomb_storm_keeps_memory_bounded, |b| async move {
     // Each stays under 256 MiB decoded but breaks a limit on what is parsed: 400.
     let doc_head = br#"{"format":"rockit-trace","version":1,"appName":"Game","buildId":1,"paths":["a"],"events":[],"x":"#;
     let too_many_events = zstd_bomb(19, BOMB_HEAD, b"[0,0,0,1],", 3_000_000 * 10, b"[0,0,0,1]]}");
-    let long_string = zstd_bomb(19, &[&doc_head[..], b"\""].concat(), b"abcdefgh", 200 << 20, b"\"}");
+    let long_string =
+        zstd_bomb(19, &[&doc_head[..], b"\""].concat(), b"abcdefgh", 200 << 20, b"\"}");
     let deep = zstd_bomb(19, doc_head, b"[[[[[[[[", 100 << 20, b"");
     let many_paths = zstd(&big_trace(1_000_001, 0, 1));
     let path_text = zstd(&big_trace(16_400, 4096, 1));
     let ultra_window = {
         let mut e = zstd::stream::write::Encoder::new(Vec::new(), 19).unwrap();
         e.window_log(27).unwrap();
-        e.write_all(&serde_json::to_vec(&trace(1, "b_levels/level1.pak", 20_000, 0)).unwrap()).unwrap();
+        e.write_all(&serde_json::to_vec(&trace(1, "b_levels/level1.pak", 20_000, 0)).unwrap())
+            .unwrap();
         e.finish().unwrap()
     };
 
     // First sixteen zstd bombs at once, then the other kinds at once (two waves keep the
     // last in line well inside the 30 s a trace may wait for its turn on a busy machine).
-    let first: Vec<(Vec<u8>, Option<&str>, u16, &str)> =
-        (0..16).map(|k| (if k % 2 == 0 { spaces.clone() } else { events.clone() }, Some("zstd"), 413, "at most 256 MiB decoded")).collect();
+    let first: Vec<(Vec<u8>, Option<&str>, u16, &str)> = (0..16)
+        .map(|k| {
+            (
+                if k % 2 == 0 { spaces.clone() } else { events.clone() },
+                Some("zstd"),
+                413,
+                "at most 256 MiB decoded",
+            )
+        })
+        .collect();
     let second: Vec<(Vec<u8>, Option<&str>, u16, &str)> = vec![
         (spaces_gz.clone(), Some("gzip"), 413, "at most 256 MiB decoded"),
         (spaces_gz, Some("gzip"), 413, "at most 256 MiB decoded"),
@@ -422,7 +551,8 @@ edge_test!(trace_bomb_storm_keeps_memory_bounded, |b| async move {
         (ultra_window, Some("zstd"), 400, "window over 8 MiB"),
     ];
     for (wave, storm) in [first, second].iter().enumerate() {
-        let bodies: Vec<(Vec<u8>, Option<&str>)> = storm.iter().map(|(b, e, _, _)| (b.clone(), *e)).collect();
+        let bodies: Vec<(Vec<u8>, Option<&str>)> =
+            storm.iter().map(|(b, e, _, _)| (b.clone(), *e)).collect();
         let t0 = std::time::Instant::now();
         let answers = send_all(&s, &key, &bodies).await;
         let took = t0.elapsed();
@@ -446,7 +576,12 @@ edge_test!(trace_bomb_storm_keeps_memory_bounded, |b| async move {
     // through (1,000,000 paths, 2,000,000 events; about 175 MiB parsed) and 2,000,000 small
     // events. Both taken, memory still bounded.
     let biggest = [zstd(&big_trace(1_000_000, 60, 2_000_000)), zstd(&big_trace(1, 10, 2_000_000))];
-    let answers = send_all(&s, &key, &[(biggest[0].clone(), Some("zstd")), (biggest[1].clone(), Some("zstd"))]).await;
+    let answers = send_all(
+        &s,
+        &key,
+        &[(biggest[0].clone(), Some("zstd")), (biggest[1].clone(), Some("zstd"))],
+    )
+    .await;
     for r in &answers {
         assert!(r.ok()["traceId"].as_str().unwrap().starts_with("tr"));
     }
@@ -489,7 +624,10 @@ edge_test!(trace_intake_queues_a_burst, |b| async move {
         assert!(r.ok()["traceId"].as_str().unwrap().starts_with("tr"));
     }
     assert_eq!(n_traces(&s, &tok).await, 20);
-    assert!(metric(&s, "edge_trace_intake_waits_total").await >= 1.0, "nobody waited for the permit");
+    assert!(
+        metric(&s, "edge_trace_intake_waits_total").await >= 1.0,
+        "nobody waited for the permit"
+    );
     assert_eq!(metric(&s, "edge_trace_intake_waiting").await, 0.0);
     assert_eq!(metric(&s, "edge_traces_refused_total{reason=\"busy\"}").await, 0.0);
     assert_eq!(files_in(&s.data_dir().join("tmp")), 0, "spool files are gone");
@@ -510,6 +648,8 @@ fn trace_intake_concurrency_setting() {
     let c = edge_server::config::Config::load(None, vars("0")).unwrap();
     assert!(c.validate().unwrap_err().contains("trace_intake_concurrency must be at least 1"));
     assert!(edge_server::config::Config::load(None, vars("two")).is_err());
-    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config.example.toml")).unwrap();
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config.example.toml"))
+            .unwrap();
     assert!(example.contains("\ntrace_intake_concurrency = 2\n"));
 }

@@ -72,14 +72,23 @@ edge_test!(a_cached_build_moves_to_the_next_by_the_cheaper_of_patch_and_chunks, 
     let (tok, _) = s.org_admin("Upd").await;
     let site = s.data_dir().join("origins/site");
     let cdn = Cdn::serve(&site);
-    let dep = json!({"name": "cdn", "origin": {"type": "fs", "path": "site"}, "publicUrl": cdn.url});
+    let dep =
+        json!({"name": "cdn", "origin": {"type": "fs", "path": "site"}, "publicUrl": cdn.url});
     s.be(&tok, Method::POST, "/be/v1/deployments", Some(dep)).await.ok();
     let r = s
-        .be(&tok, Method::POST, "/be/v1/apps", Some(json!({"name": "Game", "label": "Game", "deployments": ["cdn"], "maxBuilds": 4})))
+        .be(
+            &tok,
+            Method::POST,
+            "/be/v1/apps",
+            Some(json!({"name": "Game", "label": "Game", "deployments": ["cdn"], "maxBuilds": 4})),
+        )
         .await;
     let key = r.ok()["app"]["clientKey"].as_str().unwrap().to_string();
     let args: Vec<String> =
-        ["--json", "--server", &s.base, "--org", "Upd", "--app", "Game", "--client-key", &key].iter().map(|x| x.to_string()).collect();
+        ["--json", "--server", &s.base, "--org", "Upd", "--app", "Game", "--client-key", &key]
+            .iter()
+            .map(|x| x.to_string())
+            .collect();
     let cache = work.0.join("cache");
     let publish = async |n: u32, files: BTreeMap<String, Vec<u8>>| -> (PathBuf, String) {
         let base = work.0.clone();
@@ -94,7 +103,10 @@ edge_test!(a_cached_build_moves_to_the_next_by_the_cheaper_of_patch_and_chunks, 
         let imp = upload(&s, &tok, "Game", &format!("{n}.0"), &tarball).await;
         let tasks = wait_group(&s, &tok, imp["taskGroup"].as_str().unwrap()).await;
         assert!(tasks.iter().all(|t| t["status"] == "done"), "{tasks:?}");
-        let dxf = s.be(&tok, Method::GET, "/be/v1/apps/Game", None).await.ok()["app"]["dxfName"].as_str().unwrap().to_string();
+        let dxf = s.be(&tok, Method::GET, "/be/v1/apps/Game", None).await.ok()["app"]["dxfName"]
+            .as_str()
+            .unwrap()
+            .to_string();
         (dir, dxf)
     };
 
@@ -120,10 +132,16 @@ edge_test!(a_cached_build_moves_to_the_next_by_the_cheaper_of_patch_and_chunks, 
     assert_eq!(second["update"]["method"], "patch", "{second}");
     assert_eq!(second["update"]["fromBuild"], 1);
     let got = second["downloadedBytes"].as_u64().unwrap();
-    assert!(got <= patch + meta2, "downloaded {got}: more than the patch {patch} and the image's metadata {meta2}");
+    assert!(
+        got <= patch + meta2,
+        "downloaded {got}: more than the patch {patch} and the image's metadata {meta2}"
+    );
     let hits = cdn.take_hits();
     assert!(hits.iter().any(|h| h.file.starts_with("pat/Upd/Game/0002/0001/")), "{hits:?}");
-    assert!(!hits.iter().any(|h| h.file.contains("/pack-") && h.file.starts_with("dxf/")), "no image pack was read: {hits:?}");
+    assert!(
+        !hits.iter().any(|h| h.file.contains("/pack-") && h.file.starts_with("dxf/")),
+        "no image pack was read: {hits:?}"
+    );
 
     // Build 3: a new file of noise costs the same either way; whichever is chosen, no more
     // is downloaded than the cheaper of the two.
@@ -132,17 +150,25 @@ edge_test!(a_cached_build_moves_to_the_next_by_the_cheaper_of_patch_and_chunks, 
     let (rows3, files3) = image_rows(&img3);
     let cached: HashSet<&String> = rows.iter().map(|r| &r.0).collect();
     let mut seen = HashSet::new();
-    let missing3: u64 =
-        files3.values().flatten().filter(|&&c| !cached.contains(&rows3[c].0) && seen.insert(rows3[c].0.clone())).map(|&c| rows3[c].3).sum();
+    let missing3: u64 = files3
+        .values()
+        .flatten()
+        .filter(|&&c| !cached.contains(&rows3[c].0) && seen.insert(rows3[c].0.clone()))
+        .map(|&c| rows3[c].3)
+        .sum();
     let patch3 = dir_bytes(&site.join("pat/Upd/Game/0003/0002"));
     // The patch's patch.json is fetched to weigh it, whichever wins.
-    let meta3 = dir_bytes(&img3) - dir_pack_bytes(&img3) + std::fs::metadata(site.join("pat/Upd/Game/0003/0002/patch.json")).unwrap().len();
+    let meta3 = dir_bytes(&img3) - dir_pack_bytes(&img3)
+        + std::fs::metadata(site.join("pat/Upd/Game/0003/0002/patch.json")).unwrap().len();
     let (a, c, out) = (args.clone(), cache.clone(), work.0.join("i3"));
     let third = blocking(move || install(&a, &c, &out)).await;
     assert_eq!(read_tree(&work.0.join("i3")), read_tree(&v3), "build 3 exactly");
     assert_eq!(third["update"]["fromBuild"], 2, "{third}");
     let got = third["downloadedBytes"].as_u64().unwrap();
-    assert!(got <= missing3.min(patch3) + meta3, "downloaded {got}; chunks {missing3}, patch {patch3}: {third}");
+    assert!(
+        got <= missing3.min(patch3) + meta3,
+        "downloaded {got}; chunks {missing3}, patch {patch3}: {third}"
+    );
 });
 
 /// Bytes of an image's packs.

@@ -19,7 +19,9 @@ async fn receiver(arrivals: Arrivals) -> String {
             async move {
                 let now = edge_server::util::now_ms();
                 if let Ok(v) = serde_json::from_slice::<Value>(&body) {
-                    a.lock().expect("arrivals").push((v["deliveryId"].as_str().unwrap_or("").to_string(), now));
+                    a.lock()
+                        .expect("arrivals")
+                        .push((v["deliveryId"].as_str().unwrap_or("").to_string(), now));
                 }
                 StatusCode::OK
             }
@@ -41,10 +43,18 @@ fn pct(sorted: &[i64], p: f64) -> i64 {
 }
 
 /// Runs the benchmark and prints the figures.
-pub async fn run(events: usize, receivers: usize, database_url: Option<String>) -> Result<(), String> {
+pub async fn run(
+    events: usize,
+    receivers: usize,
+    database_url: Option<String>,
+) -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("rockit-bench-events-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let mut cfg = edge_server::config::Config { listen: "127.0.0.1:0".into(), data_dir: dir.join("data"), ..Default::default() };
+    let mut cfg = edge_server::config::Config {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.join("data"),
+        ..Default::default()
+    };
     cfg.allow_private_sources = true;
     cfg.log_format = "text".into();
     cfg.admin_secret_b64 = Some(edge_server::util::b64(&[1u8; 32]));
@@ -77,10 +87,10 @@ pub async fn run(events: usize, receivers: usize, database_url: Option<String>) 
         r.map_err(|e| e.to_string())?.error_for_status().map_err(|e| e.to_string())?;
     }
     let st = running.state.clone();
-    let org_id: String = sqlx::query("SELECT id FROM orgs WHERE name = 'EvOrg'")
+    let org_id = sqlx::query("SELECT id FROM orgs WHERE name = 'EvOrg'")
         .fetch_one(st.db.pool())
         .await
-        .map(|r| edge_server::db::s(&r, "id"))
+        .map(|r| edge_server::ids::OrgId::new(edge_server::db::s(&r, "id")))
         .map_err(|e| e.to_string())?;
     let t0 = edge_server::util::now_ms();
     // Each enqueue writes one task and its `submit` event (fanned out to every receiver),
@@ -111,24 +121,35 @@ pub async fn run(events: usize, receivers: usize, database_url: Option<String>) 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let got = arrivals.lock().expect("arrivals").clone();
-    let created: HashMap<String, i64> = sqlx::query("SELECT d.id, o.created FROM deliveries d JOIN outbox o ON o.id = d.event_id")
-        .fetch_all(st.db.pool())
-        .await
-        .map_err(|e| e.to_string())?
-        .iter()
-        .map(|r| (edge_server::db::s(r, "id"), edge_server::db::i(r, "created")))
-        .collect();
-    let mut lat: Vec<i64> = got.iter().filter_map(|(d, at)| created.get(d).map(|c| at - c)).collect();
+    let created: HashMap<String, i64> =
+        sqlx::query("SELECT d.id, o.created FROM deliveries d JOIN outbox o ON o.id = d.event_id")
+            .fetch_all(st.db.pool())
+            .await
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|r| (edge_server::db::s(r, "id"), edge_server::db::i(r, "created")))
+            .collect();
+    let mut lat: Vec<i64> =
+        got.iter().filter_map(|(d, at)| created.get(d).map(|c| at - c)).collect();
     lat.sort();
     let last = got.iter().map(|g| g.1).max().unwrap_or(t0);
-    println!("events written: {events} in {:.2} s ({} deliveries to {receivers} receivers)", (t_written - t0) as f64 / 1000.0, want);
+    println!(
+        "events written: {events} in {:.2} s ({} deliveries to {receivers} receivers)",
+        (t_written - t0) as f64 / 1000.0,
+        want
+    );
     println!("delivered: {} of {want}", got.len());
     if !lat.is_empty() {
         println!(
             "throughput: {:.0} deliveries/s (first event written → last delivery)",
             got.len() as f64 / ((last - t0).max(1) as f64 / 1000.0)
         );
-        println!("latency event written → received: p50 {} ms, p99 {} ms, max {} ms", pct(&lat, 0.5), pct(&lat, 0.99), lat[lat.len() - 1]);
+        println!(
+            "latency event written → received: p50 {} ms, p99 {} ms, max {} ms",
+            pct(&lat, 0.5),
+            pct(&lat, 0.99),
+            lat[lat.len() - 1]
+        );
     }
     running.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);

@@ -234,9 +234,13 @@ pub fn generate(dir: &Path, total: u64, seed: u64, levels: usize) -> io::Result<
     boot.push(head);
     boot.extend(sample(&mut rng, &body, 0.6, 64 * KIB, 1024 * KIB, s));
     paks.push(exe);
-    for (name, share, pct) in
-        [("engine", 0.7, 0.5), ("physics", 0.6, 0.075), ("audio", 0.6, 0.075), ("net", 0.6, 0.075), ("ui", 0.6, 0.075)]
-    {
+    for (name, share, pct) in [
+        ("engine", 0.7, 0.5),
+        ("physics", 0.6, 0.075),
+        ("audio", 0.6, 0.075),
+        ("net", 0.6, 0.075),
+        ("ui", 0.6, 0.075),
+    ] {
         let mut dll = Pak::new(format!("bin/{name}.dll"), "library");
         let r = dll.add(f(pct), Fill::One(Content::Code));
         boot.extend(sample(&mut rng, &r, share, 64 * KIB, 512 * KIB, s));
@@ -249,7 +253,14 @@ pub fn generate(dir: &Path, total: u64, seed: u64, levels: usize) -> io::Result<
     }
     // Config: small text files read whole at start.
     for i in 0..24 {
-        let mut p = Pak::new(format!("boot/config/{:02}-{}.ini", i, ["engine", "input", "render", "audio", "game", "ui"][i % 6]), "config");
+        let mut p = Pak::new(
+            format!(
+                "boot/config/{:02}-{}.ini",
+                i,
+                ["engine", "input", "render", "audio", "game", "ui"][i % 6]
+            ),
+            "config",
+        );
         let n = 4 * KIB + rng.below(44 * KIB);
         boot.push(p.add(n, Fill::One(Content::Text)));
         paks.push(p);
@@ -275,12 +286,22 @@ pub fn generate(dir: &Path, total: u64, seed: u64, levels: usize) -> io::Result<
     paks.push(fonts);
 
     // Languages: text for all, voice for three (the others play English with subtitles).
-    let langs = [("en", 0.50, true), ("de", 0.15, true), ("fr", 0.15, true), ("es", 0.12, false), ("ja", 0.08, false)];
+    let langs = [
+        ("en", 0.50, true),
+        ("de", 0.15, true),
+        ("fr", 0.15, true),
+        ("es", 0.12, false),
+        ("ja", 0.08, false),
+    ];
     let mut languages = Vec::new();
     for (code, share, _) in langs {
         let mut p = Pak::new(format!("loc/{code}/text.pak"), "localized text");
         p.add(f(0.15), Fill::One(Content::Text));
-        let voice = if langs.iter().any(|l| l.0 == code && l.2) { format!("loc/{code}/voice.pak") } else { "loc/en/voice.pak".into() };
+        let voice = if langs.iter().any(|l| l.0 == code && l.2) {
+            format!("loc/{code}/voice.pak")
+        } else {
+            "loc/en/voice.pak".into()
+        };
         languages.push(Language { code: code.into(), share, text: p.whole(), voice });
         paks.push(p);
     }
@@ -356,7 +377,10 @@ pub fn generate(dir: &Path, total: u64, seed: u64, levels: usize) -> io::Result<
     for (i, w) in weights.iter().enumerate() {
         let size = f(level_share * w / wsum);
         let mut p = Pak::new(format!("levels/level{:02}.pak", i + 1), "level");
-        let head = vec![p.add((64.0 * KIB as f64 * s) as u64, Fill::One(Content::Text)), p.add(size / 250, Fill::One(Content::Text))];
+        let head = vec![
+            p.add((64.0 * KIB as f64 * s) as u64, Fill::One(Content::Text)),
+            p.add(size / 250, Fill::One(Content::Text)),
+        ];
         let mut core_data = Vec::new();
         let mut core_tex = Vec::new();
         for n in sections(&mut rng, size * 26 / 100, 2 * MIB, 10 * MIB, s) {
@@ -369,8 +393,12 @@ pub fn generate(dir: &Path, total: u64, seed: u64, levels: usize) -> io::Result<
         let mut cells = Vec::new();
         while p.len < size {
             let main = p.add(sz(&mut rng, 3 * MIB, 9 * MIB, s), Fill::Mixed(25));
-            let side = (0..rng.below(3)).map(|_| p.add(sz(&mut rng, 2 * MIB, 6 * MIB, s), Fill::Mixed(25))).collect();
-            let voice = (0..1 + rng.below(3)).map(|_| voice_add(sz(&mut rng, 60 * KIB, 400 * KIB, s))).collect();
+            let side = (0..rng.below(3))
+                .map(|_| p.add(sz(&mut rng, 2 * MIB, 6 * MIB, s), Fill::Mixed(25)))
+                .collect();
+            let voice = (0..1 + rng.below(3))
+                .map(|_| voice_add(sz(&mut rng, 60 * KIB, 400 * KIB, s)))
+                .collect();
             cells.push(Cell { main, side, voice });
         }
         let barks = voice_add(sz(&mut rng, 2 * MIB, 4 * MIB, s));
@@ -393,7 +421,16 @@ pub fn generate(dir: &Path, total: u64, seed: u64, levels: usize) -> io::Result<
         shared.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
         let mut movie = Pak::new(format!("movies/level{:02}.bik", i + 1), "level movie (streamed)");
         movie.add(f(0.2), Fill::One(Content::Noise));
-        level_descs.push(Level { pak: p.path.clone(), head, core_data, core_tex, shared, barks, cells, movie: movie.whole() });
+        level_descs.push(Level {
+            pak: p.path.clone(),
+            head,
+            core_data,
+            core_tex,
+            shared,
+            barks,
+            cells,
+            movie: movie.whole(),
+        });
         paks.push(p);
         paks.push(movie);
     }
@@ -447,7 +484,12 @@ pub fn generate(dir: &Path, total: u64, seed: u64, levels: usize) -> io::Result<
         out.flush()?;
         kinds.sort_unstable();
         kinds.dedup();
-        files.push(FileInfo { path: pak.path.clone(), size: pak.len, role: pak.role.into(), content: kinds.join("+") });
+        files.push(FileInfo {
+            path: pak.path.clone(),
+            size: pak.len,
+            role: pak.role.into(),
+            content: kinds.join("+"),
+        });
     }
     let layout = GameLayout {
         format: "rockit-bench-game".into(),
@@ -481,7 +523,8 @@ pub fn layout_path(dir: &Path) -> PathBuf {
 /// Reads `<dir>.layout.json`.
 pub fn read_layout(dir: &Path) -> io::Result<GameLayout> {
     let p = layout_path(dir);
-    let data = fs::read(&p).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
+    let data =
+        fs::read(&p).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
     serde_json::from_slice(&data).map_err(io::Error::other)
 }
 
@@ -524,7 +567,8 @@ impl Session {
             let n = (lo + self.rng.below(hi - lo + 1)).min(end - at);
             self.events.push([self.t as u64, p, at, n]);
             let mib = n as f64 / MIB as f64;
-            self.t += (n as f64 / 350_000.0 + mib * 6.0 + uniform(&mut self.rng, 0.02, 0.3)) / self.speed;
+            self.t +=
+                (n as f64 / 350_000.0 + mib * 6.0 + uniform(&mut self.rng, 0.02, 0.3)) / self.speed;
             at += n;
         }
     }
@@ -557,7 +601,13 @@ impl Session {
 /// play in the first, English).
 /// `new_players`: the share of first sessions (first-run settings, the intro, then the
 /// campaign's first level).
-pub fn session(game: &GameLayout, seed: u64, k: u64, mixed_languages: bool, new_players: f64) -> Trace {
+pub fn session(
+    game: &GameLayout,
+    seed: u64,
+    k: u64,
+    mixed_languages: bool,
+    new_players: f64,
+) -> Trace {
     let mut rng = Rng::new(splitmix(splitmix(seed) ^ k));
     // Who plays: machine speed, GPU vendor, language, quality, first session or not.
     let speed = (0.3 * (unit(&mut rng) + unit(&mut rng) + unit(&mut rng) - 1.5) * 2.0).exp();
@@ -579,7 +629,14 @@ pub fn session(game: &GameLayout, seed: u64, k: u64, mixed_languages: bool, new_
     }
     let high_quality = unit(&mut rng) < 0.65;
     let first_time = unit(&mut rng) < new_players;
-    let mut s = Session { rng, t: 0.0, speed, paths: Vec::new(), index: HashMap::new(), events: Vec::new() };
+    let mut s = Session {
+        rng,
+        t: 0.0,
+        speed,
+        paths: Vec::new(),
+        index: HashMap::new(),
+        events: Vec::new(),
+    };
     let r = &mut s;
 
     // Boot: process start, executable pages and libraries, engine init, config, shaders,
@@ -599,12 +656,20 @@ pub fn session(game: &GameLayout, seed: u64, k: u64, mixed_languages: bool, new_
     // The menu, with its music streaming: a new player goes through first-run settings
     // (15–45 s), a returning one picks what to play (5 s + 15 s on average).
     r.load_all(&game.menu, 256 * KIB, 2 * MIB);
-    let dwell = if first_time { uniform(&mut r.rng, 15_000.0, 45_000.0) } else { (5000.0 + expo(&mut r.rng, 15_000.0)).min(120_000.0) };
+    let dwell = if first_time {
+        uniform(&mut r.rng, 15_000.0, 45_000.0)
+    } else {
+        (5000.0 + expo(&mut r.rng, 15_000.0)).min(120_000.0)
+    };
     r.stream(&game.menu_music, 24_000.0, dwell, 256 * KIB);
     // New game: the intro movie, watched whole or skipped after a few seconds.
     if first_time {
         let full = game.intro.2 as f64 / 1.2e6 * 1000.0;
-        let ms = if unit(&mut r.rng) < 0.5 { full } else { uniform(&mut r.rng, 3000.0, 20000.0).min(full) };
+        let ms = if unit(&mut r.rng) < 0.5 {
+            full
+        } else {
+            uniform(&mut r.rng, 3000.0, 20000.0).min(full)
+        };
         r.stream(&game.intro, 1.2e6, ms, 512 * KIB);
     }
 
@@ -676,7 +741,13 @@ pub fn session(game: &GameLayout, seed: u64, k: u64, mixed_languages: bool, new_
         r.t = r.t.max(start + play);
         r.pause(2000.0, 8000.0, false);
     }
-    Trace { app_name: "BenchGame".into(), build_id: 1, dxf_name: None, paths: s.paths, events: s.events }
+    Trace {
+        app_name: "BenchGame".into(),
+        build_id: 1,
+        dxf_name: None,
+        paths: s.paths,
+        events: s.events,
+    }
 }
 
 /// The same voice region in the language's voice pak.

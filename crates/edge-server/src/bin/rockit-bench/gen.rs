@@ -34,8 +34,9 @@ impl Rng {
 }
 
 const WORDS: &[&str] = &[
-    "player", "enemy", "spawn", "health", "weapon", "texture", "shader", "vertex", "quest", "dialog", "castle", "forest", "river",
-    "dragon", "sword", "shield", "potion", "level", "score", "mesh", "anim", "bone", "light", "shadow", "sound", "music",
+    "player", "enemy", "spawn", "health", "weapon", "texture", "shader", "vertex", "quest",
+    "dialog", "castle", "forest", "river", "dragon", "sword", "shield", "potion", "level", "score",
+    "mesh", "anim", "bone", "light", "shadow", "sound", "music",
 ];
 
 /// Kinds of content in a game build.
@@ -110,8 +111,13 @@ pub fn generate(dir: &Path, total: u64, seed: u64) -> io::Result<Vec<PathBuf>> {
     let mut left = budget(0.10);
     let mut i = 0;
     while left > 0 {
-        let n = if i < 2 { left.min(total / 25 + 1) } else { left.min(64 * 1024 + rng.below(2 << 20)) };
-        let p = dir.join(if i == 0 { "bin/game.exe".to_string() } else { format!("bin/lib{i:03}.dll") });
+        let n =
+            if i < 2 { left.min(total / 25 + 1) } else { left.min(64 * 1024 + rng.below(2 << 20)) };
+        let p = dir.join(if i == 0 {
+            "bin/game.exe".to_string()
+        } else {
+            format!("bin/lib{i:03}.dll")
+        });
         write_file(&mut rng, &p, Content::Code, n as usize)?;
         files.push(p);
         left -= n;
@@ -133,7 +139,11 @@ pub fn generate(dir: &Path, total: u64, seed: u64) -> io::Result<Vec<PathBuf>> {
     let mut i = 0;
     while left > 0 {
         let n = left.min(if rng.below(8) == 0 { 32 << 20 } else { 16 << 10 | rng.below(3 << 20) });
-        let p = dir.join(format!("assets/{}/{:03}/asset{i:05}.bin", ["textures", "audio", "video"][i % 3], i % 50));
+        let p = dir.join(format!(
+            "assets/{}/{:03}/asset{i:05}.bin",
+            ["textures", "audio", "video"][i % 3],
+            i % 50
+        ));
         write_file(&mut rng, &p, Content::Noise, n as usize)?;
         files.push(p);
         left -= n;
@@ -191,7 +201,10 @@ pub fn mutate(dir: &Path, scenario: &str, seed: u64) -> io::Result<String> {
         "rename" => {
             let mut n = 0;
             for (k, f) in files.iter().enumerate().filter(|(k, _)| k % 10 == 0) {
-                let to = dir.join(format!("moved/{k:05}-{}", f.file_name().and_then(|s| s.to_str()).unwrap_or("f")));
+                let to = dir.join(format!(
+                    "moved/{k:05}-{}",
+                    f.file_name().and_then(|s| s.to_str()).unwrap_or("f")
+                ));
                 fs::create_dir_all(to.parent().expect("parent"))?;
                 fs::rename(f, &to)?;
                 n += 1;
@@ -214,7 +227,8 @@ pub fn mutate(dir: &Path, scenario: &str, seed: u64) -> io::Result<String> {
             Ok("200 small edits of 16 bytes in random files".into())
         }
         "insert" => {
-            let mut big: Vec<(u64, &PathBuf)> = files.iter().map(|f| (fs::metadata(f).map(|m| m.len()).unwrap_or(0), f)).collect();
+            let mut big: Vec<(u64, &PathBuf)> =
+                files.iter().map(|f| (fs::metadata(f).map(|m| m.len()).unwrap_or(0), f)).collect();
             big.sort_by_key(|b| std::cmp::Reverse(b.0));
             for (_, f) in big.iter().take(5) {
                 let mut data = fs::read(f)?;
@@ -244,7 +258,8 @@ pub fn mutate(dir: &Path, scenario: &str, seed: u64) -> io::Result<String> {
             Ok(format!("{} blocks of 256 KiB of {} shuffled", blocks.len(), pack.display()))
         }
         "newfiles" => {
-            let total: u64 = files.iter().map(|f| fs::metadata(f).map(|m| m.len()).unwrap_or(0)).sum();
+            let total: u64 =
+                files.iter().map(|f| fs::metadata(f).map(|m| m.len()).unwrap_or(0)).sum();
             let mut left = total / 20;
             let mut i = 0;
             while left > 0 {

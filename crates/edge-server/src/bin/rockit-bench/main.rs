@@ -136,10 +136,15 @@ fn main() {
             match layout.as_str() {
                 "mix" => {
                     let files = gen::generate(&dir, n, seed).map_err(|e| e.to_string())?;
-                    eprintln!("generated {} files, {n} bytes in {:.1}s", files.len(), t.elapsed().as_secs_f64());
+                    eprintln!(
+                        "generated {} files, {n} bytes in {:.1}s",
+                        files.len(),
+                        t.elapsed().as_secs_f64()
+                    );
                 }
                 "game" => {
-                    let g = game::generate(&dir, n, seed, levels.max(1)).map_err(|e| e.to_string())?;
+                    let g =
+                        game::generate(&dir, n, seed, levels.max(1)).map_err(|e| e.to_string())?;
                     eprintln!(
                         "generated a game of {} files, {} bytes, {} levels in {:.1}s; layout in {}",
                         g.files.len(),
@@ -153,12 +158,35 @@ fn main() {
             }
             Ok(())
         }),
-        Cmd::Traces { game, count, seed, out, languages, new_players } => match languages.as_str() {
-            "en" | "mixed" => traces(&game, count, seed, &out, languages == "mixed", new_players.clamp(0.0, 1.0)),
-            other => Err(format!("unknown languages {other} (en or mixed)")),
-        },
-        Cmd::Seq { game, traces, train, holdout, mbit, tree, work, budget, max_evals, verbose, percentile } => {
-            let tmp = work.unwrap_or_else(|| std::env::temp_dir().join(format!("rockit-bench-seq-{}", std::process::id())));
+        Cmd::Traces { game, count, seed, out, languages, new_players } => {
+            match languages.as_str() {
+                "en" | "mixed" => traces(
+                    &game,
+                    count,
+                    seed,
+                    &out,
+                    languages == "mixed",
+                    new_players.clamp(0.0, 1.0),
+                ),
+                other => Err(format!("unknown languages {other} (en or mixed)")),
+            }
+        }
+        Cmd::Seq {
+            game,
+            traces,
+            train,
+            holdout,
+            mbit,
+            tree,
+            work,
+            budget,
+            max_evals,
+            verbose,
+            percentile,
+        } => {
+            let tmp = work.unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("rockit-bench-seq-{}", std::process::id()))
+            });
             let r = seq::run(&seq::Opts {
                 game: &game,
                 traces: &traces,
@@ -175,13 +203,17 @@ fn main() {
             let _ = std::fs::remove_dir_all(&tmp);
             r
         }
-        Cmd::Mutate { dir, scenario, seed } => gen::mutate(&dir, &scenario, seed).map(|m| eprintln!("{m}")).map_err(|e| e.to_string()),
+        Cmd::Mutate { dir, scenario, seed } => {
+            gen::mutate(&dir, &scenario, seed).map(|m| eprintln!("{m}")).map_err(|e| e.to_string())
+        }
         Cmd::Patch { old, new, work } => patch(&old, &new, &work),
-        Cmd::Events { events, receivers, database_url } => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())
-            .and_then(|rt| rt.block_on(events::run(events, receivers, database_url))),
+        Cmd::Events { events, receivers, database_url } => {
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+                .and_then(|rt| rt.block_on(events::run(events, receivers, database_url)))
+        }
     };
     if let Err(e) = r {
         eprintln!("rockit-bench: {e}");
@@ -189,7 +221,14 @@ fn main() {
     }
 }
 
-fn traces(game: &std::path::Path, count: u64, seed: u64, out: &std::path::Path, mixed: bool, new_players: f64) -> Result<(), String> {
+fn traces(
+    game: &std::path::Path,
+    count: u64,
+    seed: u64,
+    out: &std::path::Path,
+    mixed: bool,
+    new_players: f64,
+) -> Result<(), String> {
     let g = game::read_layout(game).map_err(|e| e.to_string())?;
     std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
     let (mut events, mut bytes, mut last) = (0usize, 0u64, 0u64);
@@ -199,7 +238,8 @@ fn traces(game: &std::path::Path, count: u64, seed: u64, out: &std::path::Path, 
         events += t.events.len();
         bytes += t.events.iter().map(|e| e[3]).sum::<u64>();
         last += t.events.last().map_or(0, |e| e[0]);
-        std::fs::write(out.join(format!("trace-{k:04}.json")), t.to_json()).map_err(|e| e.to_string())?;
+        std::fs::write(out.join(format!("trace-{k:04}.json")), t.to_json())
+            .map_err(|e| e.to_string())?;
     }
     let n = count.max(1);
     eprintln!(
@@ -213,12 +253,19 @@ fn traces(game: &std::path::Path, count: u64, seed: u64, out: &std::path::Path, 
     Ok(())
 }
 
-fn patch(old: &std::path::Path, new: &std::path::Path, work: &std::path::Path) -> Result<(), String> {
+fn patch(
+    old: &std::path::Path,
+    new: &std::path::Path,
+    work: &std::path::Path,
+) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(work);
     let store = ChunkStore::open(&work.join("chunks")).map_err(|e| e.to_string())?;
     let p = Params::default();
     let ingest = |path: &std::path::Path| -> Result<edge_engine::ingest::Ingested, String> {
-        let f = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path).map_err(|e| e.to_string())?);
+        let f = std::io::BufReader::with_capacity(
+            1 << 20,
+            std::fs::File::open(path).map_err(|e| e.to_string())?,
+        );
         edge_engine::ingest::ingest(f, &store, &p, &mut |_| {}).map_err(|e| format!("{e:?}"))
     };
     let t0 = Instant::now();
@@ -237,7 +284,9 @@ fn patch(old: &std::path::Path, new: &std::path::Path, work: &std::path::Path) -
         created: "2026-12-01T00:00:00Z".into(),
     };
     let t2 = Instant::now();
-    let s = edge_engine::patch::write_patch(&a.tree, &b.tree, &store, &meta, &work.join("patch"), &p).map_err(|e| e.to_string())?;
+    let s =
+        edge_engine::patch::write_patch(&a.tree, &b.tree, &store, &meta, &work.join("patch"), &p)
+            .map_err(|e| e.to_string())?;
     let t_patch = t2.elapsed().as_secs_f64();
     println!(
         "{}",

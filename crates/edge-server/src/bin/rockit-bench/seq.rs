@@ -42,7 +42,12 @@ fn ingest(game: &Path, work: &Path) -> Result<Tree, String> {
         .spawn()
         .map_err(|e| format!("tar: {e}"))?;
     let out = child.stdout.take().ok_or("tar: no stdout")?;
-    let r = edge_engine::ingest::ingest(std::io::BufReader::with_capacity(1 << 20, out), &store, &Params::default(), &mut |_| {});
+    let r = edge_engine::ingest::ingest(
+        std::io::BufReader::with_capacity(1 << 20, out),
+        &store,
+        &Params::default(),
+        &mut |_| {},
+    );
     let status = child.wait().map_err(|e| e.to_string())?;
     let _ = std::fs::remove_dir_all(&store_dir);
     let ing = r.map_err(|e| format!("ingest: {e:?}"))?;
@@ -83,11 +88,13 @@ pub fn run(o: &Opts<'_>) -> Result<(), String> {
     std::fs::create_dir_all(o.work).map_err(|e| e.to_string())?;
     let t0 = Instant::now();
     let tree: Tree = match o.tree_cache.filter(|p| p.exists()) {
-        Some(p) => serde_json::from_slice(&std::fs::read(p).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?,
+        Some(p) => serde_json::from_slice(&std::fs::read(p).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?,
         None => {
             let t = ingest(o.game, o.work)?;
             if let Some(p) = o.tree_cache {
-                std::fs::write(p, serde_json::to_vec(&t).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+                std::fs::write(p, serde_json::to_vec(&t).map_err(|e| e.to_string())?)
+                    .map_err(|e| e.to_string())?;
             }
             t
         }
@@ -110,7 +117,12 @@ pub fn run(o: &Opts<'_>) -> Result<(), String> {
         .collect();
     names.sort();
     if names.len() < o.train + o.holdout {
-        return Err(format!("{} traces in {}, need {}", names.len(), o.traces.display(), o.train + o.holdout));
+        return Err(format!(
+            "{} traces in {}, need {}",
+            names.len(),
+            o.traces.display(),
+            o.train + o.holdout
+        ));
     }
     let mut traces = Vec::new();
     let mut raw = Vec::new();
@@ -121,7 +133,8 @@ pub fn run(o: &Opts<'_>) -> Result<(), String> {
         raw.push(t);
     }
     let (train, hold) = traces.split_at(o.train);
-    let read_bytes = |a: &[(u64, Hash)]| a.iter().map(|x| tree.chunks[&x.1].stored).sum::<u64>() as f64;
+    let read_bytes =
+        |a: &[(u64, Hash)]| a.iter().map(|x| tree.chunks[&x.1].stored).sum::<u64>() as f64;
     let per_trace_read: Vec<f64> = traces.iter().map(|a| read_bytes(a)).collect();
     eprintln!(
         "traces: {} training + {} held out; a session touches {} stored (median) of {} ({:.1} %)",
@@ -137,7 +150,12 @@ pub fn run(o: &Opts<'_>) -> Result<(), String> {
     let mut orders: Vec<(&str, Vec<Hash>)> = vec![("tar", Vec::new())];
     orders.push(("files", file_order(&tree, &raw[..o.train])));
     orders.push(("chunks-edd", edd(train)));
-    let params = SeqParams { bandwidth_bytes_per_s: b, time_budget: o.budget, max_evals: o.max_evals, percentile: o.percentile };
+    let params = SeqParams {
+        bandwidth_bytes_per_s: b,
+        time_budget: o.budget,
+        max_evals: o.max_evals,
+        percentile: o.percentile,
+    };
     let t1 = Instant::now();
     let (ours, stats) = seq::optimize_with_stats(&tree, train, &params);
     let optimize_s = t1.elapsed().as_secs_f64();
@@ -157,13 +175,17 @@ pub fn run(o: &Opts<'_>) -> Result<(), String> {
         // What one order could do at best for these held-out traces: optimised on them
         // (in-sample), for their median and their 90th percentile.
         for (name, pct) in [("oracle-p50", 50.0), ("oracle-p90", 90.0)] {
-            orders.push((name, seq::optimize(&tree, hold, &SeqParams { percentile: pct, ..params.clone() })));
+            orders.push((
+                name,
+                seq::optimize(&tree, hold, &SeqParams { percentile: pct, ..params.clone() }),
+            ));
         }
         for (name, q) in [("rank-q25", 4), ("rank-q50", 2)] {
             orders.push((name, seq::rank_order(&tree, train, o.train.div_ceil(q))));
         }
     }
-    let order_hash = Hash::of(&ours.iter().flat_map(|h| h.0).collect::<Vec<u8>>()).hex()[..16].to_string();
+    let order_hash =
+        Hash::of(&ours.iter().flat_map(|h| h.0).collect::<Vec<u8>>()).hex()[..16].to_string();
     let tailed = seq::with_tail(&tree, train, &ours);
     orders.push(("optimize", ours));
     orders.push(("optimize+tail", tailed));
@@ -176,11 +198,27 @@ pub fn run(o: &Opts<'_>) -> Result<(), String> {
             seq::preload_bytes(&seq::layout(&tree, &own), a, b) as f64
         })
         .collect();
-    let accel = |p: &[f64]| -> Vec<f64> { p.iter().map(|&x| if x > 0.0 { stream_bytes as f64 / x } else { f64::INFINITY }).collect() };
-    println!("rockit-bench seq: {} at {} Mbit/s, {} held-out traces (training p90 over {})", o.game.display(), o.mbit, o.holdout, o.train);
+    let accel = |p: &[f64]| -> Vec<f64> {
+        p.iter().map(|&x| if x > 0.0 { stream_bytes as f64 / x } else { f64::INFINITY }).collect()
+    };
+    println!(
+        "rockit-bench seq: {} at {} Mbit/s, {} held-out traces (training p90 over {})",
+        o.game.display(),
+        o.mbit,
+        o.holdout,
+        o.train
+    );
     println!(
         "{:<14} {:>14} {:>14} {:>10} {:>10} {:>10} {:>10} {:>14} {:>14}",
-        "order", "preload med", "preload worst", "accel med", "accel worst", "gap med", "gap worst", "train p90", "train med"
+        "order",
+        "preload med",
+        "preload worst",
+        "accel med",
+        "accel worst",
+        "gap med",
+        "gap worst",
+        "train p90",
+        "train med"
     );
     let mut summary = serde_json::Map::new();
     let mut ours_per = Vec::new();
@@ -225,13 +263,24 @@ pub fn run(o: &Opts<'_>) -> Result<(), String> {
         }
     }
     let ac = accel(&bound);
-    println!("{:<14} {:>14} {:>14} {:>9.1}x {:>9.1}x", "bound", mb(median(&bound)), mb(max(&bound)), median(&ac), min(&ac));
+    println!(
+        "{:<14} {:>14} {:>14} {:>9.1}x {:>9.1}x",
+        "bound",
+        mb(median(&bound)),
+        mb(max(&bound)),
+        median(&ac),
+        min(&ac)
+    );
     summary.insert(
         "bound".into(),
         json!({"preloadMedian": median(&bound), "preloadWorst": max(&bound), "accelMedian": median(&ac), "accelWorst": min(&ac)}),
     );
     println!("per held-out trace (optimize vs bound, MB): {}", {
-        let v: Vec<String> = ours_per.iter().zip(&bound).map(|(x, y)| format!("{:.0}/{:.0}", x / 1e6, y / 1e6)).collect();
+        let v: Vec<String> = ours_per
+            .iter()
+            .zip(&bound)
+            .map(|(x, y)| format!("{:.0}/{:.0}", x / 1e6, y / 1e6))
+            .collect();
         v.join(" ")
     });
     if o.verbose {
@@ -264,8 +313,12 @@ fn file_order(tree: &Tree, traces: &[seq::Trace]) -> Vec<Hash> {
             }
         }
     }
-    let mut files: Vec<(u64, usize)> =
-        tree.entries.iter().enumerate().filter_map(|(i, e)| first.get(e.path.as_str()).map(|&t| (t, i))).collect();
+    let mut files: Vec<(u64, usize)> = tree
+        .entries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| first.get(e.path.as_str()).map(|&t| (t, i)))
+        .collect();
     files.sort_unstable();
     files.iter().flat_map(|&(_, i)| tree.entries[i].chunks.iter().map(|c| c.h)).collect()
 }
@@ -289,7 +342,14 @@ fn edd(traces: &[Vec<(u64, Hash)>]) -> Vec<Hash> {
 /// For each held-out trace: the access that sets its preload under `order` (time, file,
 /// offset, whether training traced that chunk), its preload counting only chunks the
 /// training traces read, and how many of its chunks training never read.
-fn explain(tree: &Tree, order: &[Hash], train: &[Vec<(u64, Hash)>], hold: &[Vec<(u64, Hash)>], raw: &[seq::Trace], b: f64) {
+fn explain(
+    tree: &Tree,
+    order: &[Hash],
+    train: &[Vec<(u64, Hash)>],
+    hold: &[Vec<(u64, Hash)>],
+    raw: &[seq::Trace],
+    b: f64,
+) {
     let traced: std::collections::HashSet<Hash> = train.iter().flatten().map(|a| a.1).collect();
     let mut where_: HashMap<Hash, (String, u64)> = HashMap::new();
     for e in &tree.entries {
@@ -311,7 +371,8 @@ fn explain(tree: &Tree, order: &[Hash], train: &[Vec<(u64, Hash)>], hold: &[Vec<
         }
         let known: Vec<(u64, Hash)> = a.iter().copied().filter(|x| traced.contains(&x.1)).collect();
         let novel = a.len() - known.len();
-        let novel_bytes: u64 = a.iter().filter(|x| !traced.contains(&x.1)).map(|x| tree.chunks[&x.1].stored).sum();
+        let novel_bytes: u64 =
+            a.iter().filter(|x| !traced.contains(&x.1)).map(|x| tree.chunks[&x.1].stored).sum();
         let (path, off) = where_.get(&worst.2).cloned().unwrap_or_default();
         println!(
             "  held-out {k:2}: preload {:>8} set at {:>6.1} s by {}@{} ({}); traced-only preload {:>8}; {} novel chunks ({})",

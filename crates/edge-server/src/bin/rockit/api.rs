@@ -58,9 +58,12 @@ pub fn normalize_server(s: &str) -> Result<String, Fail> {
             "server {t:?}: add http:// or https:// (for example --server http://{t}, or https://{t} behind TLS)"
         )));
     }
-    let u = reqwest::Url::parse(t).map_err(|e| Fail::new(format!("server {t:?}: not a valid URL ({e})")))?;
+    let u = reqwest::Url::parse(t)
+        .map_err(|e| Fail::new(format!("server {t:?}: not a valid URL ({e})")))?;
     if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
-        return Err(Fail::new(format!("server {t:?}: give an http(s) URL such as https://edge.example.com")));
+        return Err(Fail::new(format!(
+            "server {t:?}: give an http(s) URL such as https://edge.example.com"
+        )));
     }
     Ok(t.to_string())
 }
@@ -71,7 +74,9 @@ fn env(name: &str) -> Option<String> {
 
 /// The blocking client of the CLI; `total` bounds a whole request (`None` for uploads).
 pub fn client(total: Option<Duration>) -> Result<Client, Fail> {
-    let mut b = Client::builder().user_agent(concat!("rockit/", env!("CARGO_PKG_VERSION"))).connect_timeout(Duration::from_secs(30));
+    let mut b = Client::builder()
+        .user_agent(concat!("rockit/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(30));
     b = b.timeout(total);
     b.build().map_err(|e| Fail::new(format!("HTTP client: {}", describe(&e))))
 }
@@ -90,7 +95,8 @@ impl Api {
             }
         };
         // The profile's credentials belong to the profile's server only.
-        let same_server = profile.server.as_deref().map(|s| s.trim_end_matches('/')) == Some(server.as_str());
+        let same_server =
+            profile.server.as_deref().map(|s| s.trim_end_matches('/')) == Some(server.as_str());
         let auth = if let Some(key) = env("ROCKIT_API_KEY") {
             Auth::Key { key, org: env("ROCKIT_ORG"), user: env("ROCKIT_USER") }
         } else if !same_server {
@@ -121,9 +127,10 @@ impl Api {
                 Some(t) => rb.bearer_auth(t),
                 None => return Err(Fail::new(NOT_LOGGED_IN)),
             },
-            Auth::Key { key, org: Some(org), user: Some(user) } => {
-                rb.header("x-rockit-orgname", org).header("x-rockit-username", user).header("x-rockit-api-key", key)
-            }
+            Auth::Key { key, org: Some(org), user: Some(user) } => rb
+                .header("x-rockit-orgname", org)
+                .header("x-rockit-username", user)
+                .header("x-rockit-api-key", key),
             Auth::Key { key, .. } => rb.bearer_auth(key),
             Auth::None => return Err(Fail::new(NOT_LOGGED_IN)),
         })
@@ -131,7 +138,13 @@ impl Api {
 
     /// Sends a request with no credential but `bearer`, if given (login, logout); answers
     /// the success envelope.
-    pub fn public(&self, method: Method, path: &str, bearer: Option<&str>, body: Option<&Value>) -> Result<Value, Fail> {
+    pub fn public(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&Value>,
+    ) -> Result<Value, Fail> {
         let mut rb = self.client.request(method, self.url(path));
         if let Some(t) = bearer {
             rb = rb.bearer_auth(t);
@@ -145,10 +158,18 @@ impl Api {
 
     /// Sends an authenticated request; refreshes an expired access token once. Answers the
     /// whole success envelope.
-    pub fn call(&mut self, method: Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Value, Fail> {
+    pub fn call(
+        &mut self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Value, Fail> {
         if matches!(self.auth, Auth::Token) {
             let stale = self.profile.access_expires.is_none_or(|e| e * 1000 <= now_ms() + 5_000);
-            if self.profile.access_token.is_none() || (stale && self.profile.refresh_token.is_some()) {
+            if self.profile.access_token.is_none()
+                || (stale && self.profile.refresh_token.is_some())
+            {
                 self.refresh()?;
             }
         }
@@ -162,7 +183,10 @@ impl Api {
                 rb = rb.json(b);
             }
             let resp = rb.send().map_err(|e| self.net(&e))?;
-            if resp.status() == StatusCode::UNAUTHORIZED && matches!(self.auth, Auth::Token) && !refreshed {
+            if resp.status() == StatusCode::UNAUTHORIZED
+                && matches!(self.auth, Auth::Token)
+                && !refreshed
+            {
                 if self.profile.refresh_token.is_none() {
                     return Err(Fail::new(NOT_LOGGED_IN));
                 }
@@ -193,11 +217,21 @@ impl Api {
     /// Exchanges the refresh token for a new pair and saves it. Another `rockit` may have
     /// rotated it a moment ago: then the pair it saved is taken.
     fn refresh(&mut self) -> Result<(), Fail> {
-        let Some(rt) = self.profile.refresh_token.clone() else { return Err(Fail::new(NOT_LOGGED_IN)) };
-        let resp = self.client.post(self.url("/be/v1/refresh")).bearer_auth(&rt).send().map_err(|e| self.net(&e))?;
+        let Some(rt) = self.profile.refresh_token.clone() else {
+            return Err(Fail::new(NOT_LOGGED_IN));
+        };
+        let resp = self
+            .client
+            .post(self.url("/be/v1/refresh"))
+            .bearer_auth(&rt)
+            .send()
+            .map_err(|e| self.net(&e))?;
         if resp.status() == StatusCode::UNAUTHORIZED {
             let now = self.cfg.load()?;
-            if now.refresh_token.is_some() && now.refresh_token != Some(rt) && now.access_token.is_some() {
+            if now.refresh_token.is_some()
+                && now.refresh_token != Some(rt)
+                && now.access_token.is_some()
+            {
                 self.profile = now;
                 return Ok(());
             }
@@ -235,9 +269,13 @@ pub fn connect_cause(e: &reqwest::Error) -> String {
     }
     if let Some(io) = inner.downcast_ref::<std::io::Error>() {
         match io.kind() {
-            std::io::ErrorKind::ConnectionRefused => return "connection refused (is the server running, on that port?)".into(),
+            std::io::ErrorKind::ConnectionRefused => {
+                return "connection refused (is the server running, on that port?)".into()
+            }
             std::io::ErrorKind::TimedOut => return "no answer (timed out)".into(),
-            std::io::ErrorKind::HostUnreachable | std::io::ErrorKind::NetworkUnreachable => return "host unreachable".into(),
+            std::io::ErrorKind::HostUnreachable | std::io::ErrorKind::NetworkUnreachable => {
+                return "host unreachable".into()
+            }
             _ => {}
         }
     }
@@ -256,7 +294,9 @@ pub fn connect_cause(e: &reqwest::Error) -> String {
 /// The success envelope of an answer, or its error as `<code>: <message>`.
 pub fn envelope(resp: Response, server: &str) -> Result<Value, Fail> {
     let status = resp.status();
-    let bytes = resp.bytes().map_err(|e| Fail::new(format!("reading the answer of {server}: {}", describe(&e))))?;
+    let bytes = resp
+        .bytes()
+        .map_err(|e| Fail::new(format!("reading the answer of {server}: {}", describe(&e))))?;
     let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     envelope_of(status, &v, server)
 }
@@ -279,7 +319,9 @@ pub fn envelope_of(status: StatusCode, v: &Value, server: &str) -> Result<Value,
         }
         return Err(Fail::new(line));
     }
-    Err(Fail::new(format!("{server} answered HTTP {status} without an API envelope (is this a ROCKIT Edge?)")))
+    Err(Fail::new(format!(
+        "{server} answered HTTP {status} without an API envelope (is this a ROCKIT Edge?)"
+    )))
 }
 
 /// Takes a login or refresh answer's tokens into the profile.

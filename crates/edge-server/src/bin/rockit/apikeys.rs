@@ -32,7 +32,8 @@ fn parse_duration(v: &str) -> Result<u64, String> {
         Some((i, _)) => (&v[..i], &v[i..]),
         None => (v, "s"),
     };
-    let n: u64 = num.parse().map_err(|_| format!("{v:?} is not a duration (3600, 90m, 12h, 30d, 1y)"))?;
+    let n: u64 =
+        num.parse().map_err(|_| format!("{v:?} is not a duration (3600, 90m, 12h, 30d, 1y)"))?;
     let mult = match unit {
         "s" => 1,
         "m" => 60,
@@ -41,7 +42,9 @@ fn parse_duration(v: &str) -> Result<u64, String> {
         "y" => 365 * 86_400,
         _ => return Err(format!("{v:?}: the unit is s, m, h, d or y")),
     };
-    n.checked_mul(mult).filter(|s| *s > 0).ok_or_else(|| format!("{v:?}: give 1 second .. 10 years"))
+    n.checked_mul(mult)
+        .filter(|s| *s > 0)
+        .ok_or_else(|| format!("{v:?}: give 1 second .. 10 years"))
 }
 
 /// API keys: list, create, delete.

@@ -51,20 +51,36 @@ pub fn run(g: &Global, c: BuildsCmd) -> Result<(), Fail> {
                 .as_array()
                 .and_then(|bs| bs.iter().find(|b| b["buildId"].as_i64() == Some(build)))
                 .cloned()
-                .ok_or_else(|| Fail::new(format!("not-found: {app} keeps no build {build} (see rockit builds list {app})")))?;
+                .ok_or_else(|| {
+                    Fail::new(format!(
+                        "not-found: {app} keeps no build {build} (see rockit builds list {app})"
+                    ))
+                })?;
             if g.json {
                 return table::print_json(&b);
             }
             let current = a["iCurBuild"].as_i64() == Some(build);
-            println!("build     {build} \"{}\"{}", b["buildName"].as_str().unwrap_or(""), if current { " (current)" } else { "" });
+            println!(
+                "build     {build} \"{}\"{}",
+                b["buildName"].as_str().unwrap_or(""),
+                if current { " (current)" } else { "" }
+            );
             println!("image     {} ({})", table::plain(&b["dxfName"]), size(&b["sizeBytes"]));
             println!("created   {}", table::plain(&b["created"]));
             for p in a["patches"].as_array().into_iter().flatten() {
                 let (from, to) = (p["fromBuildId"].as_i64(), p["toBuildId"].as_i64());
                 if to == Some(build) {
-                    println!("patch     from build {}: {}", table::plain(&p["fromBuildId"]), patch_size(&a, p));
+                    println!(
+                        "patch     from build {}: {}",
+                        table::plain(&p["fromBuildId"]),
+                        patch_size(&a, p)
+                    );
                 } else if from == Some(build) {
-                    println!("patch     to build {}: {}", table::plain(&p["toBuildId"]), patch_size(&a, p));
+                    println!(
+                        "patch     to build {}: {}",
+                        table::plain(&p["toBuildId"]),
+                        patch_size(&a, p)
+                    );
                 }
             }
             Ok(())
@@ -96,7 +112,9 @@ fn image_bytes(a: &Value, id: Option<i64>) -> Option<u64> {
 fn patch_size(a: &Value, p: &Value) -> String {
     let s = size(&p["sizeBytes"]);
     match (p["sizeBytes"].as_u64(), image_bytes(a, p["toBuildId"].as_i64())) {
-        (Some(n), Some(img)) if img > 0 => format!("{s} ({:.1} % of the image)", n as f64 * 100.0 / img as f64),
+        (Some(n), Some(img)) if img > 0 => {
+            format!("{s} ({:.1} % of the image)", n as f64 * 100.0 / img as f64)
+        }
         _ => s,
     }
 }
@@ -112,7 +130,13 @@ fn print_builds(a: &Value, builds: &[Value]) {
         })
         .collect();
     table::print_table(
-        &[("BUILD", "id"), ("NAME", "buildName"), ("IMAGE", "dxfName"), ("SIZE", "bytes:sizeBytes"), ("CREATED", "created")],
+        &[
+            ("BUILD", "id"),
+            ("NAME", "buildName"),
+            ("IMAGE", "dxfName"),
+            ("SIZE", "bytes:sizeBytes"),
+            ("CREATED", "created"),
+        ],
         &rows,
     );
 }
@@ -123,7 +147,8 @@ pub fn show_app(api: &mut Api, g: &Global, name: &str) -> Result<(), Fail> {
     if g.json {
         return table::print_json(&a);
     }
-    let label = a["label"].as_str().filter(|l| *l != name).map(|l| format!(" \"{l}\"")).unwrap_or_default();
+    let label =
+        a["label"].as_str().filter(|l| *l != name).map(|l| format!(" \"{l}\"")).unwrap_or_default();
     println!("{name}{label}");
     let cur = a["iCurBuild"].as_i64().filter(|c| *c > 0);
     match cur {
@@ -140,7 +165,12 @@ pub fn show_app(api: &mut Api, g: &Global, name: &str) -> Result<(), Fail> {
     let patches = a["patches"].as_array().cloned().unwrap_or_default();
     println!("builds kept    {} of at most {}", builds.len(), table::plain(&a["maxBuilds"]));
     println!("deployments    {}", table::cell(&a, "deps:deployments"));
-    println!("size           {} ({} image(s), {} patch(es))", size(&a["sizeBytes"]), builds.len(), patches.len());
+    println!(
+        "size           {} ({} image(s), {} patch(es))",
+        size(&a["sizeBytes"]),
+        builds.len(),
+        patches.len()
+    );
     if let Some(k) = a["clientKey"].as_str() {
         println!("client key     {k}");
     }
@@ -163,7 +193,10 @@ pub fn show_app(api: &mut Api, g: &Global, name: &str) -> Result<(), Fail> {
                        "sizeBytes": p["sizeBytes"], "share": share})
             })
             .collect();
-        table::print_table(&[("PATCH", "span"), ("SIZE", "bytes:sizeBytes"), ("OF IMAGE", "share")], &rows);
+        table::print_table(
+            &[("PATCH", "span"), ("SIZE", "bytes:sizeBytes"), ("OF IMAGE", "share")],
+            &rows,
+        );
     }
     Ok(())
 }

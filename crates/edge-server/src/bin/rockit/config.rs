@@ -83,13 +83,17 @@ fn dir() -> Result<PathBuf, Fail> {
     }
     match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
         Some(h) => Ok(PathBuf::from(h).join(".config").join("rockit")),
-        None => Err(Fail::new("cannot find the configuration directory: set HOME or XDG_CONFIG_HOME")),
+        None => {
+            Err(Fail::new("cannot find the configuration directory: set HOME or XDG_CONFIG_HOME"))
+        }
     }
 }
 
 /// A profile name usable as a bare TOML key.
 fn valid_name(n: &str) -> bool {
-    !n.is_empty() && n.len() <= 64 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !n.is_empty()
+        && n.len() <= 64
+        && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 impl Config {
@@ -98,7 +102,9 @@ impl Config {
         let env = std::env::var("ROCKIT_PROFILE").ok().filter(|p| !p.is_empty());
         let name = name.map(str::to_string).or(env).unwrap_or_else(|| DEFAULT_PROFILE.to_string());
         if !valid_name(&name) {
-            return Err(Fail::new(format!("profile name {name:?}: use 1 to 64 letters, digits, '_' or '-'")));
+            return Err(Fail::new(format!(
+                "profile name {name:?}: use 1 to 64 letters, digits, '_' or '-'"
+            )));
         }
         Ok(Config { path: dir()?.join("config.toml"), name })
     }
@@ -109,7 +115,8 @@ impl Config {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(File::default()),
             Err(e) => return Err(Fail::new(format!("{}: {e}", self.path.display()))),
         };
-        toml::from_str(&text).map_err(|e| Fail::new(format!("{}: {}", self.path.display(), e.message())))
+        toml::from_str(&text)
+            .map_err(|e| Fail::new(format!("{}: {}", self.path.display(), e.message())))
     }
 
     /// The profile in use (empty when it was never saved).
@@ -128,7 +135,9 @@ impl Config {
         let what = |e: std::io::Error| Fail::new(format!("{}: {e}", self.path.display()));
         let parent = self.path.parent().expect("config file has a directory");
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(parent).map_err(what)?;
-        let mut out = String::from("# rockit CLI configuration (docs/CLI.md). Holds credentials: keep it private.\n");
+        let mut out = String::from(
+            "# rockit CLI configuration (docs/CLI.md). Holds credentials: keep it private.\n",
+        );
         for (name, p) in &all.profiles {
             let _ = write!(out, "\n[profiles.{name}]\n");
             let strings = [
@@ -144,7 +153,9 @@ impl Config {
                     let _ = writeln!(out, "{k} = {}", quote(v));
                 }
             }
-            for (k, v) in [("access_expires", p.access_expires), ("refresh_expires", p.refresh_expires)] {
+            for (k, v) in
+                [("access_expires", p.access_expires), ("refresh_expires", p.refresh_expires)]
+            {
                 if let Some(v) = v {
                     let _ = writeln!(out, "{k} = {v}");
                 }
@@ -152,8 +163,16 @@ impl Config {
         }
         let tmp = parent.join(format!(".config.toml.{}.tmp", std::process::id()));
         let _ = std::fs::remove_file(&tmp);
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(what)?;
-        let res = f.write_all(out.as_bytes()).and_then(|_| f.sync_all()).and_then(|_| std::fs::rename(&tmp, &self.path));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(what)?;
+        let res = f
+            .write_all(out.as_bytes())
+            .and_then(|_| f.sync_all())
+            .and_then(|_| std::fs::rename(&tmp, &self.path));
         if let Err(e) = res {
             let _ = std::fs::remove_file(&tmp);
             return Err(what(e));

@@ -49,11 +49,17 @@ pub fn exception_text(e: &Value) -> String {
         let p = match k.as_str() {
             "error" => format!("{}: {}", s(&v["code"]), s(&v["message"])),
             "fileReadFailed" => {
-                format!("fileReadFailed: {}: expected {}, found {}", s(&v["filename"]), s(&v["typeExpected"]), s(&v["typeDetected"]))
+                format!(
+                    "fileReadFailed: {}: expected {}, found {}",
+                    s(&v["filename"]),
+                    s(&v["typeExpected"]),
+                    s(&v["typeDetected"])
+                )
             }
             "httpDownloadFailed" => {
                 let code = v["exitCode"].as_i64().unwrap_or(0);
-                let mut t = format!("httpDownloadFailed: exit code {code} ({})", exit_meaning(code));
+                let mut t =
+                    format!("httpDownloadFailed: exit code {code} ({})", exit_meaning(code));
                 if !v["httpStatus"].is_null() {
                     t.push_str(&format!(", HTTP {}", s(&v["httpStatus"])));
                 }
@@ -63,7 +69,11 @@ pub fn exception_text(e: &Value) -> String {
                 t
             }
             "sizeMismatch" => {
-                format!("sizeMismatch: {} bytes arrived, {} expected", s(&v["sizeBytesActual"]), s(&v["sizeBytesExpected"]))
+                format!(
+                    "sizeMismatch: {} bytes arrived, {} expected",
+                    s(&v["sizeBytesActual"]),
+                    s(&v["sizeBytesExpected"])
+                )
             }
             "deployment" => format!("deployment {}", s(&v["name"])),
             _ => format!("{k}: {v}"),
@@ -82,20 +92,32 @@ pub fn outcome_line(t: &Value) -> String {
     let mut detail = match (t["type"].as_str().unwrap_or(""), status) {
         (_, "error" | "expired") => exception_text(&t["exception"]),
         (_, "canceled") => r["reason"].as_str().map(|x| format!("({x})")).unwrap_or_default(),
-        ("dltar", _) => r["sizeBytes"].as_u64().map(|n| format!("received {}", report::bytes(n))).unwrap_or_default(),
+        ("dltar", _) => r["sizeBytes"]
+            .as_u64()
+            .map(|n| format!("received {}", report::bytes(n)))
+            .unwrap_or_default(),
         ("mkraw", _) => match (r["fileCount"].as_u64(), r["sizeBytes"].as_u64()) {
-            (Some(f), Some(b)) => format!("{f} files, {}, {} chunks ({} new)", report::bytes(b), s(&r["chunkCount"]), s(&r["newChunks"])),
+            (Some(f), Some(b)) => format!(
+                "{f} files, {}, {} chunks ({} new)",
+                report::bytes(b),
+                s(&r["chunkCount"]),
+                s(&r["newChunks"])
+            ),
             _ => String::new(),
         },
         ("mkdxf", _) => match r["dxfName"].as_str() {
-            Some(d) => format!("{d}, {} in packs", report::bytes(r["packBytes"].as_u64().unwrap_or(0))),
+            Some(d) => {
+                format!("{d}, {} in packs", report::bytes(r["packBytes"].as_u64().unwrap_or(0)))
+            }
             None => String::new(),
         },
         ("mkpat", _) => match r["patches"].as_array().map(Vec::len) {
             Some(0) | None => "no older build to patch from".into(),
             Some(n) => format!("{n} patch(es)"),
         },
-        ("mkseq", _) => crate::table::preload_change(r).map(|p| format!("{p} (p90 at 100 Mbit/s)")).unwrap_or_default(),
+        ("mkseq", _) => crate::table::preload_change(r)
+            .map(|p| format!("{p} (p90 at 100 Mbit/s)"))
+            .unwrap_or_default(),
         ("deploy", _) => match r["targets"].as_array() {
             Some(ts) => {
                 let names: Vec<String> = ts.iter().map(s).collect();
@@ -111,7 +133,9 @@ pub fn outcome_line(t: &Value) -> String {
         }
         detail.push_str(&format!("warning {}: {}", s(&w["code"]), s(&w["message"])));
     }
-    format!("{:<7} {:<9} {detail}", t["type"].as_str().unwrap_or("?"), status).trim_end().to_string()
+    format!("{:<7} {:<9} {detail}", t["type"].as_str().unwrap_or("?"), status)
+        .trim_end()
+        .to_string()
 }
 
 fn step(t: &Value) -> usize {
@@ -121,7 +145,12 @@ fn step(t: &Value) -> usize {
 /// Polls the tasks of `group` (or the one task `name` when it has no group) until all
 /// have ended or one failed; prints each task's outcome as it ends (unless `quiet`).
 /// Answers the tasks in step order, or the failure of the first failed task.
-pub fn follow(api: &mut Api, group: Option<&str>, name: &str, quiet: bool) -> Result<Vec<Value>, Fail> {
+pub fn follow(
+    api: &mut Api,
+    group: Option<&str>,
+    name: &str,
+    quiet: bool,
+) -> Result<Vec<Value>, Fail> {
     let tty = std::io::stderr().is_terminal();
     let mut told: HashMap<String, (String, i64)> = HashMap::new();
     let mut wait = Duration::from_millis(200);
@@ -129,7 +158,11 @@ pub fn follow(api: &mut Api, group: Option<&str>, name: &str, quiet: bool) -> Re
     loop {
         let mut tasks: Vec<Value> = match group {
             Some(g) => {
-                let q = [("taskGroup", g.to_string()), ("limit", "100".to_string()), ("order[]", "created".to_string())];
+                let q = [
+                    ("taskGroup", g.to_string()),
+                    ("limit", "100".to_string()),
+                    ("order[]", "created".to_string()),
+                ];
                 api.get("/be/v1/tasks", &q)?["tasks"].as_array().cloned().unwrap_or_default()
             }
             None => vec![api.get(&format!("/be/v1/tasks/{name}"), &[])?["task"].clone()],
@@ -138,7 +171,10 @@ pub fn follow(api: &mut Api, group: Option<&str>, name: &str, quiet: bool) -> Re
         if tasks.is_empty() {
             empty += 1;
             if empty >= 3 {
-                return Err(Fail::new(format!("the tasks of import {} are gone (was the app deleted?)", group.unwrap_or(name))));
+                return Err(Fail::new(format!(
+                    "the tasks of import {} are gone (was the app deleted?)",
+                    group.unwrap_or(name)
+                )));
             }
         }
         let mut changed = false;
@@ -155,7 +191,9 @@ pub fn follow(api: &mut Api, group: Option<&str>, name: &str, quiet: bool) -> Re
                 }
             }
         }
-        if let Some(bad) = tasks.iter().find(|t| matches!(t["status"].as_str(), Some("error" | "expired"))) {
+        if let Some(bad) =
+            tasks.iter().find(|t| matches!(t["status"].as_str(), Some("error" | "expired")))
+        {
             report::clear_progress();
             let what = if bad["status"] == "expired" { "expired" } else { "failed" };
             let _ = std::io::stdout().flush();
@@ -172,7 +210,10 @@ pub fn follow(api: &mut Api, group: Option<&str>, name: &str, quiet: bool) -> Re
         }
         if tty && !quiet {
             if let Some(t) = tasks.iter().find(|t| !ended(t["status"].as_str().unwrap_or(""))) {
-                let pct = t["progress"].as_f64().map(|p| format!(" {:.0} %", p * 100.0)).unwrap_or_default();
+                let pct = t["progress"]
+                    .as_f64()
+                    .map(|p| format!(" {:.0} %", p * 100.0))
+                    .unwrap_or_default();
                 let mut e = std::io::stderr();
                 let _ = write!(e, "\r\x1b[K{} {}{pct}", s(&t["type"]), s(&t["status"]));
                 let _ = e.flush();

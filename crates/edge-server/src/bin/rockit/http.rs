@@ -18,9 +18,13 @@ pub struct HttpSource {
 impl HttpSource {
     /// Checks the URL and builds the client.
     pub fn new(base: &str) -> Result<HttpSource, Fail> {
-        let mut base = Url::parse(base).map_err(|e| Fail::new(format!("{base}: not a valid URL ({e})")))?;
+        let mut base =
+            Url::parse(base).map_err(|e| Fail::new(format!("{base}: not a valid URL ({e})")))?;
         if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
-            return Err(Fail::new(format!("{}: only http(s) URLs with a host are supported", shown(&base))));
+            return Err(Fail::new(format!(
+                "{}: only http(s) URLs with a host are supported",
+                shown(&base)
+            )));
         }
         if !base.path().ends_with('/') {
             let p = format!("{}/", base.path());
@@ -38,7 +42,10 @@ impl HttpSource {
 
     fn url(&self, name: &str) -> io::Result<Url> {
         if name.is_empty() || name.contains(['/', '\\', '?', '#']) || name.starts_with('.') {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("unsafe file name {name:?}")));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("unsafe file name {name:?}"),
+            ));
         }
         let mut u = self.base.clone();
         u.set_path(&format!("{}{name}", self.base.path()));
@@ -49,10 +56,18 @@ impl HttpSource {
 impl Source for HttpSource {
     fn open(&self, name: &str) -> io::Result<Box<dyn Read + '_>> {
         let url = self.url(name)?;
-        let resp = self.client.get(url.clone()).send().map_err(|e| io::Error::other(format!("GET {}: {}", shown(&url), describe(&e))))?;
+        let resp = self
+            .client
+            .get(url.clone())
+            .send()
+            .map_err(|e| io::Error::other(format!("GET {}: {}", shown(&url), describe(&e))))?;
         let status = resp.status();
         if !status.is_success() {
-            let kind = if status == reqwest::StatusCode::NOT_FOUND { io::ErrorKind::NotFound } else { io::ErrorKind::Other };
+            let kind = if status == reqwest::StatusCode::NOT_FOUND {
+                io::ErrorKind::NotFound
+            } else {
+                io::ErrorKind::Other
+            };
             return Err(io::Error::new(kind, format!("GET {}: HTTP {status}", shown(&url))));
         }
         Ok(Box::new(resp))

@@ -56,13 +56,21 @@ pub fn run(g: &Global, a: Args) -> Result<(), Fail> {
     for i in rt.image().load_order() {
         let e = &entries[i];
         let p = dir.join(&e.path);
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&p).map_err(|e| io(&p, e))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&p)
+            .map_err(|e| io(&p, e))?;
         let mut off = 0;
         while off < e.size {
-            let data =
-                rt.read(i, off, (e.size - off).min(MAX_READ.min(4 << 20))).map_err(|e| Fail::new(format!("{}: {e}", p.display())))?;
+            let data = rt
+                .read(i, off, (e.size - off).min(MAX_READ.min(4 << 20)))
+                .map_err(|e| Fail::new(format!("{}: {e}", p.display())))?;
             if data.is_empty() {
-                return Err(Fail::new(format!("{}: the image ended at byte {off} of {}", e.path, e.size)));
+                return Err(Fail::new(format!(
+                    "{}: the image ended at byte {off} of {}",
+                    e.path, e.size
+                )));
             }
             f.write_all(&data).map_err(|e| io(&p, e))?;
             off += data.len() as u64;
@@ -76,9 +84,14 @@ pub fn run(g: &Global, a: Args) -> Result<(), Fail> {
         let p = dir.join(&e.path);
         std::os::unix::fs::symlink(e.target.as_deref().unwrap_or(""), &p).map_err(|e| io(&p, e))?;
     }
-    for e in entries.iter().filter(|e| e.kind == Kind::File).chain(entries.iter().filter(|e| e.kind == Kind::Dir).rev()) {
+    for e in entries
+        .iter()
+        .filter(|e| e.kind == Kind::File)
+        .chain(entries.iter().filter(|e| e.kind == Kind::Dir).rev())
+    {
         let p = dir.join(&e.path);
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(e.mode & 0o7777)).map_err(|e| io(&p, e))?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(e.mode & 0o7777))
+            .map_err(|e| io(&p, e))?;
     }
     status.clear();
     let m = rt.image().manifest().clone();
@@ -91,7 +104,8 @@ pub fn run(g: &Global, a: Args) -> Result<(), Fail> {
     let update = rt.update().cloned();
     let s = rt.finish();
     if let Some(sess) = &s.session {
-        sess.close(SessionEnd::default()).map_err(|e| Fail::new(format!("closing the session: {e}")))?;
+        sess.close(SessionEnd::default())
+            .map_err(|e| Fail::new(format!("closing the session: {e}")))?;
     }
     out.keep();
     let took = t0.elapsed();
@@ -102,7 +116,14 @@ pub fn run(g: &Global, a: Args) -> Result<(), Fail> {
                        "update": update.as_ref().map(|u| u.to_json())});
         println!("{v}");
     } else {
-        println!("installed {} build {} \"{}\" ({}) into {}", m.app_name, m.build_id, m.build_name, m.dxf_name, dir.display());
+        println!(
+            "installed {} build {} \"{}\" ({}) into {}",
+            m.app_name,
+            m.build_id,
+            m.build_name,
+            m.dxf_name,
+            dir.display()
+        );
         println!(
             "  {files} files, {}; downloaded {} in {:.2} s ({}); every chunk verified",
             report::bytes(bytes),

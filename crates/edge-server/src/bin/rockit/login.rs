@@ -86,7 +86,12 @@ fn ask_secret(prompt: &str) -> Result<String, Fail> {
 pub fn login(g: &Global, a: LoginArgs) -> Result<(), Fail> {
     let api = Api::open(g)?;
     if let Some(key) = a.api_key.clone().or_else(|| env("ROCKIT_API_KEY")) {
-        return login_key(api, &key, a.org.or_else(|| env("ROCKIT_ORG")), a.username.or_else(|| env("ROCKIT_USER")));
+        return login_key(
+            api,
+            &key,
+            a.org.or_else(|| env("ROCKIT_ORG")),
+            a.username.or_else(|| env("ROCKIT_USER")),
+        );
     }
     let username = match a.username.or_else(|| env("ROCKIT_USER")) {
         Some(u) => u,
@@ -126,18 +131,33 @@ pub fn login(g: &Global, a: LoginArgs) -> Result<(), Fail> {
             Some(&with_ttls(json!({"username": username, "password": password, "orgName": org}))),
         )?,
         None => {
-            let sel = api.public(Method::POST, "/be/v1/login", None, Some(&json!({"username": username, "password": password})))?;
+            let sel = api.public(
+                Method::POST,
+                "/be/v1/login",
+                None,
+                Some(&json!({"username": username, "password": password})),
+            )?;
             let orgs: Vec<(String, String)> = sel["orgs"]
                 .as_array()
                 .map(|a| {
                     a.iter()
-                        .filter_map(|o| Some((o["name"].as_str()?.to_string(), o["label"].as_str().unwrap_or("").to_string())))
+                        .filter_map(|o| {
+                            Some((
+                                o["name"].as_str()?.to_string(),
+                                o["label"].as_str().unwrap_or("").to_string(),
+                            ))
+                        })
                         .collect()
                 })
                 .unwrap_or_default();
             let org = choose_org(&username, &orgs, !a.password_stdin && interactive())?;
             let tok = sel["orgSelectionToken"].as_str().unwrap_or_default();
-            api.public(Method::POST, "/be/v1/login", None, Some(&with_ttls(json!({"orgSelectionToken": tok, "orgName": org}))))?
+            api.public(
+                Method::POST,
+                "/be/v1/login",
+                None,
+                Some(&with_ttls(json!({"orgSelectionToken": tok, "orgName": org}))),
+            )?
         }
     };
     let mut p = api.profile.clone();
@@ -163,7 +183,11 @@ fn choose_org(user: &str, orgs: &[(String, String)], can_ask: bool) -> Result<St
         _ if can_ask => {
             eprintln!("{user} belongs to several organizations:");
             for (i, (n, l)) in orgs.iter().enumerate() {
-                eprintln!("  {}) {n}{}", i + 1, if l.is_empty() { String::new() } else { format!(" ({l})") });
+                eprintln!(
+                    "  {}) {n}{}",
+                    i + 1,
+                    if l.is_empty() { String::new() } else { format!(" ({l})") }
+                );
             }
             let pick = ask("Organization (number or name): ")?;
             if let Some((n, _)) = orgs.iter().find(|(n, _)| *n == pick) {
@@ -176,25 +200,39 @@ fn choose_org(user: &str, orgs: &[(String, String)], can_ask: bool) -> Result<St
         }
         _ => {
             let names: Vec<&str> = orgs.iter().map(|(n, _)| n.as_str()).collect();
-            Err(Fail::new(format!("{user} belongs to several organizations ({}): choose one with --org", names.join(", "))))
+            Err(Fail::new(format!(
+                "{user} belongs to several organizations ({}): choose one with --org",
+                names.join(", ")
+            )))
         }
     }
 }
 
 /// Checks an API key (it must list itself) and saves it.
-fn login_key(mut api: Api, key: &str, org: Option<String>, user: Option<String>) -> Result<(), Fail> {
-    let Some(key_id) = key.strip_prefix("rk_").and_then(|r| r.split_once('_')).map(|(id, _)| id.to_string()) else {
+fn login_key(
+    mut api: Api,
+    key: &str,
+    org: Option<String>,
+    user: Option<String>,
+) -> Result<(), Fail> {
+    let Some(key_id) =
+        key.strip_prefix("rk_").and_then(|r| r.split_once('_')).map(|(id, _)| id.to_string())
+    else {
         return Err(Fail::new("not an API key: expected rk_<key id>_<secret>"));
     };
     api.use_key(key, org.clone(), user.clone());
     let v = api.get("/be/v1/apikeys", &[("limit", "1000".to_string())])?;
-    let mine = v["keys"].as_array().and_then(|ks| ks.iter().find(|k| k["keyId"] == key_id.as_str())).cloned();
+    let mine = v["keys"]
+        .as_array()
+        .and_then(|ks| ks.iter().find(|k| k["keyId"] == key_id.as_str()))
+        .cloned();
     let mut p = api.profile.clone();
     p.server = Some(api.server.clone());
     p.clear_credentials();
     p.api_key = Some(key.to_string());
     p.org = org.or_else(|| mine.as_ref().and_then(|k| k["orgName"].as_str().map(str::to_string)));
-    p.username = user.or_else(|| mine.as_ref().and_then(|k| k["username"].as_str().map(str::to_string)));
+    p.username =
+        user.or_else(|| mine.as_ref().and_then(|k| k["username"].as_str().map(str::to_string)));
     api.cfg.save(&p)?;
     println!(
         "API key {key_id} saved for {} as {} in {} (profile {})",
@@ -209,16 +247,22 @@ fn login_key(mut api: Api, key: &str, org: Option<String>, user: Option<String>)
 pub fn logout(g: &Global, a: LogoutArgs) -> Result<(), Fail> {
     let api = Api::open(g)?;
     let mut p = api.profile.clone();
-    let same_server = p.server.as_deref().map(|s| s.trim_end_matches('/')) == Some(api.server.as_str());
+    let same_server =
+        p.server.as_deref().map(|s| s.trim_end_matches('/')) == Some(api.server.as_str());
     if !same_server || !p.has_credentials() {
-        return Err(Fail::new(format!("not logged in to {} (profile {})", api.server, api.cfg.name)));
+        return Err(Fail::new(format!(
+            "not logged in to {} (profile {})",
+            api.server, api.cfg.name
+        )));
     }
     let mut note = "";
     if let Some(tok) = p.refresh_token.clone().or_else(|| p.access_token.clone()) {
         let body = a.all.then(|| json!({"all": true}));
         match api.public(Method::POST, "/be/v1/logout", Some(&tok), body.as_ref()) {
             Ok(_) => {}
-            Err(e) if e.to_string().starts_with("unauthorized:") => note = " (the session had already ended)",
+            Err(e) if e.to_string().starts_with("unauthorized:") => {
+                note = " (the session had already ended)"
+            }
             Err(e) => return Err(e),
         }
     } else if a.all {
@@ -228,7 +272,10 @@ pub fn logout(g: &Global, a: LogoutArgs) -> Result<(), Fail> {
     p.clear_credentials();
     api.cfg.save(&p)?;
     if key {
-        println!("API key removed from profile {} (the key itself stays valid until revoked)", api.cfg.name);
+        println!(
+            "API key removed from profile {} (the key itself stays valid until revoked)",
+            api.cfg.name
+        );
     } else {
         println!("logged out of {} (profile {}){note}", api.server, api.cfg.name);
     }

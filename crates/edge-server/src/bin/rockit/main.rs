@@ -137,7 +137,9 @@ fn completions(shell: &str) -> Result<(), Fail> {
     clap_complete::generate(sh, &mut Cli::command(), "rockit", &mut script);
     let mut out = std::io::stdout().lock();
     match out.write_all(&script).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Fail::new(format!("writing the script: {e}"))),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Fail::new(format!("writing the script: {e}")))
+        }
         _ => Ok(()),
     }
 }

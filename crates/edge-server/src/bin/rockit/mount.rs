@@ -9,8 +9,9 @@ use crate::fail::Fail;
 use crate::report;
 use edge_client::{ImageSource, Kind, Options, Runtime, Session, SessionRequest, Summary};
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner, MountOption,
-    OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry, ReplyOpen, ReplyStatfs, Request,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, MountOption, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory,
+    ReplyEntry, ReplyOpen, ReplyStatfs, Request,
 };
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -92,21 +93,29 @@ fn cache_root() -> Result<PathBuf, Fail> {
     if let Some(x) = env("XDG_CACHE_HOME").map(PathBuf::from).filter(|p| p.is_absolute()) {
         return Ok(x.join("rockit"));
     }
-    let home = env("HOME").ok_or_else(|| Fail::new("no cache directory: give --cache DIR (HOME is not set)"))?;
+    let home = env("HOME")
+        .ok_or_else(|| Fail::new("no cache directory: give --cache DIR (HOME is not set)"))?;
     Ok(PathBuf::from(home).join(".cache").join("rockit"))
 }
 
 /// A name fit for a directory: other characters become `_`.
 fn dir_name(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect()
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' })
+        .collect()
 }
 
 /// Opens the runtime the flags describe: a session for `--app`, else the image at `url`.
-pub fn open_runtime(g: &Global, a: &LaunchArgs, url: Option<&str>, record: bool) -> Result<Runtime, Fail> {
+pub fn open_runtime(
+    g: &Global,
+    a: &LaunchArgs,
+    url: Option<&str>,
+    record: bool,
+) -> Result<Runtime, Fail> {
     let bandwidth = match &a.bandwidth {
-        Some(b) => Some(
-            edge_client::parse_bandwidth(b).ok_or_else(|| Fail::new(format!("--bandwidth {b:?}: give a rate such as 100Mbit or 2MB")))?,
-        ),
+        Some(b) => Some(edge_client::parse_bandwidth(b).ok_or_else(|| {
+            Fail::new(format!("--bandwidth {b:?}: give a rate such as 100Mbit or 2MB"))
+        })?),
         None => None,
     };
     if a.timeout == 0 {
@@ -187,7 +196,13 @@ fn open_session(g: &Global, a: &LaunchArgs, app: &str) -> Result<Session, Fail> 
                 .ok_or_else(|| Fail::new("the app's client key is not shown to you (keys Read needed): give --client-key"))?
         }
     };
-    let req = SessionRequest { server: api.server.clone(), org, app: app.to_string(), client_key: key, build_id: a.build_id };
+    let req = SessionRequest {
+        server: api.server.clone(),
+        org,
+        app: app.to_string(),
+        client_key: key,
+        build_id: a.build_id,
+    };
     Session::open(&req, Duration::from_secs(30)).map_err(Fail::new)
 }
 
@@ -223,8 +238,15 @@ impl ImageFs {
     /// The tree of the runtime's image.
     pub fn new(rt: Arc<Runtime>) -> ImageFs {
         use std::os::unix::fs::MetadataExt;
-        let dir =
-            |parent| Node { parent, kind: FileType::Directory, perm: 0o755, size: 0, entry: None, target: None, children: BTreeMap::new() };
+        let dir = |parent| Node {
+            parent,
+            kind: FileType::Directory,
+            perm: 0o755,
+            size: 0,
+            entry: None,
+            target: None,
+            children: BTreeMap::new(),
+        };
         let mut nodes = vec![dir(1)];
         let mut by_path: BTreeMap<String, u64> = BTreeMap::new();
         for (i, e) in rt.image().entries().iter().enumerate() {
@@ -264,7 +286,15 @@ impl ImageFs {
                     n.entry = Some(i);
                 }
                 _ => {
-                    nodes.push(Node { parent, kind, perm, size, entry: Some(i), target, children: BTreeMap::new() });
+                    nodes.push(Node {
+                        parent,
+                        kind,
+                        perm,
+                        size,
+                        entry: Some(i),
+                        target,
+                        children: BTreeMap::new(),
+                    });
                     let ino = nodes.len() as u64;
                     let name = parts[parts.len() - 1];
                     nodes[parent as usize - 1].children.insert(OsString::from(name), ino);
@@ -272,11 +302,14 @@ impl ImageFs {
                 }
             }
         }
-        let mtime = time::OffsetDateTime::parse(&rt.image().manifest().created, &time::format_description::well_known::Rfc3339)
-            .ok()
-            .and_then(|t| u64::try_from(t.unix_timestamp()).ok())
-            .map(|s| UNIX_EPOCH + Duration::from_secs(s))
-            .unwrap_or(UNIX_EPOCH);
+        let mtime = time::OffsetDateTime::parse(
+            &rt.image().manifest().created,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .ok()
+        .and_then(|t| u64::try_from(t.unix_timestamp()).ok())
+        .map(|s| UNIX_EPOCH + Duration::from_secs(s))
+        .unwrap_or(UNIX_EPOCH);
         let me = std::fs::metadata("/proc/self").ok();
         let (uid, gid) = me.map(|m| (m.uid(), m.gid())).unwrap_or((0, 0));
         ImageFs { rt, nodes, mtime, uid, gid }
@@ -289,7 +322,11 @@ impl ImageFs {
 
     fn attr(&self, ino: u64) -> FileAttr {
         let n = &self.nodes[ino as usize - 1];
-        let subdirs = n.children.values().filter(|&&c| self.nodes[c as usize - 1].kind == FileType::Directory).count() as u32;
+        let subdirs = n
+            .children
+            .values()
+            .filter(|&&c| self.nodes[c as usize - 1].kind == FileType::Directory)
+            .count() as u32;
         FileAttr {
             ino: INodeNo(ino),
             size: n.size,
@@ -365,21 +402,25 @@ impl Filesystem for ImageFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        let Some(entry) = self.node(ino).and_then(|n| n.entry) else { return reply.error(Errno::ENOENT) };
-        let serve = move |rt: &Runtime, reply: ReplyData| match rt.read(entry, offset, u64::from(size)) {
-            Ok(data) => reply.data(&data),
-            Err(e) => {
-                eprintln!("rockit: read {} at {offset}: {e}", rt.image().entries()[entry].path);
-                reply.error(errno(&e))
-            }
+        let Some(entry) = self.node(ino).and_then(|n| n.entry) else {
+            return reply.error(Errno::ENOENT);
         };
+        let serve =
+            move |rt: &Runtime, reply: ReplyData| match rt.read(entry, offset, u64::from(size)) {
+                Ok(data) => reply.data(&data),
+                Err(e) => {
+                    eprintln!("rockit: read {} at {offset}: {e}", rt.image().entries()[entry].path);
+                    reply.error(errno(&e))
+                }
+            };
         if self.rt.ready(entry, offset, u64::from(size)) {
             return serve(&self.rt, reply);
         }
         // A read that waits for the network gets a thread of its own: the file system's
         // threads stay free for lookups and for reads the cache can serve.
         let rt = self.rt.clone();
-        let _ = std::thread::Builder::new().name("rockit-read".into()).spawn(move || serve(&rt, reply));
+        let _ =
+            std::thread::Builder::new().name("rockit-read".into()).spawn(move || serve(&rt, reply));
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -390,12 +431,27 @@ impl Filesystem for ImageFs {
         }
     }
 
-    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
         let Some(n) = self.node(ino) else { return reply.error(Errno::ENOENT) };
         let me = u64::from(ino);
-        let fixed = [(me, FileType::Directory, OsStr::new(".")), (n.parent, FileType::Directory, OsStr::new(".."))];
-        let rest = n.children.iter().map(|(name, &c)| (c, self.nodes[c as usize - 1].kind, name.as_os_str()));
-        for (i, (ino, kind, name)) in fixed.into_iter().chain(rest).enumerate().skip(offset as usize) {
+        let fixed = [
+            (me, FileType::Directory, OsStr::new(".")),
+            (n.parent, FileType::Directory, OsStr::new("..")),
+        ];
+        let rest = n
+            .children
+            .iter()
+            .map(|(name, &c)| (c, self.nodes[c as usize - 1].kind, name.as_os_str()));
+        for (i, (ino, kind, name)) in
+            fixed.into_iter().chain(rest).enumerate().skip(offset as usize)
+        {
             if reply.add(INodeNo(ino), (i + 1) as u64, kind, name) {
                 break;
             }
@@ -405,7 +461,16 @@ impl Filesystem for ImageFs {
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         let m = self.rt.image().manifest();
-        reply.statfs(m.size_bytes.div_ceil(4096), 0, 0, self.nodes.len() as u64, 0, 4096, 255, 4096);
+        reply.statfs(
+            m.size_bytes.div_ceil(4096),
+            0,
+            0,
+            self.nodes.len() as u64,
+            0,
+            4096,
+            255,
+            4096,
+        );
     }
 }
 
@@ -446,7 +511,10 @@ pub fn mount(rt: Arc<Runtime>, dir: &Path, allow_other: bool) -> Result<Mounted,
 /// Runs `fusermount3 -u [-z] DIR`, else `umount [-l] DIR`; true when one succeeded.
 pub fn unmount_dir(dir: &Path, lazy: bool) -> bool {
     let quiet = |mut c: std::process::Command| {
-        c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status().is_ok_and(|s| s.success())
+        c.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
     };
     let mut f = std::process::Command::new("fusermount3");
     f.arg("-u");
@@ -491,12 +559,18 @@ impl Mounted {
 /// Blocks until Ctrl-C, SIGTERM or SIGHUP, or until `done()` says to stop; calls `tick`
 /// every 200 ms meanwhile. True when a signal ended the wait.
 pub fn wait(mut done: impl FnMut() -> bool, mut tick: impl FnMut()) -> Result<bool, Fail> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| Fail::new(format!("signals: {e}")))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Fail::new(format!("signals: {e}")))?;
     rt.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).map_err(|e| Fail::new(format!("signals: {e}")))?;
-        let mut int = signal(SignalKind::interrupt()).map_err(|e| Fail::new(format!("signals: {e}")))?;
-        let mut hup = signal(SignalKind::hangup()).map_err(|e| Fail::new(format!("signals: {e}")))?;
+        let mut term =
+            signal(SignalKind::terminate()).map_err(|e| Fail::new(format!("signals: {e}")))?;
+        let mut int =
+            signal(SignalKind::interrupt()).map_err(|e| Fail::new(format!("signals: {e}")))?;
+        let mut hup =
+            signal(SignalKind::hangup()).map_err(|e| Fail::new(format!("signals: {e}")))?;
         if done() {
             return Ok(false);
         }
@@ -519,8 +593,16 @@ pub fn wait(mut done: impl FnMut() -> bool, mut tick: impl FnMut()) -> Result<bo
 /// A one-line status for stderr.
 pub fn status_line(rt: &Runtime) -> String {
     let p = rt.progress();
-    let pct = if p.total_bytes > 0 { p.verified_bytes as f64 * 100.0 / p.total_bytes as f64 } else { 100.0 };
-    let mut s = format!("verified {} of {} ({pct:.0} %)", report::bytes(p.verified_bytes), report::bytes(p.total_bytes));
+    let pct = if p.total_bytes > 0 {
+        p.verified_bytes as f64 * 100.0 / p.total_bytes as f64
+    } else {
+        100.0
+    };
+    let mut s = format!(
+        "verified {} of {} ({pct:.0} %)",
+        report::bytes(p.verified_bytes),
+        report::bytes(p.total_bytes)
+    );
     s.push_str(if p.preload_reached { ", preload ready" } else { ", preloading" });
     if let Some(st) = &p.stall {
         s.push_str(&format!(", waiting for {} ({:.1} s)", st.path, st.waited.as_secs_f64()));
@@ -591,11 +673,16 @@ pub fn summary_json(s: &Summary, trace_id: &Option<String>) -> serde_json::Value
 }
 
 /// `MANIFEST_URL DIR`, or `DIR` with `--app`: (the URL, the directory).
-pub fn split_pos<'a>(pos: &'a [String], a: &LaunchArgs) -> Result<(Option<&'a str>, PathBuf), Fail> {
+pub fn split_pos<'a>(
+    pos: &'a [String],
+    a: &LaunchArgs,
+) -> Result<(Option<&'a str>, PathBuf), Fail> {
     match (pos, &a.app) {
         ([d], Some(_)) => Ok((None, PathBuf::from(d))),
         ([u, d], None) => Ok((Some(u.as_str()), PathBuf::from(d))),
-        ([_], None) => Err(Fail::new("give the image's manifest URL and the directory, or --app and the directory")),
+        ([_], None) => Err(Fail::new(
+            "give the image's manifest URL and the directory, or --app and the directory",
+        )),
         _ => Err(Fail::new("with --app give only the directory")),
     }
 }
@@ -615,7 +702,14 @@ pub fn run(g: &Global, a: Args) -> Result<(), Fail> {
                        "dxfName": m.dxf_name, "sessionId": session_id, "cache": rt.cache_dir().display().to_string()});
         println!("{v}");
     } else {
-        println!("mounted {} build {} \"{}\" ({}) on {}", m.app_name, m.build_id, m.build_name, m.dxf_name, dir.display());
+        println!(
+            "mounted {} build {} \"{}\" ({}) on {}",
+            m.app_name,
+            m.build_id,
+            m.build_name,
+            m.dxf_name,
+            dir.display()
+        );
     }
     let _ = std::io::stdout().flush();
     let mut status = StatusLine::new(a.progress);
@@ -624,7 +718,8 @@ pub fn run(g: &Global, a: Args) -> Result<(), Fail> {
     mounted.unmount();
     waited?;
     if let Some(p) = &a.trace_out {
-        std::fs::write(p, rt.trace().to_json()).map_err(|e| Fail::new(format!("{}: {e}", p.display())))?;
+        std::fs::write(p, rt.trace().to_json())
+            .map_err(|e| Fail::new(format!("{}: {e}", p.display())))?;
     }
     let (s, id) = finish(&rt)?;
     if g.json {

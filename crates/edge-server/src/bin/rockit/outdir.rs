@@ -19,11 +19,20 @@ impl OutDir {
         let existed = match fs::symlink_metadata(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
             Err(e) => return Err(Fail::new(format!("output directory {}: {e}", path.display()))),
-            Ok(m) if !m.is_dir() => return Err(Fail::new(format!("output {} exists and is not a directory", path.display()))),
+            Ok(m) if !m.is_dir() => {
+                return Err(Fail::new(format!(
+                    "output {} exists and is not a directory",
+                    path.display()
+                )))
+            }
             Ok(_) => {
-                let mut rd = fs::read_dir(path).map_err(|e| Fail::new(format!("output directory {}: {e}", path.display())))?;
+                let mut rd = fs::read_dir(path)
+                    .map_err(|e| Fail::new(format!("output directory {}: {e}", path.display())))?;
                 if rd.next().is_some() {
-                    return Err(Fail::new(format!("output directory {} exists and is not empty", path.display())));
+                    return Err(Fail::new(format!(
+                        "output directory {} exists and is not empty",
+                        path.display()
+                    )));
                 }
                 true
             }
@@ -65,7 +74,8 @@ fn writable(dir: &Path) {
         if !m.is_dir() {
             return;
         }
-        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(m.permissions().mode() | 0o700));
+        let _ =
+            fs::set_permissions(dir, fs::Permissions::from_mode(m.permissions().mode() | 0o700));
         for e in fs::read_dir(dir).into_iter().flatten().flatten() {
             writable(&e.path());
         }

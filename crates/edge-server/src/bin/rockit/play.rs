@@ -44,11 +44,17 @@ pub fn run(a: Args) -> Result<(), Fail> {
     if !(a.mbit.is_finite() && a.mbit > 0.0) {
         return Err(Fail::new("--mbit must be a positive number"));
     }
-    let bytes = std::fs::read(&a.trace).map_err(|e| Fail::new(format!("{}: {e}", a.trace.display())))?;
-    let trace =
-        edge_engine::seq::parse_trace(&bytes).map_err(|e| Fail::new(format!("{}: not a valid rockit-trace: {e}", a.trace.display())))?;
+    let bytes =
+        std::fs::read(&a.trace).map_err(|e| Fail::new(format!("{}: {e}", a.trace.display())))?;
+    let trace = edge_engine::seq::parse_trace(&bytes)
+        .map_err(|e| Fail::new(format!("{}: not a valid rockit-trace: {e}", a.trace.display())))?;
     let src = source::open(&a.image, What::Image)?;
-    let o = PlayOptions { bytes_per_s: a.mbit * 1e6 / 8.0, start_after: a.start_after, stream: a.stream, realtime: a.realtime };
+    let o = PlayOptions {
+        bytes_per_s: a.mbit * 1e6 / 8.0,
+        start_after: a.start_after,
+        stream: a.stream,
+        realtime: a.realtime,
+    };
     let r = play(&src, &trace, &o).map_err(|e| src.explain(e))?;
     report::clear_progress();
     if a.json {
@@ -62,9 +68,16 @@ pub fn run(a: Args) -> Result<(), Fail> {
         return Ok(());
     }
     println!("time to play   {:.2} s at {} Mbit/s", r.time_to_play_s, a.mbit);
-    let share =
-        if r.total_bytes > 0 { format!(" ({:.1} %)", r.preload_bytes as f64 * 100.0 / r.total_bytes as f64) } else { String::new() };
-    println!("preload        {} of {}{share}", report::bytes(r.preload_bytes), report::bytes(r.total_bytes));
+    let share = if r.total_bytes > 0 {
+        format!(" ({:.1} %)", r.preload_bytes as f64 * 100.0 / r.total_bytes as f64)
+    } else {
+        String::new()
+    };
+    println!(
+        "preload        {} of {}{share}",
+        report::bytes(r.preload_bytes),
+        report::bytes(r.total_bytes)
+    );
     println!("full download  {:.2} s", r.full_download_s);
     match r.acceleration {
         Some(x) => println!("acceleration   {x:.1}x"),
@@ -75,7 +88,11 @@ pub fn run(a: Args) -> Result<(), Fail> {
     }
     println!("trace events   {} ({} touch the image)", r.events, r.events_mapped);
     if a.stream {
-        println!("verified       {} of packs in {:.2} s", report::bytes(r.verified_bytes), r.stream_seconds);
+        println!(
+            "verified       {} of packs in {:.2} s",
+            report::bytes(r.verified_bytes),
+            r.stream_seconds
+        );
     }
     Ok(())
 }

@@ -64,13 +64,15 @@ impl Packing {
 
     /// The decompressed bytes of `path`; `read` counts the compressed bytes read.
     fn open(self, path: &Path, read: Arc<AtomicU64>) -> Result<Box<dyn Read + Send>, Fail> {
-        let f = std::fs::File::open(path).map_err(|e| Fail::new(format!("{}: {e}", path.display())))?;
+        let f =
+            std::fs::File::open(path).map_err(|e| Fail::new(format!("{}: {e}", path.display())))?;
         let f = std::io::BufReader::with_capacity(1 << 16, Counted { inner: f, read });
         Ok(match self {
             Packing::Gzip => Box::new(flate2::read::MultiGzDecoder::new(f)),
-            Packing::Zstd => {
-                Box::new(zstd::stream::read::Decoder::with_buffer(f).map_err(|e| Fail::new(format!("{}: {e}", path.display())))?)
-            }
+            Packing::Zstd => Box::new(
+                zstd::stream::read::Decoder::with_buffer(f)
+                    .map_err(|e| Fail::new(format!("{}: {e}", path.display())))?,
+            ),
         })
     }
 }
@@ -101,15 +103,20 @@ enum Source {
 
 impl Source {
     fn open(path: &Path) -> Result<Source, Fail> {
-        let md = std::fs::metadata(path).map_err(|e| Fail::new(format!("{}: {e}", path.display())))?;
+        let md =
+            std::fs::metadata(path).map_err(|e| Fail::new(format!("{}: {e}", path.display())))?;
         if md.is_dir() {
             let tree = tarstream::walk(path)?;
             if tree.files == 0 && tree.len <= 1024 {
-                return Err(Fail::new(format!("{}: empty directory, nothing to push", path.display())));
+                return Err(Fail::new(format!(
+                    "{}: empty directory, nothing to push",
+                    path.display()
+                )));
             }
             return Ok(Source::Tree(Arc::new(tree)));
         }
-        let mut f = std::fs::File::open(path).map_err(|e| Fail::new(format!("{}: {e}", path.display())))?;
+        let mut f =
+            std::fs::File::open(path).map_err(|e| Fail::new(format!("{}: {e}", path.display())))?;
         let mut head = Vec::with_capacity(512);
         (&mut f).take(512).read_to_end(&mut head)?;
         let packing = match edge_engine::ingest::detect(&head) {
@@ -143,8 +150,14 @@ impl Source {
     fn reader(&self, local: LocalError) -> Result<Box<dyn Read + Send>, Fail> {
         Ok(match self {
             Source::Tree(t) => Box::new(TarStream::new(t.clone(), local)),
-            Source::Tar(p, _) => Box::new(std::fs::File::open(p).map_err(|e| Fail::new(format!("{}: {e}", p.display())))?),
-            Source::Packed(p, k, _) => Box::new(Local { inner: k.open(p, Arc::default())?, what: p.display().to_string(), local }),
+            Source::Tar(p, _) => Box::new(
+                std::fs::File::open(p).map_err(|e| Fail::new(format!("{}: {e}", p.display())))?,
+            ),
+            Source::Packed(p, k, _) => Box::new(Local {
+                inner: k.open(p, Arc::default())?,
+                what: p.display().to_string(),
+                local,
+            }),
         })
     }
 }
@@ -154,14 +167,18 @@ impl Source {
 /// data fails here rather than halfway through the upload.
 fn tar_length(path: &Path, packing: Packing) -> Result<u64, Fail> {
     let what = path.display();
-    let damaged = |e: std::io::Error| Fail::new(format!("{what}: damaged {} data ({e})", packing.name()));
+    let damaged =
+        |e: std::io::Error| Fail::new(format!("{what}: damaged {} data ({e})", packing.name()));
     let read = Arc::new(AtomicU64::new(0));
     let mut r = packing.open(path, read.clone())?;
     let mut head = Vec::with_capacity(512);
     (&mut r).take(512).read_to_end(&mut head).map_err(damaged)?;
     let inner = edge_engine::ingest::detect(&head);
     if inner != "tar" {
-        return Err(Fail::new(format!("{what}: {} data that is not a tar ({inner}); give a .tar.gz or .tar.zst", packing.name())));
+        return Err(Fail::new(format!(
+            "{what}: {} data that is not a tar ({inner}); give a .tar.gz or .tar.zst",
+            packing.name()
+        )));
     }
     // A progress line on a terminal: the compressed bytes read of the file's size.
     let progress = report::Progress::new();
@@ -195,7 +212,8 @@ impl Read for Local {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         self.inner.read(buf).inspect_err(|e| {
             if e.kind() != std::io::ErrorKind::Interrupted {
-                *self.local.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{}: {e}", self.what));
+                *self.local.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(format!("{}: {e}", self.what));
             }
         })
     }
@@ -209,7 +227,10 @@ const IN_FLIGHT: usize = 4;
 
 /// Reads `r` into chunks of [`CHUNK`] bytes on a thread of its own and hands them to the
 /// returned channel, driving the progress bar; a read error ends the stream with it.
-fn chunks(mut r: Box<dyn Read + Send>, mut bar: Bar) -> tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>> {
+fn chunks(
+    mut r: Box<dyn Read + Send>,
+    mut bar: Bar,
+) -> tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>> {
     let (tx, rx) = tokio::sync::mpsc::channel(IN_FLIGHT);
     std::thread::spawn(move || {
         let mut done = 0u64;
@@ -250,7 +271,10 @@ pub fn run(g: &Global, a: Args) -> Result<(), Fail> {
         body["buildName"] = json!(n);
     }
     let imp = api.post("/be/v1/builds", &body)?;
-    let url = imp["uploadUrl"].as_str().ok_or_else(|| Fail::new("the server gave no uploadUrl"))?.to_string();
+    let url = imp["uploadUrl"]
+        .as_str()
+        .ok_or_else(|| Fail::new("the server gave no uploadUrl"))?
+        .to_string();
     let group = imp["taskGroup"].as_str().unwrap_or_default().to_string();
     let task = imp["taskName"].as_str().unwrap_or_default().to_string();
     let expires = imp["uploadExpires"].as_str().and_then(parse_rfc3339).unwrap_or(i64::MAX);
@@ -265,7 +289,8 @@ pub fn run(g: &Global, a: Args) -> Result<(), Fail> {
             report::rate(sent, took)
         );
     }
-    let mut out = json!({"appName": a.app, "taskName": task, "taskGroup": group, "sizeBytes": sent});
+    let mut out =
+        json!({"appName": a.app, "taskName": task, "taskGroup": group, "sizeBytes": sent});
     if a.no_wait {
         if g.json {
             println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
@@ -293,7 +318,9 @@ pub fn summary(app: &str, tasks: &[Value]) -> String {
             d["buildName"].as_str().unwrap_or(""),
             d["result"]["dxfName"].as_str().unwrap_or("?")
         ),
-        _ if identical => format!("{app}: identical to the current build, nothing new was published"),
+        _ if identical => {
+            format!("{app}: identical to the current build, nothing new was published")
+        }
         _ => format!("{app}: pipeline ended"),
     }
 }
@@ -304,7 +331,13 @@ pub fn summary(app: &str, tasks: &[Value]) -> String {
 /// The upload runs on the async client (one current-thread runtime) with the body streamed
 /// from a reading thread in large chunks: the blocking client's body reads of 8 KiB cost
 /// more CPU than the server's whole receive path on a small machine.
-fn upload(api: &Api, src: &Source, url: &str, expires_ms: i64, force_bar: bool) -> Result<u64, Fail> {
+fn upload(
+    api: &Api,
+    src: &Source,
+    url: &str,
+    expires_ms: i64,
+    force_bar: bool,
+) -> Result<u64, Fail> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let client = reqwest::Client::builder()
         .user_agent(concat!("rockit/", env!("CARGO_PKG_VERSION")))
@@ -335,7 +368,9 @@ fn upload(api: &Api, src: &Source, url: &str, expires_ms: i64, force_bar: bool) 
                 match api::envelope_of(status, &v, &api.server) {
                     Ok(v) => return Ok(v["sizeBytes"].as_u64().unwrap_or(len)),
                     // A broken attempt may still hold the URL for a moment.
-                    Err(e) if status == reqwest::StatusCode::CONFLICT && attempt > 1 => e.to_string(),
+                    Err(e) if status == reqwest::StatusCode::CONFLICT && attempt > 1 => {
+                        e.to_string()
+                    }
                     Err(e) => return Err(Fail::new(format!("upload refused: {e}"))),
                 }
             }
@@ -351,7 +386,9 @@ fn upload(api: &Api, src: &Source, url: &str, expires_ms: i64, force_bar: bool) 
             }
         };
         if attempt >= ATTEMPTS || now_ms() + 1000 >= expires_ms {
-            return Err(Fail::new(format!("upload failed after {attempt} attempt(s): {retry_reason}")));
+            return Err(Fail::new(format!(
+                "upload failed after {attempt} attempt(s): {retry_reason}"
+            )));
         }
         eprintln!("rockit: upload interrupted ({retry_reason}); sending it again from the start");
         std::thread::sleep(Duration::from_secs(u64::from(attempt)));

@@ -49,7 +49,11 @@ pub struct Progress {
 impl Progress {
     /// Enabled when stderr is a terminal.
     pub fn new() -> Progress {
-        Progress { enabled: std::io::stderr().is_terminal(), start: Instant::now(), last: Cell::new(None) }
+        Progress {
+            enabled: std::io::stderr().is_terminal(),
+            start: Instant::now(),
+            last: Cell::new(None),
+        }
     }
 
     /// Reports `done` of `total` bytes (total 0: unknown), at most five times a second.
@@ -62,7 +66,11 @@ impl Progress {
             return;
         }
         self.last.set(Some(now));
-        let of = if total > 0 { format!(" of {} ({:.0} %)", bytes(total), done as f64 * 100.0 / total as f64) } else { String::new() };
+        let of = if total > 0 {
+            format!(" of {} ({:.0} %)", bytes(total), done as f64 * 100.0 / total as f64)
+        } else {
+            String::new()
+        };
         let mut e = std::io::stderr();
         let _ = write!(e, "\r\x1b[Kread {}{of}, {}", bytes(done), rate(done, now - self.start));
         let _ = e.flush();
@@ -90,7 +98,12 @@ pub struct Bar {
 
 impl Bar {
     pub fn new(total: u64, force: bool) -> Bar {
-        Bar { enabled: force || std::io::stderr().is_terminal(), total, start: Instant::now(), last: None }
+        Bar {
+            enabled: force || std::io::stderr().is_terminal(),
+            total,
+            start: Instant::now(),
+            last: None,
+        }
     }
 
     pub fn tick(&mut self, done: u64) {
@@ -108,7 +121,11 @@ impl Bar {
         let full = ((pct / 100.0) * width as f64) as usize;
         let bar: String = (0..width).map(|i| if i < full { '#' } else { '-' }).collect();
         let rate = done as f64 / el;
-        let eta = if rate > 0.0 && done < self.total { clock(((self.total - done) as f64 / rate) as u64) } else { "0:00".into() };
+        let eta = if rate > 0.0 && done < self.total {
+            clock(((self.total - done) as f64 / rate) as u64)
+        } else {
+            "0:00".into()
+        };
         let mut e = std::io::stderr();
         let _ = write!(
             e,

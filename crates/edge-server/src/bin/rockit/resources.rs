@@ -90,7 +90,12 @@ pub struct Paging {
 }
 
 /// Lists every item (page by page), filtered by `filters`.
-pub fn fetch_all(api: &mut Api, r: &Res, filters: &[(&str, String)], p: &Paging) -> Result<Vec<Value>, Fail> {
+pub fn fetch_all(
+    api: &mut Api,
+    r: &Res,
+    filters: &[(&str, String)],
+    p: &Paging,
+) -> Result<Vec<Value>, Fail> {
     let want = p.limit.or(r.default_limit).unwrap_or(usize::MAX);
     let mut items: Vec<Value> = Vec::new();
     loop {
@@ -112,7 +117,13 @@ pub fn fetch_all(api: &mut Api, r: &Res, filters: &[(&str, String)], p: &Paging)
     }
 }
 
-pub fn list(api: &mut Api, g: &Global, r: &Res, filters: &[(&str, String)], p: &Paging) -> Result<(), Fail> {
+pub fn list(
+    api: &mut Api,
+    g: &Global,
+    r: &Res,
+    filters: &[(&str, String)],
+    p: &Paging,
+) -> Result<(), Fail> {
     let items = fetch_all(api, r, filters, p)?;
     if g.json {
         return table::print_json(&Value::Array(items));
@@ -181,12 +192,21 @@ pub fn print_secret(what: &str, secret: &Value) {
     }
 }
 
-pub fn delete(api: &mut Api, g: &Global, r: &Res, name: &str, query: &[(&str, String)]) -> Result<(), Fail> {
+pub fn delete(
+    api: &mut Api,
+    g: &Global,
+    r: &Res,
+    name: &str,
+    query: &[(&str, String)],
+) -> Result<(), Fail> {
     let v = api.delete(&item_path(r, name)?, query)?;
     if g.json {
         return table::print_json(&without_status(v));
     }
-    let msg = v["message"].as_str().map(str::to_string).unwrap_or_else(|| format!("{} deleted", r.singular));
+    let msg = v["message"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{} deleted", r.singular));
     match v["taskName"].as_str() {
         Some(t) => println!("{name}: {msg} (purge task {t})"),
         None => println!("{name}: {msg}"),
@@ -262,7 +282,8 @@ pub fn apps(g: &Global, c: AppsCmd) -> Result<(), Fail> {
             create(&mut api, g, &APPS, &body)
         }
         AppsCmd::Delete { name, force } => {
-            let q: Vec<(&str, String)> = if force { vec![("force", "true".into())] } else { vec![] };
+            let q: Vec<(&str, String)> =
+                if force { vec![("force", "true".into())] } else { vec![] };
             delete(&mut api, g, &APPS, &name, &q)
         }
     }
@@ -346,8 +367,13 @@ pub fn deployments(g: &Global, c: DeploymentsCmd) -> Result<(), Fail> {
                 return table::print_json(&v["deployment"]);
             }
             let o = &d["origin"];
-            let at = o["path"].as_str().or(o["bucket"].as_str()).or(o["host"].as_str()).unwrap_or("?");
-            println!("{name}: probe passed ({} {at}, prefix {})", o["type"].as_str().unwrap_or("?"), table::plain(&d["originPrefix"]));
+            let at =
+                o["path"].as_str().or(o["bucket"].as_str()).or(o["host"].as_str()).unwrap_or("?");
+            println!(
+                "{name}: probe passed ({} {at}, prefix {})",
+                o["type"].as_str().unwrap_or("?"),
+                table::plain(&d["originPrefix"])
+            );
             Ok(())
         }
         DeploymentsCmd::Create(d) => {
@@ -357,12 +383,16 @@ pub fn deployments(g: &Global, c: DeploymentsCmd) -> Result<(), Fail> {
                 let secret = d
                     .secret_access_key
                     .or_else(|| std::env::var("ROCKIT_S3_SECRET_ACCESS_KEY").ok())
-                    .ok_or_else(|| Fail::new("s3 needs --secret-access-key or $ROCKIT_S3_SECRET_ACCESS_KEY"))?;
+                    .ok_or_else(|| {
+                        Fail::new("s3 needs --secret-access-key or $ROCKIT_S3_SECRET_ACCESS_KEY")
+                    })?;
                 json!({"type": "s3", "endpoint": d.endpoint, "region": d.region, "bucket": d.bucket,
                        "accessKeyId": d.access_key_id, "secretAccessKey": secret, "pathStyle": d.path_style})
             };
             let mut body = json!({"name": d.name, "origin": origin});
-            for (k, v) in [("originPrefix", d.prefix), ("label", d.label), ("publicUrl", d.public_url)] {
+            for (k, v) in
+                [("originPrefix", d.prefix), ("label", d.label), ("publicUrl", d.public_url)]
+            {
                 if let Some(v) = v {
                     body[k] = json!(v);
                 }
@@ -426,10 +456,11 @@ pub fn tasks(g: &Global, c: TasksCmd) -> Result<(), Fail> {
     let mut api = Api::open(g)?;
     match c {
         TasksCmd::List { app, status, kind, group, paging } => {
-            let f: Vec<(&str, String)> = [("appName", app), ("status", status), ("type", kind), ("taskGroup", group)]
-                .into_iter()
-                .filter_map(|(k, v)| v.map(|v| (k, v)))
-                .collect();
+            let f: Vec<(&str, String)> =
+                [("appName", app), ("status", status), ("type", kind), ("taskGroup", group)]
+                    .into_iter()
+                    .filter_map(|(k, v)| v.map(|v| (k, v)))
+                    .collect();
             if g.json || !paging.order.is_empty() {
                 return list(&mut api, g, &TASKS, &f, &paging);
             }
@@ -514,7 +545,10 @@ fn watch(api: &mut Api, g: &Global, w: WatchArgs) -> Result<(), Fail> {
         ts.reverse(); // oldest first
         for t in &ts {
             let name = t["taskName"].as_str().unwrap_or("?").to_string();
-            let key = (t["status"].as_str().unwrap_or("?").to_string(), t["attempts"].as_i64().unwrap_or(0));
+            let key = (
+                t["status"].as_str().unwrap_or("?").to_string(),
+                t["attempts"].as_i64().unwrap_or(0),
+            );
             if seen.get(&name) == Some(&key) {
                 continue;
             }
@@ -525,7 +559,11 @@ fn watch(api: &mut Api, g: &Global, w: WatchArgs) -> Result<(), Fail> {
                     println!("{}", serde_json::to_string(t).unwrap_or_default());
                 } else {
                     let app = t["appName"].as_str().unwrap_or("-");
-                    println!("{}  {name}  {app:<12} {}", rfc3339(now_ms()), follow::outcome_line(t));
+                    println!(
+                        "{}  {name}  {app:<12} {}",
+                        rfc3339(now_ms()),
+                        follow::outcome_line(t)
+                    );
                 }
             }
             seen.insert(name, key);
@@ -536,7 +574,9 @@ fn watch(api: &mut Api, g: &Global, w: WatchArgs) -> Result<(), Fail> {
         if w.until_idle && !ts.iter().any(active) {
             if !printed && !g.json {
                 match &w.app {
-                    Some(a) => println!("nothing running (no task of apps matching {a:?} is queued or running)"),
+                    Some(a) => println!(
+                        "nothing running (no task of apps matching {a:?} is queued or running)"
+                    ),
                     None => println!("nothing running (no task is queued or running)"),
                 }
             }
@@ -570,7 +610,8 @@ pub fn retry(g: &Global, task: &str, no_wait: bool) -> Result<(), Fail> {
     let before = api.get(&path, &[])?["task"]["attempts"].as_i64().unwrap_or(0);
     api.post("/be/v1/trigger", &json!({"type": "retry", "taskName": task}))?;
     let t = api.get(&path, &[])?["task"].clone();
-    let line = format!("{task}: retrying ({}, attempt {})", t["type"].as_str().unwrap_or("?"), before + 1);
+    let line =
+        format!("{task}: retrying ({}, attempt {})", t["type"].as_str().unwrap_or("?"), before + 1);
     if no_wait {
         if g.json {
             return table::print_json(&t);

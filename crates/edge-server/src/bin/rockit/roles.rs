@@ -19,13 +19,24 @@ pub const ROLES: Res = Res {
     plural: "roles",
     path: "/be/v1/roles",
     key: "name",
-    cols: &[("NAME", "name"), ("LABEL", "label"), ("BUILTIN", "builtin"), ("USERS", "users"), ("PERMISSIONS", "perms:permissions")],
+    cols: &[
+        ("NAME", "name"),
+        ("LABEL", "label"),
+        ("BUILTIN", "builtin"),
+        ("USERS", "users"),
+        ("PERMISSIONS", "perms:permissions"),
+    ],
     default_limit: None,
 };
 
 /// The letters of the permission bits, in bit order.
-const LETTERS: [(char, u64, &str); 5] =
-    [('C', 1, "Create"), ('R', 2, "Read"), ('U', 4, "Update"), ('D', 8, "Delete"), ('X', 16, "eXecute")];
+const LETTERS: [(char, u64, &str); 5] = [
+    ('C', 1, "Create"),
+    ('R', 2, "Read"),
+    ('U', 4, "Update"),
+    ('D', 8, "Delete"),
+    ('X', 16, "eXecute"),
+];
 
 /// `7` → `CRU`.
 pub fn letters(bits: u64) -> String {
@@ -38,9 +49,14 @@ pub fn letters(bits: u64) -> String {
 pub fn parse_perm(s: &str) -> Result<(String, u64), String> {
     let names = || RESOURCES.iter().map(|(_, n, _)| *n).collect::<Vec<_>>().join(", ");
     let Some((res, lets)) = s.split_once('=') else {
-        return Err(format!("expected RESOURCE=LETTERS such as apps=CRU (letters C R U D X; resources: {})", names()));
+        return Err(format!(
+            "expected RESOURCE=LETTERS such as apps=CRU (letters C R U D X; resources: {})",
+            names()
+        ));
     };
-    let Some((_, name, max)) = RESOURCES.iter().find(|(_, n, _)| n.eq_ignore_ascii_case(res.trim())) else {
+    let Some((_, name, max)) =
+        RESOURCES.iter().find(|(_, n, _)| n.eq_ignore_ascii_case(res.trim()))
+    else {
         return Err(format!("unknown resource {:?} (one of {})", res.trim(), names()));
     };
     let mut bits = 0u64;
@@ -49,8 +65,11 @@ pub fn parse_perm(s: &str) -> Result<(String, u64), String> {
             return Err(format!("unknown permission letter {c:?} in {s:?} (C Create, R Read, U Update, D Delete, X eXecute)"));
         };
         if u64::from(*max) & b == 0 {
-            let allowed: Vec<String> =
-                LETTERS.iter().filter(|(_, b, _)| u64::from(*max) & b != 0).map(|(l, _, w)| format!("{l} {w}")).collect();
+            let allowed: Vec<String> = LETTERS
+                .iter()
+                .filter(|(_, b, _)| u64::from(*max) & b != 0)
+                .map(|(l, _, w)| format!("{l} {w}"))
+                .collect();
             return Err(format!("{name} has no {c} permission (it takes {})", allowed.join(", ")));
         }
         bits |= b;
@@ -146,7 +165,8 @@ pub fn run(g: &Global, c: RolesCmd) -> Result<(), Fail> {
             resources::change(&mut api, g, &ROLES, &body).map(|_| ())
         }
         RolesCmd::Delete { name, force } => {
-            let q: Vec<(&str, String)> = if force { vec![("force", "true".into())] } else { vec![] };
+            let q: Vec<(&str, String)> =
+                if force { vec![("force", "true".into())] } else { vec![] };
             resources::delete(&mut api, g, &ROLES, &name, &q)
         }
     }
@@ -169,8 +189,13 @@ fn show(api: &mut Api, g: &Global, name: &str) -> Result<(), Fail> {
         let w = p.keys().map(String::len).max().unwrap_or(0);
         for (k, b) in p {
             let bits = b.as_u64().unwrap_or(0);
-            let words: Vec<&str> = LETTERS.iter().filter(|(_, x, _)| bits & x != 0).map(|(_, _, w)| *w).collect();
-            let shown = if words.is_empty() { "-".to_string() } else { format!("{:<5} {}", letters(bits), words.join(", ")) };
+            let words: Vec<&str> =
+                LETTERS.iter().filter(|(_, x, _)| bits & x != 0).map(|(_, _, w)| *w).collect();
+            let shown = if words.is_empty() {
+                "-".to_string()
+            } else {
+                format!("{:<5} {}", letters(bits), words.join(", "))
+            };
             println!("  {k:<w$}  {shown}");
         }
     }
@@ -188,7 +213,9 @@ mod tests {
         assert_eq!(parse_perm("beusers="), Ok(("beUsers".into(), 0)));
         assert!(parse_perm("nope=R").unwrap_err().contains("unknown resource"));
         assert!(parse_perm("apps=Q").unwrap_err().contains("unknown permission letter 'Q'"));
-        assert!(parse_perm("trainings=C").unwrap_err().contains("trainings has no C permission (it takes R Read, U Update)"));
+        assert!(parse_perm("trainings=C")
+            .unwrap_err()
+            .contains("trainings has no C permission (it takes R Read, U Update)"));
         assert!(parse_perm("apps").is_err());
         assert_eq!(letters(31), "CRUDX");
     }

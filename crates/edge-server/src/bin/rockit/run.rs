@@ -63,7 +63,10 @@ pub fn run(g: &Global, a: Args) -> Result<i32, Fail> {
     let mut status = StatusLine::new(a.progress);
     // The preload first (a signal meanwhile ends the play before the game starts).
     let interrupted = if !a.no_wait && !a.launch.no_prefetch {
-        mount::wait(|| rt.wait_preload(Duration::ZERO) || !rt.progress().streaming, || status.tick(&rt))
+        mount::wait(
+            || rt.wait_preload(Duration::ZERO) || !rt.progress().streaming,
+            || status.tick(&rt),
+        )
     } else {
         Ok(false)
     };
@@ -76,7 +79,8 @@ pub fn run(g: &Global, a: Args) -> Result<i32, Fail> {
     mounted.unmount();
     let _ = std::fs::remove_dir(&dir);
     if let Some(p) = &a.trace_out {
-        std::fs::write(p, rt.trace().to_json()).map_err(|e| Fail::new(format!("{}: {e}", p.display())))?;
+        std::fs::write(p, rt.trace().to_json())
+            .map_err(|e| Fail::new(format!("{}: {e}", p.display())))?;
     }
     let reported = mount::finish(&rt);
     let code = outcome?;
@@ -101,14 +105,23 @@ pub fn run(g: &Global, a: Args) -> Result<i32, Fail> {
 }
 
 /// Runs the game in `dir` until it ends (a signal for us is passed on to it); its exit code.
-fn play(a: &Args, dir: &std::path::Path, rt: &Runtime, status: &mut StatusLine) -> Result<i32, Fail> {
+fn play(
+    a: &Args,
+    dir: &std::path::Path,
+    rt: &Runtime,
+    status: &mut StatusLine,
+) -> Result<i32, Fail> {
     // Relative program paths are looked up in the game directory.
     let mut program = PathBuf::from(&a.command[0]);
     if program.components().count() > 1 && program.is_relative() {
         program = dir.join(program);
     }
     rt.start_clock();
-    let started = Command::new(&program).args(&a.command[1..]).current_dir(dir).env("ROCKIT_GAME_DIR", dir).spawn();
+    let started = Command::new(&program)
+        .args(&a.command[1..])
+        .current_dir(dir)
+        .env("ROCKIT_GAME_DIR", dir)
+        .spawn();
     match started {
         Err(e) => Err(Fail::new(format!("cannot run {}: {e}", a.command[0]))),
         Ok(mut child) => {

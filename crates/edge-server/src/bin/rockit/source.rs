@@ -53,19 +53,33 @@ pub fn open(loc: &str, what: What) -> Result<Tracked, Fail> {
         Box::new(HttpSource::new(loc)?)
     } else {
         if loc.contains("://") {
-            return Err(Fail::new(format!("{loc}: only directories and http(s) URLs are supported")));
+            return Err(Fail::new(format!(
+                "{loc}: only directories and http(s) URLs are supported"
+            )));
         }
         let dir = PathBuf::from(loc);
         if !dir.exists() {
-            return Err(Fail::new(format!("{} directory {} does not exist", what.noun(), dir.display())));
+            return Err(Fail::new(format!(
+                "{} directory {} does not exist",
+                what.noun(),
+                dir.display()
+            )));
         }
         if !dir.is_dir() {
             return Err(Fail::new(format!("{} is not a directory", dir.display())));
         }
         if !dir.join(what.manifest()).is_file() {
-            let hint =
-                if dir.join(what.other().manifest()).is_file() { format!(" (it holds a {})", what.other().noun()) } else { String::new() };
-            return Err(Fail::new(format!("{} is not a {}: no {}{hint}", dir.display(), what.noun(), what.manifest())));
+            let hint = if dir.join(what.other().manifest()).is_file() {
+                format!(" (it holds a {})", what.other().noun())
+            } else {
+                String::new()
+            };
+            return Err(Fail::new(format!(
+                "{} is not a {}: no {}{hint}",
+                dir.display(),
+                what.noun(),
+                what.manifest()
+            )));
         }
         Box::new(DirSource(dir))
     };
@@ -116,7 +130,9 @@ impl Tracked {
             return Fail::new(msg);
         }
         match self.chunk_at(&pack, pos) {
-            Some((h, off)) if !msg.contains(&h) => Fail::new(format!("chunk {h} ({pack} at offset {off}): {msg}")),
+            Some((h, off)) if !msg.contains(&h) => {
+                Fail::new(format!("chunk {h} ({pack} at offset {off}): {msg}"))
+            }
             Some(_) => Fail::new(msg),
             None => Fail::new(format!("{pack} (read up to byte {pos}): {msg}")),
         }
@@ -124,12 +140,18 @@ impl Tracked {
 
     /// The image chunk of pack `name` that ends at or runs across byte `pos`: (hash, offset).
     fn chunk_at(&self, name: &str, pos: u64) -> Option<(String, u64)> {
-        let n = self.manifest()["packs"].as_array()?.iter().position(|p| p["name"] == name)? as u64 + 1;
+        let n =
+            self.manifest()["packs"].as_array()?.iter().position(|p| p["name"] == name)? as u64 + 1;
         let index = json_of(&self.index.borrow());
         index["chunks"].as_array()?.iter().find_map(|c| {
             // Image rows are `[hash, raw, stored, z, pack, off]`.
             let a = c.as_array()?;
-            let (h, stored, pack, off) = (a.first()?.as_str()?, a.get(2)?.as_u64()?, a.get(4)?.as_u64()?, a.get(5)?.as_u64()?);
+            let (h, stored, pack, off) = (
+                a.first()?.as_str()?,
+                a.get(2)?.as_u64()?,
+                a.get(4)?.as_u64()?,
+                a.get(5)?.as_u64()?,
+            );
             (pack == n && off < pos && pos <= off + stored).then(|| (h.to_string(), off))
         })
     }
@@ -162,8 +184,13 @@ impl Source for Tracked {
         if name == self.manifest_name {
             // Everything the manifest pins, packs and (images) index, plus the manifest itself.
             if let Ok(m) = serde_json::from_slice::<Value>(&bytes) {
-                let packs: u64 = m["packs"].as_array().map(|a| a.iter().filter_map(|p| p["sizeBytes"].as_u64()).sum()).unwrap_or(0);
-                self.total.set(packs + m["index"]["sizeBytes"].as_u64().unwrap_or(0) + bytes.len() as u64);
+                let packs: u64 = m["packs"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|p| p["sizeBytes"].as_u64()).sum())
+                    .unwrap_or(0);
+                self.total.set(
+                    packs + m["index"]["sizeBytes"].as_u64().unwrap_or(0) + bytes.len() as u64,
+                );
             }
         }
         *slot.borrow_mut() = Some(bytes.clone());

@@ -83,9 +83,13 @@ pub struct SubscriptionCreate {
 pub fn run(g: &Global, c: SubscriptionsCmd) -> Result<(), Fail> {
     let mut api = Api::open(g)?;
     match c {
-        SubscriptionsCmd::List { paging } => resources::list(&mut api, g, &SUBSCRIPTIONS, &[], &paging),
+        SubscriptionsCmd::List { paging } => {
+            resources::list(&mut api, g, &SUBSCRIPTIONS, &[], &paging)
+        }
         SubscriptionsCmd::Show { name } => resources::show(&mut api, g, &SUBSCRIPTIONS, &name),
-        SubscriptionsCmd::Delete { name } => resources::delete(&mut api, g, &SUBSCRIPTIONS, &name, &[]),
+        SubscriptionsCmd::Delete { name } => {
+            resources::delete(&mut api, g, &SUBSCRIPTIONS, &name, &[])
+        }
         SubscriptionsCmd::Create(s) => create(&mut api, g, *s),
     }
 }
@@ -107,7 +111,12 @@ fn create(api: &mut Api, g: &Global, s: SubscriptionCreate) -> Result<(), Fail> 
         return table::print_json(&resources::without_status(v));
     }
     let sub = &v["subscription"];
-    println!("created subscription {} ({} {})", table::plain(&sub["name"]), table::plain(&sub["type"]), table::cell(sub, "target:"));
+    println!(
+        "created subscription {} ({} {})",
+        table::plain(&sub["name"]),
+        table::plain(&sub["type"]),
+        table::cell(sub, "target:")
+    );
     resources::print_secret("signing secret", &v["secret"]);
     Ok(())
 }

@@ -28,7 +28,9 @@ pub fn plain(v: &Value) -> String {
         Value::String(s) => s.clone(),
         Value::Bool(b) => if *b { "yes" } else { "no" }.into(),
         Value::Array(a) if a.is_empty() => "-".into(),
-        Value::Array(a) if a.iter().all(|x| !x.is_object() && !x.is_array()) => a.iter().map(plain).collect::<Vec<_>>().join(","),
+        Value::Array(a) if a.iter().all(|x| !x.is_object() && !x.is_array()) => {
+            a.iter().map(plain).collect::<Vec<_>>().join(",")
+        }
         v => v.to_string(),
     }
 }
@@ -49,7 +51,11 @@ pub fn cell(item: &Value, spec: &str) -> String {
             Some(o) => {
                 let set: Vec<String> = o
                     .iter()
-                    .filter_map(|(k, b)| b.as_u64().filter(|b| *b > 0).map(|b| format!("{k}={}", crate::roles::letters(b))))
+                    .filter_map(|(k, b)| {
+                        b.as_u64()
+                            .filter(|b| *b > 0)
+                            .map(|b| format!("{k}={}", crate::roles::letters(b)))
+                    })
                     .collect();
                 if set.is_empty() {
                     "-".into()
@@ -88,7 +94,11 @@ pub fn cell(item: &Value, spec: &str) -> String {
             if !item["exception"].is_null() {
                 notes.push(exception_text(&item["exception"]));
             } else if let Some(w) = item["warning"].as_object() {
-                let ack = if w.get("acknowledged") == Some(&Value::Bool(true)) { " (acknowledged)" } else { "" };
+                let ack = if w.get("acknowledged") == Some(&Value::Bool(true)) {
+                    " (acknowledged)"
+                } else {
+                    ""
+                };
                 notes.push(format!("warning {}{ack}", plain(&w["code"])));
             } else if let Some(r) = item["result"]["reason"].as_str() {
                 notes.push(r.to_string());
@@ -114,7 +124,8 @@ pub fn preload_change(result: &Value) -> Option<String> {
 
 /// An aligned table with a header row.
 pub fn print_table(cols: &[(&str, &str)], items: &[Value]) {
-    let rows: Vec<Vec<String>> = items.iter().map(|i| cols.iter().map(|(_, spec)| cell(i, spec)).collect()).collect();
+    let rows: Vec<Vec<String>> =
+        items.iter().map(|i| cols.iter().map(|(_, spec)| cell(i, spec)).collect()).collect();
     let mut widths: Vec<usize> = cols.iter().map(|(t, _)| t.chars().count()).collect();
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {

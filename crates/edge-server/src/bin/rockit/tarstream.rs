@@ -166,7 +166,14 @@ fn headers(m: &Member) -> Vec<u8> {
         Kind::Dir => (b'5', 0),
         Kind::Symlink => (b'2', 0),
     };
-    out.extend_from_slice(&header(m.rel.as_bytes(), flag, m.mode, size, m.mtime, m.link.as_deref().unwrap_or("").as_bytes()));
+    out.extend_from_slice(&header(
+        m.rel.as_bytes(),
+        flag,
+        m.mode,
+        size,
+        m.mtime,
+        m.link.as_deref().unwrap_or("").as_bytes(),
+    ));
     out
 }
 
@@ -198,7 +205,10 @@ fn visit(dir: &Path, prefix: &str, t: &mut Tree) -> Result<(), Fail> {
     for name in names {
         let path = dir.join(&name);
         let Some(name) = name.to_str() else {
-            return Err(Fail::new(format!("{}: the file name is not UTF-8 (the Edge accepts UTF-8 names only)", path.display())));
+            return Err(Fail::new(format!(
+                "{}: the file name is not UTF-8 (the Edge accepts UTF-8 names only)",
+                path.display()
+            )));
         };
         let rel = format!("{prefix}{name}");
         let md = std::fs::symlink_metadata(&path).map_err(|e| io(&path, e))?;
@@ -206,17 +216,41 @@ fn visit(dir: &Path, prefix: &str, t: &mut Tree) -> Result<(), Fail> {
         let ft = md.file_type();
         if ft.is_dir() {
             let rel = format!("{rel}/");
-            t.members.push(Member { rel: rel.clone(), kind: Kind::Dir, mode, mtime, size: 0, link: None, data: Data::Disk });
+            t.members.push(Member {
+                rel: rel.clone(),
+                kind: Kind::Dir,
+                mode,
+                mtime,
+                size: 0,
+                link: None,
+                data: Data::Disk,
+            });
             visit(&path, &rel, t)?;
         } else if ft.is_file() {
-            t.members.push(Member { rel, kind: Kind::File, mode, mtime, size: md.len(), link: None, data: Data::Disk });
+            t.members.push(Member {
+                rel,
+                kind: Kind::File,
+                mode,
+                mtime,
+                size: md.len(),
+                link: None,
+                data: Data::Disk,
+            });
         } else if ft.is_symlink() {
             let target = std::fs::read_link(&path).map_err(|e| io(&path, e))?;
             let Some(target) = target.to_str() else {
                 return Err(Fail::new(format!("{}: the link target is not UTF-8", path.display())));
             };
             let link = Some(target.to_string());
-            t.members.push(Member { rel, kind: Kind::Symlink, mode: 0o777, mtime, size: 0, link, data: Data::Disk });
+            t.members.push(Member {
+                rel,
+                kind: Kind::Symlink,
+                mode: 0o777,
+                mtime,
+                size: 0,
+                link,
+                data: Data::Disk,
+            });
         } else {
             use std::os::unix::fs::FileTypeExt;
             let what = if ft.is_fifo() {
@@ -228,7 +262,9 @@ fn visit(dir: &Path, prefix: &str, t: &mut Tree) -> Result<(), Fail> {
             } else {
                 "a block device"
             };
-            return Err(Fail::new(format!("{rel}: {what}; the Edge takes regular files, directories and symbolic links only")));
+            return Err(Fail::new(format!(
+                "{rel}: {what}; the Edge takes regular files, directories and symbolic links only"
+            )));
         }
     }
     Ok(())
@@ -241,7 +277,9 @@ fn check(members: &[Member]) -> Result<(), Fail> {
         Kind::Dir => edge_engine::tree::Kind::Dir,
         Kind::Symlink => edge_engine::tree::Kind::Symlink,
     };
-    let listing = members.iter().map(|m| safepath::Item::new(m.rel.trim_end_matches('/'), kind(m.kind), m.link.as_deref()));
+    let listing = members
+        .iter()
+        .map(|m| safepath::Item::new(m.rel.trim_end_matches('/'), kind(m.kind), m.link.as_deref()));
     safepath::check(listing).map_err(|r| {
         let target = members.iter().find(|m| m.rel == r.path).and_then(|m| m.link.as_deref());
         match (r.why, target) {
@@ -306,7 +344,10 @@ impl Read for TarStream {
                         Ok(0) => {
                             let msg = match self.tree.members[self.next - 1].data {
                                 Data::Disk => format!("{} shrank while it was being sent", o.shown),
-                                Data::Zip(_) => format!("{}: the entry's data ends early (a damaged zip)", o.shown),
+                                Data::Zip(_) => format!(
+                                    "{}: the entry's data ends early (a damaged zip)",
+                                    o.shown
+                                ),
                             };
                             return Err(self.fail(msg));
                         }
@@ -335,16 +376,22 @@ impl Read for TarStream {
                     let (file, shown): (Box<dyn Read + Send>, String) = match &m.data {
                         Data::Disk => {
                             let path = self.tree.root.join(&m.rel);
-                            let file = File::open(&path).map_err(|e| self.fail(format!("{}: {e}", path.display())))?;
+                            let file = File::open(&path)
+                                .map_err(|e| self.fail(format!("{}: {e}", path.display())))?;
                             let now = file.metadata().map(|md| md.len()).unwrap_or(0);
                             if now != m.size {
-                                return Err(self.fail(format!("{} changed while the build was being sent", path.display())));
+                                return Err(self.fail(format!(
+                                    "{} changed while the build was being sent",
+                                    path.display()
+                                )));
                             }
                             (Box::new(file), path.display().to_string())
                         }
                         Data::Zip(z) => {
                             let shown = format!("{}: {}", self.tree.root.display(), m.rel);
-                            let r = z.open(&self.tree.root, m.size).map_err(|e| self.fail(format!("{shown}: {e}")))?;
+                            let r = z
+                                .open(&self.tree.root, m.size)
+                                .map_err(|e| self.fail(format!("{shown}: {e}")))?;
                             (Box::new(r), shown)
                         }
                     };
@@ -378,11 +425,27 @@ mod tests {
 
     #[test]
     fn pax_record_lengths_count_themselves() {
-        let m = Member { rel: "x".repeat(150), kind: Kind::File, mode: 0o644, mtime: 0, size: 1, link: None, data: Data::Disk };
+        let m = Member {
+            rel: "x".repeat(150),
+            kind: Kind::File,
+            mode: 0o644,
+            mtime: 0,
+            size: 1,
+            link: None,
+            data: Data::Disk,
+        };
         let r = String::from_utf8(pax_records(&m)).unwrap();
         let (len, _) = r.split_once(' ').unwrap();
         assert_eq!(len.parse::<usize>().unwrap(), r.len());
-        let m = Member { rel: "x".repeat(93), kind: Kind::File, mode: 0, mtime: 0, size: 1 << 40, link: None, data: Data::Disk };
+        let m = Member {
+            rel: "x".repeat(93),
+            kind: Kind::File,
+            mode: 0,
+            mtime: 0,
+            size: 1 << 40,
+            link: None,
+            data: Data::Disk,
+        };
         let r = String::from_utf8(pax_records(&m)).unwrap();
         assert_eq!(r, "22 size=1099511627776\n");
     }
@@ -436,7 +499,9 @@ mod tests {
 
     #[test]
     fn refuses_names_unsafe_for_players() {
-        for (name, why) in [("..\\..\\evil.dll", "backslash in name"), ("new\nline", "control character in name")] {
+        for (name, why) in
+            [("..\\..\\evil.dll", "backslash in name"), ("new\nline", "control character in name")]
+        {
             let d = tmp("names");
             std::fs::write(d.join(name), b"x").unwrap();
             let e = walk(&d).unwrap_err().to_string();

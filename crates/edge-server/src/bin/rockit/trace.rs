@@ -47,10 +47,17 @@ pub struct SynthArgs {
 }
 
 fn synth(a: SynthArgs) -> Result<(), Fail> {
-    let layout = crate::game::read_layout(&a.game).map_err(|e| Fail::new(format!("{}: not a generated game ({e})", a.game.display())))?;
+    let layout = crate::game::read_layout(&a.game)
+        .map_err(|e| Fail::new(format!("{}: not a generated game ({e})", a.game.display())))?;
     std::fs::create_dir_all(&a.out).map_err(|e| Fail::new(format!("{}: {e}", a.out.display())))?;
     for k in 0..a.count {
-        let mut t = crate::game::session(&layout, a.seed, k, a.languages == "mixed", a.new_players.clamp(0.0, 1.0));
+        let mut t = crate::game::session(
+            &layout,
+            a.seed,
+            k,
+            a.languages == "mixed",
+            a.new_players.clamp(0.0, 1.0),
+        );
         t.app_name = a.app.clone();
         t.build_id = a.build_id;
         let p = a.out.join(format!("trace-{k:04}.json"));
@@ -83,8 +90,16 @@ pub fn run(g: &Global, cmd: TraceCmd) -> Result<(), Fail> {
         TraceCmd::Synth(a) => return synth(a),
     };
     let mut api = Api::open(g)?;
-    let org = a.org.clone().or_else(|| api.profile.org.clone()).ok_or_else(|| Fail::new("no organization: give --org or log in"))?;
-    let key = match a.client_key.clone().or_else(|| std::env::var("ROCKIT_CLIENT_KEY").ok().filter(|k| !k.is_empty())) {
+    let org = a
+        .org
+        .clone()
+        .or_else(|| api.profile.org.clone())
+        .ok_or_else(|| Fail::new("no organization: give --org or log in"))?;
+    let key = match a
+        .client_key
+        .clone()
+        .or_else(|| std::env::var("ROCKIT_CLIENT_KEY").ok().filter(|k| !k.is_empty()))
+    {
         Some(k) => k,
         None => {
             let v = api.get(&format!("/be/v1/apps/{}", a.app), &[])?;
@@ -98,7 +113,8 @@ pub fn run(g: &Global, cmd: TraceCmd) -> Result<(), Fail> {
     let mut sent = Vec::new();
     for f in &a.files {
         let bytes = std::fs::read(f).map_err(|e| Fail::new(format!("{}: {e}", f.display())))?;
-        let t = edge_engine::seq::parse_trace(&bytes).map_err(|e| Fail::new(format!("{}: not a valid rockit-trace: {e}", f.display())))?;
+        let t = edge_engine::seq::parse_trace(&bytes)
+            .map_err(|e| Fail::new(format!("{}: not a valid rockit-trace: {e}", f.display())))?;
         let open = json!({"orgName": org, "appName": a.app, "buildId": t.build_id});
         let resp = client
             .post(api.url("/client/v1/rte-sessions"))
@@ -106,9 +122,11 @@ pub fn run(g: &Global, cmd: TraceCmd) -> Result<(), Fail> {
             .json(&open)
             .send()
             .map_err(|e| api.net(&e))?;
-        let sess = envelope(resp, &api.server).map_err(|e| Fail::new(format!("{}: {e}", f.display())))?;
+        let sess =
+            envelope(resp, &api.server).map_err(|e| Fail::new(format!("{}: {e}", f.display())))?;
         let token = sess["sessionToken"].as_str().unwrap_or("").to_string();
-        let body = zstd::stream::encode_all(&bytes[..], 3).map_err(|e| Fail::new(format!("zstd: {e}")))?;
+        let body =
+            zstd::stream::encode_all(&bytes[..], 3).map_err(|e| Fail::new(format!("zstd: {e}")))?;
         let resp = client
             .post(api.url("/client/v1/traces"))
             .header("x-rockit-session-token", &token)
@@ -117,10 +135,14 @@ pub fn run(g: &Global, cmd: TraceCmd) -> Result<(), Fail> {
             .body(body)
             .send()
             .map_err(|e| api.net(&e))?;
-        let v = envelope(resp, &api.server).map_err(|e| Fail::new(format!("{}: {e}", f.display())))?;
+        let v =
+            envelope(resp, &api.server).map_err(|e| Fail::new(format!("{}: {e}", f.display())))?;
         let end = json!({"sessionId": sess["sessionId"], "state": "ended"});
-        let resp =
-            client.request(Method::PATCH, api.url("/client/v1/rte-sessions")).header("x-rockit-session-token", &token).json(&end).send();
+        let resp = client
+            .request(Method::PATCH, api.url("/client/v1/rte-sessions"))
+            .header("x-rockit-session-token", &token)
+            .json(&end)
+            .send();
         resp.map_err(|e| api.net(&e)).and_then(|r| envelope(r, &api.server))?;
         let id = v["traceId"].as_str().unwrap_or("").to_string();
         if !g.json {

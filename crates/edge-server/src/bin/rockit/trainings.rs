@@ -74,7 +74,8 @@ pub fn run(g: &Global, c: TrainingsCmd) -> Result<(), Fail> {
             Ok(())
         }
         TrainingsCmd::Set { app, reliable } => {
-            let v = api.patch(TRAININGS.path, &json!({"appName": app, "nTracesReliable": reliable}))?;
+            let v =
+                api.patch(TRAININGS.path, &json!({"appName": app, "nTracesReliable": reliable}))?;
             if g.json {
                 return table::print_json(&v["training"]);
             }
@@ -92,14 +93,26 @@ pub fn run(g: &Global, c: TrainingsCmd) -> Result<(), Fail> {
 /// A training for people.
 fn print_training(t: &Value) {
     println!("app                {}", table::plain(&t["appName"]));
-    println!("traces             {} ({} since the last sequence)", table::plain(&t["nTraces"]), table::plain(&t["nTracesSinceSequence"]));
+    println!(
+        "traces             {} ({} since the last sequence)",
+        table::plain(&t["nTraces"]),
+        table::plain(&t["nTracesSinceSequence"])
+    );
     println!("mkseq after        {} new traces", table::plain(&t["nTracesReliable"]));
-    println!("sequence           generation {}, last {}", table::plain(&t["sequenceGeneration"]), table::plain(&t["lastSequence"]));
+    println!(
+        "sequence           generation {}, last {}",
+        table::plain(&t["sequenceGeneration"]),
+        table::plain(&t["lastSequence"])
+    );
     match t["preload"].as_object() {
         Some(p) => {
-            let mut rows: Vec<(u64, u64)> = p.iter().filter_map(|(k, v)| Some((k.parse::<u64>().ok()?, v.as_u64()?))).collect();
+            let mut rows: Vec<(u64, u64)> =
+                p.iter().filter_map(|(k, v)| Some((k.parse::<u64>().ok()?, v.as_u64()?))).collect();
             rows.sort();
-            let shown: Vec<String> = rows.iter().map(|(mbit, b)| format!("{} at {mbit} Mbit/s", report::bytes(*b))).collect();
+            let shown: Vec<String> = rows
+                .iter()
+                .map(|(mbit, b)| format!("{} at {mbit} Mbit/s", report::bytes(*b)))
+                .collect();
             println!("preload (p90)      {}", shown.join(", "));
         }
         None => println!("preload (p90)      - (no traces of the published image yet)"),

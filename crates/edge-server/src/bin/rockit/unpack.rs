@@ -34,11 +34,14 @@ pub fn run(a: Args) -> Result<(), Fail> {
     let src = source::open(&a.image, What::Image)?;
     let out = OutDir::claim(&a.out)?;
     let t0 = Instant::now();
-    let stats = edge_engine::reader::unpack(&src, &a.out, pem.as_deref()).map_err(|e| src.explain(e))?;
+    let stats =
+        edge_engine::reader::unpack(&src, &a.out, pem.as_deref()).map_err(|e| src.explain(e))?;
     let took = t0.elapsed();
     let m = src.manifest();
     // Every chunk row must have come out of a pack: the file bytes add up to the build.
-    if Some(stats.bytes) != m["sizeBytes"].as_u64() || Some(stats.files as u64) != m["fileCount"].as_u64() {
+    if Some(stats.bytes) != m["sizeBytes"].as_u64()
+        || Some(stats.files as u64) != m["fileCount"].as_u64()
+    {
         return Err(Fail::new(format!(
             "image incomplete: wrote {} files, {} bytes; the manifest says {} files, {} bytes",
             stats.files, stats.bytes, m["fileCount"], m["sizeBytes"]

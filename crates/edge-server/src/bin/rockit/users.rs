@@ -123,8 +123,10 @@ pub fn run(g: &Global, c: UsersCmd) -> Result<(), Fail> {
     let mut api = Api::open(g)?;
     match c {
         UsersCmd::List { username, kind, paging } => {
-            let f: Vec<(&str, String)> =
-                [("username", username), ("type", kind)].into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect();
+            let f: Vec<(&str, String)> = [("username", username), ("type", kind)]
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| (k, v)))
+                .collect();
             resources::list(&mut api, g, &USERS, &f, &paging)
         }
         UsersCmd::Show { username } => resources::show(&mut api, g, &USERS, &username),
@@ -148,15 +150,31 @@ fn create(api: &mut Api, g: &Global, u: UserCreate) -> Result<(), Fail> {
         return Err(Fail::new("a person needs --email, --firstname and --surname (a machine user: --type machine --label L)"));
     }
     let mut body = json!({"username": u.username, "type": u.kind, "roles": u.roles});
-    set(&mut body, vec![("email", u.email), ("firstname", u.firstname), ("surname", u.surname), ("title", u.title), ("label", u.label)]);
+    set(
+        &mut body,
+        vec![
+            ("email", u.email),
+            ("firstname", u.firstname),
+            ("surname", u.surname),
+            ("title", u.title),
+            ("label", u.label),
+        ],
+    );
     let v = api.post(USERS.path, &body)?;
     if g.json {
         return table::print_json(&resources::without_status(v));
     }
     let user = &v["user"];
-    let roles = user["roles"].as_array().map(|r| r.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+    let roles = user["roles"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
+        .unwrap_or_default();
     let roles = if roles.is_empty() { "no roles".to_string() } else { format!("roles {roles}") };
-    println!("created {} {} ({roles})", if user["type"] == "machine" { "machine user" } else { "user" }, table::plain(&user["username"]));
+    println!(
+        "created {} {} ({roles})",
+        if user["type"] == "machine" { "machine user" } else { "user" },
+        table::plain(&user["username"])
+    );
     resources::print_secret("initial password", &v["initialPW"]);
     resources::print_secret("API key", &v["apiKey"]);
     Ok(())
@@ -164,7 +182,16 @@ fn create(api: &mut Api, g: &Global, u: UserCreate) -> Result<(), Fail> {
 
 fn modify(api: &mut Api, g: &Global, m: UserModify) -> Result<(), Fail> {
     let mut body = json!({"username": m.username});
-    set(&mut body, vec![("email", m.email), ("firstname", m.firstname), ("surname", m.surname), ("title", m.title), ("label", m.label)]);
+    set(
+        &mut body,
+        vec![
+            ("email", m.email),
+            ("firstname", m.firstname),
+            ("surname", m.surname),
+            ("title", m.title),
+            ("label", m.label),
+        ],
+    );
     if !m.roles.is_empty() || m.no_roles {
         body["roles"] = json!(m.roles);
     }

@@ -40,7 +40,11 @@ impl ZipData {
         let mut f = File::open(zip)?;
         f.seek(SeekFrom::Start(self.offset))?;
         let raw = BufReader::with_capacity(1 << 16, f).take(self.compressed);
-        let inner: Box<dyn Read + Send> = if self.deflated { Box::new(flate2::read::DeflateDecoder::new(raw)) } else { Box::new(raw) };
+        let inner: Box<dyn Read + Send> = if self.deflated {
+            Box::new(flate2::read::DeflateDecoder::new(raw))
+        } else {
+            Box::new(raw)
+        };
         Ok(EntryReader { inner, crc: flate2::Crc::new(), want: self.crc, size, read: 0 })
     }
 }
@@ -61,10 +65,16 @@ impl Read for EntryReader {
         self.crc.update(&buf[..n]);
         self.read += n as u64;
         if self.read > self.size {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "more data than the zip says (a damaged zip)"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "more data than the zip says (a damaged zip)",
+            ));
         }
         if n > 0 && self.read == self.size && self.crc.sum() != self.want {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "the data does not match its CRC-32 (a damaged zip)"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the data does not match its CRC-32 (a damaged zip)",
+            ));
         }
         Ok(n)
     }
@@ -83,7 +93,10 @@ fn unix_time(d: zip::DateTime) -> u64 {
     let doy = (153 * ((m + 9) % 12) + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + i64::from(d.hour()) * 3600 + i64::from(d.minute()) * 60 + i64::from(d.second());
+    let secs = days * 86_400
+        + i64::from(d.hour()) * 3600
+        + i64::from(d.minute()) * 60
+        + i64::from(d.second());
     secs.max(0) as u64
 }
 
@@ -91,14 +104,19 @@ fn unix_time(d: zip::DateTime) -> u64 {
 pub fn read(path: &Path) -> Result<Tree, Fail> {
     let name = path.display().to_string();
     let f = File::open(path).map_err(|e| Fail::new(format!("{name}: {e}")))?;
-    let mut z = ZipArchive::new(BufReader::new(f)).map_err(|e| Fail::new(format!("{name}: not a readable zip ({e})")))?;
+    let mut z = ZipArchive::new(BufReader::new(f))
+        .map_err(|e| Fail::new(format!("{name}: not a readable zip ({e})")))?;
     let mut members: Vec<Member> = Vec::new();
     let mut links: Vec<(usize, ZipData, u64)> = Vec::new();
     for i in 0..z.len() {
-        let e = z.by_index_raw(i).map_err(|e| Fail::new(format!("{name}: entry {}: {e}", i + 1)))?;
+        let e =
+            z.by_index_raw(i).map_err(|e| Fail::new(format!("{name}: entry {}: {e}", i + 1)))?;
         let raw = match std::str::from_utf8(e.name_raw()) {
             Ok(s) => s.to_string(),
-            Err(_) => e.name().map_err(|x| Fail::new(format!("{name}: entry {}: {x}", i + 1)))?.into_owned(),
+            Err(_) => e
+                .name()
+                .map_err(|x| Fail::new(format!("{name}: entry {}: {x}", i + 1)))?
+                .into_owned(),
         };
         let refuse = |why: &str| Fail::new(format!("{}: {why}; the Edge refuses it", shown(&raw)));
         let path = match edge_engine::ingest::normalize(&raw) {
@@ -107,7 +125,10 @@ pub fn read(path: &Path) -> Result<Tree, Fail> {
             Err(why) => return Err(refuse(why)),
         };
         if e.encrypted() {
-            return Err(Fail::new(format!("{name}: {}: encrypted; rockit cannot read encrypted zip entries", shown(&raw))));
+            return Err(Fail::new(format!(
+                "{name}: {}: encrypted; rockit cannot read encrypted zip entries",
+                shown(&raw)
+            )));
         }
         let deflated = match e.compression() {
             CompressionMethod::Stored => false,
@@ -123,20 +144,49 @@ pub fn read(path: &Path) -> Result<Tree, Fail> {
         let mode = e.unix_mode().filter(|_| unix);
         let mtime = e.last_modified().map(unix_time).unwrap_or(0);
         let is_link = mode.is_some_and(|m| m & 0o170000 == 0o120000);
-        let offset = e.data_start().ok_or_else(|| Fail::new(format!("{name}: {}: data not found", shown(&raw))))?;
+        let offset = e
+            .data_start()
+            .ok_or_else(|| Fail::new(format!("{name}: {}: data not found", shown(&raw))))?;
         let data = ZipData { offset, compressed: e.compressed_size(), deflated, crc: e.crc32() };
         if e.is_dir() {
             let mode = mode.map(|m| m & 0o7777).unwrap_or(0o755);
-            members.push(Member { rel: format!("{path}/"), kind: Kind::Dir, mode, mtime, size: 0, link: None, data: Data::Disk });
+            members.push(Member {
+                rel: format!("{path}/"),
+                kind: Kind::Dir,
+                mode,
+                mtime,
+                size: 0,
+                link: None,
+                data: Data::Disk,
+            });
         } else if is_link {
             if e.size() > 4096 {
-                return Err(Fail::new(format!("{name}: {}: a link target over 4096 bytes", shown(&raw))));
+                return Err(Fail::new(format!(
+                    "{name}: {}: a link target over 4096 bytes",
+                    shown(&raw)
+                )));
             }
             links.push((members.len(), data, e.size()));
-            members.push(Member { rel: path, kind: Kind::Symlink, mode: 0o777, mtime, size: 0, link: None, data: Data::Disk });
+            members.push(Member {
+                rel: path,
+                kind: Kind::Symlink,
+                mode: 0o777,
+                mtime,
+                size: 0,
+                link: None,
+                data: Data::Disk,
+            });
         } else {
             let mode = mode.map(|m| m & 0o7777).unwrap_or(0o644);
-            members.push(Member { rel: path, kind: Kind::File, mode, mtime, size: e.size(), link: None, data: Data::Zip(data) });
+            members.push(Member {
+                rel: path,
+                kind: Kind::File,
+                mode,
+                mtime,
+                size: e.size(),
+                link: None,
+                data: Data::Zip(data),
+            });
         }
     }
     for (i, d, size) in links {
@@ -147,7 +197,8 @@ pub fn read(path: &Path) -> Result<Tree, Fail> {
         members[i].link = Some(target);
     }
     // Directories the zip leaves implicit.
-    let have: BTreeSet<String> = members.iter().map(|m| m.rel.trim_end_matches('/').to_string()).collect();
+    let have: BTreeSet<String> =
+        members.iter().map(|m| m.rel.trim_end_matches('/').to_string()).collect();
     let mut implied = BTreeSet::new();
     for m in &members {
         let p = m.rel.trim_end_matches('/');
@@ -158,7 +209,15 @@ pub fn read(path: &Path) -> Result<Tree, Fail> {
         }
     }
     for d in implied {
-        members.push(Member { rel: format!("{d}/"), kind: Kind::Dir, mode: 0o755, mtime: 0, size: 0, link: None, data: Data::Disk });
+        members.push(Member {
+            rel: format!("{d}/"),
+            kind: Kind::Dir,
+            mode: 0o755,
+            mtime: 0,
+            size: 0,
+            link: None,
+            data: Data::Disk,
+        });
     }
     members.sort_by(|a, b| a.rel.cmp(&b.rel));
     Tree::assemble(path.to_path_buf(), members)

@@ -31,7 +31,10 @@ pub(crate) fn publish_order(dir: &Path, manifest: &str) -> Result<Vec<String>, S
 /// The targets of an app: its deployments (all of the org's when its list is empty), in
 /// order, then the depot. A deployment that cannot be resolved (an `fs` path gone bad) is
 /// `Err((deployment id, name, why))`, so its publish fails naming it.
-pub async fn app_targets(st: &AppState, app: &AppCtx) -> Result<Vec<Result<TargetSpec, (String, String, String)>>, sqlx::Error> {
+pub async fn app_targets(
+    st: &AppState,
+    app: &AppCtx,
+) -> Result<Vec<Result<TargetSpec, (String, String, String)>>, sqlx::Error> {
     let mut c = st.db.conn().await?;
     let all = deployments::list(&mut c, &app.org_id).await?;
     let chosen: Vec<&deployments::Deployment> = if app.deployments.is_empty() {
@@ -41,22 +44,34 @@ pub async fn app_targets(st: &AppState, app: &AppCtx) -> Result<Vec<Result<Targe
     };
     let mut out = Vec::new();
     for d in chosen {
-        out.push(crate::domain::deployments::target_of(st, d).map_err(|e| (d.id.clone(), d.name.clone(), e.message)));
+        out.push(
+            crate::domain::deployments::target_of(st, d)
+                .map_err(|e| (d.id.clone(), d.name.clone(), e.message)),
+        );
     }
     out.push(Ok(TargetSpec::depot(st)));
     Ok(out)
 }
 
-pub(crate) async fn deploy(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Progress) -> Result<Done, StepError> {
+pub(crate) async fn deploy(
+    st: &Arc<AppState>,
+    t: &tasks::Task,
+    app: &AppCtx,
+    progress: &Progress,
+) -> Result<Done, StepError> {
     let build_id = t.build_id.ok_or("the task has no build id")?;
     // The files the group's image and patch steps staged (the runs that committed).
     let mut c = st.db.conn().await?;
     let steps = tasks::group(&mut c, &t.group).await?;
     drop(c);
     let owner_of = |kinds: &[TaskKind]| {
-        steps.iter().find(|x| kinds.contains(&x.kind) && x.status == TaskStatus::Done).and_then(|x| x.lease_owner.clone())
+        steps
+            .iter()
+            .find(|x| kinds.contains(&x.kind) && x.status == TaskStatus::Done)
+            .and_then(|x| x.lease_owner.clone())
     };
-    let image_owner = owner_of(&[TaskKind::Mkdxf, TaskKind::Mkseq]).ok_or("the group has no staged image")?;
+    let image_owner =
+        owner_of(&[TaskKind::Mkdxf, TaskKind::Mkseq]).ok_or("the group has no staged image")?;
     let image_key = format!("{}/dxf", depot::staging_key(&app.id, &t.group, &image_owner));
     if !st.depot.pull_dir(&image_key).await? {
         return Err(crate::depot::DepotError::Missing("the staged image".into()).into());
@@ -96,7 +111,8 @@ pub(crate) async fn deploy(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, pr
             }
         }
     }
-    let total_objects = (image_files.len() + patch_dirs.iter().map(|p| p.2.len()).sum::<usize>()) * targets.len();
+    let total_objects =
+        (image_files.len() + patch_dirs.iter().map(|p| p.2.len()).sum::<usize>()) * targets.len();
     let mut done_objects = 0usize;
     for tg in &targets {
         let fail_target = |msg: String| {
@@ -109,38 +125,77 @@ pub(crate) async fn deploy(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, pr
             Ok(o) => o,
             Err(e) => return Ok(fail_target(e.to_string())),
         };
-        let dxf_dir = edge_origin::keys::dxf_dir(&tg.prefix, &app.org_name, &app.name, build_id as u64, &dxf);
+        let dxf_dir =
+            edge_origin::keys::dxf_dir(&tg.prefix, &app.org_name, &app.name, build_id as u64, &dxf);
         // Patches and image data first; the image manifest last of all.
         let mut uploads: Vec<(String, PathBuf)> = Vec::new();
         for (from, dir, files) in &patch_dirs {
-            let pd = edge_origin::keys::pat_dir(&tg.prefix, &app.org_name, &app.name, build_id as u64, *from as u64);
+            let pd = edge_origin::keys::pat_dir(
+                &tg.prefix,
+                &app.org_name,
+                &app.name,
+                build_id as u64,
+                *from as u64,
+            );
             uploads.extend(files.iter().map(|f| (edge_origin::keys::join(&pd, f), dir.join(f))));
         }
-        let (manifest, data): (Vec<&String>, Vec<&String>) = image_files.iter().partition(|f| *f == "manifest.json");
-        let mut ordered: Vec<(String, PathBuf)> = data.iter().map(|f| (edge_origin::keys::join(&dxf_dir, f), image_dir.join(f))).collect();
+        let (manifest, data): (Vec<&String>, Vec<&String>) =
+            image_files.iter().partition(|f| *f == "manifest.json");
+        let mut ordered: Vec<(String, PathBuf)> = data
+            .iter()
+            .map(|f| (edge_origin::keys::join(&dxf_dir, f), image_dir.join(f)))
+            .collect();
         ordered.extend(uploads);
-        ordered.extend(manifest.iter().map(|f| (edge_origin::keys::join(&dxf_dir, f), image_dir.join(f))));
+        ordered.extend(
+            manifest.iter().map(|f| (edge_origin::keys::join(&dxf_dir, f), image_dir.join(f))),
+        );
         for (key, path) in ordered {
             if let Err(e) = origin.put_file(&key, &path).await {
                 return Ok(fail_target(e.to_string()));
             }
-            st.metrics.published_bytes.fetch_add(std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0), Ordering::Relaxed);
+            st.metrics.published_bytes.fetch_add(
+                std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+                Ordering::Relaxed,
+            );
             let mut c = st.db.conn().await?;
-            published::record(&mut c, &app.org_id, &app.id, &tg.deployment_id, &key, Some(build_id)).await?;
+            published::record(
+                &mut c,
+                &app.org_id,
+                &app.id,
+                &tg.deployment_id,
+                &key,
+                Some(build_id),
+            )
+            .await?;
             done_objects += 1;
             progress.set(done_objects as f64 / total_objects.max(1) as f64);
         }
     }
     let patches: Vec<(i64, u64)> = patch_dirs
         .iter()
-        .map(|(from, dir, files)| (*from, files.iter().map(|f| std::fs::metadata(dir.join(f)).map(|m| m.len()).unwrap_or(0)).sum()))
+        .map(|(from, dir, files)| {
+            (
+                *from,
+                files
+                    .iter()
+                    .map(|f| std::fs::metadata(dir.join(f)).map(|m| m.len()).unwrap_or(0))
+                    .sum(),
+            )
+        })
         .collect();
     Ok(ok(
         json!({"dxfName": dxf, "targets": targets.iter().map(|t| t.name.clone()).collect::<Vec<_>>(), "patches": patches.iter().map(|p| json!({"fromBuildId": p.0, "sizeBytes": p.1})).collect::<Vec<_>>()}),
         After::Deployed {
-            targets: targets.iter().map(|t| t.deployment_id.clone()).filter(|d| !d.is_empty()).collect(),
+            targets: targets
+                .iter()
+                .map(|t| t.deployment_id.clone())
+                .filter(|d| !d.is_empty())
+                .collect(),
             patches,
-            image_bytes: image_files.iter().map(|f| std::fs::metadata(image_dir.join(f)).map(|m| m.len()).unwrap_or(0)).sum(),
+            image_bytes: image_files
+                .iter()
+                .map(|f| std::fs::metadata(image_dir.join(f)).map(|m| m.len()).unwrap_or(0))
+                .sum(),
             dxf_name: dxf,
         },
     ))

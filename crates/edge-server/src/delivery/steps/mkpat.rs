@@ -12,7 +12,11 @@ use serde_json::json;
 use std::sync::Arc;
 
 /// Older builds a new build gets patches from: the newest `max_builds - 1` retained ones.
-pub(crate) async fn patch_sources(st: &AppState, app: &AppCtx, build_id: i64) -> Result<Vec<BuildRow>, StepError> {
+pub(crate) async fn patch_sources(
+    st: &AppState,
+    app: &AppCtx,
+    build_id: i64,
+) -> Result<Vec<BuildRow>, StepError> {
     let ids = builds::kept_before(&st.db, &app.id, build_id).await?;
     let mut out = Vec::new();
     for id in ids.into_iter().take((app.max_builds - 1).max(0) as usize) {
@@ -21,7 +25,12 @@ pub(crate) async fn patch_sources(st: &AppState, app: &AppCtx, build_id: i64) ->
     Ok(out)
 }
 
-pub(crate) async fn mkpat(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Progress) -> Result<Done, StepError> {
+pub(crate) async fn mkpat(
+    st: &Arc<AppState>,
+    t: &tasks::Task,
+    app: &AppCtx,
+    progress: &Progress,
+) -> Result<Done, StepError> {
     let build_id = t.build_id.ok_or("the task has no build id")?;
     let to = build_row(st, &app.id, build_id).await?;
     let sources = patch_sources(st, app, build_id).await?;
@@ -29,13 +38,18 @@ pub(crate) async fn mkpat(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, pro
     let base_key = format!("{}/pat", depot::staging_key(&app.id, &t.group, owner));
     let base = st.depot.local(&base_key);
     let _ = std::fs::remove_dir_all(&base);
-    let to_tree = if sources.is_empty() { None } else { Some(std::sync::Arc::new(load_tree(st, &app.id, &to.tree_path, true).await?)) };
+    let to_tree = if sources.is_empty() {
+        None
+    } else {
+        Some(std::sync::Arc::new(load_tree(st, &app.id, &to.tree_path, true).await?))
+    };
     let image_bytes = builds::image_bytes(&st.db, &app.id, build_id).await?;
     let mut patches = Vec::new();
     let mut large = Vec::new();
     let n = sources.len().max(1);
     for (k, from) in sources.into_iter().enumerate() {
-        let store = ChunkStore::open(&st.depot.local(&depot::chunks_key(&app.id))).map_err(StepError::Engine)?;
+        let store = ChunkStore::open(&st.depot.local(&depot::chunks_key(&app.id)))
+            .map_err(StepError::Engine)?;
         let ft = load_tree(st, &app.id, &from.tree_path, true).await?;
         let tt = to_tree.clone().ok_or("no target tree")?;
         let meta = edge_engine::patch::PatchMeta {
@@ -49,9 +63,11 @@ pub(crate) async fn mkpat(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, pro
         };
         let dir = base.join(from.build_id.to_string());
         let p = params(st);
-        let sum = tokio::task::spawn_blocking(move || edge_engine::patch::write_patch(&ft, &tt, &store, &meta, &dir, &p))
-            .await?
-            .map_err(StepError::Engine)?;
+        let sum = tokio::task::spawn_blocking(move || {
+            edge_engine::patch::write_patch(&ft, &tt, &store, &meta, &dir, &p)
+        })
+        .await?
+        .map_err(StepError::Engine)?;
         if sum.size_bytes as i64 * 2 > image_bytes {
             large.push(from.build_id);
         }

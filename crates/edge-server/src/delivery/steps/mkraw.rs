@@ -6,6 +6,7 @@ use crate::delivery::outcome::{fail, ok, After, Done, Progress};
 use crate::delivery::StepError;
 use crate::depot;
 use crate::error::{About, AboutExt};
+use crate::ids::AppId;
 use crate::state::AppState;
 use crate::store::{builds, tasks};
 use edge_engine::store::ChunkStore;
@@ -13,7 +14,12 @@ use serde_json::json;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-pub(crate) async fn mkraw(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, progress: &Progress) -> Result<Done, StepError> {
+pub(crate) async fn mkraw(
+    st: &Arc<AppState>,
+    t: &tasks::Task,
+    app: &AppCtx,
+    progress: &Progress,
+) -> Result<Done, StepError> {
     let mut c = st.db.conn().await?;
     let cur_hash = match app.cur_build {
         Some(b) => builds::content_hash(&mut c, &app.id, b).await?,
@@ -25,9 +31,14 @@ pub(crate) async fn mkraw(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, pro
     let fresh = pre.is_none();
     let (res, archive_bytes) = match pre {
         // Checked again: a kept result may come from an older binary's rules.
-        Some((res, n)) => {
-            (res.and_then(|i| edge_engine::ingest::check_tree(&i.tree).map(|()| i).map_err(edge_engine::ingest::IngestError::Rejected)), n)
-        }
+        Some((res, n)) => (
+            res.and_then(|i| {
+                edge_engine::ingest::check_tree(&i.tree)
+                    .map(|()| i)
+                    .map_err(edge_engine::ingest::IngestError::Rejected)
+            }),
+            n,
+        ),
         None => ingest_archive(st, &app.id, &t.group, progress).await?,
     };
     st.metrics.ingested_bytes.fetch_add(archive_bytes, Ordering::Relaxed);
@@ -39,7 +50,9 @@ pub(crate) async fn mkraw(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, pro
                 After::CancelRest,
             ))
         }
-        Err(edge_engine::ingest::IngestError::Io(e)) => return Err(About::new("reading the build", e).into()),
+        Err(edge_engine::ingest::IngestError::Io(e)) => {
+            return Err(About::new("reading the build", e).into())
+        }
     };
     let content_hash = ing.tree.content_hash().hex();
     let result = json!({"fileCount": ing.tree.file_count(), "sizeBytes": ing.tree.size_bytes(), "chunkCount": ing.tree.chunks.len(), "newChunks": ing.new_chunks,
@@ -71,19 +84,24 @@ pub(crate) async fn mkraw(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx, pro
 /// archive's size.
 pub(crate) async fn ingest_archive(
     st: &Arc<AppState>,
-    app_id: &str,
+    app_id: &AppId,
     group: &str,
     progress: &Progress,
-) -> Result<(Result<edge_engine::ingest::Ingested, edge_engine::ingest::IngestError>, u64), StepError> {
+) -> Result<(Result<edge_engine::ingest::Ingested, edge_engine::ingest::IngestError>, u64), StepError>
+{
     let tar = st.depot.fetch(&depot::upload_key(group), "the build archive").await?;
-    let store = ChunkStore::open(&st.depot.local(&depot::chunks_key(app_id))).map_err(StepError::Engine)?;
+    let store =
+        ChunkStore::open(&st.depot.local(&depot::chunks_key(app_id))).map_err(StepError::Engine)?;
     let p = params(st);
-    let total = std::fs::metadata(&tar).map(|m| m.len()).about(|| "the build archive is missing")?;
+    let total =
+        std::fs::metadata(&tar).map(|m| m.len()).about(|| "the build archive is missing")?;
     let prog = progress.clone();
     let outcome = tokio::task::spawn_blocking(move || {
         let f = std::fs::File::open(&tar)?;
         let r = std::io::BufReader::with_capacity(1 << 20, f);
-        Ok::<_, std::io::Error>(edge_engine::ingest::ingest(r, &store, &p, &mut |n| prog.set(n as f64 / total.max(1) as f64)))
+        Ok::<_, std::io::Error>(edge_engine::ingest::ingest(r, &store, &p, &mut |n| {
+            prog.set(n as f64 / total.max(1) as f64)
+        }))
     })
     .await??;
     Ok((outcome, total))
