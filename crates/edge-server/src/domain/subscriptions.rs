@@ -36,7 +36,7 @@ pub(crate) struct FilterIn {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct SubscriptionIn {
-    /// Unique in the organization: letters, digits, `_`, `-`, `.`.
+    /// Unique in the organization: 2 to 50 letters, digits or `_`.
     pub name: String,
     /// `webhook` or `slack`.
     #[serde(rename = "type")]

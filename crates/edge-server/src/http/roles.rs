@@ -4,10 +4,9 @@
 use super::extract::{JsonBody, ListQuery, ListSpec};
 use super::reply::{page, projected, FieldsParam, ListParams, Message, Reply, Success};
 use crate::caller::Caller;
-use crate::domain::roles::RoleIn;
+use crate::domain::roles::{self as roles_domain, RoleIn};
 use crate::error::{ApiError, ApiResult};
-use crate::names::{text, Name};
-use crate::perms::{PermissionsSchema, Perms, Resource, C, D, R, U};
+use crate::perms::{PermissionsSchema, Resource, R};
 use crate::state::AppState;
 use crate::store::roles::{self, Role};
 use crate::util::rfc3339;
@@ -15,7 +14,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;
 use axum::Router;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::Arc;
 use utoipa::ToSchema;
 
@@ -95,25 +94,7 @@ async fn post_role(
     State(st): State<Arc<AppState>>,
     JsonBody(b): JsonBody<RoleIn>,
 ) -> ApiResult<Reply<RoleReply>> {
-    let name = Name::parse("name", &b.name)?;
-    let label = b.label.as_deref().map(|l| text("label", l, 1, 200)).transpose()?;
-    let perms = match &b.permissions {
-        Some(p) => Perms::parse_onto(Perms::default(), p, c.operator, "permissions")?,
-        None => Perms::default(),
-    };
-    c.require(Resource::Roles, C)?;
-    if !perms.subset_of(&c.perms) {
-        return Err(ApiError::forbidden("a role may grant only bits you hold yourself"));
-    }
-    let mut tx = st.db.tx().await?;
-    if roles::get(&mut tx, &c.org_id, name.as_str()).await?.is_some() {
-        return Err(ApiError::conflict("item-exists", format!("role '{name}' exists")));
-    }
-    roles::insert(&mut tx, &c.org_id, name.as_str(), label.as_deref(), &perms, false).await?;
-    let r = roles::get(&mut tx, &c.org_id, name.as_str())
-        .await?
-        .ok_or_else(|| ApiError::internal("role vanished"))?;
-    tx.commit().await?;
+    let r = roles_domain::create(&st.db, &c, &b).await?;
     Ok(RoleReply::new(projected(&RoleView::of(&r, c.operator), None)?))
 }
 
@@ -193,52 +174,8 @@ async fn patch_role(
     State(st): State<Arc<AppState>>,
     JsonBody(b): JsonBody<RolePatch>,
 ) -> ApiResult<Reply<RoleReply>> {
-    let label = match &b.label {
-        Some(Some(l)) => Some(Some(text("label", l, 1, 200)?)),
-        Some(None) => Some(None),
-        None => None,
-    };
-    if let Some(p) = &b.permissions {
-        Perms::parse_onto(Perms::default(), p, c.operator, "permissions")?;
-    }
-    c.require(Resource::Roles, U)?;
-    let mut tx = st.db.tx().await?;
-    let r = roles::get(&mut tx, &c.org_id, &b.name)
-        .await?
-        .ok_or_else(|| ApiError::not_found("role", &b.name))?;
-    let perms = match &b.permissions {
-        Some(p) => Perms::parse_onto(r.perms, p, c.operator, "permissions")?,
-        None => r.perms,
-    };
-    // Only the bits the patch adds count as a grant: keeping what a role already had is not
-    // an escalation, but adding a bit the caller lacks is.
-    let mut added = Perms::default();
-    for (res, _, _) in crate::perms::RESOURCES.iter() {
-        let new_bits = perms.get(*res) & !r.perms.get(*res);
-        if new_bits != 0 {
-            added = added.union(&Perms::parse_onto(
-                Perms::default(),
-                &json!({res.name(): new_bits}),
-                true,
-                "permissions",
-            )?);
-        }
-    }
-    if !added.subset_of(&c.perms) {
-        return Err(ApiError::forbidden("a role may grant only bits you hold yourself"));
-    }
-    if r.builtin {
-        return Err(ApiError::conflict("item-protected", "the Administrators role cannot change"));
-    }
-    let new_label = match label {
-        Some(l) => l,
-        None => r.label.clone(),
-    };
-    roles::update(&mut tx, &c.org_id, &r.id, new_label.as_deref(), &perms).await?;
-    let r = roles::get(&mut tx, &c.org_id, &b.name)
-        .await?
-        .ok_or_else(|| ApiError::internal("role vanished"))?;
-    tx.commit().await?;
+    let r =
+        roles_domain::update(&st.db, &c, &b.name, b.label.clone(), b.permissions.as_ref()).await?;
     Ok(RoleReply::new(projected(&RoleView::of(&r, c.operator), None)?))
 }
 
@@ -256,25 +193,7 @@ async fn delete_role(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Reply<Message>> {
     let force = super::extract::flag_query(raw.as_deref(), "force")?;
-    c.require(Resource::Roles, D)?;
-    let mut tx = st.db.tx().await?;
-    let r = roles::get(&mut tx, &c.org_id, &name)
-        .await?
-        .ok_or_else(|| ApiError::not_found("role", &name))?;
-    if r.builtin {
-        return Err(ApiError::conflict(
-            "item-protected",
-            "the Administrators role cannot be deleted",
-        ));
-    }
-    if r.users > 0 && !force {
-        return Err(ApiError::conflict(
-            "item-in-use",
-            format!("role '{name}' is held by {} user(s); use force=true", r.users),
-        ));
-    }
-    roles::delete(&mut tx, &c.org_id, &r.id).await?;
-    tx.commit().await?;
+    roles_domain::delete(&st.db, &c, &name, force).await?;
     Ok(Message::new("role deleted"))
 }
 
