@@ -11,6 +11,7 @@ pub mod orgs;
 pub mod purge;
 pub mod roles;
 pub mod subscriptions;
+pub mod tasks;
 pub mod trainings;
 pub mod uploads;
 pub mod users;

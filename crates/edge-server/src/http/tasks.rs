@@ -4,17 +4,18 @@
 use super::extract::{JsonBody, ListQuery, ListSpec};
 use super::reply::{page, ListParams, Page, Reply, Success};
 use crate::caller::Caller;
+use crate::domain::tasks as task_rules;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::OrgId;
-use crate::perms::{Resource, R, U, X};
+use crate::perms::{Resource, R, X};
 use crate::state::AppState;
-use crate::store::tasks::{TaskKind, TaskStatus};
-use crate::store::{apps, orgs, tasks, uploads};
+use crate::store::tasks::TaskStatus;
+use crate::store::{apps, orgs, tasks};
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::Arc;
 use utoipa::ToSchema;
 
@@ -221,41 +222,10 @@ async fn patch_task(
     if ack == exp {
         return Err(ApiError::bad_request("give exactly one of acknowledge: true or expire: true"));
     }
-    c.require(Resource::Tasks, U)?;
-    let t = tasks::get(&mut *st.db.conn().await?, Some(&c.org_id), &b.task_name)
-        .await?
-        .ok_or_else(|| ApiError::not_found("task", &b.task_name))?;
     if ack {
-        let Some(mut w) = t
-            .warning
-            .as_deref()
-            .and_then(|w| serde_json::from_str::<Value>(w).ok())
-            .filter(|w| w.is_object())
-        else {
-            return Err(ApiError::conflict("invalid-state", "the task has no warning"));
-        };
-        w["acknowledged"] = json!(true);
-        tasks::set_warning(&mut *st.db.conn().await?, &t.name, Some(&w)).await?;
+        task_rules::acknowledge(&st, &c, &b.task_name).await?;
     } else {
-        let waiting = t.waits_for_upload();
-        // Waiting, or being received (an upload cut off by a crash included): both expire.
-        let upload = uploads::pending_of_task(&mut *st.db.conn().await?, &t.name).await?;
-        match (waiting, upload) {
-            (true, Some(hash)) => {
-                if !crate::domain::uploads::expire_upload_task(&st, &hash, &t.name).await? {
-                    return Err(ApiError::conflict(
-                        "invalid-state",
-                        "the upload is no longer waiting",
-                    ));
-                }
-            }
-            _ => {
-                return Err(ApiError::conflict(
-                    "invalid-state",
-                    "only a dltar task waiting for its upload can be expired",
-                ))
-            }
-        }
+        task_rules::expire(&st, &c, &b.task_name).await?;
     }
     let t = tasks::get(&mut *st.db.conn().await?, Some(&c.org_id), &b.task_name)
         .await?
@@ -334,32 +304,7 @@ async fn trigger(
             if b.app_name.is_some() || b.force.is_some() {
                 return Err(ApiError::bad_request("retry takes only taskName"));
             }
-            c.require(Resource::Tasks, X)?;
-            let mut tx = st.db.tx().await?;
-            let t = tasks::get(&mut tx, Some(&c.org_id), &name)
-                .await?
-                .ok_or_else(|| ApiError::not_found("task", &name))?;
-            if t.status != TaskStatus::Error {
-                return Err(ApiError::conflict(
-                    "invalid-state",
-                    format!("only a failed task can be retried; this one is {}", t.status),
-                ));
-            }
-            if let (Some(app), Some(build)) = (&t.app_id, t.build_id) {
-                let cur = apps::current_build_if_any(&mut tx, app).await?;
-                if cur.is_some_and(|c| build < c) {
-                    return Err(ApiError::conflict(
-                        "invalid-state",
-                        "a build older than the current one cannot become current again",
-                    ));
-                }
-            }
-            tasks::retry(&mut tx, &t).await?;
-            if t.kind == TaskKind::Dltar {
-                // A retried upload import gets its upload URL back for the rest of its life.
-                uploads::reopen_for_task(&mut tx, &t.name).await?;
-            }
-            tx.commit().await?;
+            task_rules::retry(&st, &c, &name).await?;
             Ok(TriggerReply::new(name))
         }
         "traces" => {
