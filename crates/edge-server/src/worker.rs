@@ -97,13 +97,15 @@ async fn run_one_inner(st: &Arc<AppState>, owner: &str, t: tasks::Task) {
     let secs = started.elapsed().as_secs_f64();
     match record(st, owner, &t, &done).await {
         Ok(true) => {
-            crate::delivery::commit::after_commit(st, &t, &done).await;
+            // The task ended when its outcome was committed: say so before the clean-up,
+            // which may take a while (deletes on a remote depot) or never finish (a crash).
             st.metrics.task_ended(
                 t.kind.as_str(),
                 crate::metrics::outcome_of(done.outcome.status.as_str()),
                 Some(secs),
             );
             tracing::info!(task = %t.name, kind = %t.kind, status = done.outcome.status.as_str(), seconds = secs, "task ended");
+            crate::delivery::commit::after_commit(st, &t, &done).await;
         }
         Ok(false) => {
             st.metrics.task_ended(t.kind.as_str(), "abandoned", None);
