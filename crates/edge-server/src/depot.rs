@@ -221,6 +221,36 @@ impl Depot {
         Ok(self.published.open(&format!("{}{rel}", self.published_prefix), range).await?)
     }
 
+    /// A local directory holding the published image directory `rel` (`dxf/<org>/…/<dxf>`):
+    /// the published copy itself on a local depot; on a bucket, its files downloaded under
+    /// the key `scratch` (missing or differently sized ones only). `None` when the depot
+    /// holds no such image.
+    pub async fn published_dir(
+        &self,
+        rel: &str,
+        scratch: &str,
+    ) -> Result<Option<PathBuf>, DepotError> {
+        if self.remote.is_none() {
+            let dir = self.root.join("depot").join(rel);
+            return Ok(tokio::fs::metadata(&dir).await.is_ok_and(|m| m.is_dir()).then_some(dir));
+        }
+        let prefix = format!("{}{rel}/", self.published_prefix);
+        let objects = self.published.list(&prefix).await?;
+        if objects.is_empty() {
+            return Ok(None);
+        }
+        let dir = self.local(scratch);
+        for (key, size) in objects {
+            let path = dir.join(&key[prefix.len()..]);
+            if tokio::fs::metadata(&path).await.map(|m| m.len()).ok() != Some(size)
+                && !self.published.get_to_file(&key, &path).await?
+            {
+                return Err(DepotError::Missing(key));
+            }
+        }
+        Ok(Some(dir))
+    }
+
     /// Checks that the depot answers: the data directory exists, or the bucket lists.
     pub async fn ready(&self) -> Result<(), DepotError> {
         match &self.remote {

@@ -70,7 +70,7 @@ pub async fn commit(
         }
         After::Deployed { targets, patches, dxf_name, image_bytes } => {
             make_current(c, st, t, targets, patches, dxf_name, *image_bytes).await?;
-            crate::delivery::seq::after_publish(c, t).await?;
+            crate::delivery::seq::after_publish(c, t, dxf_name).await?;
         }
     }
     Ok(())

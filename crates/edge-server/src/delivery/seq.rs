@@ -224,18 +224,33 @@ pub async fn enqueue(
         tasks::NewTask { payload: tasks::Payload::Mkseq, step: 1, ..base.clone() },
     )
     .await?;
-    tasks::enqueue(c, tasks::NewTask { payload: tasks::Payload::Deploy, step: 2, ..base }).await?;
+    tasks::enqueue(c, tasks::NewTask { payload: tasks::DeployParams::PUBLISH, step: 2, ..base })
+        .await?;
     Ok(Some(name))
 }
 
-/// After a group's `deploy` made its image current, the training shows that image's
-/// figures; a `mkseq` group also records its generation and restarts the count.
-pub async fn after_publish(c: &mut crate::store::Conn, t: &tasks::Task) -> Result<(), sqlx::Error> {
-    let Some((kind, result)) = tasks::image_step(c, &t.group).await? else {
-        return Ok(());
-    };
-    let res: Value = result.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or(Value::Null);
+/// After a group's `deploy` made its image (`dxf_name`) current, the training shows that
+/// image's figures; a `mkseq` group also records its generation and restarts the count. A
+/// rollback's group wrote no image: the figures are those of the step that wrote the one
+/// it brought back.
+pub async fn after_publish(
+    c: &mut crate::store::Conn,
+    t: &tasks::Task,
+    dxf_name: &str,
+) -> Result<(), sqlx::Error> {
     let app_id = t.app_id.clone().unwrap_or_default();
+    let (kind, res) = match tasks::image_step(c, &t.group).await? {
+        Some((kind, result)) => (kind, parse(result)),
+        None => {
+            let steps = tasks::image_steps_of_build(c, &app_id, t.build_id.unwrap_or(0)).await?;
+            let wrote = steps.into_iter().map(|(_, r)| parse(r)).find(|r| r["dxfName"] == dxf_name);
+            match wrote {
+                // Not a sequence of its own: the generation count stays.
+                Some(r) => ("rollback".to_string(), r),
+                None => return Ok(()),
+            }
+        }
+    };
     crate::domain::trainings::ensure(c, &t.org_id.clone().unwrap_or_default(), &app_id).await?;
     trainings::set_figures(
         c,
@@ -249,4 +264,9 @@ pub async fn after_publish(c: &mut crate::store::Conn, t: &tasks::Task) -> Resul
             .await?;
     }
     Ok(())
+}
+
+/// A task's result JSON (`null` when absent or unreadable).
+fn parse(result: Option<String>) -> Value {
+    result.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or(Value::Null)
 }

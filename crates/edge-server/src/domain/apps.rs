@@ -120,15 +120,21 @@ pub(crate) async fn update_app(
     Ok(true)
 }
 
-/// Keeps at most `maxBuilds` builds and the patches into the current build from them.
+/// Keeps at most `maxBuilds` builds and the patches into the current build from them: the
+/// current build, whatever its age (after a rollback it is not the newest), and the newest
+/// of the others.
 pub async fn rotate(c: &mut crate::store::Conn, app_id: &AppId) -> Result<(), sqlx::Error> {
     let a = apps::rotation_facts(&mut *c, app_id).await?;
     let (max, cur) = (a.max_builds, a.i_cur_build.unwrap_or(0));
+    let kept = apps::kept_images_newest_first(&mut *c, app_id).await?;
+    let mut others = max - i64::from(kept.iter().any(|(id, _)| *id == cur));
     let mut live = Vec::new();
-    for (k, (id, dxf)) in
-        apps::kept_images_newest_first(&mut *c, app_id).await?.into_iter().enumerate()
-    {
-        if (k as i64) < max {
+    for (id, dxf) in kept {
+        let keep = id == cur || others > 0;
+        if id != cur && keep {
+            others -= 1;
+        }
+        if keep {
             live.push(edge_origin::keys::dxf_dir(
                 "",
                 &a.org_name,

@@ -10,6 +10,7 @@ pub mod instance;
 pub mod orgs;
 pub mod purge;
 pub mod roles;
+pub mod rollback;
 pub mod subscriptions;
 pub mod tasks;
 pub mod trainings;

@@ -55,7 +55,8 @@ pub(crate) async fn expire(st: &AppState, c: &Caller, name: &str) -> ApiResult<(
 
 /// Puts `org`'s failed task `name` back in line with the tasks of its group canceled after
 /// it (a retried upload import gets its upload URL back). 409 when it is not `error`, or
-/// when its build is older than the app's current one. Needs `tasks: Execute`.
+/// when its build is older than the app's current one (unless it is a rollback's publish).
+/// Needs `tasks: Execute`.
 pub(crate) async fn retry(st: &AppState, c: &Caller, name: &str) -> ApiResult<()> {
     c.require(Resource::Tasks, X)?;
     let mut tx = st.db.tx().await?;
@@ -68,7 +69,9 @@ pub(crate) async fn retry(st: &AppState, c: &Caller, name: &str) -> ApiResult<()
             format!("only a failed task can be retried; this one is {}", t.status),
         ));
     }
-    if let (Some(app), Some(build)) = (&t.app_id, t.build_id) {
+    // A rollback's publish brings an older build back by design.
+    let rollback = t.payload::<tasks::DeployParams>().is_ok_and(|p| p.rollback);
+    if let (Some(app), Some(build), false) = (&t.app_id, t.build_id, rollback) {
         let cur = apps::current_build_if_any(&mut tx, app).await?;
         if cur.is_some_and(|c| build < c) {
             return Err(ApiError::conflict(

@@ -31,8 +31,12 @@ pub fn router() -> Router<Arc<AppState>> {
 }
 
 /// The pipeline steps after `dltar`, in order.
-const STEPS: [tasks::Payload; 4] =
-    [tasks::Payload::Mkraw, tasks::Payload::Mkdxf, tasks::Payload::Mkpat, tasks::Payload::Deploy];
+const STEPS: [tasks::Payload; 4] = [
+    tasks::Payload::Mkraw,
+    tasks::Payload::Mkdxf,
+    tasks::Payload::Mkpat,
+    tasks::DeployParams::PUBLISH,
+];
 
 /// The Import Build body. With `url`, Edge downloads the archive itself; without it, the
 /// answer holds a one-time URL the client uploads the archive to.

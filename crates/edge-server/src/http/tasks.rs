@@ -237,15 +237,20 @@ async fn patch_task(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct TriggerIn {
-    /// `retry` (Retry Task: takes `taskName`) or `traces` (Process Traces: takes `appName`).
+    /// `retry` (Retry Task: takes `taskName`), `traces` (Process Traces: takes `appName`) or
+    /// `rollback` (Roll Back: takes `appName` and `buildId`).
     #[serde(rename = "type")]
     #[schema(value_type = TriggerType)]
     kind: String,
-    /// `retry`: the failed task to run again (ignored with `traces`).
+    /// `retry`: the failed task to run again. Refused with `rollback`.
     task_name: Option<String>,
-    /// `traces`: the app whose traces to learn from. Refused with `retry`.
+    /// `traces`: the app whose traces to learn from; `rollback`: the app to roll back.
+    /// Refused with `retry`.
     app_name: Option<String>,
-    /// Accepted (and ignored) with `traces`; refused with `retry`.
+    /// `rollback`: the kept build to make current again. Refused with the others.
+    #[schema(minimum = 1)]
+    build_id: Option<i64>,
+    /// Accepted (and ignored) with `traces`; refused with `retry` and `rollback`.
     force: Option<bool>,
 }
 
@@ -258,6 +263,8 @@ enum TriggerType {
     Retry,
     /// Process Traces.
     Traces,
+    /// Roll Back.
+    Rollback,
 }
 
 /// The task a trigger submitted.
@@ -266,7 +273,8 @@ enum TriggerType {
 pub struct TriggerReply {
     /// Always `success`.
     status: Success,
-    /// `retry`: the task put back in line; `traces`: the `mkseq` task queued.
+    /// `retry`: the task put back in line; `traces`: the `mkseq` task queued; `rollback`:
+    /// the `deploy` task queued.
     task_name: String,
 }
 
@@ -276,7 +284,7 @@ impl TriggerReply {
     }
 }
 
-/// Retry Task / Process Traces
+/// Retry Task / Process Traces / Roll Back
 ///
 /// `retry` puts a failed task back in line, with the tasks of its group that were
 /// canceled after it; it goes to the back of its app's line (a retried upload import gets
@@ -287,6 +295,12 @@ impl TriggerReply {
 /// 409 `app-locked`: the app is in error state after a failed publish; 409
 /// `invalid-state`: it has no traces, no published build, or a `mkseq` is already queued
 /// or running.
+///
+/// `rollback` makes a kept build current again: a `deploy` task publishes its image (as
+/// the depot holds it) to every target of the app, sending only what a target lacks, then
+/// makes it current; it waits in the app's line behind what is queued. Needs `apps: Update`
+/// as well. 404: no such app or build; 409 `app-locked`: the app is in error state; 409
+/// `invalid-state`: the build is current already, was rotated away or never published.
 #[utoipa::path(post, path = "/be/v1/trigger", tag = "tasks", request_body = TriggerIn,
     responses((status = 200, description = "The task submitted", body = TriggerReply)),
     extensions(("x-rockit-auth" = json!("tasks:X"))))]
@@ -301,13 +315,32 @@ async fn trigger(
                 .task_name
                 .clone()
                 .ok_or_else(|| ApiError::invalid("taskName", "missing field 'taskName'"))?;
-            if b.app_name.is_some() || b.force.is_some() {
+            if b.app_name.is_some() || b.force.is_some() || b.build_id.is_some() {
                 return Err(ApiError::bad_request("retry takes only taskName"));
             }
             task_rules::retry(&st, &c, &name).await?;
             Ok(TriggerReply::new(name))
         }
+        "rollback" => {
+            let app = b
+                .app_name
+                .clone()
+                .ok_or_else(|| ApiError::invalid("appName", "missing field 'appName'"))?;
+            let build = b
+                .build_id
+                .ok_or_else(|| ApiError::invalid("buildId", "missing field 'buildId'"))?;
+            if b.task_name.is_some() || b.force.is_some() {
+                return Err(ApiError::bad_request("rollback takes only appName and buildId"));
+            }
+            if build < 1 {
+                return Err(ApiError::invalid("buildId", "buildId must be 1 or more"));
+            }
+            Ok(TriggerReply::new(crate::domain::rollback::rollback(&st, &c, &app, build).await?))
+        }
         "traces" => {
+            if b.build_id.is_some() {
+                return Err(ApiError::bad_request("traces takes only appName (and force)"));
+            }
             let app = b
                 .app_name
                 .clone()
@@ -349,7 +382,7 @@ async fn trigger(
                 )),
             }
         }
-        _ => Err(ApiError::invalid("type", "type must be retry or traces")),
+        _ => Err(ApiError::invalid("type", "type must be retry, traces or rollback")),
     }
 }
 

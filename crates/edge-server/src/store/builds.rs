@@ -186,3 +186,28 @@ pub async fn insert_patch(
     .await?;
     Ok(())
 }
+
+/// What a rollback needs to know of a build: whether the app still keeps it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BuildState {
+    pub build_name: String,
+    /// `pending` (not published yet), `current`, `retained` or `removed` (rotated away).
+    pub status: String,
+    pub dxf_name: Option<String>,
+    pub image_bytes: i64,
+}
+
+/// The state of build `build_id` of the app, `None` when there never was one.
+pub async fn state(
+    c: &mut Conn,
+    app_id: &AppId,
+    build_id: i64,
+) -> Result<Option<BuildState>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT build_name, status, dxf_name, image_bytes FROM builds WHERE app_id = $1 AND build_id = $2",
+    )
+    .bind(app_id)
+    .bind(build_id)
+    .fetch_optional(c)
+    .await
+}

@@ -130,3 +130,23 @@ pub async fn remove(c: &mut Conn, id: &str) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM published WHERE id = $1").bind(id).execute(c).await?;
     Ok(())
 }
+
+/// Keys published to `target` for the app under the directory `dir` (a key prefix without
+/// the trailing `/`) and not superseded: what a rollback need not send again.
+pub async fn live_under(
+    c: &mut Conn,
+    app: &AppId,
+    target: &str,
+    dir: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT obj_key FROM published WHERE app_id = $1 AND deployment_id = $2 AND superseded IS NULL",
+    )
+    .bind(app)
+    .bind(target)
+    .fetch_all(c)
+    .await?;
+    // Filtered here rather than with LIKE: keys may hold `_` and `%`.
+    let dir = format!("{dir}/");
+    Ok(rows.into_iter().filter(|k| k.starts_with(&dir)).collect())
+}

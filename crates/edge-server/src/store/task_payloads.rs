@@ -28,8 +28,8 @@ pub enum Payload {
     Mkdxf,
     /// Writes patches from the kept builds (`{}`).
     Mkpat,
-    /// Publishes the image and patches (`{}`).
-    Deploy,
+    /// Publishes the image and patches (`{}`), or makes a kept build current again.
+    Deploy(DeployParams),
     /// Learns a new read order from traces (`{}`).
     Mkseq,
     /// Removes what a deleted app, deployment or organization published.
@@ -46,7 +46,7 @@ impl Payload {
             Payload::Mkraw => TaskKind::Mkraw,
             Payload::Mkdxf => TaskKind::Mkdxf,
             Payload::Mkpat => TaskKind::Mkpat,
-            Payload::Deploy => TaskKind::Deploy,
+            Payload::Deploy(_) => TaskKind::Deploy,
             Payload::Mkseq => TaskKind::Mkseq,
             Payload::Purge(_) => TaskKind::Purge,
             Payload::Hello(_) => TaskKind::Hello,
@@ -57,9 +57,10 @@ impl Payload {
     pub fn to_json(&self) -> Result<String, serde_json::Error> {
         match self {
             Payload::Dltar(p) => serde_json::to_string(p),
-            Payload::Mkraw | Payload::Mkdxf | Payload::Mkpat | Payload::Deploy | Payload::Mkseq => {
+            Payload::Mkraw | Payload::Mkdxf | Payload::Mkpat | Payload::Mkseq => {
                 Ok("{}".to_string())
             }
+            Payload::Deploy(p) => serde_json::to_string(p),
             Payload::Purge(p) => serde_json::to_string(p),
             Payload::Hello(p) => serde_json::to_string(p),
         }
@@ -81,7 +82,7 @@ macro_rules! params {
     )*};
 }
 
-params!(DltarParams => Dltar, PurgeParams => Purge, HelloParams => Hello);
+params!(DltarParams => Dltar, DeployParams => Deploy, PurgeParams => Purge, HelloParams => Hello);
 
 /// How an import's archive arrives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,6 +150,21 @@ impl Serialize for DltarParams {
         }
         m.end()
     }
+}
+
+/// `deploy`: an import's (or a re-sequencing's) publish, stored as `{}` as before; or a
+/// rollback, `{"rollback":true}`, which publishes a kept build's image again from the
+/// depot's published copy and makes that build current.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployParams {
+    /// A rollback to the task's build (no staged image, no patches).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rollback: bool,
+}
+
+impl DeployParams {
+    /// The publish that ends an import or a re-sequencing.
+    pub const PUBLISH: Payload = Payload::Deploy(DeployParams { rollback: false });
 }
 
 /// Why something published is purged.
@@ -273,10 +289,11 @@ mod tests {
             json!({"message": "hi \u{e9}", "maintenance": true, "admin": "op"}).to_string()
         );
         for step in
-            [Payload::Mkraw, Payload::Mkdxf, Payload::Mkpat, Payload::Deploy, Payload::Mkseq]
+            [Payload::Mkraw, Payload::Mkdxf, Payload::Mkpat, DeployParams::PUBLISH, Payload::Mkseq]
         {
             assert_eq!(step.to_json().unwrap(), json!({}).to_string());
         }
+        assert_eq!(text(DeployParams { rollback: true }), json!({"rollback": true}).to_string());
     }
 
     #[test]
@@ -292,5 +309,7 @@ mod tests {
         let h: HelloParams =
             serde_json::from_str(r#"{"admin":"a","maintenance":false,"message":"m"}"#).unwrap();
         assert!(!h.maintenance);
+        let d: DeployParams = serde_json::from_str("{}").unwrap();
+        assert!(!d.rollback);
     }
 }

@@ -8,8 +8,8 @@ use crate::util::{new_id, now_ms};
 use serde_json::{json, Value};
 
 pub use super::task_payloads::{
-    DltarParams, HelloParams, ImportMode, Payload, PayloadError, PurgeParams, PurgeReason,
-    TaskParams,
+    DeployParams, DltarParams, HelloParams, ImportMode, Payload, PayloadError, PurgeParams,
+    PurgeReason, TaskParams,
 };
 pub use super::task_types::{TaskKind, TaskStatus};
 
@@ -537,6 +537,23 @@ pub async fn mkseq_pending(c: &mut Conn, app_id: &AppId) -> Result<bool, sqlx::E
         .fetch_optional(c)
         .await?;
     Ok(busy.is_some())
+}
+
+/// The finished tasks that wrote images of build `build_id` (`mkseq` or `mkdxf`), newest
+/// first: (type, result JSON). A rollback's group has none of its own.
+pub async fn image_steps_of_build(
+    c: &mut Conn,
+    app_id: &AppId,
+    build_id: i64,
+) -> Result<Vec<(String, Option<String>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT type, result FROM tasks WHERE app_id = $1 AND build_id = $2 AND type IN ('mkseq', 'mkdxf') AND status = 'done' \
+         ORDER BY ended DESC, name DESC",
+    )
+    .bind(app_id)
+    .bind(build_id)
+    .fetch_all(c)
+    .await
 }
 
 /// The task of a group that wrote its image (`mkseq` or `mkdxf`): (type, result JSON).

@@ -14,18 +14,18 @@ use std::time::Duration;
 
 /// What a receiver got: verified bodies in arrival order.
 #[derive(Default)]
-struct Inbox {
-    got: Vec<Value>,
+pub(crate) struct Inbox {
+    pub(crate) got: Vec<Value>,
     /// Statuses to answer, in order; then 200.
     script: Vec<u16>,
     /// Secret to verify with (base64url), set after subscribing.
-    secret: Option<String>,
-    bad: Vec<String>,
+    pub(crate) secret: Option<String>,
+    pub(crate) bad: Vec<String>,
 }
 
-struct Receiver {
-    url: String,
-    inbox: Arc<Mutex<Inbox>>,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
+    pub(crate) inbox: Arc<Mutex<Inbox>>,
 }
 
 fn verify(secret: &str, headers: &HeaderMap, body: &[u8]) -> Result<Value, String> {
@@ -60,7 +60,7 @@ fn verify(secret: &str, headers: &HeaderMap, body: &[u8]) -> Result<Value, Strin
     Ok(v)
 }
 
-async fn receiver() -> Receiver {
+pub(crate) async fn receiver() -> Receiver {
     receiver_at("127.0.0.1:0".parse().unwrap(), Arc::default()).await
 }
 
@@ -102,7 +102,7 @@ async fn black_hole() -> String {
     format!("http://{addr}/hook")
 }
 
-async fn subscribe(s: &Srv, tok: &str, name: &str, url: &str, filter: Value) -> String {
+pub(crate) async fn subscribe(s: &Srv, tok: &str, name: &str, url: &str, filter: Value) -> String {
     let r = s
         .be(
             tok,

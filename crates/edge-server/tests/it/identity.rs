@@ -78,7 +78,7 @@ async fn add_machine(s: &Srv, tok: &str, username: &str, roles: &[&str]) -> Stri
 }
 
 /// A person in `org` whose only role (`<username>_r`) grants `perms`, logged in: (access token, password).
-async fn member(
+pub(crate) async fn member(
     s: &Srv,
     admin_tok: &str,
     org: &str,

@@ -36,5 +36,6 @@ mod origins;
 mod pipeline_failures;
 mod proc;
 mod readme;
+mod rollback;
 mod traces;
 mod updates;

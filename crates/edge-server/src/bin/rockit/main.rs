@@ -68,7 +68,7 @@ enum Cmd {
     Login(login::LoginArgs),
     Logout(login::LogoutArgs),
     Push(push::Args),
-    /// Apps: list, show, create, delete.
+    /// Apps: list, show, create, delete, roll back.
     #[command(subcommand)]
     Apps(resources::AppsCmd),
     /// Builds of an app: list, show.

@@ -218,7 +218,7 @@ pub fn delete(
 // Commands
 // --------------------------------------------------------------------------------------
 
-/// Apps: list, show, create, delete.
+/// Apps: list, show, create, delete, roll back.
 #[derive(Subcommand)]
 pub enum AppsCmd {
     /// List the organization's apps.
@@ -255,6 +255,18 @@ pub enum AppsCmd {
         #[arg(long)]
         force: bool,
     },
+    /// Make a kept build current again: its image is published again to every target
+    /// (only what a target lacks is sent), then launchers get it. Follows the publish
+    /// unless --no-wait.
+    Rollback {
+        name: String,
+        /// The build id to bring back (`rockit apps show NAME` lists the kept builds).
+        #[arg(long = "to", value_name = "BUILD_ID")]
+        to: i64,
+        /// Print the queued task and return instead of following it.
+        #[arg(long)]
+        no_wait: bool,
+    },
 }
 
 pub fn apps(g: &Global, c: AppsCmd) -> Result<(), Fail> {
@@ -286,7 +298,39 @@ pub fn apps(g: &Global, c: AppsCmd) -> Result<(), Fail> {
                 if force { vec![("force", "true".into())] } else { vec![] };
             delete(&mut api, g, &APPS, &name, &q)
         }
+        AppsCmd::Rollback { name, to, no_wait } => rollback(&mut api, g, &name, to, no_wait),
     }
+}
+
+/// `rockit apps rollback NAME --to N`: queues the rollback's publish and follows it.
+fn rollback(api: &mut Api, g: &Global, app: &str, to: i64, no_wait: bool) -> Result<(), Fail> {
+    let body = json!({"type": "rollback", "appName": app, "buildId": to});
+    let task = api.post("/be/v1/trigger", &body)?["taskName"].as_str().unwrap_or("?").to_string();
+    if no_wait {
+        let t = api.get(&item_path(&TASKS, &task)?, &[])?["task"].clone();
+        if g.json {
+            return table::print_json(&t);
+        }
+        println!("{task}: rollback of {app} to build {to} queued");
+        return Ok(());
+    }
+    if !g.json {
+        println!("{task}: rolling {app} back to build {to}");
+    }
+    let tasks = follow::follow(api, None, &task, g.json)?;
+    if g.json {
+        return table::print_json(&Value::Array(tasks));
+    }
+    let d = tasks.first().cloned().unwrap_or(Value::Null);
+    let r = &d["result"];
+    println!(
+        "{app}: build {to} \"{}\" ({}) is current again; {} object(s) sent, {} already on the targets",
+        d["buildName"].as_str().unwrap_or(""),
+        r["dxfName"].as_str().unwrap_or("?"),
+        r["objectsSent"],
+        r["objectsAlreadyThere"]
+    );
+    Ok(())
 }
 
 /// Deployments (CDN origins): list, show, create, delete.

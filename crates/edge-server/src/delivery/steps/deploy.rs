@@ -1,57 +1,18 @@
 //! `deploy`: the image and its patches published to every target of the app and the depot,
 //! data first and manifests last.
 
+use super::publish::{publish_order, put_recorded, resolved_targets};
 use crate::delivery::builds::AppCtx;
-use crate::delivery::outcome::{fail, ok, After, Done, Progress};
+use crate::delivery::outcome::{ok, After, Done, Progress};
 use crate::delivery::StepError;
 use crate::depot;
 use crate::error::AboutExt;
 use crate::state::AppState;
+use crate::store::tasks;
 use crate::store::tasks::{TaskKind, TaskStatus};
-use crate::store::{deployments, published, tasks};
-use crate::targets::TargetSpec;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::path::PathBuf;
 use std::sync::Arc;
-
-/// The files of a staged directory in publishing order: data, then the manifest last.
-pub(crate) fn publish_order(dir: &Path, manifest: &str) -> Result<Vec<String>, StepError> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .about(|| dir.display().to_string())?
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with('.') && n != manifest)
-        .collect();
-    names.sort();
-    names.push(manifest.to_string());
-    Ok(names)
-}
-
-/// The targets of an app: its deployments (all of the org's when its list is empty), in
-/// order, then the depot. A deployment that cannot be resolved (an `fs` path gone bad) is
-/// `Err((deployment id, name, why))`, so its publish fails naming it.
-pub async fn app_targets(
-    st: &AppState,
-    app: &AppCtx,
-) -> Result<Vec<Result<TargetSpec, (String, String, String)>>, sqlx::Error> {
-    let mut c = st.db.conn().await?;
-    let all = deployments::list(&mut c, &app.org_id).await?;
-    let chosen: Vec<&deployments::Deployment> = if app.deployments.is_empty() {
-        all.iter().collect()
-    } else {
-        app.deployments.iter().filter_map(|n| all.iter().find(|d| &d.name == n)).collect()
-    };
-    let mut out = Vec::new();
-    for d in chosen {
-        out.push(
-            crate::domain::deployments::target_of(st, d)
-                .map_err(|e| (d.id.clone(), d.name.clone(), e.message)),
-        );
-    }
-    out.push(Ok(TargetSpec::depot(st)));
-    Ok(out)
-}
 
 pub(crate) async fn deploy(
     st: &Arc<AppState>,
@@ -99,32 +60,14 @@ pub(crate) async fn deploy(
         }
     }
     patch_dirs.sort_by_key(|p| -p.0);
-    let mut targets = Vec::new();
-    for tg in app_targets(st, app).await? {
-        match tg {
-            Ok(t) => targets.push(t),
-            Err((id, name, msg)) => {
-                return Ok(fail(
-                    json!({"error": {"code": "publish-failed", "message": format!("{name}: {msg}")}, "deployment": {"name": name}}),
-                    After::DeployFailed { deployment_id: id, message: msg },
-                ))
-            }
-        }
-    }
+    let targets = match resolved_targets(st, app).await? {
+        Ok(t) => t,
+        Err(failed) => return Ok(failed),
+    };
     let total_objects =
         (image_files.len() + patch_dirs.iter().map(|p| p.2.len()).sum::<usize>()) * targets.len();
     let mut done_objects = 0usize;
-    for tg in &targets {
-        let fail_target = |msg: String| {
-            fail(
-                json!({"error": {"code": "publish-failed", "message": format!("{}: {msg}", tg.name)}, "deployment": {"name": tg.name}}),
-                After::DeployFailed { deployment_id: tg.deployment_id.clone(), message: msg },
-            )
-        };
-        let origin = match tg.origin(st) {
-            Ok(o) => o,
-            Err(e) => return Ok(fail_target(e.to_string())),
-        };
+    for (tg, origin) in &targets {
         let dxf_dir =
             edge_origin::keys::dxf_dir(&tg.prefix, &app.org_name, &app.name, build_id as u64, &dxf);
         // Patches and image data first; the image manifest last of all.
@@ -150,23 +93,9 @@ pub(crate) async fn deploy(
             manifest.iter().map(|f| (edge_origin::keys::join(&dxf_dir, f), image_dir.join(f))),
         );
         for (key, path) in ordered {
-            if let Err(e) = origin.put_file(&key, &path).await {
-                return Ok(fail_target(e.to_string()));
+            if let Some(failed) = put_recorded(st, app, tg, origin, &key, &path, build_id).await? {
+                return Ok(failed);
             }
-            st.metrics.published_bytes.fetch_add(
-                std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
-                Ordering::Relaxed,
-            );
-            let mut c = st.db.conn().await?;
-            published::record(
-                &mut c,
-                &app.org_id,
-                &app.id,
-                &tg.deployment_id,
-                &key,
-                Some(build_id),
-            )
-            .await?;
             done_objects += 1;
             progress.set(done_objects as f64 / total_objects.max(1) as f64);
         }
@@ -184,11 +113,11 @@ pub(crate) async fn deploy(
         })
         .collect();
     Ok(ok(
-        json!({"dxfName": dxf, "targets": targets.iter().map(|t| t.name.clone()).collect::<Vec<_>>(), "patches": patches.iter().map(|p| json!({"fromBuildId": p.0, "sizeBytes": p.1})).collect::<Vec<_>>()}),
+        json!({"dxfName": dxf, "targets": targets.iter().map(|(t, _)| t.name.clone()).collect::<Vec<_>>(), "patches": patches.iter().map(|p| json!({"fromBuildId": p.0, "sizeBytes": p.1})).collect::<Vec<_>>()}),
         After::Deployed {
             targets: targets
                 .iter()
-                .map(|t| t.deployment_id.clone())
+                .map(|(t, _)| t.deployment_id.clone())
                 .filter(|d| !d.is_empty())
                 .collect(),
             patches,

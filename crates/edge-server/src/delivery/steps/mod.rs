@@ -4,3 +4,5 @@ pub mod deploy;
 pub mod mkdxf;
 pub mod mkpat;
 pub mod mkraw;
+pub mod publish;
+pub mod rollback;
