@@ -6,6 +6,7 @@ use crate::delivery::outcome::{fail, ok, After, Done, Progress};
 use crate::delivery::StepError;
 use crate::depot;
 use crate::error::AboutExt;
+use crate::ids::DeploymentId;
 use crate::state::AppState;
 use crate::store::tasks::{TaskKind, TaskStatus};
 use crate::store::{deployments, published, tasks};
@@ -34,7 +35,7 @@ pub(crate) fn publish_order(dir: &Path, manifest: &str) -> Result<Vec<String>, S
 pub async fn app_targets(
     st: &AppState,
     app: &AppCtx,
-) -> Result<Vec<Result<TargetSpec, (String, String, String)>>, sqlx::Error> {
+) -> Result<Vec<Result<TargetSpec, (DeploymentId, String, String)>>, sqlx::Error> {
     let mut c = st.db.conn().await?;
     let all = deployments::list(&mut c, &app.org_id).await?;
     let chosen: Vec<&deployments::Deployment> = if app.deployments.is_empty() {
@@ -189,7 +190,7 @@ pub(crate) async fn deploy(
             targets: targets
                 .iter()
                 .map(|t| t.deployment_id.clone())
-                .filter(|d| !d.is_empty())
+                .filter(|d| !d.as_str().is_empty())
                 .collect(),
             patches,
             image_bytes: image_files
