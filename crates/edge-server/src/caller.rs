@@ -7,7 +7,7 @@ use crate::perms::{Perms, Resource};
 /// An authenticated backend caller with its organization and effective permissions.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub user_id: String,
+    pub user_id: crate::ids::UserId,
     pub username: String,
     /// `user` or `machine`.
     pub kind: String,

@@ -1,6 +1,7 @@
-//! Typed identifiers: an organization's id and an app's id are different types, so handing
-//! one where the other is expected does not compile. Each is its text (`serde` and `sqlx`
-//! transparent): the wire and the database see the same bytes as before.
+//! Typed identifiers: an organization's, an app's, a user's and a deployment's id are
+//! different types, so handing one where another is expected does not compile. Each is its
+//! text (`serde` and `sqlx` transparent): the wire and the database see the same bytes as
+//! before.
 
 use std::fmt;
 
@@ -51,6 +52,16 @@ id_type!(
 id_type!(
     /// An app's id (`app_…`, `apps.id`, `app_id` elsewhere).
     AppId
+);
+id_type!(
+    /// A user's id, a person's or a machine user's (a UUID, `users.id`, `user_id`
+    /// elsewhere).
+    UserId
+);
+id_type!(
+    /// A deployment's id (`dep_…`, `deployments.id`, `deployment_id` elsewhere, where the
+    /// empty id stands for the depot).
+    DeploymentId
 );
 
 #[cfg(test)]

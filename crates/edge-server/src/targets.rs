@@ -3,6 +3,7 @@
 //! purge tasks can carry (sealed) what they must delete even after the deployment is gone.
 
 use crate::error::{ApiError, ApiResult};
+use crate::ids::DeploymentId;
 use crate::state::AppState;
 use edge_origin::{Origin, OriginConfig, OriginOptions};
 use serde::{Deserialize, Serialize};
@@ -12,8 +13,8 @@ use std::path::{Component, Path, PathBuf};
 /// A target with everything needed to reach it (secrets included: seal before storing).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TargetSpec {
-    /// Deployment id, or "" for the depot.
-    pub deployment_id: String,
+    /// Deployment id, or the empty one for the depot.
+    pub deployment_id: DeploymentId,
     /// Deployment name (for messages), or "depot".
     pub name: String,
     /// Key prefix on the origin.
@@ -33,7 +34,7 @@ impl TargetSpec {
     pub fn depot(st: &AppState) -> TargetSpec {
         let (kind, origin, prefix, secret) = st.depot.published();
         TargetSpec {
-            deployment_id: String::new(),
+            deployment_id: DeploymentId::default(),
             name: "depot".into(),
             prefix,
             kind: kind.into(),
@@ -66,7 +67,7 @@ impl TargetSpec {
         let opts = OriginOptions {
             allow_private: st.cfg.allow_private_sources
                 || self.kind == "fs"
-                || self.deployment_id.is_empty(),
+                || self.deployment_id.as_str().is_empty(),
             timeout: std::time::Duration::from_secs(60),
         };
         Origin::new(cfg, opts)

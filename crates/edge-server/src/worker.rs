@@ -330,7 +330,7 @@ async fn remove_superseded(st: &AppState) -> Result<u64, StepError> {
     let mut specs = std::collections::HashMap::new();
     for (id, org, _app, target, key) in due {
         if !specs.contains_key(&target) {
-            let spec = if target.is_empty() {
+            let spec = if target.as_str().is_empty() {
                 Some(crate::targets::TargetSpec::depot(st))
             } else {
                 let all = crate::store::deployments::list(&mut c, &org).await?;

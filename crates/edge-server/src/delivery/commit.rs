@@ -4,7 +4,7 @@
 
 use crate::delivery::outcome::{After, Done};
 use crate::depot;
-use crate::ids::AppId;
+use crate::ids::{AppId, DeploymentId};
 use crate::state::AppState;
 use crate::store::{apps, builds, deployments, published, tasks, trainings, Conn};
 use crate::util::{now_ms, rfc3339};
@@ -52,7 +52,7 @@ pub async fn commit(
         }
         After::DeployFailed { deployment_id, message } => {
             apps::lock_on_failure(c, &app_id, &t.name).await?;
-            if !deployment_id.is_empty() {
+            if !deployment_id.as_str().is_empty() {
                 deployments::set_status(
                     c,
                     deployment_id,
@@ -82,7 +82,7 @@ pub(crate) async fn make_current(
     c: &mut Conn,
     _st: &AppState,
     t: &tasks::Task,
-    targets: &[String],
+    targets: &[DeploymentId],
     patches: &[(i64, u64)],
     dxf_name: &str,
     image_bytes: u64,

@@ -1,6 +1,7 @@
 //! What a task run ends with: its outcome (status, result, exception, warning), the state
 //! change it implies once committed ([`After`]), and the progress it reports meanwhile.
 
+use crate::ids::DeploymentId;
 use crate::store::tasks;
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,9 +41,14 @@ pub enum After {
     /// `mkseq` found no order better enough: the group's `deploy` is canceled.
     SeqNoGain { build_id: i64 },
     /// `deploy` done on every target: the image `dxf_name` (of `image_bytes`) is current.
-    Deployed { targets: Vec<String>, patches: Vec<(i64, u64)>, dxf_name: String, image_bytes: u64 },
+    Deployed {
+        targets: Vec<DeploymentId>,
+        patches: Vec<(i64, u64)>,
+        dxf_name: String,
+        image_bytes: u64,
+    },
     /// `deploy` failed on a target: the app is locked.
-    DeployFailed { deployment_id: String, message: String },
+    DeployFailed { deployment_id: DeploymentId, message: String },
 }
 
 /// What a runner produced.

@@ -1,10 +1,13 @@
 //! Deployments (CDN origins): the body's validation into a row (secrets sealed, `fs` paths
 //! resolved inside the origin root without creating anything), the rule that tenants never
-//! share an `fs` directory, the probe, and a row turned into a publishing target.
+//! share an `fs` directory, the probe, a row turned into a publishing target, and creating
+//! one (probed). Changing one is [`change`], deleting one [`delete`].
 
+use crate::caller::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::OrgId;
 use crate::names::{text, Name};
+use crate::perms::{Resource, C};
 use crate::state::AppState;
 use crate::store::deployments::{self as store, Deployment};
 use crate::store::Conn;
@@ -12,6 +15,8 @@ use crate::targets;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+pub mod change;
+pub mod delete;
 pub mod origins;
 
 pub(crate) fn field_str<'a>(
@@ -319,4 +324,36 @@ pub(crate) fn row_from(
         target_of(st, &d)?;
     }
     Ok(d)
+}
+
+/// Creates a deployment of the caller's organization. Checks in the API's order: the body
+/// (400), `deployments: Create` (403), a taken name (409), `fs` directories kept apart
+/// (400), then unless `probe` is false the probe (400 with `details.probe`), all but the
+/// probe again in the transaction that saves it.
+pub(crate) async fn create(st: &AppState, c: &Caller, b: &DeploymentIn) -> ApiResult<Deployment> {
+    let d = row_from(st, &c.org_id, b, None)?;
+    c.require(Resource::Deployments, C)?;
+    {
+        let mut conn = st.db.conn().await?;
+        refuse_taken(&mut conn, &c.org_id, &d.name).await?;
+        check_fs_apart(st, &mut conn, &d).await?;
+    }
+    // The probe reaches out over the network: no connection is held meanwhile.
+    if b.probe.unwrap_or(true) {
+        probe(st, &d).await?;
+    }
+    let mut tx = st.db.tx().await?;
+    refuse_taken(&mut tx, &c.org_id, &d.name).await?;
+    check_fs_apart(st, &mut tx, &d).await?;
+    store::save(&mut tx, &d).await?;
+    tx.commit().await?;
+    Ok(d)
+}
+
+/// 409 `item-exists` when `org` has a deployment called `name`.
+async fn refuse_taken(c: &mut Conn, org: &OrgId, name: &str) -> ApiResult<()> {
+    if store::get(c, org, name).await?.is_some() {
+        return Err(ApiError::conflict("item-exists", format!("deployment '{name}' exists")));
+    }
+    Ok(())
 }

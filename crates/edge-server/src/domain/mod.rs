@@ -3,14 +3,17 @@
 //! and the shared state; above it the pipeline (`delivery`), `orgconf`, the worker and the
 //! handlers (`tests/it/layers.rs` checks the order).
 
+pub mod apikeys;
 pub mod apps;
 pub mod audit;
 pub mod deployments;
 pub mod instance;
+pub mod login;
 pub mod orgs;
 pub mod purge;
 pub mod roles;
 pub mod rollback;
+pub mod sessions;
 pub mod subscriptions;
 pub mod tasks;
 pub mod trainings;

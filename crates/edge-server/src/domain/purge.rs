@@ -5,7 +5,7 @@
 
 use crate::depot;
 use crate::error::{ApiError, ApiResult};
-use crate::ids::{AppId, OrgId};
+use crate::ids::{AppId, DeploymentId, OrgId};
 use crate::state::AppState;
 use crate::store::{deployments, published, tasks, Conn};
 use crate::targets::TargetSpec;
@@ -28,17 +28,17 @@ pub(crate) async fn snapshot(
     st: &AppState,
     c: &mut Conn,
     org: &OrgId,
-    rows: Vec<(String, String)>,
-    known: Option<(String, TargetSpec)>,
+    rows: Vec<(DeploymentId, String)>,
+    known: Option<(DeploymentId, TargetSpec)>,
 ) -> ApiResult<Snapshot> {
-    let mut by_target: HashMap<String, Vec<String>> = HashMap::new();
+    let mut by_target: HashMap<DeploymentId, Vec<String>> = HashMap::new();
     for (t, k) in rows {
         by_target.entry(t).or_default().push(k);
     }
     let all = deployments::list(c, org).await?;
     let mut snap = Snapshot::default();
     for (tid, keys) in by_target {
-        let spec = if tid.is_empty() {
+        let spec = if tid.as_str().is_empty() {
             Some(TargetSpec::depot(st))
         } else if let Some((id, spec)) = known.as_ref().filter(|(id, _)| *id == tid) {
             let _ = id;

@@ -1,16 +1,19 @@
 //! Users and memberships: validation of a new user, the password rules, role resolution,
-//! the no-takeover rules for changing someone else, and creating a user with its initial
-//! credential (hashed before any connection is taken).
+//! the no-takeover rules for changing someone else, creating a user with its initial
+//! credential (hashed before any connection is taken) and removing a member; the API and
+//! configuration bundles share them. Changing a user is [`change`].
 
 use crate::caller::Caller;
 use crate::crypto::random_password;
 use crate::error::{ApiError, ApiResult};
-use crate::ids::OrgId;
+use crate::ids::{OrgId, UserId};
 use crate::names::{email, text, Name};
-use crate::perms::Perms;
+use crate::perms::{Perms, Resource, C, D};
 use crate::state::AppState;
 use crate::store::{apikeys, roles, users, Conn};
 use serde::Deserialize;
+
+pub mod change;
 
 /// What a caller is about to do to another user.
 #[derive(PartialEq, Eq, Clone, Copy)]
@@ -260,7 +263,7 @@ pub(crate) async fn insert_user(
     v: &ValidUser,
     role_ids: &[String],
     password: Option<InitialPassword>,
-) -> ApiResult<(String, Option<String>, Option<String>)> {
+) -> ApiResult<(UserId, Option<String>, Option<String>)> {
     let (pw_plain, pw_hash) = match (v.machine, password) {
         (true, _) => (None, None),
         (false, Some(p)) => (Some(p.plain), Some(p.hash)),
@@ -300,3 +303,73 @@ pub(crate) async fn insert_user(
     };
     Ok((id, pw_plain, key))
 }
+
+/// A user just created, with its first credential (shown this once).
+pub(crate) struct CreatedUser {
+    /// The user as stored.
+    pub user: users::User,
+    /// Names of the roles it holds, sorted.
+    pub roles: Vec<String>,
+    /// A person's initial password.
+    pub initial_pw: Option<String>,
+    /// A machine user's first API key.
+    pub api_key: Option<String>,
+}
+
+/// Creates a person or machine user as a member of the caller's organization with the
+/// roles named. Checks in the API's order: the body (400), an unknown role (400),
+/// `beUsers: Create` and no grant beyond the caller's bits (403), a taken username (409).
+pub(crate) async fn create(st: &AppState, c: &Caller, b: UserIn) -> ApiResult<CreatedUser> {
+    let v = validate_user(b)?;
+    let check = |granted: &Perms| {
+        c.require(Resource::BeUsers, C)?;
+        if !granted.subset_of(&c.perms) {
+            return Err(ApiError::forbidden(ROLES_BEYOND_YOURS));
+        }
+        Ok(())
+    };
+    // Checked before the password is hashed (which holds no connection), and again in the
+    // transaction that creates the user.
+    check(&resolve_roles(&mut *st.db.conn().await?, &c.org_id, &v.roles).await?.1)?;
+    let password = initial_password(st, &v).await?;
+    let mut tx = st.db.tx().await?;
+    let (role_ids, granted) = resolve_roles(&mut tx, &c.org_id, &v.roles).await?;
+    check(&granted)?;
+    let (id, initial_pw, api_key) =
+        insert_user(&mut tx, &c.org_id, &v, &role_ids, password).await?;
+    let user =
+        users::by_id(&mut tx, &id).await?.ok_or_else(|| ApiError::internal("user vanished"))?;
+    let roles = users::role_names(&mut tx, &c.org_id, &id).await?;
+    tx.commit().await?;
+    Ok(CreatedUser { user, roles, initial_pw, api_key })
+}
+
+/// Removes the member `username` from the caller's organization (its roles, API keys and
+/// sessions there; the user itself when it belongs nowhere else). Needs `beUsers: Delete`;
+/// the no-takeover rule applies (403); the organization's last administrator stays (409).
+pub(crate) async fn delete(st: &AppState, c: &Caller, username: &str) -> ApiResult<()> {
+    c.require(Resource::BeUsers, D)?;
+    let mut tx = st.db.tx().await?;
+    users::lock_admins(&mut tx, &c.org_id, st.db.backend).await?;
+    let t = users::member_by_username(&mut tx, &c.org_id, username)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user", username))?;
+    guard_target(&mut tx, c, &t, TargetChange::Delete).await?;
+    let admins = users::admin_count(&mut tx, &c.org_id).await?;
+    let is_admin = users::role_names(&mut tx, &c.org_id, &t.id)
+        .await?
+        .iter()
+        .any(|r| r == roles::ADMINISTRATORS);
+    if is_admin && admins <= 1 {
+        return Err(ApiError::conflict(
+            "item-protected",
+            "the organization's last administrator cannot be deleted",
+        ));
+    }
+    users::remove_member(&mut tx, &c.org_id, &t).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The refusal of roles that grant more than the caller holds.
+const ROLES_BEYOND_YOURS: &str = "those roles grant permissions you do not have";

@@ -4,14 +4,11 @@
 use super::extract::{JsonBody, ListQuery, ListSpec};
 use super::reply::{page, ListParams, Message, Reply, Success};
 use crate::caller::Caller;
-use crate::domain::users::{guard_target, TargetChange};
-use crate::error::{ApiError, ApiResult};
-use crate::names::text;
-use crate::perms::{Resource, R, U};
+use crate::domain::apikeys as key_rules;
+use crate::error::ApiResult;
 use crate::state::AppState;
-use crate::store::apikeys::{self, ApiKey};
-use crate::store::users;
-use crate::util::{now_ms, rfc3339};
+use crate::store::apikeys::ApiKey;
+use crate::util::rfc3339;
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::{delete, get};
 use axum::Router;
@@ -101,31 +98,10 @@ async fn post_key(
     State(st): State<Arc<AppState>>,
     JsonBody(b): JsonBody<KeyIn>,
 ) -> ApiResult<Reply<ApiKeyCreated>> {
-    let label = b.label.as_deref().map(|l| text("label", l, 1, 200)).transpose()?;
-    if b.expires_in == Some(0) || b.expires_in.is_some_and(|e| e > 10 * 365 * 86_400) {
-        return Err(ApiError::invalid("expiresIn", "expiresIn must be 1..315360000 seconds"));
-    }
-    let mut tx = st.db.tx().await?;
-    let target = match b.username.as_deref() {
-        None => c.user_id.clone(),
-        Some(u) if u == c.username => c.user_id.clone(),
-        Some(u) => {
-            c.require(Resource::BeUsers, U)?;
-            let t = users::member_by_username(&mut tx, &c.org_id, u)
-                .await?
-                .ok_or_else(|| ApiError::not_found("user", u))?;
-            guard_target(&mut tx, &c, &t, TargetChange::Credentials).await?;
-            t.id
-        }
-    };
-    let expires = b.expires_in.map(|e| now_ms() + e as i64 * 1000);
-    let (key_id, key) =
-        apikeys::create(&mut tx, &c.org_id, &target, label.as_deref(), expires).await?;
-    let k = apikeys::by_id(&mut tx, &key_id)
-        .await?
-        .ok_or_else(|| ApiError::internal("key vanished"))?;
-    tx.commit().await?;
-    Ok(Reply(ApiKeyCreated { status: Success, api_key: key, key: ApiKeyView::of(&k, &c.org_name) }))
+    let (api_key, k) =
+        key_rules::create(&st.db, &c, b.username.as_deref(), b.label.as_deref(), b.expires_in)
+            .await?;
+    Ok(Reply(ApiKeyCreated { status: Success, api_key, key: ApiKeyView::of(&k, &c.org_name) }))
 }
 
 const KEY_LIST: ListSpec = ListSpec {
@@ -158,22 +134,8 @@ async fn list_keys(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Reply<ApiKeyPage>> {
     let q = ListQuery::parse(raw.as_deref(), &KEY_LIST)?;
-    let mut conn = st.db.conn().await?;
-    let user = match q.filters.get("username") {
-        Some(u) if *u == c.username => Some(c.user_id.clone()),
-        Some(u) => {
-            c.require(Resource::BeUsers, R)?;
-            Some(
-                users::member_by_username(&mut conn, &c.org_id, u)
-                    .await?
-                    .ok_or_else(|| ApiError::not_found("user", u))?
-                    .id,
-            )
-        }
-        None if c.perms.has(Resource::BeUsers, R) => None,
-        None => Some(c.user_id.clone()),
-    };
-    let items = apikeys::list(&mut conn, &c.org_id, user.as_deref())
+    let username = q.filters.get("username").map(String::as_str);
+    let items = key_rules::list(&st.db, &c, username)
         .await?
         .iter()
         .map(|k| ApiKeyView::of(k, &c.org_name))
@@ -194,20 +156,7 @@ async fn delete_key(
     State(st): State<Arc<AppState>>,
     Path(key_id): Path<String>,
 ) -> ApiResult<Reply<Message>> {
-    let mut tx = st.db.tx().await?;
-    let k = apikeys::by_id(&mut tx, &key_id)
-        .await?
-        .filter(|k| k.org_id == c.org_id)
-        .ok_or_else(|| ApiError::not_found("API key", &key_id))?;
-    if k.user_id != c.user_id {
-        c.require(Resource::BeUsers, U)?;
-        let t = users::by_id(&mut tx, &k.user_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("API key", &key_id))?;
-        guard_target(&mut tx, &c, &t, TargetChange::Credentials).await?;
-    }
-    apikeys::delete(&mut tx, &c.org_id, &key_id).await?;
-    tx.commit().await?;
+    key_rules::revoke(&st.db, &c, &key_id).await?;
     Ok(Message::new("API key revoked"))
 }
 
@@ -219,12 +168,7 @@ async fn delete_key(
     responses((status = 200, description = "Revoked", body = Message)),
     extensions(("x-rockit-auth" = json!("API key"))))]
 async fn delete_own_key(c: Caller, State(st): State<Arc<AppState>>) -> ApiResult<Reply<Message>> {
-    let key_id = c.key_id.clone().ok_or_else(|| {
-        ApiError::bad_request("this request was not authenticated with an API key")
-    })?;
-    let mut tx = st.db.tx().await?;
-    apikeys::delete(&mut tx, &c.org_id, &key_id).await?;
-    tx.commit().await?;
+    key_rules::revoke_own(&st.db, &c).await?;
     Ok(Message::new("API key revoked"))
 }
 

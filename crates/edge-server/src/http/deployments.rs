@@ -4,15 +4,11 @@
 use super::extract::{JsonBody, ListQuery, ListSpec};
 use super::reply::{page, projected, FieldsParam, ListParams, Reply, Success};
 use crate::caller::Caller;
+use crate::domain::deployments::change::DeploymentChange;
 use crate::domain::deployments::origins::{DownloadAuth, DownloadAuthIn, Origin, OriginIn};
-use crate::domain::deployments::{
-    check_fs_apart, parse_download_auth, parse_origin, parse_prefix, parse_public_url, probe,
-    row_from, target_of, DeploymentIn,
-};
-use crate::domain::purge;
+use crate::domain::deployments::{self as deployments_domain, DeploymentIn};
 use crate::error::{ApiError, ApiResult};
-use crate::names::text;
-use crate::perms::{Resource, C, D, R, U};
+use crate::perms::{Resource, R};
 use crate::state::AppState;
 use crate::store::deployments::{self as store, Deployment};
 use crate::util::rfc3339;
@@ -147,29 +143,7 @@ async fn post_deployment(
     State(st): State<Arc<AppState>>,
     JsonBody(b): JsonBody<DeploymentIn>,
 ) -> ApiResult<Reply<DeploymentReply>> {
-    let d = row_from(&st, &c.org_id, &b, None)?;
-    c.require(Resource::Deployments, C)?;
-    {
-        let mut conn = st.db.conn().await?;
-        if store::get(&mut conn, &c.org_id, &d.name).await?.is_some() {
-            return Err(ApiError::conflict(
-                "item-exists",
-                format!("deployment '{}' exists", d.name),
-            ));
-        }
-        check_fs_apart(&st, &mut conn, &d).await?;
-    }
-    // The probe reaches out over the network: no connection is held meanwhile.
-    if b.probe.unwrap_or(true) {
-        probe(&st, &d).await?;
-    }
-    let mut tx = st.db.tx().await?;
-    if store::get(&mut tx, &c.org_id, &d.name).await?.is_some() {
-        return Err(ApiError::conflict("item-exists", format!("deployment '{}' exists", d.name)));
-    }
-    check_fs_apart(&st, &mut tx, &d).await?;
-    store::save(&mut tx, &d).await?;
-    tx.commit().await?;
+    let d = deployments_domain::create(&st, &c, &b).await?;
     Ok(DeploymentReply::new(projected(&DeploymentView::of(&d, &[]), None)?))
 }
 
@@ -275,82 +249,16 @@ async fn patch_deployment(
     State(st): State<Arc<AppState>>,
     JsonBody(b): JsonBody<DeploymentPatch>,
 ) -> ApiResult<Reply<DeploymentReply>> {
-    let label = match &b.label {
-        Some(Some(l)) => Some(Some(text("label", l, 1, 200)?)),
-        Some(None) => Some(None),
-        None => None,
+    let change = DeploymentChange {
+        name: b.name,
+        label: b.label,
+        origin_prefix: b.origin_prefix,
+        origin: b.origin,
+        download_auth: b.download_auth,
+        public_url: b.public_url,
+        probe: b.probe.unwrap_or(true),
     };
-    let prefix = b.origin_prefix.as_deref().map(|p| parse_prefix(Some(p))).transpose()?;
-    let public_url = match &b.public_url {
-        Some(u) => Some(parse_public_url(u.as_deref())?),
-        None => None,
-    };
-    c.require(Resource::Deployments, U)?;
-    let mut d = store::get(&mut *st.db.conn().await?, &c.org_id, &b.name)
-        .await?
-        .ok_or_else(|| ApiError::not_found("deployment", &b.name))?;
-    let loaded_at = d.updated;
-    let open = |s: &Option<String>| {
-        s.as_ref().and_then(|s| st.data_key.open(s)).and_then(|b| String::from_utf8(b).ok())
-    };
-    let mut reach_changed = false;
-    if let Some(o) = &b.origin {
-        let (kind, origin, secret) = parse_origin(o, Some((&d.kind, open(&d.secret_sealed))))?;
-        d.kind = kind;
-        d.origin = origin;
-        d.secret_sealed = secret.map(|s| st.data_key.seal(s.as_bytes()));
-        reach_changed = true;
-    }
-    match &b.download_auth {
-        Some(None) => {
-            d.download_auth = Value::Null;
-            d.download_secret_sealed = None;
-        }
-        Some(Some(v)) => {
-            let keep_kind = d.download_auth["type"].as_str().unwrap_or("").to_string();
-            let (v, s) =
-                parse_download_auth(v, Some((&keep_kind, open(&d.download_secret_sealed))))?;
-            d.download_auth = v;
-            d.download_secret_sealed = Some(st.data_key.seal(s.as_bytes()));
-        }
-        None => {}
-    }
-    if let Some(l) = label {
-        d.label = l;
-    }
-    if let Some(p) = prefix {
-        reach_changed |= p != d.prefix;
-        d.prefix = p;
-    }
-    if let Some(u) = public_url {
-        d.public_url = u;
-    }
-    if d.kind == "fs" {
-        target_of(&st, &d)?;
-    }
-    if reach_changed {
-        check_fs_apart(&st, &mut *st.db.conn().await?, &d).await?;
-    }
-    if reach_changed && b.probe.unwrap_or(true) {
-        probe(&st, &d).await?;
-    }
-    d.updated = crate::util::now_ms();
-    let mut tx = st.db.tx().await?;
-    // Read, probed and written without a lock held through the probe: a change that
-    // landed meanwhile is not silently overwritten.
-    let current = store::get(&mut tx, &c.org_id, &b.name)
-        .await?
-        .ok_or_else(|| ApiError::not_found("deployment", &b.name))?;
-    if current.updated != loaded_at {
-        return Err(ApiError::conflict(
-            "invalid-state",
-            "the deployment changed meanwhile; send the change again",
-        ));
-    }
-    check_fs_apart(&st, &mut tx, &d).await?;
-    store::save(&mut tx, &d).await?;
-    let apps = store::apps_using(&mut tx, &c.org_id, &d.name).await?;
-    tx.commit().await?;
+    let (d, apps) = deployments_domain::change::update(&st, &c, change).await?;
     Ok(DeploymentReply::new(projected(&DeploymentView::of(&d, &apps), None)?))
 }
 
@@ -379,23 +287,7 @@ async fn delete_deployment(
     State(st): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> ApiResult<Reply<DeploymentDeleted>> {
-    c.require(Resource::Deployments, D)?;
-    let mut tx = st.db.tx().await?;
-    let d = store::get(&mut tx, &c.org_id, &name)
-        .await?
-        .ok_or_else(|| ApiError::not_found("deployment", &name))?;
-    let apps = store::apps_using(&mut tx, &c.org_id, &name).await?;
-    if !apps.is_empty() {
-        return Err(ApiError::conflict(
-            "item-in-use",
-            format!("deployment '{name}' is used by app(s) {}", apps.join(", ")),
-        ));
-    }
-    let target = target_of(&st, &d).ok();
-    let task =
-        purge::enqueue_for_deployment(&st, &mut tx, &c.org_id, &c.org_name, &d, target).await?;
-    store::delete(&mut tx, &c.org_id, &d.id).await?;
-    tx.commit().await?;
+    let task = deployments_domain::delete::delete(&st, &c, &name).await?;
     Ok(Reply(DeploymentDeleted {
         status: Success,
         message: "deployment deleted".into(),

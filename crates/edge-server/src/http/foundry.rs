@@ -207,7 +207,7 @@ async fn unique_name(c: &mut Conn, base: &str, label: &str) -> FResult<String> {
 }
 
 async fn principal(c: &mut Conn, id: &str) -> FResult<users::User> {
-    match users::by_id(c, id).await? {
+    match users::by_id(c, &crate::ids::UserId::new(id)).await? {
         Some(u) if !u.is_machine() => Ok(u),
         _ => Err(ferr(StatusCode::NOT_FOUND, "PrincipalNotFound", json!({"principalId": id}))),
     }

@@ -108,7 +108,7 @@ pub(super) async fn list_assignments(
             if let Some(r) = all_roles.iter().find(|r| r.name == n) {
                 data.push(FoundryRoleAssignment {
                     principal_type: FoundryPrincipalType::User,
-                    principal_id: u.id.clone(),
+                    principal_id: u.id.to_string(),
                     role_id: role_id(r),
                 });
             }

@@ -8,12 +8,12 @@
 use super::auth::{bearer, header};
 use super::extract::{JsonBody, OptJsonBody};
 use super::reply::{Message, Reply, Success};
+use crate::domain::login::{self as login_rules, LoginInput, LoginOutcome};
+use crate::domain::sessions::{self as session_rules, SessionTokens};
 use crate::error::{ApiError, ApiResult};
-use crate::ids::OrgId;
 use crate::perms::PermissionsSchema;
 use crate::ratelimit;
 use crate::state::AppState;
-use crate::store::{orgs, sessions, users, Conn};
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::routing::post;
@@ -133,6 +133,21 @@ pub struct TokenPair {
     permissions: Value,
 }
 
+impl TokenPair {
+    fn of(t: SessionTokens) -> TokenPair {
+        TokenPair {
+            status: Success,
+            access_token: t.access_token,
+            refresh_token: t.refresh_token,
+            access_expires_in: t.access_expires_in,
+            refresh_expires_in: t.refresh_expires_in,
+            org_name: t.org_name,
+            username: t.username,
+            permissions: t.perms.to_json(t.operator),
+        }
+    }
+}
+
 /// The answer of a password login without `orgName`: the organizations to choose from.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -168,10 +183,6 @@ pub enum LoginReply {
     Choice(OrgChoice),
 }
 
-fn generic_401() -> ApiError {
-    ApiError::unauthorized("wrong username or password")
-}
-
 /// Log in: user+pw, org selection, or user+pw+org
 ///
 /// Three shapes: `username`+`password` answers an `orgSelectionToken` with the user's
@@ -193,126 +204,24 @@ async fn login(
     if bearer(&headers).is_some() || header(&headers, "x-rockit-api-key").is_some() {
         return Err(ApiError::bad_request("login takes no credentials in headers"));
     }
-    for (f, v) in [("accessTTL", b.access_ttl), ("refreshTTL", b.refresh_ttl)] {
-        if v == Some(0) {
-            return Err(ApiError::invalid(f, format!("{f} must be a positive number of seconds")));
-        }
-    }
-    let ttls = (
-        b.access_ttl.unwrap_or(st.cfg.access_ttl).min(st.cfg.access_ttl),
-        b.refresh_ttl.unwrap_or(st.cfg.refresh_ttl).min(st.cfg.refresh_ttl),
-    );
-    if let Some(tok) = b.org_selection_token {
-        if b.username.is_some() || b.password.is_some() {
-            return Err(ApiError::bad_request(
-                "orgSelectionToken goes without username and password",
-            ));
-        }
-        let org =
-            b.org_name.ok_or_else(|| ApiError::invalid("orgName", "missing field 'orgName'"))?;
-        let mut tx = st.db.tx().await?;
-        let user = sessions::org_selection(&mut tx, &tok)
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("invalid or expired orgSelectionToken"))?;
-        let out = open_session(&mut tx, &user, &org, ttls).await?;
-        tx.commit().await?;
-        return Ok(Reply(LoginReply::Tokens(out)));
-    }
-    let username =
-        b.username.ok_or_else(|| ApiError::invalid("username", "missing field 'username'"))?;
-    let password =
-        b.password.ok_or_else(|| ApiError::invalid("password", "missing field 'password'"))?;
     let client = ratelimit::client_key(&st, peer, &headers);
-    // Counted before the check, so parallel guesses cannot pass the limit together.
-    let attempt = ratelimit::reserve(&st, &username, &client).await?;
-    let user = users::by_username(&mut *st.db.conn().await?, &username).await?;
-    // Check a hash either way so an unknown username takes as long as a wrong password.
-    // No connection is held meanwhile (`db::held`).
-    let hash =
-        user.as_ref().and_then(|u| u.pw_hash.clone()).unwrap_or_else(|| st.dummy_hash.clone());
-    let ok = match st.passwords.verify(password, hash).await {
-        Ok(ok) => ok,
-        Err(e) => {
-            // Not checked (too busy): the attempt does not count.
-            attempt.release(&st).await?;
-            return Err(e);
-        }
+    let input = LoginInput {
+        username: b.username,
+        password: b.password,
+        org_selection_token: b.org_selection_token,
+        org_name: b.org_name,
+        access_ttl: b.access_ttl,
+        refresh_ttl: b.refresh_ttl,
     };
-    let user = match user {
-        Some(u) if ok && !u.is_machine() && u.pw_hash.is_some() => u,
-        _ => {
-            attempt.failed(&st).await?;
-            return Err(generic_401());
-        }
-    };
-    attempt.release(&st).await?;
-    let mut tx = st.db.tx().await?;
-    let out = match b.org_name {
-        Some(org) => LoginReply::Tokens(open_session(&mut tx, &user.id, &org, ttls).await?),
-        None => {
-            let orgs = users::orgs_of(&mut tx, &user.id)
-                .await?
-                .into_iter()
-                .map(|(_, name, label)| OrgOption { name, label })
-                .collect();
-            let tok = sessions::issue(&mut tx, "orgsel", &user.id, None, st.cfg.orgsel_ttl).await?;
-            LoginReply::Choice(OrgChoice {
-                status: Success,
-                org_selection_token: tok,
-                expires_in: st.cfg.orgsel_ttl,
-                orgs,
-            })
-        }
-    };
-    tx.commit().await?;
-    Ok(Reply(out))
-}
-
-/// Opens a session of `user` in org `org_name` and answers with the token pair, in the
-/// caller's transaction.
-async fn open_session(
-    tx: &mut Conn,
-    user: &str,
-    org_name: &str,
-    ttls: (u64, u64),
-) -> ApiResult<TokenPair> {
-    let forbidden = || ApiError::forbidden("not a member of that organization");
-    let org = orgs::by_name(tx, org_name).await?.ok_or_else(forbidden)?;
-    if !users::is_member(tx, &org.id, user).await? {
-        return Err(forbidden());
-    }
-    let session = sessions::create(tx, &org.id, user, ttls.1).await?;
-    users::touch_login(tx, user).await?;
-    token_pair(tx, &session, &org.id, user, ttls).await
-}
-
-/// Issues an access and a refresh token of `session`, in the caller's transaction.
-async fn token_pair(
-    tx: &mut Conn,
-    session: &str,
-    org_id: &OrgId,
-    user: &str,
-    ttls: (u64, u64),
-) -> ApiResult<TokenPair> {
-    let u = users::by_id(tx, user)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("user no longer exists"))?;
-    let (org_name, operator) = orgs::brief(tx, org_id)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("organization no longer exists"))?;
-    let perms = users::effective_perms(tx, org_id, user).await?;
-    let access = sessions::issue(tx, "access", user, Some(session), ttls.0).await?;
-    let refresh = sessions::issue(tx, "refresh", user, Some(session), ttls.1).await?;
-    Ok(TokenPair {
-        status: Success,
-        access_token: access,
-        refresh_token: refresh,
-        access_expires_in: ttls.0,
-        refresh_expires_in: ttls.1,
-        org_name,
-        username: u.username,
-        permissions: perms.to_json(operator),
-    })
+    Ok(Reply(match login_rules::login(&st, &client, input).await? {
+        LoginOutcome::Session(t) => LoginReply::Tokens(TokenPair::of(t)),
+        LoginOutcome::Choice { token, expires_in, orgs } => LoginReply::Choice(OrgChoice {
+            status: Success,
+            org_selection_token: token,
+            expires_in,
+            orgs: orgs.into_iter().map(|(name, label)| OrgOption { name, label }).collect(),
+        }),
+    }))
 }
 
 /// The Refresh body (optional: the token may come as `Authorization: Bearer` instead).
@@ -349,37 +258,7 @@ async fn refresh(
         (None, Some(b)) => b,
         (None, None) => return Err(ApiError::unauthorized("refresh token required")),
     };
-    let mut tx = st.db.tx().await?;
-    let outcome = sessions::refresh(&mut tx, &tok, true, st.cfg.refresh_grace_seconds).await?;
-    let grant = match outcome {
-        sessions::Refresh::Rotated(g) => g,
-        other => {
-            // A reuse ends the session: that must stick although the answer is an error.
-            tx.commit().await?;
-            if matches!(other, sessions::Refresh::Reused) {
-                tracing::warn!("refresh token reuse: session revoked");
-                return Err(ApiError::unauthorized(
-                    "refresh token already used; the session has been ended",
-                ));
-            }
-            return Err(ApiError::unauthorized("invalid or expired refresh token"));
-        }
-    };
-    if !users::is_member(&mut tx, &grant.org_id, &grant.user_id).await? {
-        // The old token stays used up, as before the membership was looked at.
-        tx.commit().await?;
-        return Err(ApiError::unauthorized("membership ended"));
-    }
-    let out = token_pair(
-        &mut tx,
-        &grant.session_id,
-        &grant.org_id,
-        &grant.user_id,
-        (st.cfg.access_ttl, st.cfg.refresh_ttl),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Reply(out))
+    Ok(Reply(TokenPair::of(session_rules::refresh(&st, &tok).await?)))
 }
 
 /// The Logout body (optional).
@@ -415,21 +294,7 @@ async fn logout(
         }
     };
     let all = b.and_then(|b| b.all).unwrap_or(false);
-    let mut tx = st.db.tx().await?;
-    let (session, user) = if let Some(g) = sessions::access(&mut tx, &tok).await? {
-        (g.session_id, g.user_id)
-    } else if let sessions::Refresh::Rotated(g) =
-        sessions::refresh(&mut tx, &tok, false, st.cfg.refresh_grace_seconds).await?
-    {
-        (g.session_id, g.user_id)
-    } else {
-        return Err(ApiError::unauthorized("invalid or expired token"));
-    };
-    sessions::revoke(&mut tx, &session).await?;
-    if all {
-        sessions::revoke_user(&mut tx, &user, None).await?;
-    }
-    tx.commit().await?;
+    session_rules::logout(&st, &tok, all).await?;
     Ok(Message::new("logged out"))
 }
 
@@ -459,28 +324,8 @@ pub struct AuthToken {
 async fn auth(State(st): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<Reply<AuthToken>> {
     let tok = header(&headers, "x-rockit-besession-token")
         .ok_or_else(|| ApiError::unauthorized("x-rockit-besession-token required"))?;
-    let mut tx = st.db.tx().await?;
-    let outcome = sessions::refresh(&mut tx, &tok, false, st.cfg.refresh_grace_seconds).await?;
-    let grant = match outcome {
-        sessions::Refresh::Rotated(g) => g,
-        _ => {
-            tx.commit().await?;
-            return Err(ApiError::unauthorized("invalid, expired or rotated session token"));
-        }
-    };
-    if !users::is_member(&mut tx, &grant.org_id, &grant.user_id).await? {
-        return Err(ApiError::unauthorized("membership ended"));
-    }
-    let access = sessions::issue(
-        &mut tx,
-        "access",
-        &grant.user_id,
-        Some(&grant.session_id),
-        st.cfg.access_ttl,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Reply(AuthToken { status: Success, auth_token: access, expires_in: st.cfg.access_ttl }))
+    let (auth_token, expires_in) = session_rules::access_for_session_token(&st, &tok).await?;
+    Ok(Reply(AuthToken { status: Success, auth_token, expires_in }))
 }
 
 /// Marks the bodies of refresh and logout as optional. They may be left out entirely

@@ -1,7 +1,7 @@
 //! API keys: `rk_<keyId>_<secret>`, only the secret's hash stored.
 
 use super::Conn;
-use crate::ids::OrgId;
+use crate::ids::{OrgId, UserId};
 use crate::util::{hex, now_ms, random_bytes, sha256_hex};
 use sqlx::any::AnyRow;
 
@@ -10,7 +10,7 @@ use sqlx::any::AnyRow;
 pub struct ApiKey {
     pub key_id: String,
     pub org_id: OrgId,
-    pub user_id: String,
+    pub user_id: UserId,
     pub username: String,
     pub secret_hash: String,
     pub label: Option<String>,
@@ -26,7 +26,7 @@ impl<'r> sqlx::FromRow<'r, AnyRow> for ApiKey {
         Ok(ApiKey {
             key_id: r.try_get::<String, _>("key_id")?,
             org_id: r.try_get::<OrgId, _>("org_id")?,
-            user_id: r.try_get::<String, _>("user_id")?,
+            user_id: r.try_get::<UserId, _>("user_id")?,
             username: r.try_get::<String, _>("username")?,
             secret_hash: r.try_get::<String, _>("secret_hash")?,
             label: r.try_get::<Option<String>, _>("label")?,
@@ -48,7 +48,7 @@ pub fn split(key: &str) -> Option<(&str, &str)> {
 pub async fn create(
     c: &mut Conn,
     org: &OrgId,
-    user: &str,
+    user: &UserId,
     label: Option<&str>,
     expires: Option<i64>,
 ) -> Result<(String, String), sqlx::Error> {
@@ -79,7 +79,7 @@ pub async fn by_id(c: &mut Conn, key_id: &str) -> Result<Option<ApiKey>, sqlx::E
 pub async fn list(
     c: &mut Conn,
     org: &OrgId,
-    user: Option<&str>,
+    user: Option<&UserId>,
 ) -> Result<Vec<ApiKey>, sqlx::Error> {
     match user {
         Some(u) => {
@@ -106,7 +106,7 @@ pub async fn delete(c: &mut Conn, org: &OrgId, key_id: &str) -> Result<bool, sql
 }
 
 /// Revokes every key of a user in `org`.
-pub async fn delete_for_user(c: &mut Conn, org: &OrgId, user: &str) -> Result<(), sqlx::Error> {
+pub async fn delete_for_user(c: &mut Conn, org: &OrgId, user: &UserId) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM apikeys WHERE org_id = $1 AND user_id = $2")
         .bind(org)
         .bind(user)

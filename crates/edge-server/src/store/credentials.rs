@@ -2,7 +2,7 @@
 //! permissions in one query, so a request pays one round trip to authenticate.
 
 use super::Conn;
-use crate::ids::OrgId;
+use crate::ids::{OrgId, UserId};
 
 /// One row per role the caller holds (one row without a role).
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -10,7 +10,7 @@ pub struct CallerRow {
     /// The session (access token) or the key id (API key).
     pub cred: String,
     pub org_id: OrgId,
-    pub user_id: String,
+    pub user_id: UserId,
     pub username: String,
     pub kind: String,
     pub org_name: String,

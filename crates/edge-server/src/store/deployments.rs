@@ -1,14 +1,14 @@
 //! Deployments (CDN origins) of an organization. Secrets are stored sealed.
 
 use super::Conn;
-use crate::ids::OrgId;
+use crate::ids::{DeploymentId, OrgId};
 use crate::util::now_ms;
 use serde_json::Value;
 
 /// A deployment row.
 #[derive(Debug, Clone)]
 pub struct Deployment {
-    pub id: String,
+    pub id: DeploymentId,
     pub org_id: OrgId,
     pub name: String,
     pub label: Option<String>,
@@ -30,7 +30,7 @@ pub struct Deployment {
 /// A deployment as stored: the origin and download-auth fields are JSON text.
 #[derive(sqlx::FromRow)]
 struct DeploymentRow {
-    id: String,
+    id: DeploymentId,
     org_id: OrgId,
     name: String,
     label: Option<String>,
@@ -153,7 +153,7 @@ pub async fn save(c: &mut Conn, d: &Deployment) -> Result<(), sqlx::Error> {
 /// Records the outcome of the last publish to a deployment.
 pub async fn set_status(
     c: &mut Conn,
-    id: &str,
+    id: &DeploymentId,
     ok: bool,
     message: &str,
 ) -> Result<(), sqlx::Error> {
@@ -183,7 +183,7 @@ pub async fn apps_using(c: &mut Conn, org: &OrgId, name: &str) -> Result<Vec<Str
 }
 
 /// Deletes a deployment.
-pub async fn delete(c: &mut Conn, org: &OrgId, id: &str) -> Result<(), sqlx::Error> {
+pub async fn delete(c: &mut Conn, org: &OrgId, id: &DeploymentId) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM deployments WHERE org_id = $1 AND id = $2")
         .bind(org)
         .bind(id)
@@ -196,7 +196,7 @@ pub async fn delete(c: &mut Conn, org: &OrgId, id: &str) -> Result<(), sqlx::Err
 pub fn new_row(org: &OrgId, name: &str) -> Deployment {
     let now = now_ms();
     Deployment {
-        id: crate::util::new_id("dep"),
+        id: DeploymentId::new(crate::util::new_id("dep")),
         org_id: org.clone(),
         name: name.into(),
         label: None,

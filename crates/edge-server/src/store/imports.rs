@@ -1,12 +1,12 @@
 //! Configuration imports staged for a commit (`POST /be/v1/import`), kept an hour.
 
 use super::Conn;
-use crate::ids::OrgId;
+use crate::ids::{OrgId, UserId};
 
 /// A staged import.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Staged {
-    pub user_id: String,
+    pub user_id: UserId,
     /// The bundle, JSON text.
     pub bundle: String,
     /// The org configuration's fingerprint when the plan was made.
@@ -18,7 +18,7 @@ pub struct Staged {
 pub struct NewImport<'a> {
     pub id: &'a str,
     pub org: &'a OrgId,
-    pub user: &'a str,
+    pub user: &'a UserId,
     pub bundle: String,
     pub base: &'a str,
     pub created: i64,
@@ -44,7 +44,7 @@ pub async fn insert(c: &mut Conn, i: NewImport<'_>) -> Result<(), sqlx::Error> {
 pub async fn bundle_of(
     c: &mut Conn,
     org: &OrgId,
-    user: &str,
+    user: &UserId,
     id: &str,
     now: i64,
 ) -> Result<Option<String>, sqlx::Error> {

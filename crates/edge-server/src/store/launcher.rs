@@ -2,7 +2,7 @@
 //! it, and which deployment holds a published image.
 
 use super::Conn;
-use crate::ids::{AppId, OrgId};
+use crate::ids::{AppId, DeploymentId, OrgId};
 use crate::util::now_ms;
 
 /// A launcher session with its org's and app's names.
@@ -132,7 +132,7 @@ pub async fn end_session(
 pub async fn holds(
     c: &mut Conn,
     app_id: &AppId,
-    deployment: &str,
+    deployment: &DeploymentId,
     key: &str,
 ) -> Result<bool, sqlx::Error> {
     Ok(sqlx::query("SELECT 1 FROM published WHERE app_id = $1 AND deployment_id = $2 AND obj_key = $3 AND superseded IS NULL")

@@ -2,7 +2,7 @@
 //! its administrator in one transaction.
 
 use super::{roles, users, Conn};
-use crate::ids::{AppId, OrgId};
+use crate::ids::{AppId, OrgId, UserId};
 use crate::perms::Perms;
 use crate::util::{new_uuid, now_ms};
 use sqlx::any::AnyRow;
@@ -114,8 +114,8 @@ pub struct Created {
     pub org_id: OrgId,
     /// The administrator's initial password; `None` when an existing person was linked.
     pub admin_pw: Option<String>,
-    /// The administrator's user id.
-    pub admin_id: String,
+    /// The administrator's user id (empty without an administrator).
+    pub admin_id: UserId,
 }
 
 /// Why [`create`] refused.
@@ -176,7 +176,7 @@ pub async fn create(
     )
     .await?;
     let Some(admin) = admin else {
-        return Ok(Created { org_id: id, admin_pw: None, admin_id: String::new() });
+        return Ok(Created { org_id: id, admin_pw: None, admin_id: UserId::default() });
     };
     let (user_id, admin_pw) = match users::by_username(c, admin.username).await? {
         Some(u) if u.is_machine() => return Err(CreateError::MachineUser),

@@ -1,9 +1,9 @@
-//! What was published where: one row per object key per target (deployment id, or "" for
-//! the depot). Purges delete exactly these; the sweep removes superseded ones after the
+//! What was published where: one row per object key per target (deployment id, the empty
+//! one for the depot). Purges delete exactly these; the sweep removes superseded ones after the
 //! grace period.
 
 use super::Conn;
-use crate::ids::{AppId, OrgId};
+use crate::ids::{AppId, DeploymentId, OrgId};
 use crate::util::now_ms;
 
 /// Records an object as published (idempotent).
@@ -11,7 +11,7 @@ pub async fn record(
     c: &mut Conn,
     org: &OrgId,
     app: &AppId,
-    target: &str,
+    target: &DeploymentId,
     key: &str,
     build_id: Option<i64>,
 ) -> Result<(), sqlx::Error> {
@@ -32,7 +32,7 @@ pub async fn record(
 }
 
 /// (target, key) of every object published for an app.
-pub async fn of_app(c: &mut Conn, app: &AppId) -> Result<Vec<(String, String)>, sqlx::Error> {
+pub async fn of_app(c: &mut Conn, app: &AppId) -> Result<Vec<(DeploymentId, String)>, sqlx::Error> {
     sqlx::query_as("SELECT deployment_id, obj_key FROM published WHERE app_id = $1")
         .bind(app)
         .fetch_all(c)
@@ -42,7 +42,7 @@ pub async fn of_app(c: &mut Conn, app: &AppId) -> Result<Vec<(String, String)>, 
 /// (app, key) of every object published to one deployment.
 pub async fn of_deployment(
     c: &mut Conn,
-    deployment: &str,
+    deployment: &DeploymentId,
 ) -> Result<Vec<(AppId, String)>, sqlx::Error> {
     sqlx::query_as("SELECT app_id, obj_key FROM published WHERE deployment_id = $1")
         .bind(deployment)
@@ -57,7 +57,7 @@ pub async fn forget_app(c: &mut Conn, app: &AppId) -> Result<(), sqlx::Error> {
 }
 
 /// Forgets rows of a deployment.
-pub async fn forget_deployment(c: &mut Conn, deployment: &str) -> Result<(), sqlx::Error> {
+pub async fn forget_deployment(c: &mut Conn, deployment: &DeploymentId) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM published WHERE deployment_id = $1")
         .bind(deployment)
         .execute(c)
@@ -118,7 +118,7 @@ pub async fn supersede_image(
 pub async fn due(
     c: &mut Conn,
     before: i64,
-) -> Result<Vec<(String, OrgId, AppId, String, String)>, sqlx::Error> {
+) -> Result<Vec<(String, OrgId, AppId, DeploymentId, String)>, sqlx::Error> {
     sqlx::query_as("SELECT id, org_id, app_id, deployment_id, obj_key FROM published WHERE superseded IS NOT NULL AND superseded < $1")
         .bind(before)
         .fetch_all(c)
@@ -136,7 +136,7 @@ pub async fn remove(c: &mut Conn, id: &str) -> Result<(), sqlx::Error> {
 pub async fn live_under(
     c: &mut Conn,
     app: &AppId,
-    target: &str,
+    target: &DeploymentId,
     dir: &str,
 ) -> Result<Vec<String>, sqlx::Error> {
     let rows: Vec<String> = sqlx::query_scalar(

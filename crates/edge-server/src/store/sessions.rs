@@ -1,21 +1,21 @@
 //! Login sessions and their bearer tokens (stored as SHA-256 hashes only).
 
 use super::Conn;
-use crate::ids::OrgId;
+use crate::ids::{OrgId, UserId};
 use crate::util::{new_id, now_ms, random_token, sha256_hex};
 
 /// The caller a valid access token stands for.
 pub struct AccessGrant {
     pub session_id: String,
     pub org_id: OrgId,
-    pub user_id: String,
+    pub user_id: UserId,
 }
 
 /// Starts a session of `user` in `org`, returning its id.
 pub async fn create(
     c: &mut Conn,
     org: &OrgId,
-    user: &str,
+    user: &UserId,
     refresh_ttl_s: u64,
 ) -> Result<String, sqlx::Error> {
     let id = new_id("s");
@@ -35,7 +35,7 @@ pub async fn create(
 pub async fn issue(
     c: &mut Conn,
     kind: &str,
-    user: &str,
+    user: &UserId,
     session: Option<&str>,
     ttl_s: u64,
 ) -> Result<String, sqlx::Error> {
@@ -60,7 +60,7 @@ pub async fn issue(
 
 /// Resolves a valid access token (not expired, session live).
 pub async fn access(c: &mut Conn, token: &str) -> Result<Option<AccessGrant>, sqlx::Error> {
-    let r: Option<(String, OrgId, String)> = sqlx::query_as(
+    let r: Option<(String, OrgId, UserId)> = sqlx::query_as(
         "SELECT t.session_id, s.org_id, s.user_id FROM tokens t JOIN sessions s ON s.id = t.session_id \
          WHERE t.hash = $1 AND t.kind = 'access' AND t.expires > $2 AND s.revoked = 0",
     )
@@ -72,7 +72,7 @@ pub async fn access(c: &mut Conn, token: &str) -> Result<Option<AccessGrant>, sq
 }
 
 /// Resolves a valid organization-selection token to its user id.
-pub async fn org_selection(c: &mut Conn, token: &str) -> Result<Option<String>, sqlx::Error> {
+pub async fn org_selection(c: &mut Conn, token: &str) -> Result<Option<UserId>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT user_id FROM tokens WHERE hash = $1 AND kind = 'orgsel' AND expires > $2",
     )
@@ -101,7 +101,7 @@ struct RefreshRow {
     rotated_at: Option<i64>,
     expires: i64,
     org_id: OrgId,
-    user_id: String,
+    user_id: UserId,
     revoked: i64,
 }
 
@@ -159,7 +159,11 @@ pub async fn revoke(c: &mut Conn, session: &str) -> Result<(), sqlx::Error> {
 }
 
 /// Ends every session of a user (in every org), except `keep`.
-pub async fn revoke_user(c: &mut Conn, user: &str, keep: Option<&str>) -> Result<(), sqlx::Error> {
+pub async fn revoke_user(
+    c: &mut Conn,
+    user: &UserId,
+    keep: Option<&str>,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE sessions SET revoked = 1 WHERE user_id = $1 AND id <> $2")
         .bind(user)
         .bind(keep.unwrap_or(""))

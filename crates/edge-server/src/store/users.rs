@@ -1,7 +1,7 @@
 //! Principals (persons and machine users), memberships and their roles.
 
 use super::Conn;
-use crate::ids::OrgId;
+use crate::ids::{OrgId, UserId};
 use crate::perms::Perms;
 use crate::util::now_ms;
 use sqlx::Row;
@@ -9,7 +9,7 @@ use sqlx::Row;
 /// A user row.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct User {
-    pub id: String,
+    pub id: UserId,
     pub username: String,
     /// `user` or `machine`.
     pub kind: String,
@@ -44,7 +44,7 @@ pub async fn by_username(c: &mut Conn, username: &str) -> Result<Option<User>, s
 }
 
 /// Finds a user by id.
-pub async fn by_id(c: &mut Conn, id: &str) -> Result<Option<User>, sqlx::Error> {
+pub async fn by_id(c: &mut Conn, id: &UserId) -> Result<Option<User>, sqlx::Error> {
     sqlx::query_as(&format!("SELECT {COLS} FROM users WHERE id = $1"))
         .bind(id)
         .fetch_optional(c)
@@ -76,7 +76,7 @@ pub async fn members(c: &mut Conn, org: &OrgId) -> Result<Vec<(User, Vec<String>
     .bind(org)
     .fetch_all(&mut *c)
     .await?;
-    let role_rows: Vec<(String, String)> = sqlx::query_as(
+    let role_rows: Vec<(UserId, String)> = sqlx::query_as(
         "SELECT mr.user_id, r.name FROM member_roles mr JOIN roles r ON r.id = mr.role_id WHERE mr.org_id = $1 ORDER BY r.name",
     )
     .bind(org)
@@ -93,7 +93,11 @@ pub async fn members(c: &mut Conn, org: &OrgId) -> Result<Vec<(User, Vec<String>
 }
 
 /// Role names a member holds in `org`.
-pub async fn role_names(c: &mut Conn, org: &OrgId, user: &str) -> Result<Vec<String>, sqlx::Error> {
+pub async fn role_names(
+    c: &mut Conn,
+    org: &OrgId,
+    user: &UserId,
+) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT r.name FROM member_roles mr JOIN roles r ON r.id = mr.role_id WHERE mr.org_id = $1 AND mr.user_id = $2 ORDER BY r.name",
     )
@@ -104,7 +108,11 @@ pub async fn role_names(c: &mut Conn, org: &OrgId, user: &str) -> Result<Vec<Str
 }
 
 /// The effective permissions of a member: the OR over its roles.
-pub async fn effective_perms(c: &mut Conn, org: &OrgId, user: &str) -> Result<Perms, sqlx::Error> {
+pub async fn effective_perms(
+    c: &mut Conn,
+    org: &OrgId,
+    user: &UserId,
+) -> Result<Perms, sqlx::Error> {
     let rows: Vec<String> = sqlx::query_scalar(
         "SELECT r.perms FROM member_roles mr JOIN roles r ON r.id = mr.role_id WHERE mr.org_id = $1 AND mr.user_id = $2",
     )
@@ -116,7 +124,7 @@ pub async fn effective_perms(c: &mut Conn, org: &OrgId, user: &str) -> Result<Pe
 }
 
 /// True when `user` is a member of `org`.
-pub async fn is_member(c: &mut Conn, org: &OrgId, user: &str) -> Result<bool, sqlx::Error> {
+pub async fn is_member(c: &mut Conn, org: &OrgId, user: &UserId) -> Result<bool, sqlx::Error> {
     Ok(sqlx::query("SELECT 1 FROM memberships WHERE org_id = $1 AND user_id = $2")
         .bind(org)
         .bind(user)
@@ -128,7 +136,7 @@ pub async fn is_member(c: &mut Conn, org: &OrgId, user: &str) -> Result<bool, sq
 /// Organizations a user belongs to: (id, name, label), by name.
 pub async fn orgs_of(
     c: &mut Conn,
-    user: &str,
+    user: &UserId,
 ) -> Result<Vec<(OrgId, String, String)>, sqlx::Error> {
     sqlx::query_as("SELECT o.id, o.name, o.label FROM orgs o JOIN memberships m ON m.org_id = o.id WHERE m.user_id = $1 ORDER BY o.name")
         .bind(user)
@@ -150,8 +158,8 @@ pub struct NewUser<'a> {
 }
 
 /// Inserts a user; a taken username is a unique violation (→ 409 `item-exists`).
-pub async fn insert(c: &mut Conn, u: NewUser<'_>) -> Result<String, sqlx::Error> {
-    let id = crate::util::new_uuid();
+pub async fn insert(c: &mut Conn, u: NewUser<'_>) -> Result<UserId, sqlx::Error> {
+    let id = UserId::new(crate::util::new_uuid());
     let now = now_ms();
     sqlx::query(
         "INSERT INTO users (id, username, kind, machine_org, pw_hash, email, firstname, surname, title, label, created, updated) \
@@ -174,7 +182,7 @@ pub async fn insert(c: &mut Conn, u: NewUser<'_>) -> Result<String, sqlx::Error>
 }
 
 /// Adds a membership (idempotent).
-pub async fn add_membership(c: &mut Conn, org: &OrgId, user: &str) -> Result<(), sqlx::Error> {
+pub async fn add_membership(c: &mut Conn, org: &OrgId, user: &UserId) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO memberships (org_id, user_id, created) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
         .bind(org)
         .bind(user)
@@ -188,7 +196,7 @@ pub async fn add_membership(c: &mut Conn, org: &OrgId, user: &str) -> Result<(),
 pub async fn set_roles(
     c: &mut Conn,
     org: &OrgId,
-    user: &str,
+    user: &UserId,
     role_ids: &[String],
 ) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM member_roles WHERE org_id = $1 AND user_id = $2")
@@ -281,7 +289,7 @@ pub async fn admin_count(c: &mut Conn, org: &OrgId) -> Result<i64, sqlx::Error> 
 }
 
 /// Sets the password hash.
-pub async fn set_password(c: &mut Conn, user: &str, hash: &str) -> Result<(), sqlx::Error> {
+pub async fn set_password(c: &mut Conn, user: &UserId, hash: &str) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE users SET pw_hash = $1, updated = $2 WHERE id = $3")
         .bind(hash)
         .bind(now_ms())
@@ -292,7 +300,7 @@ pub async fn set_password(c: &mut Conn, user: &str, hash: &str) -> Result<(), sq
 }
 
 /// Records a successful login.
-pub async fn touch_login(c: &mut Conn, user: &str) -> Result<(), sqlx::Error> {
+pub async fn touch_login(c: &mut Conn, user: &UserId) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE users SET last_login = $1 WHERE id = $2")
         .bind(now_ms())
         .bind(user)
@@ -302,7 +310,7 @@ pub async fn touch_login(c: &mut Conn, user: &str) -> Result<(), sqlx::Error> {
 }
 
 /// Organizations other than `org` the user belongs to (how many).
-pub async fn other_org_count(c: &mut Conn, org: &OrgId, user: &str) -> Result<i64, sqlx::Error> {
+pub async fn other_org_count(c: &mut Conn, org: &OrgId, user: &UserId) -> Result<i64, sqlx::Error> {
     let r =
         sqlx::query("SELECT COUNT(*) AS n FROM memberships WHERE user_id = $1 AND org_id <> $2")
             .bind(user)
@@ -322,7 +330,11 @@ pub struct Profile<'a> {
 }
 
 /// Sets every profile field (absent ones to null).
-pub async fn replace_profile(c: &mut Conn, user: &str, p: &Profile<'_>) -> Result<(), sqlx::Error> {
+pub async fn replace_profile(
+    c: &mut Conn,
+    user: &UserId,
+    p: &Profile<'_>,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE users SET email = $1, firstname = $2, surname = $3, title = $4, label = $5, updated = $6 WHERE id = $7")
         .bind(p.email)
         .bind(p.firstname)
@@ -337,7 +349,11 @@ pub async fn replace_profile(c: &mut Conn, user: &str, p: &Profile<'_>) -> Resul
 }
 
 /// Sets the profile fields given (absent ones stay).
-pub async fn patch_profile(c: &mut Conn, user: &str, p: &Profile<'_>) -> Result<(), sqlx::Error> {
+pub async fn patch_profile(
+    c: &mut Conn,
+    user: &UserId,
+    p: &Profile<'_>,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE users SET email = COALESCE($1, email), firstname = COALESCE($2, firstname), surname = COALESCE($3, surname), \
          title = COALESCE($4, title), label = COALESCE($5, label), updated = $6 WHERE id = $7",

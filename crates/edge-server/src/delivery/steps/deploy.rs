@@ -118,7 +118,7 @@ pub(crate) async fn deploy(
             targets: targets
                 .iter()
                 .map(|(t, _)| t.deployment_id.clone())
-                .filter(|d| !d.is_empty())
+                .filter(|d| !d.as_str().is_empty())
                 .collect(),
             patches,
             image_bytes: image_files

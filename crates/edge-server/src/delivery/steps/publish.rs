@@ -5,6 +5,7 @@ use crate::delivery::builds::AppCtx;
 use crate::delivery::outcome::{fail, After, Done};
 use crate::delivery::StepError;
 use crate::error::AboutExt;
+use crate::ids::DeploymentId;
 use crate::state::AppState;
 use crate::store::{deployments, published};
 use crate::targets::TargetSpec;
@@ -31,7 +32,7 @@ pub(crate) fn publish_order(dir: &Path, manifest: &str) -> Result<Vec<String>, S
 pub async fn app_targets(
     st: &AppState,
     app: &AppCtx,
-) -> Result<Vec<Result<TargetSpec, (String, String, String)>>, sqlx::Error> {
+) -> Result<Vec<Result<TargetSpec, (DeploymentId, String, String)>>, sqlx::Error> {
     let mut c = st.db.conn().await?;
     let all = deployments::list(&mut c, &app.org_id).await?;
     let chosen: Vec<&deployments::Deployment> = if app.deployments.is_empty() {

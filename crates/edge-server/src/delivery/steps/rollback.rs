@@ -77,7 +77,7 @@ pub(crate) async fn rollback(
             targets: targets
                 .iter()
                 .map(|(t, _)| t.deployment_id.clone())
-                .filter(|d| !d.is_empty())
+                .filter(|d| !d.as_str().is_empty())
                 .collect(),
             patches: Vec::new(),
             image_bytes: b.image_bytes.max(0) as u64,
