@@ -7,7 +7,7 @@ use crate::caller::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::OrgId;
 use crate::names::{text, Name};
-use crate::perms::{Resource, C};
+use crate::perms::{Resource, C, U};
 use crate::state::AppState;
 use crate::store::deployments::{self as store, Deployment};
 use crate::store::Conn;
@@ -250,6 +250,20 @@ pub(crate) async fn probe(st: &AppState, d: &Deployment) -> ApiResult<()> {
     origin.probe(&d.prefix).await.map_err(|e| {
         ApiError::invalid("origin", format!("probe failed: {e}")).detail("probe", e.to_string())
     })
+}
+
+/// Probes `org`'s deployment `name` now: writes and deletes `<originPrefix>/.rockit-probe`
+/// on its origin, changing nothing else. Answers the probed key. Needs `deployments:
+/// Update` (it writes to the origin); 404 for an unknown name; a failed probe is 400
+/// `invalid-param` with the cause in `details.probe`, as on create.
+pub(crate) async fn probe_now(st: &AppState, c: &Caller, name: &str) -> ApiResult<String> {
+    c.require(Resource::Deployments, U)?;
+    // Read, then let the connection go: the probe is network I/O of unknown length.
+    let d = store::get(&mut *st.db.conn().await?, &c.org_id, name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("deployment", name))?;
+    probe(st, &d).await?;
+    Ok(edge_origin::keys::probe_key(&d.prefix))
 }
 
 /// The Create Deployment body (also, without `probe`, a deployment item of a bundle).

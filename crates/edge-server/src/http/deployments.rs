@@ -13,7 +13,7 @@ use crate::state::AppState;
 use crate::store::deployments::{self as store, Deployment};
 use crate::util::rfc3339;
 use axum::extract::{Path, RawQuery, State};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -28,6 +28,38 @@ pub fn router() -> Router<Arc<AppState>> {
             get(list_deployments).post(post_deployment).patch(patch_deployment),
         )
         .route("/be/v1/deployments/{name}", get(get_deployment).delete(delete_deployment))
+        .route("/be/v1/deployments/{name}/probe", post(probe_deployment))
+}
+
+/// A probe that passed.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeReply {
+    /// Always `success`.
+    status: Success,
+    /// The object written and deleted on the origin: `<originPrefix>/.rockit-probe`.
+    probed: String,
+    /// How long the write and the delete took, in milliseconds.
+    ms: u64,
+}
+
+/// Probe a deployment
+///
+/// Checks now that the Edge can write to and delete from the deployment's origin, as it
+/// does when a deployment is created or its origin changes: writes and deletes
+/// `<originPrefix>/.rockit-probe`. Nothing else changes (not `updated`, not `status`). A
+/// failed probe is 400 `invalid-param` with the cause in `details.probe`.
+#[utoipa::path(post, path = "/be/v1/deployments/{name}/probe", tag = "deployments",
+    responses((status = 200, description = "The probe passed", body = ProbeReply)),
+    extensions(("x-rockit-auth" = json!("deployments:U"))))]
+async fn probe_deployment(
+    c: Caller,
+    State(st): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> ApiResult<Reply<ProbeReply>> {
+    let t0 = std::time::Instant::now();
+    let probed = deployments_domain::probe_now(&st, &c, &name).await?;
+    Ok(Reply(ProbeReply { status: Success, probed, ms: t0.elapsed().as_millis() as u64 }))
 }
 
 /// A deployment: a CDN origin that apps publish their builds to. Secrets show as
@@ -302,6 +334,7 @@ async fn delete_deployment(
     post_deployment,
     get_deployment,
     patch_deployment,
-    delete_deployment
+    delete_deployment,
+    probe_deployment
 ))]
 pub struct Api;

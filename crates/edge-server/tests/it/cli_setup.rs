@@ -342,11 +342,12 @@ edge_test!(cli_setup_subscriptions_trainings_and_probe, |b| async move {
     let before = cli.json(&["deployments", "show", "disk"]).await;
     let out = cli.run(&["deployments", "probe", "disk"]).await.ok().to_string();
     assert_eq!(out.trim(), "disk: probe passed (fs disk, prefix cdn)");
-    let after = cli.json(&["deployments", "probe", "disk"]).await;
-    assert_eq!(
-        (after["origin"].clone(), after["originPrefix"].clone()),
-        (before["origin"].clone(), before["originPrefix"].clone())
-    );
+    let probe = cli.json(&["deployments", "probe", "disk"]).await;
+    assert_eq!(probe["probed"], "cdn/.rockit-probe", "{probe}");
+    assert!(probe["ms"].is_u64(), "{probe}");
+    // A probe changes nothing: not even the deployment's `updated` time.
+    assert_eq!(cli.json(&["deployments", "show", "disk"]).await, before);
+    assert!(!s.data_dir().join("origins/disk/cdn/.rockit-probe").exists());
     let root = s.data_dir().join("origins/disk");
     std::fs::remove_dir_all(&root).unwrap();
     std::fs::write(&root, b"not a directory").unwrap();

@@ -345,11 +345,8 @@ pub enum DeploymentsCmd {
     Show { name: String },
     /// Create a deployment: an fs directory on the Edge host, or an S3 bucket.
     Create(Box<DeploymentCreate>),
-    /// Check that the Edge can write to and delete from a deployment's origin now.
-    ///
-    /// The Edge probes an origin when it is created or its origin changes; this sends the
-    /// deployment's origin back unchanged (secrets as the server shows them, `********`,
-    /// which keeps the stored ones), so the Edge probes it again. Nothing else changes.
+    /// Check that the Edge can write to and delete from a deployment's origin now (it
+    /// writes and deletes `<prefix>/.rockit-probe`; nothing else changes).
     Probe { name: String },
     /// Delete a deployment and purge what was published to it.
     Delete { name: String },
@@ -404,12 +401,12 @@ pub fn deployments(g: &Global, c: DeploymentsCmd) -> Result<(), Fail> {
         DeploymentsCmd::Show { name } => show(&mut api, g, &DEPLOYMENTS, &name),
         DeploymentsCmd::Delete { name } => delete(&mut api, g, &DEPLOYMENTS, &name, &[]),
         DeploymentsCmd::Probe { name } => {
-            let d = api.get(&item_path(&DEPLOYMENTS, &name)?, &[])?["deployment"].clone();
-            let body = json!({"name": name, "origin": d["origin"], "probe": true});
-            let v = api.patch(DEPLOYMENTS.path, &body)?;
+            let path = item_path(&DEPLOYMENTS, &name)?;
+            let v = api.post(&format!("{path}/probe"), &json!({}))?;
             if g.json {
-                return table::print_json(&v["deployment"]);
+                return table::print_json(&v);
             }
+            let d = api.get(&path, &[])?["deployment"].clone();
             let o = &d["origin"];
             let at =
                 o["path"].as_str().or(o["bucket"].as_str()).or(o["host"].as_str()).unwrap_or("?");
