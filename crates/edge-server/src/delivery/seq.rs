@@ -9,7 +9,7 @@ use crate::depot;
 use crate::error::AboutExt;
 use crate::ids::{AppId, OrgId};
 use crate::state::AppState;
-use crate::store::{apps, tasks, traces, trainings};
+use crate::store::{tasks, traces, trainings};
 use crate::util::now_ms;
 use edge_engine::seq::{self, SeqParams};
 use edge_engine::tree::Tree;
@@ -193,40 +193,7 @@ pub async fn on_trace(
     if since < reliable {
         return Ok(None);
     }
-    enqueue(c, org_id, org_name, app_id, app_name).await
-}
-
-/// Queues a `mkseq` → `deploy` group in the app's line, unless one is queued or running.
-pub async fn enqueue(
-    c: &mut crate::store::Conn,
-    org_id: &OrgId,
-    org_name: &str,
-    app_id: &AppId,
-    app_name: &str,
-) -> Result<Option<String>, sqlx::Error> {
-    if tasks::mkseq_pending(c, app_id).await? {
-        return Ok(None);
-    }
-    let cur = apps::current_build(c, app_id).await?;
-    let group = crate::util::new_id("g");
-    let base = tasks::NewTask {
-        org_id: Some(org_id.clone()),
-        org_name: Some(org_name.to_string()),
-        group: Some(group.clone()),
-        app_id: Some(app_id.clone()),
-        app_name: Some(app_name.to_string()),
-        build_id: cur,
-        queue_pos: Some(now_ms()),
-        ..tasks::NewTask::of(tasks::Payload::Mkseq)
-    };
-    let (name, _) = tasks::enqueue(
-        c,
-        tasks::NewTask { payload: tasks::Payload::Mkseq, step: 1, ..base.clone() },
-    )
-    .await?;
-    tasks::enqueue(c, tasks::NewTask { payload: tasks::DeployParams::PUBLISH, step: 2, ..base })
-        .await?;
-    Ok(Some(name))
+    crate::domain::trainings::enqueue_sequencing(c, org_id, org_name, app_id, app_name).await
 }
 
 /// After a group's `deploy` made its image (`dxf_name`) current, the training shows that

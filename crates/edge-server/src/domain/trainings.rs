@@ -1,7 +1,12 @@
 //! Trainings: one per app, created with the app's first trace or sequence.
 
+use crate::caller::Caller;
+use crate::error::{ApiError, ApiResult};
 use crate::ids::{AppId, OrgId};
-use crate::store::Conn;
+use crate::perms::{Resource, X};
+use crate::state::AppState;
+use crate::store::{apps, tasks, Conn};
+use crate::util::{new_id, now_ms};
 
 /// `nTracesReliable` of an app that never set it.
 pub const DEFAULT_RELIABLE: i64 = 12;
@@ -9,4 +14,73 @@ pub const DEFAULT_RELIABLE: i64 = 12;
 /// The training row of an app, created with defaults when missing.
 pub async fn ensure(c: &mut Conn, org_id: &OrgId, app_id: &AppId) -> Result<(), sqlx::Error> {
     crate::store::trainings::ensure(c, org_id, app_id).await
+}
+
+/// Queues a `mkseq` → `deploy` group in the app's line, unless one is queued or running.
+pub async fn enqueue_sequencing(
+    c: &mut Conn,
+    org_id: &OrgId,
+    org_name: &str,
+    app_id: &AppId,
+    app_name: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    if tasks::mkseq_pending(c, app_id).await? {
+        return Ok(None);
+    }
+    let cur = apps::current_build(c, app_id).await?;
+    let group = new_id("g");
+    let base = tasks::NewTask {
+        org_id: Some(org_id.clone()),
+        org_name: Some(org_name.to_string()),
+        group: Some(group.clone()),
+        app_id: Some(app_id.clone()),
+        app_name: Some(app_name.to_string()),
+        build_id: cur,
+        queue_pos: Some(now_ms()),
+        ..tasks::NewTask::of(tasks::Payload::Mkseq)
+    };
+    let (name, _) = tasks::enqueue(
+        c,
+        tasks::NewTask { payload: tasks::Payload::Mkseq, step: 1, ..base.clone() },
+    )
+    .await?;
+    tasks::enqueue(c, tasks::NewTask { payload: tasks::DeployParams::PUBLISH, step: 2, ..base })
+        .await?;
+    Ok(Some(name))
+}
+
+/// Process Traces: queues a sequencing run of `org`'s app `app` now, without waiting for
+/// enough new traces; answers the `mkseq` task's name. Needs `tasks: Execute`. 404: no such
+/// app; 409 `app-locked`: the app is in error state after a failed publish; 409
+/// `invalid-state`: it has no traces, no published build, or a `mkseq` is already queued or
+/// running.
+pub(crate) async fn process_traces(st: &AppState, c: &Caller, app: &str) -> ApiResult<String> {
+    c.require(Resource::Tasks, X)?;
+    let mut tx = st.db.tx().await?;
+    let (app_id, locked) = apps::lock_state(&mut tx, &c.org_id, app)
+        .await?
+        .ok_or_else(|| ApiError::not_found("app", app))?;
+    if locked {
+        return Err(ApiError::conflict(
+            "app-locked",
+            "the app is in error state after a failed publish",
+        ));
+    }
+    if apps::trace_count(&mut tx, &app_id).await? == 0 {
+        return Err(ApiError::conflict("invalid-state", "the app has no traces to process"));
+    }
+    if apps::current_build(&mut tx, &app_id).await?.is_none() {
+        return Err(ApiError::conflict(
+            "invalid-state",
+            "the app has no published build to re-sequence",
+        ));
+    }
+    let queued = enqueue_sequencing(&mut tx, &c.org_id, &c.org_name, &app_id, app).await?;
+    tx.commit().await?;
+    queued.ok_or_else(|| {
+        ApiError::conflict(
+            "invalid-state",
+            "a mkseq task is already queued or running for this app",
+        )
+    })
 }

@@ -7,10 +7,10 @@ use crate::caller::Caller;
 use crate::domain::tasks as task_rules;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::OrgId;
-use crate::perms::{Resource, R, X};
+use crate::perms::{Resource, R};
 use crate::state::AppState;
 use crate::store::tasks::TaskStatus;
-use crate::store::{apps, orgs, tasks};
+use crate::store::{orgs, tasks};
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::{get, post};
 use axum::Router;
@@ -345,42 +345,7 @@ async fn trigger(
                 .app_name
                 .clone()
                 .ok_or_else(|| ApiError::invalid("appName", "missing field 'appName'"))?;
-            c.require(Resource::Tasks, X)?;
-            let mut conn = st.db.conn().await?;
-            let (app_id, locked) = apps::lock_state(&mut conn, &c.org_id, &app)
-                .await?
-                .ok_or_else(|| ApiError::not_found("app", &app))?;
-            if locked {
-                return Err(ApiError::conflict(
-                    "app-locked",
-                    "the app is in error state after a failed publish",
-                ));
-            }
-            if apps::trace_count(&mut conn, &app_id).await? == 0 {
-                return Err(ApiError::conflict(
-                    "invalid-state",
-                    "the app has no traces to process",
-                ));
-            }
-            if apps::current_build(&mut conn, &app_id).await?.is_none() {
-                return Err(ApiError::conflict(
-                    "invalid-state",
-                    "the app has no published build to re-sequence",
-                ));
-            }
-            drop(conn);
-            let mut tx = st.db.tx().await?;
-            let queued =
-                crate::delivery::seq::enqueue(&mut tx, &c.org_id, &c.org_name, &app_id, &app)
-                    .await?;
-            tx.commit().await?;
-            match queued {
-                Some(name) => Ok(TriggerReply::new(name)),
-                None => Err(ApiError::conflict(
-                    "invalid-state",
-                    "a mkseq task is already queued or running for this app",
-                )),
-            }
+            Ok(TriggerReply::new(crate::domain::trainings::process_traces(&st, &c, &app).await?))
         }
         _ => Err(ApiError::invalid("type", "type must be retry, traces or rollback")),
     }
