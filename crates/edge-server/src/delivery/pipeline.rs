@@ -40,10 +40,10 @@ async fn step(
     match t.kind {
         TaskKind::Dltar => download::run(st, t, progress).await,
         TaskKind::Mkraw => steps::mkraw::mkraw(st, t, app, progress).await,
-        TaskKind::Mkdxf => steps::mkdxf::mkdxf(st, t, app).await,
+        TaskKind::Mkdxf => steps::mkdxf::mkdxf(st, t, app, progress).await,
         TaskKind::Mkpat => steps::mkpat::mkpat(st, t, app, progress).await,
         TaskKind::Deploy => steps::deploy::deploy(st, t, app, progress).await,
-        TaskKind::Mkseq => super::seq::mkseq(st, t, app).await,
+        TaskKind::Mkseq => super::seq::mkseq(st, t, app, progress).await,
         TaskKind::Purge | TaskKind::Hello => {
             Err(StepError::internal(format!("{} is not a pipeline step", t.kind)))
         }
