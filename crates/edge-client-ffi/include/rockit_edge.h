@@ -15,6 +15,11 @@ extern "C" {
 typedef struct RockitRuntime RockitRuntime;
 
 /**
+ * A mounted image (opaque).
+ */
+typedef struct RockitMount RockitMount;
+
+/**
  * Progress of a runtime, for a launcher's UI.
  */
 typedef struct RockitProgress {
@@ -91,6 +96,27 @@ int64_t rockit_read(const RockitRuntime *rt, const char *path, uint64_t offset, 
  * Fills `out` with the runtime's progress: 0, or -1 for a NULL argument.
  */
 int rockit_progress(const RockitRuntime *rt, RockitProgress *out);
+
+/**
+ * Mounts the runtime's image read-only on `dir`, an existing directory (Linux, FUSE: root,
+ * or `fusermount3` from the fuse3 package). Any program may then read the build there with
+ * plain file I/O while it streams: reads not cached yet are fetched at once, every byte
+ * is verified, and the reads go into the play trace — through the page cache, as the
+ * kernel makes them (the program's reads rounded to pages, plus the kernel's read-ahead).
+ * Returns a handle for `rockit_unmount`, or NULL on failure (no such directory, no
+ * FUSE, a directory already mounted over).
+ *
+ * Unmount before `rockit_close`: a mount still there keeps serving reads from the cache
+ * after the runtime is closed, and ends with `rockit_unmount` or with the process.
+ */
+RockitMount *rockit_mount(const RockitRuntime *rt, const char *dir);
+
+/**
+ * Unmounts a mount from `rockit_mount` (lazily when a program still holds a file open
+ * there: the directory is detached at once and the file system ends when the last file
+ * is closed) and frees the handle. 0, also for NULL.
+ */
+int rockit_unmount(RockitMount *mount);
 
 /**
  * Ends the runtime: stops the stream, sends the play trace and closes the session (when

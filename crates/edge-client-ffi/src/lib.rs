@@ -2,21 +2,31 @@
 //! (`librockit_edge.so`) and its header `include/rockit_edge.h`, generated from this file
 //! by `build.rs`. A launcher opens a runtime on an image (by a session with the app's client
 //! key, or by its manifest URL), waits for the preload, reads the game's files while the
-//! image streams into the cache, shows progress, and closes — which sends the play trace
-//! and ends the session.
+//! image streams into the cache — through [`rockit_read`], or by mounting the build with
+//! [`rockit_mount`] so the game reads it with plain file I/O — shows progress, and closes,
+//! which sends the play trace and ends the session.
 //!
 //! Conventions: strings are NUL-terminated UTF-8; a function that fails returns NULL or -1
 //! and leaves a message for [`rockit_last_error`] on the calling thread. A runtime may be
 //! used from several threads at once, except [`rockit_close`], which ends it.
 
+use edge_client::fs::{Mount, MountOptions};
 use edge_client::{ImageSource, Options, Runtime, Session, SessionRequest};
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CStr, CString};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// An open runtime (opaque).
 pub struct RockitRuntime {
-    rt: Runtime,
+    /// Shared with the runtime's mounts, which serve reads until they are unmounted.
+    rt: Arc<Runtime>,
+}
+
+/// A mounted image (opaque).
+pub struct RockitMount {
+    mount: Mount,
 }
 
 /// Progress of a runtime, for a launcher's UI.
@@ -75,7 +85,7 @@ fn options(cache_dir: &str, bandwidth: u64) -> Options {
 
 fn opened(r: Result<Runtime, String>) -> *mut RockitRuntime {
     match r {
-        Ok(rt) => Box::into_raw(Box::new(RockitRuntime { rt })),
+        Ok(rt) => Box::into_raw(Box::new(RockitRuntime { rt: Arc::new(rt) })),
         Err(e) => {
             fail(e);
             std::ptr::null_mut()
@@ -252,6 +262,58 @@ pub unsafe extern "C" fn rockit_progress(
         stalls: p.stalls,
         stalled_now: c_int::from(p.stall.is_some()),
     };
+    0
+}
+
+/// Mounts the runtime's image read-only on `dir`, an existing directory (Linux, FUSE: root,
+/// or `fusermount3` from the fuse3 package). Any program may then read the build there with
+/// plain file I/O while it streams: reads not cached yet are fetched at once, every byte
+/// is verified, and the reads go into the play trace — through the page cache, as the
+/// kernel makes them (the program's reads rounded to pages, plus the kernel's read-ahead).
+/// Returns a handle for [`rockit_unmount`], or NULL on failure (no such directory, no
+/// FUSE, a directory already mounted over).
+///
+/// Unmount before [`rockit_close`]: a mount still there keeps serving reads from the cache
+/// after the runtime is closed, and ends with [`rockit_unmount`] or with the process.
+///
+/// # Safety
+/// `rt` is NULL or a live runtime; `dir` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn rockit_mount(
+    rt: *const RockitRuntime,
+    dir: *const c_char,
+) -> *mut RockitMount {
+    // SAFETY: `rt` is NULL or a live runtime, `dir` NULL or NUL-terminated (this
+    // function's contract).
+    let (r, d) = unsafe { (rt.as_ref(), text(dir, "dir")) };
+    let (Some(r), Ok(Some(d))) = (r, d) else {
+        fail("the runtime or the directory is NULL or not UTF-8");
+        return std::ptr::null_mut();
+    };
+    match edge_client::fs::mount(r.rt.clone(), Path::new(d), &MountOptions::default()) {
+        Ok(mount) => Box::into_raw(Box::new(RockitMount { mount })),
+        Err(e) => {
+            fail(e);
+            std::ptr::null_mut()
+        }
+    }
+}
+
+/// Unmounts a mount from [`rockit_mount`] (lazily when a program still holds a file open
+/// there: the directory is detached at once and the file system ends when the last file
+/// is closed) and frees the handle. 0, also for NULL.
+///
+/// # Safety
+/// `mount` is NULL or a handle from [`rockit_mount`], not used again after this call.
+#[no_mangle]
+pub unsafe extern "C" fn rockit_unmount(mount: *mut RockitMount) -> c_int {
+    if mount.is_null() {
+        return 0;
+    }
+    // SAFETY: `mount` came from `Box::into_raw` in `rockit_mount` and is not used again
+    // (this function's contract).
+    let m = unsafe { Box::from_raw(mount) };
+    m.mount.unmount();
     0
 }
 

@@ -1,7 +1,8 @@
 //! The C interface as a C launcher uses it: a small C program compiled with `cc` against
 //! `include/rockit_edge.h` and the shared library opens an image served over HTTP (written by
 //! the engine), waits for the preload, reads a file in pieces while the image streams,
-//! shows progress, is refused an unknown path with a message, and closes.
+//! shows progress, is refused an unknown path with a message, mounts the build (FUSE) and
+//! reads a file there with plain `fopen`/`fread`, unmounts, and closes.
 
 use edge_engine::image::{write_image, ImageMeta};
 use edge_engine::ingest::ingest;
@@ -17,7 +18,9 @@ const PROGRAM: &str = r#"
 #include <string.h>
 #include "rockit_edge.h"
 
+/* argv: manifest URL, cache directory, level copy, mount directory, music copy. */
 int main(int argc, char **argv) {
+    if (argc != 6) return 1;
     RockitRuntime *rt = rockit_open_url(argv[1], NULL, argv[2], 0);
     if (!rt) { fprintf(stderr, "open: %s\n", rockit_last_error()); return 2; }
     if (rockit_wait_preload(rt, 20000) != 1) { fprintf(stderr, "no preload\n"); return 3; }
@@ -40,6 +43,35 @@ int main(int argc, char **argv) {
            (unsigned long long)p.total_bytes, p.preload_reached);
     if (p.verified_bytes > p.total_bytes || p.total_bytes == 0) return 7;
     if (rockit_wait_preload(NULL, 0) != -1) return 8;
+
+    /* The build as a directory: any code reads it with plain stdio while it streams. */
+    if (rockit_mount(rt, "/no/such/directory") != NULL) return 10;
+    printf("no directory: %s\n", rockit_last_error());
+    RockitMount *m = rockit_mount(rt, argv[4]);
+    if (!m) { fprintf(stderr, "mount: %s\n", rockit_last_error()); return 11; }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/data/music.ogg", argv[4]);
+    FILE *f = fopen(path, "rb");
+    if (!f) { perror(path); return 12; }
+    FILE *copy = fopen(argv[5], "wb");
+    static uint8_t mine[65536];
+    uint64_t off = 0;
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
+        /* The mount's bytes are the runtime's bytes. */
+        if (rockit_read(rt, "data/music.ogg", off, mine, n) != (int64_t)n) return 13;
+        if (memcmp(buf, mine, n) != 0) return 14;
+        fwrite(buf, 1, n, copy);
+        off += n;
+    }
+    if (ferror(f)) { perror("fread"); return 15; }
+    fclose(f);
+    fclose(copy);
+    printf("mounted read: %llu bytes\n", (unsigned long long)off);
+    if (rockit_unmount(m) != 0) return 16;
+    /* Unmounted: the directory is empty again. */
+    if (fopen(path, "rb") != NULL) return 17;
+    if (rockit_unmount(NULL) != 0) return 18;
     return rockit_close(rt, 0) == 0 ? 0 : 9;
 }
 "#;
@@ -154,6 +186,27 @@ fn conn(c: TcpStream, root: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Whether `dir` is a mount point now.
+fn mounted(dir: &Path) -> bool {
+    let canon = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    std::fs::read_to_string("/proc/self/mounts")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(1) == canon.to_str())
+}
+
+/// Detaches a mount the C program left behind when it failed half-way.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        if mounted(&self.0) {
+            let _ = Command::new("fusermount3").arg("-u").arg("-z").arg(&self.0).status();
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+}
+
 /// The directory holding the shared library cargo built for this test.
 fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -198,8 +251,17 @@ fn a_c_program_plays_an_image_through_the_shared_library() {
         .expect("cc runs");
     assert!(cc.status.success(), "cc: {}", String::from_utf8_lossy(&cc.stderr));
 
-    let out = work.join("level1.out");
-    let run = Command::new(&exe).arg(&url).arg(work.join("cache")).arg(&out).output().unwrap();
+    let (out, mnt, music) = (work.join("level1.out"), work.join("mnt"), work.join("music.out"));
+    std::fs::create_dir_all(&mnt).unwrap();
+    let _guard = Unmount(mnt.clone());
+    let run = Command::new(&exe)
+        .arg(&url)
+        .arg(work.join("cache"))
+        .arg(&out)
+        .arg(&mnt)
+        .arg(&music)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(
         run.status.success(),
@@ -210,5 +272,12 @@ fn a_c_program_plays_an_image_through_the_shared_library() {
     assert_eq!(std::fs::read(&out).unwrap(), level, "the C program read the exact bytes");
     assert!(stdout.contains("missing: ") && stdout.contains("no/such/file"), "{stdout}");
     assert!(stdout.contains("preload 1"), "{stdout}");
+    assert!(
+        stdout.contains("no directory: /no/such/directory: not a directory"),
+        "a mount on a missing directory is refused with a message: {stdout}"
+    );
+    assert!(stdout.contains("mounted read: 400000 bytes"), "{stdout}");
+    assert_eq!(std::fs::read(&music).unwrap(), files[2].1, "fread from the mount: the exact bytes");
+    assert!(!mounted(&mnt), "unmounted");
     let _ = std::fs::remove_dir_all(&work);
 }

@@ -7,7 +7,7 @@ use reqwest::blocking::{Client, Response};
 use reqwest::header::{CONTENT_RANGE, RANGE};
 use reqwest::{StatusCode, Url};
 use std::io::Read;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -263,20 +263,28 @@ pub(crate) struct Body {
 
 impl Body {
     /// Fills `buf`, paced by the bandwidth cap and counted in `meter`.
-    /// Gives up between pieces once `stop` is set.
+    /// Gives up between pieces once `stop` is set. A `background` reader lets foreground
+    /// fetches have the cap to themselves: before each piece it waits while one is running.
     pub(crate) fn read_exact_paced(
         &mut self,
         buf: &mut [u8],
         bucket: Option<&Bucket>,
         meter: &Meter,
         stop: &AtomicBool,
+        background: bool,
     ) -> Result<()> {
+        let give_way = || {
+            if let (true, Some(b)) = (background, bucket) {
+                b.give_way(stop);
+            }
+        };
         let piece = if bucket.is_some() { 16 << 10 } else { 256 << 10 };
         let stopped = || Error::new(ErrorKind::Network, "stopped");
         while self.skip > 0 {
             if stop.load(Ordering::Relaxed) {
                 return Err(stopped());
             }
+            give_way();
             let mut scratch = vec![0u8; piece.min(self.skip as usize)];
             let n = self.read_some(&mut scratch, bucket, meter)?;
             self.skip -= n as u64;
@@ -286,6 +294,7 @@ impl Body {
             if stop.load(Ordering::Relaxed) {
                 return Err(stopped());
             }
+            give_way();
             let end = (at + piece).min(buf.len());
             at += self.read_some(&mut buf[at..end], bucket, meter)?;
         }
@@ -327,13 +336,44 @@ pub(crate) struct Bucket {
     rate: f64,
     burst: f64,
     state: Mutex<(f64, Instant)>,
+    /// Reads fetching their own data now. The background stream's pieces wait while there
+    /// are any: a game loading what is not there yet fetches it piece after piece, and a
+    /// stream taking its share of the cap alongside would make it wait up to twice as long.
+    foreground: AtomicUsize,
+}
+
+/// A foreground fetch in flight ([`Bucket::hold`]); dropping it ends it.
+pub(crate) struct Held<'a>(&'a Bucket);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.foreground.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Bucket {
     pub(crate) fn new(bytes_per_s: u64) -> Bucket {
         let rate = bytes_per_s.max(1) as f64;
         let burst = (rate / 10.0).max(16.0 * 1024.0);
-        Bucket { rate, burst, state: Mutex::new((burst, Instant::now())) }
+        Bucket {
+            rate,
+            burst,
+            state: Mutex::new((burst, Instant::now())),
+            foreground: AtomicUsize::new(0),
+        }
+    }
+
+    /// Marks a foreground fetch until the guard is dropped.
+    pub(crate) fn hold(&self) -> Held<'_> {
+        self.foreground.fetch_add(1, Ordering::SeqCst);
+        Held(self)
+    }
+
+    /// Waits while any foreground fetch is in flight (or until `stop`).
+    fn give_way(&self, stop: &AtomicBool) {
+        while self.foreground.load(Ordering::SeqCst) > 0 && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 
     /// Accounts for `n` bytes received, sleeping as long as the cap requires.
@@ -415,5 +455,27 @@ mod tests {
             b.take(10_000);
         }
         assert!(t.elapsed() >= Duration::from_millis(200), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn the_stream_gives_way_while_a_read_fetches() {
+        let b = Bucket::new(1_000_000);
+        let (ended, never, stop) =
+            (AtomicBool::new(false), AtomicBool::new(false), AtomicBool::new(true));
+        std::thread::scope(|s| {
+            let held = b.hold();
+            s.spawn(|| {
+                let held = held;
+                std::thread::sleep(Duration::from_millis(50));
+                ended.store(true, Ordering::SeqCst);
+                drop(held);
+            });
+            b.give_way(&never);
+            assert!(ended.load(Ordering::SeqCst), "the stream waited for the read's fetch");
+        });
+        // Nothing to wait for once the read is done; a stopping stream never waits.
+        b.give_way(&never);
+        let _held = b.hold();
+        b.give_way(&stop);
     }
 }

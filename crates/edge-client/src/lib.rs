@@ -31,12 +31,17 @@
 //! # Ok::<(), edge_client::Error>(())
 //! ```
 //!
+//! - [`fs`] (cargo feature `fuse`): the image as a read-only FUSE file system, so any
+//!   program reads the build with plain file I/O while it streams.
+//!
 //! The cache directory's layout and its guarantees are described in `docs/LAUNCHER.md`:
 //! a kill -9 at any moment loses nothing verified and never leads to an unverified byte
 //! being served; a second runtime on the same cache is refused ([`ErrorKind::Locked`]).
 
 mod cache;
 mod error;
+#[cfg(feature = "fuse")]
+pub mod fs;
 mod http;
 mod image;
 mod record;

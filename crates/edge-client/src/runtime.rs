@@ -168,6 +168,46 @@ struct Stalls {
     total: Duration,
     open: HashMap<u64, (usize, u64, u64, Instant)>,
     next: u64,
+    /// Time during which at least one read waited for the network (the union of the
+    /// stalls, where `total` is their sum), up to the last moment none was open.
+    waited: Duration,
+    /// While a stall is open: where the current stretch of waiting began.
+    since: Option<Instant>,
+    /// When the last stretch of waiting ended.
+    last_end: Option<Instant>,
+}
+
+impl Stalls {
+    /// Time spent waiting for the network up to `at` (stretches where several reads waited
+    /// at once count once).
+    fn waited_at(&self, at: Instant) -> Duration {
+        self.waited + self.since.map(|s| at.saturating_duration_since(s)).unwrap_or_default()
+    }
+
+    /// A read of `len` bytes at `offset` of `file`, begun at `t0`, waits for the network.
+    fn begin(&mut self, file: usize, offset: u64, len: u64, t0: Instant) -> u64 {
+        self.next += 1;
+        if self.open.is_empty() {
+            // A read begun during the last stretch of waiting adds only what follows it.
+            self.since = Some(self.last_end.map_or(t0, |e| e.max(t0)));
+        }
+        self.open.insert(self.next, (file, offset, len, t0));
+        self.next
+    }
+
+    /// The stall `id` ended at `now`.
+    fn end(&mut self, id: u64, now: Instant) {
+        if let Some((_, _, _, t0)) = self.open.remove(&id) {
+            self.count += 1;
+            self.total += now.saturating_duration_since(t0);
+        }
+        if self.open.is_empty() {
+            if let Some(since) = self.since.take() {
+                self.waited += now.saturating_duration_since(since);
+                self.last_end = Some(now);
+            }
+        }
+    }
 }
 
 struct Shared {
@@ -183,9 +223,9 @@ struct Shared {
     stop: AtomicBool,
     recorder: Mutex<Recorder>,
     stalls: Mutex<Stalls>,
-    /// The game's start: trace times count from here (set by the launcher, else by the
-    /// first read).
-    clock: Mutex<Option<Instant>>,
+    /// The game's start (set by the launcher, else by the first read), and the time spent
+    /// waiting for the network before it: trace times count from here.
+    clock: Mutex<Option<(Instant, Duration)>>,
     preload: u64,
     app_name: String,
 }
@@ -406,14 +446,16 @@ impl Runtime {
             return Ok(Vec::new());
         }
         if sh.opts.record {
-            let origin = *lock(&sh.clock).get_or_insert(t0);
-            lock(&sh.recorder).record(
-                file,
-                &e.path,
-                offset,
-                end - offset,
-                t0.saturating_duration_since(origin).as_millis() as u64,
-            );
+            let (origin, waited0) =
+                *lock(&sh.clock).get_or_insert_with(|| (t0, lock(&sh.stalls).waited_at(t0)));
+            // The game's own time: waiting for the network does not count, so the trace says
+            // when a play that never stalled would have made this read — the times the
+            // preload model (docs/SEQUENCE.md) takes a trace to have. With the waits left
+            // in, the first plays of an image (which stall the most) would teach a preload
+            // too small for the game's real pace.
+            let waited = lock(&sh.stalls).waited_at(t0).saturating_sub(waited0);
+            let ms = t0.saturating_duration_since(origin).saturating_sub(waited);
+            lock(&sh.recorder).record(file, &e.path, offset, end - offset, ms.as_millis() as u64);
         }
         let parts = sh.image.chunks_under(file, offset, end - offset);
         let mut needed: Vec<usize> = parts.iter().map(|p| p.1).collect();
@@ -451,7 +493,11 @@ impl Runtime {
     /// count from here, and so does the play time. Without it the first read is the start.
     /// Only the first mark counts.
     pub fn start_clock(&self) {
-        lock(&self.shared.clock).get_or_insert_with(Instant::now);
+        let sh = &self.shared;
+        lock(&sh.clock).get_or_insert_with(|| {
+            let now = Instant::now();
+            (now, lock(&sh.stalls).waited_at(now))
+        });
     }
 
     /// [`Runtime::read`] by path (normal form: `data/level1.pak`).
@@ -513,7 +559,7 @@ impl Runtime {
         let dropped = lock(&sh.recorder).dropped;
         Summary {
             trace: sh.trace(),
-            play_time: lock(&sh.clock).map(|c| c.elapsed()).unwrap_or_default(),
+            play_time: lock(&sh.clock).map(|c| c.0.elapsed()).unwrap_or_default(),
             stalls: p.stalls,
             stall_time: p.stall_time,
             downloaded_bytes: p.downloaded_bytes,
@@ -787,7 +833,10 @@ impl Shared {
                 if !mine.is_empty() {
                     stall.get_or_insert_with(|| self.stall_begin(file, offset, len, t0));
                     lock(&self.table).fg += 1;
+                    // With a cap, the stream also gives way within its chunk (see `Bucket`).
+                    let held = self.bucket.as_ref().map(Bucket::hold);
                     let r = self.fetch(&mut mine, deadline);
+                    drop(held);
                     lock(&self.table).fg -= 1;
                     self.cv.notify_all();
                     r?;
@@ -829,19 +878,11 @@ impl Shared {
     }
 
     fn stall_begin(&self, file: usize, offset: u64, len: u64, t0: Instant) -> u64 {
-        let mut s = lock(&self.stalls);
-        s.next += 1;
-        let id = s.next;
-        s.open.insert(id, (file, offset, len, t0));
-        id
+        lock(&self.stalls).begin(file, offset, len, t0)
     }
 
     fn stall_end(&self, id: u64) {
-        let mut s = lock(&self.stalls);
-        if let Some((_, _, _, t0)) = s.open.remove(&id) {
-            s.count += 1;
-            s.total += t0.elapsed();
-        }
+        lock(&self.stalls).end(id, Instant::now());
     }
 
     /// Fetches the claimed chunks `mine` (range requests for runs of chunks that lie back to
@@ -925,7 +966,7 @@ impl Shared {
             .map_err(|e| (first, e))?;
         for (c, row) in rows.iter().enumerate().take(last + 1).skip(first) {
             let mut buf = vec![0u8; row.stored as usize];
-            body.read_exact_paced(&mut buf, self.bucket.as_ref(), &self.meter, &never)
+            body.read_exact_paced(&mut buf, self.bucket.as_ref(), &self.meter, &never, false)
                 .map_err(|e| (c, e))?;
             if self.accept(c, &buf).map_err(|e| (c, e))? {
                 continue;
@@ -936,7 +977,7 @@ impl Shared {
                 .range(&self.http, pack, row.off, row.off + row.stored, Some(left), &self.meter)
                 .map_err(|e| (c, e))?;
             again
-                .read_exact_paced(&mut buf, self.bucket.as_ref(), &self.meter, &never)
+                .read_exact_paced(&mut buf, self.bucket.as_ref(), &self.meter, &never, false)
                 .map_err(|e| (c, e))?;
             if !self.accept(c, &buf).map_err(|e| (c, e))? {
                 let mut t = lock(&self.table);
@@ -1064,7 +1105,7 @@ impl Shared {
             }
             let mut buf = vec![0u8; row.stored as usize];
             if let Err(e) =
-                body.read_exact_paced(&mut buf, self.bucket.as_ref(), &self.meter, &self.stop)
+                body.read_exact_paced(&mut buf, self.bucket.as_ref(), &self.meter, &self.stop, true)
             {
                 self.release(&[c]);
                 return Err(e);
@@ -1078,5 +1119,32 @@ impl Shared {
             }
         }
         Ok(j)
+    }
+}
+
+#[cfg(test)]
+mod stall_clock {
+    use super::Stalls;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn overlapping_stalls_count_once_in_the_time_waited() {
+        let ms = |n| Duration::from_millis(n);
+        let t = Instant::now();
+        let mut s = Stalls::default();
+        // Two readers wait, overlapping, from 100 to 500 ms: 400 ms of waiting, 600 ms of
+        // stalls summed.
+        let a = s.begin(0, 0, 10, t + ms(100));
+        let b = s.begin(1, 0, 10, t + ms(150));
+        assert_eq!(s.waited_at(t + ms(300)), ms(200), "open stalls count up to now");
+        s.end(a, t + ms(350));
+        s.end(b, t + ms(500));
+        assert_eq!(s.waited_at(t + ms(550)), ms(400));
+        // A read begun at 450 ms, inside the last stretch, adds only what followed it.
+        let c = s.begin(2, 0, 10, t + ms(450));
+        s.end(c, t + ms(700));
+        assert_eq!(s.waited_at(t + ms(800)), ms(600));
+        assert_eq!((s.count, s.total), (3, ms(250 + 350 + 250)));
+        assert!(s.open.is_empty() && s.since.is_none());
     }
 }

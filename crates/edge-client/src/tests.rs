@@ -548,6 +548,38 @@ fn a_stalled_origin_fails_reads_after_the_deadline_then_recovers() {
     assert_eq!(p.stalls, 2, "both reads waited for the network: {p:?}");
 }
 
+#[test]
+fn trace_times_leave_out_the_waits_for_the_network() {
+    let t = Tmp::new("clock");
+    let site = t.0.join("site");
+    let files = game();
+    let dxf = publish(&site.join("img"), &files);
+    std::fs::rename(site.join("img"), site.join(&dxf)).unwrap();
+    let o = Origin::serve(&site);
+    let rt = Arc::new(Runtime::open(url(&o, &dxf), opts(&t.0.join("cache"), false)).unwrap());
+    // The game's first read waits 1.5 s for a stalled origin; its next reads follow at once.
+    o.set(Mode::Stall);
+    let rt2 = rt.clone();
+    let first = std::thread::spawn(move || rt2.read_path("data/level1.pak", 0, 4096));
+    std::thread::sleep(Duration::from_millis(1500));
+    o.set(Mode::Serve);
+    assert_eq!(first.join().unwrap().unwrap(), files["data/level1.pak"][..4096]);
+    assert_eq!(rt.read_path("bin/game.exe", 0, 100).unwrap(), files["bin/game.exe"][..100]);
+    assert_eq!(
+        rt.read_path("data/textures.pak", 0, 100).unwrap(),
+        files["data/textures.pak"][..100]
+    );
+    let tr = rt.trace();
+    assert_eq!(tr.paths, ["data/level1.pak", "bin/game.exe", "data/textures.pak"]);
+    // A play that never waited would have made the later reads right after the first: the
+    // trace says so, while the play itself lasted the wait and more.
+    assert_eq!(tr.events[0][0], 0);
+    assert!(tr.events[1][0] < 1000 && tr.events[2][0] < 1000, "{:?}", tr.events);
+    let s = rt.finish();
+    assert!(s.play_time >= Duration::from_millis(1500), "{:?}", s.play_time);
+    assert!(s.stall_time >= Duration::from_millis(1500), "{:?}", s.stall_time);
+}
+
 fn openssl(dir: &Path, args: &[&str]) {
     let out = std::process::Command::new("openssl")
         .args(args)

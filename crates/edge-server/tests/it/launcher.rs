@@ -453,71 +453,105 @@ edge_test!(mounted_games_read_by_real_programs_and_traced, |b| async move {
         edge_engine::seq::parse_trace(&std::fs::read(work.0.join("trace1.json")).unwrap()).unwrap();
     assert_eq!(local1, trace1, "the trace sent is the trace recorded");
 
-    // Session 2, on the same cache: a game's boot. Its reads are the trace, exactly.
-    let (a, mnt) = (args(work.0.join("trace2.json").to_str().unwrap()), work.0.join("mnt2"));
-    let m = blocking(move || Mount::start(&a, &mnt).unwrap()).await;
-    let mnt = m.dir.clone();
-    let reads: Vec<Value> =
-        blocking(move || serde_json::from_str(&ok(&python(&mnt, BOOT))).unwrap()).await;
-    let end = blocking(move || m.stop()).await;
-    assert_eq!(end.code, Some(0), "{end:?}");
-    let sum2: Value = serde_json::from_str(end.stdout.last().unwrap()).unwrap();
-    assert_eq!(sum2["downloadedBytes"], 0, "all in the cache: {sum2}");
-    assert_eq!(sum2["stalls"], 0);
-    let target = |p: &str| {
-        if p == "bin/settings" {
-            "config/settings.ini".to_string()
-        } else {
-            p.to_string()
+    // Sessions 2 and 3, on the same cache: a game's boot, through the page cache (the
+    // default) and with --direct-io. With direct I/O its reads are the trace, exactly;
+    // through the page cache the trace covers them and reaches beyond them only by the
+    // kernel's read-ahead.
+    let mut sums = vec![sum1.clone()];
+    for (n, direct) in [(2, false), (3, true)] {
+        let mut a = args(work.0.join(format!("trace{n}.json")).to_str().unwrap());
+        if direct {
+            a.push("--direct-io".into());
         }
-    };
-    for r in &reads {
-        let (p, off, len) = (
-            target(r[0].as_str().unwrap()),
-            r[1].as_u64().unwrap() as usize,
-            r[2].as_u64().unwrap() as usize,
-        );
-        assert_eq!(r[3].as_str().unwrap(), sha(&files[&p][off..off + len]), "{r}");
-    }
-    let trace2 = stored_trace(&s.data_dir(), sum2["traceId"].as_str().unwrap());
-    assert_eq!(
-        trace2,
-        edge_engine::seq::parse_trace(&std::fs::read(work.0.join("trace2.json")).unwrap()).unwrap()
-    );
-    assert_eq!(
-        trace2.paths,
-        ["bin/game.exe", "config/settings.ini", "data/levels.pak", "data/textures.pak"]
-    );
-    for (i, p) in trace2.paths.iter().enumerate() {
-        let got = union(
-            trace2
-                .events
-                .iter()
-                .filter(|e| e[1] == i as u64)
-                .map(|e| (e[2], e[2] + e[3]))
-                .collect(),
-        );
-        let mine: Vec<(u64, u64)> = reads
-            .iter()
-            .filter(|r| target(r[0].as_str().unwrap()) == *p)
-            .map(|r| (r[1].as_u64().unwrap(), r[1].as_u64().unwrap() + r[2].as_u64().unwrap()))
-            .collect();
-        if p == "data/textures.pak" {
-            // A mapping is read by pages (and the kernel's read-ahead): the page is covered,
-            // nothing beyond the file.
-            assert!(got.iter().any(|g| g.0 <= mine[0].0 && mine[0].1 <= g.1), "{got:?}");
-            assert!(got.iter().all(|g| g.1 <= files[p].len() as u64));
-        } else {
-            assert_eq!(got, union(mine), "{p}: the trace holds exactly what was read");
+        let mnt = work.0.join(format!("mnt{n}"));
+        let m = blocking(move || Mount::start(&a, &mnt).unwrap()).await;
+        let mnt = m.dir.clone();
+        let reads: Vec<Value> =
+            blocking(move || serde_json::from_str(&ok(&python(&mnt, BOOT))).unwrap()).await;
+        let end = blocking(move || m.stop()).await;
+        assert_eq!(end.code, Some(0), "{end:?}");
+        let sum: Value = serde_json::from_str(end.stdout.last().unwrap()).unwrap();
+        assert_eq!(sum["downloadedBytes"], 0, "all in the cache: {sum}");
+        assert_eq!(sum["stalls"], 0);
+        let target = |p: &str| {
+            if p == "bin/settings" {
+                "config/settings.ini".to_string()
+            } else {
+                p.to_string()
+            }
+        };
+        for r in &reads {
+            let (p, off, len) = (
+                target(r[0].as_str().unwrap()),
+                r[1].as_u64().unwrap() as usize,
+                r[2].as_u64().unwrap() as usize,
+            );
+            assert_eq!(r[3].as_str().unwrap(), sha(&files[&p][off..off + len]), "{r}");
         }
+        let trace = stored_trace(&s.data_dir(), sum["traceId"].as_str().unwrap());
+        assert_eq!(
+            trace,
+            edge_engine::seq::parse_trace(
+                &std::fs::read(work.0.join(format!("trace{n}.json"))).unwrap()
+            )
+            .unwrap()
+        );
+        assert_eq!(
+            trace.paths,
+            ["bin/game.exe", "config/settings.ini", "data/levels.pak", "data/textures.pak"]
+        );
+        // How far the kernel reads ahead of a program: at most twice its window.
+        let ahead = 2 * edge_client::fs::READ_AHEAD as u64;
+        for (i, p) in trace.paths.iter().enumerate() {
+            let got = union(
+                trace
+                    .events
+                    .iter()
+                    .filter(|e| e[1] == i as u64)
+                    .map(|e| (e[2], e[2] + e[3]))
+                    .collect(),
+            );
+            let mine = union(
+                reads
+                    .iter()
+                    .filter(|r| target(r[0].as_str().unwrap()) == *p)
+                    .map(|r| {
+                        (r[1].as_u64().unwrap(), r[1].as_u64().unwrap() + r[2].as_u64().unwrap())
+                    })
+                    .collect(),
+            );
+            let size = files[p].len() as u64;
+            assert!(got.iter().all(|g| g.1 <= size), "{p}: nothing beyond the file: {got:?}");
+            // Every read is covered.
+            assert!(
+                mine.iter().all(|m| got.iter().any(|g| g.0 <= m.0 && m.1 <= g.1)),
+                "{p}: {got:?} covers {mine:?}"
+            );
+            if p == "data/textures.pak" {
+                // A mapping is read by pages and the kernel's read-around, in either mode:
+                // the page is covered (above), nothing beyond the file.
+            } else if direct {
+                assert_eq!(got, mine, "{p}: with direct I/O the trace holds exactly what was read");
+            } else {
+                // Through the page cache: what was read, from its first page on, and what the
+                // kernel read ahead after it.
+                let allowed =
+                    union(mine.iter().map(|m| (m.0 / 4096 * 4096, m.1 + ahead + 4096)).collect());
+                assert!(
+                    got.iter().all(|g| allowed.iter().any(|a| a.0 <= g.0 && g.1 <= a.1)),
+                    "{p}: {got:?} reaches beyond {mine:?} only by read-ahead"
+                );
+            }
+        }
+        // Events are in time order from the game's start (its first read).
+        assert_eq!(trace.events[0][0], 0);
+        assert!(trace.events.windows(2).all(|w| w[0][0] <= w[1][0]));
+        sums.push(sum);
     }
-    // Events are in time order from the game's start (its first read).
-    assert_eq!(trace2.events[0][0], 0);
-    assert!(trace2.events.windows(2).all(|w| w[0][0] <= w[1][0]));
 
-    // The sessions were closed with their numbers; the app counts two traces.
+    // The sessions were closed with their numbers; the app counts three traces.
     let db = edge_server::db::Db::connect(&s.db_url()).await.unwrap();
-    for sum in [&sum1, &sum2] {
+    for sum in &sums {
         let row = sqlx::query("SELECT state, play_seconds, stalls, stall_seconds, trace_id FROM rte_sessions WHERE id = $1")
             .bind(sum["sessionId"].as_str().unwrap())
             .fetch_one(db.pool())
@@ -533,7 +567,7 @@ edge_test!(mounted_games_read_by_real_programs_and_traced, |b| async move {
         assert_eq!(edge_server::db::s(&row, "trace_id"), sum["traceId"].as_str().unwrap());
     }
     let t = s.be(&tok, Method::GET, "/be/v1/trainings/Game", None).await;
-    assert_eq!(t.ok()["training"]["nTraces"], 2);
+    assert_eq!(t.ok()["training"]["nTraces"], 3);
 });
 
 /// How the CDN in front of the origin behaves.
@@ -864,8 +898,11 @@ edge_test!(faults_on_the_origin_never_give_wrong_bytes_or_hangs, |b| async move 
         );
     })
     .await;
+    // Fetched, then fetched once more, for each read that reached the runtime: through the
+    // page cache the kernel tries a failed read again (the read-ahead, then the page), so
+    // there are several (edge-client's own test counts exactly two per read).
     let fetched = cdn.take_hits().iter().filter(|h| chunks_of(h, &rows).contains(&tex)).count();
-    assert_eq!(fetched, 2, "fetched, then fetched once more");
+    assert!(fetched >= 2, "fetched, then fetched once more: {fetched}");
     assert!(!cached(&cache2).contains(&rows[tex].0), "a chunk that failed its hash is never kept");
     // The origin repaired: the same read works (the chunk is fetched again).
     rewrite(&pack, &good);

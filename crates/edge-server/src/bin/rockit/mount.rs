@@ -1,26 +1,20 @@
 //! `rockit mount`: a published image as a read-only FUSE file system, served while it
-//! streams by the launcher runtime (`edge-client`): the build's tree exactly (paths, sizes,
-//! modes, symbolic links, directories), every byte verified, every read recorded; on exit
-//! the trace goes to the Edge and the session is closed. Also the pieces `rockit run`
-//! builds on: opening a runtime from the flags, mounting, unmounting, reporting.
+//! streams by the launcher runtime (`edge-client`, whose `fs` module is the file system):
+//! the build's tree exactly (paths, sizes, modes, symbolic links, directories), every byte
+//! verified, every read recorded; on exit the trace goes to the Edge and the session is
+//! closed. Also the pieces `rockit run` builds on: opening a runtime from the flags,
+//! mounting, waiting for signals, reporting.
 
 use crate::api::{Api, Global};
 use crate::fail::Fail;
 use crate::report;
-use edge_client::{ImageSource, Kind, Options, Runtime, Session, SessionRequest, Summary};
-use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
-    KernelConfig, LockOwner, MountOption, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory,
-    ReplyEntry, ReplyOpen, ReplyStatfs, Request,
-};
+use edge_client::fs::{Mount, MountOptions};
+use edge_client::{ImageSource, Options, Runtime, Session, SessionRequest, Summary};
 use serde_json::json;
-use std::collections::BTreeMap;
-use std::ffi::{OsStr, OsString};
 use std::io::{IsTerminal, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Where the image comes from and how the runtime works: the flags `mount` and `run` share.
 #[derive(clap::Args, Clone, Debug)]
@@ -76,6 +70,11 @@ pub struct Args {
     /// /etc/fuse.conf for non-root users).
     #[arg(long)]
     pub allow_other: bool,
+    /// Open files with direct I/O instead of through the page cache: the trace then holds
+    /// exactly the programs' reads (without the kernel's read-ahead), but reads in small
+    /// pieces are slower.
+    #[arg(long)]
+    pub direct_io: bool,
     /// Show progress on stderr even when it is not a terminal.
     #[arg(long)]
     pub progress: bool,
@@ -206,354 +205,16 @@ fn open_session(g: &Global, a: &LaunchArgs, app: &str) -> Result<Session, Fail> 
     Session::open(&req, Duration::from_secs(30)).map_err(Fail::new)
 }
 
-/// One node of the mounted tree.
-struct Node {
-    parent: u64,
-    kind: FileType,
-    perm: u16,
-    size: u64,
-    /// The image entry (absent for the root and for directories the index only implies).
-    entry: Option<usize>,
-    target: Option<OsString>,
-    /// Directories: name → inode, sorted.
-    children: BTreeMap<OsString, u64>,
-}
-
-/// The read-only file system over a runtime.
-pub struct ImageFs {
+/// Mounts the runtime's image on `dir` (an existing directory), read-only; failed reads are
+/// reported on stderr.
+pub fn mount(
     rt: Arc<Runtime>,
-    /// Inode `n` is `nodes[n - 1]`; the root is inode 1.
-    nodes: Vec<Node>,
-    mtime: SystemTime,
-    uid: u32,
-    gid: u32,
-}
-
-/// Attributes never change: the kernel may keep them.
-const TTL: Duration = Duration::from_secs(3600);
-/// What `stat` reports as the preferred I/O size (stdio and Python buffer with it).
-const BLKSIZE: u32 = 128 << 10;
-
-impl ImageFs {
-    /// The tree of the runtime's image.
-    pub fn new(rt: Arc<Runtime>) -> ImageFs {
-        use std::os::unix::fs::MetadataExt;
-        let dir = |parent| Node {
-            parent,
-            kind: FileType::Directory,
-            perm: 0o755,
-            size: 0,
-            entry: None,
-            target: None,
-            children: BTreeMap::new(),
-        };
-        let mut nodes = vec![dir(1)];
-        let mut by_path: BTreeMap<String, u64> = BTreeMap::new();
-        for (i, e) in rt.image().entries().iter().enumerate() {
-            // Parents the index does not list are directories.
-            let mut parent = 1u64;
-            let mut prefix = String::new();
-            let parts: Vec<&str> = e.path.split('/').collect();
-            for p in &parts[..parts.len() - 1] {
-                if !prefix.is_empty() {
-                    prefix.push('/');
-                }
-                prefix.push_str(p);
-                parent = match by_path.get(&prefix) {
-                    Some(&ino) => ino,
-                    None => {
-                        nodes.push(dir(parent));
-                        let ino = nodes.len() as u64;
-                        nodes[parent as usize - 1].children.insert(OsString::from(p), ino);
-                        by_path.insert(prefix.clone(), ino);
-                        ino
-                    }
-                };
-            }
-            let (kind, perm, size, target) = match e.kind {
-                Kind::File => (FileType::RegularFile, (e.mode & 0o7777) as u16, e.size, None),
-                Kind::Dir => (FileType::Directory, (e.mode & 0o7777) as u16, 0, None),
-                Kind::Symlink => {
-                    let t = e.target.clone().unwrap_or_default();
-                    (FileType::Symlink, 0o777, t.len() as u64, Some(OsString::from(t)))
-                }
-            };
-            match by_path.get(&e.path) {
-                // A directory implied by an earlier entry, listed now: it takes its mode.
-                Some(&ino) if kind == FileType::Directory => {
-                    let n = &mut nodes[ino as usize - 1];
-                    n.perm = perm;
-                    n.entry = Some(i);
-                }
-                _ => {
-                    nodes.push(Node {
-                        parent,
-                        kind,
-                        perm,
-                        size,
-                        entry: Some(i),
-                        target,
-                        children: BTreeMap::new(),
-                    });
-                    let ino = nodes.len() as u64;
-                    let name = parts[parts.len() - 1];
-                    nodes[parent as usize - 1].children.insert(OsString::from(name), ino);
-                    by_path.insert(e.path.clone(), ino);
-                }
-            }
-        }
-        let mtime = time::OffsetDateTime::parse(
-            &rt.image().manifest().created,
-            &time::format_description::well_known::Rfc3339,
-        )
-        .ok()
-        .and_then(|t| u64::try_from(t.unix_timestamp()).ok())
-        .map(|s| UNIX_EPOCH + Duration::from_secs(s))
-        .unwrap_or(UNIX_EPOCH);
-        let me = std::fs::metadata("/proc/self").ok();
-        let (uid, gid) = me.map(|m| (m.uid(), m.gid())).unwrap_or((0, 0));
-        ImageFs { rt, nodes, mtime, uid, gid }
-    }
-
-    fn node(&self, ino: INodeNo) -> Option<&Node> {
-        let i = u64::from(ino);
-        (i >= 1).then(|| self.nodes.get(i as usize - 1)).flatten()
-    }
-
-    fn attr(&self, ino: u64) -> FileAttr {
-        let n = &self.nodes[ino as usize - 1];
-        let subdirs = n
-            .children
-            .values()
-            .filter(|&&c| self.nodes[c as usize - 1].kind == FileType::Directory)
-            .count() as u32;
-        FileAttr {
-            ino: INodeNo(ino),
-            size: n.size,
-            blocks: n.size.div_ceil(512),
-            atime: self.mtime,
-            mtime: self.mtime,
-            ctime: self.mtime,
-            crtime: self.mtime,
-            kind: n.kind,
-            perm: n.perm,
-            nlink: if n.kind == FileType::Directory { 2 + subdirs } else { 1 },
-            uid: self.uid,
-            gid: self.gid,
-            rdev: 0,
-            blksize: BLKSIZE,
-            flags: 0,
-        }
-    }
-}
-
-fn errno(e: &edge_client::Error) -> Errno {
-    Errno::from_i32(e.errno())
-}
-
-impl Filesystem for ImageFs {
-    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        // Shared read-only mappings of direct-I/O files (a game mapping its data), where the
-        // kernel allows it (Linux 6.6+); elsewhere private mappings still work.
-        let _ = config.add_capabilities(InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP);
-        Ok(())
-    }
-
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        match self.node(parent).and_then(|p| p.children.get(name)) {
-            Some(&ino) => reply.entry(&TTL, &self.attr(ino), Generation(0)),
-            None => reply.error(Errno::ENOENT),
-        }
-    }
-
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.node(ino) {
-            Some(_) => reply.attr(&TTL, &self.attr(u64::from(ino))),
-            None => reply.error(Errno::ENOENT),
-        }
-    }
-
-    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        match self.node(ino).and_then(|n| n.target.as_ref()) {
-            Some(t) => reply.data(t.as_bytes()),
-            None => reply.error(Errno::EINVAL),
-        }
-    }
-
-    fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.node(ino).map(|n| n.kind) {
-            // Direct I/O: every read the program makes reaches the runtime (and the trace),
-            // not a guess of the kernel's read-ahead.
-            Some(FileType::RegularFile) => reply.opened(FileHandle(0), FopenFlags::FOPEN_DIRECT_IO),
-            Some(FileType::Directory) => reply.error(Errno::EISDIR),
-            Some(_) => reply.error(Errno::EINVAL),
-            None => reply.error(Errno::ENOENT),
-        }
-    }
-
-    fn read(
-        &self,
-        _req: &Request,
-        ino: INodeNo,
-        _fh: FileHandle,
-        offset: u64,
-        size: u32,
-        _flags: OpenFlags,
-        _lock_owner: Option<LockOwner>,
-        reply: ReplyData,
-    ) {
-        let Some(entry) = self.node(ino).and_then(|n| n.entry) else {
-            return reply.error(Errno::ENOENT);
-        };
-        let serve =
-            move |rt: &Runtime, reply: ReplyData| match rt.read(entry, offset, u64::from(size)) {
-                Ok(data) => reply.data(&data),
-                Err(e) => {
-                    eprintln!("rockit: read {} at {offset}: {e}", rt.image().entries()[entry].path);
-                    reply.error(errno(&e))
-                }
-            };
-        if self.rt.ready(entry, offset, u64::from(size)) {
-            return serve(&self.rt, reply);
-        }
-        // A read that waits for the network gets a thread of its own: the file system's
-        // threads stay free for lookups and for reads the cache can serve.
-        let rt = self.rt.clone();
-        let _ =
-            std::thread::Builder::new().name("rockit-read".into()).spawn(move || serve(&rt, reply));
-    }
-
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.node(ino).map(|n| n.kind) {
-            Some(FileType::Directory) => reply.opened(FileHandle(0), FopenFlags::empty()),
-            Some(_) => reply.error(Errno::ENOTDIR),
-            None => reply.error(Errno::ENOENT),
-        }
-    }
-
-    fn readdir(
-        &self,
-        _req: &Request,
-        ino: INodeNo,
-        _fh: FileHandle,
-        offset: u64,
-        mut reply: ReplyDirectory,
-    ) {
-        let Some(n) = self.node(ino) else { return reply.error(Errno::ENOENT) };
-        let me = u64::from(ino);
-        let fixed = [
-            (me, FileType::Directory, OsStr::new(".")),
-            (n.parent, FileType::Directory, OsStr::new("..")),
-        ];
-        let rest = n
-            .children
-            .iter()
-            .map(|(name, &c)| (c, self.nodes[c as usize - 1].kind, name.as_os_str()));
-        for (i, (ino, kind, name)) in
-            fixed.into_iter().chain(rest).enumerate().skip(offset as usize)
-        {
-            if reply.add(INodeNo(ino), (i + 1) as u64, kind, name) {
-                break;
-            }
-        }
-        reply.ok();
-    }
-
-    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        let m = self.rt.image().manifest();
-        reply.statfs(
-            m.size_bytes.div_ceil(4096),
-            0,
-            0,
-            self.nodes.len() as u64,
-            0,
-            4096,
-            255,
-            4096,
-        );
-    }
-}
-
-/// A mounted image.
-pub struct Mounted {
-    bg: Option<fuser::BackgroundSession>,
-    dir: PathBuf,
-}
-
-/// Mounts the runtime's image on `dir` (an existing directory).
-pub fn mount(rt: Arc<Runtime>, dir: &Path, allow_other: bool) -> Result<Mounted, Fail> {
-    if !dir.is_dir() {
-        return Err(Fail::new(format!("{}: not a directory (create it first)", dir.display())));
-    }
-    let mut cfg = fuser::Config::default();
-    cfg.mount_options = vec![
-        MountOption::RO,
-        MountOption::FSName(format!("rockit:{}", rt.image().dxf_name())),
-        MountOption::Subtype("rockit".into()),
-        MountOption::DefaultPermissions,
-        MountOption::NoAtime,
-    ];
-    cfg.n_threads = Some(4);
-    if allow_other {
-        cfg.acl = fuser::SessionACL::All;
-    }
-    let bg = fuser::spawn_mount(ImageFs::new(rt), dir, &cfg).map_err(|e| {
-        let hint = if e.kind() == std::io::ErrorKind::NotFound {
-            " (is FUSE available: /dev/fuse, fusermount3 from the fuse3 package?)"
-        } else {
-            ""
-        };
-        Fail::new(format!("mounting on {}: {e}{hint}", dir.display()))
-    })?;
-    Ok(Mounted { bg: Some(bg), dir: dir.to_path_buf() })
-}
-
-/// Runs `fusermount3 -u [-z] DIR`, else `umount [-l] DIR`; true when one succeeded.
-pub fn unmount_dir(dir: &Path, lazy: bool) -> bool {
-    let quiet = |mut c: std::process::Command| {
-        c.stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    let mut f = std::process::Command::new("fusermount3");
-    f.arg("-u");
-    if lazy {
-        f.arg("-z");
-    }
-    f.arg(dir);
-    if quiet(f) {
-        return true;
-    }
-    let mut u = std::process::Command::new("umount");
-    if lazy {
-        u.arg("-l");
-    }
-    u.arg(dir);
-    quiet(u)
-}
-
-impl Mounted {
-    /// The mount ended by itself (an external unmount).
-    pub fn ended(&self) -> bool {
-        self.bg.as_ref().is_none_or(|b| b.guard.is_finished())
-    }
-
-    /// Unmounts (lazily when files are still open) and waits, up to a few seconds, for the
-    /// file system to stop; a connection still held open then ends with the process.
-    pub fn unmount(mut self) {
-        let Some(bg) = self.bg.take() else { return };
-        if !bg.guard.is_finished() && !unmount_dir(&self.dir, false) {
-            unmount_dir(&self.dir, true);
-        }
-        let t = std::time::Instant::now();
-        while !bg.guard.is_finished() && t.elapsed() < Duration::from_secs(5) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        if bg.guard.is_finished() {
-            let _ = bg.join();
-        }
-    }
+    dir: &Path,
+    allow_other: bool,
+    direct_io: bool,
+) -> Result<Mount, Fail> {
+    let opts = MountOptions { allow_other, report_errors: true, direct_io };
+    edge_client::fs::mount(rt, dir, &opts).map_err(Fail::new)
 }
 
 /// Blocks until Ctrl-C, SIGTERM or SIGHUP, or until `done()` says to stop; calls `tick`
@@ -696,7 +357,7 @@ pub fn run(g: &Global, a: Args) -> Result<(), Fail> {
     let rt = Arc::new(open_runtime(g, &a.launch, url, true)?);
     let m = rt.image().manifest();
     let session_id = rt.session().map(|s| s.id.clone());
-    let mounted = mount(rt.clone(), &dir, a.allow_other)?;
+    let mounted = mount(rt.clone(), &dir, a.allow_other, a.direct_io)?;
     if g.json {
         let v = json!({"mounted": dir.display().to_string(), "appName": m.app_name, "buildId": m.build_id, "buildName": m.build_name,
                        "dxfName": m.dxf_name, "sessionId": session_id, "cache": rt.cache_dir().display().to_string()});

@@ -33,6 +33,11 @@ pub struct Args {
     /// Show progress on stderr even when it is not a terminal.
     #[arg(long)]
     pub progress: bool,
+    /// Open the game's files with direct I/O instead of through the page cache: the trace
+    /// then holds exactly the game's reads (without the kernel's read-ahead), but reads in
+    /// small pieces are slower.
+    #[arg(long)]
+    pub direct_io: bool,
     /// Also write the recorded trace (rockit-trace JSON) to this file.
     #[arg(long, value_name = "FILE")]
     pub trace_out: Option<PathBuf>,
@@ -53,7 +58,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32, Fail> {
     let rt = Arc::new(mount::open_runtime(g, &a.launch, a.manifest_url.as_deref(), true)?);
     let dir = std::env::temp_dir().join(format!("rockit-run-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| Fail::new(format!("{}: {e}", dir.display())))?;
-    let mounted = match mount::mount(rt.clone(), &dir, false) {
+    let mounted = match mount::mount(rt.clone(), &dir, false, a.direct_io) {
         Ok(m) => m,
         Err(e) => {
             let _ = std::fs::remove_dir(&dir);
