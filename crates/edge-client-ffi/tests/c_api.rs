@@ -255,6 +255,9 @@ fn a_c_program_plays_an_image_through_the_shared_library() {
     std::fs::create_dir_all(&mnt).unwrap();
     let _guard = Unmount(mnt.clone());
     let run = Command::new(&exe)
+        // The library this test was built with, not an older copy cargo's search path for
+        // tests may name first (target/debug keeps what the last `cargo build` uplifted).
+        .env("LD_LIBRARY_PATH", &lib)
         .arg(&url)
         .arg(work.join("cache"))
         .arg(&out)

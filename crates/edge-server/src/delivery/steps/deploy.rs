@@ -1,7 +1,7 @@
 //! `deploy`: the image and its patches published to every target of the app and the depot,
 //! data first and manifests last.
 
-use super::publish::{publish_order, put_recorded, resolved_targets};
+use super::publish::{deployment_ids, publish_order, put_recorded, resolved_targets};
 use crate::delivery::builds::AppCtx;
 use crate::delivery::outcome::{ok, After, Done, Progress};
 use crate::delivery::StepError;
@@ -115,11 +115,7 @@ pub(crate) async fn deploy(
     Ok(ok(
         json!({"dxfName": dxf, "targets": targets.iter().map(|(t, _)| t.name.clone()).collect::<Vec<_>>(), "patches": patches.iter().map(|p| json!({"fromBuildId": p.0, "sizeBytes": p.1})).collect::<Vec<_>>()}),
         After::Deployed {
-            targets: targets
-                .iter()
-                .map(|(t, _)| t.deployment_id.clone())
-                .filter(|d| !d.as_str().is_empty())
-                .collect(),
+            targets: deployment_ids(&targets),
             patches,
             image_bytes: image_files
                 .iter()

@@ -105,3 +105,13 @@ pub(crate) async fn put_recorded(
     published::record(&mut c, &app.org_id, &app.id, &tg.deployment_id, key, Some(build_id)).await?;
     Ok(None)
 }
+
+/// The deployments among published-to targets (the depot, whose id is empty, left out):
+/// whose status a successful publish sets.
+pub(crate) fn deployment_ids(targets: &[(TargetSpec, edge_origin::Origin)]) -> Vec<DeploymentId> {
+    targets
+        .iter()
+        .map(|(t, _)| t.deployment_id.clone())
+        .filter(|d| !d.as_str().is_empty())
+        .collect()
+}

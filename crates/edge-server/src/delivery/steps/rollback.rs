@@ -5,7 +5,7 @@
 //! manifest last. No patches are made: a launcher moves to the build by fetching the
 //! chunks it lacks.
 
-use super::publish::{publish_order, put_recorded, resolved_targets};
+use super::publish::{deployment_ids, publish_order, put_recorded, resolved_targets};
 use crate::delivery::builds::AppCtx;
 use crate::delivery::outcome::{fail, ok, After, Done, Progress};
 use crate::delivery::StepError;
@@ -74,11 +74,7 @@ pub(crate) async fn rollback(
             "objectsAlreadyThere": kept_there,
         }),
         After::Deployed {
-            targets: targets
-                .iter()
-                .map(|(t, _)| t.deployment_id.clone())
-                .filter(|d| !d.as_str().is_empty())
-                .collect(),
+            targets: deployment_ids(&targets),
             patches: Vec::new(),
             image_bytes: b.image_bytes.max(0) as u64,
             dxf_name: dxf,
