@@ -35,7 +35,6 @@ mod orgs;
 mod origins;
 mod pipeline_failures;
 mod proc;
-mod progress;
 mod readme;
 mod rollback;
 mod traces;
