@@ -41,27 +41,7 @@ async fn getting_started_walkthrough() {
     let work = TempDir::new("guide");
     let home = work.0.join("home");
     std::fs::create_dir_all(&home).unwrap();
-    let bin = Path::new(env!("CARGO_BIN_EXE_rockit")).parent().unwrap().to_path_buf();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
-    // A failing step must not leave the server running.
-    let full = format!("set -euo pipefail\ntrap 'kill $SERVER 2>/dev/null || true' EXIT\n{body}");
-    let (dir, home2) = (work.0.clone(), home.clone());
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("bash")
-            .arg("-c")
-            .arg(&full)
-            .current_dir(&dir)
-            .env("PATH", path)
-            .env("HOME", &home2)
-            .env_remove("XDG_CONFIG_HOME")
-            .env_remove("ROCKIT_SERVER")
-            .env_remove("ROCKIT_API_KEY")
-            .env_remove("ROCKIT_PROFILE")
-            .output()
-    })
-    .await
-    .unwrap()
-    .expect("bash runs");
+    let out = run_script(&body, &work.0, &home).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let log = std::fs::read_to_string(work.0.join("edge-demo/server.log")).unwrap_or_default();
@@ -85,4 +65,30 @@ async fn getting_started_walkthrough() {
 fn tail(s: &str) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// Runs a documentation script with `bash` the way a reader pastes it: the built `rockit`
+/// first on `PATH`, a home of its own, no `ROCKIT_*` settings from the environment, and the
+/// server the script starts (`$SERVER`) stopped when a step fails.
+pub(crate) async fn run_script(body: &str, dir: &Path, home: &Path) -> std::process::Output {
+    let bin = Path::new(env!("CARGO_BIN_EXE_rockit")).parent().unwrap().to_path_buf();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let full = format!("set -euo pipefail\ntrap 'kill $SERVER 2>/dev/null || true' EXIT\n{body}");
+    let (dir, home) = (dir.to_path_buf(), home.to_path_buf());
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new("bash")
+            .arg("-c")
+            .arg(&full)
+            .current_dir(&dir)
+            .env("PATH", path)
+            .env("HOME", &home)
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("ROCKIT_SERVER")
+            .env_remove("ROCKIT_API_KEY")
+            .env_remove("ROCKIT_PROFILE")
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("bash runs")
 }

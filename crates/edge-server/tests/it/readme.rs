@@ -37,27 +37,7 @@ async fn readme_tour_runs_as_written() {
     let work = TempDir::new("readme");
     let home = work.0.join("home");
     std::fs::create_dir_all(&home).unwrap();
-    let bin = Path::new(env!("CARGO_BIN_EXE_rockit")).parent().unwrap().to_path_buf();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
-    // A failing step must not leave the server running.
-    let full = format!("set -euo pipefail\ntrap 'kill $SERVER 2>/dev/null || true' EXIT\n{body}");
-    let dir = work.0.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("bash")
-            .arg("-c")
-            .arg(&full)
-            .current_dir(&dir)
-            .env("PATH", path)
-            .env("HOME", &home)
-            .env_remove("XDG_CONFIG_HOME")
-            .env_remove("ROCKIT_SERVER")
-            .env_remove("ROCKIT_API_KEY")
-            .env_remove("ROCKIT_PROFILE")
-            .output()
-    })
-    .await
-    .unwrap()
-    .expect("bash runs");
+    let out = crate::getting_started::run_script(&body, &work.0, &home).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let log = std::fs::read_to_string(work.0.join("tour/server.log")).unwrap_or_default();
     assert!(
