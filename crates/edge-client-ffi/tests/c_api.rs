@@ -116,7 +116,9 @@ fn publish(dir: &Path, files: &[(&str, Vec<u8>)]) -> String {
         generation: 0,
         preload: serde_json::json!({"100": 100_000}),
     };
-    write_image(&tree, &store, &[], &meta, dir, &params, None).unwrap().dxf_name
+    write_image(&tree, &store, &[], &meta, dir, &params, None, &Default::default())
+        .unwrap()
+        .dxf_name
 }
 
 /// Serves `root` over HTTP/1.1 with single byte ranges; returns its base URL.

@@ -90,7 +90,8 @@ fn publish(dir: &Path, files: &BTreeMap<String, Vec<u8>>) -> String {
         generation: 0,
         preload: serde_json::json!({"10": 1000, "100": 200_000, "1000": 2_000_000}),
     };
-    let s = write_image(&tree, &store, &[], &meta, dir, &params, None).unwrap();
+    let s =
+        write_image(&tree, &store, &[], &meta, dir, &params, None, &Default::default()).unwrap();
     let _ = std::fs::remove_dir_all(dir.with_extension("store"));
     s.dxf_name
 }

@@ -241,7 +241,7 @@ fn unpack_refuses_hostile_file_tables_before_creating_anything() {
     let p = params();
     for (k, (tree, name, why)) in hostile_trees().into_iter().enumerate() {
         let img = t.0.join(format!("img{k}"));
-        write_image(&tree, &store, &[], &meta(1), &img, &p, None).unwrap();
+        write_image(&tree, &store, &[], &meta(1), &img, &p, None, &Default::default()).unwrap();
         let case = t.0.join(format!("case{k}"));
         std::fs::create_dir_all(&case).unwrap();
         let out = case.join("out");
@@ -264,7 +264,7 @@ fn apply_refuses_hostile_patched_trees_and_writes_nothing_outside() {
     let p = params();
     let v1 = tree(&[("keep", T::D), ("keep/a.txt", T::F(b""))]);
     let img = t.0.join("img1");
-    write_image(&v1, &store, &[], &meta(1), &img, &p, None).unwrap();
+    write_image(&v1, &store, &[], &meta(1), &img, &p, None, &Default::default()).unwrap();
     let from = t.0.join("from");
     unpack(&DirSource(img), &from, None).unwrap();
     let pm = |to: u64| PatchMeta {
@@ -279,7 +279,7 @@ fn apply_refuses_hostile_patched_trees_and_writes_nothing_outside() {
     for (k, (mut v2, name, why)) in hostile_trees().into_iter().enumerate() {
         v2.entries.extend(v1.entries.iter().cloned());
         let pat = t.0.join(format!("pat{k}"));
-        write_patch(&v1, &v2, &store, &pm(k as u64 + 2), &pat, &p).unwrap();
+        write_patch(&v1, &v2, &store, &pm(k as u64 + 2), &pat, &p, &Default::default()).unwrap();
         let case = t.0.join(format!("case{k}"));
         std::fs::create_dir_all(&case).unwrap();
         let out = case.join("out");

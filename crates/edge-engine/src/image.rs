@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Signs the manifest bytes (the org key's RSA PKCS#1 v1.5 SHA-256).
 pub type Signer<'a> = &'a dyn Fn(&[u8]) -> Vec<u8>;
@@ -76,6 +77,33 @@ pub(crate) fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> io::Result<()
     fs::rename(&tmp, dir.join(name)).map_err(|e| io_ctx(dir.join(name).display(), e))
 }
 
+/// True when `add` more bytes go into a new pack rather than the current one of `len`
+/// bytes: a pack is closed before it would pass `limit`, unless it is still empty (a chunk
+/// larger than the limit gets a pack of its own).
+fn starts_new_pack(len: u64, add: u64, limit: u64) -> bool {
+    len > 0 && len + add > limit
+}
+
+/// Where the packs of an image of `tree` with chunks in `order` will end: for each pack,
+/// the stored bytes of all packs up to and including it (the last is the bytes of every
+/// pack), by the stored sizes the tree records. Lets a caller tell which pack the bytes
+/// counted by [`write_image`] are in, and how many packs there will be.
+pub fn pack_ends(tree: &Tree, order: &[Hash], limit: u64) -> Vec<u64> {
+    let (mut ends, mut len, mut total) = (Vec::new(), 0u64, 0u64);
+    for info in order.iter().filter_map(|h| tree.chunks.get(h)) {
+        if starts_new_pack(len, info.stored, limit) {
+            ends.push(total);
+            len = 0;
+        }
+        len += info.stored;
+        total += info.stored;
+    }
+    if len > 0 {
+        ends.push(total);
+    }
+    ends
+}
+
 /// A pack being filled.
 pub(crate) struct PackWriter<'a> {
     dir: &'a Path,
@@ -94,7 +122,7 @@ impl<'a> PackWriter<'a> {
     /// Appends stored bytes; returns (pack number, offset).
     pub(crate) fn append(&mut self, data: &[u8]) -> io::Result<(usize, u64)> {
         if let Some((_, _, len)) = &self.cur {
-            if *len > 0 && *len + data.len() as u64 > self.limit {
+            if starts_new_pack(*len, data.len() as u64, self.limit) {
                 self.close()?;
             }
         }
@@ -161,6 +189,9 @@ pub(crate) fn file_table(tree: &Tree, pos: &HashMap<Hash, usize>) -> Value {
 
 /// Writes the image of `tree` into `dir` (created), chunks in `sequence` order first.
 /// `sign` signs the manifest bytes (RSA PKCS#1 v1.5 SHA-256) when the org has a key.
+/// `done` is added the stored bytes of each chunk as it goes into its pack, so another
+/// thread can follow the work: the packs' bytes in all (see [`pack_ends`]).
+#[allow(clippy::too_many_arguments)]
 pub fn write_image(
     tree: &Tree,
     store: &ChunkStore,
@@ -169,6 +200,7 @@ pub fn write_image(
     dir: &Path,
     p: &Params,
     sign: Option<Signer<'_>>,
+    done: &AtomicU64,
 ) -> io::Result<ImageSummary> {
     fs::create_dir_all(dir).map_err(|e| io_ctx(dir.display(), e))?;
     let order = stream_order(tree, sequence);
@@ -179,6 +211,7 @@ pub fn write_image(
     for (i, h) in order.iter().enumerate() {
         let s = store.get_stored(h)?;
         let (pack, off) = packs.append(&s.data)?;
+        done.fetch_add(s.data.len() as u64, Ordering::Relaxed);
         let info = tree.chunks[h];
         chunk_rows.push(json!([
             h.hex(),

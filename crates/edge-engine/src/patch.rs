@@ -16,6 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The patch format version this writer produces and the reader accepts.
 pub const VERSION: u32 = 2;
@@ -462,11 +463,13 @@ fn plan<'a>(from: &'a Tree, fl: &FromList<'a>, to: &'a Tree) -> Plan<'a> {
     p
 }
 
-/// BLAKE3 of a file of the newer build, read from the chunk store.
-fn content_hash(store: &ChunkStore, e: &Entry) -> io::Result<[u8; 32]> {
+/// BLAKE3 of a file of the newer build, read from the chunk store; its bytes are added to
+/// `done` chunk by chunk.
+fn content_hash(store: &ChunkStore, e: &Entry, done: &AtomicU64) -> io::Result<[u8; 32]> {
     let mut h = blake3::Hasher::new();
     for c in &e.chunks {
         h.update(&store.get_raw(&c.h, c.len as usize)?);
+        done.fetch_add(u64::from(c.len), Ordering::Relaxed);
     }
     Ok(*h.finalize().as_bytes())
 }
@@ -481,7 +484,7 @@ struct Counts {
 }
 
 /// Writes the ops of the newer file `t` (whose same-path older entry is `same`); returns
-/// the BLAKE3 of its content.
+/// the BLAKE3 of its content. Its bytes are added to `done` chunk by chunk.
 fn file_ops(
     w: &mut impl Write,
     d: &mut Differ<'_>,
@@ -489,6 +492,7 @@ fn file_ops(
     same: Option<u32>,
     places: &Places,
     counts: &mut Counts,
+    done: &AtomicU64,
 ) -> io::Result<[u8; 32]> {
     let same = same.filter(|i| d.fl.entries[*i as usize].kind == Kind::File);
     let mut ow = OpWriter { src: same, expect: 0, pending: None };
@@ -562,6 +566,7 @@ fn file_ops(
             }
         }
         off += len;
+        done.fetch_add(len, Ordering::Relaxed);
     }
     if let Some(lit) = tail {
         ow.insert(w, &lit)?;
@@ -592,7 +597,10 @@ impl Places {
     }
 }
 
-/// Writes the patch `from` → `to` into `dir` (created).
+/// Writes the patch `from` → `to` into `dir` (created). Every byte of the newer build's
+/// files is added to `done` once worked through — diffed against `from` when its file
+/// changed, hashed for the build's digest when it did not — so a finished patch has added
+/// `to.size_bytes()`, and another thread can follow the work.
 pub fn write_patch(
     from: &Tree,
     to: &Tree,
@@ -600,6 +608,7 @@ pub fn write_patch(
     meta: &PatchMeta,
     dir: &Path,
     p: &Params,
+    done: &AtomicU64,
 ) -> io::Result<PatchSummary> {
     fs::create_dir_all(dir).map_err(|e| io_ctx(dir.display(), e))?;
     let fl = FromList::of(from);
@@ -617,7 +626,7 @@ pub fn write_patch(
         let carried = s.spawn(|| {
             plan.carried
                 .iter()
-                .map(|e| content_hash(store, e).map(|h| (e.path.as_str(), h)))
+                .map(|e| content_hash(store, e, done).map(|h| (e.path.as_str(), h)))
                 .collect::<io::Result<Vec<_>>>()
         });
         w.write_all(ops::MAGIC)?;
@@ -672,7 +681,8 @@ pub fn write_patch(
                     ops::put_varint(&mut w, t.size)?;
                 }
             }
-            let h = file_ops(&mut w, &mut d, t, same.map(|i| i as u32), &places, &mut counts)?;
+            let h =
+                file_ops(&mut w, &mut d, t, same.map(|i| i as u32), &places, &mut counts, done)?;
             hashes.push((t.path.as_str(), h));
         }
         let carried = carried.join().map_err(|_| io::Error::other("hashing thread panicked"))??;

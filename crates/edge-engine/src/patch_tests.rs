@@ -141,10 +141,13 @@ fn round_trip_with(v1: &Build, v2: &Build, p: &Params) -> Done {
     let store = ChunkStore::open(&t.0.join("store")).unwrap();
     let a = ingest(&tar_of(&v1)[..], &store, p, &mut |_| {}).unwrap();
     let b = ingest(&tar_of(&v2)[..], &store, p, &mut |_| {}).unwrap();
-    write_image(&a.tree, &store, &[], &meta(1), &t.0.join("img1"), p, None).unwrap();
+    write_image(&a.tree, &store, &[], &meta(1), &t.0.join("img1"), p, None, &Default::default())
+        .unwrap();
     unpack(&DirSource(t.0.join("img1")), &t.0.join("old"), None).unwrap();
     assert_eq!(on_disk(&t.0.join("old")), v1);
-    let sum = write_patch(&a.tree, &b.tree, &store, &pm(), &t.0.join("pat"), p).unwrap();
+    let sum =
+        write_patch(&a.tree, &b.tree, &store, &pm(), &t.0.join("pat"), p, &Default::default())
+            .unwrap();
     assert_eq!(sum.files.last().map(String::as_str), Some("patch.json"));
     let data: u64 = sum
         .files

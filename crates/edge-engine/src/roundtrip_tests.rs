@@ -128,7 +128,17 @@ fn image_and_patch_round_trip() {
     let ing = ingest(&tar1[..], &store, &p, &mut |_| {}).unwrap();
     assert_eq!(ing.empty_files, 1);
     assert!(ing.new_chunks > 5);
-    let img = write_image(&ing.tree, &store, &[], &meta(1), &t.0.join("img1"), &p, None).unwrap();
+    let img = write_image(
+        &ing.tree,
+        &store,
+        &[],
+        &meta(1),
+        &t.0.join("img1"),
+        &p,
+        None,
+        &Default::default(),
+    )
+    .unwrap();
     assert!(img.dxf_name.starts_with("dxf-"));
     assert!(img.files.len() > 3, "packs split at the limit: {:?}", img.files);
     assert_eq!(img.files.last().unwrap(), "manifest.json");
@@ -137,8 +147,17 @@ fn image_and_patch_round_trip() {
     want.insert("bin/readme".into(), b"-> ../readme.txt".to_vec());
     assert_eq!(read_tree(&t.0.join("out1")), want);
     // The same content gives the same image name; refusal of a non-empty output.
-    let again =
-        write_image(&ing.tree, &store, &[], &meta(1), &t.0.join("img1b"), &p, None).unwrap();
+    let again = write_image(
+        &ing.tree,
+        &store,
+        &[],
+        &meta(1),
+        &t.0.join("img1b"),
+        &p,
+        None,
+        &Default::default(),
+    )
+    .unwrap();
     assert_eq!(again.dxf_name, img.dxf_name);
     assert!(unpack(&DirSource(t.0.join("img1")), &t.0.join("out1"), None).is_err());
 
@@ -152,7 +171,17 @@ fn image_and_patch_round_trip() {
     v2.insert("data/new.bin".into(), noise(2, 50_000));
     let tar2 = tar_of(&v2, &[("bin/readme", "../readme.txt")]);
     let ing2 = ingest(&tar2[..], &store, &p, &mut |_| {}).unwrap();
-    let img2 = write_image(&ing2.tree, &store, &[], &meta(2), &t.0.join("img2"), &p, None).unwrap();
+    let img2 = write_image(
+        &ing2.tree,
+        &store,
+        &[],
+        &meta(2),
+        &t.0.join("img2"),
+        &p,
+        None,
+        &Default::default(),
+    )
+    .unwrap();
     assert_ne!(img2.dxf_name, img.dxf_name);
     let pm = PatchMeta {
         org_name: "O".into(),
@@ -163,7 +192,9 @@ fn image_and_patch_round_trip() {
         to_dxf_name: img2.dxf_name.clone(),
         created: "2026-01-01T00:00:00Z".into(),
     };
-    let ps = write_patch(&ing.tree, &ing2.tree, &store, &pm, &t.0.join("pat"), &p).unwrap();
+    let ps =
+        write_patch(&ing.tree, &ing2.tree, &store, &pm, &t.0.join("pat"), &p, &Default::default())
+            .unwrap();
     assert!(ps.reused > 10);
     assert!(ps.deltas >= 1, "the edited chunks go as deltas: {ps:?}");
     // Renamed file costs nothing; the patch is far smaller than the new content.
@@ -244,7 +275,8 @@ fn play_agrees_with_the_model_and_counts_stalls() {
         ),
     ] {
         let dir = t.0.join(name);
-        write_image(&ing.tree, &store, &sequence, &meta(1), &dir, &p, None).unwrap();
+        write_image(&ing.tree, &store, &sequence, &meta(1), &dir, &p, None, &Default::default())
+            .unwrap();
         let order = crate::image::stream_order(&ing.tree, &sequence);
         let model = seq::preload_bytes(&seq::layout(&ing.tree, &order), &acc, b);
         let r = play(
@@ -339,4 +371,63 @@ fn ingest_names_its_chunks_only_when_the_archive_is_whole() {
     let again = ingest(&good[..], &store, &p, &mut |_| {}).unwrap();
     assert_eq!(again.new_chunks, 0);
     assert_eq!(store_files(&t.0.join("store")), (ing.tree.chunks.len(), 0));
+}
+
+/// The writers count their work for whoever follows it from another thread: the image the
+/// bytes of its packs, which `pack_ends` foretells pack by pack; a patch every byte of the
+/// newer build once, so patches from several older builds into one counter add up to
+/// their newer builds' sizes.
+#[test]
+fn writers_count_their_work() {
+    use crate::image::{pack_ends, stream_order};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let t = Tmp::new();
+    let store = ChunkStore::open(&t.0.join("store")).unwrap();
+    let p = params();
+    let mut v1 = BTreeMap::new();
+    v1.insert("bin/game.exe".to_string(), noise(11, 600_000));
+    v1.insert("data/level1.pak".to_string(), b"level data ".repeat(60_000));
+    v1.insert("data/empty.txt".to_string(), Vec::new());
+    let mut v2 = v1.clone();
+    v2.get_mut("bin/game.exe").unwrap()[300_000] ^= 1;
+    v2.insert("data/new.bin".into(), noise(12, 200_000));
+    let a = ingest(&tar_of(&v1, &[])[..], &store, &p, &mut |_| {}).unwrap();
+    let b = ingest(&tar_of(&v2, &[])[..], &store, &p, &mut |_| {}).unwrap();
+
+    let done = AtomicU64::new(0);
+    let img =
+        write_image(&b.tree, &store, &[], &meta(2), &t.0.join("img"), &p, None, &done).unwrap();
+    assert_eq!(done.load(Ordering::Relaxed), img.pack_bytes);
+    let ends = pack_ends(&b.tree, &stream_order(&b.tree, &[]), p.pack_limit);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(t.0.join("img/manifest.json")).unwrap()).unwrap();
+    let written: Vec<u64> = manifest["packs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .scan(0, |sum, pk| {
+            *sum += pk["sizeBytes"].as_u64().unwrap();
+            Some(*sum)
+        })
+        .collect();
+    assert!(written.len() > 3, "packs split at the limit: {written:?}");
+    assert_eq!(ends, written);
+
+    // Build 2 from build 1 (one file edited, one new, one unchanged), then from an empty
+    // build: the counter goes on from where the first patch left it.
+    let done = AtomicU64::new(0);
+    let pm = |from| PatchMeta {
+        org_name: "O".into(),
+        app_name: "A".into(),
+        from_build_id: from,
+        to_build_id: 2,
+        from_dxf_name: String::new(),
+        to_dxf_name: img.dxf_name.clone(),
+        created: "2026-01-01T00:00:00Z".into(),
+    };
+    write_patch(&a.tree, &b.tree, &store, &pm(1), &t.0.join("pat1"), &p, &done).unwrap();
+    assert_eq!(done.load(Ordering::Relaxed), b.tree.size_bytes());
+    let empty = crate::tree::Tree::default();
+    write_patch(&empty, &b.tree, &store, &pm(0), &t.0.join("pat0"), &p, &done).unwrap();
+    assert_eq!(done.load(Ordering::Relaxed), 2 * b.tree.size_bytes());
 }

@@ -107,6 +107,9 @@ pub struct Config {
     pub log_format: String,
     pub task_lease_seconds: u64,
     pub worker_poll_ms: u64,
+    /// A running task's progress is written to its row when it moved by a hundredth or its
+    /// note changed, at most this often (milliseconds).
+    pub progress_interval_ms: u64,
     pub metrics_listen: Option<String>,
     pub download_idle_timeout: u64,
     pub upload_max_bytes: u64,
@@ -166,6 +169,7 @@ impl Default for Config {
             log_format: "auto".into(),
             task_lease_seconds: 60,
             worker_poll_ms: 500,
+            progress_interval_ms: 500,
             metrics_listen: None,
             download_idle_timeout: 60,
             upload_max_bytes: 256 << 30,
@@ -280,6 +284,7 @@ impl Config {
             "log_format" => self.log_format = v.into(),
             "task_lease_seconds" => self.task_lease_seconds = parse_env(key, v)?,
             "worker_poll_ms" => self.worker_poll_ms = parse_env(key, v)?,
+            "progress_interval_ms" => self.progress_interval_ms = parse_env(key, v)?,
             "metrics_listen" => self.metrics_listen = opt(v),
             "download_idle_timeout" => self.download_idle_timeout = parse_env(key, v)?,
             "upload_max_bytes" => self.upload_max_bytes = parse_env(key, v)?,
@@ -360,6 +365,9 @@ impl Config {
         }
         if self.task_lease_seconds < 5 {
             return Err("task_lease_seconds must be at least 5".into());
+        }
+        if !(10..=60_000).contains(&self.progress_interval_ms) {
+            return Err("progress_interval_ms must be 10..60000".into());
         }
         if self.trace_intake_concurrency < 1 {
             return Err("trace_intake_concurrency must be at least 1".into());

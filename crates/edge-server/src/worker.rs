@@ -74,26 +74,33 @@ async fn run_one(st: &Arc<AppState>, owner: &str, t: tasks::Task) {
 async fn run_one_inner(st: &Arc<AppState>, owner: &str, t: tasks::Task) {
     tracing::info!(task = %t.name, kind = %t.kind, org = t.org_name.as_deref().unwrap_or(""), app = t.app_name.as_deref().unwrap_or(""), attempt = t.attempts, "task started");
     let started = Instant::now();
-    let lease = st.cfg.task_lease_seconds;
     let progress = Progress::default();
-    // The work and the lease renewal beside it are independent: each counts its own
-    // connections (`db::held`).
+    // The reporter (lease renewal and progress) is a task of its own: it waits for a
+    // connection without stopping the work, and never asks for one while the work holds
+    // one on the same task (`db::held`); each counts its own connections.
+    let (stop, stopped) = watch::channel(false);
+    let mut reporter = tokio::spawn(crate::db::scope(report(
+        st.clone(),
+        t.name.clone(),
+        owner.to_string(),
+        progress.clone(),
+        stopped,
+    )));
     let work = crate::db::scope(execute(st, &t, &progress));
     tokio::pin!(work);
-    let mut tick = tokio::time::interval(Duration::from_secs((lease / 3).max(1)));
-    tick.tick().await;
-    let done = loop {
-        tokio::select! {
-            d = &mut work => break d,
-            _ = tick.tick() => {
-                if !matches!(tasks::renew(&st.db, &t.name, owner, lease, Some(progress.get())).await, Ok(true)) {
-                    tracing::warn!(task = %t.name, "lease lost; abandoning the task");
-                    st.metrics.task_ended(t.kind.as_str(), "abandoned", None);
-                    return;
-                }
-            }
+    let done = tokio::select! {
+        d = &mut work => d,
+        // The reporter ends by itself only when the lease is lost.
+        _ = &mut reporter => {
+            tracing::warn!(task = %t.name, "lease lost; abandoning the task");
+            st.metrics.task_ended(t.kind.as_str(), "abandoned", None);
+            return;
         }
     };
+    // No progress write may land after the outcome: the reporter is stopped (a write under
+    // way ends first) before the outcome is recorded.
+    let _ = stop.send(true);
+    let _ = reporter.await;
     let secs = started.elapsed().as_secs_f64();
     match record(st, owner, &t, &done).await {
         Ok(true) => {
@@ -112,6 +119,52 @@ async fn run_one_inner(st: &Arc<AppState>, owner: &str, t: tasks::Task) {
             tracing::warn!(task = %t.name, "lease lost before the outcome was recorded")
         }
         Err(e) => tracing::error!(task = %t.name, error = %e, "recording the task outcome failed"),
+    }
+}
+
+/// Renews the lease of the running task `name` every third of it and writes its progress
+/// meanwhile: when it moved by a hundredth or its note changed, at most every
+/// `progress_interval_ms` (a short step still shows it moving; a long one writes about a
+/// hundred times, and once per note). Both are one statement. Returns when `stop` flips,
+/// or when the lease is lost (a failed renewal that was due counts as lost, as it always
+/// did).
+async fn report(
+    st: Arc<AppState>,
+    name: String,
+    owner: String,
+    progress: Progress,
+    mut stop: watch::Receiver<bool>,
+) {
+    let lease = st.cfg.task_lease_seconds;
+    let renew_every = Duration::from_secs((lease / 3).max(1));
+    // Looked at this often, and never less often than the lease needs.
+    let every = Duration::from_millis(st.cfg.progress_interval_ms).min(renew_every);
+    let mut renewed = Instant::now();
+    let mut written: (f64, Option<String>) = (0.0, None);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        let now = (progress.get(), progress.note_text());
+        let moved = (now.0 - written.0).abs() >= 0.01 || now.1 != written.1;
+        let due = renewed.elapsed() >= renew_every;
+        if !moved && !due {
+            continue;
+        }
+        match tasks::renew(&st.db, &name, &owner, lease, now.0, now.1.as_deref()).await {
+            Ok(true) => {
+                renewed = Instant::now();
+                written = now;
+            }
+            Ok(false) => return,
+            Err(e) if due => {
+                tracing::warn!(task = %name, error = %e, "renewing the lease failed");
+                return;
+            }
+            // Only progress was due: the next round tries again.
+            Err(e) => tracing::debug!(task = %name, error = %e, "writing progress failed"),
+        }
     }
 }
 

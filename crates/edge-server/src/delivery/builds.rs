@@ -2,6 +2,7 @@
 //! parameters, the build tree (stored in the depot, read back into this process's cache),
 //! build rows, and writing a DxF image signed with the organization's key.
 
+use super::outcome::Progress;
 use super::StepError;
 use crate::depot;
 use crate::error::AboutExt;
@@ -143,7 +144,8 @@ pub(crate) struct DxfWritten {
 
 /// Writes the image of build `b` into the group's staging area, chunks in `sequence` order
 /// first, signed with the org key when there is one; `accesses` (the traces mapped onto
-/// the build) give the manifest's preload figures.
+/// the build) give the manifest's preload figures. `progress` counts the bytes of the
+/// packs written of all the packs' bytes, and its note names the pack being written.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn write_dxf(
     st: &Arc<AppState>,
@@ -154,6 +156,7 @@ pub(crate) async fn write_dxf(
     traces: u64,
     generation: u64,
     accesses: &[Vec<(u64, edge_engine::Hash)>],
+    progress: &Progress,
 ) -> Result<DxfWritten, StepError> {
     let key = org_signer(st, &app.org_id).await?;
     let owner = t.lease_owner.as_deref().ok_or("the task is not leased")?;
@@ -172,10 +175,25 @@ pub(crate) async fn write_dxf(
         preload: Value::Null,
     };
     let p = params(st);
+    if st.depot.is_shared() {
+        progress.note("fetching the build's chunks from the depot");
+    }
     let tree = load_tree(st, &app.id, &b.tree_path, true).await?;
     let (sequence, accesses) = (sequence.to_vec(), accesses.to_vec());
+    let prog = progress.clone();
     let written = tokio::task::spawn_blocking(move || -> Result<DxfWritten, StepError> {
         let order = edge_engine::image::stream_order(&tree, &sequence);
+        // The packs to write are known before the first byte: the fraction is the bytes
+        // written of theirs, and the note the pack those bytes are in.
+        let ends = edge_engine::image::pack_ends(&tree, &order, p.pack_limit);
+        prog.count_bytes(ends.last().copied().unwrap_or(0));
+        match ends.len() {
+            0 => prog.note("writing image"),
+            n => prog.note_of_bytes(move |done| {
+                let pack = ends.partition_point(|end| *end < done).min(n - 1) + 1;
+                format!("writing image: pack {pack} of {n}")
+            }),
+        }
         let layout = edge_engine::seq::layout(&tree, &order);
         meta.preload = edge_engine::seq::preload_figures_at(
             &layout,
@@ -188,8 +206,17 @@ pub(crate) async fn write_dxf(
         let signer = key.map(|k| move |m: &[u8]| edge_engine::image::rsa_sign(&k, m));
         let sign: Option<edge_engine::image::Signer<'_>> =
             signer.as_ref().map(|f| f as edge_engine::image::Signer<'_>);
-        let s = edge_engine::image::write_image(&tree, &store, &sequence, &meta, &dir, &p, sign)
-            .map_err(StepError::Engine)?;
+        let s = edge_engine::image::write_image(
+            &tree,
+            &store,
+            &sequence,
+            &meta,
+            &dir,
+            &p,
+            sign,
+            prog.bytes(),
+        )
+        .map_err(StepError::Engine)?;
         Ok(DxfWritten {
             dxf_name: s.dxf_name,
             files: s.files,
@@ -200,6 +227,9 @@ pub(crate) async fn write_dxf(
         })
     })
     .await??;
+    if st.depot.is_shared() {
+        progress.note("sending the image to the depot");
+    }
     st.depot.push_dir(&stage_key, "manifest.json").await?;
     Ok(written)
 }

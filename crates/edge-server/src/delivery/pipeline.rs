@@ -40,14 +40,14 @@ async fn step(
     match t.kind {
         TaskKind::Dltar => download::run(st, t, progress).await,
         TaskKind::Mkraw => steps::mkraw::mkraw(st, t, app, progress).await,
-        TaskKind::Mkdxf => steps::mkdxf::mkdxf(st, t, app).await,
+        TaskKind::Mkdxf => steps::mkdxf::mkdxf(st, t, app, progress).await,
         TaskKind::Mkpat => steps::mkpat::mkpat(st, t, app, progress).await,
         TaskKind::Deploy if t.payload::<tasks::DeployParams>().is_ok_and(|p| p.rollback) => {
             let build_id = t.build_id.ok_or("the task has no build id")?;
             steps::rollback::rollback(st, t, app, build_id, progress).await
         }
         TaskKind::Deploy => steps::deploy::deploy(st, t, app, progress).await,
-        TaskKind::Mkseq => super::seq::mkseq(st, t, app).await,
+        TaskKind::Mkseq => super::seq::mkseq(st, t, app, progress).await,
         TaskKind::Purge | TaskKind::Hello => {
             Err(StepError::internal(format!("{} is not a pipeline step", t.kind)))
         }

@@ -3,7 +3,7 @@
 //! step that republishes the current build in trained order when that beats its image.
 
 use crate::delivery::builds::{build_row, load_tree, write_dxf, AppCtx};
-use crate::delivery::outcome::{ok, After, Done};
+use crate::delivery::outcome::{ok, After, Done, Progress};
 use crate::delivery::StepError;
 use crate::depot;
 use crate::error::AboutExt;
@@ -128,7 +128,12 @@ fn objective(tree: &Tree, order: &[Hash], acc: &[Vec<(u64, Hash)>]) -> u64 {
 /// `mkseq`: learn a sequence for the current build; write its image when the p90 preload
 /// at 100 Mbit/s beats the published image's by `mkseq_min_gain`, else warn
 /// `no-improvement` and cancel the group's `deploy`.
-pub async fn mkseq(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx) -> Result<Done, StepError> {
+pub async fn mkseq(
+    st: &Arc<AppState>,
+    t: &tasks::Task,
+    app: &AppCtx,
+    progress: &Progress,
+) -> Result<Done, StepError> {
     let build_id = app.cur_build.ok_or("the app has no current build")?;
     let b = build_row(st, &app.id, build_id).await?;
     let cur_dxf = b.dxf_name.clone().ok_or("the current build has no image")?;
@@ -137,6 +142,7 @@ pub async fn mkseq(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx) -> Result<
     let (st2, app_id) = (st.clone(), app.id.clone());
     let tree = load_tree(st, &app.id, &b.tree_path, false).await?;
     let cur_order = image_order(st, &app.org_name, &app.name, build_id, &cur_dxf).await?;
+    progress.note(format!("learning the order from {} trace(s)", ids.len()));
     fetch_traces(st, &app.id, &ids).await;
     let (tree, learned) = tokio::task::spawn_blocking(move || {
         let learned = learn(&st2, &app_id, &ids, &tree);
@@ -159,7 +165,8 @@ pub async fn mkseq(st: &Arc<AppState>, t: &tasks::Task, app: &AppCtx) -> Result<
     }
     let meta_gen = gen + 1;
     let summary =
-        write_dxf(st, t, app, &b, &l.sequence, l.traces, meta_gen as u64, &l.accesses).await?;
+        write_dxf(st, t, app, &b, &l.sequence, l.traces, meta_gen as u64, &l.accesses, progress)
+            .await?;
     let mut result = figures;
     result["dxfName"] = json!(summary.dxf_name);
     result["generation"] = json!(meta_gen);

@@ -36,8 +36,14 @@ pub struct TaskView {
     /// Where it stands.
     #[schema(value_type = TaskState)]
     status: &'static str,
-    /// Fraction done, 0 to 1 (1 once done).
+    /// Fraction done, 0 to 1 (1 once done). `mkdxf` counts the bytes of the image's
+    /// packs written, `mkpat` the bytes of the new build worked through for all its
+    /// patches together (one run from 0 to 1, however many older builds it patches from).
     progress: f64,
+    /// What a running task is doing, for people (`patching from build 1 (2 of 4)`,
+    /// `writing image: pack 3 of 7`); null when it says nothing, and once it ended. Not a
+    /// closed set: do not parse it.
+    progress_note: Option<String>,
     /// When it was submitted (RFC 3339).
     created: String,
     /// When it first started (RFC 3339); null before.
@@ -84,6 +90,7 @@ impl TaskView {
             build_id: t.build_id,
             status: t.status.as_str(),
             progress: t.progress,
+            progress_note: t.progress_note.clone(),
             created: rfc3339(t.created),
             started: t.started.map(rfc3339),
             ended: t.ended.map(rfc3339),

@@ -31,6 +31,8 @@ pub struct Task {
     #[sqlx(try_from = "String")]
     pub status: TaskStatus,
     pub progress: f64,
+    /// What a running task is doing, in words (null when it says nothing, and once it ended).
+    pub progress_note: Option<String>,
     pub created: i64,
     pub started: Option<i64>,
     pub ended: Option<i64>,
@@ -135,7 +137,7 @@ pub async fn enqueue(c: &mut Conn, t: NewTask) -> Result<(String, String), sqlx:
     Ok((name, group))
 }
 
-const COLS: &str = "name, org_id, org_name, type, task_group, app_id, app_name, build_name, build_id, status, progress, \
+const COLS: &str = "name, org_id, org_name, type, task_group, app_id, app_name, build_name, build_id, status, progress, progress_note, \
     created, started, ended, attempts, warning, exception, result, params, lease_owner, step";
 
 /// One task by name, any org (admin) or within `org`.
@@ -276,7 +278,7 @@ pub async fn claim(
     let kinds_sql = kinds.iter().map(|k| format!("'{k}'")).collect::<Vec<_>>().join(", ");
     let lock = if db.backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
     let sql = format!(
-        "UPDATE tasks SET status = 'running', lease_owner = $1, lease_until = $2, started = COALESCE(started, $3), \
+        "UPDATE tasks SET status = 'running', lease_owner = $1, lease_until = $2, started = COALESCE(started, $3), progress_note = NULL, \
          attempts = CASE WHEN status = 'submitted' THEN attempts + 1 ELSE attempts END \
          WHERE name = (SELECT t.name FROM tasks t WHERE t.type IN ({kinds_sql}) AND t.run_after <= $3 AND \
          ((t.status = 'submitted' \
@@ -415,7 +417,7 @@ pub async fn set_warning(
 pub async fn retry(c: &mut Conn, t: &Task) -> Result<(), sqlx::Error> {
     let now = now_ms();
     sqlx::query(
-        "UPDATE tasks SET status = 'submitted', exception = NULL, result = NULL, ended = NULL, progress = 0, run_after = 0 WHERE name = $1",
+        "UPDATE tasks SET status = 'submitted', exception = NULL, result = NULL, ended = NULL, progress = 0, progress_note = NULL, run_after = 0 WHERE name = $1",
     )
     .bind(&t.name)
     .execute(&mut *c)
@@ -444,19 +446,22 @@ pub async fn retry(c: &mut Conn, t: &Task) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Extends the lease; false when it is no longer ours (taken over after expiry).
+/// Extends the lease and records the progress and its note (none: no note); false when
+/// the lease is no longer ours (taken over after expiry).
 pub async fn renew(
     db: &Db,
     name: &str,
     owner: &str,
     lease_s: u64,
-    progress: Option<f64>,
+    progress: f64,
+    note: Option<&str>,
 ) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
-        "UPDATE tasks SET lease_until = $1, progress = COALESCE($2, progress) WHERE name = $3 AND lease_owner = $4 AND status = 'running'",
+        "UPDATE tasks SET lease_until = $1, progress = $2, progress_note = $3 WHERE name = $4 AND lease_owner = $5 AND status = 'running'",
     )
     .bind(now_ms() + lease_s as i64 * 1000)
     .bind(progress)
+    .bind(note)
     .bind(name)
     .bind(owner)
     .execute(db.pool())
@@ -484,7 +489,7 @@ pub async fn finish(
 ) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
         "UPDATE tasks SET status = $1, result = $2, exception = $3, warning = COALESCE($4, warning), ended = $5, \
-         progress = CASE WHEN $1 = 'done' THEN 1.0 ELSE progress END, lease_until = NULL \
+         progress = CASE WHEN $1 = 'done' THEN 1.0 ELSE progress END, progress_note = NULL, lease_until = NULL \
          WHERE name = $6 AND lease_owner = $7 AND status = 'running'",
     )
     .bind(o.status.as_str())

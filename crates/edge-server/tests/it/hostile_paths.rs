@@ -296,7 +296,8 @@ fn rockit_unpack_refuses_hostile_images() {
     let store = ChunkStore::open(&work.0.join("store")).unwrap();
     for (label, t, what) in hostile_trees() {
         let img = work.0.join(format!("img-{label}"));
-        write_image(&t, &store, &[], &meta(1), &img, &Params::default(), None).unwrap();
+        write_image(&t, &store, &[], &meta(1), &img, &Params::default(), None, &Default::default())
+            .unwrap();
         // Each run in a directory of its own: whatever it creates is in there.
         let case = work.0.join(format!("case-{label}"));
         std::fs::create_dir_all(&case).unwrap();
@@ -324,7 +325,7 @@ fn rockit_apply_refuses_hostile_patches() {
     let p = Params::default();
     let v1 = tree(&[("bin", "dir"), ("bin/game.exe", "file"), ("run", "bin/game.exe")]);
     let img = work.0.join("img-1");
-    write_image(&v1, &store, &[], &meta(1), &img, &p, None).unwrap();
+    write_image(&v1, &store, &[], &meta(1), &img, &p, None, &Default::default()).unwrap();
     let from = work.0.join("from");
     let (code, stdout, stderr) = rockit(&[Path::new("unpack"), &img, &from]);
     assert_eq!(code, 0, "{stdout} {stderr}");
@@ -341,7 +342,7 @@ fn rockit_apply_refuses_hostile_patches() {
             created: "2026-01-01T00:00:00Z".into(),
         };
         let pat = work.0.join(format!("pat-{label}"));
-        write_patch(&v1, &v2, &store, &pm, &pat, &p).unwrap();
+        write_patch(&v1, &v2, &store, &pm, &pat, &p, &Default::default()).unwrap();
         let case = work.0.join(format!("case-{label}"));
         std::fs::create_dir_all(&case).unwrap();
         let run = rockit(&[Path::new("apply"), &pat, &from, &case.join("out")]);

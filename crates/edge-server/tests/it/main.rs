@@ -35,6 +35,7 @@ mod orgs;
 mod origins;
 mod pipeline_failures;
 mod proc;
+mod progress;
 mod readme;
 mod rollback;
 mod traces;

@@ -284,9 +284,16 @@ fn patch(
         created: "2026-12-01T00:00:00Z".into(),
     };
     let t2 = Instant::now();
-    let s =
-        edge_engine::patch::write_patch(&a.tree, &b.tree, &store, &meta, &work.join("patch"), &p)
-            .map_err(|e| e.to_string())?;
+    let s = edge_engine::patch::write_patch(
+        &a.tree,
+        &b.tree,
+        &store,
+        &meta,
+        &work.join("patch"),
+        &p,
+        &Default::default(),
+    )
+    .map_err(|e| e.to_string())?;
     let t_patch = t2.elapsed().as_secs_f64();
     println!(
         "{}",

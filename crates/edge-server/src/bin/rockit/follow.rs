@@ -85,11 +85,27 @@ pub fn exception_text(e: &Value) -> String {
     parts.join("; ")
 }
 
-/// The one-line outcome of an ended task.
+/// Where a running task stands: `42 %, patching from build 1 (2 of 4)` (the server's
+/// `progress` and `progressNote`); empty when it says neither.
+pub fn progress_text(t: &Value) -> String {
+    let pct = t["progress"].as_f64().map(|p| format!("{:.0} %", p * 100.0));
+    let note = t["progressNote"].as_str().filter(|n| !n.is_empty());
+    match (pct, note) {
+        (Some(p), Some(n)) => format!("{p}, {n}"),
+        (Some(p), None) => p,
+        (None, Some(n)) => n.to_string(),
+        (None, None) => String::new(),
+    }
+}
+
+/// The one-line state of a task: the outcome of an ended one, where a running one stands.
 pub fn outcome_line(t: &Value) -> String {
     let r = &t["result"];
     let status = t["status"].as_str().unwrap_or("?");
     let mut detail = match (t["type"].as_str().unwrap_or(""), status) {
+        // A task that has not ended has no result to tell of yet.
+        (_, "running") => progress_text(t),
+        (_, "submitted") => String::new(),
         (_, "error" | "expired") => exception_text(&t["exception"]),
         (_, "canceled") => r["reason"].as_str().map(|x| format!("({x})")).unwrap_or_default(),
         ("dltar", _) => r["sizeBytes"]
@@ -210,12 +226,17 @@ pub fn follow(
         }
         if tty && !quiet {
             if let Some(t) = tasks.iter().find(|t| !ended(t["status"].as_str().unwrap_or(""))) {
-                let pct = t["progress"]
-                    .as_f64()
-                    .map(|p| format!(" {:.0} %", p * 100.0))
-                    .unwrap_or_default();
                 let mut e = std::io::stderr();
-                let _ = write!(e, "\r\x1b[K{} {}{pct}", s(&t["type"]), s(&t["status"]));
+                let _ = write!(
+                    e,
+                    "\r\x1b[K{}",
+                    report::one_line(&format!(
+                        "{} {} {}",
+                        s(&t["type"]),
+                        s(&t["status"]),
+                        progress_text(t)
+                    ))
+                );
                 let _ = e.flush();
                 report::mark_shown();
             }
@@ -241,5 +262,20 @@ mod tests {
         assert_eq!(exception_text(&e), "fileReadFailed: a: expected regular file, found fifo");
         let e = json!({"httpDownloadFailed": {"httpStatus": null, "exitCode": 9, "url": null}});
         assert_eq!(exception_text(&e), "httpDownloadFailed: exit code 9 (upload expired)");
+    }
+
+    #[test]
+    fn a_running_step_says_where_it_stands() {
+        // A running mkpat has no result yet: it is not "no older build to patch from".
+        let t = json!({"type": "mkpat", "status": "running", "progress": 0.421, "progressNote": "patching from build 1 (2 of 4)", "result": null});
+        assert_eq!(outcome_line(&t), "mkpat   running   42 %, patching from build 1 (2 of 4)");
+        let t =
+            json!({"type": "mkdxf", "status": "running", "progress": 0.0, "progressNote": null});
+        assert_eq!(outcome_line(&t), "mkdxf   running   0 %");
+        let t = json!({"type": "mkpat", "status": "submitted", "progress": 0.0, "result": null});
+        assert_eq!(outcome_line(&t), "mkpat   submitted");
+        let t =
+            json!({"type": "mkpat", "status": "done", "progress": 1.0, "result": {"patches": []}});
+        assert_eq!(outcome_line(&t), "mkpat   done      no older build to patch from");
     }
 }

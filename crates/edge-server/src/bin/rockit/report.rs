@@ -140,7 +140,36 @@ impl Bar {
     }
 }
 
+/// Server text made fit for a progress line that `\r` rewrites: control characters (a
+/// newline would leave the old line behind, an escape could move the cursor) become
+/// spaces, and it is cut at 79 characters, since a line that wraps is not rewritten whole.
+pub fn one_line(text: &str) -> String {
+    const WIDTH: usize = 79;
+    let clean: String =
+        text.trim_end().chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if clean.chars().count() <= WIDTH {
+        return clean;
+    }
+    let mut cut: String = clean.chars().take(WIDTH - 1).collect();
+    cut.push('…');
+    cut
+}
+
 /// Notes that something wrote a progress line (cleared by [`clear_progress`]).
 pub fn mark_shown() {
     SHOWN.store(true, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn progress_lines_stay_one_line() {
+        assert_eq!(one_line("mkpat running 42 %\n\x1b[2J"), "mkpat running 42 %  [2J");
+        let long = "é".repeat(100);
+        let cut = one_line(&long);
+        assert_eq!(cut.chars().count(), 79);
+        assert!(cut.ends_with('…'));
+    }
 }

@@ -5,6 +5,7 @@
 use crate::api::{Api, Global};
 use crate::fail::Fail;
 use crate::follow;
+use crate::report;
 use crate::table;
 use clap::Subcommand;
 use edge_server::util::{now_ms, rfc3339};
@@ -571,7 +572,11 @@ fn active(t: &Value) -> bool {
     }
 }
 
+/// Prints task state changes as they happen; on a terminal, a line on stderr meanwhile says
+/// where the running tasks stand (their progress and note).
 fn watch(api: &mut Api, g: &Global, w: WatchArgs) -> Result<(), Fail> {
+    use std::io::{IsTerminal, Write};
+    let live = !g.json && std::io::stderr().is_terminal();
     let mut seen: HashMap<String, (String, i64)> = HashMap::new();
     let mut first = true;
     let mut printed = false;
@@ -596,6 +601,7 @@ fn watch(api: &mut Api, g: &Global, w: WatchArgs) -> Result<(), Fail> {
             // At the start, only what is still going on is shown.
             if !first || !follow::ended(&key.0) {
                 printed = true;
+                report::clear_progress();
                 if g.json {
                     println!("{}", serde_json::to_string(t).unwrap_or_default());
                 } else {
@@ -609,9 +615,28 @@ fn watch(api: &mut Api, g: &Global, w: WatchArgs) -> Result<(), Fail> {
             }
             seen.insert(name, key);
         }
-        use std::io::Write;
         let _ = std::io::stdout().flush();
         first = false;
+        let running: Vec<String> = ts
+            .iter()
+            .filter(|t| t["status"] == "running")
+            .map(|t| {
+                format!(
+                    "{} {} {}",
+                    t["appName"].as_str().unwrap_or("-"),
+                    t["type"].as_str().unwrap_or("?"),
+                    follow::progress_text(t)
+                )
+            })
+            .collect();
+        if live && !running.is_empty() {
+            let mut e = std::io::stderr();
+            let _ = write!(e, "\r\x1b[K{}", report::one_line(&running.join(" | ")));
+            let _ = e.flush();
+            report::mark_shown();
+        } else {
+            report::clear_progress();
+        }
         if w.until_idle && !ts.iter().any(active) {
             if !printed && !g.json {
                 match &w.app {

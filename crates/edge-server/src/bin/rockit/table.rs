@@ -3,7 +3,8 @@
 //! A column is a field path (`origin.type`), optionally with a formatter before a colon:
 //! `bytes:` (human size), `count:` (array length), `deps:` (an app's deployments, `[]` is
 //! "all"), `perms:` (non-zero permissions as letters, `apps=CRU`), `x:` (a factor, `3.2x`),
-//! and the computed `appstate:`, `taskbuild:`, `tasknote:`, `target:`.
+//! and the computed `appstate:`, `taskbuild:`, `tasknote:` (a running task's progress and
+//! note, else its outcome's gist), `target:`.
 
 use crate::fail::Fail;
 use crate::follow::exception_text;
@@ -88,6 +89,9 @@ pub fn cell(item: &Value, spec: &str) -> String {
         }
         "tasknote" => {
             let mut notes = Vec::new();
+            if item["status"] == "running" {
+                notes.push(crate::follow::progress_text(item));
+            }
             if let Some(p) = preload_change(&item["result"]) {
                 notes.push(p);
             }

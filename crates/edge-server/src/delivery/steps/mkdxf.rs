@@ -1,7 +1,7 @@
 //! `mkdxf`: the build's image, its packs in the order learned from the app's traces.
 
 use crate::delivery::builds::{build_row, load_tree, write_dxf, AppCtx};
-use crate::delivery::outcome::{ok, After, Done};
+use crate::delivery::outcome::{ok, After, Done, Progress};
 use crate::delivery::StepError;
 use crate::state::AppState;
 use crate::store::tasks;
@@ -12,6 +12,7 @@ pub(crate) async fn mkdxf(
     st: &Arc<AppState>,
     t: &tasks::Task,
     app: &AppCtx,
+    progress: &Progress,
 ) -> Result<Done, StepError> {
     let build_id = t.build_id.ok_or("the task has no build id")?;
     let b = build_row(st, &app.id, build_id).await?;
@@ -20,6 +21,9 @@ pub(crate) async fn mkdxf(
     let ids = crate::delivery::seq::trace_ids(st, &app.id).await?;
     let gen = crate::delivery::seq::generation(st, &app.id).await?;
     let tree = load_tree(st, &app.id, &b.tree_path, false).await?;
+    if !ids.is_empty() {
+        progress.note(format!("learning the order from {} trace(s)", ids.len()));
+    }
     crate::delivery::seq::fetch_traces(st, &app.id, &ids).await;
     let (st2, app_id) = (st.clone(), app.id.clone());
     let learned = tokio::task::spawn_blocking(move || {
@@ -43,6 +47,7 @@ pub(crate) async fn mkdxf(
         traces,
         if traces > 0 { gen as u64 } else { 0 },
         &accesses,
+        progress,
     )
     .await?;
     Ok(ok(

@@ -46,8 +46,14 @@ pub(crate) async fn mkpat(
     let image_bytes = builds::image_bytes(&st.db, &app.id, build_id).await?;
     let mut patches = Vec::new();
     let mut large = Vec::new();
-    let n = sources.len().max(1);
+    let n = sources.len();
+    // One run from 0 to 1 over all the patches: each works through every byte of the new
+    // build once (`write_patch` counts them), so the whole is that many times its size.
+    if let Some(tt) = &to_tree {
+        progress.count_bytes(tt.size_bytes().saturating_mul(n as u64));
+    }
     for (k, from) in sources.into_iter().enumerate() {
+        progress.note(format!("patching from build {} ({} of {n})", from.build_id, k + 1));
         let store = ChunkStore::open(&st.depot.local(&depot::chunks_key(&app.id)))
             .map_err(StepError::Engine)?;
         let ft = load_tree(st, &app.id, &from.tree_path, true).await?;
@@ -63,8 +69,9 @@ pub(crate) async fn mkpat(
         };
         let dir = base.join(from.build_id.to_string());
         let p = params(st);
+        let prog = progress.clone();
         let sum = tokio::task::spawn_blocking(move || {
-            edge_engine::patch::write_patch(&ft, &tt, &store, &meta, &dir, &p)
+            edge_engine::patch::write_patch(&ft, &tt, &store, &meta, &dir, &p, prog.bytes())
         })
         .await?
         .map_err(StepError::Engine)?;
@@ -72,9 +79,11 @@ pub(crate) async fn mkpat(
             large.push(from.build_id);
         }
         patches.push(json!({"fromBuildId": from.build_id, "sizeBytes": sum.size_bytes, "reusedChunks": sum.reused, "deltaChunks": sum.deltas, "sentChunks": sum.sent}));
-        progress.set((k + 1) as f64 / n as f64);
     }
     if !patches.is_empty() {
+        if st.depot.is_shared() {
+            progress.note("sending the patches to the depot");
+        }
         st.depot.push_dir(&base_key, "patch.json").await?;
     }
     let mut d = ok(json!({"patches": patches}), After::Nothing);
