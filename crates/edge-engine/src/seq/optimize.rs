@@ -1,7 +1,11 @@
 //! The sequence optimiser: the chunk order that minimises the `percentile`-th percentile
 //! (default 90th) of per-trace preload over training traces at one bandwidth (default
 //! 100 Mbit/s), evaluated with the exact model of [`model`](super::model). Orders of
-//! equal percentile are told apart by the median preload, then by the sum over traces.
+//! equal percentile are told apart by the median preload, then by the sum over traces, then
+//! by the sum over traces of where each one's last chunk ends in the stream (its preload on
+//! a link too slow to stream anything while it plays). That last tie-break matters when the
+//! objective's bandwidth streams everything in time: orders then tie, and it puts what many
+//! players read before what few do, which keeps the image good on slower links.
 //!
 //! The tool throughout is *EDD by allowance*: give each trace `j` an allowance `A_j`
 //! (bytes it may need before start) and order chunks by the deadline
@@ -164,17 +168,19 @@ pub fn rank_order(tree: &Tree, training: &[Vec<(u64, Hash)>], r: usize) -> Vec<H
 }
 
 /// The objective of one order, compared in this order: the percentile preload, the median
-/// preload, the sum of preloads over traces (bytes).
+/// preload, the sum of preloads over traces, the sum over traces of where each one's last
+/// chunk ends (bytes).
 #[derive(Debug, Clone, Copy)]
 struct Obj {
     p: f64,
     mid: f64,
     sum: f64,
+    reach: f64,
 }
 
 impl Obj {
     fn better(&self, o: &Obj) -> bool {
-        (self.p, self.mid, self.sum).partial_cmp(&(o.p, o.mid, o.sum))
+        (self.p, self.mid, self.sum, self.reach).partial_cmp(&(o.p, o.mid, o.sum, o.reach))
             == Some(std::cmp::Ordering::Less)
     }
 }
@@ -342,23 +348,32 @@ impl<'a> Search<'a> {
             at += pb.size[c as usize];
             self.end[c as usize] = at;
         }
-        let mut sum = 0.0;
+        let (mut sum, mut reach) = (0.0, 0u64);
         for j in 0..pb.n_traces() {
-            let mut p = 0f64;
+            let (mut p, mut last) = (0f64, 0u64);
             let (a, b) = (pb.start[j], pb.start[j + 1]);
             for (d, c) in pb.deadline[a..b].iter().zip(&pb.chunk[a..b]) {
-                let v = self.end[*c as usize] as f64 - d;
+                let end = self.end[*c as usize];
+                let v = end as f64 - d;
                 if v > p {
                     p = v;
                 }
+                last = last.max(end);
             }
             self.per[j] = p;
             sum += p;
+            reach += last;
         }
         self.scratch.clear();
         self.scratch.extend_from_slice(&self.per);
         self.scratch.sort_unstable_by(|a, b| a.total_cmp(b));
-        (Obj { p: self.scratch[self.keep - 1], mid: self.scratch[self.mid - 1], sum }, &self.per)
+        let obj = Obj {
+            p: self.scratch[self.keep - 1],
+            mid: self.scratch[self.mid - 1],
+            sum,
+            reach: reach as f64,
+        };
+        (obj, &self.per)
     }
 
     /// Excludes `count` traces one at a time, each time the one (among the currently

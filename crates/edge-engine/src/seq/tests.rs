@@ -640,6 +640,24 @@ fn optimize_uses_the_percentile() {
 }
 
 #[test]
+fn optimize_puts_the_popular_first_when_the_bandwidth_ties() {
+    // Ten players boot (B), then nine read level 2 (L2) and one level 1 (L1); the level-1
+    // player read first, by a millisecond. At the objective's bandwidth everything streams
+    // before the levels are read, so every order has the same preloads; on a slower link
+    // L1 before L2 would make the nine wait for a level they never play.
+    let t =
+        tree(&[("b", &[(1, 100, 100)]), ("l1", &[(2, 4000, 4000)]), ("l2", &[(3, 4000, 4000)])]);
+    let mut traces = vec![vec![(0, h(1)), (20_001, h(3))]; 9];
+    traces.insert(4, vec![(0, h(1)), (20_000, h(2))]);
+    let (seq, stats) = optimize_with_stats(&t, &traces, &params());
+    assert_eq!(stats.objective, 100, "only the boot chunk is needed before the start");
+    assert_eq!(seq, vec![h(1), h(3), h(2)]);
+    // The slow link's percentile tells them apart: level 2 is there 4,000 bytes sooner.
+    let slow = |order: &[Hash]| p90(&t, order, &traces, 10.0);
+    assert!(slow(&seq) + 4000 <= slow(&[h(1), h(2), h(3)]));
+}
+
+#[test]
 fn optimize_is_deterministic() {
     for seed in [3, 7, 11] {
         let (t, traces) = random_case(seed, 30, 24);
