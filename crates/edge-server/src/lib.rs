@@ -4,6 +4,7 @@
 pub mod caller;
 pub mod changelog;
 pub mod config;
+pub mod console;
 pub mod crypto;
 pub mod db;
 pub mod delivery;

@@ -287,7 +287,7 @@ pub async fn start(mut cfg: Config) -> Result<Running, StartError> {
     let app = if role == Role::Worker {
         crate::http::health_router(state.clone())
     } else {
-        crate::http::router(state.clone())
+        crate::http::router_with(state.clone(), crate::console::router(state.clone()))
     };
     tasks.push(tokio::spawn(serve_until(listener, app, stop_rx.clone())));
     tracing::info!(%addr, ?role, "rockit-edge listening");

@@ -160,3 +160,33 @@ pub async fn rotate(c: &mut crate::store::Conn, app_id: &AppId) -> Result<(), sq
     crate::store::published::supersede_except(c, app_id, &live).await?;
     Ok(())
 }
+
+/// Creates an app of the caller's organization with a fresh client key. Checks in the API's
+/// order: the body (400), `apps: Create` (403), an unknown deployment (400), a taken name
+/// (409). Returns its id.
+pub(crate) async fn create(
+    st: &AppState,
+    c: &crate::caller::Caller,
+    b: &AppIn,
+) -> ApiResult<AppId> {
+    let name = Name::parse("name", &b.name)?;
+    let label = crate::names::text("label", &b.label, 1, 200)?;
+    check_max_builds(b.max_builds)?;
+    check_deployments(&b.deployments)?;
+    c.require(crate::perms::Resource::Apps, crate::perms::C)?;
+    let mut tx = st.db.tx().await?;
+    known_deployments(&mut tx, &c.org_id, &b.deployments).await?;
+    let deployments = b.deployments.clone().unwrap_or_default();
+    let id = insert_app(
+        st,
+        &mut tx,
+        &c.org_id,
+        name.as_str(),
+        &label,
+        b.max_builds.unwrap_or(5),
+        &deployments,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(id)
+}

@@ -48,6 +48,11 @@ pub struct LogOrg(pub Arc<std::sync::OnceLock<String>>);
 
 /// Builds the complete application router.
 pub fn router(st: Arc<AppState>) -> Router {
+    router_with(st, Router::new())
+}
+
+/// The application router with `extra` routes (the web console) under the same layers.
+pub fn router_with(st: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router {
     Router::new()
         .route("/", get(meta::root))
         .route("/healthz", get(meta::healthz))
@@ -72,6 +77,7 @@ pub fn router(st: Arc<AppState>) -> Router {
         .merge(depot::router())
         .merge(trainings::router())
         .merge(traces::router())
+        .merge(extra)
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint")
         })

@@ -15,7 +15,8 @@
 //! 8. `delivery` — the pipeline steps, learning, purges, event dispatch
 //! 9. `orgconf`, `worker`
 //! 10. `http` — extract, call, render
-//! 11. `server`
+//! 11. `console` — the web console's pages (it resolves callers as the API does)
+//! 12. `server`
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -46,7 +47,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("orgconf", 9),
     ("worker", 9),
     ("http", 10),
-    ("server", 11),
+    ("console", 11),
+    ("server", 12),
 ];
 
 fn src() -> PathBuf {

@@ -1,0 +1,80 @@
+//! The overview: every app with its current build, image size, last import and open
+//! warnings; the tasks running now.
+
+use super::page::{bytes, render, Chrome, PageResult};
+use super::tasks_view::{groups, TaskRow};
+use super::viewer::Viewer;
+use crate::perms::{Resource, R};
+use crate::state::AppState;
+use crate::store::{apps, tasks};
+use askama::Template;
+use axum::extract::State;
+use axum::http::StatusCode;
+use std::sync::Arc;
+
+/// How many of the newest tasks the overview reads to find each app's last import.
+const RECENT_TASKS: usize = 500;
+
+/// An app's line.
+struct AppLine {
+    name: String,
+    label: String,
+    current: String,
+    image: String,
+    last_import: String,
+    last_class: &'static str,
+    last_age: String,
+    warnings: usize,
+    locked: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console/overview.html")]
+struct Overview {
+    chrome: Chrome,
+    apps: Vec<AppLine>,
+    running: Vec<TaskRow>,
+}
+
+/// `GET /console/`.
+pub async fn page(State(st): State<Arc<AppState>>, v: Viewer) -> PageResult {
+    v.caller.require(Resource::Apps, R)?;
+    let mut c = st.db.conn().await?;
+    let rows = apps::list(&mut c, &v.caller.org_id).await?;
+    let filter = tasks::TaskFilter { org: Some(v.caller.org_id.clone()), ..Default::default() };
+    let recent = if v.can(Resource::Tasks, R) {
+        tasks::list(&mut c, &filter, &[("created".into(), true)], 0, RECENT_TASKS).await?.0
+    } else {
+        Vec::new()
+    };
+    let mut lines = Vec::new();
+    for a in &rows {
+        let builds = apps::kept_builds(&mut c, &a.id).await?;
+        let image = builds
+            .iter()
+            .find(|b| Some(b.build_id) == a.i_cur_build)
+            .map(|b| bytes(b.image_bytes))
+            .unwrap_or_default();
+        let mine: Vec<tasks::Task> =
+            recent.iter().filter(|t| t.app_id.as_ref() == Some(&a.id)).cloned().collect();
+        let last = groups(&mine, 1).into_iter().next();
+        lines.push(AppLine {
+            name: a.name.clone(),
+            label: a.label.clone(),
+            current: match (&a.build_name, a.i_cur_build) {
+                (Some(n), Some(id)) => format!("{n} (#{id})"),
+                _ => "none yet".into(),
+            },
+            image,
+            last_import: last.as_ref().map(|g| g.state).unwrap_or("").into(),
+            last_class: last.as_ref().map(|g| g.class).unwrap_or(""),
+            last_age: last.as_ref().map(|g| g.age.clone()).unwrap_or_default(),
+            warnings: mine.iter().map(TaskRow::of).filter(|t| t.warning_open).count(),
+            locked: a.error == 1,
+        });
+    }
+    let running =
+        recent.iter().filter(|t| t.status == tasks::TaskStatus::Running).map(TaskRow::of).collect();
+    let chrome = Chrome::new(&v, "Overview", "/console/");
+    Ok(render(StatusCode::OK, &Overview { chrome, apps: lines, running }))
+}

@@ -1,0 +1,96 @@
+//! What every console page shares: the frame around it (navigation by permission, the
+//! signed-in user, the CSRF token), rendering, the error page, and the formats of sizes
+//! and times.
+
+use super::failure::Failure;
+use super::viewer::{May, Viewer};
+use crate::error::ApiError;
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+
+/// One link of the navigation.
+pub struct NavItem {
+    pub href: &'static str,
+    pub label: &'static str,
+    pub current: bool,
+}
+
+/// The frame of a signed-in page.
+pub struct Chrome {
+    pub title: String,
+    pub org: String,
+    pub user: String,
+    pub csrf: String,
+    pub nav: Vec<NavItem>,
+    pub may: May,
+}
+
+impl Chrome {
+    /// The frame for `v`, with `section` (an href of the navigation) marked current. A
+    /// section the viewer cannot read is not linked.
+    pub fn new(v: &Viewer, title: impl Into<String>, section: &str) -> Chrome {
+        let may = v.may();
+        let mut nav = vec![NavItem { href: "/console/", label: "Overview", current: false }];
+        if may.deployments_read {
+            nav.push(NavItem {
+                href: "/console/deployments",
+                label: "Deployments",
+                current: false,
+            });
+        }
+        if may.users_read {
+            nav.push(NavItem { href: "/console/people", label: "People", current: false });
+        }
+        for n in &mut nav {
+            n.current = n.href == section;
+        }
+        Chrome {
+            title: title.into(),
+            org: v.caller.org_name.clone(),
+            user: v.caller.username.clone(),
+            csrf: v.csrf.clone(),
+            nav,
+            may,
+        }
+    }
+}
+
+/// Renders `t` as an HTML answer with `status`.
+pub fn render(status: StatusCode, t: &impl Template) -> Response {
+    match t.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => Failure(ApiError::internal(format!("template: {e}"))).into_response(),
+    }
+}
+
+/// What a page handler answers.
+pub type PageResult = Result<Response, Failure>;
+
+/// Bytes in the units people read (`1.5 MB`).
+pub fn bytes(n: i64) -> String {
+    let n = n.max(0) as f64;
+    match n {
+        n if n >= 1e9 => format!("{:.2} GB", n / 1e9),
+        n if n >= 1e6 => format!("{:.1} MB", n / 1e6),
+        n if n >= 1e3 => format!("{:.1} kB", n / 1e3),
+        n => format!("{n} B"),
+    }
+}
+
+/// How long ago `ms` (UNIX milliseconds) was, in words (`5 min ago`).
+pub fn age(ms: i64) -> String {
+    let s = (crate::util::now_ms() - ms).max(0) / 1000;
+    match s {
+        s if s < 60 => format!("{s} s ago"),
+        s if s < 3600 => format!("{} min ago", s / 60),
+        s if s < 86_400 => format!("{} h ago", s / 3600),
+        s => format!("{} days ago", s / 86_400),
+    }
+}
+
+/// A time as people read it in a table: `2026-12-07 14:03` (UTC).
+pub fn when(ms: i64) -> String {
+    let t = crate::util::rfc3339(ms);
+    t.get(..16).map(|s| s.replace('T', " ")).unwrap_or(t)
+}

@@ -1,0 +1,200 @@
+//! The web console in a real headless Chromium: the two-step sign-in; a deployment and an
+//! app made with the forms; an import followed live on the app page to its failure (a
+//! broken origin), its warning acknowledged, the publish retried after the origin is fixed
+//! and followed to "published"; a machine user whose key is shown once and works; a
+//! refused post without CSRF token; another organization's app is 404; a read-only user
+//! sees no write buttons and a forged post gets the API's 403; sign-out ends the session.
+//! Screenshots of the pages are written to `target/tmp/console-screens/`.
+
+use crate::common::*;
+use crate::delivery::upload;
+use crate::edge_test;
+use crate::game::*;
+use crate::webdriver::Browser;
+use reqwest::Method;
+use serde_json::json;
+
+/// Posts a form from the page with `fetch` (the browser adds the session's cookies) and
+/// answers the status and the body's text.
+const POST_FORM: &str = "const [url, body] = arguments; \
+    return fetch(url, {method: 'POST', headers: {'content-type': 'application/x-www-form-urlencoded'}, body, redirect: 'manual'}) \
+    .then(async r => [r.status, await r.text()]);";
+
+/// Signs in with the form; `org` is chosen in the second step when given.
+async fn sign_in(b: &Browser, base: &str, user: &str, pw: &str, org: Option<&str>) {
+    b.go(&format!("{base}/console/sign-in")).await;
+    b.el("#username").await.typ(user).await;
+    b.el("#password").await.typ(pw).await;
+    b.el("#next").await.click().await;
+    if let Some(org) = org {
+        b.el(&format!("#org option[value={org}]")).await.click().await;
+        b.el("#choose").await.click().await;
+    }
+    b.wait_text("#who", 10, |t| t.contains(user)).await;
+}
+
+edge_test!(console_in_a_browser, |be| async move {
+    let s = Srv::start_with(be, |c| c.allow_private_sources = true).await;
+    // A producer in two organizations (two-step sign-in), and a rival organization.
+    let pw = s.create_org("Studio", "producer").await;
+    let other = json!({"name": "Other", "label": "Other label", "username": "producer", "email": "producer@example.com", "firstname": "P", "surname": "R"});
+    s.adm(Method::POST, "/adm/v1/orgs", Some(other)).await.ok();
+    let (rival, _) = s.org_admin("Rival").await;
+    s.be(&rival, Method::POST, "/be/v1/apps", Some(json!({"name": "RivalGame", "label": "R"})))
+        .await
+        .ok();
+    let b = Browser::start().await;
+    let base = s.base.clone();
+
+    // Sign-in, two steps.
+    b.go(&format!("{base}/console/")).await;
+    assert!(b.url().await.ends_with("/console/sign-in"), "not signed in: the sign-in page");
+    b.shot("sign-in").await;
+    sign_in(&b, &base, "producer", &pw, Some("Studio")).await;
+    assert_eq!(b.text("#who").await, "producer · Studio");
+    b.shot("overview-empty").await;
+
+    // A deployment, by the form (probed before it is saved).
+    b.go(&format!("{base}/console/deployments")).await;
+    b.el("#dep-name").await.typ("site").await;
+    b.el("#dep-type option[value=fs]").await.click().await;
+    b.el("#dep-path").await.typ("site").await;
+    b.el("#create-deployment").await.click().await;
+    b.wait_text("#deployments", 10, |t| t.contains("site") && t.contains("fs")).await;
+    b.shot("deployments").await;
+    let tok = s.token("producer", &pw, "Studio").await;
+    let r = s.be(&tok, Method::GET, "/be/v1/deployments/site", None).await;
+    assert_eq!(r.ok()["deployment"]["origin"]["type"], "fs");
+
+    // An app, by the form: the browser lands on its page.
+    b.go(&format!("{base}/console/")).await;
+    b.el("#app-name").await.typ("Game").await;
+    b.el("#app-label").await.typ("The Game").await;
+    b.el("#create-app").await.click().await;
+    b.wait_text("h1", 10, |t| t.starts_with("Game")).await;
+    assert!(b.url().await.ends_with("/console/apps/Game"));
+    assert!(b.text("#client-key").await.starts_with("ck_"), "the admin reads keys");
+
+    // An import into a broken origin, followed live on the open page (no reload: the
+    // marker set in the page survives).
+    let origin = s.data_dir().join("origins/site");
+    std::fs::write(origin.join("dxf"), b"not a directory").unwrap();
+    b.run("window.rockitMarker = 42;", json!([])).await;
+    let work = TempDir::new("console");
+    let dir = work.0.join("v1");
+    write_tree(&dir, &game_v1());
+    let t = work.0.join("v1.tar");
+    tar(&dir, &t);
+    upload(&s, &tok, "Game", "1.0", &t).await;
+    b.wait_text("#pipeline [data-state]", 120, |t| t == "failed").await;
+    assert_eq!(b.run("return window.rockitMarker;", json!([])).await, 42, "updated in place");
+    assert_eq!(
+        b.count("#pipeline tr[data-task] div.status-error").await,
+        1,
+        "the failure, in words"
+    );
+    b.shot("app-failed").await;
+
+    // The warning (an empty file in the build), acknowledged.
+    assert!(b.text("#pipeline").await.contains("zero-length file"));
+    b.el("#pipeline .acknowledge").await.click().await;
+    b.wait_text("#pipeline", 10, |t| t.contains("(acknowledged)")).await;
+    assert_eq!(b.count("#pipeline .acknowledge").await, 0);
+    let r = s.be(&tok, Method::GET, "/be/v1/tasks?appName=Game&type=mkraw", None).await;
+    assert_eq!(r.ok()["tasks"][0]["warning"]["acknowledged"], true, "{}", r.body);
+
+    // The origin fixed, the publish retried from the page, followed live to "published".
+    std::fs::remove_file(origin.join("dxf")).unwrap();
+    b.el("#pipeline .retry").await.click().await;
+    b.wait_text("#pipeline [data-state]", 120, |t| t == "published").await;
+    let app = s.be(&tok, Method::GET, "/be/v1/apps/Game", None).await.ok()["app"].clone();
+    assert_eq!(app["iCurBuild"], 1);
+    assert_eq!(app["error"], false);
+    b.go(&format!("{base}/console/apps/Game")).await;
+    assert!(b.text("#current").await.starts_with("1.0 (#1)"));
+    assert!(b.text("#builds").await.contains("current"));
+    b.shot("app-published").await;
+    b.go(&format!("{base}/console/")).await;
+    let apps = b.text("#apps").await;
+    assert!(apps.contains("Game") && apps.contains("published"), "{apps}");
+    b.shot("overview").await;
+
+    // A machine user for CI: its key is shown once, and works.
+    b.go(&format!("{base}/console/people")).await;
+    b.el("#user-type option[value=machine]").await.click().await;
+    b.el("#user-name").await.typ("ci_bot").await;
+    b.el("#user-label").await.typ("CI pipeline").await;
+    b.el("#user-role option[value=Administrators]").await.click().await;
+    b.el("#create-user").await.click().await;
+    let key = b.wait_text("#secret", 10, |t| t.starts_with("rk_")).await;
+    b.shot("machine-user-created").await;
+    let r = s.be(&key, Method::GET, "/be/v1/apps", None).await;
+    assert_eq!(r.ok()["apps"][0]["name"], "Game");
+    b.go(&format!("{base}/console/people")).await;
+    assert!(b.text("#members").await.contains("ci_bot"));
+    assert!(!b.source().await.contains(&key), "the key is not shown again");
+    b.shot("people").await;
+
+    // A post without the CSRF token is refused and changes nothing.
+    let r = b.run(POST_FORM, json!(["/console/apps", "name=Forged&label=Forged"])).await;
+    assert_eq!(r[0], 403, "{r}");
+    assert!(r[1].as_str().unwrap().contains("CSRF"), "{r}");
+    let r = s.be(&tok, Method::GET, "/be/v1/apps/Forged", None).await;
+    r.err(404, "not-found");
+
+    // Another organization's app is not found, exactly as in the API.
+    b.go(&format!("{base}/console/apps/RivalGame")).await;
+    assert!(b.text("#error").await.contains("404"));
+    let r = b.run("return fetch('/console/apps/RivalGame').then(r => r.status);", json!([])).await;
+    assert_eq!(r, 404);
+
+    // Sign-out ends the session: back is the sign-in page, the old tokens are dead.
+    b.go(&format!("{base}/console/")).await;
+    let session = b.cookie("rk_console").await.expect("the session's cookie");
+    let seen = b.run("return document.cookie;", json!([])).await;
+    assert!(!seen.as_str().unwrap().contains(&session), "HttpOnly: page scripts cannot read it");
+    assert_eq!(s.be(&session, Method::GET, "/be/v1/apps", None).await.status, 200);
+    b.el("#sign-out").await.click().await;
+    b.wait_text("h1", 10, |t| t == "rockit-edge").await;
+    b.go(&format!("{base}/console/")).await;
+    assert!(b.url().await.ends_with("/console/sign-in"));
+    assert_eq!(s.be(&session, Method::GET, "/be/v1/apps", None).await.status, 401);
+
+    // A read-only user: no write buttons; a forged post gets the API's 403.
+    s.be(
+        &tok,
+        Method::POST,
+        "/be/v1/roles",
+        Some(json!({"name": "Viewer", "permissions": {"apps": 2, "tasks": 2, "deployments": 2}})),
+    )
+    .await
+    .ok();
+    let body = json!({"username": "qa", "email": "qa@example.com", "firstname": "Q", "surname": "A", "roles": ["Viewer"]});
+    let qa_pw = s.be(&tok, Method::POST, "/be/v1/users", Some(body)).await.ok()["initialPW"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sign_in(&b, &base, "qa", &qa_pw, None).await;
+    assert!(b.find("#new-app").await.is_none(), "no New App form");
+    assert!(b.text("#apps").await.contains("Game"));
+    b.go(&format!("{base}/console/deployments")).await;
+    assert!(b.text("#deployments").await.contains("site"));
+    assert_eq!(b.count("#deployments .delete").await, 0, "no delete buttons");
+    assert!(b.find("#new-deployment").await.is_none());
+    assert_eq!(b.count("a[href='/console/people']").await, 0, "no People page link");
+    b.go(&format!("{base}/console/apps/Game")).await;
+    assert_eq!(b.count("#pipeline form").await, 0, "no task actions");
+    assert!(b.find("#client-key").await.is_none(), "no keys: Read, no client key");
+    b.shot("app-read-only").await;
+    let csrf = b.run("return document.querySelector('input[name=_csrf]').value;", json!([])).await;
+    let form = format!("_csrf={}&name=sneaky&type=fs&path=sneaky", csrf.as_str().unwrap());
+    let r = b.run(POST_FORM, json!(["/console/deployments", form])).await;
+    assert_eq!(r[0], 403, "{r}");
+    assert!(r[1].as_str().unwrap().contains("permission deployments: Create required"), "{r}");
+    let api = s.be(&tok, Method::GET, "/be/v1/deployments/sneaky", None).await;
+    api.err(404, "not-found");
+
+    // A phone's width.
+    b.size(390, 844).await;
+    b.shot("app-phone").await;
+});

@@ -1,0 +1,192 @@
+//! A small W3C WebDriver client driving Debian's headless Chromium through `chromedriver`
+//! (both installed by `.ci/run`), for the console's browser tests. Screenshots go to
+//! `target/tmp/console-screens/`.
+
+use serde_json::{json, Value};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The key of an element reference in WebDriver answers.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A browser session; the driver process ends with it.
+pub struct Browser {
+    http: reqwest::Client,
+    base: String,
+    driver: Child,
+}
+
+/// An element of the current page.
+pub struct El<'a> {
+    b: &'a Browser,
+    id: String,
+}
+
+impl Browser {
+    /// Starts `chromedriver` on a free port and a headless Chromium of 1280×900.
+    pub async fn start() -> Browser {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian's chromium-driver; .ci/run installs it)");
+        let http = reqwest::Client::new();
+        let url = format!("http://127.0.0.1:{port}");
+        let until = Instant::now() + Duration::from_secs(20);
+        while http.get(format!("{url}/status")).send().await.is_err() {
+            assert!(Instant::now() < until, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1280,900"]
+            }
+        }}});
+        let r: Value = http
+            .post(format!("{url}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let sid = r["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {r}"));
+        Browser { http, base: format!("{url}/session/{sid}"), driver }
+    }
+
+    async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r: Value = req.send().await.unwrap().json().await.unwrap();
+        r["value"].clone()
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        self.cmd(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// Opens `url`.
+    pub async fn go(&self, url: &str) {
+        self.post("/url", json!({"url": url})).await;
+    }
+
+    /// The current URL.
+    pub async fn url(&self) -> String {
+        self.cmd(reqwest::Method::GET, "/url", None).await.as_str().unwrap_or("").to_string()
+    }
+
+    /// The page's HTML.
+    pub async fn source(&self) -> String {
+        self.cmd(reqwest::Method::GET, "/source", None).await.as_str().unwrap_or("").to_string()
+    }
+
+    /// The first element matching `css`, if any.
+    pub async fn find(&self, css: &str) -> Option<El<'_>> {
+        let v = self.post("/element", json!({"using": "css selector", "value": css})).await;
+        v[ELEMENT].as_str().map(|id| El { b: self, id: id.to_string() })
+    }
+
+    /// How many elements match `css`.
+    pub async fn count(&self, css: &str) -> usize {
+        let v = self.post("/elements", json!({"using": "css selector", "value": css})).await;
+        v.as_array().map_or(0, Vec::len)
+    }
+
+    /// The element matching `css`; fails the test when there is none.
+    pub async fn el(&self, css: &str) -> El<'_> {
+        self.find(css).await.unwrap_or_else(|| panic!("no element {css}"))
+    }
+
+    /// The text of the element matching `css` (empty when there is none).
+    pub async fn text(&self, css: &str) -> String {
+        match self.find(css).await {
+            Some(e) => e.text().await,
+            None => String::new(),
+        }
+    }
+
+    /// Waits up to `secs` for the text of `css` to satisfy `ok`; returns it.
+    pub async fn wait_text(&self, css: &str, secs: u64, ok: impl Fn(&str) -> bool) -> String {
+        let until = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let t = self.text(css).await;
+            if ok(&t) {
+                return t;
+            }
+            assert!(Instant::now() < until, "{css} still reads {t:?} after {secs} s");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Runs `script` (a function body; `arguments` are `args`) in the page; a returned
+    /// promise is awaited.
+    pub async fn run(&self, script: &str, args: Value) -> Value {
+        self.post("/execute/sync", json!({"script": script, "args": args})).await
+    }
+
+    /// The value of cookie `name` (WebDriver sees `HttpOnly` cookies, page scripts do not).
+    pub async fn cookie(&self, name: &str) -> Option<String> {
+        let v = self.cmd(reqwest::Method::GET, &format!("/cookie/{name}"), None).await;
+        v["value"].as_str().map(String::from)
+    }
+
+    /// Resizes the window.
+    pub async fn size(&self, width: u32, height: u32) {
+        self.post("/window/rect", json!({"width": width, "height": height})).await;
+    }
+
+    /// Saves a screenshot of the window as `<name>.png` in the artifacts directory.
+    pub async fn shot(&self, name: &str) {
+        use base64::Engine;
+        let v = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
+        let png = base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap();
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screens");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // Ends Chromium with the driver's session; the driver itself is killed.
+        let _ = std::process::Command::new("curl")
+            .args(["-s", "-X", "DELETE", &self.base])
+            .stdout(Stdio::null())
+            .status();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl El<'_> {
+    fn path(&self, what: &str) -> String {
+        format!("/element/{}/{what}", self.id)
+    }
+
+    /// Clicks it.
+    pub async fn click(&self) {
+        self.b.post(&self.path("click"), json!({})).await;
+    }
+
+    /// Types `text` into it.
+    pub async fn typ(&self, text: &str) {
+        self.b.post(&self.path("value"), json!({"text": text})).await;
+    }
+
+    /// Its visible text.
+    pub async fn text(&self) -> String {
+        let v = self.b.cmd(reqwest::Method::GET, &self.path("text"), None).await;
+        v.as_str().unwrap_or("").to_string()
+    }
+}
