@@ -17,6 +17,7 @@ mod page;
 mod people;
 mod session;
 mod tasks_view;
+mod training;
 mod viewer;
 
 use crate::state::AppState;
@@ -35,6 +36,8 @@ pub fn router(st: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/console/apps", post(apps::create))
         .route("/console/apps/{name}", get(apps::page))
         .route("/console/apps/{name}/pipeline", get(apps::pipeline))
+        .route("/console/apps/{name}/training", get(training::page))
+        .route("/console/apps/{name}/training/process", post(training::process))
         .route("/console/tasks/{name}/acknowledge", post(apps::acknowledge))
         .route("/console/tasks/{name}/retry", post(apps::retry))
         .route("/console/deployments", get(deployments::page).post(deployments::create))

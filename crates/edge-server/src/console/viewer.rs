@@ -39,6 +39,7 @@ impl Viewer {
             tasks_execute: c(Resource::Tasks, X),
             users_read: c(Resource::BeUsers, R),
             users_create: c(Resource::BeUsers, C),
+            trainings_read: c(Resource::Trainings, R),
         }
     }
 }
@@ -55,6 +56,7 @@ pub struct May {
     pub tasks_execute: bool,
     pub users_read: bool,
     pub users_create: bool,
+    pub trainings_read: bool,
 }
 
 impl FromRequestParts<Arc<AppState>> for Viewer {

@@ -114,6 +114,24 @@ edge_test!(console_in_a_browser, |be| async move {
     assert!(b.text("#current").await.starts_with("1.0 (#1)"));
     assert!(b.text("#builds").await.contains("current"));
     b.shot("app-published").await;
+
+    // Its training: the image's preload figures; no traces to process yet (the API's 409).
+    b.el("#training-link").await.click().await;
+    assert_eq!(b.text("#n-traces").await, "0");
+    let tr = s.be(&tok, Method::GET, "/be/v1/trainings/Game", None).await.ok()["training"].clone();
+    let table = b.text("#preload").await;
+    match tr["preload"].as_object() {
+        // Figures for the untrained image: one row per bandwidth.
+        Some(p) => {
+            assert_eq!(b.count("#preload tbody tr").await, p.len(), "{tr}");
+            assert!(table.contains("100 Mbit/s"), "{table}");
+        }
+        None => assert!(table.contains("No figures yet"), "{tr} {table}"),
+    }
+    b.shot("training").await;
+    b.el("#process").await.click().await;
+    let e = b.text("#error").await;
+    assert!(e.contains("no traces to process") && e.contains("409"), "{e}");
     b.go(&format!("{base}/console/")).await;
     let apps = b.text("#apps").await;
     assert!(apps.contains("Game") && apps.contains("published"), "{apps}");
@@ -184,6 +202,7 @@ edge_test!(console_in_a_browser, |be| async move {
     assert_eq!(b.count("a[href='/console/people']").await, 0, "no People page link");
     b.go(&format!("{base}/console/apps/Game")).await;
     assert_eq!(b.count("#pipeline form").await, 0, "no task actions");
+    assert!(b.find("#training-link").await.is_none(), "no trainings: Read, no link");
     assert!(b.find("#client-key").await.is_none(), "no keys: Read, no client key");
     b.shot("app-read-only").await;
     let csrf = b.run("return document.querySelector('input[name=_csrf]').value;", json!([])).await;
