@@ -47,8 +47,17 @@ function confirmer(form) {
   });
 }
 
+// File inputs marked data-fill="ID" put the chosen file's text into the textarea ID.
+function filler(input) {
+  input.addEventListener("change", async () => {
+    const target = document.getElementById(input.dataset.fill);
+    if (target && input.files.length) { target.value = await input.files[0].text(); }
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("[data-live]").forEach(live);
   document.querySelectorAll("[data-copy]").forEach(copier);
   document.querySelectorAll("form[data-confirm]").forEach(confirmer);
+  document.querySelectorAll("input[data-fill]").forEach(filler);
 });

@@ -15,8 +15,8 @@ use std::sync::Arc;
 #[derive(serde::Deserialize)]
 pub struct NoFields {}
 
-/// The largest form the console takes.
-const LIMIT: usize = 64 << 10;
+/// The largest form the console takes (a configuration bundle is the largest).
+const LIMIT: usize = 4 << 20;
 
 /// The field every signed-in form carries its CSRF token in.
 pub const CSRF_FIELD: &str = "_csrf";
@@ -43,7 +43,7 @@ async fn fields(req: Request) -> Result<Vec<(String, String)>, Failure> {
     }
     let body = axum::body::to_bytes(req.into_body(), LIMIT)
         .await
-        .map_err(|_| Failure(ApiError::too_large("the form is larger than 64 KiB")))?;
+        .map_err(|_| Failure(ApiError::too_large("the form is larger than 4 MiB")))?;
     Ok(pairs(&body))
 }
 

@@ -12,6 +12,7 @@ mod assets;
 mod deployments;
 mod failure;
 mod form;
+mod org;
 mod overview;
 mod page;
 mod people;
@@ -43,6 +44,10 @@ pub fn router(st: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/console/deployments", get(deployments::page).post(deployments::create))
         .route("/console/deployments/{name}/delete", post(deployments::delete))
         .route("/console/people", get(people::page).post(people::create))
+        .route("/console/org", get(org::page))
+        .route("/console/org/export", post(org::export))
+        .route("/console/org/import", post(org::import))
+        .route("/console/org/commit", post(org::commit))
         .route("/console/sign-out", post(session::sign_out))
         .layer(middleware::from_fn_with_state(st, session::require));
     Router::new()

@@ -42,6 +42,7 @@ impl Chrome {
         if may.users_read {
             nav.push(NavItem { href: "/console/people", label: "People", current: false });
         }
+        nav.push(NavItem { href: "/console/org", label: "Organization", current: false });
         for n in &mut nav {
             n.current = n.href == section;
         }

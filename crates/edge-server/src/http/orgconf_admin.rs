@@ -1,7 +1,6 @@
 //! The operator's Commit Export (`POST /adm/v1/commit`): a bundle made to hold in an
 //! organization, created from it when it does not exist.
 
-use super::all_resources;
 use crate::error::{ApiError, ApiResult};
 use crate::http::auth::Admin;
 use crate::http::extract::JsonBody;
@@ -13,6 +12,7 @@ use crate::orgconf::items::read;
 use crate::orgconf::plan::make_plan;
 use crate::orgconf::schema::Bundle;
 use crate::orgconf::seal::BundleKey;
+use crate::orgconf::service::all_resources;
 use crate::orgconf::{parse_bundle, Items};
 use crate::state::AppState;
 use crate::store::orgs;

@@ -11,6 +11,7 @@ pub mod items;
 pub mod plan;
 pub mod schema;
 pub mod seal;
+pub mod service;
 
 use crate::error::{ApiError, ApiResult};
 use crate::perms::Resource;

@@ -153,6 +153,43 @@ edge_test!(console_in_a_browser, |be| async move {
     assert!(!b.source().await.contains(&key), "the key is not shown again");
     b.shot("people").await;
 
+    // The organization: its key's fingerprint; the configuration exported as a file, and a
+    // bundle with one more app imported: the plan first (nothing changed), then the commit.
+    b.go(&format!("{base}/console/org")).await;
+    let org = s.be(&tok, Method::GET, "/be/v1/org", None).await.ok()["org"].clone();
+    // (The test's organizations have no key: the page says so, as the API's null does.)
+    assert_eq!(b.text("#fingerprint").await, org["keyFingerprint"].as_str().unwrap_or("no key"));
+    b.shot("organization").await;
+    let export = b
+        .run(
+            "const csrf = document.querySelector('input[name=_csrf]').value; \
+             return fetch('/console/org/export', {method: 'POST', headers: {'content-type': 'application/x-www-form-urlencoded'}, body: '_csrf=' + csrf}) \
+             .then(async r => [r.status, r.headers.get('content-disposition'), await r.text()]);",
+            json!([]),
+        )
+        .await;
+    assert_eq!(export[0], 200, "{export}");
+    assert_eq!(export[1], "attachment; filename=\"Studio-config.json\"");
+    let mut bundle: serde_json::Value = serde_json::from_str(export[2].as_str().unwrap()).unwrap();
+    let apps = bundle["items"]["apps"].as_array_mut().unwrap();
+    assert_eq!(apps.len(), 1, "{apps:?}");
+    let mut more = apps[0].clone();
+    more["name"] = json!("Imported");
+    more["label"] = json!("Imported from a bundle");
+    apps.push(more);
+    b.run("document.getElementById('bundle').value = arguments[0];", json!([bundle.to_string()]))
+        .await;
+    b.el("#import").await.click().await;
+    let plan = b.wait_text("#plan", 10, |t| !t.is_empty()).await;
+    assert!(plan.contains("Imported") && plan.contains("create"), "{plan}");
+    assert!(plan.contains("Game") && plan.contains("unchanged"), "{plan}");
+    b.shot("organization-plan").await;
+    s.be(&tok, Method::GET, "/be/v1/apps/Imported", None).await.err(404, "not-found");
+    b.el("#commit").await.click().await;
+    assert!(b.wait_text("#applied", 10, |t| !t.is_empty()).await.starts_with("1 item"));
+    let r = s.be(&tok, Method::GET, "/be/v1/apps/Imported", None).await;
+    assert_eq!(r.ok()["app"]["label"], "Imported from a bundle");
+
     // A post without the CSRF token is refused and changes nothing.
     let r = b.run(POST_FORM, json!(["/console/apps", "name=Forged&label=Forged"])).await;
     assert_eq!(r[0], 403, "{r}");
