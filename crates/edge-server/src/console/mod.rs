@@ -12,6 +12,7 @@ mod assets;
 mod deployments;
 mod failure;
 mod form;
+mod operator;
 mod org;
 mod overview;
 mod page;
@@ -48,6 +49,10 @@ pub fn router(st: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/console/org/export", post(org::export))
         .route("/console/org/import", post(org::import))
         .route("/console/org/commit", post(org::commit))
+        .route("/console/operator", get(operator::page))
+        .route("/console/operator/orgs", post(operator::create))
+        .route("/console/operator/maintenance", post(operator::maintenance))
+        .route("/console/operator/hello", post(operator::hello))
         .route("/console/sign-out", post(session::sign_out))
         .layer(middleware::from_fn_with_state(st, session::require));
     Router::new()

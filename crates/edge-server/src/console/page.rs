@@ -43,6 +43,9 @@ impl Chrome {
             nav.push(NavItem { href: "/console/people", label: "People", current: false });
         }
         nav.push(NavItem { href: "/console/org", label: "Organization", current: false });
+        if v.caller.operator && v.can(crate::perms::Resource::Orgs, crate::perms::R) {
+            nav.push(NavItem { href: "/console/operator", label: "Operator", current: false });
+        }
         for n in &mut nav {
             n.current = n.href == section;
         }

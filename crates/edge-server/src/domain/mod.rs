@@ -9,6 +9,7 @@ pub mod audit;
 pub mod deployments;
 pub mod instance;
 pub mod login;
+pub mod operator;
 pub mod orgs;
 pub mod purge;
 pub mod roles;

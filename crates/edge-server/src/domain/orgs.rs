@@ -100,6 +100,15 @@ pub async fn validate_org(st: &AppState, b: OrgIn) -> ApiResult<ValidOrg> {
     Ok(ValidOrg { name, label, username, email: mail, first, sur, dxorglnk: b.dxorglnk, key })
 }
 
+/// Creates an organization for `c`, a member of the operator organization with `orgs:
+/// Create` (else 403, after the body is checked: 400); answers with `adminPW` when a
+/// person was created.
+pub async fn create_by(st: &AppState, c: &crate::caller::Caller, b: OrgIn) -> ApiResult<Value> {
+    let v = validate_org(st, b).await?;
+    super::operator::require_operator(c, crate::perms::C)?;
+    insert_org(st, v).await
+}
+
 /// Creates a validated organization with its role and administrator in one transaction.
 pub async fn insert_org(st: &AppState, v: ValidOrg) -> ApiResult<Value> {
     let ValidOrg { name, label, username, email: mail, first, sur, dxorglnk, key } = v;

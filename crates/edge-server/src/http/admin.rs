@@ -10,7 +10,6 @@ use super::reply::{OptionalPostBodies, Reply, Success};
 use crate::domain::audit::audit;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use crate::store::tasks;
 use crate::util::{now_ms, rfc3339};
 use axum::extract::State;
 use axum::routing::{get, post};
@@ -118,7 +117,7 @@ pub struct VersionsReply {
     responses((status = 200, description = "The versions", body = VersionsReply)),
     extensions(("x-rockit-auth" = json!("admin token"))))]
 async fn versions(_a: Admin, State(st): State<Arc<AppState>>) -> ApiResult<Reply<VersionsReply>> {
-    let worker = crate::store::settings::get(&st.db, "worker_version").await?;
+    let worker = crate::domain::operator::worker_version(&st).await?;
     let versions = Versions {
         edge: crate::version::EDGE_VERSION,
         engine: crate::version::ENGINE_VERSION,
@@ -172,16 +171,7 @@ async fn hello(
     State(st): State<Arc<AppState>>,
     JsonBody(b): JsonBody<HelloIn>,
 ) -> ApiResult<Reply<HelloReply>> {
-    let (name, _) = tasks::enqueue(
-        &mut *st.db.conn().await?,
-        tasks::NewTask::of(tasks::HelloParams {
-            admin: a.username.clone(),
-            maintenance: b.maintenance,
-            message: b.message,
-        }),
-    )
-    .await?;
-    audit(&st, &a.username, "hello", &name).await?;
+    let name = crate::domain::operator::hello(&st, &a.username, b.message, b.maintenance).await?;
     Ok(Reply(HelloReply { status: Success, task_name: name }))
 }
 

@@ -209,12 +209,7 @@ pub(super) async fn put_maintenance(
     State(st): State<Arc<AppState>>,
     JsonBody(b): JsonBody<MaintenanceIn>,
 ) -> ApiResult<Reply<MaintenanceReply>> {
-    let ra = b.retry_after.unwrap_or(st.cfg.maintenance_retry_after);
-    if ra == 0 || ra > 7 * 86_400 {
-        return Err(ApiError::invalid("retryAfter", "retryAfter must be 1..604800 seconds"));
-    }
-    let m = st.set_maintenance(b.enabled, ra).await?;
-    audit(&st, &a.username, if b.enabled { "maintenance.on" } else { "maintenance.off" }, "")
+    let m = crate::domain::operator::set_maintenance(&st, &a.username, b.enabled, b.retry_after)
         .await?;
     Ok(MaintenanceReply::new(&m))
 }

@@ -5,9 +5,10 @@
 use super::extract::{JsonBody, ListQuery, ListSpec};
 use super::reply::{page, ListParams, Reply, Success};
 use crate::caller::Caller;
-use crate::domain::orgs::{delete_org, insert_org, validate_org, OrgIn};
+use crate::domain::operator::require_operator;
+use crate::domain::orgs::{delete_org, OrgIn};
 use crate::error::{ApiError, ApiResult};
-use crate::perms::{Resource, C, D, R};
+use crate::perms::{D, R};
 use crate::state::AppState;
 use crate::store::orgs::{self, Org};
 use crate::util::rfc3339;
@@ -152,13 +153,6 @@ impl OrgDeleted {
     }
 }
 
-fn require_operator(c: &Caller, bits: u8) -> ApiResult<()> {
-    if !c.operator {
-        return Err(ApiError::forbidden("only the operator organization manages organizations"));
-    }
-    c.require(Resource::Orgs, bits)
-}
-
 /// Create Organization
 ///
 /// Only callers of the operator organization (else 403). Creates the organization, its
@@ -173,9 +167,7 @@ async fn post_org(
     State(st): State<Arc<AppState>>,
     JsonBody(b): JsonBody<OrgIn>,
 ) -> ApiResult<Reply<OrgCreated>> {
-    let v = validate_org(&st, b).await?;
-    require_operator(&c, C)?;
-    Ok(OrgCreated::of(&insert_org(&st, v).await?))
+    Ok(OrgCreated::of(&crate::domain::orgs::create_by(&st, &c, b).await?))
 }
 
 const ORG_LIST: ListSpec = ListSpec {

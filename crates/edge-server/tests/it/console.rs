@@ -254,3 +254,63 @@ edge_test!(console_in_a_browser, |be| async move {
     b.size(390, 844).await;
     b.shot("app-phone").await;
 });
+
+edge_test!(console_for_the_operator, |be| async move {
+    let s = Srv::start(be).await;
+    let pw = std::fs::read_to_string(s.data_dir().join("initial-admin-password")).unwrap();
+    let (plain, _) = s.org_admin("Plain").await;
+    let b = Browser::start().await;
+    let base = s.base.clone();
+    sign_in(&b, &base, "admin", pw.trim(), None).await;
+    b.el("a[href='/console/operator']").await.click().await;
+    assert!(b.text("#orgs").await.contains("Plain"));
+
+    // A new organization: its administrator's password is shown once and works.
+    b.el("#org-name").await.typ("NewCo").await;
+    b.el("#org-label").await.typ("New Co").await;
+    b.el("#org-admin").await.typ("newco_admin").await;
+    b.el("#org-email").await.typ("boss@newco.example").await;
+    b.el("#org-first").await.typ("Ada").await;
+    b.el("#org-sur").await.typ("Boss").await;
+    b.el("#create-org").await.click().await;
+    let admin_pw = b.wait_text("#secret", 10, |t| !t.is_empty()).await;
+    b.shot("operator-org-created").await;
+    s.token("newco_admin", &admin_pw, "NewCo").await;
+
+    // Maintenance mode from the page: the API answers 503 meanwhile.
+    b.go(&format!("{base}/console/operator")).await;
+    b.el("#maintenance-toggle").await.click().await;
+    b.wait_text("#maintenance", 10, |t| t.starts_with("on")).await;
+    b.shot("operator").await;
+    s.be(&plain, Method::GET, "/be/v1/apps", None).await.err(503, "maintenance");
+    b.el("#maintenance-toggle").await.click().await;
+    b.wait_text("#maintenance", 10, |t| t == "off").await;
+    assert_eq!(s.be(&plain, Method::GET, "/be/v1/apps", None).await.status, 200);
+
+    // The test task: a worker runs it and names its version.
+    b.el("#hello").await.click().await;
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        b.go(&format!("{base}/console/operator")).await;
+        if !b.text("#worker").await.starts_with("no test task") {
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "the test task did not run");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+
+    // Another organization's administrator has no operator page; a forged post is 403.
+    b.go(&format!("{base}/console/")).await;
+    b.el("#sign-out").await.click().await;
+    let plain_pw = s.create_org("Tenant", "tenant_admin").await;
+    sign_in(&b, &base, "tenant_admin", &plain_pw, None).await;
+    assert_eq!(b.count("a[href='/console/operator']").await, 0);
+    b.go(&format!("{base}/console/operator")).await;
+    assert!(b.text("#error").await.contains("only the operator organization"));
+    b.go(&format!("{base}/console/")).await;
+    let csrf = b.run("return document.querySelector('input[name=_csrf]').value;", json!([])).await;
+    let form = format!("_csrf={}&mode=on", csrf.as_str().unwrap());
+    let r = b.run(POST_FORM, json!(["/console/operator/maintenance", form])).await;
+    assert_eq!(r[0], 403, "{r}");
+    assert_eq!(s.be(&plain, Method::GET, "/be/v1/apps", None).await.status, 200, "still off");
+});
