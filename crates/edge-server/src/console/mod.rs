@@ -7,6 +7,7 @@
 //! CSRF token bound to the session, and every answer has a strict Content-Security-Policy.
 //! docs/CONSOLE.md describes the pages.
 
+mod access;
 mod apps;
 mod assets;
 mod deployments;
@@ -45,6 +46,10 @@ pub fn router(st: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/console/deployments", get(deployments::page).post(deployments::create))
         .route("/console/deployments/{name}/delete", post(deployments::delete))
         .route("/console/people", get(people::page).post(people::create))
+        .route("/console/people/roles", post(access::create_role))
+        .route("/console/people/keys", post(access::create_key))
+        .route("/console/people/keys/{id}/revoke", post(access::revoke_key))
+        .route("/console/people/{username}/reset", post(access::reset))
         .route("/console/org", get(org::page))
         .route("/console/org/export", post(org::export))
         .route("/console/org/import", post(org::import))

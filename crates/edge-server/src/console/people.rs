@@ -2,11 +2,12 @@
 //! roles; creating one, whose first credential (a machine user's API key, a person's
 //! initial password) is shown this once.
 
+use super::access::{self, Column, KeyLine, RoleLine};
 use super::form::Checked;
 use super::page::{age, render, Chrome, PageResult};
 use super::viewer::Viewer;
 use crate::domain::users::{self as rules, UserIn};
-use crate::perms::{Resource, R};
+use crate::perms::{Resource, C, R};
 use crate::state::AppState;
 use crate::store::{roles, users};
 use askama::Template;
@@ -30,6 +31,12 @@ struct Page {
     chrome: Chrome,
     members: Vec<Member>,
     roles: Vec<String>,
+    columns: Vec<Column>,
+    grid: Vec<RoleLine>,
+    keys: Vec<KeyLine>,
+    roles_read: bool,
+    roles_create: bool,
+    users_reset: bool,
 }
 
 /// `GET /console/people`.
@@ -37,11 +44,16 @@ pub async fn page(State(st): State<Arc<AppState>>, v: Viewer) -> PageResult {
     v.caller.require(Resource::BeUsers, R)?;
     let mut c = st.db.conn().await?;
     let list = users::members(&mut c, &v.caller.org_id).await?;
-    let role_names = if v.can(Resource::Roles, R) || v.may().users_create {
-        roles::list(&mut c, &v.caller.org_id).await?.into_iter().map(|r| r.name).collect()
+    let roles_read = v.can(Resource::Roles, R);
+    let all_roles = if roles_read || v.may().users_create {
+        roles::list(&mut c, &v.caller.org_id).await?
     } else {
         Vec::new()
     };
+    drop(c);
+    let role_names = all_roles.iter().map(|r| r.name.clone()).collect();
+    let (columns, grid) =
+        if roles_read { access::grid(&v, &all_roles) } else { Default::default() };
     let members = list
         .into_iter()
         .map(|(u, r)| Member {
@@ -60,7 +72,18 @@ pub async fn page(State(st): State<Arc<AppState>>, v: Viewer) -> PageResult {
         })
         .collect();
     let chrome = Chrome::new(&v, "People and access", "/console/people");
-    Ok(render(StatusCode::OK, &Page { chrome, members, roles: role_names }))
+    let page = Page {
+        chrome,
+        members,
+        roles: role_names,
+        columns,
+        grid,
+        keys: access::keys(&st, &v).await?,
+        roles_read,
+        roles_create: v.can(Resource::Roles, C),
+        users_reset: v.can(Resource::BeUsers, 15),
+    };
+    Ok(render(StatusCode::OK, &page))
 }
 
 /// The New User form (a machine user, or a person).

@@ -151,7 +151,40 @@ edge_test!(console_in_a_browser, |be| async move {
     b.go(&format!("{base}/console/people")).await;
     assert!(b.text("#members").await.contains("ci_bot"));
     assert!(!b.source().await.contains(&key), "the key is not shown again");
+
+    // A role made by ticking bits in the grid: apps Read and Update, tasks Read.
+    b.el("#role-name").await.typ("Builder").await;
+    for bit in ["p.apps.2", "p.apps.4", "p.tasks.2"] {
+        b.el(&format!("#role-bits input[name='{bit}']")).await.click().await;
+    }
+    b.el("#create-role").await.click().await;
+    let row = b.wait_text("#roles tr[data-role=Builder]", 10, |t| !t.is_empty()).await;
+    assert!(row.contains("RU") && row.contains('R'), "{row}");
+    let role = s.be(&tok, Method::GET, "/be/v1/roles/Builder", None).await.ok()["role"].clone();
+    assert_eq!(role["permissions"]["apps"], 6, "{role}");
+    assert_eq!(role["permissions"]["tasks"], 2, "{role}");
+    assert_eq!(role["permissions"]["deployments"], 0, "{role}");
     b.shot("people").await;
+
+    // A key of one's own: shown once, works, revoked from the page (after a confirmation).
+    b.el("#key-label").await.typ("laptop").await;
+    b.el("#create-key").await.click().await;
+    let own = b.wait_text("#secret", 10, |t| t.starts_with("rk_")).await;
+    assert_eq!(s.be(&own, Method::GET, "/be/v1/apps", None).await.status, 200);
+    b.go(&format!("{base}/console/people")).await;
+    let id = own.split('_').nth(1).unwrap().to_string();
+    b.el(&format!("#keys tr[data-key='{id}'] .revoke")).await.click().await;
+    b.accept_dialog().await;
+    b.wait_text("#keys", 10, |t| !t.contains(&id)).await;
+    assert_eq!(s.be(&own, Method::GET, "/be/v1/apps", None).await.status, 401);
+
+    // The machine user's credentials reset: a new key shown once, the old one dead.
+    b.el("#members tr[data-user=ci_bot] .reset").await.click().await;
+    b.accept_dialog().await;
+    let fresh = b.wait_text("#secret", 10, |t| t.starts_with("rk_")).await;
+    assert_ne!(fresh, key);
+    assert_eq!(s.be(&key, Method::GET, "/be/v1/apps", None).await.status, 401);
+    assert_eq!(s.be(&fresh, Method::GET, "/be/v1/apps", None).await.status, 200);
 
     // The organization: its key's fingerprint; the configuration exported as a file, and a
     // bundle with one more app imported: the plan first (nothing changed), then the commit.

@@ -141,6 +141,11 @@ impl Browser {
         v["value"].as_str().map(String::from)
     }
 
+    /// Accepts the open `confirm` dialog.
+    pub async fn accept_dialog(&self) {
+        self.post("/alert/accept", json!({})).await;
+    }
+
     /// Resizes the window.
     pub async fn size(&self, width: u32, height: u32) {
         self.post("/window/rect", json!({"width": width, "height": height})).await;
