@@ -3,7 +3,7 @@
 //! the versions, and the test task.
 
 use super::form::Checked;
-use super::page::{render, when, Chrome, PageResult};
+use super::page::{render, when, Chrome, PageQuery, PageResult, Pager};
 use super::viewer::Viewer;
 use crate::domain::operator::{self, require_operator};
 use crate::domain::orgs::OrgIn;
@@ -11,7 +11,7 @@ use crate::perms::{Resource, C, R, U, X};
 use crate::state::AppState;
 use crate::store::orgs;
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use serde::Deserialize;
@@ -31,6 +31,7 @@ struct OrgLine {
 struct Page {
     chrome: Chrome,
     orgs: Vec<OrgLine>,
+    pager: Pager,
     maintenance: bool,
     edge: &'static str,
     engine: &'static str,
@@ -42,9 +43,15 @@ struct Page {
 }
 
 /// `GET /console/operator`.
-pub async fn page(State(st): State<Arc<AppState>>, v: Viewer) -> PageResult {
+pub async fn page(
+    State(st): State<Arc<AppState>>,
+    v: Viewer,
+    Query(q): Query<PageQuery>,
+) -> PageResult {
     require_operator(&v.caller, R)?;
-    let list = orgs::list(&mut *st.db.conn().await?).await?;
+    let all = orgs::list(&mut *st.db.conn().await?).await?;
+    let (pager, shown) = Pager::of(q.page, all.len());
+    let list = all[shown].to_vec();
     let page = Page {
         chrome: Chrome::new(&v, "Operator", "/console/operator"),
         orgs: list
@@ -58,6 +65,7 @@ pub async fn page(State(st): State<Arc<AppState>>, v: Viewer) -> PageResult {
                 operator: o.operator,
             })
             .collect(),
+        pager,
         maintenance: st.maintenance_fresh().await.enabled,
         edge: crate::version::EDGE_VERSION,
         engine: crate::version::ENGINE_VERSION,

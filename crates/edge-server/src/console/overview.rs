@@ -1,14 +1,14 @@
 //! The overview: every app with its current build, image size, last import and open
 //! warnings; the tasks running now.
 
-use super::page::{bytes, render, Chrome, PageResult};
+use super::page::{bytes, render, Chrome, PageQuery, PageResult, Pager};
 use super::tasks_view::{groups, TaskRow};
 use super::viewer::Viewer;
 use crate::perms::{Resource, R};
 use crate::state::AppState;
 use crate::store::{apps, tasks};
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use std::sync::Arc;
 
@@ -33,11 +33,16 @@ struct AppLine {
 struct Overview {
     chrome: Chrome,
     apps: Vec<AppLine>,
+    pager: Pager,
     running: Vec<TaskRow>,
 }
 
 /// `GET /console/`.
-pub async fn page(State(st): State<Arc<AppState>>, v: Viewer) -> PageResult {
+pub async fn page(
+    State(st): State<Arc<AppState>>,
+    v: Viewer,
+    Query(q): Query<PageQuery>,
+) -> PageResult {
     v.caller.require(Resource::Apps, R)?;
     let mut c = st.db.conn().await?;
     let rows = apps::list(&mut c, &v.caller.org_id).await?;
@@ -47,8 +52,9 @@ pub async fn page(State(st): State<Arc<AppState>>, v: Viewer) -> PageResult {
     } else {
         Vec::new()
     };
+    let (pager, shown) = Pager::of(q.page, rows.len());
     let mut lines = Vec::new();
-    for a in &rows {
+    for a in &rows[shown] {
         let builds = apps::kept_builds(&mut c, &a.id).await?;
         let image = builds
             .iter()
@@ -76,5 +82,5 @@ pub async fn page(State(st): State<Arc<AppState>>, v: Viewer) -> PageResult {
     let running =
         recent.iter().filter(|t| t.status == tasks::TaskStatus::Running).map(TaskRow::of).collect();
     let chrome = Chrome::new(&v, "Overview", "/console/");
-    Ok(render(StatusCode::OK, &Overview { chrome, apps: lines, running }))
+    Ok(render(StatusCode::OK, &Overview { chrome, apps: lines, pager, running }))
 }

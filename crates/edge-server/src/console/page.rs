@@ -98,3 +98,58 @@ pub fn when(ms: i64) -> String {
     let t = crate::util::rfc3339(ms);
     t.get(..16).map(|s| s.replace('T', " ")).unwrap_or(t)
 }
+
+/// How many rows a list shows per page.
+pub const PAGE_ROWS: usize = 50;
+
+/// One page of a long list: which rows, and the links to the pages around it.
+pub struct Pager {
+    /// 1-based.
+    pub page: usize,
+    pub pages: usize,
+    /// `?page=N` of the previous and next pages, when there are.
+    pub prev: Option<String>,
+    pub next: Option<String>,
+}
+
+impl Pager {
+    /// The page asked for (`?page=N`, clamped) of a list of `total` rows, and the range of
+    /// rows on it.
+    pub fn of(page: Option<usize>, total: usize) -> (Pager, std::ops::Range<usize>) {
+        let pages = total.div_ceil(PAGE_ROWS).max(1);
+        let page = page.unwrap_or(1).clamp(1, pages);
+        let start = (page - 1) * PAGE_ROWS;
+        let link = |p: usize| format!("?page={p}");
+        let pager = Pager {
+            page,
+            pages,
+            prev: (page > 1).then(|| link(page - 1)),
+            next: (page < pages).then(|| link(page + 1)),
+        };
+        (pager, start..(start + PAGE_ROWS).min(total))
+    }
+}
+
+/// The `?page=N` of a list page.
+#[derive(serde::Deserialize, Default)]
+pub struct PageQuery {
+    pub page: Option<usize>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pager_clamps_and_links() {
+        let (p, r) = Pager::of(None, 120);
+        assert_eq!((p.page, p.pages, r), (1, 3, 0..50));
+        assert_eq!((p.prev, p.next.as_deref()), (None, Some("?page=2")));
+        let (p, r) = Pager::of(Some(3), 120);
+        assert_eq!((r, p.prev.as_deref(), p.next), (100..120, Some("?page=2"), None));
+        let (p, r) = Pager::of(Some(99), 120);
+        assert_eq!((p.page, r), (3, 100..120), "past the end: the last page");
+        let (p, r) = Pager::of(Some(0), 0);
+        assert_eq!((p.page, p.pages, r), (1, 1, 0..0));
+    }
+}

@@ -4,14 +4,14 @@
 
 use super::access::{self, Column, KeyLine, RoleLine};
 use super::form::Checked;
-use super::page::{age, render, Chrome, PageResult};
+use super::page::{age, render, Chrome, PageQuery, PageResult, Pager};
 use super::viewer::Viewer;
 use crate::domain::users::{self as rules, UserIn};
 use crate::perms::{Resource, C, R};
 use crate::state::AppState;
 use crate::store::{roles, users};
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -30,6 +30,7 @@ struct Member {
 struct Page {
     chrome: Chrome,
     members: Vec<Member>,
+    pager: Pager,
     roles: Vec<String>,
     columns: Vec<Column>,
     grid: Vec<RoleLine>,
@@ -40,7 +41,11 @@ struct Page {
 }
 
 /// `GET /console/people`.
-pub async fn page(State(st): State<Arc<AppState>>, v: Viewer) -> PageResult {
+pub async fn page(
+    State(st): State<Arc<AppState>>,
+    v: Viewer,
+    Query(q): Query<PageQuery>,
+) -> PageResult {
     v.caller.require(Resource::BeUsers, R)?;
     let mut c = st.db.conn().await?;
     let list = users::members(&mut c, &v.caller.org_id).await?;
@@ -54,8 +59,10 @@ pub async fn page(State(st): State<Arc<AppState>>, v: Viewer) -> PageResult {
     let role_names = all_roles.iter().map(|r| r.name.clone()).collect();
     let (columns, grid) =
         if roles_read { access::grid(&v, &all_roles) } else { Default::default() };
-    let members = list
-        .into_iter()
+    let (pager, shown) = Pager::of(q.page, list.len());
+    let members = list[shown]
+        .iter()
+        .cloned()
         .map(|(u, r)| Member {
             kind: if u.is_machine() { "machine" } else { "person" },
             about: match (&u.label, &u.firstname, &u.surname) {
@@ -75,6 +82,7 @@ pub async fn page(State(st): State<Arc<AppState>>, v: Viewer) -> PageResult {
     let page = Page {
         chrome,
         members,
+        pager,
         roles: role_names,
         columns,
         grid,

@@ -3,6 +3,7 @@
 //! the engine; generates structured games and play traces and measures sequence
 //! optimisation (`docs/SEQUENCE.md`). See `bench/` and `docs/BENCHMARKS.md`.
 
+mod console;
 mod events;
 mod game;
 mod gen;
@@ -26,6 +27,21 @@ enum Cmd {
     /// Generates a synthetic game build of about SIZE bytes (suffixes K, M, G). With
     /// `--layout game`: a game with structure (boot, menu, shared assets, levels) and its
     /// description in `DIR.layout.json`, for `traces` and `seq`.
+    /// Fetches every console page of an organization holding BUILDS kept builds and TASKS
+    /// finished tasks (written straight into the database) ROUNDS times; prints latencies.
+    Console {
+        #[arg(long, default_value_t = 10)]
+        apps: usize,
+        #[arg(long, default_value_t = 1000)]
+        builds: usize,
+        #[arg(long, default_value_t = 10_000)]
+        tasks: usize,
+        #[arg(long, default_value_t = 50)]
+        rounds: usize,
+        /// PostgreSQL instead of the embedded SQLite.
+        #[arg(long)]
+        database_url: Option<String>,
+    },
     Gen {
         dir: PathBuf,
         #[arg(long, default_value = "2G")]
@@ -207,6 +223,21 @@ fn main() {
             gen::mutate(&dir, &scenario, seed).map(|m| eprintln!("{m}")).map_err(|e| e.to_string())
         }
         Cmd::Patch { old, new, work } => patch(&old, &new, &work),
+        Cmd::Console { apps, builds, tasks, rounds, database_url } => {
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+                .and_then(|rt| {
+                    rt.block_on(console::run(console::Opts {
+                        apps,
+                        builds,
+                        tasks,
+                        rounds,
+                        database_url,
+                    }))
+                })
+        }
         Cmd::Events { events, receivers, database_url } => {
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
