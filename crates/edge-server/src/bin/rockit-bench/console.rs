@@ -16,6 +16,14 @@ pub struct Opts {
     pub database_url: Option<String>,
 }
 
+/// Sends a JSON body and reads the JSON answer.
+async fn post_json(
+    req: reqwest::RequestBuilder,
+    body: serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    req.json(&body).send().await.map_err(err)?.json().await.map_err(err)
+}
+
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
@@ -40,26 +48,17 @@ pub async fn run(o: Opts) -> Result<(), String> {
         .build()
         .map_err(err)?;
     let admin = edge_server::crypto::jwt_sign(&json!({"username": "bench"}), &[1u8; 32]);
-    let org: serde_json::Value = http
-        .post(format!("{base}/adm/v1/orgs"))
-        .header("x-rockit-admin-token", &admin)
-        .json(&json!({"name": "ConsoleOrg", "label": "Console", "username": "console_admin", "email": "a@b.io", "firstname": "A", "surname": "B"}))
-        .send()
-        .await
-        .map_err(err)?
-        .json()
-        .await
-        .map_err(err)?;
+    let org = post_json(
+        http.post(format!("{base}/adm/v1/orgs")).header("x-rockit-admin-token", &admin),
+        json!({"name": "ConsoleOrg", "label": "Console", "username": "console_admin", "email": "a@b.io", "firstname": "A", "surname": "B"}),
+    )
+    .await?;
     let pw = org["adminPW"].as_str().ok_or("no adminPW")?.to_string();
-    let login: serde_json::Value = http
-        .post(format!("{base}/be/v1/login"))
-        .json(&json!({"username": "console_admin", "password": pw, "orgName": "ConsoleOrg"}))
-        .send()
-        .await
-        .map_err(err)?
-        .json()
-        .await
-        .map_err(err)?;
+    let login = post_json(
+        http.post(format!("{base}/be/v1/login")),
+        json!({"username": "console_admin", "password": pw, "orgName": "ConsoleOrg"}),
+    )
+    .await?;
     let tok = login["accessToken"].as_str().ok_or("login failed")?.to_string();
     for a in 0..o.apps {
         http.post(format!("{base}/be/v1/apps"))
