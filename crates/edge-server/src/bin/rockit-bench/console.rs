@@ -4,6 +4,7 @@
 //! The rows are written straight into the database (the pipeline would take hours to make
 //! them); the pages read them as they read any.
 
+use crate::http::post_json;
 use serde_json::json;
 use std::time::Instant;
 
@@ -14,14 +15,6 @@ pub struct Opts {
     pub tasks: usize,
     pub rounds: usize,
     pub database_url: Option<String>,
-}
-
-/// Sends a JSON body and reads the JSON answer.
-async fn post_json(
-    req: reqwest::RequestBuilder,
-    body: serde_json::Value,
-) -> Result<serde_json::Value, String> {
-    req.json(&body).send().await.map_err(err)?.json().await.map_err(err)
 }
 
 fn err(e: impl std::fmt::Display) -> String {

@@ -2,6 +2,7 @@
 //! a real in-process server; reports delivered throughput and end-to-end latency (event
 //! written → receiver got it).
 
+use crate::http::post_json;
 use axum::http::StatusCode;
 use edge_server::store::tasks;
 use serde_json::{json, Value};
@@ -31,11 +32,6 @@ async fn receiver(arrivals: Arrivals) -> String {
     let addr = l.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(l, app).await.expect("serve") });
     format!("http://{addr}/hook")
-}
-
-/// Sends a JSON body and reads the JSON answer.
-async fn post_json(req: reqwest::RequestBuilder, body: Value) -> Result<Value, String> {
-    req.json(&body).send().await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())
 }
 
 fn pct(sorted: &[i64], p: f64) -> i64 {

@@ -7,6 +7,7 @@ mod console;
 mod events;
 mod game;
 mod gen;
+mod http;
 mod seq;
 
 use clap::{Parser, Subcommand};
