@@ -67,33 +67,33 @@ pub async fn page(State(st): State<Arc<AppState>>, v: Viewer) -> PageResult {
 /// The New Deployment form: the fields of every type; those of other types are ignored.
 #[derive(Deserialize)]
 pub struct NewDeployment {
-    name: String,
+    pub name: String,
     #[serde(default)]
-    label: String,
+    pub label: String,
     #[serde(default)]
-    prefix: String,
+    pub prefix: String,
     #[serde(rename = "type")]
-    kind: String,
+    pub kind: String,
     #[serde(default)]
-    path: String,
+    pub path: String,
     #[serde(default)]
-    endpoint: String,
+    pub endpoint: String,
     #[serde(default)]
-    region: String,
+    pub region: String,
     #[serde(default)]
-    bucket: String,
+    pub bucket: String,
     #[serde(default)]
-    access_key_id: String,
+    pub access_key_id: String,
     #[serde(default)]
-    secret_access_key: String,
+    pub secret_access_key: String,
     #[serde(default)]
-    path_style: Option<String>,
+    pub path_style: Option<String>,
     #[serde(default)]
-    public_url: String,
+    pub public_url: String,
 }
 
 /// The origin object of the API's Create Deployment from the form's fields of its type.
-fn origin_of(f: &NewDeployment) -> Value {
+pub fn origin_of(f: &NewDeployment) -> Value {
     let mut o = Map::new();
     o.insert("type".into(), json!(f.kind));
     let mut put = |k: &str, v: &str| {

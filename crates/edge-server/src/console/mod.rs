@@ -10,6 +10,7 @@
 mod access;
 mod apps;
 mod assets;
+mod deployment_edit;
 mod deployments;
 mod failure;
 mod form;
@@ -44,6 +45,11 @@ pub fn router(st: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/console/tasks/{name}/acknowledge", post(apps::acknowledge))
         .route("/console/tasks/{name}/retry", post(apps::retry))
         .route("/console/deployments", get(deployments::page).post(deployments::create))
+        .route(
+            "/console/deployments/{name}",
+            get(deployment_edit::page).post(deployment_edit::update),
+        )
+        .route("/console/deployments/{name}/probe", post(deployment_edit::probe))
         .route("/console/deployments/{name}/delete", post(deployments::delete))
         .route("/console/people", get(people::page).post(people::create))
         .route("/console/people/roles", post(access::create_role))

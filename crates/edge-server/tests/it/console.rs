@@ -103,13 +103,31 @@ edge_test!(console_in_a_browser, |be| async move {
     let r = s.be(&tok, Method::GET, "/be/v1/tasks?appName=Game&type=mkraw", None).await;
     assert_eq!(r.ok()["tasks"][0]["warning"]["acknowledged"], true, "{}", r.body);
 
-    // The origin fixed, the publish retried from the page, followed live to "published".
-    std::fs::remove_file(origin.join("dxf")).unwrap();
+    // The deployment fixed in the console (another directory; saved after a probe), a
+    // probe on demand, then the publish retried from the app page, followed live.
+    b.go(&format!("{base}/console/deployments")).await;
+    b.el("#deployments a[href='/console/deployments/site']").await.click().await;
+    let path = b.el("#dep-path").await;
+    path.clear().await;
+    path.typ("site2").await;
+    b.el("#save-deployment").await.click().await;
+    b.wait_text("#apps-using", 10, |t| !t.is_empty()).await;
+    let d =
+        s.be(&tok, Method::GET, "/be/v1/deployments/site", None).await.ok()["deployment"].clone();
+    assert_eq!(d["origin"]["path"], "site2", "{d}");
+    b.el("#probe").await.click().await;
+    assert!(b.wait_text("#probed", 10, |t| !t.is_empty()).await.contains(".rockit-probe"));
+    b.shot("deployment").await;
+    b.go(&format!("{base}/console/apps/Game")).await;
     b.el("#pipeline .retry").await.click().await;
     b.wait_text("#pipeline [data-state]", 120, |t| t == "published").await;
     let app = s.be(&tok, Method::GET, "/be/v1/apps/Game", None).await.ok()["app"].clone();
     assert_eq!(app["iCurBuild"], 1);
     assert_eq!(app["error"], false);
+    let site2 = s.data_dir().join("origins/site2");
+    let manifest =
+        format!("dxf/Studio/Game/0001/{}/manifest.json", app["dxfName"].as_str().unwrap());
+    assert!(site2.join(&manifest).is_file(), "published to the fixed deployment");
     b.go(&format!("{base}/console/apps/Game")).await;
     assert!(b.text("#current").await.starts_with("1.0 (#1)"));
     assert!(b.text("#builds").await.contains("current"));

@@ -184,6 +184,11 @@ impl El<'_> {
         self.b.post(&self.path("click"), json!({})).await;
     }
 
+    /// Empties it (an input or a text area).
+    pub async fn clear(&self) {
+        self.b.post(&self.path("clear"), json!({})).await;
+    }
+
     /// Types `text` into it.
     pub async fn typ(&self, text: &str) {
         self.b.post(&self.path("value"), json!({"text": text})).await;
