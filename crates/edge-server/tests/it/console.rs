@@ -1,7 +1,8 @@
 //! The web console in a real headless Chromium: the two-step sign-in; a deployment and an
 //! app made with the forms; an import followed live on the app page to its failure (a
-//! broken origin), its warning acknowledged, the publish retried after the origin is fixed
-//! and followed to "published"; a machine user whose key is shown once and works; a
+//! broken origin), its warning acknowledged, the deployment fixed on its page and probed,
+//! the publish retried and followed to "published"; the training and organization pages; a
+//! role, keys and a credential reset on the People page; a machine user whose key is shown once and works; a
 //! refused post without CSRF token; another organization's app is 404; a read-only user
 //! sees no write buttons and a forged post gets the API's 403; sign-out ends the session.
 //! Screenshots of the pages are written to `target/tmp/console-screens/`.
