@@ -48,6 +48,13 @@ pub struct PlayReport {
     pub verified_bytes: u64,
     /// Wall-clock seconds the streaming took (`stream`).
     pub stream_seconds: f64,
+    /// The launcher runtime's way (`rockit run`): the game starts after the manifest's
+    /// preload for this bandwidth (or `start_after`), and a read whose chunks have not
+    /// streamed in yet fetches them at once while the stream waits. Seconds the game
+    /// waits in all, the start included: its time-to-play is this plus its own time.
+    pub on_demand_seconds: f64,
+    /// Reads that had to fetch their chunks at once that way.
+    pub on_demand_fetches: u64,
 }
 
 fn bad(m: impl Into<String>) -> io::Error {
@@ -109,21 +116,24 @@ pub fn play(src: &dyn Source, trace: &Trace, o: &PlayOptions) -> io::Result<Play
         files.insert(f["path"].as_str().unwrap_or(""), list);
     }
     let b = o.bytes_per_s;
-    // Each event's deadline: the stream offset its last needed byte arrives with, and when.
+    // Each event's deadline: the stream offset its last needed byte arrives with, and when;
+    // and the chunks it reads (for the on-demand replay).
     let mut needs: Vec<(f64, f64)> = Vec::with_capacity(trace.events.len());
+    let mut reads: Vec<(f64, Vec<usize>)> = Vec::with_capacity(trace.events.len());
     for e in &trace.events {
         let [t, p, off, len] = *e;
         let Some(list) = trace.paths.get(p as usize).and_then(|p| files.get(p.as_str())) else {
             continue;
         };
         let first = list.partition_point(|&(_, end, _)| end <= off);
-        let need = list[first..]
+        let chunks: Vec<usize> = list[first..]
             .iter()
             .take_while(|&&(start, _, _)| start < off.saturating_add(len))
-            .map(|&(_, _, c)| ends[c])
-            .max();
-        if let Some(n) = need {
+            .map(|&(_, _, c)| c)
+            .collect();
+        if let Some(n) = chunks.iter().map(|&c| ends[c]).max() {
             needs.push((t as f64 / 1000.0, n as f64 / b));
+            reads.push((t as f64 / 1000.0, chunks));
         }
     }
     let s = needs.iter().map(|(t, avail)| avail - t).fold(0.0f64, f64::max);
@@ -137,6 +147,8 @@ pub fn play(src: &dyn Source, trace: &Trace, o: &PlayOptions) -> io::Result<Play
         events_mapped: needs.len(),
         ..PlayReport::default()
     };
+    let start = o.start_after.unwrap_or_else(|| manifest_preload(&manifest, b));
+    (rep.on_demand_seconds, rep.on_demand_fetches) = on_demand(&ends, &reads, start, b);
     if let Some(p) = o.start_after {
         // The game starts when `p` bytes arrived; each wait pushes the rest of the play back.
         let mut late = 0.0f64;
@@ -156,6 +168,70 @@ pub fn play(src: &dyn Source, trace: &Trace, o: &PlayOptions) -> io::Result<Play
         rep.stream_seconds = t0.elapsed().as_secs_f64();
     }
     Ok(rep)
+}
+
+/// The manifest's preload figure for the bandwidth nearest `b` (bytes/s), as the runtime
+/// picks it; 0 without figures (an image not learned from traces).
+fn manifest_preload(manifest: &Value, b: f64) -> u64 {
+    let want = b * 8.0 / 1e6;
+    let mut best: Option<(f64, u64)> = None;
+    for (k, v) in manifest["preload"].as_object().into_iter().flatten() {
+        let (Ok(mbit), Some(bytes)) = (k.parse::<f64>(), v.as_u64()) else { continue };
+        let d = (mbit.max(1e-3) / want.max(1e-3)).ln().abs();
+        if best.is_none_or(|(bd, _)| d < bd) {
+            best = Some((d, bytes));
+        }
+    }
+    best.map_or(0, |b| b.1)
+}
+
+/// Replays `reads` (game time in seconds, chunks) the runtime's way on one link of `b`
+/// bytes/s: the stream fills chunks in stream order (`ends`: where each ends) and the game
+/// starts once `start` bytes arrived; a read that lacks chunks fetches them at once, the
+/// game and the stream waiting meanwhile. Returns the seconds the game waited in all (the
+/// start included) and how many reads fetched.
+fn on_demand(ends: &[u64], reads: &[(f64, Vec<usize>)], start: u64, b: f64) -> (f64, u64) {
+    let size = |c: usize| ends[c] - if c == 0 { 0 } else { ends[c - 1] };
+    let mut present = vec![false; ends.len()];
+    // The stream: the next chunk it fills, and the bytes of it already in.
+    let (mut next, mut part) = (0usize, 0f64);
+    let mut stream = |present: &mut Vec<bool>, mut budget: f64| {
+        while next < ends.len() && budget > 0.0 {
+            if present[next] {
+                (next, part) = (next + 1, 0.0);
+                continue;
+            }
+            let left = size(next) as f64 - part;
+            if budget >= left {
+                budget -= left;
+                present[next] = true;
+                (next, part) = (next + 1, 0.0);
+            } else {
+                part += budget;
+                budget = 0.0;
+            }
+        }
+    };
+    let start_s = start.min(ends.last().copied().unwrap_or(0)) as f64 / b;
+    stream(&mut present, start as f64);
+    let (mut waited, mut fetches, mut last) = (start_s, 0u64, start_s);
+    for (t, chunks) in reads {
+        let now = start_s + t + (waited - start_s);
+        stream(&mut present, (now - last).max(0.0) * b);
+        let missing: u64 = chunks.iter().filter(|&&c| !present[c]).map(|&c| size(c)).sum();
+        let mut at = now;
+        if missing > 0 {
+            fetches += 1;
+            let wait = missing as f64 / b;
+            waited += wait;
+            at += wait;
+            for &c in chunks {
+                present[c] = true;
+            }
+        }
+        last = at;
+    }
+    (waited, fetches)
 }
 
 /// Reads every pack the manifest lists and checks its size and hash; with `pace`, no
@@ -194,4 +270,24 @@ fn verify_packs(src: &dyn Source, manifest: &Value, pace: Option<f64>) -> io::Re
         total += n;
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::on_demand;
+
+    #[test]
+    fn on_demand_fetches_what_has_not_streamed_in() {
+        // Chunks of 100, 200 and 300 bytes; 100 bytes/s.
+        let ends = [100, 300, 600];
+        // The last chunk read at once: fetched, 3 s.
+        assert_eq!(on_demand(&ends, &[(0.0, vec![2])], 0, 100.0), (3.0, 1));
+        // The first fetched (1 s); by the second read (5 s of play later) the stream has
+        // brought the rest: no more waiting.
+        assert_eq!(on_demand(&ends, &[(0.0, vec![0]), (5.0, vec![2])], 0, 100.0), (1.0, 1));
+        // One second of play is not enough for the 500 bytes: the second read fetches.
+        assert_eq!(on_demand(&ends, &[(0.0, vec![0]), (1.0, vec![2])], 0, 100.0), (4.0, 2));
+        // A preload of 300 bytes (3 s) holds the first two chunks; the third is fetched.
+        assert_eq!(on_demand(&ends, &[(0.0, vec![1]), (0.0, vec![2])], 300, 100.0), (6.0, 1));
+    }
 }

@@ -13,7 +13,8 @@ use std::path::PathBuf;
 /// pack, hash-checked) and replays the trace against its stream order: the game may start
 /// once every read finds its chunks downloaded in time (formats.md). Prints time-to-play,
 /// preload bytes, full-download time and acceleration; with --start-after, the stalls a
-/// launcher starting after that many bytes would meet.
+/// launcher starting after that many bytes would meet; and the wait of the runtime's way
+/// (`rockit run`): start after the manifest's preload, fetch what a read lacks at once.
 #[derive(clap::Args)]
 pub struct Args {
     /// The image: a directory holding manifest.json, or its http(s) base URL.
@@ -62,7 +63,8 @@ pub fn run(a: Args) -> Result<(), Fail> {
             "timeToPlaySeconds": r.time_to_play_s, "preloadBytes": r.preload_bytes, "totalBytes": r.total_bytes,
             "fullDownloadSeconds": r.full_download_s, "acceleration": r.acceleration, "stalls": r.stalls,
             "stallSeconds": r.stall_seconds, "events": r.events, "eventsMapped": r.events_mapped, "verifiedBytes": r.verified_bytes,
-            "streamSeconds": r.stream_seconds,
+            "streamSeconds": r.stream_seconds, "onDemandSeconds": r.on_demand_seconds,
+            "onDemandFetches": r.on_demand_fetches,
         });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return Ok(());
@@ -86,6 +88,10 @@ pub fn run(a: Args) -> Result<(), Fail> {
     if a.start_after.is_some() {
         println!("stalls         {} ({:.2} s)", r.stalls, r.stall_seconds);
     }
+    println!(
+        "on demand      waits {:.2} s in all ({} reads fetch at once), as `rockit run` plays it",
+        r.on_demand_seconds, r.on_demand_fetches
+    );
     println!("trace events   {} ({} touch the image)", r.events, r.events_mapped);
     if a.stream {
         println!(
