@@ -181,8 +181,8 @@ async fn hello(
         }),
     )
     .await?;
-    audit(&st, &a.username, "hello", &name).await?;
-    Ok(Reply(HelloReply { status: Success, task_name: name }))
+    audit(&st, &a.username, "hello", name.as_str()).await?;
+    Ok(Reply(HelloReply { status: Success, task_name: name.into_string() }))
 }
 
 /// Submit the test task (older path)
