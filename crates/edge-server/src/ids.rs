@@ -1,7 +1,7 @@
-//! Typed identifiers: an organization's, an app's, a user's and a deployment's id are
-//! different types, so handing one where another is expected does not compile. Each is its
-//! text (`serde` and `sqlx` transparent): the wire and the database see the same bytes as
-//! before.
+//! Typed identifiers: an organization's, an app's, a user's, a deployment's and a task's id
+//! (its name) are different types, and so is a build's (a number per app), so handing one
+//! where another is expected does not compile. Each is its text, or its number (`serde`
+//! and `sqlx` transparent): the wire and the database see the same bytes as before.
 
 use std::fmt;
 
@@ -64,6 +64,49 @@ id_type!(
     DeploymentId
 );
 
+id_type!(
+    /// A task's name, its id (`t…`, `tasks.name`, `task_name` elsewhere).
+    TaskId
+);
+
+/// A build's id: its number in its app, counting up from 1 (`builds.build_id`, `build_id`
+/// and `i_cur_build` elsewhere). Only meaningful with the app's id beside it.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    sqlx::Type,
+)]
+#[sqlx(transparent)]
+#[serde(transparent)]
+pub struct BuildId(i64);
+
+impl BuildId {
+    /// Wraps a build's number: one just taken, or one read back from where ids are kept.
+    pub fn new(id: i64) -> Self {
+        BuildId(id)
+    }
+
+    /// The build's number.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl fmt::Display for BuildId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +122,9 @@ mod tests {
         let a = AppId::new("app_0190aabbccdd0011223344556677");
         assert_eq!(a.to_string(), "app_0190aabbccdd0011223344556677");
         assert_eq!(format!("chunks/{a}"), format!("chunks/{}", a.as_str()));
+        let b = BuildId::new(12);
+        assert_eq!(serde_json::to_string(&b).unwrap(), "12");
+        assert_eq!(serde_json::from_str::<BuildId>("12").unwrap(), b);
+        assert_eq!(b.to_string(), "12");
     }
 }

@@ -8,6 +8,7 @@ use crate::delivery::outcome::{After, Done, Progress};
 use crate::delivery::pipeline::{self};
 use crate::delivery::{purge, StepError};
 use crate::error::AboutExt;
+use crate::ids::TaskId;
 use crate::state::AppState;
 use crate::store::tasks::{HelloParams, TaskKind, TaskStatus};
 use crate::store::{login_attempts, published, sessions, settings, tasks};
@@ -130,7 +131,7 @@ async fn run_one_inner(st: &Arc<AppState>, owner: &str, t: tasks::Task) {
 /// did).
 async fn report(
     st: Arc<AppState>,
-    name: String,
+    name: TaskId,
     owner: String,
     progress: Progress,
     mut stop: watch::Receiver<bool>,

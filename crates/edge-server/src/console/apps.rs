@@ -234,7 +234,7 @@ pub async fn acknowledge(
     Path(name): Path<String>,
     Checked(f): Checked<TaskAction>,
 ) -> PageResult {
-    domain::tasks::acknowledge(&st, &v.caller, &name).await?;
+    domain::tasks::acknowledge(&st, &v.caller, &crate::ids::TaskId::new(name)).await?;
     back(&f.app)
 }
 
@@ -245,6 +245,6 @@ pub async fn retry(
     Path(name): Path<String>,
     Checked(f): Checked<TaskAction>,
 ) -> PageResult {
-    domain::tasks::retry(&st, &v.caller, &name).await?;
+    domain::tasks::retry(&st, &v.caller, &crate::ids::TaskId::new(name)).await?;
     back(&f.app)
 }

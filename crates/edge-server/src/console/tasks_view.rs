@@ -32,7 +32,7 @@ impl TaskRow {
         let message =
             |v: &Value| v["message"].as_str().map(String::from).unwrap_or_else(|| v.to_string());
         TaskRow {
-            name: t.name.clone(),
+            name: t.name.as_str().to_string(),
             kind: t.kind.as_str(),
             status: t.status.as_str(),
             app: t.app_name.clone().unwrap_or_default(),

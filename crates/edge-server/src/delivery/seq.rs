@@ -7,7 +7,7 @@ use crate::delivery::outcome::{ok, After, Done, Progress};
 use crate::delivery::StepError;
 use crate::depot;
 use crate::error::AboutExt;
-use crate::ids::{AppId, OrgId};
+use crate::ids::AppId;
 use crate::state::AppState;
 use crate::store::{tasks, traces, trainings};
 use crate::util::now_ms;
@@ -183,24 +183,6 @@ fn no_gain(build_id: i64, result: Value, message: &str) -> Done {
     d.outcome.warning =
         Some(json!({"code": "no-improvement", "message": message, "acknowledged": false}));
     d
-}
-
-/// After a trace arrives: one more since the last sequence; `mkseq` queued when enough
-/// arrived and none is queued or running for the app. In the caller's transaction.
-pub async fn on_trace(
-    c: &mut crate::store::Conn,
-    org_id: &OrgId,
-    org_name: &str,
-    app_id: &AppId,
-    app_name: &str,
-) -> Result<Option<String>, sqlx::Error> {
-    crate::domain::trainings::ensure(c, org_id, app_id).await?;
-    trainings::count_trace(c, app_id).await?;
-    let (since, reliable) = trainings::counts(c, app_id).await?;
-    if since < reliable {
-        return Ok(None);
-    }
-    crate::domain::trainings::enqueue_sequencing(c, org_id, org_name, app_id, app_name).await
 }
 
 /// After a group's `deploy` made its image (`dxf_name`) current, the training shows that

@@ -1,13 +1,21 @@
-//! Apps: validation of the app body, creating and updating an app, and the `maxBuilds`
-//! rotation.
+//! Apps: validation of the app body, creating one (with a fresh client key), one read with
+//! the builds and patches it keeps, and the `maxBuilds` rotation. Changing one is
+//! [`change`], deleting one [`delete`], a new client key [`client_key`].
 
+use crate::caller::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{AppId, OrgId};
-use crate::names::Name;
+use crate::names::{text, Name};
+use crate::perms::{Resource, C, R};
 use crate::state::AppState;
-use crate::store::apps;
+use crate::store::apps::{self, AppRow, KeptBuild, KeptPatch};
+use crate::store::Conn;
 use serde::Deserialize;
 use serde_json::json;
+
+pub mod change;
+pub mod client_key;
+pub mod delete;
 
 /// The Create App body (also an app item of a configuration bundle).
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -66,6 +74,11 @@ pub(crate) async fn known_deployments(
     Ok(())
 }
 
+/// A fresh client key (`ck_…`), for the `x-rockit-client-key` header of launchers.
+fn new_client_key() -> String {
+    format!("ck_{}", crate::util::random_token())
+}
+
 /// Inserts a validated app with a fresh client key; returns its id.
 pub(crate) async fn insert_app(
     st: &AppState,
@@ -76,7 +89,7 @@ pub(crate) async fn insert_app(
     max_builds: i64,
     deployments: &[String],
 ) -> ApiResult<AppId> {
-    let key = format!("ck_{}", crate::util::random_token());
+    let key = new_client_key();
     Ok(apps::insert(
         c,
         org_id,
@@ -87,6 +100,62 @@ pub(crate) async fn insert_app(
         &st.data_key.seal(key.as_bytes()),
     )
     .await?)
+}
+
+/// An app with the builds and patches it keeps, read together (in one transaction when
+/// the app was just written).
+pub(crate) struct AppDetail {
+    /// The app's row.
+    pub app: AppRow,
+    /// The builds it keeps, oldest first.
+    pub builds: Vec<KeptBuild>,
+    /// The patches it keeps, by older build.
+    pub patches: Vec<KeptPatch>,
+}
+
+/// Reads the builds and patches `app` keeps.
+pub(crate) async fn detail(c: &mut Conn, app: AppRow) -> Result<AppDetail, sqlx::Error> {
+    let builds = apps::kept_builds(&mut *c, &app.id).await?;
+    let patches = apps::kept_patches(&mut *c, &app.id).await?;
+    Ok(AppDetail { app, builds, patches })
+}
+
+/// The caller's app `name` with what it keeps (`apps: Read`; 404 for an unknown name).
+pub(crate) async fn get(st: &AppState, c: &Caller, name: &str) -> ApiResult<AppDetail> {
+    c.require(Resource::Apps, R)?;
+    let mut conn = st.db.conn().await?;
+    let r = apps::by_name(&mut conn, &c.org_id, name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("app", name))?;
+    Ok(detail(&mut conn, r).await?)
+}
+
+/// Creates an app of the caller's organization with a fresh client key. Checks in the
+/// API's order: the body (400), `apps: Create` (403), then in the transaction that saves
+/// it every deployment named known (400) and the name free (409 `item-exists`). Answers
+/// the app as saved, read in the same transaction.
+pub(crate) async fn create(st: &AppState, c: &Caller, b: &AppIn) -> ApiResult<AppDetail> {
+    let name = Name::parse("name", &b.name)?;
+    let label = text("label", &b.label, 1, 200)?;
+    check_max_builds(b.max_builds)?;
+    check_deployments(&b.deployments)?;
+    c.require(Resource::Apps, C)?;
+    let mut tx = st.db.tx().await?;
+    known_deployments(&mut tx, &c.org_id, &b.deployments).await?;
+    let id = insert_app(
+        st,
+        &mut tx,
+        &c.org_id,
+        name.as_str(),
+        &label,
+        b.max_builds.unwrap_or(5),
+        b.deployments.as_deref().unwrap_or_default(),
+    )
+    .await?;
+    let r = apps::by_id(&mut tx, &id).await?.ok_or_else(|| ApiError::internal("app vanished"))?;
+    let d = detail(&mut tx, r).await?;
+    tx.commit().await?;
+    Ok(d)
 }
 
 /// Changes an app's settings (absent fields stay); lowering `maxBuilds` rotates at once.
@@ -159,34 +228,4 @@ pub async fn rotate(c: &mut crate::store::Conn, app_id: &AppId) -> Result<(), sq
     let live: Vec<String> = live.into_iter().map(|l| format!("{l}/")).collect();
     crate::store::published::supersede_except(c, app_id, &live).await?;
     Ok(())
-}
-
-/// Creates an app of the caller's organization with a fresh client key. Checks in the API's
-/// order: the body (400), `apps: Create` (403), an unknown deployment (400), a taken name
-/// (409). Returns its id.
-pub(crate) async fn create(
-    st: &AppState,
-    c: &crate::caller::Caller,
-    b: &AppIn,
-) -> ApiResult<AppId> {
-    let name = Name::parse("name", &b.name)?;
-    let label = crate::names::text("label", &b.label, 1, 200)?;
-    check_max_builds(b.max_builds)?;
-    check_deployments(&b.deployments)?;
-    c.require(crate::perms::Resource::Apps, crate::perms::C)?;
-    let mut tx = st.db.tx().await?;
-    known_deployments(&mut tx, &c.org_id, &b.deployments).await?;
-    let deployments = b.deployments.clone().unwrap_or_default();
-    let id = insert_app(
-        st,
-        &mut tx,
-        &c.org_id,
-        name.as_str(),
-        &label,
-        b.max_builds.unwrap_or(5),
-        &deployments,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(id)
 }

@@ -46,8 +46,8 @@ pub async fn hello(st: &AppState, actor: &str, message: String, sweep: bool) -> 
         }),
     )
     .await?;
-    audit(st, actor, "hello", &name).await?;
-    Ok(name)
+    audit(st, actor, "hello", name.as_str()).await?;
+    Ok(name.into_string())
 }
 
 /// The version of the worker that last ran the test task; none before one did.

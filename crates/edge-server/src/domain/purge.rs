@@ -5,7 +5,7 @@
 
 use crate::depot;
 use crate::error::{ApiError, ApiResult};
-use crate::ids::{AppId, DeploymentId, OrgId};
+use crate::ids::{AppId, DeploymentId, OrgId, TaskId};
 use crate::state::AppState;
 use crate::store::{deployments, published, tasks, Conn};
 use crate::targets::TargetSpec;
@@ -63,7 +63,7 @@ pub(crate) async fn enqueue(
     app_name: Option<&str>,
     snap: Snapshot,
     reason: tasks::PurgeReason,
-) -> ApiResult<String> {
+) -> ApiResult<TaskId> {
     let sealed = st.data_key.seal(&serde_json::to_vec(&snap).map_err(ApiError::internal)?);
     let (name, _) = tasks::enqueue(
         c,
@@ -86,7 +86,7 @@ pub async fn enqueue_for_deployment(
     org_name: &str,
     d: &deployments::Deployment,
     spec: Option<TargetSpec>,
-) -> ApiResult<String> {
+) -> ApiResult<TaskId> {
     let rows = published::of_deployment(c, &d.id)
         .await?
         .into_iter()
@@ -105,7 +105,7 @@ pub async fn enqueue_for_app(
     org_name: &str,
     app_id: &AppId,
     app_name: &str,
-) -> ApiResult<String> {
+) -> ApiResult<TaskId> {
     let rows = published::of_app(c, app_id).await?;
     let mut snap = snapshot(st, c, org, rows, None).await?;
     snap.dirs = depot::app_keys(app_id);
@@ -120,7 +120,7 @@ pub async fn enqueue_for_org(
     org: &OrgId,
     org_name: &str,
     prune: bool,
-) -> ApiResult<Option<String>> {
+) -> ApiResult<Option<TaskId>> {
     let apps = crate::store::apps::ids_of_org(&mut *c, org).await?;
     let mut snap = Snapshot::default();
     let mut rows = Vec::new();

@@ -4,7 +4,7 @@
 
 use crate::caller::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::ids::AppId;
+use crate::ids::{AppId, TaskId};
 use crate::perms::{Resource, U, X};
 use crate::state::AppState;
 use crate::store::tasks::{self, DeployParams};
@@ -21,7 +21,7 @@ pub(crate) async fn rollback(
     c: &Caller,
     app: &str,
     build_id: i64,
-) -> ApiResult<String> {
+) -> ApiResult<TaskId> {
     c.require(Resource::Tasks, X)?;
     c.require(Resource::Apps, U)?;
     let mut tx = st.db.tx().await?;

@@ -1,12 +1,14 @@
 //! Subscriptions (webhooks and Slack): validation of the body (the target checked by the
-//! address guard) and creating one with its signing secret.
+//! address guard), creating one with its signing secret (shown once), and unsubscribing.
 
+use crate::caller::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::OrgId;
 use crate::names::Name;
+use crate::perms::{Resource, C, D};
 use crate::state::AppState;
 use crate::store::events::{EVENTS, TYPES};
-use crate::store::subscriptions;
+use crate::store::subscriptions::{self, Subscription};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::borrow::Cow;
@@ -220,4 +222,37 @@ pub(crate) async fn insert_subscription(
     )
     .await?;
     Ok((id, secret))
+}
+
+/// Subscribes the caller's organization: validates the body (400; the webhook target must
+/// be a public address unless the instance allows private ones), checks `subscriptions:
+/// Create` (403), and saves it with a fresh signing secret (409 `item-exists` for a taken
+/// name). Answers the subscription as saved and the secret, which is never shown again.
+pub(crate) async fn create(
+    st: &AppState,
+    c: &Caller,
+    b: SubscriptionIn,
+) -> ApiResult<(Subscription, String)> {
+    let v = validate_subscription(st, b).await?;
+    c.require(Resource::Subscriptions, C)?;
+    let mut tx = st.db.tx().await?;
+    let (id, secret) = insert_subscription(st, &mut tx, &c.org_id, &v).await?;
+    let r = subscriptions::by_id(&mut tx, &id)
+        .await?
+        .ok_or_else(|| ApiError::internal("subscription vanished"))?;
+    tx.commit().await?;
+    Ok((r, secret))
+}
+
+/// Unsubscribes the caller's subscription `name` (`subscriptions: Delete`; 404 for an
+/// unknown one): its deliveries not yet made are dropped with it.
+pub(crate) async fn delete(st: &AppState, c: &Caller, name: &str) -> ApiResult<()> {
+    c.require(Resource::Subscriptions, D)?;
+    let mut tx = st.db.tx().await?;
+    let r = subscriptions::by_name(&mut tx, &c.org_id, name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("subscription", name))?;
+    subscriptions::delete(&mut tx, &r.id).await?;
+    tx.commit().await?;
+    Ok(())
 }

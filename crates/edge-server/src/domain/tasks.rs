@@ -3,6 +3,7 @@
 
 use crate::caller::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::ids::TaskId;
 use crate::perms::{Resource, U, X};
 use crate::state::AppState;
 use crate::store::tasks::{self, TaskKind, TaskStatus};
@@ -11,11 +12,11 @@ use serde_json::{json, Value};
 
 /// Marks the warning of `org`'s task `name` as seen (409 when it has none). Needs
 /// `tasks: Update`.
-pub(crate) async fn acknowledge(st: &AppState, c: &Caller, name: &str) -> ApiResult<()> {
+pub(crate) async fn acknowledge(st: &AppState, c: &Caller, name: &TaskId) -> ApiResult<()> {
     c.require(Resource::Tasks, U)?;
     let t = tasks::get(&mut *st.db.conn().await?, Some(&c.org_id), name)
         .await?
-        .ok_or_else(|| ApiError::not_found("task", name))?;
+        .ok_or_else(|| ApiError::not_found("task", name.as_str()))?;
     let Some(mut w) = t
         .warning
         .as_deref()
@@ -32,11 +33,11 @@ pub(crate) async fn acknowledge(st: &AppState, c: &Caller, name: &str) -> ApiRes
 /// Gives up the upload-mode import whose `dltar` is `name`, waiting for its archive or
 /// receiving it (an upload cut off by a crash included): the task ends `expired`, the rest
 /// of its group is canceled. 409 for any other task. Needs `tasks: Update`.
-pub(crate) async fn expire(st: &AppState, c: &Caller, name: &str) -> ApiResult<()> {
+pub(crate) async fn expire(st: &AppState, c: &Caller, name: &TaskId) -> ApiResult<()> {
     c.require(Resource::Tasks, U)?;
     let t = tasks::get(&mut *st.db.conn().await?, Some(&c.org_id), name)
         .await?
-        .ok_or_else(|| ApiError::not_found("task", name))?;
+        .ok_or_else(|| ApiError::not_found("task", name.as_str()))?;
     let waiting = t.waits_for_upload();
     let upload = uploads::pending_of_task(&mut *st.db.conn().await?, &t.name).await?;
     match (waiting, upload) {
@@ -57,12 +58,12 @@ pub(crate) async fn expire(st: &AppState, c: &Caller, name: &str) -> ApiResult<(
 /// it (a retried upload import gets its upload URL back). 409 when it is not `error`, or
 /// when its build is older than the app's current one (unless it is a rollback's publish).
 /// Needs `tasks: Execute`.
-pub(crate) async fn retry(st: &AppState, c: &Caller, name: &str) -> ApiResult<()> {
+pub(crate) async fn retry(st: &AppState, c: &Caller, name: &TaskId) -> ApiResult<()> {
     c.require(Resource::Tasks, X)?;
     let mut tx = st.db.tx().await?;
     let t = tasks::get(&mut tx, Some(&c.org_id), name)
         .await?
-        .ok_or_else(|| ApiError::not_found("task", name))?;
+        .ok_or_else(|| ApiError::not_found("task", name.as_str()))?;
     if t.status != TaskStatus::Error {
         return Err(ApiError::conflict(
             "invalid-state",

@@ -1,8 +1,10 @@
-//! Trainings: one per app, created with the app's first trace or sequence.
+//! Trainings: one per app, created with the app's first trace or sequence; each trace
+//! counted towards the next sequencing run, queued once enough came (or at once by Process
+//! Traces).
 
 use crate::caller::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::ids::{AppId, OrgId};
+use crate::ids::{AppId, OrgId, TaskId};
 use crate::perms::{Resource, X};
 use crate::state::AppState;
 use crate::store::{apps, tasks, Conn};
@@ -23,7 +25,7 @@ pub async fn enqueue_sequencing(
     org_name: &str,
     app_id: &AppId,
     app_name: &str,
-) -> Result<Option<String>, sqlx::Error> {
+) -> Result<Option<TaskId>, sqlx::Error> {
     if tasks::mkseq_pending(c, app_id).await? {
         return Ok(None);
     }
@@ -49,12 +51,31 @@ pub async fn enqueue_sequencing(
     Ok(Some(name))
 }
 
+/// After a trace arrives: one more since the last sequence; `mkseq` queued when enough
+/// arrived and none is queued or running for the app. In the caller's transaction; answers
+/// the `mkseq` task's name when one was queued.
+pub async fn on_trace(
+    c: &mut Conn,
+    org_id: &OrgId,
+    org_name: &str,
+    app_id: &AppId,
+    app_name: &str,
+) -> Result<Option<TaskId>, sqlx::Error> {
+    ensure(c, org_id, app_id).await?;
+    crate::store::trainings::count_trace(c, app_id).await?;
+    let (since, reliable) = crate::store::trainings::counts(c, app_id).await?;
+    if since < reliable {
+        return Ok(None);
+    }
+    enqueue_sequencing(c, org_id, org_name, app_id, app_name).await
+}
+
 /// Process Traces: queues a sequencing run of `org`'s app `app` now, without waiting for
 /// enough new traces; answers the `mkseq` task's name. Needs `tasks: Execute`. 404: no such
 /// app; 409 `app-locked`: the app is in error state after a failed publish; 409
 /// `invalid-state`: it has no traces, no published build, or a `mkseq` is already queued or
 /// running.
-pub(crate) async fn process_traces(st: &AppState, c: &Caller, app: &str) -> ApiResult<String> {
+pub(crate) async fn process_traces(st: &AppState, c: &Caller, app: &str) -> ApiResult<TaskId> {
     c.require(Resource::Tasks, X)?;
     let mut tx = st.db.tx().await?;
     let (app_id, locked) = apps::lock_state(&mut tx, &c.org_id, app)

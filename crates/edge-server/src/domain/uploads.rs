@@ -1,10 +1,14 @@
-//! Upload-mode imports: expiring the ones whose upload never came (or that the publisher
+//! Upload-mode imports: the upload URL's claim while a request receives the archive
+//! ([`claim`]), and expiring the imports whose upload never came (or that the publisher
 //! expires), wherever their state short of done.
 
 use crate::depot;
+use crate::ids::TaskId;
 use crate::state::AppState;
 use crate::store::tasks;
 use serde_json::json;
+
+pub mod claim;
 
 /// Ends `dltar` upload tasks whose upload never came (exit code 9), cancelling their group.
 /// Time spent in maintenance mode does not count against an upload's lifetime: while it is
@@ -35,7 +39,7 @@ pub async fn expire_uploads(st: &AppState) -> Result<u64, sqlx::Error> {
 pub async fn expire_upload_task(
     st: &AppState,
     token_hash: &str,
-    task: &str,
+    task: &TaskId,
 ) -> Result<bool, sqlx::Error> {
     expire_upload(st, token_hash, task, None).await
 }
@@ -45,7 +49,7 @@ pub async fn expire_upload_task(
 pub(crate) async fn expire_upload(
     st: &AppState,
     token_hash: &str,
-    task: &str,
+    task: &TaskId,
     before: Option<i64>,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = st.db.tx().await?;

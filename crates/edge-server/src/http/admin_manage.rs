@@ -9,6 +9,7 @@ use crate::http::extract::JsonBody;
 use crate::http::orgs::{org_page, OrgCreated, OrgDeleted, OrgPage, OrgReply};
 use crate::http::reply::{ListParams, Reply, Success};
 use crate::http::tasks::{task_list, TaskPage, TaskReply, TaskState, TaskType};
+use crate::ids::TaskId;
 use crate::state::AppState;
 use crate::store::{orgs, tasks};
 use crate::util::rfc3339;
@@ -132,8 +133,9 @@ pub(super) async fn get_task(
     Path(name): Path<String>,
 ) -> ApiResult<Reply<TaskReply>> {
     let mut c = st.db.conn().await?;
-    let t =
-        tasks::get(&mut c, None, &name).await?.ok_or_else(|| ApiError::not_found("task", &name))?;
+    let t = tasks::get(&mut c, None, &TaskId::new(name.as_str()))
+        .await?
+        .ok_or_else(|| ApiError::not_found("task", &name))?;
     Ok(TaskReply::new(&t, true))
 }
 

@@ -4,14 +4,12 @@
 use super::extract::{JsonBody, ListQuery, ListSpec};
 use super::reply::{page, projected, FieldsParam, ListParams, Reply, Success};
 use crate::caller::Caller;
-use crate::domain::apps::{
-    check_deployments, check_max_builds, insert_app, known_deployments, update_app, AppIn,
-};
-use crate::error::{ApiError, ApiResult};
-use crate::names::{text, Name};
-use crate::perms::{Resource, C, D, R, U};
+use crate::domain::apps::change::AppChange;
+use crate::domain::apps::{self as apps_domain, AppDetail, AppIn};
+use crate::error::ApiResult;
+use crate::perms::{Resource, R};
 use crate::state::AppState;
-use crate::store::apps::{self, AppRow, KeptBuild, KeptPatch};
+use crate::store::apps::{self, KeptBuild, KeptPatch};
 use crate::util::rfc3339;
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;
@@ -133,14 +131,8 @@ impl BuildPatch {
 
 impl AppView {
     /// The app with its builds and patches; `show_key` adds its client key.
-    async fn of(
-        st: &AppState,
-        c: &mut crate::store::Conn,
-        r: &AppRow,
-        show_key: bool,
-    ) -> ApiResult<AppView> {
-        let builds = apps::kept_builds(&mut *c, &r.id).await?;
-        let patches = apps::kept_patches(&mut *c, &r.id).await?;
+    fn of(st: &AppState, d: &AppDetail, show_key: bool) -> AppView {
+        let (r, builds, patches) = (&d.app, &d.builds, &d.patches);
         let size: i64 = builds.iter().map(|b| b.image_bytes).sum::<i64>()
             + patches.iter().map(|p| p.size_bytes).sum::<i64>();
         let client_key = show_key.then(|| {
@@ -149,7 +141,7 @@ impl AppView {
                 .and_then(|k| st.data_key.open(k))
                 .and_then(|b| String::from_utf8(b).ok())
         });
-        Ok(AppView {
+        AppView {
             name: r.name.clone(),
             label: r.label.clone(),
             max_builds: r.max_builds,
@@ -168,7 +160,7 @@ impl AppView {
             client_key,
             created: rfc3339(r.created),
             updated: rfc3339(r.updated),
-        })
+        }
     }
 }
 
@@ -208,26 +200,8 @@ async fn post_app(
     State(st): State<Arc<AppState>>,
     JsonBody(b): JsonBody<AppIn>,
 ) -> ApiResult<Reply<AppReply>> {
-    let name = Name::parse("name", &b.name)?;
-    let label = text("label", &b.label, 1, 200)?;
-    check_max_builds(b.max_builds)?;
-    check_deployments(&b.deployments)?;
-    c.require(Resource::Apps, C)?;
-    let mut tx = st.db.tx().await?;
-    known_deployments(&mut tx, &c.org_id, &b.deployments).await?;
-    let id = insert_app(
-        &st,
-        &mut tx,
-        &c.org_id,
-        name.as_str(),
-        &label,
-        b.max_builds.unwrap_or(5),
-        &b.deployments.unwrap_or_default(),
-    )
-    .await?;
-    let r = apps::by_id(&mut tx, &id).await?.ok_or_else(|| ApiError::internal("app vanished"))?;
-    let v = AppView::of(&st, &mut tx, &r, c.perms.has(Resource::Keys, R)).await?;
-    tx.commit().await?;
+    let d = apps_domain::create(&st, &c, &b).await?;
+    let v = AppView::of(&st, &d, c.perms.has(Resource::Keys, R));
     Ok(AppReply::new(projected(&v, None)?))
 }
 
@@ -269,8 +243,9 @@ async fn list_apps(
             let mut conn = st.db.conn().await?;
             let rows = apps::list(&mut conn, &c.org_id).await?;
             let mut all = Vec::new();
-            for r in &rows {
-                all.push(AppView::of(&st, &mut conn, r, show_key).await?);
+            for r in rows {
+                let d = apps_domain::detail(&mut conn, r).await?;
+                all.push(AppView::of(&st, &d, show_key));
             }
             if let Ok(v) = serde_json::to_value(&all) {
                 st.read_cache_put(cache_key, &v, epoch);
@@ -297,12 +272,8 @@ async fn get_app(
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Reply<AppReply>> {
-    c.require(Resource::Apps, R)?;
-    let mut conn = st.db.conn().await?;
-    let r = apps::by_name(&mut conn, &c.org_id, &name)
-        .await?
-        .ok_or_else(|| ApiError::not_found("app", &name))?;
-    let v = AppView::of(&st, &mut conn, &r, c.perms.has(Resource::Keys, R)).await?;
+    let d = apps_domain::get(&st, &c, &name).await?;
+    let v = AppView::of(&st, &d, c.perms.has(Resource::Keys, R));
     Ok(AppReply::new(projected(&v, raw.as_deref())?))
 }
 
@@ -334,29 +305,14 @@ async fn patch_app(
     State(st): State<Arc<AppState>>,
     JsonBody(b): JsonBody<AppPatch>,
 ) -> ApiResult<Reply<AppReply>> {
-    let label = b.label.as_deref().map(|l| text("label", l, 1, 200)).transpose()?;
-    check_max_builds(b.max_builds)?;
-    check_deployments(&b.deployments)?;
-    c.require(Resource::Apps, U)?;
-    let mut tx = st.db.tx().await?;
-    known_deployments(&mut tx, &c.org_id, &b.deployments).await?;
-    if !update_app(
-        &mut tx,
-        &c.org_id,
-        &b.name,
-        label.as_deref(),
-        b.max_builds,
-        b.deployments.as_deref(),
-    )
-    .await?
-    {
-        return Err(ApiError::not_found("app", &b.name));
-    }
-    let r = apps::by_name(&mut tx, &c.org_id, &b.name)
-        .await?
-        .ok_or_else(|| ApiError::not_found("app", &b.name))?;
-    let v = AppView::of(&st, &mut tx, &r, c.perms.has(Resource::Keys, R)).await?;
-    tx.commit().await?;
+    let change = AppChange {
+        name: b.name,
+        label: b.label,
+        max_builds: b.max_builds,
+        deployments: b.deployments,
+    };
+    let d = apps_domain::change::update(&st, &c, change).await?;
+    let v = AppView::of(&st, &d, c.perms.has(Resource::Keys, R));
     Ok(AppReply::new(projected(&v, None)?))
 }
 
@@ -388,24 +344,12 @@ async fn delete_app(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Reply<AppDeleted>> {
     let force = super::extract::flag_query(raw.as_deref(), "force")?;
-    c.require(Resource::Apps, D)?;
-    let mut tx = st.db.tx().await?;
-    let r = apps::by_name(&mut tx, &c.org_id, &name)
-        .await?
-        .ok_or_else(|| ApiError::not_found("app", &name))?;
-    if r.active > 0 && !force {
-        return Err(ApiError::conflict(
-            "invalid-state",
-            "a pipeline is running for this app; use force=true to cancel it",
-        ));
-    }
-    apps::cancel_tasks(&mut tx, &r.id).await?;
-    let task =
-        crate::domain::purge::enqueue_for_app(&st, &mut tx, &c.org_id, &c.org_name, &r.id, &name)
-            .await?;
-    apps::delete(&mut tx, &r.id).await?;
-    tx.commit().await?;
-    Ok(Reply(AppDeleted { status: Success, message: "app deleted".into(), task_name: task }))
+    let task = apps_domain::delete::delete(&st, &c, &name, force).await?;
+    Ok(Reply(AppDeleted {
+        status: Success,
+        message: "app deleted".into(),
+        task_name: task.into_string(),
+    }))
 }
 
 /// The app's new client key.
@@ -429,14 +373,7 @@ async fn rotate_client_key(
     State(st): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> ApiResult<Reply<ClientKeyReply>> {
-    c.require(Resource::Keys, U)?;
-    let key = format!("ck_{}", crate::util::random_token());
-    let mut tx = st.db.tx().await?;
-    if !apps::set_client_key(&mut tx, &c.org_id, &name, &st.data_key.seal(key.as_bytes())).await? {
-        return Err(ApiError::not_found("app", &name));
-    }
-    tx.commit().await?;
-    tracing::info!(org = %c.org_name, app = %name, "client key rotated");
+    let key = apps_domain::client_key::rotate(&st, &c, &name).await?;
     Ok(Reply(ClientKeyReply { status: Success, client_key: key }))
 }
 

@@ -4,24 +4,22 @@
 use super::extract::JsonBody;
 use super::reply::{Reply, Success};
 use crate::caller::Caller;
-use crate::error::{ApiError, ApiResult};
-use crate::names::{text, Name};
-use crate::perms::{Resource, U};
+use crate::domain::imports::{self, ImportRequest};
+use crate::error::ApiResult;
 use crate::state::AppState;
-use crate::store::{tasks, uploads};
-use crate::util::{now_ms, random_token, rfc3339, sha256_hex};
+use crate::util::rfc3339;
 use axum::extract::State;
 use axum::routing::{post, put};
 use axum::Router;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 use utoipa::ToSchema;
 
 #[path = "builds_upload.rs"]
 mod upload;
-pub use upload::UPLOAD_IDLE;
+pub use crate::domain::uploads::claim::UPLOAD_IDLE;
 
 /// Routes of this module.
 pub fn router() -> Router<Arc<AppState>> {
@@ -29,14 +27,6 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/be/v1/builds", post(post_build))
         .route("/be/v1/uploads/{token}", put(upload::put_upload))
 }
-
-/// The pipeline steps after `dltar`, in order.
-const STEPS: [tasks::Payload; 4] = [
-    tasks::Payload::Mkraw,
-    tasks::Payload::Mkdxf,
-    tasks::Payload::Mkpat,
-    tasks::DeployParams::PUBLISH,
-];
 
 /// The Import Build body. With `url`, Edge downloads the archive itself; without it, the
 /// answer holds a one-time URL the client uploads the archive to.
@@ -50,7 +40,8 @@ struct BuildIn {
     #[schema(min_length = 1, max_length = 100)]
     build_name: Option<String>,
     /// Where Edge downloads the archive (a tar); absent or null: the client uploads it.
-    // JSON here: `parse_url` reads it, with error messages that name the exact field.
+    // JSON here: `domain::imports::url` reads it, with error messages that name the exact
+    // field.
     #[schema(value_type = Option<ImportUrlIn>)]
     url: Option<Value>,
     /// The archive's size in bytes, when known: an upload of another size is refused
@@ -94,93 +85,6 @@ struct ImportUrlObject {
     sha256: Option<String>,
 }
 
-/// A validated import URL: href, headers, sha256.
-struct ImportUrl {
-    href: String,
-    headers: Map<String, Value>,
-    sha256: Option<String>,
-}
-
-fn parse_href(field: &str, v: &Value) -> ApiResult<String> {
-    let s =
-        v.as_str().ok_or_else(|| ApiError::invalid(field, format!("{field} must be a string")))?;
-    let ok = reqwest::Url::parse(s)
-        .map(|u| (u.scheme() == "http" || u.scheme() == "https") && u.host_str().is_some())
-        .unwrap_or(false);
-    if !ok || s.len() > 8192 {
-        return Err(ApiError::invalid(field, format!("{field} must be an http or https URL")));
-    }
-    Ok(s.to_string())
-}
-
-fn parse_url(v: &Value) -> ApiResult<ImportUrl> {
-    match v {
-        Value::String(_) => {
-            Ok(ImportUrl { href: parse_href("url", v)?, headers: Map::new(), sha256: None })
-        }
-        Value::Object(o) => {
-            if let Some(k) = o.keys().find(|k| !["href", "headers", "sha256"].contains(&k.as_str()))
-            {
-                return Err(ApiError::invalid(
-                    &format!("url.{k}"),
-                    format!("unknown field 'url.{k}'"),
-                ));
-            }
-            let href = parse_href("url.href", o.get("href").unwrap_or(&Value::Null))?;
-            let mut headers = Map::new();
-            match o.get("headers") {
-                None | Some(Value::Null) => {}
-                Some(Value::Object(h)) => {
-                    for (k, v) in h {
-                        let lk = k.to_ascii_lowercase();
-                        if ["host", "content-length", "transfer-encoding", "connection"]
-                            .contains(&lk.as_str())
-                        {
-                            return Err(ApiError::invalid(
-                                "url.headers",
-                                format!("header '{k}' may not be set"),
-                            ));
-                        }
-                        let valid_name = !k.is_empty()
-                            && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
-                        let val =
-                            v.as_str().filter(|s| s.len() <= 8192 && !s.contains(['\r', '\n']));
-                        match (valid_name, val) {
-                            (true, Some(val)) => {
-                                headers.insert(k.clone(), json!(val));
-                            }
-                            _ => {
-                                return Err(ApiError::invalid(
-                                    "url.headers",
-                                    format!(
-                                        "header '{k}' must be a valid name with a string value"
-                                    ),
-                                ))
-                            }
-                        }
-                    }
-                }
-                Some(_) => {
-                    return Err(ApiError::invalid("url.headers", "url.headers must be an object"))
-                }
-            }
-            let sha256 = match o.get("sha256") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(s))
-                    if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) =>
-                {
-                    Some(s.to_lowercase())
-                }
-                Some(_) => {
-                    return Err(ApiError::invalid("url.sha256", "url.sha256 must be 64 hex digits"))
-                }
-            };
-            Ok(ImportUrl { href, headers, sha256 })
-        }
-        _ => Err(ApiError::invalid("url", "url must be a string or an import URL object")),
-    }
-}
-
 /// The tasks an import started, and in upload mode where to send the archive.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -214,90 +118,20 @@ async fn post_build(
     State(st): State<Arc<AppState>>,
     JsonBody(b): JsonBody<BuildIn>,
 ) -> ApiResult<Reply<BuildImported>> {
-    Name::parse("appName", &b.app_name)?;
-    let build_name = b.build_name.as_deref().map(|n| text("buildName", n, 1, 100)).transpose()?;
-    let url = b.url.as_ref().filter(|v| !v.is_null()).map(parse_url).transpose()?;
-    if b.size.is_some_and(|s| s > st.cfg.upload_max_bytes) {
-        return Err(ApiError::too_large("size is over the build size limit"));
-    }
-    c.require(Resource::Apps, U)?;
-    let mut tx = st.db.tx().await?;
-    let (app_id, locked) = crate::store::apps::lock_state(&mut tx, &c.org_id, &b.app_name)
-        .await?
-        .ok_or_else(|| ApiError::not_found("app", &b.app_name))?;
-    if locked {
-        return Err(ApiError::conflict(
-            "app-locked",
-            "the app is in error state after a failed publish; fix it and retry the task first",
-        ));
-    }
-    if url.is_none() && uploads::waiting_count(&mut tx, &app_id).await? >= 4 {
-        return Err(ApiError::conflict(
-            "invalid-state",
-            "this app already has 4 uploads waiting; use or expire them first",
-        ));
-    }
-    let group = crate::util::new_id("g");
-    let mut params = tasks::DltarParams::upload(b.size);
-    if let Some(u) = &url {
-        params.mode = tasks::ImportMode::Url;
-        params.url = Some(u.href.clone());
-        params.sha256 = u.sha256.clone();
-        if !u.headers.is_empty() {
-            // Import headers often carry credentials: sealed at rest like every secret.
-            params.headers_sealed =
-                Some(st.data_key.seal(Value::Object(u.headers.clone()).to_string().as_bytes()));
-        }
-    }
-    let base = tasks::NewTask {
-        org_id: Some(c.org_id.clone()),
-        org_name: Some(c.org_name.clone()),
-        group: Some(group.clone()),
-        app_id: Some(app_id.clone()),
-        app_name: Some(b.app_name.clone()),
-        build_name: build_name.clone(),
-        ..tasks::NewTask::of(params)
+    let req =
+        ImportRequest { app_name: b.app_name, build_name: b.build_name, url: b.url, size: b.size };
+    let done = imports::import(&st, &c, req).await?;
+    let (upload_url, upload_expires) = match done.upload {
+        Some(u) => (Some(u.url), Some(rfc3339(u.expires))),
+        None => (None, None),
     };
-    let (dl, _) = tasks::enqueue(
-        &mut tx,
-        tasks::NewTask {
-            step: 1,
-            run_after: if url.is_some() { 0 } else { i64::MAX },
-            ..base.clone()
-        },
-    )
-    .await?;
-    for (k, step) in STEPS.iter().enumerate() {
-        tasks::enqueue(
-            &mut tx,
-            tasks::NewTask { payload: step.clone(), step: k as i64 + 2, ..base.clone() },
-        )
-        .await?;
-    }
-    let mut out = BuildImported {
+    Ok(Reply(BuildImported {
         status: Success,
-        task_name: dl.clone(),
-        task_group: group,
-        upload_url: None,
-        upload_expires: None,
-    };
-    if url.is_none() {
-        let token = random_token();
-        let expires = now_ms() + st.cfg.upload_ttl as i64 * 1000;
-        let upload = uploads::NewUpload {
-            token_hash: sha256_hex(token.as_bytes()),
-            task: &dl,
-            org_id: &c.org_id,
-            app_id: &app_id,
-            expires,
-            size_expected: b.size.map(|s| s as i64),
-        };
-        uploads::insert(&mut tx, upload).await?;
-        out.upload_url = Some(format!("{}/be/v1/uploads/{token}", st.public_url));
-        out.upload_expires = Some(rfc3339(expires));
-    }
-    tx.commit().await?;
-    Ok(Reply(out))
+        task_name: done.task_name.into_string(),
+        task_group: done.task_group,
+        upload_url,
+        upload_expires,
+    }))
 }
 
 /// The operations of this module, for `/openapi.json`.

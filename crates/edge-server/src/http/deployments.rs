@@ -323,7 +323,7 @@ async fn delete_deployment(
     Ok(Reply(DeploymentDeleted {
         status: Success,
         message: "deployment deleted".into(),
-        task_name: task,
+        task_name: task.into_string(),
     }))
 }
 

@@ -5,10 +5,10 @@ use super::extract::{JsonBody, ListQuery, ListSpec};
 use super::reply::{page, projected, FieldsParam, ListParams, Message, Reply, Success};
 use crate::caller::Caller;
 use crate::domain::subscriptions::{
-    insert_subscription, validate_subscription, FilterIn, SubscriptionIn, SubscriptionKind,
+    self as subscriptions_domain, FilterIn, SubscriptionIn, SubscriptionKind,
 };
 use crate::error::{ApiError, ApiResult};
-use crate::perms::{Resource, C, D, R};
+use crate::perms::{Resource, R};
 use crate::state::AppState;
 use crate::store::events::{EVENTS, TYPES};
 use crate::store::subscriptions::{self, Subscription};
@@ -141,14 +141,7 @@ async fn post_subscription(
     State(st): State<Arc<AppState>>,
     JsonBody(b): JsonBody<SubscriptionIn>,
 ) -> ApiResult<Reply<SubscriptionCreated>> {
-    let v = validate_subscription(&st, b).await?;
-    c.require(Resource::Subscriptions, C)?;
-    let mut tx = st.db.tx().await?;
-    let (id, secret) = insert_subscription(&st, &mut tx, &c.org_id, &v).await?;
-    let r = subscriptions::by_id(&mut tx, &id)
-        .await?
-        .ok_or_else(|| ApiError::internal("subscription vanished"))?;
-    tx.commit().await?;
+    let (r, secret) = subscriptions_domain::create(&st, &c, b).await?;
     Ok(Reply(SubscriptionCreated {
         status: Success,
         subscription: SubscriptionView::of(&r),
@@ -213,14 +206,7 @@ async fn delete_subscription(
     State(st): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> ApiResult<Reply<Message>> {
-    c.require(Resource::Subscriptions, D)?;
-    let mut tx = st.db.tx().await?;
-    let r = subscriptions::by_name(&mut tx, &c.org_id, &name)
-        .await?
-        .ok_or_else(|| ApiError::not_found("subscription", &name))?;
-    // Unsubscribe: queued deliveries go with it.
-    subscriptions::delete(&mut tx, &r.id).await?;
-    tx.commit().await?;
+    subscriptions_domain::delete(&st, &c, &name).await?;
     Ok(Message::new("unsubscribed"))
 }
 

@@ -6,7 +6,7 @@ use super::reply::{page, ListParams, Page, Reply, Success};
 use crate::caller::Caller;
 use crate::domain::tasks as task_rules;
 use crate::error::{ApiError, ApiResult};
-use crate::ids::OrgId;
+use crate::ids::{OrgId, TaskId};
 use crate::perms::{Resource, R};
 use crate::state::AppState;
 use crate::store::tasks::TaskStatus;
@@ -186,7 +186,7 @@ async fn get_task(
 ) -> ApiResult<Reply<TaskReply>> {
     c.require(Resource::Tasks, R)?;
     let mut conn = st.db.conn().await?;
-    let t = tasks::get(&mut conn, Some(&c.org_id), &name)
+    let t = tasks::get(&mut conn, Some(&c.org_id), &TaskId::new(name.as_str()))
         .await?
         .ok_or_else(|| ApiError::not_found("task", &name))?;
     Ok(TaskReply::new(&t, false))
@@ -222,14 +222,15 @@ async fn patch_task(
     if ack == exp {
         return Err(ApiError::bad_request("give exactly one of acknowledge: true or expire: true"));
     }
+    let name = TaskId::new(b.task_name);
     if ack {
-        task_rules::acknowledge(&st, &c, &b.task_name).await?;
+        task_rules::acknowledge(&st, &c, &name).await?;
     } else {
-        task_rules::expire(&st, &c, &b.task_name).await?;
+        task_rules::expire(&st, &c, &name).await?;
     }
-    let t = tasks::get(&mut *st.db.conn().await?, Some(&c.org_id), &b.task_name)
+    let t = tasks::get(&mut *st.db.conn().await?, Some(&c.org_id), &name)
         .await?
-        .ok_or_else(|| ApiError::not_found("task", &b.task_name))?;
+        .ok_or_else(|| ApiError::not_found("task", name.as_str()))?;
     Ok(TaskReply::new(&t, false))
 }
 
@@ -279,8 +280,8 @@ pub struct TriggerReply {
 }
 
 impl TriggerReply {
-    fn new(task_name: String) -> Reply<TriggerReply> {
-        Reply(TriggerReply { status: Success, task_name })
+    fn new(task: TaskId) -> Reply<TriggerReply> {
+        Reply(TriggerReply { status: Success, task_name: task.into_string() })
     }
 }
 
@@ -314,6 +315,7 @@ async fn trigger(
             let name = b
                 .task_name
                 .clone()
+                .map(TaskId::new)
                 .ok_or_else(|| ApiError::invalid("taskName", "missing field 'taskName'"))?;
             if b.app_name.is_some() || b.force.is_some() || b.build_id.is_some() {
                 return Err(ApiError::bad_request("retry takes only taskName"));

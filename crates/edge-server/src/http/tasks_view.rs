@@ -82,7 +82,7 @@ impl TaskView {
     /// The wire object of a task row; `with_org` adds `orgName` (the admin API).
     pub fn of(t: &Task, with_org: bool) -> TaskView {
         TaskView {
-            task_name: t.name.clone(),
+            task_name: t.name.to_string(),
             kind: t.kind.as_str(),
             task_group: t.group.clone(),
             app_name: t.app_name.clone(),

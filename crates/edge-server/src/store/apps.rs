@@ -1,7 +1,7 @@
 //! Apps: settings, client keys, the current build, and what the pipeline reads of them.
 
 use super::Conn;
-use crate::ids::{AppId, OrgId};
+use crate::ids::{AppId, OrgId, TaskId};
 use crate::util::{new_id, now_ms};
 
 /// An app as the API shows it, with the counts that make `processing` and `exporting`.
@@ -287,7 +287,11 @@ pub async fn take_build_id(c: &mut Conn, app_id: &AppId) -> Result<i64, sqlx::Er
 
 /// Locks the app after task `task` failed to publish (the API shows `error` until a
 /// build is made current again).
-pub async fn lock_on_failure(c: &mut Conn, app_id: &AppId, task: &str) -> Result<(), sqlx::Error> {
+pub async fn lock_on_failure(
+    c: &mut Conn,
+    app_id: &AppId,
+    task: &TaskId,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE apps SET error = 1, error_task = $1, updated = $2 WHERE id = $3")
         .bind(task)
         .bind(now_ms())

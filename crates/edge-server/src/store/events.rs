@@ -2,7 +2,7 @@
 //! here, in the transaction of the change, and one delivery per matching subscription.
 
 use super::Conn;
-use crate::ids::OrgId;
+use crate::ids::{OrgId, TaskId};
 use crate::util::{new_seq_id, now_ms, rfc3339};
 use serde_json::{json, Value};
 
@@ -55,7 +55,7 @@ struct EventTask {
 }
 
 /// Writes the event `event` of task `task` (its state as of now) and fans it out.
-pub async fn emit(c: &mut Conn, task: &str, event: &str) -> Result<(), sqlx::Error> {
+pub async fn emit(c: &mut Conn, task: &TaskId, event: &str) -> Result<(), sqlx::Error> {
     let Some(t) = sqlx::query_as::<_, EventTask>(
         "SELECT name, org_id, org_name, type, task_group, app_name, build_name, build_id, exception, result FROM tasks WHERE name = $1",
     )

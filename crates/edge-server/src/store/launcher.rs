@@ -2,7 +2,7 @@
 //! it, and which deployment holds a published image.
 
 use super::Conn;
-use crate::ids::{AppId, DeploymentId, OrgId};
+use crate::ids::{AppId, BuildId, DeploymentId, OrgId};
 use crate::util::now_ms;
 
 /// A launcher session with its org's and app's names.
@@ -11,7 +11,7 @@ pub struct SessionRow {
     pub id: String,
     pub org_id: OrgId,
     pub app_id: AppId,
-    pub build_id: i64,
+    pub build_id: BuildId,
     pub dxf_name: String,
     pub trace_id: Option<String>,
     pub expires: i64,
@@ -42,7 +42,7 @@ pub struct LauncherApp {
     /// JSON array of deployment names.
     pub deployments: String,
     pub client_key_sealed: Option<String>,
-    pub i_cur_build: Option<i64>,
+    pub i_cur_build: Option<BuildId>,
     pub public_key_pem: Option<String>,
 }
 
@@ -62,7 +62,7 @@ pub async fn app(c: &mut Conn, org: &str, app: &str) -> Result<Option<LauncherAp
 pub async fn image_of(
     c: &mut Conn,
     app_id: &AppId,
-    build_id: i64,
+    build_id: BuildId,
 ) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT dxf_name FROM builds WHERE app_id = $1 AND build_id = $2 AND status IN ('current', 'retained') AND dxf_name IS NOT NULL",
@@ -78,7 +78,7 @@ pub struct NewSession<'a> {
     pub id: &'a str,
     pub org_id: &'a OrgId,
     pub app_id: &'a AppId,
-    pub build_id: i64,
+    pub build_id: BuildId,
     pub dxf_name: &'a str,
     pub token_hash: String,
     pub client: &'a str,

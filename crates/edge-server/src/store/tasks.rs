@@ -3,7 +3,7 @@
 
 use super::Conn;
 use crate::db::{Backend, Db};
-use crate::ids::{AppId, OrgId};
+use crate::ids::{AppId, OrgId, TaskId};
 use crate::util::{new_id, now_ms};
 use serde_json::{json, Value};
 
@@ -16,7 +16,7 @@ pub use super::task_types::{TaskKind, TaskStatus};
 /// A task row.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Task {
-    pub name: String,
+    pub name: TaskId,
     pub org_id: Option<OrgId>,
     pub org_name: Option<String>,
     /// The task type (`type` is a keyword in Rust).
@@ -109,8 +109,8 @@ impl NewTask {
 }
 
 /// Inserts a `submitted` task in the caller's transaction; returns (name, group).
-pub async fn enqueue(c: &mut Conn, t: NewTask) -> Result<(String, String), sqlx::Error> {
-    let name = new_id("t");
+pub async fn enqueue(c: &mut Conn, t: NewTask) -> Result<(TaskId, String), sqlx::Error> {
+    let name = TaskId::new(new_id("t"));
     let group = t.group.unwrap_or_else(|| new_id("g"));
     let params = t.payload.to_json().map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     sqlx::query(
@@ -144,7 +144,7 @@ const COLS: &str = "name, org_id, org_name, type, task_group, app_id, app_name, 
 pub async fn get(
     c: &mut Conn,
     org: Option<&OrgId>,
-    name: &str,
+    name: &TaskId,
 ) -> Result<Option<Task>, sqlx::Error> {
     match org {
         Some(o) => {
@@ -365,7 +365,7 @@ pub async fn set_group_build(c: &mut Conn, group: &str, build_id: i64) -> Result
 /// Ends a task that no worker holds (upload completion, expiry) with `status`.
 pub async fn end_unleased(
     c: &mut Conn,
-    name: &str,
+    name: &TaskId,
     status: &str,
     result: Option<&Value>,
     exception: Option<&Value>,
@@ -401,7 +401,7 @@ pub async fn end_unleased(
 /// Sets a task's warning.
 pub async fn set_warning(
     c: &mut Conn,
-    name: &str,
+    name: &TaskId,
     warning: Option<&Value>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE tasks SET warning = $1 WHERE name = $2")
@@ -422,7 +422,7 @@ pub async fn retry(c: &mut Conn, t: &Task) -> Result<(), sqlx::Error> {
     .bind(&t.name)
     .execute(&mut *c)
     .await?;
-    let revived: Vec<String> = sqlx::query_scalar(
+    let revived: Vec<TaskId> = sqlx::query_scalar(
         "SELECT name FROM tasks WHERE task_group = $1 AND status = 'canceled' ORDER BY step",
     )
     .bind(&t.group)
@@ -450,7 +450,7 @@ pub async fn retry(c: &mut Conn, t: &Task) -> Result<(), sqlx::Error> {
 /// the lease is no longer ours (taken over after expiry).
 pub async fn renew(
     db: &Db,
-    name: &str,
+    name: &TaskId,
     owner: &str,
     lease_s: u64,
     progress: f64,
@@ -483,7 +483,7 @@ pub struct Outcome {
 /// finds what this run staged by it.
 pub async fn finish(
     c: &mut Conn,
-    name: &str,
+    name: &TaskId,
     owner: &str,
     o: &Outcome,
 ) -> Result<bool, sqlx::Error> {

@@ -3,7 +3,7 @@
 
 use super::Conn;
 use crate::db::Db;
-use crate::ids::{AppId, OrgId};
+use crate::ids::{AppId, BuildId, OrgId};
 
 /// Ids of the app's newest `limit` traces, newest first.
 pub async fn newest(db: &Db, app_id: &AppId, limit: i64) -> Result<Vec<String>, sqlx::Error> {
@@ -21,7 +21,7 @@ pub struct NewTrace<'a> {
     pub id: &'a str,
     pub org_id: &'a OrgId,
     pub app_id: &'a AppId,
-    pub build_id: i64,
+    pub build_id: BuildId,
     pub session_id: &'a str,
     pub events: i64,
     pub bytes: i64,

@@ -9,13 +9,13 @@
 //! works whatever its state short of `done`; a receiver that lost its claim stops.
 
 use super::Conn;
-use crate::ids::{AppId, OrgId};
+use crate::ids::{AppId, OrgId, TaskId};
 use crate::util::now_ms;
 
 /// The row of a token, as the upload handler checks it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Upload {
-    pub task_name: String,
+    pub task_name: TaskId,
     pub app_id: AppId,
     pub expires: i64,
     pub size_expected: Option<i64>,
@@ -130,7 +130,7 @@ pub async fn reset_expired_claims(c: &mut Conn) -> Result<u64, sqlx::Error> {
 }
 
 /// The token of the upload of `task` that has not completed or expired.
-pub async fn pending_of_task(c: &mut Conn, task: &str) -> Result<Option<String>, sqlx::Error> {
+pub async fn pending_of_task(c: &mut Conn, task: &TaskId) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT token_hash FROM uploads WHERE task_name = $1 AND state IN ('waiting', 'receiving')",
     )
@@ -167,7 +167,7 @@ pub async fn expire(
 }
 
 /// Gives the upload of a retried task its URL back (a claim cut off stays no more).
-pub async fn reopen_for_task(c: &mut Conn, task: &str) -> Result<(), sqlx::Error> {
+pub async fn reopen_for_task(c: &mut Conn, task: &TaskId) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE uploads SET state = 'waiting', bytes = 0, receiver = NULL, lease_until = NULL WHERE task_name = $1 AND state = 'receiving'",
     )
@@ -202,7 +202,7 @@ pub async fn waiting_count(c: &mut Conn, app_id: &AppId) -> Result<i64, sqlx::Er
 /// A new upload URL, waiting.
 pub struct NewUpload<'a> {
     pub token_hash: String,
-    pub task: &'a str,
+    pub task: &'a TaskId,
     pub org_id: &'a OrgId,
     pub app_id: &'a AppId,
     pub expires: i64,
@@ -230,7 +230,7 @@ pub async fn insert(c: &mut Conn, u: NewUpload<'_>) -> Result<(), sqlx::Error> {
 pub async fn expired_waiting(
     c: &mut Conn,
     cutoff: i64,
-) -> Result<Vec<(String, String)>, sqlx::Error> {
+) -> Result<Vec<(String, TaskId)>, sqlx::Error> {
     sqlx::query_as(
         "SELECT token_hash, task_name FROM uploads WHERE state = 'waiting' AND expires < $1",
     )

@@ -6,6 +6,7 @@ use super::target_of;
 use crate::caller::Caller;
 use crate::domain::purge;
 use crate::error::{ApiError, ApiResult};
+use crate::ids::TaskId;
 use crate::perms::{Resource, D};
 use crate::state::AppState;
 use crate::store::deployments as store;
@@ -13,7 +14,7 @@ use crate::store::deployments as store;
 /// Deletes the caller's deployment `name` (`deployments: Delete`) and queues the purge of
 /// what was published to it, in the same transaction; returns the purge task's name. 409
 /// `item-in-use` while apps name it in their `deployments`.
-pub(crate) async fn delete(st: &AppState, c: &Caller, name: &str) -> ApiResult<String> {
+pub(crate) async fn delete(st: &AppState, c: &Caller, name: &str) -> ApiResult<TaskId> {
     c.require(Resource::Deployments, D)?;
     let mut tx = st.db.tx().await?;
     let d = store::get(&mut tx, &c.org_id, name)
