@@ -55,9 +55,65 @@ function filler(input) {
   });
 }
 
+// The upload form (data-upload="URL"): asks URL for an import, then sends the picked or
+// dropped file to the upload path it answers, showing the progress.
+function uploader(form) {
+  const file = form.querySelector("input[type=file]");
+  const bar = form.querySelector("progress");
+  const status = form.querySelector("[role=status]");
+  const drop = form.querySelector(".drop");
+  if (drop) {
+    drop.addEventListener("dragover", (ev) => { ev.preventDefault(); drop.classList.add("over"); });
+    drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+    drop.addEventListener("drop", (ev) => {
+      ev.preventDefault();
+      drop.classList.remove("over");
+      if (ev.dataTransfer.files.length) { file.files = ev.dataTransfer.files; }
+    });
+  }
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = file.files[0];
+    if (!f) { return; }
+    const body = new URLSearchParams();
+    body.set("_csrf", form.querySelector("input[name=_csrf]").value);
+    body.set("build_name", form.querySelector("input[name=build_name]").value);
+    body.set("size", String(f.size));
+    status.textContent = "starting the import…";
+    const r = await fetch(form.dataset.upload, { method: "POST", body, credentials: "same-origin" });
+    if (!r.ok) {
+      const page = new DOMParser().parseFromString(await r.text(), "text/html");
+      const e = page.getElementById("error");
+      status.textContent = "refused: " + (e ? e.textContent.trim() : r.status);
+      return;
+    }
+    const imp = await r.json();
+    const xhr = new XMLHttpRequest();
+    xhr.open("PUT", imp.uploadPath);
+    xhr.upload.addEventListener("progress", (p) => {
+      if (p.lengthComputable) {
+        bar.value = Math.round(p.loaded * 100 / p.total);
+        status.textContent = bar.value + " % sent";
+      }
+    });
+    xhr.addEventListener("load", () => {
+      if (xhr.status === 200) {
+        bar.value = 100;
+        status.textContent = "uploaded: the pipeline below takes it from here";
+      } else {
+        status.textContent = "the upload failed (" + xhr.status + "): " + xhr.responseText;
+      }
+    });
+    xhr.addEventListener("error", () => { status.textContent = "the upload was cut off; try again"; });
+    status.textContent = "0 % sent";
+    xhr.send(f);
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("[data-live]").forEach(live);
   document.querySelectorAll("[data-copy]").forEach(copier);
   document.querySelectorAll("form[data-confirm]").forEach(confirmer);
   document.querySelectorAll("input[data-fill]").forEach(filler);
+  document.querySelectorAll("form[data-upload]").forEach(uploader);
 });

@@ -22,6 +22,7 @@ mod people;
 mod session;
 mod tasks_view;
 mod training;
+mod upload;
 mod viewer;
 
 use crate::state::AppState;
@@ -40,6 +41,7 @@ pub fn router(st: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/console/apps", post(apps::create))
         .route("/console/apps/{name}", get(apps::page))
         .route("/console/apps/{name}/pipeline", get(apps::pipeline))
+        .route("/console/apps/{name}/imports", post(upload::start))
         .route("/console/apps/{name}/training", get(training::page))
         .route("/console/apps/{name}/training/process", post(training::process))
         .route("/console/tasks/{name}/acknowledge", post(apps::acknowledge))

@@ -31,6 +31,7 @@ impl Viewer {
         let c = |r, b| self.can(r, b);
         May {
             apps_create: c(Resource::Apps, C),
+            apps_update: c(Resource::Apps, U),
             deployments_read: c(Resource::Deployments, R),
             deployments_create: c(Resource::Deployments, C),
             deployments_delete: c(Resource::Deployments, D),
@@ -48,6 +49,7 @@ impl Viewer {
 #[derive(Clone, Copy)]
 pub struct May {
     pub apps_create: bool,
+    pub apps_update: bool,
     pub deployments_read: bool,
     pub deployments_create: bool,
     pub deployments_delete: bool,

@@ -1,5 +1,6 @@
 //! The web console in a real headless Chromium: the two-step sign-in; a deployment and an
-//! app made with the forms; an import followed live on the app page to its failure (a
+//! app made with the forms; a tar uploaded from the page (refused in words while the app
+//! is locked); an import followed live on the app page to its failure (a
 //! broken origin), its warning acknowledged, the deployment fixed on its page and probed,
 //! the publish retried and followed to "published"; the training and organization pages; a
 //! role, keys and a credential reset on the People page; a machine user whose key is shown once and works; a
@@ -8,7 +9,6 @@
 //! Screenshots of the pages are written to `target/tmp/console-screens/`.
 
 use crate::common::*;
-use crate::delivery::upload;
 use crate::edge_test;
 use crate::game::*;
 use crate::webdriver::Browser;
@@ -28,7 +28,18 @@ async fn sign_in(b: &Browser, base: &str, user: &str, pw: &str, org: Option<&str
     b.el("#password").await.typ(pw).await;
     b.el("#next").await.click().await;
     if let Some(org) = org {
-        b.el(&format!("#org option[value={org}]")).await.click().await;
+        let choice = format!("#org option[value={org}]");
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while b.find(&choice).await.is_none() {
+            assert!(b.find("#error").await.is_none(), "sign-in: {}", b.text("#error").await);
+            assert!(
+                std::time::Instant::now() < until,
+                "no organization to choose: {}",
+                b.source().await
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        b.el(&choice).await.click().await;
         b.el("#choose").await.click().await;
     }
     b.wait_text("#who", 10, |t| t.contains(user)).await;
@@ -86,7 +97,13 @@ edge_test!(console_in_a_browser, |be| async move {
     write_tree(&dir, &game_v1());
     let t = work.0.join("v1.tar");
     tar(&dir, &t);
-    upload(&s, &tok, "Game", "1.0", &t).await;
+    // The tar picked in the page's upload form and sent with a progress bar.
+    b.el("#upload-file").await.typ(t.to_str().unwrap()).await;
+    b.el("#upload-name").await.typ("1.0").await;
+    b.el("#upload").await.click().await;
+    b.wait_text("#upload-status", 60, |t| t.starts_with("uploaded")).await;
+    let sent = b.run("return document.getElementById('upload-progress').value;", json!([])).await;
+    assert_eq!(sent, 100);
     b.wait_text("#pipeline [data-state]", 120, |t| t == "failed").await;
     assert_eq!(b.run("return window.rockitMarker;", json!([])).await, 42, "updated in place");
     assert_eq!(
@@ -103,6 +120,13 @@ edge_test!(console_in_a_browser, |be| async move {
     assert_eq!(b.count("#pipeline .acknowledge").await, 0);
     let r = s.be(&tok, Method::GET, "/be/v1/tasks?appName=Game&type=mkraw", None).await;
     assert_eq!(r.ok()["tasks"][0]["warning"]["acknowledged"], true, "{}", r.body);
+
+    // While the app is locked, an upload is refused before any byte is sent, in words.
+    b.go(&format!("{base}/console/apps/Game")).await;
+    b.el("#upload-file").await.typ(t.to_str().unwrap()).await;
+    b.el("#upload").await.click().await;
+    let refused = b.wait_text("#upload-status", 10, |t| t.starts_with("refused")).await;
+    assert!(refused.contains("409") || refused.contains("error state"), "{refused}");
 
     // The deployment fixed in the console (another directory; saved after a probe), a
     // probe on demand, then the publish retried from the app page, followed live.
@@ -291,6 +315,7 @@ edge_test!(console_in_a_browser, |be| async move {
     assert_eq!(b.count("a[href='/console/people']").await, 0, "no People page link");
     b.go(&format!("{base}/console/apps/Game")).await;
     assert_eq!(b.count("#pipeline form").await, 0, "no task actions");
+    assert!(b.find("#upload-form").await.is_none(), "no apps: Update, no upload");
     assert!(b.find("#training-link").await.is_none(), "no trainings: Read, no link");
     assert!(b.find("#client-key").await.is_none(), "no keys: Read, no client key");
     b.shot("app-read-only").await;
