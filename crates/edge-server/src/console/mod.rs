@@ -24,6 +24,7 @@ mod tasks_view;
 mod training;
 mod upload;
 mod viewer;
+mod webhooks;
 
 use crate::state::AppState;
 use axum::extract::Request;
@@ -58,6 +59,8 @@ pub fn router(st: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/console/people/keys", post(access::create_key))
         .route("/console/people/keys/{id}/revoke", post(access::revoke_key))
         .route("/console/people/{username}/reset", post(access::reset))
+        .route("/console/webhooks", get(webhooks::page).post(webhooks::create))
+        .route("/console/webhooks/{name}/delete", post(webhooks::delete))
         .route("/console/org", get(org::page))
         .route("/console/org/export", post(org::export))
         .route("/console/org/import", post(org::import))

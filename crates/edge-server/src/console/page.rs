@@ -39,6 +39,9 @@ impl Chrome {
                 current: false,
             });
         }
+        if v.can(crate::perms::Resource::Subscriptions, crate::perms::R) {
+            nav.push(NavItem { href: "/console/webhooks", label: "Webhooks", current: false });
+        }
         if may.users_read {
             nav.push(NavItem { href: "/console/people", label: "People", current: false });
         }

@@ -279,3 +279,32 @@ pub async fn count_dropped(c: &mut Conn, subscription: &str, why: &str) -> Resul
         .await?;
     Ok(())
 }
+
+/// A delivery as the console lists it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Recent {
+    pub status: String,
+    pub attempts: i64,
+    pub created: i64,
+    pub last_error: Option<String>,
+    pub event: String,
+    pub task_type: String,
+    pub app_name: Option<String>,
+}
+
+/// The newest `limit` deliveries of subscription `subscription`, newest first.
+pub async fn recent(
+    c: &mut Conn,
+    subscription: &str,
+    limit: i64,
+) -> Result<Vec<Recent>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT d.status, d.attempts, d.created, d.last_error, o.event, o.task_type, o.app_name \
+         FROM deliveries d JOIN outbox o ON o.id = d.event_id WHERE d.subscription_id = $1 \
+         ORDER BY d.created DESC, d.id DESC LIMIT $2",
+    )
+    .bind(subscription)
+    .bind(limit)
+    .fetch_all(c)
+    .await
+}

@@ -1,6 +1,6 @@
 //! The web console in a real headless Chromium: the two-step sign-in; a deployment and an
 //! app made with the forms; a tar uploaded from the page (refused in words while the app
-//! is locked); an import followed live on the app page to its failure (a
+//! is locked); a webhook whose real receiver verifies every delivery; an import followed live on the app page to its failure (a
 //! broken origin), its warning acknowledged, the deployment fixed on its page and probed,
 //! the publish retried and followed to "published"; the training and organization pages; a
 //! role, keys and a credential reset on the People page; a machine user whose key is shown once and works; a
@@ -87,6 +87,17 @@ edge_test!(console_in_a_browser, |be| async move {
     assert!(b.url().await.ends_with("/console/apps/Game"));
     assert!(b.text("#client-key").await.starts_with("ck_"), "the admin reads keys");
 
+    // A webhook to a real receiver that verifies every signature: its secret is shown once.
+    let rec = crate::events::receiver().await;
+    b.el("a[href='/console/webhooks']").await.click().await;
+    b.el("#hook-name").await.typ("ci_hook").await;
+    b.el("#hook-url").await.typ(&rec.url).await;
+    b.el("#hook-apps").await.typ("Game").await;
+    b.el("#create-webhook").await.click().await;
+    let secret = b.wait_text("#secret", 10, |t| !t.is_empty()).await;
+    rec.inbox.lock().unwrap().secret = Some(secret);
+    b.go(&format!("{base}/console/apps/Game")).await;
+
     // An import into a broken origin, followed live on the open page (no reload: the
     // marker set in the page survives).
     let origin = s.data_dir().join("origins/site");
@@ -158,7 +169,22 @@ edge_test!(console_in_a_browser, |be| async move {
     assert!(b.text("#builds").await.contains("current"));
     b.shot("app-published").await;
 
+    // The webhook's deliveries, verified by the receiver and listed on the page.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while rec.inbox.lock().unwrap().got.len() < 2 {
+        assert!(std::time::Instant::now() < until, "no deliveries");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(rec.inbox.lock().unwrap().bad.is_empty(), "{:?}", rec.inbox.lock().unwrap().bad);
+    b.go(&format!("{base}/console/webhooks")).await;
+    let card = b.text("[data-subscription=ci_hook]").await;
+    assert!(card.contains(&rec.url) && card.contains("done"), "{card}");
+    let delivered: u64 = b.text("[data-subscription=ci_hook] .delivered").await.parse().unwrap();
+    assert!(delivered >= 2, "{card}");
+    b.shot("webhooks").await;
+
     // Its training: the image's preload figures; no traces to process yet (the API's 409).
+    b.go(&format!("{base}/console/apps/Game")).await;
     b.el("#training-link").await.click().await;
     assert_eq!(b.text("#n-traces").await, "0");
     let tr = s.be(&tok, Method::GET, "/be/v1/trainings/Game", None).await.ok()["training"].clone();
@@ -313,6 +339,7 @@ edge_test!(console_in_a_browser, |be| async move {
     assert_eq!(b.count("#deployments .delete").await, 0, "no delete buttons");
     assert!(b.find("#new-deployment").await.is_none());
     assert_eq!(b.count("a[href='/console/people']").await, 0, "no People page link");
+    assert_eq!(b.count("a[href='/console/webhooks']").await, 0, "no Webhooks page link");
     b.go(&format!("{base}/console/apps/Game")).await;
     assert_eq!(b.count("#pipeline form").await, 0, "no task actions");
     assert!(b.find("#upload-form").await.is_none(), "no apps: Update, no upload");
