@@ -50,6 +50,9 @@ struct AppPage {
     deployments: String,
     locked_by: Option<String>,
     client_key: Option<String>,
+    /// Every deployment of the organization, and whether the app names it.
+    choices: Vec<(String, bool)>,
+    keys_update: bool,
     builds: Vec<BuildLine>,
     patches: Vec<PatchLine>,
     pipeline: Pipeline,
@@ -125,6 +128,18 @@ pub async fn page(
         })
         .flatten();
     let deployments: Vec<String> = serde_json::from_str(&a.deployments).unwrap_or_default();
+    let choices = if v.can(Resource::Deployments, R) {
+        crate::store::deployments::list(&mut *st.db.conn().await?, &v.caller.org_id)
+            .await?
+            .into_iter()
+            .map(|d| {
+                let on = deployments.contains(&d.name);
+                (d.name, on)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let page = AppPage {
         chrome: Chrome::new(&v, a.name.clone(), ""),
         name: a.name.clone(),
@@ -141,6 +156,8 @@ pub async fn page(
         },
         locked_by: (a.error == 1).then(|| a.error_task.clone().unwrap_or_default()),
         client_key,
+        choices,
+        keys_update: v.can(Resource::Keys, crate::perms::U),
         builds: builds
             .iter()
             .rev()

@@ -8,6 +8,7 @@
 //! docs/CONSOLE.md describes the pages.
 
 mod access;
+mod app_settings;
 mod apps;
 mod assets;
 mod deployment_edit;
@@ -43,6 +44,8 @@ pub fn router(st: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/console/apps/{name}", get(apps::page))
         .route("/console/apps/{name}/pipeline", get(apps::pipeline))
         .route("/console/apps/{name}/imports", post(upload::start))
+        .route("/console/apps/{name}/settings", post(app_settings::save))
+        .route("/console/apps/{name}/client-key", post(app_settings::rotate_key))
         .route("/console/apps/{name}/training", get(training::page))
         .route("/console/apps/{name}/training/process", post(training::process))
         .route("/console/tasks/{name}/acknowledge", post(apps::acknowledge))

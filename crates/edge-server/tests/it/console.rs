@@ -169,6 +169,29 @@ edge_test!(console_in_a_browser, |be| async move {
     assert!(b.text("#builds").await.contains("current"));
     b.shot("app-published").await;
 
+    // Its settings changed on the page (the API's Change App), and a new client key.
+    let label = b.el("#set-label").await;
+    label.clear().await;
+    label.typ("The Game, revised").await;
+    let max = b.el("#set-max").await;
+    max.clear().await;
+    max.typ("3").await;
+    b.el("#app-settings input[value=site]").await.click().await;
+    b.el("#save-app").await.click().await;
+    b.wait_text("h1", 10, |t| t.contains("revised")).await;
+    let a = s.be(&tok, Method::GET, "/be/v1/apps/Game", None).await.ok()["app"].clone();
+    assert_eq!(
+        (a["label"].as_str(), a["maxBuilds"].as_i64()),
+        (Some("The Game, revised"), Some(3))
+    );
+    assert_eq!(a["deployments"], json!(["site"]));
+    let old_key = b.text("#client-key").await;
+    b.el("#rotate-key").await.click().await;
+    b.accept_dialog().await;
+    let new_key = b.wait_text("#client-key", 10, |t| t.starts_with("ck_") && t != old_key).await;
+    let a = s.be(&tok, Method::GET, "/be/v1/apps/Game", None).await.ok()["app"].clone();
+    assert_eq!(a["clientKey"], new_key.as_str());
+
     // The webhook's deliveries, verified by the receiver and listed on the page.
     let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while rec.inbox.lock().unwrap().got.len() < 2 {
@@ -199,7 +222,7 @@ edge_test!(console_in_a_browser, |be| async move {
     }
     b.shot("training").await;
     b.el("#process").await.click().await;
-    let e = b.text("#error").await;
+    let e = b.wait_text("#error", 10, |t| !t.is_empty()).await;
     assert!(e.contains("no traces to process") && e.contains("409"), "{e}");
     b.go(&format!("{base}/console/")).await;
     let apps = b.text("#apps").await;
@@ -301,7 +324,7 @@ edge_test!(console_in_a_browser, |be| async move {
 
     // Another organization's app is not found, exactly as in the API.
     b.go(&format!("{base}/console/apps/RivalGame")).await;
-    assert!(b.text("#error").await.contains("404"));
+    assert!(b.wait_text("#error", 10, |t| !t.is_empty()).await.contains("404"));
     let r = b.run("return fetch('/console/apps/RivalGame').then(r => r.status);", json!([])).await;
     assert_eq!(r, 404);
 
@@ -410,7 +433,8 @@ edge_test!(console_for_the_operator, |be| async move {
     sign_in(&b, &base, "tenant_admin", &plain_pw, None).await;
     assert_eq!(b.count("a[href='/console/operator']").await, 0);
     b.go(&format!("{base}/console/operator")).await;
-    assert!(b.text("#error").await.contains("only the operator organization"));
+    let e = b.wait_text("#error", 10, |t| !t.is_empty()).await;
+    assert!(e.contains("only the operator organization"), "{e}");
     b.go(&format!("{base}/console/")).await;
     let csrf = b.run("return document.querySelector('input[name=_csrf]').value;", json!([])).await;
     let form = format!("_csrf={}&mode=on", csrf.as_str().unwrap());
