@@ -48,6 +48,7 @@ pub fn router(st: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/console/apps/{name}/client-key", post(app_settings::rotate_key))
         .route("/console/apps/{name}/training", get(training::page))
         .route("/console/apps/{name}/training/process", post(training::process))
+        .route("/console/apps/{name}/training/reliable", post(training::set_reliable))
         .route("/console/tasks/{name}/acknowledge", post(apps::acknowledge))
         .route("/console/tasks/{name}/retry", post(apps::retry))
         .route("/console/deployments", get(deployments::page).post(deployments::create))

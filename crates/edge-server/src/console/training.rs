@@ -7,9 +7,9 @@ use super::page::{age, bytes, render, Chrome, PageResult};
 use super::viewer::Viewer;
 use crate::domain;
 use crate::error::ApiError;
-use crate::perms::{Resource, R, X};
+use crate::perms::{Resource, R, U, X};
 use crate::state::AppState;
-use crate::store::trainings;
+use crate::store::{tasks, trainings};
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -38,6 +38,97 @@ struct Page {
     preload: Vec<Preload>,
     acceleration: String,
     can_process: bool,
+    can_update: bool,
+    chart: Option<Chart>,
+}
+
+/// One bar of the chart.
+pub struct Bar {
+    pub x: f64,
+    pub y: f64,
+    pub h: f64,
+}
+
+/// Time-to-play per trace before and after the last sequencing, as SVG bars (drawn on
+/// the server: the page runs no script for it).
+pub struct Chart {
+    pub before: Vec<Bar>,
+    pub after: Vec<Bar>,
+    pub bar_w: f64,
+    /// The top of the scale, seconds.
+    pub max: String,
+    pub traces: usize,
+    pub median_before: String,
+    pub median_after: String,
+    /// When that sequencing ran.
+    pub when: String,
+}
+
+/// The chart's drawing area, in SVG units.
+const CHART_W: f64 = 600.0;
+const CHART_H: f64 = 160.0;
+
+/// The chart of the newest `mkseq` of `app` that says its times-to-play.
+async fn chart(st: &AppState, v: &Viewer, app: &str) -> Result<Option<Chart>, ApiError> {
+    if !v.can(Resource::Tasks, R) {
+        return Ok(None);
+    }
+    let f = tasks::TaskFilter {
+        org: Some(v.caller.org_id.clone()),
+        app_name: Some(app.to_string()),
+        status: Some("done".into()),
+        kind: Some("mkseq".into()),
+        ..Default::default()
+    };
+    let (rows, _) =
+        tasks::list(&mut *st.db.conn().await?, &f, &[("created".into(), true)], 0, 20).await?;
+    let Some((t, ttp)) = rows
+        .iter()
+        .filter(|t| t.app_name.as_deref() == Some(app))
+        .filter_map(|t| {
+            let r: Value = serde_json::from_str(t.result.as_deref()?).ok()?;
+            Some((t, r["timeToPlay100"].clone()))
+        })
+        .find(|(_, v)| v.is_object())
+    else {
+        return Ok(None);
+    };
+    let nums = |k: &str| -> Vec<f64> {
+        ttp[k].as_array().into_iter().flatten().filter_map(Value::as_f64).collect()
+    };
+    let (before, after) = (nums("before"), nums("after"));
+    let n = before.len().min(after.len());
+    if n == 0 {
+        return Ok(None);
+    }
+    let max = before.iter().chain(&after).copied().fold(0.0f64, f64::max).max(0.01);
+    let slot = CHART_W / n as f64;
+    let bar_w = (slot / 2.0 - 1.0).clamp(0.5, 24.0);
+    let bars = |vals: &[f64], shift: f64| -> Vec<Bar> {
+        vals.iter()
+            .take(n)
+            .enumerate()
+            .map(|(i, s)| {
+                let h = s / max * CHART_H;
+                Bar { x: i as f64 * slot + shift, y: CHART_H - h, h }
+            })
+            .collect()
+    };
+    let median = |vals: &[f64]| {
+        let mut v = vals[..n].to_vec();
+        v.sort_by(f64::total_cmp);
+        format!("{:.2} s", v[n / 2])
+    };
+    Ok(Some(Chart {
+        before: bars(&before, 0.0),
+        after: bars(&after, bar_w + 0.5),
+        bar_w,
+        max: format!("{max:.2} s"),
+        traces: n,
+        median_before: median(&before),
+        median_after: median(&after),
+        when: age(t.created),
+    }))
 }
 
 /// `GET /console/apps/{name}/training`.
@@ -81,6 +172,8 @@ pub async fn page(
         preload,
         acceleration,
         can_process: v.can(Resource::Tasks, X),
+        can_update: v.can(Resource::Trainings, U),
+        chart: chart(&st, &v, &r.app_name).await?,
     };
     Ok(render(StatusCode::OK, &page))
 }
@@ -95,4 +188,25 @@ pub async fn process(
 ) -> PageResult {
     domain::trainings::process_traces(&st, &v.caller, &name).await?;
     Ok(Redirect::to(&format!("/console/apps/{name}")).into_response())
+}
+
+/// The setting's form.
+#[derive(serde::Deserialize)]
+pub struct Reliable {
+    n_traces_reliable: String,
+}
+
+/// `POST /console/apps/{name}/training/reliable`: how many new traces make `mkseq` run by
+/// itself (the API's Change Training).
+pub async fn set_reliable(
+    State(st): State<Arc<AppState>>,
+    v: Viewer,
+    Path(name): Path<String>,
+    Checked(f): Checked<Reliable>,
+) -> PageResult {
+    let n = f.n_traces_reliable.trim().parse::<i64>().map_err(|_| {
+        ApiError::invalid("nTracesReliable", "nTracesReliable must be a whole number 1..100000")
+    })?;
+    domain::trainings::set_reliable(&st, &v.caller, &name, n).await?;
+    Ok(Redirect::to(&format!("/console/apps/{name}/training")).into_response())
 }

@@ -117,12 +117,17 @@ async fn image_order(
         .collect()
 }
 
-/// p90 preload at 100 Mbit/s of an order over mapped traces.
-fn objective(tree: &Tree, order: &[Hash], acc: &[Vec<(u64, Hash)>]) -> u64 {
+/// How many traces' times-to-play a `mkseq` result lists (the newest).
+const TIME_TO_PLAY_SHOWN: usize = 100;
+
+/// p90 preload at 100 Mbit/s of an order over mapped traces, and each trace's
+/// time-to-play (its preload's download time at 100 Mbit/s, in seconds).
+fn objective(tree: &Tree, order: &[Hash], acc: &[Vec<(u64, Hash)>]) -> (u64, Vec<f64>) {
     let layout = seq::layout(tree, order);
     let b = seq::mbit_to_bytes_per_s(100.0);
     let per: Vec<u64> = acc.iter().map(|a| seq::preload_bytes(&layout, a, b)).collect();
-    seq::aggregate(&per, seq::PRELOAD_PERCENTILE).unwrap_or(0)
+    let seconds = per.iter().map(|&p| (p as f64 / b * 100.0).round() / 100.0).collect();
+    (seq::aggregate(&per, seq::PRELOAD_PERCENTILE).unwrap_or(0), seconds)
 }
 
 /// `mkseq`: learn a sequence for the current build; write its image when the p90 preload
@@ -153,9 +158,13 @@ pub async fn mkseq(
         return Ok(no_gain(build_id, json!({"traces": 0}), "no trace touches the current build"));
     };
     let new_order = edge_engine::image::stream_order(&tree, &l.sequence);
-    let (before, after) =
+    let ((before, ttp_before), (after, ttp_after)) =
         (objective(&tree, &cur_order, &l.accesses), objective(&tree, &new_order, &l.accesses));
-    let figures = json!({"traces": l.traces, "preload100Before": before, "preload100After": after});
+    // The newest traces' times-to-play on the published image and on the learned one (the
+    // training page charts them).
+    let newest = |v: Vec<f64>| v[v.len().saturating_sub(TIME_TO_PLAY_SHOWN)..].to_vec();
+    let figures = json!({"traces": l.traces, "preload100Before": before, "preload100After": after,
+        "timeToPlay100": {"before": newest(ttp_before), "after": newest(ttp_after)}});
     if before == 0 || (after as f64) > before as f64 * (1.0 - st.cfg.mkseq_min_gain) {
         let msg = format!(
             "the learned order gives a p90 preload of {after} bytes at 100 Mbit/s against {before} now: below the {:.0} % needed",

@@ -105,3 +105,20 @@ pub(crate) async fn process_traces(st: &AppState, c: &Caller, app: &str) -> ApiR
         )
     })
 }
+
+/// Sets how many new traces make `mkseq` run by itself for the caller's app `app`: 1 to
+/// 100,000 (400), `trainings: Update` (403), a known app (404).
+pub(crate) async fn set_reliable(st: &AppState, c: &Caller, app: &str, n: i64) -> ApiResult<()> {
+    if !(1..=100_000).contains(&n) {
+        return Err(ApiError::invalid("nTracesReliable", "nTracesReliable must be 1..100000"));
+    }
+    c.require(Resource::Trainings, crate::perms::U)?;
+    let mut tx = st.db.tx().await?;
+    let app_id = apps::id_of(&mut tx, &c.org_id, app)
+        .await?
+        .ok_or_else(|| ApiError::not_found("app", app))?;
+    ensure(&mut tx, &c.org_id, &app_id).await?;
+    crate::store::trainings::set_reliable(&mut tx, &app_id, n).await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -240,13 +240,23 @@ pub struct DeploymentRef {
     name: String,
 }
 
+/// Times-to-play per trace, before and after a sequencing (`mkseq`).
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // describes stored JSON for the document; never built
+pub struct TimeToPlay {
+    /// On the published image, seconds.
+    before: Vec<f64>,
+    /// On the learned order, seconds.
+    after: Vec<f64>,
+}
+
 /// What a task did. Which members are there depends on its type:
 /// `dltar` sizeBytes, sha256, url (a download) or sizeBytes (an upload);
 /// `mkraw` fileCount, sizeBytes, chunkCount, newChunks, ingestedDuringUpload;
 /// `mkdxf` dxfName, packBytes, sizeBytes, files, traces, preload, acceleration100;
 /// `mkpat` patches; `deploy` dxfName, targets (names), patches;
-/// `mkseq` traces, preload100Before, preload100After, and when it published dxfName,
-/// generation, preload, acceleration100;
+/// `mkseq` traces, preload100Before, preload100After, timeToPlay100, and when it published
+/// dxfName, generation, preload, acceleration100;
 /// `purge` removed, targets (a count), localDirs; `hello` message, workerVersion, sweep;
 /// a `canceled` task, reason.
 #[derive(Serialize, ToSchema)]
@@ -300,6 +310,11 @@ pub struct TaskResult {
     /// p90 preload bytes at 100 Mbit/s with the learned order (mkseq).
     #[schema(required = false)]
     preload100_after: u64,
+    /// The newest (at most 100) training traces' times-to-play at 100 Mbit/s, in seconds,
+    /// on the published image (`before`) and on the learned order (`after`), trace by trace
+    /// (mkseq).
+    #[schema(required = false)]
+    time_to_play100: TimeToPlay,
     /// The sequence generation published (mkseq).
     #[schema(required = false)]
     generation: i64,

@@ -5,9 +5,9 @@
 use super::extract::{JsonBody, ListQuery, ListSpec};
 use super::reply::{page, projected, FieldsParam, ListParams, Reply, Success};
 use crate::caller::Caller;
-use crate::domain::trainings::{ensure, DEFAULT_RELIABLE};
+use crate::domain::trainings::DEFAULT_RELIABLE;
 use crate::error::{ApiError, ApiResult};
-use crate::perms::{Resource, R, U};
+use crate::perms::{Resource, R};
 use crate::state::AppState;
 use crate::store::apps;
 use crate::store::trainings::{self, TrainingRow};
@@ -166,20 +166,14 @@ async fn patch_training(
     State(st): State<Arc<AppState>>,
     JsonBody(b): JsonBody<TrainingPatch>,
 ) -> ApiResult<Reply<TrainingReply>> {
-    if !(1..=100_000).contains(&b.n_traces_reliable) {
-        return Err(ApiError::invalid("nTracesReliable", "nTracesReliable must be 1..100000"));
-    }
-    c.require(Resource::Trainings, U)?;
-    let mut tx = st.db.tx().await?;
-    let app_id = apps::id_of(&mut tx, &c.org_id, &b.app_name)
+    crate::domain::trainings::set_reliable(&st, &c, &b.app_name, b.n_traces_reliable).await?;
+    let mut conn = st.db.conn().await?;
+    let app_id = apps::id_of(&mut conn, &c.org_id, &b.app_name)
         .await?
         .ok_or_else(|| ApiError::not_found("app", &b.app_name))?;
-    ensure(&mut tx, &c.org_id, &app_id).await?;
-    trainings::set_reliable(&mut tx, &app_id, b.n_traces_reliable).await?;
-    let r = trainings::view_by_id(&mut tx, &app_id)
+    let r = trainings::view_by_id(&mut conn, &app_id)
         .await?
         .ok_or_else(|| ApiError::internal("app vanished"))?;
-    tx.commit().await?;
     Ok(TrainingReply::new(projected(&TrainingView::of(&r), None)?))
 }
 

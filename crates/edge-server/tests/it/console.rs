@@ -442,3 +442,57 @@ edge_test!(console_for_the_operator, |be| async move {
     assert_eq!(r[0], 403, "{r}");
     assert_eq!(s.be(&plain, Method::GET, "/be/v1/apps", None).await.status, 200, "still off");
 });
+
+edge_test!(console_training_chart, |be| async move {
+    use crate::traces::{game, make_sorted, send, session, trace, wait_kind};
+    let s = Srv::start_with(be, |c| {
+        c.chunk_avg_bytes = 64 << 10;
+        c.pack_limit_bytes = 4 << 20;
+    })
+    .await;
+    let (tok, pw) = s.org_admin("Play").await;
+    let r =
+        s.be(&tok, Method::POST, "/be/v1/apps", Some(json!({"name": "Game", "label": "G"}))).await;
+    let key = r.ok()["app"]["clientKey"].as_str().unwrap().to_string();
+    let work = TempDir::new("console-chart");
+    let (_, tar1) = make_sorted(&work.0, "v1", &game(1));
+    let imp = crate::delivery::upload(&s, &tok, "Game", "1.0", &tar1).await;
+    crate::delivery::wait_group(&s, &tok, imp["taskGroup"].as_str().unwrap()).await;
+    let b = Browser::start().await;
+    let base = s.base.clone();
+    sign_in(&b, &base, "Play_admin", &pw, None).await;
+
+    // The setting from the page: three new traces make mkseq run by itself.
+    b.go(&format!("{base}/console/apps/Game/training")).await;
+    assert!(b.find("#no-chart").await.is_some(), "no sequencing yet");
+    let n = b.el("#set-reliable").await;
+    n.clear().await;
+    n.typ("3").await;
+    b.el("#save-reliable").await.click().await;
+    b.wait_text("#reliable", 10, |t| t.starts_with("3 ")).await;
+    let tr = s.be(&tok, Method::GET, "/be/v1/trainings/Game", None).await.ok()["training"].clone();
+    assert_eq!(tr["nTracesReliable"], 3);
+
+    // Three players' traces; mkseq runs, and the page charts their times-to-play.
+    for (level, at, jitter) in [
+        ("b_levels/level1.pak", 20_000, 0u64),
+        ("b_levels/level2.pak", 30_000, 7),
+        ("b_levels/level1.pak", 25_000, 13),
+    ] {
+        let (token, _) = session(&s, &key).await;
+        let doc = serde_json::to_vec(&trace(1, level, at, jitter)).unwrap();
+        assert_eq!(send(&s, &token, doc, None).await.status, 200);
+    }
+    let group = wait_kind(&s, &tok, "mkseq").await;
+    let mkseq = group.iter().find(|t| t["type"] == "mkseq").unwrap();
+    let ttp = &mkseq["result"]["timeToPlay100"];
+    let (before, after) = (ttp["before"].as_array().unwrap(), ttp["after"].as_array().unwrap());
+    assert_eq!((before.len(), after.len()), (3, 3), "{mkseq}");
+    let sum = |v: &Vec<serde_json::Value>| v.iter().map(|x| x.as_f64().unwrap()).sum::<f64>();
+    assert!(sum(after) < sum(before), "the learned order starts sooner: {ttp}");
+    b.go(&format!("{base}/console/apps/Game/training")).await;
+    assert_eq!(b.count("#ttp-chart rect.before").await, 3);
+    assert_eq!(b.count("#ttp-chart rect.after").await, 3);
+    assert!(b.text("#median-after").await.ends_with(" s"));
+    b.shot("training-chart").await;
+});

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 /// A game whose tar order is the worst for its players: big unused data first, the boot
 /// files the game reads at once last.
-fn game(version: u8) -> BTreeMap<String, Vec<u8>> {
+pub(crate) fn game(version: u8) -> BTreeMap<String, Vec<u8>> {
     let mut g = BTreeMap::new();
     g.insert("a_music/tracks.pak".into(), noise(1, 6_000_000));
     g.insert("b_levels/level1.pak".into(), noise(2, 2_000_000));
@@ -32,7 +32,11 @@ fn game(version: u8) -> BTreeMap<String, Vec<u8>> {
 }
 
 /// The tree and its tar in name order (`--sort=name`), so the tar order is known.
-fn make_sorted(base: &Path, name: &str, files: &BTreeMap<String, Vec<u8>>) -> (PathBuf, PathBuf) {
+pub(crate) fn make_sorted(
+    base: &Path,
+    name: &str,
+    files: &BTreeMap<String, Vec<u8>>,
+) -> (PathBuf, PathBuf) {
     let dir = base.join(name);
     write_tree(&dir, files);
     let t = base.join(format!("{name}.tar"));
@@ -50,7 +54,7 @@ fn make_sorted(base: &Path, name: &str, files: &BTreeMap<String, Vec<u8>>) -> (P
 }
 
 /// A player's session: boot at once, then a level after `level_at` ms.
-fn trace(build: u64, level: &str, level_at: u64, jitter: u64) -> Value {
+pub(crate) fn trace(build: u64, level: &str, level_at: u64, jitter: u64) -> Value {
     json!({"format": "rockit-trace", "version": 1, "appName": "Game", "buildId": build,
            "paths": ["z_boot/game.exe", "z_boot/boot.dat", level],
            "events": [[0, 0, 0, 700_000], [50 + jitter, 1, 0, 300_000], [level_at + jitter, 2, 0, 1_500_000]]})
@@ -116,7 +120,7 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// Opens a session: (session token, session id).
-async fn session(s: &Srv, key: &str) -> (String, String) {
+pub(crate) async fn session(s: &Srv, key: &str) -> (String, String) {
     let r = s
         .req(
             Method::POST,
@@ -129,7 +133,7 @@ async fn session(s: &Srv, key: &str) -> (String, String) {
     (v["sessionToken"].as_str().unwrap().to_string(), v["sessionId"].as_str().unwrap().to_string())
 }
 
-async fn send(s: &Srv, token: &str, body: Vec<u8>, encoding: Option<&str>) -> Resp {
+pub(crate) async fn send(s: &Srv, token: &str, body: Vec<u8>, encoding: Option<&str>) -> Resp {
     let mut rb = s
         .http
         .post(format!("{}/client/v1/traces", s.base))
