@@ -80,6 +80,17 @@ pub fn router(st: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/console/sign-in", get(session::sign_in_form).post(session::sign_in))
         .route("/console/sign-in/org", post(session::choose_org))
         .route("/console/assets/{file}", get(assets::serve))
+        // Anything else under /console is the console's own "not found" page.
+        .route(
+            "/console/{*rest}",
+            get(|| async {
+                failure::Failure(crate::error::ApiError::new(
+                    axum::http::StatusCode::NOT_FOUND,
+                    "not-found",
+                    "no such page",
+                ))
+            }),
+        )
         .merge(signed_in)
         .layer(middleware::from_fn(guard_headers))
 }

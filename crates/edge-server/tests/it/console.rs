@@ -327,6 +327,8 @@ edge_test!(console_in_a_browser, |be| async move {
     assert!(b.wait_text("#error", 10, |t| !t.is_empty()).await.contains("404"));
     let r = b.run("return fetch('/console/apps/RivalGame').then(r => r.status);", json!([])).await;
     assert_eq!(r, 404);
+    b.go(&format!("{base}/console/no/such/page")).await;
+    assert!(b.wait_text("#error", 10, |t| !t.is_empty()).await.contains("no such page"));
 
     // Sign-out ends the session: back is the sign-in page, the old tokens are dead.
     b.go(&format!("{base}/console/")).await;
