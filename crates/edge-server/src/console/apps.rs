@@ -84,15 +84,12 @@ async fn pipeline_of(st: &AppState, v: &Viewer, a: &apps::AppRow) -> Result<Pipe
     let groups = if tasks_read {
         let f = tasks::TaskFilter {
             org: Some(v.caller.org_id.clone()),
-            app_name: Some(a.name.clone()),
+            app_id: Some(a.id.clone()),
             ..Default::default()
         };
         let mut c = st.db.conn().await?;
         let (rows, _) = tasks::list(&mut c, &f, &[("created".into(), true)], 0, TASKS_READ).await?;
-        // The filter matches names containing this one: keep the app's own.
-        let mine: Vec<tasks::Task> =
-            rows.into_iter().filter(|t| t.app_id.as_ref() == Some(&a.id)).collect();
-        groups(&mine, GROUPS_SHOWN)
+        groups(&rows, GROUPS_SHOWN)
     } else {
         Vec::new()
     };

@@ -12,8 +12,8 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use std::sync::Arc;
 
-/// How many of the newest tasks the overview reads to find each app's last import.
-const RECENT_TASKS: usize = 500;
+/// How many of an app's newest tasks the overview reads for its last import and warnings.
+const APP_TASKS: usize = 50;
 
 /// An app's line.
 struct AppLine {
@@ -46,12 +46,8 @@ pub async fn page(
     v.caller.require(Resource::Apps, R)?;
     let mut c = st.db.conn().await?;
     let rows = apps::list(&mut c, &v.caller.org_id).await?;
-    let filter = tasks::TaskFilter { org: Some(v.caller.org_id.clone()), ..Default::default() };
-    let recent = if v.can(Resource::Tasks, R) {
-        tasks::list(&mut c, &filter, &[("created".into(), true)], 0, RECENT_TASKS).await?.0
-    } else {
-        Vec::new()
-    };
+    let tasks_read = v.can(Resource::Tasks, R);
+    let newest = [("created".to_string(), true)];
     let (pager, shown) = Pager::of(q.page, rows.len());
     let mut lines = Vec::new();
     for a in &rows[shown] {
@@ -61,8 +57,16 @@ pub async fn page(
             .find(|b| Some(b.build_id) == a.i_cur_build)
             .map(|b| bytes(b.image_bytes))
             .unwrap_or_default();
-        let mine: Vec<tasks::Task> =
-            recent.iter().filter(|t| t.app_id.as_ref() == Some(&a.id)).cloned().collect();
+        let mine = if tasks_read {
+            let f = tasks::TaskFilter {
+                org: Some(v.caller.org_id.clone()),
+                app_id: Some(a.id.clone()),
+                ..Default::default()
+            };
+            tasks::list(&mut c, &f, &newest, 0, APP_TASKS).await?.0
+        } else {
+            Vec::new()
+        };
         let last = groups(&mine, 1).into_iter().next();
         lines.push(AppLine {
             name: a.name.clone(),
@@ -79,8 +83,16 @@ pub async fn page(
             locked: a.error == 1,
         });
     }
-    let running =
-        recent.iter().filter(|t| t.status == tasks::TaskStatus::Running).map(TaskRow::of).collect();
+    let running = if tasks_read {
+        let f = tasks::TaskFilter {
+            org: Some(v.caller.org_id.clone()),
+            status: Some("running".into()),
+            ..Default::default()
+        };
+        tasks::list(&mut c, &f, &newest, 0, APP_TASKS).await?.0.iter().map(TaskRow::of).collect()
+    } else {
+        Vec::new()
+    };
     let chrome = Chrome::new(&v, "Overview", "/console/");
     Ok(render(StatusCode::OK, &Overview { chrome, apps: lines, pager, running }))
 }

@@ -73,9 +73,14 @@ async fn chart(st: &AppState, v: &Viewer, app: &str) -> Result<Option<Chart>, Ap
     if !v.can(Resource::Tasks, R) {
         return Ok(None);
     }
+    let Some(app_id) =
+        crate::store::apps::id_of(&mut *st.db.conn().await?, &v.caller.org_id, app).await?
+    else {
+        return Ok(None);
+    };
     let f = tasks::TaskFilter {
         org: Some(v.caller.org_id.clone()),
-        app_name: Some(app.to_string()),
+        app_id: Some(app_id),
         status: Some("done".into()),
         kind: Some("mkseq".into()),
         ..Default::default()
@@ -84,7 +89,6 @@ async fn chart(st: &AppState, v: &Viewer, app: &str) -> Result<Option<Chart>, Ap
         tasks::list(&mut *st.db.conn().await?, &f, &[("created".into(), true)], 0, 20).await?;
     let Some((t, ttp)) = rows
         .iter()
-        .filter(|t| t.app_name.as_deref() == Some(app))
         .filter_map(|t| {
             let r: Value = serde_json::from_str(t.result.as_deref()?).ok()?;
             Some((t, r["timeToPlay100"].clone()))

@@ -112,6 +112,7 @@ pub async fn task_list(
     };
     let f = tasks::TaskFilter {
         org: org_id,
+        app_id: None,
         app_name: q.filters.get("appName").cloned(),
         group: q.filters.get("taskGroup").cloned(),
         status: q.filters.get("status").cloned(),

@@ -167,6 +167,8 @@ pub async fn get(
 #[derive(Default)]
 pub struct TaskFilter {
     pub org: Option<OrgId>,
+    /// Exactly this app's tasks (by id, which the index on `(app_id, created)` serves).
+    pub app_id: Option<AppId>,
     pub app_name: Option<String>,
     pub group: Option<String>,
     pub status: Option<String>,
@@ -191,6 +193,9 @@ pub async fn list(
     };
     if let Some(o) = &f.org {
         push("org_id = ?", json!(o));
+    }
+    if let Some(a) = &f.app_id {
+        push("app_id = ?", json!(a));
     }
     if let Some(a) = &f.app_name {
         push(
