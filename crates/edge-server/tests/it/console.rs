@@ -11,7 +11,7 @@
 use crate::common::*;
 use crate::edge_test;
 use crate::game::*;
-use crate::webdriver::Browser;
+use crate::webdriver::{Browser, WAIT};
 use reqwest::Method;
 use serde_json::json;
 
@@ -29,7 +29,7 @@ async fn sign_in(b: &Browser, base: &str, user: &str, pw: &str, org: Option<&str
     b.el("#next").await.click().await;
     if let Some(org) = org {
         let choice = format!("#org option[value={org}]");
-        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(WAIT);
         while b.find(&choice).await.is_none() {
             assert!(b.find("#error").await.is_none(), "sign-in: {}", b.text("#error").await);
             assert!(
@@ -42,7 +42,7 @@ async fn sign_in(b: &Browser, base: &str, user: &str, pw: &str, org: Option<&str
         b.el(&choice).await.click().await;
         b.el("#choose").await.click().await;
     }
-    b.wait_text("#who", 10, |t| t.contains(user)).await;
+    b.wait_text("#who", WAIT, |t| t.contains(user)).await;
 }
 
 edge_test!(console_in_a_browser, |be| async move {
@@ -72,7 +72,7 @@ edge_test!(console_in_a_browser, |be| async move {
     b.el("#dep-type option[value=fs]").await.click().await;
     b.el("#dep-path").await.typ("site").await;
     b.el("#create-deployment").await.click().await;
-    b.wait_text("#deployments", 10, |t| t.contains("site") && t.contains("fs")).await;
+    b.wait_text("#deployments", WAIT, |t| t.contains("site") && t.contains("fs")).await;
     b.shot("deployments").await;
     let tok = s.token("producer", &pw, "Studio").await;
     let r = s.be(&tok, Method::GET, "/be/v1/deployments/site", None).await;
@@ -83,7 +83,7 @@ edge_test!(console_in_a_browser, |be| async move {
     b.el("#app-name").await.typ("Game").await;
     b.el("#app-label").await.typ("The Game").await;
     b.el("#create-app").await.click().await;
-    b.wait_text("h1", 10, |t| t.starts_with("Game")).await;
+    b.wait_text("h1", WAIT, |t| t.starts_with("Game")).await;
     assert!(b.url().await.ends_with("/console/apps/Game"));
     assert!(b.text("#client-key").await.starts_with("ck_"), "the admin reads keys");
 
@@ -94,7 +94,7 @@ edge_test!(console_in_a_browser, |be| async move {
     b.el("#hook-url").await.typ(&rec.url).await;
     b.el("#hook-apps").await.typ("Game").await;
     b.el("#create-webhook").await.click().await;
-    let secret = b.wait_text("#secret", 10, |t| !t.is_empty()).await;
+    let secret = b.wait_text("#secret", WAIT, |t| !t.is_empty()).await;
     rec.inbox.lock().unwrap().secret = Some(secret);
     b.go(&format!("{base}/console/apps/Game")).await;
 
@@ -127,7 +127,7 @@ edge_test!(console_in_a_browser, |be| async move {
     // The warning (an empty file in the build), acknowledged.
     assert!(b.text("#pipeline").await.contains("zero-length file"));
     b.el("#pipeline .acknowledge").await.click().await;
-    b.wait_text("#pipeline", 10, |t| t.contains("(acknowledged)")).await;
+    b.wait_text("#pipeline", WAIT, |t| t.contains("(acknowledged)")).await;
     assert_eq!(b.count("#pipeline .acknowledge").await, 0);
     let r = s.be(&tok, Method::GET, "/be/v1/tasks?appName=Game&type=mkraw", None).await;
     assert_eq!(r.ok()["tasks"][0]["warning"]["acknowledged"], true, "{}", r.body);
@@ -136,7 +136,7 @@ edge_test!(console_in_a_browser, |be| async move {
     b.go(&format!("{base}/console/apps/Game")).await;
     b.el("#upload-file").await.typ(t.to_str().unwrap()).await;
     b.el("#upload").await.click().await;
-    let refused = b.wait_text("#upload-status", 10, |t| t.starts_with("refused")).await;
+    let refused = b.wait_text("#upload-status", WAIT, |t| t.starts_with("refused")).await;
     assert!(refused.contains("409") || refused.contains("error state"), "{refused}");
 
     // The deployment fixed in the console (another directory; saved after a probe), a
@@ -147,12 +147,12 @@ edge_test!(console_in_a_browser, |be| async move {
     path.clear().await;
     path.typ("site2").await;
     b.el("#save-deployment").await.click().await;
-    b.wait_text("#apps-using", 10, |t| !t.is_empty()).await;
+    b.wait_text("#apps-using", WAIT, |t| !t.is_empty()).await;
     let d =
         s.be(&tok, Method::GET, "/be/v1/deployments/site", None).await.ok()["deployment"].clone();
     assert_eq!(d["origin"]["path"], "site2", "{d}");
     b.el("#probe").await.click().await;
-    assert!(b.wait_text("#probed", 10, |t| !t.is_empty()).await.contains(".rockit-probe"));
+    assert!(b.wait_text("#probed", WAIT, |t| !t.is_empty()).await.contains(".rockit-probe"));
     b.shot("deployment").await;
     b.go(&format!("{base}/console/apps/Game")).await;
     b.el("#pipeline .retry").await.click().await;
@@ -178,7 +178,7 @@ edge_test!(console_in_a_browser, |be| async move {
     max.typ("3").await;
     b.el("#app-settings input[value=site]").await.click().await;
     b.el("#save-app").await.click().await;
-    b.wait_text("h1", 10, |t| t.contains("revised")).await;
+    b.wait_text("h1", WAIT, |t| t.contains("revised")).await;
     let a = s.be(&tok, Method::GET, "/be/v1/apps/Game", None).await.ok()["app"].clone();
     assert_eq!(
         (a["label"].as_str(), a["maxBuilds"].as_i64()),
@@ -188,12 +188,12 @@ edge_test!(console_in_a_browser, |be| async move {
     let old_key = b.text("#client-key").await;
     b.el("#rotate-key").await.click().await;
     b.accept_dialog().await;
-    let new_key = b.wait_text("#client-key", 10, |t| t.starts_with("ck_") && t != old_key).await;
+    let new_key = b.wait_text("#client-key", WAIT, |t| t.starts_with("ck_") && t != old_key).await;
     let a = s.be(&tok, Method::GET, "/be/v1/apps/Game", None).await.ok()["app"].clone();
     assert_eq!(a["clientKey"], new_key.as_str());
 
     // The webhook's deliveries, verified by the receiver and listed on the page.
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(WAIT);
     while rec.inbox.lock().unwrap().got.len() < 2 {
         assert!(std::time::Instant::now() < until, "no deliveries");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -222,7 +222,7 @@ edge_test!(console_in_a_browser, |be| async move {
     }
     b.shot("training").await;
     b.el("#process").await.click().await;
-    let e = b.wait_text("#error", 10, |t| !t.is_empty()).await;
+    let e = b.wait_text("#error", WAIT, |t| !t.is_empty()).await;
     assert!(e.contains("no traces to process") && e.contains("409"), "{e}");
     b.go(&format!("{base}/console/")).await;
     let apps = b.text("#apps").await;
@@ -236,7 +236,7 @@ edge_test!(console_in_a_browser, |be| async move {
     b.el("#user-label").await.typ("CI pipeline").await;
     b.el("#user-role option[value=Administrators]").await.click().await;
     b.el("#create-user").await.click().await;
-    let key = b.wait_text("#secret", 10, |t| t.starts_with("rk_")).await;
+    let key = b.wait_text("#secret", WAIT, |t| t.starts_with("rk_")).await;
     b.shot("machine-user-created").await;
     let r = s.be(&key, Method::GET, "/be/v1/apps", None).await;
     assert_eq!(r.ok()["apps"][0]["name"], "Game");
@@ -250,7 +250,7 @@ edge_test!(console_in_a_browser, |be| async move {
         b.el(&format!("#role-bits input[name='{bit}']")).await.click().await;
     }
     b.el("#create-role").await.click().await;
-    let row = b.wait_text("#roles tr[data-role=Builder]", 10, |t| !t.is_empty()).await;
+    let row = b.wait_text("#roles tr[data-role=Builder]", WAIT, |t| !t.is_empty()).await;
     assert!(row.contains("RU") && row.contains('R'), "{row}");
     let role = s.be(&tok, Method::GET, "/be/v1/roles/Builder", None).await.ok()["role"].clone();
     assert_eq!(role["permissions"]["apps"], 6, "{role}");
@@ -261,19 +261,19 @@ edge_test!(console_in_a_browser, |be| async move {
     // A key of one's own: shown once, works, revoked from the page (after a confirmation).
     b.el("#key-label").await.typ("laptop").await;
     b.el("#create-key").await.click().await;
-    let own = b.wait_text("#secret", 10, |t| t.starts_with("rk_")).await;
+    let own = b.wait_text("#secret", WAIT, |t| t.starts_with("rk_")).await;
     assert_eq!(s.be(&own, Method::GET, "/be/v1/apps", None).await.status, 200);
     b.go(&format!("{base}/console/people")).await;
     let id = own.split('_').nth(1).unwrap().to_string();
     b.el(&format!("#keys tr[data-key='{id}'] .revoke")).await.click().await;
     b.accept_dialog().await;
-    b.wait_text("#keys", 10, |t| !t.contains(&id)).await;
+    b.wait_text("#keys", WAIT, |t| !t.contains(&id)).await;
     assert_eq!(s.be(&own, Method::GET, "/be/v1/apps", None).await.status, 401);
 
     // The machine user's credentials reset: a new key shown once, the old one dead.
     b.el("#members tr[data-user=ci_bot] .reset").await.click().await;
     b.accept_dialog().await;
-    let fresh = b.wait_text("#secret", 10, |t| t.starts_with("rk_")).await;
+    let fresh = b.wait_text("#secret", WAIT, |t| t.starts_with("rk_")).await;
     assert_ne!(fresh, key);
     assert_eq!(s.be(&key, Method::GET, "/be/v1/apps", None).await.status, 401);
     assert_eq!(s.be(&fresh, Method::GET, "/be/v1/apps", None).await.status, 200);
@@ -305,13 +305,13 @@ edge_test!(console_in_a_browser, |be| async move {
     b.run("document.getElementById('bundle').value = arguments[0];", json!([bundle.to_string()]))
         .await;
     b.el("#import").await.click().await;
-    let plan = b.wait_text("#plan", 10, |t| !t.is_empty()).await;
+    let plan = b.wait_text("#plan", WAIT, |t| !t.is_empty()).await;
     assert!(plan.contains("Imported") && plan.contains("create"), "{plan}");
     assert!(plan.contains("Game") && plan.contains("unchanged"), "{plan}");
     b.shot("organization-plan").await;
     s.be(&tok, Method::GET, "/be/v1/apps/Imported", None).await.err(404, "not-found");
     b.el("#commit").await.click().await;
-    assert!(b.wait_text("#applied", 10, |t| !t.is_empty()).await.starts_with("1 item"));
+    assert!(b.wait_text("#applied", WAIT, |t| !t.is_empty()).await.starts_with("1 item"));
     let r = s.be(&tok, Method::GET, "/be/v1/apps/Imported", None).await;
     assert_eq!(r.ok()["app"]["label"], "Imported from a bundle");
 
@@ -324,11 +324,11 @@ edge_test!(console_in_a_browser, |be| async move {
 
     // Another organization's app is not found, exactly as in the API.
     b.go(&format!("{base}/console/apps/RivalGame")).await;
-    assert!(b.wait_text("#error", 10, |t| !t.is_empty()).await.contains("404"));
+    assert!(b.wait_text("#error", WAIT, |t| !t.is_empty()).await.contains("404"));
     let r = b.run("return fetch('/console/apps/RivalGame').then(r => r.status);", json!([])).await;
     assert_eq!(r, 404);
     b.go(&format!("{base}/console/no/such/page")).await;
-    assert!(b.wait_text("#error", 10, |t| !t.is_empty()).await.contains("no such page"));
+    assert!(b.wait_text("#error", WAIT, |t| !t.is_empty()).await.contains("no such page"));
 
     // Sign-out ends the session: back is the sign-in page, the old tokens are dead.
     b.go(&format!("{base}/console/")).await;
@@ -337,7 +337,7 @@ edge_test!(console_in_a_browser, |be| async move {
     assert!(!seen.as_str().unwrap().contains(&session), "HttpOnly: page scripts cannot read it");
     assert_eq!(s.be(&session, Method::GET, "/be/v1/apps", None).await.status, 200);
     b.el("#sign-out").await.click().await;
-    b.wait_text("h1", 10, |t| t == "rockit-edge").await;
+    b.wait_text("h1", WAIT, |t| t == "rockit-edge").await;
     b.go(&format!("{base}/console/")).await;
     assert!(b.url().await.ends_with("/console/sign-in"));
     assert_eq!(s.be(&session, Method::GET, "/be/v1/apps", None).await.status, 401);
@@ -402,23 +402,23 @@ edge_test!(console_for_the_operator, |be| async move {
     b.el("#org-first").await.typ("Ada").await;
     b.el("#org-sur").await.typ("Boss").await;
     b.el("#create-org").await.click().await;
-    let admin_pw = b.wait_text("#secret", 10, |t| !t.is_empty()).await;
+    let admin_pw = b.wait_text("#secret", WAIT, |t| !t.is_empty()).await;
     b.shot("operator-org-created").await;
     s.token("newco_admin", &admin_pw, "NewCo").await;
 
     // Maintenance mode from the page: the API answers 503 meanwhile.
     b.go(&format!("{base}/console/operator")).await;
     b.el("#maintenance-toggle").await.click().await;
-    b.wait_text("#maintenance", 10, |t| t.starts_with("on")).await;
+    b.wait_text("#maintenance", WAIT, |t| t.starts_with("on")).await;
     b.shot("operator").await;
     s.be(&plain, Method::GET, "/be/v1/apps", None).await.err(503, "maintenance");
     b.el("#maintenance-toggle").await.click().await;
-    b.wait_text("#maintenance", 10, |t| t == "off").await;
+    b.wait_text("#maintenance", WAIT, |t| t == "off").await;
     assert_eq!(s.be(&plain, Method::GET, "/be/v1/apps", None).await.status, 200);
 
     // The test task: a worker runs it and names its version.
     b.el("#hello").await.click().await;
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(WAIT);
     loop {
         b.go(&format!("{base}/console/operator")).await;
         if !b.text("#worker").await.starts_with("no test task") {
@@ -435,7 +435,7 @@ edge_test!(console_for_the_operator, |be| async move {
     sign_in(&b, &base, "tenant_admin", &plain_pw, None).await;
     assert_eq!(b.count("a[href='/console/operator']").await, 0);
     b.go(&format!("{base}/console/operator")).await;
-    let e = b.wait_text("#error", 10, |t| !t.is_empty()).await;
+    let e = b.wait_text("#error", WAIT, |t| !t.is_empty()).await;
     assert!(e.contains("only the operator organization"), "{e}");
     b.go(&format!("{base}/console/")).await;
     let csrf = b.run("return document.querySelector('input[name=_csrf]').value;", json!([])).await;
@@ -471,7 +471,7 @@ edge_test!(console_training_chart, |be| async move {
     n.clear().await;
     n.typ("3").await;
     b.el("#save-reliable").await.click().await;
-    b.wait_text("#reliable", 10, |t| t.starts_with("3 ")).await;
+    b.wait_text("#reliable", WAIT, |t| t.starts_with("3 ")).await;
     let tr = s.be(&tok, Method::GET, "/be/v1/trainings/Game", None).await.ok()["training"].clone();
     assert_eq!(tr["nTracesReliable"], 3);
 

@@ -16,9 +16,16 @@ pub struct Browser {
     driver: Child,
 }
 
-/// An element of the current page.
+/// How long the helpers wait for an element or a text before failing the test: generous,
+/// because CI runs the browser tests beside the rest of the suite on two cores, and a wait
+/// that succeeds returns at once.
+pub const WAIT: u64 = 45;
+
+/// An element of the current page, with the selector that found it (to find it again when a
+/// page script replaced it).
 pub struct El<'a> {
     b: &'a Browser,
+    css: String,
     id: String,
 }
 
@@ -63,13 +70,31 @@ impl Browser {
         Browser { http, base: format!("{url}/session/{sid}"), driver }
     }
 
-    async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    /// Sends a command; answers its value, or the WebDriver error code and message.
+    async fn try_cmd(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, (String, String)> {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(b) = body {
             req = req.json(&b);
         }
         let r: Value = req.send().await.unwrap().json().await.unwrap();
-        r["value"].clone()
+        match r["value"]["error"].as_str() {
+            Some(code) => {
+                Err((code.to_string(), r["value"]["message"].as_str().unwrap_or("").to_string()))
+            }
+            None => Ok(r["value"].clone()),
+        }
+    }
+
+    /// Sends a command; a WebDriver error fails the test, in its own words.
+    async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        self.try_cmd(method, path, body)
+            .await
+            .unwrap_or_else(|(code, msg)| panic!("webdriver {path}: {code}: {msg}"))
     }
 
     async fn post(&self, path: &str, body: Value) -> Value {
@@ -91,10 +116,18 @@ impl Browser {
         self.cmd(reqwest::Method::GET, "/source", None).await.as_str().unwrap_or("").to_string()
     }
 
-    /// The first element matching `css`, if any.
+    /// The first element matching `css` now, if any.
     pub async fn find(&self, css: &str) -> Option<El<'_>> {
-        let v = self.post("/element", json!({"using": "css selector", "value": css})).await;
-        v[ELEMENT].as_str().map(|id| El { b: self, id: id.to_string() })
+        let q = json!({"using": "css selector", "value": css});
+        match self.try_cmd(reqwest::Method::POST, "/element", Some(q)).await {
+            Ok(v) => v[ELEMENT].as_str().map(|id| El {
+                b: self,
+                css: css.to_string(),
+                id: id.to_string(),
+            }),
+            Err((code, _)) if code == "no such element" => None,
+            Err((code, msg)) => panic!("webdriver find {css}: {code}: {msg}"),
+        }
     }
 
     /// How many elements match `css`.
@@ -103,16 +136,28 @@ impl Browser {
         v.as_array().map_or(0, Vec::len)
     }
 
-    /// The element matching `css`; fails the test when there is none.
+    /// The element matching `css`, waited for up to [`WAIT`] seconds (a page may still be
+    /// loading after a click); fails the test when none comes.
     pub async fn el(&self, css: &str) -> El<'_> {
-        self.find(css).await.unwrap_or_else(|| panic!("no element {css}"))
+        let until = Instant::now() + Duration::from_secs(WAIT);
+        loop {
+            if let Some(e) = self.find(css).await {
+                return e;
+            }
+            assert!(Instant::now() < until, "no element {css} after {WAIT} s");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
-    /// The text of the element matching `css` (empty when there is none).
+    /// The text of the element matching `css` (empty when there is none, or when a page
+    /// script replaced it meanwhile).
     pub async fn text(&self, css: &str) -> String {
-        match self.find(css).await {
-            Some(e) => e.text().await,
-            None => String::new(),
+        let Some(e) = self.find(css).await else { return String::new() };
+        let path = e.path("text");
+        match self.try_cmd(reqwest::Method::GET, &path, None).await {
+            Ok(v) => v.as_str().unwrap_or("").to_string(),
+            Err((code, _)) if code == "stale element reference" => String::new(),
+            Err((code, msg)) => panic!("webdriver text of {css}: {code}: {msg}"),
         }
     }
 
@@ -137,8 +182,8 @@ impl Browser {
 
     /// The value of cookie `name` (WebDriver sees `HttpOnly` cookies, page scripts do not).
     pub async fn cookie(&self, name: &str) -> Option<String> {
-        let v = self.cmd(reqwest::Method::GET, &format!("/cookie/{name}"), None).await;
-        v["value"].as_str().map(String::from)
+        let v = self.try_cmd(reqwest::Method::GET, &format!("/cookie/{name}"), None).await;
+        v.ok()?["value"].as_str().map(String::from)
     }
 
     /// Accepts the open `confirm` dialog.
@@ -179,9 +224,23 @@ impl El<'_> {
         format!("/element/{}/{what}", self.id)
     }
 
-    /// Clicks it.
+    /// Clicks it; when a page script replaced it meanwhile (the pipeline fragment is
+    /// redrawn every second), clicks the element its selector finds now.
     pub async fn click(&self) {
-        self.b.post(&self.path("click"), json!({})).await;
+        let mut id = self.id.clone();
+        let until = Instant::now() + Duration::from_secs(WAIT);
+        loop {
+            let path = format!("/element/{id}/click");
+            match self.b.try_cmd(reqwest::Method::POST, &path, Some(json!({}))).await {
+                Ok(_) => return,
+                Err((code, msg)) if code == "stale element reference" => {
+                    assert!(Instant::now() < until, "{} stays stale: {msg}", self.css);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    id = self.b.el(&self.css).await.id;
+                }
+                Err((code, msg)) => panic!("webdriver click {}: {code}: {msg}", self.css),
+            }
+        }
     }
 
     /// Empties it (an input or a text area).
@@ -192,11 +251,5 @@ impl El<'_> {
     /// Types `text` into it.
     pub async fn typ(&self, text: &str) {
         self.b.post(&self.path("value"), json!({"text": text})).await;
-    }
-
-    /// Its visible text.
-    pub async fn text(&self) -> String {
-        let v = self.b.cmd(reqwest::Method::GET, &self.path("text"), None).await;
-        v.as_str().unwrap_or("").to_string()
     }
 }
