@@ -11,10 +11,7 @@ tar cf "$WORK/game.tar" -C "$WORK/game" .
 BYTES=$(stat -c %s "$WORK/game.tar")
 start_server
 trap stop_server EXIT
-TOKEN=$(org_token BenchOrg)
-H=(-H "authorization: Bearer $TOKEN" -H 'content-type: application/json')
-curl -sf -XPOST "$E/be/v1/deployments" "${H[@]}" -d '{"name":"local","origin":{"type":"fs","path":"site"}}' >/dev/null
-curl -sf -XPOST "$E/be/v1/apps" "${H[@]}" -d '{"name":"Game","label":"Game"}' >/dev/null
+publisher BenchOrg Game
 peak_rss "$SERVER_PID" 3600 "$WORK/rss" &
 RSS_PID=$!
 T0=$(date +%s.%N)

@@ -42,3 +42,12 @@ peak_rss() {
 }
 
 machine() { echo "$(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr), $(date -u +%Y-%m-%d)"; }
+
+# publisher ORG APP: an org with an fs deployment "local" and app APP; sets TOKEN and H (the
+# headers of its admin's JSON requests).
+publisher() {
+  TOKEN=$(org_token "$1")
+  H=(-H "authorization: Bearer $TOKEN" -H 'content-type: application/json')
+  curl -sf -XPOST "$E/be/v1/deployments" "${H[@]}" -d '{"name":"local","origin":{"type":"fs","path":"site"}}' >/dev/null
+  curl -sf -XPOST "$E/be/v1/apps" "${H[@]}" -d "{\"name\":\"$2\",\"label\":\"$2\"}" >/dev/null
+}

@@ -10,6 +10,7 @@ pub mod ingest;
 pub mod patch;
 pub mod patch_apply;
 pub mod patch_ops;
+mod patch_stream;
 pub mod play;
 pub mod reader;
 pub mod safepath;

@@ -7,6 +7,7 @@
 use crate::diff::{self, Base, Op};
 use crate::image::{write_atomic, PackWriter};
 use crate::patch_ops::{self as ops, op, rec, Item};
+use crate::patch_stream::{self, PatchStream};
 use crate::similar::Anchors;
 use crate::store::ChunkStore;
 use crate::tree::{Entry, Kind, Tree};
@@ -20,9 +21,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The patch format version this writer produces and the reader accepts.
 pub const VERSION: u32 = 2;
-
-/// zstd level of the patch stream: patches are sent to every player, so it is worth it.
-const PATCH_LEVEL: i32 = 19;
 
 /// log2 of the stream's zstd window: what a reader must be ready to hold (8 MiB).
 pub const WINDOW_LOG: u32 = 23;
@@ -137,7 +135,7 @@ struct OpWriter {
 }
 
 impl OpWriter {
-    fn copy(&mut self, w: &mut impl Write, fi: u32, off: u64, len: u64) -> io::Result<()> {
+    fn copy(&mut self, w: &mut PatchStream, fi: u32, off: u64, len: u64) -> io::Result<()> {
         if let Some((pf, po, pl)) = &mut self.pending {
             if *pf == fi && *po + *pl == off {
                 *pl += len;
@@ -149,19 +147,18 @@ impl OpWriter {
         Ok(())
     }
 
-    fn insert(&mut self, w: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
+    fn insert(&mut self, w: &mut PatchStream, bytes: &[u8]) -> io::Result<()> {
         self.insert2(w, bytes, &[])
     }
 
     /// One insert of `a` then `b`.
-    fn insert2(&mut self, w: &mut impl Write, a: &[u8], b: &[u8]) -> io::Result<()> {
+    fn insert2(&mut self, w: &mut PatchStream, a: &[u8], b: &[u8]) -> io::Result<()> {
         self.flush(w)?;
         ops::put_varint(w, ((a.len() + b.len()) as u64) << 2 | op::INSERT)?;
-        w.write_all(a)?;
-        w.write_all(b)
+        w.literal(&[a, b])
     }
 
-    fn flush(&mut self, w: &mut impl Write) -> io::Result<()> {
+    fn flush(&mut self, w: &mut PatchStream) -> io::Result<()> {
         if let Some((fi, off, len)) = self.pending.take() {
             if self.src != Some(fi) {
                 ops::put_varint(w, u64::from(fi) << 2 | op::SRC)?;
@@ -486,7 +483,7 @@ struct Counts {
 /// Writes the ops of the newer file `t` (whose same-path older entry is `same`); returns
 /// the BLAKE3 of its content. Its bytes are added to `done` chunk by chunk.
 fn file_ops(
-    w: &mut impl Write,
+    w: &mut PatchStream,
     d: &mut Differ<'_>,
     t: &Entry,
     same: Option<u32>,
@@ -597,6 +594,74 @@ impl Places {
     }
 }
 
+/// Writes the records: the older listing's digest and modes, removals, directories, links,
+/// then each changed or new file's ops; answers the BLAKE3 of each of those files.
+#[allow(clippy::too_many_arguments)]
+fn write_records<'t>(
+    w: &mut PatchStream,
+    from: &Tree,
+    fl: &FromList<'_>,
+    plan: &Plan<'t>,
+    store: &ChunkStore,
+    places: &Places,
+    counts: &mut Counts,
+    done: &AtomicU64,
+) -> io::Result<Vec<(&'t str, [u8; 32])>> {
+    w.write_all(ops::MAGIC)?;
+    ops::put_varint(w, fl.entries.len() as u64)?;
+    w.write_all(&fl.digest())?;
+    let mut runs: Vec<(u64, u32)> = Vec::new();
+    for m in &plan.modes {
+        match runs.last_mut() {
+            Some((n, lm)) if lm == m => *n += 1,
+            _ => runs.push((1, *m)),
+        }
+    }
+    ops::put_varint(w, runs.len() as u64)?;
+    for (n, m) in &runs {
+        ops::put_varint(w, *n)?;
+        ops::put_varint(w, u64::from(*m))?;
+    }
+    for i in &plan.removes {
+        ops::put_varint(w, rec::REMOVE)?;
+        ops::put_varint(w, *i as u64)?;
+    }
+    for path in &plan.rmdirs {
+        ops::put_varint(w, rec::RMDIR)?;
+        ops::put_str(w, path)?;
+    }
+    for e in &plan.dirs {
+        ops::put_varint(w, rec::DIR)?;
+        ops::put_str(w, &e.path)?;
+        ops::put_varint(w, u64::from(e.mode))?;
+    }
+    for e in &plan.links {
+        ops::put_varint(w, rec::LINK)?;
+        ops::put_str(w, &e.path)?;
+        ops::put_str(w, e.target.as_deref().unwrap_or(""))?;
+    }
+    let mut d = Differ { from, fl, store, anchors: None, cache: HashMap::new() };
+    let mut hashes = Vec::with_capacity(plan.files.len());
+    for (t, same) in &plan.files {
+        match same {
+            Some(i) => {
+                ops::put_varint(w, rec::FILE_AT)?;
+                ops::put_varint(w, *i as u64)?;
+                ops::put_varint(w, ops::zigzag(t.size as i64 - fl.entries[*i].size as i64))?;
+            }
+            None => {
+                ops::put_varint(w, rec::FILE_NEW)?;
+                ops::put_str(w, &t.path)?;
+                ops::put_varint(w, u64::from(t.mode))?;
+                ops::put_varint(w, t.size)?;
+            }
+        }
+        let h = file_ops(w, &mut d, t, same.map(|i| i as u32), places, counts, done)?;
+        hashes.push((t.path.as_str(), h));
+    }
+    Ok(hashes)
+}
+
 /// Writes the patch `from` → `to` into `dir` (created). Every byte of the newer build's
 /// files is added to `done` once worked through — diffed against `from` when its file
 /// changed, hashed for the build's digest when it did not — so a finished patch has added
@@ -616,91 +681,39 @@ pub fn write_patch(
     let places = Places::of(&fl);
     let limit = p.pack_limit.max(1);
     let sink = Sink { packs: PackWriter::new(dir, limit), limit, room: limit };
-    let mut z = zstd::stream::write::Encoder::new(sink, PATCH_LEVEL)?;
-    z.window_log(WINDOW_LOG)?;
-    let mut w = io::BufWriter::with_capacity(1 << 16, z);
     let mut counts = Counts::default();
-    // Unchanged files are hashed for the newer build's digest on a second core while
-    // this one works out the changed ones.
-    let (hashes, carried_hashes) = std::thread::scope(|s| -> io::Result<_> {
-        let carried = s.spawn(|| {
-            plan.carried
-                .iter()
-                .map(|e| content_hash(store, e, done).map(|h| (e.path.as_str(), h)))
-                .collect::<io::Result<Vec<_>>>()
-        });
-        w.write_all(ops::MAGIC)?;
-        ops::put_varint(&mut w, fl.entries.len() as u64)?;
-        w.write_all(&fl.digest())?;
-        let mut runs: Vec<(u64, u32)> = Vec::new();
-        for m in &plan.modes {
-            match runs.last_mut() {
-                Some((n, lm)) if lm == m => *n += 1,
-                _ => runs.push((1, *m)),
-            }
+    let (to_digest, mut sink) = patch_stream::with_stream(sink, WINDOW_LOG, |w| {
+        // Unchanged files are hashed for the newer build's digest on another core while
+        // this one works out the changed ones.
+        let (hashes, carried_hashes) = std::thread::scope(|s| -> io::Result<_> {
+            let carried = s.spawn(|| {
+                plan.carried
+                    .iter()
+                    .map(|e| content_hash(store, e, done).map(|h| (e.path.as_str(), h)))
+                    .collect::<io::Result<Vec<_>>>()
+            });
+            write_records(w, from, &fl, &plan, store, &places, &mut counts, done).and_then(
+                |hashes| {
+                    let carried = carried
+                        .join()
+                        .map_err(|_| io::Error::other("hashing thread panicked"))??;
+                    Ok((hashes, carried))
+                },
+            )
+        })?;
+        // The newer build's digest: every file and symlink, in path order.
+        let content: HashMap<&str, [u8; 32]> = hashes.into_iter().chain(carried_hashes).collect();
+        let mut items: Vec<&Entry> = to.entries.iter().filter(|e| e.kind != Kind::Dir).collect();
+        items.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+        let mut dh = blake3::Hasher::new();
+        for e in items {
+            ops::digest_item(&mut dh, &e.path, &item(e, content.get(e.path.as_str()).copied()));
         }
-        ops::put_varint(&mut w, runs.len() as u64)?;
-        for (n, m) in &runs {
-            ops::put_varint(&mut w, *n)?;
-            ops::put_varint(&mut w, u64::from(*m))?;
-        }
-        for i in &plan.removes {
-            ops::put_varint(&mut w, rec::REMOVE)?;
-            ops::put_varint(&mut w, *i as u64)?;
-        }
-        for path in &plan.rmdirs {
-            ops::put_varint(&mut w, rec::RMDIR)?;
-            ops::put_str(&mut w, path)?;
-        }
-        for e in &plan.dirs {
-            ops::put_varint(&mut w, rec::DIR)?;
-            ops::put_str(&mut w, &e.path)?;
-            ops::put_varint(&mut w, u64::from(e.mode))?;
-        }
-        for e in &plan.links {
-            ops::put_varint(&mut w, rec::LINK)?;
-            ops::put_str(&mut w, &e.path)?;
-            ops::put_str(&mut w, e.target.as_deref().unwrap_or(""))?;
-        }
-        let mut d = Differ { from, fl: &fl, store, anchors: None, cache: HashMap::new() };
-        let mut hashes = Vec::with_capacity(plan.files.len());
-        for (t, same) in &plan.files {
-            match same {
-                Some(i) => {
-                    ops::put_varint(&mut w, rec::FILE_AT)?;
-                    ops::put_varint(&mut w, *i as u64)?;
-                    ops::put_varint(
-                        &mut w,
-                        ops::zigzag(t.size as i64 - fl.entries[*i].size as i64),
-                    )?;
-                }
-                None => {
-                    ops::put_varint(&mut w, rec::FILE_NEW)?;
-                    ops::put_str(&mut w, &t.path)?;
-                    ops::put_varint(&mut w, u64::from(t.mode))?;
-                    ops::put_varint(&mut w, t.size)?;
-                }
-            }
-            let h =
-                file_ops(&mut w, &mut d, t, same.map(|i| i as u32), &places, &mut counts, done)?;
-            hashes.push((t.path.as_str(), h));
-        }
-        let carried = carried.join().map_err(|_| io::Error::other("hashing thread panicked"))??;
-        Ok((hashes, carried))
+        ops::put_varint(w, rec::END)?;
+        let to_digest = *dh.finalize().as_bytes();
+        w.write_all(&to_digest)?;
+        Ok(to_digest)
     })?;
-    // The newer build's digest: every file and symlink, in path order.
-    let content: HashMap<&str, [u8; 32]> = hashes.into_iter().chain(carried_hashes).collect();
-    let mut items: Vec<&Entry> = to.entries.iter().filter(|e| e.kind != Kind::Dir).collect();
-    items.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
-    let mut dh = blake3::Hasher::new();
-    for e in items {
-        ops::digest_item(&mut dh, &e.path, &item(e, content.get(e.path.as_str()).copied()));
-    }
-    ops::put_varint(&mut w, rec::END)?;
-    let to_digest = *dh.finalize().as_bytes();
-    w.write_all(&to_digest)?;
-    let z = w.into_inner().map_err(|e| e.into_error())?;
-    let mut sink = z.finish()?;
     sink.packs.close()?;
     let packs = sink.packs;
     let size_bytes: u64 = packs.packs.iter().map(|p| p.1).sum();
