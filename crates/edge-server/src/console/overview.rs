@@ -6,14 +6,20 @@ use super::tasks_view::{groups, TaskRow};
 use super::viewer::Viewer;
 use crate::perms::{Resource, R};
 use crate::state::AppState;
-use crate::store::{apps, tasks};
+use crate::store::{apps, builds, tasks};
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use std::sync::Arc;
 
-/// How many of an app's newest tasks the overview reads for its last import and warnings.
-const APP_TASKS: usize = 50;
+/// Running tasks listed, at most.
+const RUNNING_TASKS: usize = 50;
+
+/// Steps of one import read for its state (more than any group has: one patch per kept build).
+const GROUP_TASKS: usize = 200;
+
+/// Warned tasks of an app read for the count of open warnings, at most.
+const WARNED_TASKS: i64 = 200;
 
 /// An app's line.
 struct AppLine {
@@ -51,21 +57,33 @@ pub async fn page(
     let (pager, shown) = Pager::of(q.page, rows.len());
     let mut lines = Vec::new();
     for a in &rows[shown] {
-        let builds = apps::kept_builds(&mut c, &a.id).await?;
-        let image = builds
-            .iter()
-            .find(|b| Some(b.build_id) == a.i_cur_build)
-            .map(|b| bytes(b.image_bytes))
-            .unwrap_or_default();
-        let mine = if tasks_read {
+        let image = match a.i_cur_build {
+            Some(id) => bytes(builds::image_bytes(&st.db, &a.id, id).await?),
+            None => String::new(),
+        };
+        // The newest import's steps (its task group) and the open warnings: a few rows per
+        // app, however many tasks it has.
+        let (mine, warned) = if tasks_read {
             let f = tasks::TaskFilter {
                 org: Some(v.caller.org_id.clone()),
                 app_id: Some(a.id.clone()),
                 ..Default::default()
             };
-            tasks::list(&mut c, &f, &newest, 0, APP_TASKS).await?.0
+            let newest_one = tasks::list(&mut c, &f, &newest, 0, 1).await?.0;
+            let group = match newest_one.first() {
+                Some(t) => {
+                    let f = tasks::TaskFilter {
+                        org: Some(v.caller.org_id.clone()),
+                        group: Some(t.group.clone()),
+                        ..Default::default()
+                    };
+                    tasks::list(&mut c, &f, &newest, 0, GROUP_TASKS).await?.0
+                }
+                None => Vec::new(),
+            };
+            (group, tasks::warned(&mut c, &a.id, WARNED_TASKS).await?)
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
         let last = groups(&mine, 1).into_iter().next();
         lines.push(AppLine {
@@ -79,7 +97,7 @@ pub async fn page(
             last_import: last.as_ref().map(|g| g.state).unwrap_or("").into(),
             last_class: last.as_ref().map(|g| g.class).unwrap_or(""),
             last_age: last.as_ref().map(|g| g.age.clone()).unwrap_or_default(),
-            warnings: mine.iter().map(TaskRow::of).filter(|t| t.warning_open).count(),
+            warnings: warned.iter().map(TaskRow::of).filter(|t| t.warning_open).count(),
             locked: a.error == 1,
         });
     }
@@ -89,7 +107,12 @@ pub async fn page(
             status: Some("running".into()),
             ..Default::default()
         };
-        tasks::list(&mut c, &f, &newest, 0, APP_TASKS).await?.0.iter().map(TaskRow::of).collect()
+        tasks::list(&mut c, &f, &newest, 0, RUNNING_TASKS)
+            .await?
+            .0
+            .iter()
+            .map(TaskRow::of)
+            .collect()
     } else {
         Vec::new()
     };

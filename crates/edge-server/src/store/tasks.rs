@@ -163,6 +163,18 @@ pub async fn get(
     }
 }
 
+/// An app's tasks that carry a warning, newest first (at most `limit`): warnings are rare, so
+/// this reads far fewer rows than the app's task list would.
+pub async fn warned(c: &mut Conn, app_id: &AppId, limit: i64) -> Result<Vec<Task>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLS} FROM tasks WHERE app_id = $1 AND warning IS NOT NULL ORDER BY created DESC LIMIT $2"
+    ))
+    .bind(app_id)
+    .bind(limit)
+    .fetch_all(c)
+    .await
+}
+
 /// Filters of a task list.
 #[derive(Default)]
 pub struct TaskFilter {
