@@ -88,7 +88,7 @@ async fn pipeline_of(st: &AppState, v: &Viewer, a: &apps::AppRow) -> Result<Pipe
             ..Default::default()
         };
         let mut c = st.db.conn().await?;
-        let (rows, _) = tasks::list(&mut c, &f, &[("created".into(), true)], 0, TASKS_READ).await?;
+        let rows = tasks::page(&mut c, &f, &[("created".into(), true)], 0, TASKS_READ).await?;
         groups(&rows, GROUPS_SHOWN)
     } else {
         Vec::new()

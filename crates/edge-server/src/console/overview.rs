@@ -58,7 +58,7 @@ pub async fn page(
     let mut lines = Vec::new();
     for a in &rows[shown] {
         let image = match a.i_cur_build {
-            Some(id) => bytes(builds::image_bytes(&st.db, &a.id, id).await?),
+            Some(id) => bytes(builds::image_bytes_on(&mut c, &a.id, id).await?),
             None => String::new(),
         };
         // The newest import's steps (its task group) and the open warnings: a few rows per
@@ -69,7 +69,7 @@ pub async fn page(
                 app_id: Some(a.id.clone()),
                 ..Default::default()
             };
-            let newest_one = tasks::list(&mut c, &f, &newest, 0, 1).await?.0;
+            let newest_one = tasks::page(&mut c, &f, &newest, 0, 1).await?;
             let group = match newest_one.first() {
                 Some(t) => {
                     let f = tasks::TaskFilter {
@@ -77,7 +77,7 @@ pub async fn page(
                         group: Some(t.group.clone()),
                         ..Default::default()
                     };
-                    tasks::list(&mut c, &f, &newest, 0, GROUP_TASKS).await?.0
+                    tasks::page(&mut c, &f, &newest, 0, GROUP_TASKS).await?
                 }
                 None => Vec::new(),
             };
@@ -107,12 +107,7 @@ pub async fn page(
             status: Some("running".into()),
             ..Default::default()
         };
-        tasks::list(&mut c, &f, &newest, 0, RUNNING_TASKS)
-            .await?
-            .0
-            .iter()
-            .map(TaskRow::of)
-            .collect()
+        tasks::page(&mut c, &f, &newest, 0, RUNNING_TASKS).await?.iter().map(TaskRow::of).collect()
     } else {
         Vec::new()
     };

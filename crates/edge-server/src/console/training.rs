@@ -85,8 +85,8 @@ async fn chart(st: &AppState, v: &Viewer, app: &str) -> Result<Option<Chart>, Ap
         kind: Some("mkseq".into()),
         ..Default::default()
     };
-    let (rows, _) =
-        tasks::list(&mut *st.db.conn().await?, &f, &[("created".into(), true)], 0, 20).await?;
+    let rows =
+        tasks::page(&mut *st.db.conn().await?, &f, &[("created".into(), true)], 0, 20).await?;
     let Some((t, ttp)) = rows
         .iter()
         .filter_map(|t| {

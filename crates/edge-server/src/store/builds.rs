@@ -41,10 +41,19 @@ pub async fn kept_before(db: &Db, app_id: &AppId, build_id: i64) -> Result<Vec<i
 
 /// The image size of a build (an error when the build is not recorded).
 pub async fn image_bytes(db: &Db, app_id: &AppId, build_id: i64) -> Result<i64, sqlx::Error> {
+    image_bytes_on(&mut *db.conn().await?, app_id, build_id).await
+}
+
+/// [`image_bytes`] on a connection the caller holds.
+pub async fn image_bytes_on(
+    c: &mut Conn,
+    app_id: &AppId,
+    build_id: i64,
+) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT image_bytes FROM builds WHERE app_id = $1 AND build_id = $2")
         .bind(app_id)
         .bind(build_id)
-        .fetch_one(db.pool())
+        .fetch_one(c)
         .await
 }
 
