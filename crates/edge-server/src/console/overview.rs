@@ -51,6 +51,9 @@ pub async fn page(
 ) -> PageResult {
     v.caller.require(Resource::Apps, R)?;
     let mut c = st.db.conn().await?;
+    // The task lists keep their count: without it, SQLite's planner serves `ORDER BY created
+    // DESC LIMIT n` from the org's index and walks every task of the org (measured: the page
+    // took three times as long).
     let rows = apps::list(&mut c, &v.caller.org_id).await?;
     let tasks_read = v.can(Resource::Tasks, R);
     let newest = [("created".to_string(), true)];
@@ -69,7 +72,7 @@ pub async fn page(
                 app_id: Some(a.id.clone()),
                 ..Default::default()
             };
-            let newest_one = tasks::page(&mut c, &f, &newest, 0, 1).await?;
+            let newest_one = tasks::list(&mut c, &f, &newest, 0, 1).await?.0;
             let group = match newest_one.first() {
                 Some(t) => {
                     let f = tasks::TaskFilter {
@@ -77,7 +80,7 @@ pub async fn page(
                         group: Some(t.group.clone()),
                         ..Default::default()
                     };
-                    tasks::page(&mut c, &f, &newest, 0, GROUP_TASKS).await?
+                    tasks::list(&mut c, &f, &newest, 0, GROUP_TASKS).await?.0
                 }
                 None => Vec::new(),
             };
@@ -107,7 +110,12 @@ pub async fn page(
             status: Some("running".into()),
             ..Default::default()
         };
-        tasks::page(&mut c, &f, &newest, 0, RUNNING_TASKS).await?.iter().map(TaskRow::of).collect()
+        tasks::list(&mut c, &f, &newest, 0, RUNNING_TASKS)
+            .await?
+            .0
+            .iter()
+            .map(TaskRow::of)
+            .collect()
     } else {
         Vec::new()
     };
