@@ -80,7 +80,10 @@ pub async fn page(
                         group: Some(t.group.clone()),
                         ..Default::default()
                     };
-                    tasks::list(&mut c, &f, &newest, 0, GROUP_TASKS).await?.0
+                    // By step, which the group's index serves: ordered by `created`, SQLite
+                    // (without statistics) walked the org's index instead, every task of it.
+                    let by_step = [("step".to_string(), false)];
+                    tasks::list(&mut c, &f, &by_step, 0, GROUP_TASKS).await?.0
                 }
                 None => Vec::new(),
             };

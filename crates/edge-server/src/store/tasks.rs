@@ -267,6 +267,8 @@ async fn query(
                 "buildId" => "build_id",
                 "started" => "started",
                 "ended" => "ended",
+                // Not an API order: a group's steps, which `tasks_group` serves in order.
+                "step" => "step",
                 _ => "created",
             };
             format!("{col} {}", if *desc { "DESC" } else { "ASC" })

@@ -124,13 +124,22 @@ edge_test!(console_in_a_browser, |be| async move {
     );
     b.shot("app-failed").await;
 
-    // The warning (an empty file in the build), acknowledged.
+    // The warning (an empty file in the build): counted on the overview, acknowledged on the
+    // app's page, and no longer counted.
     assert!(b.text("#pipeline").await.contains("zero-length file"));
+    b.go(&format!("{base}/console/")).await;
+    let row = b.text("#apps tbody").await;
+    assert!(row.contains("1 open") && row.contains("failed"), "{row}");
+    b.go(&format!("{base}/console/apps/Game")).await;
     b.el("#pipeline .acknowledge").await.click().await;
     b.wait_text("#pipeline", WAIT, |t| t.contains("(acknowledged)")).await;
     assert_eq!(b.count("#pipeline .acknowledge").await, 0);
     let r = s.be(&tok, Method::GET, "/be/v1/tasks?appName=Game&type=mkraw", None).await;
     assert_eq!(r.ok()["tasks"][0]["warning"]["acknowledged"], true, "{}", r.body);
+    b.go(&format!("{base}/console/")).await;
+    let row = b.text("#apps tbody").await;
+    assert!(!row.contains("open"), "{row}");
+    b.go(&format!("{base}/console/apps/Game")).await;
 
     // While the app is locked, an upload is refused before any byte is sent, in words.
     b.go(&format!("{base}/console/apps/Game")).await;

@@ -15,6 +15,8 @@ pub struct Opts {
     pub tasks: usize,
     pub rounds: usize,
     pub database_url: Option<String>,
+    /// Leave the data directory behind.
+    pub keep: bool,
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -134,7 +136,11 @@ pub async fn run(o: Opts) -> Result<(), String> {
         println!("{p:<32} {:>8.1} {:>8.1} {:>8.1} {size:>9}", at(0.5), at(0.95), at(1.0));
     }
     running.shutdown().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    if o.keep {
+        eprintln!("data kept in {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     Ok(())
 }
 

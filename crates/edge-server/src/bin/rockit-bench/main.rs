@@ -42,6 +42,9 @@ enum Cmd {
         /// PostgreSQL instead of the embedded SQLite.
         #[arg(long)]
         database_url: Option<String>,
+        /// Leaves the data directory (and its SQLite database) behind, to query it after.
+        #[arg(long)]
+        keep: bool,
     },
     Gen {
         dir: PathBuf,
@@ -224,7 +227,7 @@ fn main() {
             gen::mutate(&dir, &scenario, seed).map(|m| eprintln!("{m}")).map_err(|e| e.to_string())
         }
         Cmd::Patch { old, new, work } => patch(&old, &new, &work),
-        Cmd::Console { apps, builds, tasks, rounds, database_url } => {
+        Cmd::Console { apps, builds, tasks, rounds, database_url, keep } => {
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -236,6 +239,7 @@ fn main() {
                         tasks,
                         rounds,
                         database_url,
+                        keep,
                     }))
                 })
         }
