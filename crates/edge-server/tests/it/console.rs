@@ -139,7 +139,6 @@ edge_test!(console_in_a_browser, |be| async move {
     b.go(&format!("{base}/console/")).await;
     let row = b.text("#apps tbody").await;
     assert!(!row.contains("open"), "{row}");
-    b.go(&format!("{base}/console/apps/Game")).await;
 
     // While the app is locked, an upload is refused before any byte is sent, in words.
     b.go(&format!("{base}/console/apps/Game")).await;
