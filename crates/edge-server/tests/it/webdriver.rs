@@ -156,7 +156,7 @@ impl Browser {
         let path = e.path("text");
         match self.try_cmd(reqwest::Method::GET, &path, None).await {
             Ok(v) => v.as_str().unwrap_or("").to_string(),
-            Err((code, _)) if code == "stale element reference" => String::new(),
+            Err((code, msg)) if stale(&code, &msg) => String::new(),
             Err((code, msg)) => panic!("webdriver text of {css}: {code}: {msg}"),
         }
     }
@@ -233,7 +233,7 @@ impl El<'_> {
             let path = format!("/element/{id}/click");
             match self.b.try_cmd(reqwest::Method::POST, &path, Some(json!({}))).await {
                 Ok(_) => return,
-                Err((code, msg)) if code == "stale element reference" => {
+                Err((code, msg)) if stale(&code, &msg) => {
                     assert!(Instant::now() < until, "{} stays stale: {msg}", self.css);
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     id = self.b.el(&self.css).await.id;
@@ -252,4 +252,10 @@ impl El<'_> {
     pub async fn typ(&self, text: &str) {
         self.b.post(&self.path("value"), json!({"text": text})).await;
     }
+}
+
+/// Whether a WebDriver error says the element left the page: the standard code, or
+/// Chromium's "unknown error" when a page script replaced the node during the command.
+fn stale(code: &str, msg: &str) -> bool {
+    code == "stale element reference" || msg.contains("does not belong to the document")
 }
