@@ -9,7 +9,8 @@
 # Two seeded games of SIZE: `gen --layout game` for (a) (its layout names what the game
 # reads), the default mix for (b) and (c). Needs FUSE (/dev/fuse; fusermount3 unless root).
 # Usage: bench/launcher.sh [size, default 2G]   (TRAIN=10 training plays, ROUNDS=3 tar passes,
-# ONLY=a or ONLY=bc for one part, MOUNT_OPTS=--direct-io for every mount and run,
+# ONLY=a or ONLY=bc for one part, ONLY=u for the untrained play alone — RUNS=3 times, next to
+# the model of one uncapped reference play —, MOUNT_OPTS=--direct-io for every mount and run,
 # KEEP_WORK=1 keeps the work directory with the traces)
 source "$(dirname "$0")/lib.sh"
 SIZE=${1:-2G}
@@ -36,6 +37,8 @@ cleanup() {
 trap cleanup EXIT
 
 PART_A=$([[ $ONLY == *a* ]] && echo 1 || echo 0)
+PART_U=$([[ $ONLY == *u* && $PART_A == 0 ]] && echo 1 || echo 0)
+[ "$PART_U" = 0 ] || PART_A=2
 PART_BC=$([[ $ONLY == *b* || $ONLY == *c* ]] && echo 1 || echo 0)
 [ "$PART_A" = 0 ] || "$BIN/rockit-bench" gen "$WORK/game" --size "$SIZE" --layout game --seed 1 >/dev/null
 [ "$PART_BC" = 0 ] || "$BIN/rockit-bench" gen "$WORK/mix" --size "$SIZE" --seed 1 >/dev/null
@@ -91,7 +94,7 @@ publish() {
 }
 dxf_of() { curl -sf "$E/be/v1/apps/$1" -H "authorization: Bearer $TOKEN" | json "d['app']['dxfName']"; }
 image_dir() { echo "$WORK/data/origins/site/dxf/BenchOrg/$1/0001/$2"; }
-if [ "$PART_A" = 1 ]; then
+if [ "$PART_A" != 0 ]; then
   GAME_KEY=$(publish Game "$WORK/game")
   # Process Traces is triggered by hand below, after exactly TRAIN plays.
   curl -sf -XPATCH "$E/be/v1/trainings" "${H[@]}" -d '{"appName":"Game","nTracesReliable":100000}' >/dev/null
@@ -120,6 +123,26 @@ play() {
 }
 # model IMAGE_DIR TRACE FIELD: `rockit play` at 100 Mbit/s.
 model() { "$BIN/rockit" play "$1" --trace "$2" --mbit 100 --json | json "d['$3']"; }
+# traffic NAME: what the play NAME downloaded, from its `rockit run --json` summary.
+traffic() {
+  tail -1 "$WORK/$1.err" | python3 -c "import sys,json; d=json.load(sys.stdin); print(f'$1 run: {d[\"stalls\"]} stalls ({d[\"stallSeconds\"]} s), downloaded {d[\"downloadedBytes\"]/1e6:.1f} MB in {d[\"requests\"]} requests; of them the stream {d[\"streamedBytes\"]/1e6:.1f} MB in {d[\"streamRequests\"]}')"
+}
+
+if [ "$PART_U" = 1 ]; then
+  echo
+  echo "== (u) the untrained image at $RATE, ${RUNS:-3} plays, against the on-demand model"
+  play train1 1 >/dev/null
+  M=$(model "$(image_dir Game "$UNTRAINED")" "$WORK/train1.trace.json" onDemandSeconds)
+  "$BIN/rockit" install "${GAME[@]}" --cache "$WORK/cache-install" "$WORK/installed" >/dev/null
+  rm -rf "$WORK/cache-install"
+  T1=$(now); (cd "$WORK/installed" && python3 "$WORK/game.py" "$LAYOUT" 1 >"$WORK/disk.out")
+  GAME_S=$(python3 -c "print(f'{$(awk '/^LEVEL_LOADED/{print $2}' "$WORK/disk.out") - $T1:.2f}')")
+  for k in $(seq "${RUNS:-3}"); do
+    read -r REAL START < <(play "untrained$k" 1 --bandwidth "$RATE")
+    python3 -c "print(f'play $k: real {$REAL:.2f} s (start {$START:.2f} s), model {$M:.2f} + game {$GAME_S:.2f} s, real/model {$REAL / ($M + $GAME_S):.2f}')"
+    traffic "untrained$k"
+  done
+fi
 
 if [ "$PART_A" = 1 ]; then
 echo
@@ -173,9 +196,7 @@ for name, real, start, rs in [("untrained (tar order)", unt, m_unt, s_unt), ("tr
     print(f"{name:<24} {rs:>9.2f}s {start:>10.2f}s {real:>7.2f}s {model:>7.2f}s {real / model:>10.2f}")
 print("(start: launch until the game runs; real: launch until level 1 is loaded; model: its start + the game's own time on the local disk)")
 PY
-for name in untrained trained; do
-  tail -1 "$WORK/$name.err" | python3 -c "import sys,json; d=json.load(sys.stdin); print(f'$name run: {d[\"stalls\"]} stalls ({d[\"stallSeconds\"]} s), downloaded {d[\"downloadedBytes\"]/1e6:.0f} MB in {d[\"requests\"]} requests')"
-done
+for name in untrained trained; do traffic "$name"; done
 fi
 
 [ "$PART_BC" = 1 ] || exit 0

@@ -116,6 +116,11 @@ pub struct Progress {
     pub downloaded_bytes: u64,
     /// Requests made by this runtime.
     pub requests: u64,
+    /// Of `downloaded_bytes`, what the background stream received (the rest was fetched by
+    /// reads).
+    pub streamed_bytes: u64,
+    /// Of `requests`, the background stream's.
+    pub stream_requests: u64,
     /// The preload the manifest asks for at the bandwidth nearest the cap (0 without
     /// figures).
     pub preload_bytes: u64,
@@ -564,6 +569,8 @@ impl Runtime {
             stall_time: p.stall_time,
             downloaded_bytes: p.downloaded_bytes,
             requests: p.requests,
+            streamed_bytes: p.streamed_bytes,
+            stream_requests: p.stream_requests,
             verified_bytes: p.verified_bytes,
             total_bytes: p.total_bytes,
             dropped_events: dropped,
@@ -595,6 +602,10 @@ pub struct Summary {
     pub downloaded_bytes: u64,
     /// Requests made.
     pub requests: u64,
+    /// Of `downloaded_bytes`, what the background stream received.
+    pub streamed_bytes: u64,
+    /// Of `requests`, the background stream's.
+    pub stream_requests: u64,
     /// Stream bytes verified and cached when it finished.
     pub verified_bytes: u64,
     /// Bytes of the whole stream.
@@ -675,6 +686,8 @@ impl Shared {
             total_chunks: self.image.chunks().len(),
             downloaded_bytes: self.meter.bytes.load(Ordering::Relaxed),
             requests: self.meter.requests.load(Ordering::Relaxed),
+            streamed_bytes: self.meter.stream_bytes.load(Ordering::Relaxed),
+            stream_requests: self.meter.stream_requests.load(Ordering::Relaxed),
             preload_bytes: self.preload,
             preload_reached: reached,
             stall,
@@ -1080,6 +1093,7 @@ impl Shared {
     fn download(&self, i: usize, j: usize) -> Result<usize> {
         let rows = self.image.chunks();
         let pack = &self.image.manifest().packs[rows[i].pack - 1].name;
+        self.meter.stream_requests.fetch_add(1, Ordering::Relaxed);
         let mut body = self.origin.range(
             &self.http,
             pack,

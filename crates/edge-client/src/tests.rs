@@ -345,6 +345,11 @@ fn reads_serve_the_exact_bytes_and_are_traced() {
     assert_eq!(order.len(), 4);
     let p = rt.progress();
     assert!(p.stalls >= 1 && p.verified_chunks > 0 && p.verified_chunks < p.total_chunks, "{p:?}");
+    // Every byte and request was the reads' (and the manifest's and index's), none the stream's.
+    let hits = o.hits();
+    assert_eq!(p.downloaded_bytes, hits.iter().map(|h| h.sent).sum::<u64>(), "{p:?}");
+    assert_eq!(p.requests, hits.len() as u64);
+    assert_eq!((p.streamed_bytes, p.stream_requests), (0, 0));
     let s = rt.finish();
     assert_eq!(s.session_end().stalls, s.stalls);
 }
@@ -372,6 +377,8 @@ fn the_background_stream_fetches_everything_once_in_stream_order() {
     let packs: Vec<Hit> = o.hits().into_iter().filter(|h| h.file.ends_with(".bin")).collect();
     let sent: u64 = packs.iter().map(|h| h.sent).sum();
     assert_eq!(sent, p.total_bytes, "{packs:?}");
+    // All of it came with the stream: nothing was read before it was complete.
+    assert_eq!((p.streamed_bytes, p.stream_requests), (sent, packs.len() as u64), "{p:?}");
     let names: Vec<&str> = packs.iter().map(|h| h.file.as_str()).collect();
     let mut sorted = names.clone();
     sorted.sort();

@@ -329,7 +329,8 @@ pub fn summary_json(s: &Summary, trace_id: &Option<String>) -> serde_json::Value
         "sessionId": s.session.as_ref().map(|x| x.id.clone()), "traceId": trace_id,
         "events": s.trace.events.len(), "paths": s.trace.paths.len(), "droppedEvents": s.dropped_events,
         "playSeconds": end.play_seconds, "stalls": s.stalls, "stallSeconds": end.stall_seconds,
-        "downloadedBytes": s.downloaded_bytes, "requests": s.requests, "verifiedBytes": s.verified_bytes, "totalBytes": s.total_bytes,
+        "downloadedBytes": s.downloaded_bytes, "requests": s.requests,
+        "streamedBytes": s.streamed_bytes, "streamRequests": s.stream_requests, "verifiedBytes": s.verified_bytes, "totalBytes": s.total_bytes,
     })
 }
 
