@@ -279,7 +279,17 @@ fn apply_refuses_hostile_patched_trees_and_writes_nothing_outside() {
     for (k, (mut v2, name, why)) in hostile_trees().into_iter().enumerate() {
         v2.entries.extend(v1.entries.iter().cloned());
         let pat = t.0.join(format!("pat{k}"));
-        write_patch(&v1, &v2, &store, &pm(k as u64 + 2), &pat, &p, &Default::default()).unwrap();
+        write_patch(
+            &v1,
+            &v2,
+            &store,
+            &pm(k as u64 + 2),
+            &pat,
+            &p,
+            &Default::default(),
+            &Default::default(),
+        )
+        .unwrap();
         let case = t.0.join(format!("case{k}"));
         std::fs::create_dir_all(&case).unwrap();
         let out = case.join("out");

@@ -18,6 +18,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 /// The patch format version this writer produces and the reader accepts.
 pub const VERSION: u32 = 2;
@@ -67,6 +68,34 @@ pub struct PatchSummary {
     pub sent: usize,
     /// Distinct chunks sent as copies of older bytes with literal bytes between.
     pub deltas: usize,
+}
+
+/// The BLAKE3 of the newer build's files, kept from one patch to the next. An import
+/// patches against several older builds, and each patch ends with the newer build's
+/// digest, which needs every file's hash whichever build it starts from: the first patch
+/// works them out, the others take them from here. One per newer build (it is keyed by
+/// path).
+#[derive(Debug, Default)]
+pub struct FileHashes(Mutex<HashMap<String, [u8; 32]>>);
+
+impl FileHashes {
+    fn get(&self, path: &str) -> Option<[u8; 32]> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).get(path).copied()
+    }
+
+    fn put(&self, path: &str, h: [u8; 32]) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(path.to_string(), h);
+    }
+
+    /// Files whose hash is known.
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// No hash known yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// The older build's regular files and symlinks in byte-wise path order: records and
@@ -460,15 +489,26 @@ fn plan<'a>(from: &'a Tree, fl: &FromList<'a>, to: &'a Tree) -> Plan<'a> {
     p
 }
 
-/// BLAKE3 of a file of the newer build, read from the chunk store; its bytes are added to
-/// `done` chunk by chunk.
-fn content_hash(store: &ChunkStore, e: &Entry, done: &AtomicU64) -> io::Result<[u8; 32]> {
+/// BLAKE3 of a file of the newer build: known from an earlier patch, else read from the
+/// chunk store (and kept). Its bytes are added to `done`, chunk by chunk as they are read.
+fn content_hash(
+    store: &ChunkStore,
+    e: &Entry,
+    known: &FileHashes,
+    done: &AtomicU64,
+) -> io::Result<[u8; 32]> {
+    if let Some(h) = known.get(&e.path) {
+        done.fetch_add(e.size, Ordering::Relaxed);
+        return Ok(h);
+    }
     let mut h = blake3::Hasher::new();
     for c in &e.chunks {
         h.update(&store.get_raw(&c.h, c.len as usize)?);
         done.fetch_add(u64::from(c.len), Ordering::Relaxed);
     }
-    Ok(*h.finalize().as_bytes())
+    let h = *h.finalize().as_bytes();
+    known.put(&e.path, h);
+    Ok(h)
 }
 
 /// Counts of distinct chunks, for the summary.
@@ -664,8 +704,10 @@ fn write_records<'t>(
 
 /// Writes the patch `from` → `to` into `dir` (created). Every byte of the newer build's
 /// files is added to `done` once worked through — diffed against `from` when its file
-/// changed, hashed for the build's digest when it did not — so a finished patch has added
-/// `to.size_bytes()`, and another thread can follow the work.
+/// changed, hashed for the build's digest when it did not (or taken from `known`) — so a
+/// finished patch has added `to.size_bytes()`, and another thread can follow the work.
+/// `known` carries the newer build's file hashes from one patch to the next.
+#[allow(clippy::too_many_arguments)]
 pub fn write_patch(
     from: &Tree,
     to: &Tree,
@@ -673,6 +715,7 @@ pub fn write_patch(
     meta: &PatchMeta,
     dir: &Path,
     p: &Params,
+    known: &FileHashes,
     done: &AtomicU64,
 ) -> io::Result<PatchSummary> {
     fs::create_dir_all(dir).map_err(|e| io_ctx(dir.display(), e))?;
@@ -689,7 +732,7 @@ pub fn write_patch(
             let carried = s.spawn(|| {
                 plan.carried
                     .iter()
-                    .map(|e| content_hash(store, e, done).map(|h| (e.path.as_str(), h)))
+                    .map(|e| content_hash(store, e, known, done).map(|h| (e.path.as_str(), h)))
                     .collect::<io::Result<Vec<_>>>()
             });
             write_records(w, from, &fl, &plan, store, &places, &mut counts, done).and_then(
@@ -701,6 +744,9 @@ pub fn write_patch(
                 },
             )
         })?;
+        for (path, h) in &hashes {
+            known.put(path, *h);
+        }
         // The newer build's digest: every file and symlink, in path order.
         let content: HashMap<&str, [u8; 32]> = hashes.into_iter().chain(carried_hashes).collect();
         let mut items: Vec<&Entry> = to.entries.iter().filter(|e| e.kind != Kind::Dir).collect();

@@ -145,9 +145,17 @@ fn round_trip_with(v1: &Build, v2: &Build, p: &Params) -> Done {
         .unwrap();
     unpack(&DirSource(t.0.join("img1")), &t.0.join("old"), None).unwrap();
     assert_eq!(on_disk(&t.0.join("old")), v1);
-    let sum =
-        write_patch(&a.tree, &b.tree, &store, &pm(), &t.0.join("pat"), p, &Default::default())
-            .unwrap();
+    let sum = write_patch(
+        &a.tree,
+        &b.tree,
+        &store,
+        &pm(),
+        &t.0.join("pat"),
+        p,
+        &Default::default(),
+        &Default::default(),
+    )
+    .unwrap();
     assert_eq!(sum.files.last().map(String::as_str), Some("patch.json"));
     let data: u64 = sum
         .files

@@ -2,7 +2,7 @@
 
 use crate::image::{write_image, ImageMeta};
 use crate::ingest::{ingest, IngestError};
-use crate::patch::{write_patch, PatchMeta};
+use crate::patch::{write_patch, FileHashes, PatchMeta};
 use crate::reader::{apply, unpack, DirSource};
 use crate::store::ChunkStore;
 use crate::{ChunkParams, Params};
@@ -192,9 +192,17 @@ fn image_and_patch_round_trip() {
         to_dxf_name: img2.dxf_name.clone(),
         created: "2026-01-01T00:00:00Z".into(),
     };
-    let ps =
-        write_patch(&ing.tree, &ing2.tree, &store, &pm, &t.0.join("pat"), &p, &Default::default())
-            .unwrap();
+    let ps = write_patch(
+        &ing.tree,
+        &ing2.tree,
+        &store,
+        &pm,
+        &t.0.join("pat"),
+        &p,
+        &Default::default(),
+        &Default::default(),
+    )
+    .unwrap();
     assert!(ps.reused > 10);
     assert!(ps.deltas >= 1, "the edited chunks go as deltas: {ps:?}");
     // Renamed file costs nothing; the patch is far smaller than the new content.
@@ -425,9 +433,28 @@ fn writers_count_their_work() {
         to_dxf_name: img.dxf_name.clone(),
         created: "2026-01-01T00:00:00Z".into(),
     };
-    write_patch(&a.tree, &b.tree, &store, &pm(1), &t.0.join("pat1"), &p, &done).unwrap();
+    let known = FileHashes::default();
+    write_patch(&a.tree, &b.tree, &store, &pm(1), &t.0.join("pat1"), &p, &known, &done).unwrap();
     assert_eq!(done.load(Ordering::Relaxed), b.tree.size_bytes());
+    let files = b.tree.entries.iter().filter(|e| e.kind == crate::tree::Kind::File).count();
+    assert_eq!(known.len(), files, "the first patch leaves every file's hash to the next");
     let empty = crate::tree::Tree::default();
-    write_patch(&empty, &b.tree, &store, &pm(0), &t.0.join("pat0"), &p, &done).unwrap();
+    write_patch(&empty, &b.tree, &store, &pm(0), &t.0.join("pat0"), &p, &known, &done).unwrap();
     assert_eq!(done.load(Ordering::Relaxed), 2 * b.tree.size_bytes());
+    // With the hashes known, the same patch comes out byte for byte, and the counter still
+    // counts the unchanged file it no longer reads.
+    write_patch(&a.tree, &b.tree, &store, &pm(1), &t.0.join("pat1b"), &p, &known, &done).unwrap();
+    assert_eq!(done.load(Ordering::Relaxed), 3 * b.tree.size_bytes());
+    let listing = |d: &str| {
+        let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(t.0.join(d))
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| {
+                (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(listing("pat1"), listing("pat1b"));
 }

@@ -342,7 +342,8 @@ fn rockit_apply_refuses_hostile_patches() {
             created: "2026-01-01T00:00:00Z".into(),
         };
         let pat = work.0.join(format!("pat-{label}"));
-        write_patch(&v1, &v2, &store, &pm, &pat, &p, &Default::default()).unwrap();
+        write_patch(&v1, &v2, &store, &pm, &pat, &p, &Default::default(), &Default::default())
+            .unwrap();
         let case = work.0.join(format!("case-{label}"));
         std::fs::create_dir_all(&case).unwrap();
         let run = rockit(&[Path::new("apply"), &pat, &from, &case.join("out")]);

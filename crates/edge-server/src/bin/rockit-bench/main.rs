@@ -123,8 +123,20 @@ enum Cmd {
         seed: u64,
     },
     /// Ingests two tars into a fresh chunk store and writes the patch old → new; prints
-    /// sizes and times as JSON.
-    Patch { old: PathBuf, new: PathBuf, work: PathBuf },
+    /// sizes and times as JSON. With `--also`, patches from more older builds follow, as an
+    /// import makes them (the new build's file hashes kept from one to the next, unless
+    /// `--no-reuse`).
+    Patch {
+        old: PathBuf,
+        new: PathBuf,
+        work: PathBuf,
+        /// More older builds (tars), patched to NEW after OLD, in this order.
+        #[arg(long)]
+        also: Vec<PathBuf>,
+        /// Work every patch out from scratch (the new build's file hashes not kept).
+        #[arg(long)]
+        no_reuse: bool,
+    },
     /// Fans EVENTS events out to RECEIVERS local webhook receivers through an in-process
     /// server; prints delivered throughput and latency.
     Events {
@@ -226,7 +238,7 @@ fn main() {
         Cmd::Mutate { dir, scenario, seed } => {
             gen::mutate(&dir, &scenario, seed).map(|m| eprintln!("{m}")).map_err(|e| e.to_string())
         }
-        Cmd::Patch { old, new, work } => patch(&old, &new, &work),
+        Cmd::Patch { old, new, work, also, no_reuse } => patch(&old, &new, &work, &also, !no_reuse),
         Cmd::Console { apps, builds, tasks, rounds, database_url, keep } => {
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -293,6 +305,8 @@ fn patch(
     old: &std::path::Path,
     new: &std::path::Path,
     work: &std::path::Path,
+    also: &[PathBuf],
+    reuse: bool,
 ) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(work);
     let store = ChunkStore::open(&work.join("chunks")).map_err(|e| e.to_string())?;
@@ -307,34 +321,47 @@ fn patch(
     let t0 = Instant::now();
     let a = ingest(old)?;
     let t_old = t0.elapsed().as_secs_f64();
+    let older = also.iter().map(|o| ingest(o)).collect::<Result<Vec<_>, _>>()?;
     let t1 = Instant::now();
     let b = ingest(new)?;
     let t_new = t1.elapsed().as_secs_f64();
-    let meta = edge_engine::patch::PatchMeta {
-        org_name: "Bench".into(),
-        app_name: "Game".into(),
-        from_build_id: 1,
-        to_build_id: 2,
-        from_dxf_name: "dxf-old".into(),
-        to_dxf_name: "dxf-new".into(),
-        created: "2026-12-01T00:00:00Z".into(),
-    };
-    let t2 = Instant::now();
-    let s = edge_engine::patch::write_patch(
-        &a.tree,
-        &b.tree,
-        &store,
-        &meta,
-        &work.join("patch"),
-        &p,
-        &Default::default(),
-    )
-    .map_err(|e| e.to_string())?;
-    let t_patch = t2.elapsed().as_secs_f64();
-    println!(
-        "{}",
-        serde_json::json!({"patchBytes": s.size_bytes, "reused": s.reused, "sent": s.sent, "deltas": s.deltas,
-            "ingestOldSeconds": t_old, "ingestNewSeconds": t_new, "mkpatSeconds": t_patch})
-    );
+    let known = edge_engine::patch::FileHashes::default();
+    let mut runs = Vec::new();
+    for (k, from) in std::iter::once(&a).chain(&older).enumerate() {
+        let meta = edge_engine::patch::PatchMeta {
+            org_name: "Bench".into(),
+            app_name: "Game".into(),
+            from_build_id: k as u64 + 1,
+            to_build_id: 100,
+            from_dxf_name: format!("dxf-old-{k}"),
+            to_dxf_name: "dxf-new".into(),
+            created: "2026-12-01T00:00:00Z".into(),
+        };
+        let fresh = edge_engine::patch::FileHashes::default();
+        let t2 = Instant::now();
+        let s = edge_engine::patch::write_patch(
+            &from.tree,
+            &b.tree,
+            &store,
+            &meta,
+            &work.join(format!("patch-{k}")),
+            &p,
+            if reuse { &known } else { &fresh },
+            &Default::default(),
+        )
+        .map_err(|e| e.to_string())?;
+        runs.push((s, t2.elapsed().as_secs_f64()));
+    }
+    let (s, t_patch) = &runs[0];
+    let mut out = serde_json::json!({"patchBytes": s.size_bytes, "reused": s.reused, "sent": s.sent, "deltas": s.deltas,
+        "ingestOldSeconds": t_old, "ingestNewSeconds": t_new, "mkpatSeconds": t_patch});
+    if runs.len() > 1 {
+        out["patches"] = runs
+            .iter()
+            .map(|(s, t)| serde_json::json!({"patchBytes": s.size_bytes, "seconds": t}))
+            .collect();
+        out["allPatchesSeconds"] = runs.iter().map(|r| r.1).sum::<f64>().into();
+    }
+    println!("{out}");
     Ok(())
 }

@@ -52,6 +52,8 @@ pub(crate) async fn mkpat(
     if let Some(tt) = &to_tree {
         progress.count_bytes(tt.size_bytes().saturating_mul(n as u64));
     }
+    // The newer build's file hashes: worked out by the first patch, reused by the others.
+    let known = Arc::new(edge_engine::patch::FileHashes::default());
     for (k, from) in sources.into_iter().enumerate() {
         progress.note(format!("patching from build {} ({} of {n})", from.build_id, k + 1));
         let store = ChunkStore::open(&st.depot.local(&depot::chunks_key(&app.id)))
@@ -69,9 +71,9 @@ pub(crate) async fn mkpat(
         };
         let dir = base.join(from.build_id.to_string());
         let p = params(st);
-        let prog = progress.clone();
+        let (prog, known) = (progress.clone(), known.clone());
         let sum = tokio::task::spawn_blocking(move || {
-            edge_engine::patch::write_patch(&ft, &tt, &store, &meta, &dir, &p, prog.bytes())
+            edge_engine::patch::write_patch(&ft, &tt, &store, &meta, &dir, &p, &known, prog.bytes())
         })
         .await?
         .map_err(StepError::Engine)?;
