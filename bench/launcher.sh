@@ -11,7 +11,8 @@
 # Usage: bench/launcher.sh [size, default 2G]   (TRAIN=10 training plays, ROUNDS=3 tar passes,
 # ONLY=a or ONLY=bc for one part, ONLY=u for the untrained play alone — RUNS=3 times, next to
 # the model of one uncapped reference play —, MOUNT_OPTS=--direct-io for every mount and run,
-# KEEP_WORK=1 keeps the work directory with the traces)
+# KEEP_WORK=1 keeps the work directory with the traces, RTT_MS=N puts the plays behind a
+# proxy that delays each request by N ms: bench/rttproxy.py)
 source "$(dirname "$0")/lib.sh"
 SIZE=${1:-2G}
 TRAIN=${TRAIN:-10}
@@ -70,6 +71,17 @@ read(layout["sharedCommon"] + lv["head"] + lv["coreData"] + lv["coreTex"] + lv["
 print("LEVEL_LOADED %.3f" % time.time(), flush=True)
 PY
 
+# With RTT_MS, launchers reach the server through bench/rttproxy.py (sessions name it as
+# the server's public URL); the publisher's requests and uploads go straight.
+SERVE_E=$E
+if [ -n "${RTT_MS:-}" ]; then
+  SERVE_E="http://127.0.0.1:$((PORT + 1))"
+  python3 "$(dirname "$0")/rttproxy.py" $((PORT + 1)) "$PORT" "$RTT_MS" &
+  PROXY_PID=$!
+  trap 'kill $PROXY_PID 2>/dev/null; cleanup' EXIT
+  export EDGE_PUBLIC_URL=$SERVE_E
+  echo "plays behind a proxy adding $RTT_MS ms to every request"
+fi
 start_server
 TOKEN=$(org_token BenchOrg)
 H=(-H "authorization: Bearer $TOKEN" -H 'content-type: application/json')
@@ -82,6 +94,7 @@ publish() {
   tar cf "$WORK/$1.tar" -C "$2" .
   imp=$(curl -sf -XPOST "$E/be/v1/builds" "${H[@]}" -d "{\"appName\":\"$1\",\"buildName\":\"bench\"}")
   url=$(echo "$imp" | json "d['uploadUrl']"); group=$(echo "$imp" | json "d['taskGroup']")
+  url=${url/#$SERVE_E/$E}
   curl -sf -T "$WORK/$1.tar" "$url" >/dev/null
   rm -f "$WORK/$1.tar"
   while :; do
@@ -100,7 +113,7 @@ if [ "$PART_A" != 0 ]; then
   curl -sf -XPATCH "$E/be/v1/trainings" "${H[@]}" -d '{"appName":"Game","nTracesReliable":100000}' >/dev/null
   UNTRAINED=$(dxf_of Game)
   echo "published: Game, $(du -sm "$(image_dir Game "$UNTRAINED")" | cut -f1) MiB image"
-  GAME=(--server "$E" --org BenchOrg --app Game --client-key "$GAME_KEY")
+  GAME=(--server "$SERVE_E" --org BenchOrg --app Game --client-key "$GAME_KEY")
 fi
 if [ "$PART_BC" = 1 ]; then
   MIX_KEY=$(publish Mix "$WORK/mix")

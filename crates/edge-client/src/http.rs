@@ -287,6 +287,9 @@ impl Body {
             give_way();
             let mut scratch = vec![0u8; piece.min(self.skip as usize)];
             let n = self.read_some(&mut scratch, bucket, meter)?;
+            if background {
+                meter.stream_bytes.fetch_add(n as u64, Ordering::Relaxed);
+            }
             self.skip -= n as u64;
         }
         let mut at = 0;
