@@ -425,7 +425,7 @@ edge_test!(console_for_the_operator, |be| async move {
     assert_eq!(s.be(&plain, Method::GET, "/be/v1/apps", None).await.status, 200);
 
     // The test task: a worker runs it and names its version.
-    b.el("#hello").await.click().await;
+    b.submit("#hello").await;
     let until = std::time::Instant::now() + std::time::Duration::from_secs(WAIT);
     loop {
         b.go(&format!("{base}/console/operator")).await;

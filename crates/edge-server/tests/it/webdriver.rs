@@ -174,6 +174,26 @@ impl Browser {
         }
     }
 
+    /// Clicks `css`, a button that submits a form, and waits until the page the answer
+    /// leads to has loaded. A navigation right after a bare click may cancel a submission
+    /// the browser has not sent yet (under load, the operator's test task was never
+    /// submitted that way).
+    pub async fn submit(&self, css: &str) {
+        self.run("window.__rockitBefore = true;", json!([])).await;
+        self.el(css).await.click().await;
+        let until = Instant::now() + Duration::from_secs(WAIT);
+        let check = json!({"script": "return window.__rockitBefore !== true && document.readyState === 'complete';", "args": []});
+        loop {
+            // While the browser navigates, scripts may fail to run: that is "not yet".
+            let v = self.try_cmd(reqwest::Method::POST, "/execute/sync", Some(check.clone())).await;
+            if matches!(v, Ok(Value::Bool(true))) {
+                return;
+            }
+            assert!(Instant::now() < until, "submitting {css}: no new page after {WAIT} s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Runs `script` (a function body; `arguments` are `args`) in the page; a returned
     /// promise is awaited.
     pub async fn run(&self, script: &str, args: Value) -> Value {
