@@ -39,9 +39,10 @@ trap cleanup EXIT
 
 PART_A=$([[ $ONLY == *a* ]] && echo 1 || echo 0)
 PART_U=$([[ $ONLY == *u* && $PART_A == 0 ]] && echo 1 || echo 0)
-[ "$PART_U" = 0 ] || PART_A=2
+# The scripted game is published for (a) and for (u).
+NEED_GAME=$([[ $PART_A == 1 || $PART_U == 1 ]] && echo 1 || echo 0)
 PART_BC=$([[ $ONLY == *b* || $ONLY == *c* ]] && echo 1 || echo 0)
-[ "$PART_A" = 0 ] || "$BIN/rockit-bench" gen "$WORK/game" --size "$SIZE" --layout game --seed 1 >/dev/null
+[ "$NEED_GAME" = 0 ] || "$BIN/rockit-bench" gen "$WORK/game" --size "$SIZE" --layout game --seed 1 >/dev/null
 [ "$PART_BC" = 0 ] || "$BIN/rockit-bench" gen "$WORK/mix" --size "$SIZE" --seed 1 >/dev/null
 LAYOUT="$WORK/game.layout.json"
 
@@ -107,7 +108,7 @@ publish() {
 }
 dxf_of() { curl -sf "$E/be/v1/apps/$1" -H "authorization: Bearer $TOKEN" | json "d['app']['dxfName']"; }
 image_dir() { echo "$WORK/data/origins/site/dxf/BenchOrg/$1/0001/$2"; }
-if [ "$PART_A" != 0 ]; then
+if [ "$NEED_GAME" = 1 ]; then
   GAME_KEY=$(publish Game "$WORK/game")
   # Process Traces is triggered by hand below, after exactly TRAIN plays.
   curl -sf -XPATCH "$E/be/v1/trainings" "${H[@]}" -d '{"appName":"Game","nTracesReliable":100000}' >/dev/null

@@ -286,10 +286,7 @@ impl Body {
             }
             give_way();
             let mut scratch = vec![0u8; piece.min(self.skip as usize)];
-            let n = self.read_some(&mut scratch, bucket, meter)?;
-            if background {
-                meter.stream_bytes.fetch_add(n as u64, Ordering::Relaxed);
-            }
+            let n = self.read_some(&mut scratch, bucket, meter, background)?;
             self.skip -= n as u64;
         }
         let mut at = 0;
@@ -299,20 +296,19 @@ impl Body {
             }
             give_way();
             let end = (at + piece).min(buf.len());
-            let n = self.read_some(&mut buf[at..end], bucket, meter)?;
-            if background {
-                meter.stream_bytes.fetch_add(n as u64, Ordering::Relaxed);
-            }
-            at += n;
+            at += self.read_some(&mut buf[at..end], bucket, meter, background)?;
         }
         Ok(())
     }
 
+    /// Reads what is there (at least a byte), counted in `meter` (and as the stream's when
+    /// `background`) and paced by the cap.
     fn read_some(
         &mut self,
         buf: &mut [u8],
         bucket: Option<&Bucket>,
         meter: &Meter,
+        background: bool,
     ) -> Result<usize> {
         let n = self.inner.read(buf).map_err(|e| body_error(&self.what, &e))?;
         if n == 0 {
@@ -322,6 +318,9 @@ impl Body {
             ));
         }
         meter.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        if background {
+            meter.stream_bytes.fetch_add(n as u64, Ordering::Relaxed);
+        }
         if let Some(b) = bucket {
             b.take(n as u64);
         }
