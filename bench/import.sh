@@ -43,6 +43,9 @@ APP=$(curl -sf "$E/be/v1/apps/Game" -H "authorization: Bearer $TOKEN")
 DXF=$(echo "$APP" | json "d['app']['dxfName']")
 IMG="$WORK/data/origins/site/dxf/BenchOrg/Game/0001/$DXF"
 echo "image: $(du -sm "$IMG" | cut -f1) MiB in $(ls "$IMG" | wc -l) files"
+# The server goes before the unpack: a player's machine has no server settling chunks
+# (and a server still writing its store would keep the work directory from going).
+stop_server; trap - EXIT
 if [ -x "$BIN/rockit" ]; then
   sync; T3=$(date +%s.%N)
   "$BIN/rockit" unpack "$IMG" "$WORK/unpacked" >/dev/null

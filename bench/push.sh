@@ -76,4 +76,5 @@ print(f"median of {len(rows)//2} rounds: curl -T {c:.0f} MiB/s (cpu {med('curl',
       f"rockit push --no-wait {p:.0f} MiB/s (cpu {med('rockit', cpu):.2f} s) = {100*p/c:.0f} % of curl (target >= 90 %)")
 print(f"rockit peak RSS: {max(int(r[5]) for r in rows if r[0] == 'rockit')/1024:.0f} MiB (target < 50)")
 PY
+stop_server
 rm -rf "$WORK"

@@ -4,7 +4,8 @@
 # next to zstd -3/-19 --long=31 --patch-from, xdelta3 -9 -S djw -B and tar | zstd -19
 # --long=31, every round trip verified. A benchmark, not a test.
 # Usage: bench/realgame.sh   (CACHE=dir keeps the downloads between runs; SKIP_SLOW=1 leaves
-# out zstd -19 --patch-from, which takes minutes)
+# out zstd -19 --patch-from, which takes minutes; SETTLE=1 lets settling finish on build 1.2
+# before build 1.4 comes, and reports the image once 1.4's own chunks are settled too)
 source "$(dirname "$0")/lib.sh"
 CACHE=${CACHE:-/var/tmp/rockit-realgame}
 [ -n "${NO_BUILD:-}" ] || build
@@ -70,7 +71,26 @@ import() {
   done
   secs "$t0"
 }
+# settled: how many chunks the settling thread has looked at so far (its three outcomes).
+settled() {
+  curl -sf "$E/metrics" -H "x-rockit-admin-token: $ADMIN" \
+    | awk '/^edge_settle_chunks_total/ {n += $2} END {print n + 0}'
+}
+# settle_wait: waits until every chunk in the store has been settled; prints the seconds.
+settle_wait() {
+  local t0 n
+  t0=$(date +%s.%N)
+  n=$(find "$WORK/data/chunks" -type f -regex '.*/[0-9a-f]*$' | wc -l)
+  until [ "$(settled)" -ge "$n" ]; do sleep 1; done
+  secs "$t0"
+}
 I1=$(import "$OLD" 1.2)
+if [ -n "${SETTLE:-}" ]; then
+  # Settling runs by default after a publish; SETTLE=1 lets it finish on build 1.2 before
+  # build 1.4 comes, as on a service where builds are hours apart.
+  S1=$(settle_wait)
+  echo "settling build 1.2's chunks: $S1 s after it was published"
+fi
 I2=$(import "$NEW" 1.4)
 TASKS=$(curl -sf "$E/be/v1/tasks?taskGroup=$(cat "$WORK/group")&order[]=created" -H "authorization: Bearer $TOKEN")
 step() { echo "$TASKS" | python3 -c '
@@ -83,6 +103,21 @@ DXF=$(curl -sf "$E/be/v1/apps/Stk" -H "authorization: Bearer $TOKEN" | json "d['
 IMG="$WORK/data/origins/site/dxf/BenchOrg/Stk/0002/$DXF"
 PAT=$(dirname "$(find "$WORK/data/origins/site/pat" -name patch.json | head -1)")
 IMG_B=$(du -sb "$IMG" | cut -f1); PAT_B=$(du -sb "$PAT" | cut -f1)
+if [ -n "${SETTLE:-}" ]; then
+  # The image the next write of build 1.4 (a sequence learned from traces) would carry,
+  # once 1.4's own new chunks are settled too: its chunks as stored now, and its index.
+  S2=$(settle_wait)
+  IMG_S=$(python3 - "$IMG" "$WORK/data/chunks" <<'PY'
+import json, os, sys, glob
+img, root = sys.argv[1], sys.argv[2]
+store = glob.glob(os.path.join(root, "*"))[0]
+rows = json.load(open(os.path.join(img, "index.json")))["chunks"]
+packs = sum(os.path.getsize(os.path.join(store, r[0][:2], r[0])) - 1 for r in rows)
+rest = sum(os.path.getsize(os.path.join(img, f)) for f in os.listdir(img) if not f.startswith("pack-"))
+print(packs + rest)
+PY
+)
+fi
 stop_server; trap - EXIT
 # Round trips: the image unpacks to build 2; the patch applied to build 1 gives build 2.
 "$BIN/rockit" unpack "$IMG" "$WORK/un" >/dev/null && diff -r "$WORK/stk-1.4" "$WORK/un" >/dev/null \
@@ -117,6 +152,9 @@ printf '%-40s %12s %8s  (mkdxf task: %s s)\n' "ours (upload → published)" "$IM
 if [ -z "${SKIP_SLOW:-}" ]; then
   DEC='zstd -q -d --long=31 "$WORK/p" -o "$WORK/back"'
   NAME="tar | zstd -19 --long=31 -T2" peer zstd -q -f -19 --long=31 -T2 "$NEW" -o "$WORK/p"
+fi
+if [ -n "${SETTLE:-}" ]; then
+  printf '%-40s %12s %8s\n' "ours, 1.4's own chunks settled too" "$IMG_S" "$S2"
 fi
 echo "build 1.2 upload → published: $I1 s"
 rm -rf "$WORK"

@@ -15,6 +15,7 @@ pub mod play;
 pub mod reader;
 pub mod safepath;
 pub mod seq;
+pub mod settle;
 pub mod similar;
 pub mod store;
 pub mod tree;

@@ -29,6 +29,46 @@ impl ChunkStore {
         Ok(ChunkStore { root: root.to_path_buf() })
     }
 
+    /// The store's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Every stored chunk (temporary files and anything not named by a hash left out).
+    pub fn hashes(&self) -> io::Result<Vec<Hash>> {
+        let mut out = Vec::new();
+        for d in fs::read_dir(&self.root).map_err(|e| io_ctx(self.root.display(), e))? {
+            let d = d?;
+            if d.file_name().len() != 2 || !d.file_type()?.is_dir() {
+                continue;
+            }
+            for f in fs::read_dir(d.path())? {
+                if let Some(h) = f?.file_name().to_str().and_then(Hash::from_hex) {
+                    out.push(h);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores the zstd frame `z` as chunk `h`, in place of its bytes, when the chunk is
+    /// still stored (a chunk removed meanwhile stays removed); durable when it returns
+    /// true. The caller has checked that `z` holds the chunk's content.
+    pub fn replace(&self, h: &Hash, z: &[u8]) -> io::Result<bool> {
+        let tmp = self.tmp_path(h, &format!("settle{}", std::process::id()));
+        let mut f = fs::File::create(&tmp).map_err(|e| io_ctx(tmp.display(), e))?;
+        f.write_all(&[1])?;
+        f.write_all(z)?;
+        f.sync_data()?;
+        let p = self.path(h);
+        if !p.is_file() {
+            let _ = fs::remove_file(&tmp);
+            return Ok(false);
+        }
+        fs::rename(&tmp, &p).map_err(|e| io_ctx(p.display(), e))?;
+        Ok(true)
+    }
+
     fn path(&self, h: &Hash) -> PathBuf {
         let hex = h.hex();
         self.root.join(&hex[..2]).join(hex)

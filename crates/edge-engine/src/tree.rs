@@ -87,6 +87,17 @@ impl Tree {
         }
         out
     }
+    /// Brings the stored sizes up to date with `store`: settling ([`crate::settle`]) may
+    /// have stored chunks smaller since the tree was written, and the pack layout and the
+    /// preload figures are worked out from these sizes. Chunks not in `store` keep theirs.
+    pub fn refresh_stored(&mut self, store: &crate::store::ChunkStore) {
+        for (h, info) in self.chunks.iter_mut() {
+            if let Some((stored, z)) = store.info(h) {
+                info.stored = stored;
+                info.z = z;
+            }
+        }
+    }
     /// A hash of the content (paths, kinds, modes, targets, chunk hashes): equal trees
     /// have equal content hashes whatever their archive order.
     pub fn content_hash(&self) -> Hash {

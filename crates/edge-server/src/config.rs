@@ -126,6 +126,12 @@ pub struct Config {
     pub mkseq_min_gain: f64,
     pub chunk_avg_bytes: u32,
     pub zstd_level: i32,
+    /// Level the settling thread compresses stored chunks at again when the machine has
+    /// time (0: never; see `crate::settle`).
+    pub settle_level: i32,
+    /// Settle only while the rest of the machine leaves at least this share of its CPU
+    /// time unused (percent; 0: whatever the load).
+    pub settle_idle_percent: u32,
     pub pack_limit_bytes: u64,
     pub ingest_during_upload: bool,
     pub depot_s3_endpoint: Option<String>,
@@ -188,6 +194,8 @@ impl Default for Config {
             mkseq_min_gain: 0.05,
             chunk_avg_bytes: 256 << 10,
             zstd_level: 3,
+            settle_level: 19,
+            settle_idle_percent: 50,
             pack_limit_bytes: 64 << 20,
             ingest_during_upload: true,
             depot_s3_endpoint: None,
@@ -304,6 +312,8 @@ impl Config {
             "mkseq_min_gain" => self.mkseq_min_gain = parse_env(key, v)?,
             "chunk_avg_bytes" => self.chunk_avg_bytes = parse_env(key, v)?,
             "zstd_level" => self.zstd_level = parse_env(key, v)?,
+            "settle_level" => self.settle_level = parse_env(key, v)?,
+            "settle_idle_percent" => self.settle_idle_percent = parse_env(key, v)?,
             "pack_limit_bytes" => self.pack_limit_bytes = parse_env(key, v)?,
             "ingest_during_upload" => self.ingest_during_upload = parse_bool(key, v)?,
             "depot_s3_endpoint" => self.depot_s3_endpoint = opt(v),
@@ -353,6 +363,12 @@ impl Config {
         }
         if !(1..=19).contains(&self.zstd_level) {
             return Err("zstd_level must be 1..19".into());
+        }
+        if !(0..=19).contains(&self.settle_level) {
+            return Err("settle_level must be 0 (off) or 1..19".into());
+        }
+        if self.settle_idle_percent > 100 {
+            return Err("settle_idle_percent must be 0..100".into());
         }
         if self.pack_limit_bytes < u64::from(self.chunk_avg_bytes) * 8 {
             return Err("pack_limit_bytes must hold at least 8 average chunks".into());

@@ -22,6 +22,7 @@ pub mod passwords;
 pub mod perms;
 pub mod ratelimit;
 pub mod server;
+pub mod settle;
 pub mod state;
 pub mod store;
 pub mod targets;

@@ -89,6 +89,16 @@ pub struct Metrics {
     trace_intake_waiting: AtomicU64,
     /// Trace uploads that had to wait for an intake permit.
     trace_intake_waits: AtomicU64,
+    /// Chunks the settling thread stored smaller.
+    pub settle_smaller: AtomicU64,
+    /// Chunks it looked at and left as they were.
+    pub settle_kept: AtomicU64,
+    /// Chunks it could not settle.
+    pub settle_failed: AtomicU64,
+    /// Stored bytes it saved.
+    pub settle_saved_bytes: AtomicU64,
+    /// Chunks its current pass has still to look at.
+    pub settle_pending: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -118,6 +128,12 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// A metric of one sample without labels: its header and its value.
+fn single(out: &mut String, name: &str, kind: &str, help: &str, v: &AtomicU64) {
+    header(out, name, kind, help);
+    let _ = writeln!(out, "{name} {}", v.load(Ordering::Relaxed));
+}
+
 impl Metrics {
     /// An empty registry; the process start time is now.
     pub fn new() -> Metrics {
@@ -135,6 +151,11 @@ impl Metrics {
             trace_refusals: Mutex::default(),
             trace_intake_waiting: AtomicU64::new(0),
             trace_intake_waits: AtomicU64::new(0),
+            settle_smaller: AtomicU64::new(0),
+            settle_kept: AtomicU64::new(0),
+            settle_failed: AtomicU64::new(0),
+            settle_saved_bytes: AtomicU64::new(0),
+            settle_pending: AtomicU64::new(0),
         }
     }
 
@@ -392,29 +413,56 @@ impl Metrics {
                 refusals.get(reason).copied().unwrap_or(0)
             );
         }
-        header(
+        single(
             &mut out,
             "edge_trace_intake_waiting",
             "gauge",
             "Trace uploads waiting for an intake permit now.",
+            &self.trace_intake_waiting,
         );
-        let _ = writeln!(
-            out,
-            "edge_trace_intake_waiting {}",
-            self.trace_intake_waiting.load(Ordering::Relaxed)
-        );
-        header(
+        single(
             &mut out,
             "edge_trace_intake_waits_total",
             "counter",
             "Trace uploads that had to wait for an intake permit.",
+            &self.trace_intake_waits,
         );
-        let _ = writeln!(
-            out,
-            "edge_trace_intake_waits_total {}",
-            self.trace_intake_waits.load(Ordering::Relaxed)
-        );
+        self.render_settle(&mut out);
         out
+    }
+
+    fn render_settle(&self, out: &mut String) {
+        header(
+            out,
+            "edge_settle_chunks_total",
+            "counter",
+            "Stored chunks the settling thread looked at, by outcome (smaller, kept, failed).",
+        );
+        for (outcome, n) in [
+            ("smaller", &self.settle_smaller),
+            ("kept", &self.settle_kept),
+            ("failed", &self.settle_failed),
+        ] {
+            let _ = writeln!(
+                out,
+                "edge_settle_chunks_total{{outcome=\"{outcome}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
+        single(
+            out,
+            "edge_settle_saved_bytes_total",
+            "counter",
+            "Stored bytes the settling thread saved.",
+            &self.settle_saved_bytes,
+        );
+        single(
+            out,
+            "edge_settle_pending_chunks",
+            "gauge",
+            "Chunks the settling thread's current pass has still to look at.",
+            &self.settle_pending,
+        );
     }
 }
 

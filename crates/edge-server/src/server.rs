@@ -274,6 +274,7 @@ pub async fn start(mut cfg: Config) -> Result<Running, StartError> {
             state.clone(),
             stop_rx.clone(),
         ))));
+        tasks.extend(crate::settle::spawn(state.clone(), stop_rx.clone()));
     }
     if let Some(l) = metrics_listener {
         let maddr = l.local_addr()?;

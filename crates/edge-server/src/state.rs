@@ -98,6 +98,8 @@ pub struct AppState {
     /// Permits for decoding and parsing traces (`trace_intake_concurrency`): bounds the
     /// memory trace uploads take together.
     pub trace_intake: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Wakes the settling thread when a task ended.
+    pub settle: crate::util::Wake,
 }
 
 impl AppState {
@@ -138,6 +140,7 @@ impl AppState {
             read_cache: Mutex::new(HashMap::new()),
             dummy_hash: crate::crypto::hash_password("not a real password, only for timing"),
             passwords,
+            settle: crate::util::Wake::default(),
             instance,
             metrics: crate::metrics::Metrics::new(),
             trace_intake,

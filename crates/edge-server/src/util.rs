@@ -137,3 +137,28 @@ pub fn write_secret_file(path: &std::path::Path, content: &str) -> std::io::Resu
     std::fs::write(path, content)?;
     Ok(true)
 }
+
+/// Wakes a thread that waits for it (a flag and a condition variable): pokes while it
+/// is busy are one poke.
+#[derive(Default)]
+pub struct Wake {
+    flag: std::sync::Mutex<bool>,
+    cv: std::sync::Condvar,
+}
+
+impl Wake {
+    /// Wakes the waiting thread, or the next wait.
+    pub fn poke(&self) {
+        if let Ok(mut f) = self.flag.lock() {
+            *f = true;
+            self.cv.notify_one();
+        }
+    }
+
+    /// Waits up to `d` for a poke; true when there was one (it is taken).
+    pub fn wait(&self, d: std::time::Duration) -> bool {
+        let Ok(f) = self.flag.lock() else { return false };
+        let Ok((mut f, _)) = self.cv.wait_timeout_while(f, d, |f| !*f) else { return false };
+        std::mem::replace(&mut *f, false)
+    }
+}

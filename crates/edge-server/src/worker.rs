@@ -59,6 +59,8 @@ pub async fn run(st: Arc<AppState>, mut stop: watch::Receiver<bool>) {
 }
 
 async fn run_one(st: &Arc<AppState>, owner: &str, t: tasks::Task) {
+    // Settling waits while a step runs.
+    let _busy = crate::settle::busy();
     // Every log line of the run carries the task, its type, org, app and group.
     let span = tracing::info_span!(
         "task",
@@ -114,6 +116,11 @@ async fn run_one_inner(st: &Arc<AppState>, owner: &str, t: tasks::Task) {
             );
             tracing::info!(task = %t.name, kind = %t.kind, status = done.outcome.status.as_str(), seconds = secs, "task ended");
             crate::delivery::commit::after_commit(st, &t, &done).await;
+            // An import is published: its new chunks can be settled now, and not before,
+            // so that settling never competes with the steps that publish it.
+            if t.kind == TaskKind::Deploy {
+                st.settle.poke();
+            }
         }
         Ok(false) => {
             st.metrics.task_ended(t.kind.as_str(), "abandoned", None);

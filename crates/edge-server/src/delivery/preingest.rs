@@ -71,7 +71,9 @@ impl Tee {
         // A few MiB in flight: the upload waits for the ingest (TCP pushes back), never
         // the other way round beyond this.
         let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+        let busy = crate::settle::busy();
         let handle = tokio::task::spawn_blocking(move || {
+            let _busy = busy;
             // No BufReader: the pieces are in memory already, a buffer would only copy them.
             let out = edge_engine::ingest::ingest(
                 ChanReader { rx, cur: Bytes::new() },

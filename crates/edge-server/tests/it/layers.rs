@@ -12,7 +12,7 @@
 //! 5. `state`
 //! 6. `targets`, `ratelimit`
 //! 7. `domain` — the rules and operations the API, the console and the pipeline share
-//! 8. `delivery` — the pipeline steps, learning, purges, event dispatch
+//! 8. `delivery` — the pipeline steps, learning, purges, event dispatch; `settle`
 //! 9. `orgconf`, `worker`
 //! 10. `http` — extract, call, render
 //! 11. `console` — the web console's pages (it resolves callers as the API does)
@@ -44,6 +44,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("ratelimit", 6),
     ("domain", 7),
     ("delivery", 8),
+    ("settle", 8),
     ("orgconf", 9),
     ("worker", 9),
     ("http", 10),

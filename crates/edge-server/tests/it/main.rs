@@ -39,6 +39,7 @@ mod proc;
 mod progress;
 mod readme;
 mod rollback;
+mod settle;
 mod traces;
 mod updates;
 mod webdriver;

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 /// The sum of the samples of `name` whose labels include every pair of `labels`.
-fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| {
@@ -33,7 +33,7 @@ fn has(text: &str, name: &str) -> bool {
 }
 
 /// Scrapes `/metrics` on the main listener with the admin token.
-async fn scrape(s: &Srv) -> String {
+pub async fn scrape(s: &Srv) -> String {
     let r = s
         .http
         .get(format!("{}/metrics", s.base))
