@@ -154,7 +154,8 @@ edge_test!(console_in_a_browser, |be| async move {
     let path = b.el("#dep-path").await;
     path.clear().await;
     path.typ("site2").await;
-    b.el("#save-deployment").await.click().await;
+    // The page before the save also lists the apps using it: wait for the answer's page.
+    b.submit("#save-deployment").await;
     b.wait_text("#apps-using", WAIT, |t| !t.is_empty()).await;
     let d =
         s.be(&tok, Method::GET, "/be/v1/deployments/site", None).await.ok()["deployment"].clone();

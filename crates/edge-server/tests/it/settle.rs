@@ -56,14 +56,44 @@ fn pack_bytes(dir: &Path) -> u64 {
     m["packs"].as_array().unwrap().iter().map(|p| p["sizeBytes"].as_u64().unwrap()).sum()
 }
 
+/// The chunk files in the server's stores.
+fn stored_chunks(s: &Srv) -> usize {
+    let mut n = 0;
+    for app in std::fs::read_dir(s.data_dir().join("chunks")).unwrap().flatten() {
+        for d in std::fs::read_dir(app.path()).unwrap().flatten().filter(|d| d.path().is_dir()) {
+            n += std::fs::read_dir(d.path())
+                .unwrap()
+                .flatten()
+                .filter(|f| !f.file_name().to_string_lossy().starts_with('.'))
+                .count();
+        }
+    }
+    n
+}
+
+/// Waits until the settling thread has looked at `n` chunks in all (its three outcomes)
+/// and its pass is over; the metrics then.
+async fn settled(s: &Srv, n: usize) -> String {
+    for _ in 0..3000 {
+        let m = scrape(s).await;
+        let seen = metric(&m, "edge_settle_chunks_total", &[]) as usize;
+        assert!(seen <= n, "{seen} chunks settled, of {n}: {m}");
+        if seen == n && metric(&m, "edge_settle_pending_chunks", &[]) == 0.0 {
+            return m;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("settling did not get to {n} chunks");
+}
+
 edge_test!(settled_chunks_make_the_next_image_smaller, |b| async move {
-    let s = Srv::start_with(b, |c| {
-        c.allow_private_sources = true;
-        c.settle_level = 19;
-        // The suite keeps the machine busy: settle whatever the load.
-        c.settle_idle_percent = 0;
-    })
-    .await;
+    let dir = TempDir::new("settle-srv");
+    let mut cfg = test_config(b, &dir).await;
+    cfg.allow_private_sources = true;
+    cfg.settle_level = 19;
+    // The suite keeps the machine busy: settle whatever the load.
+    cfg.settle_idle_percent = 0;
+    let mut s = Srv::start_cfg(b, cfg.clone(), dir).await;
     let (tok, _) = s.org_admin("Settlers").await;
     let dep =
         json!({"name": "local", "originPrefix": "cdn", "origin": {"type": "fs", "path": "site"}});
@@ -79,18 +109,8 @@ edge_test!(settled_chunks_make_the_next_image_smaller, |b| async move {
     let tasks = wait_group(&s, &tok, imp["taskGroup"].as_str().unwrap()).await;
     assert!(tasks.iter().all(|t| t["status"] == "done"), "{tasks:?}");
 
-    // Each ended task wakes the settling thread: wait until its pass has looked at every
-    // chunk and stored some smaller (polls, not a time).
-    let mut m = String::new();
-    for _ in 0..3000 {
-        m = scrape(&s).await;
-        if metric(&m, "edge_settle_chunks_total", &[("outcome", "smaller")]) > 0.0
-            && metric(&m, "edge_settle_pending_chunks", &[]) == 0.0
-        {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    // The publish wakes the settling thread: wait until it has looked at every chunk.
+    let m = settled(&s, stored_chunks(&s)).await;
     let smaller = metric(&m, "edge_settle_chunks_total", &[("outcome", "smaller")]);
     let saved = metric(&m, "edge_settle_saved_bytes_total", &[]) as u64;
     assert!(smaller > 0.0 && saved > 0, "{m}");
@@ -124,4 +144,22 @@ edge_test!(settled_chunks_make_the_next_image_smaller, |b| async move {
         unpack(&DirSource(img.clone()), &out, None).unwrap();
         assert_eq!(read_tree(&out), read_tree(dir));
     }
+
+    // A restart goes on where settling stopped: once build 2's new chunks are settled,
+    // the next process looks only at build 3's.
+    let before = stored_chunks(&s);
+    settled(&s, before).await;
+    s.stop().await;
+    let s2 = Srv::start_cfg(b, cfg, TempDir(s.dir.0.clone())).await;
+    std::mem::forget(s);
+    let mut v3 = v2.clone();
+    v3.insert("data/more.txt".to_string(), prose(4, 200_000));
+    let (_, tar3) = make_build(&work.0, "v3", &v3);
+    let imp = upload(&s2, &tok, "Game", "3", &tar3).await;
+    let tasks = wait_group(&s2, &tok, imp["taskGroup"].as_str().unwrap()).await;
+    assert!(tasks.iter().all(|t| t["status"] == "done"), "{tasks:?}");
+    let new = stored_chunks(&s2) - before;
+    assert!(new >= 1);
+    let m = settled(&s2, new).await;
+    assert_eq!(metric(&m, "edge_settle_chunks_total", &[]) as usize, new, "{m}");
 });
