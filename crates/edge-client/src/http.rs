@@ -351,6 +351,10 @@ pub(crate) struct Bucket {
     /// When the last foreground fetch ended, in nanoseconds since `epoch`.
     last_end: AtomicU64,
     epoch: Instant,
+    /// Reads waiting for chunks the stream (or another read) is bringing: the stream skips
+    /// its [`GRACE`] while there are any, since holding the cap back would only make them
+    /// wait longer.
+    wanted: AtomicUsize,
 }
 
 /// How long the background stream keeps giving way after a foreground fetch ends. A game
@@ -360,6 +364,15 @@ pub(crate) struct Bucket {
 /// with it, and the level loaded 0.6–0.9 s later: docs/BENCHMARKS.md, issue 14). A game
 /// busy with anything else for longer gives the stream the cap after this long.
 pub(crate) const GRACE: Duration = Duration::from_millis(20);
+
+/// A read waiting for chunks on their way ([`Bucket::want`]); dropping it ends it.
+pub(crate) struct Wanted<'a>(&'a Bucket);
+
+impl Drop for Wanted<'_> {
+    fn drop(&mut self) {
+        self.0.wanted.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 /// A foreground fetch in flight ([`Bucket::hold`]); dropping it ends it.
 pub(crate) struct Held<'a>(&'a Bucket);
@@ -384,7 +397,14 @@ impl Bucket {
             foreground: AtomicUsize::new(0),
             last_end: AtomicU64::new(0),
             epoch: Instant::now(),
+            wanted: AtomicUsize::new(0),
         }
+    }
+
+    /// Marks a read waiting for chunks on their way until the guard is dropped.
+    pub(crate) fn want(&self) -> Wanted<'_> {
+        self.wanted.fetch_add(1, Ordering::SeqCst);
+        Wanted(self)
     }
 
     /// Marks a foreground fetch until the guard is dropped.
@@ -394,10 +414,13 @@ impl Bucket {
     }
 
     /// Waits while any foreground fetch is in flight or one ended less than [`GRACE`] ago
-    /// (or until `stop`).
+    /// and no read waits for what is on its way (or until `stop`).
     fn give_way(&self, stop: &AtomicBool) {
         while !stop.load(Ordering::Relaxed) {
             if self.foreground.load(Ordering::SeqCst) == 0 {
+                if self.wanted.load(Ordering::SeqCst) > 0 {
+                    return;
+                }
                 let ended = self.last_end.load(Ordering::SeqCst);
                 let now = self.epoch.elapsed().as_nanos() as u64;
                 if ended == 0 || now.saturating_sub(ended) >= GRACE.as_nanos() as u64 {

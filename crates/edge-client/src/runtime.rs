@@ -148,9 +148,18 @@ enum St {
     Checking,
     /// One thread is fetching it from the network.
     Busy,
+    /// The stream fetches it next ([`AHEAD`]): a read waits for it as for `Busy`.
+    Queued,
     Ready,
     Bad,
 }
+
+/// Chunks the stream claims ahead of the one it is receiving (about 1 MiB at the default
+/// chunk size): a read of one of them waits for the stream's request, already on its way,
+/// instead of opening a request of its own. After a read fetched chunks itself, the stream
+/// goes on from the next ones ([`Shared::follow`]): a game reading a file in order then
+/// costs one request, not one per chunk, which is what a network's round trips make slow.
+const AHEAD: usize = 4;
 
 struct Table {
     st: Vec<St>,
@@ -164,6 +173,8 @@ struct Table {
     /// Foreground fetches in flight: the background stream waits for them.
     fg: usize,
     streaming: bool,
+    /// Where the stream goes on: the first chunk a read queued for it.
+    follow: Option<usize>,
     last_error: Option<String>,
 }
 
@@ -384,6 +395,7 @@ impl Runtime {
                 bad: 0,
                 fg: 0,
                 streaming: opts.prefetch,
+                follow: None,
                 last_error: None,
             }),
             image,
@@ -824,7 +836,7 @@ impl Shared {
                                 self.set(&mut t, c, St::Busy);
                                 mine.push(c);
                             }
-                            St::Busy | St::Checking => wait = true,
+                            St::Busy | St::Checking | St::Queued => wait = true,
                         }
                     }
                 }
@@ -853,16 +865,24 @@ impl Shared {
                     lock(&self.table).fg -= 1;
                     self.cv.notify_all();
                     r?;
+                    self.follow(&mine);
                     continue;
                 }
                 if !wait {
                     return Ok(());
                 }
+                // Under a cap, the stream does not hold back while a read waits for it.
+                let _want = self.bucket.as_ref().map(Bucket::want);
                 let mut t = lock(&self.table);
-                while needed.iter().any(|&c| matches!(t.st[c], St::Busy | St::Checking)) {
+                while needed
+                    .iter()
+                    .any(|&c| matches!(t.st[c], St::Busy | St::Checking | St::Queued))
+                {
                     // Waiting for the network is a stall; for another thread's check of the
                     // disk, not.
-                    if stall.is_none() && needed.iter().any(|&c| t.st[c] == St::Busy) {
+                    if stall.is_none()
+                        && needed.iter().any(|&c| matches!(t.st[c], St::Busy | St::Queued))
+                    {
                         stall = Some(self.stall_begin(file, offset, len, t0));
                     }
                     let now = Instant::now();
@@ -888,6 +908,44 @@ impl Shared {
             self.stall_end(id);
         }
         res
+    }
+
+    /// After a read fetched `mine` itself: the stream goes on from the chunk after the
+    /// last of them, which is queued for it with up to [`AHEAD`] − 1 more that follow it in
+    /// the same pack (only while the stream runs).
+    fn follow(&self, mine: &[usize]) {
+        let Some(&last) = mine.iter().max() else { return };
+        let rows = self.image.chunks();
+        let mut t = lock(&self.table);
+        if !t.streaming {
+            return;
+        }
+        let next = last + 1;
+        let mut k = next;
+        while k < rows.len()
+            && k < next + AHEAD
+            && rows[k].pack == rows[last].pack
+            && t.st[k] == St::Missing
+        {
+            self.set(&mut t, k, St::Queued);
+            k += 1;
+        }
+        if k > next {
+            t.follow = Some(next);
+            drop(t);
+            self.cv.notify_all();
+        }
+    }
+
+    /// Gives the chunks of `from..to` queued for the stream back to the readers (missing),
+    /// except those of the run a read queued last (`t.follow`), which the stream goes to.
+    fn unqueue(&self, t: &mut Table, from: usize, to: usize) {
+        let keep = t.follow.map_or(0..0, |h| h..h + AHEAD);
+        for k in from..to.min(t.st.len()) {
+            if t.st[k] == St::Queued && !keep.contains(&k) {
+                self.set(t, k, St::Missing);
+            }
+        }
     }
 
     fn stall_begin(&self, file: usize, offset: u64, len: u64, t0: Instant) -> u64 {
@@ -1031,11 +1089,14 @@ impl Shared {
         let mut backoff = Duration::from_millis(200);
         while !self.stopped() {
             let mut t = lock(&self.table);
-            while i < n && !matches!(t.st[i], St::Missing | St::OnDisk) {
+            if let Some(h) = t.follow.take() {
+                i = h;
+            }
+            while i < n && !matches!(t.st[i], St::Missing | St::OnDisk | St::Queued) {
                 i += 1;
             }
             if i == n {
-                if t.st.iter().any(|s| matches!(s, St::Missing | St::OnDisk)) {
+                if t.st.iter().any(|s| matches!(s, St::Missing | St::OnDisk | St::Queued)) {
                     i = 0;
                     continue;
                 }
@@ -1063,7 +1124,10 @@ impl Shared {
             }
             let rows = self.image.chunks();
             let mut j = i + 1;
-            while j < n && rows[j].pack == rows[i].pack && t.st[j] == St::Missing {
+            while j < n
+                && rows[j].pack == rows[i].pack
+                && matches!(t.st[j], St::Missing | St::Queued)
+            {
                 j += 1;
             }
             drop(t);
@@ -1083,25 +1147,47 @@ impl Shared {
                 }
             }
         }
-        lock(&self.table).streaming = false;
+        let mut t = lock(&self.table);
+        t.follow = None;
+        self.unqueue(&mut t, 0, n);
+        t.streaming = false;
+        drop(t);
         self.cv.notify_all();
     }
 
     /// Downloads chunks `i..j` (back to back in one pack) with one range request, claiming
-    /// each as it comes; gives way to readers' fetches between chunks. Returns where to go
-    /// on: `j`, or the first chunk someone else took meanwhile.
+    /// each as it comes and queuing the next [`AHEAD`] − 1; gives way to readers' fetches
+    /// between chunks. Returns where to go on: `j`, the first chunk someone else took
+    /// meanwhile, or where a read asked the stream to follow it.
     fn download(&self, i: usize, j: usize) -> Result<usize> {
+        let r = self.download_run(i, j);
+        if let Err((at, _)) = &r {
+            let mut t = lock(&self.table);
+            self.unqueue(&mut t, *at, j);
+            drop(t);
+            self.cv.notify_all();
+        }
+        r.map_err(|e| e.1)
+    }
+
+    /// [`Shared::download`]; on failure also where it stopped.
+    fn download_run(&self, i: usize, j: usize) -> Result<usize, (usize, Error)> {
         let rows = self.image.chunks();
         let pack = &self.image.manifest().packs[rows[i].pack - 1].name;
+        // Reads of the first chunks wait for this request from now on, not for its answer.
+        self.queue(&mut lock(&self.table), i, j);
         self.meter.stream_requests.fetch_add(1, Ordering::Relaxed);
-        let mut body = self.origin.range(
-            &self.http,
-            pack,
-            rows[i].off,
-            rows[j - 1].off + rows[j - 1].stored,
-            None,
-            &self.meter,
-        )?;
+        let mut body = self
+            .origin
+            .range(
+                &self.http,
+                pack,
+                rows[i].off,
+                rows[j - 1].off + rows[j - 1].stored,
+                None,
+                &self.meter,
+            )
+            .map_err(|e| (i, e))?;
         for (c, row) in rows.iter().enumerate().take(j).skip(i) {
             {
                 let mut t = lock(&self.table);
@@ -1112,27 +1198,54 @@ impl Shared {
                         .unwrap_or_else(|e| e.into_inner())
                         .0;
                 }
-                if self.stopped() || t.st[c] != St::Missing {
+                // Stopped, taken by a read, or a read asked to be followed elsewhere.
+                let elsewhere = t.follow.is_some_and(|h| h != c);
+                if self.stopped() || elsewhere || !matches!(t.st[c], St::Missing | St::Queued) {
+                    self.unqueue(&mut t, c, j);
+                    drop(t);
+                    self.cv.notify_all();
                     return Ok(c);
                 }
+                if t.follow == Some(c) {
+                    // Where this run goes anyway.
+                    t.follow = None;
+                }
                 self.set(&mut t, c, St::Busy);
+                self.queue(&mut t, c + 1, j);
             }
             let mut buf = vec![0u8; row.stored as usize];
             if let Err(e) =
                 body.read_exact_paced(&mut buf, self.bucket.as_ref(), &self.meter, &self.stop, true)
             {
                 self.release(&[c]);
-                return Err(e);
+                return Err((c + 1, e));
             }
-            if !self.accept(c, &buf)? {
-                self.mismatched(c);
-                return Err(Error::new(
-                    ErrorKind::Corrupt,
-                    format!("{} does not match its hash", self.describe_chunk(c)),
-                ));
+            match self.accept(c, &buf) {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.mismatched(c);
+                    let e = Error::new(
+                        ErrorKind::Corrupt,
+                        format!("{} does not match its hash", self.describe_chunk(c)),
+                    );
+                    return Err((c + 1, e));
+                }
+                Err(e) => return Err((c + 1, e)),
             }
         }
         Ok(j)
+    }
+
+    /// Queues for the stream the missing chunks among the first [`AHEAD`] of `from..to`,
+    /// up to the first that is not missing.
+    fn queue(&self, t: &mut Table, from: usize, to: usize) {
+        for k in from..to.min(from + AHEAD) {
+            match t.st[k] {
+                St::Missing => self.set(t, k, St::Queued),
+                St::Queued => {}
+                _ => break,
+            }
+        }
     }
 }
 

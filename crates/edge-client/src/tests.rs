@@ -725,3 +725,37 @@ fn concurrent_readers_and_the_stream_share_chunks_without_double_work() {
     assert!(asked >= p.total_bytes, "{asked} < {}", p.total_bytes);
     rt.finish();
 }
+
+#[test]
+fn a_file_read_in_order_comes_with_the_stream_not_a_request_per_chunk() {
+    let t = Tmp::new("follow");
+    let site = t.0.join("site");
+    let mut files = game();
+    // Last in the stream's order: the stream starts far from it.
+    files.insert("zz/big.pak".to_string(), noise(3, 600_000));
+    let dxf = publish(&site.join("img"), &files);
+    std::fs::rename(site.join("img"), site.join(&dxf)).unwrap();
+    let o = Origin::serve(&site);
+    let mut op = opts(&t.0.join("cache"), true);
+    op.bandwidth = Some(3_000_000);
+    let rt = Runtime::open(url(&o, &dxf), op).unwrap();
+    let big = &files["zz/big.pak"];
+    let img = rt.image();
+    let chunks = img.entries()[img.lookup("zz/big.pak").unwrap()].chunks.len();
+    assert!(chunks >= 20, "{chunks} chunks");
+    // The game reads the file in 16 KiB pieces, one after the other.
+    for off in (0..big.len()).step_by(16 << 10) {
+        let got = rt.read_path("zz/big.pak", off as u64, 16 << 10).unwrap();
+        assert_eq!(got, big[off..(off + (16 << 10)).min(big.len())], "at {off}");
+    }
+    // The first read fetched its chunk itself; the stream followed it and the later reads
+    // waited for the stream's requests instead of opening one per chunk.
+    let p = rt.progress();
+    let packs = o.hits().iter().filter(|h| h.file.ends_with(".bin")).count() as u64;
+    let by_reads = packs - p.stream_requests;
+    assert!(by_reads <= 3, "{by_reads} requests by reads for {chunks} chunks: {p:?}");
+    wait_complete(&rt);
+    let p = rt.progress();
+    assert_eq!((p.verified_bytes, p.bad_chunks), (p.total_bytes, 0), "{p:?}");
+    rt.finish();
+}
