@@ -37,7 +37,9 @@ pub enum Settled {
 /// the store, `.settled-<level>`, so a restart does not start over).
 pub struct Settler {
     store: ChunkStore,
-    level: i32,
+    /// One compression context for every chunk: allocating level 19's tables anew for
+    /// each would cost more page faults than some chunks cost to compress.
+    zstd: zstd::bulk::Compressor<'static>,
     done: HashSet<Hash>,
     log: PathBuf,
 }
@@ -60,7 +62,8 @@ impl Settler {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_ctx(log.display(), e)),
         }
-        Ok(Settler { store: store.clone(), level, done, log })
+        let zstd = zstd::bulk::Compressor::new(level)?;
+        Ok(Settler { store: store.clone(), zstd, done, log })
     }
 
     /// The stored chunks not settled yet, in no particular order.
@@ -88,7 +91,7 @@ impl Settler {
         out
     }
 
-    fn recompress(&self, h: &Hash) -> io::Result<Settled> {
+    fn recompress(&mut self, h: &Hash) -> io::Result<Settled> {
         let s = match self.store.get_stored(h) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Settled::Kept),
             Err(e) => return Err(e),
@@ -101,7 +104,7 @@ impl Settler {
         if Hash::of(&raw) != *h {
             return Err(corrupt());
         }
-        let z = zstd::bulk::compress(&raw, self.level)?;
+        let z = self.zstd.compress(&raw)?;
         Ok(if z.len() < s.data.len() && self.store.replace(h, &z)? {
             Settled::Smaller { before: s.data.len() as u64, after: z.len() as u64 }
         } else {
