@@ -66,6 +66,11 @@ impl Settler {
         Ok(Settler { store: store.clone(), zstd, done, log })
     }
 
+    /// Removes the temporary files of settles cut off by a crash more than an hour ago.
+    pub fn clean(&self) -> io::Result<usize> {
+        self.store.remove_stale_settle_files(std::time::Duration::from_secs(3600))
+    }
+
     /// The stored chunks not settled yet, in no particular order.
     pub fn pending(&self) -> io::Result<Vec<Hash>> {
         Ok(self.store.hashes()?.into_iter().filter(|h| !self.done.contains(h)).collect())
@@ -180,6 +185,28 @@ mod tests {
         store.remove(&hc).unwrap();
         assert_eq!(s3.settle(&hc).unwrap(), Settled::Kept);
         assert!(!store.has(&hc));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn what_a_crash_left_behind_goes_after_an_hour() {
+        let dir = tempfile_dir("settle-crash");
+        let store = ChunkStore::open(&dir).unwrap();
+        let a = text(100_000, 4);
+        let h = Hash::of(&a);
+        store.put(&h, &a, 1).unwrap();
+        let sub = dir.join(&h.hex()[..2]);
+        let old = sub.join(format!(".{}.settle1234", h.hex()));
+        let new = sub.join(format!(".{}.settle5678", h.hex()));
+        for p in [&old, &new] {
+            fs::write(p, b"cut off").unwrap();
+        }
+        let two_hours = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        fs::File::options().write(true).open(&old).unwrap().set_modified(two_hours).unwrap();
+        let s = Settler::open(&store, 19).unwrap();
+        assert_eq!(s.clean().unwrap(), 1);
+        assert!(!old.exists() && new.exists(), "only the old one goes");
+        assert_eq!(store.get_raw(&h, a.len()).unwrap(), a, "the chunk stays");
         let _ = fs::remove_dir_all(&dir);
     }
 

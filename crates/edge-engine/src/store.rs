@@ -51,6 +51,29 @@ impl ChunkStore {
         Ok(out)
     }
 
+    /// Removes what settling left behind in a crash: its temporary files (`.<hash>.settle…`)
+    /// last written more than `older` ago (a live one lives for a moment). Returns how many.
+    pub fn remove_stale_settle_files(&self, older: std::time::Duration) -> io::Result<usize> {
+        let mut n = 0;
+        for d in fs::read_dir(&self.root).map_err(|e| io_ctx(self.root.display(), e))? {
+            let d = d?;
+            if d.file_name().len() != 2 || !d.file_type()?.is_dir() {
+                continue;
+            }
+            for f in fs::read_dir(d.path())? {
+                let f = f?;
+                let name = f.file_name();
+                let name = name.to_string_lossy();
+                let stale = f.metadata()?.modified()?.elapsed().is_ok_and(|age| age > older);
+                if name.starts_with('.') && name.contains(".settle") && stale {
+                    fs::remove_file(f.path())?;
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
+    }
+
     /// Stores the zstd frame `z` as chunk `h`, in place of its bytes, when the chunk is
     /// still stored (a chunk removed meanwhile stays removed); durable when it returns
     /// true. The caller has checked that `z` holds the chunk's content.

@@ -97,6 +97,9 @@ fn pass(st: &AppState, stop: &watch::Receiver<bool>, idle: &mut IdleMeter) -> st
         }
         let store = ChunkStore::open(&app.path())?;
         let settler = Settler::open(&store, st.cfg.settle_level)?;
+        if let Err(e) = settler.clean() {
+            tracing::warn!(error = %e, "removing what a crash left behind failed");
+        }
         let pending = settler.pending()?;
         if !pending.is_empty() {
             work.push((settler, pending, app.path()));
