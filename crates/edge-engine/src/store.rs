@@ -34,20 +34,27 @@ impl ChunkStore {
         &self.root
     }
 
-    /// Every stored chunk (temporary files and anything not named by a hash left out).
-    pub fn hashes(&self) -> io::Result<Vec<Hash>> {
-        let mut out = Vec::new();
+    /// Calls `f` on every file of the store's two-hex-digit directories.
+    fn each_file(&self, mut f: impl FnMut(fs::DirEntry) -> io::Result<()>) -> io::Result<()> {
         for d in fs::read_dir(&self.root).map_err(|e| io_ctx(self.root.display(), e))? {
             let d = d?;
             if d.file_name().len() != 2 || !d.file_type()?.is_dir() {
                 continue;
             }
-            for f in fs::read_dir(d.path())? {
-                if let Some(h) = f?.file_name().to_str().and_then(Hash::from_hex) {
-                    out.push(h);
-                }
+            for e in fs::read_dir(d.path())? {
+                f(e?)?;
             }
         }
+        Ok(())
+    }
+
+    /// Every stored chunk (temporary files and anything not named by a hash left out).
+    pub fn hashes(&self) -> io::Result<Vec<Hash>> {
+        let mut out = Vec::new();
+        self.each_file(|e| {
+            out.extend(e.file_name().to_str().and_then(Hash::from_hex));
+            Ok(())
+        })?;
         Ok(out)
     }
 
@@ -55,22 +62,18 @@ impl ChunkStore {
     /// last written more than `older` ago (a live one lives for a moment). Returns how many.
     pub fn remove_stale_settle_files(&self, older: std::time::Duration) -> io::Result<usize> {
         let mut n = 0;
-        for d in fs::read_dir(&self.root).map_err(|e| io_ctx(self.root.display(), e))? {
-            let d = d?;
-            if d.file_name().len() != 2 || !d.file_type()?.is_dir() {
-                continue;
+        self.each_file(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.')
+                && name.contains(".settle")
+                && e.metadata()?.modified()?.elapsed().is_ok_and(|age| age > older)
+            {
+                fs::remove_file(e.path())?;
+                n += 1;
             }
-            for f in fs::read_dir(d.path())? {
-                let f = f?;
-                let name = f.file_name();
-                let name = name.to_string_lossy();
-                let stale = f.metadata()?.modified()?.elapsed().is_ok_and(|age| age > older);
-                if name.starts_with('.') && name.contains(".settle") && stale {
-                    fs::remove_file(f.path())?;
-                    n += 1;
-                }
-            }
-        }
+            Ok(())
+        })?;
         Ok(n)
     }
 

@@ -75,9 +75,10 @@ pub(crate) async fn load_tree(
     if chunks {
         st.depot.pull_chunks(app_id, &tree.chunks.keys().copied().collect::<Vec<_>>()).await?;
     }
-    if chunks || !st.depot.is_shared() {
-        // Settling may have stored chunks smaller since the tree was written: the image's
-        // layout and preload figures are worked out from the sizes as they are now.
+    if !st.depot.is_shared() {
+        // Settling (local depots only) may have stored chunks smaller since the tree was
+        // written: the image's layout and preload figures are worked out from the sizes as
+        // they are now.
         let store = ChunkStore::open(&st.depot.local(&depot::chunks_key(app_id)))
             .map_err(StepError::Engine)?;
         tree = tokio::task::spawn_blocking(move || {

@@ -86,6 +86,22 @@ async fn settled(s: &Srv, n: usize) -> String {
     panic!("settling did not get to {n} chunks");
 }
 
+/// Makes build `name` of `files` under `work`, imports it into app `Game` and waits until
+/// it is published; the build's directory.
+async fn publish(
+    s: &Srv,
+    tok: &str,
+    work: &Path,
+    name: &str,
+    files: &BTreeMap<String, Vec<u8>>,
+) -> PathBuf {
+    let (dir, tar) = make_build(work, name, files);
+    let imp = upload(s, tok, "Game", name, &tar).await;
+    let tasks = wait_group(s, tok, imp["taskGroup"].as_str().unwrap()).await;
+    assert!(tasks.iter().all(|t| t["status"] == "done"), "{tasks:?}");
+    dir
+}
+
 edge_test!(settled_chunks_make_the_next_image_smaller, |b| async move {
     let dir = TempDir::new("settle-srv");
     let mut cfg = test_config(b, &dir).await;
@@ -104,10 +120,7 @@ edge_test!(settled_chunks_make_the_next_image_smaller, |b| async move {
     let mut v1 = BTreeMap::new();
     v1.insert("data/script.txt".to_string(), prose(1, 3 << 20));
     v1.insert("bin/game.exe".to_string(), noise(2, 600_000));
-    let (dir1, tar1) = make_build(&work.0, "v1", &v1);
-    let imp = upload(&s, &tok, "Game", "1", &tar1).await;
-    let tasks = wait_group(&s, &tok, imp["taskGroup"].as_str().unwrap()).await;
-    assert!(tasks.iter().all(|t| t["status"] == "done"), "{tasks:?}");
+    let dir1 = publish(&s, &tok, &work.0, "1", &v1).await;
 
     // The publish wakes the settling thread: wait until it has looked at every chunk.
     let m = settled(&s, stored_chunks(&s)).await;
@@ -119,10 +132,7 @@ edge_test!(settled_chunks_make_the_next_image_smaller, |b| async move {
     // Build 2 shares every chunk of build 1 and adds a file.
     let mut v2 = v1.clone();
     v2.insert("data/notes.txt".to_string(), prose(3, 100_000));
-    let (dir2, tar2) = make_build(&work.0, "v2", &v2);
-    let imp = upload(&s, &tok, "Game", "2", &tar2).await;
-    let tasks = wait_group(&s, &tok, imp["taskGroup"].as_str().unwrap()).await;
-    assert!(tasks.iter().all(|t| t["status"] == "done"), "{tasks:?}");
+    let dir2 = publish(&s, &tok, &work.0, "2", &v2).await;
     let app = s.be(&tok, Method::GET, "/be/v1/apps/Game", None).await.ok()["app"].clone();
     let (img1, rows1) = image(&s, &app, 1);
     let (img2, rows2) = image(&s, &app, 2);
@@ -154,10 +164,7 @@ edge_test!(settled_chunks_make_the_next_image_smaller, |b| async move {
     std::mem::forget(s);
     let mut v3 = v2.clone();
     v3.insert("data/more.txt".to_string(), prose(4, 200_000));
-    let (_, tar3) = make_build(&work.0, "v3", &v3);
-    let imp = upload(&s2, &tok, "Game", "3", &tar3).await;
-    let tasks = wait_group(&s2, &tok, imp["taskGroup"].as_str().unwrap()).await;
-    assert!(tasks.iter().all(|t| t["status"] == "done"), "{tasks:?}");
+    publish(&s2, &tok, &work.0, "3", &v3).await;
     let new = stored_chunks(&s2) - before;
     assert!(new >= 1);
     let m = settled(&s2, new).await;
